@@ -1,0 +1,31 @@
+# Thin wrapper over CMake: the README's two commands.
+#   make run   install what is missing, build, start the daemon on examples/quickstart.json
+#   make test  install what is missing, build with -Werror + ASan/UBSan, run every test (ctest)
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+TEST_BUILD ?= build-test
+
+.PHONY: run test build deps test-deps clean
+
+deps:
+	@scripts/deps.sh build
+
+test-deps:
+	@scripts/deps.sh test
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@mkdir -p data
+	$(BUILD)/switchboard run -c examples/quickstart.json
+
+test: test-deps
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSB_SANITIZE=ON -DSB_WERROR=ON
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)

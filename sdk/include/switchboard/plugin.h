@@ -1,0 +1,3 @@
+#ifndef SB_PLUGIN_H
+#define SB_PLUGIN_H
+#endif
