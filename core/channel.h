@@ -1,0 +1,106 @@
+/* channel.h — one connected channel: a plugin instance and everything the
+ * host holds for it (config, state, timers, watches, HTTP calls, work, the
+ * key/value state), from create to destroy.
+ *
+ * What plugins emit leaves through a channel_env the daemon supplies
+ * (inbound messages to the router, statuses, state changes, key/value
+ * persistence), so this module knows nothing of the store or the router and
+ * tests can drive a real plugin with a fake environment.
+ */
+#ifndef SB_CORE_CHANNEL_H
+#define SB_CORE_CHANNEL_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include <switchboard/plugin.h>
+
+#include "config.h"
+#include "loader.h"
+
+struct httpc;
+
+/* Where a channel's output goes. Every callback runs on the loop thread. */
+typedef struct channel_env {
+  uv_loop_t *loop;
+  void *ctx;
+  /* A validated inbound message (copied by the callee); done fires once. */
+  int (*inbound)(void *ctx, sb_channel *ch, const sb_inbound_message *msg, sb_inbound_done_fn done,
+                 void *arg);
+  /* A delivery status from the plugin. */
+  int (*status)(void *ctx, sb_channel *ch, const sb_status_update *update);
+  /* Called after the channel's state changed (may be NULL). */
+  void (*state_changed)(void *ctx, sb_channel *ch, uint32_t state, const char *reason);
+  /* Makes a key/value change durable (value NULL: delete); done may be NULL.
+   * When NULL the key/value state lives in memory only. */
+  int (*kv_persist)(void *ctx, sb_channel *ch, const char *key, const char *value, size_t len,
+                    sb_kv_done_fn done, void *arg);
+  /* The shared HTTP client, or NULL (http_request then fails with SB_ENOTSUP). */
+  struct httpc *httpc;
+} channel_env;
+
+/* The pending answer to one receive(); embedded by whoever took the request
+ * (the HTTP server, a test). respond is called exactly once by the host. */
+struct sb_responder {
+  int (*respond)(struct sb_responder *self, int status, const sb_http_header *headers, size_t header_count,
+                 const char *body, size_t body_len);
+  int answered;
+};
+
+/* Outcomes of one send(). */
+enum channel_send_outcome { CHANNEL_SEND_OK = 0, CHANNEL_SEND_RETRY = 1, CHANNEL_SEND_FAIL = 2 };
+
+/* One pending send(); embedded by the outbox glue or a test. complete is
+ * called exactly once: text is the external id (OK) or the reason. */
+struct sb_send_op {
+  void (*complete)(struct sb_send_op *self, int outcome, const char *text, uint32_t retry_after_ms);
+  int completed;
+};
+
+/* Validates a channel's config against its plugin (schema, then the
+ * plugin's own validate hook) without creating anything. Returns 0, or
+ * -EINVAL with one sentence naming the channel and key. *out, when given,
+ * receives the built config (free with schema_config_free). */
+int channel_validate(const loader_plugin *plugin, const config_channel *spec, const char *base_dir,
+                     sb_config **out, char *err, size_t errlen);
+
+/* Validates and creates the instance (plugin create). Does not connect. */
+int channel_create(const channel_env *env, const loader_plugin *plugin, const config_channel *spec,
+                   const char *base_dir, sb_channel **out, char *err, size_t errlen);
+
+/* Brings the channel online: the plugin's connect(), retried with backoff
+ * after transient states; or connected at once when it has no connect. */
+void channel_start(sb_channel *ch);
+
+/* Takes the channel offline and frees it: disconnect(), cancel what is
+ * left (timers, watches, HTTP calls; pending work completes with
+ * SB_ECANCELED), destroy(), then done(arg) once every handle is closed. */
+void channel_close(sb_channel *ch, void (*done)(void *arg), void *arg);
+
+/* Hands one request to the plugin's receive(). Answers 404 itself when the
+ * plugin takes no requests or the channel is closing, 500 when receive
+ * refuses it. */
+void channel_receive(sb_channel *ch, const sb_http_request *req, sb_responder *responder);
+
+/* Hands one outbound message to the plugin's send(). Returns 0, or a
+ * negative code when not taken (op is then not completed). */
+int channel_send(sb_channel *ch, const sb_outbound_message *msg, sb_send_op *op);
+
+/* Seeds the in-memory key/value state (used when loading from the store,
+ * before create). Copies. Returns 0 or -ENOMEM. */
+int channel_kv_seed(sb_channel *ch, const char *key, const char *value, size_t len);
+
+const char *channel_name(const sb_channel *ch);
+const char *channel_inbox(const sb_channel *ch);
+const loader_plugin *channel_plugin(const sb_channel *ch);
+const config_channel *channel_spec(const sb_channel *ch);
+const sb_config *channel_config(const sb_channel *ch);
+uint32_t channel_state(const sb_channel *ch);
+const char *channel_state_reason(const sb_channel *ch);
+const char *channel_state_name(uint32_t state);
+
+/* The host API table every plugin receives (hostapi.c). */
+const sb_host *hostapi_table(void);
+
+#endif

@@ -1,0 +1,271 @@
+/* loader.c — dlopen of allowed plugin files and vetting of their descriptors. */
+#include "loader.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "schema.h"
+
+/* The smallest descriptor a 1.x plugin can have: everything up to destroy. */
+#define LOADER_MIN_DESC_SIZE (offsetof(sb_plugin, destroy) + sizeof(((sb_plugin *)0)->destroy))
+
+int loader_id_valid(const char *id) {
+  if (id == NULL) return 0;
+  size_t n = strlen(id);
+  if (n == 0 || n > 32 || !islower((unsigned char)id[0])) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)id[i];
+    if (!(islower(c) || isdigit(c) || c == '_')) return 0;
+  }
+  return 1;
+}
+
+/* The id a file claims by its name: "dir/custom.so" → "custom". */
+static void loader__file_id(const char *path, char *out, size_t outlen) {
+  const char *base = strrchr(path, '/');
+  base = base != NULL ? base + 1 : path;
+  size_t n = strlen(base);
+  if (n > 3 && strcmp(base + n - 3, ".so") == 0) n -= 3;
+  if (n >= outlen) n = outlen - 1;
+  memcpy(out, base, n);
+  out[n] = '\0';
+}
+
+/* Checks a descriptor's contents once its header is known to be good. */
+static int loader__vet(const char *path, const sb_plugin *d, char *err, size_t errlen) {
+  const char *id = d->id;
+  if (!loader_id_valid(id)) {
+    snprintf(err, errlen,
+             "plugin file %s declares an invalid id \"%.40s\" (use 1-32 of a-z, 0-9 and _, starting with a letter)",
+             path, id != NULL ? id : "(null)");
+    return -EINVAL;
+  }
+  static const struct {
+    size_t offset;
+    const char *name;
+  } required[] = {
+      {offsetof(sb_plugin, create), "create"},
+      {offsetof(sb_plugin, send), "send"},
+      {offsetof(sb_plugin, destroy), "destroy"},
+  };
+  for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+    void *hook;
+    memcpy(&hook, (const char *)d + required[i].offset, sizeof(hook));
+    if (hook == NULL) {
+      snprintf(err, errlen, "plugin \"%s\" (file %s) lacks the required hook %s", id, path, required[i].name);
+      return -EINVAL;
+    }
+  }
+  if (d->name == NULL || d->version == NULL) {
+    snprintf(err, errlen, "plugin \"%s\" (file %s) must give a name and a version", id, path);
+    return -EINVAL;
+  }
+  if (d->caps.thread_model != SB_THREAD_PER_CONTACT && d->caps.thread_model != SB_THREAD_EXTERNAL) {
+    snprintf(err, errlen, "plugin \"%s\" (file %s) declares unknown thread model %u", id, path,
+             (unsigned)d->caps.thread_model);
+    return -EINVAL;
+  }
+  return schema_check_table(id, d->credentials, err, errlen);
+}
+
+int loader_open_file(const char *path, const sb_host *host, loader_plugin *out, char *err, size_t errlen) {
+  char file_id[64];
+  loader__file_id(path, file_id, sizeof(file_id));
+  memset(out, 0, sizeof(*out));
+  dlerror();
+  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (dl == NULL) {
+    const char *why = dlerror();
+    snprintf(err, errlen, "plugin file %s could not be loaded: %s", path, why != NULL ? why : "unknown error");
+    return -EINVAL;
+  }
+  dlerror();
+  void *sym = dlsym(dl, SB_PLUGIN_ENTRY_SYMBOL);
+  if (sym == NULL) {
+    const char *why = dlerror();
+    snprintf(err, errlen, "plugin file %s has no %s symbol: %s", path, SB_PLUGIN_ENTRY_SYMBOL,
+             why != NULL ? why : "symbol is NULL");
+    dlclose(dl);
+    return -EINVAL;
+  }
+  sb_plugin_entry_fn entry;
+  memcpy(&entry, &sym, sizeof(entry));
+  const sb_plugin *d = NULL;
+  char perr[256] = "";
+  int rc = entry(host, &d, perr, sizeof(perr));
+  if (rc != 0 || d == NULL) {
+    snprintf(err, errlen, "plugin \"%s\" (file %s) refused to start under host ABI %d.%d: %s (code %d)", file_id,
+             path, SB_ABI_MAJOR, SB_ABI_MINOR, perr[0] ? perr : "no reason given", rc);
+    dlclose(dl);
+    return -EINVAL;
+  }
+  const sb_abi_header *h = &d->abi;
+  if (h->magic != SB_MAGIC_PLUGIN) {
+    snprintf(err, errlen,
+             "plugin file %s returned a descriptor with wrong magic 0x%08x (expected 0x%08x): not a Switchboard plugin descriptor",
+             path, (unsigned)h->magic, (unsigned)SB_MAGIC_PLUGIN);
+    dlclose(dl);
+    return -EINVAL;
+  }
+  if (h->abi_major != SB_ABI_MAJOR) {
+    snprintf(err, errlen,
+             "plugin \"%s\" (file %s) was built for plugin ABI %u.%u but this host speaks %d.%d: rebuild it against this host's SDK",
+             file_id, path, h->abi_major, h->abi_minor, SB_ABI_MAJOR, SB_ABI_MINOR);
+    dlclose(dl);
+    return -EINVAL;
+  }
+  if (h->abi_minor > SB_ABI_MINOR) {
+    snprintf(err, errlen,
+             "plugin \"%s\" (file %s) needs plugin ABI %u.%u but this host speaks %d.%d: upgrade Switchboard",
+             file_id, path, h->abi_major, h->abi_minor, SB_ABI_MAJOR, SB_ABI_MINOR);
+    dlclose(dl);
+    return -EINVAL;
+  }
+  if (h->struct_size > sizeof(sb_plugin) || h->struct_size < LOADER_MIN_DESC_SIZE) {
+    snprintf(err, errlen,
+             "plugin \"%s\" (file %s) has a descriptor of %u bytes for ABI %u.%u; this host (ABI %d.%d) expects %zu to %zu bytes",
+             file_id, path, (unsigned)h->struct_size, h->abi_major, h->abi_minor, SB_ABI_MAJOR, SB_ABI_MINOR,
+             (size_t)LOADER_MIN_DESC_SIZE, sizeof(sb_plugin));
+    dlclose(dl);
+    return -EINVAL;
+  }
+  memcpy(&out->desc, d, h->struct_size);
+  if (loader__vet(path, &out->desc, err, errlen) != 0) {
+    dlclose(dl);
+    memset(out, 0, sizeof(*out));
+    return -EINVAL;
+  }
+  out->path = strdup(path);
+  if (out->path == NULL) {
+    dlclose(dl);
+    return -ENOMEM;
+  }
+  out->dl = dl;
+  out->abi_minor = h->abi_minor;
+  return 0;
+}
+
+static int loader__refuse(loader *l, const char *path, const char *reason) {
+  log_warn("%s", reason);
+  loader_refusal *grown = realloc(l->refusals, (l->refusal_count + 1) * sizeof(*grown));
+  if (grown == NULL) return -ENOMEM;
+  l->refusals = grown;
+  loader_refusal *r = &l->refusals[l->refusal_count];
+  r->path = strdup(path);
+  r->reason = strdup(reason);
+  if (r->path == NULL || r->reason == NULL) {
+    free(r->path);
+    free(r->reason);
+    return -ENOMEM;
+  }
+  l->refusal_count++;
+  return 0;
+}
+
+static int loader__name_cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Loads the allowed *.so files of one directory, in name order. */
+static int loader__scan(loader *l, const sb_host *host, const char *dir,
+                        int (*allowed)(const void *ctx, const char *id), const void *ctx) {
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    char reason[512];
+    snprintf(reason, sizeof(reason), "plugin directory %s cannot be read: %s", dir, strerror(errno));
+    return loader__refuse(l, dir, reason);
+  }
+  char **names = NULL;
+  size_t n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t len = strlen(e->d_name);
+    if (len <= 3 || strcmp(e->d_name + len - 3, ".so") != 0) continue;
+    char **grown = realloc(names, (n + 1) * sizeof(*grown));
+    if (grown == NULL) break;
+    names = grown;
+    if ((names[n] = strdup(e->d_name)) != NULL) n++;
+  }
+  closedir(d);
+  qsort(names, n, sizeof(*names), loader__name_cmp);
+  int rc = 0;
+  for (size_t i = 0; i < n; i++) {
+    char path[4096], id[64], reason[8400];
+    snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+    loader__file_id(path, id, sizeof(id));
+    if (allowed != NULL && !allowed(ctx, id)) continue;
+    const loader_plugin *dup = loader_find(l, id);
+    if (dup != NULL) {
+      snprintf(reason, sizeof(reason), "plugin \"%s\" (file %s) is already loaded from %s; the second copy is ignored",
+               id, path, dup->path);
+      if ((rc = loader__refuse(l, path, reason)) != 0) break;
+      continue;
+    }
+    loader_plugin p;
+    if (loader_open_file(path, host, &p, reason, sizeof(reason)) != 0) {
+      if ((rc = loader__refuse(l, path, reason)) != 0) break;
+      continue;
+    }
+    if (strcmp(p.desc.id, id) != 0) {
+      snprintf(reason, sizeof(reason), "plugin file %s declares id \"%s\"; the file must be named %s.so", path,
+               p.desc.id, p.desc.id);
+      dlclose(p.dl);
+      free(p.path);
+      if ((rc = loader__refuse(l, path, reason)) != 0) break;
+      continue;
+    }
+    loader_plugin *grown = realloc(l->plugins, (l->count + 1) * sizeof(*grown));
+    if (grown == NULL) {
+      dlclose(p.dl);
+      free(p.path);
+      rc = -ENOMEM;
+      break;
+    }
+    l->plugins = grown;
+    l->plugins[l->count++] = p;
+    log_info("loaded plugin %s %s (ABI %d.%u) from %s", p.desc.id, p.desc.version, SB_ABI_MAJOR, p.abi_minor,
+             path);
+  }
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  return rc;
+}
+
+int loader_load(loader *l, const sb_host *host, const char *const *dirs, size_t dir_count,
+                int (*allowed)(const void *ctx, const char *id), const void *ctx) {
+  for (size_t i = 0; i < dir_count; i++) {
+    int rc = loader__scan(l, host, dirs[i], allowed, ctx);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+const loader_plugin *loader_find(const loader *l, const char *id) {
+  for (size_t i = 0; i < l->count; i++) {
+    if (strcmp(l->plugins[i].desc.id, id) == 0) return &l->plugins[i];
+  }
+  return NULL;
+}
+
+void loader_unload(loader *l) {
+  for (size_t i = 0; i < l->count; i++) {
+    /* Sanitizer builds keep the code mapped so leak reports can name it. */
+#if !defined(__SANITIZE_ADDRESS__)
+    dlclose(l->plugins[i].dl);
+#endif
+    free(l->plugins[i].path);
+  }
+  for (size_t i = 0; i < l->refusal_count; i++) {
+    free(l->refusals[i].path);
+    free(l->refusals[i].reason);
+  }
+  free(l->plugins);
+  free(l->refusals);
+  memset(l, 0, sizeof(*l));
+}
