@@ -1,11 +1,277 @@
-/* cli.c — placeholder until the CLI lands. */
+/* cli.c — the command line: run, check, plugins list|schema, --version, --help. */
 #include "cli.h"
 
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "config.h"
+#include "daemon.h"
+#include "loader.h"
+#include "log.h"
+#include "schema.h"
+
+#define CLI_OK 0
+#define CLI_RUNTIME 1
+#define CLI_USAGE 2
+
+static const char cli__usage[] =
+    "Usage: switchboard <command> [options]\n"
+    "\n"
+    "Commands:\n"
+    "  run    -c FILE [--listen ADDR:PORT] [--store URL] [--log-level L]   start the daemon\n"
+    "  check  -c FILE [--listen ADDR:PORT] [--store URL]   validate config and credentials, start nothing\n"
+    "  plugins list   [-c FILE | --dir DIR...] [--json]    list the plugins that load\n"
+    "  plugins schema ID [-c FILE | --dir DIR...]          a plugin's credential schema as JSON Schema\n"
+    "\n"
+    "Options:\n"
+    "  --version   print the version and the plugin ABI version\n"
+    "  --help      this text; `switchboard <command> --help` for one command\n"
+    "\n"
+    "Exit status: 0 success, 1 runtime failure, 2 bad usage or invalid config.\n";
+
+static const char cli__run_usage[] =
+    "Usage: switchboard run -c FILE [--listen ADDR:PORT] [--store URL] [--log-level L]\n"
+    "\n"
+    "Starts the daemon with the config FILE. --listen and --store override the file's\n"
+    "\"listen\" and \"store\"; --store takes sqlite:PATH or a postgresql:// URL.\n"
+    "--log-level is error, warn, info or debug. SIGTERM or SIGINT stop it gracefully;\n"
+    "SIGHUP reloads the config (an invalid one is refused and the old one kept).\n";
+
+static const char cli__check_usage[] =
+    "Usage: switchboard check -c FILE [--listen ADDR:PORT] [--store URL]\n"
+    "\n"
+    "Validates the config FILE: its structure, the plugins it allows, and every\n"
+    "channel's credentials against its plugin's schema. Starts nothing.\n"
+    "Exit status 0 when valid, 2 with one sentence on stderr when not.\n";
+
+static const char cli__plugins_usage[] =
+    "Usage: switchboard plugins list [-c FILE | --dir DIR...] [--json]\n"
+    "       switchboard plugins schema ID [-c FILE | --dir DIR...]\n"
+    "\n"
+    "With -c, the plugins the config allows from its plugins.dirs; otherwise every\n"
+    "plugin in the given --dir directories (default: " SB_DEFAULT_PLUGIN_DIR ").\n"
+    "`schema` prints the plugin's credential schema as JSON Schema; SECRET fields\n"
+    "are marked \"writeOnly\".\n";
+
+typedef struct cli_opts {
+  const char *config;
+  const char *listen;
+  const char *store;
+  const char *log_level;
+  const char *dirs[16];
+  size_t dir_count;
+  int json;
+  int help;
+  int argi; /* first positional argument */
+} cli_opts;
+
+/* Parses the options of one command; positional arguments stay in argv from
+ * opts->argi. Returns 0 or CLI_USAGE after printing why. */
+static int cli__parse(int argc, char **argv, const char *command, cli_opts *o) {
+  enum { OPT_LISTEN = 256, OPT_STORE, OPT_LOG_LEVEL, OPT_DIR, OPT_JSON };
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, OPT_LISTEN},
+      {"store", required_argument, NULL, OPT_STORE}, {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+      {"dir", required_argument, NULL, OPT_DIR},     {"json", no_argument, NULL, OPT_JSON},
+      {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
+  };
+  memset(o, 0, sizeof(*o));
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c': o->config = optarg; break;
+    case OPT_LISTEN: o->listen = optarg; break;
+    case OPT_STORE: o->store = optarg; break;
+    case OPT_LOG_LEVEL: o->log_level = optarg; break;
+    case OPT_DIR:
+      if (o->dir_count == sizeof(o->dirs) / sizeof(o->dirs[0])) {
+        fprintf(stderr, "switchboard %s: at most 16 --dir options\n", command);
+        return CLI_USAGE;
+      }
+      o->dirs[o->dir_count++] = optarg;
+      break;
+    case OPT_JSON: o->json = 1; break;
+    case 'h': o->help = 1; break;
+    default:
+      if (optopt != 0 && optopt < 256) {
+        fprintf(stderr, "switchboard %s: option -%c %s; see `switchboard %s --help`\n", command, optopt,
+                strchr("c", optopt) ? "needs a value" : "is unknown", command);
+      } else {
+        fprintf(stderr, "switchboard %s: option %s is unknown or needs a value; see `switchboard %s --help`\n",
+                command, argv[optind - 1], command);
+      }
+      return CLI_USAGE;
+    }
+  }
+  o->argi = optind;
+  return 0;
+}
+
+static int cli__need_config(const cli_opts *o, const char *command) {
+  if (o->config != NULL) return 0;
+  fprintf(stderr, "switchboard %s: a config file is needed: -c FILE\n", command);
+  return CLI_USAGE;
+}
+
+static int cli__no_extra(int argc, char **argv, const cli_opts *o, int expected, const char *command) {
+  if (argc - o->argi <= expected) return 0;
+  fprintf(stderr, "switchboard %s: unexpected argument \"%s\"\n", command, argv[o->argi + expected]);
+  return CLI_USAGE;
+}
+
+static int cli__run(int argc, char **argv) {
+  cli_opts o;
+  int rc = cli__parse(argc, argv, "run", &o);
+  if (rc != 0) return rc;
+  if (o.help) return fputs(cli__run_usage, stdout), CLI_OK;
+  if ((rc = cli__need_config(&o, "run")) != 0 || (rc = cli__no_extra(argc, argv, &o, 0, "run")) != 0) return rc;
+  int level = -1;
+  if (o.log_level != NULL && log_level_parse(o.log_level, &level) != 0) {
+    fprintf(stderr, "switchboard run: --log-level must be error, warn, info or debug, not \"%s\"\n", o.log_level);
+    return CLI_USAGE;
+  }
+  daemon_options opt = {o.config, o.listen, o.store, level};
+  return daemon_run(&opt);
+}
+
+static int cli__check(int argc, char **argv) {
+  cli_opts o;
+  int rc = cli__parse(argc, argv, "check", &o);
+  if (rc != 0) return rc;
+  if (o.help) return fputs(cli__check_usage, stdout), CLI_OK;
+  if ((rc = cli__need_config(&o, "check")) != 0 || (rc = cli__no_extra(argc, argv, &o, 0, "check")) != 0) {
+    return rc;
+  }
+  log_set_level(LOG_LEVEL_WARN);
+  daemon_options opt = {o.config, o.listen, o.store, LOG_LEVEL_WARN};
+  config *cfg = NULL;
+  loader plugins;
+  char err[1024];
+  if (daemon_prepare(&opt, &cfg, &plugins, err, sizeof(err)) != 0) {
+    fprintf(stderr, "switchboard check: %s\n", err);
+    return CLI_USAGE;
+  }
+  printf("%s: valid (%zu plugins loaded, %zu channels)\n", o.config, plugins.count, cfg->channel_count);
+  loader_unload(&plugins);
+  config_free(cfg);
+  return CLI_OK;
+}
+
+static int cli__allow_listed(const void *ctx, const char *id) { return config_plugin_allowed(ctx, id); }
+
+/* Loads plugins for `plugins list|schema`: from the config, or from dirs. */
+static int cli__load_plugins(const cli_opts *o, const char *command, loader *plugins, config **cfg) {
+  memset(plugins, 0, sizeof(*plugins));
+  *cfg = NULL;
+  char err[1024];
+  if (o->config != NULL) {
+    if (config_load(o->config, NULL, NULL, cfg, err, sizeof(err)) != 0) {
+      fprintf(stderr, "switchboard plugins %s: %s\n", command, err);
+      return CLI_USAGE;
+    }
+    return loader_load(plugins, hostapi_table(), (*cfg)->plugin_dirs, (*cfg)->plugin_dir_count, cli__allow_listed,
+                       *cfg) == 0
+               ? 0
+               : CLI_RUNTIME;
+  }
+  static const char *const default_dirs[] = {SB_DEFAULT_PLUGIN_DIR};
+  const char *const *dirs = o->dir_count > 0 ? o->dirs : default_dirs;
+  size_t n = o->dir_count > 0 ? o->dir_count : 1;
+  return loader_load(plugins, hostapi_table(), dirs, n, NULL, NULL) == 0 ? 0 : CLI_RUNTIME;
+}
+
+static int cli__print_json(json_t *j) {
+  char *s = j != NULL ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(j);
+  if (s == NULL) return CLI_RUNTIME;
+  puts(s);
+  free(s);
+  return CLI_OK;
+}
+
+static int cli__plugins(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fputs(cli__plugins_usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? CLI_USAGE : CLI_OK;
+  }
+  const char *sub = argv[1];
+  int is_list = strcmp(sub, "list") == 0, is_schema = strcmp(sub, "schema") == 0;
+  if (!is_list && !is_schema) {
+    fprintf(stderr, "switchboard plugins: unknown subcommand \"%s\" (list, schema)\n", sub);
+    return CLI_USAGE;
+  }
+  cli_opts o;
+  int rc = cli__parse(argc - 1, argv + 1, sub, &o);
+  if (rc != 0) return rc;
+  if (o.help) return fputs(cli__plugins_usage, stdout), CLI_OK;
+  if (is_schema && argc - 1 - o.argi != 1) {
+    fprintf(stderr, "switchboard plugins schema: give exactly one plugin id\n");
+    return CLI_USAGE;
+  }
+  if (is_list && (rc = cli__no_extra(argc - 1, argv + 1, &o, 0, "plugins list")) != 0) return rc;
+  log_set_level(LOG_LEVEL_ERROR);
+  loader plugins;
+  config *cfg;
+  rc = cli__load_plugins(&o, sub, &plugins, &cfg);
+  if (rc != 0) {
+    config_free(cfg);
+    return rc;
+  }
+  if (is_schema) {
+    const char *id = argv[1 + o.argi];
+    const loader_plugin *p = loader_find(&plugins, id);
+    if (p == NULL) {
+      fprintf(stderr, "switchboard plugins schema: plugin \"%s\" is not loaded%s\n", id,
+              plugins.refusal_count > 0 ? " (some plugin files were refused: see `switchboard plugins list`)" : "");
+      rc = CLI_USAGE;
+    } else {
+      rc = cli__print_json(schema_to_json_schema(p->desc.name, p->desc.credentials));
+    }
+  } else if (o.json) {
+    json_t *list = json_array(), *refused = json_array();
+    for (size_t i = 0; i < plugins.count; i++) json_array_append_new(list, loader_plugin_json(&plugins.plugins[i]));
+    for (size_t i = 0; i < plugins.refusal_count; i++) {
+      json_array_append_new(refused, json_pack("{s:s, s:s}", "file", plugins.refusals[i].path, "reason",
+                                               plugins.refusals[i].reason));
+    }
+    rc = cli__print_json(json_pack("{s:o, s:o}", "plugins", list, "refused", refused));
+  } else {
+    printf("%-16s %-10s %-5s %-28s %s\n", "ID", "VERSION", "ABI", "NAME", "FILE");
+    for (size_t i = 0; i < plugins.count; i++) {
+      const loader_plugin *p = &plugins.plugins[i];
+      printf("%-16s %-10s %d.%-3u %-28s %s\n", p->desc.id, p->desc.version, SB_ABI_MAJOR, p->abi_minor, p->desc.name,
+             p->path);
+    }
+    for (size_t i = 0; i < plugins.refusal_count; i++) printf("refused: %s\n", plugins.refusals[i].reason);
+  }
+  loader_unload(&plugins);
+  config_free(cfg);
+  return rc;
+}
 
 int cli_main(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  printf("switchboard %s\n", SB_VERSION);
-  return 0;
+  if (argc < 2) {
+    fputs(cli__usage, stderr);
+    return CLI_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    fputs(cli__usage, stdout);
+    return CLI_OK;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("switchboard %s (plugin ABI %d.%d)\n", SB_VERSION, SB_ABI_MAJOR, SB_ABI_MINOR);
+    return CLI_OK;
+  }
+  if (strcmp(cmd, "run") == 0) return cli__run(argc - 1, argv + 1);
+  if (strcmp(cmd, "check") == 0) return cli__check(argc - 1, argv + 1);
+  if (strcmp(cmd, "plugins") == 0) return cli__plugins(argc - 1, argv + 1);
+  fprintf(stderr, "switchboard: unknown command \"%s\"; see `switchboard --help`\n", cmd);
+  return CLI_USAGE;
 }

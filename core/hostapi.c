@@ -304,21 +304,21 @@ static void hostapi__http_done(void *arg, const httpc_response *res) {
   sb_channel *ch = c->ch;
   channel_link_remove(&c->link);
   sb_http_header stack[64];
-  sb_http_header *headers = res->header_count <= 64 ? stack : calloc(res->header_count, sizeof(*headers));
-  size_t nh = headers != NULL ? res->header_count : 0;
+  sb_http_header *headers = res->n_headers <= 64 ? stack : calloc(res->n_headers, sizeof(*headers));
+  size_t nh = headers != NULL ? res->n_headers : 0;
   for (size_t i = 0; i < nh; i++) {
     headers[i].name = res->headers[i].name;
     headers[i].value = res->headers[i].value;
   }
   sb_http_client_response r = {
       .status = res->status,
-      .http_status = res->http_status,
+      .http_status = (int32_t)res->code,
       .error = res->status != 0 ? res->error : NULL,
       .headers = headers,
       .header_count = nh,
       .body = res->body,
       .body_len = res->body_len,
-      .elapsed_ms = res->elapsed_ms,
+      .elapsed_ms = res->total_us / 1000,
   };
   c->done(c->arg, &r);
   if (headers != stack) free(headers);
@@ -348,11 +348,11 @@ static sb_http_call *hostapi__http_request(sb_channel *ch, const sb_http_client_
     headers[i].name = rq.headers[i].name;
     headers[i].value = rq.headers[i].value;
   }
-  httpc_request hr = {
+  httpc_req hr = {
       .method = rq.method != NULL ? rq.method : "GET",
       .url = rq.url,
       .headers = headers,
-      .header_count = rq.header_count,
+      .n_headers = rq.header_count,
       .body = rq.body,
       .body_len = rq.body_len,
       .timeout_ms = rq.timeout_ms,
@@ -362,7 +362,7 @@ static sb_http_call *hostapi__http_request(sb_channel *ch, const sb_http_client_
   c->ch = ch;
   c->done = done;
   c->arg = arg;
-  int rc = httpc_start(ch->env->httpc, &hr, hostapi__http_done, c, &c->call);
+  int rc = httpc_request(ch->env->httpc, &hr, hostapi__http_done, c, &c->call);
   free(headers);
   if (rc != 0) {
     log_msg(LOG_LEVEL_WARN, ch->spec.name, ch->plugin->desc.id, "http_request refused (code %d)", rc);

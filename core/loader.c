@@ -71,7 +71,9 @@ static int loader__vet(const char *path, const sb_plugin *d, char *err, size_t e
              (unsigned)d->caps.thread_model);
     return -EINVAL;
   }
-  return schema_check_table(id, d->credentials, err, errlen);
+  char label[4200];
+  snprintf(label, sizeof(label), "\"%s\" (file %s)", id, path);
+  return schema_check_table(label, d->credentials, err, errlen);
 }
 
 int loader_open_file(const char *path, const sb_host *host, loader_plugin *out, char *err, size_t errlen) {
@@ -129,9 +131,9 @@ int loader_open_file(const char *path, const sb_host *host, loader_plugin *out, 
   }
   if (h->struct_size > sizeof(sb_plugin) || h->struct_size < LOADER_MIN_DESC_SIZE) {
     snprintf(err, errlen,
-             "plugin \"%s\" (file %s) has a descriptor of %u bytes for ABI %u.%u; this host (ABI %d.%d) expects %zu to %zu bytes",
-             file_id, path, (unsigned)h->struct_size, h->abi_major, h->abi_minor, SB_ABI_MAJOR, SB_ABI_MINOR,
-             (size_t)LOADER_MIN_DESC_SIZE, sizeof(sb_plugin));
+             "plugin \"%s\" (file %s) declares a descriptor of %u bytes for ABI %u.%u, outside the %zu-%zu bytes this host (ABI %d.%d) knows",
+             file_id, path, (unsigned)h->struct_size, h->abi_major, h->abi_minor, (size_t)LOADER_MIN_DESC_SIZE,
+             sizeof(sb_plugin), SB_ABI_MAJOR, SB_ABI_MINOR);
     dlclose(dl);
     return -EINVAL;
   }
@@ -268,4 +270,37 @@ void loader_unload(loader *l) {
   free(l->plugins);
   free(l->refusals);
   memset(l, 0, sizeof(*l));
+}
+
+static json_t *loader__caps_json(const sb_capabilities *c) {
+  json_t *types = json_array();
+  for (const char *const *t = c->attachment_types; t != NULL && *t != NULL; t++) {
+    json_array_append_new(types, json_string(*t));
+  }
+  json_t *window = json_pack("{s:I, s:I, s:s?, s:b, s:b}", "seconds", (json_int_t)c->window_seconds,
+                             "extended_seconds", (json_int_t)c->extended_window_seconds, "extended_tag",
+                             c->extended_window_tag, "template_required_outside",
+                             (c->window_flags & SB_WINDOW_TEMPLATE_OUTSIDE) != 0, "automatic_strict",
+                             (c->window_flags & SB_WINDOW_AUTOMATIC_STRICT) != 0);
+  json_t *att = json_pack("{s:b, s:o, s:I, s:I}", "supported", (c->flags & SB_CAP_ATTACHMENTS) != 0, "types",
+                          c->attachment_types != NULL ? types : json_null(), "max_count",
+                          (json_int_t)c->max_attachments, "max_bytes", (json_int_t)c->max_attachment_bytes);
+  if (c->attachment_types == NULL) json_decref(types);
+  return json_pack("{s:s, s:b, s:o, s:b, s:b, s:b, s:b, s:b, s:o}", "thread_model",
+                   c->thread_model == SB_THREAD_EXTERNAL ? "external" : "per_contact", "rich_text",
+                   (c->flags & SB_CAP_RICH_TEXT) != 0, "attachments", att, "reply_to",
+                   (c->flags & SB_CAP_REPLY_TO) != 0, "delivery_receipts", (c->flags & SB_CAP_DELIVERY_RECEIPTS) != 0,
+                   "read_receipts", (c->flags & SB_CAP_READ_RECEIPTS) != 0, "can_start_conversation",
+                   (c->flags & SB_CAP_START_CONVERSATION) != 0, "templates", (c->flags & SB_CAP_TEMPLATES) != 0,
+                   "window", window);
+}
+
+json_t *loader_plugin_json(const loader_plugin *p) {
+  char abi[16];
+  snprintf(abi, sizeof(abi), "%d.%u", SB_ABI_MAJOR, p->abi_minor);
+  json_t *schema = schema_to_json_schema(p->desc.name, p->desc.credentials);
+  return json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s?, s:s, s:s, s:o, s:o}", "id", p->desc.id, "name", p->desc.name,
+                   "publisher", p->desc.publisher, "version", p->desc.version, "description", p->desc.description,
+                   "logo_url", p->desc.logo_url, "abi", abi, "file", p->path, "capabilities",
+                   loader__caps_json(&p->desc.caps), "credential_schema", schema);
 }

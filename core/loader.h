@@ -52,4 +52,11 @@ void loader_unload(loader *l);
 /* True when id is 1-32 of [a-z0-9_] starting with a letter. */
 int loader_id_valid(const char *id);
 
+#include <jansson.h>
+
+/* The plugin as the CLI and the API show it: {id, name, publisher, version,
+ * description, logo_url, abi, file, capabilities, credential_schema}.
+ * Returns a new reference, or NULL on allocation failure. */
+json_t *loader_plugin_json(const loader_plugin *p);
+
 #endif

@@ -55,7 +55,6 @@
  * /hooks/{channel}/messages as one inbound message, and "sends" replies by
  * logging them.
  *
- *   #define _GNU_SOURCE
  *   #include <switchboard/plugin.h>
  *   #include <stdlib.h>
  *   #include <string.h>
@@ -107,7 +106,10 @@
  *     m.external_id = id;
  *     m.sender.kind = SB_IDENTITY_CUSTOM;
  *     m.sender.id = "visitor";
- *     char *text = strndup(req->body, req->body_len);  // the body is not NUL-terminated
+ *     char *text = malloc(req->body_len + 1);  // the body is not NUL-terminated
+ *     if (text == NULL) { free(p); return SB_ENOMEM; }
+ *     memcpy(text, req->body, req->body_len);
+ *     text[req->body_len] = '\0';
  *     m.text = text;
  *     int rc = e->host->emit_inbound(e->channel, &m, echo_stored, p);
  *     free(text);                // emit_inbound copied it
@@ -206,6 +208,8 @@ typedef struct sb_plugin sb_plugin; /* a plugin descriptor, below */
 typedef int (*sb_plugin_entry_fn)(const sb_host *host, const sb_plugin **out,
                                   char *err, size_t errlen);
 #define SB_PLUGIN_ENTRY_SYMBOL "sb_plugin_entry"
+SB_EXPORT int sb_plugin_entry(const sb_host *host, const sb_plugin **out, char *err,
+                              size_t errlen);
 
 /* ------------------------------------------------------------------------ */
 /* Status codes: 0 or a negative code (the negated Linux errno value)        */

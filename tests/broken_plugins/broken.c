@@ -1,0 +1,66 @@
+/* broken.c — deliberately broken plugins, one per refusal the loader must
+ * make. Built once per BROKEN_* variant (tests/CMakeLists.txt); the output
+ * file is named after the id it claims so only the flaw under test differs. */
+#include <switchboard/plugin.h>
+
+#include <stdio.h>
+
+static int br_create(const sb_host *host, sb_channel *ch, const sb_config *cfg, void **instance, char *err,
+                     size_t errlen) {
+  *instance = (void *)ch;
+  return SB_OK;
+}
+static int br_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) { return SB_OK; }
+static void br_destroy(void *instance) {}
+
+#if defined(BROKEN_BAD_TYPE)
+static const sb_field br_schema[] = {{"token", 42, 0, NULL, "Token", "x", NULL}, SB_FIELD_END};
+#elif defined(BROKEN_DUP_KEY)
+static const sb_field br_schema[] = {{"token", SB_FIELD_STRING, 0, NULL, "Token", "x", NULL},
+                                     {"token", SB_FIELD_INT, 0, NULL, "Token", "y", NULL},
+                                     SB_FIELD_END};
+#else
+static const sb_field br_schema[] = {{"token", SB_FIELD_STRING, 0, NULL, "Token", "x", NULL}, SB_FIELD_END};
+#endif
+
+/* Room beyond the descriptor so the oversized variant never reads past it. */
+static const struct {
+  sb_plugin p;
+  char spare[256];
+} br_desc = {{
+#if defined(BROKEN_BAD_MAGIC)
+    .abi = {0x12345678u, SB_ABI_MAJOR, SB_ABI_MINOR, (uint32_t)sizeof(sb_plugin), 0},
+#elif defined(BROKEN_MAJOR)
+    .abi = {SB_MAGIC_PLUGIN, SB_ABI_MAJOR + 1, 0, (uint32_t)sizeof(sb_plugin), 0},
+#elif defined(BROKEN_MINOR)
+    .abi = {SB_MAGIC_PLUGIN, SB_ABI_MAJOR, SB_ABI_MINOR + 7, (uint32_t)sizeof(sb_plugin), 0},
+#elif defined(BROKEN_SIZE)
+    .abi = {SB_MAGIC_PLUGIN, SB_ABI_MAJOR, SB_ABI_MINOR, (uint32_t)sizeof(sb_plugin) + 128, 0},
+#else
+    SB_PLUGIN_INIT,
+#endif
+    .id = BROKEN_ID,
+    .name = "Broken",
+    .version = "0.0.1",
+    .credentials = br_schema,
+#if !defined(BROKEN_NO_CREATE)
+    .create = br_create,
+#endif
+    .send = br_send,
+    .destroy = br_destroy,
+}, {0}};
+
+#if !defined(BROKEN_NO_ENTRY)
+SB_EXPORT int sb_plugin_entry(const sb_host *host, const sb_plugin **out, char *err, size_t errlen) {
+#if defined(BROKEN_ENTRY_FAILS)
+  snprintf(err, errlen, "this build needs a licence file");
+  return SB_EINVAL;
+#else
+  *out = &br_desc.p;
+  return SB_OK;
+#endif
+}
+#else
+SB_EXPORT int sb_plugin_entry_misspelt(void);
+SB_EXPORT int sb_plugin_entry_misspelt(void) { return br_desc.p.abi.magic != 0; }
+#endif
