@@ -179,6 +179,19 @@ void channel_set_state(sb_channel *ch, uint32_t state, const char *reason) {
 
 static void channel__reconnect_closed(uv_handle_t *h) { channel_release(h->data); }
 
+/* Destroys the instance once nothing of the plugin's can still run. */
+static void channel__destroy(sb_channel *ch) {
+  ch->plugin->desc.destroy(ch->instance);
+  ch->instance = NULL;
+  ch->destroyed = 1;
+  log_msg(LOG_LEVEL_DEBUG, ch->spec.name, ch->plugin->desc.id, "channel closed");
+  uv_close((uv_handle_t *)&ch->reconnect, channel__reconnect_closed);
+}
+
+void channel_work_drained(sb_channel *ch) {
+  if (ch->closing && !ch->destroyed) channel__destroy(ch);
+}
+
 void channel_close(sb_channel *ch, void (*done)(void *arg), void *arg) {
   if (ch == NULL) {
     if (done != NULL) done(arg);
@@ -191,11 +204,9 @@ void channel_close(sb_channel *ch, void (*done)(void *arg), void *arg) {
   uv_timer_stop(&ch->reconnect);
   if (ch->plugin->desc.disconnect != NULL) ch->plugin->desc.disconnect(ch->instance);
   hostapi_cancel_all(ch);
-  ch->plugin->desc.destroy(ch->instance);
-  ch->instance = NULL;
-  ch->destroyed = 1;
-  log_msg(LOG_LEVEL_DEBUG, ch->spec.name, ch->plugin->desc.id, "channel closed");
-  uv_close((uv_handle_t *)&ch->reconnect, channel__reconnect_closed);
+  /* Work on the pool cannot be stopped: its done must still find the
+   * instance alive, so destroy waits for the last one. */
+  if (ch->work_pending == 0) channel__destroy(ch);
 }
 
 void channel_receive(sb_channel *ch, const sb_http_request *req, sb_responder *responder) {

@@ -396,9 +396,10 @@ static void hostapi__work_cb(uv_work_t *req) {
 static void hostapi__after_work_cb(uv_work_t *req, int status) {
   hostapi_work *w = req->data;
   sb_channel *ch = w->ch;
-  int st = (status == UV_ECANCELED || ch->destroyed) ? SB_ECANCELED : SB_OK;
+  int st = (status == UV_ECANCELED || ch->closing) ? SB_ECANCELED : SB_OK;
   if (w->done != NULL) w->done(w->arg, st);
   free(w);
+  if (--ch->work_pending == 0) channel_work_drained(ch);
   channel_release(ch);
 }
 
@@ -418,6 +419,7 @@ static int hostapi__queue_work(sb_channel *ch, sb_work_fn work, sb_work_done_fn 
     return SB_EIO;
   }
   channel_hold(ch);
+  ch->work_pending++;
   return SB_OK;
 }
 

@@ -610,8 +610,9 @@ struct sb_host {
   void (*http_cancel)(sb_http_call *call);
 
   /* Runs work(arg) on the host's thread pool (it may block there), then
-   * done(arg, status) on the loop. status is SB_OK, or SB_ECANCELED if the
-   * channel was destroyed meanwhile (work may still have run). */
+   * done(arg, status) on the loop. status is SB_OK, or SB_ECANCELED when the
+   * channel is closing (work may still have run). done always runs before
+   * destroy(): the host waits for queued work, so keep work short. */
   int (*queue_work)(sb_channel *channel, sb_work_fn work, sb_work_done_fn done, void *arg);
 
   /* A small per-channel key/value store that survives restarts (cursors,
