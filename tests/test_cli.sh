@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# test_cli.sh — the switchboard executable from the outside: commands, exit
+# codes (0 ok, 1 runtime, 2 usage/config), secrets never printed, SIGTERM
+# graceful stop, SIGHUP reload (valid and invalid). Stops only what it starts.
+set -u
+
+SB=${SB_BINARY:?}
+PLUGINS=${SB_TEST_PLUGIN_DIR:?}
+work=$(mktemp -d /tmp/sbcli.XXXXXX)
+daemon_pid=
+passed=0
+failed=0
+
+cleanup() {
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -KILL "$daemon_pid"; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
+
+# expect NAME STATUS GREP CMD... : runs CMD, checks its exit status and that its
+# combined output matches GREP (an extended regex; "" to skip).
+expect() {
+  local name=$1 want=$2 pattern=$3
+  shift 3
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    not_ok "$name" "exit $rc, wanted $want; output: $out"
+  elif [ -n "$pattern" ] && ! grep -Eq -- "$pattern" <<<"$out"; then
+    not_ok "$name" "output lacks /$pattern/: $out"
+  else
+    ok "$name"
+  fi
+}
+
+write_config() { # write_config FILE TAGS [EXTRA-CHANNEL-KEYS]
+  cat >"$1" <<EOF
+{"listen": "127.0.0.1:0", "store": "sqlite:$work/db.sqlite",
+ "plugins": {"dirs": ["$PLUGINS"], "allow": ["testplugin"]},
+ "channels": [
+   {"name": "demo", "plugin": "testplugin",
+    "credentials": {"token": {"env": "CLI_TEST_TOKEN"}, "tags": $2}}$3
+ ]}
+EOF
+}
+
+export CLI_TEST_TOKEN=top-secret-token-value
+cfg=$work/switchboard.json
+write_config "$cfg" '["a"]' ''
+
+# --- commands and exit codes ----------------------------------------------
+expect "--version names the ABI" 0 'switchboard [0-9.]+ \(plugin ABI 1\.0\)' "$SB" --version
+expect "--help lists commands" 0 'plugins schema ID' "$SB" --help
+expect "no command is a usage error" 2 'Usage' "$SB"
+expect "unknown command is a usage error" 2 'unknown command "frobnicate"' "$SB" frobnicate
+for c in run check plugins; do
+  expect "$c --help" 0 'Usage: switchboard '"$c" "$SB" "$c" --help
+done
+expect "run without -c" 2 'a config file is needed: -c FILE' "$SB" run
+expect "run with an unknown option" 2 'unknown or needs a value' "$SB" run -c "$cfg" --bogus
+expect "bad --log-level" 2 'must be error, warn, info or debug' "$SB" run -c "$cfg" --log-level loud
+expect "check a valid config" 0 'valid \(1 plugins loaded, 1 channels\)' "$SB" check -c "$cfg"
+expect "check a missing file" 2 'cannot read the config file' "$SB" check -c "$work/missing.json"
+
+echo '{"listen": "127.0.0.1:1",
+  "store" "x"}' >"$work/syntax.json"
+expect "JSON syntax error names line and column" 2 'syntax.json:2:[0-9]+: invalid JSON' "$SB" check -c "$work/syntax.json"
+
+write_config "$work/badenum.json" '["a"]' ''
+sed -i 's/"tags": \["a"\]/"tags": ["a"], "mode": "warp"/' "$work/badenum.json"
+expect "bad enum names channel and key" 2 'channel "demo": credential "mode" must be one of' "$SB" check -c "$work/badenum.json"
+
+write_config "$work/unknown.json" '["a"]' ''
+sed -i 's/"tags": \["a"\]/"tags": ["a"], "tokn": 1/' "$work/unknown.json"
+expect "unknown credential key" 2 'channel "demo": unknown credential "tokn"' "$SB" check -c "$work/unknown.json"
+
+out=$(CLI_TEST_TOKEN=short "$SB" check -c "$work/badenum.json" 2>&1)
+sed -i 's/"mode": "warp"/"retries": "top-secret-token-value"/' "$work/badenum.json"
+out2=$("$SB" check -c "$work/badenum.json" 2>&1)
+if grep -q 'top-secret-token-value' <<<"$out$out2"; then not_ok "secret never printed" "$out2"; else ok "secret never printed"; fi
+
+env -u CLI_TEST_TOKEN "$SB" check -c "$cfg" >/dev/null 2>&1
+[ $? -eq 2 ] && ok "unset env credential is a config error" || not_ok "unset env credential is a config error"
+
+sed 's/"allow": \["testplugin"\]/"allow": []/' "$cfg" >"$work/notallowed.json"
+expect "channel of a plugin not allowed" 2 'plugin "testplugin" is not in plugins.allow' "$SB" check -c "$work/notallowed.json"
+
+expect "plugins list from dirs shows refusals" 0 'refused: .*no_create.so\) lacks the required hook create' \
+  "$SB" plugins list --dir "$PLUGINS"
+expect "plugins list --json" 0 '"id": "testplugin"' "$SB" plugins list --dir "$PLUGINS" --json
+expect "plugins list with a config loads only allowed" 0 'testplugin' "$SB" plugins list -c "$cfg"
+if "$SB" plugins list -c "$cfg" 2>&1 | grep -q refused; then not_ok "allowed-only list opens nothing else"; else ok "allowed-only list opens nothing else"; fi
+expect "plugins schema marks secrets writeOnly" 0 '"writeOnly": true' "$SB" plugins schema testplugin --dir "$PLUGINS"
+expect "plugins schema of an unknown id" 2 'plugin "nope" is not loaded' "$SB" plugins schema nope --dir "$PLUGINS"
+expect "plugins without subcommand" 2 'Usage' "$SB" plugins
+
+# --- the running daemon ----------------------------------------------------
+wait_log() { # wait_log PATTERN: up to 10 s for the daemon log to match
+  for _ in $(seq 1 100); do
+    grep -Eq -- "$1" "$work/daemon.log" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+"$SB" run -c "$cfg" --log-level debug >"$work/daemon.log" 2>&1 &
+daemon_pid=$!
+if wait_log 'ready: 1 plugins, 1 channels'; then ok "daemon starts"; else not_ok "daemon starts" "$(cat "$work/daemon.log")"; fi
+grep -q 'channel="demo" plugin="testplugin" msg="connected"' "$work/daemon.log" && ok "log lines name channel and plugin" || not_ok "log lines name channel and plugin"
+
+kill -HUP "$daemon_pid"
+wait_log 'reloaded: 1 channels kept, 0 closed, 0 started' && ok "SIGHUP with an unchanged config keeps the channel" || not_ok "SIGHUP unchanged" "$(cat "$work/daemon.log")"
+
+write_config "$cfg" '["a","b"]' ', {"name": "second", "plugin": "testplugin", "credentials": {"token": "another-token"}}'
+kill -HUP "$daemon_pid"
+wait_log 'reloaded: 0 channels kept, 1 closed, 2 started' && ok "SIGHUP recreates the changed channel and adds the new one" || not_ok "SIGHUP changed" "$(cat "$work/daemon.log")"
+
+echo '{"channels": [ {"name": "x"' >"$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'reload refused, still running the previous config' && ok "SIGHUP with an invalid config keeps the old one" || not_ok "SIGHUP invalid" "$(cat "$work/daemon.log")"
+kill -0 "$daemon_pid" 2>/dev/null && ok "daemon survives a bad reload" || not_ok "daemon survives a bad reload"
+
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+rc=$?
+daemon_pid=
+[ $rc -eq 0 ] && ok "SIGTERM stops with status 0" || not_ok "SIGTERM stops with status 0" "status $rc"
+grep -q 'stopping (SIGTERM)' "$work/daemon.log" && grep -q 'msg="stopped"' "$work/daemon.log" &&
+  grep -q 'disconnect after' "$work/daemon.log" && ok "graceful stop disconnects channels" || not_ok "graceful stop" "$(cat "$work/daemon.log")"
+if grep -q 'top-secret-token-value\|another-token' "$work/daemon.log"; then not_ok "daemon log holds no secret"; else ok "daemon log holds no secret"; fi
+
+write_config "$cfg" '["a"]' ''
+"$SB" run -c "$cfg" >"$work/daemon.log" 2>&1 &
+daemon_pid=$!
+wait_log 'ready' || true
+kill -INT "$daemon_pid"
+wait "$daemon_pid"
+rc=$?
+daemon_pid=
+[ $rc -eq 0 ] && ok "SIGINT stops with status 0" || not_ok "SIGINT stops with status 0" "status $rc"
+
+expect "run with an invalid config exits 2" 2 'unknown credential' "$SB" run -c "$work/unknown.json"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
