@@ -20,6 +20,8 @@ build: deps
 
 run: build
 	@mkdir -p data
+	@[ -s data/demo.secret ] || { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > data/demo.secret; \
+	  chmod 600 data/demo.secret; echo "made data/demo.secret (the demo channel's signing secret)"; }
 	$(BUILD)/switchboard run -c examples/quickstart.json
 
 test: test-deps
