@@ -14,7 +14,10 @@
  *
  * HTTP is the main use. The same engine also runs IMAP and SMTP transfers
  * (imap://, imaps://, smtp://, smtps:// URLs) through the optional mail
- * fields of httpc_req; see there.
+ * fields of httpc_req; see there. Uploads (SMTP sends, IMAP APPEND) run on
+ * the libuv thread pool, because libcurl blocks while it waits for the
+ * server's answer to the end of an upload; everything else about them (one
+ * callback on the loop thread, cancel, close) is the same.
  *
  * Proxies: libcurl's usual environment variables (https_proxy, no_proxy, ...)
  * are honoured, so an operator can route outbound calls through a proxy.
@@ -153,8 +156,10 @@ void httpc_get_stats(const httpc *c, httpc_stats *out);
 
 /* Closes the client: cancels every pending call synchronously (each callback
  * runs once with -ECANCELED), refuses new calls with -ECANCELED, closes its
- * handles, frees c and then calls done(arg) (done may be NULL) on a later loop
- * turn. Do not use c once done is called. A second httpc_close is ignored. */
+ * handles, waits for any thread-pool upload to stop (their sockets are shut
+ * down, so this is quick), frees c and then calls done(arg) (done may be
+ * NULL) on a later loop turn. Do not use c once done is called. A second
+ * httpc_close is ignored. */
 void httpc_close(httpc *c, void (*done)(void *arg), void *arg);
 
 #endif
