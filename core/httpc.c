@@ -17,10 +17,11 @@
  *   second line of defence for an fd closed while still watched.
  * - libcurl's SMTP send and IMAP APPEND block inside their "done" step until
  *   the server answers the end of the upload (curl issue #8555, still so in
- *   Debian 12's 7.88), which would stall the loop. Those transfers run with
- *   curl_easy_perform on the libuv thread pool instead and complete back on
- *   the loop; cancelling one calls back at once and lets the worker stop at
- *   its next progress check (within about a second).
+ *   Debian 12's 7.88), and closing an IMAP/SMTP connection blocks on LOGOUT
+ *   or QUIT; on the multi either would stall the loop. So every mail transfer
+ *   runs with curl_easy_perform on the libuv thread pool instead, completing
+ *   back on the loop. Cancelling one calls back at once and shuts its
+ *   sockets down, so the worker stops promptly.
  */
 #include "httpc.h"
 
@@ -681,7 +682,7 @@ static int setup_http(httpc_call *call, const httpc_req *req) {
 }
 
 /* Applies the IMAP/SMTP-only options: envelope, command, upload. */
-static int setup_mail(httpc_call *call, const httpc_req *req, bool is_smtp) {
+static int setup_mail(httpc_call *call, const httpc_req *req) {
   CURL *e = call->easy;
   if (req->mail_from != NULL) curl_easy_setopt(e, CURLOPT_MAIL_FROM, req->mail_from);
   for (size_t i = 0; i < req->n_mail_rcpt; i++) {
@@ -691,24 +692,26 @@ static int setup_mail(httpc_call *call, const httpc_req *req, bool is_smtp) {
   }
   if (call->rcpt != NULL) curl_easy_setopt(e, CURLOPT_MAIL_RCPT, call->rcpt);
   if (req->custom_request != NULL) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->custom_request);
-  if (req->body_len > 0 || is_smtp) {
-    call->on_worker = true;
-    if (uv_mutex_init(&call->fd_lock) != 0) {
-      call->on_worker = false;
-      return -ENOMEM;
-    }
-    for (size_t i = 0; i < 4; i++) call->worker_fds[i] = -1;
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, worker_open_cb);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, worker_close_cb);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, call);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, worker_progress_cb);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, call);
-    /* the connection ends with the transfer, on the worker, not in a cache */
-    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    long secs = (long)((req->timeout_ms ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS) + 999) / 1000;
-    curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, secs);
+  /* Every mail transfer runs on a worker: besides the upload's blocking done
+   * step, closing an IMAP or SMTP connection blocks on LOGOUT or QUIT. */
+  call->on_worker = true;
+  if (uv_mutex_init(&call->fd_lock) != 0) {
+    call->on_worker = false;
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < 4; i++) call->worker_fds[i] = -1;
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, worker_open_cb);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, worker_close_cb);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, call);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, worker_progress_cb);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, call);
+  /* the connection ends with the transfer, on the worker, not in a cache */
+  curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+  long secs = (long)((req->timeout_ms ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS) + 999) / 1000;
+  curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, secs);
+  if (req->body_len > 0) {
     curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
     curl_easy_setopt(e, CURLOPT_READDATA, call);
@@ -719,7 +722,7 @@ static int setup_mail(httpc_call *call, const httpc_req *req, bool is_smtp) {
   return 0;
 }
 
-static int setup_easy(httpc *c, httpc_call *call, const httpc_req *req, bool is_smtp) {
+static int setup_easy(httpc *c, httpc_call *call, const httpc_req *req) {
   CURL *e = call->easy;
   curl_easy_setopt(e, CURLOPT_URL, req->url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,imap,imaps,smtp,smtps");
@@ -739,7 +742,7 @@ static int setup_easy(httpc *c, httpc_call *call, const httpc_req *req, bool is_
   if (req->password != NULL) curl_easy_setopt(e, CURLOPT_PASSWORD, req->password);
   if (req->oauth2_bearer != NULL) curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, req->oauth2_bearer);
   if (req->ca_file != NULL) curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
-  int rc = call->is_http ? setup_http(call, req) : setup_mail(call, req, is_smtp);
+  int rc = call->is_http ? setup_http(call, req) : setup_mail(call, req);
   if (rc == 0 && !call->on_worker) {
     /* only for sockets the loop watches; a worker's sockets never are */
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
@@ -778,7 +781,7 @@ int httpc_request(httpc *c, const httpc_req *req, httpc_done_fn cb, void *arg,
   if (req->body_len > 0) memcpy(call->req_body, req->body, req->body_len);
   call->req_body[req->body_len] = '\0';
 
-  rc = setup_easy(c, call, req, is_smtp);
+  rc = setup_easy(c, call, req);
   if (rc != 0) {
     free_call(call);
     return rc;

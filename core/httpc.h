@@ -14,10 +14,10 @@
  *
  * HTTP is the main use. The same engine also runs IMAP and SMTP transfers
  * (imap://, imaps://, smtp://, smtps:// URLs) through the optional mail
- * fields of httpc_req; see there. Uploads (SMTP sends, IMAP APPEND) run on
- * the libuv thread pool, because libcurl blocks while it waits for the
- * server's answer to the end of an upload; everything else about them (one
- * callback on the loop thread, cancel, close) is the same.
+ * fields of httpc_req; see there. Mail transfers run on the libuv thread
+ * pool, one connection each (no reuse), because libcurl blocks while it
+ * waits for the answer to the end of an upload and for LOGOUT/QUIT; the
+ * contract (one callback on the loop thread, cancel, close) is the same.
  *
  * Proxies: libcurl's usual environment variables (https_proxy, no_proxy, ...)
  * are honoured, so an operator can route outbound calls through a proxy.

@@ -24,13 +24,14 @@ typedef struct conn {
   char *buf;
   size_t len, cap;
   bool closing;
-  bool smtp, in_data;
+  bool smtp, imap, in_data;
   struct conn *prev, *next;
 } conn;
 
 typedef struct {
-  uv_tcp_t tcp, smtp_tcp;
-  int port, smtp_port;
+  uv_tcp_t tcp, smtp_tcp, imap_tcp;
+  int port, smtp_port, imap_port;
+  char imap_login[128], imap_command[128];
   conn *conns;
   int requests;
   /* what the SMTP side received */
@@ -221,6 +222,38 @@ static void parse_smtp(conn *cn) {
   }
 }
 
+/* A minimal IMAP server: greeting, CAPABILITY, LOGIN, one command, LOGOUT. */
+static void parse_imap(conn *cn) {
+  for (;;) {
+    char *eol = strstr(cn->buf, "\r\n");
+    if (eol == NULL) return;
+    size_t line_len = (size_t)(eol - cn->buf) + 2;
+    *eol = '\0';
+    char tag[32] = "", out[512];
+    const char *sp = strchr(cn->buf, ' ');
+    const char *cmd = sp != NULL ? sp + 1 : "";
+    snprintf(tag, sizeof(tag), "%.*s", sp != NULL ? (int)(sp - cn->buf) : 0, cn->buf);
+    bool bye = false;
+    if (strncasecmp(cmd, "CAPABILITY", 10) == 0) {
+      snprintf(out, sizeof(out), "* CAPABILITY IMAP4rev1\r\n%s OK done\r\n", tag);
+    } else if (strncasecmp(cmd, "LOGIN ", 6) == 0) {
+      snprintf(srv.imap_login, sizeof(srv.imap_login), "%s", cmd + 6);
+      snprintf(out, sizeof(out), "%s OK logged in\r\n", tag);
+    } else if (strncasecmp(cmd, "LOGOUT", 6) == 0) {
+      snprintf(out, sizeof(out), "* BYE\r\n%s OK bye\r\n", tag);
+      bye = true;
+    } else {
+      snprintf(srv.imap_command, sizeof(srv.imap_command), "%s", cmd);
+      snprintf(out, sizeof(out), "* 3 EXISTS\r\n* 0 RECENT\r\n%s OK done\r\n", tag);
+    }
+    char *copy = strdup(out);
+    conn_send(cn, copy, strlen(copy), bye);
+    memmove(cn->buf, cn->buf + line_len, cn->len - line_len);
+    cn->len -= line_len;
+    cn->buf[cn->len] = '\0';
+  }
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   conn *cn = h->data;
   if (cn->cap - cn->len < 65537) {
@@ -240,6 +273,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   cn->len += (size_t)n;
   cn->buf[cn->len] = '\0';
   if (cn->smtp) parse_smtp(cn);
+  else if (cn->imap) parse_imap(cn);
   else parse(cn);
 }
 
@@ -254,8 +288,10 @@ static void on_connection(uv_stream_t *server_stream, int status) {
   if (srv.conns != NULL) srv.conns->prev = cn;
   srv.conns = cn;
   cn->smtp = server_stream == (uv_stream_t *)&srv.smtp_tcp;
+  cn->imap = server_stream == (uv_stream_t *)&srv.imap_tcp;
   uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
   if (cn->smtp) smtp_reply(cn, "220 test ESMTP\r\n");
+  if (cn->imap) smtp_reply(cn, "* OK test IMAP ready\r\n");
 }
 
 /* Listens on 127.0.0.1 on a port the kernel picks; returns the port. */
@@ -275,12 +311,14 @@ static void server_start(void) {
   memset(&srv, 0, sizeof(srv));
   srv.port = listen_on(&srv.tcp);
   srv.smtp_port = listen_on(&srv.smtp_tcp);
+  srv.imap_port = listen_on(&srv.imap_tcp);
 }
 
 static void server_stop(void) {
   while (srv.conns != NULL) conn_close(srv.conns);
   uv_close((uv_handle_t *)&srv.tcp, NULL);
   uv_close((uv_handle_t *)&srv.smtp_tcp, NULL);
+  uv_close((uv_handle_t *)&srv.imap_tcp, NULL);
   free(srv.data);
 }
 
@@ -802,6 +840,21 @@ START_TEST(smtp_cancel_calls_back_at_once_and_close_waits_for_the_worker) {
 }
 END_TEST
 
+START_TEST(imap_command_runs_with_login_and_returns_untagged_lines) {
+  char u[64];
+  snprintf(u, sizeof(u), "imap://127.0.0.1:%d/", srv.imap_port);
+  httpc_req req = {.url = u, .username = "agent", .password = "s3cret", .custom_request = "EXAMINE INBOX"};
+  result r = {0};
+  start(&req, &r);
+  run_until(&r.calls, 1, 5000);
+  ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.error);
+  ck_assert_str_eq(srv.imap_login, "agent s3cret");
+  ck_assert_str_eq(srv.imap_command, "EXAMINE INBOX");
+  ck_assert_ptr_nonnull(strstr(r.body, "* 3 EXISTS"));
+  free(r.body);
+}
+END_TEST
+
 static void on_done_never(void *arg, const httpc_response *res) { ck_abort_msg("callback after refused request"); }
 
 START_TEST(bad_input_is_refused_with_einval) {
@@ -864,6 +917,7 @@ int main(void) {
   tcase_add_test(tc, cancel_of_a_call_that_just_finished_still_calls_back_once);
   tcase_add_test(tc, smtp_delivers_a_message_through_the_same_engine);
   tcase_add_test(tc, smtp_cancel_calls_back_at_once_and_close_waits_for_the_worker);
+  tcase_add_test(tc, imap_command_runs_with_login_and_returns_untagged_lines);
   tcase_add_test(tc, bad_input_is_refused_with_einval);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
