@@ -72,7 +72,7 @@ struct httpc_call {
   bool worker_active;      /* queued or running: the worker owns easy and buffers */
   atomic_bool abort_work;  /* tells the worker's progress callback to stop */
   CURLcode worker_rc;
-  long worker_code;
+  long worker_code, worker_os_errno; /* read before the worker frees easy */
   /* The worker's open sockets, so a cancel can shut them down and wake a
    * curl that blocks without checking progress. Guarded by fd_lock. */
   uv_mutex_t fd_lock;
@@ -219,9 +219,9 @@ static void complete_call(httpc_call *call, int status, const char *error) {
   if (!worker_busy) free_call(call);
 }
 
-static int os_errno_or(CURL *easy, int fallback) {
-  long e = 0;
-  curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &e);
+static int os_errno_or(httpc_call *call, int fallback) {
+  long e = call->worker_os_errno;
+  if (call->easy != NULL) curl_easy_getinfo(call->easy, CURLINFO_OS_ERRNO, &e);
   return e > 0 ? -(int)e : fallback;
 }
 
@@ -231,7 +231,7 @@ static int map_curl_error(httpc_call *call, CURLcode rc) {
   case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
   case CURLE_FILESIZE_EXCEEDED: return -EFBIG;
   case CURLE_WRITE_ERROR: return call->too_big ? -EFBIG : -EIO;
-  case CURLE_COULDNT_CONNECT: return os_errno_or(call->easy, -ECONNREFUSED);
+  case CURLE_COULDNT_CONNECT: return os_errno_or(call, -ECONNREFUSED);
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY: return -EHOSTUNREACH;
   case CURLE_LOGIN_DENIED: return -EACCES;
@@ -517,6 +517,7 @@ static void worker_run(uv_work_t *w) {
   httpc_call *call = w->data;
   call->worker_rc = curl_easy_perform(call->easy);
   curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &call->worker_code);
+  curl_easy_getinfo(call->easy, CURLINFO_OS_ERRNO, &call->worker_os_errno);
   /* Cleanup may still talk to the server (QUIT, LOGOUT): not on the loop. */
   curl_easy_cleanup(call->easy);
   call->easy = NULL;
