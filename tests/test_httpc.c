@@ -131,6 +131,13 @@ static void handle(conn *cn, const char *method, const char *path, const char *h
     int code = atoi(path + 8);
     const char *msg = code == 404 ? "not found" : "boom";
     respond(cn, code, "", msg, strlen(msg));
+  } else if (strcmp(path, "/continue") == 0) {
+    /* an interim response, then a final one with a folded header line */
+    const char *text = "HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n"
+                       "HTTP/1.1 201 Created\r\nX-Final: yes\r\nX-Folded: first\r\n  second\r\n"
+                       "Content-Length: 2\r\n\r\nok";
+    char *out = strdup(text);
+    conn_send(cn, out, strlen(out), false);
   } else if (strcmp(path, "/hang") == 0) {
     /* never answers */
   } else if (strncmp(path, "/big/", 5) == 0) {
@@ -375,6 +382,16 @@ static void record(result *r, const httpc_response *res) {
 }
 
 static void on_done(void *arg, const httpc_response *res) { record(arg, res); }
+
+/* Every response header as "name=value;", for tests that check the list. */
+static char headers_seen[1024];
+static void on_done_list_headers(void *arg, const httpc_response *res) {
+  record(arg, res);
+  size_t used = 0;
+  for (size_t i = 0; i < res->n_headers; i++)
+    used += (size_t)snprintf(headers_seen + used, sizeof(headers_seen) - used, "%s=%s;", res->headers[i].name,
+                             res->headers[i].value);
+}
 
 static bool guard_fired;
 static void on_guard(uv_timer_t *t) { guard_fired = true; }
@@ -855,6 +872,49 @@ START_TEST(imap_command_runs_with_login_and_returns_untagged_lines) {
 }
 END_TEST
 
+START_TEST(only_the_final_responses_headers_are_returned) {
+  httpc_req req = {.method = "POST", .url = url("/continue"), .body = "x", .body_len = 1};
+  result r = {0};
+  headers_seen[0] = '\0';
+  ck_assert_int_eq(httpc_request(cli, &req, on_done_list_headers, &r, NULL), 0);
+  run_until(&r.calls, 1, 5000);
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_int_eq(r.code, 201);
+  ck_assert_str_eq(r.body, "ok");
+  ck_assert_str_eq(headers_seen, "X-Final=yes;X-Folded=first second;Content-Length=2;");
+  free(r.body);
+}
+END_TEST
+
+/* Cancelling by owner leaves alone the calls its own callbacks start. */
+static int owner_a;
+static void on_done_restart_for_owner(void *arg, const httpc_response *res) {
+  record(arg, res);
+  httpc_req req = {.url = url("/hang"), .owner = &owner_a};
+  ck_assert_int_eq(httpc_request(cli, &req, on_done, arg, NULL), 0);
+}
+
+START_TEST(cancel_owner_spares_calls_started_by_its_callbacks) {
+  result r[2] = {{0}};
+  for (int i = 0; i < 2; i++) {
+    httpc_req req = {.url = url("/hang"), .owner = &owner_a};
+    ck_assert_int_eq(httpc_request(cli, &req, on_done_restart_for_owner, &r[i], NULL), 0);
+  }
+  httpc_cancel_owner(cli, &owner_a);
+  ck_assert_int_eq(r[0].calls, 1);
+  ck_assert_int_eq(r[1].calls, 1);
+  httpc_stats st;
+  httpc_get_stats(cli, &st);
+  ck_assert_uint_eq(st.cancelled, 2);
+  ck_assert_uint_eq(st.in_flight, 2);
+  httpc_cancel_owner(cli, &owner_a); /* now the restarted ones, with plain callbacks */
+  ck_assert_int_eq(r[0].calls, 2);
+  ck_assert_int_eq(r[1].calls, 2);
+  free(r[0].body);
+  free(r[1].body);
+}
+END_TEST
+
 static void on_done_never(void *arg, const httpc_response *res) { ck_abort_msg("callback after refused request"); }
 
 START_TEST(bad_input_is_refused_with_einval) {
@@ -918,6 +978,8 @@ int main(void) {
   tcase_add_test(tc, smtp_delivers_a_message_through_the_same_engine);
   tcase_add_test(tc, smtp_cancel_calls_back_at_once_and_close_waits_for_the_worker);
   tcase_add_test(tc, imap_command_runs_with_login_and_returns_untagged_lines);
+  tcase_add_test(tc, only_the_final_responses_headers_are_returned);
+  tcase_add_test(tc, cancel_owner_spares_calls_started_by_its_callbacks);
   tcase_add_test(tc, bad_input_is_refused_with_einval);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
