@@ -605,12 +605,12 @@ static int classify_url(const char *url, bool *is_http, bool *is_smtp, bool *is_
 
 static int validate(const httpc_req *req, bool is_http, bool is_smtp, bool is_tls) {
   if (req->body_len > 0 && req->body == NULL) return -EINVAL;
+  if (req->n_headers > 0 && req->headers == NULL) return -EINVAL;
   for (size_t i = 0; i < req->n_headers; i++) {
     const httpc_header *h = &req->headers[i];
     if (h->name == NULL || h->name[0] == '\0' || strpbrk(h->name, ":\r\n \t") != NULL) return -EINVAL;
     if (h->value == NULL || has_crlf(h->value)) return -EINVAL;
   }
-  if (req->n_headers > 0 && req->headers == NULL) return -EINVAL;
   if (req->tls < HTTPC_TLS_DEFAULT || req->tls > HTTPC_TLS_NONE) return -EINVAL;
   if (req->tls == HTTPC_TLS_NONE && is_tls) return -EINVAL;
   if (is_http) {

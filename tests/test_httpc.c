@@ -931,8 +931,12 @@ START_TEST(bad_input_is_refused_with_einval) {
   httpc_req tls = {.url = url("/echo"), .tls = HTTPC_TLS_REQUIRED};
   httpc_req smtp_no_rcpt = {.url = "smtp://127.0.0.1:1", .body = "x", .body_len = 1};
   httpc_req mail_on_http = {.url = url("/echo"), .mail_from = "<a@b>"};
-  const httpc_req *bad[] = {&none, &empty, &junk, &ftp, &method, &lower, &get_body,
-                            &h1, &h2, &h3, &tls, &smtp_no_rcpt, &mail_on_http};
+  httpc_req no_headers = {.url = url("/echo"), .n_headers = 2};
+  httpc_req no_body = {.method = "POST", .url = url("/echo"), .body_len = 5};
+  httpc_req https_plain = {.url = "https://127.0.0.1/", .tls = HTTPC_TLS_NONE};
+  httpc_req method_on_imap = {.method = "GET", .url = "imap://127.0.0.1/"};
+  const httpc_req *bad[] = {&none, &empty, &junk, &ftp, &method, &lower, &get_body, &h1, &h2, &h3, &tls,
+                            &smtp_no_rcpt, &mail_on_http, &no_headers, &no_body, &https_plain, &method_on_imap};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     ck_assert_msg(httpc_request(cli, bad[i], on_done_never, NULL, &call) == -EINVAL, "case %zu", i);
     ck_assert_ptr_null(call);
