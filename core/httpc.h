@@ -139,7 +139,9 @@ int httpc_request(httpc *c, const httpc_req *req, httpc_done_fn cb, void *arg,
                   httpc_call **out_call);
 
 /* Cancels one call. Its callback runs synchronously, inside httpc_cancel,
- * with status -ECANCELED, so once httpc_cancel returns the call is gone.
+ * with status -ECANCELED (and an empty response), so once httpc_cancel
+ * returns the call is gone for the caller. A mail transfer running on the
+ * thread pool is told to stop and is freed when its worker returns.
  * A call whose callback is already running is left alone (no second
  * callback). NULL is ignored. */
 void httpc_cancel(httpc_call *call);
