@@ -15,6 +15,13 @@
  *   the old handle's asynchronous uv_close is still pending. Stopping also
  *   drops any events libuv already fetched for that fd. close_socket_cb is a
  *   second line of defence for an fd closed while still watched.
+ * - libcurl's SMTP send and IMAP APPEND block inside their "done" step until
+ *   the server answers the end of the upload (curl issue #8555, still so in
+ *   Debian 12's 7.88), and closing an IMAP/SMTP connection blocks on LOGOUT
+ *   or QUIT; on the multi either would stall the loop. So every mail transfer
+ *   runs with curl_easy_perform on the libuv thread pool instead, completing
+ *   back on the loop. Cancelling one calls back at once and shuts its
+ *   sockets down, so the worker stops promptly.
  */
 #include "httpc.h"
 
@@ -22,11 +29,13 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define HTTPC_MAX_HEADER_BYTES (256u * 1024u)
@@ -43,7 +52,11 @@ typedef struct httpc_sock {
   struct httpc_sock *prev, *next; /* c->socks, live (not closing) ones only */
 } httpc_sock;
 
-enum call_state { CALL_PENDING, CALL_COMPLETING };
+enum call_state {
+  CALL_PENDING,    /* in the multi, or queued/running on a worker */
+  CALL_COMPLETING, /* its callback is running or has run */
+  CALL_ORPHANED    /* worker call whose callback ran; freed when the worker ends */
+};
 
 struct httpc_call {
   httpc *c;
@@ -55,6 +68,16 @@ struct httpc_call {
   enum call_state state;
   bool is_http;
   bool too_big;
+  bool on_worker;          /* runs via uv_queue_work, not on the multi */
+  bool worker_active;      /* queued or running: the worker owns easy and buffers */
+  atomic_bool abort_work;  /* tells the worker's progress callback to stop */
+  CURLcode worker_rc;
+  long worker_code, worker_os_errno; /* read before the worker frees easy */
+  /* The worker's open sockets, so a cancel can shut them down and wake a
+   * curl that blocks without checking progress. Guarded by fd_lock. */
+  uv_mutex_t fd_lock;
+  int worker_fds[4];
+  uv_work_t work;
   uint64_t start_ns;
   size_t max_body;
   struct curl_slist *req_headers;
@@ -79,9 +102,12 @@ struct httpc {
   httpc_stats stats;
   bool closing;
   int pending_closes; /* uv handles whose close callback has not run yet */
+  int workers;        /* worker calls whose after-work callback has not run yet */
   void (*close_done)(void *arg);
   void *close_arg;
 };
+
+static void worker_abort(httpc_call *call);
 
 /* ---- lists ---------------------------------------------------------------- */
 
@@ -126,7 +152,7 @@ static void on_handle_closed(uv_handle_t *h) {
     c = h->data;
   }
   c->pending_closes--;
-  if (c->closing && c->pending_closes == 0) finish_close(c);
+  if (c->closing && c->pending_closes == 0 && c->workers == 0) finish_close(c);
 }
 
 /* Stops watching s at once and frees it once libuv has let go of the handle. */
@@ -141,6 +167,7 @@ static void sock_release(httpc *c, httpc_sock *s) {
 
 static void free_call(httpc_call *call) {
   if (call->easy != NULL) curl_easy_cleanup(call->easy);
+  if (call->on_worker) uv_mutex_destroy(&call->fd_lock);
   curl_slist_free_all(call->req_headers);
   curl_slist_free_all(call->rcpt);
   free(call->req_body);
@@ -156,9 +183,13 @@ static void free_call(httpc_call *call) {
 /* Takes call out of the client and the multi, runs its callback once, frees it. */
 static void complete_call(httpc_call *call, int status, const char *error) {
   httpc *c = call->c;
-  call->state = CALL_COMPLETING;
+  /* A worker still running owns the easy handle and the response buffers:
+   * report the cancellation with an empty response and free the call later. */
+  bool worker_busy = call->worker_active;
+  call->state = worker_busy ? CALL_ORPHANED : CALL_COMPLETING;
   call_unlink(c, call);
-  curl_multi_remove_handle(c->multi, call->easy);
+  if (worker_busy) worker_abort(call);
+  if (!call->on_worker) curl_multi_remove_handle(c->multi, call->easy);
 
   httpc_stats *st = &c->stats;
   st->in_flight--;
@@ -166,28 +197,31 @@ static void complete_call(httpc_call *call, int status, const char *error) {
   else if (status == -ECANCELED) st->cancelled++;
   else if (status == -ETIMEDOUT) st->timed_out++;
   else st->failed++;
-  st->bytes_received += call->body_len;
-
   long code = 0;
-  curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &code);
   httpc_response res = {
       .status = status,
       .error = status == 0 ? "" : error,
-      .code = code,
-      .headers = call->hdrs,
-      .n_headers = call->n_hdrs,
-      .body = call->body != NULL ? call->body : "",
-      .body_len = call->body_len,
+      .body = "",
       .total_us = (uv_hrtime() - call->start_ns) / 1000u,
       .owner = call->owner,
   };
+  if (!worker_busy) {
+    st->bytes_received += call->body_len;
+    if (call->easy != NULL) curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &code);
+    else code = call->worker_code;
+    res.code = code;
+    res.headers = call->hdrs;
+    res.n_headers = call->n_hdrs;
+    if (call->body != NULL) res.body = call->body;
+    res.body_len = call->body_len;
+  }
   call->cb(call->arg, &res);
-  free_call(call);
+  if (!worker_busy) free_call(call);
 }
 
-static int os_errno_or(CURL *easy, int fallback) {
-  long e = 0;
-  curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &e);
+static int os_errno_or(httpc_call *call, int fallback) {
+  long e = call->worker_os_errno;
+  if (call->easy != NULL) curl_easy_getinfo(call->easy, CURLINFO_OS_ERRNO, &e);
   return e > 0 ? -(int)e : fallback;
 }
 
@@ -197,7 +231,7 @@ static int map_curl_error(httpc_call *call, CURLcode rc) {
   case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
   case CURLE_FILESIZE_EXCEEDED: return -EFBIG;
   case CURLE_WRITE_ERROR: return call->too_big ? -EFBIG : -EIO;
-  case CURLE_COULDNT_CONNECT: return os_errno_or(call->easy, -ECONNREFUSED);
+  case CURLE_COULDNT_CONNECT: return os_errno_or(call, -ECONNREFUSED);
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY: return -EHOSTUNREACH;
   case CURLE_LOGIN_DENIED: return -EACCES;
@@ -214,6 +248,17 @@ static int map_curl_error(httpc_call *call, CURLcode rc) {
   }
 }
 
+/* Completes call with the outcome of its transfer. */
+static void complete_with_result(httpc_call *call, CURLcode rc) {
+  int status = map_curl_error(call, rc);
+  char error[CURL_ERROR_SIZE + 64];
+  if (status == -EFBIG)
+    snprintf(error, sizeof(error), "response exceeds the limit of %zu bytes", call->max_body);
+  else
+    snprintf(error, sizeof(error), "%s", call->errbuf[0] != '\0' ? call->errbuf : curl_easy_strerror(rc));
+  complete_call(call, status, error);
+}
+
 /* Runs the callbacks of every transfer curl reports finished. Stops when the
  * client starts closing (a callback called httpc_close: the multi is gone). */
 static void check_finished(httpc *c) {
@@ -224,15 +269,10 @@ static void check_finished(httpc *c) {
     char *priv = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
     httpc_call *call = (httpc_call *)priv;
-    CURLcode rc = msg->data.result;
-    /* msg is invalid once the handle is removed; take what we need first. */
-    int status = map_curl_error(call, rc);
-    char error[CURL_ERROR_SIZE + 64];
-    if (status == -EFBIG)
-      snprintf(error, sizeof(error), "response exceeds the limit of %zu bytes", call->max_body);
-    else
-      snprintf(error, sizeof(error), "%s", call->errbuf[0] != '\0' ? call->errbuf : curl_easy_strerror(rc));
-    complete_call(call, status, error);
+    /* msg is invalid once the handle is removed, so read its result first.
+     * A callback that cancels a call whose DONE message is still queued is
+     * safe: curl_multi_remove_handle drops that message from the queue. */
+    complete_with_result(call, msg->data.result);
   }
 }
 
@@ -422,6 +462,80 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp) {
   return n;
 }
 
+/* ---- worker calls (blocking curl transfers on the thread pool) ------------- */
+
+static int worker_progress_cb(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                              curl_off_t ulnow) {
+  httpc_call *call = userp;
+  return atomic_load(&call->abort_work) ? 1 : 0;
+}
+
+/* Worker thread: opens a socket and records it for worker_abort. */
+static curl_socket_t worker_open_cb(void *userp, curlsocktype purpose, struct curl_sockaddr *addr) {
+  httpc_call *call = userp;
+  curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  if (fd == CURL_SOCKET_BAD) return fd;
+  uv_mutex_lock(&call->fd_lock);
+  if (atomic_load(&call->abort_work)) {
+    close(fd);
+    fd = CURL_SOCKET_BAD;
+  } else {
+    for (size_t i = 0; i < 4; i++) {
+      if (call->worker_fds[i] < 0) {
+        call->worker_fds[i] = fd;
+        break;
+      }
+    }
+  }
+  uv_mutex_unlock(&call->fd_lock);
+  return fd;
+}
+
+/* Worker thread: forgets and closes a socket, under the lock so that
+ * worker_abort never shuts down an fd number already reused elsewhere. */
+static int worker_close_cb(void *userp, curl_socket_t fd) {
+  httpc_call *call = userp;
+  uv_mutex_lock(&call->fd_lock);
+  for (size_t i = 0; i < 4; i++)
+    if (call->worker_fds[i] == fd) call->worker_fds[i] = -1;
+  int rc = close(fd);
+  uv_mutex_unlock(&call->fd_lock);
+  return rc;
+}
+
+/* Loop thread: makes a running worker give up soon. */
+static void worker_abort(httpc_call *call) {
+  atomic_store(&call->abort_work, true);
+  uv_mutex_lock(&call->fd_lock);
+  for (size_t i = 0; i < 4; i++)
+    if (call->worker_fds[i] >= 0) shutdown(call->worker_fds[i], SHUT_RDWR);
+  uv_mutex_unlock(&call->fd_lock);
+}
+
+/* Worker thread: touches nothing but the call's own easy handle and buffers. */
+static void worker_run(uv_work_t *w) {
+  httpc_call *call = w->data;
+  call->worker_rc = curl_easy_perform(call->easy);
+  curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &call->worker_code);
+  curl_easy_getinfo(call->easy, CURLINFO_OS_ERRNO, &call->worker_os_errno);
+  /* Cleanup may still talk to the server (QUIT, LOGOUT): not on the loop. */
+  curl_easy_cleanup(call->easy);
+  call->easy = NULL;
+}
+
+static void worker_done(uv_work_t *w, int status) {
+  httpc_call *call = w->data;
+  httpc *c = call->c;
+  c->workers--;
+  call->worker_active = false;
+  if (call->state == CALL_PENDING) {
+    complete_with_result(call, status == UV_ECANCELED ? CURLE_ABORTED_BY_CALLBACK : call->worker_rc);
+  } else {
+    free_call(call); /* cancelled earlier; its callback has run */
+  }
+  if (c->closing && c->pending_closes == 0 && c->workers == 0) finish_close(c);
+}
+
 /* ---- public API ----------------------------------------------------------- */
 
 int httpc_new(uv_loop_t *loop, httpc **out) {
@@ -491,12 +605,12 @@ static int classify_url(const char *url, bool *is_http, bool *is_smtp, bool *is_
 
 static int validate(const httpc_req *req, bool is_http, bool is_smtp, bool is_tls) {
   if (req->body_len > 0 && req->body == NULL) return -EINVAL;
+  if (req->n_headers > 0 && req->headers == NULL) return -EINVAL;
   for (size_t i = 0; i < req->n_headers; i++) {
     const httpc_header *h = &req->headers[i];
     if (h->name == NULL || h->name[0] == '\0' || strpbrk(h->name, ":\r\n \t") != NULL) return -EINVAL;
     if (h->value == NULL || has_crlf(h->value)) return -EINVAL;
   }
-  if (req->n_headers > 0 && req->headers == NULL) return -EINVAL;
   if (req->tls < HTTPC_TLS_DEFAULT || req->tls > HTTPC_TLS_NONE) return -EINVAL;
   if (req->tls == HTTPC_TLS_NONE && is_tls) return -EINVAL;
   if (is_http) {
@@ -551,6 +665,8 @@ static int setup_http(httpc_call *call, const httpc_req *req) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else if (strcmp(m, "HEAD") == 0) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    /* no body comes, so a large Content-Length is no reason to fail */
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
   } else {
     bool body_method = strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
     if (req->body_len > 0 || body_method) {
@@ -567,7 +683,7 @@ static int setup_http(httpc_call *call, const httpc_req *req) {
 }
 
 /* Applies the IMAP/SMTP-only options: envelope, command, upload. */
-static int setup_mail(httpc_call *call, const httpc_req *req, bool is_smtp) {
+static int setup_mail(httpc_call *call, const httpc_req *req) {
   CURL *e = call->easy;
   if (req->mail_from != NULL) curl_easy_setopt(e, CURLOPT_MAIL_FROM, req->mail_from);
   for (size_t i = 0; i < req->n_mail_rcpt; i++) {
@@ -577,7 +693,26 @@ static int setup_mail(httpc_call *call, const httpc_req *req, bool is_smtp) {
   }
   if (call->rcpt != NULL) curl_easy_setopt(e, CURLOPT_MAIL_RCPT, call->rcpt);
   if (req->custom_request != NULL) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->custom_request);
-  if (req->body_len > 0 || is_smtp) {
+  /* Every mail transfer runs on a worker: besides the upload's blocking done
+   * step, closing an IMAP or SMTP connection blocks on LOGOUT or QUIT. */
+  call->on_worker = true;
+  if (uv_mutex_init(&call->fd_lock) != 0) {
+    call->on_worker = false;
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < 4; i++) call->worker_fds[i] = -1;
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, worker_open_cb);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, worker_close_cb);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, call);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, worker_progress_cb);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, call);
+  /* the connection ends with the transfer, on the worker, not in a cache */
+  curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+  long secs = (long)((req->timeout_ms ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS) + 999) / 1000;
+  curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, secs);
+  if (req->body_len > 0) {
     curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
     curl_easy_setopt(e, CURLOPT_READDATA, call);
@@ -588,7 +723,7 @@ static int setup_mail(httpc_call *call, const httpc_req *req, bool is_smtp) {
   return 0;
 }
 
-static int setup_easy(httpc *c, httpc_call *call, const httpc_req *req, bool is_smtp) {
+static int setup_easy(httpc *c, httpc_call *call, const httpc_req *req) {
   CURL *e = call->easy;
   curl_easy_setopt(e, CURLOPT_URL, req->url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,imap,imaps,smtp,smtps");
@@ -599,8 +734,6 @@ static int setup_easy(httpc *c, httpc_call *call, const httpc_req *req, bool is_
   curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, call);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    (long)(req->connect_timeout_ms ? req->connect_timeout_ms : HTTPC_DEFAULT_CONNECT_TIMEOUT_MS));
@@ -610,7 +743,13 @@ static int setup_easy(httpc *c, httpc_call *call, const httpc_req *req, bool is_
   if (req->password != NULL) curl_easy_setopt(e, CURLOPT_PASSWORD, req->password);
   if (req->oauth2_bearer != NULL) curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, req->oauth2_bearer);
   if (req->ca_file != NULL) curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
-  return call->is_http ? setup_http(call, req) : setup_mail(call, req, is_smtp);
+  int rc = call->is_http ? setup_http(call, req) : setup_mail(call, req);
+  if (rc == 0 && !call->on_worker) {
+    /* only for sockets the loop watches; a worker's sockets never are */
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
+  }
+  return rc;
 }
 
 int httpc_request(httpc *c, const httpc_req *req, httpc_done_fn cb, void *arg,
@@ -643,7 +782,7 @@ int httpc_request(httpc *c, const httpc_req *req, httpc_done_fn cb, void *arg,
   if (req->body_len > 0) memcpy(call->req_body, req->body, req->body_len);
   call->req_body[req->body_len] = '\0';
 
-  rc = setup_easy(c, call, req, is_smtp);
+  rc = setup_easy(c, call, req);
   if (rc != 0) {
     free_call(call);
     return rc;
@@ -651,12 +790,23 @@ int httpc_request(httpc *c, const httpc_req *req, httpc_done_fn cb, void *arg,
   call->start_ns = uv_hrtime();
   call->seq = c->next_seq++;
   call->state = CALL_PENDING;
-  /* May call timer_cb (and so arm the timer) but never a user callback. */
-  CURLMcode mrc = curl_multi_add_handle(c->multi, call->easy);
-  if (mrc != CURLM_OK) {
-    log_error("httpc: cannot add transfer: %s", curl_multi_strerror(mrc));
-    free_call(call);
-    return mrc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+  if (call->on_worker) {
+    call->work.data = call;
+    rc = uv_queue_work(c->loop, &call->work, worker_run, worker_done);
+    if (rc != 0) {
+      free_call(call);
+      return rc == UV_ENOMEM ? -ENOMEM : -EIO;
+    }
+    c->workers++;
+    call->worker_active = true;
+  } else {
+    /* May call timer_cb (and so arm the timer) but never a user callback. */
+    CURLMcode mrc = curl_multi_add_handle(c->multi, call->easy);
+    if (mrc != CURLM_OK) {
+      log_error("httpc: cannot add transfer: %s", curl_multi_strerror(mrc));
+      free_call(call);
+      return mrc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+    }
   }
   call_link(c, call);
   c->stats.started++;
@@ -667,6 +817,9 @@ int httpc_request(httpc *c, const httpc_req *req, httpc_done_fn cb, void *arg,
 
 void httpc_cancel(httpc_call *call) {
   if (call == NULL || call->state != CALL_PENDING) return;
+  /* A worker call not started yet is dropped from the queue; one running
+   * stops at its next progress check. Either way worker_done frees it. */
+  if (call->on_worker) uv_cancel((uv_req_t *)&call->work);
   complete_call(call, -ECANCELED, "cancelled");
 }
 
@@ -683,7 +836,7 @@ static void cancel_matching(httpc *c, bool all, void *owner, uint64_t seq_limit)
       }
     }
     if (hit == NULL) return;
-    complete_call(hit, -ECANCELED, "cancelled");
+    httpc_cancel(hit);
   }
 }
 

@@ -14,7 +14,10 @@
  *
  * HTTP is the main use. The same engine also runs IMAP and SMTP transfers
  * (imap://, imaps://, smtp://, smtps:// URLs) through the optional mail
- * fields of httpc_req; see there.
+ * fields of httpc_req; see there. Mail transfers run on the libuv thread
+ * pool, one connection each (no reuse), because libcurl blocks while it
+ * waits for the answer to the end of an upload and for LOGOUT/QUIT; the
+ * contract (one callback on the loop thread, cancel, close) is the same.
  *
  * Proxies: libcurl's usual environment variables (https_proxy, no_proxy, ...)
  * are honoured, so an operator can route outbound calls through a proxy.
@@ -136,7 +139,9 @@ int httpc_request(httpc *c, const httpc_req *req, httpc_done_fn cb, void *arg,
                   httpc_call **out_call);
 
 /* Cancels one call. Its callback runs synchronously, inside httpc_cancel,
- * with status -ECANCELED, so once httpc_cancel returns the call is gone.
+ * with status -ECANCELED (and an empty response), so once httpc_cancel
+ * returns the call is gone for the caller. A mail transfer running on the
+ * thread pool is told to stop and is freed when its worker returns.
  * A call whose callback is already running is left alone (no second
  * callback). NULL is ignored. */
 void httpc_cancel(httpc_call *call);
@@ -153,8 +158,10 @@ void httpc_get_stats(const httpc *c, httpc_stats *out);
 
 /* Closes the client: cancels every pending call synchronously (each callback
  * runs once with -ECANCELED), refuses new calls with -ECANCELED, closes its
- * handles, frees c and then calls done(arg) (done may be NULL) on a later loop
- * turn. Do not use c once done is called. A second httpc_close is ignored. */
+ * handles, waits for any thread-pool upload to stop (their sockets are shut
+ * down, so this is quick), frees c and then calls done(arg) (done may be
+ * NULL) on a later loop turn. Do not use c once done is called. A second
+ * httpc_close is ignored. */
 void httpc_close(httpc *c, void (*done)(void *arg), void *arg);
 
 #endif

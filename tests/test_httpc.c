@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,14 +24,22 @@ typedef struct conn {
   char *buf;
   size_t len, cap;
   bool closing;
+  bool smtp, imap, in_data;
   struct conn *prev, *next;
 } conn;
 
 typedef struct {
-  uv_tcp_t tcp;
-  int port;
+  uv_tcp_t tcp, smtp_tcp, imap_tcp;
+  int port, smtp_port, imap_port;
+  char imap_login[128], imap_command[128];
   conn *conns;
   int requests;
+  /* what the SMTP side received */
+  char mail_from[128], rcpts[256];
+  char *data;
+  size_t data_len;
+  bool smtp_hang;  /* never answer the end of DATA */
+  int smtp_ended;  /* end-of-DATA lines seen */
 } server;
 
 typedef struct {
@@ -122,6 +131,13 @@ static void handle(conn *cn, const char *method, const char *path, const char *h
     int code = atoi(path + 8);
     const char *msg = code == 404 ? "not found" : "boom";
     respond(cn, code, "", msg, strlen(msg));
+  } else if (strcmp(path, "/continue") == 0) {
+    /* an interim response, then a final one with a folded header line */
+    const char *text = "HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n"
+                       "HTTP/1.1 201 Created\r\nX-Final: yes\r\nX-Folded: first\r\n  second\r\n"
+                       "Content-Length: 2\r\n\r\nok";
+    char *out = strdup(text);
+    conn_send(cn, out, strlen(out), false);
   } else if (strcmp(path, "/hang") == 0) {
     /* never answers */
   } else if (strncmp(path, "/big/", 5) == 0) {
@@ -162,6 +178,89 @@ static void parse(conn *cn) {
   }
 }
 
+static void smtp_reply(conn *cn, const char *text) {
+  char *out = strdup(text);
+  ck_assert_ptr_nonnull(out);
+  conn_send(cn, out, strlen(out), false);
+}
+
+/* A minimal SMTP server: enough for curl to deliver one message. */
+static void parse_smtp(conn *cn) {
+  for (;;) {
+    char *eol = strstr(cn->buf, "\r\n");
+    if (eol == NULL) return;
+    size_t line_len = (size_t)(eol - cn->buf) + 2;
+    *eol = '\0';
+    const char *line = cn->buf;
+    if (cn->in_data) {
+      if (strcmp(line, ".") == 0) {
+        cn->in_data = false;
+        srv.smtp_ended++;
+        if (!srv.smtp_hang) smtp_reply(cn, "250 queued\r\n");
+      } else {
+        size_t n = strlen(line);
+        srv.data = realloc(srv.data, srv.data_len + n + 3);
+        memcpy(srv.data + srv.data_len, line, n);
+        memcpy(srv.data + srv.data_len + n, "\r\n", 3);
+        srv.data_len += n + 2;
+      }
+    } else if (strncasecmp(line, "EHLO", 4) == 0) {
+      smtp_reply(cn, "250-test\r\n250 SIZE 1000000\r\n");
+    } else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
+      /* the address only, without ESMTP parameters such as SIZE= */
+      snprintf(srv.mail_from, sizeof(srv.mail_from), "%.*s", (int)strcspn(line + 10, " "), line + 10);
+      smtp_reply(cn, "250 sender ok\r\n");
+    } else if (strncasecmp(line, "RCPT TO:", 8) == 0) {
+      size_t used = strlen(srv.rcpts);
+      snprintf(srv.rcpts + used, sizeof(srv.rcpts) - used, "%s%s", used ? "," : "", line + 8);
+      smtp_reply(cn, "250 recipient ok\r\n");
+    } else if (strcasecmp(line, "DATA") == 0) {
+      cn->in_data = true;
+      smtp_reply(cn, "354 go ahead\r\n");
+    } else if (strcasecmp(line, "QUIT") == 0) {
+      char *out = strdup("221 bye\r\n");
+      conn_send(cn, out, strlen(out), true);
+    } else {
+      smtp_reply(cn, "502 not implemented\r\n");
+    }
+    memmove(cn->buf, cn->buf + line_len, cn->len - line_len);
+    cn->len -= line_len;
+    cn->buf[cn->len] = '\0';
+  }
+}
+
+/* A minimal IMAP server: greeting, CAPABILITY, LOGIN, one command, LOGOUT. */
+static void parse_imap(conn *cn) {
+  for (;;) {
+    char *eol = strstr(cn->buf, "\r\n");
+    if (eol == NULL) return;
+    size_t line_len = (size_t)(eol - cn->buf) + 2;
+    *eol = '\0';
+    char tag[32] = "", out[512];
+    const char *sp = strchr(cn->buf, ' ');
+    const char *cmd = sp != NULL ? sp + 1 : "";
+    snprintf(tag, sizeof(tag), "%.*s", sp != NULL ? (int)(sp - cn->buf) : 0, cn->buf);
+    bool bye = false;
+    if (strncasecmp(cmd, "CAPABILITY", 10) == 0) {
+      snprintf(out, sizeof(out), "* CAPABILITY IMAP4rev1\r\n%s OK done\r\n", tag);
+    } else if (strncasecmp(cmd, "LOGIN ", 6) == 0) {
+      snprintf(srv.imap_login, sizeof(srv.imap_login), "%s", cmd + 6);
+      snprintf(out, sizeof(out), "%s OK logged in\r\n", tag);
+    } else if (strncasecmp(cmd, "LOGOUT", 6) == 0) {
+      snprintf(out, sizeof(out), "* BYE\r\n%s OK bye\r\n", tag);
+      bye = true;
+    } else {
+      snprintf(srv.imap_command, sizeof(srv.imap_command), "%s", cmd);
+      snprintf(out, sizeof(out), "* 3 EXISTS\r\n* 0 RECENT\r\n%s OK done\r\n", tag);
+    }
+    char *copy = strdup(out);
+    conn_send(cn, copy, strlen(copy), bye);
+    memmove(cn->buf, cn->buf + line_len, cn->len - line_len);
+    cn->len -= line_len;
+    cn->buf[cn->len] = '\0';
+  }
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   conn *cn = h->data;
   if (cn->cap - cn->len < 65537) {
@@ -180,7 +279,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   }
   cn->len += (size_t)n;
   cn->buf[cn->len] = '\0';
-  parse(cn);
+  if (cn->smtp) parse_smtp(cn);
+  else if (cn->imap) parse_imap(cn);
+  else parse(cn);
 }
 
 static void on_connection(uv_stream_t *server_stream, int status) {
@@ -193,25 +294,39 @@ static void on_connection(uv_stream_t *server_stream, int status) {
   cn->next = srv.conns;
   if (srv.conns != NULL) srv.conns->prev = cn;
   srv.conns = cn;
+  cn->smtp = server_stream == (uv_stream_t *)&srv.smtp_tcp;
+  cn->imap = server_stream == (uv_stream_t *)&srv.imap_tcp;
   uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
+  if (cn->smtp) smtp_reply(cn, "220 test ESMTP\r\n");
+  if (cn->imap) smtp_reply(cn, "* OK test IMAP ready\r\n");
+}
+
+/* Listens on 127.0.0.1 on a port the kernel picks; returns the port. */
+static int listen_on(uv_tcp_t *tcp) {
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  ck_assert_int_eq(uv_tcp_init(&loop, tcp), 0);
+  ck_assert_int_eq(uv_tcp_bind(tcp, (const struct sockaddr *)&addr, 0), 0);
+  ck_assert_int_eq(uv_listen((uv_stream_t *)tcp, 256, on_connection), 0);
+  struct sockaddr_in bound;
+  int len = sizeof(bound);
+  ck_assert_int_eq(uv_tcp_getsockname(tcp, (struct sockaddr *)&bound, &len), 0);
+  return ntohs(bound.sin_port);
 }
 
 static void server_start(void) {
   memset(&srv, 0, sizeof(srv));
-  struct sockaddr_in addr;
-  uv_ip4_addr("127.0.0.1", 0, &addr);
-  ck_assert_int_eq(uv_tcp_init(&loop, &srv.tcp), 0);
-  ck_assert_int_eq(uv_tcp_bind(&srv.tcp, (const struct sockaddr *)&addr, 0), 0);
-  ck_assert_int_eq(uv_listen((uv_stream_t *)&srv.tcp, 256, on_connection), 0);
-  struct sockaddr_in bound;
-  int len = sizeof(bound);
-  ck_assert_int_eq(uv_tcp_getsockname(&srv.tcp, (struct sockaddr *)&bound, &len), 0);
-  srv.port = ntohs(bound.sin_port);
+  srv.port = listen_on(&srv.tcp);
+  srv.smtp_port = listen_on(&srv.smtp_tcp);
+  srv.imap_port = listen_on(&srv.imap_tcp);
 }
 
 static void server_stop(void) {
   while (srv.conns != NULL) conn_close(srv.conns);
   uv_close((uv_handle_t *)&srv.tcp, NULL);
+  uv_close((uv_handle_t *)&srv.smtp_tcp, NULL);
+  uv_close((uv_handle_t *)&srv.imap_tcp, NULL);
+  free(srv.data);
 }
 
 /* ---- harness ---------------------------------------------------------------- */
@@ -267,6 +382,16 @@ static void record(result *r, const httpc_response *res) {
 }
 
 static void on_done(void *arg, const httpc_response *res) { record(arg, res); }
+
+/* Every response header as "name=value;", for tests that check the list. */
+static char headers_seen[1024];
+static void on_done_list_headers(void *arg, const httpc_response *res) {
+  record(arg, res);
+  size_t used = 0;
+  for (size_t i = 0; i < res->n_headers; i++)
+    used += (size_t)snprintf(headers_seen + used, sizeof(headers_seen) - used, "%s=%s;", res->headers[i].name,
+                             res->headers[i].value);
+}
 
 static bool guard_fired;
 static void on_guard(uv_timer_t *t) { guard_fired = true; }
@@ -645,6 +770,151 @@ START_TEST(callback_can_close_the_client) {
 }
 END_TEST
 
+START_TEST(head_ignores_a_large_content_length) {
+  result r = {0};
+  httpc_req req = {.method = "HEAD", .url = url("/big/100000"), .max_response_bytes = 1000};
+  start(&req, &r);
+  run_until(&r.calls, 1, 5000);
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_int_eq(r.code, 200);
+  ck_assert_uint_eq(r.body_len, 0);
+  free(r.body);
+}
+END_TEST
+
+/* Two calls time out in the same curl action, so the second one's DONE
+ * message is already queued when the first one's callback cancels it. */
+static httpc_call *pair[2];
+static result pair_result[2];
+static void on_done_cancel_partner(void *arg, const httpc_response *res) {
+  int me = (int)(intptr_t)arg;
+  pair[me] = NULL;
+  record(&pair_result[me], res);
+  if (pair[1 - me] != NULL) httpc_cancel(pair[1 - me]);
+}
+
+START_TEST(cancel_of_a_call_that_just_finished_still_calls_back_once) {
+  memset(pair_result, 0, sizeof(pair_result));
+  done_total = 0;
+  for (int i = 0; i < 2; i++) {
+    httpc_req req = {.url = url("/hang"), .timeout_ms = 200};
+    ck_assert_int_eq(httpc_request(cli, &req, on_done_cancel_partner, (void *)(intptr_t)i, &pair[i]), 0);
+  }
+  run_until(&done_total, 2, 5000);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  ck_assert_int_eq(pair_result[0].calls, 1);
+  ck_assert_int_eq(pair_result[1].calls, 1);
+  ck_assert_int_eq(pair_result[0].status + pair_result[1].status, -ETIMEDOUT - ECANCELED);
+  free(pair_result[0].body);
+  free(pair_result[1].body);
+}
+END_TEST
+
+START_TEST(smtp_delivers_a_message_through_the_same_engine) {
+  char u[64];
+  snprintf(u, sizeof(u), "smtp://127.0.0.1:%d/client.example", srv.smtp_port);
+  const char *rcpt[] = {"<agent@example.org>", "<copy@example.org>"};
+  const char *msg = "Subject: hi\r\n\r\nline one\r\n.starts with a dot\r\n";
+  httpc_req req = {.url = u, .mail_from = "<desk@example.org>", .mail_rcpt = rcpt, .n_mail_rcpt = 2,
+                   .body = msg, .body_len = strlen(msg), .tls = HTTPC_TLS_NONE};
+  result r = {0};
+  start(&req, &r);
+  run_until(&r.calls, 1, 5000);
+  ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.error);
+  ck_assert_int_eq(r.code, 250);
+  ck_assert_str_eq(srv.mail_from, "<desk@example.org>");
+  ck_assert_str_eq(srv.rcpts, "<agent@example.org>,<copy@example.org>");
+  /* curl dot-stuffs the line starting with '.'; the server sees it doubled */
+  ck_assert_str_eq(srv.data, "Subject: hi\r\n\r\nline one\r\n..starts with a dot\r\n");
+  free(r.body);
+}
+END_TEST
+
+START_TEST(smtp_cancel_calls_back_at_once_and_close_waits_for_the_worker) {
+  srv.smtp_hang = true;
+  char u[64];
+  snprintf(u, sizeof(u), "smtp://127.0.0.1:%d/client.example", srv.smtp_port);
+  const char *rcpt[] = {"<agent@example.org>"};
+  httpc_req req = {.url = u, .mail_from = "<desk@example.org>", .mail_rcpt = rcpt, .n_mail_rcpt = 1,
+                   .body = "Subject: x\r\n\r\nbody\r\n", .body_len = 20, .timeout_ms = 20000};
+  result r = {0};
+  httpc_call *call = start(&req, &r);
+  run_until(&srv.smtp_ended, 1, 5000); /* the worker now waits for the server's reply */
+  httpc_cancel(call);
+  ck_assert_int_eq(r.calls, 1);
+  ck_assert_int_eq(r.status, -ECANCELED);
+  httpc_stats st;
+  httpc_get_stats(cli, &st);
+  ck_assert_uint_eq(st.in_flight, 0);
+  /* the server stays silent: the worker must stop by itself, well before the timeout */
+  uint64_t t0 = uv_hrtime();
+  httpc_close(cli, on_closed, NULL);
+  cli = NULL;
+  run_until(&closed_count, 1, 8000);
+  ck_assert_uint_lt((uv_hrtime() - t0) / 1000000u, 5000);
+  ck_assert_int_eq(r.calls, 1);
+  free(r.body);
+}
+END_TEST
+
+START_TEST(imap_command_runs_with_login_and_returns_untagged_lines) {
+  char u[64];
+  snprintf(u, sizeof(u), "imap://127.0.0.1:%d/", srv.imap_port);
+  httpc_req req = {.url = u, .username = "agent", .password = "s3cret", .custom_request = "EXAMINE INBOX"};
+  result r = {0};
+  start(&req, &r);
+  run_until(&r.calls, 1, 5000);
+  ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.error);
+  ck_assert_str_eq(srv.imap_login, "agent s3cret");
+  ck_assert_str_eq(srv.imap_command, "EXAMINE INBOX");
+  ck_assert_ptr_nonnull(strstr(r.body, "* 3 EXISTS"));
+  free(r.body);
+}
+END_TEST
+
+START_TEST(only_the_final_responses_headers_are_returned) {
+  httpc_req req = {.method = "POST", .url = url("/continue"), .body = "x", .body_len = 1};
+  result r = {0};
+  headers_seen[0] = '\0';
+  ck_assert_int_eq(httpc_request(cli, &req, on_done_list_headers, &r, NULL), 0);
+  run_until(&r.calls, 1, 5000);
+  ck_assert_int_eq(r.status, 0);
+  ck_assert_int_eq(r.code, 201);
+  ck_assert_str_eq(r.body, "ok");
+  ck_assert_str_eq(headers_seen, "X-Final=yes;X-Folded=first second;Content-Length=2;");
+  free(r.body);
+}
+END_TEST
+
+/* Cancelling by owner leaves alone the calls its own callbacks start. */
+static int owner_a;
+static void on_done_restart_for_owner(void *arg, const httpc_response *res) {
+  record(arg, res);
+  httpc_req req = {.url = url("/hang"), .owner = &owner_a};
+  ck_assert_int_eq(httpc_request(cli, &req, on_done, arg, NULL), 0);
+}
+
+START_TEST(cancel_owner_spares_calls_started_by_its_callbacks) {
+  result r[2] = {{0}};
+  for (int i = 0; i < 2; i++) {
+    httpc_req req = {.url = url("/hang"), .owner = &owner_a};
+    ck_assert_int_eq(httpc_request(cli, &req, on_done_restart_for_owner, &r[i], NULL), 0);
+  }
+  httpc_cancel_owner(cli, &owner_a);
+  ck_assert_int_eq(r[0].calls, 1);
+  ck_assert_int_eq(r[1].calls, 1);
+  httpc_stats st;
+  httpc_get_stats(cli, &st);
+  ck_assert_uint_eq(st.cancelled, 2);
+  ck_assert_uint_eq(st.in_flight, 2);
+  httpc_cancel_owner(cli, &owner_a); /* now the restarted ones, with plain callbacks */
+  ck_assert_int_eq(r[0].calls, 2);
+  ck_assert_int_eq(r[1].calls, 2);
+  free(r[0].body);
+  free(r[1].body);
+}
+END_TEST
+
 static void on_done_never(void *arg, const httpc_response *res) { ck_abort_msg("callback after refused request"); }
 
 START_TEST(bad_input_is_refused_with_einval) {
@@ -661,8 +931,12 @@ START_TEST(bad_input_is_refused_with_einval) {
   httpc_req tls = {.url = url("/echo"), .tls = HTTPC_TLS_REQUIRED};
   httpc_req smtp_no_rcpt = {.url = "smtp://127.0.0.1:1", .body = "x", .body_len = 1};
   httpc_req mail_on_http = {.url = url("/echo"), .mail_from = "<a@b>"};
-  const httpc_req *bad[] = {&none, &empty, &junk, &ftp, &method, &lower, &get_body,
-                            &h1, &h2, &h3, &tls, &smtp_no_rcpt, &mail_on_http};
+  httpc_req no_headers = {.url = url("/echo"), .n_headers = 2};
+  httpc_req no_body = {.method = "POST", .url = url("/echo"), .body_len = 5};
+  httpc_req https_plain = {.url = "https://127.0.0.1/", .tls = HTTPC_TLS_NONE};
+  httpc_req method_on_imap = {.method = "GET", .url = "imap://127.0.0.1/"};
+  const httpc_req *bad[] = {&none, &empty, &junk, &ftp, &method, &lower, &get_body, &h1, &h2, &h3, &tls,
+                            &smtp_no_rcpt, &mail_on_http, &no_headers, &no_body, &https_plain, &method_on_imap};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     ck_assert_msg(httpc_request(cli, bad[i], on_done_never, NULL, &call) == -EINVAL, "case %zu", i);
     ck_assert_ptr_null(call);
@@ -703,6 +977,13 @@ int main(void) {
   tcase_add_test(tc, callback_can_start_the_next_request);
   tcase_add_test(tc, callback_can_cancel_another_call);
   tcase_add_test(tc, callback_can_close_the_client);
+  tcase_add_test(tc, head_ignores_a_large_content_length);
+  tcase_add_test(tc, cancel_of_a_call_that_just_finished_still_calls_back_once);
+  tcase_add_test(tc, smtp_delivers_a_message_through_the_same_engine);
+  tcase_add_test(tc, smtp_cancel_calls_back_at_once_and_close_waits_for_the_worker);
+  tcase_add_test(tc, imap_command_runs_with_login_and_returns_untagged_lines);
+  tcase_add_test(tc, only_the_final_responses_headers_are_returned);
+  tcase_add_test(tc, cancel_owner_spares_calls_started_by_its_callbacks);
   tcase_add_test(tc, bad_input_is_refused_with_einval);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
