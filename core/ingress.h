@@ -1,0 +1,38 @@
+/* ingress.h — webhook ingress: ANY /hooks/{channel}[/...] to that channel's
+ * plugin receive(), and the plugin's answer back to the client.
+ *
+ * An unknown or disabled channel gets 404 without any plugin being touched.
+ * Requests a plugin has not answered when its channel closes are answered
+ * 503 by the host, so no client waits forever. Loop thread only.
+ */
+#ifndef SB_CORE_INGRESS_H
+#define SB_CORE_INGRESS_H
+
+#include "channel.h"
+#include "http.h"
+
+typedef struct ingress ingress;
+
+/* Finds the running channel called name, or NULL. */
+typedef sb_channel *(*ingress_lookup_fn)(void *ctx, const char *name);
+
+/* Registers the /hooks routes on s. Returns 0 and *out (free with
+ * ingress_free after the server is closed), or -ENOMEM. */
+int ingress_new(http_server *s, ingress_lookup_fn lookup, void *ctx, ingress **out);
+
+/* Answers 503 to every request of ch the plugin has not answered; call it
+ * right after channel_close(ch). */
+void ingress_channel_closing(ingress *in, sb_channel *ch);
+
+/* Answers every pending request 503 and frees the ingress. */
+void ingress_free(ingress *in);
+
+/* Requests taken and answered so far, for metrics. */
+typedef struct ingress_stats {
+  uint64_t requests;
+  uint64_t unknown_channel;
+  uint64_t answered_by_host;
+} ingress_stats;
+void ingress_get_stats(const ingress *in, ingress_stats *out);
+
+#endif
