@@ -37,9 +37,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     return 0;
   }
   if (route == NULL) {
-    if (path_matched)
-      http_respond_error(r, 405, "method_not_allowed", "this method is not allowed on this path", NULL);
-    else
+    if (path_matched) {
+      char allow[128];
+      http_routes_allowed(&s->routes, req->path.base, plen, allow, sizeof(allow));
+      char msg[192];
+      snprintf(msg, sizeof(msg), "%.*s is not allowed here; allowed: %s", (int)req->method.len, req->method.base,
+               allow);
+      size_t len = 0;
+      char *body = http__error_body("method_not_allowed", msg, NULL, &len);
+      http_header h[] = {{"content-type", "application/json", 0}, {"allow", allow, 0}};
+      http_respond(r, 405, h, 2, body, len);
+      free(body);
+    } else
       http_respond_error(r, 404, "not_found", "no such resource", NULL);
     return 0;
   }
@@ -47,7 +56,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   return 0;
 }
 
-/* ---- response filter: counters, and libh2o's own 413 made JSON ---------- */
+/* ---- response filter: counters, and libh2o's own errors made JSON ------ */
 
 typedef struct json_error_ostream {
   h2o_ostream_t super;
@@ -70,27 +79,38 @@ static void filter_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
   http_server *s = ((sb_filter *)self)->srv;
   int status = req->res.status;
   if (status >= 100 && status < 600) s->stats.responses_by_class[status / 100]++;
-  if (status == 413) {
-    s->stats.responses_413++;
-    /* libh2o answers an oversized body itself, before any handler, on the
-     * fallback path; give that answer API.md's error shape */
-    if (req->pathconf == &s->hostconf->fallback_path) {
-      char msg[128];
+  if (status == 413) s->stats.responses_413++;
+  /* libh2o answers some bad requests itself, before any handler, on the
+   * fallback path (oversized or malformed body, unknown Expect); give those
+   * answers API.md's error shape too */
+  if (status >= 400 && req->pathconf == &s->hostconf->fallback_path) {
+    char msg[128];
+    const char *code = "bad_request";
+    if (status == 413) {
+      code = "payload_too_large";
       snprintf(msg, sizeof(msg), "the request body is larger than the limit of %zu bytes", s->body_limit);
-      size_t len = 0;
-      char *body = http__error_body("payload_too_large", msg, NULL, &len);
-      if (body != NULL) {
-        json_error_ostream *o = (json_error_ostream *)h2o_add_ostream(req, sizeof(*o), slot);
-        o->body = h2o_strdup(&req->pool, body, len);
-        o->sent = 0;
-        o->super.do_send = json_error_send;
-        free(body);
-        memset(&req->res.headers, 0, sizeof(req->res.headers));
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-        req->res.reason = http__reason_phrase(413);
-        req->res.content_length = len;
-        slot = &o->super.next;
-      }
+    } else if (status == 417) {
+      code = "expectation_failed";
+      snprintf(msg, sizeof(msg), "the Expect header is not supported; only 100-continue is");
+    } else if (status == 400) {
+      snprintf(msg, sizeof(msg), "the request is malformed (bad Content-Length or chunked encoding)");
+    } else {
+      code = status >= 500 ? "internal" : "error";
+      snprintf(msg, sizeof(msg), "%s", http__reason_phrase(status));
+    }
+    size_t len = 0;
+    char *body = http__error_body(code, msg, NULL, &len);
+    if (body != NULL) {
+      json_error_ostream *o = (json_error_ostream *)h2o_add_ostream(req, sizeof(*o), slot);
+      o->body = h2o_strdup(&req->pool, body, len);
+      o->sent = 0;
+      o->super.do_send = json_error_send;
+      free(body);
+      memset(&req->res.headers, 0, sizeof(req->res.headers));
+      h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+      req->res.reason = http__reason_phrase(status);
+      req->res.content_length = len;
+      slot = &o->super.next;
     }
   }
   h2o_setup_next_ostream(req, slot);

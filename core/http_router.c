@@ -136,6 +136,25 @@ const http_route_entry *http_routes_match(const http_routes *t, const char *meth
   return NULL;
 }
 
+void http_routes_allowed(const http_routes *t, const char *path, size_t plen, char *buf, size_t buflen) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < t->n; i++) {
+    const http_route_entry *r = &t->v[i];
+    http_capture tmp[HTTP_MAX_PARAMS];
+    size_t n = 0;
+    if (r->method == NULL || !match_path(r, path, plen, tmp, &n)) continue;
+    int seen = 0;
+    for (size_t j = 0; j < i && !seen; j++)
+      seen = t->v[j].method != NULL && strcasecmp(t->v[j].method, r->method) == 0 &&
+             match_path(&t->v[j], path, plen, tmp, &n);
+    if (seen) continue;
+    int w = snprintf(buf + used, buflen - used, "%s%s", used > 0 ? ", " : "", r->method);
+    if (w < 0 || (size_t)w >= buflen - used) return;
+    used += (size_t)w;
+  }
+}
+
 void http_routes_free(http_routes *t) {
   for (size_t i = 0; i < t->n; i++) route_free(&t->v[i]);
   free(t->v);

@@ -41,6 +41,10 @@ const http_route_entry *http_routes_match(const http_routes *t, const char *meth
                                           const char *path, size_t plen, http_capture *caps, size_t *ncaps,
                                           int *path_matched);
 
+/* Writes the distinct methods of the routes matching path, as an Allow
+ * header value ("GET, PATCH"), into buf (truncated to buflen). */
+void http_routes_allowed(const http_routes *t, const char *path, size_t plen, char *buf, size_t buflen);
+
 /* Frees every route. The table may be reused after. */
 void http_routes_free(http_routes *t);
 

@@ -337,6 +337,8 @@ static void client_routing(fixture *f) {
   cl_send(r.fd, req5, strlen(req5));
   CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 405, "405 expected");
   CHECK(f, strstr(res.body, "method_not_allowed") != NULL, "405 body: %s", res.body);
+  const char *allow = find_head(&res, "allow");
+  CHECK(f, allow != NULL && strcmp(allow, "GET") == 0, "405 allow header: %s", allow ? allow : "(none)");
   free(res.body);
 
   const char *req6 = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -461,6 +463,75 @@ START_TEST(body_over_the_limit_gets_413_json_error) {
   ck_assert_msg(f.ok, "client: %s", f.note);
   ck_assert_uint_eq(g_stats.responses_413, 2);
   ck_assert_uint_eq(g_stats.responses_by_class[4], 2);
+}
+END_TEST
+
+/* ---- tests: malformed input ------------------------------------------- */
+
+static void client_malformed(fixture *f) {
+  response res;
+  /* a request line that is not HTTP: 400 and the connection ends */
+  reader r = {.fd = cl_connect(f->port)};
+  CHECK(f, r.fd >= 0, "connect failed");
+  cl_send(r.fd, "HELLO THERE\r\n\r\n", 15);
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 400, "garbage: %d", res.status);
+  free(res.body);
+  CHECK(f, rd_eof_within(&r, 2000), "connection kept after garbage");
+  close(r.fd);
+
+  /* a broken Content-Length: 400 in the API's error shape */
+  r.fd = cl_connect(f->port);
+  r.len = 0;
+  const char *req = "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nContent-Length: 12abc\r\n\r\n";
+  cl_send(r.fd, req, strlen(req));
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 400, "bad length: %d", res.status);
+  CHECK(f, strstr(res.body, "{\"error\":{\"code\":\"bad_request\"") != NULL, "400 body %s", res.body);
+  free(res.body);
+  close(r.fd);
+
+  /* broken chunked encoding */
+  r.fd = cl_connect(f->port);
+  r.len = 0;
+  req = "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n";
+  cl_send(r.fd, req, strlen(req));
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 400, "bad chunk: %d", res.status);
+  free(res.body);
+  close(r.fd);
+
+  /* headers larger than libh2o's request limit */
+  r.fd = cl_connect(f->port);
+  r.len = 0;
+  size_t bigsz = 500000;
+  char *big = malloc(bigsz);
+  int n = snprintf(big, bigsz, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: ");
+  memset(big + n, 'x', bigsz - (size_t)n - 5);
+  memcpy(big + bigsz - 5, "\r\n\r\n", 5);
+  cl_send(r.fd, big, bigsz);
+  free(big);
+  /* a 400, or a reset when the server closes on unread bytes */
+  int got = rd_response(&r, &res, NULL, NULL);
+  CHECK(f, got != 0 || res.status == 400, "oversized headers: %d", res.status);
+  free(res.body);
+  close(r.fd);
+
+  /* the server is still fine */
+  r.fd = cl_connect(f->port);
+  r.len = 0;
+  req = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+  cl_send(r.fd, req, strlen(req));
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 200, "healthz after bad input");
+  free(res.body);
+  close(r.fd);
+  f->ok = 1;
+}
+
+START_TEST(malformed_requests_get_400_and_do_not_hurt_the_server) {
+  fixture f;
+  http_options o = default_opts();
+  fixture_start(&f, &o);
+  http_route(f.srv, NULL, "/hooks/{channel}/*", h_echo, &f);
+  http_route(f.srv, "GET", "/healthz", h_health, &f);
+  fixture_run(&f, client_malformed);
 }
 END_TEST
 
@@ -944,6 +1015,11 @@ START_TEST(route_patterns_are_validated_and_matched_in_order) {
   ck_assert_int_eq(pm, 1);
   ck_assert_ptr_null(M("GET", "/nothing"));
   ck_assert_int_eq(pm, 0);
+  ck_assert_int_eq(http_routes_add(&t, "PATCH", "/api/v1/channels/{x}", h_none, NULL), 0);
+  ck_assert_int_eq(http_routes_add(&t, "GET", "/api/v1/{kind}/{id}", h_none, NULL), 0);
+  char allow[64];
+  http_routes_allowed(&t, "/api/v1/channels/42", 19, allow, sizeof(allow));
+  ck_assert_str_eq(allow, "GET, PATCH");
 #undef M
   http_routes_free(&t);
 }
@@ -989,6 +1065,7 @@ int main(void) {
   tcase_add_test(tc, routes_capture_params_and_answer_404_405_on_one_keepalive_connection);
   tcase_add_test(tc, keepalive_serves_two_requests_on_one_connection);
   tcase_add_test(tc, body_over_the_limit_gets_413_json_error);
+  tcase_add_test(tc, malformed_requests_get_400_and_do_not_hurt_the_server);
   tcase_add_test(tc, handler_responds_asynchronously_after_a_timer);
   tcase_add_test(tc, client_gone_before_async_response_is_harmless);
   tcase_add_test(tc, streamed_response_arrives_chunk_by_chunk);
