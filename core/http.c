@@ -147,8 +147,8 @@ static void on_accept(uv_stream_t *listener, int status) {
   h2o_linklist_insert(&s->conns, &c->link);
   s->stats.active_connections++;
   s->stats.connections_total++;
-  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-  h2o_accept(&s->accept_ctx, sock);
+  c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+  h2o_accept(&s->accept_ctx, c->sock);
 }
 
 /* Shuts a connection's socket down under libh2o's feet: libh2o then sees
@@ -162,6 +162,28 @@ static void conn_shutdown(http_conn *c, int how) {
 static void shutdown_all(http_server *s, int how) {
   for (h2o_linklist_t *n = s->conns.next; n != &s->conns; n = n->next)
     conn_shutdown(H2O_STRUCT_FROM_MEMBER(http_conn, link, n), how);
+}
+
+/* libh2o 2.2's HTTP/1 has a single read timer, from the end of one response
+ * until the next request is complete; it is set to the idle timeout. The
+ * header timeout is kept here: a connection that is reading (libh2o stops
+ * reading while a handler has the request) and holds part of a request has
+ * that long, from when the sweep first sees those bytes, to complete it. */
+static void on_sweep(uv_timer_t *t) {
+  http_server *s = t->data;
+  uint64_t now = uv_now(s->loop);
+  for (h2o_linklist_t *n = s->conns.next; n != &s->conns; n = n->next) {
+    http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, link, n);
+    int receiving = c->sock != NULL && h2o_socket_is_reading(c->sock) && c->sock->input->size > 0;
+    if (!receiving) {
+      c->receiving_since = 0;
+    } else if (c->receiving_since == 0) {
+      c->receiving_since = now;
+    } else if (now - c->receiving_since >= s->header_timeout_ms) {
+      c->receiving_since = 0;
+      conn_shutdown(c, SHUT_RDWR);
+    }
+  }
 }
 
 /* ---- server life -------------------------------------------------------- */
@@ -297,9 +319,9 @@ int http_new(uv_loop_t *loop, const http_options *opt, http_server **out, char *
   h2o_config_init(&s->config);
   s->config.server_name = h2o_iovec_init(H2O_STRLIT("switchboard"));
   s->config.max_request_entity_size = s->body_limit;
-  /* libh2o 2.2's HTTP/1 has one read timer for "whole request" and "idle
-   * between requests"; the shorter bound is the safe one */
-  s->config.http1.req_timeout = header_ms < idle_ms ? header_ms : idle_ms;
+  /* the idle wait is libh2o's read timer; the header timeout is on_sweep's */
+  s->config.http1.req_timeout = idle_ms;
+  s->header_timeout_ms = header_ms;
   s->config.http1.upgrade_to_http2 = 0;
   s->config.handshake_timeout = header_ms;
   s->hostconf = h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -320,8 +342,13 @@ int http_new(uv_loop_t *loop, const http_options *opt, http_server **out, char *
 
   uv_timer_init(loop, &s->deadline);
   uv_timer_init(loop, &s->reaper);
+  uv_timer_init(loop, &s->sweeper);
   s->deadline.data = s;
   s->reaper.data = s;
+  s->sweeper.data = s;
+  uint64_t period = header_ms / 4;
+  period = period < 25 ? 25 : period > 1000 ? 1000 : period;
+  uv_timer_start(&s->sweeper, on_sweep, period, period);
   uv_tcp_init(loop, &s->listener);
   s->listener.data = s;
   s->listener_open = 1;
@@ -423,9 +450,9 @@ static void reap_last(uv_handle_t *h) {
   if (done != NULL) done(arg);
 }
 
-/* Closed after libh2o's handles, so its close callback runs at least one
- * closing pass later than theirs; the reaper is closed from here for a
- * second pass, which is later than theirs whatever order a pass runs in. */
+/* The reaper is closed from a close callback of a handle closed with
+ * libh2o's, so it finishes at least one closing pass after theirs, whatever
+ * order a single pass runs in. */
 static void reap_first(uv_handle_t *h) {
   http_server *s = h->data;
   uv_close((uv_handle_t *)&s->reaper, reap_last);
@@ -434,7 +461,7 @@ static void reap_first(uv_handle_t *h) {
 static void maybe_finish(http_server *s) {
   if (!s->closing || s->torn_down || s->listener_open || !h2o_linklist_is_empty(&s->conns)) return;
   s->torn_down = 1;
-  uv_timer_stop(&s->deadline);
+  uv_close((uv_handle_t *)&s->sweeper, NULL);
   context_dispose(&s->ctx);
   h2o_config_dispose(&s->config);
   http_tls_free(s->ssl_ctx);

@@ -63,9 +63,10 @@ typedef void (*http_handler_fn)(void *arg, const http_request *req, http_respond
 typedef struct http_options {
   const char *listen;          /* "HOST:PORT" or "[IPV6]:PORT"; port 0 = ephemeral. Required. */
   size_t body_limit;           /* request body limit in bytes; 0 = 1 MiB. Larger → 413 JSON error. */
-  uint64_t header_timeout_ms;  /* time allowed to receive one whole request; 0 = 10 s */
-  uint64_t idle_timeout_ms;    /* keep-alive wait between requests; 0 = 60 s. libh2o 2.2 runs one
-                                  read timer for both waits, so the shorter of the two applies. */
+  uint64_t header_timeout_ms;  /* once a request's first bytes are in, time to receive all of it
+                                  (headers and body); 0 = 10 s. Checked every quarter of it. */
+  uint64_t idle_timeout_ms;    /* wait for the next request after connect or after a response
+                                  (keep-alive); 0 = 60 s */
   uint64_t shutdown_timeout_ms; /* http_close: how long in-flight requests may finish; 0 = 5 s */
   const char *tls_cert_file;   /* PEM certificate chain; with tls_key_file enables HTTPS. NULL = plain. */
   const char *tls_key_file;    /* PEM private key */

@@ -10,6 +10,8 @@
 typedef struct http_conn {
   uv_tcp_t tcp; /* first: libh2o's close callback hands back this handle */
   http_server *srv;
+  h2o_socket_t *sock;
+  uint64_t receiving_since; /* loop time the current partial request was first seen, 0 = none */
   h2o_linklist_t link;
 } http_conn;
 
@@ -41,6 +43,8 @@ struct http_server {
   h2o_linklist_t responders; /* http_responder whose request is alive */
   uv_timer_t deadline;       /* http_close: bound for in-flight requests */
   uv_timer_t reaper;         /* teardown: second close generation */
+  uv_timer_t sweeper;        /* header timeout: cuts off requests that arrive too slowly */
+  uint64_t header_timeout_ms;
   int closing;
   int torn_down;
   void (*done)(void *arg);

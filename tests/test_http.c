@@ -727,23 +727,69 @@ END_TEST
 
 /* ---- tests: timeouts and shutdown -------------------------------------- */
 
-static void client_partial(fixture *f) {
+static void client_idle_timeout(fixture *f) {
   reader r = {.fd = cl_connect(f->port)};
+  CHECK(f, r.fd >= 0, "connect failed");
+  response res;
+  const char *req = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+  cl_send(r.fd, req, strlen(req));
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 200, "first response");
+  free(res.body);
+  double start = now_ms();
+  CHECK(f, rd_eof_within(&r, 3000), "idle keep-alive connection was not closed");
+  double took = now_ms() - start;
+  CHECK(f, took >= 250 && took < 1500, "idle connection closed after %.0f ms", took);
+  close(r.fd);
+  f->ok = 1;
+}
+
+START_TEST(idle_keepalive_connection_is_closed_after_the_idle_timeout) {
+  fixture f;
+  http_options o = default_opts();
+  o.idle_timeout_ms = 400;
+  o.header_timeout_ms = 5000;
+  fixture_start(&f, &o);
+  http_route(f.srv, "GET", "/healthz", h_health, &f);
+  fixture_run(&f, client_idle_timeout);
+}
+END_TEST
+
+static void client_partial(fixture *f) {
+  /* idle longer than the header timeout is fine: only a started request is timed */
+  reader r = {.fd = cl_connect(f->port)};
+  CHECK(f, r.fd >= 0, "connect failed");
+  response res;
+  usleep(500 * 1000);
+  const char *whole = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+  cl_send(r.fd, whole, strlen(whole));
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 200, "request after an idle wait");
+  free(res.body);
+  /* a request sent in two parts inside the timeout is fine too */
+  cl_send(r.fd, whole, 10);
+  usleep(80 * 1000);
+  cl_send(r.fd, whole + 10, strlen(whole) - 10);
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 200, "request in two parts");
+  free(res.body);
+  close(r.fd);
+
+  r.fd = cl_connect(f->port);
+  r.len = 0;
   CHECK(f, r.fd >= 0, "connect failed");
   const char *part = "GET /healthz HTTP/1.1\r\nHost: t\r\n";
   double start = now_ms();
   cl_send(r.fd, part, strlen(part));
   CHECK(f, rd_eof_within(&r, 3000), "partial request was not cut off");
   double took = now_ms() - start;
-  CHECK(f, took >= 150 && took < 2000, "cut off after %.0f ms", took);
+  CHECK(f, took >= 190 && took < 2000, "cut off after %.0f ms", took);
   close(r.fd);
   f->ok = 1;
 }
 
-START_TEST(partial_request_is_closed_after_the_header_timeout) {
+START_TEST(partial_request_is_closed_after_the_header_timeout_but_idle_is_not) {
   fixture f;
   http_options o = default_opts();
   o.header_timeout_ms = 200;
+  o.idle_timeout_ms = 30000; /* the cut-off comes from the header timeout alone */
   fixture_start(&f, &o);
   http_route(f.srv, "GET", "/healthz", h_health, &f);
   fixture_run(&f, client_partial);
@@ -1070,7 +1116,8 @@ int main(void) {
   tcase_add_test(tc, client_gone_before_async_response_is_harmless);
   tcase_add_test(tc, streamed_response_arrives_chunk_by_chunk);
   tcase_add_test(tc, stream_notices_a_client_that_left);
-  tcase_add_test(tc, partial_request_is_closed_after_the_header_timeout);
+  tcase_add_test(tc, partial_request_is_closed_after_the_header_timeout_but_idle_is_not);
+  tcase_add_test(tc, idle_keepalive_connection_is_closed_after_the_idle_timeout);
   tcase_add_test(tc, close_lets_an_in_flight_request_finish);
   tcase_add_test(tc, close_deadline_aborts_a_request_that_never_finishes);
   tcase_add_test(tc, close_ends_idle_keepalive_connections_at_once);
