@@ -69,7 +69,7 @@ static void anchor_dispose(void *p) {
   r->req = NULL;
   r->srv = NULL;
   h2o_linklist_unlink(&r->link);
-  if (!r->final_sent) {
+  if (!r->final_sent && !r->aborted) {
     r->aborted = 1;
     s->stats.requests_aborted++;
     r->busy++;
@@ -79,15 +79,26 @@ static void anchor_dispose(void *p) {
   maybe_free(r);
 }
 
-/* Copies headers into the request pool; names lower-cased, framing headers skipped. */
+/* True when s[0..len) could end a header line early (response splitting). */
+static int has_line_break(const char *s, size_t len) {
+  return memchr(s, '\r', len) != NULL || memchr(s, '\n', len) != NULL || memchr(s, '\0', len) != NULL;
+}
+
+/* Copies headers into the request pool; names lower-cased; framing headers
+ * and headers that would break the response's framing are dropped. */
 static void set_response_headers(h2o_req_t *req, const http_header *headers, size_t n) {
   for (size_t i = 0; i < n; i++) {
     const char *name = headers[i].name;
     if (name == NULL || headers[i].value == NULL) continue;
     size_t nlen = strlen(name);
-    if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
+    if (nlen == 0 || strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
         strcasecmp(name, "connection") == 0)
       continue;
+    size_t vlen0 = headers[i].value_len != 0 ? headers[i].value_len : strlen(headers[i].value);
+    if (has_line_break(name, nlen) || strchr(name, ':') != NULL || has_line_break(headers[i].value, vlen0)) {
+      log_warn("http: dropped response header \"%s\": a line break or colon would corrupt the response", name);
+      continue;
+    }
     char *lname = h2o_mem_alloc_pool(&req->pool, nlen + 1);
     for (size_t k = 0; k < nlen; k++) lname[k] = (char)tolower((unsigned char)name[k]);
     lname[nlen] = '\0';
@@ -132,6 +143,8 @@ char *http__error_body(const char *code, const char *message, const char *field,
   json_t *root = err != NULL ? json_pack("{s:o}", "error", err) : NULL;
   char *s = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
   json_decref(root);
+  if (s == NULL) /* not UTF-8, or out of memory: still answer in the error shape */
+    s = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"the error could not be encoded\"}}");
   *len = s != NULL ? strlen(s) : 0;
   return s;
 }

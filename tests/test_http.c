@@ -294,6 +294,15 @@ static void h_health(void *arg, const http_request *req, http_responder *res) {
   http_respond_json(res, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+static void h_weird(void *arg, const http_request *req, http_responder *res) {
+  if (strcmp(req->method, "GET") == 0) {
+    http_header h[] = {{"X-Evil", "a\r\nSet-Cookie: x=1", 0}, {"X-Fine", "yes", 0}, {"Content-Length", "999", 0}};
+    http_respond(res, 200, h, 3, "ok", 2);
+  } else {
+    http_respond_error(res, 400, "bad_input", "caf\xe9 is not UTF-8", "name");
+  }
+}
+
 /* ---- tests: routing, keep-alive ---------------------------------------- */
 
 static void client_routing(fixture *f) {
@@ -341,6 +350,16 @@ static void client_routing(fixture *f) {
   CHECK(f, allow != NULL && strcmp(allow, "GET") == 0, "405 allow header: %s", allow ? allow : "(none)");
   free(res.body);
 
+  const char *req7 = "GET /weird HTTP/1.1\r\nHost: t\r\n\r\nPOST /weird HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
+  cl_send(r.fd, req7, strlen(req7));
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 200, "weird headers");
+  CHECK(f, find_head(&res, "set-cookie") == NULL && find_head(&res, "x-evil") == NULL, "header injected: %s", res.head);
+  CHECK(f, find_head(&res, "x-fine") != NULL && strcmp(res.body, "ok") == 0, "good header or body lost");
+  free(res.body);
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 400, "bad utf-8 error");
+  CHECK(f, strstr(res.body, "{\"error\":{\"code\":\"internal\"") != NULL, "error body %s", res.body);
+  free(res.body);
+
   const char *req6 = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
   cl_send(r.fd, req6, strlen(req6));
   CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 200, "healthz");
@@ -357,6 +376,7 @@ START_TEST(routes_capture_params_and_answer_404_405_on_one_keepalive_connection)
   ck_assert_int_eq(http_route(f.srv, "GET", "/api/v1/channels/{id}", h_channel, &f), 0);
   ck_assert_int_eq(http_route(f.srv, NULL, "/hooks/{channel}/*", h_echo, &f), 0);
   ck_assert_int_eq(http_route(f.srv, "GET", "/healthz", h_health, &f), 0);
+  ck_assert_int_eq(http_route(f.srv, NULL, "/weird", h_weird, &f), 0);
   fixture_run(&f, client_routing);
 }
 END_TEST
