@@ -31,6 +31,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   int path_matched = 0;
   const http_route_entry *route =
       http_routes_match(&s->routes, req->method.base, req->method.len, req->path.base, plen, caps, &ncaps, &path_matched);
+  if (route == NULL && path_matched && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+    /* HEAD is GET without the body (send_full leaves the body out) */
+    int unused = 0;
+    route = http_routes_match(&s->routes, "GET", 3, req->path.base, plen, caps, &ncaps, &unused);
+  }
   http_responder *r = http__responder_new(s, req, plen, caps, ncaps);
   if (r == NULL) {
     h2o_send_error_503(req, "Service Unavailable", "out of memory", H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);

@@ -83,7 +83,11 @@ typedef struct http_stats {
 
 /* Creates a server on `loop` and starts listening. On success returns 0 and
  * *out (free it with http_close). On failure returns a negative errno and
- * writes a sentence naming the address or file into err (may be NULL). */
+ * writes a sentence naming the address or file into err (may be NULL);
+ * *out stays NULL (in the rare case the loop's listen call itself fails,
+ * the half-built server finishes freeing itself on the next loop turns).
+ * Ignores SIGPIPE for the process: a peer that left must fail a write with
+ * EPIPE, not kill the daemon. */
 int http_new(uv_loop_t *loop, const http_options *opt, http_server **out, char *err, size_t errlen);
 
 /* The bound TCP port (useful after listening on port 0), or 0 when closed. */
@@ -94,9 +98,10 @@ uint16_t http_bound_port(const http_server *s);
  * each); a last segment "*" matches any remainder, including none. So
  * "/api/v1/channels/{id}" captures id, and "/hooks/{channel}/" followed by
  * "*" matches /hooks/demo, /hooks/demo/ and /hooks/demo/messages.
- * Routes are tried in the order added. Returns 0, -EINVAL for a bad pattern,
- * or -ENOMEM. The pattern is copied; arg is passed to the handler as is.
- * No route matching the path → 404 JSON; path matches but not the method → 405. */
+ * Routes are tried in the order added; HEAD falls back to GET routes.
+ * Returns 0, -EINVAL for a bad pattern, or -ENOMEM. The pattern is copied;
+ * arg is passed to the handler as is. No route matching the path → 404 JSON;
+ * the path matches but not the method → 405 JSON with an Allow header. */
 int http_route(http_server *s, const char *method, const char *pattern, http_handler_fn fn, void *arg);
 
 /* Case-insensitive header lookup: the first value, or NULL. */
@@ -110,9 +115,12 @@ const char *http_request_param(const http_request *req, const char *name);
 int http_request_query(const http_request *req, const char *name, char *buf, size_t buflen);
 
 /* Sends a complete response with a copy of headers and body, and releases
- * the responder (it must not be used afterwards). Content-Length is set from
- * len; a given content-length header is ignored. Returns 0, or -EPIPE when
- * the client is gone (nothing sent; the responder is still released). */
+ * the responder (it must not be used afterwards). A header's value_len may
+ * be 0 for a NUL-terminated value. Content-Length is set from len; given
+ * content-length, transfer-encoding and connection headers are ignored, and
+ * a header containing a line break is dropped (logged). A HEAD request gets
+ * the headers only. Returns 0, or -EPIPE when the client is gone (nothing
+ * sent; the responder is still released). */
 int http_respond(http_responder *r, int status, const http_header *headers, size_t nheaders,
                  const char *body, size_t len);
 

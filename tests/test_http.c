@@ -309,6 +309,7 @@ static void client_routing(fixture *f) {
   reader r = {.fd = cl_connect(f->port)};
   CHECK(f, r.fd >= 0, "connect failed");
   response res;
+  char line[512];
   const char *req1 = "GET /api/v1/channels/abc%20d?x=a+b%21&y=2 HTTP/1.1\r\nHost: t\r\n\r\n";
   cl_send(r.fd, req1, strlen(req1));
   CHECK(f, rd_response(&r, &res, NULL, NULL) == 0, "no response to the first request");
@@ -359,6 +360,14 @@ static void client_routing(fixture *f) {
   CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 400, "bad utf-8 error");
   CHECK(f, strstr(res.body, "{\"error\":{\"code\":\"internal\"") != NULL, "error body %s", res.body);
   free(res.body);
+
+  const char *req8 = "HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+  cl_send(r.fd, req8, strlen(req8));
+  CHECK(f, rd_line(&r, line, sizeof(line)) == 0 && strstr(line, " 200 ") != NULL, "HEAD status: %s", line);
+  size_t clen = 0;
+  while (rd_line(&r, line, sizeof(line)) == 0 && line[0] != '\0')
+    if (strncasecmp(line, "content-length:", 15) == 0) clen = strtoul(line + 15, NULL, 10);
+  CHECK(f, clen == 15, "HEAD content-length %zu", clen);
 
   const char *req6 = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
   cl_send(r.fd, req6, strlen(req6));
