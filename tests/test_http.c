@@ -271,6 +271,9 @@ static int rd_eof_within(reader *r, double ms) {
 static void h_channel(void *arg, const http_request *req, http_responder *res) {
   fixture *f = arg;
   f->handled++;
+  http_stats st;
+  http_get_stats(f->srv, &st);
+  f->ticks = (int)st.active_connections;
   char x[64] = "";
   int xl = http_request_query(req, "x", x, sizeof(x));
   json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "id", http_request_param(req, "id"), "x", xl >= 0 ? x : "-",
@@ -387,6 +390,7 @@ START_TEST(routes_capture_params_and_answer_404_405_on_one_keepalive_connection)
   ck_assert_int_eq(http_route(f.srv, "GET", "/healthz", h_health, &f), 0);
   ck_assert_int_eq(http_route(f.srv, NULL, "/weird", h_weird, &f), 0);
   fixture_run(&f, client_routing);
+  ck_assert_int_eq(f.ticks, 1); /* active connections seen while handling */
 }
 END_TEST
 
