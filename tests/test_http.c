@@ -177,10 +177,14 @@ static int rd_line(reader *r, char *line, size_t cap) {
 }
 
 static int rd_exact(reader *r, char *dst, size_t n) {
-  while (r->len < n)
-    if (rd_fill(r) <= 0) return -1;
-  memcpy(dst, r->buf, n);
-  rd_consume(r, n);
+  while (n > 0) {
+    if (r->len == 0 && rd_fill(r) <= 0) return -1;
+    size_t k = r->len < n ? r->len : n;
+    memcpy(dst, r->buf, k);
+    rd_consume(r, k);
+    dst += k;
+    n -= k;
+  }
   return 0;
 }
 
@@ -758,6 +762,68 @@ START_TEST(stream_notices_a_client_that_left) {
 }
 END_TEST
 
+static void h_bulk(void *arg, const http_request *req, http_responder *res) {
+  char block[16384];
+  ck_assert_int_eq(http_stream_start(res, 200, NULL, 0, NULL, NULL), 0);
+  for (int i = 0; i < 64; i++) {
+    memset(block, 'a' + i % 26, sizeof(block));
+    ck_assert_int_eq(http_stream_write(res, block, sizeof(block)), 0);
+  }
+  ck_assert_uint_gt(http_stream_pending(res), 0);
+  http_stream_end(res);
+}
+
+static void client_bulk(fixture *f) {
+  reader r = {.fd = cl_connect(f->port)};
+  CHECK(f, r.fd >= 0, "connect failed");
+  response res;
+  const char *req = "GET /bulk HTTP/1.1\r\nHost: t\r\n\r\n";
+  cl_send(r.fd, req, strlen(req));
+  usleep(100 * 1000); /* let the server's socket buffer fill up */
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0, "bulk stream incomplete");
+  CHECK(f, res.body_len == 64 * 16384, "bulk length %zu", res.body_len);
+  for (size_t i = 0; i < 64; i++)
+    CHECK(f, res.body[i * 16384] == (char)('a' + i % 26) && res.body[i * 16384 + 16383] == (char)('a' + i % 26),
+          "block %zu out of order", i);
+  free(res.body);
+  close(r.fd);
+  f->ok = 1;
+}
+
+START_TEST(stream_buffers_writes_made_while_one_is_in_flight) {
+  fixture f;
+  http_options o = default_opts();
+  fixture_start(&f, &o);
+  http_route(f.srv, "GET", "/bulk", h_bulk, &f);
+  fixture_run(&f, client_bulk);
+}
+END_TEST
+
+static void client_pipelined_async(fixture *f) {
+  reader r = {.fd = cl_connect(f->port)};
+  CHECK(f, r.fd >= 0, "connect failed");
+  response res;
+  const char *reqs = "GET /later HTTP/1.1\r\nHost: t\r\n\r\nGET /later HTTP/1.1\r\nHost: t\r\n\r\n";
+  cl_send(r.fd, reqs, strlen(reqs));
+  for (int i = 0; i < 2; i++) {
+    CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 202, "pipelined async %d", i);
+    free(res.body);
+  }
+  close(r.fd);
+  f->ok = 1;
+}
+
+START_TEST(pipelined_requests_wait_for_an_async_answer_in_order) {
+  fixture f;
+  http_options o = default_opts();
+  fixture_start(&f, &o);
+  fixture_timer(&f);
+  http_route(f.srv, "GET", "/later", h_later, &f);
+  fixture_run(&f, client_pipelined_async);
+  ck_assert_int_eq(f.handled, 2);
+}
+END_TEST
+
 /* ---- tests: timeouts and shutdown -------------------------------------- */
 
 static void client_idle_timeout(fixture *f) {
@@ -1149,6 +1215,8 @@ int main(void) {
   tcase_add_test(tc, client_gone_before_async_response_is_harmless);
   tcase_add_test(tc, streamed_response_arrives_chunk_by_chunk);
   tcase_add_test(tc, stream_notices_a_client_that_left);
+  tcase_add_test(tc, stream_buffers_writes_made_while_one_is_in_flight);
+  tcase_add_test(tc, pipelined_requests_wait_for_an_async_answer_in_order);
   tcase_add_test(tc, partial_request_is_closed_after_the_header_timeout_but_idle_is_not);
   tcase_add_test(tc, idle_keepalive_connection_is_closed_after_the_idle_timeout);
   tcase_add_test(tc, close_lets_an_in_flight_request_finish);
