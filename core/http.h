@@ -115,12 +115,12 @@ const char *http_request_param(const http_request *req, const char *name);
 int http_request_query(const http_request *req, const char *name, char *buf, size_t buflen);
 
 /* Sends a complete response with a copy of headers and body, and releases
- * the responder (it must not be used afterwards). A header's value_len may
+ * the responder (it must not be used afterwards; -EINVAL if it was already). A header's value_len may
  * be 0 for a NUL-terminated value. Content-Length is set from len; given
  * content-length, transfer-encoding and connection headers are ignored, and
  * a header containing a line break is dropped (logged). A HEAD request gets
- * the headers only. Returns 0, or -EPIPE when the client is gone (nothing
- * sent; the responder is still released). */
+ * the headers only. Returns 0, or -EPIPE when the client is gone or an
+ * answer was already started (nothing sent; the responder is released). */
 int http_respond(http_responder *r, int status, const http_header *headers, size_t nheaders,
                  const char *body, size_t len);
 
@@ -138,7 +138,8 @@ int http_respond_error(http_responder *r, int status, const char *code, const ch
  * finish the responder. Replaces an earlier hook. */
 void http_responder_on_abort(http_responder *r, void (*fn)(void *arg), void *arg);
 
-/* 1 while the response can still reach the client, 0 after an abort. */
+/* 1 while the response can still reach the client (as far as is known; see
+ * the note on disconnects above), 0 after an abort. */
 int http_responder_alive(const http_responder *r);
 
 /* Starts a streamed (chunked) response. on_close (may be NULL) is called once
@@ -153,21 +154,26 @@ int http_stream_start(http_responder *r, int status, const http_header *headers,
  * stream is not started. */
 int http_stream_write(http_responder *r, const char *data, size_t len);
 
-/* Bytes queued on the stream and not yet handed to the socket. */
+/* Bytes written to the stream and not yet confirmed sent (queued plus the
+ * write in flight); an event stream drops a client whose backlog grows. */
 size_t http_stream_pending(const http_responder *r);
 
 /* Ends the stream after the queued data and releases the responder (it
- * must not be used afterwards). Always succeeds. */
+ * must not be used afterwards). On a responder with no stream started it
+ * answers 204. Always succeeds. */
 void http_stream_end(http_responder *r);
 
-/* Stops accepting new connections; open connections and in-flight requests
- * go on, keep-alive ends after the current response. Idempotent. */
+/* Stops accepting new connections and closes idle keep-alive connections;
+ * in-flight requests go on and their responses end their connections.
+ * Idempotent. */
 void http_stop_accepting(http_server *s);
 
 /* Graceful close: stops accepting, lets in-flight requests finish for up to
- * shutdown_timeout_ms, then aborts what is left (503 / stream closed), closes
- * every connection and frees the server; done(arg) is called on the loop
- * when nothing of the server remains. done may be NULL. */
+ * shutdown_timeout_ms, then aborts what is left (abort hooks, 503 JSON,
+ * streams ended), closes every connection and frees the server; done(arg)
+ * is called on the loop when nothing of the server remains (the loop may
+ * then be closed). done may be NULL; a second call does nothing. Responders
+ * a handler still holds stay valid to finish (as no-ops). */
 void http_close(http_server *s, void (*done)(void *arg), void *arg);
 
 /* Copies the counters into *out. */

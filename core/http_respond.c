@@ -189,7 +189,7 @@ void http_responder_on_abort(http_responder *r, void (*fn)(void *arg), void *arg
   r->abort_arg = arg;
 }
 
-int http_responder_alive(const http_responder *r) { return r != NULL && r->req != NULL; }
+int http_responder_alive(const http_responder *r) { return r != NULL && r->req != NULL && !r->aborted; }
 
 /* ---- streams ------------------------------------------------------------ */
 

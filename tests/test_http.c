@@ -931,11 +931,16 @@ START_TEST(close_lets_an_in_flight_request_finish) {
 }
 END_TEST
 
-static void on_abort(void *arg) { ((fixture *)arg)->aborted++; }
+static void on_abort(void *arg) {
+  fixture *f = arg;
+  f->aborted++;
+  f->ticks = 10 + http_responder_alive(f->held); /* 10: not alive any more */
+}
 
 static void h_never(void *arg, const http_request *req, http_responder *res) {
   fixture *f = arg;
   f->held = res;
+  ck_assert_int_eq(http_responder_alive(res), 1);
   http_responder_on_abort(res, on_abort, f);
   f->close_early = 1;
   http_close(f->srv, on_closed, f);
@@ -963,6 +968,7 @@ START_TEST(close_deadline_aborts_a_request_that_never_finishes) {
   http_route(f.srv, "GET", "/never", h_never, &f);
   fixture_run(&f, client_stuck);
   ck_assert_int_eq(f.aborted, 1);
+  ck_assert_int_eq(f.ticks, 10);
   ck_assert_int_eq(f.respond_rc, -EPIPE); /* the late answer was a harmless no-op */
 }
 END_TEST
