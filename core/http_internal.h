@@ -1,0 +1,90 @@
+/* http_internal.h — what core/http.c and core/http_respond.c share: libh2o and the server's structs. */
+#ifndef SB_CORE_HTTP_INTERNAL_H
+#define SB_CORE_HTTP_INTERNAL_H
+
+#include "http.h"
+#include "http_router.h"
+
+#include <h2o.h>
+
+typedef struct http_conn {
+  uv_tcp_t tcp; /* first: libh2o's close callback hands back this handle */
+  http_server *srv;
+  h2o_socket_t *sock;
+  uint64_t receiving_since; /* loop time the current partial request was first seen, 0 = none */
+  h2o_linklist_t link;
+} http_conn;
+
+typedef struct sb_handler {
+  h2o_handler_t super;
+  http_server *srv;
+} sb_handler;
+
+typedef struct sb_filter {
+  h2o_filter_t super;
+  http_server *srv;
+} sb_filter;
+
+struct http_server {
+  uv_loop_t *loop;
+  h2o_globalconf_t config;
+  h2o_context_t ctx;
+  h2o_accept_ctx_t accept_ctx;
+  h2o_hostconf_t *hostconf;
+  void *ssl_ctx; /* SSL_CTX *, or NULL */
+  uv_tcp_t listener;
+  int listener_open;
+  uint16_t port;
+  http_routes routes;
+  size_t body_limit;
+  uint64_t shutdown_timeout_ms;
+  http_stats stats;
+  h2o_linklist_t conns;      /* http_conn */
+  h2o_linklist_t responders; /* http_responder whose request is alive */
+  uv_timer_t deadline;       /* http_close: bound for in-flight requests */
+  uv_timer_t reaper;         /* teardown: second close generation */
+  uv_timer_t sweeper;        /* header timeout: cuts off requests that arrive too slowly */
+  uint64_t header_timeout_ms;
+  int closing;
+  int torn_down;
+  void (*done)(void *arg);
+  void *done_arg;
+};
+
+struct http_responder {
+  http_server *srv; /* valid only while req != NULL */
+  h2o_req_t *req;   /* NULL once libh2o disposed the request */
+  h2o_linklist_t link;
+  h2o_generator_t gen;
+  int busy; /* > 0 while inside libh2o calls that may dispose the request */
+  unsigned released : 1, started : 1, final_sent : 1, aborted : 1, streaming : 1, in_flight : 1,
+      end_queued : 1, forced : 1;
+  void (*on_abort)(void *arg);
+  void *abort_arg;
+  void (*on_close)(void *arg);
+  void *close_arg;
+  char *sending, *pending; /* stream buffers: the one in flight, the one filling */
+  size_t sending_len, sending_cap, pending_len, pending_cap;
+  http_request view;
+};
+
+typedef struct responder_anchor {
+  http_responder *r;
+} responder_anchor;
+
+/* Builds the responder for req with its own copy of the request (one
+ * allocation) and ties it to the request's lifetime. NULL when out of memory. */
+http_responder *http__responder_new(http_server *s, h2o_req_t *req, size_t plen, const http_capture *caps,
+                                    size_t ncaps);
+
+/* http_close's deadline: tells the handler (abort hooks), answers 503 if
+ * nothing was sent, ends a stream. The handler still finishes r. */
+void http__responder_force(http_responder *r);
+
+/* The reason phrase for a status ("Status" when unknown). */
+const char *http__reason_phrase(int status);
+
+/* API.md's {"error": {...}} as a malloc'd string (NULL when out of memory). */
+char *http__error_body(const char *code, const char *message, const char *field, size_t *len);
+
+#endif
