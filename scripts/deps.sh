@@ -7,10 +7,10 @@ set -euo pipefail
 build_pkgs=(
   gcc make cmake pkg-config
   libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev sqlite3
-  libh2o-dev libwslay-dev libsodium-dev libarchive-dev
+  libh2o-dev libwslay-dev libssl-dev libsodium-dev libarchive-dev
 )
 test_pkgs=(
-  check curl procps python3
+  check curl procps python3 openssl
 )
 
 want=("${build_pkgs[@]}")
