@@ -160,6 +160,49 @@ static int config__plugins(config *cfg, const json_t *plugins, char *err, size_t
   return config__string_list(cfg, allow, "plugins.allow", 0, &cfg->allow, &cfg->allow_count, err, errlen);
 }
 
+static int config__http(config *cfg, const json_t *http, char *err, size_t errlen) {
+  if (http == NULL) return 0;
+  if (!json_is_object(http)) {
+    snprintf(err, errlen, "%s: \"http\" must be an object", cfg->path);
+    return -EINVAL;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)http, key, v) {
+    if (strcmp(key, "body_limit") == 0) {
+      if (!json_is_integer(v) || json_integer_value(v) < 1024) {
+        snprintf(err, errlen, "%s: \"http.body_limit\" must be a number of bytes, at least 1024", cfg->path);
+        return -EINVAL;
+      }
+      cfg->http_body_limit = (size_t)json_integer_value(v);
+    } else if (strcmp(key, "header_timeout") == 0 || strcmp(key, "idle_timeout") == 0) {
+      int64_t ms;
+      if (!json_is_string(v) || schema_parse_duration(json_string_value(v), &ms) != 0 || ms <= 0) {
+        snprintf(err, errlen, "%s: \"http.%s\" must be a duration such as \"10s\"", cfg->path, key);
+        return -EINVAL;
+      }
+      *(key[0] == 'h' ? &cfg->http_header_timeout_ms : &cfg->http_idle_timeout_ms) = ms;
+    } else if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0) {
+      if (!json_is_string(v) || json_string_length(v) == 0) {
+        snprintf(err, errlen, "%s: \"http.%s\" must be a file path", cfg->path, key);
+        return -EINVAL;
+      }
+      const char *p = config__path(cfg, json_string_value(v));
+      if (p == NULL) return -ENOMEM;
+      *(strcmp(key, "tls_cert") == 0 ? &cfg->tls_cert : &cfg->tls_key) = p;
+    } else {
+      snprintf(err, errlen, "%s: unknown key \"http.%.64s\" (expected body_limit, header_timeout, idle_timeout, tls_cert, tls_key)",
+               cfg->path, key);
+      return -EINVAL;
+    }
+  }
+  if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+    snprintf(err, errlen, "%s: \"http.tls_cert\" and \"http.tls_key\" go together", cfg->path);
+    return -EINVAL;
+  }
+  return 0;
+}
+
 static int config__channels(config *cfg, const json_t *channels, char *err, size_t errlen) {
   if (channels == NULL) return 0;
   if (!json_is_array(channels)) {
@@ -292,6 +335,7 @@ static int config__parse(config *cfg, const char *listen_override, const char *s
     if (rc != 0) return rc;
   }
   int rc = config__plugins(cfg, json_object_get(root, "plugins"), err, errlen);
+  if (rc == 0) rc = config__http(cfg, json_object_get(root, "http"), err, errlen);
   if (rc != 0) return rc;
   return config__channels(cfg, json_object_get(root, "channels"), err, errlen);
 }

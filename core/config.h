@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct config_channel {
   const char *name;    /* [A-Za-z0-9_-]{1,64}, unique; the /hooks/{name} path */
@@ -28,6 +29,13 @@ typedef struct config {
   size_t plugin_dir_count;
   const char **allow;         /* plugin ids; "*" allows all */
   size_t allow_count;
+  /* "http": {"body_limit": BYTES, "header_timeout": DURATION, "idle_timeout":
+   * DURATION, "tls_cert": PATH, "tls_key": PATH}; 0/NULL = the server's default. */
+  size_t http_body_limit;
+  int64_t http_header_timeout_ms;
+  int64_t http_idle_timeout_ms;
+  const char *tls_cert;
+  const char *tls_key;
   config_channel *channels;
   size_t channel_count;
   char **owned;               /* strings this struct allocated (resolved paths) */

@@ -9,7 +9,9 @@
 #include <uv.h>
 
 #include "channel.h"
+#include "http.h"
 #include "httpc.h"
+#include "ingress.h"
 #include "log.h"
 #include "schema.h"
 
@@ -21,6 +23,8 @@ typedef struct daemon_host {
   config *cfg;
   loader plugins;
   httpc *httpc;
+  http_server *http;
+  ingress *ingress;
   channel_env env;
   sb_channel **channels;
   size_t channel_count;
@@ -77,6 +81,51 @@ static void daemon__channel_closed(void *arg) {
 static void daemon__close_channel(daemon_host *d, sb_channel *ch) {
   d->closing_channels++;
   channel_close(ch, daemon__channel_closed, d);
+  ingress_channel_closing(d->ingress, ch);
+}
+
+/* The running channel called name (ingress lookup), or NULL. */
+static sb_channel *daemon__lookup(void *ctx, const char *name) {
+  daemon_host *d = ctx;
+  for (size_t i = 0; i < d->channel_count; i++) {
+    if (strcmp(channel_name(d->channels[i]), name) == 0) return d->channels[i];
+  }
+  return NULL;
+}
+
+/* GET /healthz: the daemon answers, and each channel's state. */
+static void daemon__healthz(void *arg, const http_request *req, http_responder *res) {
+  daemon_host *d = arg;
+  json_t *channels = json_array();
+  for (size_t i = 0; i < d->channel_count; i++) {
+    sb_channel *ch = d->channels[i];
+    const char *reason = channel_state_reason(ch);
+    json_array_append_new(channels, json_pack("{s:s, s:s, s:s, s:s?}", "name", channel_name(ch), "plugin",
+                                              channel_plugin(ch)->desc.id, "state",
+                                              channel_state_name(channel_state(ch)), "reason",
+                                              reason[0] != '\0' ? reason : NULL));
+  }
+  http_respond_json(res, 200, json_pack("{s:s, s:s, s:o}", "status", d->stopping ? "stopping" : "ok", "version",
+                                        SB_VERSION, "channels", channels));
+}
+
+/* Starts the HTTP server with the webhook ingress and health routes. */
+static int daemon__start_http(daemon_host *d, char *err, size_t errlen) {
+  const config *cfg = d->cfg;
+  http_options opt = {
+      .listen = cfg->listen,
+      .body_limit = cfg->http_body_limit,
+      .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
+      .idle_timeout_ms = (uint64_t)cfg->http_idle_timeout_ms,
+      .tls_cert_file = cfg->tls_cert,
+      .tls_key_file = cfg->tls_key,
+  };
+  int rc = http_new(&d->loop, &opt, &d->http, err, errlen);
+  if (rc != 0) return rc;
+  rc = http_route(d->http, "GET", "/healthz", daemon__healthz, d);
+  if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
+  if (rc != 0) snprintf(err, errlen, "the HTTP routes could not be set up (code %d)", rc);
+  return rc;
 }
 
 /* Creates and starts one channel; logs and skips it when create fails so one
@@ -191,6 +240,14 @@ static void daemon__httpc_closed(void *arg) {
   uv_close((uv_handle_t *)&d->stop_timer, daemon__handle_closed);
 }
 
+static void daemon__http_closed(void *arg) {
+  daemon_host *d = arg;
+  d->http = NULL;
+  ingress_free(d->ingress);
+  d->ingress = NULL;
+  httpc_close(d->httpc, daemon__httpc_closed, d);
+}
+
 /* Polls until the channels are closed, then closes the shared handles. */
 static void daemon__stop_tick(uv_timer_t *t) {
   daemon_host *d = t->data;
@@ -202,13 +259,14 @@ static void daemon__stop_tick(uv_timer_t *t) {
     log_warn("stopping with %u channels still closing after %d ms", d->closing_channels, DAEMON_STOP_BOUND_MS);
   }
   uv_timer_stop(t);
-  httpc_close(d->httpc, daemon__httpc_closed, d);
+  http_close(d->http, daemon__http_closed, d);
 }
 
 static void daemon__stop(daemon_host *d, const char *why) {
   if (d->stopping) return;
   d->stopping = 1;
   log_info("stopping (%s)", why);
+  http_stop_accepting(d->http);
   for (size_t i = 0; i < d->channel_count; i++) daemon__close_channel(d, d->channels[i]);
   daemon__set_channels(d, NULL, 0);
   uv_timer_start(&d->stop_timer, daemon__stop_tick, 0, 20);
@@ -255,9 +313,16 @@ int daemon_run(const daemon_options *opt) {
   uv_signal_start(&d->sigterm, daemon__signal, SIGTERM);
   uv_signal_start(&d->sighup, daemon__signal, SIGHUP);
 
-  daemon__open_all(d);
-  log_info("switchboard %s ready: %zu plugins, %zu channels, config %s", SB_VERSION, d->plugins.count,
-           d->channel_count, d->cfg->path);
+  if (daemon__start_http(d, err, sizeof(err)) != 0) {
+    fprintf(stderr, "switchboard: %s\n", err);
+    log_error("%s", err);
+    d->exit_code = 1;
+    daemon__stop(d, "start-up failed");
+  } else {
+    daemon__open_all(d);
+    log_info("switchboard %s ready: %zu plugins, %zu channels, listening on %s (port %u), config %s", SB_VERSION,
+             d->plugins.count, d->channel_count, d->cfg->listen, (unsigned)http_bound_port(d->http), d->cfg->path);
+  }
 
   uv_run(&d->loop, UV_RUN_DEFAULT);
 

@@ -37,9 +37,12 @@ expect() {
   fi
 }
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+
 write_config() { # write_config FILE TAGS [EXTRA-CHANNEL-KEYS]
   cat >"$1" <<EOF
-{"listen": "127.0.0.1:0", "store": "sqlite:$work/db.sqlite",
+{"listen": "127.0.0.1:$port", "store": "sqlite:$work/db.sqlite",
  "plugins": {"dirs": ["$PLUGINS"], "allow": ["testplugin"]},
  "channels": [
    {"name": "demo", "plugin": "testplugin",
@@ -111,6 +114,12 @@ wait_log() { # wait_log PATTERN: up to 10 s for the daemon log to match
 daemon_pid=$!
 if wait_log 'ready: 1 plugins, 1 channels'; then ok "daemon starts"; else not_ok "daemon starts" "$(cat "$work/daemon.log")"; fi
 grep -q 'channel="demo" plugin="testplugin" msg="connected"' "$work/daemon.log" && ok "log lines name channel and plugin" || not_ok "log lines name channel and plugin"
+
+expect "/healthz reports each channel's state" 0 '"status":"ok".*"name":"demo","plugin":"testplugin","state":"connected"' \
+  curl -sf "http://127.0.0.1:$port/healthz"
+expect "a webhook reaches the plugin's receive" 0 '^fired$' curl -sf "http://127.0.0.1:$port/hooks/demo/timer?ms=20"
+expect "an unknown channel is 404" 0 '^404$' curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/hooks/nope/messages"
+expect "a second daemon on a taken port exits 1" 1 'could not listen on 127.0.0.1:'"$port" "$SB" run -c "$cfg"
 
 kill -HUP "$daemon_pid"
 wait_log 'reloaded: 1 channels kept, 0 closed, 0 started' && ok "SIGHUP with an unchanged config keeps the channel" || not_ok "SIGHUP unchanged" "$(cat "$work/daemon.log")"
