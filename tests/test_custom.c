@@ -6,15 +6,18 @@
 #include "channel.h"
 #include "httpc.h"
 #include "loader.h"
+#include "log.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SECRET "test-secret-0123456789abcdef"
 
@@ -247,7 +250,7 @@ static void assert_error(const answer *a, int status, const char *code, const ch
 /* --- the HTTP double: the integration's webhook_url ------------------------------------ */
 
 enum dbl_mode { DBL_OK, DBL_OK_NO_ID, DBL_OK_INT_ID, DBL_429, DBL_503, DBL_503_DATE, DBL_400, DBL_404_EMPTY, DBL_301,
-                DBL_SILENT };
+                DBL_HUGE, DBL_SILENT };
 
 typedef struct dbl_conn {
   uv_tcp_t tcp;
@@ -331,6 +334,17 @@ static int head_value(const char *head, const char *name, char *out, size_t outl
 static void dbl_answer(dbl_conn *c) {
   char date[64], extra[128] = "", resp[1024];
   const char *body = "";
+  if (dbl.mode == DBL_HUGE) { /* 200 with an id, but past the 64 KiB the plugin reads */
+    size_t n = 100 * 1024;
+    char *big = malloc(n + 256);
+    int head = snprintf(big, 256, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
+    memset(big + head, ' ', n);
+    memcpy(big + head, "{\"id\":\"x\"}", 10); /* then spaces: valid JSON of n bytes */
+    big[head + (int)n] = '\0';
+    dbl_write(c, big, 1);
+    free(big);
+    return;
+  }
   int code = 200;
   switch (dbl.mode) {
   case DBL_OK: body = "{\"id\":\"x\"}"; break;
@@ -969,6 +983,14 @@ START_TEST(outbound_4xx_fails_with_the_error_text) {
 }
 END_TEST
 
+START_TEST(outbound_oversized_answer_retries) {
+  open_channel("");
+  sent *s = send_reply(DBL_HUGE);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_RETRY);
+  ck_assert_msg(strstr(s->text, "larger than 65536 bytes") != NULL, "reason: %s", s->text);
+}
+END_TEST
+
 START_TEST(outbound_timeout_retries) {
   open_channel("\"request_timeout\":\"300ms\"");
   sent *s = send_reply(DBL_SILENT);
@@ -1023,6 +1045,41 @@ START_TEST(disconnect_completes_pending_work_once_and_late_commits_are_harmless)
   run_until(&never, 50);
   ck_assert_int_eq(s.done, 1);
   ck_assert_int_eq(a.done, 1);
+}
+END_TEST
+
+START_TEST(the_secret_never_reaches_the_log_or_an_answer) {
+  open_channel("");
+  /* The host redacts registered secrets as a last defence; forget them so
+   * only the plugin's own care is tested. */
+  log_clear_secrets();
+  log_set_level(LOG_LEVEL_DEBUG);
+  char *dir = tu_tmpdir();
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/log", dir);
+  int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ck_assert_int_ge(fd, 0);
+  log_set_fd(fd);
+  size_t len = strlen(valid_message);
+  static const int modes[] = {DBL_OK, DBL_OK_NO_ID, DBL_429, DBL_503, DBL_400, DBL_301};
+  for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) send_reply(modes[i]);
+  const answer *answers[] = {post_raw("POST", "/messages", valid_message, len, 0, BAD_SIGNATURE),
+                             post_raw("POST", "/messages", valid_message, len, -400, SIGNED),
+                             post_raw("POST", "/messages", "{", 1, 0, SIGNED)};
+  for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+    ck_assert_msg(strstr(answers[i]->body, SECRET) == NULL, "the secret leaked: %s", answers[i]->body);
+  }
+  close_channel();
+  log_set_fd(2);
+  char logged[65536];
+  ssize_t n = pread(fd, logged, sizeof(logged) - 1, 0);
+  close(fd);
+  ck_assert_int_gt(n, 0);
+  logged[n] = '\0';
+  ck_assert_msg(strstr(logged, "429") != NULL, "expected the retries in the log:\n%s", logged);
+  ck_assert_msg(strstr(logged, SECRET) == NULL, "the secret leaked into the log:\n%s", logged);
+  tu_rmtree(dir);
+  free(dir);
 }
 END_TEST
 
@@ -1108,9 +1165,11 @@ int main(void) {
   tcase_add_test(tc, outbound_429_retries_after_retry_after);
   tcase_add_test(tc, outbound_5xx_retries_with_host_backoff_or_retry_after_date);
   tcase_add_test(tc, outbound_4xx_fails_with_the_error_text);
+  tcase_add_test(tc, outbound_oversized_answer_retries);
   tcase_add_test(tc, outbound_timeout_retries);
   tcase_add_test(tc, outbound_connection_failure_retries);
   tcase_add_test(tc, disconnect_completes_pending_work_once_and_late_commits_are_harmless);
+  tcase_add_test(tc, the_secret_never_reaches_the_log_or_an_answer);
   tcase_add_test(tc, random_truncated_and_mutated_bodies_never_crash);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
