@@ -197,7 +197,7 @@ static void sign(const char *secret, const char *ts, const char *body, size_t le
   hex32(mac, out + 7);
 }
 
-enum { SIGNED, BAD_SIGNATURE, NO_SIGNATURE, NO_TIMESTAMP, BAD_HEX };
+enum { SIGNED, BAD_SIGNATURE, NO_SIGNATURE, NO_TIMESTAMP, BAD_HEX, BAD_TIMESTAMP };
 
 /* Sends one request to the channel; returns its answer once given. */
 static answer *post_raw(const char *method, const char *subpath, const char *body, size_t len, int64_t skew_s,
@@ -210,6 +210,10 @@ static answer *post_raw(const char *method, const char *subpath, const char *bod
   sign(SECRET, ts, body, len, sig);
   if (how == BAD_SIGNATURE) sig[10] = sig[10] == 'a' ? 'b' : 'a';
   if (how == BAD_HEX) snprintf(sig, sizeof(sig), "sha256=zz");
+  if (how == BAD_TIMESTAMP) { /* signed, but not unix seconds */
+    snprintf(ts, sizeof(ts), "%lld.0", (long long)time(NULL));
+    sign(SECRET, ts, body, len, sig);
+  }
   sb_http_header headers[3];
   size_t n = 0;
   headers[n++] = (sb_http_header){"Content-Type", "application/json"};
@@ -620,6 +624,7 @@ START_TEST(bad_missing_or_stale_signatures_get_401) {
   assert_error(post_raw("POST", "/messages", valid_message, len, 0, NO_SIGNATURE), 401, "unauthorized", NULL);
   assert_error(post_raw("POST", "/messages", valid_message, len, 0, NO_TIMESTAMP), 401, "unauthorized", NULL);
   assert_error(post_raw("POST", "/messages", valid_message, len, 0, BAD_HEX), 401, "unauthorized", NULL);
+  assert_error(post_raw("POST", "/messages", valid_message, len, 0, BAD_TIMESTAMP), 401, "unauthorized", NULL);
   assert_error(post_raw("POST", "/messages", valid_message, len, -301, SIGNED), 401, "unauthorized", NULL);
   assert_error(post_raw("POST", "/messages", valid_message, len, 400, SIGNED), 401, "unauthorized", NULL);
   const char *receipt = "{\"id\":\"x\",\"status\":\"read\"}";
@@ -806,7 +811,7 @@ START_TEST(status_callbacks_reach_the_host) {
 }
 END_TEST
 
-START_TEST(other_paths_get_404_and_other_methods_405) {
+START_TEST(other_paths_get_404_other_methods_405_and_huge_bodies_413) {
   open_channel("");
   answer *a = post_raw("GET", "/messages", "", 0, 0, SIGNED);
   assert_error(a, 405, "method_not_allowed", NULL);
@@ -815,6 +820,11 @@ START_TEST(other_paths_get_404_and_other_methods_405) {
   assert_error(post("/nothing", valid_message), 404, "not_found", NULL);
   assert_error(post("", valid_message), 404, "not_found", NULL);
   assert_error(post("/messages/", valid_message), 404, "not_found", NULL);
+  size_t big = 1024 * 1024 + 1;
+  char *huge = malloc(big);
+  memset(huge, ' ', big);
+  assert_error(post_raw("POST", "/messages", huge, big, 0, SIGNED), 413, "too_large", NULL);
+  free(huge);
   ck_assert_int_eq(fe.inbound_count, 0);
 }
 END_TEST
@@ -1157,7 +1167,7 @@ int main(void) {
   tcase_add_test(tc, default_attachment_limit_is_10_mib_and_any_type);
   tcase_add_test(tc, store_failure_gets_503_to_deliver_again);
   tcase_add_test(tc, status_callbacks_reach_the_host);
-  tcase_add_test(tc, other_paths_get_404_and_other_methods_405);
+  tcase_add_test(tc, other_paths_get_404_other_methods_405_and_huge_bodies_413);
   tcase_add_test(tc, settings_the_schema_cannot_check_are_refused_by_name);
   tcase_add_test(tc, outbound_body_and_signature_are_as_specified);
   tcase_add_test(tc, outbound_without_reply_to_sends_nulls);

@@ -102,6 +102,7 @@ static const sb_field custom_schema[] = {
 
 /* --- small helpers ---------------------------------------------------------- */
 
+/* An intrusive list whose nodes begin with their custom_link. */
 static void custom__list_init(custom_link *head) { head->prev = head->next = head; }
 
 static int custom__list_empty(const custom_link *head) { return head->next == head; }
@@ -674,6 +675,7 @@ static char *custom__outbound_body(const sb_outbound_message *m) {
   return body;
 }
 
+/* Finds a header of the webhook's answer, case-insensitively; NULL if absent. */
 static const char *custom__response_header(const sb_http_client_response *res, const char *name) {
   for (size_t i = 0; i < res->header_count; i++) {
     if (res->headers[i].name != NULL && strcasecmp(res->headers[i].name, name) == 0) return res->headers[i].value;
@@ -937,6 +939,8 @@ static int custom__validate(const sb_host *host, const sb_config *cfg, char *err
   return SB_OK;
 }
 
+/* create(): reads the settings into a new instance (no I/O). Returns SB_OK,
+ * SB_EINVAL with a sentence in err, or SB_ENOMEM. */
 static int custom__create(const sb_host *host, sb_channel *channel, const sb_config *cfg, void **instance, char *err,
                           size_t errlen) {
   if (custom__validate(host, cfg, err, errlen) != SB_OK) return SB_EINVAL;
@@ -992,6 +996,7 @@ static void custom__disconnect(void *instance) {
   }
 }
 
+/* destroy(): frees the instance; anything still pending is detached first. */
 static void custom__destroy(void *instance) {
   custom *c = instance;
   if (!c->closing) custom__disconnect(c);
