@@ -184,12 +184,19 @@ static void channel__destroy(sb_channel *ch) {
   ch->plugin->desc.destroy(ch->instance);
   ch->instance = NULL;
   ch->destroyed = 1;
+  if (ch->env->destroyed != NULL) ch->env->destroyed(ch->env->ctx, ch);
   log_msg(LOG_LEVEL_DEBUG, ch->spec.name, ch->plugin->desc.id, "channel closed");
   uv_close((uv_handle_t *)&ch->reconnect, channel__reconnect_closed);
 }
 
-void channel_work_drained(sb_channel *ch) {
-  if (ch->closing && !ch->destroyed) channel__destroy(ch);
+void channel_completion_begin(sb_channel *ch) {
+  ch->completions_pending++;
+  channel_hold(ch);
+}
+
+void channel_completion_end(sb_channel *ch) {
+  if (--ch->completions_pending == 0 && ch->closing && !ch->destroyed) channel__destroy(ch);
+  channel_release(ch);
 }
 
 void channel_close(sb_channel *ch, void (*done)(void *arg), void *arg) {
@@ -204,9 +211,9 @@ void channel_close(sb_channel *ch, void (*done)(void *arg), void *arg) {
   uv_timer_stop(&ch->reconnect);
   if (ch->plugin->desc.disconnect != NULL) ch->plugin->desc.disconnect(ch->instance);
   hostapi_cancel_all(ch);
-  /* Work on the pool cannot be stopped: its done must still find the
-   * instance alive, so destroy waits for the last one. */
-  if (ch->work_pending == 0) channel__destroy(ch);
+  /* Work on the pool and messages being committed cannot be stopped: their
+   * done callbacks must still find the instance alive, so destroy waits. */
+  if (ch->completions_pending == 0) channel__destroy(ch);
 }
 
 void channel_receive(sb_channel *ch, const sb_http_request *req, sb_responder *responder) {
@@ -219,6 +226,8 @@ void channel_receive(sb_channel *ch, const sb_http_request *req, sb_responder *r
     responder->respond(responder, 404, &json, 1, not_found, sizeof(not_found) - 1);
     return;
   }
+  /* The responder's owner keeps it alive until receive returns (see
+   * sb_responder), so reading answered here is safe. */
   int rc = ch->plugin->desc.receive(ch->instance, req, responder);
   if (rc != 0 && !responder->answered) {
     log_msg(LOG_LEVEL_WARN, ch->spec.name, ch->plugin->desc.id, "receive refused %s %s (code %d)", req->method,

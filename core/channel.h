@@ -36,12 +36,17 @@ typedef struct channel_env {
    * When NULL the key/value state lives in memory only. */
   int (*kv_persist)(void *ctx, sb_channel *ch, const char *key, const char *value, size_t len,
                     sb_kv_done_fn done, void *arg);
+  /* Called right after the plugin's destroy(), before the channel is freed
+   * (may be NULL): answer what the plugin left unanswered. */
+  void (*destroyed)(void *ctx, sb_channel *ch);
   /* The shared HTTP client, or NULL (http_request then fails with SB_ENOTSUP). */
   struct httpc *httpc;
 } channel_env;
 
 /* The pending answer to one receive(); embedded by whoever took the request
- * (the HTTP server, a test). respond is called exactly once by the host. */
+ * (the HTTP server, a test). respond is called exactly once by the host.
+ * The owner must keep the struct alive until channel_receive returns, even
+ * when respond runs inside it: the host reads answered afterwards. */
 struct sb_responder {
   int (*respond)(struct sb_responder *self, int status, const sb_http_header *headers, size_t header_count,
                  const char *body, size_t body_len);

@@ -48,7 +48,8 @@ struct sb_channel {
   int closing;
   int destroyed;
   unsigned pending;        /* handles closing + work queued: freed when 0 */
-  unsigned work_pending;   /* queue_work items whose done has not run: destroy waits */
+  unsigned completions_pending; /* queued work and inbound commits whose done has
+                                   not run: destroy() waits for them */
   void (*closed_cb)(void *arg);
   void *closed_arg;
   uv_timer_t reconnect;
@@ -70,9 +71,10 @@ void channel_release(sb_channel *ch);
 /* Cancels every timer, watch and HTTP call (hostapi.c). */
 void hostapi_cancel_all(sb_channel *ch);
 
-/* Called when the last queued work item of a closing channel is done:
- * finishes the close (destroy, then free once handles are closed). */
-void channel_work_drained(sb_channel *ch);
+/* Accounting of completions the plugin still expects (work, inbound
+ * commits): destroy() waits until the last one has run. */
+void channel_completion_begin(sb_channel *ch);
+void channel_completion_end(sb_channel *ch);
 
 /* Records a state change, logs it, schedules a reconnect after transient
  * trouble (channel.c). */

@@ -81,6 +81,10 @@ static void daemon__channel_closed(void *arg) {
 static void daemon__close_channel(daemon_host *d, sb_channel *ch) {
   d->closing_channels++;
   channel_close(ch, daemon__channel_closed, d);
+}
+
+static void daemon__channel_destroyed(void *ctx, sb_channel *ch) {
+  daemon_host *d = ctx;
   ingress_channel_closing(d->ingress, ch);
 }
 
@@ -304,6 +308,7 @@ int daemon_run(const daemon_options *opt) {
   d->env.loop = &d->loop;
   d->env.ctx = d;
   d->env.httpc = d->httpc;
+  d->env.destroyed = daemon__channel_destroyed;
   uv_signal_init(&d->loop, &d->sigint);
   uv_signal_init(&d->loop, &d->sigterm);
   uv_signal_init(&d->loop, &d->sighup);

@@ -63,6 +63,22 @@ static int hostapi__extend(void *dst, size_t dst_size, const void *src, size_t m
   return SB_OK;
 }
 
+/* One inbound message on its way to the store: its done runs before the
+ * channel's destroy(). */
+typedef struct hostapi_inbound {
+  sb_channel *ch;
+  sb_inbound_done_fn done;
+  void *arg;
+} hostapi_inbound;
+
+static void hostapi__inbound_done(void *arg, int status, const char *message_id, int duplicate) {
+  hostapi_inbound *in = arg;
+  sb_channel *ch = in->ch;
+  in->done(in->arg, status, message_id, duplicate);
+  free(in);
+  channel_completion_end(ch);
+}
+
 static int hostapi__emit_inbound(sb_channel *ch, const sb_inbound_message *message, sb_inbound_done_fn done,
                                  void *arg) {
   if (ch == NULL || message == NULL || done == NULL) return SB_EINVAL;
@@ -91,7 +107,18 @@ static int hostapi__emit_inbound(sb_channel *ch, const sb_inbound_message *messa
     return SB_EINVAL;
   }
   if (ch->env->inbound == NULL) return SB_ENOTSUP;
-  return ch->env->inbound(ch->env->ctx, ch, &m, done, arg);
+  hostapi_inbound *in = malloc(sizeof(*in));
+  if (in == NULL) return SB_ENOMEM;
+  in->ch = ch;
+  in->done = done;
+  in->arg = arg;
+  int rc = ch->env->inbound(ch->env->ctx, ch, &m, hostapi__inbound_done, in);
+  if (rc != SB_OK) {
+    free(in);
+    return rc;
+  }
+  channel_completion_begin(ch);
+  return SB_OK;
 }
 
 static int hostapi__emit_status(sb_channel *ch, const sb_status_update *update) {
@@ -399,8 +426,7 @@ static void hostapi__after_work_cb(uv_work_t *req, int status) {
   int st = (status == UV_ECANCELED || ch->closing) ? SB_ECANCELED : SB_OK;
   if (w->done != NULL) w->done(w->arg, st);
   free(w);
-  if (--ch->work_pending == 0) channel_work_drained(ch);
-  channel_release(ch);
+  channel_completion_end(ch);
 }
 
 static int hostapi__queue_work(sb_channel *ch, sb_work_fn work, sb_work_done_fn done, void *arg) {
@@ -418,8 +444,7 @@ static int hostapi__queue_work(sb_channel *ch, sb_work_fn work, sb_work_done_fn 
     free(w);
     return SB_EIO;
   }
-  channel_hold(ch);
-  ch->work_pending++;
+  channel_completion_begin(ch);
   return SB_OK;
 }
 

@@ -14,6 +14,7 @@ typedef struct hook_call {
   ingress *in;
   sb_channel *ch;
   http_responder *res;
+  int in_receive; /* inside channel_receive: an answer must not free the call yet */
 } hook_call;
 
 struct ingress {
@@ -44,7 +45,8 @@ static int ingress__respond(sb_responder *self, int status, const sb_http_header
     if (h != stack) free(h);
   }
   ingress__unlink(c);
-  free(c);
+  c->prev = c->next = c;
+  if (!c->in_receive) free(c);
   return rc;
 }
 
@@ -101,7 +103,10 @@ static void ingress__handle(void *arg, const http_request *req, http_responder *
   c->prev = &in->pending;
   in->pending.next->prev = c;
   in->pending.next = c;
+  c->in_receive = 1;
   channel_receive(ch, &r, &c->base);
+  c->in_receive = 0;
+  if (c->base.answered) free(c); /* answered inside receive: its respond left it to us */
   if (headers != stack) free(headers);
 }
 

@@ -2,8 +2,8 @@
  * plugin receive(), and the plugin's answer back to the client.
  *
  * An unknown or disabled channel gets 404 without any plugin being touched.
- * Requests a plugin has not answered when its channel closes are answered
- * 503 by the host, so no client waits forever. Loop thread only.
+ * Requests a plugin has not answered when its channel is destroyed are
+ * answered 503 by the host, so no client waits forever. Loop thread only.
  */
 #ifndef SB_CORE_INGRESS_H
 #define SB_CORE_INGRESS_H
@@ -21,7 +21,7 @@ typedef sb_channel *(*ingress_lookup_fn)(void *ctx, const char *name);
 int ingress_new(http_server *s, ingress_lookup_fn lookup, void *ctx, ingress **out);
 
 /* Answers 503 to every request of ch the plugin has not answered; call it
- * right after channel_close(ch). */
+ * once the plugin is destroyed (channel_env.destroyed). */
 void ingress_channel_closing(ingress *in, sb_channel *ch);
 
 /* Answers every pending request 503 and frees the ingress. */

@@ -1024,7 +1024,7 @@ START_TEST(outbound_connection_failure_retries) {
 }
 END_TEST
 
-START_TEST(disconnect_completes_pending_work_once_and_late_commits_are_harmless) {
+START_TEST(disconnect_completes_pending_work_once_and_close_waits_for_commits) {
   open_channel("");
   fe.hold = 1;
   static answer a;
@@ -1045,14 +1045,18 @@ START_TEST(disconnect_completes_pending_work_once_and_late_commits_are_harmless)
   ck_assert_int_eq(dbl.requests, 1);
   ck_assert_int_eq(a.done, 0);
   ck_assert_int_eq(s.done, 0);
-  close_channel();
+  int closed = 0;
+  channel_close(ch, closed_cb, &closed);
+  ch = NULL;
   ck_assert_int_eq(s.done, 1);
   ck_assert_int_eq(s.outcome, CHANNEL_SEND_RETRY);
   ck_assert_ptr_nonnull(strstr(s.text, "cancelled"));
   ck_assert_int_eq(a.done, 1);
   assert_error(&a, 503, "unavailable", NULL);
-  fake_flush(); /* the router commits after the channel is gone */
   run_until(&never, 50);
+  ck_assert_int_eq(closed, 0); /* destroy waits for the commit still pending */
+  fake_flush();
+  ck_assert(run_until(&closed, 3000));
   ck_assert_int_eq(s.done, 1);
   ck_assert_int_eq(a.done, 1);
 }
@@ -1178,7 +1182,7 @@ int main(void) {
   tcase_add_test(tc, outbound_oversized_answer_retries);
   tcase_add_test(tc, outbound_timeout_retries);
   tcase_add_test(tc, outbound_connection_failure_retries);
-  tcase_add_test(tc, disconnect_completes_pending_work_once_and_late_commits_are_harmless);
+  tcase_add_test(tc, disconnect_completes_pending_work_once_and_close_waits_for_commits);
   tcase_add_test(tc, the_secret_never_reaches_the_log_or_an_answer);
   tcase_add_test(tc, random_truncated_and_mutated_bodies_never_crash);
   suite_add_tcase(s, tc);

@@ -443,7 +443,10 @@ typedef struct sb_inbound_message {
 /* Called on the loop thread once the message is durably stored (status
  * SB_OK), or could not be (negative status; message_id NULL). duplicate is 1
  * when external_id was already stored: message_id is then the original's and
- * nothing new was stored. message_id is valid during the call only. */
+ * nothing new was stored. message_id is valid during the call only. It always
+ * runs before destroy(): the host waits for pending commits when a channel
+ * closes, so a webhook can still be answered from here during a close.
+ * Requests left unanswered at destroy() are answered 503 by the host. */
 typedef void (*sb_inbound_done_fn)(void *arg, int status, const char *message_id, int duplicate);
 
 /* Delivery statuses. */
@@ -684,8 +687,10 @@ struct sb_plugin {
   int (*send)(void *instance, const sb_outbound_message *message, sb_send_op *op);
 
   /* Optional. Goes offline: stop timers, cancel requests, close
-   * connections. The host cancels what is left and answers pending
-   * requests itself. No completion may be called after it returns. */
+   * connections. The host then cancels what is left (HTTP calls complete
+   * with SB_ECANCELED), waits for queued work and inbound commits to
+   * complete, calls destroy(), and answers 503 to requests still
+   * unanswered. No send completion may be called after it returns. */
   void (*disconnect)(void *instance);
 
   /* Required. Frees the instance. Called once, after disconnect. */
