@@ -9,6 +9,7 @@
 
 #include "channel.h"
 #include "config.h"
+#include "conformance.h"
 #include "daemon.h"
 #include "loader.h"
 #include "log.h"
@@ -27,6 +28,7 @@ static const char cli__usage[] =
     "  check  -c FILE [--listen ADDR:PORT] [--store URL]   validate config and credentials, start nothing\n"
     "  plugins list   [-c FILE | --dir DIR...] [--json]    list the plugins that load\n"
     "  plugins schema ID [-c FILE | --dir DIR...]          a plugin's credential schema as JSON Schema\n"
+    "  plugins check  PATH.so [--set KEY=VALUE...]         conformance report for a plugin file\n"
     "  plugins new    NAME [DIR]                           scaffold an out-of-tree plugin project\n"
     "\n"
     "Options:\n"
@@ -53,6 +55,7 @@ static const char cli__check_usage[] =
 static const char cli__plugins_usage[] =
     "Usage: switchboard plugins list [-c FILE | --dir DIR...] [--json]\n"
     "       switchboard plugins schema ID [-c FILE | --dir DIR...]\n"
+    "       switchboard plugins check PATH.so        (see `switchboard plugins check --help`)\n"
     "       switchboard plugins new NAME [DIR]       (see `switchboard plugins new --help`)\n"
     "\n"
     "With -c, the plugins the config allows from its plugins.dirs; otherwise every\n"
@@ -205,9 +208,10 @@ static int cli__plugins(int argc, char **argv) {
   }
   const char *sub = argv[1];
   if (strcmp(sub, "new") == 0) return scaffold_main(argc - 1, argv + 1);
+  if (strcmp(sub, "check") == 0) return conformance_main(argc - 1, argv + 1);
   int is_list = strcmp(sub, "list") == 0, is_schema = strcmp(sub, "schema") == 0;
   if (!is_list && !is_schema) {
-    fprintf(stderr, "switchboard plugins: unknown subcommand \"%s\" (list, schema, new)\n", sub);
+    fprintf(stderr, "switchboard plugins: unknown subcommand \"%s\" (list, schema, check, new)\n", sub);
     return CLI_USAGE;
   }
   cli_opts o;
