@@ -134,8 +134,14 @@ static void conformance__grep(FILE *f, const char *needle, char *buf, size_t buf
 
 static void conformance__dump(FILE *f) {
   char line[1024];
+  int any = 0;
   rewind(f);
-  while (fgets(line, sizeof(line), f) != NULL) fprintf(stdout, "    | %s", line);
+  while (fgets(line, sizeof(line), f) != NULL) {
+    line[strcspn(line, "\n")] = '\0';
+    fprintf(stdout, "    | %s\n", line);
+    any = 1;
+  }
+  if (!any) fputs("    | (nothing on stderr)\n", stdout);
 }
 
 /* Runs one check in a child; prints its report line. Returns 1 passed. */

@@ -74,7 +74,7 @@ expect "the checker outlives the crash" 1 '^PASS lifecycle: ' \
   "$SB" plugins check "$M/crash_receive.so"
 expect "a hang in send times out" 1 '^FAIL send-ok: did not finish within 2 s' \
   "$SB" plugins check --only send-ok --timeout 2 "$M/hang_send.so"
-expect "a leak in create is found" 1 '^FAIL leaks: .*(leak|grew)' \
+expect "a leak in create is found" 1 '^FAIL leaks: .*(leak|growing)' \
   "$SB" plugins check --only leaks "$M/leak_create.so"
 expect "--verbose shows the crash's stderr" 1 '    \| ' \
   "$SB" plugins check --verbose --only receive-malformed "$M/crash_receive.so"
