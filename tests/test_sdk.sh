@@ -12,7 +12,12 @@ work=$(mktemp -d /tmp/sbsdk.XXXXXX)
 passed=0
 failed=0
 
-cleanup() { rm -rf "$work"; }
+daemon_pid=
+
+cleanup() {
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -KILL "$daemon_pid"; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 ok() { passed=$((passed + 1)); echo "ok - $1"; }
@@ -96,6 +101,22 @@ export SDK_TEST_TOKEN=sdk-test-token-value
 expect "the daemon's check loads it" 0 'valid \(1 plugins loaded, 1 channels\)' "$SB" check -c "$work/switchboard.json"
 expect "plugins list shows it" 0 '^demo_echo +0\.1\.0' "$SB" plugins list -c "$work/switchboard.json"
 expect "its schema marks the token secret" 0 '"writeOnly": true' "$SB" plugins schema demo_echo -c "$work/switchboard.json"
+# Run the daemon with it until the channel is connected, then stop it.
+"$SB" run -c "$work/switchboard.json" >"$work/run.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 1 100); do grep -q 'ready' "$work/run.log" && break; sleep 0.05; done
+if grep -q 'channel="echo" plugin="demo_echo" msg="connected; replies go to http://127.0.0.1:9/replies"' "$work/run.log"; then
+  ok "the daemon runs the channel and it connects"
+else
+  not_ok "the daemon runs the channel and it connects" "$(cat "$work/run.log")"
+fi
+if grep -q 'sdk-test-token-value' "$work/run.log"; then not_ok "the daemon never logs the secret"; else ok "the daemon never logs the secret"; fi
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+rc=$?
+if [ "$rc" -eq 0 ]; then ok "the daemon stops cleanly"; else not_ok "the daemon stops cleanly" "exit $rc: $(cat "$work/run.log")"; fi
+daemon_pid=
+
 sed -i 's|"outbound_url": "http://127.0.0.1:9/replies"|"outbound_url": "ftp://127.0.0.1/replies"|' "$work/switchboard.json"
 expect "its validate hook refuses a non-http URL" 2 'outbound_url' "$SB" check -c "$work/switchboard.json"
 

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,16 +102,21 @@ static void testhost__log_line(sb_channel *ch, int level, const char *fmt, ...) 
     fprintf(stderr, "testhost: plugin log: %s\n", line);
     return;
   }
+  /* log is thread-safe in the ABI: a plugin's own threads may call it. */
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
   testhost *th = ch->th;
+  pthread_mutex_lock(&lock);
   testhost__redact(th, line);
   if (th->log_echo) fprintf(stderr, "testhost: [%s] %d %s\n", th->desc.id, level, line);
   testhost__log *l = malloc(sizeof(*l));
-  if (l == NULL) return;
-  l->level = level;
-  if ((l->line = strdup(line)) == NULL || testhost__vec_push(&th->logs, l) != 0) {
-    free(l->line);
-    free(l);
+  if (l != NULL) {
+    l->level = level;
+    if ((l->line = strdup(line)) == NULL || testhost__vec_push(&th->logs, l) != 0) {
+      free(l->line);
+      free(l);
+    }
   }
+  pthread_mutex_unlock(&lock);
 }
 
 static const char *testhost__channel_name(const sb_channel *ch) { return ch != NULL ? ch->th->channel_name : NULL; }
