@@ -315,6 +315,67 @@ START_TEST(misuse_is_recorded) {
 }
 END_TEST
 
+static int ticks;
+static void tick(void *arg) { ticks += arg != NULL ? 1 : 100; }
+
+START_TEST(repeating_timers_fire_as_often_as_they_fall_due) {
+  start();
+  const sb_host *h = testhost_host();
+  int64_t t0 = testhost_now();
+  ticks = 0;
+  sb_timer *rep = h->timer_start(testhost_channel(th), 100, 250, tick, &ticks);
+  h->timer_start(testhost_channel(th), 400, 0, tick, NULL);
+  ck_assert_uint_eq(testhost_advance(th, 1000), 5); /* 100, 350, 400 (one-shot), 600, 850 */
+  ck_assert_int_eq(ticks, 104);
+  ck_assert_int_eq(testhost_now(), t0 + 1000);
+  h->timer_stop(rep);
+  ck_assert_uint_eq(testhost_advance(th, 10000), 0);
+  testhost_set_time(t0);
+  ck_assert_int_eq(testhost_now(), t0);
+  ck_assert_uint_eq(testhost_misuse_count(th), 0);
+}
+END_TEST
+
+static int http_status_seen;
+static void http_seen(void *arg, const sb_http_client_response *res) { http_status_seen = res->status; }
+
+START_TEST(http_cancel_completes_at_once) {
+  start();
+  const sb_host *h = testhost_host();
+  testhost_http_script slow = {.status = SB_OK, .http_status = 200, .delay_ms = 1000};
+  testhost_http_script_add(th, NULL, &slow);
+  sb_http_client_request req = {.struct_size = sizeof(req), .url = "http://svc.test/x"};
+  http_status_seen = 1;
+  sb_http_call *call = h->http_request(testhost_channel(th), &req, http_seen, NULL);
+  ck_assert_ptr_nonnull(call);
+  ck_assert_int_eq(http_status_seen, 1);
+  h->http_cancel(call);
+  ck_assert_int_eq(http_status_seen, SB_ECANCELED);
+  ck_assert_str_eq(testhost_http_at(th, 0)->method, "GET");
+  ck_assert_uint_eq(testhost_advance(th, 5000), 0);
+  /* Invalid requests are refused at once and done is never called. */
+  sb_http_client_request bad = {.struct_size = sizeof(bad)};
+  ck_assert_ptr_null(h->http_request(testhost_channel(th), &bad, http_seen, NULL));
+  ck_assert_uint_eq(testhost_misuse_count(th), 1);
+}
+END_TEST
+
+START_TEST(channel_name_and_seeded_kv_reach_the_plugin) {
+  ck_assert_int_eq(testhost_set_channel_name(th, "support"), 0);
+  ck_assert_int_eq(testhost_kv_seed(th, "cursor", "7", 1), 0);
+  start();
+  ck_assert_str_eq(testhost_host()->channel_name(testhost_channel(th)), "support");
+  ck_assert(testhost_log_find(th, "created for channel support"));
+  const testhost_reply *r = testhost_receive(th, "GET", "/kv?key=cursor", NULL, 0, NULL, 0);
+  ck_assert_str_eq(r->body, "7");
+  ck_assert_uint_eq(testhost_kv_op_count(th), 0); /* seeding is not an operation */
+  char big[70000];
+  memset(big, 'x', sizeof(big));
+  r = testhost_receive(th, "POST", "/kv?key=big", NULL, 0, big, sizeof(big));
+  ck_assert_int_eq(r->status, 413);
+}
+END_TEST
+
 static Suite *testhost_suite(void) {
   Suite *s = suite_create("testhost");
   TCase *tc = tcase_create("testhost");
@@ -331,6 +392,9 @@ static Suite *testhost_suite(void) {
   tcase_add_test(tc, secrets_are_redacted_from_logs);
   tcase_add_test(tc, connect_failure_and_lifecycle);
   tcase_add_test(tc, misuse_is_recorded);
+  tcase_add_test(tc, repeating_timers_fire_as_often_as_they_fall_due);
+  tcase_add_test(tc, http_cancel_completes_at_once);
+  tcase_add_test(tc, channel_name_and_seeded_kv_reach_the_plugin);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,9 +1,8 @@
-/* testhost.c — the stub test host: loads a plugin, plays the host API table,
- * drives the instance's hooks and records everything the plugin does. */
+/* testhost.c — the stub test host's sb_host table: logging, state, inbound
+ * and status records, respond, request helpers, send completions, HMAC. */
 #include "testhost_impl.h"
 
 #include <ctype.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -13,9 +12,6 @@
 #include <strings.h>
 
 
-
-/* The smallest descriptor a 1.x plugin can have: everything up to destroy. */
-#define TESTHOST_MIN_DESC (offsetof(sb_plugin, destroy) + sizeof(((sb_plugin *)0)->destroy))
 
 /* --- small helpers ------------------------------------------------------ */
 

@@ -202,7 +202,6 @@ int testhost_http_fallback(testhost *th, const testhost_http_script *script) {
 static void testhost__http_finish(sb_http_call *c, int32_t status, const char *error) {
   if (!c->pending) return;
   c->pending = 0;
-  testhost *th = c->th;
   testhost_http_record *rec = c->record;
   sb_http_client_response res = {.status = status, .error = error, .body = "", .body_len = 0};
   if (status == SB_OK && c->has_script) {
@@ -223,7 +222,6 @@ static void testhost__http_finish(sb_http_call *c, int32_t status, const char *e
   rec->status = res.status;
   rec->http_status = res.http_status;
   rec->cancelled = status == SB_ECANCELED;
-  (void)th;
   c->done(c->arg, &res);
 }
 
