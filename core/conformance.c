@@ -169,7 +169,7 @@ static int conformance__run_child(const conformance_opts *o, const conformance_c
     if (o->valgrind) {
       char timeout[16];
       snprintf(timeout, sizeof(timeout), "%u", o->timeout_s);
-      char *args[8 + 2 * 64] = {"valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite",
+      char *args[16 + 2 * 64] = {"valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite",
                                 "--error-exitcode=99", self, "plugins", "check"};
       int n = 8;
       for (size_t i = 0; i < o->set_count; i++) {
@@ -240,6 +240,7 @@ int conformance_main(int argc, char **argv) {
     return 2;
   }
   struct stat st;
+  errno = 0;
   if (stat(o.path, &st) != 0 || !S_ISREG(st.st_mode)) {
     fprintf(stderr, "switchboard plugins check: %s is not a readable file%s%s\n", o.path,
             errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");

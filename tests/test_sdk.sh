@@ -86,6 +86,16 @@ expect "plain cc builds the unit test" 0 '' \
 expect "the cc-built test passes against the cc-built plugin" 0 'all tests passed' \
   "$work/test_demo_echo" "$work/demo_echo.so"
 
+# The example test in testhost.h's narrative, run against the scaffolded plugin
+# (whose wire format it uses), so the manual's example keeps working.
+sed -n '/A TEST, START TO END/,/THE FAKE LOOP/p' "$prefix/include/switchboard/testhost.h" | sed '1d;$d' \
+  | sed 's/^ \*   \{0,1\}//; s/^ \*$//' >"$work/header_example.c"
+expect "the example in testhost.h builds" 0 '' \
+  cc -std=c11 -Wall -Wextra -Werror $cflags "$work/header_example.c" -o "$work/header_example" \
+  $(pkg-config --libs switchboard-testhost) -Wl,-rpath,"$prefix/lib"
+cp "$proj/build/demo_echo.so" "$work/echo.so"
+expect "the example in testhost.h passes" 0 '' bash -c "cd '$work' && ./header_example"
+
 # --- conformance and the daemon -------------------------------------------------------------
 expect "the scaffolded plugin passes plugins check" 0 '^20 passed, 0 failed' \
   "$SB" plugins check "$proj/build/demo_echo.so"

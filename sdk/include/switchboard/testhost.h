@@ -216,9 +216,10 @@ SB_EXPORT const char *testhost_reply_header(const testhost_reply *reply, const c
 /* ------------------------------------------------------------------------ */
 
 /* The number of messages the plugin handed to emit_inbound() and the host
- * accepted (refused ones count as misuse only when the refusal was the
- * plugin's fault: no external_id, no sender id, no thread id for external
- * threads). */
+ * accepted. A message the host refuses (no external_id, no sender id, no
+ * thread id when the plugin declares external threads) is not recorded:
+ * emit_inbound returns SB_EINVAL and a warning is logged, as the daemon
+ * does, so the plugin can answer the request 400. */
 SB_EXPORT size_t testhost_inbound_count(const testhost *th);
 
 /* The index-th inbound message, deep-copied (every string and attachment);
@@ -231,7 +232,9 @@ SB_EXPORT int testhost_inbound_pending(const testhost *th, size_t index);
 /* Completes the index-th message: calls its done with status (SB_OK, or a
  * negative code for "could not be stored"), message_id (with SB_OK) and
  * duplicate, then runs the loop. Returns 0, SB_ENOENT (no such message) or
- * SB_EINVAL (already completed). */
+ * SB_EINVAL (already completed). testhost_destroy completes the messages
+ * still pending with SB_ECANCELED before destroy(), as emit_inbound
+ * promises one done per message. */
 SB_EXPORT int testhost_inbound_complete(testhost *th, size_t index, int status, const char *message_id,
                                         int duplicate);
 
@@ -385,7 +388,8 @@ SB_EXPORT const char *testhost_misuse_at(const testhost *th, size_t index);
 
 /* Forgets recorded statuses, states, logs, kv operations, misuse, finished
  * HTTP calls, completed inbound messages and finished replies and sends
- * (pending ones stay). Pointers to them become invalid. */
+ * (pending ones stay). Pointers to them become invalid and the indexes of
+ * what stays start again from 0. */
 SB_EXPORT void testhost_clear_records(testhost *th);
 
 /* ------------------------------------------------------------------------ */
