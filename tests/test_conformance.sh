@@ -79,6 +79,16 @@ expect "a leak in create is found" 1 '^FAIL leaks: .*(leak|growing)' \
 expect "--verbose shows the crash's stderr" 1 '    \| ' \
   "$SB" plugins check --verbose --only receive-malformed "$M/crash_receive.so"
 
+# valgrind mode: only in builds without sanitizers (the two do not mix).
+if command -v valgrind >/dev/null && ! ldd "$SB" | grep -q libasan; then
+  expect "--valgrind finds a leak" 1 '^FAIL lifecycle: .*definitely lost' \
+    "$SB" plugins check --valgrind --only lifecycle "$M/leak_create.so"
+  expect "--valgrind passes a clean plugin" 0 '^PASS lifecycle' \
+    "$SB" plugins check --valgrind --only lifecycle "$PLUGINS/testplugin.so"
+else
+  ok "# SKIP --valgrind (no valgrind, or a sanitizer build)"
+fi
+
 # --- usage ------------------------------------------------------------------------------
 expect "check --help" 0 'Usage: switchboard plugins check' "$SB" plugins check --help
 expect "check without a file" 2 'give the plugin file to check' "$SB" plugins check
