@@ -1,4 +1,4 @@
-/* cli.c — the command line: run, check, plugins list|schema, --version, --help. */
+/* cli.c — the command line: run, check, plugins list|schema|check|new, --version, --help. */
 #include "cli.h"
 
 #include <errno.h>
@@ -9,9 +9,11 @@
 
 #include "channel.h"
 #include "config.h"
+#include "conformance.h"
 #include "daemon.h"
 #include "loader.h"
 #include "log.h"
+#include "scaffold.h"
 #include "schema.h"
 
 #define CLI_OK 0
@@ -26,6 +28,8 @@ static const char cli__usage[] =
     "  check  -c FILE [--listen ADDR:PORT] [--store URL]   validate config and credentials, start nothing\n"
     "  plugins list   [-c FILE | --dir DIR...] [--json]    list the plugins that load\n"
     "  plugins schema ID [-c FILE | --dir DIR...]          a plugin's credential schema as JSON Schema\n"
+    "  plugins check  PATH.so [--set KEY=VALUE...]         conformance report for a plugin file\n"
+    "  plugins new    NAME [DIR]                           scaffold an out-of-tree plugin project\n"
     "\n"
     "Options:\n"
     "  --version   print the version and the plugin ABI version\n"
@@ -51,6 +55,8 @@ static const char cli__check_usage[] =
 static const char cli__plugins_usage[] =
     "Usage: switchboard plugins list [-c FILE | --dir DIR...] [--json]\n"
     "       switchboard plugins schema ID [-c FILE | --dir DIR...]\n"
+    "       switchboard plugins check PATH.so        (see `switchboard plugins check --help`)\n"
+    "       switchboard plugins new NAME [DIR]       (see `switchboard plugins new --help`)\n"
     "\n"
     "With -c, the plugins the config allows from its plugins.dirs; otherwise every\n"
     "plugin in the given --dir directories (default: " SB_DEFAULT_PLUGIN_DIR ").\n"
@@ -201,9 +207,11 @@ static int cli__plugins(int argc, char **argv) {
     return argc < 2 ? CLI_USAGE : CLI_OK;
   }
   const char *sub = argv[1];
+  if (strcmp(sub, "new") == 0) return scaffold_main(argc - 1, argv + 1);
+  if (strcmp(sub, "check") == 0) return conformance_main(argc - 1, argv + 1);
   int is_list = strcmp(sub, "list") == 0, is_schema = strcmp(sub, "schema") == 0;
   if (!is_list && !is_schema) {
-    fprintf(stderr, "switchboard plugins: unknown subcommand \"%s\" (list, schema)\n", sub);
+    fprintf(stderr, "switchboard plugins: unknown subcommand \"%s\" (list, schema, check, new)\n", sub);
     return CLI_USAGE;
   }
   cli_opts o;

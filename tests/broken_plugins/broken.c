@@ -1,17 +1,37 @@
 /* broken.c — deliberately broken plugins, one per refusal the loader must
- * make. Built once per BROKEN_* variant (tests/CMakeLists.txt); the output
- * file is named after the id it claims so only the flaw under test differs. */
+ * make, and a few the loader accepts that misbehave at run time (for
+ * `plugins check`). Built once per BROKEN_* variant (tests/CMakeLists.txt);
+ * the output file is named after the id it claims so only the flaw under
+ * test differs. */
 #include <switchboard/plugin.h>
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static int br_create(const sb_host *host, sb_channel *ch, const sb_config *cfg, void **instance, char *err,
                      size_t errlen) {
+#if defined(BROKEN_LEAK_CREATE)
+  *instance = malloc(64); /* and destroy never frees it */
+#else
   *instance = (void *)ch;
+#endif
   return SB_OK;
 }
-static int br_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) { return SB_OK; }
+static int br_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
+#if defined(BROKEN_HANG_SEND)
+  for (;;) pause(); /* blocks the loop thread for ever */
+#endif
+  return SB_OK; /* and never completes the send */
+}
 static void br_destroy(void *instance) {}
+
+#if defined(BROKEN_CRASH_RECEIVE)
+static int br_receive(void *instance, const sb_http_request *req, sb_responder *r) {
+  volatile int *nowhere = NULL;
+  return *nowhere; /* SIGSEGV on the first request */
+}
+#endif
 
 #if defined(BROKEN_BAD_TYPE)
 static const sb_field br_schema[] = {{"token", 42, 0, NULL, "Token", "x", NULL}, SB_FIELD_END};
@@ -48,6 +68,9 @@ static const struct {
 #endif
     .send = br_send,
     .destroy = br_destroy,
+#if defined(BROKEN_CRASH_RECEIVE)
+    .receive = br_receive,
+#endif
 }, {0}};
 
 #if !defined(BROKEN_NO_ENTRY)
