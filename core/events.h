@@ -1,0 +1,54 @@
+/* events.h — the in-process event bus: changes agents care about, in id order.
+ *
+ * Every event is persisted by the store in the same transaction as the change
+ * it describes and carries that row's id (monotonically increasing, never
+ * reused), so an SSE client can resume with Last-Event-ID across restarts:
+ * live events come from this bus after commit, older ones from
+ * store_events_after(). Everything here runs on the loop thread.
+ *
+ * Event types: message.in, message.out, message.status, thread.created,
+ * thread.reopened, ticket.created, ticket.updated, ticket.assigned,
+ * ticket.queued, contact.created, contact.merged, user.updated,
+ * notification (e.g. an unavailable contact owner).
+ */
+#ifndef SB_CORE_EVENTS_H
+#define SB_CORE_EVENTS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct events_event {
+  int64_t id;          /* store row id; strictly increasing */
+  const char *type;    /* "message.in", ... */
+  const char *channel; /* may be NULL */
+  const char *inbox;   /* may be NULL */
+  json_t *data;        /* the event body (object), borrowed */
+} events_event;
+
+/* A subscriber callback; the event and its data are borrowed for the call. */
+typedef void (*events_fn)(void *arg, const events_event *ev);
+
+typedef struct events_bus events_bus;
+
+/* Creates an empty bus. Returns NULL on out of memory. */
+events_bus *events_bus_new(void);
+
+/* Frees the bus and its subscriptions (not the subscribers' args). */
+void events_bus_free(events_bus *bus);
+
+/* Adds a subscriber; returns a positive token for events_unsubscribe, or
+ * -ENOMEM. A subscriber added during a publish sees the next event. */
+int events_subscribe(events_bus *bus, events_fn fn, void *arg);
+
+/* Removes the subscriber with this token; returns 0 or -ENOENT. Safe to call
+ * from inside a callback. */
+int events_unsubscribe(events_bus *bus, int token);
+
+/* Delivers ev to every subscriber in subscription order. */
+void events_publish(events_bus *bus, const events_event *ev);
+
+/* Builds the JSON object form of an event ({id, type, channel, inbox, data})
+ * as sent over SSE. Returns a new reference, or NULL on out of memory. */
+json_t *events_to_json(const events_event *ev);
+
+#endif

@@ -1,0 +1,88 @@
+/* store_sqlite.h — internals shared by the SQLite store files (not a public header). */
+#ifndef SB_CORE_STORE_SQLITE_H
+#define SB_CORE_STORE_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define SQ_STMT_SLOTS 256
+
+typedef struct sq_req sq_req;
+
+/* run: on the writer thread inside the batch transaction (a savepoint per
+ * request); sets status/err. done: on the loop after COMMIT; frees the request. */
+struct sq_req {
+  sq_req *next;
+  void (*run)(store *st, sq_req *r);
+  void (*done)(store *st, sq_req *r);
+  int status;
+  char err[256];
+  json_t *events; /* array of committed-event objects to publish, or NULL */
+};
+
+struct store {
+  uv_loop_t *loop;
+  uv_async_t async;
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  sq_req *q_head, *q_tail;       /* waiting for the writer */
+  sq_req *done_head, *done_tail; /* committed, waiting for the loop */
+  int stopping, thread_started;
+  store_stats stats;             /* under mu */
+  sqlite3 *db;                   /* writer-owned after open */
+  struct { const char *sql; sqlite3_stmt *stmt; } stmts[SQ_STMT_SLOTS];
+  events_bus *bus;
+  router_channel *channels;      /* writer-owned */
+  size_t n_channels;
+  int64_t assign_seq;            /* writer-owned round-robin counter */
+  char *path;
+};
+
+/* Queues a request (loop thread). Returns 0 or -ESHUTDOWN. */
+int sq_enqueue(store *st, sq_req *r);
+
+/* Returns the cached prepared statement for a string-literal sql, reset and
+ * with bindings cleared, or NULL (err logged). Writer thread only. */
+sqlite3_stmt *sq_prep(store *st, const char *sql);
+
+/* Runs a statement without results on the writer; returns 0 or -EIO. */
+int sq_exec(store *st, const char *sql);
+
+/* Binds text or NULL. */
+void sq_bind_text(sqlite3_stmt *s, int i, const char *v);
+/* Column text or NULL. */
+const char *sq_col_text(sqlite3_stmt *s, int i);
+
+/* Fills r->status/-err from the connection's last error. Returns -EIO. */
+int sq_fail(store *st, sq_req *r, const char *what);
+
+/* Persists an event and queues it on r for publishing after commit. data is
+ * stolen. Returns 0 or -EIO. */
+int sq_event(store *st, sq_req *r, const char *type, const char *channel, const char *inbox,
+             json_t *data);
+
+/* Writer-owned channel rules by name, or NULL. */
+const router_channel *sq_channel(store *st, const char *name);
+
+/* Milliseconds since the epoch. */
+int64_t sq_now_ms(void);
+
+/* Generic JSON request: fn runs on the writer with args (owned by the
+ * request) and may set *result (new reference). */
+typedef int (*sq_json_fn)(store *st, sq_req *r, json_t *args, json_t **result);
+int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg);
+
+/* Shared steps of the message path (store_sqlite_route.c). */
+int sq_assign_ticket(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,
+                     const char *channel);
+int sq_drain_queue(store *st, sq_req *r);
+int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
+                         const json_t *props_patch);
+int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *channel,
+                      int64_t user_id, const char *text, const char *html,
+                      const char *attachments_json, int64_t reply_to, int automatic,
+                      int64_t *message_id);
+
+#endif
