@@ -68,6 +68,12 @@ int events_unsubscribe(events_bus *bus, int token) {
   return -ENOENT;
 }
 
+size_t events_subscriber_count(const events_bus *bus) {
+  size_t n = 0;
+  for (size_t i = 0; bus != NULL && i < bus->n; i++) n += !bus->subs[i].dead;
+  return n;
+}
+
 void events_publish(events_bus *bus, const events_event *ev) {
   if (bus == NULL || ev == NULL) return;
   bus->publishing++;

@@ -44,6 +44,9 @@ int events_subscribe(events_bus *bus, events_fn fn, void *arg);
  * from inside a callback. */
 int events_unsubscribe(events_bus *bus, int token);
 
+/* How many subscribers there are (publishers skip building events for none). */
+size_t events_subscriber_count(const events_bus *bus);
+
 /* Delivers ev to every subscriber in subscription order. */
 void events_publish(events_bus *bus, const events_event *ev);
 

@@ -130,36 +130,121 @@ int sq_fail(store *st, sq_req *r, const char *what) {
   return -EIO;
 }
 
-int sq_event(store *st, sq_req *r, const char *type, const char *channel, const char *inbox,
-             json_t *data) {
-  if (data == NULL) return sq_fail(st, r, "building an event");
-  char *text = json_dumps(data, JSON_COMPACT);
+static void sq__free_events(sq_req *r) {
+  while (r->events != NULL) {
+    sq_event_rec *next = r->events->next;
+    free(r->events);
+    r->events = next;
+  }
+  r->events_tail = NULL;
+}
+
+int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
+                  const char *inbox, const char *data) {
   sqlite3_stmt *s = sq_prep(st,
                             "INSERT INTO events(type, channel, inbox, data, created_at)"
                             " VALUES(?1, ?2, ?3, ?4, ?5)");
-  int rc = -EIO;
-  if (s != NULL && text != NULL) {
-    sq_bind_text(s, 1, type);
-    sq_bind_text(s, 2, channel);
-    sq_bind_text(s, 3, inbox);
-    sqlite3_bind_text(s, 4, text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, sq_now_ms());
-    if (sqlite3_step(s) == SQLITE_DONE) rc = 0;
-    sqlite3_reset(s);
-  }
-  free(text);
-  if (rc < 0) {
-    json_decref(data);
-    return sq_fail(st, r, "recording an event");
-  }
-  if (r->events == NULL) r->events = json_array();
-  json_t *ev = json_pack("{sI ss so}", "id", (json_int_t)sqlite3_last_insert_rowid(st->db),
-                         "type", type, "data", data);
-  if (ev == NULL) return sq_fail(st, r, "building an event");
-  json_object_set_new(ev, "channel", channel ? json_string(channel) : json_null());
-  json_object_set_new(ev, "inbox", inbox ? json_string(inbox) : json_null());
-  json_array_append_new(r->events, ev);
+  if (s == NULL) return sq_fail(st, r, "recording an event");
+  sq_bind_text(s, 1, type);
+  sq_bind_text(s, 2, channel);
+  sq_bind_text(s, 3, inbox);
+  sq_bind_text(s, 4, data);
+  sqlite3_bind_int64(s, 5, sq_now_ms());
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "recording an event");
+  size_t lt = strlen(type) + 1, lc = channel ? strlen(channel) + 1 : 0,
+         li = inbox ? strlen(inbox) + 1 : 0, ld = strlen(data) + 1;
+  sq_event_rec *e = malloc(sizeof(*e) + lt + lc + li + ld);
+  if (e == NULL) return sq_fail(st, r, "recording an event");
+  char *p = e->buf;
+  e->next = NULL;
+  e->id = sqlite3_last_insert_rowid(st->db);
+  e->type = memcpy(p, type, lt), p += lt;
+  e->channel = channel ? memcpy(p, channel, lc) : NULL, p += lc;
+  e->inbox = inbox ? memcpy(p, inbox, li) : NULL, p += li;
+  e->data = memcpy(p, data, ld);
+  if (r->events_tail != NULL)
+    r->events_tail->next = e;
+  else
+    r->events = e;
+  r->events_tail = e;
   return 0;
+}
+
+int sq_event(store *st, sq_req *r, const char *type, const char *channel, const char *inbox,
+             json_t *data) {
+  char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+  json_decref(data);
+  if (text == NULL) return sq_fail(st, r, "building an event");
+  int rc = sq_event_text(st, r, type, channel, inbox, text);
+  free(text);
+  return rc;
+}
+
+/* ---- event data writer ---- */
+
+static void sq__jw_raw(sq_jw *w, const char *s, size_t len) {
+  if (w->n + len + 2 >= sizeof(w->buf)) {
+    w->overflow = 1;
+    return;
+  }
+  memcpy(w->buf + w->n, s, len);
+  w->n += len;
+}
+
+static void sq__jw_key(sq_jw *w, const char *key) {
+  sq__jw_raw(w, w->n == 0 ? "{\"" : ",\"", 2);
+  sq__jw_raw(w, key, strlen(key));
+  sq__jw_raw(w, "\":", 2);
+}
+
+void sq_jw_int(sq_jw *w, const char *key, int64_t v) {
+  char num[24];
+  sq__jw_key(w, key);
+  sq__jw_raw(w, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)v));
+}
+
+void sq_jw_bool(sq_jw *w, const char *key, int v) {
+  sq__jw_key(w, key);
+  sq__jw_raw(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void sq_jw_str(sq_jw *w, const char *key, const char *v, size_t max) {
+  sq__jw_key(w, key);
+  if (v == NULL) {
+    sq__jw_raw(w, "null", 4);
+    return;
+  }
+  size_t len = strlen(v);
+  if (max > 0 && len > max) {
+    len = max;
+    while (len > 0 && ((unsigned char)v[len] & 0xC0) == 0x80) len--; /* UTF-8 boundary */
+  }
+  if (len > 500) len = 500; /* escaped worst case (6 bytes each) still fits the buffer */
+  while (len > 0 && ((unsigned char)v[len] & 0xC0) == 0x80) len--;
+  sq__jw_raw(w, "\"", 1);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)v[i];
+    if (c == '"' || c == '\\') {
+      char esc[2] = {'\\', (char)c};
+      sq__jw_raw(w, esc, 2);
+    } else if (c < 0x20) {
+      char esc[8];
+      sq__jw_raw(w, esc, (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c));
+    } else {
+      sq__jw_raw(w, (const char *)&v[i], 1);
+    }
+  }
+  sq__jw_raw(w, "\"", 1);
+}
+
+const char *sq_jw_end(sq_jw *w) {
+  if (w->overflow) w->n = 0; /* never emit broken JSON */
+  if (w->n == 0) sq__jw_raw(w, "{", 1);
+  w->buf[w->n++] = '}';
+  w->buf[w->n] = '\0';
+  return w->buf;
 }
 
 const router_channel *sq_channel(store *st, const char *name) {
@@ -171,19 +256,28 @@ const router_channel *sq_channel(store *st, const char *name) {
 
 /* ---- the writer thread ---- */
 
+static int sq__step_static(store *st, const char *sql) {
+  sqlite3_stmt *s = sq_prep(st, sql);
+  if (s == NULL) return -EIO;
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* Each request runs under its own savepoint so a failing one leaves no trace
+ * while the rest of the batch commits. */
 static void sq__run_one(store *st, sq_req *r) {
-  if (sq_exec(st, "SAVEPOINT req") < 0) {
+  if (sq__step_static(st, "SAVEPOINT req") < 0) {
     r->status = -EIO;
     snprintf(r->err, sizeof(r->err), "store: cannot start a savepoint");
     return;
   }
   r->run(st, r);
   if (r->status < 0) {
-    sq_exec(st, "ROLLBACK TO req");
-    json_decref(r->events);
-    r->events = NULL;
+    sq__step_static(st, "ROLLBACK TO req");
+    sq__free_events(r);
   }
-  sq_exec(st, "RELEASE req");
+  sq__step_static(st, "RELEASE req");
 }
 
 /* Takes everything queued, runs it in one transaction, commits once (the
@@ -200,7 +294,7 @@ static void sq__writer(void *arg) {
     if (batch == NULL && stop) break;
 
     uint64_t n = 0;
-    int txn = sq_exec(st, "BEGIN IMMEDIATE") == 0;
+    int txn = sq__step_static(st, "BEGIN IMMEDIATE") == 0;
     for (sq_req *r = batch; r != NULL; r = r->next, n++) {
       if (!txn) {
         r->status = -EIO;
@@ -209,14 +303,13 @@ static void sq__writer(void *arg) {
       }
       sq__run_one(st, r);
     }
-    if (txn && sq_exec(st, "COMMIT") < 0) {
-      sq_exec(st, "ROLLBACK");
+    if (txn && sq__step_static(st, "COMMIT") < 0) {
+      sq__step_static(st, "ROLLBACK");
       for (sq_req *r = batch; r != NULL; r = r->next) {
         r->status = -EIO;
         snprintf(r->err, sizeof(r->err), "store: commit to %s failed: %s", st->path,
                  sqlite3_errmsg(st->db));
-        json_decref(r->events);
-        r->events = NULL;
+        sq__free_events(r);
       }
       txn = 0;
     }
@@ -226,6 +319,8 @@ static void sq__writer(void *arg) {
     uv_mutex_lock(&st->mu);
     if (txn) st->stats.transactions++;
     st->stats.requests += n;
+    st->stats.inbound += st->inbound_count;
+    st->inbound_count = 0;
     if (batch != NULL) {
       if (st->done_tail != NULL)
         st->done_tail->next = batch;
@@ -239,21 +334,14 @@ static void sq__writer(void *arg) {
 }
 
 static void sq__publish(store *st, sq_req *r) {
-  if (r->events == NULL) return;
-  size_t i;
-  json_t *ev;
-  json_array_foreach(r->events, i, ev) {
-    events_event e = {
-        .id = json_integer_value(json_object_get(ev, "id")),
-        .type = json_string_value(json_object_get(ev, "type")),
-        .channel = json_string_value(json_object_get(ev, "channel")),
-        .inbox = json_string_value(json_object_get(ev, "inbox")),
-        .data = json_object_get(ev, "data"),
-    };
-    events_publish(st->bus, &e);
+  int listening = events_subscriber_count(st->bus) > 0;
+  for (sq_event_rec *e = r->events; e != NULL && listening; e = e->next) {
+    json_t *data = json_loads(e->data, 0, NULL);
+    events_event ev = {e->id, e->type, e->channel, e->inbox, data};
+    events_publish(st->bus, &ev);
+    json_decref(data);
   }
-  json_decref(r->events);
-  r->events = NULL;
+  sq__free_events(r);
 }
 
 static void sq__deliver(store *st) {
@@ -365,6 +453,9 @@ static void sq__on_closed(uv_handle_t *h) { sq__free(h->data); }
 int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t errlen) {
   if (loop == NULL || url == NULL || out == NULL) return -EINVAL;
   *out = NULL;
+  /* Process-wide and only effective before SQLite initialises; the
+   * allocator statistics take a global mutex on every malloc. */
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   if (strncmp(url, "sqlite:", 7) != 0 || url[7] == '\0') {
     snprintf(err, errlen, "store URL \"%s\" is not supported; use sqlite:PATH", url);
     return -EINVAL;

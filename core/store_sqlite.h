@@ -12,13 +12,22 @@ typedef struct sq_req sq_req;
 
 /* run: on the writer thread inside the batch transaction (a savepoint per
  * request); sets status/err. done: on the loop after COMMIT; frees the request. */
+/* An event recorded by a request, published after commit. The strings live
+ * in buf; data is JSON text, parsed only if someone subscribes. */
+typedef struct sq_event_rec {
+  struct sq_event_rec *next;
+  int64_t id;
+  const char *type, *channel, *inbox, *data;
+  char buf[];
+} sq_event_rec;
+
 struct sq_req {
   sq_req *next;
   void (*run)(store *st, sq_req *r);
   void (*done)(store *st, sq_req *r);
   int status;
   char err[256];
-  json_t *events; /* array of committed-event objects to publish, or NULL */
+  sq_event_rec *events, *events_tail; /* recorded events, in order */
 };
 
 struct store {
@@ -37,6 +46,7 @@ struct store {
   router_channel *channels;      /* writer-owned */
   size_t n_channels;
   int64_t assign_seq;            /* writer-owned round-robin counter */
+  uint64_t inbound_count;        /* writer-owned, folded into stats per batch */
   char *path;
 };
 
@@ -62,6 +72,23 @@ int sq_fail(store *st, sq_req *r, const char *what);
  * stolen. Returns 0 or -EIO. */
 int sq_event(store *st, sq_req *r, const char *type, const char *channel, const char *inbox,
              json_t *data);
+
+/* Same with the data already as JSON text (the hot path avoids jansson). */
+int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
+                  const char *inbox, const char *data);
+
+/* A small JSON object writer into a fixed buffer for event data. Strings are
+ * cut at max bytes (on a UTF-8 boundary); max 0 = no cut. */
+typedef struct sq_jw {
+  char buf[4096];
+  size_t n;
+  int overflow;
+} sq_jw;
+void sq_jw_int(sq_jw *w, const char *key, int64_t v);
+void sq_jw_str(sq_jw *w, const char *key, const char *v, size_t max);
+void sq_jw_bool(sq_jw *w, const char *key, int v);
+/* Closes the object and returns its text. */
+const char *sq_jw_end(sq_jw *w);
 
 /* Writer-owned channel rules by name, or NULL. */
 const router_channel *sq_channel(store *st, const char *name);

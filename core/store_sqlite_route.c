@@ -386,10 +386,12 @@ static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int
   sqlite3_bind_int64(s, 1, thread);
   sqlite3_bind_int64(s, 2, ticket);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "linking a ticket");
-  if (sq_event(st, r, "ticket.created", ch->name, ch->inbox,
-               json_pack("{sI sI ss ss}", "ticket_id", (json_int_t)ticket, "thread_id",
-                         (json_int_t)thread, "status", status, "name", name)) < 0)
-    return -EIO;
+  sq_jw w = {0};
+  sq_jw_int(&w, "ticket_id", ticket);
+  sq_jw_int(&w, "thread_id", thread);
+  sq_jw_str(&w, "status", status, 0);
+  sq_jw_str(&w, "name", name, 0);
+  if (sq_event_text(st, r, "ticket.created", ch->name, ch->inbox, sq_jw_end(&w)) < 0) return -EIO;
   if (ch->ticket.owner != NULL) return 0; /* a fixed owner replaces routing */
   return sq_assign_ticket(st, r, ticket, thread, ch->name);
 }
@@ -435,10 +437,13 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "updating a thread");
   *message_id = mid;
   const router_channel *ch = sq_channel(st, channel);
-  return sq_event(st, r, "message.out", channel, ch ? ch->inbox : NULL,
-                  json_pack("{sI sI ss sb ss?}", "message_id", (json_int_t)mid, "thread_id",
-                            (json_int_t)thread_id, "status", "queued", "automatic", automatic,
-                            "text", text));
+  sq_jw w = {0};
+  sq_jw_int(&w, "message_id", mid);
+  sq_jw_int(&w, "thread_id", thread_id);
+  sq_jw_str(&w, "status", "queued", 0);
+  sq_jw_bool(&w, "automatic", automatic);
+  sq_jw_str(&w, "preview", text, 200);
+  return sq_event_text(st, r, "message.out", channel, ch ? ch->inbox : NULL, sq_jw_end(&w));
 }
 
 /* ---- routing one inbound message ---- */
@@ -479,8 +484,10 @@ static int sq__find_contact(store *st, sq_req *r, sq_inbound *m, int64_t now, in
   sqlite3_bind_int64(s, 4, *contact);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "recording an identity");
   *created = 1;
-  return sq_event(st, r, "contact.created", m->s[IN_CHANNEL], NULL,
-                  json_pack("{sI ss?}", "contact_id", (json_int_t)*contact, "name", m->s[IN_NAME]));
+  sq_jw w = {0};
+  sq_jw_int(&w, "contact_id", *contact);
+  sq_jw_str(&w, "name", m->s[IN_NAME], 200);
+  return sq_event_text(st, r, "contact.created", m->s[IN_CHANNEL], NULL, sq_jw_end(&w));
 }
 
 /* Finds the thread the channel's policy points at: (id, closed). */
@@ -579,10 +586,10 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "creating a thread");
     thread = sqlite3_last_insert_rowid(st->db);
     new_thread = 1;
-    if (sq_event(st, r, "thread.created", chname, ch->inbox,
-                 json_pack("{sI sI}", "thread_id", (json_int_t)thread, "contact_id",
-                           (json_int_t)contact)) < 0)
-      return -EIO;
+    sq_jw tw = {0};
+    sq_jw_int(&tw, "thread_id", thread);
+    sq_jw_int(&tw, "contact_id", contact);
+    if (sq_event_text(st, r, "thread.created", chname, ch->inbox, sq_jw_end(&tw)) < 0) return -EIO;
     if (ch->creates_tickets && !echo &&
         sq__create_ticket(st, r, ch, thread, contact, m->s[IN_SUBJECT], now) < 0)
       return r->status;
@@ -617,11 +624,14 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     sqlite3_bind_int64(s, 2, now);
     if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "updating a thread");
   }
-  if (sq_event(st, r, echo ? "message.out" : "message.in", chname, ch->inbox,
-               json_pack("{sI sI sI ss? ss? sb}", "message_id", (json_int_t)m->message_id,
-                         "thread_id", (json_int_t)thread, "contact_id", (json_int_t)contact,
-                         "text", m->s[IN_TEXT], "subject", m->s[IN_SUBJECT], "automatic",
-                         (m->flags & ROUTER_IN_AUTOMATIC) != 0)) < 0)
+  sq_jw w = {0};
+  sq_jw_int(&w, "message_id", m->message_id);
+  sq_jw_int(&w, "thread_id", thread);
+  sq_jw_int(&w, "contact_id", contact);
+  sq_jw_str(&w, "preview", m->s[IN_TEXT], 200);
+  sq_jw_str(&w, "subject", m->s[IN_SUBJECT], 200);
+  sq_jw_bool(&w, "automatic", (m->flags & ROUTER_IN_AUTOMATIC) != 0);
+  if (sq_event_text(st, r, echo ? "message.out" : "message.in", chname, ch->inbox, sq_jw_end(&w)) < 0)
     return -EIO;
 
   int which = router_decide_autoreply(ch, m->flags, new_contact, new_thread, ts);
@@ -640,7 +650,5 @@ static void sq__inbound_run(store *st, sq_req *r) {
   m->message_id = 0;
   int rc = sq__route(st, r, m);
   if (rc < 0 && r->status == 0) r->status = rc;
-  uv_mutex_lock(&st->mu);
-  st->stats.inbound++;
-  uv_mutex_unlock(&st->mu);
+  st->inbound_count++;
 }

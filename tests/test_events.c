@@ -98,7 +98,7 @@ START_TEST(events_after_resumes_across_restart_and_filters) {
     ck_assert_str_eq(json_string_value(json_object_get(e, "inbox")), "Sales");
     if (strcmp(json_string_value(json_object_get(e, "type")), "message.in") == 0) {
       msg = 1;
-      ck_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "data"), "text")), "three");
+      ck_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "data"), "preview")), "three");
     }
   }
   ck_assert(msg);
