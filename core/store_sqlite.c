@@ -57,7 +57,9 @@ static const char *const sq__migrations[] = {
     "  channel TEXT NOT NULL, idempotency_key TEXT NOT NULL, state TEXT NOT NULL,"
     "  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, last_error TEXT);"
     "CREATE INDEX outbox_due ON outbox(state, next_at);"
-    "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL,"
+    /* No AUTOINCREMENT (it costs a write per event): ids are max+1, so they
+     * only increase as long as pruning never deletes the newest event. */
+    "CREATE TABLE events(id INTEGER PRIMARY KEY, type TEXT NOT NULL,"
     "  channel TEXT, inbox TEXT, data TEXT NOT NULL, created_at INTEGER NOT NULL);"
     "CREATE TABLE kv(channel TEXT NOT NULL, key TEXT NOT NULL, value TEXT,"
     "  PRIMARY KEY(channel, key)) WITHOUT ROWID;"
@@ -280,6 +282,48 @@ static void sq__run_one(store *st, sq_req *r) {
   sq__step_static(st, "RELEASE req");
 }
 
+static void sq__reset(sq_req *r) {
+  r->status = 0;
+  r->err[0] = '\0';
+  sq__free_events(r);
+}
+
+/* Runs a batch inside one open transaction. The fast path runs every request
+ * without savepoints; only if one fails is the transaction rolled back and the
+ * batch run again with a savepoint per request, so the failure is isolated.
+ * Requests are written to be re-runnable. Returns 1 if a transaction is open. */
+static int sq__run_batch(store *st, sq_req *batch) {
+  if (sq__step_static(st, "BEGIN IMMEDIATE") < 0) {
+    for (sq_req *r = batch; r != NULL; r = r->next) {
+      r->status = -EIO;
+      snprintf(r->err, sizeof(r->err), "store: cannot begin a transaction on %s: %s", st->path,
+               sqlite3_errmsg(st->db));
+    }
+    return 0;
+  }
+  uint64_t inbound = st->inbound_count;
+  int64_t seq = st->assign_seq;
+  int failed = 0;
+  for (sq_req *r = batch; r != NULL && !failed; r = r->next) {
+    r->run(st, r);
+    failed = r->status < 0;
+  }
+  if (!failed) return 1;
+  sq__step_static(st, "ROLLBACK");
+  st->inbound_count = inbound;
+  st->assign_seq = seq;
+  for (sq_req *r = batch; r != NULL; r = r->next) sq__reset(r);
+  if (sq__step_static(st, "BEGIN IMMEDIATE") < 0) {
+    for (sq_req *r = batch; r != NULL; r = r->next) {
+      r->status = -EIO;
+      snprintf(r->err, sizeof(r->err), "store: cannot begin a transaction on %s", st->path);
+    }
+    return 0;
+  }
+  for (sq_req *r = batch; r != NULL; r = r->next) sq__run_one(st, r);
+  return 1;
+}
+
 /* Takes everything queued, runs it in one transaction, commits once (the
  * group commit), then hands the batch to the loop. */
 static void sq__writer(void *arg) {
@@ -294,15 +338,8 @@ static void sq__writer(void *arg) {
     if (batch == NULL && stop) break;
 
     uint64_t n = 0;
-    int txn = sq__step_static(st, "BEGIN IMMEDIATE") == 0;
-    for (sq_req *r = batch; r != NULL; r = r->next, n++) {
-      if (!txn) {
-        r->status = -EIO;
-        snprintf(r->err, sizeof(r->err), "store: cannot begin a transaction on %s", st->path);
-        continue;
-      }
-      sq__run_one(st, r);
-    }
+    for (sq_req *r = batch; r != NULL; r = r->next) n++;
+    int txn = sq__run_batch(st, batch);
     if (txn && sq__step_static(st, "COMMIT") < 0) {
       sq__step_static(st, "ROLLBACK");
       for (sq_req *r = batch; r != NULL; r = r->next) {

@@ -77,23 +77,29 @@ static void sq__chan_run(store *st, sq_req *r) {
   /* The rules table is writer-owned, so replacing an entry here cannot race
    * with a message being routed. A rollback of this request leaves the new
    * rules in memory; that only happens if the batch fails as a whole. */
+  router_channel copy;
+  if (router_channel_copy(&copy, &c->ch) < 0) {
+    r->status = -ENOMEM;
+    snprintf(r->err, sizeof(r->err), "out of memory adding channel \"%s\"", c->ch.name);
+    return;
+  }
+  /* Copied, not moved: a batch may run this request twice (see sq__run_batch). */
   for (size_t i = 0; i < st->n_channels; i++) {
-    if (strcmp(st->channels[i].name, c->ch.name) == 0) {
+    if (strcmp(st->channels[i].name, copy.name) == 0) {
       router_channel_free(&st->channels[i]);
-      st->channels[i] = c->ch;
-      memset(&c->ch, 0, sizeof(c->ch));
+      st->channels[i] = copy;
       return;
     }
   }
   router_channel *v = realloc(st->channels, (st->n_channels + 1) * sizeof(*v));
   if (v == NULL) {
+    router_channel_free(&copy);
     r->status = -ENOMEM;
     snprintf(r->err, sizeof(r->err), "out of memory adding channel \"%s\"", c->ch.name);
     return;
   }
   st->channels = v;
-  st->channels[st->n_channels++] = c->ch;
-  memset(&c->ch, 0, sizeof(c->ch));
+  st->channels[st->n_channels++] = copy;
 }
 
 static void sq__chan_done(store *st, sq_req *r) {
