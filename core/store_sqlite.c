@@ -23,10 +23,9 @@ static const char *const sq__migrations[] = {
     "CREATE INDEX identities_contact ON identities(contact_id);"
     "CREATE TABLE threads(id INTEGER PRIMARY KEY, channel TEXT NOT NULL, inbox TEXT,"
     "  contact_id INTEGER NOT NULL, external_id TEXT, status TEXT NOT NULL DEFAULT 'open',"
-    "  assignee_id INTEGER, ticket_id INTEGER, last_message_at INTEGER, created_at INTEGER);"
+    "  assignee_id INTEGER, ticket_id INTEGER, created_at INTEGER);"
     "CREATE INDEX threads_external ON threads(channel, external_id) WHERE external_id IS NOT NULL;"
     "CREATE INDEX threads_contact ON threads(contact_id, channel);"
-    "CREATE INDEX threads_recent ON threads(last_message_at, id);"
     "CREATE TABLE messages(id INTEGER PRIMARY KEY, thread_id INTEGER NOT NULL,"
     "  channel TEXT NOT NULL, direction TEXT NOT NULL, external_id TEXT, reply_to INTEGER,"
     "  contact_id INTEGER, user_id INTEGER, text TEXT, html TEXT, subject TEXT,"
@@ -522,7 +521,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
    * loss, and an acknowledged webhook must never be lost. */
   if (sqlite3_exec(st->db,
                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
-                   "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+                   "PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=4294967296;",
                    NULL, NULL, &msg) != SQLITE_OK) {
     snprintf(err, errlen, "cannot configure database %s: %s", st->path, msg ? msg : "?");
     sqlite3_free(msg);

@@ -196,7 +196,8 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
   " 'status', t.status, 'assignee', (SELECT name FROM users WHERE id = t.assignee_id),"       \
   " 'ticket', CASE WHEN k.id IS NULL THEN NULL ELSE json_object('id', k.id, 'status',"        \
   " k.status, 'priority', k.priority, 'owner', (SELECT name FROM users WHERE id = k.owner_id)," \
-  " 'name', k.name) END, 'last_message_at', t.last_message_at, 'created_at', t.created_at)"   \
+  " 'name', k.name) END, 'last_message_at', (SELECT created_at FROM messages"  \
+  " WHERE thread_id = t.id ORDER BY id DESC LIMIT 1), 'created_at', t.created_at)"   \
   " FROM threads t LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN tickets k ON k.id = t.ticket_id "
 
 static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {

@@ -430,11 +430,6 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   sq_bind_text(s, 3, key);
   sqlite3_bind_int64(s, 4, now);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "queueing a reply");
-  s = sq_prep(st, "UPDATE threads SET last_message_at = ?2 WHERE id = ?1");
-  if (s == NULL) return sq_fail(st, r, "updating a thread");
-  sqlite3_bind_int64(s, 1, thread_id);
-  sqlite3_bind_int64(s, 2, now);
-  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "updating a thread");
   *message_id = mid;
   const router_channel *ch = sq_channel(st, channel);
   sq_jw w = {0};
@@ -576,7 +571,7 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     if (sq__reopen(st, r, ch, thread) < 0) return r->status;
   } else if (action == ROUTER_NEW_THREAD) {
     s = sq_prep(st, "INSERT INTO threads(channel, inbox, contact_id, external_id, status,"
-                    " last_message_at, created_at) VALUES(?1, ?2, ?3, ?4, 'open', ?5, ?5)");
+                    " created_at) VALUES(?1, ?2, ?3, ?4, 'open', ?5)");
     if (s == NULL) return sq_fail(st, r, "creating a thread");
     sq_bind_text(s, 1, chname);
     sq_bind_text(s, 2, ch->inbox);
@@ -617,13 +612,6 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   sqlite3_bind_int64(s, 14, ts);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a message");
   m->message_id = sqlite3_last_insert_rowid(st->db);
-  if (!new_thread) {
-    s = sq_prep(st, "UPDATE threads SET last_message_at = ?2 WHERE id = ?1");
-    if (s == NULL) return sq_fail(st, r, "updating a thread");
-    sqlite3_bind_int64(s, 1, thread);
-    sqlite3_bind_int64(s, 2, now);
-    if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "updating a thread");
-  }
   sq_jw w = {0};
   sq_jw_int(&w, "message_id", m->message_id);
   sq_jw_int(&w, "thread_id", thread);

@@ -130,6 +130,45 @@ START_TEST(close_drains_the_queue_and_fires_every_completion) {
 }
 END_TEST
 
+typedef struct one_t {
+  int done, status;
+  int64_t id;
+} one_t;
+
+static void one_cb(void *arg, int status, int64_t id, int dup, const char *err) {
+  one_t *o = arg;
+  o->done = 1;
+  o->status = status;
+  o->id = id;
+}
+
+START_TEST(failing_request_does_not_fail_its_batch) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  one_t o[3] = {{0}};
+  const char *channels[3] = {"demo", "missing", "demo"};
+  const char *exts[3] = {"a", "b", "c"};
+  char err[256];
+  for (int i = 0; i < 3; i++) {
+    router_inbound in = {.channel = channels[i], .external_id = exts[i], .text = "x"};
+    in.sender.kind = "custom";
+    in.sender.id = "kim";
+    ck_assert_int_eq(router_submit_inbound(f.st, &in, one_cb, &o[i], err, sizeof(err)), 0);
+  }
+  while (!o[0].done || !o[1].done || !o[2].done) uv_run(&f.loop, UV_RUN_ONCE);
+  ck_assert_int_eq(o[0].status, 0);
+  ck_assert_int_eq(o[1].status, -ENOENT);
+  ck_assert_int_eq(o[2].status, 0);
+  ck_assert_int_ne(o[0].id, o[2].id);
+  fx_wait_t w = {0};
+  json_t *l = fx_ok(&f, store_conversation_get(f.st, 1, fx_json_cb, &w), &w);
+  ck_assert_int_eq(json_array_size(json_object_get(l, "messages")), 2);
+  json_decref(l);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(requests_after_close_are_refused) {
   fx f;
   fx_open(&f);
@@ -241,6 +280,7 @@ int main(void) {
   tcase_add_test(tc, group_commit_batches_many_messages_per_transaction);
   tcase_add_test(tc, acknowledged_messages_survive_reopen_and_still_dedup);
   tcase_add_test(tc, close_drains_the_queue_and_fires_every_completion);
+  tcase_add_test(tc, failing_request_does_not_fail_its_batch);
   tcase_add_test(tc, requests_after_close_are_refused);
   tcase_add_test(tc, conversation_list_filters_and_paginates);
   tcase_add_test(tc, channel_state_key_values_round_trip);
