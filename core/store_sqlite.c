@@ -277,6 +277,7 @@ static void sq__run_one(store *st, sq_req *r) {
   if (r->status < 0) {
     sq__step_static(st, "ROLLBACK TO req");
     sq__free_events(r);
+    sq_caches_clear(st);
   }
   sq__step_static(st, "RELEASE req");
 }
@@ -309,6 +310,7 @@ static int sq__run_batch(store *st, sq_req *batch) {
   }
   if (!failed) return 1;
   sq__step_static(st, "ROLLBACK");
+  sq_caches_clear(st);
   st->inbound_count = inbound;
   st->assign_seq = seq;
   for (sq_req *r = batch; r != NULL; r = r->next) sq__reset(r);
@@ -341,6 +343,7 @@ static void sq__writer(void *arg) {
     int txn = sq__run_batch(st, batch);
     if (txn && sq__step_static(st, "COMMIT") < 0) {
       sq__step_static(st, "ROLLBACK");
+      sq_caches_clear(st);
       for (sq_req *r = batch; r != NULL; r = r->next) {
         r->status = -EIO;
         snprintf(r->err, sizeof(r->err), "store: commit to %s failed: %s", st->path,
@@ -478,6 +481,8 @@ static void sq__free(store *st) {
   for (size_t i = 0; i < st->n_channels; i++) router_channel_free(&st->channels[i]);
   free(st->channels);
   events_bus_free(st->bus);
+  sq_cache_free(st->contact_cache);
+  sq_cache_free(st->thread_cache);
   uv_mutex_destroy(&st->mu);
   uv_cond_destroy(&st->cv);
   free(st->path);
@@ -501,9 +506,11 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   st->loop = loop;
   st->path = strdup(url + 7);
   st->bus = events_bus_new();
+  st->contact_cache = sq_cache_new((size_t)1 << 18);
+  st->thread_cache = sq_cache_new((size_t)1 << 18);
   uv_mutex_init(&st->mu);
   uv_cond_init(&st->cv);
-  if (st->path == NULL || st->bus == NULL) {
+  if (st->path == NULL || st->bus == NULL || st->contact_cache == NULL || st->thread_cache == NULL) {
     sq__free(st);
     return -ENOMEM;
   }

@@ -9,6 +9,7 @@
 #define SQ_STMT_SLOTS 256
 
 typedef struct sq_req sq_req;
+typedef struct sq_cache sq_cache;
 
 /* run: on the writer thread inside the batch transaction (a savepoint per
  * request); sets status/err. done: on the loop after COMMIT; frees the request. */
@@ -47,6 +48,8 @@ struct store {
   size_t n_channels;
   int64_t assign_seq;            /* writer-owned round-robin counter */
   uint64_t inbound_count;        /* writer-owned, folded into stats per batch */
+  sq_cache *contact_cache;       /* "channel\x1fkind\x1fvalue" -> contact id */
+  sq_cache *thread_cache;        /* per_contact / external key -> latest thread, flag closed */
   char *path;
 };
 
@@ -100,6 +103,17 @@ int64_t sq_now_ms(void);
  * request) and may set *result (new reference). */
 typedef int (*sq_json_fn)(store *st, sq_req *r, json_t *args, json_t **result);
 int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg);
+
+/* Writer-owned string-keyed caches (store_sqlite_cache.c). cap_pow2 is the
+ * slot count, a power of two; the cache empties itself when half full. */
+sq_cache *sq_cache_new(size_t cap_pow2);
+void sq_cache_free(sq_cache *c);
+void sq_cache_clear(sq_cache *c);
+int sq_cache_get(sq_cache *c, const char *key, int64_t *value, int *flag);
+void sq_cache_put(sq_cache *c, const char *key, int64_t value, int flag);
+/* Forgets both message-path caches: after any rollback, merge or thread
+ * status change. */
+void sq_caches_clear(store *st);
 
 /* Shared steps of the message path (store_sqlite_route.c). */
 int sq_assign_ticket(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,

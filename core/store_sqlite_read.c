@@ -173,6 +173,7 @@ static int sq__contact_merge(store *st, sq_req *r, json_t *a, json_t **result) {
     }
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sq_fail(st, r, "merging contacts");
   }
+  sq_caches_clear(st); /* identities and threads changed owner */
   if (sq_event(st, r, "contact.merged", NULL, NULL,
                json_pack("{sI sI}", "contact_id", (json_int_t)into, "merged_id", (json_int_t)from)) < 0)
     return -EIO;

@@ -327,6 +327,7 @@ int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *st
                             (json_int_t)thread, "status", target, "closed", closed,
                             "previous_status", old_status));
   }
+  if (closed != was_closed) sq_cache_clear(st->thread_cache); /* cached open/closed flags */
   if (rc == 0 && closed && !was_closed) rc = sq_drain_queue(st, r);
   free(ptext);
   free(old_status);
@@ -443,8 +444,16 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
 
 /* ---- routing one inbound message ---- */
 
-static int sq__find_contact(store *st, sq_req *r, sq_inbound *m, int64_t now, int64_t *contact,
-                            int *created) {
+/* Cache keys join their parts with 0x1f, which identifiers do not contain. */
+static void sq__key(char *out, size_t len, const char *a, const char *b, const char *c) {
+  snprintf(out, len, "%s\x1f%s\x1f%s", a, b, c ? c : "");
+}
+
+/* Looks the sender up without side effects: *contact = 0 if unknown. */
+static int sq__lookup_contact(store *st, sq_req *r, sq_inbound *m, int64_t *contact) {
+  char key[512];
+  sq__key(key, sizeof(key), m->s[IN_CHANNEL], m->s[IN_KIND], m->s[IN_SID]);
+  if (strlen(key) < sizeof(key) - 1 && sq_cache_get(st->contact_cache, key, contact, NULL)) return 0;
   sqlite3_stmt *s = sq_prep(st, "SELECT contact_id FROM identities"
                                 " WHERE channel = ?1 AND kind = ?2 AND value = ?3");
   if (s == NULL) return sq_fail(st, r, "finding a contact");
@@ -452,15 +461,16 @@ static int sq__find_contact(store *st, sq_req *r, sq_inbound *m, int64_t now, in
   sq_bind_text(s, 2, m->s[IN_KIND]);
   sq_bind_text(s, 3, m->s[IN_SID]);
   int rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW) {
-    *contact = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    return 0;
-  }
+  *contact = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
   sqlite3_reset(s);
-  if (rc != SQLITE_DONE) return sq_fail(st, r, "finding a contact");
-  s = sq_prep(st, "INSERT INTO contacts(name, email, phone, avatar_url, created_at)"
-                  " VALUES(?1, ?2, ?3, ?4, ?5)");
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_fail(st, r, "finding a contact");
+  if (*contact > 0 && strlen(key) < sizeof(key) - 1) sq_cache_put(st->contact_cache, key, *contact, 0);
+  return 0;
+}
+
+static int sq__create_contact(store *st, sq_req *r, sq_inbound *m, int64_t now, int64_t *contact) {
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO contacts(name, email, phone, avatar_url, created_at)"
+                                " VALUES(?1, ?2, ?3, ?4, ?5)");
   if (s == NULL) return sq_fail(st, r, "creating a contact");
   sq_bind_text(s, 1, m->s[IN_NAME]);
   sq_bind_text(s, 2, m->s[IN_EMAIL] ? m->s[IN_EMAIL]
@@ -478,18 +488,35 @@ static int sq__find_contact(store *st, sq_req *r, sq_inbound *m, int64_t now, in
   sq_bind_text(s, 3, m->s[IN_SID]);
   sqlite3_bind_int64(s, 4, *contact);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "recording an identity");
-  *created = 1;
   sq_jw w = {0};
   sq_jw_int(&w, "contact_id", *contact);
   sq_jw_str(&w, "name", m->s[IN_NAME], 200);
   return sq_event_text(st, r, "contact.created", m->s[IN_CHANNEL], NULL, sq_jw_end(&w));
 }
 
-/* Finds the thread the channel's policy points at: (id, closed). */
+/* The thread cache key for this message under the channel's policy, or ""
+ * when the policy looks nothing up. */
+static void sq__thread_key(const router_channel *ch, sq_inbound *m, int64_t contact, char *key,
+                           size_t len) {
+  char cid[24];
+  key[0] = '\0';
+  if (ch->thread_policy == ROUTER_THREAD_ALWAYS_NEW) return;
+  if (ch->thread_policy == ROUTER_THREAD_EXTERNAL && m->s[IN_THREAD] != NULL) {
+    sq__key(key, len, "x", m->s[IN_CHANNEL], m->s[IN_THREAD]);
+  } else {
+    snprintf(cid, sizeof(cid), "%lld", (long long)contact);
+    sq__key(key, len, "c", cid, m->s[IN_CHANNEL]);
+  }
+  if (strlen(key) >= len - 1) key[0] = '\0'; /* too long to cache: always ask SQLite */
+}
+
+/* Finds the thread the channel's policy points at: (id, closed); no side effects. */
 static int sq__find_thread(store *st, sq_req *r, const router_channel *ch, sq_inbound *m,
-                           int64_t contact, int64_t *thread, int *closed) {
+                           int64_t contact, const char *key, int64_t *thread, int *closed) {
   *thread = 0;
+  *closed = 0;
   if (ch->thread_policy == ROUTER_THREAD_ALWAYS_NEW) return 0;
+  if (key[0] && sq_cache_get(st->thread_cache, key, thread, closed)) return 0;
   sqlite3_stmt *s;
   if (ch->thread_policy == ROUTER_THREAD_EXTERNAL && m->s[IN_THREAD] != NULL) {
     s = sq_prep(st, "SELECT id, status = 'closed' FROM threads WHERE channel = ?1 AND external_id = ?2"
@@ -498,6 +525,7 @@ static int sq__find_thread(store *st, sq_req *r, const router_channel *ch, sq_in
     sq_bind_text(s, 1, m->s[IN_CHANNEL]);
     sq_bind_text(s, 2, m->s[IN_THREAD]);
   } else {
+    if (contact == 0) return 0;
     s = sq_prep(st, "SELECT id, status = 'closed' FROM threads WHERE contact_id = ?1 AND channel = ?2"
                     " ORDER BY id DESC LIMIT 1");
     if (s == NULL) return sq_fail(st, r, "finding a thread");
@@ -510,7 +538,22 @@ static int sq__find_thread(store *st, sq_req *r, const router_channel *ch, sq_in
     *closed = sqlite3_column_int(s, 1);
   }
   sqlite3_reset(s);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_fail(st, r, "finding a thread");
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_fail(st, r, "finding a thread");
+  if (*thread > 0 && key[0]) sq_cache_put(st->thread_cache, key, *thread, *closed);
+  return 0;
+}
+
+static int sq__original(store *st, sq_req *r, sq_inbound *m) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM messages WHERE channel = ?1 AND external_id = ?2");
+  if (s == NULL) return sq_fail(st, r, "checking for a duplicate");
+  sq_bind_text(s, 1, m->s[IN_CHANNEL]);
+  sq_bind_text(s, 2, m->s[IN_EXT]);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    m->message_id = sqlite3_column_int64(s, 0);
+    m->duplicate = 1;
+  }
+  sqlite3_reset(s);
+  return 0;
 }
 
 static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t thread) {
@@ -530,6 +573,7 @@ static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t th
     sqlite3_reset(s);
     if (status[0] && sq_ticket_set_status(st, r, ticket, status, NULL) < 0) return -EIO;
   } else {
+    sq_cache_clear(st->thread_cache);
     s = sq_prep(st, "UPDATE threads SET status = 'open' WHERE id = ?1");
     if (s == NULL) return sq_fail(st, r, "reopening a thread");
     sqlite3_bind_int64(s, 1, thread);
@@ -539,21 +583,16 @@ static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t th
                   json_pack("{sI}", "thread_id", (json_int_t)thread));
 }
 
+/* Routes one message. Lookups come first and have no side effects, so the
+ * common case (known sender, thread in use) needs no separate duplicate
+ * check: the message insert itself is ignored on a duplicate external id.
+ * When anything would be created or reopened first, the duplicate check
+ * runs before it. */
 static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   const char *chname = m->s[IN_CHANNEL];
-  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM messages WHERE channel = ?1 AND external_id = ?2");
-  if (s == NULL) return sq_fail(st, r, "checking for a duplicate");
-  sq_bind_text(s, 1, chname);
-  sq_bind_text(s, 2, m->s[IN_EXT]);
-  if (sqlite3_step(s) == SQLITE_ROW) {
-    m->message_id = sqlite3_column_int64(s, 0);
-    m->duplicate = 1;
-    sqlite3_reset(s);
-    return 0;
-  }
-  sqlite3_reset(s);
   const router_channel *ch = sq_channel(st, chname);
   if (ch == NULL) {
+    if (sq__original(st, r, m) < 0 || m->duplicate) return r->status;
     r->status = -ENOENT;
     snprintf(r->err, sizeof(r->err), "channel \"%s\" is not configured", chname);
     return -ENOENT;
@@ -564,10 +603,25 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
 
   int64_t contact = 0, thread = 0;
   int new_contact = 0, closed = 0, new_thread = 0;
-  if (sq__find_contact(st, r, m, now, &contact, &new_contact) < 0) return -EIO;
-  if (sq__find_thread(st, r, ch, m, contact, &thread, &closed) < 0) return -EIO;
+  char tkey[512];
+  if (sq__lookup_contact(st, r, m, &contact) < 0) return -EIO;
+  sq__thread_key(ch, m, contact, tkey, sizeof(tkey));
+  if (sq__find_thread(st, r, ch, m, contact, tkey, &thread, &closed) < 0) return -EIO;
   int action = router_decide_thread(ch, thread != 0, closed);
-  if (action == ROUTER_REOPEN_THREAD && !echo) {
+  if (action == ROUTER_REOPEN_THREAD && echo) action = ROUTER_USE_THREAD;
+  int checked = 0;
+  if (contact == 0 || action != ROUTER_USE_THREAD) {
+    if (sq__original(st, r, m) < 0) return -EIO;
+    if (m->duplicate) return 0;
+    checked = 1;
+  }
+  if (contact == 0) {
+    if (sq__create_contact(st, r, m, now, &contact) < 0) return -EIO;
+    new_contact = 1;
+    sq__thread_key(ch, m, contact, tkey, sizeof(tkey));
+  }
+  sqlite3_stmt *s;
+  if (action == ROUTER_REOPEN_THREAD) {
     if (sq__reopen(st, r, ch, thread) < 0) return r->status;
   } else if (action == ROUTER_NEW_THREAD) {
     s = sq_prep(st, "INSERT INTO threads(channel, inbox, contact_id, external_id, status,"
@@ -581,6 +635,7 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "creating a thread");
     thread = sqlite3_last_insert_rowid(st->db);
     new_thread = 1;
+    if (tkey[0]) sq_cache_put(st->thread_cache, tkey, thread, 0);
     sq_jw tw = {0};
     sq_jw_int(&tw, "thread_id", thread);
     sq_jw_int(&tw, "contact_id", contact);
@@ -590,7 +645,7 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
       return r->status;
   }
 
-  s = sq_prep(st, "INSERT INTO messages(thread_id, channel, direction, external_id, reply_to,"
+  s = sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id, reply_to,"
                   " contact_id, text, html, subject, attachments, status, automatic, flags, created_at)"
                   " VALUES(?1, ?2, ?3, ?4,"
                   " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
@@ -611,6 +666,12 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   sqlite3_bind_int(s, 13, (int)m->flags);
   sqlite3_bind_int64(s, 14, ts);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a message");
+  if (sqlite3_changes(st->db) == 0) {
+    /* Ignored: the external id was seen before. Nothing was changed yet. */
+    if (checked || sq__original(st, r, m) < 0 || !m->duplicate)
+      return r->status < 0 ? r->status : sq_fail(st, r, "storing a message");
+    return 0;
+  }
   m->message_id = sqlite3_last_insert_rowid(st->db);
   sq_jw w = {0};
   sq_jw_int(&w, "message_id", m->message_id);
