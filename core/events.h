@@ -6,10 +6,19 @@
  * live events come from this bus after commit, older ones from
  * store_events_after(). Everything here runs on the loop thread.
  *
- * Event types: message.in, message.out, message.status, thread.created,
- * thread.reopened, ticket.created, ticket.updated, ticket.assigned,
- * ticket.queued, contact.created, contact.merged, user.updated,
- * notification (e.g. an unavailable contact owner).
+ * Event types and their data:
+ *   message.in      {message_id, thread_id, contact_id, preview, subject, automatic,
+ *                    new_contact, new_thread}  (a new contact/thread is announced here)
+ *   message.out     {message_id, thread_id, status:"queued", automatic, preview}
+ *   message.status  {message_id, thread_id, status, error, external_id}
+ *   thread.reopened {thread_id}
+ *   ticket.created  {ticket_id, thread_id, status, name}
+ *   ticket.updated  {ticket_id, thread_id, status, closed, previous_status}
+ *   ticket.assigned {ticket_id, thread_id, user_id (null = unassigned)}
+ *   ticket.queued   {ticket_id, thread_id}  (nobody eligible; assigned later)
+ *   notification    {user_id, ticket_id, reason}  (e.g. contact owner unavailable)
+ *   contact.merged  {contact_id, merged_id}
+ *   user.updated    the user as in store_users_list
  */
 #ifndef SB_CORE_EVENTS_H
 #define SB_CORE_EVENTS_H

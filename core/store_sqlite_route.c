@@ -337,7 +337,8 @@ int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *st
 
 /* Creates the ticket of a new thread with the channel's defaults, then routes it. */
 static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int64_t thread,
-                             int64_t contact, const char *subject, int64_t now) {
+                             int64_t contact, const char *known_name, const char *subject,
+                             int64_t now) {
   const char *pname = ch->ticket.pipeline ? ch->ticket.pipeline : "Support";
   sqlite3_stmt *s = sq_prep(st,
       "SELECT p.id, s.name FROM pipelines p JOIN statuses s ON s.pipeline_id = p.id"
@@ -359,11 +360,15 @@ static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int
   sqlite3_reset(s);
 
   char contact_name[256] = "";
-  s = sq_prep(st, "SELECT coalesce(name, email, phone, 'contact ' || id) FROM contacts WHERE id = ?1");
-  if (s == NULL) return sq_fail(st, r, "reading a contact");
-  sqlite3_bind_int64(s, 1, contact);
-  if (sqlite3_step(s) == SQLITE_ROW) snprintf(contact_name, sizeof(contact_name), "%s", sq_col_text(s, 0));
-  sqlite3_reset(s);
+  if (known_name != NULL) {
+    snprintf(contact_name, sizeof(contact_name), "%s", known_name);
+  } else {
+    s = sq_prep(st, "SELECT coalesce(name, email, phone, 'contact ' || id) FROM contacts WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "reading a contact");
+    sqlite3_bind_int64(s, 1, contact);
+    if (sqlite3_step(s) == SQLITE_ROW) snprintf(contact_name, sizeof(contact_name), "%s", sq_col_text(s, 0));
+    sqlite3_reset(s);
+  }
   char name[512];
   router_ticket_name(ch->ticket.name_template, contact_name, ch->name, subject, name, sizeof(name));
 
@@ -488,10 +493,7 @@ static int sq__create_contact(store *st, sq_req *r, sq_inbound *m, int64_t now, 
   sq_bind_text(s, 3, m->s[IN_SID]);
   sqlite3_bind_int64(s, 4, *contact);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "recording an identity");
-  sq_jw w = {0};
-  sq_jw_int(&w, "contact_id", *contact);
-  sq_jw_str(&w, "name", m->s[IN_NAME], 200);
-  return sq_event_text(st, r, "contact.created", m->s[IN_CHANNEL], NULL, sq_jw_end(&w));
+  return 0; /* announced by the message.in event (new_contact) */
 }
 
 /* The thread cache key for this message under the channel's policy, or ""
@@ -636,12 +638,13 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     thread = sqlite3_last_insert_rowid(st->db);
     new_thread = 1;
     if (tkey[0]) sq_cache_put(st->thread_cache, tkey, thread, 0);
-    sq_jw tw = {0};
-    sq_jw_int(&tw, "thread_id", thread);
-    sq_jw_int(&tw, "contact_id", contact);
-    if (sq_event_text(st, r, "thread.created", chname, ch->inbox, sq_jw_end(&tw)) < 0) return -EIO;
+    /* A new thread (and contact) is announced by the message.in event. */
+    const char *known = NULL;
+    if (new_contact)
+      known = m->s[IN_NAME] ? m->s[IN_NAME] : m->s[IN_EMAIL] ? m->s[IN_EMAIL]
+              : m->s[IN_PHONE] ? m->s[IN_PHONE] : m->s[IN_SID];
     if (ch->creates_tickets && !echo &&
-        sq__create_ticket(st, r, ch, thread, contact, m->s[IN_SUBJECT], now) < 0)
+        sq__create_ticket(st, r, ch, thread, contact, known, m->s[IN_SUBJECT], now) < 0)
       return r->status;
   }
 
@@ -680,6 +683,8 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   sq_jw_str(&w, "preview", m->s[IN_TEXT], 200);
   sq_jw_str(&w, "subject", m->s[IN_SUBJECT], 200);
   sq_jw_bool(&w, "automatic", (m->flags & ROUTER_IN_AUTOMATIC) != 0);
+  sq_jw_bool(&w, "new_contact", new_contact);
+  sq_jw_bool(&w, "new_thread", new_thread);
   if (sq_event_text(st, r, echo ? "message.out" : "message.in", chname, ch->inbox, sq_jw_end(&w)) < 0)
     return -EIO;
 
