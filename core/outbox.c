@@ -122,6 +122,16 @@ static void ob__claimed(void *arg, int status, json_t *rows, const char *err) {
   size_t i;
   json_t *row;
   json_array_foreach(rows, i, row) {
+    if (ob->stopping) {
+      /* Stopped while claiming: hand the row back instead of sending it. */
+      int64_t id = json_integer_value(json_object_get(row, "outbox_id"));
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      if (store_outbox_retry(ob->st, id, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                             "outbox stopped before sending", ob__stored, ob) == 0)
+        ob->inflight++;
+      continue;
+    }
     outbox_done *d = calloc(1, sizeof(*d));
     if (d == NULL) break; /* left 'sending': retried with the same key after restart */
     d->ob = ob;
