@@ -201,9 +201,12 @@ static void sq__jw_key(sq_jw *w, const char *key) {
 }
 
 void sq_jw_int(sq_jw *w, const char *key, int64_t v) {
-  char num[24];
+  char num[24], *p = num + sizeof(num);
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do *--p = (char)('0' + u % 10); while ((u /= 10) != 0);
+  if (v < 0) *--p = '-';
   sq__jw_key(w, key);
-  sq__jw_raw(w, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)v));
+  sq__jw_raw(w, p, (size_t)(num + sizeof(num) - p));
 }
 
 void sq_jw_bool(sq_jw *w, const char *key, int v) {
