@@ -701,6 +701,61 @@ static void expect_channel_error(const char *json, const char *needle) {
   json_decref(o);
 }
 
+START_TEST(echo_is_stored_as_outbound_without_ticket_or_auto_reply) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\",\"auto_replies\":{\"instant_reply\":\"hi\"}}");
+  router_inbound in = {.channel = "demo", .external_id = "echo-1", .text = "sent from the phone",
+                       .flags = ROUTER_IN_ECHO};
+  in.sender.kind = "custom";
+  in.sender.id = "kim";
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_inbound(f.st, &in, fx_inbound_cb, &w, err, sizeof(err)), 0);
+  fx_wait(&f, &w);
+  ck_assert_int_eq(w.status, 0);
+  json_t *t = fx_thread(&f, newest_thread(&f));
+  ck_assert(json_is_null(json_object_get(t, "ticket")));
+  json_t *msgs = json_object_get(t, "messages");
+  ck_assert_int_eq(json_array_size(msgs), 1);
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "direction")), "out");
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "status")), "sent");
+  json_decref(t);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(reply_to_names_an_earlier_message_of_the_thread) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, DEMO);
+  fx_wait_t first = fx_in(&f, "demo", "e1", "kim", "one");
+  fx_in(&f, "demo", "e2", "kim", "two");
+  int64_t t = newest_thread(&f);
+  router_reply r = {.thread_id = t, .text = "about your first", .reply_to_message_id = first.id};
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
+  fx_wait(&f, &w);
+  ck_assert_int_eq(w.status, 0);
+  json_t *th = fx_thread(&f, t);
+  ck_assert_int_eq(fx_int(json_array_get(json_object_get(th, "messages"), 2), "reply_to"), first.id);
+  json_decref(th);
+  r.reply_to_message_id = 9999;
+  fx_wait_t w2 = {0};
+  ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &w2, err, sizeof(err)), 0);
+  fx_wait(&f, &w2);
+  ck_assert_int_eq(w2.status, -EINVAL);
+  r.thread_id = 4242;
+  r.reply_to_message_id = 0;
+  fx_wait_t w3 = {0};
+  ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &w3, err, sizeof(err)), 0);
+  fx_wait(&f, &w3);
+  ck_assert_int_eq(w3.status, -ENOENT);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(channel_json_errors_name_channel_and_key) {
   expect_channel_error("{\"name\":\"demo\",\"colour\":1}", "channel \"demo\": key \"colour\"");
   expect_channel_error("{\"name\":\"demo\",\"thread_policy\":\"sometimes\"}", "key \"thread_policy\" must be one of per_contact, external, always_new");
@@ -798,6 +853,8 @@ int main(void) {
   tcase_add_test(tc, reply_is_stored_with_outbox_row_answering_latest_inbound);
   tcase_add_test(tc, reply_with_status_missing_properties_stores_nothing);
   tcase_add_test(tc, reply_can_switch_to_another_channel_of_the_contact);
+  tcase_add_test(tc, echo_is_stored_as_outbound_without_ticket_or_auto_reply);
+  tcase_add_test(tc, reply_to_names_an_earlier_message_of_the_thread);
   tcase_add_test(tc, channel_json_errors_name_channel_and_key);
   tcase_add_test(tc, seed_validation_names_entry_and_key);
   tcase_add_test(tc, pick_assignee_rules);
