@@ -662,11 +662,17 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
       return r->status;
   }
 
-  s = sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id, reply_to,"
-                  " contact_id, text, html, subject, attachments, status, automatic, flags, created_at)"
-                  " VALUES(?1, ?2, ?3, ?4,"
-                  " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
-                  " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+  /* Two statements so the common message without reply-to skips the subquery. */
+  s = m->s[IN_REPLY_TO] != NULL
+          ? sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
+                        " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
+                        " flags, created_at) VALUES(?1, ?2, ?3, ?4,"
+                        " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+          : sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
+                        " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
+                        " flags, created_at) VALUES(?1, ?2, ?3, ?4, ?5,"
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
   if (s == NULL) return sq_fail(st, r, "storing a message");
   sqlite3_bind_int64(s, 1, thread);
   sq_bind_text(s, 2, chname);

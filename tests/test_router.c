@@ -756,6 +756,26 @@ START_TEST(reply_to_names_an_earlier_message_of_the_thread) {
 }
 END_TEST
 
+START_TEST(inbound_reply_to_links_the_answered_message) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, DEMO);
+  fx_wait_t first = fx_in(&f, "demo", "e1", "kim", "one");
+  router_inbound in = {.channel = "demo", .external_id = "e2", .reply_to_external_id = "e1", .text = "re"};
+  in.sender.kind = "custom";
+  in.sender.id = "kim";
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_inbound(f.st, &in, fx_inbound_cb, &w, err, sizeof(err)), 0);
+  fx_wait(&f, &w);
+  json_t *th = fx_thread(&f, newest_thread(&f));
+  ck_assert_int_eq(fx_int(json_array_get(json_object_get(th, "messages"), 1), "reply_to"), first.id);
+  ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(th, "messages"), 0), "reply_to")));
+  json_decref(th);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(channel_json_errors_name_channel_and_key) {
   expect_channel_error("{\"name\":\"demo\",\"colour\":1}", "channel \"demo\": key \"colour\"");
   expect_channel_error("{\"name\":\"demo\",\"thread_policy\":\"sometimes\"}", "key \"thread_policy\" must be one of per_contact, external, always_new");
@@ -855,6 +875,7 @@ int main(void) {
   tcase_add_test(tc, reply_can_switch_to_another_channel_of_the_contact);
   tcase_add_test(tc, echo_is_stored_as_outbound_without_ticket_or_auto_reply);
   tcase_add_test(tc, reply_to_names_an_earlier_message_of_the_thread);
+  tcase_add_test(tc, inbound_reply_to_links_the_answered_message);
   tcase_add_test(tc, channel_json_errors_name_channel_and_key);
   tcase_add_test(tc, seed_validation_names_entry_and_key);
   tcase_add_test(tc, pick_assignee_rules);

@@ -68,18 +68,19 @@ static double run(uv_loop_t *loop, store *st, const char *prefix, long total, lo
 }
 
 int main(int argc, char **argv) {
-  long existing = 1000, messages = 200000, contacts = 10000, window = 8192;
+  long existing = 1000, messages = 200000, contacts = 10000, window = 8192, repeats = 1;
   const char *path = "bench.db";
   int c;
-  while ((c = getopt(argc, argv, "e:n:c:w:d:")) != -1) {
+  while ((c = getopt(argc, argv, "e:n:c:w:d:r:")) != -1) {
     switch (c) {
     case 'e': existing = atol(optarg); break;
     case 'n': messages = atol(optarg); break;
     case 'c': contacts = atol(optarg); break;
     case 'w': window = atol(optarg); break;
     case 'd': path = optarg; break;
+    case 'r': repeats = atol(optarg); break;
     default:
-      fprintf(stderr, "usage: %s [-e existing_threads] [-n messages] [-c contacts] [-w in_flight] [-d db]\n", argv[0]);
+      fprintf(stderr, "usage: %s [-e existing_threads] [-n messages] [-c contacts] [-w in_flight] [-d db] [-r repeats]\n", argv[0]);
       return 2;
     }
   }
@@ -103,15 +104,22 @@ int main(int argc, char **argv) {
   double pre = run(loop, st, "pre", existing, existing, window);
   fprintf(stderr, "preloaded %ld threads in %.1f s\n", existing, pre);
 
-  store_stats s0, s1;
-  store_get_stats(st, &s0);
-  double secs = run(loop, st, "msg", messages, contacts, window);
-  store_get_stats(st, &s1);
-  printf("existing_threads=%ld messages=%ld contacts=%ld window=%ld seconds=%.3f "
-         "msg_per_s=%.0f us_per_msg=%.2f transactions=%llu msgs_per_txn=%.0f\n",
-         existing, messages, contacts, window, secs, messages / secs, secs * 1e6 / messages,
-         (unsigned long long)(s1.transactions - s0.transactions),
-         (double)messages / (double)(s1.transactions - s0.transactions ? s1.transactions - s0.transactions : 1));
+  /* Each repeat uses fresh senders and ids, so every run has the same mix;
+   * the existing threads grow by `contacts` per repeat. */
+  for (long rep = 0; rep < repeats; rep++) {
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "run%ld", rep);
+    store_stats s0, s1;
+    store_get_stats(st, &s0);
+    double secs = run(loop, st, prefix, messages, contacts, window);
+    store_get_stats(st, &s1);
+    uint64_t txns = s1.transactions - s0.transactions;
+    printf("existing_threads=%ld messages=%ld contacts=%ld window=%ld seconds=%.3f "
+           "msg_per_s=%.0f us_per_msg=%.2f transactions=%llu msgs_per_txn=%.0f\n",
+           existing + rep * contacts, messages, contacts, window, secs, messages / secs,
+           secs * 1e6 / messages, (unsigned long long)txns, (double)messages / (double)(txns ? txns : 1));
+    fflush(stdout);
+  }
   store_close(st);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh — builds sbcore in Release (no sanitizers) and runs the router
 # benchmark pinned to one core, with 1 thousand and then 1 million existing
-# threads. Usage: bench/router/run.sh [messages] [contacts]
+# threads, three measured runs each. Usage: bench/router/run.sh [messages] [contacts]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -16,5 +16,5 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/sbbench.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 for existing in 1000 1000000; do
   rm -f "$dir"/bench.db*
-  taskset -c 0 "$build/bench_router" -e "$existing" -n "$messages" -c "$contacts" -d "$dir/bench.db"
+  taskset -c 0 "$build/bench_router" -e "$existing" -n "$messages" -c "$contacts" -r 3 -d "$dir/bench.db"
 done
