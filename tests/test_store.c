@@ -1,6 +1,9 @@
 /* test_store.c — core/store_sqlite*.c: open, migrations, group commit,
  * durability across reopen, close drains, read queries, channel state. */
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "store.h"
 #include "store_fixture.h"
@@ -169,6 +172,140 @@ START_TEST(failing_request_does_not_fail_its_batch) {
 }
 END_TEST
 
+/* ---- crash: every acknowledged message is stored exactly once ---- */
+
+typedef struct acker {
+  int fd;
+  long next;
+  store *st;
+} acker;
+
+typedef struct ack_ctx {
+  acker *a;
+  int64_t idx;
+} ack_ctx;
+
+static void ack_cb(void *arg, int status, int64_t id, int dup, const char *err);
+
+static void ack_submit(acker *a) {
+  char ext[32], err[256];
+  ack_ctx *c = malloc(sizeof(*c));
+  if (c == NULL) _exit(6);
+  c->a = a;
+  c->idx = a->next++;
+  snprintf(ext, sizeof(ext), "k%lld", (long long)c->idx);
+  router_inbound in = {.channel = "demo", .external_id = ext, .text = "load"};
+  in.sender.kind = "custom";
+  in.sender.id = c->idx % 7 == 0 ? "seven" : "other";
+  if (router_submit_inbound(a->st, &in, ack_cb, c, err, sizeof(err)) != 0) _exit(3);
+}
+
+static void ack_cb(void *arg, int status, int64_t id, int dup, const char *err) {
+  ack_ctx *c = arg;
+  acker *a = c->a;
+  if (status != 0 || dup) _exit(4);
+  /* The acknowledgement a webhook would answer 200 with: (index, message id). */
+  int64_t rec[2] = {c->idx, id};
+  free(c);
+  if (write(a->fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec)) _exit(5);
+  ack_submit(a);
+}
+
+static void crash_child(const char *url, int fd) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  char err[256];
+  store *st;
+  if (store_open(&loop, url, &st, err, sizeof(err)) != 0) _exit(2);
+  router_channel ch;
+  router_channel_init(&ch, "demo");
+  store_channel_put(st, &ch, NULL, NULL);
+  router_channel_free(&ch);
+  acker a = {fd, 0, st};
+  for (int i = 0; i < 256; i++) ack_submit(&a); /* many in flight, like concurrent webhooks */
+  uv_run(&loop, UV_RUN_DEFAULT);                 /* until killed */
+  _exit(0);
+}
+
+typedef struct redeliver {
+  int done, bad;
+  int64_t expect;
+} redeliver;
+
+static void redeliver_cb(void *arg, int status, int64_t id, int dup, const char *err) {
+  redeliver *r = arg;
+  r->done = 1;
+  if (status != 0 || !dup || id != r->expect) r->bad = 1;
+}
+
+START_TEST(sigkill_mid_load_loses_no_acknowledged_message) {
+  fx f;
+  fx_open(&f);
+  fx_close_store(&f);
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    crash_child(f.url, fds[1]);
+  }
+  close(fds[1]);
+  enum { CAP = 200000 };
+  int64_t (*acked)[2] = malloc(sizeof(*acked) * CAP);
+  size_t n = 0;
+  while (n < 3000) {
+    ck_assert_int_eq(read(fds[0], acked[n], sizeof(acked[0])), (ssize_t)sizeof(acked[0]));
+    n++;
+  }
+  kill(pid, SIGKILL);
+  int wstatus;
+  waitpid(pid, &wstatus, 0);
+  ck_assert(WIFSIGNALED(wstatus));
+  /* Acks written before the kill but not read yet were given too. */
+  while (n < CAP && read(fds[0], acked[n], sizeof(acked[0])) == (ssize_t)sizeof(acked[0])) n++;
+  close(fds[0]);
+
+  fx_open_store(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  /* Redelivering every acknowledged message finds it, under its original id. */
+  redeliver *rd = calloc(n, sizeof(*rd));
+  char ext[32], err[256];
+  for (size_t k = 0; k < n; k++) {
+    snprintf(ext, sizeof(ext), "k%lld", (long long)acked[k][0]);
+    rd[k].expect = acked[k][1];
+    router_inbound in = {.channel = "demo", .external_id = ext, .text = "again"};
+    in.sender.kind = "custom";
+    in.sender.id = "other";
+    ck_assert_int_eq(router_submit_inbound(f.st, &in, redeliver_cb, &rd[k], err, sizeof(err)), 0);
+  }
+  for (size_t k = 0; k < n; k++) {
+    while (!rd[k].done) uv_run(&f.loop, UV_RUN_ONCE);
+    ck_assert_msg(!rd[k].bad, "acknowledged message k%lld is missing or changed", (long long)acked[k][0]);
+  }
+  /* Exactly once: the two threads hold one message per distinct external id. */
+  fx_wait_t w = {0};
+  json_t *l = fx_ok(&f, store_conversations_list(f.st, NULL, fx_json_cb, &w), &w);
+  size_t stored = 0, i;
+  json_t *t;
+  json_array_foreach(json_object_get(l, "items"), i, t) {
+    json_t *c = fx_thread(&f, fx_int(t, "id"));
+    size_t j;
+    json_t *msg;
+    json_array_foreach(json_object_get(c, "messages"), j, msg) {
+      ck_assert_str_eq(json_string_value(json_object_get(msg, "text")), "load");
+      stored++;
+    }
+    json_decref(c);
+  }
+  json_decref(l);
+  ck_assert_int_ge(stored, n);
+  free(rd);
+  free(acked);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(requests_after_close_are_refused) {
   fx f;
   fx_open(&f);
@@ -281,6 +418,7 @@ int main(void) {
   tcase_add_test(tc, acknowledged_messages_survive_reopen_and_still_dedup);
   tcase_add_test(tc, close_drains_the_queue_and_fires_every_completion);
   tcase_add_test(tc, failing_request_does_not_fail_its_batch);
+  tcase_add_test(tc, sigkill_mid_load_loses_no_acknowledged_message);
   tcase_add_test(tc, requests_after_close_are_refused);
   tcase_add_test(tc, conversation_list_filters_and_paginates);
   tcase_add_test(tc, channel_state_key_values_round_trip);
