@@ -75,6 +75,10 @@ int store_channels_list(store *st, store_json_cb cb, void *arg);
 int store_channel_set_status(store *st, const char *name, const char *status, store_json_cb cb,
                              void *arg);
 
+/* Forgets a channel: its rules (further inbound is refused) and its record.
+ * Its conversations, messages and key/value state stay. -ENOENT if unknown. */
+int store_channel_delete(store *st, const char *name, store_json_cb cb, void *arg);
+
 /* Upserts pipelines, users and teams by name from a config object (validate
  * first with router_seed_validate). Idempotent. Result: {pipelines, users, teams}
  * counts. The default pipeline "Support" always exists. */

@@ -161,6 +161,35 @@ int store_channel_set_status(store *st, const char *name, const char *status, st
   return sq_submit_json(st, sq__channel_status, json_pack("{ss ss}", "name", name, "status", status), cb, arg);
 }
 
+static int sq__channel_delete(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *name = sq__str(args, "name");
+  sqlite3_stmt *s = sq_prep(st, "DELETE FROM channels WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "deleting a channel");
+  sq_bind_text(s, 1, name);
+  if (sq__step_done(st, r, s, "deleting a channel") < 0) return -EIO;
+  int found = sqlite3_changes(st->db) > 0;
+  for (size_t i = 0; i < st->n_channels; i++) {
+    if (strcmp(st->channels[i].name, name) == 0) {
+      router_channel_free(&st->channels[i]);
+      st->channels[i] = st->channels[--st->n_channels];
+      found = 1;
+      break;
+    }
+  }
+  if (!found) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "channel \"%s\" does not exist", name);
+    return -ENOENT;
+  }
+  *result = json_pack("{ss}", "name", name);
+  return 0;
+}
+
+int store_channel_delete(store *st, const char *name, store_json_cb cb, void *arg) {
+  if (name == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__channel_delete, json_pack("{ss}", "name", name), cb, arg);
+}
+
 /* ---- users, teams, pipelines ---- */
 
 static int sq__team_id(store *st, sq_req *r, const char *name, int64_t *id) {

@@ -398,6 +398,12 @@ START_TEST(users_teams_and_channels_are_listed) {
   json_t *c = fx_ok(&f, store_channels_list(f.st, fx_json_cb, &w3), &w3);
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(c, 0), "inbox")), "Support");
   json_decref(c);
+  fx_wait_t w5 = {0}, w6 = {0};
+  json_decref(fx_ok(&f, store_channel_delete(f.st, "demo", fx_json_cb, &w5), &w5));
+  fx_wait_t gone = fx_in(&f, "demo", "after-delete", "kim", "hi");
+  ck_assert_int_eq(gone.status, -ENOENT);
+  fx_run(&f, store_channel_delete(f.st, "demo", fx_json_cb, &w6), &w6);
+  ck_assert_int_eq(w6.status, -ENOENT);
   json_t *bad = fx_load("{\"name\":\"l3\",\"users\":[\"ghost\"]}");
   fx_run(&f, store_team_upsert(f.st, bad, fx_json_cb, &w4), &w4);
   ck_assert_int_eq(w4.status, -EINVAL);
