@@ -126,7 +126,9 @@ int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void 
 int store_ticket_get(store *st, int64_t id, store_json_cb cb, void *arg);
 /* patch: {status?, owner? (name|null), priority?, properties? (merged)}. A
  * status needing missing properties -> -EINVAL "... requires properties: a, b"
- * and nothing changes. Closing frees the owner's capacity for queued tickets. */
+ * and nothing changes. Closing frees the owner's capacity for queued tickets.
+ * A "skills" property (array of strings) adds required skills whenever the
+ * ticket is routed from the queue. */
 int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb cb, void *arg);
 
 /* ---- events ---- */

@@ -123,6 +123,31 @@ static char *sq__names_json(char *const *v, size_t n) {
   return s;
 }
 
+/* The channel's required skills followed by the ticket's own (its "skills"
+ * property, an array of strings). The channel's strings are borrowed, the
+ * ticket's are strdup'd (entries from ch->routing.n_skills on). */
+static size_t sq__required_skills(store *st, const router_channel *ch, int64_t ticket_id,
+                                  char **out, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < ch->routing.n_skills && n < cap; i++) out[n++] = ch->routing.skills[i];
+  sqlite3_stmt *s = sq_prep(st, "SELECT json_extract(properties, '$.skills') FROM tickets"
+                                " WHERE id = ?1 AND json_type(properties, '$.skills') = 'array'");
+  if (s == NULL) return n;
+  sqlite3_bind_int64(s, 1, ticket_id);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    json_t *a = json_loads(sq_col_text(s, 0), 0, NULL);
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e) {
+      char *dup = json_is_string(e) && n < cap ? strdup(json_string_value(e)) : NULL;
+      if (dup != NULL) out[n++] = dup;
+    }
+    json_decref(a);
+  }
+  sqlite3_reset(s);
+  return n;
+}
+
 #define SQ_CANDIDATE_COLS                                                                   \
   "SELECT u.id, u.seat, u.available, u.skills, u.capacity,"                                \
   " (SELECT count(*) FROM tickets t WHERE t.owner_id = u.id AND t.closed = 0),"            \
@@ -168,11 +193,12 @@ static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id
   int rc = sq__load_candidates(st, s, &c, &n);
   free(users);
   free(teams);
-  int pick = rc < 0 ? -1
-                    : router_pick_assignee(c, n, ch->routing.available_only, ch->routing.skills,
-                                           ch->routing.n_skills);
+  char *skills[64];
+  size_t n_skills = sq__required_skills(st, ch, ticket_id, skills, 64);
+  int pick = rc < 0 ? -1 : router_pick_assignee(c, n, ch->routing.available_only, skills, n_skills);
   int64_t user = pick >= 0 ? c[pick].user_id : 0;
   for (size_t i = 0; i < n; i++) free((char *)c[i].skills_json);
+  for (size_t i = ch->routing.n_skills; i < n_skills; i++) free(skills[i]);
   free(c);
   if (rc < 0) return sq_fail(st, r, "loading routing candidates");
 

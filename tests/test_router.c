@@ -374,6 +374,35 @@ START_TEST(assignment_requires_every_skill) {
 }
 END_TEST
 
+START_TEST(ticket_skills_property_adds_required_skills) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"skills\":[\"fr\"],\"available\":false},"
+              "{\"name\":\"cy\",\"skills\":[\"fr\",\"de\"],\"available\":false}]}");
+  fx_channel(&f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\",\"cy\"]}}");
+  fx_in(&f, "demo", "e1", "k1", "hi");
+  int64_t t = newest_thread(&f);
+  json_t *k = ticket_of(&f, t);
+  json_t *patch = fx_load("{\"properties\":{\"skills\":[\"de\"]}}");
+  fx_wait_t w = {0};
+  json_decref(fx_ok(&f, store_ticket_patch(f.st, fx_int(k, "id"), patch, fx_json_cb, &w), &w));
+  json_decref(patch);
+  json_decref(k);
+  char buf[64];
+  json_t *u = fx_load("{\"name\":\"ana\",\"available\":true}");
+  fx_wait_t w2 = {0};
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w2), &w2));
+  json_decref(u);
+  ck_assert_str_eq(owner_of(&f, t, buf, sizeof(buf)), "");
+  u = fx_load("{\"name\":\"cy\",\"available\":true}");
+  fx_wait_t w3 = {0};
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w3), &w3));
+  json_decref(u);
+  ck_assert_str_eq(owner_of(&f, t, buf, sizeof(buf)), "cy");
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(least_load_then_round_robin) {
   fx f;
   fx_open(&f);
@@ -863,6 +892,7 @@ int main(void) {
   tcase_add_test(tc, assignment_skips_away_and_seatless_users);
   tcase_add_test(tc, available_only_false_includes_away_users);
   tcase_add_test(tc, assignment_requires_every_skill);
+  tcase_add_test(tc, ticket_skills_property_adds_required_skills);
   tcase_add_test(tc, least_load_then_round_robin);
   tcase_add_test(tc, full_capacity_queues_until_capacity_frees);
   tcase_add_test(tc, nobody_available_queues_until_someone_becomes_available);
