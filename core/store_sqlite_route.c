@@ -552,24 +552,29 @@ static void sq__thread_key(const router_channel *ch, sq_inbound *m, int64_t cont
   if (strlen(key) >= len - 1) key[0] = '\0'; /* too long to cache: always ask SQLite */
 }
 
-/* Finds the thread the channel's policy points at: (id, closed); no side effects. */
+/* Thread state bits, as cached. */
+#define SQ_THREAD_CLOSED 1
+#define SQ_THREAD_HAS_TICKET 2
+
+/* Finds the thread the channel's policy points at: its id and SQ_THREAD_*
+ * bits in *state; no side effects. */
 static int sq__find_thread(store *st, sq_req *r, const router_channel *ch, sq_inbound *m,
-                           int64_t contact, const char *key, int64_t *thread, int *closed) {
+                           int64_t contact, const char *key, int64_t *thread, int *state) {
   *thread = 0;
-  *closed = 0;
+  *state = 0;
   if (ch->thread_policy == ROUTER_THREAD_ALWAYS_NEW) return 0;
-  if (key[0] && sq_cache_get(st->thread_cache, key, thread, closed)) return 0;
+  if (key[0] && sq_cache_get(st->thread_cache, key, thread, state)) return 0;
   sqlite3_stmt *s;
   if (ch->thread_policy == ROUTER_THREAD_EXTERNAL && m->s[IN_THREAD] != NULL) {
-    s = sq_prep(st, "SELECT id, status = 'closed' FROM threads WHERE channel = ?1 AND external_id = ?2"
-                    " ORDER BY id DESC LIMIT 1");
+    s = sq_prep(st, "SELECT id, (status = 'closed') + 2 * (ticket_id IS NOT NULL) FROM threads"
+                    " WHERE channel = ?1 AND external_id = ?2 ORDER BY id DESC LIMIT 1");
     if (s == NULL) return sq_fail(st, r, "finding a thread");
     sq_bind_text(s, 1, m->s[IN_CHANNEL]);
     sq_bind_text(s, 2, m->s[IN_THREAD]);
   } else {
     if (contact == 0) return 0;
-    s = sq_prep(st, "SELECT id, status = 'closed' FROM threads WHERE contact_id = ?1 AND channel = ?2"
-                    " ORDER BY id DESC LIMIT 1");
+    s = sq_prep(st, "SELECT id, (status = 'closed') + 2 * (ticket_id IS NOT NULL) FROM threads"
+                    " WHERE contact_id = ?1 AND channel = ?2 ORDER BY id DESC LIMIT 1");
     if (s == NULL) return sq_fail(st, r, "finding a thread");
     sqlite3_bind_int64(s, 1, contact);
     sq_bind_text(s, 2, m->s[IN_CHANNEL]);
@@ -577,11 +582,11 @@ static int sq__find_thread(store *st, sq_req *r, const router_channel *ch, sq_in
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
     *thread = sqlite3_column_int64(s, 0);
-    *closed = sqlite3_column_int(s, 1);
+    *state = sqlite3_column_int(s, 1);
   }
   sqlite3_reset(s);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_fail(st, r, "finding a thread");
-  if (*thread > 0 && key[0]) sq_cache_put(st->thread_cache, key, *thread, *closed);
+  if (*thread > 0 && key[0]) sq_cache_put(st->thread_cache, key, *thread, *state);
   return 0;
 }
 
@@ -644,15 +649,19 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   int echo = (m->flags & ROUTER_IN_ECHO) != 0;
 
   int64_t contact = 0, thread = 0;
-  int new_contact = 0, closed = 0, new_thread = 0;
+  int new_contact = 0, state = 0, new_thread = 0;
   char tkey[512];
   if (sq__lookup_contact(st, r, m, &contact) < 0) return -EIO;
   sq__thread_key(ch, m, contact, tkey, sizeof(tkey));
-  if (sq__find_thread(st, r, ch, m, contact, tkey, &thread, &closed) < 0) return -EIO;
-  int action = router_decide_thread(ch, thread != 0, closed);
+  if (sq__find_thread(st, r, ch, m, contact, tkey, &thread, &state) < 0) return -EIO;
+  int action = router_decide_thread(ch, thread != 0, (state & SQ_THREAD_CLOSED) != 0);
   if (action == ROUTER_REOPEN_THREAD && echo) action = ROUTER_USE_THREAD;
+  /* A thread opened by an echo (our side wrote first) gets its ticket with
+   * the first message from the contact. */
+  int late_ticket = action != ROUTER_NEW_THREAD && thread != 0 && !echo && ch->creates_tickets &&
+                    !(state & SQ_THREAD_HAS_TICKET);
   int checked = 0;
-  if (contact == 0 || action != ROUTER_USE_THREAD) {
+  if (contact == 0 || action != ROUTER_USE_THREAD || late_ticket) {
     if (sq__original(st, r, m) < 0) return -EIO;
     if (m->duplicate) return 0;
     checked = 1;
@@ -663,6 +672,11 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     sq__thread_key(ch, m, contact, tkey, sizeof(tkey));
   }
   sqlite3_stmt *s;
+  if (late_ticket) {
+    if (sq__create_ticket(st, r, ch, thread, contact, NULL, m->s[IN_SUBJECT], now) < 0)
+      return r->status;
+    if (tkey[0]) sq_cache_put(st->thread_cache, tkey, thread, SQ_THREAD_HAS_TICKET);
+  }
   if (action == ROUTER_REOPEN_THREAD) {
     if (sq__reopen(st, r, ch, thread) < 0) return r->status;
   } else if (action == ROUTER_NEW_THREAD) {
@@ -677,14 +691,14 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "creating a thread");
     thread = sqlite3_last_insert_rowid(st->db);
     new_thread = 1;
-    if (tkey[0]) sq_cache_put(st->thread_cache, tkey, thread, 0);
+    int has_ticket = ch->creates_tickets && !echo;
+    if (tkey[0]) sq_cache_put(st->thread_cache, tkey, thread, has_ticket ? SQ_THREAD_HAS_TICKET : 0);
     /* A new thread (and contact) is announced by the message.in event. */
     const char *known = NULL;
     if (new_contact)
       known = m->s[IN_NAME] ? m->s[IN_NAME] : m->s[IN_EMAIL] ? m->s[IN_EMAIL]
               : m->s[IN_PHONE] ? m->s[IN_PHONE] : m->s[IN_SID];
-    if (ch->creates_tickets && !echo &&
-        sq__create_ticket(st, r, ch, thread, contact, known, m->s[IN_SUBJECT], now) < 0)
+    if (has_ticket && sq__create_ticket(st, r, ch, thread, contact, known, m->s[IN_SUBJECT], now) < 0)
       return r->status;
   }
 

@@ -750,6 +750,12 @@ START_TEST(echo_is_stored_as_outbound_without_ticket_or_auto_reply) {
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "direction")), "out");
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "status")), "sent");
   json_decref(t);
+  /* the contact's answer continues the thread and brings its ticket */
+  fx_in(&f, "demo", "in-1", "kim", "thanks");
+  ck_assert_int_eq(count_items(&f, "{}"), 1);
+  t = fx_thread(&f, newest_thread(&f));
+  ck_assert(json_is_object(json_object_get(t, "ticket")));
+  json_decref(t);
   fx_close(&f);
 }
 END_TEST
