@@ -7,8 +7,15 @@
  * store's writer thread and every completion fires on the loop thread, after
  * the transaction holding the change has committed (durably: WAL with
  * synchronous=FULL). Requests queued while a batch runs are group-committed in
- * the next batch: one transaction, one fsync, many requests. Each request is
- * isolated by a savepoint, so one failing request does not fail its batch.
+ * the next batch: one transaction, one fsync, many requests, in submission
+ * order. A failing request does not fail its batch: the batch is then re-run
+ * with a savepoint per request, so the failed one leaves no trace. Reads run
+ * on the same thread, so they see every write submitted before them.
+ *
+ * Startup order for the host: store_open; store_seed (config pipelines, users,
+ * teams); store_channel_put for every configured channel (rules live in
+ * memory, so inbound for a channel not put since open is refused); then
+ * outbox_start and the plugins. Shutdown: outbox_stop, plugins, store_close.
  *
  * Results: JSON results are borrowed for the duration of the callback
  * (json_incref to keep). Submitting functions return 0 when the callback will
