@@ -509,8 +509,8 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   st->loop = loop;
   st->path = strdup(url + 7);
   st->bus = events_bus_new();
-  st->contact_cache = sq_cache_new((size_t)1 << 18);
-  st->thread_cache = sq_cache_new((size_t)1 << 18);
+  st->contact_cache = sq_cache_new((size_t)1 << 20);
+  st->thread_cache = sq_cache_new((size_t)1 << 20);
   uv_mutex_init(&st->mu);
   uv_cond_init(&st->cv);
   if (st->path == NULL || st->bus == NULL || st->contact_cache == NULL || st->thread_cache == NULL) {

@@ -104,9 +104,10 @@ int64_t sq_now_ms(void);
 typedef int (*sq_json_fn)(store *st, sq_req *r, json_t *args, json_t **result);
 int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg);
 
-/* Writer-owned string-keyed caches (store_sqlite_cache.c). cap_pow2 is the
- * slot count, a power of two; the cache empties itself when half full. */
-sq_cache *sq_cache_new(size_t cap_pow2);
+/* Writer-owned string-keyed caches (store_sqlite_cache.c). max_pow2 is the
+ * largest slot count, a power of two; the table grows up to it and empties
+ * itself when that is half full. */
+sq_cache *sq_cache_new(size_t max_pow2);
 void sq_cache_free(sq_cache *c);
 void sq_cache_clear(sq_cache *c);
 int sq_cache_get(sq_cache *c, const char *key, int64_t *value, int *flag);

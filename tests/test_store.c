@@ -7,6 +7,7 @@
 
 #include "store.h"
 #include "store_fixture.h"
+#include "store_sqlite.h"
 
 typedef struct many_t {
   int done, failed;
@@ -306,6 +307,39 @@ START_TEST(sigkill_mid_load_loses_no_acknowledged_message) {
 }
 END_TEST
 
+START_TEST(lookup_cache_grows_clears_and_never_confuses_keys) {
+  sq_cache *c = sq_cache_new((size_t)1 << 14);
+  char key[32];
+  for (int i = 0; i < 6000; i++) {
+    snprintf(key, sizeof(key), "demo\x1f" "custom\x1f" "u%d", i);
+    sq_cache_put(c, key, i + 1, i & 3);
+  }
+  for (int i = 0; i < 6000; i++) {
+    int64_t v = 0;
+    int flag = -1;
+    snprintf(key, sizeof(key), "demo\x1f" "custom\x1f" "u%d", i);
+    ck_assert_int_eq(sq_cache_get(c, key, &v, &flag), 1);
+    ck_assert_int_eq(v, i + 1);
+    ck_assert_int_eq(flag, i & 3);
+  }
+  int64_t v;
+  ck_assert_int_eq(sq_cache_get(c, "demo\x1f" "custom\x1f" "u6000", &v, NULL), 0);
+  sq_cache_put(c, "demo\x1f" "custom\x1f" "u1", 99, 0);
+  ck_assert_int_eq(sq_cache_get(c, "demo\x1f" "custom\x1f" "u1", &v, NULL), 1);
+  ck_assert_int_eq(v, 99);
+  sq_cache_clear(c);
+  ck_assert_int_eq(sq_cache_get(c, "demo\x1f" "custom\x1f" "u1", &v, NULL), 0);
+  /* past its largest size it starts over instead of growing */
+  for (int i = 0; i < 20000; i++) {
+    snprintf(key, sizeof(key), "k%d", i);
+    sq_cache_put(c, key, i, 0);
+  }
+  ck_assert_int_eq(sq_cache_get(c, "k19999", &v, NULL), 1);
+  ck_assert_int_eq(v, 19999);
+  sq_cache_free(c);
+}
+END_TEST
+
 START_TEST(requests_after_close_are_refused) {
   fx f;
   fx_open(&f);
@@ -425,6 +459,7 @@ int main(void) {
   tcase_add_test(tc, close_drains_the_queue_and_fires_every_completion);
   tcase_add_test(tc, failing_request_does_not_fail_its_batch);
   tcase_add_test(tc, sigkill_mid_load_loses_no_acknowledged_message);
+  tcase_add_test(tc, lookup_cache_grows_clears_and_never_confuses_keys);
   tcase_add_test(tc, requests_after_close_are_refused);
   tcase_add_test(tc, conversation_list_filters_and_paginates);
   tcase_add_test(tc, channel_state_key_values_round_trip);
