@@ -166,6 +166,8 @@ static int router__hours(router__ctx *c, json_t *h, router_channel *ch) {
   json_t *v;
   int rc = 0;
   ch->auto_replies.has_hours = 1;
+  if (json_object_get(h, "start") == NULL || json_object_get(h, "end") == NULL)
+    return router__bad(c, "auto_replies.hours", "needs both \"start\" and \"end\" (\"HH:MM\")");
   json_object_foreach(h, k, v) {
     if (strcmp(k, "start") == 0)
       rc = router__hhmm(c, "auto_replies.hours.start", v, &ch->auto_replies.start_min);
@@ -342,10 +344,20 @@ json_t *router_channel_to_json(const router_channel *ch) {
                 "priority", router__str_or_null(ch->ticket.priority),
                 "owner", router__str_or_null(ch->ticket.owner),
                 "name_template", router__str_or_null(ch->ticket.name_template)));
-  json_object_set_new(o, "auto_replies",
-      json_pack("{so so so}", "greeting", router__str_or_null(ch->auto_replies.greeting),
-                "instant_reply", router__str_or_null(ch->auto_replies.instant_reply),
-                "away", router__str_or_null(ch->auto_replies.away)));
+  json_t *ar = json_pack("{so so so}", "greeting", router__str_or_null(ch->auto_replies.greeting),
+                         "instant_reply", router__str_or_null(ch->auto_replies.instant_reply),
+                         "away", router__str_or_null(ch->auto_replies.away));
+  if (ch->auto_replies.has_hours) {
+    char start[32], end[32];
+    snprintf(start, sizeof(start), "%02d:%02d", ch->auto_replies.start_min / 60, ch->auto_replies.start_min % 60);
+    snprintf(end, sizeof(end), "%02d:%02d", ch->auto_replies.end_min / 60, ch->auto_replies.end_min % 60);
+    json_t *days = json_array();
+    for (int d = 0; d < 7; d++)
+      if (ch->auto_replies.days_mask & (1u << d)) json_array_append_new(days, json_integer(d));
+    json_object_set_new(ar, "hours", json_pack("{ss ss so si}", "start", start, "end", end, "days", days,
+                                               "utc_offset_minutes", ch->auto_replies.utc_offset_min));
+  }
+  json_object_set_new(o, "auto_replies", ar);
   return o;
 }
 

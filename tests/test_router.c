@@ -819,7 +819,8 @@ START_TEST(channel_json_errors_name_channel_and_key) {
   expect_channel_error("{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\"}}", "routing.users");
   expect_channel_error("{\"name\":\"demo\",\"ticket\":{\"colour\":\"red\"}}", "key \"ticket.colour\"");
   expect_channel_error("{\"name\":\"demo\",\"auto_replies\":{\"away\":5}}", "key \"auto_replies.away\" must be a string");
-  expect_channel_error("{\"name\":\"demo\",\"auto_replies\":{\"hours\":{\"start\":\"9am\"}}}", "auto_replies.hours.start");
+  expect_channel_error("{\"name\":\"demo\",\"auto_replies\":{\"hours\":{\"start\":\"9am\",\"end\":\"17:00\"}}}", "auto_replies.hours.start");
+  expect_channel_error("{\"name\":\"demo\",\"auto_replies\":{\"hours\":{\"start\":\"09:00\"}}}", "needs both");
   json_t *o = fx_load("{\"name\":\"demo\",\"plugin\":\"custom\",\"inbox\":\"Support\",\"credentials\":{},"
                       "\"thread_policy\":\"external\",\"closed_thread\":\"new_thread\",\"creates_tickets\":false,"
                       "\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"],\"teams\":[\"l2\"],"
@@ -838,6 +839,10 @@ START_TEST(channel_json_errors_name_channel_and_key) {
   ck_assert_str_eq(ch.routing.teams[0], "l2");
   ck_assert_int_eq(ch.auto_replies.end_min, 17 * 60 + 30);
   ck_assert_int_eq(ch.auto_replies.days_mask, 0x3e);
+  json_t *back = router_channel_to_json(&ch);
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(back, "auto_replies"), "hours"), "end")), "17:30");
+  ck_assert_str_eq(json_string_value(json_object_get(back, "thread_policy")), "external");
+  json_decref(back);
   router_channel copy;
   ck_assert_int_eq(router_channel_copy(&copy, &ch), 0);
   ck_assert_str_eq(copy.routing.skills[0], "fr");
