@@ -131,13 +131,17 @@ int sq_fail(store *st, sq_req *r, const char *what) {
   return -EIO;
 }
 
+int64_t sq_batch_now(store *st) { return st->batch_now; }
+
 static void sq__free_events(sq_req *r) {
   while (r->events != NULL) {
     sq_event_rec *next = r->events->next;
-    free(r->events);
+    char *p = (char *)r->events;
+    if (p < r->ev_buf || p >= r->ev_buf + sizeof(r->ev_buf)) free(r->events);
     r->events = next;
   }
   r->events_tail = NULL;
+  r->ev_used = 0;
 }
 
 int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
@@ -150,14 +154,20 @@ int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
   sq_bind_text(s, 2, channel);
   sq_bind_text(s, 3, inbox);
   sq_bind_text(s, 4, data);
-  sqlite3_bind_int64(s, 5, sq_now_ms());
+  sqlite3_bind_int64(s, 5, st->batch_now);
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) return sq_fail(st, r, "recording an event");
   size_t lt = strlen(type) + 1, lc = channel ? strlen(channel) + 1 : 0,
          li = inbox ? strlen(inbox) + 1 : 0, ld = strlen(data) + 1;
-  sq_event_rec *e = malloc(sizeof(*e) + lt + lc + li + ld);
-  if (e == NULL) return sq_fail(st, r, "recording an event");
+  size_t need = (sizeof(sq_event_rec) + lt + lc + li + ld + 7) & ~(size_t)7;
+  sq_event_rec *e;
+  if (need <= sizeof(r->ev_buf) - r->ev_used) {
+    e = (sq_event_rec *)(void *)(r->ev_buf + r->ev_used);
+    r->ev_used += need;
+  } else if ((e = malloc(need)) == NULL) {
+    return sq_fail(st, r, "recording an event");
+  }
   char *p = e->buf;
   e->next = NULL;
   e->id = sqlite3_last_insert_rowid(st->db);
@@ -296,6 +306,7 @@ static void sq__reset(sq_req *r) {
  * batch run again with a savepoint per request, so the failure is isolated.
  * Requests are written to be re-runnable. Returns 1 if a transaction is open. */
 static int sq__run_batch(store *st, sq_req *batch) {
+  st->batch_now = sq_now_ms();
   if (sq__step_static(st, "BEGIN IMMEDIATE") < 0) {
     for (sq_req *r = batch; r != NULL; r = r->next) {
       r->status = -EIO;

@@ -29,6 +29,8 @@ struct sq_req {
   int status;
   char err[256];
   sq_event_rec *events, *events_tail; /* recorded events, in order */
+  size_t ev_used;                     /* bytes of ev_buf taken by events */
+  _Alignas(8) char ev_buf[384];       /* the first small events live here, not in malloc */
 };
 
 struct store {
@@ -48,6 +50,7 @@ struct store {
   size_t n_channels;
   int64_t assign_seq;            /* writer-owned round-robin counter */
   uint64_t inbound_count;        /* writer-owned, folded into stats per batch */
+  int64_t batch_now;             /* writer-owned, see sq_batch_now */
   sq_cache *contact_cache;       /* "channel\x1fkind\x1fvalue" -> contact id */
   sq_cache *thread_cache;        /* per_contact / external key -> latest thread, flag closed */
   char *path;
@@ -98,6 +101,10 @@ const router_channel *sq_channel(store *st, const char *name);
 
 /* Milliseconds since the epoch. */
 int64_t sq_now_ms(void);
+
+/* The batch's clock: read once when a batch starts (writer thread), so every
+ * row of a batch carries the same commit-time timestamp. */
+int64_t sq_batch_now(store *st);
 
 /* Generic JSON request: fn runs on the writer with args (owned by the
  * request) and may set *result (new reference). */

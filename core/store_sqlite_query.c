@@ -65,7 +65,7 @@ static void sq__chan_run(store *st, sq_req *r) {
   sq_bind_text(s, 1, c->ch.name);
   sq_bind_text(s, 2, c->ch.inbox);
   sq_bind_text(s, 3, text);
-  sqlite3_bind_int64(s, 4, sq_now_ms());
+  sqlite3_bind_int64(s, 4, sq_batch_now(st));
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) c->id = sqlite3_column_int64(s, 0), rc = sqlite3_step(s);
   sqlite3_reset(s);

@@ -218,7 +218,7 @@ static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id
                     json_pack("{sI sI}", "ticket_id", (json_int_t)ticket_id, "thread_id",
                               (json_int_t)thread_id));
   }
-  int64_t now = sq_now_ms();
+  int64_t now = sq_batch_now(st);
   s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0, updated_at = ?3 WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "assigning a ticket");
   sqlite3_bind_int64(s, 1, ticket_id);
@@ -333,7 +333,7 @@ int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *st
     sq_bind_text(s, 2, target);
     sqlite3_bind_int(s, 3, closed);
     sq_bind_text(s, 4, ptext);
-    sqlite3_bind_int64(s, 5, sq_now_ms());
+    sqlite3_bind_int64(s, 5, sq_batch_now(st));
     if (sqlite3_step(s) != SQLITE_DONE) rc = sq_fail(st, r, "updating a ticket");
     sqlite3_reset(s);
   }
@@ -434,7 +434,7 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
                       int64_t user_id, const char *text, const char *html,
                       const char *attachments_json, int64_t reply_to, int automatic,
                       int64_t *message_id) {
-  int64_t now = sq_now_ms();
+  int64_t now = sq_batch_now(st);
   sqlite3_stmt *s = sq_prep(st,
       "INSERT INTO messages(thread_id, channel, direction, reply_to, user_id, text, html,"
       " attachments, status, automatic, created_at)"
@@ -644,7 +644,7 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     snprintf(r->err, sizeof(r->err), "channel \"%s\" is not configured", chname);
     return -ENOENT;
   }
-  int64_t now = sq_now_ms();
+  int64_t now = sq_batch_now(st);
   int64_t ts = m->ts > 0 ? m->ts : now;
   int echo = (m->flags & ROUTER_IN_ECHO) != 0;
 
