@@ -19,6 +19,7 @@
  *   notification    {user_id, ticket_id, reason}  (e.g. contact owner unavailable)
  *   contact.merged  {contact_id, merged_id}
  *   user.updated    the user as in store_users_list
+ *   user.deleted    {user_id, name}
  */
 #ifndef SB_CORE_EVENTS_H
 #define SB_CORE_EVENTS_H

@@ -103,10 +103,16 @@ int store_users_list(store *st, store_json_cb cb, void *arg);
  * becoming available, getting a seat or more capacity takes queued tickets in
  * the same transaction. Result: the user. */
 int store_user_upsert(store *st, const json_t *user, store_json_cb cb, void *arg);
+/* Deletes the user: leaves their teams; their open tickets lose the owner and
+ * are routed again by their channel's rules (or queued). -ENOENT if unknown.
+ * Result: {name, requeued: n}. */
+int store_user_delete(store *st, const char *name, store_json_cb cb, void *arg);
 /* [{id, name, users:[names]}] */
 int store_teams_list(store *st, store_json_cb cb, void *arg);
 /* Creates or replaces team.name's member list (team.users). Result: the team. */
 int store_team_upsert(store *st, const json_t *team, store_json_cb cb, void *arg);
+/* Deletes the team (its users stay). -ENOENT if unknown. Result: {name}. */
+int store_team_delete(store *st, const char *name, store_json_cb cb, void *arg);
 
 /* ---- contacts ---- */
 

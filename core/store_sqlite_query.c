@@ -325,6 +325,69 @@ int store_user_upsert(store *st, const json_t *user, store_json_cb cb, void *arg
   return sq_submit_json(st, sq__user_put, json_deep_copy(user), cb, arg);
 }
 
+static int sq__user_delete(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *name = sq__str(args, "name");
+  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM users WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a user");
+  sq_bind_text(s, 1, name);
+  int64_t id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_reset(s);
+  if (id == 0) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "user \"%s\" does not exist", name);
+    return -ENOENT;
+  }
+  static const char *const steps[] = {
+      "DELETE FROM team_members WHERE user_id = ?1",
+      "UPDATE contacts SET owner_id = NULL WHERE owner_id = ?1",
+      "UPDATE threads SET assignee_id = NULL WHERE assignee_id = ?1",
+      "UPDATE tickets SET owner_id = NULL, queued = 1 WHERE owner_id = ?1 AND closed = 0",
+      "UPDATE tickets SET owner_id = NULL WHERE owner_id = ?1",
+      "DELETE FROM users WHERE id = ?1",
+  };
+  int64_t requeued = 0;
+  for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+    s = sq_prep(st, steps[i]);
+    if (s == NULL) return sq_fail(st, r, "deleting a user");
+    sqlite3_bind_int64(s, 1, id);
+    if (sq__step_done(st, r, s, "deleting a user") < 0) return -EIO;
+    if (i == 3) requeued = sqlite3_changes(st->db);
+  }
+  /* The freed tickets go to whoever their channel's rules pick now. */
+  if (sq_drain_queue(st, r) < 0) return -EIO;
+  *result = json_pack("{ss sI}", "name", name, "requeued", (json_int_t)requeued);
+  return sq_event(st, r, "user.deleted", NULL, NULL, json_pack("{sI ss}", "user_id", (json_int_t)id, "name", name));
+}
+
+int store_user_delete(store *st, const char *name, store_json_cb cb, void *arg) {
+  if (name == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__user_delete, json_pack("{ss}", "name", name), cb, arg);
+}
+
+static int sq__team_delete(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *name = sq__str(args, "name");
+  sqlite3_stmt *s = sq_prep(st, "DELETE FROM team_members WHERE team_id = (SELECT id FROM teams WHERE name = ?1)");
+  if (s == NULL) return sq_fail(st, r, "deleting a team");
+  sq_bind_text(s, 1, name);
+  if (sq__step_done(st, r, s, "deleting a team") < 0) return -EIO;
+  s = sq_prep(st, "DELETE FROM teams WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "deleting a team");
+  sq_bind_text(s, 1, name);
+  if (sq__step_done(st, r, s, "deleting a team") < 0) return -EIO;
+  if (sqlite3_changes(st->db) == 0) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "team \"%s\" does not exist", name);
+    return -ENOENT;
+  }
+  *result = json_pack("{ss}", "name", name);
+  return 0;
+}
+
+int store_team_delete(store *st, const char *name, store_json_cb cb, void *arg) {
+  if (name == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__team_delete, json_pack("{ss}", "name", name), cb, arg);
+}
+
 #define SQ_TEAM_JSON                                                                      \
   "SELECT json_object('id', te.id, 'name', te.name, 'users', (SELECT json_group_array(u.name)" \
   " FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = te.id))"         \

@@ -403,6 +403,35 @@ START_TEST(ticket_skills_property_adds_required_skills) {
 }
 END_TEST
 
+START_TEST(deleting_a_user_routes_their_open_tickets_again) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"},{\"name\":\"cy\",\"available\":false}],"
+              "\"teams\":[{\"name\":\"l2\",\"users\":[\"ana\",\"cy\"]}]}");
+  fx_channel(&f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"teams\":[\"l2\"]}}");
+  fx_in(&f, "demo", "e1", "k1", "hi");
+  int64_t t = newest_thread(&f);
+  char buf[64];
+  ck_assert_str_eq(owner_of(&f, t, buf, sizeof(buf)), "ana");
+  json_t *u = fx_load("{\"name\":\"cy\",\"available\":true}");
+  fx_wait_t w = {0}, w2 = {0}, w3 = {0}, w4 = {0};
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w), &w));
+  json_decref(u);
+  json_t *r = fx_ok(&f, store_user_delete(f.st, "ana", fx_json_cb, &w2), &w2);
+  ck_assert_int_eq(fx_int(r, "requeued"), 1);
+  json_decref(r);
+  ck_assert_str_eq(owner_of(&f, t, buf, sizeof(buf)), "cy");
+  fx_run(&f, store_user_delete(f.st, "ana", fx_json_cb, &w3), &w3);
+  ck_assert_int_eq(w3.status, -ENOENT);
+  json_decref(fx_ok(&f, store_team_delete(f.st, "l2", fx_json_cb, &w4), &w4));
+  fx_wait_t w5 = {0};
+  json_t *teams = fx_ok(&f, store_teams_list(f.st, fx_json_cb, &w5), &w5);
+  ck_assert_int_eq(json_array_size(teams), 0);
+  json_decref(teams);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(least_load_then_round_robin) {
   fx f;
   fx_open(&f);
@@ -904,6 +933,7 @@ int main(void) {
   tcase_add_test(tc, available_only_false_includes_away_users);
   tcase_add_test(tc, assignment_requires_every_skill);
   tcase_add_test(tc, ticket_skills_property_adds_required_skills);
+  tcase_add_test(tc, deleting_a_user_routes_their_open_tickets_again);
   tcase_add_test(tc, least_load_then_round_robin);
   tcase_add_test(tc, full_capacity_queues_until_capacity_frees);
   tcase_add_test(tc, nobody_available_queues_until_someone_becomes_available);
