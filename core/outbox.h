@@ -67,7 +67,11 @@ int outbox_start(uv_loop_t *loop, store *st, const outbox_config *cfg, outbox_se
 void outbox_kick(outbox *ob);
 
 /* Stops claiming; the worker frees itself once every item handed out has
- * been completed and its result stored. Call before store_close. NULL-safe. */
+ * been completed and its result stored. Call before store_close, and let
+ * the sender complete (or abandon, by completing with retry) every item it
+ * holds before store_close: a completion after store_close is a use after
+ * free. An item never completed stays 'sending' until the next store_open,
+ * which sends it again with the same idempotency key. NULL-safe. */
 void outbox_stop(outbox *ob);
 
 /* Delay before retry number attempt+1: base * 2^(attempt-1) capped at max,
