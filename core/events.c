@@ -1,0 +1,94 @@
+/* events.c — the in-process event bus: subscribers called in order on the loop. */
+#include "events.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+typedef struct events_sub {
+  int token;
+  events_fn fn;
+  void *arg;
+  int dead;
+} events_sub;
+
+struct events_bus {
+  events_sub *subs;
+  size_t n, cap;
+  int next_token;
+  int publishing;
+};
+
+events_bus *events_bus_new(void) {
+  events_bus *bus = calloc(1, sizeof(*bus));
+  if (bus != NULL) bus->next_token = 1;
+  return bus;
+}
+
+void events_bus_free(events_bus *bus) {
+  if (bus == NULL) return;
+  free(bus->subs);
+  free(bus);
+}
+
+int events_subscribe(events_bus *bus, events_fn fn, void *arg) {
+  if (bus == NULL || fn == NULL) return -EINVAL;
+  if (bus->n == bus->cap) {
+    size_t cap = bus->cap ? bus->cap * 2 : 8;
+    events_sub *s = realloc(bus->subs, cap * sizeof(*s));
+    if (s == NULL) return -ENOMEM;
+    bus->subs = s;
+    bus->cap = cap;
+  }
+  events_sub *s = &bus->subs[bus->n++];
+  s->token = bus->next_token++;
+  s->fn = fn;
+  s->arg = arg;
+  s->dead = 0;
+  return s->token;
+}
+
+/* Removal only marks the slot while a publish walks the array; compaction
+ * happens once the walk is over so indices stay valid. */
+static void events__compact(events_bus *bus) {
+  size_t j = 0;
+  for (size_t i = 0; i < bus->n; i++)
+    if (!bus->subs[i].dead) bus->subs[j++] = bus->subs[i];
+  bus->n = j;
+}
+
+int events_unsubscribe(events_bus *bus, int token) {
+  if (bus == NULL) return -EINVAL;
+  for (size_t i = 0; i < bus->n; i++) {
+    if (bus->subs[i].token == token && !bus->subs[i].dead) {
+      bus->subs[i].dead = 1;
+      if (!bus->publishing) events__compact(bus);
+      return 0;
+    }
+  }
+  return -ENOENT;
+}
+
+size_t events_subscriber_count(const events_bus *bus) {
+  size_t n = 0;
+  for (size_t i = 0; bus != NULL && i < bus->n; i++) n += !bus->subs[i].dead;
+  return n;
+}
+
+void events_publish(events_bus *bus, const events_event *ev) {
+  if (bus == NULL || ev == NULL) return;
+  bus->publishing++;
+  size_t n = bus->n;
+  for (size_t i = 0; i < n; i++)
+    if (!bus->subs[i].dead) bus->subs[i].fn(bus->subs[i].arg, ev);
+  if (--bus->publishing == 0) events__compact(bus);
+}
+
+json_t *events_to_json(const events_event *ev) {
+  if (ev == NULL) return NULL;
+  json_t *o = json_pack("{sI ss}", "id", (json_int_t)ev->id, "type", ev->type ? ev->type : "");
+  if (o == NULL) return NULL;
+  json_object_set_new(o, "channel", ev->channel ? json_string(ev->channel) : json_null());
+  json_object_set_new(o, "inbox", ev->inbox ? json_string(ev->inbox) : json_null());
+  json_object_set(o, "data", ev->data ? ev->data : json_null());
+  return o;
+}

@@ -1,0 +1,67 @@
+/* events.h — the in-process event bus: changes agents care about, in id order.
+ *
+ * Every event is persisted by the store in the same transaction as the change
+ * it describes and carries that row's id (monotonically increasing, never
+ * reused), so an SSE client can resume with Last-Event-ID across restarts:
+ * live events come from this bus after commit, older ones from
+ * store_events_after(). Everything here runs on the loop thread.
+ *
+ * Event types and their data:
+ *   message.in      {message_id, thread_id, contact_id, preview, subject, automatic,
+ *                    new_contact, new_thread}  (a new contact/thread is announced here)
+ *   message.out     {message_id, thread_id, status:"queued", automatic, preview}
+ *   message.status  {message_id, thread_id, status, error, external_id}
+ *   thread.reopened {thread_id}
+ *   ticket.created  {ticket_id, thread_id, status, name}
+ *   ticket.updated  {ticket_id, thread_id, status, closed, previous_status}
+ *   ticket.assigned {ticket_id, thread_id, user_id (null = unassigned)}
+ *   ticket.queued   {ticket_id, thread_id}  (nobody eligible; assigned later)
+ *   notification    {user_id, ticket_id, reason}  (e.g. contact owner unavailable)
+ *   contact.merged  {contact_id, merged_id}
+ *   user.updated    the user as in store_users_list
+ *   user.deleted    {user_id, name}
+ */
+#ifndef SB_CORE_EVENTS_H
+#define SB_CORE_EVENTS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct events_event {
+  int64_t id;          /* store row id; strictly increasing */
+  const char *type;    /* "message.in", ... */
+  const char *channel; /* may be NULL */
+  const char *inbox;   /* may be NULL */
+  json_t *data;        /* the event body (object), borrowed */
+} events_event;
+
+/* A subscriber callback; the event and its data are borrowed for the call. */
+typedef void (*events_fn)(void *arg, const events_event *ev);
+
+typedef struct events_bus events_bus;
+
+/* Creates an empty bus. Returns NULL on out of memory. */
+events_bus *events_bus_new(void);
+
+/* Frees the bus and its subscriptions (not the subscribers' args). */
+void events_bus_free(events_bus *bus);
+
+/* Adds a subscriber; returns a positive token for events_unsubscribe, or
+ * -ENOMEM. A subscriber added during a publish sees the next event. */
+int events_subscribe(events_bus *bus, events_fn fn, void *arg);
+
+/* Removes the subscriber with this token; returns 0 or -ENOENT. Safe to call
+ * from inside a callback. */
+int events_unsubscribe(events_bus *bus, int token);
+
+/* How many subscribers there are (publishers skip building events for none). */
+size_t events_subscriber_count(const events_bus *bus);
+
+/* Delivers ev to every subscriber in subscription order. */
+void events_publish(events_bus *bus, const events_event *ev);
+
+/* Builds the JSON object form of an event ({id, type, channel, inbox, data})
+ * as sent over SSE. Returns a new reference, or NULL on out of memory. */
+json_t *events_to_json(const events_event *ev);
+
+#endif

@@ -1,0 +1,192 @@
+/* store.h — the durable store: one backend-neutral, asynchronous interface.
+ *
+ * The SQLite backend (store_sqlite*.c) is the embedded default; a PostgreSQL
+ * backend will implement the same functions. No SQL outside the backends.
+ *
+ * Threads: every function here is called on the loop thread. Work runs on the
+ * store's writer thread and every completion fires on the loop thread, after
+ * the transaction holding the change has committed (durably: WAL with
+ * synchronous=FULL). Requests queued while a batch runs are group-committed in
+ * the next batch: one transaction, one fsync, many requests, in submission
+ * order. A failing request does not fail its batch: the batch is then re-run
+ * with a savepoint per request, so the failed one leaves no trace. Reads run
+ * on the same thread, so they see every write submitted before them.
+ *
+ * Startup order for the host: store_open; store_seed (config pipelines, users,
+ * teams); store_channel_put for every configured channel (rules live in
+ * memory, so inbound for a channel not put since open is refused); then
+ * outbox_start and the plugins. Shutdown: outbox_stop, plugins, store_close.
+ *
+ * Results: JSON results are borrowed for the duration of the callback
+ * (json_incref to keep). Submitting functions return 0 when the callback will
+ * fire exactly once, or a negative errno (-EINVAL bad argument, -ESHUTDOWN
+ * store closing, -ENOMEM) when it will not.
+ */
+#ifndef SB_CORE_STORE_H
+#define SB_CORE_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "events.h"
+#include "router.h"
+
+typedef struct store store;
+
+/* Schema version this binary writes; a database with a higher one is refused. */
+#define STORE_SCHEMA_VERSION 1
+
+typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
+
+/* Opens the store named by url ("sqlite:PATH"; the file is created), runs the
+ * schema migrations, resets outbox rows left in flight by a crash to pending
+ * (keeping their idempotency keys) and starts the writer thread. Errors:
+ * -EINVAL (bad URL), -EPROTO (database newer than this binary), -EIO; err gets
+ * a sentence naming the path. *out is owned by the caller: store_close(). */
+int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t errlen);
+
+/* Stops accepting requests, lets the writer drain and commit everything queued,
+ * joins it, fires the remaining completions, then frees the store once the
+ * loop has closed its handle (run the loop after this). NULL-safe. */
+void store_close(store *st);
+
+/* The bus on which committed events are published (owned by the store). */
+events_bus *store_events(store *st);
+
+typedef struct store_stats {
+  uint64_t transactions; /* committed batches */
+  uint64_t requests;     /* requests run */
+  uint64_t inbound;      /* inbound messages routed (duplicates included) */
+} store_stats;
+
+/* Snapshot of the counters; thread-safe. */
+void store_get_stats(store *st, store_stats *out);
+
+/* ---- the message path (router.c calls these after validating) ---- */
+
+/* Copies *in and queues it for routing. See router_submit_inbound. */
+int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb cb, void *arg);
+
+/* Copies *r and queues the reply. See router_submit_reply. */
+int store_submit_reply(store *st, const router_reply *r, router_reply_cb cb, void *arg);
+
+/* ---- configuration ---- */
+
+/* Registers or replaces a channel's rules (copied) and upserts its record.
+ * Result: {id, name}. Inbound for a channel not put is refused. */
+int store_channel_put(store *st, const router_channel *ch, store_json_cb cb, void *arg);
+
+/* Channel records: [{id, name, inbox, status, rules}] / status "on"|"off". */
+int store_channels_list(store *st, store_json_cb cb, void *arg);
+int store_channel_set_status(store *st, const char *name, const char *status, store_json_cb cb,
+                             void *arg);
+
+/* Forgets a channel: its rules (further inbound is refused) and its record.
+ * Its conversations, messages and key/value state stay. -ENOENT if unknown. */
+int store_channel_delete(store *st, const char *name, store_json_cb cb, void *arg);
+
+/* Upserts pipelines, users and teams by name from a config object (validate
+ * first with router_seed_validate). Idempotent. Result: {pipelines, users, teams}
+ * counts. The default pipeline "Support" always exists. */
+int store_seed(store *st, const json_t *config, store_json_cb cb, void *arg);
+
+/* Pipelines with ordered statuses: [{id, name, statuses:[{name, closed,
+ * required_properties}]}]. */
+int store_pipelines_list(store *st, store_json_cb cb, void *arg);
+
+/* ---- users and teams ---- */
+
+/* [{id, name, email, seat, available, skills, capacity, open_tickets, teams}] */
+int store_users_list(store *st, store_json_cb cb, void *arg);
+/* Creates or patches the user named user.name (keys as in users_list). A user
+ * becoming available, getting a seat or more capacity takes queued tickets in
+ * the same transaction. Result: the user. */
+int store_user_upsert(store *st, const json_t *user, store_json_cb cb, void *arg);
+/* Deletes the user: leaves their teams; their open tickets lose the owner and
+ * are routed again by their channel's rules (or queued). -ENOENT if unknown.
+ * Result: {name, requeued: n}. */
+int store_user_delete(store *st, const char *name, store_json_cb cb, void *arg);
+/* [{id, name, users:[names]}] */
+int store_teams_list(store *st, store_json_cb cb, void *arg);
+/* Creates or replaces team.name's member list (team.users). Result: the team. */
+int store_team_upsert(store *st, const json_t *team, store_json_cb cb, void *arg);
+/* Deletes the team (its users stay). -ENOENT if unknown. Result: {name}. */
+int store_team_delete(store *st, const char *name, store_json_cb cb, void *arg);
+
+/* ---- contacts ---- */
+
+/* query: {q?, cursor?, limit?} -> {items:[{id, name, email, phone, avatar_url,
+ * owner, identities:[{channel, kind, value}]}], next_cursor} */
+int store_contacts_list(store *st, const json_t *query, store_json_cb cb, void *arg);
+/* patch: {name?, email?, phone?, avatar_url?, owner? (user name or null)} */
+int store_contact_patch(store *st, int64_t id, const json_t *patch, store_json_cb cb, void *arg);
+/* Moves from_id's identities and threads to into_id, deletes from_id, emits
+ * contact.merged. Result: the merged contact. */
+int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_cb cb, void *arg);
+
+/* ---- conversations and tickets ---- */
+
+/* filter: {channel?, inbox?, status? ("open"|"closed"), assignee? (user name or
+ * "none"), q? (keyword in messages), cursor?, limit? (default 50)} ->
+ * {items:[{id, channel, inbox, contact{...}, status, assignee, ticket{id,
+ * status, priority, owner}, last_message_at}], next_cursor} newest first. */
+int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, void *arg);
+/* The thread as in the list plus messages:[{id, direction, channel, text, html,
+ * attachments, external_id, reply_to, status, error, automatic, created_at}]. */
+int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void *arg);
+/* {id, thread_id, pipeline, status, closed, priority, owner, name, properties} */
+int store_ticket_get(store *st, int64_t id, store_json_cb cb, void *arg);
+/* patch: {status?, owner? (name|null), priority?, properties? (merged)}. A
+ * status needing missing properties -> -EINVAL "... requires properties: a, b"
+ * and nothing changes. Closing frees the owner's capacity for queued tickets.
+ * A "skills" property (array of strings) adds required skills whenever the
+ * ticket is routed from the queue. */
+int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb cb, void *arg);
+
+/* ---- events ---- */
+
+/* Events with id > after_id, oldest first, at most limit (<=0: 1000),
+ * optionally only of channel and/or inbox (NULL = any): [{id, type, channel,
+ * inbox, data}]. */
+int store_events_after(store *st, int64_t after_id, const char *channel, const char *inbox,
+                       int limit, store_json_cb cb, void *arg);
+
+/* ---- per-channel key/value state for plugins ---- */
+
+/* Result: {value: string|null}. */
+int store_kv_get(store *st, const char *channel, const char *key, store_json_cb cb, void *arg);
+int store_kv_set(store *st, const char *channel, const char *key, const char *value,
+                 store_json_cb cb, void *arg);
+int store_kv_delete(store *st, const char *channel, const char *key, store_json_cb cb, void *arg);
+
+/* ---- outbox (core/outbox.c drives these) ---- */
+
+/* Claims up to limit pending rows due at now_ms, marks them sending and
+ * counts the attempt. Result: [{outbox_id, message_id, thread_id, channel,
+ * idempotency_key, attempt, recipient_kind, recipient_id, external_thread_id,
+ * reply_to_external_id, text, html, attachments, automatic}]. */
+int store_outbox_claim(store *st, int64_t now_ms, int limit, store_json_cb cb, void *arg);
+/* The send succeeded: message status sent, its external id stored. */
+int store_outbox_sent(store *st, int64_t outbox_id, const char *external_id, store_json_cb cb,
+                      void *arg);
+/* Back to pending, due at next_at_ms, reason kept as last_error. */
+int store_outbox_retry(store *st, int64_t outbox_id, int64_t next_at_ms, const char *reason,
+                       store_json_cb cb, void *arg);
+/* Permanent failure (dead=0) or dead letter after max attempts (dead=1): the
+ * message becomes failed with the reason, visible to agents. */
+int store_outbox_fail(store *st, int64_t outbox_id, const char *reason, int dead,
+                      store_json_cb cb, void *arg);
+
+/* Delivery receipt for one outbound message by (channel, external id):
+ * status "delivered" | "read" | "failed" (error kept). Never moves a status
+ * backwards. Result: {message_id} or -ENOENT. */
+int store_delivery_status(store *st, const char *channel, const char *external_id,
+                          const char *status, const char *error, store_json_cb cb, void *arg);
+/* Watermark receipt: every outbound message to the contact with identity
+ * (kind, id) on channel created at or before up_to_ms gets status. Result:
+ * {updated: n}. */
+int store_delivery_watermark(store *st, const char *channel, const char *kind, const char *id,
+                             const char *status, int64_t up_to_ms, store_json_cb cb, void *arg);
+
+#endif

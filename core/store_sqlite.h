@@ -1,0 +1,137 @@
+/* store_sqlite.h — internals shared by the SQLite store files (not a public header). */
+#ifndef SB_CORE_STORE_SQLITE_H
+#define SB_CORE_STORE_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define SQ_STMT_SLOTS 256
+
+typedef struct sq_req sq_req;
+typedef struct sq_cache sq_cache;
+
+/* run: on the writer thread inside the batch transaction (a savepoint per
+ * request); sets status/err. done: on the loop after COMMIT; frees the request. */
+/* An event recorded by a request, published after commit. The strings live
+ * in buf; data is JSON text, parsed only if someone subscribes. */
+typedef struct sq_event_rec {
+  struct sq_event_rec *next;
+  int64_t id;
+  const char *type, *channel, *inbox, *data;
+  char buf[];
+} sq_event_rec;
+
+struct sq_req {
+  sq_req *next;
+  void (*run)(store *st, sq_req *r);
+  void (*done)(store *st, sq_req *r);
+  int status;
+  char err[256];
+  sq_event_rec *events, *events_tail; /* recorded events, in order */
+  size_t ev_used;                     /* bytes of ev_buf taken by events */
+  _Alignas(8) char ev_buf[384];       /* the first small events live here, not in malloc */
+};
+
+struct store {
+  uv_loop_t *loop;
+  uv_async_t async;
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  sq_req *q_head, *q_tail;       /* waiting for the writer */
+  sq_req *done_head, *done_tail; /* committed, waiting for the loop */
+  int stopping, thread_started;
+  store_stats stats;             /* under mu */
+  sqlite3 *db;                   /* writer-owned after open */
+  struct { const char *sql; sqlite3_stmt *stmt; } stmts[SQ_STMT_SLOTS];
+  events_bus *bus;
+  router_channel *channels;      /* writer-owned */
+  size_t n_channels;
+  int64_t assign_seq;            /* writer-owned round-robin counter */
+  uint64_t inbound_count;        /* writer-owned, folded into stats per batch */
+  int64_t batch_now;             /* writer-owned, see sq_batch_now */
+  sq_cache *contact_cache;       /* "channel\x1fkind\x1fvalue" -> contact id */
+  sq_cache *thread_cache;        /* per_contact / external key -> latest thread, flag closed */
+  char *path;
+};
+
+/* Queues a request (loop thread). Returns 0 or -ESHUTDOWN. */
+int sq_enqueue(store *st, sq_req *r);
+
+/* Returns the cached prepared statement for a string-literal sql, reset and
+ * with bindings cleared, or NULL (err logged). Writer thread only. */
+sqlite3_stmt *sq_prep(store *st, const char *sql);
+
+/* Runs a statement without results on the writer; returns 0 or -EIO. */
+int sq_exec(store *st, const char *sql);
+
+/* Binds text or NULL. */
+void sq_bind_text(sqlite3_stmt *s, int i, const char *v);
+/* Column text or NULL. */
+const char *sq_col_text(sqlite3_stmt *s, int i);
+
+/* Fills r->status/-err from the connection's last error. Returns -EIO. */
+int sq_fail(store *st, sq_req *r, const char *what);
+
+/* Persists an event and queues it on r for publishing after commit. data is
+ * stolen. Returns 0 or -EIO. */
+int sq_event(store *st, sq_req *r, const char *type, const char *channel, const char *inbox,
+             json_t *data);
+
+/* Same with the data already as JSON text (the hot path avoids jansson). */
+int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
+                  const char *inbox, const char *data);
+
+/* A small JSON object writer into a fixed buffer for event data. Strings are
+ * cut at max bytes (on a UTF-8 boundary); max 0 = no cut. */
+typedef struct sq_jw {
+  char buf[4096];
+  size_t n;
+  int overflow;
+} sq_jw;
+void sq_jw_int(sq_jw *w, const char *key, int64_t v);
+void sq_jw_str(sq_jw *w, const char *key, const char *v, size_t max);
+void sq_jw_bool(sq_jw *w, const char *key, int v);
+/* Closes the object and returns its text. */
+const char *sq_jw_end(sq_jw *w);
+
+/* Writer-owned channel rules by name, or NULL. */
+const router_channel *sq_channel(store *st, const char *name);
+
+/* Milliseconds since the epoch. */
+int64_t sq_now_ms(void);
+
+/* The batch's clock: read once when a batch starts (writer thread), so every
+ * row of a batch carries the same commit-time timestamp. */
+int64_t sq_batch_now(store *st);
+
+/* Generic JSON request: fn runs on the writer with args (owned by the
+ * request) and may set *result (new reference). */
+typedef int (*sq_json_fn)(store *st, sq_req *r, json_t *args, json_t **result);
+int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg);
+
+/* Writer-owned string-keyed caches (store_sqlite_cache.c). max_pow2 is the
+ * largest slot count, a power of two; the table grows up to it and empties
+ * itself when that is half full. */
+sq_cache *sq_cache_new(size_t max_pow2);
+void sq_cache_free(sq_cache *c);
+void sq_cache_clear(sq_cache *c);
+int sq_cache_get(sq_cache *c, const char *key, int64_t *value, int *flag);
+void sq_cache_put(sq_cache *c, const char *key, int64_t value, int flag);
+/* Forgets both message-path caches: after any rollback, merge or thread
+ * status change. */
+void sq_caches_clear(store *st);
+
+/* Shared steps of the message path (store_sqlite_route.c). */
+int sq_assign_ticket(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,
+                     const char *channel);
+int sq_drain_queue(store *st, sq_req *r);
+int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
+                         const json_t *props_patch);
+int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *channel,
+                      int64_t user_id, const char *text, const char *html,
+                      const char *attachments_json, int64_t reply_to, int automatic,
+                      int64_t *message_id);
+
+#endif

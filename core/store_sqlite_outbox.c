@@ -1,0 +1,376 @@
+/* store_sqlite_outbox.c — the outbound half: agent replies, outbox claims and
+ * send results, delivery receipts. */
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- agent reply ---- */
+
+typedef struct sq_reply {
+  sq_req base;
+  int64_t thread_id, user_id, reply_to;
+  char *text, *html, *channel, *ticket_status, *attachments;
+  json_t *props;
+  router_reply_cb cb;
+  void *arg;
+  int64_t message_id;
+} sq_reply;
+
+static void sq__reply_free(sq_reply *q) {
+  free(q->text);
+  free(q->html);
+  free(q->channel);
+  free(q->ticket_status);
+  free(q->attachments);
+  json_decref(q->props);
+  free(q);
+}
+
+static int sq__reply(store *st, sq_req *r, sq_reply *q) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT channel, contact_id, ticket_id FROM threads WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a conversation");
+  sqlite3_bind_int64(s, 1, q->thread_id);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "conversation %lld does not exist", (long long)q->thread_id);
+    return -ENOENT;
+  }
+  char thread_channel[128];
+  snprintf(thread_channel, sizeof(thread_channel), "%s", sq_col_text(s, 0));
+  int64_t contact = sqlite3_column_int64(s, 1);
+  int64_t ticket = sqlite3_column_int64(s, 2);
+  sqlite3_reset(s);
+  const char *channel = q->channel ? q->channel : thread_channel;
+  if (strcmp(channel, thread_channel) != 0) {
+    s = sq_prep(st, "SELECT 1 FROM identities WHERE contact_id = ?1 AND channel = ?2 LIMIT 1");
+    if (s == NULL) return sq_fail(st, r, "checking the contact's channels");
+    sqlite3_bind_int64(s, 1, contact);
+    sq_bind_text(s, 2, channel);
+    int has = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_reset(s);
+    if (!has) {
+      r->status = -EINVAL;
+      snprintf(r->err, sizeof(r->err), "the contact of conversation %lld cannot be reached on channel \"%s\"",
+               (long long)q->thread_id, channel);
+      return -EINVAL;
+    }
+  }
+  int64_t reply_to = 0;
+  if (q->reply_to > 0) {
+    s = sq_prep(st, "SELECT id FROM messages WHERE id = ?1 AND thread_id = ?2");
+    if (s == NULL) return sq_fail(st, r, "reading the replied-to message");
+    sqlite3_bind_int64(s, 1, q->reply_to);
+    sqlite3_bind_int64(s, 2, q->thread_id);
+    reply_to = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (reply_to == 0) {
+      r->status = -EINVAL;
+      snprintf(r->err, sizeof(r->err), "reply_to %lld is not a message of conversation %lld",
+               (long long)q->reply_to, (long long)q->thread_id);
+      return -EINVAL;
+    }
+  } else {
+    s = sq_prep(st, "SELECT id FROM messages WHERE thread_id = ?1 AND direction = 'in'"
+                    " ORDER BY id DESC LIMIT 1");
+    if (s == NULL) return sq_fail(st, r, "finding the latest inbound message");
+    sqlite3_bind_int64(s, 1, q->thread_id);
+    reply_to = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+  }
+  if (q->ticket_status != NULL || q->props != NULL) {
+    if (ticket == 0) {
+      r->status = -EINVAL;
+      snprintf(r->err, sizeof(r->err), "conversation %lld has no ticket to update", (long long)q->thread_id);
+      return -EINVAL;
+    }
+    if (sq_ticket_set_status(st, r, ticket, q->ticket_status, q->props) < 0) return r->status;
+  }
+  return sq_queue_outbound(st, r, q->thread_id, channel, q->user_id, q->text, q->html,
+                           q->attachments, reply_to, 0, &q->message_id);
+}
+
+static void sq__reply_run(store *st, sq_req *r) {
+  sq_reply *q = (sq_reply *)r;
+  int rc = sq__reply(st, r, q);
+  if (rc < 0 && r->status == 0) r->status = rc;
+}
+
+static void sq__reply_done(store *st, sq_req *r) {
+  sq_reply *q = (sq_reply *)r;
+  q->cb(q->arg, r->status, r->status < 0 ? 0 : q->message_id, r->status < 0 ? r->err : NULL);
+  sq__reply_free(q);
+}
+
+int store_submit_reply(store *st, const router_reply *rp, router_reply_cb cb, void *arg) {
+  if (st == NULL || rp == NULL || cb == NULL) return -EINVAL;
+  sq_reply *q = calloc(1, sizeof(*q));
+  if (q == NULL) return -ENOMEM;
+  q->thread_id = rp->thread_id;
+  q->user_id = rp->user_id;
+  q->reply_to = rp->reply_to_message_id;
+  q->text = rp->text ? strdup(rp->text) : NULL;
+  q->html = rp->html ? strdup(rp->html) : NULL;
+  q->channel = rp->channel ? strdup(rp->channel) : NULL;
+  q->ticket_status = rp->ticket_status ? strdup(rp->ticket_status) : NULL;
+  q->props = rp->ticket_properties ? json_deep_copy(rp->ticket_properties) : NULL;
+  if (rp->n_attachments > 0) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < rp->n_attachments; i++) {
+      const router_attachment *at = &rp->attachments[i];
+      json_array_append_new(a, json_pack("{ss? ss? ss? ss? sI}", "url", at->url, "mime_type",
+                                         at->mime_type, "filename", at->filename, "content_id",
+                                         at->content_id, "size", (json_int_t)at->size));
+    }
+    q->attachments = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+  }
+  q->cb = cb;
+  q->arg = arg;
+  q->base.run = sq__reply_run;
+  q->base.done = sq__reply_done;
+  int rc = sq_enqueue(st, &q->base);
+  if (rc < 0) sq__reply_free(q);
+  return rc;
+}
+
+/* ---- outbox ---- */
+
+static json_t *sq__col_json(sqlite3_stmt *s, int i) {
+  const char *t = sq_col_text(s, i);
+  return t ? json_string(t) : json_null();
+}
+
+static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st,
+      "SELECT o.id, o.message_id, m.thread_id, o.channel, o.idempotency_key, o.attempts + 1,"
+      " (SELECT kind FROM identities i WHERE i.contact_id = t.contact_id AND i.channel = o.channel"
+      "  ORDER BY kind LIMIT 1),"
+      " (SELECT value FROM identities i WHERE i.contact_id = t.contact_id AND i.channel = o.channel"
+      "  ORDER BY kind LIMIT 1),"
+      " CASE WHEN t.channel = o.channel THEN t.external_id END,"
+      " (SELECT external_id FROM messages rm WHERE rm.id = m.reply_to AND rm.channel = o.channel),"
+      " m.text, m.html, m.attachments, m.automatic"
+      " FROM outbox o JOIN messages m ON m.id = o.message_id JOIN threads t ON t.id = m.thread_id"
+      " WHERE o.state = 'pending' AND o.next_at <= ?1 ORDER BY o.next_at, o.id LIMIT ?2");
+  if (s == NULL) return sq_fail(st, r, "claiming outbox rows");
+  sqlite3_bind_int64(s, 1, json_integer_value(json_object_get(args, "now")));
+  sqlite3_bind_int64(s, 2, json_integer_value(json_object_get(args, "limit")));
+  json_t *items = json_array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb}",
+        "outbox_id", (json_int_t)sqlite3_column_int64(s, 0),
+        "message_id", (json_int_t)sqlite3_column_int64(s, 1),
+        "thread_id", (json_int_t)sqlite3_column_int64(s, 2),
+        "channel", sq__col_json(s, 3), "idempotency_key", sq__col_json(s, 4),
+        "attempt", (json_int_t)sqlite3_column_int64(s, 5),
+        "recipient_kind", sq__col_json(s, 6), "recipient_id", sq__col_json(s, 7),
+        "external_thread_id", sq__col_json(s, 8), "reply_to_external_id", sq__col_json(s, 9),
+        "text", sq__col_json(s, 10), "html", sq__col_json(s, 11),
+        "attachments", sq__col_json(s, 12), "automatic", sqlite3_column_int(s, 13));
+    json_array_append_new(items, it);
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(items);
+    return sq_fail(st, r, "claiming outbox rows");
+  }
+  size_t i;
+  json_t *it;
+  s = sq_prep(st, "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?1");
+  json_array_foreach(items, i, it) {
+    if (s == NULL) break;
+    sqlite3_reset(s);
+    sqlite3_bind_int64(s, 1, json_integer_value(json_object_get(it, "outbox_id")));
+    if (sqlite3_step(s) != SQLITE_DONE) {
+      json_decref(items);
+      return sq_fail(st, r, "claiming outbox rows");
+    }
+  }
+  *result = items;
+  return 0;
+}
+
+int store_outbox_claim(store *st, int64_t now_ms, int limit, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__claim,
+                        json_pack("{sI sI}", "now", (json_int_t)now_ms, "limit",
+                                  (json_int_t)(limit > 0 ? limit : 64)),
+                        cb, arg);
+}
+
+/* Sets a message's status (and error) and emits message.status. */
+static int sq__message_status(store *st, sq_req *r, int64_t message_id, const char *status,
+                              const char *error, const char *external_id) {
+  sqlite3_stmt *s = sq_prep(st, "UPDATE messages SET status = ?2, error = ?3,"
+                                " external_id = coalesce(?4, external_id) WHERE id = ?1"
+                                " RETURNING thread_id, channel");
+  if (s == NULL) return sq_fail(st, r, "updating a message status");
+  sqlite3_bind_int64(s, 1, message_id);
+  sq_bind_text(s, 2, status);
+  sq_bind_text(s, 3, error);
+  sq_bind_text(s, 4, external_id);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    return sq_fail(st, r, "updating a message status");
+  }
+  int64_t thread = sqlite3_column_int64(s, 0);
+  char channel[128];
+  snprintf(channel, sizeof(channel), "%s", sq_col_text(s, 1));
+  sqlite3_step(s);
+  sqlite3_reset(s);
+  const router_channel *ch = sq_channel(st, channel);
+  return sq_event(st, r, "message.status", channel, ch ? ch->inbox : NULL,
+                  json_pack("{sI sI ss ss? ss?}", "message_id", (json_int_t)message_id, "thread_id",
+                            (json_int_t)thread, "status", status, "error", error,
+                            "external_id", external_id));
+}
+
+static int sq__outbox_result(store *st, sq_req *r, json_t *args, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(args, "id"));
+  const char *kind = json_string_value(json_object_get(args, "kind"));
+  const char *reason = json_string_value(json_object_get(args, "reason"));
+  const char *ext = json_string_value(json_object_get(args, "external_id"));
+  sqlite3_stmt *s = sq_prep(st, "UPDATE outbox SET state = ?2, next_at = coalesce(?3, next_at),"
+                                " last_error = ?4 WHERE id = ?1 RETURNING message_id");
+  if (s == NULL) return sq_fail(st, r, "recording a send result");
+  sqlite3_bind_int64(s, 1, id);
+  sq_bind_text(s, 2, strcmp(kind, "sent") == 0    ? "done"
+                     : strcmp(kind, "retry") == 0 ? "pending"
+                     : strcmp(kind, "dead") == 0  ? "dead"
+                                                  : "failed");
+  if (strcmp(kind, "retry") == 0)
+    sqlite3_bind_int64(s, 3, json_integer_value(json_object_get(args, "next_at")));
+  sq_bind_text(s, 4, reason);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "outbox row %lld does not exist", (long long)id);
+    return -ENOENT;
+  }
+  int64_t mid = sqlite3_column_int64(s, 0);
+  sqlite3_step(s);
+  sqlite3_reset(s);
+  *result = json_pack("{sI}", "message_id", (json_int_t)mid);
+  if (strcmp(kind, "retry") == 0) return 0;
+  if (strcmp(kind, "sent") == 0) return sq__message_status(st, r, mid, "sent", NULL, ext);
+  return sq__message_status(st, r, mid, "failed", reason, NULL);
+}
+
+int store_outbox_sent(store *st, int64_t outbox_id, const char *external_id, store_json_cb cb,
+                      void *arg) {
+  return sq_submit_json(st, sq__outbox_result,
+                        json_pack("{sI ss ss?}", "id", (json_int_t)outbox_id, "kind", "sent",
+                                  "external_id", external_id),
+                        cb, arg);
+}
+
+int store_outbox_retry(store *st, int64_t outbox_id, int64_t next_at_ms, const char *reason,
+                       store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__outbox_result,
+                        json_pack("{sI ss sI ss?}", "id", (json_int_t)outbox_id, "kind", "retry",
+                                  "next_at", (json_int_t)next_at_ms, "reason", reason),
+                        cb, arg);
+}
+
+int store_outbox_fail(store *st, int64_t outbox_id, const char *reason, int dead,
+                      store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__outbox_result,
+                        json_pack("{sI ss ss?}", "id", (json_int_t)outbox_id, "kind",
+                                  dead ? "dead" : "failed", "reason", reason),
+                        cb, arg);
+}
+
+/* ---- delivery receipts ---- */
+
+/* Statuses only move forward: queued < sent < delivered < read; failed is
+ * accepted from any state but never overwritten by a late delivered. */
+#define SQ_RANK(col)                                                                    \
+  "CASE " col " WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2"          \
+  " WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END"
+
+static int sq__valid_status(sq_req *r, const char *status) {
+  if (status && (!strcmp(status, "delivered") || !strcmp(status, "read") || !strcmp(status, "failed")))
+    return 0;
+  r->status = -EINVAL;
+  snprintf(r->err, sizeof(r->err), "delivery status \"%s\" is not delivered, read or failed",
+           status ? status : "");
+  return -EINVAL;
+}
+
+static int sq__delivery(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *status = json_string_value(json_object_get(args, "status"));
+  if (sq__valid_status(r, status) < 0) return -EINVAL;
+  sqlite3_stmt *s = sq_prep(st, "SELECT id, " SQ_RANK("status") " < " SQ_RANK("?3")
+                                " FROM messages WHERE channel = ?1 AND external_id = ?2");
+  if (s == NULL) return sq_fail(st, r, "finding a message by external id");
+  sq_bind_text(s, 1, json_string_value(json_object_get(args, "channel")));
+  sq_bind_text(s, 2, json_string_value(json_object_get(args, "external_id")));
+  sq_bind_text(s, 3, status);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "no message with external id \"%s\" on channel \"%s\"",
+             json_string_value(json_object_get(args, "external_id")),
+             json_string_value(json_object_get(args, "channel")));
+    return -ENOENT;
+  }
+  int64_t mid = sqlite3_column_int64(s, 0);
+  int forward = sqlite3_column_int(s, 1);
+  sqlite3_reset(s);
+  *result = json_pack("{sI sb}", "message_id", (json_int_t)mid, "changed", forward);
+  if (!forward) return 0;
+  return sq__message_status(st, r, mid, status,
+                            json_string_value(json_object_get(args, "error")), NULL);
+}
+
+int store_delivery_status(store *st, const char *channel, const char *external_id,
+                          const char *status, const char *error, store_json_cb cb, void *arg) {
+  if (channel == NULL || external_id == NULL || status == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__delivery,
+                        json_pack("{ss ss ss ss?}", "channel", channel, "external_id", external_id,
+                                  "status", status, "error", error),
+                        cb, arg);
+}
+
+static int sq__watermark(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *status = json_string_value(json_object_get(args, "status"));
+  if (sq__valid_status(r, status) < 0) return -EINVAL;
+  sqlite3_stmt *s = sq_prep(st,
+      "SELECT m.id FROM messages m JOIN threads t ON t.id = m.thread_id"
+      " WHERE t.contact_id = (SELECT contact_id FROM identities"
+      "   WHERE channel = ?1 AND kind = ?2 AND value = ?3)"
+      " AND m.channel = ?1 AND m.direction = 'out' AND m.created_at <= ?4"
+      " AND m.status IN ('sent', 'delivered') AND " SQ_RANK("m.status") " < " SQ_RANK("?5")
+      " ORDER BY m.id");
+  if (s == NULL) return sq_fail(st, r, "applying a delivery watermark");
+  sq_bind_text(s, 1, json_string_value(json_object_get(args, "channel")));
+  sq_bind_text(s, 2, json_string_value(json_object_get(args, "kind")));
+  sq_bind_text(s, 3, json_string_value(json_object_get(args, "id")));
+  sqlite3_bind_int64(s, 4, json_integer_value(json_object_get(args, "up_to")));
+  sq_bind_text(s, 5, status);
+  json_t *ids = json_array();
+  while (sqlite3_step(s) == SQLITE_ROW) json_array_append_new(ids, json_integer(sqlite3_column_int64(s, 0)));
+  sqlite3_reset(s);
+  size_t i;
+  json_t *v;
+  int rc = 0;
+  json_array_foreach(ids, i, v) {
+    if ((rc = sq__message_status(st, r, json_integer_value(v), status, NULL, NULL)) < 0) break;
+  }
+  *result = json_pack("{sI}", "updated", (json_int_t)json_array_size(ids));
+  json_decref(ids);
+  return rc;
+}
+
+int store_delivery_watermark(store *st, const char *channel, const char *kind, const char *id,
+                             const char *status, int64_t up_to_ms, store_json_cb cb, void *arg) {
+  if (channel == NULL || kind == NULL || id == NULL || status == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__watermark,
+                        json_pack("{ss ss ss ss sI}", "channel", channel, "kind", kind, "id", id,
+                                  "status", status, "up_to", (json_int_t)up_to_ms),
+                        cb, arg);
+}

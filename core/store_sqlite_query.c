@@ -1,0 +1,490 @@
+/* store_sqlite_query.c — configuration, directory and read queries for the
+ * REST API: channels, pipelines, users, teams, contacts, conversations,
+ * tickets, events, plugin key/value state. Rows are built as JSON by SQLite. */
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Collects the first column (JSON text) of every row into an array. */
+static int sq__rows(store *st, sq_req *r, sqlite3_stmt *s, json_t **out) {
+  json_t *a = json_array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_t *row = json_loads(sq_col_text(s, 0), JSON_DECODE_ANY, NULL);
+    json_array_append_new(a, row ? row : json_null());
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(a);
+    return sq_fail(st, r, "reading rows");
+  }
+  *out = a;
+  return 0;
+}
+
+static int sq__invalid(sq_req *r, const char *msg, const char *name) {
+  r->status = -EINVAL;
+  snprintf(r->err, sizeof(r->err), msg, name ? name : "");
+  return -EINVAL;
+}
+
+static const char *sq__str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
+static int sq__step_done(store *st, sq_req *r, sqlite3_stmt *s, const char *what) {
+  if (s == NULL) return sq_fail(st, r, what);
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sq_fail(st, r, what);
+}
+
+/* ---- channels ---- */
+
+typedef struct sq_chan_req {
+  sq_req base;
+  router_channel ch;
+  store_json_cb cb;
+  void *arg;
+  int64_t id;
+} sq_chan_req;
+
+static void sq__chan_run(store *st, sq_req *r) {
+  sq_chan_req *c = (sq_chan_req *)r;
+  json_t *rules = router_channel_to_json(&c->ch);
+  char *text = json_dumps(rules, JSON_COMPACT);
+  json_decref(rules);
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO channels(name, inbox, rules, created_at) VALUES(?1, ?2, ?3, ?4)"
+                                " ON CONFLICT(name) DO UPDATE SET inbox = ?2, rules = ?3 RETURNING id");
+  if (s == NULL) {
+    free(text);
+    sq_fail(st, r, "saving a channel");
+    return;
+  }
+  sq_bind_text(s, 1, c->ch.name);
+  sq_bind_text(s, 2, c->ch.inbox);
+  sq_bind_text(s, 3, text);
+  sqlite3_bind_int64(s, 4, sq_batch_now(st));
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) c->id = sqlite3_column_int64(s, 0), rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  free(text);
+  if (rc != SQLITE_DONE) {
+    sq_fail(st, r, "saving a channel");
+    return;
+  }
+  /* The rules table is writer-owned, so replacing an entry here cannot race
+   * with a message being routed. A rollback of this request leaves the new
+   * rules in memory; that only happens if the batch fails as a whole. */
+  router_channel copy;
+  if (router_channel_copy(&copy, &c->ch) < 0) {
+    r->status = -ENOMEM;
+    snprintf(r->err, sizeof(r->err), "out of memory adding channel \"%s\"", c->ch.name);
+    return;
+  }
+  /* Copied, not moved: a batch may run this request twice (see sq__run_batch). */
+  for (size_t i = 0; i < st->n_channels; i++) {
+    if (strcmp(st->channels[i].name, copy.name) == 0) {
+      router_channel_free(&st->channels[i]);
+      st->channels[i] = copy;
+      return;
+    }
+  }
+  router_channel *v = realloc(st->channels, (st->n_channels + 1) * sizeof(*v));
+  if (v == NULL) {
+    router_channel_free(&copy);
+    r->status = -ENOMEM;
+    snprintf(r->err, sizeof(r->err), "out of memory adding channel \"%s\"", c->ch.name);
+    return;
+  }
+  st->channels = v;
+  st->channels[st->n_channels++] = copy;
+}
+
+static void sq__chan_done(store *st, sq_req *r) {
+  sq_chan_req *c = (sq_chan_req *)r;
+  json_t *res = r->status < 0 ? NULL : json_pack("{sI}", "id", (json_int_t)c->id);
+  if (c->cb) c->cb(c->arg, r->status, res, r->status < 0 ? r->err : NULL);
+  json_decref(res);
+  router_channel_free(&c->ch);
+  free(c);
+}
+
+int store_channel_put(store *st, const router_channel *ch, store_json_cb cb, void *arg) {
+  if (st == NULL || ch == NULL || ch->name == NULL) return -EINVAL;
+  sq_chan_req *c = calloc(1, sizeof(*c));
+  if (c == NULL) return -ENOMEM;
+  if (router_channel_copy(&c->ch, ch) < 0) {
+    free(c);
+    return -ENOMEM;
+  }
+  c->cb = cb;
+  c->arg = arg;
+  c->base.run = sq__chan_run;
+  c->base.done = sq__chan_done;
+  int rc = sq_enqueue(st, &c->base);
+  if (rc < 0) {
+    router_channel_free(&c->ch);
+    free(c);
+  }
+  return rc;
+}
+
+static int sq__channels_list(store *st, sq_req *r, json_t *args, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT json_object('id', id, 'name', name, 'inbox', inbox,"
+                                " 'status', status, 'rules', json(rules)) FROM channels ORDER BY id");
+  return s ? sq__rows(st, r, s, result) : sq_fail(st, r, "listing channels");
+}
+
+int store_channels_list(store *st, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__channels_list, NULL, cb, arg);
+}
+
+static int sq__channel_status(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *status = sq__str(args, "status");
+  if (strcmp(status, "on") != 0 && strcmp(status, "off") != 0)
+    return sq__invalid(r, "channel status \"%s\" is not on or off", status);
+  sqlite3_stmt *s = sq_prep(st, "UPDATE channels SET status = ?2 WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "updating a channel");
+  sq_bind_text(s, 1, sq__str(args, "name"));
+  sq_bind_text(s, 2, status);
+  if (sq__step_done(st, r, s, "updating a channel") < 0) return -EIO;
+  if (sqlite3_changes(st->db) == 0) return sq__invalid(r, "channel \"%s\" does not exist", sq__str(args, "name"));
+  *result = json_pack("{ss ss}", "name", sq__str(args, "name"), "status", status);
+  return 0;
+}
+
+int store_channel_set_status(store *st, const char *name, const char *status, store_json_cb cb,
+                             void *arg) {
+  if (name == NULL || status == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__channel_status, json_pack("{ss ss}", "name", name, "status", status), cb, arg);
+}
+
+static int sq__channel_delete(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *name = sq__str(args, "name");
+  sqlite3_stmt *s = sq_prep(st, "DELETE FROM channels WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "deleting a channel");
+  sq_bind_text(s, 1, name);
+  if (sq__step_done(st, r, s, "deleting a channel") < 0) return -EIO;
+  int found = sqlite3_changes(st->db) > 0;
+  for (size_t i = 0; i < st->n_channels; i++) {
+    if (strcmp(st->channels[i].name, name) == 0) {
+      router_channel_free(&st->channels[i]);
+      st->channels[i] = st->channels[--st->n_channels];
+      found = 1;
+      break;
+    }
+  }
+  if (!found) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "channel \"%s\" does not exist", name);
+    return -ENOENT;
+  }
+  *result = json_pack("{ss}", "name", name);
+  return 0;
+}
+
+int store_channel_delete(store *st, const char *name, store_json_cb cb, void *arg) {
+  if (name == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__channel_delete, json_pack("{ss}", "name", name), cb, arg);
+}
+
+/* ---- users, teams, pipelines ---- */
+
+static int sq__team_id(store *st, sq_req *r, const char *name, int64_t *id) {
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO teams(name) VALUES(?1) ON CONFLICT(name)"
+                                " DO UPDATE SET name = name RETURNING id");
+  if (s == NULL) return sq_fail(st, r, "saving a team");
+  sq_bind_text(s, 1, name);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) *id = sqlite3_column_int64(s, 0), rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE ? 0 : sq_fail(st, r, "saving a team");
+}
+
+static int sq__user_upsert(store *st, sq_req *r, json_t *u, int64_t *out_id) {
+  const char *name = sq__str(u, "name");
+  if (name == NULL) return sq__invalid(r, "a user needs a name%s", "");
+  json_t *skills = json_object_get(u, "skills");
+  char *skills_text = skills ? json_dumps(skills, JSON_COMPACT) : NULL;
+  sqlite3_stmt *s = sq_prep(st,
+      "INSERT INTO users(name, email, seat, available, skills, capacity)"
+      " VALUES(?1, ?2, coalesce(?3, 1), coalesce(?4, 1), coalesce(?5, '[]'), coalesce(?6, 0))"
+      " ON CONFLICT(name) DO UPDATE SET email = coalesce(?2, email), seat = coalesce(?3, seat),"
+      " available = coalesce(?4, available), skills = coalesce(?5, skills),"
+      " capacity = coalesce(?6, capacity) RETURNING id");
+  if (s == NULL) {
+    free(skills_text);
+    return sq_fail(st, r, "saving a user");
+  }
+  sq_bind_text(s, 1, name);
+  sq_bind_text(s, 2, sq__str(u, "email"));
+  json_t *v;
+  if (json_is_boolean(v = json_object_get(u, "seat"))) sqlite3_bind_int(s, 3, json_is_true(v));
+  if (json_is_boolean(v = json_object_get(u, "available"))) sqlite3_bind_int(s, 4, json_is_true(v));
+  sq_bind_text(s, 5, skills_text);
+  if (json_is_integer(v = json_object_get(u, "capacity"))) sqlite3_bind_int64(s, 6, json_integer_value(v));
+  int64_t id = 0;
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) id = sqlite3_column_int64(s, 0), rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  free(skills_text);
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "saving a user");
+  json_t *teams = json_object_get(u, "teams");
+  if (json_is_array(teams)) {
+    s = sq_prep(st, "DELETE FROM team_members WHERE user_id = ?1");
+    if (s == NULL) return sq_fail(st, r, "saving a user's teams");
+    sqlite3_bind_int64(s, 1, id);
+    if (sq__step_done(st, r, s, "saving a user's teams") < 0) return -EIO;
+    size_t i;
+    json_array_foreach(teams, i, v) {
+      int64_t team;
+      if (sq__team_id(st, r, json_string_value(v), &team) < 0) return -EIO;
+      s = sq_prep(st, "INSERT OR IGNORE INTO team_members(team_id, user_id) VALUES(?1, ?2)");
+      if (s == NULL) return sq_fail(st, r, "saving a user's teams");
+      sqlite3_bind_int64(s, 1, team);
+      sqlite3_bind_int64(s, 2, id);
+      if (sq__step_done(st, r, s, "saving a user's teams") < 0) return -EIO;
+    }
+  }
+  *out_id = id;
+  return 0;
+}
+
+static int sq__team_upsert(store *st, sq_req *r, json_t *t, int64_t *out_id) {
+  const char *name = sq__str(t, "name");
+  if (name == NULL) return sq__invalid(r, "a team needs a name%s", "");
+  int64_t id;
+  if (sq__team_id(st, r, name, &id) < 0) return -EIO;
+  json_t *users = json_object_get(t, "users");
+  if (json_is_array(users)) {
+    sqlite3_stmt *s = sq_prep(st, "DELETE FROM team_members WHERE team_id = ?1");
+    if (s == NULL) return sq_fail(st, r, "saving a team");
+    sqlite3_bind_int64(s, 1, id);
+    if (sq__step_done(st, r, s, "saving a team") < 0) return -EIO;
+    size_t i;
+    json_t *v;
+    json_array_foreach(users, i, v) {
+      s = sq_prep(st, "INSERT OR IGNORE INTO team_members(team_id, user_id)"
+                      " SELECT ?1, id FROM users WHERE name = ?2");
+      if (s == NULL) return sq_fail(st, r, "saving a team");
+      sqlite3_bind_int64(s, 1, id);
+      sq_bind_text(s, 2, json_string_value(v));
+      if (sq__step_done(st, r, s, "saving a team") < 0) return -EIO;
+      if (sqlite3_changes(st->db) == 0) {
+        r->status = -EINVAL;
+        snprintf(r->err, sizeof(r->err), "team \"%s\": user \"%s\" does not exist", name,
+                 json_string_value(v) ? json_string_value(v) : "?");
+        return -EINVAL;
+      }
+    }
+  }
+  *out_id = id;
+  return 0;
+}
+
+#define SQ_USER_JSON                                                                       \
+  "SELECT json_object('id', u.id, 'name', u.name, 'email', u.email, 'seat', json(CASE WHEN" \
+  " u.seat THEN 'true' ELSE 'false' END), 'available', json(CASE WHEN u.available THEN"     \
+  " 'true' ELSE 'false' END), 'skills', json(u.skills), 'capacity', u.capacity,"            \
+  " 'open_tickets', (SELECT count(*) FROM tickets t WHERE t.owner_id = u.id AND t.closed = 0)," \
+  " 'teams', (SELECT json_group_array(te.name) FROM team_members m JOIN teams te"            \
+  " ON te.id = m.team_id WHERE m.user_id = u.id)) FROM users u "
+
+static int sq__user_json(store *st, sq_req *r, int64_t id, json_t **out) {
+  sqlite3_stmt *s = sq_prep(st, SQ_USER_JSON "WHERE u.id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a user");
+  sqlite3_bind_int64(s, 1, id);
+  json_t *rows = NULL;
+  if (sq__rows(st, r, s, &rows) < 0) return -EIO;
+  *out = json_incref(json_array_get(rows, 0));
+  json_decref(rows);
+  return 0;
+}
+
+static int sq__users_list(store *st, sq_req *r, json_t *args, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, SQ_USER_JSON "ORDER BY u.id");
+  return s ? sq__rows(st, r, s, result) : sq_fail(st, r, "listing users");
+}
+
+int store_users_list(store *st, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__users_list, NULL, cb, arg);
+}
+
+static int sq__user_put(store *st, sq_req *r, json_t *args, json_t **result) {
+  int64_t id;
+  if (sq__user_upsert(st, r, args, &id) < 0) return r->status;
+  /* Availability, a seat or capacity may have changed: give waiting tickets a chance. */
+  if (sq_drain_queue(st, r) < 0 || sq__user_json(st, r, id, result) < 0) return -EIO;
+  return sq_event(st, r, "user.updated", NULL, NULL, json_incref(*result));
+}
+
+int store_user_upsert(store *st, const json_t *user, store_json_cb cb, void *arg) {
+  if (!json_is_object(user)) return -EINVAL;
+  return sq_submit_json(st, sq__user_put, json_deep_copy(user), cb, arg);
+}
+
+static int sq__user_delete(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *name = sq__str(args, "name");
+  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM users WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a user");
+  sq_bind_text(s, 1, name);
+  int64_t id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_reset(s);
+  if (id == 0) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "user \"%s\" does not exist", name);
+    return -ENOENT;
+  }
+  static const char *const steps[] = {
+      "DELETE FROM team_members WHERE user_id = ?1",
+      "UPDATE contacts SET owner_id = NULL WHERE owner_id = ?1",
+      "UPDATE threads SET assignee_id = NULL WHERE assignee_id = ?1",
+      "UPDATE tickets SET owner_id = NULL, queued = 1 WHERE owner_id = ?1 AND closed = 0",
+      "UPDATE tickets SET owner_id = NULL WHERE owner_id = ?1",
+      "DELETE FROM users WHERE id = ?1",
+  };
+  int64_t requeued = 0;
+  for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+    s = sq_prep(st, steps[i]);
+    if (s == NULL) return sq_fail(st, r, "deleting a user");
+    sqlite3_bind_int64(s, 1, id);
+    if (sq__step_done(st, r, s, "deleting a user") < 0) return -EIO;
+    if (i == 3) requeued = sqlite3_changes(st->db);
+  }
+  /* The freed tickets go to whoever their channel's rules pick now. */
+  if (sq_drain_queue(st, r) < 0) return -EIO;
+  *result = json_pack("{ss sI}", "name", name, "requeued", (json_int_t)requeued);
+  return sq_event(st, r, "user.deleted", NULL, NULL, json_pack("{sI ss}", "user_id", (json_int_t)id, "name", name));
+}
+
+int store_user_delete(store *st, const char *name, store_json_cb cb, void *arg) {
+  if (name == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__user_delete, json_pack("{ss}", "name", name), cb, arg);
+}
+
+static int sq__team_delete(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *name = sq__str(args, "name");
+  sqlite3_stmt *s = sq_prep(st, "DELETE FROM team_members WHERE team_id = (SELECT id FROM teams WHERE name = ?1)");
+  if (s == NULL) return sq_fail(st, r, "deleting a team");
+  sq_bind_text(s, 1, name);
+  if (sq__step_done(st, r, s, "deleting a team") < 0) return -EIO;
+  s = sq_prep(st, "DELETE FROM teams WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "deleting a team");
+  sq_bind_text(s, 1, name);
+  if (sq__step_done(st, r, s, "deleting a team") < 0) return -EIO;
+  if (sqlite3_changes(st->db) == 0) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "team \"%s\" does not exist", name);
+    return -ENOENT;
+  }
+  *result = json_pack("{ss}", "name", name);
+  return 0;
+}
+
+int store_team_delete(store *st, const char *name, store_json_cb cb, void *arg) {
+  if (name == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__team_delete, json_pack("{ss}", "name", name), cb, arg);
+}
+
+#define SQ_TEAM_JSON                                                                      \
+  "SELECT json_object('id', te.id, 'name', te.name, 'users', (SELECT json_group_array(u.name)" \
+  " FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = te.id))"         \
+  " FROM teams te "
+
+static int sq__teams_list(store *st, sq_req *r, json_t *args, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, SQ_TEAM_JSON "ORDER BY te.id");
+  return s ? sq__rows(st, r, s, result) : sq_fail(st, r, "listing teams");
+}
+
+int store_teams_list(store *st, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__teams_list, NULL, cb, arg);
+}
+
+static int sq__team_put(store *st, sq_req *r, json_t *args, json_t **result) {
+  int64_t id;
+  if (sq__team_upsert(st, r, args, &id) < 0) return r->status;
+  if (sq_drain_queue(st, r) < 0) return -EIO;
+  sqlite3_stmt *s = sq_prep(st, SQ_TEAM_JSON "WHERE te.id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a team");
+  sqlite3_bind_int64(s, 1, id);
+  json_t *rows;
+  if (sq__rows(st, r, s, &rows) < 0) return -EIO;
+  *result = json_incref(json_array_get(rows, 0));
+  json_decref(rows);
+  return 0;
+}
+
+int store_team_upsert(store *st, const json_t *team, store_json_cb cb, void *arg) {
+  if (!json_is_object(team)) return -EINVAL;
+  return sq_submit_json(st, sq__team_put, json_deep_copy(team), cb, arg);
+}
+
+static int sq__pipeline_upsert(store *st, sq_req *r, json_t *p) {
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO pipelines(name) VALUES(?1) ON CONFLICT(name)"
+                                " DO UPDATE SET name = name RETURNING id");
+  if (s == NULL) return sq_fail(st, r, "saving a pipeline");
+  sq_bind_text(s, 1, sq__str(p, "name"));
+  int64_t id = 0;
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) id = sqlite3_column_int64(s, 0), rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "saving a pipeline");
+  size_t i;
+  json_t *status;
+  json_array_foreach(json_object_get(p, "statuses"), i, status) {
+    json_t *req = json_object_get(status, "required_properties");
+    char *req_text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    s = sq_prep(st, "INSERT INTO statuses(pipeline_id, name, position, closed, required)"
+                    " VALUES(?1, ?2, ?3, ?4, coalesce(?5, '[]')) ON CONFLICT(pipeline_id, name)"
+                    " DO UPDATE SET position = ?3, closed = ?4, required = coalesce(?5, '[]')");
+    if (s == NULL) {
+      free(req_text);
+      return sq_fail(st, r, "saving a pipeline status");
+    }
+    sqlite3_bind_int64(s, 1, id);
+    sq_bind_text(s, 2, sq__str(status, "name"));
+    sqlite3_bind_int64(s, 3, (int64_t)i);
+    sqlite3_bind_int(s, 4, json_is_true(json_object_get(status, "closed")));
+    sq_bind_text(s, 5, req_text);
+    rc = sq__step_done(st, r, s, "saving a pipeline status");
+    free(req_text);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+static int sq__seed(store *st, sq_req *r, json_t *cfg, json_t **result) {
+  char err[256];
+  if (router_seed_validate(cfg, err, sizeof(err)) < 0) return sq__invalid(r, "%s", err);
+  size_t i;
+  json_t *o;
+  int64_t id;
+  json_array_foreach(json_object_get(cfg, "pipelines"), i, o) if (sq__pipeline_upsert(st, r, o) < 0) return -EIO;
+  json_array_foreach(json_object_get(cfg, "users"), i, o) if (sq__user_upsert(st, r, o, &id) < 0) return r->status;
+  json_array_foreach(json_object_get(cfg, "teams"), i, o) if (sq__team_upsert(st, r, o, &id) < 0) return r->status;
+  if (sq_drain_queue(st, r) < 0) return -EIO;
+  *result = json_pack("{sI sI sI}", "pipelines", (json_int_t)json_array_size(json_object_get(cfg, "pipelines")),
+                      "users", (json_int_t)json_array_size(json_object_get(cfg, "users")),
+                      "teams", (json_int_t)json_array_size(json_object_get(cfg, "teams")));
+  return 0;
+}
+
+int store_seed(store *st, const json_t *config, store_json_cb cb, void *arg) {
+  if (!json_is_object(config)) return -EINVAL;
+  return sq_submit_json(st, sq__seed, json_deep_copy(config), cb, arg);
+}
+
+static int sq__pipelines_list(store *st, sq_req *r, json_t *args, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st,
+      "SELECT json_object('id', p.id, 'name', p.name, 'statuses', (SELECT json_group_array("
+      " json_object('name', s.name, 'closed', json(CASE WHEN s.closed THEN 'true' ELSE 'false' END),"
+      " 'required_properties', json(s.required))) FROM (SELECT * FROM statuses"
+      " WHERE pipeline_id = p.id ORDER BY position) s)) FROM pipelines p ORDER BY p.id");
+  return s ? sq__rows(st, r, s, result) : sq_fail(st, r, "listing pipelines");
+}
+
+int store_pipelines_list(store *st, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__pipelines_list, NULL, cb, arg);
+}

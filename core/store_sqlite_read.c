@@ -1,0 +1,428 @@
+/* store_sqlite_read.c — conversations, tickets, contacts, events and plugin
+ * key/value state for the REST API and SSE; rows are built as JSON by SQLite. */
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *sq__str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
+static int sq__rows(store *st, sq_req *r, sqlite3_stmt *s, json_t **out) {
+  json_t *a = json_array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_t *row = json_loads(sq_col_text(s, 0), JSON_DECODE_ANY, NULL);
+    json_array_append_new(a, row ? row : json_null());
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(a);
+    return sq_fail(st, r, "reading rows");
+  }
+  *out = a;
+  return 0;
+}
+
+static int sq__one(store *st, sq_req *r, sqlite3_stmt *s, const char *what, int64_t id,
+                   json_t **out) {
+  json_t *rows;
+  if (sq__rows(st, r, s, &rows) < 0) return -EIO;
+  if (json_array_size(rows) == 0) {
+    json_decref(rows);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "%s %lld does not exist", what, (long long)id);
+    return -ENOENT;
+  }
+  *out = json_incref(json_array_get(rows, 0));
+  json_decref(rows);
+  return 0;
+}
+
+static int64_t sq__limit(json_t *q) {
+  json_int_t l = json_integer_value(json_object_get(q, "limit"));
+  return l <= 0 ? 50 : l > 500 ? 500 : l;
+}
+
+/* Cursors are the last id of the previous page, as a decimal string. */
+static int64_t sq__cursor(json_t *q) {
+  const char *c = sq__str(q, "cursor");
+  return c ? strtoll(c, NULL, 10) : 0;
+}
+
+static void sq__page(json_t *items, int64_t limit, const char *idkey, json_t **result) {
+  json_t *next = json_null();
+  if ((int64_t)json_array_size(items) == limit) {
+    char buf[32];
+    json_t *last = json_array_get(items, json_array_size(items) - 1);
+    snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(json_object_get(last, idkey)));
+    next = json_string(buf);
+  }
+  *result = json_pack("{so so}", "items", items, "next_cursor", next);
+}
+
+/* ---- contacts ---- */
+
+#define SQ_CONTACT_JSON                                                                 \
+  "SELECT json_object('id', c.id, 'name', c.name, 'email', c.email, 'phone', c.phone,"   \
+  " 'avatar_url', c.avatar_url, 'owner', (SELECT name FROM users WHERE id = c.owner_id)," \
+  " 'identities', (SELECT json_group_array(json_object('channel', i.channel, 'kind',"    \
+  " i.kind, 'value', i.value)) FROM identities i WHERE i.contact_id = c.id)) FROM contacts c "
+
+static int sq__contacts_list(store *st, sq_req *r, json_t *q, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, SQ_CONTACT_JSON
+      "WHERE c.id > ?1 AND (?2 IS NULL OR c.name LIKE ?2 OR c.email LIKE ?2 OR c.phone LIKE ?2)"
+      " ORDER BY c.id LIMIT ?3");
+  if (s == NULL) return sq_fail(st, r, "listing contacts");
+  int64_t limit = sq__limit(q);
+  char *like = NULL;
+  if (sq__str(q, "q") != NULL && asprintf(&like, "%%%s%%", sq__str(q, "q")) < 0) like = NULL;
+  sqlite3_bind_int64(s, 1, sq__cursor(q));
+  sq_bind_text(s, 2, like);
+  sqlite3_bind_int64(s, 3, limit);
+  json_t *items;
+  int rc = sq__rows(st, r, s, &items);
+  free(like);
+  if (rc < 0) return rc;
+  sq__page(items, limit, "id", result);
+  return 0;
+}
+
+int store_contacts_list(store *st, const json_t *query, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__contacts_list, query ? json_deep_copy(query) : json_object(), cb, arg);
+}
+
+static int sq__contact_patch(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  json_t *p = json_object_get(a, "patch");
+  json_t *owner = json_object_get(p, "owner");
+  sqlite3_stmt *s = sq_prep(st,
+      "UPDATE contacts SET name = coalesce(?2, name), email = coalesce(?3, email),"
+      " phone = coalesce(?4, phone), avatar_url = coalesce(?5, avatar_url),"
+      " owner_id = CASE WHEN ?6 THEN (SELECT id FROM users WHERE name = ?7) ELSE owner_id END"
+      " WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "updating a contact");
+  sqlite3_bind_int64(s, 1, id);
+  sq_bind_text(s, 2, sq__str(p, "name"));
+  sq_bind_text(s, 3, sq__str(p, "email"));
+  sq_bind_text(s, 4, sq__str(p, "phone"));
+  sq_bind_text(s, 5, sq__str(p, "avatar_url"));
+  sqlite3_bind_int(s, 6, owner != NULL);
+  sq_bind_text(s, 7, json_string_value(owner));
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "updating a contact");
+  if (json_is_string(owner)) {
+    s = sq_prep(st, "SELECT 1 FROM users WHERE name = ?1");
+    if (s == NULL) return sq_fail(st, r, "reading a user");
+    sq_bind_text(s, 1, json_string_value(owner));
+    int found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_reset(s);
+    if (!found) {
+      r->status = -EINVAL;
+      snprintf(r->err, sizeof(r->err), "owner \"%s\" is not a user", json_string_value(owner));
+      return -EINVAL;
+    }
+  }
+  s = sq_prep(st, SQ_CONTACT_JSON "WHERE c.id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a contact");
+  sqlite3_bind_int64(s, 1, id);
+  return sq__one(st, r, s, "contact", id, result);
+}
+
+int store_contact_patch(store *st, int64_t id, const json_t *patch, store_json_cb cb, void *arg) {
+  if (!json_is_object(patch)) return -EINVAL;
+  return sq_submit_json(st, sq__contact_patch,
+                        json_pack("{sI sO}", "id", (json_int_t)id, "patch", (json_t *)patch), cb, arg);
+}
+
+static int sq__contact_merge(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t into = json_integer_value(json_object_get(a, "into"));
+  int64_t from = json_integer_value(json_object_get(a, "from"));
+  if (into == from) {
+    r->status = -EINVAL;
+    snprintf(r->err, sizeof(r->err), "cannot merge contact %lld into itself", (long long)into);
+    return -EINVAL;
+  }
+  static const char *const steps[] = {
+      "SELECT count(*) = 2 FROM contacts WHERE id IN (?1, ?2)",
+      "UPDATE contacts SET name = coalesce(name, (SELECT name FROM contacts WHERE id = ?2)),"
+      " email = coalesce(email, (SELECT email FROM contacts WHERE id = ?2)),"
+      " phone = coalesce(phone, (SELECT phone FROM contacts WHERE id = ?2)),"
+      " avatar_url = coalesce(avatar_url, (SELECT avatar_url FROM contacts WHERE id = ?2)),"
+      " owner_id = coalesce(owner_id, (SELECT owner_id FROM contacts WHERE id = ?2)) WHERE id = ?1",
+      "UPDATE identities SET contact_id = ?1 WHERE contact_id = ?2",
+      "UPDATE threads SET contact_id = ?1 WHERE contact_id = ?2",
+      "UPDATE messages SET contact_id = ?1 WHERE contact_id = ?2",
+      "DELETE FROM contacts WHERE id = ?2",
+  };
+  for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+    sqlite3_stmt *s = sq_prep(st, steps[i]);
+    if (s == NULL) return sq_fail(st, r, "merging contacts");
+    sqlite3_bind_int64(s, 1, into);
+    sqlite3_bind_int64(s, 2, from);
+    int rc = sqlite3_step(s);
+    int both = i == 0 && rc == SQLITE_ROW && sqlite3_column_int(s, 0);
+    sqlite3_reset(s);
+    if (i == 0 && !both) {
+      r->status = -ENOENT;
+      snprintf(r->err, sizeof(r->err), "contacts %lld and %lld must both exist to merge",
+               (long long)into, (long long)from);
+      return -ENOENT;
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sq_fail(st, r, "merging contacts");
+  }
+  sq_caches_clear(st); /* identities and threads changed owner */
+  if (sq_event(st, r, "contact.merged", NULL, NULL,
+               json_pack("{sI sI}", "contact_id", (json_int_t)into, "merged_id", (json_int_t)from)) < 0)
+    return -EIO;
+  sqlite3_stmt *s = sq_prep(st, SQ_CONTACT_JSON "WHERE c.id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a contact");
+  sqlite3_bind_int64(s, 1, into);
+  return sq__one(st, r, s, "contact", into, result);
+}
+
+int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__contact_merge,
+                        json_pack("{sI sI}", "into", (json_int_t)into_id, "from", (json_int_t)from_id), cb, arg);
+}
+
+/* ---- conversations ---- */
+
+#define SQ_THREAD_JSON                                                                      \
+  "SELECT json_object('id', t.id, 'channel', t.channel, 'inbox', t.inbox, 'external_id',      \
+  t.external_id,"                                                                           \
+  " 'contact', json_object('id', c.id, 'name', c.name, 'email', c.email, 'phone', c.phone),"  \
+  " 'status', t.status, 'assignee', (SELECT name FROM users WHERE id = t.assignee_id),"       \
+  " 'ticket', CASE WHEN k.id IS NULL THEN NULL ELSE json_object('id', k.id, 'status',"        \
+  " k.status, 'priority', k.priority, 'owner', (SELECT name FROM users WHERE id = k.owner_id)," \
+  " 'name', k.name) END, 'last_message_at', (SELECT created_at FROM messages"  \
+  " WHERE thread_id = t.id ORDER BY id DESC LIMIT 1), 'created_at', t.created_at)"   \
+  " FROM threads t LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN tickets k ON k.id = t.ticket_id "
+
+static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, SQ_THREAD_JSON
+      "WHERE (?1 = 0 OR t.id < ?1) AND (?2 IS NULL OR t.channel = ?2) AND (?3 IS NULL OR t.inbox = ?3)"
+      " AND (?4 IS NULL OR t.status = ?4)"
+      " AND (?5 IS NULL OR (?5 = 'none' AND t.assignee_id IS NULL)"
+      "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"
+      " AND (?6 IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = t.id"
+      "      AND (m.text LIKE ?6 OR m.subject LIKE ?6)))"
+      " ORDER BY t.id DESC LIMIT ?7");
+  if (s == NULL) return sq_fail(st, r, "listing conversations");
+  int64_t limit = sq__limit(q);
+  char *like = NULL;
+  if (sq__str(q, "q") != NULL && asprintf(&like, "%%%s%%", sq__str(q, "q")) < 0) like = NULL;
+  sqlite3_bind_int64(s, 1, sq__cursor(q));
+  sq_bind_text(s, 2, sq__str(q, "channel"));
+  sq_bind_text(s, 3, sq__str(q, "inbox"));
+  sq_bind_text(s, 4, sq__str(q, "status"));
+  sq_bind_text(s, 5, sq__str(q, "assignee"));
+  sq_bind_text(s, 6, like);
+  sqlite3_bind_int64(s, 7, limit);
+  json_t *items;
+  int rc = sq__rows(st, r, s, &items);
+  free(like);
+  if (rc < 0) return rc;
+  sq__page(items, limit, "id", result);
+  return 0;
+}
+
+int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__conversations, filter ? json_deep_copy(filter) : json_object(), cb, arg);
+}
+
+static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  sqlite3_stmt *s = sq_prep(st, SQ_THREAD_JSON "WHERE t.id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a conversation");
+  sqlite3_bind_int64(s, 1, id);
+  json_t *thread;
+  if (sq__one(st, r, s, "conversation", id, &thread) < 0) return r->status;
+  s = sq_prep(st,
+      "SELECT json_object('id', m.id, 'direction', m.direction, 'channel', m.channel, 'text', m.text,"
+      " 'html', m.html, 'subject', m.subject, 'attachments', json(coalesce(m.attachments, '[]')),"
+      " 'external_id', m.external_id, 'reply_to', m.reply_to, 'status', m.status, 'error', m.error,"
+      " 'automatic', json(CASE WHEN m.automatic THEN 'true' ELSE 'false' END),"
+      " 'user', (SELECT name FROM users WHERE id = m.user_id), 'created_at', m.created_at)"
+      " FROM messages m WHERE m.thread_id = ?1 ORDER BY m.id");
+  json_t *msgs = NULL;
+  if (s == NULL || (sqlite3_bind_int64(s, 1, id), sq__rows(st, r, s, &msgs)) < 0) {
+    json_decref(thread);
+    return sq_fail(st, r, "reading messages");
+  }
+  json_object_set_new(thread, "messages", msgs);
+  *result = thread;
+  return 0;
+}
+
+int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__conversation, json_pack("{sI}", "id", (json_int_t)thread_id), cb, arg);
+}
+
+/* ---- tickets ---- */
+
+#define SQ_TICKET_JSON                                                                    \
+  "SELECT json_object('id', k.id, 'thread_id', k.thread_id, 'channel', k.channel,"        \
+  " 'pipeline', (SELECT name FROM pipelines WHERE id = k.pipeline_id), 'status', k.status," \
+  " 'closed', json(CASE WHEN k.closed THEN 'true' ELSE 'false' END), 'priority', k.priority," \
+  " 'owner', (SELECT name FROM users WHERE id = k.owner_id), 'name', k.name,"               \
+  " 'properties', json(k.properties), 'queued', json(CASE WHEN k.queued THEN 'true' ELSE"   \
+  " 'false' END), 'created_at', k.created_at, 'updated_at', k.updated_at) FROM tickets k "
+
+static int sq__ticket(store *st, sq_req *r, int64_t id, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, SQ_TICKET_JSON "WHERE k.id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a ticket");
+  sqlite3_bind_int64(s, 1, id);
+  return sq__one(st, r, s, "ticket", id, result);
+}
+
+static int sq__ticket_get(store *st, sq_req *r, json_t *a, json_t **result) {
+  return sq__ticket(st, r, json_integer_value(json_object_get(a, "id")), result);
+}
+
+int store_ticket_get(store *st, int64_t id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__ticket_get, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
+}
+
+static int sq__ticket_patch(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  json_t *p = json_object_get(a, "patch");
+  json_t *props = json_object_get(p, "properties");
+  if (props != NULL && !json_is_object(props)) {
+    r->status = -EINVAL;
+    snprintf(r->err, sizeof(r->err), "ticket %lld: properties must be an object", (long long)id);
+    return -EINVAL;
+  }
+  if ((sq__str(p, "status") || props) &&
+      sq_ticket_set_status(st, r, id, sq__str(p, "status"), props) < 0)
+    return r->status;
+  if (json_object_get(p, "priority")) {
+    sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET priority = ?2 WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "updating a ticket");
+    sqlite3_bind_int64(s, 1, id);
+    sq_bind_text(s, 2, sq__str(p, "priority"));
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return sq_fail(st, r, "updating a ticket");
+  }
+  json_t *owner = json_object_get(p, "owner");
+  if (owner != NULL) {
+    int64_t uid = 0;
+    if (json_is_string(owner)) {
+      sqlite3_stmt *s = sq_prep(st, "SELECT id FROM users WHERE name = ?1");
+      if (s == NULL) return sq_fail(st, r, "reading a user");
+      sq_bind_text(s, 1, json_string_value(owner));
+      if (sqlite3_step(s) == SQLITE_ROW) uid = sqlite3_column_int64(s, 0);
+      sqlite3_reset(s);
+      if (uid == 0) {
+        r->status = -EINVAL;
+        snprintf(r->err, sizeof(r->err), "owner \"%s\" is not a user", json_string_value(owner));
+        return -EINVAL;
+      }
+    }
+    sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0 WHERE id = ?1"
+                                  " RETURNING thread_id, channel");
+    if (s == NULL) return sq_fail(st, r, "assigning a ticket");
+    sqlite3_bind_int64(s, 1, id);
+    if (uid) sqlite3_bind_int64(s, 2, uid);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+      sqlite3_reset(s);
+      r->status = -ENOENT;
+      snprintf(r->err, sizeof(r->err), "ticket %lld does not exist", (long long)id);
+      return -ENOENT;
+    }
+    int64_t thread = sqlite3_column_int64(s, 0);
+    char channel[128];
+    snprintf(channel, sizeof(channel), "%s", sq_col_text(s, 1));
+    sqlite3_step(s);
+    sqlite3_reset(s);
+    s = sq_prep(st, "UPDATE threads SET assignee_id = ?2 WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "assigning a thread");
+    sqlite3_bind_int64(s, 1, thread);
+    if (uid) sqlite3_bind_int64(s, 2, uid);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return sq_fail(st, r, "assigning a thread");
+    const router_channel *ch = sq_channel(st, channel);
+    if (sq_event(st, r, "ticket.assigned", channel, ch ? ch->inbox : NULL,
+                 json_pack("{sI sI so}", "ticket_id", (json_int_t)id, "thread_id", (json_int_t)thread,
+                           "user_id", uid ? json_integer(uid) : json_null())) < 0)
+      return -EIO;
+    if (sq_drain_queue(st, r) < 0) return -EIO;
+  }
+  return sq__ticket(st, r, id, result);
+}
+
+int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb cb, void *arg) {
+  if (!json_is_object(patch)) return -EINVAL;
+  return sq_submit_json(st, sq__ticket_patch,
+                        json_pack("{sI sO}", "id", (json_int_t)id, "patch", (json_t *)patch), cb, arg);
+}
+
+/* ---- events ---- */
+
+static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st,
+      "SELECT json_object('id', id, 'type', type, 'channel', channel, 'inbox', inbox,"
+      " 'data', json(data)) FROM events WHERE id > ?1 AND (?2 IS NULL OR channel = ?2)"
+      " AND (?3 IS NULL OR inbox = ?3) ORDER BY id LIMIT ?4");
+  if (s == NULL) return sq_fail(st, r, "reading events");
+  sqlite3_bind_int64(s, 1, json_integer_value(json_object_get(a, "after")));
+  sq_bind_text(s, 2, sq__str(a, "channel"));
+  sq_bind_text(s, 3, sq__str(a, "inbox"));
+  sqlite3_bind_int64(s, 4, json_integer_value(json_object_get(a, "limit")));
+  return sq__rows(st, r, s, result);
+}
+
+int store_events_after(store *st, int64_t after_id, const char *channel, const char *inbox,
+                       int limit, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__events_after,
+                        json_pack("{sI ss? ss? sI}", "after", (json_int_t)after_id, "channel", channel,
+                                  "inbox", inbox, "limit", (json_int_t)(limit > 0 ? limit : 1000)),
+                        cb, arg);
+}
+
+/* ---- plugin key/value state ---- */
+
+static int sq__kv(store *st, sq_req *r, json_t *a, json_t **result) {
+  const char *op = sq__str(a, "op");
+  sqlite3_stmt *s = strcmp(op, "get") == 0
+      ? sq_prep(st, "SELECT value FROM kv WHERE channel = ?1 AND key = ?2")
+      : strcmp(op, "set") == 0
+      ? sq_prep(st, "INSERT INTO kv(channel, key, value) VALUES(?1, ?2, ?3)"
+                    " ON CONFLICT(channel, key) DO UPDATE SET value = ?3")
+      : sq_prep(st, "DELETE FROM kv WHERE channel = ?1 AND key = ?2");
+  if (s == NULL) return sq_fail(st, r, "using channel state");
+  sq_bind_text(s, 1, sq__str(a, "channel"));
+  sq_bind_text(s, 2, sq__str(a, "key"));
+  if (strcmp(op, "set") == 0) sq_bind_text(s, 3, sq__str(a, "value"));
+  int rc = sqlite3_step(s);
+  json_t *value = rc == SQLITE_ROW && sq_col_text(s, 0) ? json_string(sq_col_text(s, 0)) : json_null();
+  sqlite3_reset(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    json_decref(value);
+    return sq_fail(st, r, "using channel state");
+  }
+  *result = json_pack("{so}", "value", value);
+  return 0;
+}
+
+int store_kv_get(store *st, const char *channel, const char *key, store_json_cb cb, void *arg) {
+  if (channel == NULL || key == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__kv, json_pack("{ss ss ss}", "op", "get", "channel", channel, "key", key), cb, arg);
+}
+
+int store_kv_set(store *st, const char *channel, const char *key, const char *value,
+                 store_json_cb cb, void *arg) {
+  if (channel == NULL || key == NULL || value == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__kv,
+                        json_pack("{ss ss ss ss}", "op", "set", "channel", channel, "key", key, "value", value),
+                        cb, arg);
+}
+
+int store_kv_delete(store *st, const char *channel, const char *key, store_json_cb cb, void *arg) {
+  if (channel == NULL || key == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__kv, json_pack("{ss ss ss}", "op", "del", "channel", channel, "key", key), cb, arg);
+}

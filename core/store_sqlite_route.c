@@ -1,0 +1,768 @@
+/* store_sqlite_route.c — the message path inside the batch transaction:
+ * inbound (dedup, contact, thread, ticket, assignment, auto-reply) and agent
+ * replies (message + outbox row + optional ticket status). Policy decisions
+ * come from router.c; this file only reads and writes rows. */
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* ---- inbound request: one allocation holds the struct and its strings ---- */
+
+enum { IN_CHANNEL, IN_EXT, IN_THREAD, IN_REPLY_TO, IN_KIND, IN_SID, IN_NAME, IN_EMAIL, IN_PHONE,
+       IN_AVATAR, IN_TEXT, IN_HTML, IN_SUBJECT, IN_ATTACH, IN_NSTR };
+
+typedef struct sq_inbound {
+  sq_req base;
+  const char *s[IN_NSTR];
+  int64_t ts;
+  uint32_t flags;
+  router_inbound_cb cb;
+  void *arg;
+  int64_t message_id;
+  int duplicate;
+} sq_inbound;
+
+static char *sq__attachments_json(const router_attachment *a, size_t n) {
+  if (n == 0) return NULL;
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_t *o = json_object();
+    if (a[i].url) json_object_set_new(o, "url", json_string(a[i].url));
+    if (a[i].mime_type) json_object_set_new(o, "mime_type", json_string(a[i].mime_type));
+    if (a[i].filename) json_object_set_new(o, "filename", json_string(a[i].filename));
+    if (a[i].content_id) json_object_set_new(o, "content_id", json_string(a[i].content_id));
+    json_object_set_new(o, "size", json_integer(a[i].size));
+    json_array_append_new(arr, o);
+  }
+  char *s = json_dumps(arr, JSON_COMPACT);
+  json_decref(arr);
+  return s;
+}
+
+static void sq__inbound_run(store *st, sq_req *r);
+
+static void sq__inbound_done(store *st, sq_req *r) {
+  sq_inbound *m = (sq_inbound *)r;
+  m->cb(m->arg, r->status, r->status < 0 ? 0 : m->message_id, m->duplicate,
+        r->status < 0 ? r->err : NULL);
+  free(m);
+}
+
+int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb cb, void *arg) {
+  if (st == NULL || in == NULL || cb == NULL) return -EINVAL;
+  char *attach = sq__attachments_json(in->attachments, in->n_attachments);
+  const char *src[IN_NSTR] = {in->channel, in->external_id, in->external_thread_id,
+                              in->reply_to_external_id, in->sender.kind, in->sender.id,
+                              in->sender.name, in->sender.email, in->sender.phone,
+                              in->sender.avatar_url, in->text, in->html, in->subject, attach};
+  size_t total = sizeof(sq_inbound);
+  for (int i = 0; i < IN_NSTR; i++)
+    if (src[i] != NULL) total += strlen(src[i]) + 1;
+  sq_inbound *m = calloc(1, total);
+  if (m == NULL) {
+    free(attach);
+    return -ENOMEM;
+  }
+  char *p = (char *)(m + 1);
+  for (int i = 0; i < IN_NSTR; i++) {
+    if (src[i] == NULL) continue;
+    size_t l = strlen(src[i]) + 1;
+    memcpy(p, src[i], l);
+    m->s[i] = p;
+    p += l;
+  }
+  free(attach);
+  m->ts = in->timestamp_ms;
+  m->flags = in->flags;
+  m->cb = cb;
+  m->arg = arg;
+  m->base.run = sq__inbound_run;
+  m->base.done = sq__inbound_done;
+  int rc = sq_enqueue(st, &m->base);
+  if (rc < 0) free(m);
+  return rc;
+}
+
+/* ---- assignment ---- */
+
+static int sq__load_candidates(store *st, sqlite3_stmt *s, router_candidate **out, size_t *n) {
+  size_t cap = 0;
+  *out = NULL;
+  *n = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 8;
+      router_candidate *c = realloc(*out, cap * sizeof(*c));
+      if (c == NULL) return -ENOMEM;
+      *out = c;
+    }
+    router_candidate *c = &(*out)[(*n)++];
+    c->user_id = sqlite3_column_int64(s, 0);
+    c->seat = sqlite3_column_int(s, 1);
+    c->available = sqlite3_column_int(s, 2);
+    c->skills_json = sq_col_text(s, 3) ? strdup(sq_col_text(s, 3)) : NULL;
+    c->capacity = sqlite3_column_int64(s, 4);
+    c->open_load = sqlite3_column_int64(s, 5);
+    c->last_assigned = sqlite3_column_int64(s, 6);
+  }
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static char *sq__names_json(char *const *v, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(v[i]));
+  char *s = json_dumps(a, JSON_COMPACT);
+  json_decref(a);
+  return s;
+}
+
+/* The channel's required skills followed by the ticket's own (its "skills"
+ * property, an array of strings). The channel's strings are borrowed, the
+ * ticket's are strdup'd (entries from ch->routing.n_skills on). */
+static size_t sq__required_skills(store *st, const router_channel *ch, int64_t ticket_id,
+                                  char **out, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < ch->routing.n_skills && n < cap; i++) out[n++] = ch->routing.skills[i];
+  sqlite3_stmt *s = sq_prep(st, "SELECT json_extract(properties, '$.skills') FROM tickets"
+                                " WHERE id = ?1 AND json_type(properties, '$.skills') = 'array'");
+  if (s == NULL) return n;
+  sqlite3_bind_int64(s, 1, ticket_id);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    json_t *a = json_loads(sq_col_text(s, 0), 0, NULL);
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e) {
+      char *dup = json_is_string(e) && n < cap ? strdup(json_string_value(e)) : NULL;
+      if (dup != NULL) out[n++] = dup;
+    }
+    json_decref(a);
+  }
+  sqlite3_reset(s);
+  return n;
+}
+
+#define SQ_CANDIDATE_COLS                                                                   \
+  "SELECT u.id, u.seat, u.available, u.skills, u.capacity,"                                \
+  " (SELECT count(*) FROM tickets t WHERE t.owner_id = u.id AND t.closed = 0),"            \
+  " u.last_assigned FROM users u "
+
+/* Assigns the ticket by its channel's rules, or marks it queued. quiet=1 does
+ * not repeat the ticket.queued event for a ticket already waiting. */
+static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,
+                      const char *channel, int quiet) {
+  const router_channel *ch = sq_channel(st, channel);
+  if (ch == NULL || ch->routing.mode == ROUTER_ROUTING_NONE) return 0;
+  sqlite3_stmt *s;
+  char *users = NULL, *teams = NULL;
+  int64_t owner = 0;
+  if (ch->routing.mode == ROUTER_ROUTING_CONTACT_OWNER) {
+    s = sq_prep(st, "SELECT c.owner_id FROM threads t JOIN contacts c ON c.id = t.contact_id"
+                    " WHERE t.id = ?1");
+    if (s == NULL) return sq_fail(st, r, "finding the contact owner");
+    sqlite3_bind_int64(s, 1, thread_id);
+    if (sqlite3_step(s) == SQLITE_ROW) owner = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (owner == 0) return 0; /* no owner: stays unassigned, nobody to wait for */
+    s = sq_prep(st, SQ_CANDIDATE_COLS "WHERE u.id = ?1");
+    if (s == NULL) return sq_fail(st, r, "loading the contact owner");
+    sqlite3_bind_int64(s, 1, owner);
+  } else {
+    users = sq__names_json(ch->routing.users, ch->routing.n_users);
+    teams = sq__names_json(ch->routing.teams, ch->routing.n_teams);
+    s = sq_prep(st, SQ_CANDIDATE_COLS
+                "WHERE u.name IN (SELECT value FROM json_each(?1)) OR u.id IN"
+                " (SELECT m.user_id FROM team_members m JOIN teams te ON te.id = m.team_id"
+                "  WHERE te.name IN (SELECT value FROM json_each(?2))) ORDER BY u.id");
+    if (s == NULL) {
+      free(users);
+      free(teams);
+      return sq_fail(st, r, "loading routing candidates");
+    }
+    sqlite3_bind_text(s, 1, users, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, teams, -1, SQLITE_STATIC);
+  }
+  router_candidate *c = NULL;
+  size_t n = 0;
+  int rc = sq__load_candidates(st, s, &c, &n);
+  free(users);
+  free(teams);
+  char *skills[64];
+  size_t n_skills = sq__required_skills(st, ch, ticket_id, skills, 64);
+  int pick = rc < 0 ? -1 : router_pick_assignee(c, n, ch->routing.available_only, skills, n_skills);
+  int64_t user = pick >= 0 ? c[pick].user_id : 0;
+  for (size_t i = 0; i < n; i++) free((char *)c[i].skills_json);
+  for (size_t i = ch->routing.n_skills; i < n_skills; i++) free(skills[i]);
+  free(c);
+  if (rc < 0) return sq_fail(st, r, "loading routing candidates");
+
+  if (user == 0) {
+    if (quiet) return 0;
+    s = sq_prep(st, "UPDATE tickets SET queued = 1 WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "queueing a ticket");
+    sqlite3_bind_int64(s, 1, ticket_id);
+    if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "queueing a ticket");
+    if (owner != 0 &&
+        sq_event(st, r, "notification", channel, ch->inbox,
+                 json_pack("{sI sI ss}", "user_id", (json_int_t)owner, "ticket_id",
+                           (json_int_t)ticket_id, "reason",
+                           "a ticket of a contact you own arrived while you are unavailable")) < 0)
+      return -EIO;
+    return sq_event(st, r, "ticket.queued", channel, ch->inbox,
+                    json_pack("{sI sI}", "ticket_id", (json_int_t)ticket_id, "thread_id",
+                              (json_int_t)thread_id));
+  }
+  int64_t now = sq_batch_now(st);
+  s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0, updated_at = ?3 WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "assigning a ticket");
+  sqlite3_bind_int64(s, 1, ticket_id);
+  sqlite3_bind_int64(s, 2, user);
+  sqlite3_bind_int64(s, 3, now);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "assigning a ticket");
+  s = sq_prep(st, "UPDATE threads SET assignee_id = ?2 WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "assigning a thread");
+  sqlite3_bind_int64(s, 1, thread_id);
+  sqlite3_bind_int64(s, 2, user);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "assigning a thread");
+  s = sq_prep(st, "UPDATE users SET last_assigned = ?2 WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "recording an assignment");
+  sqlite3_bind_int64(s, 1, user);
+  sqlite3_bind_int64(s, 2, ++st->assign_seq);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "recording an assignment");
+  return sq_event(st, r, "ticket.assigned", channel, ch->inbox,
+                  json_pack("{sI sI sI}", "ticket_id", (json_int_t)ticket_id, "thread_id",
+                            (json_int_t)thread_id, "user_id", (json_int_t)user));
+}
+
+int sq_assign_ticket(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,
+                     const char *channel) {
+  return sq__assign(st, r, ticket_id, thread_id, channel, 0);
+}
+
+int sq_drain_queue(store *st, sq_req *r) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT id, thread_id, channel FROM tickets WHERE queued = 1"
+                                " ORDER BY id LIMIT 1000");
+  if (s == NULL) return sq_fail(st, r, "reading the ticket queue");
+  struct { int64_t id, thread; char *channel; } *q = NULL;
+  size_t n = 0, cap = 0;
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      void *nq = realloc(q, cap * sizeof(*q));
+      if (nq == NULL) break;
+      q = nq;
+    }
+    q[n].id = sqlite3_column_int64(s, 0);
+    q[n].thread = sqlite3_column_int64(s, 1);
+    q[n].channel = strdup(sq_col_text(s, 2));
+    n++;
+  }
+  sqlite3_reset(s);
+  int rc = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (rc == 0) rc = sq__assign(st, r, q[i].id, q[i].thread, q[i].channel, 1);
+    free(q[i].channel);
+  }
+  free(q);
+  return rc;
+}
+
+/* ---- tickets ---- */
+
+int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
+                         const json_t *props_patch) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT pipeline_id, properties, status, closed, thread_id, channel"
+                                " FROM tickets WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a ticket");
+  sqlite3_bind_int64(s, 1, ticket_id);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "ticket %lld does not exist", (long long)ticket_id);
+    return -ENOENT;
+  }
+  int64_t pipeline = sqlite3_column_int64(s, 0);
+  json_t *props = json_loads(sq_col_text(s, 1), 0, NULL);
+  char *old_status = strdup(sq_col_text(s, 2));
+  int was_closed = sqlite3_column_int(s, 3);
+  int64_t thread = sqlite3_column_int64(s, 4);
+  char *channel = strdup(sq_col_text(s, 5));
+  sqlite3_reset(s);
+  if (!json_is_object(props)) {
+    json_decref(props);
+    props = json_object();
+  }
+  if (props_patch != NULL) json_object_update((json_t *)props, (json_t *)props_patch);
+  const char *target = status ? status : old_status;
+  int rc = 0, closed = was_closed;
+  s = sq_prep(st, "SELECT closed, required FROM statuses WHERE pipeline_id = ?1 AND name = ?2");
+  if (s == NULL) rc = sq_fail(st, r, "reading a pipeline status");
+  if (rc == 0) {
+    sqlite3_bind_int64(s, 1, pipeline);
+    sq_bind_text(s, 2, target);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+      r->status = rc = -EINVAL;
+      snprintf(r->err, sizeof(r->err), "ticket %lld: its pipeline has no status \"%s\"",
+               (long long)ticket_id, target);
+    } else {
+      closed = sqlite3_column_int(s, 0);
+      char missing[160];
+      if (router_missing_properties(sq_col_text(s, 1), props, missing, sizeof(missing)) > 0) {
+        r->status = rc = -EINVAL;
+        snprintf(r->err, sizeof(r->err), "ticket status \"%s\" requires properties: %s", target,
+                 missing);
+      }
+    }
+    sqlite3_reset(s);
+  }
+  char *ptext = rc == 0 ? json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(props);
+  if (rc == 0) {
+    s = sq_prep(st, "UPDATE tickets SET status = ?2, closed = ?3, properties = ?4, updated_at = ?5,"
+                    " queued = CASE WHEN ?3 THEN 0 ELSE queued END WHERE id = ?1");
+    if (s == NULL) rc = sq_fail(st, r, "updating a ticket");
+  }
+  if (rc == 0) {
+    sqlite3_bind_int64(s, 1, ticket_id);
+    sq_bind_text(s, 2, target);
+    sqlite3_bind_int(s, 3, closed);
+    sq_bind_text(s, 4, ptext);
+    sqlite3_bind_int64(s, 5, sq_batch_now(st));
+    if (sqlite3_step(s) != SQLITE_DONE) rc = sq_fail(st, r, "updating a ticket");
+    sqlite3_reset(s);
+  }
+  if (rc == 0) {
+    s = sq_prep(st, "UPDATE threads SET status = ?2 WHERE id = ?1");
+    if (s == NULL) rc = sq_fail(st, r, "updating a thread");
+    else {
+      sqlite3_bind_int64(s, 1, thread);
+      sq_bind_text(s, 2, closed ? "closed" : "open");
+      if (sqlite3_step(s) != SQLITE_DONE) rc = sq_fail(st, r, "updating a thread");
+    }
+  }
+  if (rc == 0) {
+    const router_channel *ch = sq_channel(st, channel);
+    rc = sq_event(st, r, "ticket.updated", channel, ch ? ch->inbox : NULL,
+                  json_pack("{sI sI ss sb ss}", "ticket_id", (json_int_t)ticket_id, "thread_id",
+                            (json_int_t)thread, "status", target, "closed", closed,
+                            "previous_status", old_status));
+  }
+  if (closed != was_closed) sq_cache_clear(st->thread_cache); /* cached open/closed flags */
+  if (rc == 0 && closed && !was_closed) rc = sq_drain_queue(st, r);
+  free(ptext);
+  free(old_status);
+  free(channel);
+  return rc;
+}
+
+/* Creates the ticket of a new thread with the channel's defaults, then routes it. */
+static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int64_t thread,
+                             int64_t contact, const char *known_name, const char *subject,
+                             int64_t now) {
+  const char *pname = ch->ticket.pipeline ? ch->ticket.pipeline : "Support";
+  sqlite3_stmt *s = sq_prep(st,
+      "SELECT p.id, s.name FROM pipelines p JOIN statuses s ON s.pipeline_id = p.id"
+      " WHERE p.name = ?1 AND (?2 IS NULL AND s.closed = 0 OR s.name = ?2)"
+      " ORDER BY s.position LIMIT 1");
+  if (s == NULL) return sq_fail(st, r, "finding the ticket pipeline");
+  sq_bind_text(s, 1, pname);
+  sq_bind_text(s, 2, ch->ticket.status);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    r->status = -EINVAL;
+    snprintf(r->err, sizeof(r->err), "channel \"%s\": pipeline \"%s\" or status \"%s\" does not exist",
+             ch->name, pname, ch->ticket.status ? ch->ticket.status : "(first)");
+    return -EINVAL;
+  }
+  int64_t pipeline = sqlite3_column_int64(s, 0);
+  char status[128];
+  snprintf(status, sizeof(status), "%s", sq_col_text(s, 1));
+  sqlite3_reset(s);
+
+  char contact_name[256] = "";
+  if (known_name != NULL) {
+    snprintf(contact_name, sizeof(contact_name), "%s", known_name);
+  } else {
+    s = sq_prep(st, "SELECT coalesce(name, email, phone, 'contact ' || id) FROM contacts WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "reading a contact");
+    sqlite3_bind_int64(s, 1, contact);
+    if (sqlite3_step(s) == SQLITE_ROW) snprintf(contact_name, sizeof(contact_name), "%s", sq_col_text(s, 0));
+    sqlite3_reset(s);
+  }
+  char name[512];
+  router_ticket_name(ch->ticket.name_template, contact_name, ch->name, subject, name, sizeof(name));
+
+  s = sq_prep(st, "INSERT INTO tickets(thread_id, channel, pipeline_id, status, priority, owner_id,"
+                  " name, created_at, updated_at)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, (SELECT id FROM users WHERE name = ?6), ?7, ?8, ?8)");
+  if (s == NULL) return sq_fail(st, r, "creating a ticket");
+  sqlite3_bind_int64(s, 1, thread);
+  sq_bind_text(s, 2, ch->name);
+  sqlite3_bind_int64(s, 3, pipeline);
+  sq_bind_text(s, 4, status);
+  sq_bind_text(s, 5, ch->ticket.priority ? ch->ticket.priority : "medium");
+  sq_bind_text(s, 6, ch->ticket.owner);
+  sq_bind_text(s, 7, name);
+  sqlite3_bind_int64(s, 8, now);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "creating a ticket");
+  int64_t ticket = sqlite3_last_insert_rowid(st->db);
+  s = sq_prep(st, "UPDATE threads SET ticket_id = ?2,"
+                  " assignee_id = (SELECT owner_id FROM tickets WHERE id = ?2) WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "linking a ticket");
+  sqlite3_bind_int64(s, 1, thread);
+  sqlite3_bind_int64(s, 2, ticket);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "linking a ticket");
+  sq_jw w = {0};
+  sq_jw_int(&w, "ticket_id", ticket);
+  sq_jw_int(&w, "thread_id", thread);
+  sq_jw_str(&w, "status", status, 0);
+  sq_jw_str(&w, "name", name, 0);
+  if (sq_event_text(st, r, "ticket.created", ch->name, ch->inbox, sq_jw_end(&w)) < 0) return -EIO;
+  if (ch->ticket.owner != NULL) return 0; /* a fixed owner replaces routing */
+  return sq_assign_ticket(st, r, ticket, thread, ch->name);
+}
+
+/* ---- outbound ---- */
+
+int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *channel,
+                      int64_t user_id, const char *text, const char *html,
+                      const char *attachments_json, int64_t reply_to, int automatic,
+                      int64_t *message_id) {
+  int64_t now = sq_batch_now(st);
+  sqlite3_stmt *s = sq_prep(st,
+      "INSERT INTO messages(thread_id, channel, direction, reply_to, user_id, text, html,"
+      " attachments, status, automatic, created_at)"
+      " VALUES(?1, ?2, 'out', ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9)");
+  if (s == NULL) return sq_fail(st, r, "storing a reply");
+  sqlite3_bind_int64(s, 1, thread_id);
+  sq_bind_text(s, 2, channel);
+  if (reply_to > 0) sqlite3_bind_int64(s, 3, reply_to);
+  if (user_id > 0) sqlite3_bind_int64(s, 4, user_id);
+  sq_bind_text(s, 5, text);
+  sq_bind_text(s, 6, html);
+  sq_bind_text(s, 7, attachments_json);
+  sqlite3_bind_int(s, 8, automatic);
+  sqlite3_bind_int64(s, 9, now);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a reply");
+  int64_t mid = sqlite3_last_insert_rowid(st->db);
+  char key[64];
+  /* Stable per message, so a send retried after a crash carries the same key. */
+  snprintf(key, sizeof(key), "switchboard-msg-%lld", (long long)mid);
+  s = sq_prep(st, "INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at)"
+                  " VALUES(?1, ?2, ?3, 'pending', ?4)");
+  if (s == NULL) return sq_fail(st, r, "queueing a reply");
+  sqlite3_bind_int64(s, 1, mid);
+  sq_bind_text(s, 2, channel);
+  sq_bind_text(s, 3, key);
+  sqlite3_bind_int64(s, 4, now);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "queueing a reply");
+  *message_id = mid;
+  const router_channel *ch = sq_channel(st, channel);
+  sq_jw w = {0};
+  sq_jw_int(&w, "message_id", mid);
+  sq_jw_int(&w, "thread_id", thread_id);
+  sq_jw_str(&w, "status", "queued", 0);
+  sq_jw_bool(&w, "automatic", automatic);
+  sq_jw_str(&w, "preview", text, 200);
+  return sq_event_text(st, r, "message.out", channel, ch ? ch->inbox : NULL, sq_jw_end(&w));
+}
+
+/* ---- routing one inbound message ---- */
+
+/* Cache keys join their parts with 0x1f, which identifiers do not contain.
+ * A key that does not fit comes out truncated and is then never cached
+ * (callers check strlen(key) < len - 1). Hand-rolled: snprintf showed up in
+ * the benchmark profile. */
+static void sq__key(char *out, size_t len, const char *a, const char *b, const char *c) {
+  const char *parts[3] = {a, b, c ? c : ""};
+  size_t n = 0;
+  for (int i = 0; i < 3; i++) {
+    size_t l = strlen(parts[i]);
+    if (i > 0 && n + 1 < len) out[n++] = '\x1f';
+    if (l > len - 1 - n) l = len - 1 - n;
+    memcpy(out + n, parts[i], l);
+    n += l;
+  }
+  out[n] = '\0';
+}
+
+/* Looks the sender up without side effects: *contact = 0 if unknown. */
+static int sq__lookup_contact(store *st, sq_req *r, sq_inbound *m, int64_t *contact) {
+  char key[512];
+  sq__key(key, sizeof(key), m->s[IN_CHANNEL], m->s[IN_KIND], m->s[IN_SID]);
+  if (strlen(key) < sizeof(key) - 1 && sq_cache_get(st->contact_cache, key, contact, NULL)) return 0;
+  sqlite3_stmt *s = sq_prep(st, "SELECT contact_id FROM identities"
+                                " WHERE channel = ?1 AND kind = ?2 AND value = ?3");
+  if (s == NULL) return sq_fail(st, r, "finding a contact");
+  sq_bind_text(s, 1, m->s[IN_CHANNEL]);
+  sq_bind_text(s, 2, m->s[IN_KIND]);
+  sq_bind_text(s, 3, m->s[IN_SID]);
+  int rc = sqlite3_step(s);
+  *contact = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_reset(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_fail(st, r, "finding a contact");
+  if (*contact > 0 && strlen(key) < sizeof(key) - 1) sq_cache_put(st->contact_cache, key, *contact, 0);
+  return 0;
+}
+
+static int sq__create_contact(store *st, sq_req *r, sq_inbound *m, int64_t now, int64_t *contact) {
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO contacts(name, email, phone, avatar_url, created_at)"
+                                " VALUES(?1, ?2, ?3, ?4, ?5)");
+  if (s == NULL) return sq_fail(st, r, "creating a contact");
+  sq_bind_text(s, 1, m->s[IN_NAME]);
+  sq_bind_text(s, 2, m->s[IN_EMAIL] ? m->s[IN_EMAIL]
+                     : strcmp(m->s[IN_KIND], "email") == 0 ? m->s[IN_SID] : NULL);
+  sq_bind_text(s, 3, m->s[IN_PHONE] ? m->s[IN_PHONE]
+                     : strcmp(m->s[IN_KIND], "phone") == 0 ? m->s[IN_SID] : NULL);
+  sq_bind_text(s, 4, m->s[IN_AVATAR]);
+  sqlite3_bind_int64(s, 5, now);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "creating a contact");
+  *contact = sqlite3_last_insert_rowid(st->db);
+  s = sq_prep(st, "INSERT INTO identities(channel, kind, value, contact_id) VALUES(?1, ?2, ?3, ?4)");
+  if (s == NULL) return sq_fail(st, r, "recording an identity");
+  sq_bind_text(s, 1, m->s[IN_CHANNEL]);
+  sq_bind_text(s, 2, m->s[IN_KIND]);
+  sq_bind_text(s, 3, m->s[IN_SID]);
+  sqlite3_bind_int64(s, 4, *contact);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "recording an identity");
+  return 0; /* announced by the message.in event (new_contact) */
+}
+
+/* The thread cache key for this message under the channel's policy, or ""
+ * when the policy looks nothing up. */
+static void sq__thread_key(const router_channel *ch, sq_inbound *m, int64_t contact, char *key,
+                           size_t len) {
+  char cid[24], *p = cid + sizeof(cid) - 1;
+  key[0] = '\0';
+  if (ch->thread_policy == ROUTER_THREAD_ALWAYS_NEW) return;
+  if (ch->thread_policy == ROUTER_THREAD_EXTERNAL && m->s[IN_THREAD] != NULL) {
+    sq__key(key, len, "x", m->s[IN_CHANNEL], m->s[IN_THREAD]);
+  } else {
+    *p = '\0';
+    uint64_t v = (uint64_t)contact;
+    do *--p = (char)('0' + v % 10); while ((v /= 10) != 0);
+    sq__key(key, len, "c", p, m->s[IN_CHANNEL]);
+  }
+  if (strlen(key) >= len - 1) key[0] = '\0'; /* too long to cache: always ask SQLite */
+}
+
+/* Thread state bits, as cached. */
+#define SQ_THREAD_CLOSED 1
+#define SQ_THREAD_HAS_TICKET 2
+
+/* Finds the thread the channel's policy points at: its id and SQ_THREAD_*
+ * bits in *state; no side effects. */
+static int sq__find_thread(store *st, sq_req *r, const router_channel *ch, sq_inbound *m,
+                           int64_t contact, const char *key, int64_t *thread, int *state) {
+  *thread = 0;
+  *state = 0;
+  if (ch->thread_policy == ROUTER_THREAD_ALWAYS_NEW) return 0;
+  if (key[0] && sq_cache_get(st->thread_cache, key, thread, state)) return 0;
+  sqlite3_stmt *s;
+  if (ch->thread_policy == ROUTER_THREAD_EXTERNAL && m->s[IN_THREAD] != NULL) {
+    s = sq_prep(st, "SELECT id, (status = 'closed') + 2 * (ticket_id IS NOT NULL) FROM threads"
+                    " WHERE channel = ?1 AND external_id = ?2 ORDER BY id DESC LIMIT 1");
+    if (s == NULL) return sq_fail(st, r, "finding a thread");
+    sq_bind_text(s, 1, m->s[IN_CHANNEL]);
+    sq_bind_text(s, 2, m->s[IN_THREAD]);
+  } else {
+    if (contact == 0) return 0;
+    s = sq_prep(st, "SELECT id, (status = 'closed') + 2 * (ticket_id IS NOT NULL) FROM threads"
+                    " WHERE contact_id = ?1 AND channel = ?2 ORDER BY id DESC LIMIT 1");
+    if (s == NULL) return sq_fail(st, r, "finding a thread");
+    sqlite3_bind_int64(s, 1, contact);
+    sq_bind_text(s, 2, m->s[IN_CHANNEL]);
+  }
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    *thread = sqlite3_column_int64(s, 0);
+    *state = sqlite3_column_int(s, 1);
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_fail(st, r, "finding a thread");
+  if (*thread > 0 && key[0]) sq_cache_put(st->thread_cache, key, *thread, *state);
+  return 0;
+}
+
+static int sq__original(store *st, sq_req *r, sq_inbound *m) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM messages WHERE channel = ?1 AND external_id = ?2");
+  if (s == NULL) return sq_fail(st, r, "checking for a duplicate");
+  sq_bind_text(s, 1, m->s[IN_CHANNEL]);
+  sq_bind_text(s, 2, m->s[IN_EXT]);
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    m->message_id = sqlite3_column_int64(s, 0);
+    m->duplicate = 1;
+  }
+  sqlite3_reset(s);
+  return 0;
+}
+
+static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t thread) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT ticket_id FROM threads WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reopening a thread");
+  sqlite3_bind_int64(s, 1, thread);
+  int64_t ticket = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_reset(s);
+  if (ticket > 0) {
+    /* Back to the first open status of its pipeline; the owner keeps it. */
+    s = sq_prep(st, "SELECT s.name FROM tickets t JOIN statuses s ON s.pipeline_id = t.pipeline_id"
+                    " WHERE t.id = ?1 AND s.closed = 0 ORDER BY s.position LIMIT 1");
+    if (s == NULL) return sq_fail(st, r, "reopening a ticket");
+    sqlite3_bind_int64(s, 1, ticket);
+    char status[128] = "";
+    if (sqlite3_step(s) == SQLITE_ROW) snprintf(status, sizeof(status), "%s", sq_col_text(s, 0));
+    sqlite3_reset(s);
+    if (status[0] && sq_ticket_set_status(st, r, ticket, status, NULL) < 0) return -EIO;
+  } else {
+    sq_cache_clear(st->thread_cache);
+    s = sq_prep(st, "UPDATE threads SET status = 'open' WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "reopening a thread");
+    sqlite3_bind_int64(s, 1, thread);
+    if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "reopening a thread");
+  }
+  return sq_event(st, r, "thread.reopened", ch->name, ch->inbox,
+                  json_pack("{sI}", "thread_id", (json_int_t)thread));
+}
+
+/* Routes one message. Lookups come first and have no side effects, so the
+ * common case (known sender, thread in use) needs no separate duplicate
+ * check: the message insert itself is ignored on a duplicate external id.
+ * When anything would be created or reopened first, the duplicate check
+ * runs before it. */
+static int sq__route(store *st, sq_req *r, sq_inbound *m) {
+  const char *chname = m->s[IN_CHANNEL];
+  const router_channel *ch = sq_channel(st, chname);
+  if (ch == NULL) {
+    if (sq__original(st, r, m) < 0 || m->duplicate) return r->status;
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "channel \"%s\" is not configured", chname);
+    return -ENOENT;
+  }
+  int64_t now = sq_batch_now(st);
+  int64_t ts = m->ts > 0 ? m->ts : now;
+  int echo = (m->flags & ROUTER_IN_ECHO) != 0;
+
+  int64_t contact = 0, thread = 0;
+  int new_contact = 0, state = 0, new_thread = 0;
+  char tkey[512];
+  if (sq__lookup_contact(st, r, m, &contact) < 0) return -EIO;
+  sq__thread_key(ch, m, contact, tkey, sizeof(tkey));
+  if (sq__find_thread(st, r, ch, m, contact, tkey, &thread, &state) < 0) return -EIO;
+  int action = router_decide_thread(ch, thread != 0, (state & SQ_THREAD_CLOSED) != 0);
+  if (action == ROUTER_REOPEN_THREAD && echo) action = ROUTER_USE_THREAD;
+  /* A thread opened by an echo (our side wrote first) gets its ticket with
+   * the first message from the contact. */
+  int late_ticket = action != ROUTER_NEW_THREAD && thread != 0 && !echo && ch->creates_tickets &&
+                    !(state & SQ_THREAD_HAS_TICKET);
+  int checked = 0;
+  if (contact == 0 || action != ROUTER_USE_THREAD || late_ticket) {
+    if (sq__original(st, r, m) < 0) return -EIO;
+    if (m->duplicate) return 0;
+    checked = 1;
+  }
+  if (contact == 0) {
+    if (sq__create_contact(st, r, m, now, &contact) < 0) return -EIO;
+    new_contact = 1;
+    sq__thread_key(ch, m, contact, tkey, sizeof(tkey));
+  }
+  sqlite3_stmt *s;
+  if (late_ticket) {
+    if (sq__create_ticket(st, r, ch, thread, contact, NULL, m->s[IN_SUBJECT], now) < 0)
+      return r->status;
+    if (tkey[0]) sq_cache_put(st->thread_cache, tkey, thread, SQ_THREAD_HAS_TICKET);
+  }
+  if (action == ROUTER_REOPEN_THREAD) {
+    if (sq__reopen(st, r, ch, thread) < 0) return r->status;
+  } else if (action == ROUTER_NEW_THREAD) {
+    s = sq_prep(st, "INSERT INTO threads(channel, inbox, contact_id, external_id, status,"
+                    " created_at) VALUES(?1, ?2, ?3, ?4, 'open', ?5)");
+    if (s == NULL) return sq_fail(st, r, "creating a thread");
+    sq_bind_text(s, 1, chname);
+    sq_bind_text(s, 2, ch->inbox);
+    sqlite3_bind_int64(s, 3, contact);
+    sq_bind_text(s, 4, m->s[IN_THREAD]);
+    sqlite3_bind_int64(s, 5, now);
+    if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "creating a thread");
+    thread = sqlite3_last_insert_rowid(st->db);
+    new_thread = 1;
+    int has_ticket = ch->creates_tickets && !echo;
+    if (tkey[0]) sq_cache_put(st->thread_cache, tkey, thread, has_ticket ? SQ_THREAD_HAS_TICKET : 0);
+    /* A new thread (and contact) is announced by the message.in event. */
+    const char *known = NULL;
+    if (new_contact)
+      known = m->s[IN_NAME] ? m->s[IN_NAME] : m->s[IN_EMAIL] ? m->s[IN_EMAIL]
+              : m->s[IN_PHONE] ? m->s[IN_PHONE] : m->s[IN_SID];
+    if (has_ticket && sq__create_ticket(st, r, ch, thread, contact, known, m->s[IN_SUBJECT], now) < 0)
+      return r->status;
+  }
+
+  /* Two statements so the common message without reply-to skips the subquery. */
+  s = m->s[IN_REPLY_TO] != NULL
+          ? sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
+                        " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
+                        " flags, created_at) VALUES(?1, ?2, ?3, ?4,"
+                        " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+          : sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
+                        " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
+                        " flags, created_at) VALUES(?1, ?2, ?3, ?4, ?5,"
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+  if (s == NULL) return sq_fail(st, r, "storing a message");
+  sqlite3_bind_int64(s, 1, thread);
+  sq_bind_text(s, 2, chname);
+  sq_bind_text(s, 3, echo ? "out" : "in");
+  sq_bind_text(s, 4, m->s[IN_EXT]);
+  sq_bind_text(s, 5, m->s[IN_REPLY_TO]);
+  sqlite3_bind_int64(s, 6, contact);
+  sq_bind_text(s, 7, m->s[IN_TEXT]);
+  sq_bind_text(s, 8, m->s[IN_HTML]);
+  sq_bind_text(s, 9, m->s[IN_SUBJECT]);
+  sq_bind_text(s, 10, m->s[IN_ATTACH]);
+  sq_bind_text(s, 11, echo ? "sent" : "received");
+  sqlite3_bind_int(s, 12, (m->flags & ROUTER_IN_AUTOMATIC) != 0);
+  sqlite3_bind_int(s, 13, (int)m->flags);
+  sqlite3_bind_int64(s, 14, ts);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a message");
+  if (sqlite3_changes(st->db) == 0) {
+    /* Ignored: the external id was seen before. Nothing was changed yet. */
+    if (checked || sq__original(st, r, m) < 0 || !m->duplicate)
+      return r->status < 0 ? r->status : sq_fail(st, r, "storing a message");
+    return 0;
+  }
+  m->message_id = sqlite3_last_insert_rowid(st->db);
+  sq_jw w = {0};
+  sq_jw_int(&w, "message_id", m->message_id);
+  sq_jw_int(&w, "thread_id", thread);
+  sq_jw_int(&w, "contact_id", contact);
+  sq_jw_str(&w, "preview", m->s[IN_TEXT], 200);
+  sq_jw_str(&w, "subject", m->s[IN_SUBJECT], 200);
+  sq_jw_bool(&w, "automatic", (m->flags & ROUTER_IN_AUTOMATIC) != 0);
+  sq_jw_bool(&w, "new_contact", new_contact);
+  sq_jw_bool(&w, "new_thread", new_thread);
+  if (sq_event_text(st, r, echo ? "message.out" : "message.in", chname, ch->inbox, sq_jw_end(&w)) < 0)
+    return -EIO;
+
+  int which = router_decide_autoreply(ch, m->flags, new_contact, new_thread, ts);
+  if (which != ROUTER_AUTOREPLY_NONE) {
+    int64_t reply_id;
+    if (sq_queue_outbound(st, r, thread, chname, 0, router_autoreply_text(ch, which), NULL, NULL,
+                          m->message_id, 1, &reply_id) < 0)
+      return -EIO;
+  }
+  return 0;
+}
+
+static void sq__inbound_run(store *st, sq_req *r) {
+  sq_inbound *m = (sq_inbound *)r;
+  m->duplicate = 0;
+  m->message_id = 0;
+  int rc = sq__route(st, r, m);
+  if (rc < 0 && r->status == 0) r->status = rc;
+  st->inbound_count++;
+}

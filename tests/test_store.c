@@ -1,0 +1,469 @@
+/* test_store.c — core/store_sqlite*.c: open, migrations, group commit,
+ * durability across reopen, close drains, read queries, channel state. */
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "store_fixture.h"
+#include "store_sqlite.h"
+
+typedef struct many_t {
+  int done, failed;
+} many_t;
+
+static void many_cb(void *arg, int status, int64_t id, int dup, const char *err) {
+  many_t *m = arg;
+  m->done++;
+  if (status != 0) m->failed++;
+}
+
+static void submit_many(fx *f, many_t *m, int n, const char *prefix) {
+  char ext[64], sender[64], err[256];
+  for (int i = 0; i < n; i++) {
+    snprintf(ext, sizeof(ext), "%s-%d", prefix, i);
+    snprintf(sender, sizeof(sender), "c%d", i % 10);
+    router_inbound in = {.channel = "demo", .external_id = ext, .text = "hello"};
+    in.sender.kind = "custom";
+    in.sender.id = sender;
+    ck_assert_int_eq(router_submit_inbound(f->st, &in, many_cb, m, err, sizeof(err)), 0);
+  }
+}
+
+START_TEST(bad_url_is_refused_with_a_sentence) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  store *st = NULL;
+  char err[256] = "";
+  ck_assert_int_eq(store_open(&loop, "mysql://x", &st, err, sizeof(err)), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "use sqlite:PATH"));
+  ck_assert_int_eq(store_open(&loop, "sqlite:/nonexistent-dir/x/y.db", &st, err, sizeof(err)), -EIO);
+  ck_assert_ptr_nonnull(strstr(err, "/nonexistent-dir/x/y.db"));
+  uv_loop_close(&loop);
+}
+END_TEST
+
+START_TEST(database_newer_than_binary_is_refused) {
+  fx f;
+  fx_open(&f);
+  fx_close_store(&f);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  char err[256] = "";
+  ck_assert_int_eq(store_open(&f.loop, f.url, &f.st, err, sizeof(err)), -EPROTO);
+  ck_assert_ptr_null(f.st);
+  ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this switchboard supports (1)"));
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(migrations_run_once_and_wal_is_on) {
+  fx f;
+  fx_open(&f);
+  fx_reopen(&f);
+  fx_close_store(&f);
+  sqlite3 *db;
+  sqlite3_stmt *s;
+  ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+  ck_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
+  sqlite3_finalize(s);
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+  ck_assert_int_eq(sqlite3_column_int(s, 0), STORE_SCHEMA_VERSION);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(group_commit_batches_many_messages_per_transaction) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  store_stats before, after;
+  store_get_stats(f.st, &before);
+  many_t m = {0};
+  submit_many(&f, &m, 500, "g");
+  while (m.done < 500) uv_run(&f.loop, UV_RUN_ONCE);
+  ck_assert_int_eq(m.failed, 0);
+  store_get_stats(f.st, &after);
+  uint64_t txns = after.transactions - before.transactions;
+  ck_assert_int_ge(txns, 1);
+  ck_assert_msg(txns < 500 / 2, "500 messages took %llu transactions", (unsigned long long)txns);
+  ck_assert_int_eq(after.inbound - before.inbound, 500);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(acknowledged_messages_survive_reopen_and_still_dedup) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_wait_t a = fx_in(&f, "demo", "keep-1", "kim", "hello");
+  ck_assert_int_eq(a.status, 0);
+  fx_reopen(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_wait_t b = fx_in(&f, "demo", "keep-1", "kim", "hello");
+  ck_assert_int_eq(b.duplicate, 1);
+  ck_assert_int_eq(b.id, a.id);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(close_drains_the_queue_and_fires_every_completion) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  many_t m = {0};
+  submit_many(&f, &m, 200, "d");
+  fx_close_store(&f); /* no loop run in between: close must drain */
+  ck_assert_int_eq(m.done, 200);
+  ck_assert_int_eq(m.failed, 0);
+  fx_open_store(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_wait_t w = {0};
+  json_t *l = fx_ok(&f, store_conversations_list(f.st, NULL, fx_json_cb, &w), &w);
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 10);
+  json_decref(l);
+  fx_close(&f);
+}
+END_TEST
+
+typedef struct one_t {
+  int done, status;
+  int64_t id;
+} one_t;
+
+static void one_cb(void *arg, int status, int64_t id, int dup, const char *err) {
+  one_t *o = arg;
+  o->done = 1;
+  o->status = status;
+  o->id = id;
+}
+
+START_TEST(failing_request_does_not_fail_its_batch) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  one_t o[3] = {{0}};
+  const char *channels[3] = {"demo", "missing", "demo"};
+  const char *exts[3] = {"a", "b", "c"};
+  char err[256];
+  for (int i = 0; i < 3; i++) {
+    router_inbound in = {.channel = channels[i], .external_id = exts[i], .text = "x"};
+    in.sender.kind = "custom";
+    in.sender.id = "kim";
+    ck_assert_int_eq(router_submit_inbound(f.st, &in, one_cb, &o[i], err, sizeof(err)), 0);
+  }
+  while (!o[0].done || !o[1].done || !o[2].done) uv_run(&f.loop, UV_RUN_ONCE);
+  ck_assert_int_eq(o[0].status, 0);
+  ck_assert_int_eq(o[1].status, -ENOENT);
+  ck_assert_int_eq(o[2].status, 0);
+  ck_assert_int_ne(o[0].id, o[2].id);
+  fx_wait_t w = {0};
+  json_t *l = fx_ok(&f, store_conversation_get(f.st, 1, fx_json_cb, &w), &w);
+  ck_assert_int_eq(json_array_size(json_object_get(l, "messages")), 2);
+  json_decref(l);
+  fx_close(&f);
+}
+END_TEST
+
+/* ---- crash: every acknowledged message is stored exactly once ---- */
+
+typedef struct acker {
+  int fd;
+  long next;
+  store *st;
+} acker;
+
+typedef struct ack_ctx {
+  acker *a;
+  int64_t idx;
+} ack_ctx;
+
+static void ack_cb(void *arg, int status, int64_t id, int dup, const char *err);
+
+static void ack_submit(acker *a) {
+  char ext[32], err[256];
+  ack_ctx *c = malloc(sizeof(*c));
+  if (c == NULL) _exit(6);
+  c->a = a;
+  c->idx = a->next++;
+  snprintf(ext, sizeof(ext), "k%lld", (long long)c->idx);
+  router_inbound in = {.channel = "demo", .external_id = ext, .text = "load"};
+  in.sender.kind = "custom";
+  in.sender.id = c->idx % 7 == 0 ? "seven" : "other";
+  if (router_submit_inbound(a->st, &in, ack_cb, c, err, sizeof(err)) != 0) _exit(3);
+}
+
+static void ack_cb(void *arg, int status, int64_t id, int dup, const char *err) {
+  ack_ctx *c = arg;
+  acker *a = c->a;
+  if (status != 0 || dup) _exit(4);
+  /* The acknowledgement a webhook would answer 200 with: (index, message id). */
+  int64_t rec[2] = {c->idx, id};
+  free(c);
+  if (write(a->fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec)) _exit(5);
+  ack_submit(a);
+}
+
+static void crash_child(const char *url, int fd) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  char err[256];
+  store *st;
+  if (store_open(&loop, url, &st, err, sizeof(err)) != 0) _exit(2);
+  router_channel ch;
+  router_channel_init(&ch, "demo");
+  store_channel_put(st, &ch, NULL, NULL);
+  router_channel_free(&ch);
+  acker a = {fd, 0, st};
+  for (int i = 0; i < 256; i++) ack_submit(&a); /* many in flight, like concurrent webhooks */
+  uv_run(&loop, UV_RUN_DEFAULT);                 /* until killed */
+  _exit(0);
+}
+
+typedef struct redeliver {
+  int done, bad;
+  int64_t expect;
+} redeliver;
+
+static void redeliver_cb(void *arg, int status, int64_t id, int dup, const char *err) {
+  redeliver *r = arg;
+  r->done = 1;
+  if (status != 0 || !dup || id != r->expect) r->bad = 1;
+}
+
+START_TEST(sigkill_mid_load_loses_no_acknowledged_message) {
+  fx f;
+  fx_open(&f);
+  fx_close_store(&f);
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    crash_child(f.url, fds[1]);
+  }
+  close(fds[1]);
+  enum { CAP = 200000 };
+  int64_t (*acked)[2] = malloc(sizeof(*acked) * CAP);
+  size_t n = 0;
+  while (n < 3000) {
+    ck_assert_int_eq(read(fds[0], acked[n], sizeof(acked[0])), (ssize_t)sizeof(acked[0]));
+    n++;
+  }
+  kill(pid, SIGKILL);
+  int wstatus;
+  waitpid(pid, &wstatus, 0);
+  ck_assert(WIFSIGNALED(wstatus));
+  /* Acks written before the kill but not read yet were given too. */
+  while (n < CAP && read(fds[0], acked[n], sizeof(acked[0])) == (ssize_t)sizeof(acked[0])) n++;
+  close(fds[0]);
+
+  fx_open_store(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  /* Redelivering every acknowledged message finds it, under its original id. */
+  redeliver *rd = calloc(n, sizeof(*rd));
+  char ext[32], err[256];
+  for (size_t k = 0; k < n; k++) {
+    snprintf(ext, sizeof(ext), "k%lld", (long long)acked[k][0]);
+    rd[k].expect = acked[k][1];
+    router_inbound in = {.channel = "demo", .external_id = ext, .text = "again"};
+    in.sender.kind = "custom";
+    in.sender.id = "other";
+    ck_assert_int_eq(router_submit_inbound(f.st, &in, redeliver_cb, &rd[k], err, sizeof(err)), 0);
+  }
+  for (size_t k = 0; k < n; k++) {
+    while (!rd[k].done) uv_run(&f.loop, UV_RUN_ONCE);
+    ck_assert_msg(!rd[k].bad, "acknowledged message k%lld is missing or changed", (long long)acked[k][0]);
+  }
+  /* Exactly once: the two threads hold one message per distinct external id. */
+  fx_wait_t w = {0};
+  json_t *l = fx_ok(&f, store_conversations_list(f.st, NULL, fx_json_cb, &w), &w);
+  size_t stored = 0, i;
+  json_t *t;
+  json_array_foreach(json_object_get(l, "items"), i, t) {
+    json_t *c = fx_thread(&f, fx_int(t, "id"));
+    size_t j;
+    json_t *msg;
+    json_array_foreach(json_object_get(c, "messages"), j, msg) {
+      ck_assert_str_eq(json_string_value(json_object_get(msg, "text")), "load");
+      stored++;
+    }
+    json_decref(c);
+  }
+  json_decref(l);
+  ck_assert_int_ge(stored, n);
+  free(rd);
+  free(acked);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(lookup_cache_grows_clears_and_never_confuses_keys) {
+  sq_cache *c = sq_cache_new((size_t)1 << 14);
+  char key[32];
+  for (int i = 0; i < 6000; i++) {
+    snprintf(key, sizeof(key), "demo\x1f" "custom\x1f" "u%d", i);
+    sq_cache_put(c, key, i + 1, i & 3);
+  }
+  for (int i = 0; i < 6000; i++) {
+    int64_t v = 0;
+    int flag = -1;
+    snprintf(key, sizeof(key), "demo\x1f" "custom\x1f" "u%d", i);
+    ck_assert_int_eq(sq_cache_get(c, key, &v, &flag), 1);
+    ck_assert_int_eq(v, i + 1);
+    ck_assert_int_eq(flag, i & 3);
+  }
+  int64_t v;
+  ck_assert_int_eq(sq_cache_get(c, "demo\x1f" "custom\x1f" "u6000", &v, NULL), 0);
+  sq_cache_put(c, "demo\x1f" "custom\x1f" "u1", 99, 0);
+  ck_assert_int_eq(sq_cache_get(c, "demo\x1f" "custom\x1f" "u1", &v, NULL), 1);
+  ck_assert_int_eq(v, 99);
+  sq_cache_clear(c);
+  ck_assert_int_eq(sq_cache_get(c, "demo\x1f" "custom\x1f" "u1", &v, NULL), 0);
+  /* past its largest size it starts over instead of growing */
+  for (int i = 0; i < 20000; i++) {
+    snprintf(key, sizeof(key), "k%d", i);
+    sq_cache_put(c, key, i, 0);
+  }
+  ck_assert_int_eq(sq_cache_get(c, "k19999", &v, NULL), 1);
+  ck_assert_int_eq(v, 19999);
+  sq_cache_free(c);
+}
+END_TEST
+
+START_TEST(requests_after_close_are_refused) {
+  fx f;
+  fx_open(&f);
+  store *st = f.st;
+  store_close(st);
+  fx_wait_t w = {0};
+  ck_assert_int_eq(store_users_list(st, fx_json_cb, &w), -ESHUTDOWN);
+  f.st = NULL;
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(conversation_list_filters_and_paginates) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"}]}");
+  fx_channel(&f, "{\"name\":\"demo\",\"inbox\":\"Support\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
+  fx_channel(&f, "{\"name\":\"chat\",\"inbox\":\"Sales\"}");
+  char ext[16], who[16];
+  for (int i = 0; i < 5; i++) {
+    snprintf(ext, sizeof(ext), "d%d", i);
+    snprintf(who, sizeof(who), "k%d", i);
+    fx_in(&f, "demo", ext, who, i == 3 ? "my invoice is wrong" : "hello");
+  }
+  fx_in(&f, "chat", "c1", "z", "hello");
+  json_t *l = fx_list(&f, "{\"channel\":\"demo\",\"limit\":2}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 2);
+  const char *cur = json_string_value(json_object_get(l, "next_cursor"));
+  ck_assert_ptr_nonnull(cur);
+  char q[128];
+  snprintf(q, sizeof(q), "{\"channel\":\"demo\",\"limit\":2,\"cursor\":\"%s\"}", cur);
+  json_t *l2 = fx_list(&f, q);
+  ck_assert_int_lt(fx_int(json_array_get(json_object_get(l2, "items"), 0), "id"),
+                   fx_int(json_array_get(json_object_get(l, "items"), 1), "id"));
+  json_decref(l);
+  json_decref(l2);
+  l = fx_list(&f, "{\"inbox\":\"Sales\"}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 1);
+  json_decref(l);
+  l = fx_list(&f, "{\"q\":\"invoice\"}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 1);
+  json_decref(l);
+  l = fx_list(&f, "{\"assignee\":\"ana\"}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 5);
+  json_decref(l);
+  l = fx_list(&f, "{\"assignee\":\"none\"}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 1);
+  json_decref(l);
+  l = fx_list(&f, "{\"status\":\"closed\"}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 0);
+  json_decref(l);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(channel_state_key_values_round_trip) {
+  fx f;
+  fx_open(&f);
+  fx_wait_t w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0};
+  json_decref(fx_ok(&f, store_kv_set(f.st, "demo", "cursor", "42", fx_json_cb, &w1), &w1));
+  json_t *v = fx_ok(&f, store_kv_get(f.st, "demo", "cursor", fx_json_cb, &w2), &w2);
+  ck_assert_str_eq(json_string_value(json_object_get(v, "value")), "42");
+  json_decref(v);
+  json_decref(fx_ok(&f, store_kv_delete(f.st, "demo", "cursor", fx_json_cb, &w3), &w3));
+  v = fx_ok(&f, store_kv_get(f.st, "demo", "cursor", fx_json_cb, &w4), &w4);
+  ck_assert(json_is_null(json_object_get(v, "value")));
+  json_decref(v);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(users_teams_and_channels_are_listed) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"email\":\"ana@x\",\"skills\":[\"fr\"],\"capacity\":3,"
+              "\"teams\":[\"l1\"]}],\"teams\":[{\"name\":\"l2\",\"users\":[\"ana\"]}]}");
+  fx_channel(&f, "{\"name\":\"demo\",\"inbox\":\"Support\"}");
+  fx_wait_t w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0};
+  json_t *u = fx_ok(&f, store_users_list(f.st, fx_json_cb, &w1), &w1);
+  json_t *ana = json_array_get(u, 0);
+  ck_assert_str_eq(json_string_value(json_object_get(ana, "email")), "ana@x");
+  ck_assert_int_eq(fx_int(ana, "capacity"), 3);
+  ck_assert(json_is_true(json_object_get(ana, "seat")));
+  ck_assert_int_eq(json_array_size(json_object_get(ana, "teams")), 2);
+  json_decref(u);
+  json_t *t = fx_ok(&f, store_teams_list(f.st, fx_json_cb, &w2), &w2);
+  ck_assert_int_eq(json_array_size(t), 2);
+  json_decref(t);
+  json_t *c = fx_ok(&f, store_channels_list(f.st, fx_json_cb, &w3), &w3);
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(c, 0), "inbox")), "Support");
+  json_decref(c);
+  fx_wait_t w5 = {0}, w6 = {0};
+  json_decref(fx_ok(&f, store_channel_delete(f.st, "demo", fx_json_cb, &w5), &w5));
+  fx_wait_t gone = fx_in(&f, "demo", "after-delete", "kim", "hi");
+  ck_assert_int_eq(gone.status, -ENOENT);
+  fx_run(&f, store_channel_delete(f.st, "demo", fx_json_cb, &w6), &w6);
+  ck_assert_int_eq(w6.status, -ENOENT);
+  json_t *bad = fx_load("{\"name\":\"l3\",\"users\":[\"ghost\"]}");
+  fx_run(&f, store_team_upsert(f.st, bad, fx_json_cb, &w4), &w4);
+  ck_assert_int_eq(w4.status, -EINVAL);
+  ck_assert_ptr_nonnull(strstr(w4.err, "user \"ghost\" does not exist"));
+  json_decref(bad);
+  fx_close(&f);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("store");
+  TCase *tc = tcase_create("store");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, bad_url_is_refused_with_a_sentence);
+  tcase_add_test(tc, database_newer_than_binary_is_refused);
+  tcase_add_test(tc, migrations_run_once_and_wal_is_on);
+  tcase_add_test(tc, group_commit_batches_many_messages_per_transaction);
+  tcase_add_test(tc, acknowledged_messages_survive_reopen_and_still_dedup);
+  tcase_add_test(tc, close_drains_the_queue_and_fires_every_completion);
+  tcase_add_test(tc, failing_request_does_not_fail_its_batch);
+  tcase_add_test(tc, sigkill_mid_load_loses_no_acknowledged_message);
+  tcase_add_test(tc, lookup_cache_grows_clears_and_never_confuses_keys);
+  tcase_add_test(tc, requests_after_close_are_refused);
+  tcase_add_test(tc, conversation_list_filters_and_paginates);
+  tcase_add_test(tc, channel_state_key_values_round_trip);
+  tcase_add_test(tc, users_teams_and_channels_are_listed);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}
