@@ -87,7 +87,7 @@ void channel_release(sb_channel *ch) {
 }
 
 int channel_create(const channel_env *env, const loader_plugin *plugin, const config_channel *spec,
-                   const char *base_dir, sb_channel **out, char *err, size_t errlen) {
+                   const char *base_dir, const json_t *kv, sb_channel **out, char *err, size_t errlen) {
   sb_channel *ch = calloc(1, sizeof(*ch));
   if (ch == NULL) return -ENOMEM;
   ch->env = env;
@@ -98,10 +98,14 @@ int channel_create(const channel_env *env, const loader_plugin *plugin, const co
   channel_link_init(&ch->calls);
   int rc = channel__own_spec(ch, spec);
   if (rc == 0) rc = channel_validate(plugin, spec, base_dir, &ch->config, err, errlen);
+  const char *key;
+  json_t *value;
+  json_object_foreach((json_t *)kv, key, value) {
+    if (rc == 0 && json_is_string(value)) rc = channel_kv_seed(ch, key, json_string_value(value), json_string_length(value));
+  }
   if (rc != 0) {
     if (rc == -ENOMEM) snprintf(err, errlen, "channel \"%s\": out of memory", spec->name);
-    json_decref(ch->spec_json);
-    free(ch);
+    channel__free(ch);
     return rc;
   }
   char perr[512] = "";
@@ -109,9 +113,7 @@ int channel_create(const channel_env *env, const loader_plugin *plugin, const co
   if (rc != 0) {
     snprintf(err, errlen, "channel \"%s\": plugin \"%s\" could not create it: %s (code %d)", spec->name,
              plugin->desc.id, perr[0] ? perr : "no reason given", rc);
-    schema_config_free(ch->config);
-    json_decref(ch->spec_json);
-    free(ch);
+    channel__free(ch);
     return rc < 0 ? rc : -EINVAL;
   }
   uv_timer_init(env->loop, &ch->reconnect);

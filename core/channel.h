@@ -70,9 +70,11 @@ struct sb_send_op {
 int channel_validate(const loader_plugin *plugin, const config_channel *spec, const char *base_dir,
                      sb_config **out, char *err, size_t errlen);
 
-/* Validates and creates the instance (plugin create). Does not connect. */
+/* Validates and creates the instance (plugin create). kv, when not NULL, is
+ * the channel's stored key/value state ({key: "value", ...}), seeded before
+ * create so the plugin sees it at once. Does not connect. */
 int channel_create(const channel_env *env, const loader_plugin *plugin, const config_channel *spec,
-                   const char *base_dir, sb_channel **out, char *err, size_t errlen);
+                   const char *base_dir, const json_t *kv, sb_channel **out, char *err, size_t errlen);
 
 /* Brings the channel online: the plugin's connect(), retried with backoff
  * after transient states; or connected at once when it has no connect. */
@@ -92,8 +94,8 @@ void channel_receive(sb_channel *ch, const sb_http_request *req, sb_responder *r
  * negative code when not taken (op is then not completed). */
 int channel_send(sb_channel *ch, const sb_outbound_message *msg, sb_send_op *op);
 
-/* Seeds the in-memory key/value state (used when loading from the store,
- * before create). Copies. Returns 0 or -ENOMEM. */
+/* Seeds one key of the in-memory key/value state. Copies. Returns 0 or
+ * -ENOMEM. */
 int channel_kv_seed(sb_channel *ch, const char *key, const char *value, size_t len);
 
 const char *channel_name(const sb_channel *ch);

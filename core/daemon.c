@@ -2,10 +2,12 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "channel.h"
@@ -13,22 +15,28 @@
 #include "httpc.h"
 #include "ingress.h"
 #include "log.h"
+#include "relay.h"
+#include "router.h"
 #include "schema.h"
+#include "store.h"
 
-/* How long a graceful stop may wait for in-flight work before giving up. */
+/* How long a graceful stop may wait for channels to close. */
 #define DAEMON_STOP_BOUND_MS 10000
 
 typedef struct daemon_host {
   uv_loop_t loop;
   config *cfg;
   loader plugins;
+  store *st;
   httpc *httpc;
+  relay *relay;
   http_server *http;
   ingress *ingress;
-  channel_env env;
   sb_channel **channels;
   size_t channel_count;
+  unsigned opening_channels; /* being put in the store and created */
   unsigned closing_channels;
+  int ready;                 /* start-up finished: HTTP is serving */
   uv_signal_t sigint, sigterm, sighup;
   uv_timer_t stop_timer;
   uint64_t stop_waited_ms;
@@ -36,10 +44,22 @@ typedef struct daemon_host {
   int exit_code;
 } daemon_host;
 
+/* One channel on its way to running: the store learns its rules and hands
+ * back its key/value state, then the plugin instance is created. */
+typedef struct daemon_opening {
+  daemon_host *d;
+  json_t *spec;      /* own copy of the channel object */
+  char *base_dir;
+  router_channel rules;
+} daemon_opening;
+
 static int daemon__allowed(const void *ctx, const char *id) { return config_plugin_allowed(ctx, id); }
 
-/* Checks that every channel's plugin is loaded and its config valid. */
+/* Checks the routing config and that every channel's plugin is loaded and
+ * its credentials and rules valid. */
 static int daemon__validate_channels(const config *cfg, const loader *plugins, char *err, size_t errlen) {
+  int rc = router_seed_validate(cfg->root, err, errlen);
+  if (rc != 0) return rc;
   for (size_t i = 0; i < cfg->channel_count; i++) {
     const config_channel *c = &cfg->channels[i];
     const loader_plugin *p = loader_find(plugins, c->plugin);
@@ -50,8 +70,10 @@ static int daemon__validate_channels(const config *cfg, const loader *plugins, c
       snprintf(err, errlen, "channel \"%s\": plugin \"%s\" %s", c->name, c->plugin, why);
       return -EINVAL;
     }
-    int rc = channel_validate(p, c, cfg->base_dir, NULL, err, errlen);
-    if (rc != 0) return rc;
+    router_channel rules;
+    if ((rc = router_channel_from_json(c->spec, &rules, err, errlen)) != 0) return rc;
+    router_channel_free(&rules);
+    if ((rc = channel_validate(p, c, cfg->base_dir, NULL, err, errlen)) != 0) return rc;
   }
   return 0;
 }
@@ -73,6 +95,28 @@ int daemon_prepare(const daemon_options *opt, config **cfg, loader *plugins, cha
   return 0;
 }
 
+/* The running channel called name, or NULL (ingress and relay lookup). */
+static sb_channel *daemon__lookup(void *ctx, const char *name) {
+  daemon_host *d = ctx;
+  for (size_t i = 0; i < d->channel_count; i++) {
+    if (strcmp(channel_name(d->channels[i]), name) == 0) return d->channels[i];
+  }
+  return NULL;
+}
+
+static int daemon__add_channel(daemon_host *d, sb_channel *ch) {
+  sb_channel **grown = realloc(d->channels, (d->channel_count + 1) * sizeof(*grown));
+  if (grown == NULL) return -ENOMEM;
+  d->channels = grown;
+  d->channels[d->channel_count++] = ch;
+  return 0;
+}
+
+static void daemon__remove_channel(daemon_host *d, size_t i) {
+  memmove(&d->channels[i], &d->channels[i + 1], (d->channel_count - i - 1) * sizeof(*d->channels));
+  d->channel_count--;
+}
+
 static void daemon__channel_closed(void *arg) {
   daemon_host *d = arg;
   d->closing_channels--;
@@ -88,82 +132,88 @@ static void daemon__channel_destroyed(void *ctx, sb_channel *ch) {
   ingress_channel_closing(d->ingress, ch);
 }
 
-/* The running channel called name (ingress lookup), or NULL. */
-static sb_channel *daemon__lookup(void *ctx, const char *name) {
-  daemon_host *d = ctx;
-  for (size_t i = 0; i < d->channel_count; i++) {
-    if (strcmp(channel_name(d->channels[i]), name) == 0) return d->channels[i];
-  }
-  return NULL;
+static void daemon__opening_free(daemon_opening *o) {
+  router_channel_free(&o->rules);
+  json_decref(o->spec);
+  free(o->base_dir);
+  free(o);
 }
 
-/* GET /healthz: the daemon answers, and each channel's state. */
-static void daemon__healthz(void *arg, const http_request *req, http_responder *res) {
-  daemon_host *d = arg;
-  json_t *channels = json_array();
-  for (size_t i = 0; i < d->channel_count; i++) {
-    sb_channel *ch = d->channels[i];
-    const char *reason = channel_state_reason(ch);
-    json_array_append_new(channels, json_pack("{s:s, s:s, s:s, s:s?}", "name", channel_name(ch), "plugin",
-                                              channel_plugin(ch)->desc.id, "state",
-                                              channel_state_name(channel_state(ch)), "reason",
-                                              reason[0] != '\0' ? reason : NULL));
-  }
-  http_respond_json(res, 200, json_pack("{s:s, s:s, s:o}", "status", d->stopping ? "stopping" : "ok", "version",
-                                        SB_VERSION, "channels", channels));
-}
+static void daemon__start_serving(daemon_host *d);
 
-/* Starts the HTTP server with the webhook ingress and health routes. */
-static int daemon__start_http(daemon_host *d, char *err, size_t errlen) {
-  const config *cfg = d->cfg;
-  http_options opt = {
-      .listen = cfg->listen,
-      .body_limit = cfg->http_body_limit,
-      .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
-      .idle_timeout_ms = (uint64_t)cfg->http_idle_timeout_ms,
-      .tls_cert_file = cfg->tls_cert,
-      .tls_key_file = cfg->tls_key,
+/* The last step of opening a channel: create and start the instance with
+ * the key/value state the store returned. */
+static void daemon__opened(void *arg, int status, json_t *result, const char *store_err) {
+  daemon_opening *o = arg;
+  daemon_host *d = o->d;
+  const char *name = json_string_value(json_object_get(o->spec, "name"));
+  const char *plugin_id = json_string_value(json_object_get(o->spec, "plugin"));
+  d->opening_channels--;
+  if (d->stopping) {
+    daemon__opening_free(o);
+    return;
+  }
+  const loader_plugin *p = loader_find(&d->plugins, plugin_id);
+  config_channel view = {
+      .name = name,
+      .plugin = plugin_id,
+      .enabled = 1,
+      .credentials = json_object_get(o->spec, "credentials"),
+      .spec = o->spec,
   };
-  int rc = http_new(&d->loop, &opt, &d->http, err, errlen);
-  if (rc != 0) return rc;
-  rc = http_route(d->http, "GET", "/healthz", daemon__healthz, d);
-  if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
-  if (rc != 0) snprintf(err, errlen, "the HTTP routes could not be set up (code %d)", rc);
-  return rc;
-}
-
-/* Creates and starts one channel; logs and skips it when create fails so one
- * broken channel does not keep the others down. */
-static sb_channel *daemon__open_channel(daemon_host *d, const config *cfg, const config_channel *c) {
-  if (!c->enabled) {
-    log_msg(LOG_LEVEL_INFO, c->name, c->plugin, "channel is off");
-    return NULL;
-  }
-  const loader_plugin *p = loader_find(&d->plugins, c->plugin);
   char err[1024];
   sb_channel *ch = NULL;
-  if (p == NULL || channel_create(&d->env, p, c, cfg->base_dir, &ch, err, sizeof(err)) != 0) {
-    log_msg(LOG_LEVEL_ERROR, c->name, c->plugin, "%s", p == NULL ? "plugin not loaded" : err);
-    return NULL;
+  if (status != 0) {
+    log_msg(LOG_LEVEL_ERROR, name, plugin_id, "channel not started: the store failed: %s", store_err ? store_err : "");
+  } else if (p == NULL) {
+    log_msg(LOG_LEVEL_ERROR, name, plugin_id, "channel not started: plugin not loaded");
+  } else if (channel_create(relay_env(d->relay), p, &view, o->base_dir, json_object_get(result, "items"), &ch, err,
+                            sizeof(err)) != 0) {
+    log_msg(LOG_LEVEL_ERROR, name, plugin_id, "%s", err);
+  } else if (daemon__add_channel(d, ch) != 0) {
+    log_msg(LOG_LEVEL_ERROR, name, plugin_id, "channel not started: out of memory");
+    daemon__close_channel(d, ch);
+  } else {
+    channel_start(ch);
   }
-  channel_start(ch);
-  return ch;
+  daemon__opening_free(o);
+  if (!d->ready && d->opening_channels == 0) daemon__start_serving(d);
 }
 
-static void daemon__set_channels(daemon_host *d, sb_channel **list, size_t n) {
-  free(d->channels);
-  d->channels = list;
-  d->channel_count = n;
+static void daemon__rules_stored(void *arg, int status, json_t *result, const char *err) {
+  if (status != 0) log_error("a channel's rules were not stored: %s", err != NULL ? err : "");
 }
 
-static void daemon__open_all(daemon_host *d) {
-  sb_channel **list = calloc(d->cfg->channel_count ? d->cfg->channel_count : 1, sizeof(*list));
-  size_t n = 0;
-  for (size_t i = 0; list != NULL && i < d->cfg->channel_count; i++) {
-    sb_channel *ch = daemon__open_channel(d, d->cfg, &d->cfg->channels[i]);
-    if (ch != NULL) list[n++] = ch;
+/* Starts opening one channel: its rules to the store, then its state back. */
+static void daemon__open_channel(daemon_host *d, const config *cfg, const config_channel *c) {
+  if (!c->enabled) {
+    log_msg(LOG_LEVEL_INFO, c->name, c->plugin, "channel is off");
+    return;
   }
-  daemon__set_channels(d, list, n);
+  daemon_opening *o = calloc(1, sizeof(*o));
+  char err[512];
+  if (o == NULL || (o->spec = json_deep_copy(c->spec)) == NULL || (o->base_dir = strdup(cfg->base_dir)) == NULL) {
+    log_msg(LOG_LEVEL_ERROR, c->name, c->plugin, "channel not started: out of memory");
+    if (o != NULL) json_decref(o->spec);
+    free(o);
+    return;
+  }
+  o->d = d;
+  if (router_channel_from_json(c->spec, &o->rules, err, sizeof(err)) != 0) {
+    log_msg(LOG_LEVEL_ERROR, c->name, c->plugin, "%s", err);
+    json_decref(o->spec);
+    free(o->base_dir);
+    free(o);
+    return;
+  }
+  /* The store runs requests in order: the rules are in before the state is read. */
+  if (store_channel_put(d->st, &o->rules, daemon__rules_stored, NULL) != 0 ||
+      store_kv_list(d->st, c->name, daemon__opened, o) != 0) {
+    log_msg(LOG_LEVEL_ERROR, c->name, c->plugin, "channel not started: the store refused the request");
+    daemon__opening_free(o);
+    return;
+  }
+  d->opening_channels++;
 }
 
 /* True when the running channel must be recreated for its new spec: the
@@ -176,6 +226,10 @@ static int daemon__changed(const config *cfg, sb_channel *ch, const config_chann
   int same = schema_config_equal(fresh, channel_config(ch));
   schema_config_free(fresh);
   return !same;
+}
+
+static void daemon__seeded(void *arg, int status, json_t *result, const char *err) {
+  if (status != 0) log_error("pipelines, users and teams from the config were not stored: %s", err ? err : "");
 }
 
 static void daemon__reload(daemon_host *d) {
@@ -192,39 +246,97 @@ static void daemon__reload(daemon_host *d) {
     log_warn("listen and store changes take effect after a restart");
   }
   log_set_level(next->log_level);
-  sb_channel **list = calloc(next->channel_count ? next->channel_count : 1, sizeof(*list));
-  if (list == NULL) {
-    log_error("reload refused: out of memory");
-    config_free(next);
-    return;
-  }
-  size_t n = 0, kept = 0, created = 0, closed = 0;
-  for (size_t i = 0; i < d->channel_count; i++) {
+  store_seed(d->st, next->root, daemon__seeded, NULL);
+  size_t kept = 0, closed = 0, started = 0;
+  for (size_t i = d->channel_count; i-- > 0;) {
     sb_channel *ch = d->channels[i];
     const config_channel *c = config_find_channel(next, channel_name(ch));
     if (c == NULL || !c->enabled || daemon__changed(next, ch, c)) {
+      daemon__remove_channel(d, i);
       daemon__close_channel(d, ch);
       closed++;
     } else {
-      list[n++] = ch;
       kept++;
     }
   }
   for (size_t i = 0; i < next->channel_count; i++) {
     const config_channel *c = &next->channels[i];
-    int running = 0;
-    for (size_t k = 0; k < n && !running; k++) running = strcmp(channel_name(list[k]), c->name) == 0;
-    if (running) continue;
-    sb_channel *ch = daemon__open_channel(d, next, c);
-    if (ch != NULL) {
-      list[n++] = ch;
-      created++;
-    }
+    if (daemon__lookup(d, c->name) != NULL || !c->enabled) continue;
+    daemon__open_channel(d, next, c);
+    started++;
   }
-  daemon__set_channels(d, list, n);
   config_free(d->cfg);
   d->cfg = next;
-  log_info("reloaded: %zu channels kept, %zu closed, %zu started", kept, closed, created);
+  log_info("reloaded: %zu channels kept, %zu closed, %zu started", kept, closed, started);
+}
+
+/* GET /healthz: the store answers, and each channel's state. */
+typedef struct daemon_health {
+  daemon_host *d;
+  http_responder *res;
+} daemon_health;
+
+static void daemon__health_checked(void *arg, int status, json_t *result, const char *err) {
+  daemon_health *h = arg;
+  daemon_host *d = h->d;
+  json_t *channels = json_array();
+  for (size_t i = 0; i < d->channel_count; i++) {
+    sb_channel *ch = d->channels[i];
+    const char *reason = channel_state_reason(ch);
+    json_array_append_new(channels, json_pack("{s:s, s:s, s:s, s:s?}", "name", channel_name(ch), "plugin",
+                                              channel_plugin(ch)->desc.id, "state",
+                                              channel_state_name(channel_state(ch)), "reason",
+                                              reason[0] != '\0' ? reason : NULL));
+  }
+  int ok = status == 0 && !d->stopping;
+  http_respond_json(h->res, ok ? 200 : 503,
+                    json_pack("{s:s, s:s, s:{s:s, s:s?}, s:o}", "status", ok ? "ok" : d->stopping ? "stopping" : "degraded",
+                              "version", SB_VERSION, "store", "status", status == 0 ? "ok" : "failing", "error",
+                              status == 0 ? NULL : err, "channels", channels));
+  free(h);
+}
+
+static void daemon__healthz(void *arg, const http_request *req, http_responder *res) {
+  daemon_host *d = arg;
+  daemon_health *h = malloc(sizeof(*h));
+  if (h == NULL) {
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return;
+  }
+  h->d = d;
+  h->res = res;
+  /* A round trip through the writer proves the store is open and answering. */
+  if (store_pipelines_list(d->st, daemon__health_checked, h) != 0) daemon__health_checked(h, -EIO, NULL, "store closed");
+}
+
+static void daemon__stop(daemon_host *d, const char *why);
+
+/* Start-up's last step, once every channel is open: serve HTTP. */
+static void daemon__start_serving(daemon_host *d) {
+  const config *cfg = d->cfg;
+  http_options opt = {
+      .listen = cfg->listen,
+      .body_limit = cfg->http_body_limit,
+      .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
+      .idle_timeout_ms = (uint64_t)cfg->http_idle_timeout_ms,
+      .tls_cert_file = cfg->tls_cert,
+      .tls_key_file = cfg->tls_key,
+  };
+  char err[1024];
+  int rc = http_new(&d->loop, &opt, &d->http, err, sizeof(err));
+  if (rc == 0) rc = http_route(d->http, "GET", "/healthz", daemon__healthz, d);
+  if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
+  if (rc != 0) {
+    fprintf(stderr, "switchboard: %s\n", err);
+    log_error("%s", err);
+    d->exit_code = 1;
+    daemon__stop(d, "start-up failed");
+    return;
+  }
+  d->ready = 1;
+  log_info("switchboard %s ready: %zu plugins, %zu channels, listening on %s (port %u), store %s, config %s",
+           SB_VERSION, d->plugins.count, d->channel_count, cfg->listen, (unsigned)http_bound_port(d->http), cfg->store,
+           cfg->path);
 }
 
 static void daemon__handle_closed(uv_handle_t *h) { (void)h; }
@@ -238,6 +350,10 @@ static void daemon__close_leftover(uv_handle_t *h, void *arg) {
 static void daemon__httpc_closed(void *arg) {
   daemon_host *d = arg;
   d->httpc = NULL;
+  relay_free(d->relay);
+  d->relay = NULL;
+  store_close(d->st);
+  d->st = NULL;
   uv_close((uv_handle_t *)&d->sigint, daemon__handle_closed);
   uv_close((uv_handle_t *)&d->sigterm, daemon__handle_closed);
   uv_close((uv_handle_t *)&d->sighup, daemon__handle_closed);
@@ -249,13 +365,17 @@ static void daemon__http_closed(void *arg) {
   d->http = NULL;
   ingress_free(d->ingress);
   d->ingress = NULL;
-  httpc_close(d->httpc, daemon__httpc_closed, d);
+  if (d->httpc != NULL) {
+    httpc_close(d->httpc, daemon__httpc_closed, d);
+  } else {
+    daemon__httpc_closed(d);
+  }
 }
 
-/* Polls until the channels are closed, then closes the shared handles. */
+/* Polls until the channels are closed, then closes the shared parts. */
 static void daemon__stop_tick(uv_timer_t *t) {
   daemon_host *d = t->data;
-  if (d->closing_channels > 0 && d->stop_waited_ms < DAEMON_STOP_BOUND_MS) {
+  if ((d->closing_channels > 0 || d->opening_channels > 0) && d->stop_waited_ms < DAEMON_STOP_BOUND_MS) {
     d->stop_waited_ms += 20;
     return;
   }
@@ -271,8 +391,11 @@ static void daemon__stop(daemon_host *d, const char *why) {
   d->stopping = 1;
   log_info("stopping (%s)", why);
   http_stop_accepting(d->http);
+  relay_stop_outbox(d->relay);
   for (size_t i = 0; i < d->channel_count; i++) daemon__close_channel(d, d->channels[i]);
-  daemon__set_channels(d, NULL, 0);
+  free(d->channels);
+  d->channels = NULL;
+  d->channel_count = 0;
   uv_timer_start(&d->stop_timer, daemon__stop_tick, 0, 20);
 }
 
@@ -283,6 +406,41 @@ static void daemon__signal(uv_signal_t *s, int signum) {
     return;
   }
   daemon__stop(d, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* Makes the directory an SQLite store file lives in, so a fresh install
+ * needs no manual step. */
+static void daemon__make_store_dir(const char *url) {
+  if (strncmp(url, "sqlite:", 7) != 0) return;
+  char *copy = strdup(url + 7);
+  if (copy == NULL) return;
+  const char *dir = dirname(copy);
+  struct stat st;
+  if (stat(dir, &st) != 0 && mkdir(dir, 0700) != 0) log_warn("could not create the store directory %s", dir);
+  free(copy);
+}
+
+/* Opens the store and the shared parts. Returns 0, or 1 with the reason
+ * already printed. */
+static int daemon__open_core(daemon_host *d) {
+  char err[1024];
+  daemon__make_store_dir(d->cfg->store);
+  if (store_open(&d->loop, d->cfg->store, &d->st, err, sizeof(err)) != 0) {
+    fprintf(stderr, "switchboard: %s\n", err);
+    return 1;
+  }
+  if (httpc_new(&d->loop, &d->httpc) != 0 || relay_new(&d->loop, d->st, d->httpc, daemon__lookup, d, &d->relay) != 0) {
+    fprintf(stderr, "switchboard: the HTTP client could not start\n");
+    return 1;
+  }
+  relay_on_destroyed(d->relay, daemon__channel_destroyed, d);
+  store_seed(d->st, d->cfg->root, daemon__seeded, NULL);
+  outbox_config ob = {0};
+  if (relay_start_outbox(d->relay, &ob) != 0) {
+    fprintf(stderr, "switchboard: the outbox could not start\n");
+    return 1;
+  }
+  return 0;
 }
 
 int daemon_run(const daemon_options *opt) {
@@ -297,18 +455,6 @@ int daemon_run(const daemon_options *opt) {
   }
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&d->loop);
-  if (httpc_new(&d->loop, &d->httpc) != 0) {
-    fprintf(stderr, "switchboard: the HTTP client could not start\n");
-    loader_unload(&d->plugins);
-    config_free(d->cfg);
-    uv_loop_close(&d->loop);
-    free(d);
-    return 1;
-  }
-  d->env.loop = &d->loop;
-  d->env.ctx = d;
-  d->env.httpc = d->httpc;
-  d->env.destroyed = daemon__channel_destroyed;
   uv_signal_init(&d->loop, &d->sigint);
   uv_signal_init(&d->loop, &d->sigterm);
   uv_signal_init(&d->loop, &d->sighup);
@@ -318,15 +464,12 @@ int daemon_run(const daemon_options *opt) {
   uv_signal_start(&d->sigterm, daemon__signal, SIGTERM);
   uv_signal_start(&d->sighup, daemon__signal, SIGHUP);
 
-  if (daemon__start_http(d, err, sizeof(err)) != 0) {
-    fprintf(stderr, "switchboard: %s\n", err);
-    log_error("%s", err);
+  if (daemon__open_core(d) != 0) {
     d->exit_code = 1;
     daemon__stop(d, "start-up failed");
   } else {
-    daemon__open_all(d);
-    log_info("switchboard %s ready: %zu plugins, %zu channels, listening on %s (port %u), config %s", SB_VERSION,
-             d->plugins.count, d->channel_count, d->cfg->listen, (unsigned)http_bound_port(d->http), d->cfg->path);
+    for (size_t i = 0; i < d->cfg->channel_count; i++) daemon__open_channel(d, d->cfg, &d->cfg->channels[i]);
+    if (d->opening_channels == 0) daemon__start_serving(d);
   }
 
   uv_run(&d->loop, UV_RUN_DEFAULT);

@@ -125,7 +125,7 @@ static int hostapi__emit_status(sb_channel *ch, const sb_status_update *update) 
   if (ch == NULL || update == NULL) return SB_EINVAL;
   if (ch->closing) return SB_ECANCELED;
   sb_status_update u;
-  if (hostapi__extend(&u, sizeof(u), update, offsetof(sb_status_update, reserved)) != 0) return SB_EINVAL;
+  if (hostapi__extend(&u, sizeof(u), update, offsetof(sb_status_update, recipient_kind)) != 0) return SB_EINVAL;
   if (u.status < SB_STATUS_SENT || u.status > SB_STATUS_FAILED) return SB_EINVAL;
   if ((u.flags & SB_STATUS_WATERMARK) ? u.recipient_id == NULL : u.external_id == NULL) return SB_EINVAL;
   if (ch->env->status == NULL) return SB_ENOTSUP;
@@ -475,10 +475,20 @@ static int hostapi__kv_persist(sb_channel *ch, const char *key, const char *valu
   return SB_OK;
 }
 
+/* True when value[0..len) is UTF-8 text without NUL bytes. */
+static int hostapi__is_text(const char *value, size_t len) {
+  if (len == 0) return 1;
+  if (memchr(value, '\0', len) != NULL) return 0;
+  json_t *probe = json_stringn(value, len); /* NULL for invalid UTF-8 */
+  json_decref(probe);
+  return probe != NULL;
+}
+
 static int hostapi__kv_set(sb_channel *ch, const char *key, const char *value, size_t len, sb_kv_done_fn done,
                            void *arg) {
   if (ch == NULL || !hostapi__kv_check_key(key) || (value == NULL && len > 0)) return SB_EINVAL;
   if (len > HOSTAPI_KV_VALUE_MAX) return SB_EFBIG;
+  if (!hostapi__is_text(value, len)) return SB_EINVAL;
   if (ch->closing) return SB_ECANCELED;
   channel_kv *kv = *hostapi__kv_find(ch, key);
   if (kv == NULL) {

@@ -154,7 +154,10 @@ int store_events_after(store *st, int64_t after_id, const char *channel, const c
 
 /* ---- per-channel key/value state for plugins ---- */
 
-/* Result: {value: string|null}. */
+/* Result: {items: {key: value, ...}}: every key of the channel, loaded
+ * before a plugin instance is created. */
+int store_kv_list(store *st, const char *channel, store_json_cb cb, void *arg);
+/* Result: {value: string|null}. Values are UTF-8 text. */
 int store_kv_get(store *st, const char *channel, const char *key, store_json_cb cb, void *arg);
 int store_kv_set(store *st, const char *channel, const char *key, const char *value,
                  store_json_cb cb, void *arg);

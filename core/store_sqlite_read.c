@@ -409,6 +409,29 @@ static int sq__kv(store *st, sq_req *r, json_t *a, json_t **result) {
   return 0;
 }
 
+static int sq__kv_list(store *st, sq_req *r, json_t *a, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT key, value FROM kv WHERE channel = ?1 AND value IS NOT NULL");
+  if (s == NULL) return sq_fail(st, r, "reading channel state");
+  sq_bind_text(s, 1, sq__str(a, "channel"));
+  json_t *items = json_object();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_object_set_new(items, sq_col_text(s, 0), json_string(sq_col_text(s, 1)));
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(items);
+    return sq_fail(st, r, "reading channel state");
+  }
+  *result = json_pack("{so}", "items", items);
+  return 0;
+}
+
+int store_kv_list(store *st, const char *channel, store_json_cb cb, void *arg) {
+  if (channel == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__kv_list, json_pack("{ss}", "channel", channel), cb, arg);
+}
+
 int store_kv_get(store *st, const char *channel, const char *key, store_json_cb cb, void *arg) {
   if (channel == NULL || key == NULL) return -EINVAL;
   return sq_submit_json(st, sq__kv, json_pack("{ss ss ss}", "op", "get", "channel", channel, "key", key), cb, arg);

@@ -144,7 +144,7 @@ static void open_channel(const char *credentials_json) {
   json_t *holder;
   config_channel c = spec_from(json, &holder);
   char err[512];
-  int rc = channel_create(&fe.env, loader_find(&plugins, "testplugin"), &c, "/tmp", &ch, err, sizeof(err));
+  int rc = channel_create(&fe.env, loader_find(&plugins, "testplugin"), &c, "/tmp", NULL, &ch, err, sizeof(err));
   json_decref(holder);
   ck_assert_msg(rc == 0, "create failed: %s", err);
   channel_start(ch);
@@ -190,7 +190,7 @@ START_TEST(create_refuses_invalid_credentials) {
   json_t *holder;
   config_channel c = spec_from("{\"name\":\"demo\",\"credentials\":{\"retries\":2}}", &holder);
   char err[512];
-  ck_assert_int_lt(channel_create(&fe.env, loader_find(&plugins, "testplugin"), &c, "/tmp", &ch, err, sizeof(err)), 0);
+  ck_assert_int_lt(channel_create(&fe.env, loader_find(&plugins, "testplugin"), &c, "/tmp", NULL, &ch, err, sizeof(err)), 0);
   ck_assert_str_eq(err, "channel \"demo\": required credential \"token\" is missing");
   json_decref(holder);
   ch = NULL;

@@ -480,7 +480,7 @@ static int try_open(const char *extra, char *err, size_t errlen) {
   ck_assert_msg(holder != NULL, "bad test JSON: %s", jerr.text);
   config_channel c = {.name = "demo", .plugin = "custom", .inbox = "Support", .enabled = 1,
                       .credentials = json_object_get(holder, "credentials"), .spec = holder};
-  int rc = channel_create(&fe.env, &plug, &c, "/tmp", &ch, err, errlen);
+  int rc = channel_create(&fe.env, &plug, &c, "/tmp", NULL, &ch, err, errlen);
   json_decref(holder);
   if (rc != 0) ch = NULL;
   return rc;

@@ -408,6 +408,16 @@ START_TEST(channel_state_key_values_round_trip) {
   v = fx_ok(&f, store_kv_get(f.st, "demo", "cursor", fx_json_cb, &w4), &w4);
   ck_assert(json_is_null(json_object_get(v, "value")));
   json_decref(v);
+  fx_wait_t w5 = {0}, w6 = {0}, w7 = {0}, w8 = {0};
+  json_decref(fx_ok(&f, store_kv_set(f.st, "demo", "a", "1", fx_json_cb, &w5), &w5));
+  json_decref(fx_ok(&f, store_kv_set(f.st, "demo", "b", "two", fx_json_cb, &w6), &w6));
+  json_decref(fx_ok(&f, store_kv_set(f.st, "other", "a", "x", fx_json_cb, &w7), &w7));
+  v = fx_ok(&f, store_kv_list(f.st, "demo", fx_json_cb, &w8), &w8);
+  json_t *items = json_object_get(v, "items");
+  ck_assert_uint_eq(json_object_size(items), 2);
+  ck_assert_str_eq(json_string_value(json_object_get(items, "a")), "1");
+  ck_assert_str_eq(json_string_value(json_object_get(items, "b")), "two");
+  json_decref(v);
   fx_close(&f);
 }
 END_TEST

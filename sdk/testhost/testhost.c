@@ -270,7 +270,7 @@ static int testhost__emit_status(sb_channel *ch, const sb_status_update *update)
     testhost__misuse(th, "emit_status called after disconnect");
     return SB_ECANCELED;
   }
-  if (update->struct_size < offsetof(sb_status_update, reserved)) return SB_EINVAL;
+  if (update->struct_size < offsetof(sb_status_update, recipient_kind)) return SB_EINVAL;
   if (update->status < SB_STATUS_SENT || update->status > SB_STATUS_FAILED) return SB_EINVAL;
   if ((update->flags & SB_STATUS_WATERMARK) ? update->recipient_id == NULL : update->external_id == NULL) {
     return SB_EINVAL;

@@ -467,7 +467,7 @@ typedef struct sb_status_update {
   const char *error;        /* why it failed, for SB_STATUS_FAILED */
   int64_t timestamp_ms;     /* when it happened; 0 = now */
   uint32_t flags;           /* SB_STATUS_WATERMARK */
-  uint32_t reserved;
+  uint32_t recipient_kind;  /* SB_IDENTITY_* of recipient_id (for watermarks) */
 } sb_status_update;
 
 /* Outbound message flags. */
@@ -586,7 +586,9 @@ struct sb_host {
   /* Completes one send(): delivered to the service with its message id; or
    * to be retried after at least retry_after_ms (0: the host's backoff) with
    * a reason; or failed for good with a reason an agent reads. Call exactly
-   * one of them once per send(), now or later. */
+   * one of them once per send(), now or later, at the latest while the host
+   * cancels the channel's HTTP calls after disconnect(); sends still open at
+   * destroy() are retried by the host. */
   void (*send_ok)(sb_send_op *op, const char *external_id);
   void (*send_retry)(sb_send_op *op, uint32_t retry_after_ms, const char *reason);
   void (*send_fail)(sb_send_op *op, const char *reason);
@@ -623,7 +625,8 @@ struct sb_host {
    * until the next kv_set/kv_delete of that key or the hook returns; *len
    * gets the value's length; NULL when absent. kv_set/kv_delete copy, take
    * effect for later kv_get at once, and call done (may be NULL) once the
-   * change is durable. Keys up to 200 bytes, values up to 64 KiB. */
+   * change is durable. Keys up to 200 bytes; values are UTF-8 text without
+   * NUL bytes, up to 64 KiB (encode binary data, e.g. as hex). */
   const char *(*kv_get)(sb_channel *channel, const char *key, size_t *len);
   int (*kv_set)(sb_channel *channel, const char *key, const char *value, size_t len,
                 sb_kv_done_fn done, void *arg);
@@ -689,8 +692,8 @@ struct sb_plugin {
   /* Optional. Goes offline: stop timers, cancel requests, close
    * connections. The host then cancels what is left (HTTP calls complete
    * with SB_ECANCELED), waits for queued work and inbound commits to
-   * complete, calls destroy(), and answers 503 to requests still
-   * unanswered. No send completion may be called after it returns. */
+   * complete, calls destroy(), answers 503 to requests still unanswered
+   * and retries sends still open. */
   void (*disconnect)(void *instance);
 
   /* Required. Frees the instance. Called once, after disconnect. */

@@ -1,0 +1,353 @@
+/* relay.c — plugins' inbound messages, statuses and state to the core; the
+ * outbox's replies to plugins' send(). */
+#include "relay.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "router.h"
+
+/* One reply handed to a plugin's send(), until it completes. */
+typedef struct relay_send {
+  sb_send_op base;
+  struct relay_send *prev, *next;
+  relay *r;
+  sb_channel *ch;
+  outbox_done *done;
+  sb_attachment *attachments;
+} relay_send;
+
+struct relay {
+  channel_env env;
+  store *st;
+  outbox *ob;
+  relay_lookup_fn lookup;
+  void *lookup_ctx;
+  void (*destroyed)(void *ctx, sb_channel *ch);
+  void *destroyed_ctx;
+  relay_send sends; /* list head of sends in flight */
+  relay_stats stats;
+};
+
+static const char *const relay__kinds[] = {"custom", "email", "psid", "phone", "visitor"};
+
+static const char *relay__kind(uint32_t kind) {
+  return kind < sizeof(relay__kinds) / sizeof(relay__kinds[0]) ? relay__kinds[kind] : "custom";
+}
+
+/* --- inbound ---------------------------------------------------------- */
+
+typedef struct relay_inbound {
+  relay *r;
+  sb_inbound_done_fn done;
+  void *arg;
+} relay_inbound;
+
+static void relay__stored(void *arg, int status, int64_t message_id, int duplicate, const char *err) {
+  relay_inbound *in = arg;
+  char id[24];
+  if (status == 0) {
+    snprintf(id, sizeof(id), "%" PRId64, message_id);
+    if (duplicate) in->r->stats.duplicates++;
+  } else {
+    in->r->stats.inbound_failed++;
+    log_error("an inbound message was not stored: %s", err != NULL ? err : "unknown error");
+  }
+  in->done(in->arg, status == 0 ? SB_OK : SB_EIO, status == 0 ? id : NULL, duplicate);
+  free(in);
+}
+
+static int relay__inbound(void *ctx, sb_channel *ch, const sb_inbound_message *m, sb_inbound_done_fn done,
+                          void *arg) {
+  relay *r = ctx;
+  router_attachment stack[16];
+  router_attachment *att = m->attachment_count <= 16 ? stack : calloc(m->attachment_count, sizeof(*att));
+  relay_inbound *in = malloc(sizeof(*in));
+  if (att == NULL || in == NULL) {
+    if (att != stack) free(att);
+    free(in);
+    return SB_ENOMEM;
+  }
+  for (size_t i = 0; i < m->attachment_count; i++) {
+    const sb_attachment *a = &m->attachments[i];
+    att[i] = (router_attachment){.url = a->url, .mime_type = a->mime_type, .filename = a->filename,
+                                 .content_id = a->content_id, .size = (int64_t)a->size};
+  }
+  router_inbound ri = {
+      .channel = channel_name(ch),
+      .external_id = m->external_id,
+      .external_thread_id = m->external_thread_id,
+      .reply_to_external_id = m->reply_to_external_id,
+      .text = m->text,
+      .html = m->html,
+      .subject = m->subject,
+      .attachments = att,
+      .n_attachments = m->attachment_count,
+      .timestamp_ms = m->timestamp_ms,
+  };
+  ri.sender.kind = relay__kind(m->sender.kind);
+  ri.sender.id = m->sender.id;
+  ri.sender.name = m->sender.name;
+  ri.sender.email = m->sender.email;
+  ri.sender.phone = m->sender.phone;
+  ri.sender.avatar_url = m->sender.avatar_url;
+  /* The ABI's SB_IN_* and the router's ROUTER_IN_* share their values. */
+  ri.flags = m->flags & (ROUTER_IN_AUTOMATIC | ROUTER_IN_ECHO | ROUTER_IN_BOUNCE | ROUTER_IN_NO_AUTOREPLY);
+  in->r = r;
+  in->done = done;
+  in->arg = arg;
+  char err[256] = "";
+  int rc = router_submit_inbound(r->st, &ri, relay__stored, in, err, sizeof(err));
+  if (att != stack) free(att);
+  if (rc != 0) {
+    log_msg(LOG_LEVEL_WARN, channel_name(ch), channel_plugin(ch)->desc.id, "inbound message refused: %s", err);
+    free(in);
+    return rc == -EINVAL ? SB_EINVAL : SB_EIO;
+  }
+  r->stats.inbound++;
+  return SB_OK;
+}
+
+_Static_assert(SB_IN_AUTOMATIC == ROUTER_IN_AUTOMATIC && SB_IN_ECHO == ROUTER_IN_ECHO &&
+                   SB_IN_BOUNCE == ROUTER_IN_BOUNCE && SB_IN_NO_AUTOREPLY == ROUTER_IN_NO_AUTOREPLY,
+               "inbound flags of the ABI and the router must agree");
+
+/* --- statuses and key/value state -------------------------------------- */
+
+typedef struct relay_status_log {
+  char channel[72];
+} relay_status_log;
+
+static void relay__status_stored(void *arg, int status, json_t *result, const char *err) {
+  relay_status_log *l = arg;
+  if (status == -ENOENT) {
+    log_msg(LOG_LEVEL_DEBUG, l->channel, NULL, "delivery status for an unknown message ignored");
+  } else if (status != 0) {
+    log_msg(LOG_LEVEL_WARN, l->channel, NULL, "delivery status not stored: %s", err != NULL ? err : "");
+  }
+  free(l);
+}
+
+static int relay__status(void *ctx, sb_channel *ch, const sb_status_update *u) {
+  relay *r = ctx;
+  static const char *const names[] = {NULL, NULL, "delivered", "read", "failed"};
+  if (u->status == SB_STATUS_SENT) return SB_OK; /* the send completion already said so */
+  relay_status_log *l = malloc(sizeof(*l));
+  if (l == NULL) return SB_ENOMEM;
+  snprintf(l->channel, sizeof(l->channel), "%s", channel_name(ch));
+  int rc;
+  if (u->flags & SB_STATUS_WATERMARK) {
+    int64_t up_to = u->timestamp_ms != 0 ? u->timestamp_ms : hostapi_table()->now_ms();
+    rc = store_delivery_watermark(r->st, channel_name(ch), relay__kind(u->recipient_kind), u->recipient_id,
+                                  names[u->status], up_to, relay__status_stored, l);
+  } else {
+    rc = store_delivery_status(r->st, channel_name(ch), u->external_id, names[u->status], u->error,
+                               relay__status_stored, l);
+  }
+  if (rc != 0) {
+    free(l);
+    return SB_EIO;
+  }
+  r->stats.statuses++;
+  return SB_OK;
+}
+
+typedef struct relay_kv {
+  sb_kv_done_fn done;
+  void *arg;
+} relay_kv;
+
+static void relay__kv_stored(void *arg, int status, json_t *result, const char *err) {
+  relay_kv *k = arg;
+  if (status != 0) log_warn("channel state not stored: %s", err != NULL ? err : "");
+  if (k->done != NULL) k->done(k->arg, status == 0 ? SB_OK : SB_EIO);
+  free(k);
+}
+
+static int relay__kv(void *ctx, sb_channel *ch, const char *key, const char *value, size_t len, sb_kv_done_fn done,
+                     void *arg) {
+  relay *r = ctx;
+  relay_kv *k = malloc(sizeof(*k));
+  char *text = value != NULL ? strndup(value, len) : NULL;
+  if (k == NULL || (value != NULL && text == NULL)) {
+    free(k);
+    free(text);
+    return SB_ENOMEM;
+  }
+  k->done = done;
+  k->arg = arg;
+  int rc = text != NULL ? store_kv_set(r->st, channel_name(ch), key, text, relay__kv_stored, k)
+                        : store_kv_delete(r->st, channel_name(ch), key, relay__kv_stored, k);
+  free(text);
+  if (rc != 0) {
+    free(k);
+    return SB_EIO;
+  }
+  return SB_OK;
+}
+
+/* --- outbound ----------------------------------------------------------- */
+
+static void relay__send_unlink(relay_send *s) {
+  s->prev->next = s->next;
+  s->next->prev = s->prev;
+  free(s->attachments);
+  free(s);
+}
+
+static void relay__send_complete(sb_send_op *op, int outcome, const char *text, uint32_t retry_after_ms) {
+  relay_send *s = (relay_send *)op;
+  relay *r = s->r;
+  switch (outcome) {
+  case CHANNEL_SEND_OK:
+    r->stats.sends_ok++;
+    outbox_done_ok(s->done, text);
+    break;
+  case CHANNEL_SEND_RETRY:
+    r->stats.sends_retry++;
+    outbox_done_retry(s->done, retry_after_ms, text != NULL ? text : "the channel asked to retry");
+    break;
+  default:
+    r->stats.sends_failed++;
+    outbox_done_fail(s->done, text != NULL ? text : "the channel refused the message");
+    break;
+  }
+  relay__send_unlink(s);
+}
+
+/* Parses the outbox's attachments JSON into ABI attachments borrowing its
+ * strings; returns the count (0 on none or error). */
+static size_t relay__attachments(const json_t *list, sb_attachment **out) {
+  size_t n = json_array_size(list);
+  *out = n > 0 ? calloc(n, sizeof(**out)) : NULL;
+  if (*out == NULL) return 0;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *a = json_array_get(list, i);
+    (*out)[i].url = json_string_value(json_object_get(a, "url"));
+    (*out)[i].mime_type = json_string_value(json_object_get(a, "mime_type"));
+    (*out)[i].filename = json_string_value(json_object_get(a, "filename"));
+    (*out)[i].size = (uint64_t)json_integer_value(json_object_get(a, "size"));
+  }
+  return n;
+}
+
+static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
+  relay *r = ctx;
+  sb_channel *ch = r->lookup(r->lookup_ctx, item->channel);
+  char reason[256];
+  if (ch == NULL || SB_STATE_IS_FATAL(channel_state(ch))) {
+    r->stats.sends_held++;
+    if (ch == NULL) {
+      snprintf(reason, sizeof(reason), "channel \"%s\" is not running", item->channel);
+    } else {
+      snprintf(reason, sizeof(reason), "sends held: channel \"%s\" is %s (%s)", item->channel,
+               channel_state_name(channel_state(ch)), channel_state_reason(ch));
+    }
+    outbox_done_retry(done, 60 * 1000, reason);
+    return;
+  }
+  relay_send *s = calloc(1, sizeof(*s));
+  json_t *atts = item->attachments_json != NULL ? json_loads(item->attachments_json, 0, NULL) : NULL;
+  if (s == NULL) {
+    json_decref(atts);
+    outbox_done_retry(done, 0, "out of memory");
+    return;
+  }
+  s->base.complete = relay__send_complete;
+  s->r = r;
+  s->ch = ch;
+  s->done = done;
+  char message_id[24];
+  snprintf(message_id, sizeof(message_id), "%" PRId64, item->message_id);
+  sb_outbound_message m = {
+      .message_id = message_id,
+      .idempotency_key = item->idempotency_key,
+      .attempt = (uint32_t)item->attempt,
+      .flags = item->automatic ? SB_OUT_AUTOMATIC : 0,
+      .recipient_id = item->recipient_id,
+      .external_thread_id = item->external_thread_id,
+      .reply_to_external_id = item->reply_to_external_id,
+      .text = item->text,
+      .html = item->html,
+  };
+  m.attachment_count = relay__attachments(atts, &s->attachments);
+  m.attachments = s->attachments;
+  s->next = r->sends.next;
+  s->prev = &r->sends;
+  r->sends.next->prev = s;
+  r->sends.next = s;
+  r->stats.sends++;
+  int rc = channel_send(ch, &m, &s->base);
+  json_decref(atts);
+  if (rc != 0 && !s->base.completed) {
+    snprintf(reason, sizeof(reason), "the channel did not take the message (code %d)", rc);
+    s->base.completed = 1;
+    relay__send_complete(&s->base, CHANNEL_SEND_RETRY, reason, 0);
+  }
+}
+
+/* After a plugin's destroy(): its open sends can no longer complete, so the
+ * host retries them; then the daemon answers its open webhooks. */
+static void relay__destroyed(void *ctx, sb_channel *ch) {
+  relay *r = ctx;
+  for (relay_send *s = r->sends.next, *next; s != &r->sends; s = next) {
+    next = s->next;
+    if (s->ch == ch) {
+      s->base.completed = 1;
+      relay__send_complete(&s->base, CHANNEL_SEND_RETRY, "the channel closed before the send completed", 0);
+    }
+  }
+  if (r->destroyed != NULL) r->destroyed(r->destroyed_ctx, ch);
+}
+
+int relay_new(uv_loop_t *loop, store *st, struct httpc *httpc, relay_lookup_fn lookup, void *ctx, relay **out) {
+  relay *r = calloc(1, sizeof(*r));
+  if (r == NULL) return -ENOMEM;
+  r->st = st;
+  r->lookup = lookup;
+  r->lookup_ctx = ctx;
+  r->sends.next = r->sends.prev = &r->sends;
+  r->env.loop = loop;
+  r->env.ctx = r;
+  r->env.inbound = relay__inbound;
+  r->env.status = relay__status;
+  r->env.kv_persist = relay__kv;
+  r->env.destroyed = relay__destroyed;
+  r->env.httpc = httpc;
+  *out = r;
+  return 0;
+}
+
+const channel_env *relay_env(relay *r) { return &r->env; }
+
+void relay_on_destroyed(relay *r, void (*fn)(void *ctx, sb_channel *ch), void *ctx) {
+  r->destroyed = fn;
+  r->destroyed_ctx = ctx;
+}
+
+int relay_start_outbox(relay *r, const outbox_config *cfg) {
+  return outbox_start(r->env.loop, r->st, cfg, relay__send, r, &r->ob);
+}
+
+void relay_stop_outbox(relay *r) {
+  if (r == NULL || r->ob == NULL) return;
+  outbox_stop(r->ob);
+  r->ob = NULL;
+}
+
+void relay_free(relay *r) {
+  if (r == NULL) return;
+  /* Every channel is closed by now; anything left was abandoned by its plugin. */
+  while (r->sends.next != &r->sends) {
+    relay_send *s = r->sends.next;
+    s->base.completed = 1;
+    relay__send_complete(&s->base, CHANNEL_SEND_RETRY, "the daemon stopped before the send completed", 0);
+  }
+  free(r);
+}
+
+void relay_get_stats(const relay *r, relay_stats *out) { *out = r->stats; }
