@@ -41,7 +41,7 @@ static int ingress__respond(sb_responder *self, int status, const sb_http_header
       h[i].value = headers[i].value != NULL ? headers[i].value : "";
       h[i].value_len = strlen(h[i].value);
     }
-    rc = http_respond(c->res, status, h, n, body, len) == 0 ? SB_OK : SB_EIO;
+    rc = http_respond(c->res, status, n > 0 ? h : NULL, n, body, len) == 0 ? SB_OK : SB_EIO;
     if (h != stack) free(h);
   }
   ingress__unlink(c);
