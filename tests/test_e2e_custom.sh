@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# test_e2e_custom.sh — the custom channel end to end through the real daemon
+# and an external-service double (tests/integration_double.py): signed
+# inbound, redelivery, bad signatures, an automatic reply through the outbox
+# to the double (signature verified there), a delivery receipt, a retried
+# send (429 + Retry-After) and a permanently failed one. Stops what it starts.
+set -u
+SB=${SB_BINARY:?}
+SRC=${SB_SOURCE_DIR:?}
+PLUGINS=${SB_PLUGIN_BUILD_DIR:?}
+DOUBLE="python3 $SRC/tests/integration_double.py"
+work=$(mktemp -d /tmp/sbe2e.XXXXXX)
+pids=()
+passed=0 failed=0
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
+check() { if eval "$2"; then ok "$1"; else not_ok "$1" "${3:-}"; fi; }
+wait_for() { for _ in $(seq 1 150); do eval "$1" && return 0; sleep 0.1; done; return 1; }
+sql() { sqlite3 "$work/db.sqlite" "$1"; }
+out_status() { sql "select status from messages where direction = 'out' and channel = '$1'"; }
+
+export E2E_SECRET=e2e-signing-secret-0123456789
+$DOUBLE serve --secret "$E2E_SECRET" --port-file "$work/double.port" --log "$work/double.log" &
+pids+=($!)
+wait_for '[ -s "$work/double.port" ]' || { echo "double did not start"; exit 1; }
+dport=$(cat "$work/double.port")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+channel() { # channel NAME PATH-MODE REPLY
+  printf '{"name": "%s", "plugin": "custom", "credentials": {"webhook_url": "http://127.0.0.1:%s/out/%s", "signing_secret": {"env": "E2E_SECRET"}, "request_timeout": "2s"}, "auto_replies": {"instant_reply": "%s"}}' \
+    "$1" "$dport" "$2" "$3"
+}
+{
+  echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$work/db.sqlite\","
+  echo " \"plugins\": {\"dirs\": [\"$PLUGINS\"], \"allow\": [\"custom\"]},"
+  echo " \"channels\": ["
+  echo "  $(channel demo ok 'Thanks, we got your message.'),"
+  echo "  $(channel slow 429 'Queued for you.'),"
+  echo "  $(channel refusing 400 'Never arrives.')"
+  echo " ]}"
+} >"$work/sb.json"
+"$SB" run -c "$work/sb.json" >"$work/daemon.log" 2>&1 &
+daemon=$!
+pids+=($daemon)
+wait_for 'grep -q "ready:" "$work/daemon.log"' || { cat "$work/daemon.log"; exit 1; }
+base=http://127.0.0.1:$port/hooks
+post() { $DOUBLE post --secret "$E2E_SECRET" "$@"; }
+
+msg='{"id": "ext-msg-1", "thread_id": "t-9", "sender": {"id": "user-42", "name": "Kim", "email": "kim@example.com"}, "text": "Hello", "timestamp": '"$(date +%s)"'}'
+out=$(post "$base/demo/messages" "$msg")
+check "signed inbound message → 200 with its id, after commit" '[[ "$out" =~ ^200\ \{\"message_id\":\"[0-9]+\"\}$ ]]' "$out"
+out2=$(post "$base/demo/messages" "$msg")
+check "redelivery → 200 with the same id" '[ "$out2" = "$out" ]' "$out2"
+check "redelivery stored nothing new" '[ "$(sql "select count(*) from messages where direction = '"'in'"'")" = 1 ]'
+check "the message has a contact, a thread and a ticket" \
+  '[ "$(sql "select count(*) from contacts") $(sql "select count(*) from threads") $(sql "select count(*) from tickets")" = "1 1 1" ]'
+check "the contact's profile comes from the sender" '[ "$(sql "select name || '"'/'"' || email from contacts")" = "Kim/kim@example.com" ]'
+out=$($DOUBLE post --bad --secret "$E2E_SECRET" "$base/demo/messages" '{"id": "x2", "sender": {"id": "u"}, "text": "hi"}')
+check "bad signature → 401" '[[ "$out" == 401* ]]' "$out"
+out=$($DOUBLE post --skew -600 --secret "$E2E_SECRET" "$base/demo/messages" '{"id": "x3", "sender": {"id": "u"}, "text": "hi"}')
+check "stale timestamp → 401" '[[ "$out" == 401* ]]' "$out"
+out=$(post "$base/demo/messages" '{"id": "x4", "sender": {}, "text": "hi"}')
+check "missing sender.id → 400 naming the field" '[[ "$out" == 400*sender.id* ]]' "$out"
+check "nothing stored for refused requests" '[ "$(sql "select count(*) from messages where direction = '"'in'"'")" = 1 ]'
+
+# The instant reply goes through the outbox to the double, signed.
+wait_for 'grep -q "Thanks, we got" "$work/double.log" 2>/dev/null'
+line=$(grep "Thanks, we got" "$work/double.log" 2>/dev/null | head -1)
+check "the automatic reply reached the integration" '[ -n "$line" ]' "$(cat "$work/daemon.log")"
+check "its signature verifies" 'grep -q "\"valid_signature\": true" <<<"$line"' "$line"
+check "it names the recipient and carries an idempotency key" \
+  'grep -q "\"recipient\": {\"id\": \"user-42\"" <<<"$line" && grep -q "\"idempotency_key\": \"[^\"]" <<<"$line"' "$line"
+wait_for '[ "$(out_status demo)" = sent ]'
+check "the reply is stored as sent, automatic, with the external id" \
+  '[ "$(sql "select status || '"'/'"' || external_id || '"'/'"' || automatic from messages where direction = '"'out'"' and channel = '"'demo'"'")" = "sent/ext-1/1" ]' \
+  "$(sql "select * from messages")"
+
+out=$(post "$base/demo/status" '{"id": "ext-1", "status": "delivered"}')
+check "a delivery receipt → 200" '[[ "$out" == 200* ]]' "$out"
+wait_for '[ "$(sql "select status from messages where external_id = '"'ext-1'"'")" = delivered ]'
+check "the reply is marked delivered" '[ "$(sql "select status from messages where external_id = '"'ext-1'"'")" = delivered ]'
+
+out=$(post "$base/demo/messages" '{"id": "ext-msg-2", "sender": {"id": "user-42"}, "text": "Still there?"}')
+check "a second message from the contact → 200" '[[ "$out" == 200* ]]' "$out"
+sleep 1.5
+check "it joins the open conversation" '[ "$(sql "select count(*) from threads")" = 1 ]'
+check "no second instant reply in the same conversation" '[ "$(grep -c "Thanks, we got" "$work/double.log")" = 1 ]'
+
+# 429 with Retry-After → retried, then sent; 400 → failed with the body's error.
+post "$base/slow/messages" '{"id": "s1", "sender": {"id": "u-slow"}, "text": "hi"}' >/dev/null
+post "$base/refusing/messages" '{"id": "r1", "sender": {"id": "u-ref"}, "text": "hi"}' >/dev/null
+wait_for '[ "$(out_status slow)" = sent ]'
+check "a 429 is retried after Retry-After and then sent" '[ "$(out_status slow)" = sent ]' \
+  "$(sql "select * from messages where channel = 'slow'"; sql "select * from outbox")"
+attempts=$(grep -c '/out/429' "$work/double.log")
+keys=$(grep '/out/429' "$work/double.log" | python3 -c 'import sys, json; print(len({json.loads(l)["idempotency_key"] for l in sys.stdin}))')
+check "both attempts carried the same idempotency key" '[ "$attempts $keys" = "2 1" ]' "$attempts attempts, $keys keys"
+wait_for '[ "$(out_status refusing)" = failed ]'
+check "a 400 fails the reply with the integration's error text" \
+  '[ "$(sql "select status || '"'/'"' || error from messages where direction = '"'out'"' and channel = '"'refusing'"'")" = "failed/unknown recipient" ]' \
+  "$(sql "select * from messages where channel = 'refusing'")"
+
+check "the signing secret never reaches the log" '! grep -q "$E2E_SECRET" "$work/daemon.log"'
+kill -TERM "$daemon"
+wait "$daemon"
+rc=$?
+pids=("${pids[0]}")
+check "SIGTERM stops the daemon with status 0" '[ $rc -eq 0 ]'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
