@@ -269,6 +269,7 @@ int channel_kv_seed(sb_channel *ch, const char *key, const char *value, size_t l
   return 0;
 }
 
+channel_counters *channel_counters_of(sb_channel *ch) { return &ch->counters; }
 const char *channel_name(const sb_channel *ch) { return ch->spec.name; }
 const char *channel_inbox(const sb_channel *ch) { return ch->spec.inbox; }
 const loader_plugin *channel_plugin(const sb_channel *ch) { return ch->plugin; }

@@ -98,6 +98,20 @@ int channel_send(sb_channel *ch, const sb_outbound_message *msg, sb_send_op *op)
  * -ENOMEM. */
 int channel_kv_seed(sb_channel *ch, const char *key, const char *value, size_t len);
 
+/* What one channel did since it was created, for metrics. The relay and the
+ * ingress count into it. */
+typedef struct channel_counters {
+  uint64_t inbound;               /* messages handed to the router */
+  uint64_t duplicates;            /* redeliveries */
+  uint64_t inbound_failed;        /* not stored */
+  uint64_t statuses;              /* delivery statuses */
+  uint64_t sent, retried, failed; /* send() outcomes */
+  uint64_t held;                  /* sends held while the channel was down */
+  uint64_t webhooks;              /* requests to /hooks/{channel} */
+  uint64_t webhook_refused;       /* answered 401 or 403 by the plugin (bad signature or token) */
+} channel_counters;
+channel_counters *channel_counters_of(sb_channel *ch);
+
 const char *channel_name(const sb_channel *ch);
 const char *channel_inbox(const sb_channel *ch);
 const loader_plugin *channel_plugin(const sb_channel *ch);

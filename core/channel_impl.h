@@ -58,6 +58,7 @@ struct sb_channel {
   channel_link watches;
   channel_link calls;
   channel_kv *kv;
+  channel_counters counters;
 };
 
 void channel_link_init(channel_link *head);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "channel.h"
+#include "health.h"
 #include "http.h"
 #include "httpc.h"
 #include "ingress.h"
@@ -32,6 +33,7 @@ typedef struct daemon_host {
   relay *relay;
   http_server *http;
   ingress *ingress;
+  health_sources health;
   sb_channel **channels;
   size_t channel_count;
   unsigned opening_channels; /* being put in the store and created */
@@ -270,44 +272,13 @@ static void daemon__reload(daemon_host *d) {
   log_info("reloaded: %zu channels kept, %zu closed, %zu started", kept, closed, started);
 }
 
-/* GET /healthz: the store answers, and each channel's state. */
-typedef struct daemon_health {
-  daemon_host *d;
-  http_responder *res;
-} daemon_health;
-
-static void daemon__health_checked(void *arg, int status, json_t *result, const char *err) {
-  daemon_health *h = arg;
-  daemon_host *d = h->d;
-  json_t *channels = json_array();
-  for (size_t i = 0; i < d->channel_count; i++) {
-    sb_channel *ch = d->channels[i];
-    const char *reason = channel_state_reason(ch);
-    json_array_append_new(channels, json_pack("{s:s, s:s, s:s, s:s?}", "name", channel_name(ch), "plugin",
-                                              channel_plugin(ch)->desc.id, "state",
-                                              channel_state_name(channel_state(ch)), "reason",
-                                              reason[0] != '\0' ? reason : NULL));
-  }
-  int ok = status == 0 && !d->stopping;
-  http_respond_json(h->res, ok ? 200 : 503,
-                    json_pack("{s:s, s:s, s:{s:s, s:s?}, s:o}", "status", ok ? "ok" : d->stopping ? "stopping" : "degraded",
-                              "version", SB_VERSION, "store", "status", status == 0 ? "ok" : "failing", "error",
-                              status == 0 ? NULL : err, "channels", channels));
-  free(h);
+static sb_channel *const *daemon__channels(void *ctx, size_t *count) {
+  daemon_host *d = ctx;
+  *count = d->channel_count;
+  return d->channels;
 }
 
-static void daemon__healthz(void *arg, const http_request *req, http_responder *res) {
-  daemon_host *d = arg;
-  daemon_health *h = malloc(sizeof(*h));
-  if (h == NULL) {
-    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
-    return;
-  }
-  h->d = d;
-  h->res = res;
-  /* A round trip through the writer proves the store is open and answering. */
-  if (store_pipelines_list(d->st, daemon__health_checked, h) != 0) daemon__health_checked(h, -EIO, NULL, "store closed");
-}
+static int daemon__stopping(void *ctx) { return ((daemon_host *)ctx)->stopping; }
 
 static void daemon__stop(daemon_host *d, const char *why);
 
@@ -324,7 +295,9 @@ static void daemon__start_serving(daemon_host *d) {
   };
   char err[1024];
   int rc = http_new(&d->loop, &opt, &d->http, err, sizeof(err));
-  if (rc == 0) rc = http_route(d->http, "GET", "/healthz", daemon__healthz, d);
+  d->health = (health_sources){.st = d->st, .relay = d->relay, .http = d->http, .httpc = d->httpc, .ctx = d,
+                               .channels = daemon__channels, .stopping = daemon__stopping};
+  if (rc == 0) rc = health_register(d->http, &d->health);
   if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
   if (rc != 0) {
     fprintf(stderr, "switchboard: %s\n", err);
@@ -354,6 +327,7 @@ static void daemon__httpc_closed(void *arg) {
   d->relay = NULL;
   store_close(d->st);
   d->st = NULL;
+  memset(&d->health, 0, sizeof(d->health));
   uv_close((uv_handle_t *)&d->sigint, daemon__handle_closed);
   uv_close((uv_handle_t *)&d->sigterm, daemon__handle_closed);
   uv_close((uv_handle_t *)&d->sighup, daemon__handle_closed);

@@ -32,6 +32,7 @@ static void ingress__unlink(hook_call *c) {
 static int ingress__respond(sb_responder *self, int status, const sb_http_header *headers, size_t n,
                             const char *body, size_t len) {
   hook_call *c = (hook_call *)self;
+  if (status == 401 || status == 403) channel_counters_of(c->ch)->webhook_refused++;
   http_header stack[32];
   http_header *h = n <= 32 ? stack : calloc(n, sizeof(*h));
   int rc = SB_ENOMEM;
@@ -68,6 +69,7 @@ static void ingress__handle(void *arg, const http_request *req, http_responder *
     http_respond_error(res, 404, "not_found", "no such channel, or the channel is off", NULL);
     return;
   }
+  channel_counters_of(ch)->webhooks++;
   /* subpath: what follows "/hooks/<segment>" in the raw path. */
   const char *seg = req->path + strlen("/hooks/");
   const char *sub = strchr(seg, '/');

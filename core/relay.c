@@ -19,6 +19,7 @@ typedef struct relay_send {
   sb_channel *ch;
   outbox_done *done;
   sb_attachment *attachments;
+  uint64_t started_ns;
 } relay_send;
 
 struct relay {
@@ -43,18 +44,26 @@ static const char *relay__kind(uint32_t kind) {
 
 typedef struct relay_inbound {
   relay *r;
+  sb_channel *ch; /* alive until done runs: the host holds it */
   sb_inbound_done_fn done;
   void *arg;
+  uint64_t submitted_ns;
 } relay_inbound;
 
 static void relay__stored(void *arg, int status, int64_t message_id, int duplicate, const char *err) {
   relay_inbound *in = arg;
+  channel_counters *cc = channel_counters_of(in->ch);
   char id[24];
+  metrics_observe(&in->r->stats.commit_latency, (double)(uv_hrtime() - in->submitted_ns) / 1e9);
   if (status == 0) {
     snprintf(id, sizeof(id), "%" PRId64, message_id);
-    if (duplicate) in->r->stats.duplicates++;
+    if (duplicate) {
+      in->r->stats.duplicates++;
+      cc->duplicates++;
+    }
   } else {
     in->r->stats.inbound_failed++;
+    cc->inbound_failed++;
     log_error("an inbound message was not stored: %s", err != NULL ? err : "unknown error");
   }
   in->done(in->arg, status == 0 ? SB_OK : SB_EIO, status == 0 ? id : NULL, duplicate);
@@ -98,8 +107,10 @@ static int relay__inbound(void *ctx, sb_channel *ch, const sb_inbound_message *m
   /* The ABI's SB_IN_* and the router's ROUTER_IN_* share their values. */
   ri.flags = m->flags & (ROUTER_IN_AUTOMATIC | ROUTER_IN_ECHO | ROUTER_IN_BOUNCE | ROUTER_IN_NO_AUTOREPLY);
   in->r = r;
+  in->ch = ch;
   in->done = done;
   in->arg = arg;
+  in->submitted_ns = uv_hrtime();
   char err[256] = "";
   int rc = router_submit_inbound(r->st, &ri, relay__stored, in, err, sizeof(err));
   if (att != stack) free(att);
@@ -109,6 +120,7 @@ static int relay__inbound(void *ctx, sb_channel *ch, const sb_inbound_message *m
     return rc == -EINVAL ? SB_EINVAL : SB_EIO;
   }
   r->stats.inbound++;
+  channel_counters_of(ch)->inbound++;
   return SB_OK;
 }
 
@@ -153,6 +165,7 @@ static int relay__status(void *ctx, sb_channel *ch, const sb_status_update *u) {
     return SB_EIO;
   }
   r->stats.statuses++;
+  channel_counters_of(ch)->statuses++;
   return SB_OK;
 }
 
@@ -202,17 +215,22 @@ static void relay__send_unlink(relay_send *s) {
 static void relay__send_complete(sb_send_op *op, int outcome, const char *text, uint32_t retry_after_ms) {
   relay_send *s = (relay_send *)op;
   relay *r = s->r;
+  channel_counters *cc = channel_counters_of(s->ch);
+  metrics_observe(&r->stats.send_latency, (double)(uv_hrtime() - s->started_ns) / 1e9);
   switch (outcome) {
   case CHANNEL_SEND_OK:
     r->stats.sends_ok++;
+    cc->sent++;
     outbox_done_ok(s->done, text);
     break;
   case CHANNEL_SEND_RETRY:
     r->stats.sends_retry++;
+    cc->retried++;
     outbox_done_retry(s->done, retry_after_ms, text != NULL ? text : "the channel asked to retry");
     break;
   default:
     r->stats.sends_failed++;
+    cc->failed++;
     outbox_done_fail(s->done, text != NULL ? text : "the channel refused the message");
     break;
   }
@@ -241,6 +259,7 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
   char reason[256];
   if (ch == NULL || SB_STATE_IS_FATAL(channel_state(ch))) {
     r->stats.sends_held++;
+    if (ch != NULL) channel_counters_of(ch)->held++;
     if (ch == NULL) {
       snprintf(reason, sizeof(reason), "channel \"%s\" is not running", item->channel);
     } else {
@@ -261,6 +280,7 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
   s->r = r;
   s->ch = ch;
   s->done = done;
+  s->started_ns = uv_hrtime();
   char message_id[24];
   snprintf(message_id, sizeof(message_id), "%" PRId64, item->message_id);
   sb_outbound_message m = {

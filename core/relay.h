@@ -10,6 +10,7 @@
 #define SB_CORE_RELAY_H
 
 #include "channel.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "store.h"
 
@@ -48,6 +49,8 @@ typedef struct relay_stats {
   uint64_t sends;           /* send() calls */
   uint64_t sends_ok, sends_retry, sends_failed;
   uint64_t sends_held;      /* not sent: channel not running or in a fatal state */
+  metrics_histogram commit_latency; /* emit_inbound to durable commit */
+  metrics_histogram send_latency;   /* send() to its completion */
 } relay_stats;
 void relay_get_stats(const relay *r, relay_stats *out);
 

@@ -181,6 +181,10 @@ int store_outbox_retry(store *st, int64_t outbox_id, int64_t next_at_ms, const c
 int store_outbox_fail(store *st, int64_t outbox_id, const char *reason, int dead,
                       store_json_cb cb, void *arg);
 
+/* How many outbox rows wait (pending), are being sent (sending) and were
+ * dead-lettered (dead). Result: {pending, sending, dead}. For metrics. */
+int store_outbox_counts(store *st, store_json_cb cb, void *arg);
+
 /* Delivery receipt for one outbound message by (channel, external id):
  * status "delivered" | "read" | "failed" (error kept). Never moves a status
  * backwards. Result: {message_id} or -ENOENT. */

@@ -374,3 +374,26 @@ int store_delivery_watermark(store *st, const char *channel, const char *kind, c
                                   "status", status, "up_to", (json_int_t)up_to_ms),
                         cb, arg);
 }
+
+static int sq__outbox_counts(store *st, sq_req *r, json_t *args, json_t **result) {
+  (void)args;
+  sqlite3_stmt *s = sq_prep(st, "SELECT state, count(*) FROM outbox WHERE state IN ('pending', 'sending', 'dead')"
+                                " GROUP BY state");
+  if (s == NULL) return sq_fail(st, r, "counting outbox rows");
+  json_t *counts = json_pack("{sI sI sI}", "pending", (json_int_t)0, "sending", (json_int_t)0, "dead", (json_int_t)0);
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_object_set_new(counts, (const char *)sqlite3_column_text(s, 0), json_integer(sqlite3_column_int64(s, 1)));
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(counts);
+    return sq_fail(st, r, "counting outbox rows");
+  }
+  *result = counts;
+  return 0;
+}
+
+int store_outbox_counts(store *st, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__outbox_counts, json_object(), cb, arg);
+}

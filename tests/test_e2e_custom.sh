@@ -105,6 +105,20 @@ check "a 400 fails the reply with the integration's error text" \
   '[ "$(sql "select status || '"'/'"' || error from messages where direction = '"'out'"' and channel = '"'refusing'"'")" = "failed/unknown recipient" ]' \
   "$(sql "select * from messages where channel = 'refusing'")"
 
+metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
+metric() { awk -v k="$1" '$1 == k {print $2}' <<<"$metrics"; }
+m_in=$(metric 'switchboard_inbound_messages_total{channel="demo"}')
+m_dup=$(metric 'switchboard_inbound_duplicates_total{channel="demo"}')
+m_sig=$(metric 'switchboard_webhook_signature_failures_total{channel="demo"}')
+m_sends="$(metric 'switchboard_outbound_messages_total{channel="slow",result="retry"}') $(metric 'switchboard_outbound_messages_total{channel="slow",result="sent"}') $(metric 'switchboard_outbound_messages_total{channel="refusing",result="failed"}')"
+check "metrics count inbound messages per channel" '[ "$m_in" = 3 ]' "$m_in"
+check "metrics count redeliveries" '[ "$m_dup" = 1 ]' "$m_dup"
+check "metrics count signature failures" '[ "$m_sig" = 2 ]' "$m_sig"
+check "metrics count sends by result" '[ "$m_sends" = "1 1 1" ]' "$m_sends"
+check "metrics show the outbox depth and latency histograms" \
+  'grep -q "^switchboard_outbox_depth{state=\"pending\"} 0" <<<"$metrics" && grep -q "^switchboard_store_commit_seconds_count [1-9]" <<<"$metrics" && grep -q "^switchboard_send_seconds_bucket{le=\"+Inf\"} [1-9]" <<<"$metrics"'
+check "metrics show channel states" 'grep -q "^switchboard_channel_state{channel=\"demo\",plugin=\"custom\",state=\"connected\"} 1" <<<"$metrics"'
+
 check "the signing secret never reaches the log" '! grep -q "$E2E_SECRET" "$work/daemon.log"'
 kill -TERM "$daemon"
 wait "$daemon"

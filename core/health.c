@@ -1,0 +1,195 @@
+/* health.c — /healthz and /metrics from the daemon's parts. */
+#include "health.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+
+typedef struct health_req {
+  const health_sources *src;
+  http_responder *res;
+} health_req;
+
+static health_req *health__req(const health_sources *src, http_responder *res) {
+  health_req *h = malloc(sizeof(*h));
+  if (h == NULL) {
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return NULL;
+  }
+  h->src = src;
+  h->res = res;
+  return h;
+}
+
+static void health__checked(void *arg, int status, json_t *result, const char *err) {
+  health_req *h = arg;
+  const health_sources *src = h->src;
+  size_t n = 0;
+  sb_channel *const *list = src->channels(src->ctx, &n);
+  json_t *channels = json_array();
+  for (size_t i = 0; i < n; i++) {
+    sb_channel *ch = list[i];
+    const char *reason = channel_state_reason(ch);
+    json_array_append_new(channels, json_pack("{s:s, s:s, s:s, s:s?}", "name", channel_name(ch), "plugin",
+                                              channel_plugin(ch)->desc.id, "state",
+                                              channel_state_name(channel_state(ch)), "reason",
+                                              reason[0] != '\0' ? reason : NULL));
+  }
+  int stopping = src->stopping(src->ctx);
+  int ok = status == 0 && !stopping;
+  http_respond_json(h->res, ok ? 200 : 503,
+                    json_pack("{s:s, s:s, s:{s:s, s:s?}, s:o}", "status", ok ? "ok" : stopping ? "stopping" : "degraded",
+                              "version", SB_VERSION, "store", "status", status == 0 ? "ok" : "failing", "error",
+                              status == 0 ? NULL : err, "channels", channels));
+  free(h);
+}
+
+/* GET /healthz: a round trip through the store's writer proves it answers. */
+static void health__healthz(void *arg, const http_request *req, http_responder *res) {
+  health_req *h = health__req(arg, res);
+  if (h == NULL) return;
+  if (h->src->st == NULL || store_pipelines_list(h->src->st, health__checked, h) != 0) {
+    health__checked(h, -EIO, NULL, "the store is closed");
+  }
+}
+
+static void health__channel_metrics(metrics_text *t, sb_channel *const *list, size_t n) {
+  static const struct {
+    const char *name, *help;
+    size_t offset;
+  } counters[] = {
+      {"switchboard_inbound_messages_total", "Inbound messages handed to the router.", offsetof(channel_counters, inbound)},
+      {"switchboard_inbound_duplicates_total", "Redelivered inbound messages answered with the original id.",
+       offsetof(channel_counters, duplicates)},
+      {"switchboard_inbound_failures_total", "Inbound messages that could not be stored.",
+       offsetof(channel_counters, inbound_failed)},
+      {"switchboard_delivery_statuses_total", "Delivery statuses reported by channels.", offsetof(channel_counters, statuses)},
+      {"switchboard_webhook_requests_total", "Requests to /hooks/{channel}.", offsetof(channel_counters, webhooks)},
+      {"switchboard_webhook_signature_failures_total", "Webhooks refused with 401 or 403 (bad signature or token).",
+       offsetof(channel_counters, webhook_refused)},
+  };
+  char name[256];
+  for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
+    metrics_family(t, counters[k].name, "counter", counters[k].help);
+    for (size_t i = 0; i < n; i++) {
+      const channel_counters *c = channel_counters_of(list[i]);
+      uint64_t v;
+      memcpy(&v, (const char *)c + counters[k].offset, sizeof(v));
+      metrics_printf(t, "%s{channel=\"%s\"} %llu\n", counters[k].name, metrics_label(channel_name(list[i]), name, sizeof(name)),
+                     (unsigned long long)v);
+    }
+  }
+  metrics_family(t, "switchboard_outbound_messages_total", "counter", "Outbound sends by result.");
+  for (size_t i = 0; i < n; i++) {
+    const channel_counters *c = channel_counters_of(list[i]);
+    metrics_label(channel_name(list[i]), name, sizeof(name));
+    metrics_printf(t,
+                   "switchboard_outbound_messages_total{channel=\"%s\",result=\"sent\"} %llu\n"
+                   "switchboard_outbound_messages_total{channel=\"%s\",result=\"retry\"} %llu\n"
+                   "switchboard_outbound_messages_total{channel=\"%s\",result=\"failed\"} %llu\n"
+                   "switchboard_outbound_messages_total{channel=\"%s\",result=\"held\"} %llu\n",
+                   name, (unsigned long long)c->sent, name, (unsigned long long)c->retried, name,
+                   (unsigned long long)c->failed, name, (unsigned long long)c->held);
+  }
+  metrics_family(t, "switchboard_channel_state", "gauge", "1 for each channel's current state.");
+  for (size_t i = 0; i < n; i++) {
+    char plugin[96];
+    metrics_printf(t, "switchboard_channel_state{channel=\"%s\",plugin=\"%s\",state=\"%s\"} 1\n",
+                   metrics_label(channel_name(list[i]), name, sizeof(name)),
+                   metrics_label(channel_plugin(list[i])->desc.id, plugin, sizeof(plugin)),
+                   channel_state_name(channel_state(list[i])));
+  }
+}
+
+static void health__metrics_render(void *arg, int status, json_t *counts, const char *err) {
+  health_req *h = arg;
+  const health_sources *src = h->src;
+  metrics_text t = {0};
+  metrics_family(&t, "switchboard_build_info", "gauge", "The running version.");
+  metrics_printf(&t, "switchboard_build_info{version=\"%s\"} 1\n", SB_VERSION);
+  metrics_family(&t, "switchboard_up", "gauge", "1 while the store answers.");
+  metrics_printf(&t, "switchboard_up %d\n", status == 0);
+  size_t n = 0;
+  sb_channel *const *list = src->channels(src->ctx, &n);
+  health__channel_metrics(&t, list, n);
+  if (status == 0) {
+    metrics_family(&t, "switchboard_outbox_depth", "gauge", "Outbox rows by state.");
+    const char *state;
+    json_t *v;
+    json_object_foreach(counts, state, v) {
+      metrics_printf(&t, "switchboard_outbox_depth{state=\"%s\"} %lld\n", state, (long long)json_integer_value(v));
+    }
+  }
+  if (src->relay != NULL) {
+    relay_stats rs;
+    relay_get_stats(src->relay, &rs);
+    metrics_family(&t, "switchboard_store_commit_seconds", "histogram",
+                   "From a plugin's emit_inbound to the durable commit of the message.");
+    metrics_histogram_write(&t, "switchboard_store_commit_seconds", "", &rs.commit_latency);
+    metrics_family(&t, "switchboard_send_seconds", "histogram", "From a plugin's send() to its completion.");
+    metrics_histogram_write(&t, "switchboard_send_seconds", "", &rs.send_latency);
+  }
+  if (src->st != NULL) {
+    store_stats ss;
+    store_get_stats(src->st, &ss);
+    metrics_family(&t, "switchboard_store_transactions_total", "counter", "Committed store transactions (group commits).");
+    metrics_printf(&t, "switchboard_store_transactions_total %llu\n", (unsigned long long)ss.transactions);
+    metrics_family(&t, "switchboard_store_requests_total", "counter", "Requests run by the store.");
+    metrics_printf(&t, "switchboard_store_requests_total %llu\n", (unsigned long long)ss.requests);
+  }
+  if (src->http != NULL) {
+    http_stats hs;
+    http_get_stats(src->http, &hs);
+    metrics_family(&t, "switchboard_http_responses_total", "counter", "HTTP responses by status class.");
+    for (int c = 1; c <= 5; c++) {
+      metrics_printf(&t, "switchboard_http_responses_total{class=\"%dxx\"} %llu\n", c,
+                     (unsigned long long)hs.responses_by_class[c]);
+    }
+    metrics_family(&t, "switchboard_http_connections", "gauge", "Open HTTP connections.");
+    metrics_printf(&t, "switchboard_http_connections %llu\n", (unsigned long long)hs.active_connections);
+  }
+  if (src->httpc != NULL) {
+    httpc_stats cs;
+    httpc_get_stats(src->httpc, &cs);
+    metrics_family(&t, "switchboard_http_client_in_flight", "gauge", "Plugins' HTTP requests in flight.");
+    metrics_printf(&t, "switchboard_http_client_in_flight %llu\n", (unsigned long long)cs.in_flight);
+    metrics_family(&t, "switchboard_http_client_requests_total", "counter", "Plugins' HTTP requests by outcome.");
+    metrics_printf(&t,
+                   "switchboard_http_client_requests_total{outcome=\"completed\"} %llu\n"
+                   "switchboard_http_client_requests_total{outcome=\"failed\"} %llu\n"
+                   "switchboard_http_client_requests_total{outcome=\"timed_out\"} %llu\n"
+                   "switchboard_http_client_requests_total{outcome=\"cancelled\"} %llu\n",
+                   (unsigned long long)cs.completed, (unsigned long long)cs.failed, (unsigned long long)cs.timed_out,
+                   (unsigned long long)cs.cancelled);
+  }
+  size_t len = 0;
+  char *body = metrics_text_take(&t, &len);
+  if (body == NULL) {
+    http_respond_error(h->res, 503, "unavailable", "out of memory", NULL);
+  } else {
+    static const char type[] = "text/plain; version=0.0.4; charset=utf-8";
+    http_header ct = {"Content-Type", type, sizeof(type) - 1};
+    http_respond(h->res, 200, &ct, 1, body, len);
+    free(body);
+  }
+  (void)err;
+  free(h);
+}
+
+/* GET /metrics: the outbox depth comes from the store, the rest from memory. */
+static void health__metrics(void *arg, const http_request *req, http_responder *res) {
+  health_req *h = health__req(arg, res);
+  if (h == NULL) return;
+  if (h->src->st == NULL || store_outbox_counts(h->src->st, health__metrics_render, h) != 0) {
+    health__metrics_render(h, -EIO, NULL, "the store is closed");
+  }
+}
+
+int health_register(http_server *s, const health_sources *src) {
+  int rc = http_route(s, "GET", "/healthz", health__healthz, (void *)src);
+  if (rc == 0) rc = http_route(s, "GET", "/metrics", health__metrics, (void *)src);
+  return rc;
+}
