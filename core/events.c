@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct events_sub {
   int token;
   events_fn fn;
   void *arg;
   int dead;
+  char *type; /* only events of this type, or NULL for all */
 } events_sub;
 
 struct events_bus {
@@ -26,16 +28,24 @@ events_bus *events_bus_new(void) {
 
 void events_bus_free(events_bus *bus) {
   if (bus == NULL) return;
+  for (size_t i = 0; i < bus->n; i++) free(bus->subs[i].type);
   free(bus->subs);
   free(bus);
 }
 
-int events_subscribe(events_bus *bus, events_fn fn, void *arg) {
+int events_subscribe(events_bus *bus, events_fn fn, void *arg) { return events_subscribe_type(bus, NULL, fn, arg); }
+
+int events_subscribe_type(events_bus *bus, const char *type, events_fn fn, void *arg) {
   if (bus == NULL || fn == NULL) return -EINVAL;
+  char *copy = type != NULL ? strdup(type) : NULL;
+  if (type != NULL && copy == NULL) return -ENOMEM;
   if (bus->n == bus->cap) {
     size_t cap = bus->cap ? bus->cap * 2 : 8;
     events_sub *s = realloc(bus->subs, cap * sizeof(*s));
-    if (s == NULL) return -ENOMEM;
+    if (s == NULL) {
+      free(copy);
+      return -ENOMEM;
+    }
     bus->subs = s;
     bus->cap = cap;
   }
@@ -44,6 +54,7 @@ int events_subscribe(events_bus *bus, events_fn fn, void *arg) {
   s->fn = fn;
   s->arg = arg;
   s->dead = 0;
+  s->type = copy;
   return s->token;
 }
 
@@ -51,8 +62,13 @@ int events_subscribe(events_bus *bus, events_fn fn, void *arg) {
  * happens once the walk is over so indices stay valid. */
 static void events__compact(events_bus *bus) {
   size_t j = 0;
-  for (size_t i = 0; i < bus->n; i++)
-    if (!bus->subs[i].dead) bus->subs[j++] = bus->subs[i];
+  for (size_t i = 0; i < bus->n; i++) {
+    if (!bus->subs[i].dead) {
+      bus->subs[j++] = bus->subs[i];
+    } else {
+      free(bus->subs[i].type);
+    }
+  }
   bus->n = j;
 }
 
@@ -74,12 +90,23 @@ size_t events_subscriber_count(const events_bus *bus) {
   return n;
 }
 
+static int events__matches(const events_sub *s, const char *type) {
+  return !s->dead && (s->type == NULL || (type != NULL && strcmp(s->type, type) == 0));
+}
+
+int events_wants(const events_bus *bus, const char *type) {
+  for (size_t i = 0; bus != NULL && i < bus->n; i++) {
+    if (events__matches(&bus->subs[i], type)) return 1;
+  }
+  return 0;
+}
+
 void events_publish(events_bus *bus, const events_event *ev) {
   if (bus == NULL || ev == NULL) return;
   bus->publishing++;
   size_t n = bus->n;
   for (size_t i = 0; i < n; i++)
-    if (!bus->subs[i].dead) bus->subs[i].fn(bus->subs[i].arg, ev);
+    if (events__matches(&bus->subs[i], ev->type)) bus->subs[i].fn(bus->subs[i].arg, ev);
   if (--bus->publishing == 0) events__compact(bus);
 }
 

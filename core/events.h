@@ -50,6 +50,13 @@ void events_bus_free(events_bus *bus);
  * -ENOMEM. A subscriber added during a publish sees the next event. */
 int events_subscribe(events_bus *bus, events_fn fn, void *arg);
 
+/* Like events_subscribe, but fn only sees events of one type (copied). */
+int events_subscribe_type(events_bus *bus, const char *type, events_fn fn, void *arg);
+
+/* True when some subscriber would see an event of this type: publishers
+ * skip building events nobody wants. */
+int events_wants(const events_bus *bus, const char *type);
+
 /* Removes the subscriber with this token; returns 0 or -ENOENT. Safe to call
  * from inside a callback. */
 int events_unsubscribe(events_bus *bus, int token);

@@ -179,8 +179,7 @@ static void ob__claim(outbox *ob) {
 static void ob__on_timer(uv_timer_t *t) { ob__claim(t->data); }
 
 static void ob__on_event(void *arg, const events_event *ev) {
-  if (strcmp(ev->type, "message.out") == 0 &&
-      strcmp(ob__s(ev->data, "status") ? ob__s(ev->data, "status") : "", "queued") == 0)
+  if (strcmp(ob__s(ev->data, "status") ? ob__s(ev->data, "status") : "", "queued") == 0)
     outbox_kick(arg);
 }
 
@@ -200,7 +199,8 @@ int outbox_start(uv_loop_t *loop, store *st, const outbox_config *cfg, outbox_se
   ob->send = send;
   ob->ctx = ctx;
   ob->rng = (uint32_t)uv_hrtime() | 1u;
-  int tok = events_subscribe(store_events(st), ob__on_event, ob);
+  /* Only message.out: the bus then skips building every other event for us. */
+  int tok = events_subscribe_type(store_events(st), "message.out", ob__on_event, ob);
   if (tok < 0) {
     free(ob);
     return tok;

@@ -387,8 +387,8 @@ static void sq__writer(void *arg) {
 }
 
 static void sq__publish(store *st, sq_req *r) {
-  int listening = events_subscriber_count(st->bus) > 0;
-  for (sq_event_rec *e = r->events; e != NULL && listening; e = e->next) {
+  for (sq_event_rec *e = r->events; e != NULL; e = e->next) {
+    if (!events_wants(st->bus, e->type)) continue; /* no parse for nobody */
     json_t *data = json_loads(e->data, 0, NULL);
     events_event ev = {e->id, e->type, e->channel, e->inbox, data};
     events_publish(st->bus, &ev);

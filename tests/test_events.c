@@ -51,6 +51,30 @@ START_TEST(bus_delivers_in_subscription_order_and_unsubscribes) {
 }
 END_TEST
 
+START_TEST(typed_subscribers_see_only_their_type) {
+  events_bus *bus = events_bus_new();
+  seen outs = {0}, all = {0};
+  ck_assert(!events_wants(bus, "message.in"));
+  int t = events_subscribe_type(bus, "message.out", record, &outs);
+  ck_assert_int_gt(t, 0);
+  ck_assert(events_wants(bus, "message.out"));
+  ck_assert(!events_wants(bus, "message.in"));
+  events_event in = {.id = 1, .type = "message.in"}, out = {.id = 2, .type = "message.out"};
+  events_publish(bus, &in);
+  events_publish(bus, &out);
+  ck_assert_int_eq(outs.n, 1);
+  ck_assert_int_eq(outs.ids[0], 2);
+  events_subscribe(bus, record, &all);
+  ck_assert(events_wants(bus, "message.in"));
+  events_publish(bus, &in);
+  ck_assert_int_eq(all.n, 1);
+  ck_assert_int_eq(outs.n, 1);
+  ck_assert_int_eq(events_unsubscribe(bus, t), 0);
+  ck_assert(!events_wants(bus, "contact.merged") || events_subscriber_count(bus) == 1);
+  events_bus_free(bus);
+}
+END_TEST
+
 START_TEST(inbound_publishes_events_after_commit_with_increasing_ids) {
   fx f;
   fx_open(&f);
@@ -127,6 +151,7 @@ int main(void) {
   Suite *s = suite_create("events");
   TCase *tc = tcase_create("events");
   tcase_add_test(tc, bus_delivers_in_subscription_order_and_unsubscribes);
+  tcase_add_test(tc, typed_subscribers_see_only_their_type);
   tcase_add_test(tc, inbound_publishes_events_after_commit_with_increasing_ids);
   tcase_add_test(tc, events_after_resumes_across_restart_and_filters);
   tcase_add_test(tc, failed_request_publishes_nothing);
