@@ -539,11 +539,13 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   sqlite3_busy_timeout(st->db, 5000);
   char *msg = NULL;
   /* synchronous=FULL: in WAL mode NORMAL may lose the last commits on power
-   * loss, and an acknowledged webhook must never be lost. Large pages (only
-   * applied when the file is created) halve the per-row B-tree work of the
-   * append-heavy message path (measured in bench/router). */
+   * loss, and an acknowledged webhook must never be lost. 4 KiB pages (only
+   * applied when the file is created): a group commit writes every page it
+   * dirtied to the WAL and fsyncs it, and at webhook batch sizes 32 KiB
+   * pages wrote 4.7 times the bytes per message (bench/ingest/README.md),
+   * while they only helped the very large batches of bench/router. */
   if (sqlite3_exec(st->db,
-                   "PRAGMA page_size=32768; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+                   "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
                    "PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=4294967296;",
                    NULL, NULL, &msg) != SQLITE_OK) {
     snprintf(err, errlen, "cannot configure database %s: %s", st->path, msg ? msg : "?");
