@@ -139,6 +139,8 @@ static void health__metrics_render(void *arg, int status, json_t *counts, const 
     metrics_printf(&t, "switchboard_store_transactions_total %llu\n", (unsigned long long)ss.transactions);
     metrics_family(&t, "switchboard_store_requests_total", "counter", "Requests run by the store.");
     metrics_printf(&t, "switchboard_store_requests_total %llu\n", (unsigned long long)ss.requests);
+    metrics_family(&t, "switchboard_store_checkpoints_total", "counter", "WAL checkpoints run off the commit path.");
+    metrics_printf(&t, "switchboard_store_checkpoints_total %llu\n", (unsigned long long)ss.checkpoints);
   }
   if (src->http != NULL) {
     http_stats hs;

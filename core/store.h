@@ -58,6 +58,7 @@ typedef struct store_stats {
   uint64_t transactions; /* committed batches */
   uint64_t requests;     /* requests run */
   uint64_t inbound;      /* inbound messages routed (duplicates included) */
+  uint64_t checkpoints;  /* WAL checkpoints run off the writer's commit path */
 } store_stats;
 
 /* Snapshot of the counters; thread-safe. */

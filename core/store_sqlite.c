@@ -499,11 +499,74 @@ static void sq__free(store *st) {
   sq_cache_free(st->thread_cache);
   uv_mutex_destroy(&st->mu);
   uv_cond_destroy(&st->cv);
+  uv_cond_destroy(&st->ckpt_cv);
   free(st->path);
   free(st);
 }
 
 static void sq__on_closed(uv_handle_t *h) { sq__free(h->data); }
+
+/* WAL frames after which the writer asks for a checkpoint (16 MiB of 4 KiB
+ * pages). SQLite's own automatic checkpoint would run inside the writer's
+ * COMMIT, fsync the database file there, and hold up every webhook of the
+ * batch; the checkpointer does it on its own thread instead. */
+#define SQ_CHECKPOINT_FRAMES 4096
+
+/* Writer's WAL hook, after each commit: wakes the checkpointer when the WAL
+ * has grown. Installing it also turns SQLite's autocheckpoint off. */
+static int sq__wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
+  store *st = arg;
+  (void)db;
+  (void)name;
+  if (frames >= SQ_CHECKPOINT_FRAMES) {
+    uv_mutex_lock(&st->mu);
+    st->ckpt_wanted = 1;
+    uv_cond_signal(&st->ckpt_cv);
+    uv_mutex_unlock(&st->mu);
+  }
+  return SQLITE_OK;
+}
+
+/* Copies committed WAL frames into the database (PASSIVE: never blocks the
+ * writer; the WAL restarts from its beginning once fully copied). */
+static void sq__checkpointer(void *arg) {
+  store *st = arg;
+  for (;;) {
+    uv_mutex_lock(&st->mu);
+    while (!st->ckpt_wanted && !st->stopping) uv_cond_wait(&st->ckpt_cv, &st->mu);
+    int stop = st->stopping;
+    st->ckpt_wanted = 0;
+    uv_mutex_unlock(&st->mu);
+    if (stop) break;
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      log_warn("store: checkpoint of %s failed: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+    }
+    uv_mutex_lock(&st->mu);
+    st->stats.checkpoints++;
+    uv_mutex_unlock(&st->mu);
+  }
+}
+
+/* Opens the checkpointer's connection and starts its thread. Without it the
+ * writer falls back to SQLite's automatic checkpoints (logged). */
+static void sq__start_checkpointer(store *st) {
+  if (sqlite3_open_v2(st->path, &st->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    log_warn("store: no background checkpoints for %s: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+    sqlite3_close(st->ckpt_db);
+    st->ckpt_db = NULL;
+    return;
+  }
+  sqlite3_busy_timeout(st->ckpt_db, 5000);
+  if (uv_thread_create(&st->ckpt_thread, sq__checkpointer, st) != 0) {
+    sqlite3_close(st->ckpt_db);
+    st->ckpt_db = NULL;
+    return;
+  }
+  st->ckpt_started = 1;
+  sqlite3_wal_hook(st->db, sq__wal_hook, st);
+}
 
 int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t errlen) {
   if (loop == NULL || url == NULL || out == NULL) return -EINVAL;
@@ -524,6 +587,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   st->thread_cache = sq_cache_new((size_t)1 << 20);
   uv_mutex_init(&st->mu);
   uv_cond_init(&st->cv);
+  uv_cond_init(&st->ckpt_cv);
   if (st->path == NULL || st->bus == NULL || st->contact_cache == NULL || st->thread_cache == NULL) {
     sq__free(st);
     return -ENOMEM;
@@ -563,8 +627,18 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
     return -EIO;
   }
   st->async.data = st;
+  sq__start_checkpointer(st);
   if (uv_thread_create(&st->thread, sq__writer, st) != 0) {
     snprintf(err, errlen, "cannot start the store's writer thread");
+    if (st->ckpt_started) {
+      uv_mutex_lock(&st->mu);
+      st->stopping = 1;
+      uv_cond_signal(&st->ckpt_cv);
+      uv_mutex_unlock(&st->mu);
+      uv_thread_join(&st->ckpt_thread);
+      sqlite3_close(st->ckpt_db);
+      st->ckpt_db = NULL;
+    }
     uv_close((uv_handle_t *)&st->async, sq__on_closed);
     return -EIO;
   }
@@ -578,9 +652,16 @@ void store_close(store *st) {
   uv_mutex_lock(&st->mu);
   st->stopping = 1;
   uv_cond_signal(&st->cv);
+  uv_cond_signal(&st->ckpt_cv);
   uv_mutex_unlock(&st->mu);
   if (st->thread_started) uv_thread_join(&st->thread);
   st->thread_started = 0;
+  if (st->ckpt_started) {
+    uv_thread_join(&st->ckpt_thread);
+    sqlite3_close(st->ckpt_db); /* before the writer's: the last close checkpoints */
+    st->ckpt_db = NULL;
+    st->ckpt_started = 0;
+  }
   sq__deliver(st);
   uv_close((uv_handle_t *)&st->async, sq__on_closed);
 }

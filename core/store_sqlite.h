@@ -54,6 +54,12 @@ struct store {
   sq_cache *contact_cache;       /* "channel\x1fkind\x1fvalue" -> contact id */
   sq_cache *thread_cache;        /* per_contact / external key -> latest thread, flag closed */
   char *path;
+  /* The checkpointer: its own connection and thread copy the WAL back into
+   * the database off the writer's commit path (see sq__checkpointer). */
+  uv_thread_t ckpt_thread;
+  uv_cond_t ckpt_cv;             /* under mu */
+  int ckpt_started, ckpt_wanted; /* ckpt_wanted under mu */
+  sqlite3 *ckpt_db;
 };
 
 /* Queues a request (loop thread). Returns 0 or -ESHUTDOWN. */

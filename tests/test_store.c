@@ -100,6 +100,31 @@ START_TEST(group_commit_batches_many_messages_per_transaction) {
 }
 END_TEST
 
+START_TEST(checkpoints_run_off_the_writer_as_the_wal_grows) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  /* Small waves make many commits, as webhooks do, until the WAL has passed
+   * the checkpoint threshold several times. */
+  many_t m = {0};
+  char prefix[32];
+  for (int wave = 0; wave < 600; wave++) {
+    snprintf(prefix, sizeof(prefix), "w%d", wave);
+    submit_many(&f, &m, 10, prefix);
+    while (m.done < (wave + 1) * 10) uv_run(&f.loop, UV_RUN_ONCE);
+  }
+  ck_assert_int_eq(m.failed, 0);
+  store_stats st;
+  for (int i = 0; i < 200; i++) {
+    store_get_stats(f.st, &st);
+    if (st.checkpoints > 0) break;
+    usleep(10000);
+  }
+  ck_assert_msg(st.checkpoints > 0, "no checkpoint after %llu transactions", (unsigned long long)st.transactions);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(acknowledged_messages_survive_reopen_and_still_dedup) {
   fx f;
   fx_open(&f);
@@ -465,6 +490,7 @@ int main(void) {
   tcase_add_test(tc, database_newer_than_binary_is_refused);
   tcase_add_test(tc, migrations_run_once_and_wal_is_on);
   tcase_add_test(tc, group_commit_batches_many_messages_per_transaction);
+  tcase_add_test(tc, checkpoints_run_off_the_writer_as_the_wal_grows);
   tcase_add_test(tc, acknowledged_messages_survive_reopen_and_still_dedup);
   tcase_add_test(tc, close_drains_the_queue_and_fires_every_completion);
   tcase_add_test(tc, failing_request_does_not_fail_its_batch);
