@@ -3,13 +3,12 @@
 # codes (0 ok, 1 runtime, 2 usage/config), secrets never printed, SIGTERM
 # graceful stop, SIGHUP reload (valid and invalid). Stops only what it starts.
 set -u
+. "$(dirname "$0")/lib.sh"
 
 SB=${SB_BINARY:?}
 PLUGINS=${SB_TEST_PLUGIN_DIR:?}
 work=$(mktemp -d /tmp/sbcli.XXXXXX)
 daemon_pid=
-passed=0
-failed=0
 
 cleanup() {
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -KILL "$daemon_pid"; fi
@@ -17,27 +16,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
 
 # expect NAME STATUS GREP CMD... : runs CMD, checks its exit status and that its
 # combined output matches GREP (an extended regex; "" to skip).
-expect() {
-  local name=$1 want=$2 pattern=$3
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    not_ok "$name" "exit $rc, wanted $want; output: $out"
-  elif [ -n "$pattern" ] && ! grep -Eq -- "$pattern" <<<"$out"; then
-    not_ok "$name" "output lacks /$pattern/: $out"
-  else
-    ok "$name"
-  fi
-}
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 
 write_config() { # write_config FILE TAGS [EXTRA-CHANNEL-KEYS]
@@ -154,5 +136,4 @@ daemon_pid=
 
 expect "run with an invalid config exits 2" 2 'unknown credential' "$SB" run -c "$work/unknown.json"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

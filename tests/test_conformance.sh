@@ -5,30 +5,10 @@
 # misbehave — misnamed, crashing, hanging, leaking — get the right FAIL line
 # (exit 1); bad usage exits 2.
 set -u
+. "$(dirname "$0")/lib.sh"
 
 SB=${SB_BINARY:?}
 PLUGINS=${SB_TEST_PLUGIN_DIR:?}
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
-
-# expect NAME STATUS GREP CMD... : CMD's exit status and a line of its output.
-expect() {
-  local name=$1 want=$2 pattern=$3
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    not_ok "$name" "exit $rc, wanted $want; output: $out"
-  elif [ -n "$pattern" ] && ! grep -Eq -- "$pattern" <<<"$out"; then
-    not_ok "$name" "output lacks /$pattern/: $out"
-  else
-    ok "$name"
-  fi
-}
 
 # --- conforming plugins ------------------------------------------------------
 expect "the test plugin conforms" 0 '^20 passed, 0 failed: .* conforms to plugin ABI 1\.0$' \
@@ -98,5 +78,4 @@ expect "check with an unknown --only" 2 'no check named "nothing"' \
   "$SB" plugins check --only nothing "$PLUGINS/testplugin.so"
 expect "a file that is not a plugin" 2 'FAIL load: cannot be loaded' "$SB" plugins check "$0"
 
-echo "# $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -4,25 +4,21 @@
 # message it acknowledged (200) is stored exactly once under the id it was
 # acknowledged with, and redelivering everything creates no duplicate.
 set -u
+. "$(dirname "$0")/lib.sh"
 SB=${SB_BINARY:?}
 SRC=${SB_SOURCE_DIR:?}
 PLUGINS=${SB_PLUGIN_BUILD_DIR:?}
 work=$(mktemp -d /tmp/sbcrash.XXXXXX)
 daemon=
-passed=0 failed=0
 cleanup() {
   [ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1" "${3:-}"; fi; }
-wait_for() { for _ in $(seq 1 150); do eval "$1" && return 0; sleep 0.1; done; return 1; }
 sql() { sqlite3 "$work/db.sqlite" "$1"; }
 
 export CRASH_SECRET=crash-test-secret-0123456789
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat >"$work/sb.json" <<JSON
 {"listen": "127.0.0.1:$port", "store": "sqlite:$work/db.sqlite",
  "plugins": {"dirs": ["$PLUGINS"], "allow": ["custom"]},
@@ -79,5 +75,4 @@ rc=$?
 daemon=
 check "the restarted daemon stops cleanly" '[ $rc -eq 0 ]'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -5,22 +5,18 @@
 # to the double (signature verified there), a delivery receipt, a retried
 # send (429 + Retry-After) and a permanently failed one. Stops what it starts.
 set -u
+. "$(dirname "$0")/lib.sh"
 SB=${SB_BINARY:?}
 SRC=${SB_SOURCE_DIR:?}
 PLUGINS=${SB_PLUGIN_BUILD_DIR:?}
 DOUBLE="python3 $SRC/tests/integration_double.py"
 work=$(mktemp -d /tmp/sbe2e.XXXXXX)
 pids=()
-passed=0 failed=0
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1" "${3:-}"; fi; }
-wait_for() { for _ in $(seq 1 150); do eval "$1" && return 0; sleep 0.1; done; return 1; }
 sql() { sqlite3 "$work/db.sqlite" "$1"; }
 out_status() { sql "select status from messages where direction = 'out' and channel = '$1'"; }
 
@@ -29,7 +25,7 @@ $DOUBLE serve --secret "$E2E_SECRET" --port-file "$work/double.port" --log "$wor
 pids+=($!)
 wait_for '[ -s "$work/double.port" ]' || { echo "double did not start"; exit 1; }
 dport=$(cat "$work/double.port")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 
 channel() { # channel NAME PATH-MODE REPLY
   printf '{"name": "%s", "plugin": "custom", "credentials": {"webhook_url": "http://127.0.0.1:%s/out/%s", "signing_secret": {"env": "E2E_SECRET"}, "request_timeout": "2s"}, "auto_replies": {"instant_reply": "%s"}}' \
@@ -126,5 +122,4 @@ rc=$?
 pids=("${pids[0]}")
 check "SIGTERM stops the daemon with status 0" '[ $rc -eq 0 ]'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

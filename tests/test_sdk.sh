@@ -5,12 +5,11 @@
 # pkg-config), run its unit test against the installed stub test host, pass
 # `plugins check`, and load it in the daemon with `switchboard check -c`.
 set -u
+. "$(dirname "$0")/lib.sh"
 
 SB=${SB_BINARY:?}
 BUILD=${SB_BUILD_DIR:?}
 work=$(mktemp -d /tmp/sbsdk.XXXXXX)
-passed=0
-failed=0
 
 daemon_pid=
 
@@ -20,23 +19,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
-
-expect() { # expect NAME STATUS GREP CMD...
-  local name=$1 want=$2 pattern=$3
-  shift 3
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    not_ok "$name" "exit $rc, wanted $want; output: $out"
-  elif [ -n "$pattern" ] && ! grep -Eq -- "$pattern" <<<"$out"; then
-    not_ok "$name" "output lacks /$pattern/: $out"
-  else
-    ok "$name"
-  fi
-}
 
 # A plugin author's environment: the SDK prefix and nothing of this tree.
 unset CFLAGS LDFLAGS CPPFLAGS ASAN_OPTIONS UBSAN_OPTIONS
@@ -130,5 +112,4 @@ daemon_pid=
 sed -i 's|"outbound_url": "http://127.0.0.1:9/replies"|"outbound_url": "ftp://127.0.0.1/replies"|' "$work/switchboard.json"
 expect "its validate hook refuses a non-http URL" 2 'outbound_url' "$SB" check -c "$work/switchboard.json"
 
-echo "# $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
