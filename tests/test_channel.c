@@ -89,20 +89,8 @@ static int record_answer(sb_responder *self, int status, const sb_http_header *h
   return 0;
 }
 
-static void guard_cb(uv_timer_t *t) { *(int *)t->data = 1; }
-
 /* Runs the loop until *flag or ms pass; returns *flag. */
-static int run_until(const int *flag, uint64_t ms) {
-  uv_timer_t guard;
-  int expired = 0;
-  uv_timer_init(&loop, &guard);
-  guard.data = &expired;
-  uv_timer_start(&guard, guard_cb, ms, 0);
-  while (!*flag && !expired) uv_run(&loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&guard, NULL);
-  uv_run(&loop, UV_RUN_NOWAIT);
-  return *flag;
-}
+static int run_until(const int *flag, uint64_t ms) { return tu_run_until(&loop, flag, ms); }
 
 /* Sends one request to the channel and waits for its answer. */
 static answer *request(const char *method, const char *subpath, const char *query, const char *id, const char *body) {

@@ -161,21 +161,8 @@ static int record_answer(sb_responder *self, int status, const sb_http_header *h
   return 0;
 }
 
-static void guard_cb(uv_timer_t *t) { *(int *)t->data = 1; }
-
 /* Runs the loop until *flag or ms pass; returns *flag. */
-static int run_until(const int *flag, uint64_t ms) {
-  uv_timer_t guard;
-  int expired = 0;
-  uv_timer_init(&loop, &guard);
-  uv_update_time(&loop);
-  guard.data = &expired;
-  uv_timer_start(&guard, guard_cb, ms, 0);
-  while (!*flag && !expired) uv_run(&loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&guard, NULL);
-  uv_run(&loop, UV_RUN_NOWAIT);
-  return *flag;
-}
+static int run_until(const int *flag, uint64_t ms) { return tu_run_until(&loop, flag, ms); }
 
 static void hex32(const uint8_t mac[32], char out[65]) {
   for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", mac[i]);

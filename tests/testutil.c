@@ -70,3 +70,18 @@ int tu_run_suite(Suite *s) {
   srunner_free(sr);
   return failed == 0 ? 0 : 1;
 }
+
+static void tu__guard_cb(uv_timer_t *t) { *(int *)t->data = 1; }
+
+int tu_run_until(uv_loop_t *loop, const int *flag, uint64_t ms) {
+  uv_timer_t guard;
+  int expired = 0;
+  uv_timer_init(loop, &guard);
+  uv_update_time(loop);
+  guard.data = &expired;
+  uv_timer_start(&guard, tu__guard_cb, ms, 0);
+  while (!*flag && !expired) uv_run(loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&guard, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return *flag;
+}

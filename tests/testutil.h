@@ -20,6 +20,13 @@ char *tu_write_file(const char *dir, const char *name, const char *content);
  * NULL if not wanted). Returns the exit status, or -1 if it did not exit. */
 int tu_run(const char *cmd, char **output);
 
+#include <stdint.h>
+#include <uv.h>
+
+/* Runs loop until *flag is non-zero or ms milliseconds pass (measured from
+ * now); returns *flag. Loop thread. */
+int tu_run_until(uv_loop_t *loop, const int *flag, uint64_t ms);
+
 /* Runs a libcheck suite in the usual way and returns the process exit code. */
 int tu_run_suite(Suite *s);
 
