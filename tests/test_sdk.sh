@@ -12,9 +12,11 @@ BUILD=${SB_BUILD_DIR:?}
 work=$(mktemp -d /tmp/sbsdk.XXXXXX)
 
 daemon_pid=
+receiver_pid=
 
 cleanup() {
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -KILL "$daemon_pid"; fi
+  if [ -n "$receiver_pid" ] && kill -0 "$receiver_pid" 2>/dev/null; then kill "$receiver_pid"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -81,27 +83,60 @@ expect "the example in testhost.h passes" 0 '' bash -c "cd '$work' && ./header_e
 # --- conformance and the daemon -------------------------------------------------------------
 expect "the scaffolded plugin passes plugins check" 0 '^20 passed, 0 failed' \
   "$SB" plugins check "$proj/build/demo_echo.so"
+# A receiver for the plugin's outbound POSTs: records each body, answers 200
+# with an external id.
+cat >"$work/receiver.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with open(sys.argv[2], "ab") as f: f.write(body + b"\n")
+        self.send_response(200); self.send_header("X-Message-Id", "out-1")
+        self.send_header("Content-Length", "0"); self.end_headers()
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1])); s.serve_forever()
+PY
+python3 "$work/receiver.py" "$work/receiver.port" "$work/replies.txt" &
+receiver_pid=$!
+wait_for '[ -s "$work/receiver.port" ]'
+rport=$(cat "$work/receiver.port")
+port=$(free_port)
 cat >"$work/switchboard.json" <<JSON
-{"listen": "127.0.0.1:0", "store": "sqlite:$work/db.sqlite",
+{"listen": "127.0.0.1:$port", "store": "sqlite:$work/db.sqlite",
  "plugins": {"dirs": ["$proj/build"], "allow": ["demo_echo"]},
  "channels": [
    {"name": "echo", "plugin": "demo_echo",
-    "credentials": {"outbound_url": "http://127.0.0.1:9/replies", "auth_token": {"env": "SDK_TEST_TOKEN"}}}
+    "credentials": {"outbound_url": "http://127.0.0.1:$rport/replies", "auth_token": {"env": "SDK_TEST_TOKEN"}},
+    "auto_replies": {"instant_reply": "We got your message."}}
  ]}
 JSON
 export SDK_TEST_TOKEN=sdk-test-token-value
 expect "the daemon's check loads it" 0 'valid \(1 plugins loaded, 1 channels\)' "$SB" check -c "$work/switchboard.json"
 expect "plugins list shows it" 0 '^demo_echo +0\.1\.0' "$SB" plugins list -c "$work/switchboard.json"
 expect "its schema marks the token secret" 0 '"writeOnly": true' "$SB" plugins schema demo_echo -c "$work/switchboard.json"
-# Run the daemon with it until the channel is connected, then stop it.
+# Run the daemon with it and carry a message both ways.
 "$SB" run -c "$work/switchboard.json" >"$work/run.log" 2>&1 &
 daemon_pid=$!
-for _ in $(seq 1 100); do grep -q 'ready' "$work/run.log" && break; sleep 0.05; done
-if grep -q 'channel="echo" plugin="demo_echo" msg="connected; replies go to http://127.0.0.1:9/replies"' "$work/run.log"; then
+wait_for 'grep -q "ready" "$work/run.log"'
+if grep -q "channel=\"echo\" plugin=\"demo_echo\" msg=\"connected; replies go to http://127.0.0.1:$rport/replies\"" "$work/run.log"; then
   ok "the daemon runs the channel and it connects"
 else
   not_ok "the daemon runs the channel and it connects" "$(cat "$work/run.log")"
 fi
+expect "a message in through the scaffolded plugin is stored and acknowledged" 0 '"message_id"' \
+  curl -sf -X POST "http://127.0.0.1:$port/hooks/echo/messages" -H 'X-Message-Id: in-1' -H 'X-Sender-Id: visitor-7' \
+  --data-binary 'Hello from outside'
+check "it is in the store as an inbound message" \
+  '[ "$(sqlite3 "$work/db.sqlite" "select text from messages where direction = '"'in'"'")" = "Hello from outside" ]'
+wait_for '[ -s "$work/replies.txt" ]'
+check "a reply goes out through the plugin's send" 'grep -q "We got your message." "$work/replies.txt"' "$(cat "$work/run.log")"
+wait_for '[ "$(sqlite3 "$work/db.sqlite" "select status from messages where direction = '"'out'"'")" = sent ]'
+check "the reply is marked sent with the service's id" \
+  '[ "$(sqlite3 "$work/db.sqlite" "select status || '"'/'"' || external_id from messages where direction = '"'out'"'")" = "sent/out-1" ]'
+kill "$receiver_pid"
+wait "$receiver_pid" 2>/dev/null
+receiver_pid=
 if grep -q 'sdk-test-token-value' "$work/run.log"; then not_ok "the daemon never logs the secret"; else ok "the daemon never logs the secret"; fi
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
@@ -109,7 +144,7 @@ rc=$?
 if [ "$rc" -eq 0 ]; then ok "the daemon stops cleanly"; else not_ok "the daemon stops cleanly" "exit $rc: $(cat "$work/run.log")"; fi
 daemon_pid=
 
-sed -i 's|"outbound_url": "http://127.0.0.1:9/replies"|"outbound_url": "ftp://127.0.0.1/replies"|' "$work/switchboard.json"
+sed -i "s|\"outbound_url\": \"http://127.0.0.1:$rport/replies\"|\"outbound_url\": \"ftp://127.0.0.1/replies\"|" "$work/switchboard.json"
 expect "its validate hook refuses a non-http URL" 2 'outbound_url' "$SB" check -c "$work/switchboard.json"
 
 finish
