@@ -3,7 +3,7 @@
 # build into a temporary prefix, scaffold a plugin with `plugins new`, build
 # it out of tree with nothing but PKG_CONFIG_PATH (CMake, and plain cc with
 # pkg-config), run its unit test against the installed stub test host, pass
-# `plugins check`, and load it in the daemon with `switchboard check -c`.
+# `plugins check`, load it in the daemon and carry a message both ways.
 set -u
 . "$(dirname "$0")/lib.sh"
 
