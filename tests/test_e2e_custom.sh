@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_e2e_custom.sh — the custom channel end to end through the real daemon
 # and an external-service double (tests/integration_double.py): signed
-# inbound, redelivery, bad signatures, an automatic reply through the outbox
+# inbound, redelivery, bad signatures, attachments, an automatic reply through the outbox
 # to the double (signature verified there), a delivery receipt, a retried
 # send (429 + Retry-After) and a permanently failed one. Stops what it starts.
 set -u
@@ -64,6 +64,17 @@ out=$(post "$base/demo/messages" '{"id": "x4", "sender": {}, "text": "hi"}')
 check "missing sender.id → 400 naming the field" '[[ "$out" == 400*sender.id* ]]' "$out"
 check "nothing stored for refused requests" '[ "$(sql "select count(*) from messages where direction = '"'in'"'")" = 1 ]'
 
+att='{"id": "ext-att-1", "sender": {"id": "user-42"}, "text": "See the photo", "attachments": [{"url": "https://files.example.com/a.png", "mime_type": "image/png", "filename": "a.png", "size": 1234}]}'
+out=$(post "$base/demo/messages" "$att")
+check "a message with an attachment → 200" '[[ "$out" == 200* ]]' "$out"
+stored=$(sql "select attachments from messages where external_id = 'ext-att-1'")
+check "the attachment is stored with its URL, type, name and size" \
+  'python3 -c "import json,sys; a=json.loads(sys.argv[1])[0]; sys.exit(not (a[\"url\"]==\"https://files.example.com/a.png\" and a[\"mime_type\"]==\"image/png\" and a[\"filename\"]==\"a.png\" and a[\"size\"]==1234))" "$stored"' "$stored"
+big='{"id": "ext-att-2", "sender": {"id": "user-42"}, "attachments": [{"url": "https://files.example.com/b.bin", "mime_type": "application/octet-stream", "size": 99999999}]}'
+out=$(post "$base/demo/messages" "$big")
+check "an attachment over max_attachment_bytes → 413, nothing stored" \
+  '[[ "$out" == 413* ]] && [ "$(sql "select count(*) from messages where external_id = '"'ext-att-2'"'")" = 0 ]' "$out"
+
 # The instant reply goes through the outbox to the double, signed.
 wait_for 'grep -q "Thanks, we got" "$work/double.log" 2>/dev/null'
 line=$(grep "Thanks, we got" "$work/double.log" 2>/dev/null | head -1)
@@ -107,7 +118,7 @@ m_in=$(metric 'switchboard_inbound_messages_total{channel="demo"}')
 m_dup=$(metric 'switchboard_inbound_duplicates_total{channel="demo"}')
 m_sig=$(metric 'switchboard_webhook_signature_failures_total{channel="demo"}')
 m_sends="$(metric 'switchboard_outbound_messages_total{channel="slow",result="retry"}') $(metric 'switchboard_outbound_messages_total{channel="slow",result="sent"}') $(metric 'switchboard_outbound_messages_total{channel="refusing",result="failed"}')"
-check "metrics count inbound messages per channel" '[ "$m_in" = 3 ]' "$m_in"
+check "metrics count inbound messages per channel" '[ "$m_in" = 4 ]' "$m_in"
 check "metrics count redeliveries" '[ "$m_dup" = 1 ]' "$m_dup"
 check "metrics count signature failures" '[ "$m_sig" = 2 ]' "$m_sig"
 check "metrics count sends by result" '[ "$m_sends" = "1 1 1" ]' "$m_sends"
