@@ -151,6 +151,7 @@ static void ob__claimed(void *arg, int status, json_t *rows, const char *err) {
     it->html = ob__s(row, "html");
     it->attachments_json = ob__s(row, "attachments");
     it->automatic = json_is_true(json_object_get(row, "automatic"));
+    it->last_inbound_ms = json_integer_value(json_object_get(row, "last_inbound_ms"));
     ob->inflight++;
     ob->send(ob->ctx, it, d);
   }

@@ -30,6 +30,8 @@ typedef struct outbox_item {
   const char *text, *html;
   const char *attachments_json;     /* JSON array [{url, mime_type, filename, size}] */
   int automatic;                    /* an auto-reply */
+  int64_t last_inbound_ms;          /* the contact's last message on this channel
+                                       (its own timestamp, unix ms), 0 if none */
 } outbox_item;
 
 typedef struct outbox_done outbox_done;

@@ -293,6 +293,7 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
       .reply_to_external_id = item->reply_to_external_id,
       .text = item->text,
       .html = item->html,
+      .last_inbound_ms = item->last_inbound_ms,
   };
   m.attachment_count = relay__attachments(atts, &s->attachments);
   m.attachments = s->attachments;

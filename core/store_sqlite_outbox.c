@@ -153,7 +153,11 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
       "  ORDER BY kind LIMIT 1),"
       " CASE WHEN t.channel = o.channel THEN t.external_id END,"
       " (SELECT external_id FROM messages rm WHERE rm.id = m.reply_to AND rm.channel = o.channel),"
-      " m.text, m.html, m.attachments, m.automatic"
+      " m.text, m.html, m.attachments, m.automatic,"
+      /* the contact's last message on this channel (the webhook's own
+       * timestamp): what messaging windows count from */
+      " (SELECT max(lm.created_at) FROM threads t2 JOIN messages lm ON lm.thread_id = t2.id"
+      "  WHERE t2.contact_id = t.contact_id AND t2.channel = o.channel AND lm.direction = 'in')"
       " FROM outbox o JOIN messages m ON m.id = o.message_id JOIN threads t ON t.id = m.thread_id"
       " WHERE o.state = 'pending' AND o.next_at <= ?1 ORDER BY o.next_at, o.id LIMIT ?2");
   if (s == NULL) return sq_fail(st, r, "claiming outbox rows");
@@ -162,7 +166,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
   json_t *items = json_array();
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb}",
+    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb sI}",
         "outbox_id", (json_int_t)sqlite3_column_int64(s, 0),
         "message_id", (json_int_t)sqlite3_column_int64(s, 1),
         "thread_id", (json_int_t)sqlite3_column_int64(s, 2),
@@ -171,7 +175,8 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
         "recipient_kind", sq__col_json(s, 6), "recipient_id", sq__col_json(s, 7),
         "external_thread_id", sq__col_json(s, 8), "reply_to_external_id", sq__col_json(s, 9),
         "text", sq__col_json(s, 10), "html", sq__col_json(s, 11),
-        "attachments", sq__col_json(s, 12), "automatic", sqlite3_column_int(s, 13));
+        "attachments", sq__col_json(s, 12), "automatic", sqlite3_column_int(s, 13),
+        "last_inbound_ms", (json_int_t)sqlite3_column_int64(s, 14));
     json_array_append_new(items, it);
   }
   sqlite3_reset(s);
