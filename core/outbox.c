@@ -152,6 +152,10 @@ static void ob__claimed(void *arg, int status, json_t *rows, const char *err) {
     it->attachments_json = ob__s(row, "attachments");
     it->automatic = json_is_true(json_object_get(row, "automatic"));
     it->last_inbound_ms = json_integer_value(json_object_get(row, "last_inbound_ms"));
+    it->agent_name = ob__s(row, "agent_name");
+    it->agent_email = ob__s(row, "agent_email");
+    it->subject = ob__s(row, "subject");
+    it->recipient_name = ob__s(row, "recipient_name");
     ob->inflight++;
     ob->send(ob->ctx, it, d);
   }

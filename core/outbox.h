@@ -32,6 +32,9 @@ typedef struct outbox_item {
   int automatic;                    /* an auto-reply */
   int64_t last_inbound_ms;          /* the contact's last message on this channel
                                        (its own timestamp, unix ms), 0 if none */
+  const char *agent_name, *agent_email; /* the replying user, NULL for automatic */
+  const char *subject;              /* the reply's, else the conversation's latest */
+  const char *recipient_name;       /* the contact's name, or NULL */
 } outbox_item;
 
 typedef struct outbox_done outbox_done;

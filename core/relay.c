@@ -289,11 +289,15 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
       .attempt = (uint32_t)item->attempt,
       .flags = item->automatic ? SB_OUT_AUTOMATIC : 0,
       .recipient_id = item->recipient_id,
+      .recipient_name = item->recipient_name,
       .external_thread_id = item->external_thread_id,
       .reply_to_external_id = item->reply_to_external_id,
       .text = item->text,
       .html = item->html,
       .last_inbound_ms = item->last_inbound_ms,
+      .agent_name = item->agent_name,
+      .agent_email = item->agent_email,
+      .subject = item->subject,
   };
   m.attachment_count = relay__attachments(atts, &s->attachments);
   m.attachments = s->attachments;

@@ -157,8 +157,14 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
       /* the contact's last message on this channel (the webhook's own
        * timestamp): what messaging windows count from */
       " (SELECT max(lm.created_at) FROM threads t2 JOIN messages lm ON lm.thread_id = t2.id"
-      "  WHERE t2.contact_id = t.contact_id AND t2.channel = o.channel AND lm.direction = 'in')"
+      "  WHERE t2.contact_id = t.contact_id AND t2.channel = o.channel AND lm.direction = 'in'),"
+      " u.name, u.email,"
+      /* the reply's subject, else the conversation's latest inbound one */
+      " coalesce(m.subject, (SELECT sm.subject FROM messages sm WHERE sm.thread_id = m.thread_id"
+      "  AND sm.direction = 'in' AND sm.subject IS NOT NULL ORDER BY sm.id DESC LIMIT 1)),"
+      " (SELECT name FROM contacts c WHERE c.id = t.contact_id)"
       " FROM outbox o JOIN messages m ON m.id = o.message_id JOIN threads t ON t.id = m.thread_id"
+      " LEFT JOIN users u ON u.id = m.user_id"
       " WHERE o.state = 'pending' AND o.next_at <= ?1 ORDER BY o.next_at, o.id LIMIT ?2");
   if (s == NULL) return sq_fail(st, r, "claiming outbox rows");
   sqlite3_bind_int64(s, 1, json_integer_value(json_object_get(args, "now")));
@@ -166,7 +172,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
   json_t *items = json_array();
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb sI}",
+    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb sI so so so so}",
         "outbox_id", (json_int_t)sqlite3_column_int64(s, 0),
         "message_id", (json_int_t)sqlite3_column_int64(s, 1),
         "thread_id", (json_int_t)sqlite3_column_int64(s, 2),
@@ -176,7 +182,9 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
         "external_thread_id", sq__col_json(s, 8), "reply_to_external_id", sq__col_json(s, 9),
         "text", sq__col_json(s, 10), "html", sq__col_json(s, 11),
         "attachments", sq__col_json(s, 12), "automatic", sqlite3_column_int(s, 13),
-        "last_inbound_ms", (json_int_t)sqlite3_column_int64(s, 14));
+        "last_inbound_ms", (json_int_t)sqlite3_column_int64(s, 14),
+        "agent_name", sq__col_json(s, 15), "agent_email", sq__col_json(s, 16),
+        "subject", sq__col_json(s, 17), "recipient_name", sq__col_json(s, 18));
     json_array_append_new(items, it);
   }
   sqlite3_reset(s);

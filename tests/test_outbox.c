@@ -12,6 +12,7 @@ typedef struct sender {
   char last_channel[32];
   char last_recipient[32];
   int64_t last_inbound_ms;
+  char agent[64], subject[64], contact[64];
 } sender;
 
 static void fake_send(void *ctx, const outbox_item *it, outbox_done *done) {
@@ -23,6 +24,9 @@ static void fake_send(void *ctx, const outbox_item *it, outbox_done *done) {
   snprintf(s->last_channel, sizeof(s->last_channel), "%s", it->channel);
   snprintf(s->last_recipient, sizeof(s->last_recipient), "%s", it->recipient_id ? it->recipient_id : "");
   s->last_inbound_ms = it->last_inbound_ms;
+  snprintf(s->agent, sizeof(s->agent), "%s/%s", it->agent_name ? it->agent_name : "", it->agent_email ? it->agent_email : "");
+  snprintf(s->subject, sizeof(s->subject), "%s", it->subject ? it->subject : "");
+  snprintf(s->contact, sizeof(s->contact), "%s", it->recipient_name ? it->recipient_name : "");
   s->calls++;
   if (strcmp(s->mode, "ok") == 0) {
     char ext[32];
@@ -129,10 +133,11 @@ START_TEST(sent_reply_stores_external_id_and_emits_status) {
 }
 END_TEST
 
-START_TEST(claimed_reply_carries_the_contacts_last_message_time) {
+START_TEST(claimed_reply_carries_last_message_time_agent_subject_and_contact) {
   fx f;
   fx_open(&f);
   fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_seed(&f, "{\"users\":[{\"name\":\"Ana Lima\",\"email\":\"ana@acme.example\"}]}");
   /* The contact's own timestamps (from the webhook), not arrival times:
    * messaging windows count from these. */
   const int64_t first = 1763800000000, last = 1763810000000;
@@ -140,9 +145,11 @@ START_TEST(claimed_reply_carries_the_contacts_last_message_time) {
   for (int i = 0; i < 2; i++) {
     char ext[16];
     snprintf(ext, sizeof(ext), "in-%d", i);
-    router_inbound in = {.channel = "demo", .external_id = ext, .text = "hi", .timestamp_ms = stamps[i]};
+    router_inbound in = {.channel = "demo", .external_id = ext, .text = "hi", .timestamp_ms = stamps[i],
+                         .subject = i == 0 ? "Where is my order?" : NULL};
     in.sender.kind = "custom";
     in.sender.id = "kim";
+    in.sender.name = "Kim Park";
     fx_wait_t w = {0};
     char err[256];
     ck_assert_int_eq(router_submit_inbound(f.st, &in, fx_inbound_cb, &w, err, sizeof(err)), 0);
@@ -151,7 +158,11 @@ START_TEST(claimed_reply_carries_the_contacts_last_message_time) {
   json_t *l = fx_list(&f, "{}");
   int64_t thread = fx_int(json_array_get(json_object_get(l, "items"), 0), "id");
   json_decref(l);
-  router_reply r = {.thread_id = thread, .text = "hello again"};
+  fx_wait_t uw = {0};
+  json_t *users = fx_ok(&f, store_users_list(f.st, fx_json_cb, &uw), &uw);
+  int64_t ana = fx_int(json_array_get(users, 0), "id");
+  json_decref(users);
+  router_reply r = {.thread_id = thread, .user_id = ana, .text = "hello again"};
   fx_wait_t w = {0};
   char err[256];
   ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
@@ -161,6 +172,9 @@ START_TEST(claimed_reply_carries_the_contacts_last_message_time) {
   ck_assert_int_eq(outbox_start(&f.loop, f.st, &FAST, fake_send, &s, &ob), 0);
   json_decref(wait_status(&f, thread, w.id, "sent"));
   ck_assert_int_eq(s.last_inbound_ms, last);
+  ck_assert_str_eq(s.agent, "Ana Lima/ana@acme.example");
+  ck_assert_str_eq(s.subject, "Where is my order?");
+  ck_assert_str_eq(s.contact, "Kim Park");
   stop(&f, ob);
   fx_close(&f);
 }
@@ -302,7 +316,7 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, backoff_doubles_with_jitter_and_honours_retry_after);
   tcase_add_test(tc, sent_reply_stores_external_id_and_emits_status);
-  tcase_add_test(tc, claimed_reply_carries_the_contacts_last_message_time);
+  tcase_add_test(tc, claimed_reply_carries_last_message_time_agent_subject_and_contact);
   tcase_add_test(tc, retries_with_the_same_key_then_dead_letters);
   tcase_add_test(tc, permanent_failure_marks_message_failed_with_reason);
   tcase_add_test(tc, pending_reply_is_sent_after_restart);
