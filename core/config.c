@@ -203,6 +203,37 @@ static int config__http(config *cfg, const json_t *http, char *err, size_t errle
   return 0;
 }
 
+static int config__outbox(config *cfg, const json_t *outbox, char *err, size_t errlen) {
+  if (outbox == NULL) return 0;
+  if (!json_is_object(outbox)) {
+    snprintf(err, errlen, "%s: \"outbox\" must be an object", cfg->path);
+    return -EINVAL;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)outbox, key, v) {
+    if (strcmp(key, "retry_base") == 0 || strcmp(key, "retry_max") == 0) {
+      int64_t ms;
+      if (!json_is_string(v) || schema_parse_duration(json_string_value(v), &ms) != 0 || ms <= 0) {
+        snprintf(err, errlen, "%s: \"outbox.%s\" must be a duration such as \"2s\"", cfg->path, key);
+        return -EINVAL;
+      }
+      *(strcmp(key, "retry_base") == 0 ? &cfg->outbox_retry_base_ms : &cfg->outbox_retry_max_ms) = ms;
+    } else if (strcmp(key, "max_attempts") == 0) {
+      if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100) {
+        snprintf(err, errlen, "%s: \"outbox.max_attempts\" must be a number from 1 to 100", cfg->path);
+        return -EINVAL;
+      }
+      cfg->outbox_max_attempts = (int)json_integer_value(v);
+    } else {
+      snprintf(err, errlen, "%s: unknown key \"outbox.%.64s\" (expected retry_base, retry_max, max_attempts)",
+               cfg->path, key);
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
 static int config__channels(config *cfg, const json_t *channels, char *err, size_t errlen) {
   if (channels == NULL) return 0;
   if (!json_is_array(channels)) {
@@ -336,6 +367,7 @@ static int config__parse(config *cfg, const char *listen_override, const char *s
   }
   int rc = config__plugins(cfg, json_object_get(root, "plugins"), err, errlen);
   if (rc == 0) rc = config__http(cfg, json_object_get(root, "http"), err, errlen);
+  if (rc == 0) rc = config__outbox(cfg, json_object_get(root, "outbox"), err, errlen);
   if (rc != 0) return rc;
   return config__channels(cfg, json_object_get(root, "channels"), err, errlen);
 }

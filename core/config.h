@@ -36,6 +36,11 @@ typedef struct config {
   int64_t http_idle_timeout_ms;
   const char *tls_cert;
   const char *tls_key;
+  /* "outbox": {"retry_base": DURATION, "retry_max": DURATION, "max_attempts":
+   * N}; 0 = the outbox's defaults (1 s, 1 h, 8). */
+  int64_t outbox_retry_base_ms;
+  int64_t outbox_retry_max_ms;
+  int outbox_max_attempts;
   config_channel *channels;
   size_t channel_count;
   char **owned;               /* strings this struct allocated (resolved paths) */

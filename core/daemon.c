@@ -409,7 +409,11 @@ static int daemon__open_core(daemon_host *d) {
   }
   relay_on_destroyed(d->relay, daemon__channel_destroyed, d);
   store_seed(d->st, d->cfg->root, daemon__seeded, NULL);
-  outbox_config ob = {0};
+  outbox_config ob = {
+      .base_delay_ms = d->cfg->outbox_retry_base_ms,
+      .max_delay_ms = d->cfg->outbox_retry_max_ms,
+      .max_attempts = d->cfg->outbox_max_attempts,
+  };
   if (relay_start_outbox(d->relay, &ob) != 0) {
     fprintf(stderr, "switchboard: the outbox could not start\n");
     return 1;

@@ -133,6 +133,28 @@ START_TEST(channel_errors_name_the_channel) {
 }
 END_TEST
 
+START_TEST(outbox_and_http_settings_are_read_and_checked) {
+  config *cfg;
+  ck_assert_int_eq(load("{\"outbox\":{\"retry_base\":\"2s\",\"retry_max\":\"10m\",\"max_attempts\":5},"
+                        "\"http\":{\"body_limit\":4096,\"idle_timeout\":\"30s\"}}", &cfg), 0);
+  ck_assert_int_eq(cfg->outbox_retry_base_ms, 2000);
+  ck_assert_int_eq(cfg->outbox_retry_max_ms, 600000);
+  ck_assert_int_eq(cfg->outbox_max_attempts, 5);
+  ck_assert_uint_eq(cfg->http_body_limit, 4096);
+  ck_assert_int_eq(cfg->http_idle_timeout_ms, 30000);
+  config_free(cfg);
+  ck_assert_int_lt(load("{\"outbox\":{\"max_attempts\":0}}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "\"outbox.max_attempts\" must be a number from 1 to 100"));
+  ck_assert_int_lt(load("{\"outbox\":{\"retry_base\":\"soon\"}}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "\"outbox.retry_base\" must be a duration"));
+  ck_assert_int_lt(load("{\"outbox\":{\"retries\":3}}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "unknown key \"outbox.retries\""));
+  ck_assert_int_lt(load("{\"http\":{\"tls_cert\":\"a.pem\"}}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "go together"));
+  ck_assert_int_lt(load("{\"http\":{\"body_limit\":10}}", NULL), 0);
+}
+END_TEST
+
 START_TEST(secret_key_is_resolved_and_checked_without_printing_it) {
   config *cfg;
   setenv("CONFIG_TEST_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
@@ -160,6 +182,7 @@ int main(void) {
   tcase_add_test(tc, missing_file_is_reported);
   tcase_add_test(tc, structural_errors_name_the_key);
   tcase_add_test(tc, channel_errors_name_the_channel);
+  tcase_add_test(tc, outbox_and_http_settings_are_read_and_checked);
   tcase_add_test(tc, secret_key_is_resolved_and_checked_without_printing_it);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
