@@ -4,12 +4,20 @@
 #include "channel.h"
 
 #include <arpa/inet.h>
-#include <check.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* Aborts on a broken expectation: usable inside libcheck tests and in graph_double_server alike. */
+#define GD_CHECK(cond)                                                           \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      fprintf(stderr, "graph_double: %s:%d: %s failed\n", __FILE__, __LINE__, #cond); \
+      abort();                                                                   \
+    }                                                                            \
+  } while (0)
 
 typedef struct gd_conn {
   uv_tcp_t tcp;
@@ -42,6 +50,7 @@ typedef struct gd_state {
   gd_named profiles[32], media[32];
   int nprofiles, nmedia;
   int next_id;
+  FILE *log;
   gd_conn *conns;
 } gd_state;
 
@@ -81,6 +90,15 @@ static void gd__written(uv_write_t *req, int status) {
 /* Answers and closes the connection. */
 static void gd__respond(gd_conn *c, gd_request *rq, int status, const char *type, const char *body) {
   rq->status = status;
+  if (gd.log != NULL) {
+    json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:i}", "method", rq->method, "path", rq->path, "query",
+                             rq->query, "auth", rq->auth, "body", rq->body, rq->body_len, "status", status);
+    char *text = line != NULL ? json_dumps(line, JSON_COMPACT) : NULL;
+    if (text != NULL) fprintf(gd.log, "%s\n", text);
+    fflush(gd.log);
+    free(text);
+    json_decref(line);
+  }
   size_t blen = strlen(body);
   gd_write *w = calloc(1, sizeof(*w));
   w->conn = c;
@@ -91,7 +109,7 @@ static void gd__respond(gd_conn *c, gd_request *rq, int status, const char *type
                    status, type, blen);
   memcpy(w->text + n, body, blen);
   uv_buf_t b = uv_buf_init(w->text, (unsigned)(n + (int)blen));
-  ck_assert_int_eq(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, gd__written), 0);
+  GD_CHECK(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, gd__written) == 0);
 }
 
 /* A Graph error envelope with the fields Meta documents. */
@@ -296,7 +314,7 @@ static void gd__try(gd_conn *c) {
   size_t clen = gd__head(head, "Content-Length", value, sizeof(value)) ? (size_t)atol(value) : 0;
   if (c->len < head_len + clen) return;
   c->handled = 1;
-  ck_assert_int_lt(gd.nreqs, GD_MAX_REQUESTS);
+  GD_CHECK(gd.nreqs < GD_MAX_REQUESTS);
   gd_request *rq = &gd.reqs[gd.nreqs++];
   char target[1600] = "";
   sscanf(head, "%7s %1599s", rq->method, target);
@@ -339,7 +357,7 @@ static void gd__accept(uv_stream_t *server, int status) {
   gd_conn *c = calloc(1, sizeof(*c));
   uv_tcp_init(gd.loop, &c->tcp);
   c->tcp.data = c;
-  ck_assert_int_eq(uv_accept(server, (uv_stream_t *)&c->tcp), 0);
+  GD_CHECK(uv_accept(server, (uv_stream_t *)&c->tcp) == 0);
   c->next = gd.conns;
   gd.conns = c;
   uv_read_start((uv_stream_t *)&c->tcp, gd__alloc, gd__read);
@@ -353,8 +371,8 @@ void gd_start(uv_loop_t *loop, const char *token, const char *page_id) {
   struct sockaddr_in sa;
   uv_ip4_addr("127.0.0.1", 0, &sa);
   uv_tcp_init(loop, &gd.listener);
-  ck_assert_int_eq(uv_tcp_bind(&gd.listener, (const struct sockaddr *)&sa, 0), 0);
-  ck_assert_int_eq(uv_listen((uv_stream_t *)&gd.listener, 64, gd__accept), 0);
+  GD_CHECK(uv_tcp_bind(&gd.listener, (const struct sockaddr *)&sa, 0) == 0);
+  GD_CHECK(uv_listen((uv_stream_t *)&gd.listener, 64, gd__accept) == 0);
   int len = sizeof(sa);
   uv_tcp_getsockname(&gd.listener, (struct sockaddr *)&sa, &len);
   gd.port = ntohs(sa.sin_port);
@@ -370,10 +388,11 @@ void gd_stop(void) {
 }
 
 const char *gd_base(void) { return gd.base; }
+void gd_set_log(FILE *f) { gd.log = f; }
 int gd_port(void) { return gd.port; }
 
 void gd_add_profile(const char *psid, const char *first, const char *last, const char *pic) {
-  ck_assert_int_lt(gd.nprofiles, 32);
+  GD_CHECK(gd.nprofiles < 32);
   gd_named *p = &gd.profiles[gd.nprofiles++];
   snprintf(p->id, sizeof(p->id), "%s", psid);
   snprintf(p->a, sizeof(p->a), "%s", first);
@@ -382,7 +401,7 @@ void gd_add_profile(const char *psid, const char *first, const char *last, const
 }
 
 void gd_add_media(const char *id, const char *mime, const char *bytes) {
-  ck_assert_int_lt(gd.nmedia, 32);
+  GD_CHECK(gd.nmedia < 32);
   gd_named *m = &gd.media[gd.nmedia++];
   snprintf(m->id, sizeof(m->id), "%s", id);
   snprintf(m->b, sizeof(m->b), "%s", mime);
@@ -390,7 +409,7 @@ void gd_add_media(const char *id, const char *mime, const char *bytes) {
 }
 
 static void gd__queue(const char *path_part, int status, char *body) {
-  ck_assert_int_lt(gd.nscripts, 32);
+  GD_CHECK(gd.nscripts < 32);
   gd_script *s = &gd.scripts[gd.nscripts++];
   snprintf(s->path_part, sizeof(s->path_part), "%s", path_part != NULL ? path_part : "");
   s->status = status;

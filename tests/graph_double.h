@@ -20,6 +20,7 @@
 #define SB_TESTS_GRAPH_DOUBLE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <uv.h>
 
 #define GD_VERSION "v21.0"
@@ -69,6 +70,10 @@ int gd_count(void);
 const gd_request *gd_at(int i);
 const gd_request *gd_last(const char *path_part);
 int gd_count_path(const char *path_part);
+
+/* Appends one JSON line per answered request ({"method","path","query",
+ * "auth","body","status"}) to f, flushed at once; NULL stops logging. */
+void gd_set_log(FILE *f);
 
 /* "sha256=" + hex HMAC-SHA256(app_secret, body): X-Hub-Signature-256 as Meta
  * signs its webhooks. out must hold 72 bytes. */
