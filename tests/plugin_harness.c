@@ -255,10 +255,14 @@ static void ph__sent(sb_send_op *self, int outcome, const char *text, uint32_t r
   s->done++;
 }
 
+void ph_sent_init(ph_sent *s) {
+  memset(s, 0, sizeof(*s));
+  s->base.complete = ph__sent;
+}
+
 ph_sent *ph_send(const sb_outbound_message *m) {
   static ph_sent s;
-  memset(&s, 0, sizeof(s));
-  s.base.complete = ph__sent;
+  ph_sent_init(&s);
   ck_assert_int_eq(channel_send(ph_ch, m, &s.base), 0);
   ck_assert_msg(ph_run_until(&s.done, 8000), "send did not complete");
   ck_assert_int_eq(s.done, 1);

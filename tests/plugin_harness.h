@@ -82,6 +82,9 @@ ph_answer *ph_request(const char *method, const char *query, const char *body, c
 /* POSTs body signed with app_secret as Meta does; waits for the answer. */
 ph_answer *ph_post_signed(const char *app_secret, const char *body);
 
+/* Prepares s to record one send's completion (for sends started by hand). */
+void ph_sent_init(ph_sent *s);
+
 /* Starts one send and waits for its completion. */
 ph_sent *ph_send(const sb_outbound_message *m);
 

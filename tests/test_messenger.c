@@ -615,6 +615,42 @@ static int ph_test_record(sb_responder *self, int status, const sb_http_header *
   return 0;
 }
 
+START_TEST(closing_with_a_send_and_a_lookup_in_flight_answers_and_completes_each_once) {
+  open_with("");
+  gd_script_silence("/me/messages");
+  gd_script_silence("/7000000000000009");
+  static ph_sent s;
+  memset(&s, 0, sizeof(s));
+  sb_outbound_message m = reply("x", now_ms() - 1000, 0);
+  ph_sent_init(&s);
+  ck_assert_int_eq(channel_send(ph_ch, &m, &s.base), 0);
+  char *ev = event_msg("7000000000000009", now_ms(), "{\"mid\":\"m_close\",\"text\":\"hi\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  char *body = hook(events);
+  char sig[72];
+  gd_sign(APP_SECRET, body, strlen(body), sig);
+  sb_http_header hdr[] = {{"X-Hub-Signature-256", sig}};
+  static ph_answer a;
+  memset(&a, 0, sizeof(a));
+  a.base.respond = ph_test_record;
+  sb_http_request req = {.method = "POST", .path = "/hooks/meta", .subpath = "", .query = "", .headers = hdr,
+                         .header_count = 1, .body = body, .body_len = strlen(body), .remote_addr = "127.0.0.1"};
+  channel_receive(ph_ch, &req, &a.base);
+  ph_run_for(200);
+  ck_assert_int_eq(a.done, 0);
+  ck_assert_int_eq(s.done, 0);
+  ph_close();
+  free(body);
+  ck_assert_int_eq(a.done, 1);
+  ck_assert_int_eq(a.status, 503);
+  ck_assert_int_eq(s.done, 1);
+  ck_assert_int_eq(s.outcome, CHANNEL_SEND_RETRY);
+  ck_assert_int_eq(phe.in_count, 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("messenger");
   TCase *tc = tcase_create("messenger");
@@ -644,6 +680,7 @@ int main(void) {
   tcase_add_test(tc, greeting_is_set_at_connect_and_the_instant_reply_goes_once);
   tcase_add_test(tc, invalid_settings_are_refused_by_name);
   tcase_add_test(tc, random_truncated_bodies_never_crash);
+  tcase_add_test(tc, closing_with_a_send_and_a_lookup_in_flight_answers_and_completes_each_once);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -151,6 +151,16 @@ fi
 check "a redelivered WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
 check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa'")" "2"
 
+# --- the SDK's conformance checker ------------------------------------------------------------
+for p in "messenger --set page_id=1 --set graph_api_base=http://127.0.0.1:1/v21.0" \
+  "whatsapp --set phone_number_id=1 --set waba_id=1 --set graph_api_base=http://127.0.0.1:1/v21.0"; do
+  set -- $p
+  name=$1
+  shift
+  out=$("$SB" plugins check "$PLUGINS/$name.so" "$@" 2>&1)
+  if grep -q "conforms to plugin ABI" <<<"$out"; then ok "$name.so passes plugins check"; else not_ok "$name.so plugins check" "$out"; fi
+done
+
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 check "the daemon stops cleanly" "$?" "0"

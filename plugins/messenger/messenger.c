@@ -117,6 +117,8 @@ typedef struct msgr_event {
 
 /* One webhook POST being worked through. */
 typedef struct msgr_batch {
+  struct msgr_batch *next_open; /* in m->open */
+  int answered;                 /* disconnect() answered it 503 already */
   messenger *m;
   sb_responder *r;
   json_t *root;
@@ -135,10 +137,18 @@ static void msgr__step(msgr_batch *b);
 static void msgr__maybe_finish(msgr_batch *b) {
   if (b->walking || b->waiting || b->next < b->n || b->pending > 0) return;
   messenger *m = b->m;
-  if (b->failed) {
+  if (b->answered) {
+    /* disconnect() answered 503 already */
+  } else if (b->failed) {
     meta_answer(m->host, b->r, 503, "not every message could be stored; deliver the batch again");
   } else {
     meta_answer(m->host, b->r, 200, NULL);
+  }
+  for (msgr_batch **p = &m->open; *p != NULL; p = &(*p)->next_open) {
+    if (*p == b) {
+      *p = b->next_open;
+      break;
+    }
   }
   m->batches--;
   json_decref(b->root);
@@ -519,6 +529,8 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
   b->r = r;
   b->root = root;
   m->batches++;
+  b->next_open = m->open;
+  m->open = b;
   msgr__step(b);
   return SB_OK;
 }
@@ -610,9 +622,19 @@ static int msgr__create(const sb_host *host, sb_channel *channel, const sb_confi
   return SB_OK;
 }
 
+/* disconnect(): answers open batches 503 (Meta delivers again; the router
+ * deduplicates) and completes waiting sends as retries, at once. The
+ * cancelled calls' and the commits' callbacks then only free what is left. */
 static void msgr__disconnect(void *instance) {
   messenger *m = instance;
-  m->closing = 1; /* pending HTTP calls complete with SB_ECANCELED; batches then answer 503 */
+  m->closing = 1;
+  for (msgr_batch *b = m->open; b != NULL; b = b->next_open) {
+    if (b->answered) continue;
+    b->answered = 1;
+    b->failed = 1;
+    meta_answer(m->host, b->r, 503, "the channel is closing; deliver it again");
+  }
+  msgr_send_cancel_all(m);
 }
 
 static void msgr__destroy(void *instance) {

@@ -13,6 +13,9 @@
 
 enum { MSGR_CONSENT_OFF = 0, MSGR_CONSENT_EXPLICIT = 1, MSGR_CONSENT_IMPLICIT = 2 };
 
+struct msgr_out;
+struct msgr_batch;
+
 /* One Messenger channel. Config pointers live until destroy(). */
 typedef struct messenger {
   const sb_host *host;
@@ -26,7 +29,9 @@ typedef struct messenger {
   int closing;
   int auth_failed; /* Graph said 190: sends are held until the config changes */
   int batches;     /* webhook batches not yet answered */
-  int sends;       /* sends and notices in flight */
+  int sends;       /* sends, notices and connect calls in flight */
+  struct msgr_out *outs;      /* sends and notices waiting for the Send API */
+  struct msgr_batch *open;    /* webhook batches not yet freed */
 } messenger;
 
 /* The key/value value under prefix+psid read as an integer; 0 when absent. */
@@ -45,6 +50,10 @@ int msgr_connect(void *instance);
 
 /* send(): the Send API within the messaging window (messenger_send.c). */
 int msgr_send(void *instance, const sb_outbound_message *msg, sb_send_op *op);
+
+/* At disconnect: completes every waiting send as a retry and detaches it,
+ * so the cancelled HTTP call's callback only frees it. */
+void msgr_send_cancel_all(messenger *m);
 
 /* Sends a message the plugin itself writes (consent request or notice,
  * instant reply) as a RESPONSE, fire and forget; with_button adds the

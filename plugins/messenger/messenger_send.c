@@ -25,6 +25,8 @@
 #define MSGR_MAX_PARTS 11
 
 typedef struct msgr_out {
+  struct msgr_out *next_out; /* in m->outs */
+  int detached;              /* disconnect() completed it: the callback only frees it */
   messenger *m;
   sb_send_op *op; /* NULL for the plugin's own notices */
   char *bodies[MSGR_MAX_PARTS];
@@ -34,6 +36,12 @@ typedef struct msgr_out {
 } msgr_out;
 
 static void msgr__out_free(msgr_out *o) {
+  for (msgr_out **p = &o->m->outs; *p != NULL; p = &(*p)->next_out) {
+    if (*p == o) {
+      *p = o->next_out;
+      break;
+    }
+  }
   for (size_t i = 0; i < o->n; i++) free(o->bodies[i]);
   o->m->sends--;
   free(o);
@@ -85,6 +93,10 @@ static void msgr__finish(msgr_out *o, int outcome, const char *text, uint32_t af
 static void msgr__posted(void *arg, const sb_http_client_response *res) {
   msgr_out *o = arg;
   messenger *m = o->m;
+  if (o->detached) {
+    msgr__out_free(o);
+    return;
+  }
   char reason[META_MAX_REASON + 160];
   if (res->status != SB_OK) {
     snprintf(reason, sizeof(reason), "the Send API did not answer: %s",
@@ -149,6 +161,15 @@ static void msgr__posted(void *arg, const sb_http_client_response *res) {
   }
 }
 
+void msgr_send_cancel_all(messenger *m) {
+  for (msgr_out *o = m->outs; o != NULL; o = o->next_out) {
+    if (o->detached) continue;
+    o->detached = 1;
+    if (o->op != NULL) m->host->send_retry(o->op, 0, "cancelled: the channel closed before Meta answered");
+    o->op = NULL;
+  }
+}
+
 static void msgr__post_next(msgr_out *o) {
   messenger *m = o->m;
   char url[600];
@@ -163,6 +184,8 @@ void msgr_send_notice(messenger *m, const char *psid, const char *text, int with
   if (o == NULL) return;
   o->m = m;
   m->sends++;
+  o->next_out = m->outs;
+  m->outs = o;
   json_t *message;
   if (with_button) {
     const char *title = m->consent_keyword != NULL && m->consent_keyword[0] != '\0' &&
@@ -262,6 +285,8 @@ int msgr_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
   o->m = m;
   o->op = op;
   m->sends++;
+  o->next_out = m->outs;
+  m->outs = o;
   char marker[128];
   snprintf(marker, sizeof(marker), MSGR_METADATA_PREFIX "%s", msg->message_id != NULL ? msg->message_id : "");
   int bad = 0;

@@ -144,6 +144,8 @@ typedef struct wa_event {
 } wa_event;
 
 typedef struct wa_batch {
+  struct wa_batch *next_open; /* in w->open */
+  int answered;               /* disconnect() answered it 503 already */
   whatsapp *w;
   sb_responder *r;
   json_t *root;
@@ -173,8 +175,16 @@ static void wa__media_reset(wa_batch *b) {
 static void wa__maybe_finish(wa_batch *b) {
   if (b->walking || b->waiting || b->next < b->n || b->pending > 0) return;
   whatsapp *w = b->w;
-  meta_answer(w->host, b->r, b->failed ? 503 : 200,
-              b->failed ? "not every message could be stored; deliver the batch again" : NULL);
+  if (!b->answered) {
+    meta_answer(w->host, b->r, b->failed ? 503 : 200,
+                b->failed ? "not every message could be stored; deliver the batch again" : NULL);
+  }
+  for (wa_batch **p = &w->open; *p != NULL; p = &(*p)->next_open) {
+    if (*p == b) {
+      *p = b->next_open;
+      break;
+    }
+  }
   w->batches--;
   wa__media_reset(b);
   json_decref(b->root);
@@ -503,6 +513,8 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
   b->r = r;
   b->root = root;
   w->batches++;
+  b->next_open = w->open;
+  w->open = b;
   wa__step(b);
   return SB_OK;
 }
@@ -588,9 +600,19 @@ static int wa__create(const sb_host *host, sb_channel *channel, const sb_config 
   return SB_OK;
 }
 
+/* disconnect(): answers open batches 503 (Meta delivers again; the router
+ * deduplicates) and completes waiting sends as retries, at once. The
+ * cancelled calls' and the commits' callbacks then only free what is left. */
 static void wa__disconnect(void *instance) {
   whatsapp *w = instance;
-  w->closing = 1; /* pending HTTP calls complete with SB_ECANCELED; batches then answer 503 */
+  w->closing = 1;
+  for (wa_batch *b = w->open; b != NULL; b = b->next_open) {
+    if (b->answered) continue;
+    b->answered = 1;
+    b->failed = 1;
+    meta_answer(w->host, b->r, 503, "the channel is closing; deliver it again");
+  }
+  wa_send_cancel_all(w);
 }
 
 static void wa__destroy(void *instance) {

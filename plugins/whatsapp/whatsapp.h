@@ -9,6 +9,9 @@
 
 #define WA_VERSION "1.0.0"
 
+struct wa_out;
+struct wa_batch;
+
 /* One WhatsApp Business phone number. Config pointers live until destroy(). */
 typedef struct whatsapp {
   const sb_host *host;
@@ -22,6 +25,8 @@ typedef struct whatsapp {
   int auth_failed; /* Graph said 190: sends are held until the config changes */
   int batches;     /* webhook batches not yet answered */
   int calls;       /* sends and connect checks in flight */
+  struct wa_out *outs;   /* sends waiting for the Cloud API */
+  struct wa_batch *open; /* webhook batches not yet freed */
 } whatsapp;
 
 /* The key/value value under prefix+id read as an integer; 0 when absent. */
@@ -41,6 +46,10 @@ void wa_auth_failed(whatsapp *w);
 
 /* connect(): reads the phone number to check the token. */
 int wa_connect(void *instance);
+
+/* At disconnect: completes every waiting send as a retry and detaches it,
+ * so the cancelled HTTP call's callback only frees it. */
+void wa_send_cancel_all(whatsapp *w);
 
 /* send(): the Cloud API messages endpoint within the 24-hour window, or a template (whatsapp_send.c). */
 int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op);

@@ -24,6 +24,8 @@
 #define WA_MAX_PARTS 11
 
 typedef struct wa_out {
+  struct wa_out *next_out; /* in w->outs */
+  int detached;            /* disconnect() completed it: the callback only frees it */
   whatsapp *w;
   sb_send_op *op;
   char *bodies[WA_MAX_PARTS];
@@ -33,6 +35,12 @@ typedef struct wa_out {
 } wa_out;
 
 static void wa__out_free(wa_out *o) {
+  for (wa_out **p = &o->w->outs; *p != NULL; p = &(*p)->next_out) {
+    if (*p == o) {
+      *p = o->next_out;
+      break;
+    }
+  }
   for (size_t i = 0; i < o->n; i++) free(o->bodies[i]);
   o->w->calls--;
   free(o);
@@ -59,6 +67,10 @@ static void wa__reengage_reason(const whatsapp *w, const char *why, char *out, s
 static void wa__posted(void *arg, const sb_http_client_response *res) {
   wa_out *o = arg;
   whatsapp *w = o->w;
+  if (o->detached) {
+    wa__out_free(o);
+    return;
+  }
   char reason[META_MAX_REASON * 2 + 200];
   if (res->status != SB_OK) {
     snprintf(reason, sizeof(reason), "the Cloud API did not answer: %s",
@@ -110,6 +122,15 @@ static void wa__posted(void *arg, const sb_http_client_response *res) {
     return;
   }
   default: wa__finish(o, 2, reason, 0);
+  }
+}
+
+void wa_send_cancel_all(whatsapp *w) {
+  for (wa_out *o = w->outs; o != NULL; o = o->next_out) {
+    if (o->detached) continue;
+    o->detached = 1;
+    w->host->send_retry(o->op, 0, "cancelled: the channel closed before Meta answered");
+    o->op = NULL;
   }
 }
 
@@ -227,6 +248,8 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
   o->w = w;
   o->op = op;
   w->calls++;
+  o->next_out = w->outs;
+  w->outs = o;
   int bad = 0;
   if (is_template) {
     json_t *t = wa__template(w, msg->template_json, why, sizeof(why));
