@@ -516,6 +516,12 @@ START_TEST(explicit_consent_asks_first_holds_replies_and_releases_them_on_the_po
   ck_assert_ptr_nonnull(ask);
   ck_assert_ptr_nonnull(strstr(ask->body, "May we store this chat?"));
   ck_assert_ptr_nonnull(strstr(ask->body, "SWITCHBOARD_CONSENT_GIVEN"));
+  /* The request is recorded in the conversation as an automatic outbound message. */
+  const ph_inbound *rec = &phe.in[phe.in_count - 1];
+  ck_assert_uint_eq(rec->flags, SB_IN_ECHO | SB_IN_AUTOMATIC);
+  ck_assert_str_eq(rec->text, "May we store this chat?");
+  ck_assert_str_eq(rec->sender_id, KIM);
+  ck_assert_str_eq(rec->ext_id, "m_sent0001");
   int asked = gd_count_path("/me/messages");
   sb_outbound_message m = reply("Agent here", now_ms() - 1000, 0);
   ph_sent *s = ph_send(&m);

@@ -57,7 +57,9 @@ void msgr_send_cancel_all(messenger *m);
 
 /* Sends a message the plugin itself writes (consent request or notice,
  * instant reply) as a RESPONSE, fire and forget; with_button adds the
- * "I agree" postback button. Not recorded in the help desk. */
+ * "I agree" postback button. Once Meta accepts it, it is recorded in the
+ * conversation as an automatic outbound message (emit_inbound with
+ * SB_IN_ECHO | SB_IN_AUTOMATIC and Meta's mid). */
 void msgr_send_notice(messenger *m, const char *psid, const char *text, int with_button);
 
 #endif

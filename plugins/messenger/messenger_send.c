@@ -33,6 +33,7 @@ typedef struct msgr_out {
   size_t n, next;
   char first_mid[256];
   char progress_key[256]; /* "s:<idempotency key>", or "" */
+  char *notice_psid, *notice_text; /* for a notice: recorded in the conversation once sent */
 } msgr_out;
 
 static void msgr__out_free(msgr_out *o) {
@@ -43,6 +44,8 @@ static void msgr__out_free(msgr_out *o) {
     }
   }
   for (size_t i = 0; i < o->n; i++) free(o->bodies[i]);
+  free(o->notice_psid);
+  free(o->notice_text);
   o->m->sends--;
   free(o);
 }
@@ -74,10 +77,34 @@ static const char *msgr__attachment_type(const char *mime) {
 static void msgr__post_next(msgr_out *o);
 
 /* Completes an agent's send, or logs a notice's outcome. */
+static void msgr__notice_recorded(void *arg, int status, const char *message_id, int duplicate) {
+  (void)arg;
+  (void)status;
+  (void)message_id;
+  (void)duplicate;
+}
+
+/* Records a notice the plugin sent (consent request, instant reply) in the
+ * conversation as an automatic outbound message, like an echo. */
+static void msgr__record_notice(messenger *m, const msgr_out *o, const char *mid) {
+  sb_inbound_message in = {.struct_size = sizeof(in)};
+  in.flags = SB_IN_ECHO | SB_IN_AUTOMATIC;
+  in.external_id = mid;
+  in.sender.kind = SB_IDENTITY_PSID;
+  in.sender.id = o->notice_psid;
+  in.text = o->notice_text;
+  in.timestamp_ms = m->host->now_ms();
+  in.metadata_json = "{\"sent_by\":\"messenger plugin\"}";
+  if (m->host->emit_inbound(m->channel, &in, msgr__notice_recorded, NULL) != SB_OK) {
+    m->host->log(m->channel, SB_LOG_WARN, "a plugin notice was sent but could not be recorded");
+  }
+}
+
 static void msgr__finish(msgr_out *o, int outcome, const char *text, uint32_t after) {
   messenger *m = o->m;
   if (o->op == NULL) {
     if (outcome != 0) m->host->log(m->channel, SB_LOG_WARN, "a plugin notice was not sent: %s", text);
+    else if (o->notice_psid != NULL && o->notice_text != NULL) msgr__record_notice(m, o, text);
   } else if (outcome == 0) {
     if (o->progress_key[0] != '\0') m->host->kv_delete(m->channel, o->progress_key, NULL, NULL);
     m->host->send_ok(o->op, text);
@@ -200,6 +227,8 @@ void msgr_send_notice(messenger *m, const char *psid, const char *text, int with
   }
   o->bodies[0] = message != NULL ? msgr__body(psid, "RESPONSE", NULL, message, NULL, MSGR_METADATA_PREFIX "notice")
                                  : NULL;
+  o->notice_psid = strdup(psid);
+  o->notice_text = strdup(text);
   if (o->bodies[0] == NULL) {
     msgr__out_free(o);
     return;
