@@ -4,6 +4,7 @@
 #include "channel.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -441,6 +442,22 @@ int gd_count_path(const char *path_part) {
   int n = 0;
   for (int i = 0; i < gd.nreqs; i++) n += strstr(gd.reqs[i].path, path_part) != NULL;
   return n;
+}
+
+char *gd_webhook_body(const char *json) {
+  json_t *root = json_loads(json, 0, NULL);
+  if (root == NULL) return NULL;
+  char *s = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ESCAPE_SLASH | JSON_PRESERVE_ORDER);
+  json_decref(root);
+  /* Meta writes the hex digits of its escapes in lowercase; jansson in uppercase. */
+  for (char *p = s; p != NULL && *p != '\0'; p++) {
+    if (p[0] == '\\' && p[1] == '\\') {
+      p++;
+    } else if (p[0] == '\\' && p[1] == 'u') {
+      for (int i = 2; i < 6 && p[i] != '\0'; i++) p[i] = (char)tolower((unsigned char)p[i]);
+    }
+  }
+  return s;
 }
 
 void gd_sign(const char *app_secret, const char *body, size_t len, char out[72]) {

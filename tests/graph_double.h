@@ -75,6 +75,11 @@ int gd_count_path(const char *path_part);
  * "auth","body","status"}) to f, flushed at once; NULL stops logging. */
 void gd_set_log(FILE *f);
 
+/* Rewrites a webhook body (any JSON text) the way Meta writes it: compact,
+ * every non-ASCII character as \uXXXX (surrogate pairs beyond the BMP) and
+ * "/" as "\/". Returns a malloc'd string, or NULL when json is not JSON. */
+char *gd_webhook_body(const char *json);
+
 /* "sha256=" + hex HMAC-SHA256(app_secret, body): X-Hub-Signature-256 as Meta
  * signs its webhooks. out must hold 72 bytes. */
 void gd_sign(const char *app_secret, const char *body, size_t len, char out[72]);

@@ -657,6 +657,22 @@ START_TEST(closing_with_a_send_and_a_lookup_in_flight_answers_and_completes_each
 }
 END_TEST
 
+START_TEST(the_double_writes_webhooks_as_meta_does) {
+  open_with("");
+  char *ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_meta\",\"text\":\"Gr\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80 a/b\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  char *raw = hook(events);
+  char *body = gd_webhook_body(raw);
+  free(raw);
+  ck_assert_ptr_nonnull(strstr(body, "Gr\\u00fc\\u00df \\ud83d\\ude00 a\\/b"));
+  ck_assert_int_eq(ph_post_signed(APP_SECRET, body)->status, 200);
+  free(body);
+  ck_assert_str_eq(ph_find("m_meta")->text, "Gr\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80 a/b");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("messenger");
   TCase *tc = tcase_create("messenger");
@@ -686,6 +702,7 @@ int main(void) {
   tcase_add_test(tc, greeting_is_set_at_connect_and_the_instant_reply_goes_once);
   tcase_add_test(tc, invalid_settings_are_refused_by_name);
   tcase_add_test(tc, random_truncated_bodies_never_crash);
+  tcase_add_test(tc, the_double_writes_webhooks_as_meta_does);
   tcase_add_test(tc, closing_with_a_send_and_a_lookup_in_flight_answers_and_completes_each_once);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

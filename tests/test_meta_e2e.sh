@@ -73,11 +73,15 @@ fi
 
 sql() { sqlite3 -cmd '.timeout 5000' "$db" "$1"; }
 
-# post CHANNEL SECRET FILE [SIGNATURE]: prints the HTTP status; signs as Meta does unless given one.
+# post CHANNEL SECRET FILE: the double sends FILE as Meta does (rewritten with \uXXXX escapes and \/,
+# signed with X-Hub-Signature-256); prints the HTTP status.
 post() {
-  local sig=${4:-sha256=$(openssl dgst -sha256 -hmac "$2" -hex <"$3" | sed 's/^.* //')}
-  curl -s -o "$work/answer" -w '%{http_code}' -H 'Content-Type: application/json' \
-    -H "X-Hub-Signature-256: $sig" --data-binary @"$3" "http://127.0.0.1:$port/hooks/$1"
+  "$DOUBLE" --send "http://127.0.0.1:$port/hooks/$1" --app-secret "$2" --file "$3" | cut -d' ' -f1
+}
+# post_signed_as CHANNEL FILE SIGNATURE: FILE as it is, with the given signature header.
+post_signed_as() {
+  curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H "X-Hub-Signature-256: $3" \
+    --data-binary @"$2" "http://127.0.0.1:$port/hooks/$1"
 }
 
 # --- verification and signatures -------------------------------------------------------
@@ -90,11 +94,11 @@ now=$(($(date +%s) * 1000))
 cat >"$work/batch.json" <<EOF
 {"object":"page","entry":[
  {"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now - 2000)),
-  "message":{"mid":"m_e2e_1","text":"Caf\u00e9 \ud83d\ude00 \u00e6\u00f8\u00e5"}}]},
+  "message":{"mid":"m_e2e_1","text":"Café 😀 æøå","attachments":[{"type":"image","payload":{"url":"https://scontent.example/v/t1/a.jpg?x=1"}}]}}]},
  {"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now - 1000)),
   "message":{"mid":"m_e2e_2","text":"second","reply_to":{"mid":"m_e2e_1"}}}]}]}
 EOF
-check "a badly signed webhook gets 403" "$(post fb "$FB_SECRET" "$work/batch.json" "sha256=$(printf '0%.0s' $(seq 64))")" "403"
+check "a badly signed webhook gets 403" "$(post_signed_as fb "$work/batch.json" "sha256=$(printf '0%.0s' $(seq 64))")" "403"
 check "an unsigned webhook gets 401" "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$work/batch.json" "http://127.0.0.1:$port/hooks/fb")" "401"
 check "refused webhooks store nothing" "$(sql "SELECT count(*) FROM messages")" "0"
 
@@ -103,6 +107,7 @@ check "a signed batch of two entries gets 200" "$(post fb "$FB_SECRET" "$work/ba
 check "every entry's message is stored" "$(sql "SELECT count(*) FROM messages WHERE channel='fb' AND direction='in'")" "2"
 check "escaped unicode is stored as UTF-8" "$(sql "SELECT text FROM messages WHERE external_id='m_e2e_1'")" "Café 😀 æøå"
 check "the contact is named from the User Profile API" "$(sql "SELECT name FROM contacts c JOIN identities i ON i.contact_id=c.id WHERE i.value='$PSID'")" "Kim Larsen"
+check "an escaped attachment URL is stored unescaped" "$(sql "SELECT json_extract(attachments, '\$[0].url') FROM messages WHERE external_id='m_e2e_1'")" "https://scontent.example/v/t1/a.jpg?x=1"
 check "reply_to.mid links the reply" "$(sql "SELECT r.external_id FROM messages m JOIN messages r ON r.id=m.reply_to WHERE m.external_id='m_e2e_2'")" "m_e2e_1"
 check "a redelivered batch gets 200" "$(post fb "$FB_SECRET" "$work/batch.json")" "200"
 check "a redelivered batch stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='fb'")" "2"
@@ -135,8 +140,8 @@ ts=$(date +%s)
 cat >"$work/wa.json" <<EOF
 {"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
  "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
- "contacts":[{"profile":{"name":"Kari \u00c5s"},"wa_id":"$WA_ID"}],
- "messages":[{"from":"$WA_ID","id":"wamid.E2E1","timestamp":"$ts","type":"text","text":{"body":"Hei \ud83d\udc4b"}},
+ "contacts":[{"profile":{"name":"Kari Ås"},"wa_id":"$WA_ID"}],
+ "messages":[{"from":"$WA_ID","id":"wamid.E2E1","timestamp":"$ts","type":"text","text":{"body":"Hei 👋"}},
   {"from":"$WA_ID","id":"wamid.E2E2","timestamp":"$ts","type":"image","image":{"caption":"Broken","mime_type":"image/jpeg","sha256":"x","id":"1037543291543636"}}]},
  "field":"messages"}]}]}
 EOF
