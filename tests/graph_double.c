@@ -1,8 +1,6 @@
 /* graph_double.c — the local Graph API double: Send API, User Profile, WhatsApp messages and media. */
 #include "graph_double.h"
 
-#include "channel.h"
-
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <jansson.h>
@@ -11,13 +9,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include "channel.h"
+
 /* Aborts on a broken expectation: usable inside libcheck tests and in graph_double_server alike. */
-#define GD_CHECK(cond)                                                           \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
+#define GD_CHECK(cond)                                                                \
+  do {                                                                                \
+    if (!(cond)) {                                                                    \
       fprintf(stderr, "graph_double: %s:%d: %s failed\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                   \
-    }                                                                            \
+      abort();                                                                        \
+    }                                                                                 \
   } while (0)
 
 typedef struct gd_conn {
@@ -119,7 +119,8 @@ static char *gd__envelope(long code, long subcode, const char *message, const ch
                           "fbtrace_id", "AbCdEfGhIjK");
   if (subcode != 0) json_object_set_new(err, "error_subcode", json_integer(subcode));
   if (code >= 130000 || code == 80007 || code == 368) {
-    json_object_set_new(err, "error_data", json_pack("{s:s, s:s}", "messaging_product", "whatsapp", "details", message));
+    json_object_set_new(err, "error_data",
+                        json_pack("{s:s, s:s}", "messaging_product", "whatsapp", "details", message));
   }
   json_t *root = json_pack("{s:o}", "error", err);
   char *s = json_dumps(root, JSON_COMPACT);
@@ -160,7 +161,8 @@ static const char *gd__check_messenger(const json_t *b) {
   const char *type = json_string_value(json_object_get(b, "messaging_type"));
   const json_t *msg = json_object_get(b, "message");
   if (to == NULL) return "(#100) The parameter recipient is required";
-  if (type == NULL || (strcmp(type, "RESPONSE") != 0 && strcmp(type, "UPDATE") != 0 && strcmp(type, "MESSAGE_TAG") != 0))
+  if (type == NULL ||
+      (strcmp(type, "RESPONSE") != 0 && strcmp(type, "UPDATE") != 0 && strcmp(type, "MESSAGE_TAG") != 0))
     return "(#100) Param messaging_type must be one of {RESPONSE, UPDATE, MESSAGE_TAG}";
   if (strcmp(type, "MESSAGE_TAG") == 0) {
     const char *tag = json_string_value(json_object_get(b, "tag"));
@@ -187,7 +189,8 @@ static const char *gd__check_whatsapp(const json_t *b) {
   if (type == NULL) type = "text";
   const json_t *obj = json_object_get(b, type);
   if (!json_is_object(obj)) return "(#100) Param for the message type is required.";
-  if (strcmp(type, "text") == 0 && !json_is_string(json_object_get(obj, "body"))) return "(#100) Param text['body'] is required.";
+  if (strcmp(type, "text") == 0 && !json_is_string(json_object_get(obj, "body")))
+    return "(#100) Param text['body'] is required.";
   if (strcmp(type, "template") == 0) {
     if (!json_is_string(json_object_get(obj, "name"))) return "(#100) Param template['name'] is required.";
     if (!json_is_string(json_object_get(json_object_get(obj, "language"), "code")))
@@ -199,7 +202,8 @@ static const char *gd__check_whatsapp(const json_t *b) {
       return "(#100) Param media must have a link or an id.";
   }
   const json_t *ctx = json_object_get(b, "context");
-  if (ctx != NULL && !json_is_string(json_object_get(ctx, "message_id"))) return "(#100) Param context['message_id'] must be a string.";
+  if (ctx != NULL && !json_is_string(json_object_get(ctx, "message_id")))
+    return "(#100) Param context['message_id'] must be a string.";
   return NULL;
 }
 

@@ -28,12 +28,12 @@
 
 typedef struct gd_request {
   char method[8];
-  char path[512];  /* without the query */
+  char path[512]; /* without the query */
   char query[1024];
-  char auth[512];  /* the Authorization header, or "" */
-  char *body;      /* NUL-terminated */
+  char auth[512]; /* the Authorization header, or "" */
+  char *body;     /* NUL-terminated */
   size_t body_len;
-  int status;      /* the HTTP status the double answered (0: silent) */
+  int status; /* the HTTP status the double answered (0: silent) */
 } gd_request;
 
 /* Starts the double on a free port of 127.0.0.1 with the access token it

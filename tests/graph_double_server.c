@@ -13,14 +13,14 @@
  * (compact, \uXXXX for non-ASCII, \/ for slashes), signed with
  * X-Hub-Signature-256 under the app secret, POSTed to URL. Prints the HTTP
  * status and the answer's body; exits 0 when an answer arrived. */
-#include "graph_double.h"
-#include "httpc.h"
-
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+
+#include "graph_double.h"
+#include "httpc.h"
 
 static uv_signal_t sig_term, sig_int;
 
@@ -53,8 +53,10 @@ static void sent(void *arg, const httpc_response *res) {
   send_result *r = arg;
   r->done = 1;
   r->code = res->status == 0 ? res->code : 0;
-  if (res->status == 0) printf("%ld %.*s\n", res->code, (int)res->body_len, res->body);
-  else fprintf(stderr, "graph_double_server: %s\n", res->error);
+  if (res->status == 0)
+    printf("%ld %.*s\n", res->code, (int)res->body_len, res->body);
+  else
+    fprintf(stderr, "graph_double_server: %s\n", res->error);
 }
 
 static void closed(void *arg) { *(int *)arg = 1; }
@@ -81,9 +83,14 @@ static int send_webhook(const char *url, const char *secret, const char *file) {
   uv_loop_t *loop = uv_default_loop();
   httpc *client = NULL;
   if (httpc_new(loop, &client) != 0) return 1;
-  const httpc_header h[] = {{"Content-Type", "application/json"}, {"X-Hub-Signature-256", sig},
-                            {"User-Agent", "facebookexternalua"}};
-  httpc_req rq = {.method = "POST", .url = url, .headers = h, .n_headers = 3, .body = body, .body_len = strlen(body),
+  const httpc_header h[] = {
+      {"Content-Type", "application/json"}, {"X-Hub-Signature-256", sig}, {"User-Agent", "facebookexternalua"}};
+  httpc_req rq = {.method = "POST",
+                  .url = url,
+                  .headers = h,
+                  .n_headers = 3,
+                  .body = body,
+                  .body_len = strlen(body),
                   .timeout_ms = 10000};
   send_result r = {0};
   int rc = httpc_request(client, &rq, sent, &r, NULL);
@@ -99,9 +106,12 @@ static int send_webhook(const char *url, const char *secret, const char *file) {
 int main(int argc, char **argv) {
   const char *send_url = NULL, *send_secret = NULL, *send_file = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--send") == 0) send_url = argv[i + 1];
-    else if (strcmp(argv[i], "--app-secret") == 0) send_secret = argv[i + 1];
-    else if (strcmp(argv[i], "--file") == 0) send_file = argv[i + 1];
+    if (strcmp(argv[i], "--send") == 0)
+      send_url = argv[i + 1];
+    else if (strcmp(argv[i], "--app-secret") == 0)
+      send_secret = argv[i + 1];
+    else if (strcmp(argv[i], "--file") == 0)
+      send_file = argv[i + 1];
   }
   if (send_url != NULL) {
     if (send_secret == NULL || send_file == NULL) {
@@ -112,21 +122,27 @@ int main(int argc, char **argv) {
   }
   const char *token = NULL, *page = NULL, *port_file = NULL, *log_file = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--token") == 0) token = argv[i + 1];
-    else if (strcmp(argv[i], "--page") == 0) page = argv[i + 1];
-    else if (strcmp(argv[i], "--port-file") == 0) port_file = argv[i + 1];
-    else if (strcmp(argv[i], "--log") == 0) log_file = argv[i + 1];
+    if (strcmp(argv[i], "--token") == 0)
+      token = argv[i + 1];
+    else if (strcmp(argv[i], "--page") == 0)
+      page = argv[i + 1];
+    else if (strcmp(argv[i], "--port-file") == 0)
+      port_file = argv[i + 1];
+    else if (strcmp(argv[i], "--log") == 0)
+      log_file = argv[i + 1];
   }
   if (token == NULL || page == NULL || port_file == NULL) {
-    fprintf(stderr, "usage: graph_double_server --token T --page ID --port-file FILE [--log FILE] "
-                    "[--profile PSID:FIRST:LAST]... [--media ID:MIME:BYTES]...\n");
+    fprintf(stderr,
+            "usage: graph_double_server --token T --page ID --port-file FILE [--log FILE] "
+            "[--profile PSID:FIRST:LAST]... [--media ID:MIME:BYTES]...\n");
     return 2;
   }
   uv_loop_t *loop = uv_default_loop();
   gd_start(loop, token, page);
   for (int i = 1; i + 1 < argc; i += 2) {
     char *a, *b, *c;
-    if (strcmp(argv[i], "--profile") == 0 && split3(argv[i + 1], &a, &b, &c)) gd_add_profile(a, b, c, "https://cdn.example/p.jpg");
+    if (strcmp(argv[i], "--profile") == 0 && split3(argv[i + 1], &a, &b, &c))
+      gd_add_profile(a, b, c, "https://cdn.example/p.jpg");
     if (strcmp(argv[i], "--media") == 0 && split3(argv[i + 1], &a, &b, &c)) gd_add_media(a, b, c);
   }
   FILE *log = log_file != NULL ? fopen(log_file, "a") : NULL;

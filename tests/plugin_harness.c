@@ -1,17 +1,17 @@
 /* plugin_harness.c — the in-process driver for the Meta plugin tests: fake router/store, answers, sends. */
 #include "plugin_harness.h"
 
-#include "graph_double.h"
-#include "httpc.h"
-#include "loader.h"
-#include "testutil.h"
-
 #include <dlfcn.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "graph_double.h"
+#include "httpc.h"
+#include "loader.h"
+#include "testutil.h"
 
 uv_loop_t ph_loop;
 ph_env phe;
@@ -40,7 +40,8 @@ void ph_flush(void) {
   memcpy(batch, ph_pending, sizeof(batch[0]) * (size_t)n);
   ph_npending = 0;
   phe.commits_pending = 0;
-  for (int i = 0; i < n; i++) batch[i].done(batch[i].arg, batch[i].status, batch[i].status == SB_OK ? batch[i].id : NULL, batch[i].duplicate);
+  for (int i = 0; i < n; i++)
+    batch[i].done(batch[i].arg, batch[i].status, batch[i].status == SB_OK ? batch[i].id : NULL, batch[i].duplicate);
 }
 
 static void ph__commit_cb(uv_timer_t *t) {
@@ -196,8 +197,12 @@ int ph_try_open(const char *credentials_json, char *err, size_t errlen) {
   json_error_t jerr;
   json_t *holder = json_loads(json, 0, &jerr);
   ck_assert_msg(holder != NULL, "bad test JSON: %s", jerr.text);
-  config_channel c = {.name = "meta", .plugin = ph_plugin_name, .inbox = "Support", .enabled = 1,
-                      .credentials = json_object_get(holder, "credentials"), .spec = holder};
+  config_channel c = {.name = "meta",
+                      .plugin = ph_plugin_name,
+                      .inbox = "Support",
+                      .enabled = 1,
+                      .credentials = json_object_get(holder, "credentials"),
+                      .spec = holder};
   int rc = channel_create(&phe.env, &ph_plug, &c, "/tmp", NULL, &ph_ch, err, errlen);
   json_decref(holder);
   if (rc != 0) ph_ch = NULL;
@@ -208,7 +213,8 @@ void ph_open(const char *credentials_json) {
   char err[512];
   ck_assert_msg(ph_try_open(credentials_json, err, sizeof(err)) == 0, "create failed: %s", err);
   channel_start(ph_ch);
-  for (int i = 0; i < 300 && channel_state(ph_ch) != SB_STATE_CONNECTED && !SB_STATE_IS_FATAL(channel_state(ph_ch)); i++) {
+  for (int i = 0; i < 300 && channel_state(ph_ch) != SB_STATE_CONNECTED && !SB_STATE_IS_FATAL(channel_state(ph_ch));
+       i++) {
     ph_run_for(10);
   }
 }
@@ -218,7 +224,8 @@ static int ph__record(sb_responder *self, int status, const sb_http_header *h, s
   a->status = status;
   snprintf(a->body, sizeof(a->body), "%.*s", (int)len, body != NULL ? body : "");
   for (size_t i = 0; i < n; i++) {
-    if (strcasecmp(h[i].name, "Content-Type") == 0) snprintf(a->content_type, sizeof(a->content_type), "%s", h[i].value);
+    if (strcasecmp(h[i].name, "Content-Type") == 0)
+      snprintf(a->content_type, sizeof(a->content_type), "%s", h[i].value);
   }
   a->done++;
   return 0;
@@ -230,9 +237,16 @@ ph_answer *ph_request(const char *method, const char *query, const char *body, c
   a.base.respond = ph__record;
   sb_http_header h[8];
   size_t n = 0;
-  for (size_t i = 0; headers != NULL && headers[i] != NULL && n < 8; i += 2) h[n++] = (sb_http_header){headers[i], headers[i + 1]};
-  sb_http_request req = {.method = method, .path = "/hooks/meta", .subpath = "", .query = query != NULL ? query : "",
-                         .headers = h, .header_count = n, .body = body, .body_len = body != NULL ? strlen(body) : 0,
+  for (size_t i = 0; headers != NULL && headers[i] != NULL && n < 8; i += 2)
+    h[n++] = (sb_http_header){headers[i], headers[i + 1]};
+  sb_http_request req = {.method = method,
+                         .path = "/hooks/meta",
+                         .subpath = "",
+                         .query = query != NULL ? query : "",
+                         .headers = h,
+                         .header_count = n,
+                         .body = body,
+                         .body_len = body != NULL ? strlen(body) : 0,
                          .remote_addr = "127.0.0.1"};
   channel_receive(ph_ch, &req, &a.base);
   ck_assert_msg(ph_run_until(&a.done, 5000), "no answer to %s", method);

@@ -3,9 +3,9 @@
 #ifndef SB_TESTS_PLUGIN_HARNESS_H
 #define SB_TESTS_PLUGIN_HARNESS_H
 
-#include "channel.h"
-
 #include <uv.h>
+
+#include "channel.h"
 
 #define PH_MAX 64
 
@@ -44,8 +44,8 @@ typedef struct ph_sent {
 typedef struct ph_env {
   channel_env env;
   ph_inbound in[PH_MAX];
-  int in_count;      /* emit_inbound calls */
-  int stored_count;  /* distinct external ids stored */
+  int in_count;     /* emit_inbound calls */
+  int stored_count; /* distinct external ids stored */
   char stored[PH_MAX][300];
   ph_status st[PH_MAX];
   int st_count;

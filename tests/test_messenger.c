@@ -1,14 +1,14 @@
 /* test_messenger.c — plugins/messenger driven in-process: the real messenger.so with a fake router and
  * store, and the Graph API double (tests/graph_double.c) as the Send and User Profile APIs. */
-#include "graph_double.h"
-#include "plugin_harness.h"
-#include "testutil.h"
-
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "graph_double.h"
+#include "plugin_harness.h"
+#include "testutil.h"
 
 #define TOKEN "EAAPageToken123"
 #define APP_SECRET "app-secret-0123456789"
@@ -16,8 +16,8 @@
 #define KIM "7000000000000001"
 #define LEE "7000000000000002"
 
-#define CREDS_FMT                                                                                                \
-  "{\"page_id\":\"" PAGE "\",\"page_access_token\":\"" TOKEN "\",\"app_secret\":\"" APP_SECRET                     \
+#define CREDS_FMT                                                                              \
+  "{\"page_id\":\"" PAGE "\",\"page_access_token\":\"" TOKEN "\",\"app_secret\":\"" APP_SECRET \
   "\",\"verify_token\":\"vt-42\",\"graph_api_base\":\"%%BASE%%\",\"request_timeout\":\"1s\"%s}"
 
 static int ph_test_record(sb_responder *self, int status, const sb_http_header *h, size_t n, const char *body,
@@ -150,20 +150,28 @@ START_TEST(webhook_is_answered_only_after_every_message_of_the_batch_is_committe
   open_with("");
   phe.hold = 1;
   char body[8192];
-  snprintf(body, sizeof(body),
-           "{\"object\":\"page\",\"entry\":["
-           "{\"id\":\"" PAGE "\",\"time\":1,\"messaging\":[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
-           "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_b1\",\"text\":\"one\"}}]},"
-           "{\"id\":\"" PAGE "\",\"time\":2,\"messaging\":[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
-           "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_b2\",\"text\":\"two\"}}]}]}",
-           (long long)now_ms(), (long long)now_ms());
+  snprintf(
+      body, sizeof(body),
+      "{\"object\":\"page\",\"entry\":["
+      "{\"id\":\"" PAGE "\",\"time\":1,\"messaging\":[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+      "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_b1\",\"text\":\"one\"}}]},"
+      "{\"id\":\"" PAGE "\",\"time\":2,\"messaging\":[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+      "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_b2\",\"text\":\"two\"}}]}]}",
+      (long long)now_ms(), (long long)now_ms());
   char sig[72];
   gd_sign(APP_SECRET, body, strlen(body), sig);
   sb_http_header hdr[] = {{"X-Hub-Signature-256", sig}};
   static ph_answer a;
   memset(&a, 0, sizeof(a));
-  sb_http_request req = {.method = "POST", .path = "/hooks/meta", .subpath = "", .query = "", .headers = hdr,
-                         .header_count = 1, .body = body, .body_len = strlen(body), .remote_addr = "127.0.0.1"};
+  sb_http_request req = {.method = "POST",
+                         .path = "/hooks/meta",
+                         .subpath = "",
+                         .query = "",
+                         .headers = hdr,
+                         .header_count = 1,
+                         .body = body,
+                         .body_len = strlen(body),
+                         .remote_addr = "127.0.0.1"};
   a.base.respond = ph_test_record;
   channel_receive(ph_ch, &req, &a.base);
   ph_run_for(300);
@@ -183,22 +191,30 @@ START_TEST(attachments_stickers_fallbacks_and_postbacks_are_recorded) {
   int64_t t = now_ms();
   char events[12000];
   snprintf(events, sizeof(events),
-           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":%lld,\"message\":{"
+           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{"
            "\"mid\":\"m_att\",\"attachments\":["
            "{\"type\":\"image\",\"payload\":{\"url\":\"https://cdn.example/i.jpg\"}},"
            "{\"type\":\"audio\",\"payload\":{\"url\":\"https://cdn.example/a.mp4\"}},"
            "{\"type\":\"video\",\"payload\":{\"url\":\"https://cdn.example/v.mp4\"}},"
            "{\"type\":\"file\",\"payload\":{\"url\":\"https://cdn.example/f.pdf\"}}]}},"
-           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":%lld,\"message\":{"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{"
            "\"mid\":\"m_st1\",\"sticker_id\":369239263222822,\"attachments\":[{\"type\":\"image\",\"payload\":{"
            "\"url\":\"https://cdn.example/like.png\",\"sticker_id\":369239263222822}}]}},"
-           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":%lld,\"message\":{"
-           "\"mid\":\"m_st2\",\"attachments\":[{\"type\":\"sticker\",\"payload\":{\"url\":\"https://cdn.example/s.png\"}}]}},"
-           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":%lld,\"message\":{"
-           "\"mid\":\"m_fb\",\"attachments\":[{\"type\":\"fallback\",\"title\":\"A page\",\"payload\":{\"url\":\"https://ex.com/x\"}}]}},"
-           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":%lld,\"postback\":{"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{"
+           "\"mid\":\"m_st2\",\"attachments\":[{\"type\":\"sticker\",\"payload\":{\"url\":\"https://cdn.example/"
+           "s.png\"}}]}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{"
+           "\"mid\":\"m_fb\",\"attachments\":[{\"type\":\"fallback\",\"title\":\"A "
+           "page\",\"payload\":{\"url\":\"https://ex.com/x\"}}]}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"postback\":{"
            "\"mid\":\"m_pb\",\"title\":\"Talk to sales\",\"payload\":\"SALES\"}},"
-           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":%lld,\"postback\":{"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"postback\":{"
            "\"title\":\"Old style\",\"payload\":\"OLD\"}}]",
            (long long)t, (long long)t + 1, (long long)t + 2, (long long)t + 3, (long long)t + 4, (long long)t + 5);
   ck_assert_int_eq(post_events(events)->status, 200);
@@ -233,9 +249,11 @@ START_TEST(delivery_and_read_become_watermark_statuses) {
   open_with("");
   char events[4096];
   snprintf(events, sizeof(events),
-           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"delivery\":{\"mids\":[\"m_sent1\"],"
+           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"delivery\":{\"mids\":[\"m_sent1\"],"
            "\"watermark\":1763800000123}},"
-           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":1763800001000,"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":1763800001000,"
            "\"read\":{\"watermark\":1763800000999}}]");
   ck_assert_int_eq(post_events(events)->status, 200);
   ck_assert_int_eq(phe.in_count, 0);
@@ -254,16 +272,18 @@ START_TEST(echoes_are_outbound_from_elsewhere_and_our_own_echoes_are_skipped) {
   open_with("");
   char events[4096];
   snprintf(events, sizeof(events),
-           "[{\"sender\":{\"id\":\"" PAGE "\"},\"recipient\":{\"id\":\"" KIM "\"},\"timestamp\":%lld,\"message\":{"
+           "[{\"sender\":{\"id\":\"" PAGE "\"},\"recipient\":{\"id\":\"" KIM
+           "\"},\"timestamp\":%lld,\"message\":{"
            "\"is_echo\":true,\"app_id\":1517776481860111,\"mid\":\"m_echo1\",\"text\":\"From the Page inbox\"}},"
-           "{\"sender\":{\"id\":\"" PAGE "\"},\"recipient\":{\"id\":\"" KIM "\"},\"timestamp\":%lld,\"message\":{"
+           "{\"sender\":{\"id\":\"" PAGE "\"},\"recipient\":{\"id\":\"" KIM
+           "\"},\"timestamp\":%lld,\"message\":{"
            "\"is_echo\":true,\"app_id\":1,\"metadata\":\"switchboard:77\",\"mid\":\"m_echo2\",\"text\":\"ours\"}}]",
            (long long)now_ms(), (long long)now_ms());
   ck_assert_int_eq(post_events(events)->status, 200);
   ck_assert_int_eq(phe.in_count, 1);
   const ph_inbound *in = ph_find("m_echo1");
   ck_assert_uint_eq(in->flags & SB_IN_ECHO, SB_IN_ECHO);
-  ck_assert_str_eq(in->sender_id, KIM); /* the contact the Page wrote to */
+  ck_assert_str_eq(in->sender_id, KIM);        /* the contact the Page wrote to */
   ck_assert_int_eq(gd_count_path("/" KIM), 0); /* no profile lookup for echoes */
 }
 END_TEST
@@ -281,7 +301,8 @@ START_TEST(redelivered_batches_store_nothing_new_and_standby_is_recorded) {
   char body[4096];
   snprintf(body, sizeof(body),
            "{\"object\":\"page\",\"entry\":[{\"id\":\"" PAGE "\",\"time\":1,\"standby\":[{\"sender\":{\"id\":\"" KIM
-           "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_sb\",\"text\":\"to the bot\"}}]}]}",
+           "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_sb\",\"text\":\"to the bot\"}}]}]}",
            (long long)now_ms());
   ck_assert_int_eq(ph_post_signed(APP_SECRET, body)->status, 200);
   const ph_inbound *in = ph_find("m_sb");
@@ -329,8 +350,13 @@ END_TEST
 /* --- outbound -------------------------------------------------------------------------- */
 
 static sb_outbound_message reply(const char *text, int64_t last_inbound_ms, uint32_t flags) {
-  sb_outbound_message m = {.message_id = "77", .idempotency_key = "idem-77", .attempt = 1, .flags = flags,
-                           .recipient_id = KIM, .text = text, .last_inbound_ms = last_inbound_ms};
+  sb_outbound_message m = {.message_id = "77",
+                           .idempotency_key = "idem-77",
+                           .attempt = 1,
+                           .flags = flags,
+                           .recipient_id = KIM,
+                           .text = text,
+                           .last_inbound_ms = last_inbound_ms};
   return m;
 }
 
@@ -468,7 +494,8 @@ END_TEST
 START_TEST(a_refused_token_at_connect_is_auth_failed) {
   char creds[2048];
   snprintf(creds, sizeof(creds),
-           "{\"page_id\":\"" PAGE "\",\"page_access_token\":\"wrong\",\"app_secret\":\"s\",\"verify_token\":\"v\","
+           "{\"page_id\":\"" PAGE
+           "\",\"page_access_token\":\"wrong\",\"app_secret\":\"s\",\"verify_token\":\"v\","
            "\"graph_api_base\":\"%%BASE%%\"}");
   ph_open(creds);
   ck_assert_uint_eq(channel_state(ph_ch), SB_STATE_AUTH_FAILED);
@@ -537,7 +564,8 @@ START_TEST(explicit_consent_asks_first_holds_replies_and_releases_them_on_the_po
   ph_run_for(100);
   ck_assert_int_eq(gd_count_path("/me/messages"), asked);
   snprintf(events, sizeof(events),
-           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":%lld,\"postback\":{"
+           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"postback\":{"
            "\"mid\":\"m_yes\",\"title\":\"I agree\",\"payload\":\"SWITCHBOARD_CONSENT_GIVEN\"}}]",
            (long long)now_ms());
   ck_assert_int_eq(post_events(events)->status, 200);
@@ -565,7 +593,8 @@ START_TEST(greeting_is_set_at_connect_and_the_instant_reply_goes_once) {
   ph_run_for(200);
   const gd_request *g = gd_last("/me/messenger_profile");
   ck_assert_ptr_nonnull(g);
-  ck_assert_ptr_nonnull(strstr(g->body, "\"greeting\":[{\"locale\":\"default\",\"text\":\"Hi {{user_first_name}}!\"}]"));
+  ck_assert_ptr_nonnull(
+      strstr(g->body, "\"greeting\":[{\"locale\":\"default\",\"text\":\"Hi {{user_first_name}}!\"}]"));
   for (int i = 0; i < 2; i++) {
     char mid[32], msg[128];
     snprintf(mid, sizeof(mid), "m_ir%d", i);
@@ -584,18 +613,21 @@ END_TEST
 
 START_TEST(invalid_settings_are_refused_by_name) {
   char err[512];
-  ck_assert_int_ne(ph_try_open("{\"page_id\":\"abc\",\"page_access_token\":\"t\",\"app_secret\":\"s\",\"verify_token\":\"v\"}",
-                               err, sizeof(err)),
-                   0);
+  ck_assert_int_ne(
+      ph_try_open("{\"page_id\":\"abc\",\"page_access_token\":\"t\",\"app_secret\":\"s\",\"verify_token\":\"v\"}", err,
+                  sizeof(err)),
+      0);
   ck_assert_ptr_nonnull(strstr(err, "page_id"));
-  ck_assert_int_ne(ph_try_open("{\"page_id\":\"1\",\"page_access_token\":\"t\",\"app_secret\":\"s\"}", err, sizeof(err)), 0);
+  ck_assert_int_ne(
+      ph_try_open("{\"page_id\":\"1\",\"page_access_token\":\"t\",\"app_secret\":\"s\"}", err, sizeof(err)), 0);
   ck_assert_ptr_nonnull(strstr(err, "verify_token"));
 }
 END_TEST
 
 START_TEST(random_truncated_bodies_never_crash) {
   open_with("");
-  char *ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_r\",\"text\":\"x\",\"attachments\":[{\"type\":\"image\",\"payload\":{}}]}");
+  char *ev = event_msg(KIM, now_ms(),
+                       "{\"mid\":\"m_r\",\"text\":\"x\",\"attachments\":[{\"type\":\"image\",\"payload\":{}}]}");
   char events[9000];
   snprintf(events, sizeof(events), "[%s,{\"sender\":{},\"read\":{\"watermark\":\"x\"}}]", ev);
   free(ev);
@@ -611,7 +643,8 @@ START_TEST(random_truncated_bodies_never_crash) {
 }
 END_TEST
 
-static int ph_test_record(sb_responder *self, int status, const sb_http_header *h, size_t n, const char *body, size_t len) {
+static int ph_test_record(sb_responder *self, int status, const sb_http_header *h, size_t n, const char *body,
+                          size_t len) {
   (void)h;
   (void)n;
   ph_answer *a = (ph_answer *)self;
@@ -641,8 +674,15 @@ START_TEST(closing_with_a_send_and_a_lookup_in_flight_answers_and_completes_each
   static ph_answer a;
   memset(&a, 0, sizeof(a));
   a.base.respond = ph_test_record;
-  sb_http_request req = {.method = "POST", .path = "/hooks/meta", .subpath = "", .query = "", .headers = hdr,
-                         .header_count = 1, .body = body, .body_len = strlen(body), .remote_addr = "127.0.0.1"};
+  sb_http_request req = {.method = "POST",
+                         .path = "/hooks/meta",
+                         .subpath = "",
+                         .query = "",
+                         .headers = hdr,
+                         .header_count = 1,
+                         .body = body,
+                         .body_len = strlen(body),
+                         .remote_addr = "127.0.0.1"};
   channel_receive(ph_ch, &req, &a.base);
   ph_run_for(200);
   ck_assert_int_eq(a.done, 0);

@@ -1,14 +1,14 @@
 /* test_whatsapp.c — plugins/whatsapp driven in-process: the real whatsapp.so with a fake router and store,
  * and the Graph API double (tests/graph_double.c) as the Cloud API, media URLs and media downloads. */
-#include "graph_double.h"
-#include "plugin_harness.h"
-#include "testutil.h"
-
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "graph_double.h"
+#include "plugin_harness.h"
+#include "testutil.h"
 
 #define TOKEN "EAAWhatsAppToken"
 #define APP_SECRET "wa-app-secret-987"
@@ -20,7 +20,8 @@ static void open_with(const char *extra) {
   char creds[2048];
   snprintf(creds, sizeof(creds),
            "{\"phone_number_id\":\"" PHONE_ID "\",\"waba_id\":\"" WABA "\",\"access_token\":\"" TOKEN
-           "\",\"app_secret\":\"" APP_SECRET "\",\"verify_token\":\"wa-vt\",\"graph_api_base\":\"%%BASE%%\","
+           "\",\"app_secret\":\"" APP_SECRET
+           "\",\"verify_token\":\"wa-vt\",\"graph_api_base\":\"%%BASE%%\","
            "\"request_timeout\":\"1s\"%s}",
            extra);
   ph_open(creds);
@@ -37,9 +38,11 @@ static void teardown(void) { ph_teardown(); }
 static ph_answer *post_value(const char *members) {
   char *body = malloc(32768);
   snprintf(body, 32768,
-           "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"" WABA "\",\"changes\":[{\"value\":{"
+           "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"" WABA
+           "\",\"changes\":[{\"value\":{"
            "\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":\"15550001111\","
-           "\"phone_number_id\":\"" PHONE_ID "\"},\"contacts\":[{\"profile\":{\"name\":\"Kari Nordmann \\u00c5s\"},"
+           "\"phone_number_id\":\"" PHONE_ID
+           "\"},\"contacts\":[{\"profile\":{\"name\":\"Kari Nordmann \\u00c5s\"},"
            "\"wa_id\":\"" CUSTOMER "\"}]%s},\"field\":\"messages\"}]}]}",
            members);
   ph_answer *a = ph_post_signed(APP_SECRET, body);
@@ -68,7 +71,8 @@ START_TEST(verification_and_signature_are_checked) {
   ck_assert_int_eq(a->status, 200);
   ck_assert_str_eq(a->body, "CH4LL");
   ck_assert_int_eq(ph_request("GET", "hub.mode=subscribe&hub.verify_token=x&hub.challenge=1", NULL, NULL)->status, 403);
-  const char *bad[] = {"X-Hub-Signature-256", "sha256=0000000000000000000000000000000000000000000000000000000000000000", NULL};
+  const char *bad[] = {"X-Hub-Signature-256", "sha256=0000000000000000000000000000000000000000000000000000000000000000",
+                       NULL};
   ck_assert_int_eq(ph_request("POST", "", "{\"entry\":[]}", bad)->status, 403);
   ck_assert_int_eq(ph_request("POST", "", "{\"entry\":[]}", NULL)->status, 401);
   ck_assert_int_eq(phe.in_count, 0);
@@ -78,7 +82,9 @@ END_TEST
 START_TEST(text_with_profile_name_context_and_string_timestamp_is_stored) {
   open_with("");
   long long ts = now_s() - 60;
-  char *m = msg("wamid.T1", ts, "text", "\"context\":{\"from\":\"15550001111\",\"id\":\"wamid.PREV\"},\"text\":{\"body\":\"Hei \\u00f8 \\ud83d\\udc4b\"}");
+  char *m = msg("wamid.T1", ts, "text",
+                "\"context\":{\"from\":\"15550001111\",\"id\":\"wamid.PREV\"},\"text\":{\"body\":\"Hei \\u00f8 "
+                "\\ud83d\\udc4b\"}");
   ck_assert_int_eq(post_messages(m)->status, 200);
   free(m);
   const ph_inbound *in = ph_find("wamid.T1");
@@ -102,9 +108,13 @@ START_TEST(every_message_type_is_recorded) {
   long long t = now_s();
   char list[20000] = "";
   const char *items[][3] = {
-      {"wamid.LOC", "location", "\"location\":{\"latitude\":59.91,\"longitude\":10.75,\"name\":\"Office\",\"address\":\"Main st 1\"}"},
-      {"wamid.BR", "interactive", "\"interactive\":{\"type\":\"button_reply\",\"button_reply\":{\"id\":\"yes-1\",\"title\":\"Yes\"}}"},
-      {"wamid.LR", "interactive", "\"interactive\":{\"type\":\"list_reply\",\"list_reply\":{\"id\":\"r2\",\"title\":\"Row 2\",\"description\":\"d\"}}"},
+      {"wamid.LOC", "location",
+       "\"location\":{\"latitude\":59.91,\"longitude\":10.75,\"name\":\"Office\",\"address\":\"Main st 1\"}"},
+      {"wamid.BR", "interactive",
+       "\"interactive\":{\"type\":\"button_reply\",\"button_reply\":{\"id\":\"yes-1\",\"title\":\"Yes\"}}"},
+      {"wamid.LR", "interactive",
+       "\"interactive\":{\"type\":\"list_reply\",\"list_reply\":{\"id\":\"r2\",\"title\":\"Row "
+       "2\",\"description\":\"d\"}}"},
       {"wamid.BTN", "button", "\"button\":{\"payload\":\"STOP\",\"text\":\"Stop promotions\"}"},
       {"wamid.RX", "reaction", "\"reaction\":{\"message_id\":\"wamid.OUT1\",\"emoji\":\"\\ud83d\\udc4d\"}"},
       {"wamid.RX0", "reaction", "\"reaction\":{\"message_id\":\"wamid.OUT1\"}"},
@@ -146,10 +156,17 @@ START_TEST(media_is_looked_up_then_downloaded_with_the_bearer_token) {
   gd_add_media("5000000000000005", "video/mp4", "MP4");
   long long t = now_s();
   char list[8000];
-  char *a = msg("wamid.IMG", t, "image", "\"image\":{\"caption\":\"Broken part\",\"mime_type\":\"image/jpeg\",\"sha256\":\"abc\",\"id\":\"1037543291543636\"}");
-  char *b = msg("wamid.VOICE", t, "audio", "\"audio\":{\"mime_type\":\"audio/ogg; codecs=opus\",\"sha256\":\"x\",\"id\":\"2000000000000002\",\"voice\":true}");
-  char *c = msg("wamid.DOC", t, "document", "\"document\":{\"caption\":\"Invoice\",\"filename\":\"invoice.pdf\",\"mime_type\":\"application/pdf\",\"id\":\"3000000000000003\"}");
-  char *d = msg("wamid.STK", t, "sticker", "\"sticker\":{\"mime_type\":\"image/webp\",\"id\":\"4000000000000004\",\"animated\":false}");
+  char *a = msg("wamid.IMG", t, "image",
+                "\"image\":{\"caption\":\"Broken "
+                "part\",\"mime_type\":\"image/jpeg\",\"sha256\":\"abc\",\"id\":\"1037543291543636\"}");
+  char *b = msg("wamid.VOICE", t, "audio",
+                "\"audio\":{\"mime_type\":\"audio/ogg; "
+                "codecs=opus\",\"sha256\":\"x\",\"id\":\"2000000000000002\",\"voice\":true}");
+  char *c = msg("wamid.DOC", t, "document",
+                "\"document\":{\"caption\":\"Invoice\",\"filename\":\"invoice.pdf\",\"mime_type\":\"application/"
+                "pdf\",\"id\":\"3000000000000003\"}");
+  char *d = msg("wamid.STK", t, "sticker",
+                "\"sticker\":{\"mime_type\":\"image/webp\",\"id\":\"4000000000000004\",\"animated\":false}");
   char *e = msg("wamid.VID", t, "video", "\"video\":{\"mime_type\":\"video/mp4\",\"id\":\"5000000000000005\"}");
   snprintf(list, sizeof(list), "%s,%s,%s,%s,%s", a, b, c, d, e);
   free(a), free(b), free(c), free(d), free(e);
@@ -215,13 +232,19 @@ START_TEST(statuses_become_delivery_statuses_and_131047_says_re_engagement_requi
   open_with("");
   char members[4000];
   snprintf(members, sizeof(members),
-           ",\"statuses\":[{\"id\":\"wamid.OUT1\",\"status\":\"sent\",\"timestamp\":\"1763800000\",\"recipient_id\":\"" CUSTOMER "\"},"
-           "{\"id\":\"wamid.OUT1\",\"status\":\"delivered\",\"timestamp\":\"1763800001\",\"recipient_id\":\"" CUSTOMER "\"},"
-           "{\"id\":\"wamid.OUT1\",\"status\":\"read\",\"timestamp\":\"1763800002\",\"recipient_id\":\"" CUSTOMER "\"},"
-           "{\"id\":\"wamid.OUT2\",\"status\":\"failed\",\"timestamp\":\"1763800003\",\"recipient_id\":\"" CUSTOMER "\","
+           ",\"statuses\":[{\"id\":\"wamid.OUT1\",\"status\":\"sent\",\"timestamp\":\"1763800000\",\"recipient_id\":"
+           "\"" CUSTOMER
+           "\"},"
+           "{\"id\":\"wamid.OUT1\",\"status\":\"delivered\",\"timestamp\":\"1763800001\",\"recipient_id\":\"" CUSTOMER
+           "\"},"
+           "{\"id\":\"wamid.OUT1\",\"status\":\"read\",\"timestamp\":\"1763800002\",\"recipient_id\":\"" CUSTOMER
+           "\"},"
+           "{\"id\":\"wamid.OUT2\",\"status\":\"failed\",\"timestamp\":\"1763800003\",\"recipient_id\":\"" CUSTOMER
+           "\","
            "\"errors\":[{\"code\":131047,\"title\":\"Re-engagement message\",\"message\":\"Re-engagement message\","
            "\"error_data\":{\"details\":\"Message failed to send because more than 24 hours have passed\"}}]},"
-           "{\"id\":\"wamid.OUT3\",\"status\":\"failed\",\"timestamp\":\"1763800004\",\"recipient_id\":\"" CUSTOMER "\","
+           "{\"id\":\"wamid.OUT3\",\"status\":\"failed\",\"timestamp\":\"1763800004\",\"recipient_id\":\"" CUSTOMER
+           "\","
            "\"errors\":[{\"code\":131026,\"title\":\"Message undeliverable\"}]}]");
   ck_assert_int_eq(post_value(members)->status, 200);
   ck_assert_int_eq(phe.st_count, 5);
@@ -244,7 +267,8 @@ START_TEST(a_store_failure_gets_503_and_other_numbers_are_ignored) {
   free(m);
   phe.fail_store = 0;
   const char *other =
-      "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"value\":{\"messaging_product\":"
+      "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"value\":{\"messaging_"
+      "product\":"
       "\"whatsapp\",\"metadata\":{\"phone_number_id\":\"999\"},\"messages\":[{\"from\":\"1\",\"id\":\"wamid.O\","
       "\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]},\"field\":\"messages\"}]}]}";
   ck_assert_int_eq(ph_post_signed(APP_SECRET, other)->status, 200);
@@ -255,8 +279,12 @@ END_TEST
 /* --- outbound -------------------------------------------------------------------------- */
 
 static sb_outbound_message reply(const char *text, int64_t last_ms) {
-  sb_outbound_message m = {.message_id = "88", .idempotency_key = "idem-88", .attempt = 1, .recipient_id = "+" CUSTOMER,
-                           .text = text, .last_inbound_ms = last_ms};
+  sb_outbound_message m = {.message_id = "88",
+                           .idempotency_key = "idem-88",
+                           .attempt = 1,
+                           .recipient_id = "+" CUSTOMER,
+                           .text = text,
+                           .last_inbound_ms = last_ms};
   return m;
 }
 
@@ -304,7 +332,8 @@ START_TEST(outside_24_hours_free_text_fails_at_once_and_a_template_is_sent) {
   ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
   b = json_loads(gd_last("/messages")->body, 0, NULL);
   ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "template"), "name")), "hello_again");
-  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(b, "template"), "language"), "code")), "nb");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_object_get(json_object_get(b, "template"), "language"), "code")), "nb");
   json_decref(b);
 }
 END_TEST
@@ -323,8 +352,9 @@ END_TEST
 
 START_TEST(media_replies_go_by_link_and_documents_keep_their_filename) {
   open_with("");
-  static const sb_attachment att[] = {{.url = "https://files.example/r.pdf", .mime_type = "application/pdf", .filename = "r.pdf"},
-                                      {.url = "https://files.example/p.jpg", .mime_type = "image/jpeg"}};
+  static const sb_attachment att[] = {
+      {.url = "https://files.example/r.pdf", .mime_type = "application/pdf", .filename = "r.pdf"},
+      {.url = "https://files.example/p.jpg", .mime_type = "image/jpeg"}};
   sb_outbound_message m = reply("Attached", now_ms() - 1000);
   m.attachments = att;
   m.attachment_count = 2;
@@ -336,7 +366,8 @@ START_TEST(media_replies_go_by_link_and_documents_keep_their_filename) {
   ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "document"), "filename")), "r.pdf");
   json_decref(b);
   b = json_loads(gd_last("/messages")->body, 0, NULL);
-  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "image"), "link")), "https://files.example/p.jpg");
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "image"), "link")),
+                   "https://files.example/p.jpg");
   json_decref(b);
 }
 END_TEST
@@ -364,8 +395,10 @@ START_TEST(cloud_api_errors_are_classified_as_documented) {
       {502, 0, CHANNEL_SEND_RETRY, "502"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    if (cases[i].code != 0) gd_script_error("/messages", cases[i].http, cases[i].code, 0, "scripted failure");
-    else gd_script_raw("/messages", cases[i].http, "Bad Gateway");
+    if (cases[i].code != 0)
+      gd_script_error("/messages", cases[i].http, cases[i].code, 0, "scripted failure");
+    else
+      gd_script_raw("/messages", cases[i].http, "Bad Gateway");
     sb_outbound_message m = reply("x", now_ms() - 1000);
     ph_sent *s = ph_send(&m);
     ck_assert_msg(s->outcome == cases[i].outcome, "case %zu: outcome %d (%s)", i, s->outcome, s->text);
@@ -383,7 +416,8 @@ START_TEST(cloud_api_errors_are_classified_as_documented) {
 END_TEST
 
 START_TEST(a_refused_token_at_connect_is_auth_failed) {
-  ph_open("{\"phone_number_id\":\"" PHONE_ID "\",\"waba_id\":\"1\",\"access_token\":\"nope\",\"app_secret\":\"s\","
+  ph_open("{\"phone_number_id\":\"" PHONE_ID
+          "\",\"waba_id\":\"1\",\"access_token\":\"nope\",\"app_secret\":\"s\","
           "\"verify_token\":\"v\",\"graph_api_base\":\"%BASE%\"}");
   ck_assert_uint_eq(channel_state(ph_ch), SB_STATE_AUTH_FAILED);
 }
@@ -395,7 +429,8 @@ START_TEST(random_truncated_bodies_never_crash) {
   char body[4000];
   snprintf(body, sizeof(body),
            "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":\"messages\",\"value\":{"
-           "\"metadata\":{\"phone_number_id\":\"" PHONE_ID "\"},\"contacts\":[7],\"messages\":[%s,{\"type\":null}],"
+           "\"metadata\":{\"phone_number_id\":\"" PHONE_ID
+           "\"},\"contacts\":[7],\"messages\":[%s,{\"type\":null}],"
            "\"statuses\":[{\"id\":\"x\",\"status\":\"failed\",\"errors\":[3]}]}}]}]}",
            m);
   free(m);

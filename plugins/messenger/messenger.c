@@ -54,9 +54,8 @@ static const sb_field msgr_schema[] = {
     {"consent_mode", SB_FIELD_ENUM, 0, "off", "GDPR consent mode",
      "off; explicit: ask first and hold replies until the person agrees; implicit: show the consent text once.",
      msgr_consent_modes},
-    {"consent_text", SB_FIELD_STRING, 0,
-     "We store this conversation to answer you. Tap \"I agree\" to continue.", "Consent text",
-     "What the person is asked (explicit) or told (implicit).", NULL},
+    {"consent_text", SB_FIELD_STRING, 0, "We store this conversation to answer you. Tap \"I agree\" to continue.",
+     "Consent text", "What the person is asked (explicit) or told (implicit).", NULL},
     {"consent_keyword", SB_FIELD_STRING, 0, "I agree", "Consent keyword",
      "A message with exactly this text (any case) also gives consent.", NULL},
     {"request_timeout", SB_FIELD_DURATION, 0, "20s", "Request timeout", "How long a Graph API call may take.", NULL},
@@ -124,10 +123,10 @@ typedef struct msgr_batch {
   json_t *root;
   msgr_event *events;
   size_t n, next;
-  int pending; /* commits not yet done */
-  int failed;  /* a commit failed or the channel closed: answer 503 */
-  int walking; /* msgr__step is running (a commit done must not finish the batch) */
-  int waiting; /* a profile lookup is in flight */
+  int pending;     /* commits not yet done */
+  int failed;      /* a commit failed or the channel closed: answer 503 */
+  int walking;     /* msgr__step is running (a commit done must not finish the batch) */
+  int waiting;     /* a profile lookup is in flight */
   json_t *profile; /* the looked-up profile for events[next], or NULL */
 } msgr_batch;
 
@@ -195,8 +194,10 @@ static size_t msgr__attachments(const json_t *msg, sb_attachment *a, json_t *met
     json_array_append_new(types, json_string(type));
     if (json_is_integer(sticker) || strcmp(type, "sticker") == 0) {
       /* Both forms: an image with payload.sticker_id, and the newer sticker type. */
-      if (json_is_integer(sticker)) json_object_set_new(meta, "sticker_id", json_deep_copy(sticker));
-      else json_object_set_new(meta, "sticker", json_true());
+      if (json_is_integer(sticker))
+        json_object_set_new(meta, "sticker_id", json_deep_copy(sticker));
+      else
+        json_object_set_new(meta, "sticker", json_true());
     }
     if (strcmp(type, "fallback") == 0) {
       const char *title = json_string_value(json_object_get(it, "title"));
@@ -216,8 +217,10 @@ static size_t msgr__attachments(const json_t *msg, sb_attachment *a, json_t *met
     a[n].mime_type = msgr__mime(type);
     n++;
   }
-  if (json_array_size(types) > 0) json_object_set_new(meta, "attachment_types", types);
-  else json_decref(types);
+  if (json_array_size(types) > 0)
+    json_object_set_new(meta, "attachment_types", types);
+  else
+    json_decref(types);
   return n;
 }
 
@@ -226,8 +229,8 @@ static int msgr__is_keyword(const messenger *m, const char *text) {
   if (text == NULL || m->consent_keyword == NULL || m->consent_keyword[0] == '\0') return 0;
   while (*text == ' ' || *text == '\t' || *text == '\n') text++;
   size_t n = strlen(text), k = strlen(m->consent_keyword);
-  while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t' || text[n - 1] == '\n' || text[n - 1] == '.' ||
-                   text[n - 1] == '!'))
+  while (n > 0 &&
+         (text[n - 1] == ' ' || text[n - 1] == '\t' || text[n - 1] == '\n' || text[n - 1] == '.' || text[n - 1] == '!'))
     n--;
   return n == k && strncasecmp(text, m->consent_keyword, k) == 0;
 }
@@ -319,10 +322,9 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
   in.metadata_json = meta_text;
   if ((in.text == NULL || in.text[0] == '\0') && in.attachment_count == 0) {
     /* A sticker-only, location or link message still deserves a line. */
-    in.text = json_object_get(meta, "location") != NULL ? "(location)"
-              : json_object_get(meta, "fallback_url") != NULL
-                  ? json_string_value(json_object_get(meta, "fallback_url"))
-                  : "(message without text)";
+    in.text = json_object_get(meta, "location") != NULL       ? "(location)"
+              : json_object_get(meta, "fallback_url") != NULL ? json_string_value(json_object_get(meta, "fallback_url"))
+                                                              : "(message without text)";
   }
   int rc = 1;
   if (in.external_id != NULL && in.sender.id != NULL) {
@@ -391,7 +393,9 @@ static void msgr__profile_done(void *arg, const sb_http_client_response *res) {
     /* 2018218 and friends: no profile for this person; the PSID stays the identity. */
     m->host->log(m->channel, SB_LOG_INFO, "no profile for a Messenger sender, keeping the page-scoped id: %s",
                  res->status == SB_OK ? reason : (res->error != NULL ? res->error : "no answer"));
-    if (e.found && e.code == 190) m->host->set_state(m->channel, SB_STATE_AUTH_FAILED, "the page access token was refused (Graph error 190); update page_access_token");
+    if (e.found && e.code == 190)
+      m->host->set_state(m->channel, SB_STATE_AUTH_FAILED,
+                         "the page access token was refused (Graph error 190); update page_access_token");
   }
   /* Cache what we learned, also a miss, so a burst does not repeat lookups. */
   json_t *cache = json_pack("{s:I}", "at", (json_int_t)m->host->now_ms());
@@ -610,7 +614,7 @@ static int msgr__create(const sb_host *host, sb_channel *channel, const sb_confi
   m->human_agent_tag = host->config_int(cfg, "human_agent_tag", 1) != 0;
   m->timeout_ms = (uint32_t)host->config_int(cfg, "request_timeout", 20000);
   const char *mode = host->config_get(cfg, "consent_mode");
-  m->consent_mode = mode == NULL                        ? MSGR_CONSENT_OFF
+  m->consent_mode = mode == NULL                    ? MSGR_CONSENT_OFF
                     : strcmp(mode, "explicit") == 0 ? MSGR_CONSENT_EXPLICIT
                     : strcmp(mode, "implicit") == 0 ? MSGR_CONSENT_IMPLICIT
                                                     : MSGR_CONSENT_OFF;

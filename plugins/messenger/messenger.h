@@ -27,11 +27,11 @@ typedef struct messenger {
   int consent_mode; /* MSGR_CONSENT_* */
   uint32_t timeout_ms;
   int closing;
-  int auth_failed; /* Graph said 190: sends are held until the config changes */
-  int batches;     /* webhook batches not yet answered */
-  int sends;       /* sends, notices and connect calls in flight */
-  struct msgr_out *outs;      /* sends and notices waiting for the Send API */
-  struct msgr_batch *open;    /* webhook batches not yet freed */
+  int auth_failed;         /* Graph said 190: sends are held until the config changes */
+  int batches;             /* webhook batches not yet answered */
+  int sends;               /* sends, notices and connect calls in flight */
+  struct msgr_out *outs;   /* sends and notices waiting for the Send API */
+  struct msgr_batch *open; /* webhook batches not yet freed */
 } messenger;
 
 /* The key/value value under prefix+psid read as an integer; 0 when absent. */

@@ -12,16 +12,16 @@
  * "s:<idempotency key>" so a retry resumes after the parts already sent,
  * and the first part's mid is the message's external id.
  */
-#include "messenger.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "messenger.h"
+
 #define MSGR_DAY_MS (24LL * 3600 * 1000)
-#define MSGR_HOLD_CONSENT_MS (60u * 60 * 1000)    /* re-check a consent hold hourly */
-#define MSGR_HOLD_AUTH_MS (15u * 60 * 1000)       /* re-try after an auth failure */
-#define MSGR_RATE_LIMIT_MS (60u * 1000)           /* Graph throttling: wait a minute */
+#define MSGR_HOLD_CONSENT_MS (60u * 60 * 1000) /* re-check a consent hold hourly */
+#define MSGR_HOLD_AUTH_MS (15u * 60 * 1000)    /* re-try after an auth failure */
+#define MSGR_RATE_LIMIT_MS (60u * 1000)        /* Graph throttling: wait a minute */
 #define MSGR_MAX_PARTS 11
 
 typedef struct msgr_out {
@@ -32,7 +32,7 @@ typedef struct msgr_out {
   char *bodies[MSGR_MAX_PARTS];
   size_t n, next;
   char first_mid[256];
-  char progress_key[256]; /* "s:<idempotency key>", or "" */
+  char progress_key[256];          /* "s:<idempotency key>", or "" */
   char *notice_psid, *notice_text; /* for a notice: recorded in the conversation once sent */
 } msgr_out;
 
@@ -59,7 +59,8 @@ static char *msgr__body(const char *psid, const char *type, const char *tag, jso
   json_t *root = json_pack("{s:{s:s}, s:s, s:o}", "recipient", "id", psid, "messaging_type", type, "message", message);
   if (root == NULL) return NULL;
   if (tag != NULL) json_object_set_new(root, "tag", json_string(tag));
-  if (reply_to != NULL && reply_to[0] != '\0') json_object_set_new(root, "reply_to", json_pack("{s:s}", "mid", reply_to));
+  if (reply_to != NULL && reply_to[0] != '\0')
+    json_object_set_new(root, "reply_to", json_pack("{s:s}", "mid", reply_to));
   char *s = json_dumps(root, JSON_COMPACT);
   json_decref(root);
   return s;
@@ -103,8 +104,10 @@ static void msgr__record_notice(messenger *m, const msgr_out *o, const char *mid
 static void msgr__finish(msgr_out *o, int outcome, const char *text, uint32_t after) {
   messenger *m = o->m;
   if (o->op == NULL) {
-    if (outcome != 0) m->host->log(m->channel, SB_LOG_WARN, "a plugin notice was not sent: %s", text);
-    else if (o->notice_psid != NULL && o->notice_text != NULL) msgr__record_notice(m, o, text);
+    if (outcome != 0)
+      m->host->log(m->channel, SB_LOG_WARN, "a plugin notice was not sent: %s", text);
+    else if (o->notice_psid != NULL && o->notice_text != NULL)
+      msgr__record_notice(m, o, text);
   } else if (outcome == 0) {
     if (o->progress_key[0] != '\0') m->host->kv_delete(m->channel, o->progress_key, NULL, NULL);
     m->host->send_ok(o->op, text);
@@ -215,8 +218,7 @@ void msgr_send_notice(messenger *m, const char *psid, const char *text, int with
   m->outs = o;
   json_t *message;
   if (with_button) {
-    const char *title = m->consent_keyword != NULL && m->consent_keyword[0] != '\0' &&
-                                strlen(m->consent_keyword) <= 20
+    const char *title = m->consent_keyword != NULL && m->consent_keyword[0] != '\0' && strlen(m->consent_keyword) <= 20
                             ? m->consent_keyword
                             : "I agree";
     message = json_pack("{s:{s:s, s:{s:s, s:s, s:[{s:s, s:s, s:s}]}}}", "attachment", "type", "template", "payload",
@@ -225,8 +227,8 @@ void msgr_send_notice(messenger *m, const char *psid, const char *text, int with
   } else {
     message = json_pack("{s:s}", "text", text);
   }
-  o->bodies[0] = message != NULL ? msgr__body(psid, "RESPONSE", NULL, message, NULL, MSGR_METADATA_PREFIX "notice")
-                                 : NULL;
+  o->bodies[0] =
+      message != NULL ? msgr__body(psid, "RESPONSE", NULL, message, NULL, MSGR_METADATA_PREFIX "notice") : NULL;
   o->notice_psid = strdup(psid);
   o->notice_text = strdup(text);
   if (o->bodies[0] == NULL) {
@@ -247,8 +249,9 @@ static int msgr__window(const messenger *m, const sb_outbound_message *msg, cons
   int64_t age = m->host->now_ms() - last;
   *tag = NULL;
   if (last <= 0) {
-    snprintf(why, whylen, "this person has not written to the Page; Messenger lets a Page answer only after "
-                          "the person writes first");
+    snprintf(why, whylen,
+             "this person has not written to the Page; Messenger lets a Page answer only after "
+             "the person writes first");
     return -1;
   }
   if (age <= MSGR_DAY_MS) {
@@ -257,22 +260,28 @@ static int msgr__window(const messenger *m, const sb_outbound_message *msg, cons
   }
   long hours = (long)(age / (3600 * 1000));
   if (msg->flags & SB_OUT_AUTOMATIC) {
-    snprintf(why, whylen, "outside the 24-hour window (the customer last wrote %ld hours ago); automatic messages "
-                          "are sent only within 24 hours", hours);
+    snprintf(why, whylen,
+             "outside the 24-hour window (the customer last wrote %ld hours ago); automatic messages "
+             "are sent only within 24 hours",
+             hours);
     return -1;
   }
   if (age <= 7 * MSGR_DAY_MS) {
     if (!m->human_agent_tag) {
-      snprintf(why, whylen, "outside the 24-hour window (the customer last wrote %ld hours ago) and the channel's "
-                            "human_agent_tag is off", hours);
+      snprintf(why, whylen,
+               "outside the 24-hour window (the customer last wrote %ld hours ago) and the channel's "
+               "human_agent_tag is off",
+               hours);
       return -1;
     }
     *type = "MESSAGE_TAG";
     *tag = "HUMAN_AGENT";
     return 0;
   }
-  snprintf(why, whylen, "outside the 7-day human agent window: the customer last wrote %ld days ago; Messenger "
-                        "allows no reply until they write again", (long)(age / MSGR_DAY_MS));
+  snprintf(why, whylen,
+           "outside the 7-day human agent window: the customer last wrote %ld days ago; Messenger "
+           "allows no reply until they write again",
+           (long)(age / MSGR_DAY_MS));
   return -1;
 }
 
@@ -325,10 +334,12 @@ int msgr_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
     bad |= o->bodies[o->n++] == NULL;
   }
   for (size_t i = 0; i < msg->attachment_count && !bad; i++) {
-    json_t *a = json_pack("{s:{s:s, s:{s:s, s:b}}}", "attachment", "type",
-                          msgr__attachment_type(msg->attachments[i].mime_type), "payload", "url",
-                          msg->attachments[i].url, "is_reusable", 1);
-    o->bodies[o->n] = a != NULL ? msgr__body(msg->recipient_id, type, tag, a, o->n == 0 ? msg->reply_to_external_id : NULL, marker) : NULL;
+    json_t *a =
+        json_pack("{s:{s:s, s:{s:s, s:b}}}", "attachment", "type", msgr__attachment_type(msg->attachments[i].mime_type),
+                  "payload", "url", msg->attachments[i].url, "is_reusable", 1);
+    o->bodies[o->n] =
+        a != NULL ? msgr__body(msg->recipient_id, type, tag, a, o->n == 0 ? msg->reply_to_external_id : NULL, marker)
+                  : NULL;
     bad |= o->bodies[o->n++] == NULL;
   }
   if (bad || o->n == 0) {
@@ -395,7 +406,8 @@ static void msgr__checked(void *arg, const sb_http_client_response *res) {
   switch (res->status != SB_OK ? META_RETRY : meta_classify(META_API_MESSENGER, res->http_status, &e)) {
   case META_AUTH:
     m->auth_failed = 1;
-    m->host->set_state(m->channel, SB_STATE_AUTH_FAILED, "Meta refused the page access token; update page_access_token");
+    m->host->set_state(m->channel, SB_STATE_AUTH_FAILED,
+                       "Meta refused the page access token; update page_access_token");
     break;
   case META_RETRY: m->host->set_state(m->channel, SB_STATE_DISCONNECTED, reason); break;
   default: {

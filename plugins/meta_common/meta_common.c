@@ -151,8 +151,8 @@ size_t meta_urlencode(char *buf, size_t cap, size_t len, const char *s) {
   static const char hex[] = "0123456789ABCDEF";
   for (; *s != '\0'; s++) {
     unsigned char c = (unsigned char)*s;
-    int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                c == '_' || c == '.' || c == '~';
+    int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                c == '.' || c == '~';
     if (len + (plain ? 1 : 3) >= cap) return cap;
     if (plain) {
       buf[len++] = (char)c;

@@ -35,9 +35,9 @@ void meta_answer(const sb_host *host, sb_responder *r, int status, const char *e
 /* A Graph API error envelope: {"error":{"message","type","code",
  * "error_subcode","error_data","fbtrace_id"}}. */
 typedef struct meta_graph_error {
-  int found;        /* 1 when the body held an error object */
-  long code;        /* 0 when absent */
-  long subcode;     /* 0 when absent */
+  int found;    /* 1 when the body held an error object */
+  long code;    /* 0 when absent */
+  long subcode; /* 0 when absent */
   char message[META_MAX_REASON];
   char details[META_MAX_REASON]; /* error_data.details (WhatsApp), or "" */
 } meta_graph_error;
@@ -48,11 +48,11 @@ void meta_parse_error(const char *body, size_t body_len, meta_graph_error *e);
 
 /* What to do with a failed Graph call. */
 typedef enum meta_verdict {
-  META_RETRY = 1,     /* transient: retry with backoff (throttling, 5xx, network) */
-  META_FAIL = 2,      /* permanent: fail the message with the reason */
-  META_AUTH = 3,      /* the token is refused: channel auth_failed, hold sends */
-  META_REENGAGE = 4,  /* WhatsApp 131047: outside the window, a template is needed */
-  META_WINDOW = 5,    /* Messenger 10/2018278: outside the allowed window */
+  META_RETRY = 1,    /* transient: retry with backoff (throttling, 5xx, network) */
+  META_FAIL = 2,     /* permanent: fail the message with the reason */
+  META_AUTH = 3,     /* the token is refused: channel auth_failed, hold sends */
+  META_REENGAGE = 4, /* WhatsApp 131047: outside the window, a template is needed */
+  META_WINDOW = 5,   /* Messenger 10/2018278: outside the allowed window */
 } meta_verdict;
 
 #define META_API_MESSENGER 1

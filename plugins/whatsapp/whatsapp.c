@@ -106,13 +106,19 @@ static void wa__status(whatsapp *w, const json_t *st) {
   const char *id = json_string_value(json_object_get(st, "id"));
   const char *s = json_string_value(json_object_get(st, "status"));
   if (id == NULL || s == NULL) return;
-  sb_status_update u = {.struct_size = sizeof(u), .external_id = id, .timestamp_ms = wa__ts(json_object_get(st, "timestamp"))};
+  sb_status_update u = {
+      .struct_size = sizeof(u), .external_id = id, .timestamp_ms = wa__ts(json_object_get(st, "timestamp"))};
   char reason[META_MAX_REASON * 2 + 64];
-  if (strcmp(s, "sent") == 0) u.status = SB_STATUS_SENT;
-  else if (strcmp(s, "delivered") == 0) u.status = SB_STATUS_DELIVERED;
-  else if (strcmp(s, "read") == 0) u.status = SB_STATUS_READ;
-  else if (strcmp(s, "failed") == 0) u.status = SB_STATUS_FAILED;
-  else return; /* "deleted", "warning": nothing the help desk tracks */
+  if (strcmp(s, "sent") == 0)
+    u.status = SB_STATUS_SENT;
+  else if (strcmp(s, "delivered") == 0)
+    u.status = SB_STATUS_DELIVERED;
+  else if (strcmp(s, "read") == 0)
+    u.status = SB_STATUS_READ;
+  else if (strcmp(s, "failed") == 0)
+    u.status = SB_STATUS_FAILED;
+  else
+    return; /* "deleted", "warning": nothing the help desk tracks */
   if (u.status == SB_STATUS_FAILED) {
     const json_t *e = json_array_get(json_object_get(st, "errors"), 0);
     long code = (long)json_integer_value(json_object_get(e, "code"));
@@ -223,7 +229,8 @@ static const char *wa__profile_name(const json_t *value, const char *wa_id) {
   for (size_t i = 0; i < json_array_size(contacts); i++) {
     const json_t *c = json_array_get(contacts, i);
     const char *id = json_string_value(json_object_get(c, "wa_id"));
-    if (id != NULL && strcmp(id, wa_id) == 0) return json_string_value(json_object_get(json_object_get(c, "profile"), "name"));
+    if (id != NULL && strcmp(id, wa_id) == 0)
+      return json_string_value(json_object_get(json_object_get(c, "profile"), "name"));
   }
   return NULL;
 }
@@ -312,7 +319,8 @@ static void wa__emit(wa_batch *b) {
   sb_attachment att = {0};
   if (mo != NULL) {
     json_object_set_new(meta, "media_id", json_deep_copy(json_object_get(mo, "id")));
-    if (json_object_get(mo, "sha256") != NULL) json_object_set_new(meta, "sha256", json_deep_copy(json_object_get(mo, "sha256")));
+    if (json_object_get(mo, "sha256") != NULL)
+      json_object_set_new(meta, "sha256", json_deep_copy(json_object_get(mo, "sha256")));
     att.mime_type = json_string_value(json_object_get(mo, "mime_type"));
     att.filename = json_string_value(json_object_get(mo, "filename"));
     if (b->media != NULL) {
@@ -351,9 +359,10 @@ static void wa__media_failed(wa_batch *b, const char *what, const sb_http_client
   meta_graph_error e;
   char reason[META_MAX_REASON + 64];
   if (res->status != SB_OK) {
-    snprintf(reason, sizeof(reason), "%s", res->status == SB_EFBIG ? "larger than max_media_bytes"
-                                           : res->error != NULL        ? res->error
-                                                                       : "no answer");
+    snprintf(reason, sizeof(reason), "%s",
+             res->status == SB_EFBIG ? "larger than max_media_bytes"
+             : res->error != NULL    ? res->error
+                                     : "no answer");
   } else {
     meta_parse_error(res->body, res->body_len, &e);
     meta_reason(res->http_status, &e, reason, sizeof(reason));
@@ -407,7 +416,9 @@ static void wa__media_url(void *arg, const sb_http_client_response *res) {
                (long long)size, (long long)w->max_media_bytes);
     } else {
       b->waiting = 1;
-      if (wa_graph(w, "GET", url, NULL, w->max_media_bytes > 0 ? (uint64_t)w->max_media_bytes : 0, wa__downloaded, b) != NULL) return;
+      if (wa_graph(w, "GET", url, NULL, w->max_media_bytes > 0 ? (uint64_t)w->max_media_bytes : 0, wa__downloaded, b) !=
+          NULL)
+        return;
       b->waiting = 0;
       snprintf(b->media_error, sizeof(b->media_error), "the host did not take the media download");
     }
@@ -623,8 +634,8 @@ static void wa__destroy(void *instance) {
   free(w);
 }
 
-static const char *const wa_attachment_types[] = {"image/jpeg", "image/png", "audio/", "video/mp4", "video/3gpp",
-                                                  "application/", "text/plain", NULL};
+static const char *const wa_attachment_types[] = {"image/jpeg", "image/png",    "audio/",     "video/mp4",
+                                                  "video/3gpp", "application/", "text/plain", NULL};
 
 static const sb_plugin wa_plugin = {
     SB_PLUGIN_INIT,

@@ -18,13 +18,13 @@ typedef struct whatsapp {
   sb_channel *channel;
   const char *phone_number_id, *waba_id, *token, *app_secret, *verify_token;
   const char *template_name, *template_language; /* the default re-engagement template, or NULL */
-  char base[512]; /* graph_api_base without a trailing slash */
+  char base[512];                                /* graph_api_base without a trailing slash */
   int64_t max_media_bytes;
   uint32_t timeout_ms;
   int closing;
-  int auth_failed; /* Graph said 190: sends are held until the config changes */
-  int batches;     /* webhook batches not yet answered */
-  int calls;       /* sends and connect checks in flight */
+  int auth_failed;       /* Graph said 190: sends are held until the config changes */
+  int batches;           /* webhook batches not yet answered */
+  int calls;             /* sends and connect checks in flight */
   struct wa_out *outs;   /* sends waiting for the Cloud API */
   struct wa_batch *open; /* webhook batches not yet freed */
 } whatsapp;

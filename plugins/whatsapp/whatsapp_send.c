@@ -12,11 +12,11 @@
  * Progress is kept under "s:<idempotency key>" so a retry resumes after
  * the parts already sent; the first part's wamid is the external id.
  */
-#include "whatsapp.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "whatsapp.h"
 
 #define WA_DAY_MS (24LL * 3600 * 1000)
 #define WA_HOLD_AUTH_MS (15u * 60 * 1000)
@@ -49,9 +49,12 @@ static void wa__out_free(wa_out *o) {
 static void wa__finish(wa_out *o, int outcome, const char *text, uint32_t after) {
   whatsapp *w = o->w;
   if (outcome != 1 && o->progress_key[0] != '\0') w->host->kv_delete(w->channel, o->progress_key, NULL, NULL);
-  if (outcome == 0) w->host->send_ok(o->op, text);
-  else if (outcome == 1) w->host->send_retry(o->op, after, text);
-  else w->host->send_fail(o->op, text);
+  if (outcome == 0)
+    w->host->send_ok(o->op, text);
+  else if (outcome == 1)
+    w->host->send_retry(o->op, after, text);
+  else
+    w->host->send_fail(o->op, text);
   wa__out_free(o);
 }
 
@@ -147,10 +150,11 @@ static void wa__post_next(wa_out *o) {
 
 /* A Cloud API message body of the given type with its object (stolen). */
 static char *wa__body(const char *to, const char *type, json_t *obj, const char *reply_to) {
-  json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:o}", "messaging_product", "whatsapp", "recipient_type",
-                           "individual", "to", to, "type", type, type, obj);
+  json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:o}", "messaging_product", "whatsapp", "recipient_type", "individual",
+                           "to", to, "type", type, type, obj);
   if (root == NULL) return NULL;
-  if (reply_to != NULL && reply_to[0] != '\0') json_object_set_new(root, "context", json_pack("{s:s}", "message_id", reply_to));
+  if (reply_to != NULL && reply_to[0] != '\0')
+    json_object_set_new(root, "context", json_pack("{s:s}", "message_id", reply_to));
   char *s = json_dumps(root, JSON_COMPACT);
   json_decref(root);
   return s;
@@ -181,8 +185,10 @@ static json_t *wa__template(const whatsapp *w, const char *template_json, char *
     json_t *list = json_array();
     for (size_t i = 0; i < json_array_size(params); i++) {
       const json_t *p = json_array_get(params, i);
-      if (json_is_string(p)) json_array_append_new(list, json_pack("{s:s, s:s}", "type", "text", "text", json_string_value(p)));
-      else if (json_is_object(p)) json_array_append_new(list, json_deep_copy(p));
+      if (json_is_string(p))
+        json_array_append_new(list, json_pack("{s:s, s:s}", "type", "text", "text", json_string_value(p)));
+      else if (json_is_object(p))
+        json_array_append_new(list, json_deep_copy(p));
     }
     json_object_set_new(out, "components", json_pack("[{s:s, s:o}]", "type", "body", "parameters", list));
   }
@@ -209,7 +215,8 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
     return SB_OK;
   }
   if (w->auth_failed) {
-    w->host->send_retry(op, WA_HOLD_AUTH_MS, "held: Meta refused the WhatsApp access token; the operator must update it");
+    w->host->send_retry(op, WA_HOLD_AUTH_MS,
+                        "held: Meta refused the WhatsApp access token; the operator must update it");
     return SB_OK;
   }
   const char *to = msg->recipient_id[0] == '+' ? msg->recipient_id + 1 : msg->recipient_id;
@@ -270,7 +277,8 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
     const sb_attachment *a = &msg->attachments[i];
     const char *type = wa__media_type(a->mime_type);
     json_t *m = json_pack("{s:s}", "link", a->url);
-    if (m != NULL && strcmp(type, "document") == 0 && a->filename != NULL) json_object_set_new(m, "filename", json_string(a->filename));
+    if (m != NULL && strcmp(type, "document") == 0 && a->filename != NULL)
+      json_object_set_new(m, "filename", json_string(a->filename));
     o->bodies[o->n] = m != NULL ? wa__body(to, type, m, o->n == 0 ? msg->reply_to_external_id : NULL) : NULL;
     bad |= o->bodies[o->n++] == NULL;
   }
