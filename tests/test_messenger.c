@@ -74,6 +74,10 @@ START_TEST(verification_get_echoes_the_challenge_only_for_the_right_token) {
   ck_assert_int_eq(a->status, 403);
   a = ph_request("GET", "hub.mode=subscribe&hub.challenge=1", NULL, NULL);
   ck_assert_int_eq(a->status, 400);
+  a = ph_request("GET", "hub.mode=subscribe&hub.verify_token=vt-42&hub.challenge=%3Cscript%3E", NULL, NULL);
+  ck_assert_int_eq(a->status, 400);
+  a = ph_request("GET", "hub.mode=unsubscribe&hub.verify_token=vt-42&hub.challenge=1", NULL, NULL);
+  ck_assert_int_eq(a->status, 403);
 }
 END_TEST
 

@@ -37,6 +37,11 @@ int meta_answer_verification(const sb_host *host, const sb_http_request *req, sb
   memcpy(a, token, tl);
   if (vl < sizeof(b)) memcpy(b, verify_token, vl);
   int same = vl > 0 && vl < sizeof(b) && tl == vl && host->equal_ct(a, b, sizeof(a));
+  /* Meta's challenge is a number; only plain tokens are echoed back into a response. */
+  if (challenge[0] == '\0' || strspn(challenge, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-.") != strlen(challenge)) {
+    meta_answer(host, r, 400, "hub.challenge must be the number Meta sends");
+    return SB_OK;
+  }
   if (strcmp(mode, "subscribe") != 0 || !same) {
     meta_answer(host, r, 403, "the verify token does not match this channel's verify_token");
     return SB_OK;

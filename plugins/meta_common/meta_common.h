@@ -18,7 +18,8 @@
 /* Answers a verification GET (hub.mode=subscribe, hub.verify_token,
  * hub.challenge): 200 with the challenge as a text/plain body when the token
  * matches (compared in constant time), 403 otherwise, 400 when a parameter
- * is missing. Always answers r exactly once; returns SB_OK. */
+ * is missing or the challenge is not a plain token of letters, digits, '_',
+ * '-' and '.' (it is echoed back, so nothing else is). Always answers r exactly once; returns SB_OK. */
 int meta_answer_verification(const sb_host *host, const sb_http_request *req, sb_responder *r,
                              const char *verify_token);
 
