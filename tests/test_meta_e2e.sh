@@ -49,7 +49,8 @@ cat >"$work/switchboard.json" <<EOF
  "channels": [
    {"name": "fb", "plugin": "messenger", "inbox": "Support",
     "credentials": {"page_id": "$PAGE", "page_access_token": "$TOKEN", "app_secret": "$FB_SECRET",
-                    "verify_token": "fb-verify", "graph_api_base": "$base"}},
+                    "verify_token": "fb-verify", "graph_api_base": "$base"},
+    "auto_replies": {"instant_reply": "Thanks, we got your message."}},
    {"name": "wa", "plugin": "whatsapp", "inbox": "Support",
     "credentials": {"phone_number_id": "$PAGE", "waba_id": "102290129340398", "access_token": "$TOKEN",
                     "app_secret": "$WA_SECRET", "verify_token": "wa-verify", "graph_api_base": "$base"}}
@@ -109,15 +110,22 @@ check "escaped unicode is stored as UTF-8" "$(sql "SELECT text FROM messages WHE
 check "the contact is named from the User Profile API" "$(sql "SELECT name FROM contacts c JOIN identities i ON i.contact_id=c.id WHERE i.value='$PSID'")" "Kim Larsen"
 check "an escaped attachment URL is stored unescaped" "$(sql "SELECT json_extract(attachments, '\$[0].url') FROM messages WHERE external_id='m_e2e_1'")" "https://scontent.example/v/t1/a.jpg?x=1"
 check "reply_to.mid links the reply" "$(sql "SELECT r.external_id FROM messages m JOIN messages r ON r.id=m.reply_to WHERE m.external_id='m_e2e_2'")" "m_e2e_1"
+for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE channel='fb' AND automatic=1")" = sent ] && break; sleep 0.1; done
+check "the new conversation gets the instant reply once, automatic, sent" "$(sql "SELECT count(*) || ' ' || group_concat(status) FROM messages WHERE channel='fb' AND automatic=1")" "1 sent"
+if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep 'Thanks, we got your message' | grep -q 'messaging_type\\":\\"RESPONSE'; then
+  ok "the instant reply goes as RESPONSE"
+else
+  not_ok "instant reply RESPONSE" "$(cat "$work/double.log")"
+fi
 check "a redelivered batch gets 200" "$(post fb "$FB_SECRET" "$work/batch.json")" "200"
-check "a redelivered batch stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='fb'")" "2"
+check "a redelivered batch stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='fb' AND direction='in'")" "2"
 
 # --- outbound through the outbox ------------------------------------------------------------
 thread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_1'")
 sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($thread, 'fb', 'out', 'Hi Kim, how can we help?', 'queued', $now);
      INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fb', 'e2e-reply-1', 'pending', 0);"
 for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE text='Hi Kim, how can we help?'")" = sent ] && break; sleep 0.1; done
-check "a queued reply is sent through the Send API" "$(sql "SELECT status || ' ' || external_id FROM messages WHERE text='Hi Kim, how can we help?'")" "sent m_sent0001"
+check "a queued reply is sent through the Send API" "$(sql "SELECT status || ' ' || (external_id LIKE 'm_sent%') FROM messages WHERE text='Hi Kim, how can we help?'")" "sent 1"
 if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep -q 'messaging_type\\":\\"RESPONSE'; then
   ok "the reply goes as RESPONSE: the plugin kept the customer's timestamp (the host passes no last_inbound_ms)"
 else
@@ -126,7 +134,7 @@ fi
 
 cat >"$work/read.json" <<EOF
 {"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[
- {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"delivery":{"mids":["m_sent0001"],"watermark":$((now + 5000))}},
+ {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"delivery":{"mids":["m_sent0002"],"watermark":$((now + 5000))}},
  {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 6000)),"read":{"watermark":$((now + 5000))}},
  {"sender":{"id":"$PAGE"},"recipient":{"id":"$PSID"},"timestamp":$((now + 7000)),"message":{"is_echo":true,"app_id":263902037430900,"mid":"m_e2e_echo","text":"Written in the Page inbox"}}]}]}
 EOF
