@@ -161,8 +161,33 @@ if sql "SELECT attachments FROM messages WHERE external_id='wamid.E2E2'" | grep 
 else
   not_ok "WhatsApp media" "$(sql "SELECT attachments FROM messages WHERE external_id='wamid.E2E2'")"
 fi
+wthread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2E1'")
+sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($wthread, 'wa', 'out', 'Takk, Kari!', 'queued', $now);
+     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'wa', 'e2e-wa-1', 'pending', 0);"
+for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE text='Takk, Kari!'")" = sent ] && break; sleep 0.1; done
+wamid=$(sql "SELECT external_id FROM messages WHERE text='Takk, Kari!'")
+check "a queued WhatsApp reply is sent through the Cloud API" "$(sql "SELECT status FROM messages WHERE text='Takk, Kari!'") ${wamid%%.*}" "sent wamid"
+if grep "\"path\":\"/v21.0/$PAGE/messages\"" "$work/double.log" | grep -q "\"to\\\\\":\\\\\"$WA_ID"; then
+  ok "the Cloud API call goes to the customer's wa_id"
+else
+  not_ok "Cloud API to" "$(tail -3 "$work/double.log")"
+fi
+wa_status() { # wa_status STATUS-OBJECT-MEMBERS
+  cat >"$work/wa_status.json" <<EOF
+{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
+ "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
+ "statuses":[{"id":"$wamid","timestamp":"$ts","recipient_id":"$WA_ID",$1}]},"field":"messages"}]}]}
+EOF
+  post wa "$WA_SECRET" "$work/wa_status.json"
+}
+check "a WhatsApp status webhook gets 200" "$(wa_status '"status":"delivered"')" "200"
+sleep 0.3
+check "the status marks the reply delivered" "$(sql "SELECT status FROM messages WHERE text='Takk, Kari!'")" "delivered"
+check "a failed status webhook gets 200" "$(wa_status '"status":"failed","errors":[{"code":131047,"title":"Re-engagement message"}]')" "200"
+sleep 0.3
+check "131047 fails the reply with re-engagement required" "$(sql "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='Takk, Kari!'")" "failed: re-engagement required"
 check "a redelivered WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
-check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa'")" "2"
+check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa' AND direction='in'")" "2"
 
 # --- the SDK's conformance checker ------------------------------------------------------------
 for p in "messenger --set page_id=1 --set graph_api_base=http://127.0.0.1:1/v21.0" \
