@@ -199,6 +199,12 @@ for p in "messenger --set page_id=1 --set graph_api_base=http://127.0.0.1:1/v21.
   if grep -q "conforms to plugin ABI" <<<"$out"; then ok "$name.so passes plugins check"; else not_ok "$name.so plugins check" "$out"; fi
 done
 
+if grep -qE "$TOKEN|$FB_SECRET|$WA_SECRET|fb-verify" "$work/daemon.log"; then
+  not_ok "no secret reaches the daemon's log" "$(grep -E "$TOKEN|$FB_SECRET|$WA_SECRET|fb-verify" "$work/daemon.log" | head -3)"
+else
+  ok "no secret reaches the daemon's log"
+fi
+
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 check "the daemon stops cleanly" "$?" "0"
