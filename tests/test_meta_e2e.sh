@@ -73,6 +73,16 @@ else
 fi
 
 sql() { sqlite3 -cmd '.timeout 5000' "$db" "$1"; }
+# settled SQL WANT: the query's answer once it equals WANT, or its last answer after 10 s.
+settled() {
+  local got
+  for _ in $(seq 100); do
+    got=$(sql "$1")
+    [ "$got" = "$2" ] && break
+    sleep 0.1
+  done
+  printf '%s' "$got"
+}
 
 # post CHANNEL SECRET FILE: the double sends FILE as Meta does (rewritten with \uXXXX escapes and \/,
 # signed with X-Hub-Signature-256); prints the HTTP status.
@@ -139,8 +149,7 @@ cat >"$work/read.json" <<EOF
  {"sender":{"id":"$PAGE"},"recipient":{"id":"$PSID"},"timestamp":$((now + 7000)),"message":{"is_echo":true,"app_id":263902037430900,"mid":"m_e2e_echo","text":"Written in the Page inbox"}}]}]}
 EOF
 check "receipts and an echo get 200" "$(post fb "$FB_SECRET" "$work/read.json")" "200"
-sleep 0.3
-check "the read watermark marks the reply read" "$(sql "SELECT status FROM messages WHERE text='Hi Kim, how can we help?'")" "read"
+check "the read watermark marks the reply read" "$(settled "SELECT status FROM messages WHERE text='Hi Kim, how can we help?'" "read")" "read"
 check "an echo is stored as an outbound message" "$(sql "SELECT direction FROM messages WHERE external_id='m_e2e_echo'")" "out"
 
 # --- WhatsApp -------------------------------------------------------------------------------
@@ -181,11 +190,9 @@ EOF
   post wa "$WA_SECRET" "$work/wa_status.json"
 }
 check "a WhatsApp status webhook gets 200" "$(wa_status '"status":"delivered"')" "200"
-sleep 0.3
-check "the status marks the reply delivered" "$(sql "SELECT status FROM messages WHERE text='Takk, Kari!'")" "delivered"
+check "the status marks the reply delivered" "$(settled "SELECT status FROM messages WHERE text='Takk, Kari!'" "delivered")" "delivered"
 check "a failed status webhook gets 200" "$(wa_status '"status":"failed","errors":[{"code":131047,"title":"Re-engagement message"}]')" "200"
-sleep 0.3
-check "131047 fails the reply with re-engagement required" "$(sql "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='Takk, Kari!'")" "failed: re-engagement required"
+check "131047 fails the reply with re-engagement required" "$(settled "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='Takk, Kari!'" "failed: re-engagement required")" "failed: re-engagement required"
 check "a redelivered WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
 check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa' AND direction='in'")" "2"
 
