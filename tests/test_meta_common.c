@@ -1,11 +1,11 @@
 /* test_meta_common.c — plugins/meta_common: Graph error parsing and the classification tables of both
  * Meta plugins, X-Hub-Signature-256 checks, and URL encoding, without a plugin around them. */
+#include <string.h>
+
 #include "channel.h"
 #include "graph_double.h"
 #include "meta_common.h"
 #include "testutil.h"
-
-#include <string.h>
 
 static meta_graph_error err(long code, long subcode) {
   meta_graph_error e = {.found = 1, .code = code, .subcode = subcode};
@@ -83,8 +83,14 @@ START_TEST(signatures_are_checked_in_constant_time_with_401_and_403) {
   char sig[72], why[200];
   gd_sign("s3cret", body, strlen(body), sig);
   sb_http_header h[] = {{"x-hub-signature-256", sig}};
-  sb_http_request req = {.method = "POST", .path = "/hooks/x", .subpath = "", .query = "", .headers = h,
-                         .header_count = 1, .body = body, .body_len = strlen(body)};
+  sb_http_request req = {.method = "POST",
+                         .path = "/hooks/x",
+                         .subpath = "",
+                         .query = "",
+                         .headers = h,
+                         .header_count = 1,
+                         .body = body,
+                         .body_len = strlen(body)};
   ck_assert_int_eq(meta_check_signature(host, &req, "s3cret", why, sizeof(why)), 0);
   ck_assert_int_eq(meta_check_signature(host, &req, "other", why, sizeof(why)), 403);
   h[0].value = "sha256=abc";

@@ -13,7 +13,7 @@
  * Outbound (messenger_send.c): the messaging window decides messaging_type.
  *
  * Key/value state per PSID: "t:PSID" the customer's last message time (unix
- * ms), "p:PSID" the cached profile, "c:PSID" consent given, "q:PSID" consent
+ * ms), "c:PSID" consent given, "q:PSID" consent
  * asked / notice sent, "g:PSID" instant reply sent.
  *
  * Everything runs on the loop thread. Every callback (HTTP, commit) runs
@@ -393,9 +393,11 @@ static void msgr__profile_done(void *arg, const sb_http_client_response *res) {
     /* 2018218 and friends: no profile for this person; the PSID stays the identity. */
     m->host->log(m->channel, SB_LOG_INFO, "no profile for a Messenger sender, keeping the page-scoped id: %s",
                  res->status == SB_OK ? reason : (res->error != NULL ? res->error : "no answer"));
-    if (e.found && e.code == 190)
+    if (e.found && e.code == 190 && !m->auth_failed) {
+      m->auth_failed = 1;
       m->host->set_state(m->channel, SB_STATE_AUTH_FAILED,
                          "the page access token was refused (Graph error 190); update page_access_token");
+    }
   }
   /* Cache what we learned, also a miss, so a burst does not repeat lookups. */
   json_t *cache = json_pack("{s:I}", "at", (json_int_t)m->host->now_ms());
@@ -406,26 +408,29 @@ static void msgr__profile_done(void *arg, const sb_http_client_response *res) {
       if (json_is_string(v)) json_object_set_new(cache, keys[i], json_deep_copy(v));
     }
   }
-  char *text = cache != NULL ? json_dumps(cache, JSON_COMPACT) : NULL;
-  if (text != NULL && psid != NULL) msgr_kv_put(m, "p:", psid, text);
-  free(text);
+  if (cache != NULL && psid != NULL && strlen(psid) < sizeof(m->profiles[0].psid)) {
+    msgr_profile *slot = &m->profiles[m->profile_next];
+    m->profile_next = (m->profile_next + 1) % MSGR_PROFILE_CACHE;
+    json_decref(slot->fields);
+    snprintf(slot->psid, sizeof(slot->psid), "%s", psid);
+    slot->at = m->host->now_ms();
+    slot->fields = json_incref(cache);
+  }
   json_decref(profile);
   b->profile = cache;
   msgr__step(b);
 }
 
-/* Finds a fresh cached profile for psid: a new reference, or NULL. */
+/* Finds a fresh cached profile for psid: a new reference, or NULL. The
+ * cache lives in memory (a ring of MSGR_PROFILE_CACHE): profile pictures'
+ * URLs expire, so nothing is gained by keeping profiles across restarts. */
 static json_t *msgr__cached_profile(const messenger *m, const char *psid) {
-  char key[256];
-  size_t len = 0;
-  snprintf(key, sizeof(key), "p:%s", psid);
-  const char *v = m->host->kv_get(m->channel, key, &len);
-  json_t *p = v != NULL ? json_loadb(v, len, 0, NULL) : NULL;
-  if (p != NULL && m->host->now_ms() - (int64_t)json_integer_value(json_object_get(p, "at")) > MSGR_PROFILE_TTL_MS) {
-    json_decref(p);
-    p = NULL;
+  int64_t now = m->host->now_ms();
+  for (size_t i = 0; i < MSGR_PROFILE_CACHE; i++) {
+    const msgr_profile *p = &m->profiles[i];
+    if (p->at != 0 && now - p->at <= MSGR_PROFILE_TTL_MS && strcmp(p->psid, psid) == 0) return json_incref(p->fields);
   }
-  return p;
+  return NULL;
 }
 
 /* Works through the batch from b->next: receipts at once, messages after
@@ -643,6 +648,7 @@ static void msgr__disconnect(void *instance) {
 
 static void msgr__destroy(void *instance) {
   messenger *m = instance;
+  for (size_t i = 0; i < MSGR_PROFILE_CACHE; i++) json_decref(m->profiles[i].fields);
   if (m->batches > 0 || m->sends > 0) {
     m->host->log(m->channel, SB_LOG_WARN, "destroyed with %d batches and %d sends still open", m->batches, m->sends);
   }

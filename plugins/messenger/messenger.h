@@ -16,6 +16,15 @@ enum { MSGR_CONSENT_OFF = 0, MSGR_CONSENT_EXPLICIT = 1, MSGR_CONSENT_IMPLICIT = 
 struct msgr_out;
 struct msgr_batch;
 
+#define MSGR_PROFILE_CACHE 256
+
+/* One User Profile API answer (or miss) kept in memory. */
+typedef struct msgr_profile {
+  char psid[64];
+  int64_t at;     /* when it was looked up (unix ms); 0 = empty slot */
+  json_t *fields; /* first_name, last_name, profile_pic when known */
+} msgr_profile;
+
 /* One Messenger channel. Config pointers live until destroy(). */
 typedef struct messenger {
   const sb_host *host;
@@ -27,11 +36,13 @@ typedef struct messenger {
   int consent_mode; /* MSGR_CONSENT_* */
   uint32_t timeout_ms;
   int closing;
-  int auth_failed;         /* Graph said 190: sends are held until the config changes */
-  int batches;             /* webhook batches not yet answered */
-  int sends;               /* sends, notices and connect calls in flight */
-  struct msgr_out *outs;   /* sends and notices waiting for the Send API */
-  struct msgr_batch *open; /* webhook batches not yet freed */
+  int auth_failed;                           /* Graph said 190: sends are held until the config changes */
+  int batches;                               /* webhook batches not yet answered */
+  int sends;                                 /* sends, notices and connect calls in flight */
+  struct msgr_out *outs;                     /* sends and notices waiting for the Send API */
+  struct msgr_batch *open;                   /* webhook batches not yet freed */
+  msgr_profile profiles[MSGR_PROFILE_CACHE]; /* a ring: a lookup is not repeated within a day */
+  size_t profile_next;
 } messenger;
 
 /* The key/value value under prefix+psid read as an integer; 0 when absent. */
