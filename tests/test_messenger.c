@@ -261,14 +261,18 @@ START_TEST(delivery_and_read_become_watermark_statuses) {
            "\"read\":{\"watermark\":1763800000999}}]");
   ck_assert_int_eq(post_events(events)->status, 200);
   ck_assert_int_eq(phe.in_count, 0);
-  ck_assert_int_eq(phe.st_count, 2);
+  ck_assert_int_eq(phe.st_count, 3);
   ck_assert_uint_eq(phe.st[0].status, SB_STATUS_DELIVERED);
   ck_assert_uint_eq(phe.st[0].flags, SB_STATUS_WATERMARK);
   ck_assert_uint_eq(phe.st[0].recipient_kind, SB_IDENTITY_PSID);
   ck_assert_str_eq(phe.st[0].recipient, KIM);
   ck_assert_int_eq(phe.st[0].timestamp_ms, 1763800000123);
-  ck_assert_uint_eq(phe.st[1].status, SB_STATUS_READ);
-  ck_assert_int_eq(phe.st[1].timestamp_ms, 1763800000999);
+  ck_assert_uint_eq(phe.st[1].status, SB_STATUS_DELIVERED); /* the named mid, by id */
+  ck_assert_uint_eq(phe.st[1].flags, 0);
+  ck_assert_str_eq(phe.st[1].ext_id, "m_sent1");
+  ck_assert_uint_eq(phe.st[2].status, SB_STATUS_READ);
+  ck_assert_uint_eq(phe.st[2].flags, SB_STATUS_WATERMARK);
+  ck_assert_int_eq(phe.st[2].timestamp_ms, 1763800000999);
 }
 END_TEST
 

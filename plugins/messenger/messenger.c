@@ -357,6 +357,16 @@ static void msgr__receipt(messenger *m, const json_t *ev, const json_t *r, uint3
   if (m->host->emit_status(m->channel, &u) != SB_OK) {
     m->host->log(m->channel, SB_LOG_WARN, "a Messenger receipt was refused by the help desk");
   }
+  /* A delivery also names its messages: mark those by id too, so a help
+   * desk clock ahead of Meta's cannot leave them out of the watermark. */
+  const json_t *mids = json_object_get(r, "mids");
+  for (size_t i = 0; i < json_array_size(mids); i++) {
+    const char *mid = json_string_value(json_array_get(mids, i));
+    if (mid == NULL) continue;
+    sb_status_update one = {
+        .struct_size = sizeof(one), .status = status, .external_id = mid, .timestamp_ms = u.timestamp_ms};
+    m->host->emit_status(m->channel, &one);
+  }
 }
 
 /* True when the echo is of a message this plugin sent itself (our metadata):
