@@ -254,11 +254,76 @@ ph_answer *ph_request(const char *method, const char *query, const char *body, c
   return &a;
 }
 
-ph_answer *ph_post_signed(const char *app_secret, const char *body) {
+ph_answer *ph_post_signed_len(const char *app_secret, const char *body, size_t len) {
+  static ph_answer a;
+  memset(&a, 0, sizeof(a));
+  a.base.respond = ph__record;
   char sig[72];
-  gd_sign(app_secret, body, strlen(body), sig);
-  const char *h[] = {"Content-Type", "application/json", "X-Hub-Signature-256", sig, NULL};
-  return ph_request("POST", "", body, h);
+  gd_sign(app_secret, body, len, sig);
+  sb_http_header h[] = {{"Content-Type", "application/json"}, {"X-Hub-Signature-256", sig}};
+  sb_http_request req = {.method = "POST",
+                         .path = "/hooks/meta",
+                         .subpath = "",
+                         .query = "",
+                         .headers = h,
+                         .header_count = 2,
+                         .body = body,
+                         .body_len = len,
+                         .remote_addr = "127.0.0.1"};
+  channel_receive(ph_ch, &req, &a.base);
+  ck_assert_msg(ph_run_until(&a.done, 8000), "no answer to a POST");
+  ck_assert_int_eq(a.done, 1);
+  return &a;
+}
+
+ph_answer *ph_post_signed(const char *app_secret, const char *body) {
+  return ph_post_signed_len(app_secret, body, strlen(body));
+}
+
+static uint64_t ph_rng_state;
+
+static uint32_t ph__rng(void) {
+  ph_rng_state ^= ph_rng_state << 13;
+  ph_rng_state ^= ph_rng_state >> 7;
+  ph_rng_state ^= ph_rng_state << 17;
+  return (uint32_t)(ph_rng_state >> 11);
+}
+
+static void ph__assert_answer(const ph_answer *a, const char *what, int i) {
+  ck_assert_msg(a->status == 200 || a->status == 400, "%s %d got %d: %s", what, i, a->status, a->body);
+  json_t *root = json_loads(a->body, 0, NULL);
+  ck_assert_msg(root != NULL, "%s %d: the answer is not JSON: %s", what, i, a->body);
+  json_decref(root);
+}
+
+void ph_fuzz_webhooks(const char *app_secret, const char *valid_body, const char *const *vocabulary, size_t nvocab,
+                      int rounds) {
+  ph_rng_state = 0x9e3779b97f4a7c15ull;
+  char buf[8192];
+  for (int i = 0; i < rounds; i++) { /* random bytes */
+    size_t n = ph__rng() % 300;
+    for (size_t j = 0; j < n; j++) buf[j] = (char)(ph__rng() & 0xff);
+    if (n > 0 && i % 2 == 0) buf[0] = '{';
+    ph__assert_answer(ph_post_signed_len(app_secret, buf, n), "random body", i);
+  }
+  for (int i = 0; i < rounds; i++) { /* token soup */
+    size_t n = 0;
+    int count = (int)(ph__rng() % 60);
+    for (int j = 0; j < count && n + 64 < sizeof(buf); j++) {
+      const char *t = vocabulary[ph__rng() % nvocab];
+      memcpy(buf + n, t, strlen(t));
+      n += strlen(t);
+    }
+    ph__assert_answer(ph_post_signed_len(app_secret, buf, n), "token soup", i);
+  }
+  size_t len = strlen(valid_body);
+  ck_assert_uint_lt(len, sizeof(buf));
+  for (int i = 0; i < rounds; i++) { /* byte mutations of a valid webhook */
+    memcpy(buf, valid_body, len);
+    int flips = 1 + (int)(ph__rng() % 3);
+    for (int f = 0; f < flips; f++) buf[ph__rng() % len] = (char)(ph__rng() & 0xff);
+    ph__assert_answer(ph_post_signed_len(app_secret, buf, len), "mutation", i);
+  }
 }
 
 static void ph__sent(sb_send_op *self, int outcome, const char *text, uint32_t retry_after_ms) {

@@ -81,6 +81,13 @@ ph_answer *ph_request(const char *method, const char *query, const char *body, c
 
 /* POSTs body signed with app_secret as Meta does; waits for the answer. */
 ph_answer *ph_post_signed(const char *app_secret, const char *body);
+ph_answer *ph_post_signed_len(const char *app_secret, const char *body, size_t len);
+
+/* Posts, signed: random bytes, token soup of the given vocabulary, and byte
+ * mutations of valid_body; asserts every answer is 200 or 400 with a JSON
+ * body. A deterministic generator, so failures reproduce. */
+void ph_fuzz_webhooks(const char *app_secret, const char *valid_body, const char *const *vocabulary, size_t nvocab,
+                      int rounds);
 
 /* Prepares s to record one send's completion (for sends started by hand). */
 void ph_sent_init(ph_sent *s);

@@ -721,6 +721,64 @@ START_TEST(the_double_writes_webhooks_as_meta_does) {
 }
 END_TEST
 
+START_TEST(random_token_soup_and_mutated_webhooks_get_200_or_400) {
+  open_with(",\"consent_mode\":\"explicit\"");
+  static const char *const vocab[] = {"{",
+                                      "}",
+                                      "[",
+                                      "]",
+                                      ":",
+                                      ",",
+                                      "\"object\"",
+                                      "\"page\"",
+                                      "\"entry\"",
+                                      "\"messaging\"",
+                                      "\"standby\"",
+                                      "\"sender\"",
+                                      "\"recipient\"",
+                                      "\"id\"",
+                                      "\"" KIM "\"",
+                                      "\"timestamp\"",
+                                      "\"message\"",
+                                      "\"mid\"",
+                                      "\"text\"",
+                                      "\"is_echo\"",
+                                      "\"attachments\"",
+                                      "\"type\"",
+                                      "\"payload\"",
+                                      "\"url\"",
+                                      "\"sticker_id\"",
+                                      "\"postback\"",
+                                      "\"delivery\"",
+                                      "\"read\"",
+                                      "\"watermark\"",
+                                      "\"mids\"",
+                                      "\"reply_to\"",
+                                      "null",
+                                      "true",
+                                      "1",
+                                      "-1",
+                                      "1e400",
+                                      "\"x\"",
+                                      "\"\\ud800\"",
+                                      "\"image\"",
+                                      "\"fallback\""};
+  char events[9000];
+  snprintf(events, sizeof(events),
+           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":"
+           "{\"mid\":\"m_fz\",\"text\":\"I agree\",\"reply_to\":{\"mid\":\"m_0\"},\"attachments\":[{\"type\":"
+           "\"image\",\"payload\":{\"url\":\"https://cdn.example/i.jpg\",\"sticker_id\":1}}]}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"delivery\":{\"mids\":[\"m_1\"],"
+           "\"watermark\":1}},{\"sender\":{\"id\":\"" KIM "\"},\"postback\":{\"title\":\"t\",\"payload\":\"p\"}}]",
+           (long long)now_ms());
+  char *body = hook(events);
+  ph_fuzz_webhooks(APP_SECRET, body, vocab, sizeof(vocab) / sizeof(vocab[0]), 200);
+  free(body);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("messenger");
   TCase *tc = tcase_create("messenger");
@@ -751,6 +809,7 @@ int main(void) {
   tcase_add_test(tc, invalid_settings_are_refused_by_name);
   tcase_add_test(tc, random_truncated_bodies_never_crash);
   tcase_add_test(tc, the_double_writes_webhooks_as_meta_does);
+  tcase_add_test(tc, random_token_soup_and_mutated_webhooks_get_200_or_400);
   tcase_add_test(tc, closing_with_a_send_and_a_lookup_in_flight_answers_and_completes_each_once);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

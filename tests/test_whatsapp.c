@@ -444,6 +444,70 @@ START_TEST(random_truncated_bodies_never_crash) {
 }
 END_TEST
 
+START_TEST(random_token_soup_and_mutated_webhooks_get_200_or_400) {
+  open_with("");
+  gd_add_media("1037543291543636", "image/jpeg", "JPEG");
+  static const char *const vocab[] = {"{",
+                                      "}",
+                                      "[",
+                                      "]",
+                                      ":",
+                                      ",",
+                                      "\"object\"",
+                                      "\"entry\"",
+                                      "\"changes\"",
+                                      "\"field\"",
+                                      "\"messages\"",
+                                      "\"value\"",
+                                      "\"metadata\"",
+                                      "\"phone_number_id\"",
+                                      "\"" PHONE_ID "\"",
+                                      "\"contacts\"",
+                                      "\"wa_id\"",
+                                      "\"profile\"",
+                                      "\"from\"",
+                                      "\"id\"",
+                                      "\"timestamp\"",
+                                      "\"type\"",
+                                      "\"text\"",
+                                      "\"body\"",
+                                      "\"image\"",
+                                      "\"1037543291543636\"",
+                                      "\"statuses\"",
+                                      "\"status\"",
+                                      "\"failed\"",
+                                      "\"errors\"",
+                                      "\"code\"",
+                                      "\"reaction\"",
+                                      "\"emoji\"",
+                                      "\"interactive\"",
+                                      "\"context\"",
+                                      "null",
+                                      "true",
+                                      "1",
+                                      "-1",
+                                      "1e400",
+                                      "\"x\"",
+                                      "\"\\ud800\""};
+  char body[4000];
+  snprintf(
+      body, sizeof(body),
+      "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"" WABA
+      "\",\"changes\":[{\"value\":{"
+      "\"messaging_product\":\"whatsapp\",\"metadata\":{\"phone_number_id\":\"" PHONE_ID
+      "\"},"
+      "\"contacts\":[{\"profile\":{\"name\":\"K\"},\"wa_id\":\"" CUSTOMER
+      "\"}],\"messages\":["
+      "{\"from\":\"" CUSTOMER
+      "\",\"id\":\"wamid.FZ\",\"timestamp\":\"%lld\",\"type\":\"image\","
+      "\"context\":{\"id\":\"wamid.P\"},\"image\":{\"id\":\"1037543291543636\",\"mime_type\":\"image/jpeg\"}}],"
+      "\"statuses\":[{\"id\":\"wamid.O\",\"status\":\"failed\",\"timestamp\":\"1\",\"errors\":[{\"code\":131047}]}]},"
+      "\"field\":\"messages\"}]}]}",
+      now_s());
+  ph_fuzz_webhooks(APP_SECRET, body, vocab, sizeof(vocab) / sizeof(vocab[0]), 200);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("whatsapp");
   TCase *tc = tcase_create("whatsapp");
@@ -464,6 +528,7 @@ int main(void) {
   tcase_add_test(tc, cloud_api_errors_are_classified_as_documented);
   tcase_add_test(tc, a_refused_token_at_connect_is_auth_failed);
   tcase_add_test(tc, random_truncated_bodies_never_crash);
+  tcase_add_test(tc, random_token_soup_and_mutated_webhooks_get_200_or_400);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
