@@ -1,0 +1,704 @@
+/* messenger.c — the Facebook Messenger channel: Meta webhooks in, the Send API out.
+ *
+ * Inbound: POST /hooks/{channel} carries a signed batch ({"object":"page",
+ * "entry":[{"messaging":[...], "standby":[...]}]}). Every event of every
+ * entry is handled in order, one at a time: a customer's message or
+ * postback first gets the sender's name from the User Profile API (cached
+ * in the channel's key/value store; an error keeps the bare PSID), then is
+ * emitted; echoes are emitted as outbound messages (SB_IN_ECHO); delivery
+ * and read events become watermark statuses. The webhook is answered 200
+ * only once every message of the batch is committed (a store failure: 503,
+ * and Meta delivers the batch again; the router deduplicates on mid).
+ *
+ * Outbound (messenger_send.c): the messaging window decides messaging_type.
+ *
+ * Key/value state per PSID: "t:PSID" the customer's last message time (unix
+ * ms), "c:PSID" consent given, "q:PSID" consent
+ * asked / notice sent, "g:PSID" instant reply sent.
+ *
+ * Everything runs on the loop thread. Every callback (HTTP, commit) runs
+ * before destroy(): the host cancels HTTP calls and waits for commits first.
+ */
+#include "messenger.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MSGR_MAX_BODY ((size_t)4 * 1024 * 1024)
+#define MSGR_PROFILE_TTL_MS (24LL * 3600 * 1000)
+#define MSGR_MAX_ATTACHMENTS 10
+
+static const char *const msgr_consent_modes[] = {"off", "explicit", "implicit", NULL};
+
+static const sb_field msgr_schema[] = {
+    {"page_id", SB_FIELD_STRING, SB_FIELD_REQUIRED, NULL, "Page ID", "The Facebook Page's numeric id.", NULL},
+    {"page_access_token", SB_FIELD_STRING, SB_FIELD_REQUIRED | SB_FIELD_SECRET, NULL, "Page access token",
+     "A Page access token with pages_messaging (from the app's Messenger settings).", NULL},
+    {"app_secret", SB_FIELD_STRING, SB_FIELD_REQUIRED | SB_FIELD_SECRET, NULL, "App secret",
+     "The Meta app's secret: webhooks are signed with it (X-Hub-Signature-256).", NULL},
+    {"verify_token", SB_FIELD_STRING, SB_FIELD_REQUIRED | SB_FIELD_SECRET, NULL, "Verify token",
+     "Any string you choose; give Meta the same when you set the callback URL.", NULL},
+    {"graph_api_base", SB_FIELD_URL, 0, META_DEFAULT_GRAPH_API_BASE, "Graph API base",
+     "The Graph API with its version; change only to pin another version or for tests.", NULL},
+    {"greeting_text", SB_FIELD_STRING, 0, NULL, "Greeting text",
+     "Shown by Messenger before a person first writes (set on the Page's Messenger profile at connect).", NULL},
+    {"instant_reply", SB_FIELD_STRING, 0, NULL, "Instant reply",
+     "Sent once by the plugin to a person's first message. Prefer the channel's auto_replies.instant_reply, "
+     "which is also recorded in the conversation.",
+     NULL},
+    {"human_agent_tag", SB_FIELD_BOOL, 0, "true", "Human agent tag",
+     "Send agents' replies between 24 hours and 7 days after the customer's last message with the HUMAN_AGENT tag.",
+     NULL},
+    {"consent_mode", SB_FIELD_ENUM, 0, "off", "GDPR consent mode",
+     "off; explicit: ask first and hold replies until the person agrees; implicit: show the consent text once.",
+     msgr_consent_modes},
+    {"consent_text", SB_FIELD_STRING, 0, "We store this conversation to answer you. Tap \"I agree\" to continue.",
+     "Consent text", "What the person is asked (explicit) or told (implicit).", NULL},
+    {"consent_keyword", SB_FIELD_STRING, 0, "I agree", "Consent keyword",
+     "A message with exactly this text (any case) also gives consent.", NULL},
+    {"request_timeout", SB_FIELD_DURATION, 0, "20s", "Request timeout", "How long a Graph API call may take.", NULL},
+    SB_FIELD_END,
+};
+
+/* --- small helpers -------------------------------------------------------------- */
+
+int64_t msgr_kv_int(const messenger *m, const char *prefix, const char *psid) {
+  char key[256];
+  snprintf(key, sizeof(key), "%s%s", prefix, psid);
+  size_t len = 0;
+  const char *v = m->host->kv_get(m->channel, key, &len);
+  return v != NULL ? strtoll(v, NULL, 10) : 0;
+}
+
+void msgr_kv_put(const messenger *m, const char *prefix, const char *psid, const char *value) {
+  char key[256];
+  snprintf(key, sizeof(key), "%s%s", prefix, psid);
+  if (m->host->kv_set(m->channel, key, value, strlen(value), NULL, NULL) != SB_OK) {
+    m->host->log(m->channel, SB_LOG_WARN, "could not keep %s for a contact", prefix);
+  }
+}
+
+/* Raises "t:PSID" to ts (unix ms) when it is newer. */
+static void msgr__note_inbound(const messenger *m, const char *psid, int64_t ts) {
+  if (ts <= msgr_kv_int(m, "t:", psid)) return;
+  char v[32];
+  snprintf(v, sizeof(v), "%lld", (long long)ts);
+  msgr_kv_put(m, "t:", psid, v);
+}
+
+/* Starts a Graph call with the page token as a bearer header. body NULL: a
+ * GET. Returns the call or NULL (done is then not called). */
+sb_http_call *msgr_graph(const messenger *m, const char *method, const char *url, const char *body,
+                         sb_http_done_fn done, void *arg) {
+  char auth[1200];
+  snprintf(auth, sizeof(auth), "Bearer %s", m->token);
+  const sb_http_header h[] = {{"Authorization", auth}, {"Content-Type", "application/json"}};
+  sb_http_client_request rq = {.struct_size = sizeof(rq),
+                               .timeout_ms = m->timeout_ms,
+                               .method = method,
+                               .url = url,
+                               .headers = h,
+                               .header_count = body != NULL ? 2 : 1,
+                               .body = body,
+                               .body_len = body != NULL ? strlen(body) : 0,
+                               .max_response_bytes = 256 * 1024};
+  return m->host->http_request(m->channel, &rq, done, arg);
+}
+
+/* --- inbound: one batch ---------------------------------------------------------- */
+
+typedef struct msgr_event {
+  const json_t *ev; /* borrowed from the batch's root */
+  int standby;
+} msgr_event;
+
+/* One webhook POST being worked through. */
+typedef struct msgr_batch {
+  struct msgr_batch *next_open; /* in m->open */
+  int answered;                 /* disconnect() answered it 503 already */
+  messenger *m;
+  sb_responder *r;
+  json_t *root;
+  msgr_event *events;
+  size_t n, next;
+  int pending;     /* commits not yet done */
+  int failed;      /* a commit failed or the channel closed: answer 503 */
+  int walking;     /* msgr__step is running (a commit done must not finish the batch) */
+  int waiting;     /* a profile lookup is in flight */
+  json_t *profile; /* the looked-up profile for events[next], or NULL */
+} msgr_batch;
+
+static void msgr__step(msgr_batch *b);
+
+/* Answers the webhook once every event is handled and every commit done. */
+static void msgr__maybe_finish(msgr_batch *b) {
+  if (b->walking || b->waiting || b->next < b->n || b->pending > 0) return;
+  messenger *m = b->m;
+  if (b->answered) {
+    /* disconnect() answered 503 already */
+  } else if (b->failed) {
+    meta_answer(m->host, b->r, 503, "not every message could be stored; deliver the batch again");
+  } else {
+    meta_answer(m->host, b->r, 200, NULL);
+  }
+  for (msgr_batch **p = &m->open; *p != NULL; p = &(*p)->next_open) {
+    if (*p == b) {
+      *p = b->next_open;
+      break;
+    }
+  }
+  m->batches--;
+  json_decref(b->root);
+  free(b->events);
+  free(b);
+}
+
+static void msgr__committed(void *arg, int status, const char *message_id, int duplicate) {
+  msgr_batch *b = arg;
+  (void)message_id;
+  (void)duplicate;
+  if (status != SB_OK) {
+    b->failed = 1;
+    b->m->host->log(b->m->channel, SB_LOG_WARN, "a Messenger message could not be stored (code %d)", status);
+  }
+  b->pending--;
+  msgr__maybe_finish(b);
+}
+
+/* The MIME type an attachment type stands for (a family when the real type
+ * is unknown: Messenger gives only a CDN URL). */
+static const char *msgr__mime(const char *type) {
+  if (type == NULL) return NULL;
+  if (strcmp(type, "image") == 0 || strcmp(type, "sticker") == 0) return "image/*";
+  if (strcmp(type, "audio") == 0) return "audio/*";
+  if (strcmp(type, "video") == 0) return "video/*";
+  if (strcmp(type, "file") == 0) return "application/octet-stream";
+  return NULL;
+}
+
+/* Reads message.attachments[] into a (at most MSGR_MAX_ATTACHMENTS) and
+ * notes stickers and fallbacks in meta. Returns the count. */
+static size_t msgr__attachments(const json_t *msg, sb_attachment *a, json_t *meta) {
+  const json_t *arr = json_object_get(msg, "attachments");
+  size_t n = 0;
+  json_t *types = json_array();
+  for (size_t i = 0; i < json_array_size(arr) && n < MSGR_MAX_ATTACHMENTS; i++) {
+    const json_t *it = json_array_get(arr, i);
+    const char *type = json_string_value(json_object_get(it, "type"));
+    const json_t *payload = json_object_get(it, "payload");
+    const char *url = json_string_value(json_object_get(payload, "url"));
+    const json_t *sticker = json_object_get(payload, "sticker_id");
+    if (type == NULL) continue;
+    json_array_append_new(types, json_string(type));
+    if (json_is_integer(sticker) || strcmp(type, "sticker") == 0) {
+      /* Both forms: an image with payload.sticker_id, and the newer sticker type. */
+      if (json_is_integer(sticker))
+        json_object_set_new(meta, "sticker_id", json_deep_copy(sticker));
+      else
+        json_object_set_new(meta, "sticker", json_true());
+    }
+    if (strcmp(type, "fallback") == 0) {
+      const char *title = json_string_value(json_object_get(it, "title"));
+      if (title == NULL) title = json_string_value(json_object_get(payload, "title"));
+      if (title != NULL) json_object_set_new(meta, "fallback_title", json_string(title));
+      if (url != NULL) json_object_set_new(meta, "fallback_url", json_string(url));
+      continue; /* a shared link, not a file */
+    }
+    if (strcmp(type, "location") == 0) {
+      const json_t *coords = json_object_get(payload, "coordinates");
+      if (coords != NULL) json_object_set_new(meta, "location", json_deep_copy(coords));
+      continue;
+    }
+    if (url == NULL) continue;
+    memset(&a[n], 0, sizeof(a[n]));
+    a[n].url = url;
+    a[n].mime_type = msgr__mime(type);
+    n++;
+  }
+  if (json_array_size(types) > 0)
+    json_object_set_new(meta, "attachment_types", types);
+  else
+    json_decref(types);
+  return n;
+}
+
+/* True when text is the consent keyword (any case, surrounding blanks ignored). */
+static int msgr__is_keyword(const messenger *m, const char *text) {
+  if (text == NULL || m->consent_keyword == NULL || m->consent_keyword[0] == '\0') return 0;
+  while (*text == ' ' || *text == '\t' || *text == '\n') text++;
+  size_t n = strlen(text), k = strlen(m->consent_keyword);
+  while (n > 0 &&
+         (text[n - 1] == ' ' || text[n - 1] == '\t' || text[n - 1] == '\n' || text[n - 1] == '.' || text[n - 1] == '!'))
+    n--;
+  return n == k && strncasecmp(text, m->consent_keyword, k) == 0;
+}
+
+/* Consent bookkeeping for one customer event: records consent given by
+ * the postback or the keyword, and asks (explicit) or informs (implicit)
+ * once. Also sends the plugin's instant reply once. */
+static void msgr__consent_and_greet(messenger *m, const char *psid, const char *text, const char *payload) {
+  if (m->consent_mode != MSGR_CONSENT_OFF && msgr_kv_int(m, "c:", psid) == 0) {
+    int given = m->consent_mode == MSGR_CONSENT_IMPLICIT ||
+                (payload != NULL && strcmp(payload, MSGR_CONSENT_PAYLOAD) == 0) || msgr__is_keyword(m, text);
+    if (given) {
+      char v[32];
+      snprintf(v, sizeof(v), "%lld", (long long)m->host->now_ms());
+      msgr_kv_put(m, "c:", psid, v);
+      m->host->log(m->channel, SB_LOG_INFO, "consent recorded for a contact (%s)",
+                   m->consent_mode == MSGR_CONSENT_IMPLICIT ? "implicit" : "explicit");
+    }
+    if (msgr_kv_int(m, "q:", psid) == 0 && !(given && m->consent_mode == MSGR_CONSENT_EXPLICIT)) {
+      msgr_kv_put(m, "q:", psid, "1");
+      msgr_send_notice(m, psid, m->consent_text, m->consent_mode == MSGR_CONSENT_EXPLICIT);
+    }
+  }
+  if (m->instant_reply != NULL && m->instant_reply[0] != '\0' && msgr_kv_int(m, "g:", psid) == 0) {
+    msgr_kv_put(m, "g:", psid, "1");
+    msgr_send_notice(m, psid, m->instant_reply, 0);
+  }
+}
+
+/* Emits one message, postback or echo event. Returns SB_OK when the router
+ * took it (a commit is then pending), 1 when there was nothing to emit. */
+static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile) {
+  messenger *m = b->m;
+  const json_t *ev = e->ev;
+  const char *sender = json_string_value(json_object_get(json_object_get(ev, "sender"), "id"));
+  const char *recipient = json_string_value(json_object_get(json_object_get(ev, "recipient"), "id"));
+  const json_t *msg = json_object_get(ev, "message");
+  const json_t *postback = json_object_get(ev, "postback");
+  int64_t ts = (int64_t)json_integer_value(json_object_get(ev, "timestamp"));
+  int echo = json_is_true(json_object_get(msg, "is_echo"));
+  sb_inbound_message in = {.struct_size = sizeof(in)};
+  sb_attachment att[MSGR_MAX_ATTACHMENTS];
+  json_t *meta = json_object();
+  char synth_id[256], name[256] = "";
+  const char *payload = NULL;
+  in.sender.kind = SB_IDENTITY_PSID;
+  in.sender.id = echo ? recipient : sender;
+  in.timestamp_ms = ts;
+  if (msg != NULL) {
+    in.external_id = json_string_value(json_object_get(msg, "mid"));
+    in.text = json_string_value(json_object_get(msg, "text"));
+    in.reply_to_external_id = json_string_value(json_object_get(json_object_get(msg, "reply_to"), "mid"));
+    in.attachment_count = msgr__attachments(msg, att, meta);
+    in.attachments = att;
+    const json_t *qr = json_object_get(msg, "quick_reply");
+    if (qr != NULL) {
+      payload = json_string_value(json_object_get(qr, "payload"));
+      json_object_set_new(meta, "quick_reply_payload", json_deep_copy(json_object_get(qr, "payload")));
+    }
+    if (echo) {
+      in.flags |= SB_IN_ECHO;
+      const json_t *app = json_object_get(msg, "app_id");
+      if (app != NULL) json_object_set_new(meta, "app_id", json_deep_copy(app));
+    }
+  } else {
+    in.external_id = json_string_value(json_object_get(postback, "mid"));
+    if (in.external_id == NULL && sender != NULL) {
+      snprintf(synth_id, sizeof(synth_id), "postback:%s:%lld", sender, (long long)ts);
+      in.external_id = synth_id;
+    }
+    in.text = json_string_value(json_object_get(postback, "title"));
+    payload = json_string_value(json_object_get(postback, "payload"));
+    json_object_set_new(meta, "postback", json_true());
+    if (payload != NULL) json_object_set_new(meta, "postback_payload", json_string(payload));
+  }
+  if (e->standby) {
+    in.flags |= SB_IN_NO_AUTOREPLY; /* another app owns the conversation */
+    json_object_set_new(meta, "standby", json_true());
+  }
+  if (profile != NULL) {
+    const char *first = json_string_value(json_object_get(profile, "first_name"));
+    const char *last = json_string_value(json_object_get(profile, "last_name"));
+    snprintf(name, sizeof(name), "%s%s%s", first != NULL ? first : "", first != NULL && last != NULL ? " " : "",
+             last != NULL ? last : "");
+    if (name[0] != '\0') in.sender.name = name;
+    in.sender.avatar_url = json_string_value(json_object_get(profile, "profile_pic"));
+  }
+  char *meta_text = json_object_size(meta) > 0 ? json_dumps(meta, JSON_COMPACT) : NULL;
+  in.metadata_json = meta_text;
+  if ((in.text == NULL || in.text[0] == '\0') && in.attachment_count == 0) {
+    /* A sticker-only, location or link message still deserves a line. */
+    in.text = json_object_get(meta, "location") != NULL       ? "(location)"
+              : json_object_get(meta, "fallback_url") != NULL ? json_string_value(json_object_get(meta, "fallback_url"))
+                                                              : "(message without text)";
+  }
+  int rc = 1;
+  if (in.external_id != NULL && in.sender.id != NULL) {
+    if (!echo) msgr__note_inbound(m, in.sender.id, ts);
+    rc = m->host->emit_inbound(m->channel, &in, msgr__committed, b);
+    if (rc == SB_OK) {
+      b->pending++;
+    } else {
+      m->host->log(m->channel, SB_LOG_WARN, "a Messenger event was refused by the help desk (code %d)", rc);
+      rc = 1;
+    }
+    if (!echo && !e->standby) msgr__consent_and_greet(m, in.sender.id, in.text, payload);
+  }
+  free(meta_text);
+  json_decref(meta);
+  return rc;
+}
+
+/* Emits a delivery or read watermark. */
+static void msgr__receipt(messenger *m, const json_t *ev, const json_t *r, uint32_t status) {
+  const char *psid = json_string_value(json_object_get(json_object_get(ev, "sender"), "id"));
+  const json_t *wm = json_object_get(r, "watermark");
+  if (psid == NULL || !json_is_integer(wm)) return;
+  sb_status_update u = {.struct_size = sizeof(u),
+                        .status = status,
+                        .recipient_id = psid,
+                        .timestamp_ms = (int64_t)json_integer_value(wm),
+                        .flags = SB_STATUS_WATERMARK,
+                        .recipient_kind = SB_IDENTITY_PSID};
+  if (m->host->emit_status(m->channel, &u) != SB_OK) {
+    m->host->log(m->channel, SB_LOG_WARN, "a Messenger receipt was refused by the help desk");
+  }
+  /* A delivery also names its messages: mark those by id too, so a help
+   * desk clock ahead of Meta's cannot leave them out of the watermark. */
+  const json_t *mids = json_object_get(r, "mids");
+  for (size_t i = 0; i < json_array_size(mids); i++) {
+    const char *mid = json_string_value(json_array_get(mids, i));
+    if (mid == NULL) continue;
+    sb_status_update one = {
+        .struct_size = sizeof(one), .status = status, .external_id = mid, .timestamp_ms = u.timestamp_ms};
+    m->host->emit_status(m->channel, &one);
+  }
+}
+
+/* True when the echo is of a message this plugin sent itself (our metadata):
+ * the help desk already has it. */
+static int msgr__own_echo(const json_t *msg) {
+  const char *md = json_string_value(json_object_get(msg, "metadata"));
+  return md != NULL && strncmp(md, MSGR_METADATA_PREFIX, strlen(MSGR_METADATA_PREFIX)) == 0;
+}
+
+static void msgr__profile_done(void *arg, const sb_http_client_response *res) {
+  msgr_batch *b = arg;
+  messenger *m = b->m;
+  b->waiting = 0;
+  const json_t *ev = b->events[b->next].ev;
+  const char *psid = json_string_value(json_object_get(json_object_get(ev, "sender"), "id"));
+  if (res->status == SB_ECANCELED) {
+    b->failed = 1;
+    b->next = b->n; /* the channel is closing: stop here, Meta delivers again */
+    msgr__maybe_finish(b);
+    return;
+  }
+  json_t *profile = NULL;
+  if (res->status == SB_OK && res->http_status == 200) {
+    profile = json_loadb(res->body, res->body_len, 0, NULL);
+    if (!json_is_object(profile)) {
+      json_decref(profile);
+      profile = NULL;
+    }
+  } else {
+    meta_graph_error e;
+    char reason[META_MAX_REASON + 64];
+    meta_parse_error(res->body, res->body_len, &e);
+    meta_reason(res->http_status, &e, reason, sizeof(reason));
+    /* 2018218 and friends: no profile for this person; the PSID stays the identity. */
+    m->host->log(m->channel, SB_LOG_INFO, "no profile for a Messenger sender, keeping the page-scoped id: %s",
+                 res->status == SB_OK ? reason : (res->error != NULL ? res->error : "no answer"));
+    if (e.found && e.code == 190 && !m->auth_failed) {
+      m->auth_failed = 1;
+      m->host->set_state(m->channel, SB_STATE_AUTH_FAILED,
+                         "the page access token was refused (Graph error 190); update page_access_token");
+    }
+  }
+  /* Cache what we learned, also a miss, so a burst does not repeat lookups. */
+  json_t *cache = json_pack("{s:I}", "at", (json_int_t)m->host->now_ms());
+  if (profile != NULL) {
+    const char *keys[] = {"first_name", "last_name", "profile_pic"};
+    for (size_t i = 0; i < 3; i++) {
+      const json_t *v = json_object_get(profile, keys[i]);
+      if (json_is_string(v)) json_object_set_new(cache, keys[i], json_deep_copy(v));
+    }
+  }
+  if (cache != NULL && psid != NULL && strlen(psid) < sizeof(m->profiles[0].psid)) {
+    msgr_profile *slot = &m->profiles[m->profile_next];
+    m->profile_next = (m->profile_next + 1) % MSGR_PROFILE_CACHE;
+    json_decref(slot->fields);
+    snprintf(slot->psid, sizeof(slot->psid), "%s", psid);
+    slot->at = m->host->now_ms();
+    slot->fields = json_incref(cache);
+  }
+  json_decref(profile);
+  b->profile = cache;
+  msgr__step(b);
+}
+
+/* Finds a fresh cached profile for psid: a new reference, or NULL. The
+ * cache lives in memory (a ring of MSGR_PROFILE_CACHE): profile pictures'
+ * URLs expire, so nothing is gained by keeping profiles across restarts. */
+static json_t *msgr__cached_profile(const messenger *m, const char *psid) {
+  int64_t now = m->host->now_ms();
+  for (size_t i = 0; i < MSGR_PROFILE_CACHE; i++) {
+    const msgr_profile *p = &m->profiles[i];
+    if (p->at != 0 && now - p->at <= MSGR_PROFILE_TTL_MS && strcmp(p->psid, psid) == 0) return json_incref(p->fields);
+  }
+  return NULL;
+}
+
+/* Works through the batch from b->next: receipts at once, messages after
+ * their profile is known. Returns when a lookup is in flight or all done. */
+static void msgr__step(msgr_batch *b) {
+  messenger *m = b->m;
+  b->walking = 1;
+  while (b->next < b->n && !b->waiting) {
+    if (m->closing) {
+      b->failed = 1;
+      b->next = b->n;
+      break;
+    }
+    const msgr_event *e = &b->events[b->next];
+    const json_t *ev = e->ev;
+    const json_t *msg = json_object_get(ev, "message");
+    const char *sender = json_string_value(json_object_get(json_object_get(ev, "sender"), "id"));
+    if (json_object_get(ev, "delivery") != NULL) {
+      msgr__receipt(m, ev, json_object_get(ev, "delivery"), SB_STATUS_DELIVERED);
+    } else if (json_object_get(ev, "read") != NULL) {
+      msgr__receipt(m, ev, json_object_get(ev, "read"), SB_STATUS_READ);
+    } else if (msg != NULL && json_is_true(json_object_get(msg, "is_echo"))) {
+      if (!msgr__own_echo(msg)) msgr__emit(b, e, NULL);
+    } else if ((msg != NULL || json_object_get(ev, "postback") != NULL) && sender != NULL) {
+      json_t *profile = b->profile != NULL ? b->profile : msgr__cached_profile(m, sender);
+      b->profile = NULL;
+      if (profile == NULL) {
+        char url[1024];
+        size_t len = (size_t)snprintf(url, sizeof(url), "%s/", m->base);
+        len = meta_urlencode(url, sizeof(url), len, sender);
+        snprintf(url + len, sizeof(url) - len, "?fields=first_name,last_name,profile_pic");
+        b->waiting = 1;
+        if (msgr_graph(m, "GET", url, NULL, msgr__profile_done, b) != NULL) break;
+        b->waiting = 0;
+        m->host->log(m->channel, SB_LOG_WARN, "could not start the profile lookup; keeping the page-scoped id");
+      }
+      msgr__emit(b, e, profile);
+      json_decref(profile);
+    } else {
+      m->host->log(m->channel, SB_LOG_DEBUG, "ignored a Messenger event of a kind the help desk does not record");
+    }
+    b->next++;
+  }
+  b->walking = 0;
+  msgr__maybe_finish(b);
+}
+
+/* POST: verifies, parses and starts the batch. */
+static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder *r) {
+  char why[200];
+  int bad = meta_check_signature(m->host, req, m->app_secret, why, sizeof(why));
+  if (bad != 0) {
+    m->host->log(m->channel, SB_LOG_WARN, "refused a webhook: %s", why);
+    meta_answer(m->host, r, bad, why);
+    return SB_OK;
+  }
+  json_error_t jerr;
+  json_t *root = json_loadb(req->body != NULL ? req->body : "", req->body_len, 0, &jerr);
+  const json_t *entries = json_object_get(root, "entry");
+  if (!json_is_object(root) || !json_is_array(entries)) {
+    json_decref(root);
+    meta_answer(m->host, r, 400, "the body is not a Meta webhook: an object with an \"entry\" array is expected");
+    return SB_OK;
+  }
+  const char *object = json_string_value(json_object_get(root, "object"));
+  if (object != NULL && strcmp(object, "page") != 0) {
+    json_decref(root);
+    meta_answer(m->host, r, 200, NULL); /* another product's events: nothing for this channel */
+    return SB_OK;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < json_array_size(entries); i++) {
+    const json_t *en = json_array_get(entries, i);
+    total += json_array_size(json_object_get(en, "messaging")) + json_array_size(json_object_get(en, "standby"));
+  }
+  msgr_batch *b = calloc(1, sizeof(*b));
+  msgr_event *events = calloc(total > 0 ? total : 1, sizeof(*events));
+  if (b == NULL || events == NULL) {
+    free(events);
+    free(b);
+    json_decref(root);
+    meta_answer(m->host, r, 503, "out of memory; deliver it again");
+    return SB_OK;
+  }
+  b->events = events;
+  for (size_t i = 0; i < json_array_size(entries); i++) {
+    const json_t *en = json_array_get(entries, i);
+    const char *page = json_string_value(json_object_get(en, "id"));
+    if (page != NULL && strcmp(page, m->page_id) != 0) {
+      m->host->log(m->channel, SB_LOG_DEBUG, "ignored an entry for another page");
+      continue;
+    }
+    static const char *const lists[] = {"messaging", "standby"};
+    for (size_t l = 0; l < 2; l++) {
+      const json_t *arr = json_object_get(en, lists[l]);
+      for (size_t k = 0; k < json_array_size(arr); k++) {
+        if (!json_is_object(json_array_get(arr, k))) continue;
+        b->events[b->n].ev = json_array_get(arr, k);
+        b->events[b->n].standby = l == 1;
+        b->n++;
+      }
+    }
+  }
+  b->m = m;
+  b->r = r;
+  b->root = root;
+  m->batches++;
+  b->next_open = m->open;
+  m->open = b;
+  msgr__step(b);
+  return SB_OK;
+}
+
+/* receive(): GET is Meta's verification handshake, POST a batch of events. */
+static int msgr__receive(void *instance, const sb_http_request *req, sb_responder *r) {
+  messenger *m = instance;
+  if (strcmp(req->method, "GET") == 0) return meta_answer_verification(m->host, req, r, m->verify_token);
+  if (strcmp(req->method, "POST") != 0) {
+    meta_answer(m->host, r, 405, "only GET (verification) and POST (events) are accepted");
+    return SB_OK;
+  }
+  if (req->body_len > MSGR_MAX_BODY) {
+    meta_answer(m->host, r, 413, "the body is too large");
+    return SB_OK;
+  }
+  if (m->closing) {
+    meta_answer(m->host, r, 503, "the channel is closing; deliver it again");
+    return SB_OK;
+  }
+  return msgr__webhook(m, req, r);
+}
+
+/* --- lifecycle ------------------------------------------------------------------- */
+
+static int msgr__validate(const sb_host *host, const sb_config *cfg, char *err, size_t errlen) {
+  const char *page = host->config_get(cfg, "page_id");
+  const char *base = host->config_get(cfg, "graph_api_base");
+  if (page == NULL || page[0] == '\0' || strspn(page, "0123456789") != strlen(page)) {
+    snprintf(err, errlen, "credential \"page_id\" must be the Page's numeric id");
+    return SB_EINVAL;
+  }
+  if (base == NULL || (strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0)) {
+    snprintf(err, errlen, "setting \"graph_api_base\" must be an http:// or https:// URL");
+    return SB_EINVAL;
+  }
+  static const char *const secrets[] = {"page_access_token", "app_secret", "verify_token"};
+  for (size_t i = 0; i < 3; i++) {
+    const char *v = host->config_get(cfg, secrets[i]);
+    if (v == NULL || v[0] == '\0') {
+      snprintf(err, errlen, "credential \"%s\" must not be empty", secrets[i]);
+      return SB_EINVAL;
+    }
+  }
+  const char *mode = host->config_get(cfg, "consent_mode");
+  const char *text = host->config_get(cfg, "consent_text");
+  if (mode != NULL && strcmp(mode, "off") != 0 && (text == NULL || text[0] == '\0')) {
+    snprintf(err, errlen, "setting \"consent_text\" must not be empty when consent_mode is %s", mode);
+    return SB_EINVAL;
+  }
+  int64_t timeout = host->config_int(cfg, "request_timeout", 20000);
+  if (timeout < 100 || timeout > 120000) {
+    snprintf(err, errlen, "setting \"request_timeout\" must be between 100ms and 2m");
+    return SB_EINVAL;
+  }
+  return SB_OK;
+}
+
+static int msgr__create(const sb_host *host, sb_channel *channel, const sb_config *cfg, void **instance, char *err,
+                        size_t errlen) {
+  if (msgr__validate(host, cfg, err, errlen) != SB_OK) return SB_EINVAL;
+  messenger *m = calloc(1, sizeof(*m));
+  if (m == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return SB_ENOMEM;
+  }
+  m->host = host;
+  m->channel = channel;
+  m->page_id = host->config_get(cfg, "page_id");
+  m->token = host->config_get(cfg, "page_access_token");
+  m->app_secret = host->config_get(cfg, "app_secret");
+  m->verify_token = host->config_get(cfg, "verify_token");
+  m->greeting = host->config_get(cfg, "greeting_text");
+  m->instant_reply = host->config_get(cfg, "instant_reply");
+  m->consent_text = host->config_get(cfg, "consent_text");
+  m->consent_keyword = host->config_get(cfg, "consent_keyword");
+  m->human_agent_tag = host->config_int(cfg, "human_agent_tag", 1) != 0;
+  m->timeout_ms = (uint32_t)host->config_int(cfg, "request_timeout", 20000);
+  const char *mode = host->config_get(cfg, "consent_mode");
+  m->consent_mode = mode == NULL                    ? MSGR_CONSENT_OFF
+                    : strcmp(mode, "explicit") == 0 ? MSGR_CONSENT_EXPLICIT
+                    : strcmp(mode, "implicit") == 0 ? MSGR_CONSENT_IMPLICIT
+                                                    : MSGR_CONSENT_OFF;
+  const char *base = host->config_get(cfg, "graph_api_base");
+  snprintf(m->base, sizeof(m->base), "%s", base);
+  size_t bl = strlen(m->base);
+  while (bl > 0 && m->base[bl - 1] == '/') m->base[--bl] = '\0';
+  *instance = m;
+  return SB_OK;
+}
+
+/* disconnect(): answers open batches 503 (Meta delivers again; the router
+ * deduplicates) and completes waiting sends as retries, at once. The
+ * cancelled calls' and the commits' callbacks then only free what is left. */
+static void msgr__disconnect(void *instance) {
+  messenger *m = instance;
+  m->closing = 1;
+  for (msgr_batch *b = m->open; b != NULL; b = b->next_open) {
+    if (b->answered) continue;
+    b->answered = 1;
+    b->failed = 1;
+    meta_answer(m->host, b->r, 503, "the channel is closing; deliver it again");
+  }
+  msgr_send_cancel_all(m);
+}
+
+static void msgr__destroy(void *instance) {
+  messenger *m = instance;
+  for (size_t i = 0; i < MSGR_PROFILE_CACHE; i++) json_decref(m->profiles[i].fields);
+  if (m->batches > 0 || m->sends > 0) {
+    m->host->log(m->channel, SB_LOG_WARN, "destroyed with %d batches and %d sends still open", m->batches, m->sends);
+  }
+  free(m);
+}
+
+static const char *const msgr_attachment_types[] = {"image/", "audio/", "video/", "application/", "text/", NULL};
+
+static const sb_plugin msgr_plugin = {
+    SB_PLUGIN_INIT,
+    .id = "messenger",
+    .name = "Facebook Messenger",
+    .publisher = "Switchboard",
+    .version = MSGR_VERSION,
+    .description = "Connects a Facebook Page's Messenger conversations through Meta's webhooks and Send API.",
+    .logo_url = NULL,
+    .credentials = msgr_schema,
+    .caps = {.thread_model = SB_THREAD_PER_CONTACT,
+             .flags = SB_CAP_ATTACHMENTS | SB_CAP_REPLY_TO | SB_CAP_DELIVERY_RECEIPTS | SB_CAP_READ_RECEIPTS,
+             .attachment_types = msgr_attachment_types,
+             .max_attachments = MSGR_MAX_ATTACHMENTS,
+             .max_attachment_bytes = 25u * 1024 * 1024,
+             .window_seconds = 24u * 3600,
+             .extended_window_seconds = 7u * 24 * 3600,
+             .extended_window_tag = "HUMAN_AGENT",
+             .window_flags = SB_WINDOW_AUTOMATIC_STRICT},
+    .validate = msgr__validate,
+    .create = msgr__create,
+    .connect = msgr_connect,
+    .receive = msgr__receive,
+    .send = msgr_send,
+    .disconnect = msgr__disconnect,
+    .destroy = msgr__destroy,
+};
+
+SB_EXPORT int sb_plugin_entry(const sb_host *host, const sb_plugin **out, char *err, size_t errlen) {
+  if (!SB_HOST_COMPATIBLE(host)) {
+    snprintf(err, errlen, "the messenger channel needs plugin ABI %d.x", SB_ABI_MAJOR);
+    return SB_EVERSION;
+  }
+  *out = &msgr_plugin;
+  return SB_OK;
+}

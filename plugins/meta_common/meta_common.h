@@ -1,0 +1,78 @@
+/* meta_common.h — what Messenger and WhatsApp share of Meta's Graph API: the
+ * webhook verification handshake, the X-Hub-Signature-256 check, and Graph
+ * error parsing and classification.
+ *
+ * A small static library linked into both plugins (built with hidden
+ * visibility, so nothing here is exported from a plugin). It depends only on
+ * the SDK header and jansson. Every function runs on the loop thread and
+ * keeps no state of its own.
+ */
+#ifndef SB_META_COMMON_H
+#define SB_META_COMMON_H
+
+#include <switchboard/plugin.h>
+
+#define META_DEFAULT_GRAPH_API_BASE "https://graph.facebook.com/v21.0"
+#define META_MAX_REASON 400
+
+/* Answers a verification GET (hub.mode=subscribe, hub.verify_token,
+ * hub.challenge): 200 with the challenge as a text/plain body when the token
+ * matches (compared in constant time), 403 otherwise, 400 when a parameter
+ * is missing or the challenge is not a plain token of letters, digits, '_',
+ * '-' and '.' (it is echoed back, so nothing else is). Always answers r exactly once; returns SB_OK. */
+int meta_answer_verification(const sb_host *host, const sb_http_request *req, sb_responder *r,
+                             const char *verify_token);
+
+/* Checks X-Hub-Signature-256: "sha256=" + hex HMAC-SHA256(app_secret, raw
+ * body), compared in constant time. Returns 0 when valid; 401 when the
+ * header is missing or malformed; 403 when it does not match. why gets a
+ * sentence for the log (never the secret). */
+int meta_check_signature(const sb_host *host, const sb_http_request *req, const char *app_secret, char *why,
+                         size_t whylen);
+
+/* Answers r with a small JSON body {"error":"..."} or {"ok":true}. */
+void meta_answer(const sb_host *host, sb_responder *r, int status, const char *error);
+
+/* A Graph API error envelope: {"error":{"message","type","code",
+ * "error_subcode","error_data","fbtrace_id"}}. */
+typedef struct meta_graph_error {
+  int found;    /* 1 when the body held an error object */
+  long code;    /* 0 when absent */
+  long subcode; /* 0 when absent */
+  char message[META_MAX_REASON];
+  char details[META_MAX_REASON]; /* error_data.details (WhatsApp), or "" */
+} meta_graph_error;
+
+/* Parses body (body_len bytes, may be NULL) into e; e->found is 0 when it
+ * holds no Graph error. Never fails. */
+void meta_parse_error(const char *body, size_t body_len, meta_graph_error *e);
+
+/* What to do with a failed Graph call. */
+typedef enum meta_verdict {
+  META_RETRY = 1,    /* transient: retry with backoff (throttling, 5xx, network) */
+  META_FAIL = 2,     /* permanent: fail the message with the reason */
+  META_AUTH = 3,     /* the token is refused: channel auth_failed, hold sends */
+  META_REENGAGE = 4, /* WhatsApp 131047: outside the window, a template is needed */
+  META_WINDOW = 5,   /* Messenger 10/2018278: outside the allowed window */
+} meta_verdict;
+
+#define META_API_MESSENGER 1
+#define META_API_WHATSAPP 2
+
+/* Classifies a Graph answer that was not a success: http_status is the HTTP
+ * status (0 when no answer arrived), e the parsed error. The tables are the
+ * ones in docs/channels/messenger.md and docs/channels/whatsapp.md. */
+meta_verdict meta_classify(int api, int http_status, const meta_graph_error *e);
+
+/* Writes a reason an agent reads for a failed call into out: "Graph error
+ * CODE/SUBCODE: message" or the HTTP status when there is no envelope. */
+void meta_reason(int http_status, const meta_graph_error *e, char *out, size_t outlen);
+
+/* Appends s to buf (of cap bytes, at len) percent-encoded for a URL query or
+ * path segment. Returns the new length, or cap when it did not fit. */
+size_t meta_urlencode(char *buf, size_t cap, size_t len, const char *s);
+
+/* Reads a header of a client response, case-insensitively; NULL if absent. */
+const char *meta_response_header(const sb_http_client_response *res, const char *name);
+
+#endif

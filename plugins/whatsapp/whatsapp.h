@@ -1,0 +1,57 @@
+/* whatsapp.h — what the WhatsApp plugin's files share (never installed, never exported). */
+#ifndef SB_WHATSAPP_H
+#define SB_WHATSAPP_H
+
+#include <jansson.h>
+#include <switchboard/plugin.h>
+
+#include "meta_common.h"
+
+#define WA_VERSION "1.0.0"
+
+struct wa_out;
+struct wa_batch;
+
+/* One WhatsApp Business phone number. Config pointers live until destroy(). */
+typedef struct whatsapp {
+  const sb_host *host;
+  sb_channel *channel;
+  const char *phone_number_id, *waba_id, *token, *app_secret, *verify_token;
+  const char *template_name, *template_language; /* the default re-engagement template, or NULL */
+  char base[512];                                /* graph_api_base without a trailing slash */
+  int64_t max_media_bytes;
+  uint32_t timeout_ms;
+  int closing;
+  int auth_failed;       /* Graph said 190: sends are held until the config changes */
+  int batches;           /* webhook batches not yet answered */
+  int calls;             /* sends and connect checks in flight */
+  struct wa_out *outs;   /* sends waiting for the Cloud API */
+  struct wa_batch *open; /* webhook batches not yet freed */
+} whatsapp;
+
+/* The key/value value under prefix+id read as an integer; 0 when absent. */
+int64_t wa_kv_int(const whatsapp *w, const char *prefix, const char *id);
+
+/* Sets prefix+id to value (not waiting for durability); logs a failure. */
+void wa_kv_put(const whatsapp *w, const char *prefix, const char *id, const char *value);
+
+/* Starts a Graph call with the access token as bearer; body NULL: no body.
+ * max_bytes 0: the host's default. Returns the call, or NULL when the host
+ * refused it (done is then not called). */
+sb_http_call *wa_graph(const whatsapp *w, const char *method, const char *url, const char *body, uint64_t max_bytes,
+                       sb_http_done_fn done, void *arg);
+
+/* Marks the channel auth_failed after a Graph 190 (once). */
+void wa_auth_failed(whatsapp *w);
+
+/* connect(): reads the phone number to check the token. */
+int wa_connect(void *instance);
+
+/* At disconnect: completes every waiting send as a retry and detaches it,
+ * so the cancelled HTTP call's callback only frees it. */
+void wa_send_cancel_all(whatsapp *w);
+
+/* send(): the Cloud API messages endpoint within the 24-hour window, or a template (whatsapp_send.c). */
+int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op);
+
+#endif

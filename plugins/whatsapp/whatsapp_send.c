@@ -1,0 +1,348 @@
+/* whatsapp_send.c — WhatsApp outbound: connect check, Cloud API messages, templates and the 24-hour window.
+ *
+ * The customer-service window is counted from the customer's last message:
+ * the larger of sb_outbound_message.last_inbound_ms and the plugin's own
+ * "t:WA_ID" record (the customer's webhook timestamp). Within 24 hours any
+ * message goes; outside it only a template (template_json), and free text
+ * fails at once with a reason that names the default re-engagement
+ * template when one is set. Automatic messages never go outside it.
+ *
+ * A reply with text and attachments is several calls (one media per
+ * message; the text first, the first attachment carries no caption).
+ * Progress is kept under "s:<idempotency key>" so a retry resumes after
+ * the parts already sent; the first part's wamid is the external id.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "whatsapp.h"
+
+#define WA_DAY_MS (24LL * 3600 * 1000)
+#define WA_HOLD_AUTH_MS (15u * 60 * 1000)
+#define WA_RATE_LIMIT_MS (60u * 1000)
+#define WA_MAX_PARTS 11
+
+typedef struct wa_out {
+  struct wa_out *next_out; /* in w->outs */
+  int detached;            /* disconnect() completed it: the callback only frees it */
+  whatsapp *w;
+  sb_send_op *op;
+  char *bodies[WA_MAX_PARTS];
+  size_t n, next;
+  char first_id[256];
+  char progress_key[256];
+} wa_out;
+
+static void wa__out_free(wa_out *o) {
+  for (wa_out **p = &o->w->outs; *p != NULL; p = &(*p)->next_out) {
+    if (*p == o) {
+      *p = o->next_out;
+      break;
+    }
+  }
+  for (size_t i = 0; i < o->n; i++) free(o->bodies[i]);
+  o->w->calls--;
+  free(o);
+}
+
+static void wa__finish(wa_out *o, int outcome, const char *text, uint32_t after) {
+  whatsapp *w = o->w;
+  if (outcome != 1 && o->progress_key[0] != '\0') w->host->kv_delete(w->channel, o->progress_key, NULL, NULL);
+  if (outcome == 0)
+    w->host->send_ok(o->op, text);
+  else if (outcome == 1)
+    w->host->send_retry(o->op, after, text);
+  else
+    w->host->send_fail(o->op, text);
+  wa__out_free(o);
+}
+
+static void wa__post_next(wa_out *o);
+
+/* The reason for an agent when WhatsApp wants a template. */
+static void wa__reengage_reason(const whatsapp *w, const char *why, char *out, size_t outlen) {
+  snprintf(out, outlen, "re-engagement required: %s; only a template message can reopen the conversation%s%s%s", why,
+           w->template_name != NULL ? " (the channel's default is \"" : "",
+           w->template_name != NULL ? w->template_name : "", w->template_name != NULL ? "\")" : "");
+}
+
+static void wa__posted(void *arg, const sb_http_client_response *res) {
+  wa_out *o = arg;
+  whatsapp *w = o->w;
+  if (o->detached) {
+    wa__out_free(o);
+    return;
+  }
+  char reason[META_MAX_REASON * 2 + 200];
+  if (res->status != SB_OK) {
+    snprintf(reason, sizeof(reason), "the Cloud API did not answer: %s",
+             res->status == SB_ECANCELED ? "the channel closed" : (res->error != NULL ? res->error : "no answer"));
+    wa__finish(o, 1, reason, 0);
+    return;
+  }
+  if (res->http_status == 200) {
+    json_t *root = json_loadb(res->body, res->body_len, 0, NULL);
+    const char *id = json_string_value(json_object_get(json_array_get(json_object_get(root, "messages"), 0), "id"));
+    if (id == NULL) {
+      json_decref(root);
+      wa__finish(o, 1, "the Cloud API answered 200 without messages[0].id", 0);
+      return;
+    }
+    if (o->first_id[0] == '\0') snprintf(o->first_id, sizeof(o->first_id), "%s", id);
+    json_decref(root);
+    if (++o->next < o->n) {
+      if (o->progress_key[0] != '\0') {
+        char v[300];
+        snprintf(v, sizeof(v), "%zu %s", o->next, o->first_id);
+        w->host->kv_set(w->channel, o->progress_key, v, strlen(v), NULL, NULL);
+      }
+      wa__post_next(o);
+    } else {
+      wa__finish(o, 0, o->first_id, 0);
+    }
+    return;
+  }
+  meta_graph_error e;
+  meta_parse_error(res->body, res->body_len, &e);
+  meta_reason(res->http_status, &e, reason, sizeof(reason));
+  switch (meta_classify(META_API_WHATSAPP, res->http_status, &e)) {
+  case META_AUTH:
+    wa_auth_failed(w);
+    wa__finish(o, 1, "held: Meta refused the WhatsApp access token; the operator must update it", WA_HOLD_AUTH_MS);
+    return;
+  case META_REENGAGE: {
+    char why[sizeof(reason) + 200];
+    wa__reengage_reason(w, "more than 24 hours have passed since the customer last wrote", why, sizeof(why));
+    wa__finish(o, 2, why, 0);
+    return;
+  }
+  case META_RETRY: {
+    uint32_t after = res->http_status == 429 || e.code == 4 || e.code == 80007 || e.code == 130429 || e.code == 131056
+                         ? WA_RATE_LIMIT_MS
+                         : 0;
+    wa__finish(o, 1, reason, after);
+    return;
+  }
+  default: wa__finish(o, 2, reason, 0);
+  }
+}
+
+void wa_send_cancel_all(whatsapp *w) {
+  for (wa_out *o = w->outs; o != NULL; o = o->next_out) {
+    if (o->detached) continue;
+    o->detached = 1;
+    w->host->send_retry(o->op, 0, "cancelled: the channel closed before Meta answered");
+    o->op = NULL;
+  }
+}
+
+static void wa__post_next(wa_out *o) {
+  whatsapp *w = o->w;
+  char url[800];
+  size_t len = (size_t)snprintf(url, sizeof(url), "%s/", w->base);
+  len = meta_urlencode(url, sizeof(url), len, w->phone_number_id);
+  snprintf(url + len, sizeof(url) - len, "/messages");
+  if (wa_graph(w, "POST", url, o->bodies[o->next], 64 * 1024, wa__posted, o) == NULL) {
+    wa__finish(o, 1, "the host did not take the Cloud API request", 0);
+  }
+}
+
+/* A Cloud API message body of the given type with its object (stolen). */
+static char *wa__body(const char *to, const char *type, json_t *obj, const char *reply_to) {
+  json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:o}", "messaging_product", "whatsapp", "recipient_type", "individual",
+                           "to", to, "type", type, type, obj);
+  if (root == NULL) return NULL;
+  if (reply_to != NULL && reply_to[0] != '\0')
+    json_object_set_new(root, "context", json_pack("{s:s}", "message_id", reply_to));
+  char *s = json_dumps(root, JSON_COMPACT);
+  json_decref(root);
+  return s;
+}
+
+/* The Cloud API template object for template_json {"name","language","parameters":[...]}; a missing name
+ * or language falls back to the channel's default re-engagement template. NULL with why when unusable. */
+static json_t *wa__template(const whatsapp *w, const char *template_json, char *why, size_t whylen) {
+  json_t *t = json_loads(template_json, 0, NULL);
+  if (!json_is_object(t)) {
+    json_decref(t);
+    snprintf(why, whylen, "the reply's template is not a JSON object");
+    return NULL;
+  }
+  const char *name = json_string_value(json_object_get(t, "name"));
+  const json_t *lang = json_object_get(t, "language");
+  const char *code = json_is_string(lang) ? json_string_value(lang) : json_string_value(json_object_get(lang, "code"));
+  if (name == NULL) name = w->template_name;
+  if (code == NULL) code = w->template_language != NULL ? w->template_language : "en_US";
+  if (name == NULL) {
+    json_decref(t);
+    snprintf(why, whylen, "the reply's template names no template and the channel has no reengagement_template");
+    return NULL;
+  }
+  json_t *out = json_pack("{s:s, s:{s:s}}", "name", name, "language", "code", code);
+  const json_t *params = json_object_get(t, "parameters");
+  if (json_array_size(params) > 0) {
+    json_t *list = json_array();
+    for (size_t i = 0; i < json_array_size(params); i++) {
+      const json_t *p = json_array_get(params, i);
+      if (json_is_string(p))
+        json_array_append_new(list, json_pack("{s:s, s:s}", "type", "text", "text", json_string_value(p)));
+      else if (json_is_object(p))
+        json_array_append_new(list, json_deep_copy(p));
+    }
+    json_object_set_new(out, "components", json_pack("[{s:s, s:o}]", "type", "body", "parameters", list));
+  }
+  json_decref(t);
+  return out;
+}
+
+/* The Cloud API media type for a MIME type. */
+static const char *wa__media_type(const char *mime) {
+  if (mime == NULL) return "document";
+  if (strncmp(mime, "image/webp", 10) == 0) return "sticker";
+  if (strncmp(mime, "image/", 6) == 0) return "image";
+  if (strncmp(mime, "audio/", 6) == 0) return "audio";
+  if (strncmp(mime, "video/", 6) == 0) return "video";
+  return "document";
+}
+
+int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
+  whatsapp *w = instance;
+  char why[600];
+  if (w->closing) return SB_ECANCELED;
+  if (msg->recipient_id == NULL || msg->recipient_id[0] == '\0') {
+    w->host->send_fail(op, "the reply has no recipient phone number");
+    return SB_OK;
+  }
+  if (w->auth_failed) {
+    w->host->send_retry(op, WA_HOLD_AUTH_MS,
+                        "held: Meta refused the WhatsApp access token; the operator must update it");
+    return SB_OK;
+  }
+  const char *to = msg->recipient_id[0] == '+' ? msg->recipient_id + 1 : msg->recipient_id;
+  int64_t last = msg->last_inbound_ms, own = wa_kv_int(w, "t:", to);
+  if (own > last) last = own;
+  int inside = last > 0 && w->host->now_ms() - last <= WA_DAY_MS;
+  int is_template = msg->template_json != NULL && msg->template_json[0] != '\0';
+  if (!inside && !is_template) {
+    if (last <= 0) {
+      wa__reengage_reason(w, "the customer has not written to this number", why, sizeof(why));
+    } else {
+      char when[96];
+      snprintf(when, sizeof(when), "the customer last wrote %lld hours ago, outside the 24-hour window",
+               (long long)((w->host->now_ms() - last) / 3600000));
+      wa__reengage_reason(w, when, why, sizeof(why));
+    }
+    w->host->send_fail(op, why);
+    return SB_OK;
+  }
+  if (!inside && (msg->flags & SB_OUT_AUTOMATIC)) {
+    w->host->send_fail(op, "outside the 24-hour window: automatic messages are sent only within it");
+    return SB_OK;
+  }
+  if (msg->attachment_count + 1 > WA_MAX_PARTS) {
+    w->host->send_fail(op, "WhatsApp replies take at most 10 attachments");
+    return SB_OK;
+  }
+  for (size_t i = 0; i < msg->attachment_count; i++) {
+    if (msg->attachments[i].url == NULL) {
+      w->host->send_fail(op, "WhatsApp attachments must be given as a URL Meta can fetch");
+      return SB_OK;
+    }
+  }
+  wa_out *o = calloc(1, sizeof(*o));
+  if (o == NULL) return SB_ENOMEM;
+  o->w = w;
+  o->op = op;
+  w->calls++;
+  o->next_out = w->outs;
+  w->outs = o;
+  int bad = 0;
+  if (is_template) {
+    json_t *t = wa__template(w, msg->template_json, why, sizeof(why));
+    if (t == NULL) {
+      wa__out_free(o);
+      w->host->send_fail(op, why);
+      return SB_OK;
+    }
+    o->bodies[o->n] = wa__body(to, "template", t, msg->reply_to_external_id);
+    bad |= o->bodies[o->n++] == NULL;
+  } else if (msg->text != NULL && msg->text[0] != '\0') {
+    int preview = strstr(msg->text, "http://") != NULL || strstr(msg->text, "https://") != NULL;
+    json_t *t = json_pack("{s:b, s:s}", "preview_url", preview, "body", msg->text);
+    o->bodies[o->n] = t != NULL ? wa__body(to, "text", t, msg->reply_to_external_id) : NULL;
+    bad |= o->bodies[o->n++] == NULL;
+  }
+  for (size_t i = 0; i < msg->attachment_count && !bad && inside; i++) {
+    const sb_attachment *a = &msg->attachments[i];
+    const char *type = wa__media_type(a->mime_type);
+    json_t *m = json_pack("{s:s}", "link", a->url);
+    if (m != NULL && strcmp(type, "document") == 0 && a->filename != NULL)
+      json_object_set_new(m, "filename", json_string(a->filename));
+    o->bodies[o->n] = m != NULL ? wa__body(to, type, m, o->n == 0 ? msg->reply_to_external_id : NULL) : NULL;
+    bad |= o->bodies[o->n++] == NULL;
+  }
+  if (bad || o->n == 0) {
+    int empty = o->n == 0;
+    wa__out_free(o);
+    w->host->send_fail(op, empty ? "the reply has no text, template or attachment" : "the reply is not valid UTF-8");
+    return SB_OK;
+  }
+  if (msg->idempotency_key != NULL) {
+    snprintf(o->progress_key, sizeof(o->progress_key), "s:%.200s", msg->idempotency_key);
+    size_t len = 0;
+    const char *v = w->host->kv_get(w->channel, o->progress_key, &len);
+    char id[256] = "";
+    unsigned long done = 0;
+    if (v != NULL && sscanf(v, "%lu %255s", &done, id) == 2 && done < o->n) {
+      o->next = done;
+      snprintf(o->first_id, sizeof(o->first_id), "%s", id);
+    }
+  }
+  wa__post_next(o);
+  return SB_OK;
+}
+
+/* --- connect ------------------------------------------------------------------------ */
+
+static void wa__checked(void *arg, const sb_http_client_response *res) {
+  whatsapp *w = arg;
+  w->calls--;
+  if (res->status == SB_ECANCELED) return;
+  if (res->status == SB_OK && res->http_status == 200) {
+    w->host->set_state(w->channel, SB_STATE_CONNECTED, NULL);
+    return;
+  }
+  meta_graph_error e;
+  char reason[META_MAX_REASON * 2 + 120];
+  meta_parse_error(res->body, res->body_len, &e);
+  if (res->status != SB_OK) {
+    snprintf(reason, sizeof(reason), "the Graph API did not answer: %s", res->error != NULL ? res->error : "no answer");
+  } else {
+    meta_reason(res->http_status, &e, reason, sizeof(reason));
+  }
+  switch (res->status != SB_OK ? META_RETRY : meta_classify(META_API_WHATSAPP, res->http_status, &e)) {
+  case META_AUTH: wa_auth_failed(w); break;
+  case META_RETRY: w->host->set_state(w->channel, SB_STATE_DISCONNECTED, reason); break;
+  default: {
+    char why[sizeof(reason) + 80];
+    snprintf(why, sizeof(why), "the phone number %s cannot be read with this token: %s", w->phone_number_id, reason);
+    w->host->set_state(w->channel, SB_STATE_CONFIG_ERROR, why);
+  }
+  }
+}
+
+int wa_connect(void *instance) {
+  whatsapp *w = instance;
+  char url[800];
+  size_t len = (size_t)snprintf(url, sizeof(url), "%s/", w->base);
+  len = meta_urlencode(url, sizeof(url), len, w->phone_number_id);
+  snprintf(url + len, sizeof(url) - len, "?fields=id,display_phone_number,verified_name");
+  w->host->set_state(w->channel, SB_STATE_CONNECTING, NULL);
+  if (wa_graph(w, "GET", url, NULL, 64 * 1024, wa__checked, w) == NULL) {
+    w->host->set_state(w->channel, SB_STATE_DISCONNECTED, "the host did not take the Graph API request");
+    return SB_OK;
+  }
+  w->calls++;
+  return SB_OK;
+}

@@ -1,0 +1,816 @@
+/* test_messenger.c — plugins/messenger driven in-process: the real messenger.so with a fake router and
+ * store, and the Graph API double (tests/graph_double.c) as the Send and User Profile APIs. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "graph_double.h"
+#include "plugin_harness.h"
+#include "testutil.h"
+
+#define TOKEN "EAAPageToken123"
+#define APP_SECRET "app-secret-0123456789"
+#define PAGE "1000200030004000"
+#define KIM "7000000000000001"
+#define LEE "7000000000000002"
+
+#define CREDS_FMT                                                                              \
+  "{\"page_id\":\"" PAGE "\",\"page_access_token\":\"" TOKEN "\",\"app_secret\":\"" APP_SECRET \
+  "\",\"verify_token\":\"vt-42\",\"graph_api_base\":\"%%BASE%%\",\"request_timeout\":\"1s\"%s}"
+
+static int ph_test_record(sb_responder *self, int status, const sb_http_header *h, size_t n, const char *body,
+                          size_t len);
+
+static void open_with(const char *extra) {
+  char creds[2048];
+  snprintf(creds, sizeof(creds), CREDS_FMT, extra);
+  ph_open(creds);
+}
+
+static int64_t now_ms(void) { return (int64_t)time(NULL) * 1000; }
+
+static void setup(void) {
+  ph_setup("messenger", TOKEN, PAGE);
+  gd_add_profile(KIM, "Kim", "S\\u00f8rensen", "https://cdn.example/kim.jpg");
+}
+
+static void teardown(void) { ph_teardown(); }
+
+/* One messaging event from KIM with a message object body (JSON text). */
+static char *event_msg(const char *psid, int64_t ts, const char *message) {
+  char *s = malloc(8192);
+  snprintf(s, 8192,
+           "{\"sender\":{\"id\":\"%s\"},\"recipient\":{\"id\":\"" PAGE "\"},\"timestamp\":%lld,\"message\":%s}", psid,
+           (long long)ts, message);
+  return s;
+}
+
+/* A webhook body with one entry holding the given events (JSON array text). */
+static char *hook(const char *events) {
+  char *s = malloc(16384);
+  snprintf(s, 16384, "{\"object\":\"page\",\"entry\":[{\"id\":\"" PAGE "\",\"time\":%lld,\"messaging\":%s}]}",
+           (long long)now_ms(), events);
+  return s;
+}
+
+static ph_answer *post_events(const char *events) {
+  char *body = hook(events);
+  ph_answer *a = ph_post_signed(APP_SECRET, body);
+  free(body);
+  return a;
+}
+
+/* --- verification and signatures ------------------------------------------------------- */
+
+START_TEST(verification_get_echoes_the_challenge_only_for_the_right_token) {
+  open_with("");
+  ck_assert_uint_eq(channel_state(ph_ch), SB_STATE_CONNECTED);
+  ph_answer *a = ph_request("GET", "hub.mode=subscribe&hub.verify_token=vt-42&hub.challenge=1158201444", NULL, NULL);
+  ck_assert_int_eq(a->status, 200);
+  ck_assert_str_eq(a->body, "1158201444");
+  a = ph_request("GET", "hub.mode=subscribe&hub.verify_token=vt-43&hub.challenge=1158201444", NULL, NULL);
+  ck_assert_int_eq(a->status, 403);
+  a = ph_request("GET", "hub.mode=subscribe&hub.challenge=1", NULL, NULL);
+  ck_assert_int_eq(a->status, 400);
+  a = ph_request("GET", "hub.mode=subscribe&hub.verify_token=vt-42&hub.challenge=%3Cscript%3E", NULL, NULL);
+  ck_assert_int_eq(a->status, 400);
+  a = ph_request("GET", "hub.mode=unsubscribe&hub.verify_token=vt-42&hub.challenge=1", NULL, NULL);
+  ck_assert_int_eq(a->status, 403);
+}
+END_TEST
+
+START_TEST(bad_or_missing_signature_is_refused_and_nothing_is_stored) {
+  open_with("");
+  char *ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_1\",\"text\":\"hi\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  char *body = hook(events);
+  char sig[72];
+  gd_sign("another-secret", body, strlen(body), sig);
+  const char *bad[] = {"X-Hub-Signature-256", sig, NULL};
+  ck_assert_int_eq(ph_request("POST", "", body, bad)->status, 403);
+  const char *malformed[] = {"X-Hub-Signature-256", "sha1=abc", NULL};
+  ck_assert_int_eq(ph_request("POST", "", body, malformed)->status, 401);
+  ck_assert_int_eq(ph_request("POST", "", body, NULL)->status, 401);
+  ck_assert_int_eq(phe.in_count, 0);
+  ck_assert_int_eq(gd_count_path("/" KIM), 0);
+  ck_assert_int_eq(ph_post_signed(APP_SECRET, body)->status, 200);
+  ck_assert_int_eq(phe.in_count, 1);
+  free(body);
+  free(ev);
+}
+END_TEST
+
+START_TEST(malformed_json_gets_400_and_other_methods_405) {
+  open_with("");
+  ck_assert_int_eq(ph_post_signed(APP_SECRET, "{\"object\":\"page\",\"entry\":")->status, 400);
+  ck_assert_int_eq(ph_post_signed(APP_SECRET, "[1,2]")->status, 400);
+  ck_assert_int_eq(ph_request("PUT", "", "", NULL)->status, 405);
+  ck_assert_int_eq(phe.in_count, 0);
+}
+END_TEST
+
+/* --- inbound ------------------------------------------------------------------------- */
+
+START_TEST(text_with_escaped_unicode_reply_to_and_profile_name_are_stored) {
+  open_with("");
+  int64_t ts = now_ms() - 5000;
+  char *ev = event_msg(KIM, ts,
+                       "{\"mid\":\"m_AAA\",\"text\":\"Caf\\u00e9 \\ud83d\\ude00 \\u00e6\\u00f8\\u00e5\","
+                       "\"reply_to\":{\"mid\":\"m_ZZZ\"}}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  char *body = hook(events);
+  ph_answer *got = ph_post_signed(APP_SECRET, body);
+  free(body);
+  ck_assert_int_eq(got->status, 200);
+  const ph_inbound *in = ph_find("m_AAA");
+  ck_assert_ptr_nonnull(in);
+  ck_assert_str_eq(in->text, "Caf\xc3\xa9 \xf0\x9f\x98\x80 \xc3\xa6\xc3\xb8\xc3\xa5");
+  ck_assert_str_eq(in->reply_to, "m_ZZZ");
+  ck_assert_str_eq(in->sender_id, KIM);
+  ck_assert_uint_eq(in->sender_kind, SB_IDENTITY_PSID);
+  ck_assert_str_eq(in->sender_name, "Kim S\xc3\xb8rensen");
+  ck_assert_str_eq(in->avatar, "https://cdn.example/kim.jpg");
+  ck_assert_int_eq(in->timestamp_ms, ts);
+  const gd_request *rq = gd_last("/" KIM);
+  ck_assert_ptr_nonnull(rq);
+  ck_assert_str_eq(rq->auth, "Bearer " TOKEN);
+  ck_assert_ptr_nonnull(strstr(rq->query, "first_name"));
+  /* The profile is cached: a second message makes no second lookup. */
+  ev = event_msg(KIM, ts + 1, "{\"mid\":\"m_AAB\",\"text\":\"again\"}");
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ck_assert_int_eq(gd_count_path("/" KIM), 1);
+  ck_assert_str_eq(ph_find("m_AAB")->sender_name, "Kim S\xc3\xb8rensen");
+}
+END_TEST
+
+START_TEST(webhook_is_answered_only_after_every_message_of_the_batch_is_committed) {
+  open_with("");
+  phe.hold = 1;
+  char body[8192];
+  snprintf(
+      body, sizeof(body),
+      "{\"object\":\"page\",\"entry\":["
+      "{\"id\":\"" PAGE "\",\"time\":1,\"messaging\":[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+      "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_b1\",\"text\":\"one\"}}]},"
+      "{\"id\":\"" PAGE "\",\"time\":2,\"messaging\":[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+      "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_b2\",\"text\":\"two\"}}]}]}",
+      (long long)now_ms(), (long long)now_ms());
+  char sig[72];
+  gd_sign(APP_SECRET, body, strlen(body), sig);
+  sb_http_header hdr[] = {{"X-Hub-Signature-256", sig}};
+  static ph_answer a;
+  memset(&a, 0, sizeof(a));
+  sb_http_request req = {.method = "POST",
+                         .path = "/hooks/meta",
+                         .subpath = "",
+                         .query = "",
+                         .headers = hdr,
+                         .header_count = 1,
+                         .body = body,
+                         .body_len = strlen(body),
+                         .remote_addr = "127.0.0.1"};
+  a.base.respond = ph_test_record;
+  channel_receive(ph_ch, &req, &a.base);
+  ph_run_for(300);
+  ck_assert_int_eq(phe.in_count, 2); /* both entries handled */
+  ck_assert_int_eq(a.done, 0);       /* nothing committed yet: no answer */
+  phe.hold = 0;
+  ph_flush();
+  ck_assert(ph_run_until(&a.done, 2000));
+  ck_assert_int_eq(a.status, 200);
+  ck_assert_str_eq(phe.in[0].ext_id, "m_b1");
+  ck_assert_str_eq(phe.in[1].ext_id, "m_b2");
+}
+END_TEST
+
+START_TEST(attachments_stickers_fallbacks_and_postbacks_are_recorded) {
+  open_with("");
+  int64_t t = now_ms();
+  char events[12000];
+  snprintf(events, sizeof(events),
+           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{"
+           "\"mid\":\"m_att\",\"attachments\":["
+           "{\"type\":\"image\",\"payload\":{\"url\":\"https://cdn.example/i.jpg\"}},"
+           "{\"type\":\"audio\",\"payload\":{\"url\":\"https://cdn.example/a.mp4\"}},"
+           "{\"type\":\"video\",\"payload\":{\"url\":\"https://cdn.example/v.mp4\"}},"
+           "{\"type\":\"file\",\"payload\":{\"url\":\"https://cdn.example/f.pdf\"}}]}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{"
+           "\"mid\":\"m_st1\",\"sticker_id\":369239263222822,\"attachments\":[{\"type\":\"image\",\"payload\":{"
+           "\"url\":\"https://cdn.example/like.png\",\"sticker_id\":369239263222822}}]}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{"
+           "\"mid\":\"m_st2\",\"attachments\":[{\"type\":\"sticker\",\"payload\":{\"url\":\"https://cdn.example/"
+           "s.png\"}}]}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{"
+           "\"mid\":\"m_fb\",\"attachments\":[{\"type\":\"fallback\",\"title\":\"A "
+           "page\",\"payload\":{\"url\":\"https://ex.com/x\"}}]}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"postback\":{"
+           "\"mid\":\"m_pb\",\"title\":\"Talk to sales\",\"payload\":\"SALES\"}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"postback\":{"
+           "\"title\":\"Old style\",\"payload\":\"OLD\"}}]",
+           (long long)t, (long long)t + 1, (long long)t + 2, (long long)t + 3, (long long)t + 4, (long long)t + 5);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ck_assert_int_eq(phe.in_count, 6);
+  const ph_inbound *in = ph_find("m_att");
+  ck_assert_uint_eq(in->attachment_count, 4);
+  ck_assert_str_eq(in->att_url[0], "https://cdn.example/i.jpg");
+  ck_assert_str_eq(in->att_type[0], "image/*");
+  ck_assert_str_eq(in->att_type[1], "audio/*");
+  ck_assert_str_eq(in->att_type[2], "video/*");
+  ck_assert_str_eq(in->att_type[3], "application/octet-stream");
+  in = ph_find("m_st1");
+  ck_assert_uint_eq(in->attachment_count, 1);
+  ck_assert_ptr_nonnull(strstr(in->meta, "\"sticker_id\":369239263222822"));
+  in = ph_find("m_st2");
+  ck_assert_uint_eq(in->attachment_count, 1);
+  ck_assert_ptr_nonnull(strstr(in->meta, "\"sticker\":true"));
+  in = ph_find("m_fb");
+  ck_assert_uint_eq(in->attachment_count, 0);
+  ck_assert_str_eq(in->text, "https://ex.com/x");
+  ck_assert_ptr_nonnull(strstr(in->meta, "A page"));
+  in = ph_find("m_pb");
+  ck_assert_str_eq(in->text, "Talk to sales");
+  ck_assert_ptr_nonnull(strstr(in->meta, "\"postback_payload\":\"SALES\""));
+  char synth[128];
+  snprintf(synth, sizeof(synth), "postback:" KIM ":%lld", (long long)t + 5);
+  ck_assert_ptr_nonnull(ph_find(synth));
+}
+END_TEST
+
+START_TEST(delivery_and_read_become_watermark_statuses) {
+  open_with("");
+  char events[4096];
+  snprintf(events, sizeof(events),
+           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"delivery\":{\"mids\":[\"m_sent1\"],"
+           "\"watermark\":1763800000123}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":1763800001000,"
+           "\"read\":{\"watermark\":1763800000999}}]");
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ck_assert_int_eq(phe.in_count, 0);
+  ck_assert_int_eq(phe.st_count, 3);
+  ck_assert_uint_eq(phe.st[0].status, SB_STATUS_DELIVERED);
+  ck_assert_uint_eq(phe.st[0].flags, SB_STATUS_WATERMARK);
+  ck_assert_uint_eq(phe.st[0].recipient_kind, SB_IDENTITY_PSID);
+  ck_assert_str_eq(phe.st[0].recipient, KIM);
+  ck_assert_int_eq(phe.st[0].timestamp_ms, 1763800000123);
+  ck_assert_uint_eq(phe.st[1].status, SB_STATUS_DELIVERED); /* the named mid, by id */
+  ck_assert_uint_eq(phe.st[1].flags, 0);
+  ck_assert_str_eq(phe.st[1].ext_id, "m_sent1");
+  ck_assert_uint_eq(phe.st[2].status, SB_STATUS_READ);
+  ck_assert_uint_eq(phe.st[2].flags, SB_STATUS_WATERMARK);
+  ck_assert_int_eq(phe.st[2].timestamp_ms, 1763800000999);
+}
+END_TEST
+
+START_TEST(echoes_are_outbound_from_elsewhere_and_our_own_echoes_are_skipped) {
+  open_with("");
+  char events[4096];
+  snprintf(events, sizeof(events),
+           "[{\"sender\":{\"id\":\"" PAGE "\"},\"recipient\":{\"id\":\"" KIM
+           "\"},\"timestamp\":%lld,\"message\":{"
+           "\"is_echo\":true,\"app_id\":1517776481860111,\"mid\":\"m_echo1\",\"text\":\"From the Page inbox\"}},"
+           "{\"sender\":{\"id\":\"" PAGE "\"},\"recipient\":{\"id\":\"" KIM
+           "\"},\"timestamp\":%lld,\"message\":{"
+           "\"is_echo\":true,\"app_id\":1,\"metadata\":\"switchboard:77\",\"mid\":\"m_echo2\",\"text\":\"ours\"}}]",
+           (long long)now_ms(), (long long)now_ms());
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ck_assert_int_eq(phe.in_count, 1);
+  const ph_inbound *in = ph_find("m_echo1");
+  ck_assert_uint_eq(in->flags & SB_IN_ECHO, SB_IN_ECHO);
+  ck_assert_str_eq(in->sender_id, KIM);        /* the contact the Page wrote to */
+  ck_assert_int_eq(gd_count_path("/" KIM), 0); /* no profile lookup for echoes */
+}
+END_TEST
+
+START_TEST(redelivered_batches_store_nothing_new_and_standby_is_recorded) {
+  open_with("");
+  char *ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_dup\",\"text\":\"once\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ck_assert_int_eq(phe.in_count, 2);
+  ck_assert_int_eq(phe.stored_count, 1); /* the router dedups on mid */
+  char body[4096];
+  snprintf(body, sizeof(body),
+           "{\"object\":\"page\",\"entry\":[{\"id\":\"" PAGE "\",\"time\":1,\"standby\":[{\"sender\":{\"id\":\"" KIM
+           "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_sb\",\"text\":\"to the bot\"}}]}]}",
+           (long long)now_ms());
+  ck_assert_int_eq(ph_post_signed(APP_SECRET, body)->status, 200);
+  const ph_inbound *in = ph_find("m_sb");
+  ck_assert_ptr_nonnull(in);
+  ck_assert_uint_eq(in->flags & SB_IN_NO_AUTOREPLY, SB_IN_NO_AUTOREPLY);
+  ck_assert_ptr_nonnull(strstr(in->meta, "\"standby\":true"));
+}
+END_TEST
+
+START_TEST(a_profile_error_keeps_the_psid_and_does_not_fail_the_message) {
+  open_with("");
+  char *ev = event_msg(LEE, now_ms(), "{\"mid\":\"m_lee\",\"text\":\"hello\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  const gd_request *rq = gd_last("/" LEE);
+  ck_assert_ptr_nonnull(rq);
+  ck_assert_int_eq(rq->status, 400); /* 100/2018218 from the double */
+  const ph_inbound *in = ph_find("m_lee");
+  ck_assert_ptr_nonnull(in);
+  ck_assert_str_eq(in->sender_id, LEE);
+  ck_assert_str_eq(in->sender_name, "(null)");
+  /* A profile lookup that times out also keeps the message. */
+  gd_script_silence("/7000000000000003");
+  ev = event_msg("7000000000000003", now_ms(), "{\"mid\":\"m_slow\",\"text\":\"hello\"}");
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ck_assert_ptr_nonnull(ph_find("m_slow"));
+}
+END_TEST
+
+START_TEST(a_store_failure_gets_503_so_meta_delivers_again) {
+  open_with("");
+  phe.fail_store = 1;
+  char *ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_fail\",\"text\":\"x\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 503);
+}
+END_TEST
+
+/* --- outbound -------------------------------------------------------------------------- */
+
+static sb_outbound_message reply(const char *text, int64_t last_inbound_ms, uint32_t flags) {
+  sb_outbound_message m = {.message_id = "77",
+                           .idempotency_key = "idem-77",
+                           .attempt = 1,
+                           .flags = flags,
+                           .recipient_id = KIM,
+                           .text = text,
+                           .last_inbound_ms = last_inbound_ms};
+  return m;
+}
+
+START_TEST(within_24_hours_a_reply_goes_as_response_with_reply_to) {
+  open_with("");
+  sb_outbound_message m = reply("Hej Kim \xc3\xa6", now_ms() - 3600 * 1000, 0);
+  m.reply_to_external_id = "m_AAA";
+  ph_sent *s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+  ck_assert_str_eq(s->text, gd_last("/me/messages") != NULL ? "m_sent0001" : "?");
+  const gd_request *rq = gd_last("/me/messages");
+  ck_assert_str_eq(rq->method, "POST");
+  ck_assert_str_eq(rq->auth, "Bearer " TOKEN);
+  json_t *b = json_loads(rq->body, 0, NULL);
+  ck_assert_str_eq(json_string_value(json_object_get(b, "messaging_type")), "RESPONSE");
+  ck_assert_ptr_null(json_object_get(b, "tag"));
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "recipient"), "id")), KIM);
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "message"), "text")), "Hej Kim \xc3\xa6");
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "reply_to"), "mid")), "m_AAA");
+  json_decref(b);
+}
+END_TEST
+
+START_TEST(between_24_hours_and_7_days_an_agent_reply_uses_the_human_agent_tag) {
+  open_with("");
+  sb_outbound_message m = reply("Sorry for the wait", now_ms() - 30LL * 3600 * 1000, 0);
+  ph_sent *s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+  json_t *b = json_loads(gd_last("/me/messages")->body, 0, NULL);
+  ck_assert_str_eq(json_string_value(json_object_get(b, "messaging_type")), "MESSAGE_TAG");
+  ck_assert_str_eq(json_string_value(json_object_get(b, "tag")), "HUMAN_AGENT");
+  json_decref(b);
+  /* Automatic messages never leave the 24 hours. */
+  m = reply("Auto", now_ms() - 30LL * 3600 * 1000, SB_OUT_AUTOMATIC);
+  s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
+  ck_assert_ptr_nonnull(strstr(s->text, "automatic"));
+  /* Past 7 days: fails at once, nothing sent. */
+  int before = gd_count();
+  m = reply("Too late", now_ms() - 8LL * 24 * 3600 * 1000, 0);
+  s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
+  ck_assert_ptr_nonnull(strstr(s->text, "7-day"));
+  ck_assert_int_eq(gd_count(), before);
+}
+END_TEST
+
+START_TEST(human_agent_tag_off_fails_after_24_hours) {
+  open_with(",\"human_agent_tag\":false");
+  sb_outbound_message m = reply("x", now_ms() - 30LL * 3600 * 1000, 0);
+  ph_sent *s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
+  ck_assert_ptr_nonnull(strstr(s->text, "human_agent_tag"));
+}
+END_TEST
+
+START_TEST(the_window_uses_the_customers_webhook_timestamp_when_the_host_gives_none) {
+  open_with("");
+  sb_outbound_message m = reply("x", 0, 0);
+  ph_sent *s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL); /* never wrote */
+  /* The customer wrote 2 hours ago (their timestamp, not the arrival time). */
+  char *ev = event_msg(KIM, now_ms() - 2 * 3600 * 1000, "{\"mid\":\"m_w\",\"text\":\"hi\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+  json_t *b = json_loads(gd_last("/me/messages")->body, 0, NULL);
+  ck_assert_str_eq(json_string_value(json_object_get(b, "messaging_type")), "RESPONSE");
+  json_decref(b);
+  /* A message written 30 hours ago that arrives now puts the reply in the tag window. */
+  ev = event_msg(LEE, now_ms() - 30LL * 3600 * 1000, "{\"mid\":\"m_old\",\"text\":\"late\"}");
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  m.recipient_id = LEE;
+  s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+  b = json_loads(gd_last("/me/messages")->body, 0, NULL);
+  ck_assert_str_eq(json_string_value(json_object_get(b, "messaging_type")), "MESSAGE_TAG");
+  json_decref(b);
+}
+END_TEST
+
+START_TEST(graph_errors_are_classified_as_documented) {
+  open_with("");
+  struct {
+    int http;
+    long code, sub;
+    int outcome;
+    const char *needle;
+  } cases[] = {
+      {400, 10, 2018278, CHANNEL_SEND_FAIL, "window"},
+      {400, 551, 1545041, CHANNEL_SEND_FAIL, "not available"},
+      {400, 100, 0, CHANNEL_SEND_FAIL, "Graph error 100"},
+      {400, 4, 0, CHANNEL_SEND_RETRY, "Graph error 4"},
+      {400, 613, 0, CHANNEL_SEND_RETRY, "613"},
+      {400, 1200, 0, CHANNEL_SEND_RETRY, "1200"},
+      {500, 2, 0, CHANNEL_SEND_RETRY, "Graph error 2"},
+      {503, 0, 0, CHANNEL_SEND_RETRY, "503"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    if (cases[i].code != 0) {
+      gd_script_error("/me/messages", cases[i].http, cases[i].code, cases[i].sub, "scripted failure");
+    } else {
+      gd_script_raw("/me/messages", cases[i].http, "<html>Service Unavailable</html>");
+    }
+    sb_outbound_message m = reply("x", now_ms() - 1000, 0);
+    ph_sent *s = ph_send(&m);
+    ck_assert_msg(s->outcome == cases[i].outcome, "case %zu: outcome %d (%s)", i, s->outcome, s->text);
+    ck_assert_msg(strstr(s->text, cases[i].needle) != NULL, "case %zu: %s", i, s->text);
+  }
+  gd_script_error("/me/messages", 400, 4, 0, "(#4) Application request limit reached");
+  sb_outbound_message m = reply("x", now_ms() - 1000, 0);
+  ck_assert_uint_eq(ph_send(&m)->retry_after, 60000);
+}
+END_TEST
+
+START_TEST(timeouts_retry_and_an_expired_token_holds_sends_and_marks_auth_failed) {
+  open_with("");
+  gd_script_silence("/me/messages");
+  sb_outbound_message m = reply("x", now_ms() - 1000, 0);
+  ph_sent *s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_RETRY);
+  gd_script_error("/me/messages", 401, 190, 463, "Error validating access token: Session has expired");
+  s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_RETRY);
+  ck_assert_ptr_nonnull(strstr(s->text, "held"));
+  ck_assert_uint_eq(channel_state(ph_ch), SB_STATE_AUTH_FAILED);
+}
+END_TEST
+
+START_TEST(a_refused_token_at_connect_is_auth_failed) {
+  char creds[2048];
+  snprintf(creds, sizeof(creds),
+           "{\"page_id\":\"" PAGE
+           "\",\"page_access_token\":\"wrong\",\"app_secret\":\"s\",\"verify_token\":\"v\","
+           "\"graph_api_base\":\"%%BASE%%\"}");
+  ph_open(creds);
+  ck_assert_uint_eq(channel_state(ph_ch), SB_STATE_AUTH_FAILED);
+}
+END_TEST
+
+START_TEST(attachments_go_as_separate_parts_and_a_retry_resumes_after_the_sent_ones) {
+  open_with("");
+  static const sb_attachment att[] = {{.url = "https://files.example/r.pdf", .mime_type = "application/pdf"},
+                                      {.url = "https://files.example/p.png", .mime_type = "image/png"}};
+  sb_outbound_message m = reply("See attached", now_ms() - 1000, 0);
+  m.attachments = att;
+  m.attachment_count = 2;
+  gd_script_raw("/me/messages", 200, "{\"recipient_id\":\"" KIM "\",\"message_id\":\"m_first\"}");
+  gd_script_raw("/me/messages", 200, "{\"recipient_id\":\"" KIM "\",\"message_id\":\"m_second\"}");
+  gd_script_error("/me/messages", 500, 2, 0, "Service temporarily unavailable");
+  ph_sent *s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_RETRY);
+  ck_assert_int_eq(gd_count_path("/me/messages"), 3);
+  m.attempt = 2;
+  s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+  ck_assert_str_eq(s->text, "m_first");
+  ck_assert_int_eq(gd_count_path("/me/messages"), 4); /* only the image again */
+  json_t *b = json_loads(gd_last("/me/messages")->body, 0, NULL);
+  json_t *a = json_object_get(json_object_get(b, "message"), "attachment");
+  ck_assert_str_eq(json_string_value(json_object_get(a, "type")), "image");
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "payload"), "url")),
+                   "https://files.example/p.png");
+  json_decref(b);
+}
+END_TEST
+
+/* --- consent, greeting, instant reply ---------------------------------------------------- */
+
+START_TEST(explicit_consent_asks_first_holds_replies_and_releases_them_on_the_postback) {
+  open_with(",\"consent_mode\":\"explicit\",\"consent_text\":\"May we store this chat?\"");
+  char *ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_c1\",\"text\":\"hello\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ph_run_for(200);
+  const gd_request *ask = gd_last("/me/messages");
+  ck_assert_ptr_nonnull(ask);
+  ck_assert_ptr_nonnull(strstr(ask->body, "May we store this chat?"));
+  ck_assert_ptr_nonnull(strstr(ask->body, "SWITCHBOARD_CONSENT_GIVEN"));
+  /* The request is recorded in the conversation as an automatic outbound message. */
+  const ph_inbound *rec = &phe.in[phe.in_count - 1];
+  ck_assert_uint_eq(rec->flags, SB_IN_ECHO | SB_IN_AUTOMATIC);
+  ck_assert_str_eq(rec->text, "May we store this chat?");
+  ck_assert_str_eq(rec->sender_id, KIM);
+  ck_assert_str_eq(rec->ext_id, "m_sent0001");
+  int asked = gd_count_path("/me/messages");
+  sb_outbound_message m = reply("Agent here", now_ms() - 1000, 0);
+  ph_sent *s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_RETRY);
+  ck_assert_uint_eq(s->retry_after, 3600000);
+  ck_assert_ptr_nonnull(strstr(s->text, "consent"));
+  ck_assert_int_eq(gd_count_path("/me/messages"), asked);
+  /* A second message does not ask again. */
+  ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_c2\",\"text\":\"hello?\"}");
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ph_run_for(100);
+  ck_assert_int_eq(gd_count_path("/me/messages"), asked);
+  snprintf(events, sizeof(events),
+           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"postback\":{"
+           "\"mid\":\"m_yes\",\"title\":\"I agree\",\"payload\":\"SWITCHBOARD_CONSENT_GIVEN\"}}]",
+           (long long)now_ms());
+  ck_assert_int_eq(post_events(events)->status, 200);
+  s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+}
+END_TEST
+
+START_TEST(the_consent_keyword_also_gives_consent) {
+  open_with(",\"consent_mode\":\"explicit\"");
+  char *ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_k1\",\"text\":\"  i AGREE. \"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ph_run_for(100);
+  ck_assert_int_eq(gd_count_path("/me/messages"), 0); /* consent given at once: nothing to ask */
+  sb_outbound_message m = reply("Thanks", now_ms() - 1000, 0);
+  ck_assert_int_eq(ph_send(&m)->outcome, CHANNEL_SEND_OK);
+}
+END_TEST
+
+START_TEST(greeting_is_set_at_connect_and_the_instant_reply_goes_once) {
+  open_with(",\"greeting_text\":\"Hi {{user_first_name}}!\",\"instant_reply\":\"Thanks, we reply within the hour.\"");
+  ph_run_for(200);
+  const gd_request *g = gd_last("/me/messenger_profile");
+  ck_assert_ptr_nonnull(g);
+  ck_assert_ptr_nonnull(
+      strstr(g->body, "\"greeting\":[{\"locale\":\"default\",\"text\":\"Hi {{user_first_name}}!\"}]"));
+  for (int i = 0; i < 2; i++) {
+    char mid[32], msg[128];
+    snprintf(mid, sizeof(mid), "m_ir%d", i);
+    snprintf(msg, sizeof(msg), "{\"mid\":\"%s\",\"text\":\"hello\"}", mid);
+    char *ev = event_msg(KIM, now_ms(), msg);
+    char events[9000];
+    snprintf(events, sizeof(events), "[%s]", ev);
+    free(ev);
+    ck_assert_int_eq(post_events(events)->status, 200);
+    ph_run_for(150);
+  }
+  ck_assert_int_eq(gd_count_path("/me/messages"), 1);
+  ck_assert_ptr_nonnull(strstr(gd_last("/me/messages")->body, "we reply within the hour"));
+}
+END_TEST
+
+START_TEST(invalid_settings_are_refused_by_name) {
+  char err[512];
+  ck_assert_int_ne(
+      ph_try_open("{\"page_id\":\"abc\",\"page_access_token\":\"t\",\"app_secret\":\"s\",\"verify_token\":\"v\"}", err,
+                  sizeof(err)),
+      0);
+  ck_assert_ptr_nonnull(strstr(err, "page_id"));
+  ck_assert_int_ne(
+      ph_try_open("{\"page_id\":\"1\",\"page_access_token\":\"t\",\"app_secret\":\"s\"}", err, sizeof(err)), 0);
+  ck_assert_ptr_nonnull(strstr(err, "verify_token"));
+}
+END_TEST
+
+START_TEST(random_truncated_bodies_never_crash) {
+  open_with("");
+  char *ev = event_msg(KIM, now_ms(),
+                       "{\"mid\":\"m_r\",\"text\":\"x\",\"attachments\":[{\"type\":\"image\",\"payload\":{}}]}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s,{\"sender\":{},\"read\":{\"watermark\":\"x\"}}]", ev);
+  free(ev);
+  char *body = hook(events);
+  size_t n = strlen(body);
+  for (size_t cut = 0; cut < n; cut += 7) {
+    char *part = strndup(body, cut);
+    ph_answer *a = ph_post_signed(APP_SECRET, part);
+    ck_assert(a->status == 200 || a->status == 400);
+    free(part);
+  }
+  free(body);
+}
+END_TEST
+
+static int ph_test_record(sb_responder *self, int status, const sb_http_header *h, size_t n, const char *body,
+                          size_t len) {
+  (void)h;
+  (void)n;
+  ph_answer *a = (ph_answer *)self;
+  a->status = status;
+  snprintf(a->body, sizeof(a->body), "%.*s", (int)len, body != NULL ? body : "");
+  a->done++;
+  return 0;
+}
+
+START_TEST(closing_with_a_send_and_a_lookup_in_flight_answers_and_completes_each_once) {
+  open_with("");
+  gd_script_silence("/me/messages");
+  gd_script_silence("/7000000000000009");
+  static ph_sent s;
+  memset(&s, 0, sizeof(s));
+  sb_outbound_message m = reply("x", now_ms() - 1000, 0);
+  ph_sent_init(&s);
+  ck_assert_int_eq(channel_send(ph_ch, &m, &s.base), 0);
+  char *ev = event_msg("7000000000000009", now_ms(), "{\"mid\":\"m_close\",\"text\":\"hi\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  char *body = hook(events);
+  char sig[72];
+  gd_sign(APP_SECRET, body, strlen(body), sig);
+  sb_http_header hdr[] = {{"X-Hub-Signature-256", sig}};
+  static ph_answer a;
+  memset(&a, 0, sizeof(a));
+  a.base.respond = ph_test_record;
+  sb_http_request req = {.method = "POST",
+                         .path = "/hooks/meta",
+                         .subpath = "",
+                         .query = "",
+                         .headers = hdr,
+                         .header_count = 1,
+                         .body = body,
+                         .body_len = strlen(body),
+                         .remote_addr = "127.0.0.1"};
+  channel_receive(ph_ch, &req, &a.base);
+  ph_run_for(200);
+  ck_assert_int_eq(a.done, 0);
+  ck_assert_int_eq(s.done, 0);
+  ph_close();
+  free(body);
+  ck_assert_int_eq(a.done, 1);
+  ck_assert_int_eq(a.status, 503);
+  ck_assert_int_eq(s.done, 1);
+  ck_assert_int_eq(s.outcome, CHANNEL_SEND_RETRY);
+  ck_assert_int_eq(phe.in_count, 0);
+}
+END_TEST
+
+START_TEST(the_double_writes_webhooks_as_meta_does) {
+  open_with("");
+  char *ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_meta\",\"text\":\"Gr\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80 a/b\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  char *raw = hook(events);
+  char *body = gd_webhook_body(raw);
+  free(raw);
+  ck_assert_ptr_nonnull(strstr(body, "Gr\\u00fc\\u00df \\ud83d\\ude00 a\\/b"));
+  ck_assert_int_eq(ph_post_signed(APP_SECRET, body)->status, 200);
+  free(body);
+  ck_assert_str_eq(ph_find("m_meta")->text, "Gr\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80 a/b");
+}
+END_TEST
+
+START_TEST(random_token_soup_and_mutated_webhooks_get_200_or_400) {
+  open_with(",\"consent_mode\":\"explicit\"");
+  static const char *const vocab[] = {"{",
+                                      "}",
+                                      "[",
+                                      "]",
+                                      ":",
+                                      ",",
+                                      "\"object\"",
+                                      "\"page\"",
+                                      "\"entry\"",
+                                      "\"messaging\"",
+                                      "\"standby\"",
+                                      "\"sender\"",
+                                      "\"recipient\"",
+                                      "\"id\"",
+                                      "\"" KIM "\"",
+                                      "\"timestamp\"",
+                                      "\"message\"",
+                                      "\"mid\"",
+                                      "\"text\"",
+                                      "\"is_echo\"",
+                                      "\"attachments\"",
+                                      "\"type\"",
+                                      "\"payload\"",
+                                      "\"url\"",
+                                      "\"sticker_id\"",
+                                      "\"postback\"",
+                                      "\"delivery\"",
+                                      "\"read\"",
+                                      "\"watermark\"",
+                                      "\"mids\"",
+                                      "\"reply_to\"",
+                                      "null",
+                                      "true",
+                                      "1",
+                                      "-1",
+                                      "1e400",
+                                      "\"x\"",
+                                      "\"\\ud800\"",
+                                      "\"image\"",
+                                      "\"fallback\""};
+  char events[9000];
+  snprintf(events, sizeof(events),
+           "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":"
+           "{\"mid\":\"m_fz\",\"text\":\"I agree\",\"reply_to\":{\"mid\":\"m_0\"},\"attachments\":[{\"type\":"
+           "\"image\",\"payload\":{\"url\":\"https://cdn.example/i.jpg\",\"sticker_id\":1}}]}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"delivery\":{\"mids\":[\"m_1\"],"
+           "\"watermark\":1}},{\"sender\":{\"id\":\"" KIM "\"},\"postback\":{\"title\":\"t\",\"payload\":\"p\"}}]",
+           (long long)now_ms());
+  char *body = hook(events);
+  ph_fuzz_webhooks(APP_SECRET, body, vocab, sizeof(vocab) / sizeof(vocab[0]), 200);
+  free(body);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("messenger");
+  TCase *tc = tcase_create("messenger");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, verification_get_echoes_the_challenge_only_for_the_right_token);
+  tcase_add_test(tc, bad_or_missing_signature_is_refused_and_nothing_is_stored);
+  tcase_add_test(tc, malformed_json_gets_400_and_other_methods_405);
+  tcase_add_test(tc, text_with_escaped_unicode_reply_to_and_profile_name_are_stored);
+  tcase_add_test(tc, webhook_is_answered_only_after_every_message_of_the_batch_is_committed);
+  tcase_add_test(tc, attachments_stickers_fallbacks_and_postbacks_are_recorded);
+  tcase_add_test(tc, delivery_and_read_become_watermark_statuses);
+  tcase_add_test(tc, echoes_are_outbound_from_elsewhere_and_our_own_echoes_are_skipped);
+  tcase_add_test(tc, redelivered_batches_store_nothing_new_and_standby_is_recorded);
+  tcase_add_test(tc, a_profile_error_keeps_the_psid_and_does_not_fail_the_message);
+  tcase_add_test(tc, a_store_failure_gets_503_so_meta_delivers_again);
+  tcase_add_test(tc, within_24_hours_a_reply_goes_as_response_with_reply_to);
+  tcase_add_test(tc, between_24_hours_and_7_days_an_agent_reply_uses_the_human_agent_tag);
+  tcase_add_test(tc, human_agent_tag_off_fails_after_24_hours);
+  tcase_add_test(tc, the_window_uses_the_customers_webhook_timestamp_when_the_host_gives_none);
+  tcase_add_test(tc, graph_errors_are_classified_as_documented);
+  tcase_add_test(tc, timeouts_retry_and_an_expired_token_holds_sends_and_marks_auth_failed);
+  tcase_add_test(tc, a_refused_token_at_connect_is_auth_failed);
+  tcase_add_test(tc, attachments_go_as_separate_parts_and_a_retry_resumes_after_the_sent_ones);
+  tcase_add_test(tc, explicit_consent_asks_first_holds_replies_and_releases_them_on_the_postback);
+  tcase_add_test(tc, the_consent_keyword_also_gives_consent);
+  tcase_add_test(tc, greeting_is_set_at_connect_and_the_instant_reply_goes_once);
+  tcase_add_test(tc, invalid_settings_are_refused_by_name);
+  tcase_add_test(tc, random_truncated_bodies_never_crash);
+  tcase_add_test(tc, the_double_writes_webhooks_as_meta_does);
+  tcase_add_test(tc, random_token_soup_and_mutated_webhooks_get_200_or_400);
+  tcase_add_test(tc, closing_with_a_send_and_a_lookup_in_flight_answers_and_completes_each_once);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# test_meta_e2e.sh — Messenger and WhatsApp through the real daemon against the Graph API double
+# (tests/graph_double_server): verification, signatures, batched and redelivered webhooks with escaped
+# unicode, profiles, an outbound reply through the outbox, read watermarks, echoes, WhatsApp media and
+# statuses; checked over HTTP and in the SQLite store. Stops only the processes it starts, by PID.
+set -u
+
+SB=${SB_BINARY:?}
+PLUGINS=${SB_PLUGIN_BUILD_DIR:?}
+DOUBLE=${SB_BUILD_DIR:?}/tests/graph_double_server
+work=$(mktemp -d /tmp/sbmeta.XXXXXX)
+daemon_pid=
+double_pid=
+passed=0
+failed=0
+
+cleanup() {
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -KILL "$daemon_pid"; fi
+  if [ -n "$double_pid" ] && kill -0 "$double_pid" 2>/dev/null; then kill -KILL "$double_pid"; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
+check() { # check NAME GOT WANT
+  if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', wanted '$3'"; fi
+}
+
+TOKEN=EAAe2eToken
+PAGE=1000200030004000
+PSID=7000000000000001
+FB_SECRET=fb-app-secret-e2e
+WA_SECRET=wa-app-secret-e2e
+WA_ID=4790000001
+
+"$DOUBLE" --token "$TOKEN" --page "$PAGE" --port-file "$work/double.port" --log "$work/double.log" \
+  --profile "$PSID:Kim:Larsen" --media "1037543291543636:image/jpeg:JPEGBYTES" >"$work/double.out" 2>&1 &
+double_pid=$!
+for _ in $(seq 50); do [ -s "$work/double.port" ] && break; sleep 0.1; done
+gport=$(cat "$work/double.port")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$gport/v21.0"
+db="$work/db.sqlite"
+
+cat >"$work/switchboard.json" <<EOF
+{"listen": "127.0.0.1:$port", "store": "sqlite:$db",
+ "plugins": {"dirs": ["$PLUGINS"], "allow": ["messenger", "whatsapp"]},
+ "channels": [
+   {"name": "fb", "plugin": "messenger", "inbox": "Support",
+    "credentials": {"page_id": "$PAGE", "page_access_token": "$TOKEN", "app_secret": "$FB_SECRET",
+                    "verify_token": "fb-verify", "graph_api_base": "$base"},
+    "auto_replies": {"instant_reply": "Thanks, we got your message."}},
+   {"name": "wa", "plugin": "whatsapp", "inbox": "Support",
+    "credentials": {"phone_number_id": "$PAGE", "waba_id": "102290129340398", "access_token": "$TOKEN",
+                    "app_secret": "$WA_SECRET", "verify_token": "wa-verify", "graph_api_base": "$base"}}
+ ]}
+EOF
+
+"$SB" run -c "$work/switchboard.json" --log-level debug >"$work/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do grep -q 'ready' "$work/daemon.log" && break; sleep 0.1; done
+for _ in $(seq 50); do
+  curl -sf "http://127.0.0.1:$port/healthz" | grep -q '"name":"wa","plugin":"whatsapp","state":"connected"' && break
+  sleep 0.1
+done
+health=$(curl -sf "http://127.0.0.1:$port/healthz")
+if grep -q '"name":"fb","plugin":"messenger","state":"connected"' <<<"$health" &&
+  grep -q '"name":"wa","plugin":"whatsapp","state":"connected"' <<<"$health"; then
+  ok "both channels connect after checking their token with the Graph API"
+else
+  not_ok "channels connect" "$health $(tail -20 "$work/daemon.log")"
+fi
+
+sql() { sqlite3 -cmd '.timeout 5000' "$db" "$1"; }
+# settled SQL WANT: the query's answer once it equals WANT, or its last answer after 10 s.
+settled() {
+  local got
+  for _ in $(seq 100); do
+    got=$(sql "$1")
+    [ "$got" = "$2" ] && break
+    sleep 0.1
+  done
+  printf '%s' "$got"
+}
+
+# post CHANNEL SECRET FILE: the double sends FILE as Meta does (rewritten with \uXXXX escapes and \/,
+# signed with X-Hub-Signature-256); prints the HTTP status.
+post() {
+  "$DOUBLE" --send "http://127.0.0.1:$port/hooks/$1" --app-secret "$2" --file "$3" | cut -d' ' -f1
+}
+# post_signed_as CHANNEL FILE SIGNATURE: FILE as it is, with the given signature header.
+post_signed_as() {
+  curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H "X-Hub-Signature-256: $3" \
+    --data-binary @"$2" "http://127.0.0.1:$port/hooks/$1"
+}
+
+# --- verification and signatures -------------------------------------------------------
+got=$(curl -s "http://127.0.0.1:$port/hooks/fb?hub.mode=subscribe&hub.verify_token=fb-verify&hub.challenge=1158201444")
+check "Messenger verification answers the challenge" "$got" "1158201444"
+got=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/hooks/wa?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")
+check "a wrong verify token gets 403" "$got" "403"
+
+now=$(($(date +%s) * 1000))
+cat >"$work/batch.json" <<EOF
+{"object":"page","entry":[
+ {"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now - 2000)),
+  "message":{"mid":"m_e2e_1","text":"Café 😀 æøå","attachments":[{"type":"image","payload":{"url":"https://scontent.example/v/t1/a.jpg?x=1"}}]}}]},
+ {"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now - 1000)),
+  "message":{"mid":"m_e2e_2","text":"second","reply_to":{"mid":"m_e2e_1"}}}]}]}
+EOF
+check "a badly signed webhook gets 403" "$(post_signed_as fb "$work/batch.json" "sha256=$(printf '0%.0s' $(seq 64))")" "403"
+check "an unsigned webhook gets 401" "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$work/batch.json" "http://127.0.0.1:$port/hooks/fb")" "401"
+check "refused webhooks store nothing" "$(sql "SELECT count(*) FROM messages")" "0"
+
+# --- inbound Messenger --------------------------------------------------------------------
+check "a signed batch of two entries gets 200" "$(post fb "$FB_SECRET" "$work/batch.json")" "200"
+check "every entry's message is stored" "$(sql "SELECT count(*) FROM messages WHERE channel='fb' AND direction='in'")" "2"
+check "escaped unicode is stored as UTF-8" "$(sql "SELECT text FROM messages WHERE external_id='m_e2e_1'")" "Café 😀 æøå"
+check "the contact is named from the User Profile API" "$(sql "SELECT name FROM contacts c JOIN identities i ON i.contact_id=c.id WHERE i.value='$PSID'")" "Kim Larsen"
+check "an escaped attachment URL is stored unescaped" "$(sql "SELECT json_extract(attachments, '\$[0].url') FROM messages WHERE external_id='m_e2e_1'")" "https://scontent.example/v/t1/a.jpg?x=1"
+check "reply_to.mid links the reply" "$(sql "SELECT r.external_id FROM messages m JOIN messages r ON r.id=m.reply_to WHERE m.external_id='m_e2e_2'")" "m_e2e_1"
+for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE channel='fb' AND automatic=1")" = sent ] && break; sleep 0.1; done
+check "the new conversation gets the instant reply once, automatic, sent" "$(sql "SELECT count(*) || ' ' || group_concat(status) FROM messages WHERE channel='fb' AND automatic=1")" "1 sent"
+if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep 'Thanks, we got your message' | grep -q 'messaging_type\\":\\"RESPONSE'; then
+  ok "the instant reply goes as RESPONSE"
+else
+  not_ok "instant reply RESPONSE" "$(cat "$work/double.log")"
+fi
+check "a redelivered batch gets 200" "$(post fb "$FB_SECRET" "$work/batch.json")" "200"
+check "a redelivered batch stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='fb' AND direction='in'")" "2"
+
+# --- outbound through the outbox ------------------------------------------------------------
+thread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_1'")
+sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($thread, 'fb', 'out', 'Hi Kim, how can we help?', 'queued', $now);
+     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fb', 'e2e-reply-1', 'pending', 0);"
+for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE text='Hi Kim, how can we help?'")" = sent ] && break; sleep 0.1; done
+check "a queued reply is sent through the Send API" "$(sql "SELECT status || ' ' || (external_id LIKE 'm_sent%') FROM messages WHERE text='Hi Kim, how can we help?'")" "sent 1"
+if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep -q 'messaging_type\\":\\"RESPONSE'; then
+  ok "the reply goes as RESPONSE: the plugin kept the customer's timestamp (the host passes no last_inbound_ms)"
+else
+  not_ok "RESPONSE reply" "$(cat "$work/double.log")"
+fi
+
+cat >"$work/read.json" <<EOF
+{"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[
+ {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"delivery":{"mids":["m_sent0002"],"watermark":$((now + 5000))}},
+ {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 6000)),"read":{"watermark":$((now + 5000))}},
+ {"sender":{"id":"$PAGE"},"recipient":{"id":"$PSID"},"timestamp":$((now + 7000)),"message":{"is_echo":true,"app_id":263902037430900,"mid":"m_e2e_echo","text":"Written in the Page inbox"}}]}]}
+EOF
+check "receipts and an echo get 200" "$(post fb "$FB_SECRET" "$work/read.json")" "200"
+check "the read watermark marks the reply read" "$(settled "SELECT status FROM messages WHERE text='Hi Kim, how can we help?'" "read")" "read"
+check "an echo is stored as an outbound message" "$(sql "SELECT direction FROM messages WHERE external_id='m_e2e_echo'")" "out"
+
+# --- WhatsApp -------------------------------------------------------------------------------
+ts=$(date +%s)
+cat >"$work/wa.json" <<EOF
+{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
+ "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
+ "contacts":[{"profile":{"name":"Kari Ås"},"wa_id":"$WA_ID"}],
+ "messages":[{"from":"$WA_ID","id":"wamid.E2E1","timestamp":"$ts","type":"text","text":{"body":"Hei 👋"}},
+  {"from":"$WA_ID","id":"wamid.E2E2","timestamp":"$ts","type":"image","image":{"caption":"Broken","mime_type":"image/jpeg","sha256":"x","id":"1037543291543636"}}]},
+ "field":"messages"}]}]}
+EOF
+check "a signed WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
+check "WhatsApp text is stored as UTF-8" "$(sql "SELECT text FROM messages WHERE external_id='wamid.E2E1'")" "Hei 👋"
+check "the WhatsApp contact has the profile name and phone" "$(sql "SELECT name || ' ' || phone FROM contacts WHERE phone='+$WA_ID'")" "Kari Ås +$WA_ID"
+if sql "SELECT attachments FROM messages WHERE external_id='wamid.E2E2'" | grep -q '/media/1037543291543636'; then
+  ok "WhatsApp media is stored as an attachment URL"
+else
+  not_ok "WhatsApp media" "$(sql "SELECT attachments FROM messages WHERE external_id='wamid.E2E2'")"
+fi
+wthread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2E1'")
+sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($wthread, 'wa', 'out', 'Takk, Kari!', 'queued', $now);
+     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'wa', 'e2e-wa-1', 'pending', 0);"
+for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE text='Takk, Kari!'")" = sent ] && break; sleep 0.1; done
+wamid=$(sql "SELECT external_id FROM messages WHERE text='Takk, Kari!'")
+check "a queued WhatsApp reply is sent through the Cloud API" "$(sql "SELECT status FROM messages WHERE text='Takk, Kari!'") ${wamid%%.*}" "sent wamid"
+if grep "\"path\":\"/v21.0/$PAGE/messages\"" "$work/double.log" | grep -q "\"to\\\\\":\\\\\"$WA_ID"; then
+  ok "the Cloud API call goes to the customer's wa_id"
+else
+  not_ok "Cloud API to" "$(tail -3 "$work/double.log")"
+fi
+wa_status() { # wa_status STATUS-OBJECT-MEMBERS
+  cat >"$work/wa_status.json" <<EOF
+{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
+ "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
+ "statuses":[{"id":"$wamid","timestamp":"$ts","recipient_id":"$WA_ID",$1}]},"field":"messages"}]}]}
+EOF
+  post wa "$WA_SECRET" "$work/wa_status.json"
+}
+check "a WhatsApp status webhook gets 200" "$(wa_status '"status":"delivered"')" "200"
+check "the status marks the reply delivered" "$(settled "SELECT status FROM messages WHERE text='Takk, Kari!'" "delivered")" "delivered"
+check "a failed status webhook gets 200" "$(wa_status '"status":"failed","errors":[{"code":131047,"title":"Re-engagement message"}]')" "200"
+check "131047 fails the reply with re-engagement required" "$(settled "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='Takk, Kari!'" "failed: re-engagement required")" "failed: re-engagement required"
+check "a redelivered WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
+check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa' AND direction='in'")" "2"
+
+# --- the SDK's conformance checker ------------------------------------------------------------
+for p in "messenger --set page_id=1 --set graph_api_base=http://127.0.0.1:1/v21.0" \
+  "whatsapp --set phone_number_id=1 --set waba_id=1 --set graph_api_base=http://127.0.0.1:1/v21.0"; do
+  set -- $p
+  name=$1
+  shift
+  out=$("$SB" plugins check "$PLUGINS/$name.so" "$@" 2>&1)
+  if grep -q "conforms to plugin ABI" <<<"$out"; then ok "$name.so passes plugins check"; else not_ok "$name.so plugins check" "$out"; fi
+done
+
+if grep -qE "$TOKEN|$FB_SECRET|$WA_SECRET|fb-verify" "$work/daemon.log"; then
+  not_ok "no secret reaches the daemon's log" "$(grep -E "$TOKEN|$FB_SECRET|$WA_SECRET|fb-verify" "$work/daemon.log" | head -3)"
+else
+  ok "no secret reaches the daemon's log"
+fi
+
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+check "the daemon stops cleanly" "$?" "0"
+daemon_pid=
+kill -TERM "$double_pid"
+wait "$double_pid"
+double_pid=
+
+echo "# $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
