@@ -114,7 +114,8 @@ static void mail_system_start(void) {
   free(tu_write_file(mail_dir, "dovecot.conf", buf));
   snprintf(buf, sizeof(buf),
            "table vusers { \"@\" = \"dovecot\" }\nlisten on 127.0.0.1 port %d\n"
-           "action \"tolmtp\" lmtp \"127.0.0.1:%d\" rcpt-to virtual <vusers>\nmatch from any for any action \"tolmtp\"\n",
+           "action \"tolmtp\" lmtp \"127.0.0.1:%d\" rcpt-to virtual <vusers>\n"
+           "match from any for any rcpt-to \"nobody@example.com\" reject\nmatch from any for any action \"tolmtp\"\n",
            smtp_port, lmtp_port);
   free(tu_write_file(mail_dir, "smtpd.conf", buf));
   snprintf(buf, sizeof(buf), "mkdir -p %s/mail %s/home && chown -R dovecot:dovecot %s/mail %s/home", mail_dir,
@@ -145,6 +146,44 @@ static void mail_system_stop(void) {
     free(mail_dir);
     mail_dir = NULL;
   }
+}
+
+/* A misbehaving SMTP server for answers OpenSMTPD does not give on cue:
+ * "tempfail" answers RCPT with 451, "authfail" offers AUTH and refuses it
+ * with 535. Serves one session per connection, forever (stopped by PID). */
+static const char fake_smtp_py[] =
+    "import socket, sys\n"
+    "mode = sys.argv[2]\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(5)\n"
+    "while True:\n"
+    "    c, _ = s.accept(); f = c.makefile('rb')\n"
+    "    c.sendall(b'220 fake ESMTP\\r\\n')\n"
+    "    for line in f:\n"
+    "        cmd = line.strip().upper()\n"
+    "        if cmd.startswith(b'EHLO'):\n"
+    "            c.sendall(b'250-fake\\r\\n250-AUTH PLAIN LOGIN\\r\\n250 8BITMIME\\r\\n' if mode == 'authfail' else b'250 fake\\r\\n')\n"
+    "        elif cmd.startswith(b'AUTH'):\n"
+    "            c.sendall(b'535 5.7.8 Authentication credentials invalid\\r\\n')\n"
+    "        elif cmd.startswith(b'RCPT'):\n"
+    "            c.sendall(b'451 4.3.0 Mailbox busy, try later\\r\\n')\n"
+    "        elif cmd.startswith(b'QUIT'):\n"
+    "            c.sendall(b'221 bye\\r\\n'); break\n"
+    "        else:\n"
+    "            c.sendall(b'250 ok\\r\\n')\n"
+    "    c.close()\n";
+
+static pid_t fake_smtp_start(const char *mode, int *port) {
+  char *script = tu_write_file(mail_dir, "fake_smtp.py", fake_smtp_py);
+  char portbuf[16], log[1024];
+  *port = free_port();
+  snprintf(portbuf, sizeof(portbuf), "%d", *port);
+  snprintf(log, sizeof(log), "%s/fake_smtp.log", mail_dir);
+  char *argv[] = {"/usr/bin/python3", script, portbuf, (char *)mode, NULL};
+  pid_t pid = spawn(argv, log);
+  free(script);
+  ck_assert_msg(wait_port(*port), "the fake SMTP server did not start");
+  return pid;
 }
 
 /* Sends a raw RFC 5322 message by SMTP with swaks. */
@@ -316,13 +355,15 @@ static rec *wait_inbound(int n) {
 static int want_state;
 static int state_is(void) { return (int)fe.state == want_state; }
 
+static int smtp_port_override;
+
 static void open_channel(const char *password, const char *extra) {
   char json[2048];
   snprintf(json, sizeof(json),
            "{\"imap_url\":\"imap://127.0.0.1:%d/INBOX\",\"smtp_url\":\"smtp://127.0.0.1:%d\",\"tls\":\"none\","
            "\"username\":\"support\",\"password\":\"%s\",\"from_address\":\"support@example.org\","
            "\"company_name\":\"Acme\",\"signature\":\"Best, {first_name}\",\"poll_interval\":\"200ms\"%s%s}",
-           imap_port, smtp_port, password, extra[0] ? "," : "", extra);
+           imap_port, smtp_port_override ? smtp_port_override : smtp_port, password, extra[0] ? "," : "", extra);
   json_error_t jerr;
   json_t *cred = json_loads(json, 0, &jerr);
   ck_assert_msg(cred != NULL, "bad test JSON: %s", jerr.text);
@@ -666,6 +707,102 @@ START_TEST(a_message_that_starts_a_conversation_gets_a_new_tag) {
 }
 END_TEST
 
+START_TEST(smtp_5xx_fails_with_the_server_text) {
+  open_channel("secret", "");
+  send_rec s;
+  reply(&s, "nobody@example.com", NULL, NULL, "hello", 0);
+  ck_assert_int_eq(s.outcome, CHANNEL_SEND_FAIL);
+  ck_assert_msg(strstr(s.text, "550") != NULL, "reason: %s", s.text);
+}
+END_TEST
+
+START_TEST(smtp_4xx_is_retried) {
+  int port;
+  pid_t pid = fake_smtp_start("tempfail", &port);
+  smtp_port_override = port;
+  open_channel("secret", "");
+  send_rec s;
+  reply(&s, CUSTOMER, NULL, NULL, "hello", 0);
+  stop(&pid);
+  ck_assert_int_eq(s.outcome, CHANNEL_SEND_RETRY);
+  ck_assert_msg(strstr(s.text, "451") != NULL, "reason: %s", s.text);
+}
+END_TEST
+
+START_TEST(smtp_refused_login_sets_auth_failed_and_retries) {
+  int port;
+  pid_t pid = fake_smtp_start("authfail", &port);
+  smtp_port_override = port;
+  open_channel("secret", "");
+  send_rec s;
+  reply(&s, CUSTOMER, NULL, NULL, "hello", 0);
+  stop(&pid);
+  ck_assert_int_eq(s.outcome, CHANNEL_SEND_RETRY);
+  ck_assert_uint_eq(fe.state, SB_STATE_AUTH_FAILED);
+}
+END_TEST
+
+typedef struct mail_result {
+  int done, status;
+  char body[512];
+} mail_result;
+
+static mail_result *current_mail;
+static int mail_done(void) { return current_mail->done; }
+
+static void mail_cb(void *arg, const sb_mail_response *r) {
+  mail_result *m = arg;
+  m->done++;
+  m->status = r->status;
+  cpy(m->body, sizeof(m->body), r->body);
+}
+
+START_TEST(host_mail_request_runs_imap_commands_and_cancels) {
+  open_channel("secret", "\"poll_interval\":\"1h\"");
+  const sb_host *h = hostapi_table();
+  ck_assert(SB_HOST_HAS(h, mail_request) && SB_HOST_HAS(h, mail_cancel));
+  char url[128];
+  snprintf(url, sizeof(url), "imap://127.0.0.1:%d/INBOX", imap_port);
+  sb_mail_request rq = {.struct_size = sizeof(rq), .tls = SB_MAIL_TLS_NONE, .url = url, .username = "support",
+                        .password = "secret", .command = "UID SEARCH ALL"};
+  mail_result m = {0};
+  current_mail = &m;
+  ck_assert_ptr_nonnull(h->mail_request(ch, &rq, mail_cb, &m));
+  ck_assert(run_until_fn(mail_done, 10000));
+  ck_assert_int_eq(m.status, SB_OK);
+  ck_assert_msg(strstr(m.body, "* SEARCH") != NULL, "body: %s", m.body);
+  /* A wrong password is SB_EACCES. */
+  rq.password = "wrong";
+  memset(&m, 0, sizeof(m));
+  ck_assert_ptr_nonnull(h->mail_request(ch, &rq, mail_cb, &m));
+  ck_assert(run_until_fn(mail_done, 10000));
+  ck_assert_int_eq(m.status, SB_EACCES);
+  /* Invalid requests are refused at once; a cancel completes the call once. */
+  sb_mail_request bad = rq;
+  bad.url = "http://127.0.0.1/";
+  ck_assert_ptr_null(h->mail_request(ch, &bad, mail_cb, &m));
+  bad = rq;
+  bad.struct_size = 4;
+  ck_assert_ptr_null(h->mail_request(ch, &bad, mail_cb, &m));
+  memset(&m, 0, sizeof(m));
+  rq.password = "secret";
+  sb_mail_call *call = h->mail_request(ch, &rq, mail_cb, &m);
+  ck_assert_ptr_nonnull(call);
+  h->mail_cancel(call);
+  ck_assert_int_eq(m.done, 1);
+  ck_assert_int_eq(m.status, SB_ECANCELED);
+  /* Closing the channel cancels what is pending. */
+  memset(&m, 0, sizeof(m));
+  ck_assert_ptr_nonnull(h->mail_request(ch, &rq, mail_cb, &m));
+  closed_flag = 0;
+  channel_close(ch, closed_cb, &closed_flag);
+  ch = NULL;
+  ck_assert(run_until_fn(is_closed, 5000));
+  ck_assert_int_eq(m.done, 1);
+  ck_assert_int_eq(m.status, SB_ECANCELED);
+}
+END_TEST
+
 START_TEST(settings_the_schema_cannot_check_are_refused_by_name) {
   const char *bad[] = {"\"after_read\":\"archive\"", "\"from_address\":\"Support <s@x>\""};
   for (size_t i = 0; i < 2; i++) {
@@ -699,6 +836,10 @@ int main(void) {
   tcase_add_test(tc, forwards_belong_to_the_forwarder_when_configured);
   tcase_add_test(tc, a_refused_login_sets_auth_failed);
   tcase_add_test(tc, a_message_that_starts_a_conversation_gets_a_new_tag);
+  tcase_add_test(tc, smtp_5xx_fails_with_the_server_text);
+  tcase_add_test(tc, smtp_4xx_is_retried);
+  tcase_add_test(tc, smtp_refused_login_sets_auth_failed_and_retries);
+  tcase_add_test(tc, host_mail_request_runs_imap_commands_and_cancels);
   tcase_add_test(tc, settings_the_schema_cannot_check_are_refused_by_name);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
