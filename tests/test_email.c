@@ -695,15 +695,82 @@ START_TEST(a_refused_login_sets_auth_failed) {
 END_TEST
 
 START_TEST(a_message_that_starts_a_conversation_gets_a_new_tag) {
-  open_channel("secret", "");
+  open_channel("secret", "\"from_name_mode\":\"company\"");
   send_rec s;
-  reply(&s, CUSTOMER, NULL, NULL, "Your order is ready.", 0);
+  memset(&s, 0, sizeof(s));
+  s.base.complete = send_complete;
+  sb_attachment att[2] = {{.url = "https://files.example/manual.pdf", .mime_type = "application/pdf",
+                           .filename = "manual.pdf"},
+                          {.mime_type = "text/csv", .filename = "order.csv", .data = "sku,qty\n4471,1\n",
+                           .data_len = 15}};
+  sb_outbound_message m = {.message_id = "hd-2", .idempotency_key = "idem-2", .attempt = 1,
+                           .recipient_id = "Customer@Example.com", .subject = "Your order is ready",
+                           .text = "Your order is ready.", .html = "<p>Your order is <b>ready</b>.</p>",
+                           .attachments = att, .attachment_count = 2, .agent_name = "Ana Berg"};
+  ck_assert_int_eq(channel_send(ch, &m, &s.base), 0);
+  current_send = &s;
+  ck_assert(run_until_fn(send_done, 20000));
   ck_assert_msg(s.outcome == CHANNEL_SEND_OK, "outcome %d: %s", s.outcome, s.text);
   char *got = imap_newest("customer");
   ck_assert_ptr_nonnull(got);
-  ck_assert_msg(strstr(got, "Subject: Re: Your message [#1]") != NULL || strstr(got, "[#1]") != NULL, "%s", got);
+  ck_assert_msg(strstr(got, "Subject: Your order is ready [#1]") != NULL, "%s", got);
+  ck_assert_msg(strstr(got, "From: Acme <support@example.org>") != NULL, "%s", got);
   ck_assert_msg(strstr(got, "In-Reply-To") == NULL, "a first message answers nothing:\n%s", got);
+  ck_assert_msg(strstr(got, "multipart/mixed") != NULL && strstr(got, "filename=order.csv") != NULL, "%s", got);
+  ck_assert_msg(strstr(got, "https://files.example/manual.pdf") != NULL, "%s", got);
+  ck_assert_msg(strstr(got, "<b>ready</b>") != NULL, "%s", got);
   free(got);
+
+  /* The customer's answer finds the conversation by References. */
+  char raw[1024];
+  snprintf(raw, sizeof(raw),
+           "From: customer@example.com\r\nTo: support@example.org\r\nSubject: Re: Your order is ready [#1]\r\n"
+           "Message-ID: <ready-1@example.com>\r\nReferences: <%s>\r\n\r\nGreat\r\n", s.text);
+  swaks_send(CUSTOMER, "support@example.org", raw);
+  rec *r = wait_inbound(1);
+  ck_assert_str_eq(r->thread, "mail-1");
+  ck_assert_str_eq(r->reply_to, "");
+}
+END_TEST
+
+START_TEST(after_read_moves_stored_mail_to_a_folder) {
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "curl -s --user support:secret 'imap://127.0.0.1:%d/' -X 'CREATE Done' >/dev/null", imap_port);
+  tu_run(cmd, NULL);
+  open_channel("secret", "\"after_read\":\"move:Done\"");
+  swaks_send(CUSTOMER, "support@example.org",
+             "From: customer@example.com\r\nTo: support@example.org\r\nSubject: move me\r\n"
+             "Message-ID: <move-1@example.com>\r\n\r\nhello\r\n");
+  wait_inbound(1);
+  /* Wait for the next cycle, then look: INBOX empty, Done holds it. */
+  want_in = 99;
+  run_until_fn(have_in, 1500);
+  char *out = NULL;
+  snprintf(cmd, sizeof(cmd), "curl -s --user support:secret 'imap://127.0.0.1:%d/INBOX' -X 'UID SEARCH ALL'", imap_port);
+  ck_assert_int_eq(tu_run(cmd, &out), 0);
+  ck_assert_msg(strncmp(out, "* SEARCH\r\n", 10) == 0 || strcmp(out, "* SEARCH\r\n") == 0, "INBOX: %s", out);
+  free(out);
+  snprintf(cmd, sizeof(cmd), "curl -s --user support:secret 'imap://127.0.0.1:%d/Done' -X 'SEARCH HEADER Message-ID move-1'",
+           imap_port);
+  out = NULL;
+  ck_assert_int_eq(tu_run(cmd, &out), 0);
+  ck_assert_msg(strstr(out, "* SEARCH 1") != NULL, "Done: %s", out);
+  free(out);
+  ck_assert_int_eq(fe.n_in, 1);
+}
+END_TEST
+
+START_TEST(stored_mail_is_marked_seen) {
+  open_channel("secret", "");
+  swaks_send(CUSTOMER, "support@example.org",
+             "From: customer@example.com\r\nTo: support@example.org\r\nSubject: seen\r\n"
+             "Message-ID: <seen-1@example.com>\r\n\r\nhello\r\n");
+  wait_inbound(1);
+  char cmd[512], *out = NULL;
+  snprintf(cmd, sizeof(cmd), "curl -s --user support:secret 'imap://127.0.0.1:%d/INBOX' -X 'UID SEARCH UNSEEN'", imap_port);
+  ck_assert_int_eq(tu_run(cmd, &out), 0);
+  ck_assert_msg(strcmp(out, "* SEARCH\r\n") == 0, "unseen: %s", out);
+  free(out);
 }
 END_TEST
 
@@ -836,6 +903,8 @@ int main(void) {
   tcase_add_test(tc, forwards_belong_to_the_forwarder_when_configured);
   tcase_add_test(tc, a_refused_login_sets_auth_failed);
   tcase_add_test(tc, a_message_that_starts_a_conversation_gets_a_new_tag);
+  tcase_add_test(tc, after_read_moves_stored_mail_to_a_folder);
+  tcase_add_test(tc, stored_mail_is_marked_seen);
   tcase_add_test(tc, smtp_5xx_fails_with_the_server_text);
   tcase_add_test(tc, smtp_4xx_is_retried);
   tcase_add_test(tc, smtp_refused_login_sets_auth_failed_and_retries);

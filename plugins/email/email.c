@@ -307,6 +307,7 @@ static int email_send(void *instance, const sb_outbound_message *msg, sb_send_op
     const char *last = strrchr(refs_copy, '<');
     if (last != NULL) irt = strndup(last + 1, strcspn(last + 1, ">"));
   }
+  if (subj == NULL && msg->subject != NULL) email_thread_set_subject(&e->threads, s->thread, msg->subject);
   char *body = NULL;
   size_t body_len = 0;
   int rc = email_build_reply(&e->out, msg, tag, subj, irt, refs_copy, e->host->now_ms(), &body, &body_len,

@@ -230,12 +230,30 @@ static void statused(email *e, const sb_mail_response *r) {
   if (rc != SB_OK) poll_done(e, 0);
 }
 
+/* The mailbox name as IMAP wants it in a command: the URL's percent-encoding
+ * undone, quotes and backslashes escaped. */
+static void mailbox_name(const char *enc, char *out, size_t outlen) {
+  size_t o = 0;
+  for (const char *s = enc; *s != '\0' && o + 3 < outlen; s++) {
+    char c = *s;
+    if (c == '%' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])) {
+      char hex[3] = {s[1], s[2], 0};
+      c = (char)strtol(hex, NULL, 16);
+      s += 2;
+    }
+    if (c == '"' || c == '\\') out[o++] = '\\';
+    out[o++] = c;
+  }
+  out[o] = '\0';
+}
+
 static void poll_start(void *arg) {
   email *e = arg;
   e->timer = NULL;
   if (e->closing || e->call != NULL) return;
-  char cmd[400];
-  snprintf(cmd, sizeof(cmd), "STATUS \"%s\" (UIDVALIDITY UIDNEXT)", e->mailbox);
+  char cmd[400], name[300];
+  mailbox_name(e->mailbox, name, sizeof(name));
+  snprintf(cmd, sizeof(cmd), "STATUS \"%s\" (UIDVALIDITY UIDNEXT)", name);
   size_t n = strlen(e->imap_base) + 2;
   char *url = malloc(n);
   if (url == NULL) return;

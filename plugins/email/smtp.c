@@ -86,8 +86,9 @@ static char *from_name(const email_outbound_cfg *cfg, const char *agent_name) {
   return g_strdup(company);
 }
 
-/* Subject "Re: <thread subject> [#N]", without doubling Re: or the tag. */
-static char *reply_subject(const char *subject, const char *tag) {
+/* Subject "Re: <thread subject> [#N]" (without "Re: " when it answers
+ * nothing), without doubling Re: or the tag. */
+static char *reply_subject(const char *subject, const char *tag, int is_reply) {
   const char *s = subject != NULL && subject[0] != '\0' ? subject : "Your message";
   for (;;) {
     while (*s == ' ') s++;
@@ -101,8 +102,8 @@ static char *reply_subject(const char *subject, const char *tag) {
       break;
   }
   int has_tag = tag != NULL && tag[0] != '\0' && strstr(s, tag) != NULL;
-  return g_strdup_printf("Re: %s%s%s", s, (tag != NULL && tag[0] != '\0' && !has_tag) ? " " : "",
-                         has_tag || tag == NULL ? "" : tag);
+  return g_strdup_printf("%s%s%s%s", is_reply ? "Re: " : "", s,
+                         (tag != NULL && tag[0] != '\0' && !has_tag) ? " " : "", has_tag || tag == NULL ? "" : tag);
 }
 
 int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *msg, const char *thread_tag,
@@ -117,7 +118,8 @@ int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *
   g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_FROM, fname, cfg->from_address);
   g_free(fname);
   g_mime_message_add_mailbox(m, GMIME_ADDRESS_TYPE_TO, msg->recipient_name, msg->recipient_id);
-  char *subj = reply_subject(msg->subject != NULL ? msg->subject : subject, thread_tag);
+  int is_reply = in_reply_to != NULL && in_reply_to[0] != '\0';
+  char *subj = reply_subject(msg->subject != NULL ? msg->subject : subject, thread_tag, is_reply);
   g_mime_message_set_subject(m, subj, "utf-8");
   g_free(subj);
   char *id = g_mime_utils_generate_message_id(cfg->domain != NULL ? cfg->domain : "switchboard.invalid");
@@ -142,11 +144,15 @@ int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *
     g_string_append(html, msg->html);
   else
     append_escaped(html, msg->text);
-  if (msg->attachment_count > 0) {
+  size_t linked = 0;
+  for (size_t i = 0; i < msg->attachment_count; i++)
+    if (msg->attachments[i].data == NULL) linked++;
+  if (linked > 0) {
     g_string_append(plain, "\n\nAttachments:\n");
     g_string_append(html, "<p>Attachments:</p><ul>");
     for (size_t i = 0; i < msg->attachment_count; i++) {
       const sb_attachment *a = &msg->attachments[i];
+      if (a->data != NULL) continue; /* attached as a MIME part below */
       const char *name = a->filename != NULL ? a->filename : "file";
       g_string_append_printf(plain, "- %s: %s\n", name, a->url != NULL ? a->url : "(attached)");
       g_string_append(html, "<li>");
@@ -182,8 +188,34 @@ int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *
   g_mime_multipart_add(alt, GMIME_OBJECT(hp));
   g_object_unref(tp);
   g_object_unref(hp);
-  g_mime_message_set_mime_part(m, GMIME_OBJECT(alt));
+  GMimeObject *top = GMIME_OBJECT(alt);
+  GMimeMultipart *mixed = NULL;
+  for (size_t i = 0; i < msg->attachment_count; i++) {
+    const sb_attachment *a = &msg->attachments[i];
+    if (a->data == NULL || a->data_len == 0) continue;
+    if (mixed == NULL) {
+      mixed = g_mime_multipart_new_with_subtype("mixed");
+      g_mime_multipart_add(mixed, GMIME_OBJECT(alt));
+      top = GMIME_OBJECT(mixed);
+    }
+    GMimeContentType *ct = g_mime_content_type_parse(NULL, a->mime_type != NULL ? a->mime_type
+                                                                                : "application/octet-stream");
+    GMimePart *part = g_mime_part_new_with_type(g_mime_content_type_get_media_type(ct),
+                                                g_mime_content_type_get_media_subtype(ct));
+    g_object_unref(ct);
+    GMimeStream *st = g_mime_stream_mem_new_with_buffer(a->data, a->data_len);
+    GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(st, GMIME_CONTENT_ENCODING_DEFAULT);
+    g_mime_part_set_content(part, w);
+    g_object_unref(w);
+    g_object_unref(st);
+    g_mime_part_set_filename(part, a->filename != NULL ? a->filename : "attachment");
+    g_mime_part_set_content_encoding(part, GMIME_CONTENT_ENCODING_BASE64);
+    g_mime_multipart_add(mixed, GMIME_OBJECT(part));
+    g_object_unref(part);
+  }
+  g_mime_message_set_mime_part(m, top);
   g_object_unref(alt);
+  if (mixed != NULL) g_object_unref(mixed);
   GMimeFormatOptions *fo = g_mime_format_options_new();
   g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
   char *text = g_mime_object_to_string(o, fo);
