@@ -354,7 +354,7 @@ size_t email_quote_start(const char *text, size_t len) {
                                                           strncmp(s, "Am ", 3) == 0 || strncmp(s, "Den ", 4) == 0)) {
       return line;
     }
-    if (t >= 27 && strncmp(s, "-----Original Message-----", 26) == 0) return line;
+    if (t >= 26 && strncmp(s, "-----Original Message-----", 26) == 0) return line;
     if (nl == NULL) break;
     line += ll + 1;
   }
