@@ -174,6 +174,12 @@ int email_inbound(email *e, const char *raw, size_t len, void (*done)(email *e, 
   int rc = email_parse(raw, len, e->max_att, &p);
   if (rc != 0) return SB_ENOMEM;
   /* Who the mail belongs to: the forwarded mail's author or the forwarder. */
+  /* Mail from the channel's own address (a copy of a reply, a misrouted
+   * auto-reply) must never be answered automatically: that is a loop. */
+  if (strcasecmp(p.from_addr, e->out.from_address) == 0) {
+    p.flags |= SB_IN_NO_AUTOREPLY;
+    if (p.loop_reason == NULL) p.loop_reason = strdup("from this channel's own address");
+  }
   int use_fwd = p.fwd_addr != NULL && !e->owner_forwarder && !(p.flags & SB_IN_BOUNCE);
   const char *addr = use_fwd ? p.fwd_addr : p.from_addr;
   const char *name = use_fwd ? p.fwd_name : p.from_name;

@@ -241,6 +241,7 @@ static void mailbox_name(const char *enc, char *out, size_t outlen) {
       c = (char)strtol(hex, NULL, 16);
       s += 2;
     }
+    if ((unsigned char)c < 0x20) continue; /* no CR/LF into a command */
     if (c == '"' || c == '\\') out[o++] = '\\';
     out[o++] = c;
   }
