@@ -790,6 +790,7 @@ START_TEST(smtp_5xx_fails_with_the_server_text) {
   reply(&s, "nobody@example.com", NULL, NULL, "hello", 0);
   ck_assert_int_eq(s.outcome, CHANNEL_SEND_FAIL);
   ck_assert_msg(strstr(s.text, "550") != NULL, "reason: %s", s.text);
+  ck_assert_msg(strstr(s.text, "Invalid recipient") != NULL, "the server's text is missing: %s", s.text);
 }
 END_TEST
 
@@ -803,6 +804,7 @@ START_TEST(smtp_4xx_is_retried) {
   stop(&pid);
   ck_assert_int_eq(s.outcome, CHANNEL_SEND_RETRY);
   ck_assert_msg(strstr(s.text, "451") != NULL, "reason: %s", s.text);
+  ck_assert_msg(strstr(s.text, "Mailbox busy") != NULL, "the server's text is missing: %s", s.text);
 }
 END_TEST
 

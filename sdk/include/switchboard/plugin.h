@@ -423,7 +423,8 @@ typedef struct sb_mail_request {
 /* What a mail transfer hands back. Valid only during the callback. Since 1.1.
  * status: SB_OK; SB_EACCES the server refused the login; SB_EPROTO TLS
  * failed or STARTTLS is unavailable; SB_ETIMEDOUT; SB_ECANCELED; SB_EFBIG;
- * SB_EIO anything else (a refused command or recipient: see code and error). */
+ * SB_EIO anything else (a refused command or recipient: see code and error;
+ * for SMTP the error ends with the server's own refusal line). */
 typedef struct sb_mail_response {
   int32_t status;
   int32_t code;         /* the server's last reply code (SMTP 250, 451, 550 ...); 0 if none */
