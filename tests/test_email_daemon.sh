@@ -93,9 +93,21 @@ match from any for any action "tolmtp"
 EOF
 /usr/sbin/dovecot -F -c "$work/dovecot.conf" 2>"$work/dovecot.log" &
 dovecot_pid=$!
-/usr/sbin/smtpd -d -f "$work/smtpd.conf" >"$work/smtpd.log" 2>&1 &
-smtpd_pid=$!
-if ! wait_port "$imap" || ! wait_port "$smtp"; then
+# One OpenSMTPD per machine (its control socket): while another test run has
+# one, ours exits at once; wait for our turn.
+for attempt in $(seq 120); do
+  /usr/sbin/smtpd -d -f "$work/smtpd.conf" >"$work/smtpd.log" 2>&1 &
+  smtpd_pid=$!
+  for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$smtp") 2>/dev/null && break 2
+    kill -0 "$smtpd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  stop_pid "$smtpd_pid"; wait "$smtpd_pid" 2>/dev/null; smtpd_pid=
+  [ "$attempt" = 1 ] && echo "# another OpenSMTPD runs; waiting for it to stop"
+  sleep 1
+done
+if ! wait_port "$imap" || [ -z "$smtpd_pid" ] || ! wait_port "$smtp"; then
   echo "not ok - the mail servers did not start"; cat "$work"/*.log; exit 1
 fi
 

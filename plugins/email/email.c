@@ -169,10 +169,30 @@ static void inbound_stored(void *arg, int status, const char *message_id, int du
   free(op);
 }
 
-int email_inbound(email *e, const char *raw, size_t len, void (*done)(email *e, int status)) {
+uint64_t email_fetch_limit(const email *e) {
+  if (e->max_att == 0 || e->max_att > 128u * 1024u * 1024u) return 256u * 1024u * 1024u;
+  return e->max_att * 2 + 256u * 1024u;
+}
+
+int email_inbound(email *e, const char *raw, size_t len, int headers_only, void (*done)(email *e, int status)) {
   email_parsed p;
   int rc = email_parse(raw, len, e->max_att, &p);
   if (rc != 0) return SB_ENOMEM;
+  if (headers_only) {
+    static const char note[] = "(This mail is larger than the channel's limit; only its headers were read. "
+                               "Open it in the mailbox to see it.)";
+    free(p.text);
+    free(p.html);
+    p.html = NULL;
+    p.text = strdup(note);
+    const char *w = "the mail is larger than the fetch limit (2 x max_attachment_bytes + 256 KiB); headers only";
+    size_t old = p.warnings != NULL ? strlen(p.warnings) : 0;
+    char *nw = realloc(p.warnings, old + strlen(w) + 3);
+    if (nw != NULL) {
+      snprintf(nw + old, strlen(w) + 3, "%s%s", old > 0 ? "; " : "", w);
+      p.warnings = nw;
+    }
+  }
   /* Who the mail belongs to: the forwarded mail's author or the forwarder. */
   /* Mail from the channel's own address (a copy of a reply, a misrouted
    * auto-reply) must never be answered automatically: that is a loop. */

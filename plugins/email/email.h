@@ -162,8 +162,14 @@ void email_imap_start(email *e);
 void email_imap_stop(email *e);
 
 /* Emits one fetched mail; done(e, status) runs once it is stored or
- * refused. Returns 0 or a negative code (done not called). */
-int email_inbound(email *e, const char *raw, size_t len, void (*done)(email *e, int status));
+ * refused. headers_only: raw is only the header block of a mail too large
+ * to fetch whole (stored with a note and a parse warning). Returns 0 or a
+ * negative code (done not called). */
+int email_inbound(email *e, const char *raw, size_t len, int headers_only, void (*done)(email *e, int status));
+
+/* The largest mail fetched whole: twice max_attachment_bytes plus 256 KiB
+ * (MIME encoding grows data by a third), or 256 MiB without a limit. */
+uint64_t email_fetch_limit(const email *e);
 
 /* Parses the numbers after "* SEARCH" in an IMAP response into *out
  * (malloc'd, ascending, only those > after). Returns the count. */

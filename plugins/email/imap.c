@@ -113,7 +113,7 @@ static int imap_run(email *e, const char *url, const char *command, step_fn next
   rq.password = e->password;
   rq.tls = email_tls_for(e, url);
   rq.timeout_ms = 60000;
-  rq.max_response_bytes = 64u * 1024u * 1024u;
+  rq.max_response_bytes = command != NULL ? 16u * 1024u * 1024u : email_fetch_limit(e);
   e->call = e->host->mail_request(e->channel, &rq, imap_done, op);
   if (e->call == NULL) {
     free(op);
@@ -161,18 +161,44 @@ static void stored(email *e, int status) {
   poll_step(e);
 }
 
+/* Hands a fetched mail (or its header block) to the host. */
+static void emit(email *e, const sb_mail_response *r, int headers_only) {
+  int rc = email_inbound(e, r->body, r->body_len, headers_only, stored);
+  if (rc == SB_EINVAL) {
+    /* Refused by the host as invalid (never for content: the parser always
+     * yields a message); skip it rather than stall the mailbox. */
+    e->host->log(e->channel, SB_LOG_ERROR, "a mail was refused by the host (code %d); skipped", rc);
+    stored(e, SB_OK);
+  } else if (rc != SB_OK) {
+    e->host->log(e->channel, SB_LOG_WARN, "a mail could not be handed over (code %d); it is read again later", rc);
+    poll_done(e, 0);
+  }
+}
+
+static void fetched_headers(email *e, const sb_mail_response *r) {
+  if (r->status != SB_OK) {
+    transient(e, r, "header fetch");
+    return;
+  }
+  emit(e, r, 1);
+}
+
 static void fetched(email *e, const sb_mail_response *r) {
+  if (r->status == SB_EFBIG) {
+    /* Too large to fetch whole: store what its headers say, never stall. */
+    char suffix[96];
+    snprintf(suffix, sizeof(suffix), "/;UID=%" PRIu64 "/;SECTION=HEADER", e->uids[e->next_uid - 1]);
+    char *url = mailbox_url(e, suffix);
+    int rc = url != NULL ? imap_run(e, url, NULL, fetched_headers) : SB_ENOMEM;
+    free(url);
+    if (rc != SB_OK) poll_done(e, 0);
+    return;
+  }
   if (r->status != SB_OK) {
     transient(e, r, "fetch");
     return;
   }
-  int rc = email_inbound(e, r->body, r->body_len, stored);
-  if (rc != SB_OK) {
-    /* Refused by the host (never for content: the parser always yields a
-     * message); skip it rather than stall the mailbox. */
-    e->host->log(e->channel, SB_LOG_ERROR, "a mail was refused by the host (code %d); skipped", rc);
-    stored(e, SB_OK);
-  }
+  emit(e, r, 0);
 }
 
 /* Fetches the next found UID, or ends the cycle. */
