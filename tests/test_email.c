@@ -749,6 +749,15 @@ START_TEST(a_mail_too_large_to_fetch_is_stored_from_its_headers) {
 }
 END_TEST
 
+START_TEST(tls_required_without_starttls_is_a_config_error) {
+  /* This Dovecot has ssl = no, so it offers no STARTTLS. */
+  open_channel("secret", "\"tls\":\"required\"");
+  want_state = SB_STATE_CONFIG_ERROR;
+  ck_assert_msg(run_until_fn(state_is, 15000), "state is %u", fe.state);
+  ck_assert_ptr_nonnull(strstr(channel_state_reason(ch), "STARTTLS"));
+}
+END_TEST
+
 START_TEST(a_refused_login_sets_auth_failed) {
   open_channel("wrong", "");
   want_state = SB_STATE_AUTH_FAILED;
@@ -967,6 +976,7 @@ int main(void) {
   tcase_add_test(tc, charsets_encoded_headers_attachments_and_forwards_are_read);
   tcase_add_test(tc, forwards_belong_to_the_forwarder_when_configured);
   tcase_add_test(tc, a_mail_too_large_to_fetch_is_stored_from_its_headers);
+  tcase_add_test(tc, tls_required_without_starttls_is_a_config_error);
   tcase_add_test(tc, a_refused_login_sets_auth_failed);
   tcase_add_test(tc, a_message_that_starts_a_conversation_gets_a_new_tag);
   tcase_add_test(tc, after_read_moves_stored_mail_to_a_folder);

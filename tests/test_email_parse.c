@@ -157,6 +157,15 @@ START_TEST(imap_answers_are_read) {
 }
 END_TEST
 
+START_TEST(an_html_only_mail_gets_a_plain_text_too) {
+  parse(HEAD "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+             "<html><head><style>p{color:red}</style></head><body><p>Hello&nbsp;there,</p>\r\n"
+             "<p>the <b>lamp</b> &amp; cable<br>are broken.</p><script>x()</script></body></html>\r\n");
+  ck_assert_ptr_nonnull(p.html);
+  ck_assert_str_eq(p.text, "Hello there,\nthe lamp & cable\nare broken.");
+}
+END_TEST
+
 START_TEST(signature_tokens_are_the_agents_names) {
   char *s = email_signature_expand("{full_name} / {first_name} / {last_name}", "Ana Maria Berg");
   ck_assert_str_eq(s, "Ana Maria Berg / Ana / Maria Berg");
@@ -181,6 +190,7 @@ int main(void) {
   tcase_add_test(tc, a_bounce_names_the_bounced_message_and_why);
   tcase_add_test(tc, anything_parses_without_a_crash);
   tcase_add_test(tc, imap_answers_are_read);
+  tcase_add_test(tc, an_html_only_mail_gets_a_plain_text_too);
   tcase_add_test(tc, signature_tokens_are_the_agents_names);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

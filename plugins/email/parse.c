@@ -372,6 +372,82 @@ static void split_quote(email_parsed *p) {
   p->text[keep] = '\0';
 }
 
+/* Plain text of an HTML body, for mails that have no text part: tags
+ * dropped (and what is inside <style>, <script> and <head>), line breaks at
+ * <br>, </p>, </div>, </li>, </tr>, a few entities decoded, blank runs
+ * folded. Returns malloc'd UTF-8. */
+static char *html_to_text(const char *html) {
+  GString *out = g_string_new(NULL);
+  const char *skip_until = NULL;
+  for (const char *s = html; *s != '\0';) {
+    if (skip_until != NULL) {
+      const char *e = strcasestr(s, skip_until);
+      if (e == NULL) break;
+      s = e + strlen(skip_until);
+      skip_until = NULL;
+      continue;
+    }
+    if (*s == '<') {
+      if (strncasecmp(s, "<style", 6) == 0) skip_until = "</style>";
+      else if (strncasecmp(s, "<script", 7) == 0) skip_until = "</script>";
+      else if (strncasecmp(s, "<head", 5) == 0) skip_until = "</head>";
+      else if (strncasecmp(s, "<br", 3) == 0 || strncasecmp(s, "</p", 3) == 0 || strncasecmp(s, "</div", 5) == 0 ||
+               strncasecmp(s, "</li", 4) == 0 || strncasecmp(s, "</tr", 4) == 0 || strncasecmp(s, "</h", 3) == 0)
+        g_string_append_c(out, '\n');
+      const char *gt = strchr(s, '>');
+      if (gt == NULL) break;
+      s = gt + 1;
+      continue;
+    }
+    static const struct {
+      const char *entity, *text;
+    } entities[] = {{"&nbsp;", " "}, {"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&#39;", "'"}};
+    int done = 0;
+    for (size_t i = 0; i < sizeof(entities) / sizeof(entities[0]) && *s == '&'; i++) {
+      size_t n = strlen(entities[i].entity);
+      if (strncasecmp(s, entities[i].entity, n) == 0) {
+        g_string_append(out, entities[i].text);
+        s += n;
+        done = 1;
+        break;
+      }
+    }
+    if (done) continue;
+    if (*s == '\r' || *s == '\n' || *s == '\t') {
+      if (out->len > 0 && out->str[out->len - 1] != ' ' && out->str[out->len - 1] != '\n') g_string_append_c(out, ' ');
+      s++;
+      continue;
+    }
+    if (*s == ' ' && out->len > 0 && (out->str[out->len - 1] == ' ' || out->str[out->len - 1] == '\n')) {
+      s++;
+      continue;
+    }
+    g_string_append_c(out, *s++);
+  }
+  /* Trim, and fold three or more newlines into two. */
+  GString *folded = g_string_new(NULL);
+  int nl = 0;
+  for (size_t i = 0; i < out->len; i++) {
+    char c = out->str[i];
+    if (c == '\n') {
+      if (++nl > 2) continue;
+      while (folded->len > 0 && folded->str[folded->len - 1] == ' ') g_string_truncate(folded, folded->len - 1);
+    } else if (c == ' ' && nl > 0) {
+      continue;
+    } else {
+      nl = 0;
+    }
+    if (folded->len == 0 && (c == '\n' || c == ' ')) continue;
+    g_string_append_c(folded, c);
+  }
+  while (folded->len > 0 && (folded->str[folded->len - 1] == '\n' || folded->str[folded->len - 1] == ' '))
+    g_string_truncate(folded, folded->len - 1);
+  g_string_free(out, TRUE);
+  char *r = utf8_copy(folded->str, -1);
+  g_string_free(folded, TRUE);
+  return r;
+}
+
 static char *hash_id(const char *raw, size_t len) {
   /* The header block is what identifies a mail without a Message-ID. */
   size_t hl = len;
@@ -469,6 +545,7 @@ int email_parse(const char *raw, size_t len, uint64_t max_att_bytes, email_parse
     out->from_addr = strdup("unknown@invalid");
     warn(&c, "no readable From address");
   }
+  if (out->text == NULL && out->html != NULL) out->text = html_to_text(out->html);
   split_quote(out);
   if (out->message_id == NULL || out->from_addr == NULL) {
     email_parsed_free(out);
