@@ -166,6 +166,43 @@ START_TEST(an_html_only_mail_gets_a_plain_text_too) {
 }
 END_TEST
 
+START_TEST(a_reply_is_a_threaded_mail_and_ids_cannot_inject_headers) {
+  email_outbound_cfg cfg = {.from_address = "support@acme.example", .from_name_mode = "agent_and_company",
+                            .company_name = "Acme", .signature = "<p>Regards, {full_name}</p>", .domain = "acme.example"};
+  sb_outbound_message m = {.recipient_id = "kim@example.com", .recipient_name = "Kim \"K\" Lee",
+                           .text = "Hello\nthere", .agent_name = "Ana Berg", .flags = SB_OUT_AUTOMATIC};
+  char *out = NULL, *id = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(email_build_reply(&cfg, &m, "[#7]", "Re: Re: Gr\xc3\xbc\xc3\x9f" "e", "orig@example.com",
+                                     "<a@x> <orig@example.com>", 1763800000000, &out, &len, &id),
+                   0);
+  ck_assert_ptr_nonnull(strstr(id, "@acme.example"));
+  ck_assert_ptr_nonnull(strstr(out, "From: Ana at Acme <support@acme.example>\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "In-Reply-To: <orig@example.com>\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "References: <a@x> <orig@example.com>\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "Auto-Submitted: auto-replied\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "X-Auto-Response-Suppress: All\r\n"));
+  ck_assert_ptr_nonnull(strstr(out, "=?UTF-8?")); /* the non-ASCII subject is encoded */
+  ck_assert_ptr_nonnull(strstr(out, "Regards, Ana Berg")); /* the text part gets the HTML signature as text */
+  ck_assert_ptr_null(strstr(out, "\n\n")); /* CRLF only: no bare LF line ends */
+  /* The subject round-trips as "Re: Grüße [#7]", Re: not doubled. */
+  email_parsed back;
+  ck_assert_int_eq(email_parse(out, len, 0, &back), 0);
+  ck_assert_str_eq(back.subject, "Re: Gr\xc3\xbc\xc3\x9f" "e [#7]");
+  email_parsed_free(&back);
+  free(out);
+  free(id);
+  m.flags = 0;
+  ck_assert_int_eq(email_build_reply(&cfg, &m, "", NULL, "x@y\r\nBcc: evil@example.com", "<a@x>\r\nBcc: e@x",
+                                     1763800000000, &out, &len, &id),
+                   0);
+  ck_assert_ptr_null(strstr(out, "Bcc:"));
+  ck_assert_ptr_null(strstr(out, "Auto-Submitted"));
+  free(out);
+  free(id);
+}
+END_TEST
+
 START_TEST(signature_tokens_are_the_agents_names) {
   char *s = email_signature_expand("{full_name} / {first_name} / {last_name}", "Ana Maria Berg");
   ck_assert_str_eq(s, "Ana Maria Berg / Ana / Maria Berg");
@@ -191,6 +228,7 @@ int main(void) {
   tcase_add_test(tc, anything_parses_without_a_crash);
   tcase_add_test(tc, imap_answers_are_read);
   tcase_add_test(tc, an_html_only_mail_gets_a_plain_text_too);
+  tcase_add_test(tc, a_reply_is_a_threaded_mail_and_ids_cannot_inject_headers);
   tcase_add_test(tc, signature_tokens_are_the_agents_names);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

@@ -127,6 +127,10 @@ int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *
   GDateTime *dt = g_date_time_new_from_unix_utc(now_ms / 1000);
   g_mime_message_set_date(m, dt);
   g_date_time_unref(dt);
+  /* Ids come from mail and from the help desk: never let one carry a line
+   * break (a header of its own) or brackets into the header. */
+  if (in_reply_to != NULL && strpbrk(in_reply_to, " \t\r\n<>") != NULL) in_reply_to = NULL;
+  if (references != NULL && strpbrk(references, "\r\n") != NULL) references = NULL;
   if (in_reply_to != NULL && in_reply_to[0] != '\0') {
     char *v = g_strdup_printf("<%s>", in_reply_to);
     g_mime_object_set_header(o, "In-Reply-To", v, NULL);
