@@ -1,4 +1,5 @@
-/* fuzz_parse.c — feeds arbitrary bytes to the email plugin's MIME path.
+/* fuzz_parse.c — feeds arbitrary bytes to the email plugin's MIME path and
+ * its readers of IMAP answers.
  *
  * Built two ways: with clang -fsanitize=fuzzer (EMAIL_LIBFUZZER defined) it
  * is a libFuzzer target; otherwise it is a replay program that ctest runs:
@@ -19,6 +20,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!ready) {
     email_mime_init();
     ready = 1;
+  }
+  /* The IMAP answer readers take NUL-terminated text. */
+  char *text = malloc(size + 1);
+  if (text != NULL) {
+    memcpy(text, data, size);
+    text[size] = '\0';
+    uint64_t *uids = NULL;
+    (void)email_imap_search_uids(text, 0, &uids);
+    free(uids);
+    (void)email_imap_uidvalidity(text);
+    free(text);
   }
   email_parsed p;
   if (email_parse((const char *)data, size, 1024, &p) == 0) {
