@@ -758,6 +758,17 @@ START_TEST(tls_required_without_starttls_is_a_config_error) {
 }
 END_TEST
 
+START_TEST(an_unreachable_server_is_a_transient_disconnect) {
+  int closed_port = free_port();
+  char json_extra[128];
+  snprintf(json_extra, sizeof(json_extra), "\"imap_url\":\"imap://127.0.0.1:%d/INBOX\"", closed_port);
+  open_channel("secret", json_extra);
+  want_state = SB_STATE_DISCONNECTED;
+  ck_assert_msg(run_until_fn(state_is, 15000), "state is %u", fe.state);
+  ck_assert(!SB_STATE_IS_FATAL(channel_state(ch)));
+}
+END_TEST
+
 START_TEST(a_refused_login_sets_auth_failed) {
   open_channel("wrong", "");
   want_state = SB_STATE_AUTH_FAILED;
@@ -977,6 +988,7 @@ int main(void) {
   tcase_add_test(tc, forwards_belong_to_the_forwarder_when_configured);
   tcase_add_test(tc, a_mail_too_large_to_fetch_is_stored_from_its_headers);
   tcase_add_test(tc, tls_required_without_starttls_is_a_config_error);
+  tcase_add_test(tc, an_unreachable_server_is_a_transient_disconnect);
   tcase_add_test(tc, a_refused_login_sets_auth_failed);
   tcase_add_test(tc, a_message_that_starts_a_conversation_gets_a_new_tag);
   tcase_add_test(tc, after_read_moves_stored_mail_to_a_folder);
