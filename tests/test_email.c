@@ -141,9 +141,17 @@ static void mail_system_start(void) {
   snprintf(conf2, sizeof(conf2), "%s/smtpd.conf", mail_dir);
   char *dargv[] = {"/usr/sbin/dovecot", "-F", "-c", path, NULL};
   dovecot_pid = spawn(dargv, log1);
-  char *sargv[] = {"/usr/sbin/smtpd", "-d", "-f", conf2, NULL};
-  /* One OpenSMTPD per machine (its control socket): while another test run
-   * (another worktree) has one, ours exits at once; wait for our turn. */
+  /* OpenSMTPD keeps one control socket per machine (/var/run/smtpd.sock)
+   * and one queue (/var/spool/smtpd): in a private mount namespace with its
+   * own empty /run and queue, ours runs beside any other (a system instance,
+   * another worktree's tests) and leaves nothing behind. Without unshare it
+   * runs plainly and waits for its turn below. */
+  char *plain[] = {"/usr/sbin/smtpd", "-d", "-f", conf2, NULL};
+  char *private_ns[] = {"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+                        "mount -t tmpfs tmpfs /run && mount -t tmpfs -o mode=0711 tmpfs /var/spool/smtpd && "
+                        "exec /usr/sbin/smtpd -d -f \"$0\"",
+                        conf2, NULL};
+  char **sargv = access("/usr/bin/unshare", X_OK) == 0 ? private_ns : plain;
   for (int attempt = 0; attempt < 120; attempt++) {
     smtpd_pid = spawn(sargv, log2);
     if (wait_port_of(smtp_port, &smtpd_pid)) break;

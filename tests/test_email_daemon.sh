@@ -93,10 +93,19 @@ match from any for any action "tolmtp"
 EOF
 /usr/sbin/dovecot -F -c "$work/dovecot.conf" 2>"$work/dovecot.log" &
 dovecot_pid=$!
-# One OpenSMTPD per machine (its control socket): while another test run has
-# one, ours exits at once; wait for our turn.
+# OpenSMTPD keeps one control socket per machine (/var/run/smtpd.sock) and one
+# queue (/var/spool/smtpd): in a private mount namespace with its own empty /run
+# and queue, ours runs beside any other. Without unshare it runs plainly and
+# waits for its turn.
+run_smtpd() {
+  if [ -x /usr/bin/unshare ]; then
+    exec /usr/bin/unshare -m --propagation private /bin/sh -c \
+      'mount -t tmpfs tmpfs /run && mount -t tmpfs -o mode=0711 tmpfs /var/spool/smtpd && exec /usr/sbin/smtpd -d -f "$0"' "$1"
+  fi
+  exec /usr/sbin/smtpd -d -f "$1"
+}
 for attempt in $(seq 120); do
-  /usr/sbin/smtpd -d -f "$work/smtpd.conf" >"$work/smtpd.log" 2>&1 &
+  (run_smtpd "$work/smtpd.conf") >"$work/smtpd.log" 2>&1 &
   smtpd_pid=$!
   for _ in $(seq 50); do
     (exec 3<>/dev/tcp/127.0.0.1/"$smtp") 2>/dev/null && break 2
