@@ -318,18 +318,24 @@ static void hostapi__watch_stop(sb_watch *w) {
 
 /* --- HTTP client ---------------------------------------------------------- */
 
-struct sb_http_call {
+/* What a channel's calls list holds: HTTP and mail calls alike, so closing
+ * a channel cancels both the same way. */
+typedef struct hostapi_call {
   channel_link link;
   sb_channel *ch;
   httpc_call *call;
+} hostapi_call;
+
+struct sb_http_call {
+  hostapi_call base;
   sb_http_done_fn done;
   void *arg;
 };
 
 static void hostapi__http_done(void *arg, const httpc_response *res) {
   struct sb_http_call *c = arg;
-  sb_channel *ch = c->ch;
-  channel_link_remove(&c->link);
+  sb_channel *ch = c->base.ch;
+  channel_link_remove(&c->base.link);
   sb_http_header stack[64];
   sb_http_header *headers = res->n_headers <= 64 ? stack : calloc(res->n_headers, sizeof(*headers));
   size_t nh = headers != NULL ? res->n_headers : 0;
@@ -386,10 +392,10 @@ static sb_http_call *hostapi__http_request(sb_channel *ch, const sb_http_client_
       .max_response_bytes = rq.max_response_bytes,
       .owner = ch,
   };
-  c->ch = ch;
+  c->base.ch = ch;
   c->done = done;
   c->arg = arg;
-  int rc = httpc_request(ch->env->httpc, &hr, hostapi__http_done, c, &c->call);
+  int rc = httpc_request(ch->env->httpc, &hr, hostapi__http_done, c, &c->base.call);
   free(headers);
   if (rc != 0) {
     log_msg(LOG_LEVEL_WARN, ch->spec.name, ch->plugin->desc.id, "http_request refused (code %d)", rc);
@@ -397,12 +403,98 @@ static sb_http_call *hostapi__http_request(sb_channel *ch, const sb_http_client_
     return NULL;
   }
   channel_hold(ch);
-  channel_link_add(&ch->calls, &c->link);
+  channel_link_add(&ch->calls, &c->base.link);
   return c;
 }
 
 static void hostapi__http_cancel(sb_http_call *c) {
-  if (c != NULL && c->call != NULL) httpc_cancel(c->call);
+  if (c != NULL && c->base.call != NULL) httpc_cancel(c->base.call);
+}
+
+/* --- mail transfers (since ABI 1.1) --------------------------------------- */
+
+struct sb_mail_call {
+  hostapi_call base;
+  sb_mail_done_fn done;
+  void *arg;
+};
+
+static void hostapi__mail_done(void *arg, const httpc_response *res) {
+  struct sb_mail_call *c = arg;
+  sb_channel *ch = c->base.ch;
+  channel_link_remove(&c->base.link);
+  /* httpc's codes are negated errno values, as SB_* codes are. */
+  sb_mail_response r = {
+      .status = res->status,
+      .code = (int32_t)res->code,
+      .error = res->status != 0 ? res->error : NULL,
+      .body = res->body,
+      .body_len = res->body_len,
+      .elapsed_ms = res->total_us / 1000,
+  };
+  c->done(c->arg, &r);
+  free(c);
+  channel_release(ch);
+}
+
+/* True when url starts with one of the mail schemes. */
+static int hostapi__is_mail_url(const char *url) {
+  static const char *const schemes[] = {"imap://", "imaps://", "smtp://", "smtps://"};
+  for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+    if (strncasecmp(url, schemes[i], strlen(schemes[i])) == 0) return 1;
+  }
+  return 0;
+}
+
+static sb_mail_call *hostapi__mail_request(sb_channel *ch, const sb_mail_request *request, sb_mail_done_fn done,
+                                           void *arg) {
+  if (ch == NULL || request == NULL || done == NULL || ch->closing) return NULL;
+  sb_mail_request rq;
+  if (hostapi__extend(&rq, sizeof(rq), request, offsetof(sb_mail_request, max_response_bytes)) != 0) return NULL;
+  if (rq.url == NULL || !hostapi__is_mail_url(rq.url) || rq.tls > SB_MAIL_TLS_NONE ||
+      (rq.rcpt_count > 0 && rq.rcpt == NULL) || (rq.body_len > 0 && rq.body == NULL)) {
+    log_msg(LOG_LEVEL_WARN, ch->spec.name, ch->plugin->desc.id, "mail_request refused: invalid request");
+    return NULL;
+  }
+  if (ch->env->httpc == NULL) {
+    log_msg(LOG_LEVEL_ERROR, ch->spec.name, ch->plugin->desc.id, "mail_request: the host has no transfer engine");
+    return NULL;
+  }
+  struct sb_mail_call *c = calloc(1, sizeof(*c));
+  if (c == NULL) return NULL;
+  httpc_req hr = {
+      .url = rq.url,
+      .body = rq.body,
+      .body_len = rq.body_len,
+      .timeout_ms = rq.timeout_ms,
+      .max_response_bytes = rq.max_response_bytes,
+      .owner = ch,
+      .username = rq.username,
+      .password = rq.password,
+      .tls = rq.tls == SB_MAIL_TLS_REQUIRED ? HTTPC_TLS_REQUIRED
+             : rq.tls == SB_MAIL_TLS_NONE   ? HTTPC_TLS_NONE
+                                            : HTTPC_TLS_DEFAULT,
+      .mail_from = rq.mail_from,
+      .mail_rcpt = rq.rcpt,
+      .n_mail_rcpt = rq.rcpt_count,
+      .custom_request = rq.command,
+  };
+  c->base.ch = ch;
+  c->done = done;
+  c->arg = arg;
+  int rc = httpc_request(ch->env->httpc, &hr, hostapi__mail_done, c, &c->base.call);
+  if (rc != 0) {
+    log_msg(LOG_LEVEL_WARN, ch->spec.name, ch->plugin->desc.id, "mail_request refused (code %d)", rc);
+    free(c);
+    return NULL;
+  }
+  channel_hold(ch);
+  channel_link_add(&ch->calls, &c->base.link);
+  return c;
+}
+
+static void hostapi__mail_cancel(sb_mail_call *c) {
+  if (c != NULL && c->base.call != NULL) httpc_cancel(c->base.call);
 }
 
 /* --- work on the thread pool -------------------------------------------- */
@@ -543,7 +635,7 @@ void hostapi_cancel_all(sb_channel *ch) {
   }
   /* Cancelling completes each call (its done runs and unlinks it). */
   while (ch->calls.next != &ch->calls) {
-    struct sb_http_call *c = (struct sb_http_call *)((char *)ch->calls.next - offsetof(struct sb_http_call, link));
+    hostapi_call *c = (hostapi_call *)((char *)ch->calls.next - offsetof(hostapi_call, link));
     channel_link_remove(&c->link);
     httpc_cancel(c->call);
   }
@@ -579,6 +671,8 @@ static const sb_host hostapi__table = {
     .kv_delete = hostapi__kv_delete,
     .hmac_sha256 = hostapi__hmac_sha256,
     .equal_ct = hostapi__equal_ct,
+    .mail_request = hostapi__mail_request,
+    .mail_cancel = hostapi__mail_cancel,
 };
 
 const sb_host *hostapi_table(void) {

@@ -89,6 +89,7 @@ struct httpc_call {
   httpc_header *hdrs;
   size_t n_hdrs, hdrs_cap, hdr_bytes;
   char errbuf[CURL_ERROR_SIZE];
+  char server_refusal[256]; /* a mail server's last 4xx/5xx reply line, or "" */
   struct httpc_call *prev, *next; /* c->calls */
 };
 
@@ -251,9 +252,12 @@ static int map_curl_error(httpc_call *call, CURLcode rc) {
 /* Completes call with the outcome of its transfer. */
 static void complete_with_result(httpc_call *call, CURLcode rc) {
   int status = map_curl_error(call, rc);
-  char error[CURL_ERROR_SIZE + 64];
+  char error[CURL_ERROR_SIZE + 320];
   if (status == -EFBIG)
     snprintf(error, sizeof(error), "response exceeds the limit of %zu bytes", call->max_body);
+  else if (status != 0 && call->server_refusal[0] != '\0')
+    snprintf(error, sizeof(error), "%s (the server said: %s)",
+             call->errbuf[0] != '\0' ? call->errbuf : curl_easy_strerror(rc), call->server_refusal);
   else
     snprintf(error, sizeof(error), "%s", call->errbuf[0] != '\0' ? call->errbuf : curl_easy_strerror(rc));
   complete_call(call, status, error);
@@ -682,9 +686,29 @@ static int setup_http(httpc_call *call, const httpc_req *req) {
   return 0;
 }
 
+/* Keeps an SMTP server's last refusal (a 4xx/5xx reply line), so a failure
+ * can be reported in the server's own words ("550 5.1.1 no such user")
+ * rather than curl's "RCPT failed: 550". Runs on the transfer's thread. */
+static int mail_debug_cb(CURL *e, curl_infotype type, char *data, size_t size, void *userp) {
+  httpc_call *call = userp;
+  if (type != CURLINFO_HEADER_IN || size < 3 || (data[0] != '4' && data[0] != '5')) return 0;
+  size_t n = size;
+  while (n > 0 && (data[n - 1] == '\r' || data[n - 1] == '\n')) n--;
+  if (n >= sizeof(call->server_refusal)) n = sizeof(call->server_refusal) - 1;
+  for (size_t i = 0; i < n; i++) call->server_refusal[i] = (data[i] >= 0x20 && data[i] < 0x7f) ? data[i] : '?';
+  call->server_refusal[n] = '\0';
+  return 0;
+}
+
 /* Applies the IMAP/SMTP-only options: envelope, command, upload. */
 static int setup_mail(httpc_call *call, const httpc_req *req) {
   CURL *e = call->easy;
+  if (req->mail_from != NULL || req->n_mail_rcpt > 0) {
+    /* SMTP only: server replies carry no secrets (AUTH data goes out). */
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, mail_debug_cb);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, call);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  }
   if (req->mail_from != NULL) curl_easy_setopt(e, CURLOPT_MAIL_FROM, req->mail_from);
   for (size_t i = 0; i < req->n_mail_rcpt; i++) {
     struct curl_slist *l = curl_slist_append(call->rcpt, req->mail_rcpt[i]);

@@ -18,6 +18,8 @@
  * pool, one connection each (no reuse), because libcurl blocks while it
  * waits for the answer to the end of an upload and for LOGOUT/QUIT; the
  * contract (one callback on the loop thread, cancel, close) is the same.
+ * A failed SMTP transfer's error ends with the server's own refusal line
+ * ("... (the server said: 550 5.1.1 no such user)").
  *
  * Proxies: libcurl's usual environment variables (https_proxy, no_proxy, ...)
  * are honoured, so an operator can route outbound calls through a proxy.

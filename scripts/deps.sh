@@ -8,9 +8,11 @@ build_pkgs=(
   gcc make cmake pkg-config
   libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev sqlite3
   libh2o-dev libwslay-dev libssl-dev libsodium-dev libarchive-dev
+  libgmime-3.0-dev
 )
 test_pkgs=(
   check curl procps python3 openssl
+  dovecot-imapd dovecot-lmtpd opensmtpd swaks
 )
 
 want=("${build_pkgs[@]}")

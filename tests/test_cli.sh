@@ -38,7 +38,7 @@ cfg=$work/switchboard.json
 write_config "$cfg" '["a"]' ''
 
 # --- commands and exit codes ----------------------------------------------
-expect "--version names the ABI" 0 'switchboard [0-9.]+ \(plugin ABI 1\.0\)' "$SB" --version
+expect "--version names the ABI" 0 'switchboard [0-9.]+ \(plugin ABI 1\.[0-9]+\)' "$SB" --version
 expect "--help lists commands" 0 'plugins schema ID' "$SB" --help
 expect "no command is a usage error" 2 'Usage' "$SB"
 expect "unknown command is a usage error" 2 'unknown command "frobnicate"' "$SB" frobnicate

@@ -376,6 +376,48 @@ START_TEST(channel_name_and_seeded_kv_reach_the_plugin) {
 }
 END_TEST
 
+/* The stub host plays mail transfers (ABI 1.1) as scripted HTTP records:
+ * the email plugin polls and sends through it. */
+START_TEST(mail_transfers_are_recorded_and_scripted_like_http) {
+  testhost_close(th);
+  char err[512];
+  ck_assert_msg(testhost_open(SB_PLUGIN_BUILD_DIR "/email.so", &th, err, sizeof(err)) == 0, "%s", err);
+  testhost_set(th, "imap_url", "imap://127.0.0.1:1/INBOX");
+  testhost_set(th, "smtp_url", "smtp://127.0.0.1:2");
+  testhost_set(th, "tls", "none");
+  testhost_set(th, "username", "support");
+  testhost_set(th, "password", "mail-pass-123");
+  testhost_set(th, "from_address", "support@example.org");
+  testhost_http_reply(th, "imap://127.0.0.1:1/", 0, "* STATUS INBOX (UIDVALIDITY 7 UIDNEXT 1)\r\n");
+  testhost_http_reply(th, "imap://127.0.0.1:1/INBOX", 0, "* SEARCH\r\n");
+  start();
+  ck_assert_uint_eq(testhost_state(th), SB_STATE_CONNECTED);
+  ck_assert_uint_ge(testhost_http_count(th), 2);
+  const testhost_http_record *r = testhost_http_at(th, 0);
+  ck_assert_str_eq(r->method, "STATUS \"INBOX\" (UIDVALIDITY UIDNEXT)");
+  ck_assert_str_eq(testhost_http_header(r, "X-Mail-Username"), "support");
+  ck_assert_str_eq(testhost_http_at(th, 1)->method, "UID SEARCH UID 1:*");
+  size_t before = testhost_http_count(th);
+  testhost_http_reply(th, "smtp://", 250, "");
+  const testhost_send_result *s = testhost_send_text(th, "kim@example.com", "hello");
+  ck_assert_int_eq(s->outcome, TESTHOST_SEND_OK);
+  r = testhost_http_at(th, before);
+  ck_assert_str_eq(r->method, "SMTP");
+  ck_assert_str_eq(testhost_http_header(r, "X-Mail-From"), "<support@example.org>");
+  ck_assert_str_eq(testhost_http_header(r, "X-Mail-Rcpt"), "<kim@example.com>");
+  ck_assert_ptr_nonnull(strstr(r->body, "To: kim@example.com"));
+  for (size_t i = 0; i < testhost_http_count(th); i++) {
+    const testhost_http_record *x = testhost_http_at(th, i);
+    for (size_t k = 0; k < x->header_count; k++) ck_assert_ptr_null(strstr(x->headers[k].value, "mail-pass-123"));
+  }
+  testhost_http_error(th, "smtp://", SB_EACCES, "login refused");
+  s = testhost_send_text(th, "kim@example.com", "again");
+  ck_assert_int_eq(s->outcome, TESTHOST_SEND_RETRY);
+  ck_assert_uint_eq(testhost_state(th), SB_STATE_AUTH_FAILED);
+  ck_assert_uint_eq(testhost_misuse_count(th), 0);
+}
+END_TEST
+
 static Suite *testhost_suite(void) {
   Suite *s = suite_create("testhost");
   TCase *tc = tcase_create("testhost");
@@ -395,6 +437,7 @@ static Suite *testhost_suite(void) {
   tcase_add_test(tc, repeating_timers_fire_as_often_as_they_fall_due);
   tcase_add_test(tc, http_cancel_completes_at_once);
   tcase_add_test(tc, channel_name_and_seeded_kv_reach_the_plugin);
+  tcase_add_test(tc, mail_transfers_are_recorded_and_scripted_like_http);
   suite_add_tcase(s, tc);
   return s;
 }

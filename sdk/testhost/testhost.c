@@ -447,6 +447,8 @@ static const sb_host testhost__table = {
     .kv_delete = testhost__kv_delete,
     .hmac_sha256 = testhost__hmac_sha256,
     .equal_ct = testhost__equal_ct,
+    .mail_request = testhost__mail_request,
+    .mail_cancel = testhost__mail_cancel,
 };
 
 const sb_host *testhost_host(void) { return &testhost__table; }

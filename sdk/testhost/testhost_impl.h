@@ -75,6 +75,16 @@ struct sb_http_call {
   int pending;
 };
 
+/* A mail transfer (ABI 1.1): recorded and scripted as an HTTP call (see
+ * testhost.h), its answer handed back as an sb_mail_response. */
+struct sb_mail_call {
+  testhost *th;
+  sb_http_call *http;
+  sb_mail_done_fn done;
+  void *arg;
+  int pending;
+};
+
 /* A call the fake loop makes on its next turn. */
 typedef struct testhost__deferred {
   void (*fn)(testhost *th, void *a, void *b, int status);
@@ -141,6 +151,7 @@ struct testhost {
   testhost__vec timers;      /* sb_timer * (also stopped ones, freed at close) */
   testhost__vec watches;     /* sb_watch * */
   testhost__vec calls;       /* sb_http_call * */
+  testhost__vec mail_calls;  /* sb_mail_call * (freed at close) */
   testhost__vec scripts;     /* testhost__script * */
   testhost__script *fallback;
   size_t unmatched;
@@ -205,6 +216,9 @@ void testhost__watch_stop(sb_watch *watch);
 sb_http_call *testhost__http_request(sb_channel *ch, const sb_http_client_request *request, sb_http_done_fn done,
                                      void *arg);
 void testhost__http_cancel(sb_http_call *call);
+sb_mail_call *testhost__mail_request(sb_channel *ch, const sb_mail_request *request, sb_mail_done_fn done,
+                                     void *arg);
+void testhost__mail_cancel(sb_mail_call *call);
 int testhost__queue_work(sb_channel *ch, sb_work_fn work, sb_work_done_fn done, void *arg);
 const char *testhost__kv_get(sb_channel *ch, const char *key, size_t *len);
 int testhost__kv_set(sb_channel *ch, const char *key, const char *value, size_t len, sb_kv_done_fn done, void *arg);

@@ -325,6 +325,63 @@ void testhost__http_cancel(sb_http_call *c) {
   testhost__http_finish(c, SB_ECANCELED, "cancelled");
 }
 
+/* --- mail transfers (ABI 1.1): HTTP records with a mail face ------------- */
+
+static void testhost__mail_done(void *arg, const sb_http_client_response *r) {
+  sb_mail_call *m = arg;
+  m->pending = 0;
+  sb_mail_response res = {.status = r->status, .code = r->http_status, .error = r->error,
+                          .body = r->body != NULL ? r->body : "", .body_len = r->body_len,
+                          .elapsed_ms = r->elapsed_ms};
+  m->done(m->arg, &res);
+}
+
+sb_mail_call *testhost__mail_request(sb_channel *ch, const sb_mail_request *req, sb_mail_done_fn done, void *arg) {
+  if (ch == NULL) return NULL;
+  testhost *th = ch->th;
+  if (req == NULL || done == NULL || req->struct_size < offsetof(sb_mail_request, max_response_bytes) ||
+      req->url == NULL || (req->rcpt_count > 0 && req->rcpt == NULL) || (req->body_len > 0 && req->body == NULL) ||
+      req->tls > SB_MAIL_TLS_NONE) {
+    testhost__misuse(th, "mail_request with invalid input (NULL request, url or done, bad tls, or struct_size too small)");
+    return NULL;
+  }
+  /* The envelope travels as headers of the record; the password never. */
+  size_t nh = req->rcpt_count + 2;
+  sb_http_header *h = calloc(nh, sizeof(*h));
+  sb_mail_call *m = calloc(1, sizeof(*m));
+  if (h == NULL || m == NULL || testhost__vec_push(&th->mail_calls, m) != 0) {
+    free(h);
+    free(m);
+    return NULL;
+  }
+  size_t n = 0;
+  if (req->username != NULL) h[n++] = (sb_http_header){"X-Mail-Username", req->username};
+  if (req->mail_from != NULL) h[n++] = (sb_http_header){"X-Mail-From", req->mail_from};
+  for (size_t i = 0; i < req->rcpt_count; i++) h[n++] = (sb_http_header){"X-Mail-Rcpt", req->rcpt[i]};
+  sb_http_client_request hr = {.struct_size = sizeof(hr), .timeout_ms = req->timeout_ms, .url = req->url,
+                               .headers = h, .header_count = n, .body = req->body, .body_len = req->body_len,
+                               .max_response_bytes = req->max_response_bytes};
+  hr.method = req->command != NULL ? req->command : req->rcpt_count > 0 ? "SMTP" : "FETCH";
+  *m = (sb_mail_call){.th = th, .done = done, .arg = arg, .pending = 1};
+  m->http = testhost__http_request(ch, &hr, testhost__mail_done, m);
+  free(h);
+  if (m->http == NULL) {
+    th->mail_calls.count--;
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void testhost__mail_cancel(sb_mail_call *m) {
+  if (m == NULL) return;
+  if (!m->pending) {
+    testhost__misuse(m->th, "mail_cancel on a call whose done already ran");
+    return;
+  }
+  testhost__http_cancel(m->http);
+}
+
 size_t testhost_http_count(const testhost *th) { return th != NULL ? th->http.count : 0; }
 
 const testhost_http_record *testhost_http_at(const testhost *th, size_t index) {
@@ -598,6 +655,7 @@ void testhost__loop_free(testhost *th) {
   testhost__vec_free(&th->timers, free);
   testhost__vec_free(&th->watches, free);
   testhost__vec_free(&th->calls, testhost__call_free);
+  testhost__vec_free(&th->mail_calls, free);
   testhost__vec_free(&th->scripts, testhost__script_free);
   testhost__script_free(th->fallback);
   th->fallback = NULL;

@@ -1,4 +1,4 @@
-/* switchboard/plugin.h — the Switchboard channel plugin ABI, version 1.
+/* switchboard/plugin.h — the Switchboard channel plugin ABI, version 1.1.
  *
  * A channel plugin connects one kind of messaging service (email, a chat
  * widget, Messenger, WhatsApp, your own service) to the Switchboard help desk.
@@ -165,7 +165,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define SB_ABI_MAJOR 1
-#define SB_ABI_MINOR 0
+#define SB_ABI_MINOR 1
 
 #define SB_MAGIC_HOST 0x53424853u   /* "SBHS": the host API table */
 #define SB_MAGIC_PLUGIN 0x5342504cu /* "SBPL": a plugin descriptor */
@@ -225,6 +225,7 @@ SB_EXPORT int sb_plugin_entry(const sb_host *host, const sb_plugin **out, char *
 #define SB_EEXIST (-17)     /* already exists */
 #define SB_EINVAL (-22)     /* invalid argument or input */
 #define SB_EFBIG (-27)      /* too large */
+#define SB_EPROTO (-71)     /* protocol failure, e.g. TLS or STARTTLS unavailable (since 1.1) */
 #define SB_ENOTSUP (-95)    /* not supported by this plugin or host */
 #define SB_ETIMEDOUT (-110) /* timed out */
 #define SB_ECANCELED (-125) /* cancelled (instance destroyed, daemon stopping) */
@@ -247,6 +248,7 @@ typedef struct sb_send_op sb_send_op;     /* one pending send() */
 typedef struct sb_timer sb_timer;         /* a timer started with timer_start */
 typedef struct sb_watch sb_watch;         /* an fd watch started with watch_fd */
 typedef struct sb_http_call sb_http_call; /* an HTTP request made with http_request */
+typedef struct sb_mail_call sb_mail_call; /* an IMAP/SMTP transfer made with mail_request (since 1.1) */
 
 /* ------------------------------------------------------------------------ */
 /* Credential and settings schema                                            */
@@ -376,6 +378,63 @@ typedef struct sb_http_client_response {
 } sb_http_client_response;
 
 typedef void (*sb_http_done_fn)(void *arg, const sb_http_client_response *response);
+
+/* ------------------------------------------------------------------------ */
+/* Mail: IMAP commands and SMTP sends through the host (since 1.1)           */
+/* ------------------------------------------------------------------------ */
+
+/* Transport security of a mail transfer (sb_mail_request.tls). */
+#define SB_MAIL_TLS_DEFAULT 0u  /* what the scheme says: imaps:// and smtps:// use TLS, others not */
+#define SB_MAIL_TLS_REQUIRED 1u /* imap:// and smtp://: STARTTLS or fail with SB_EPROTO */
+#define SB_MAIL_TLS_NONE 2u     /* plaintext; refused with imaps:// or smtps:// */
+
+/* One IMAP command or one SMTP send, made with mail_request(). Fill with
+ * sizeof; the host copies every field before mail_request returns. Since 1.1.
+ *
+ * IMAP (url imap:// or imaps://host[:port]/MAILBOX[;...]): with command NULL
+ * the URL is fetched as libcurl understands it, e.g. ".../INBOX/;UID=5"
+ * answers the raw RFC 5322 message of UID 5 as the body. With command set
+ * (e.g. "UID SEARCH UID 7:*", "STATUS INBOX (UIDVALIDITY UIDNEXT)",
+ * "UID STORE 5 +FLAGS (\\Seen)", "UID MOVE 5 Done") the mailbox in the URL
+ * is selected first and the body is the server's untagged response lines
+ * ("* SEARCH 5 6\r\n"); a tagged NO/BAD fails the call with SB_EIO.
+ * A body with IMAP uploads it (APPEND to the URL's mailbox).
+ *
+ * SMTP (url smtp:// or smtps://host[:port]): mail_from is the envelope
+ * sender ("<a@example.org>", or "<>"), rcpt the envelope recipients, body
+ * the complete RFC 5322 message (CRLF line ends); all three required. */
+typedef struct sb_mail_request {
+  uint32_t struct_size;
+  uint32_t tls;                /* SB_MAIL_TLS_* */
+  uint32_t timeout_ms;         /* whole transfer; 0 = the host's default (30 s) */
+  uint32_t reserved;           /* zero */
+  const char *url;
+  const char *username;        /* login, or NULL for none */
+  const char *password;
+  const char *command;         /* IMAP only: a command, or NULL */
+  const char *mail_from;       /* SMTP only */
+  const char *const *rcpt;     /* SMTP only: rcpt_count addresses */
+  size_t rcpt_count;
+  const char *body;            /* SMTP: the message; IMAP: APPEND data; may contain NUL */
+  size_t body_len;
+  uint64_t max_response_bytes; /* 0 = the host's default (8 MiB); larger → SB_EFBIG */
+} sb_mail_request;
+
+/* What a mail transfer hands back. Valid only during the callback. Since 1.1.
+ * status: SB_OK; SB_EACCES the server refused the login; SB_EPROTO TLS
+ * failed or STARTTLS is unavailable; SB_ETIMEDOUT; SB_ECANCELED; SB_EFBIG;
+ * SB_EIO anything else (a refused command or recipient: see code and error;
+ * for SMTP the error ends with the server's own refusal line). */
+typedef struct sb_mail_response {
+  int32_t status;
+  int32_t code;         /* the server's last reply code (SMTP 250, 451, 550 ...); 0 if none */
+  const char *error;    /* a sentence when status != SB_OK, else NULL */
+  const char *body;     /* NUL-terminated for convenience; body_len excludes it */
+  size_t body_len;
+  uint64_t elapsed_ms;
+} sb_mail_response;
+
+typedef void (*sb_mail_done_fn)(void *arg, const sb_mail_response *response);
 
 /* ------------------------------------------------------------------------ */
 /* Messages in and out                                                       */
@@ -525,7 +584,7 @@ typedef void (*sb_kv_done_fn)(void *arg, int status);
 
 /* What the host offers a plugin. Passed to sb_plugin_entry() and create();
  * valid until the library is unloaded. Loop-thread-only unless marked
- * thread-safe. All since 1.0. */
+ * thread-safe. Since 1.0 unless marked otherwise. */
 struct sb_host {
   sb_abi_header abi;
 
@@ -638,6 +697,18 @@ struct sb_host {
                       uint8_t out[32]);
   /* Compares two buffers in constant time; returns 1 when equal. Thread-safe. */
   int (*equal_ct)(const void *a, const void *b, size_t len);
+
+  /* Since 1.1. Starts one IMAP command or SMTP send (sb_mail_request) on
+   * the host's transfer engine; each runs on its own connection off the
+   * loop. The request is copied. done runs once on the loop, also on
+   * failure and on cancel; the returned handle is valid until then (NULL on
+   * invalid input, and done is then not called). Pending calls are
+   * cancelled (SB_ECANCELED) on destroy(). Check SB_HOST_HAS(host,
+   * mail_request) first. */
+  sb_mail_call *(*mail_request)(sb_channel *channel, const sb_mail_request *request,
+                                sb_mail_done_fn done, void *arg);
+  /* Since 1.1. Cancels one mail call: its done runs inside with SB_ECANCELED. */
+  void (*mail_cancel)(sb_mail_call *call);
 };
 
 /* ------------------------------------------------------------------------ */

@@ -310,6 +310,16 @@ SB_EXPORT int testhost_http_error(testhost *th, const char *url_prefix, int stat
  * failing (NULL: back to failing). Unmatched requests then do not count. */
 SB_EXPORT int testhost_http_fallback(testhost *th, const testhost_http_script *script);
 
+/* Mail transfers (mail_request, ABI 1.1) are recorded and scripted exactly
+ * like HTTP calls, by URL prefix ("smtp://", "imap://host/INBOX"): the
+ * record's method is the IMAP command, "FETCH" for an IMAP URL without
+ * one, or "SMTP" for a send; the envelope is in headers X-Mail-From and
+ * X-Mail-Rcpt (one per recipient) and the login in X-Mail-Username (the
+ * password is never recorded); body is the message. A script's http_status
+ * is the reply code the plugin sees (sb_mail_response.code), its body the
+ * response body, and a failure status (SB_EACCES for a refused login)
+ * arrives as the mail response's status. */
+
 /* One outbound call the plugin made, as it made it (all copied). */
 typedef struct testhost_http_record {
   char *method;            /* "GET" when the plugin gave NULL */

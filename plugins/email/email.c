@@ -1,0 +1,401 @@
+/* email.c — the team email channel: settings, lifecycle, inbound and outbound mail. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "email.h"
+
+static const char *const email_tls_values[] = {"required", "none", NULL};
+static const char *const email_from_modes[] = {"agent_and_company", "company", NULL};
+static const char *const email_owner_values[] = {"original_sender", "forwarder", NULL};
+
+static const sb_field email_schema[] = {
+    {"imap_url", SB_FIELD_URL, SB_FIELD_REQUIRED, NULL, "IMAP URL",
+     "imap://host:port/MAILBOX (STARTTLS) or imaps://host:993/MAILBOX; the mailbox customers write to.", NULL},
+    {"smtp_url", SB_FIELD_URL, SB_FIELD_REQUIRED, NULL, "SMTP URL",
+     "smtp://host:587 (STARTTLS) or smtps://host:465; replies go out through it.", NULL},
+    {"tls", SB_FIELD_ENUM, 0, "required", "TLS",
+     "required: STARTTLS on imap:// and smtp:// or no connection; none: plaintext, only for a server on the same host.",
+     email_tls_values},
+    {"username", SB_FIELD_STRING, SB_FIELD_REQUIRED, NULL, "Username", "The login for IMAP and SMTP.", NULL},
+    {"password", SB_FIELD_STRING, SB_FIELD_REQUIRED | SB_FIELD_SECRET, NULL, "Password",
+     "The password or app password for IMAP and SMTP.", NULL},
+    {"from_address", SB_FIELD_STRING, SB_FIELD_REQUIRED, NULL, "From address",
+     "The support address replies come from, e.g. support@acme.example.", NULL},
+    {"from_name_mode", SB_FIELD_ENUM, 0, "agent_and_company", "From name",
+     "agent_and_company: \"Ana at Acme\"; company: \"Acme\".", email_from_modes},
+    {"company_name", SB_FIELD_STRING, 0, "", "Company name", "Used in the From name.", NULL},
+    {"signature", SB_FIELD_STRING, 0, "", "Signature",
+     "Appended to every reply, plain text or HTML; {full_name}, {first_name} and {last_name} are the agent's.", NULL},
+    {"poll_interval", SB_FIELD_DURATION, 0, "30s", "Poll interval", "How often the mailbox is checked.", NULL},
+    {"after_read", SB_FIELD_STRING, 0, "seen", "After reading",
+     "seen: leave the mail in the mailbox, marked seen; move:FOLDER: move it to FOLDER (which must exist).", NULL},
+    {"forwarded_mail_owner", SB_FIELD_ENUM, 0, "original_sender", "Forwarded mail belongs to",
+     "original_sender: the person whose mail was forwarded; forwarder: the colleague who forwarded it.",
+     email_owner_values},
+    {"max_attachment_bytes", SB_FIELD_INT, 0, "26214400", "Largest attachment",
+     "Attachments larger than this (bytes) are listed with the message but not stored.", NULL},
+    SB_FIELD_END};
+
+static int email_validate(const sb_host *host, const sb_config *cfg, char *err, size_t errlen) {
+  const char *imap = host->config_get(cfg, "imap_url");
+  const char *smtp = host->config_get(cfg, "smtp_url");
+  const char *tls = host->config_get(cfg, "tls");
+  const char *after = host->config_get(cfg, "after_read");
+  const char *from = host->config_get(cfg, "from_address");
+  if (imap == NULL || (strncasecmp(imap, "imap://", 7) != 0 && strncasecmp(imap, "imaps://", 8) != 0)) {
+    snprintf(err, errlen, "imap_url must start with imap:// or imaps://");
+    return SB_EINVAL;
+  }
+  if (smtp == NULL || (strncasecmp(smtp, "smtp://", 7) != 0 && strncasecmp(smtp, "smtps://", 8) != 0)) {
+    snprintf(err, errlen, "smtp_url must start with smtp:// or smtps://");
+    return SB_EINVAL;
+  }
+  if (tls != NULL && strcmp(tls, "none") == 0 &&
+      (strncasecmp(imap, "imaps://", 8) == 0 || strncasecmp(smtp, "smtps://", 8) == 0)) {
+    snprintf(err, errlen, "tls is \"none\" but imap_url or smtp_url uses TLS (imaps://, smtps://)");
+    return SB_EINVAL;
+  }
+  if (after != NULL && strcmp(after, "seen") != 0 && (strncmp(after, "move:", 5) != 0 || after[5] == '\0' ||
+                                                       strpbrk(after, "\"\\\r\n") != NULL)) {
+    snprintf(err, errlen, "after_read must be \"seen\" or \"move:FOLDER\"");
+    return SB_EINVAL;
+  }
+  if (from == NULL || strchr(from, '@') == NULL || strpbrk(from, " <>\r\n") != NULL) {
+    snprintf(err, errlen, "from_address must be a plain address such as support@acme.example");
+    return SB_EINVAL;
+  }
+  return SB_OK;
+}
+
+/* Splits imap_url into "scheme://authority" and the mailbox ("INBOX" when none). */
+static int split_imap_url(const char *url, char **base, char **mailbox) {
+  const char *auth = strstr(url, "://");
+  if (auth == NULL) return SB_EINVAL;
+  const char *slash = strchr(auth + 3, '/');
+  *base = slash != NULL ? strndup(url, (size_t)(slash - url)) : strdup(url);
+  const char *mb = slash != NULL ? slash + 1 : "";
+  size_t n = strcspn(mb, ";?");
+  while (n > 0 && mb[n - 1] == '/') n--;
+  *mailbox = n > 0 ? strndup(mb, n) : strdup("INBOX");
+  if (*base == NULL || *mailbox == NULL) return SB_ENOMEM;
+  return SB_OK;
+}
+
+static void email_free(email *e) {
+  if (e == NULL) return;
+  free(e->imap_base);
+  free(e->mailbox);
+  free(e->move_to);
+  free(e->uids);
+  free(e);
+}
+
+static int email_create(const sb_host *host, sb_channel *ch, const sb_config *cfg, void **instance, char *err,
+                        size_t errlen) {
+  if (!SB_HOST_HAS(host, mail_request)) {
+    snprintf(err, errlen, "the email plugin needs a host with plugin ABI 1.1 (mail transfers)");
+    return SB_EVERSION;
+  }
+  email *e = calloc(1, sizeof(*e));
+  if (e == NULL) return SB_ENOMEM;
+  e->host = host;
+  e->channel = ch;
+  e->cfg = cfg;
+  e->threads.host = host;
+  e->threads.channel = ch;
+  if (split_imap_url(host->config_get(cfg, "imap_url"), &e->imap_base, &e->mailbox) != SB_OK) {
+    snprintf(err, errlen, "imap_url could not be read");
+    email_free(e);
+    return SB_EINVAL;
+  }
+  e->smtp_url = host->config_get(cfg, "smtp_url");
+  e->username = host->config_get(cfg, "username");
+  e->password = host->config_get(cfg, "password");
+  const char *tls = host->config_get(cfg, "tls");
+  e->tls = tls != NULL && strcmp(tls, "none") == 0 ? SB_MAIL_TLS_NONE : SB_MAIL_TLS_REQUIRED;
+  int64_t poll = host->config_int(cfg, "poll_interval", 30000);
+  e->poll_ms = poll > 0 ? (uint64_t)poll : 30000;
+  const char *after = host->config_get(cfg, "after_read");
+  if (after != NULL && strncmp(after, "move:", 5) == 0) e->move_to = strdup(after + 5);
+  const char *owner = host->config_get(cfg, "forwarded_mail_owner");
+  e->owner_forwarder = owner != NULL && strcmp(owner, "forwarder") == 0;
+  int64_t max = host->config_int(cfg, "max_attachment_bytes", 26214400);
+  e->max_att = max > 0 ? (uint64_t)max : 0;
+  e->out.from_address = host->config_get(cfg, "from_address");
+  e->out.from_name_mode = host->config_get(cfg, "from_name_mode");
+  e->out.company_name = host->config_get(cfg, "company_name");
+  e->out.signature = host->config_get(cfg, "signature");
+  const char *at = strchr(e->out.from_address, '@');
+  snprintf(e->domain, sizeof(e->domain), "%s", at != NULL ? at + 1 : "switchboard.invalid");
+  e->out.domain = e->domain;
+  *instance = e;
+  return SB_OK;
+}
+
+uint32_t email_tls_for(const email *e, const char *url) {
+  if (e->tls == SB_MAIL_TLS_NONE) return SB_MAIL_TLS_NONE;
+  if (strncasecmp(url, "imaps://", 8) == 0 || strncasecmp(url, "smtps://", 8) == 0) return SB_MAIL_TLS_DEFAULT;
+  return SB_MAIL_TLS_REQUIRED;
+}
+
+static int email_connect(void *instance) {
+  email *e = instance;
+  e->host->set_state(e->channel, SB_STATE_CONNECTING, NULL);
+  email_imap_start(e);
+  return SB_OK;
+}
+
+static void email_disconnect(void *instance) { email_imap_stop(instance); }
+
+static void email_destroy(void *instance) {
+  email *e = instance;
+  email_imap_stop(e);
+  email_free(e);
+}
+
+/* --- inbound -------------------------------------------------------------- */
+
+typedef struct inbound_op {
+  email *e;
+  void (*done)(email *e, int status);
+} inbound_op;
+
+static void inbound_stored(void *arg, int status, const char *message_id, int duplicate) {
+  inbound_op *op = arg;
+  op->done(op->e, status);
+  free(op);
+}
+
+uint64_t email_fetch_limit(const email *e) {
+  if (e->max_att == 0 || e->max_att > 128u * 1024u * 1024u) return 256u * 1024u * 1024u;
+  return e->max_att * 2 + 256u * 1024u;
+}
+
+int email_inbound(email *e, const char *raw, size_t len, int headers_only, void (*done)(email *e, int status)) {
+  email_parsed p;
+  int rc = email_parse(raw, len, e->max_att, &p);
+  if (rc != 0) return SB_ENOMEM;
+  if (headers_only) {
+    static const char note[] = "(This mail is larger than the channel's limit; only its headers were read. "
+                               "Open it in the mailbox to see it.)";
+    free(p.text);
+    free(p.html);
+    p.html = NULL;
+    p.text = strdup(note);
+    const char *w = "the mail is larger than the fetch limit (2 x max_attachment_bytes + 256 KiB); headers only";
+    size_t old = p.warnings != NULL ? strlen(p.warnings) : 0;
+    char *nw = realloc(p.warnings, old + strlen(w) + 3);
+    if (nw != NULL) {
+      snprintf(nw + old, strlen(w) + 3, "%s%s", old > 0 ? "; " : "", w);
+      p.warnings = nw;
+    }
+  }
+  /* Who the mail belongs to: the forwarded mail's author or the forwarder. */
+  /* Mail from the channel's own address (a copy of a reply, a misrouted
+   * auto-reply) must never be answered automatically: that is a loop. */
+  if (strcasecmp(p.from_addr, e->out.from_address) == 0) {
+    p.flags |= SB_IN_NO_AUTOREPLY;
+    if (p.loop_reason == NULL) p.loop_reason = strdup("from this channel's own address");
+  }
+  int use_fwd = p.fwd_addr != NULL && !e->owner_forwarder && !(p.flags & SB_IN_BOUNCE);
+  const char *addr = use_fwd ? p.fwd_addr : p.from_addr;
+  const char *name = use_fwd ? p.fwd_name : p.from_name;
+  char thread[64];
+  const char *how = "bounce";
+  const char *bounced_thread = p.bounce_of != NULL ? email_thread_of(&e->threads, p.bounce_of) : NULL;
+  if (bounced_thread != NULL) {
+    snprintf(thread, sizeof(thread), "%s", bounced_thread);
+  } else {
+    email_thread_pick(&e->threads, &p, addr, thread, sizeof(thread), &how);
+  }
+  email_thread_add_participant(&e->threads, thread, addr);
+  if (use_fwd) email_thread_add_participant(&e->threads, thread, p.from_addr);
+  email_thread_remember(&e->threads, p.message_id, thread);
+  email_thread_add_ref(&e->threads, thread, p.message_id);
+  email_thread_set_subject(&e->threads, thread, p.subject);
+  e->host->log(e->channel, SB_LOG_DEBUG, "mail %s from %s: thread %s (%s)", p.message_id, addr, thread, how);
+  if (p.bounce_of != NULL) {
+    sb_status_update u = {.struct_size = sizeof(u)};
+    u.status = SB_STATUS_FAILED;
+    u.external_id = p.bounce_of;
+    u.error = p.bounce_reason != NULL ? p.bounce_reason : "bounced";
+    e->host->emit_status(e->channel, &u);
+  }
+  sb_attachment *atts = p.n_atts > 0 ? calloc(p.n_atts, sizeof(*atts)) : NULL;
+  size_t n_atts = atts != NULL ? p.n_atts : 0;
+  for (size_t i = 0; i < n_atts; i++) {
+    atts[i].mime_type = p.atts[i].mime_type;
+    atts[i].filename = p.atts[i].filename;
+    atts[i].size = p.atts[i].len;
+    atts[i].content_id = p.atts[i].content_id;
+    atts[i].data = p.atts[i].data;
+    atts[i].data_len = p.atts[i].data != NULL ? p.atts[i].len : 0;
+    atts[i].flags = p.atts[i].is_inline ? SB_ATTACHMENT_INLINE : 0;
+  }
+  char *meta = email_metadata_json(&p);
+  const char *reply_to = p.in_reply_to != NULL && email_thread_of(&e->threads, p.in_reply_to) != NULL
+                             ? p.in_reply_to : NULL;
+  sb_inbound_message m = {.struct_size = sizeof(m)};
+  m.flags = p.flags;
+  m.external_id = p.message_id;
+  m.external_thread_id = thread;
+  m.reply_to_external_id = reply_to;
+  m.sender.kind = SB_IDENTITY_EMAIL;
+  m.sender.id = addr;
+  m.sender.name = name;
+  m.sender.email = addr;
+  m.subject = p.subject;
+  m.text = p.text != NULL ? p.text : "";
+  m.html = p.html;
+  m.attachments = atts;
+  m.attachment_count = n_atts;
+  m.timestamp_ms = p.date_ms;
+  m.metadata_json = meta;
+  inbound_op *op = malloc(sizeof(*op));
+  rc = SB_ENOMEM;
+  if (op != NULL) {
+    op->e = e;
+    op->done = done;
+    rc = e->host->emit_inbound(e->channel, &m, inbound_stored, op);
+    if (rc != SB_OK) free(op);
+  }
+  free(meta);
+  free(atts);
+  email_parsed_free(&p);
+  return rc;
+}
+
+/* --- outbound ------------------------------------------------------------- */
+
+typedef struct send_op {
+  email *e;
+  sb_send_op *op;
+  char *message_id;
+  char thread[64];
+} send_op;
+
+static void sent(void *arg, const sb_mail_response *r) {
+  send_op *s = arg;
+  email *e = s->e;
+  const char *why = r->error != NULL ? r->error : "the SMTP server refused the message";
+  char reason[512];
+  if (r->status == SB_OK) {
+    email_thread_remember(&e->threads, s->message_id, s->thread);
+    email_thread_add_ref(&e->threads, s->thread, s->message_id);
+    e->host->send_ok(s->op, s->message_id);
+  } else if (r->status == SB_EACCES) {
+    e->host->set_state(e->channel, SB_STATE_AUTH_FAILED, "the SMTP server refused the username or password");
+    e->host->send_retry(s->op, 0, "the SMTP server refused the login");
+  } else if (r->code >= 500 && r->code < 600) {
+    snprintf(reason, sizeof(reason), "the mail server refused the message (%d): %s", (int)r->code, why);
+    e->host->send_fail(s->op, reason);
+  } else {
+    snprintf(reason, sizeof(reason), "SMTP %d: %s", (int)r->code, why);
+    e->host->send_retry(s->op, 0, reason);
+  }
+  free(s->message_id);
+  free(s);
+}
+
+static int email_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
+  email *e = instance;
+  if (msg->recipient_id == NULL || strchr(msg->recipient_id, '@') == NULL ||
+      strpbrk(msg->recipient_id, " <>\r\n") != NULL) {
+    e->host->send_fail(op, "the recipient is not an email address");
+    return SB_OK;
+  }
+  send_op *s = calloc(1, sizeof(*s));
+  if (s == NULL) return SB_ENOMEM;
+  s->e = e;
+  s->op = op;
+  if (msg->external_thread_id != NULL && msg->external_thread_id[0] != '\0')
+    snprintf(s->thread, sizeof(s->thread), "%s", msg->external_thread_id);
+  else
+    email_thread_new(&e->threads, s->thread, sizeof(s->thread));
+  char addr[320];
+  snprintf(addr, sizeof(addr), "%s", msg->recipient_id);
+  for (char *q = addr; *q; q++)
+    if (*q >= 'A' && *q <= 'Z') *q = (char)(*q - 'A' + 'a');
+  email_thread_add_participant(&e->threads, s->thread, addr);
+  char tag[48];
+  email_thread_tag(s->thread, tag, sizeof(tag));
+  const char *subject = email_thread_subject(&e->threads, s->thread);
+  char *subj = subject != NULL ? strdup(subject) : NULL;
+  const char *refs = email_thread_refs(&e->threads, s->thread);
+  char *refs_copy = refs != NULL ? strdup(refs) : NULL;
+  char *irt = NULL;
+  if (msg->reply_to_external_id != NULL) {
+    irt = strdup(msg->reply_to_external_id);
+  } else if (refs_copy != NULL) {
+    const char *last = strrchr(refs_copy, '<');
+    if (last != NULL) irt = strndup(last + 1, strcspn(last + 1, ">"));
+  }
+  if (subj == NULL && msg->subject != NULL) email_thread_set_subject(&e->threads, s->thread, msg->subject);
+  char *body = NULL;
+  size_t body_len = 0;
+  int rc = email_build_reply(&e->out, msg, tag, subj, irt, refs_copy, e->host->now_ms(), &body, &body_len,
+                             &s->message_id);
+  free(subj);
+  free(refs_copy);
+  free(irt);
+  if (rc != 0) {
+    free(s);
+    e->host->send_fail(op, "the reply could not be built as a mail");
+    return SB_OK;
+  }
+  char from[330], rcpt[330];
+  snprintf(from, sizeof(from), "<%s>", e->out.from_address);
+  snprintf(rcpt, sizeof(rcpt), "<%s>", addr);
+  const char *rcpts[1] = {rcpt};
+  sb_mail_request rq = {.struct_size = sizeof(rq)};
+  rq.url = e->smtp_url;
+  rq.tls = email_tls_for(e, e->smtp_url);
+  rq.username = e->username;
+  rq.password = e->password;
+  rq.mail_from = from;
+  rq.rcpt = rcpts;
+  rq.rcpt_count = 1;
+  rq.body = body;
+  rq.body_len = body_len;
+  rq.timeout_ms = 120000;
+  sb_mail_call *call = e->host->mail_request(e->channel, &rq, sent, s);
+  free(body);
+  if (call == NULL) {
+    free(s->message_id);
+    free(s);
+    return SB_EAGAIN;
+  }
+  return SB_OK;
+}
+
+static const sb_plugin email_plugin = {
+    SB_PLUGIN_INIT,
+    .id = "email",
+    .name = "Team email",
+    .publisher = "Switchboard",
+    .version = "1.0.0",
+    .description = "A shared support mailbox: IMAP in, SMTP out, threads that hold, no mail loops.",
+    .credentials = email_schema,
+    .caps = {.thread_model = SB_THREAD_EXTERNAL,
+             .flags = SB_CAP_RICH_TEXT | SB_CAP_ATTACHMENTS | SB_CAP_REPLY_TO | SB_CAP_START_CONVERSATION,
+             .max_attachments = 20},
+    .validate = email_validate,
+    .create = email_create,
+    .connect = email_connect,
+    .send = email_send,
+    .disconnect = email_disconnect,
+    .destroy = email_destroy,
+};
+
+SB_EXPORT int sb_plugin_entry(const sb_host *host, const sb_plugin **out, char *err, size_t errlen) {
+  if (!SB_HOST_COMPATIBLE(host)) {
+    snprintf(err, errlen, "the email plugin needs plugin ABI 1.1; the host speaks another major version");
+    return SB_EVERSION;
+  }
+  email_mime_init();
+  *out = &email_plugin;
+  return SB_OK;
+}

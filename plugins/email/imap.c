@@ -1,0 +1,319 @@
+/* imap.c — polls the support mailbox: STATUS, UID SEARCH from the last seen
+ * UID, fetch each new mail, hand it to the host, then mark it seen or move it.
+ *
+ * One IMAP command is in flight at a time. The cursor lives in the channel's
+ * key/value store: "uidvalidity" and "last_uid". A changed UIDVALIDITY
+ * resets the cursor to 0, so the mailbox is read again from the start; the
+ * router dedups on the Message-ID and thread.c remembers every Message-ID's
+ * thread, so nothing is stored twice and threads stay as they were. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "email.h"
+
+#define EMAIL_FETCH_PER_POLL 50
+
+static void poll_step(email *e);
+static void poll_done(email *e, int ok);
+
+size_t email_imap_search_uids(const char *body, uint64_t after, uint64_t **out) {
+  *out = NULL;
+  size_t n = 0, cap = 0;
+  for (const char *s = body; s != NULL && (s = strstr(s, "* SEARCH")) != NULL;) {
+    s += 8;
+    while (*s == ' ' || isdigit((unsigned char)*s)) {
+      if (*s == ' ') {
+        s++;
+        continue;
+      }
+      char *end;
+      uint64_t u = strtoull(s, &end, 10);
+      s = end;
+      if (u <= after) continue;
+      if (n == cap) {
+        cap = cap ? cap * 2 : 16;
+        uint64_t *g = realloc(*out, cap * sizeof(*g));
+        if (g == NULL) return n;
+        *out = g;
+      }
+      (*out)[n++] = u;
+    }
+  }
+  /* Ascending, so the cursor only moves forward (insertion sort: short lists). */
+  for (size_t i = 1; i < n; i++) {
+    uint64_t v = (*out)[i];
+    size_t j = i;
+    while (j > 0 && (*out)[j - 1] > v) {
+      (*out)[j] = (*out)[j - 1];
+      j--;
+    }
+    (*out)[j] = v;
+  }
+  return n;
+}
+
+uint64_t email_imap_uidvalidity(const char *body) {
+  const char *s = body != NULL ? strstr(body, "UIDVALIDITY ") : NULL;
+  return s != NULL ? strtoull(s + 12, NULL, 10) : 0;
+}
+
+static uint64_t kv_u64(email *e, const char *key) {
+  const char *v = e->host->kv_get(e->channel, key, NULL);
+  return v != NULL ? strtoull(v, NULL, 10) : 0;
+}
+
+static void kv_put_u64(email *e, const char *key, uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%" PRIu64, v);
+  e->host->kv_set(e->channel, key, buf, strlen(buf), NULL, NULL);
+}
+
+typedef void (*step_fn)(email *e, const sb_mail_response *r);
+
+typedef struct imap_op {
+  email *e;
+  step_fn next;
+} imap_op;
+
+static void imap_done(void *arg, const sb_mail_response *r) {
+  imap_op *op = arg;
+  email *e = op->e;
+  step_fn next = op->next;
+  free(op);
+  e->call = NULL;
+  if (r->status == SB_ECANCELED || e->closing) return;
+  if (r->status == SB_EACCES) {
+    e->connected = 0;
+    e->host->set_state(e->channel, SB_STATE_AUTH_FAILED, "the IMAP server refused the username or password");
+    return;
+  }
+  if (r->status == SB_EPROTO) {
+    e->connected = 0;
+    e->host->set_state(e->channel, SB_STATE_CONFIG_ERROR,
+                       "TLS with the IMAP server failed (tls is \"required\": does the server offer STARTTLS?)");
+    return;
+  }
+  next(e, r);
+}
+
+/* Runs one IMAP command (NULL: fetch the URL) on mailbox_url; next gets the answer. */
+static int imap_run(email *e, const char *url, const char *command, step_fn next) {
+  imap_op *op = malloc(sizeof(*op));
+  if (op == NULL) return SB_ENOMEM;
+  op->e = e;
+  op->next = next;
+  sb_mail_request rq = {.struct_size = sizeof(rq)};
+  rq.url = url;
+  rq.command = command;
+  rq.username = e->username;
+  rq.password = e->password;
+  rq.tls = email_tls_for(e, url);
+  rq.timeout_ms = 60000;
+  rq.max_response_bytes = command != NULL ? 16u * 1024u * 1024u : email_fetch_limit(e);
+  e->call = e->host->mail_request(e->channel, &rq, imap_done, op);
+  if (e->call == NULL) {
+    free(op);
+    return SB_EINVAL;
+  }
+  return SB_OK;
+}
+
+static char *mailbox_url(email *e, const char *suffix) {
+  size_t n = strlen(e->imap_base) + strlen(e->mailbox) + strlen(suffix) + 4;
+  char *u = malloc(n);
+  if (u != NULL) snprintf(u, n, "%s/%s%s", e->imap_base, e->mailbox, suffix);
+  return u;
+}
+
+static void transient(email *e, const sb_mail_response *r, const char *what) {
+  e->host->log(e->channel, SB_LOG_WARN, "IMAP %s failed: %s", what, r->error != NULL ? r->error : "?");
+  poll_done(e, 0);
+}
+
+static void after_read_done(email *e, const sb_mail_response *r) {
+  if (r->status != SB_OK)
+    e->host->log(e->channel, SB_LOG_WARN, "IMAP after-read action failed: %s", r->error != NULL ? r->error : "?");
+  poll_step(e);
+}
+
+static void stored(email *e, int status) {
+  if (e->closing) return;
+  if (status != SB_OK) {
+    e->host->log(e->channel, SB_LOG_WARN, "a mail could not be stored (code %d); it is read again later", status);
+    poll_done(e, 0);
+    return;
+  }
+  uint64_t uid = e->uids[e->next_uid - 1];
+  kv_put_u64(e, "last_uid", uid);
+  if (e->move_to != NULL) {
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "UID MOVE %" PRIu64 " \"%s\"", uid, e->move_to);
+    char *url = mailbox_url(e, "");
+    int rc = url != NULL ? imap_run(e, url, cmd, after_read_done) : SB_ENOMEM;
+    free(url);
+    if (rc == SB_OK) return;
+  }
+  /* Fetching BODY[] already set \Seen: nothing more to do for "seen". */
+  poll_step(e);
+}
+
+/* Hands a fetched mail (or its header block) to the host. */
+static void emit(email *e, const sb_mail_response *r, int headers_only) {
+  int rc = email_inbound(e, r->body, r->body_len, headers_only, stored);
+  if (rc == SB_EINVAL) {
+    /* Refused by the host as invalid (never for content: the parser always
+     * yields a message); skip it rather than stall the mailbox. */
+    e->host->log(e->channel, SB_LOG_ERROR, "a mail was refused by the host (code %d); skipped", rc);
+    stored(e, SB_OK);
+  } else if (rc != SB_OK) {
+    e->host->log(e->channel, SB_LOG_WARN, "a mail could not be handed over (code %d); it is read again later", rc);
+    poll_done(e, 0);
+  }
+}
+
+static void fetched_headers(email *e, const sb_mail_response *r) {
+  if (r->status != SB_OK) {
+    transient(e, r, "header fetch");
+    return;
+  }
+  emit(e, r, 1);
+}
+
+static void fetched(email *e, const sb_mail_response *r) {
+  if (r->status == SB_EFBIG) {
+    /* Too large to fetch whole: store what its headers say, never stall. */
+    char suffix[96];
+    snprintf(suffix, sizeof(suffix), "/;UID=%" PRIu64 "/;SECTION=HEADER", e->uids[e->next_uid - 1]);
+    char *url = mailbox_url(e, suffix);
+    int rc = url != NULL ? imap_run(e, url, NULL, fetched_headers) : SB_ENOMEM;
+    free(url);
+    if (rc != SB_OK) poll_done(e, 0);
+    return;
+  }
+  if (r->status != SB_OK) {
+    transient(e, r, "fetch");
+    return;
+  }
+  emit(e, r, 0);
+}
+
+/* Fetches the next found UID, or ends the cycle. */
+static void poll_step(email *e) {
+  if (e->closing) return;
+  if (e->next_uid >= e->n_uids || e->next_uid >= EMAIL_FETCH_PER_POLL) {
+    poll_done(e, 1);
+    return;
+  }
+  uint64_t uid = e->uids[e->next_uid++];
+  char suffix[80];
+  snprintf(suffix, sizeof(suffix), "/;UID=%" PRIu64, uid);
+  char *url = mailbox_url(e, suffix);
+  int rc = url != NULL ? imap_run(e, url, NULL, fetched) : SB_ENOMEM;
+  free(url);
+  if (rc != SB_OK) poll_done(e, 0);
+}
+
+static void searched(email *e, const sb_mail_response *r) {
+  if (r->status != SB_OK) {
+    transient(e, r, "UID SEARCH");
+    return;
+  }
+  free(e->uids);
+  e->uids = NULL;
+  e->n_uids = email_imap_search_uids(r->body, kv_u64(e, "last_uid"), &e->uids);
+  e->next_uid = 0;
+  poll_step(e);
+}
+
+static void statused(email *e, const sb_mail_response *r) {
+  if (r->status != SB_OK) {
+    transient(e, r, "STATUS");
+    return;
+  }
+  if (!e->connected) {
+    e->connected = 1;
+    e->host->set_state(e->channel, SB_STATE_CONNECTED, NULL);
+  }
+  uint64_t v = email_imap_uidvalidity(r->body);
+  uint64_t have = kv_u64(e, "uidvalidity");
+  if (v != 0 && v != have) {
+    if (have != 0)
+      e->host->log(e->channel, SB_LOG_WARN, "UIDVALIDITY changed (%" PRIu64 " → %" PRIu64 "): reading the mailbox again",
+                   have, v);
+    kv_put_u64(e, "uidvalidity", v);
+    kv_put_u64(e, "last_uid", 0);
+  }
+  e->uidvalidity = v;
+  char cmd[64];
+  snprintf(cmd, sizeof(cmd), "UID SEARCH UID %" PRIu64 ":*", kv_u64(e, "last_uid") + 1);
+  char *url = mailbox_url(e, "");
+  int rc = url != NULL ? imap_run(e, url, cmd, searched) : SB_ENOMEM;
+  free(url);
+  if (rc != SB_OK) poll_done(e, 0);
+}
+
+/* The mailbox name as IMAP wants it in a command: the URL's percent-encoding
+ * undone, quotes and backslashes escaped. */
+static void mailbox_name(const char *enc, char *out, size_t outlen) {
+  size_t o = 0;
+  for (const char *s = enc; *s != '\0' && o + 3 < outlen; s++) {
+    char c = *s;
+    if (c == '%' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])) {
+      char hex[3] = {s[1], s[2], 0};
+      c = (char)strtol(hex, NULL, 16);
+      s += 2;
+    }
+    if ((unsigned char)c < 0x20) continue; /* no CR/LF into a command */
+    if (c == '"' || c == '\\') out[o++] = '\\';
+    out[o++] = c;
+  }
+  out[o] = '\0';
+}
+
+static void poll_start(void *arg) {
+  email *e = arg;
+  e->timer = NULL;
+  if (e->closing || e->call != NULL) return;
+  char cmd[400], name[300];
+  mailbox_name(e->mailbox, name, sizeof(name));
+  snprintf(cmd, sizeof(cmd), "STATUS \"%s\" (UIDVALIDITY UIDNEXT)", name);
+  size_t n = strlen(e->imap_base) + 2;
+  char *url = malloc(n);
+  if (url == NULL) return;
+  snprintf(url, n, "%s/", e->imap_base);
+  int rc = imap_run(e, url, cmd, statused);
+  free(url);
+  if (rc != SB_OK) poll_done(e, 0);
+}
+
+/* Ends a cycle and schedules the next one; a failure before the first
+ * success reports the channel disconnected (the host retries connect). */
+static void poll_done(email *e, int ok) {
+  if (e->closing) return;
+  e->polls++;
+  if (!ok && !e->connected) {
+    e->host->set_state(e->channel, SB_STATE_DISCONNECTED, "the IMAP server could not be reached");
+    return;
+  }
+  /* More found than one cycle takes: go on at once. */
+  uint64_t wait = (ok && e->n_uids > e->next_uid) ? 1 : e->poll_ms;
+  e->timer = e->host->timer_start(e->channel, wait, 0, poll_start, e);
+}
+
+void email_imap_start(email *e) {
+  e->closing = 0;
+  if (e->call != NULL || e->timer != NULL) return;
+  poll_start(e);
+}
+
+void email_imap_stop(email *e) {
+  e->closing = 1;
+  if (e->timer != NULL) e->host->timer_stop(e->timer);
+  e->timer = NULL;
+  if (e->call != NULL) e->host->mail_cancel(e->call);
+  e->call = NULL;
+}

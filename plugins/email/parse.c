@@ -1,0 +1,610 @@
+/* parse.c — turns the raw bytes of one mail into an email_parsed with gmime 3. */
+#include <ctype.h>
+#include <errno.h>
+#include <gmime/gmime.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "email.h"
+
+#define EMAIL_MAX_WARNINGS 8
+#define EMAIL_MAX_DEPTH 8
+#define EMAIL_MAX_ATTACHMENTS 64
+
+void email_mime_init(void) {
+  /* g_mime_init counts its calls itself; never shut it down: other
+   * instances (and other plugins) may use it. */
+  g_mime_init();
+}
+
+typedef struct parse_ctx {
+  email_parsed *p;
+  uint64_t max_att;
+  int n_warnings;
+  int in_forward; /* walking inside a message/rfc822 part */
+} parse_ctx;
+
+static char *dup_or_null(const char *s) { return s != NULL ? strdup(s) : NULL; }
+
+/* A valid UTF-8 copy of s[0..len) (invalid bytes become U+FFFD). */
+static char *utf8_copy(const char *s, gssize len) {
+  if (s == NULL) return NULL;
+  gchar *v = g_utf8_make_valid(s, len);
+  char *out = strdup(v);
+  g_free(v);
+  return out;
+}
+
+static void warn(parse_ctx *c, const char *what) {
+  if (c->n_warnings >= EMAIL_MAX_WARNINGS) return;
+  c->n_warnings++;
+  email_parsed *p = c->p;
+  size_t old = p->warnings != NULL ? strlen(p->warnings) : 0;
+  char *n = realloc(p->warnings, old + strlen(what) + 3);
+  if (n == NULL) return;
+  if (old > 0) {
+    memcpy(n + old, "; ", 2);
+    old += 2;
+  }
+  strcpy(n + old, what);
+  p->warnings = n;
+}
+
+static void parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer data) {
+  parse_ctx *c = data;
+  char buf[160];
+  g_snprintf(buf, sizeof(buf), "MIME warning %d at byte %" G_GINT64_FORMAT "%s%.60s", (int)code, offset,
+             item != NULL ? ": " : "", item != NULL ? item : "");
+  gchar *valid = g_utf8_make_valid(buf, -1);
+  warn(c, valid);
+  g_free(valid);
+}
+
+static char *lower_dup(const char *s) {
+  char *d = dup_or_null(s);
+  for (char *q = d; q != NULL && *q != '\0'; q++) *q = (char)tolower((unsigned char)*q);
+  return d;
+}
+
+/* Strips <> and blanks around a Message-ID; malloc'd, NULL when empty. */
+static char *clean_id(const char *s) {
+  if (s == NULL) return NULL;
+  while (*s == ' ' || *s == '\t' || *s == '<') s++;
+  size_t n = strcspn(s, "> \t\r\n");
+  if (n == 0) return NULL;
+  return strndup(s, n);
+}
+
+/* The first mailbox of an address list header value: address and name. */
+static void first_mailbox(InternetAddressList *list, char **addr, char **name) {
+  if (list == NULL) return;
+  for (int i = 0; i < internet_address_list_length(list); i++) {
+    InternetAddress *a = internet_address_list_get_address(list, i);
+    if (INTERNET_ADDRESS_IS_MAILBOX(a)) {
+      const char *ad = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
+      if (ad == NULL || ad[0] == '\0') continue;
+      *addr = lower_dup(ad);
+      const char *nm = internet_address_get_name(a);
+      *name = nm != NULL && nm[0] != '\0' ? utf8_copy(nm, -1) : NULL;
+      return;
+    }
+    if (INTERNET_ADDRESS_IS_GROUP(a)) {
+      first_mailbox(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)), addr, name);
+      if (*addr != NULL) return;
+    }
+  }
+}
+
+static void parse_address_text(const char *value, char **addr, char **name) {
+  InternetAddressList *l = internet_address_list_parse(NULL, value);
+  if (l != NULL) {
+    first_mailbox(l, addr, name);
+    g_object_unref(l);
+  }
+}
+
+static void add_attachment(parse_ctx *c, GMimeObject *obj, int is_inline) {
+  email_parsed *p = c->p;
+  if (p->n_atts >= EMAIL_MAX_ATTACHMENTS) {
+    warn(c, "too many attachments; the rest are not listed");
+    return;
+  }
+  email_attachment *n = realloc(p->atts, (p->n_atts + 1) * sizeof(*n));
+  if (n == NULL) return;
+  p->atts = n;
+  email_attachment *a = &p->atts[p->n_atts++];
+  memset(a, 0, sizeof(*a));
+  GMimeContentType *ct = g_mime_object_get_content_type(obj);
+  gchar *mt = ct != NULL ? g_mime_content_type_get_mime_type(ct) : NULL;
+  a->mime_type = lower_dup(mt != NULL ? mt : "application/octet-stream");
+  g_free(mt);
+  const char *cid = g_mime_object_get_content_id(obj);
+  a->content_id = cid != NULL ? utf8_copy(cid, -1) : NULL;
+  a->is_inline = is_inline && a->content_id != NULL;
+  GMimeStream *ms = g_mime_stream_mem_new();
+  if (GMIME_IS_PART(obj)) {
+    const char *fn = g_mime_part_get_filename(GMIME_PART(obj));
+    a->filename = fn != NULL ? utf8_copy(fn, -1) : NULL;
+    GMimeDataWrapper *w = g_mime_part_get_content(GMIME_PART(obj));
+    if (w != NULL) g_mime_data_wrapper_write_to_stream(w, ms);
+  } else if (GMIME_IS_MESSAGE_PART(obj)) {
+    GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+    if (m != NULL) g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, ms);
+    a->filename = strdup("forwarded.eml");
+  }
+  if (a->filename == NULL) a->filename = strdup(a->is_inline ? "inline" : "attachment");
+  GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(ms));
+  a->len = ba != NULL ? ba->len : 0;
+  if (c->max_att > 0 && a->len > c->max_att) {
+    warn(c, "an attachment is larger than max_attachment_bytes; it is listed without its content");
+  } else if (a->len > 0) {
+    a->data = malloc(a->len);
+    if (a->data != NULL) memcpy(a->data, ba->data, a->len);
+  }
+  g_object_unref(ms);
+}
+
+static void walk(parse_ctx *c, GMimeObject *obj, int depth);
+
+static void walk_message_part(parse_ctx *c, GMimeObject *obj, int depth) {
+  email_parsed *p = c->p;
+  GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+  if (m == NULL) {
+    warn(c, "an attached message could not be read");
+    return;
+  }
+  if (depth == 1 || (depth <= 3 && p->fwd_addr == NULL)) {
+    /* The first attached message of a mail is the one it forwards. */
+    if (p->fwd_addr == NULL) {
+      first_mailbox(g_mime_message_get_from(m), &p->fwd_addr, &p->fwd_name);
+      if (p->fwd_addr != NULL) p->fwd_how = strdup("rfc822");
+    }
+  }
+  add_attachment(c, obj, 0);
+  GMimeObject *body = g_mime_message_get_mime_part(m);
+  if (body != NULL && (p->text == NULL || p->html == NULL)) {
+    int saved = c->in_forward;
+    c->in_forward = 1;
+    walk(c, body, depth + 1);
+    c->in_forward = saved;
+  }
+}
+
+static void walk(parse_ctx *c, GMimeObject *obj, int depth) {
+  email_parsed *p = c->p;
+  if (obj == NULL) return;
+  if (depth > EMAIL_MAX_DEPTH) {
+    warn(c, "MIME nesting too deep; inner parts skipped");
+    return;
+  }
+  if (GMIME_IS_MULTIPART(obj)) {
+    GMimeMultipart *mp = GMIME_MULTIPART(obj);
+    int n = g_mime_multipart_get_count(mp);
+    for (int i = 0; i < n; i++) walk(c, g_mime_multipart_get_part(mp, i), depth + 1);
+    return;
+  }
+  if (GMIME_IS_MESSAGE_PART(obj)) {
+    walk_message_part(c, obj, depth);
+    return;
+  }
+  if (!GMIME_IS_PART(obj)) return;
+  GMimeContentDisposition *disp = g_mime_object_get_content_disposition(obj);
+  int is_attachment = disp != NULL && g_mime_content_disposition_is_attachment(disp);
+  GMimeContentType *ct = g_mime_object_get_content_type(obj);
+  int is_plain = ct != NULL && g_mime_content_type_is_type(ct, "text", "plain");
+  int is_html = ct != NULL && g_mime_content_type_is_type(ct, "text", "html");
+  if (GMIME_IS_TEXT_PART(obj) && !is_attachment && (is_plain || is_html)) {
+    char **slot = is_plain ? &p->text : &p->html;
+    if (*slot == NULL) {
+      /* get_text converts from the part's charset to UTF-8. */
+      char *t = g_mime_text_part_get_text(GMIME_TEXT_PART(obj));
+      if (t != NULL) {
+        *slot = utf8_copy(t, -1);
+        g_free(t);
+        if (c->in_forward == 0 && !g_utf8_validate(*slot, -1, NULL)) warn(c, "text was not valid UTF-8");
+      }
+      return;
+    }
+  }
+  const char *cid = g_mime_object_get_content_id(obj);
+  int is_inline = !is_attachment && cid != NULL;
+  add_attachment(c, obj, is_inline);
+}
+
+/* Line-start case-insensitive search of field in [s, end); returns the
+ * value start or NULL. */
+static const char *find_field(const char *s, const char *end, const char *field) {
+  size_t fl = strlen(field);
+  for (const char *q = s; q != NULL && q + fl <= end;) {
+    if (strncasecmp(q, field, fl) == 0) return q + fl;
+    q = memchr(q, '\n', (size_t)(end - q));
+    if (q != NULL) q++;
+  }
+  return NULL;
+}
+
+static char *field_value(const char *v, const char *end) {
+  while (v < end && (*v == ' ' || *v == '\t')) v++;
+  const char *e = v;
+  while (e < end && *e != '\r' && *e != '\n') e++;
+  return utf8_copy(v, (gssize)(e - v));
+}
+
+/* A delivery-status report: the Message-ID it reports on and why. */
+static void read_bounce(parse_ctx *c, const char *raw, size_t len) {
+  email_parsed *p = c->p;
+  const char *end = raw + len;
+  const char *body = NULL;
+  for (size_t i = 0; i + 1 < len; i++) {
+    if (raw[i] == '\n' && (raw[i + 1] == '\n' || (raw[i + 1] == '\r' && i + 2 < len && raw[i + 2] == '\n'))) {
+      body = raw + i + 1;
+      break;
+    }
+  }
+  if (body == NULL) return;
+  const char *v = find_field(body, end, "Original-Message-ID:");
+  if (v == NULL) v = find_field(body, end, "Message-ID:");
+  if (v != NULL) {
+    char *val = field_value(v, end);
+    p->bounce_of = clean_id(val);
+    free(val);
+  }
+  const char *d = find_field(body, end, "Diagnostic-Code:");
+  const char *st = find_field(body, end, "Status:");
+  char *dv = d != NULL ? field_value(d, end) : NULL;
+  char *sv = st != NULL ? field_value(st, end) : NULL;
+  size_t n = (dv ? strlen(dv) : 0) + (sv ? strlen(sv) : 0) + 64;
+  p->bounce_reason = malloc(n);
+  if (p->bounce_reason != NULL) {
+    snprintf(p->bounce_reason, n, "bounced: %s%s%s%s", dv ? dv : "delivery failed", sv ? " (status " : "",
+             sv ? sv : "", sv ? ")" : "");
+  }
+  free(dv);
+  free(sv);
+  if (p->bounce_of == NULL) warn(c, "a delivery report without the Message-ID it reports on");
+}
+
+static int header_is(GMimeObject *o, const char *name, const char *const *values) {
+  const char *v = g_mime_object_get_header(o, name);
+  if (v == NULL) return 0;
+  while (*v == ' ') v++;
+  for (size_t i = 0; values[i] != NULL; i++) {
+    if (strncasecmp(v, values[i], strlen(values[i])) == 0) return 1;
+  }
+  return 0;
+}
+
+static void set_loop(email_parsed *p, uint32_t flags, const char *why) {
+  p->flags |= flags;
+  if (p->loop_reason == NULL) p->loop_reason = strdup(why);
+}
+
+/* RFC 3834 and common practice: mail that must never get an automatic reply. */
+static void read_loop_safety(email_parsed *p, GMimeObject *o) {
+  const char *as = g_mime_object_get_header(o, "Auto-Submitted");
+  if (as != NULL) {
+    while (*as == ' ') as++;
+    if (strncasecmp(as, "no", 2) != 0 || isalpha((unsigned char)as[2]) || as[2] == '-')
+      set_loop(p, SB_IN_AUTOMATIC | SB_IN_NO_AUTOREPLY, "Auto-Submitted");
+  }
+  static const char *const bulk[] = {"bulk", "junk", "list", NULL};
+  if (header_is(o, "Precedence", bulk)) set_loop(p, SB_IN_NO_AUTOREPLY, "Precedence");
+  if (g_mime_object_get_header(o, "X-Auto-Response-Suppress") != NULL)
+    set_loop(p, SB_IN_NO_AUTOREPLY, "X-Auto-Response-Suppress");
+  if (g_mime_object_get_header(o, "List-Id") != NULL) set_loop(p, SB_IN_NO_AUTOREPLY, "List-Id");
+  if (g_mime_object_get_header(o, "X-Autoreply") != NULL || g_mime_object_get_header(o, "X-Autorespond") != NULL)
+    set_loop(p, SB_IN_AUTOMATIC | SB_IN_NO_AUTOREPLY, "X-Autoreply");
+  const char *rp = g_mime_object_get_header(o, "Return-Path");
+  if (rp != NULL) {
+    while (*rp == ' ') rp++;
+    if (strncmp(rp, "<>", 2) == 0 || rp[0] == '\0') set_loop(p, SB_IN_NO_AUTOREPLY, "empty return path");
+  }
+  if (p->from_addr != NULL &&
+      (strncmp(p->from_addr, "mailer-daemon@", 14) == 0 || strncmp(p->from_addr, "postmaster@", 11) == 0))
+    set_loop(p, SB_IN_AUTOMATIC | SB_IN_NO_AUTOREPLY, "MAILER-DAEMON");
+}
+
+/* Inline forward markers of common clients, and the From: line after them. */
+static void read_inline_forward(email_parsed *p, const char *subject) {
+  static const struct {
+    const char *marker, *how;
+  } markers[] = {{"---------- Forwarded message ---------", "gmail"},
+                 {"Begin forwarded message:", "apple"},
+                 {"-----Original Message-----", "outlook"},
+                 {"________________________________", "outlook"}};
+  if (p->text == NULL || p->fwd_addr != NULL) return;
+  int fw_subject = subject != NULL && (strncasecmp(subject, "fw:", 3) == 0 || strncasecmp(subject, "fwd:", 4) == 0);
+  for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
+    const char *m = strstr(p->text, markers[i].marker);
+    if (m == NULL) continue;
+    if (strcmp(markers[i].how, "outlook") == 0 && !fw_subject) continue; /* a quoted reply, not a forward */
+    const char *end = m + strlen(m);
+    const char *f = find_field(m, end < m + 2000 ? end : m + 2000, "From:");
+    if (f == NULL) continue;
+    char *val = field_value(f, end);
+    /* Outlook writes "Name [mailto:addr]". */
+    char *mt = val != NULL ? strstr(val, "[mailto:") : NULL;
+    if (mt != NULL) {
+      *mt = '<';
+      memmove(mt + 1, mt + 8, strlen(mt + 8) + 1);
+      char *cl = strchr(mt, ']');
+      if (cl != NULL) *cl = '>';
+    }
+    if (val != NULL) parse_address_text(val, &p->fwd_addr, &p->fwd_name);
+    free(val);
+    if (p->fwd_addr != NULL) {
+      p->fwd_how = strdup(markers[i].how);
+      return;
+    }
+  }
+}
+
+size_t email_quote_start(const char *text, size_t len) {
+  size_t line = 0;
+  while (line < len) {
+    const char *s = text + line;
+    const char *nl = memchr(s, '\n', len - line);
+    size_t ll = nl != NULL ? (size_t)(nl - s) : len - line;
+    size_t t = ll;
+    while (t > 0 && (s[t - 1] == '\r' || s[t - 1] == ' ')) t--;
+    if (s[0] == '>') return line;
+    if (t >= 6 && strncmp(s + t - 6, "wrote:", 6) == 0 && (strncmp(s, "On ", 3) == 0 || strncmp(s, "Le ", 3) == 0 ||
+                                                          strncmp(s, "Am ", 3) == 0 || strncmp(s, "Den ", 4) == 0)) {
+      return line;
+    }
+    if (t >= 26 && strncmp(s, "-----Original Message-----", 26) == 0) return line;
+    if (nl == NULL) break;
+    line += ll + 1;
+  }
+  return len;
+}
+
+static void split_quote(email_parsed *p) {
+  if (p->text == NULL || p->fwd_addr != NULL) return;
+  size_t len = strlen(p->text);
+  size_t q = email_quote_start(p->text, len);
+  if (q >= len) return;
+  p->quoted = strdup(p->text + q);
+  size_t keep = q;
+  while (keep > 0 && (p->text[keep - 1] == '\n' || p->text[keep - 1] == '\r' || p->text[keep - 1] == ' ')) keep--;
+  p->text[keep] = '\0';
+}
+
+/* Plain text of an HTML body, for mails that have no text part: tags
+ * dropped (and what is inside <style>, <script> and <head>), line breaks at
+ * <br>, </p>, </div>, </li>, </tr>, a few entities decoded, blank runs
+ * folded. Returns malloc'd UTF-8. */
+static char *html_to_text(const char *html) {
+  GString *out = g_string_new(NULL);
+  const char *skip_until = NULL;
+  for (const char *s = html; *s != '\0';) {
+    if (skip_until != NULL) {
+      const char *e = strcasestr(s, skip_until);
+      if (e == NULL) break;
+      s = e + strlen(skip_until);
+      skip_until = NULL;
+      continue;
+    }
+    if (*s == '<') {
+      if (strncasecmp(s, "<style", 6) == 0) skip_until = "</style>";
+      else if (strncasecmp(s, "<script", 7) == 0) skip_until = "</script>";
+      else if (strncasecmp(s, "<head", 5) == 0) skip_until = "</head>";
+      else if (strncasecmp(s, "<br", 3) == 0 || strncasecmp(s, "</p", 3) == 0 || strncasecmp(s, "</div", 5) == 0 ||
+               strncasecmp(s, "</li", 4) == 0 || strncasecmp(s, "</tr", 4) == 0 || strncasecmp(s, "</h", 3) == 0)
+        g_string_append_c(out, '\n');
+      const char *gt = strchr(s, '>');
+      if (gt == NULL) break;
+      s = gt + 1;
+      continue;
+    }
+    static const struct {
+      const char *entity, *text;
+    } entities[] = {{"&nbsp;", " "}, {"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&#39;", "'"}};
+    int done = 0;
+    for (size_t i = 0; i < sizeof(entities) / sizeof(entities[0]) && *s == '&'; i++) {
+      size_t n = strlen(entities[i].entity);
+      if (strncasecmp(s, entities[i].entity, n) == 0) {
+        g_string_append(out, entities[i].text);
+        s += n;
+        done = 1;
+        break;
+      }
+    }
+    if (done) continue;
+    if (*s == '\r' || *s == '\n' || *s == '\t') {
+      if (out->len > 0 && out->str[out->len - 1] != ' ' && out->str[out->len - 1] != '\n') g_string_append_c(out, ' ');
+      s++;
+      continue;
+    }
+    if (*s == ' ' && out->len > 0 && (out->str[out->len - 1] == ' ' || out->str[out->len - 1] == '\n')) {
+      s++;
+      continue;
+    }
+    g_string_append_c(out, *s++);
+  }
+  /* Trim, and fold three or more newlines into two. */
+  GString *folded = g_string_new(NULL);
+  int nl = 0;
+  for (size_t i = 0; i < out->len; i++) {
+    char c = out->str[i];
+    if (c == '\n') {
+      if (++nl > 2) continue;
+      while (folded->len > 0 && folded->str[folded->len - 1] == ' ') g_string_truncate(folded, folded->len - 1);
+    } else if (c == ' ' && nl > 0) {
+      continue;
+    } else {
+      nl = 0;
+    }
+    if (folded->len == 0 && (c == '\n' || c == ' ')) continue;
+    g_string_append_c(folded, c);
+  }
+  while (folded->len > 0 && (folded->str[folded->len - 1] == '\n' || folded->str[folded->len - 1] == ' '))
+    g_string_truncate(folded, folded->len - 1);
+  g_string_free(out, TRUE);
+  char *r = utf8_copy(folded->str, -1);
+  g_string_free(folded, TRUE);
+  return r;
+}
+
+static char *hash_id(const char *raw, size_t len) {
+  /* The header block is what identifies a mail without a Message-ID. */
+  size_t hl = len;
+  for (size_t i = 0; i + 1 < len; i++) {
+    if (raw[i] == '\n' && (raw[i + 1] == '\n' || raw[i + 1] == '\r')) {
+      hl = i;
+      break;
+    }
+  }
+  gchar *sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)raw, hl);
+  char *id = malloc(5 + 32 + 1);
+  if (id != NULL) snprintf(id, 38, "hash-%.32s", sum);
+  g_free(sum);
+  return id;
+}
+
+int email_parse(const char *raw, size_t len, uint64_t max_att_bytes, email_parsed *out) {
+  memset(out, 0, sizeof(*out));
+  if (raw == NULL) len = 0;
+  parse_ctx c = {.p = out, .max_att = max_att_bytes};
+  GMimeParserOptions *opts = g_mime_parser_options_new();
+  g_mime_parser_options_set_warning_callback(opts, parser_warning, &c);
+  GMimeStream *stream = g_mime_stream_mem_new_with_buffer(raw != NULL ? raw : "", len);
+  GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+  GMimeMessage *msg = g_mime_parser_construct_message(parser, opts);
+  g_object_unref(parser);
+  g_object_unref(stream);
+  if (msg == NULL) {
+    warn(&c, "not a readable MIME message; stored as plain text");
+    out->text = utf8_copy(raw != NULL ? raw : "", (gssize)len);
+  } else {
+    GMimeObject *o = GMIME_OBJECT(msg);
+    const char *mid = g_mime_message_get_message_id(msg);
+    out->message_id = mid != NULL && mid[0] != '\0' ? utf8_copy(mid, -1) : NULL;
+    first_mailbox(g_mime_message_get_from(msg), &out->from_addr, &out->from_name);
+    const char *subj = g_mime_message_get_subject(msg);
+    out->subject = subj != NULL ? utf8_copy(subj, -1) : NULL;
+    GDateTime *dt = g_mime_message_get_date(msg);
+    if (dt != NULL) out->date_ms = (int64_t)g_date_time_to_unix(dt) * 1000;
+    const char *irt = g_mime_object_get_header(o, "In-Reply-To");
+    GMimeReferences *r = irt != NULL ? g_mime_references_parse(NULL, irt) : NULL;
+    if (r != NULL && g_mime_references_length(r) > 0)
+      out->in_reply_to = utf8_copy(g_mime_references_get_message_id(r, 0), -1);
+    if (r != NULL) g_mime_references_free(r);
+    const char *refs_h = g_mime_object_get_header(o, "References");
+    r = refs_h != NULL ? g_mime_references_parse(NULL, refs_h) : NULL;
+    int nr = r != NULL ? g_mime_references_length(r) : 0;
+    if (nr > 0) {
+      out->refs = calloc((size_t)nr, sizeof(char *));
+      for (int i = 0; out->refs != NULL && i < nr; i++) {
+        out->refs[i] = utf8_copy(g_mime_references_get_message_id(r, i), -1);
+        out->n_refs++;
+      }
+    }
+    if (r != NULL) g_mime_references_free(r);
+    const char *resent = g_mime_object_get_header(o, "Resent-From");
+    if (resent != NULL && out->from_addr != NULL) {
+      char *ra = NULL, *rn = NULL;
+      parse_address_text(resent, &ra, &rn);
+      if (ra != NULL && strcmp(ra, out->from_addr) != 0) {
+        /* Resent: From is the author, Resent-From the one who passed it on. */
+        out->fwd_addr = out->from_addr;
+        out->fwd_name = out->from_name;
+        out->from_addr = ra;
+        out->from_name = rn;
+        out->fwd_how = strdup("resent");
+      } else {
+        free(ra);
+        free(rn);
+      }
+    }
+    walk(&c, g_mime_message_get_mime_part(msg), 0);
+    read_loop_safety(out, o);
+    GMimeContentType *ct = g_mime_object_get_content_type(g_mime_message_get_mime_part(msg));
+    const char *rt = ct != NULL ? g_mime_content_type_get_parameter(ct, "report-type") : NULL;
+    if (ct != NULL && g_mime_content_type_is_type(ct, "multipart", "report") && rt != NULL &&
+        strcasecmp(rt, "delivery-status") == 0) {
+      out->flags |= SB_IN_BOUNCE | SB_IN_AUTOMATIC | SB_IN_NO_AUTOREPLY;
+      read_bounce(&c, raw, len);
+      /* The returned message is the bounced mail, not a forward. */
+      free(out->fwd_addr);
+      free(out->fwd_name);
+      free(out->fwd_how);
+      out->fwd_addr = out->fwd_name = out->fwd_how = NULL;
+    }
+    read_inline_forward(out, out->subject);
+    g_object_unref(msg);
+  }
+  g_mime_parser_options_free(opts);
+  if (out->message_id == NULL) {
+    out->message_id = hash_id(raw != NULL ? raw : "", len);
+    warn(&c, "no Message-ID; a hash of the headers stands in");
+  }
+  if (out->from_addr == NULL) {
+    out->from_addr = strdup("unknown@invalid");
+    warn(&c, "no readable From address");
+  }
+  if (out->text == NULL && out->html != NULL) out->text = html_to_text(out->html);
+  split_quote(out);
+  if (out->message_id == NULL || out->from_addr == NULL) {
+    email_parsed_free(out);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+void email_parsed_free(email_parsed *p) {
+  if (p == NULL) return;
+  free(p->message_id);
+  free(p->from_addr);
+  free(p->from_name);
+  free(p->subject);
+  free(p->text);
+  free(p->quoted);
+  free(p->html);
+  free(p->in_reply_to);
+  for (size_t i = 0; i < p->n_refs; i++) free(p->refs[i]);
+  free(p->refs);
+  free(p->loop_reason);
+  free(p->bounce_of);
+  free(p->bounce_reason);
+  free(p->fwd_addr);
+  free(p->fwd_name);
+  free(p->fwd_how);
+  for (size_t i = 0; i < p->n_atts; i++) {
+    free(p->atts[i].filename);
+    free(p->atts[i].mime_type);
+    free(p->atts[i].content_id);
+    free(p->atts[i].data);
+  }
+  free(p->atts);
+  free(p->warnings);
+  memset(p, 0, sizeof(*p));
+}
+
+char *email_metadata_json(const email_parsed *p) {
+  json_t *o = json_object();
+  if (o == NULL) return NULL;
+  json_object_set_new(o, "message_id", json_string(p->message_id));
+  if (p->quoted != NULL) json_object_set_new(o, "quoted_history", json_string(p->quoted));
+  if (p->warnings != NULL) json_object_set_new(o, "parse_warning", json_string(p->warnings));
+  if (p->loop_reason != NULL) json_object_set_new(o, "no_autoreply_reason", json_string(p->loop_reason));
+  if (p->bounce_of != NULL) json_object_set_new(o, "bounce_of", json_string(p->bounce_of));
+  if (p->bounce_reason != NULL) json_object_set_new(o, "bounce_reason", json_string(p->bounce_reason));
+  if (p->fwd_addr != NULL) {
+    json_object_set_new(o, "forwarded", json_pack("{s:s, s:s?, s:s}", "from", p->fwd_addr, "name", p->fwd_name,
+                                                  "detected_by", p->fwd_how != NULL ? p->fwd_how : "?"));
+  }
+  json_t *skipped = json_array();
+  for (size_t i = 0; i < p->n_atts; i++) {
+    if (p->atts[i].data == NULL && p->atts[i].len > 0)
+      json_array_append_new(skipped, json_pack("{s:s, s:I}", "filename", p->atts[i].filename, "size",
+                                               (json_int_t)p->atts[i].len));
+  }
+  if (json_array_size(skipped) > 0) json_object_set(o, "attachments_too_large", skipped);
+  json_decref(skipped);
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return s;
+}

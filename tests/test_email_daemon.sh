@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# test_email_daemon.sh — the email channel through the real daemon: Dovecot and
+# OpenSMTPD started here on free ports (../shared/recipes/mail-servers.md), the
+# switchboard executable with an SQLite store; customer mail sent with swaks
+# must become messages, threads, contacts and identities in the store, the
+# IMAP cursor must survive a restart without storing anything twice, and the
+# password must never reach the log. Stops only what it starts, by PID.
+set -u
+
+SB=${SB_BINARY:?}
+PLUGINS=${SB_PLUGIN_BUILD_DIR:?}
+passed=0
+failed=0
+dovecot_pid=
+smtpd_pid=
+daemon_pid=
+work=$(mktemp -d /tmp/sbmail.XXXXXX)
+chmod 0755 "$work" # Dovecot's auth process runs as user dovecot
+
+stop_pid() { # stop_pid PID: TERM, wait up to 5 s, then KILL
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null
+}
+cleanup() {
+  stop_pid "$daemon_pid"
+  stop_pid "$smtpd_pid"
+  stop_pid "$dovecot_pid"
+  wait 2>/dev/null
+  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
+check() { # check NAME WANT GOT
+  if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "wanted '$2', got '$3'"; fi
+}
+
+for tool in /usr/sbin/dovecot /usr/sbin/smtpd /usr/bin/swaks /usr/bin/sqlite3; do
+  if [ ! -x "$tool" ]; then echo "not ok - $tool is missing (scripts/deps.sh test)"; exit 1; fi
+done
+if [ "$(id -u)" -ne 0 ]; then echo "not ok - Dovecot and OpenSMTPD need root here"; exit 1; fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+imap=$(free_port); lmtp=$(free_port); smtp=$(free_port); http=$(free_port)
+
+mkdir -p "$work/mail" "$work/home" && chown -R dovecot:dovecot "$work/mail" "$work/home"
+printf 'support:{PLAIN}s3cret-mail-pass\ncustomer:{PLAIN}s3cret-mail-pass\n' >"$work/passwd"
+cat >"$work/dovecot.conf" <<EOF
+protocols = imap lmtp
+listen = 127.0.0.1
+base_dir = $work/run
+log_path = /dev/stderr
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_username_format = %n
+mail_location = maildir:$work/mail/%u
+mail_fsync = never
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $work/passwd
+}
+userdb {
+  driver = static
+  args = uid=dovecot gid=dovecot home=$work/home/%u
+}
+service imap-login {
+  inet_listener imap {
+    port = $imap
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $lmtp
+  }
+}
+EOF
+cat >"$work/smtpd.conf" <<EOF
+table vusers { "@" = "dovecot" }
+listen on 127.0.0.1 port $smtp
+action "tolmtp" lmtp "127.0.0.1:$lmtp" rcpt-to virtual <vusers>
+match from any for any action "tolmtp"
+EOF
+/usr/sbin/dovecot -F -c "$work/dovecot.conf" 2>"$work/dovecot.log" &
+dovecot_pid=$!
+# OpenSMTPD keeps one control socket per machine (/var/run/smtpd.sock) and one
+# queue (/var/spool/smtpd): in a private mount namespace with its own empty /run
+# and queue, ours runs beside any other. Without unshare it runs plainly and
+# waits for its turn.
+run_smtpd() {
+  if [ -x /usr/bin/unshare ]; then
+    exec /usr/bin/unshare -m --propagation private /bin/sh -c \
+      'mount -t tmpfs tmpfs /run && mount -t tmpfs -o mode=0711 tmpfs /var/spool/smtpd && exec /usr/sbin/smtpd -d -f "$0"' "$1"
+  fi
+  exec /usr/sbin/smtpd -d -f "$1"
+}
+for attempt in $(seq 120); do
+  (run_smtpd "$work/smtpd.conf") >"$work/smtpd.log" 2>&1 &
+  smtpd_pid=$!
+  for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$smtp") 2>/dev/null && break 2
+    kill -0 "$smtpd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  stop_pid "$smtpd_pid"; wait "$smtpd_pid" 2>/dev/null; smtpd_pid=
+  [ "$attempt" = 1 ] && echo "# another OpenSMTPD runs; waiting for it to stop"
+  sleep 1
+done
+if ! wait_port "$imap" || [ -z "$smtpd_pid" ] || ! wait_port "$smtp"; then
+  echo "not ok - the mail servers did not start"; cat "$work"/*.log; exit 1
+fi
+
+export MAIL_TEST_PASSWORD=s3cret-mail-pass
+cat >"$work/switchboard.json" <<EOF
+{"listen": "127.0.0.1:$http", "store": "sqlite:$work/db.sqlite",
+ "plugins": {"dirs": ["$PLUGINS"], "allow": ["email"]},
+ "channels": [
+   {"name": "support", "plugin": "email", "inbox": "Support",
+    "credentials": {"imap_url": "imap://127.0.0.1:$imap/INBOX", "smtp_url": "smtp://127.0.0.1:$smtp",
+                    "tls": "none", "username": "support", "password": {"env": "MAIL_TEST_PASSWORD"},
+                    "from_address": "support@example.org", "company_name": "Acme", "poll_interval": "300ms"}}
+ ]}
+EOF
+
+start_daemon() {
+  "$SB" run -c "$work/switchboard.json" --log-level debug >>"$work/daemon.log" 2>&1 &
+  daemon_pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && return 0; sleep 0.1; done
+  echo "not ok - the daemon did not start"; cat "$work/daemon.log"; exit 1
+}
+send() { # send FILE-CONTENT
+  printf '%b' "$1" >"$work/in.eml"
+  swaks --server "127.0.0.1:$smtp" --from customer@example.com --to support@example.org --data "$work/in.eml" >/dev/null 2>&1
+}
+db() { sqlite3 "$work/db.sqlite" "$1" 2>/dev/null; }
+wait_rows() { # wait_rows SQL WANT
+  for _ in $(seq 150); do [ "$(db "$1")" = "$2" ] && return 0; sleep 0.1; done; return 1
+}
+
+"$SB" check -c "$work/switchboard.json" >/dev/null 2>&1 && ok "check accepts an email channel" ||
+  not_ok "check accepts an email channel" "$("$SB" check -c "$work/switchboard.json" 2>&1)"
+start_daemon
+
+send 'From: Kim Customer <customer@example.com>\r\nTo: support@example.org\r\nSubject: Where is my order\r\nMessage-ID: <d-1@example.com>\r\n\r\nHi, order 4471\r\n'
+wait_rows "SELECT count(*) FROM messages WHERE external_id='d-1@example.com'" 1
+check "a customer's mail becomes an inbound message" 1 "$(db "SELECT count(*) FROM messages WHERE external_id='d-1@example.com' AND direction='in'")"
+check "its thread carries the plugin's thread key" mail-1 "$(db "SELECT t.external_id FROM threads t JOIN messages m ON m.thread_id=t.id WHERE m.external_id='d-1@example.com'")"
+check "the contact is named from the From header" "Kim Customer" "$(db "SELECT c.name FROM contacts c JOIN messages m ON m.contact_id=c.id WHERE m.external_id='d-1@example.com'")"
+check "the contact has an email identity" 1 "$(db "SELECT count(*) FROM identities WHERE channel='support' AND value='customer@example.com'")"
+
+send 'From: customer@example.com\r\nTo: support@example.org\r\nSubject: Re: Where is my order [#1]\r\nMessage-ID: <d-2@example.com>\r\n\r\nAny news?\r\n'
+wait_rows "SELECT count(*) FROM messages WHERE external_id='d-2@example.com'" 1
+check "a tagged reply joins the same thread" 1 "$(db "SELECT count(DISTINCT thread_id) FROM messages WHERE external_id IN ('d-1@example.com','d-2@example.com')")"
+check "the IMAP cursor is kept in the store" 2 "$(db "SELECT value FROM kv WHERE channel='support' AND key='last_uid'")"
+
+# A restart reads on from the stored cursor: nothing twice, new mail once.
+stop_pid "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; daemon_pid=
+start_daemon
+send 'From: customer@example.com\r\nTo: support@example.org\r\nSubject: another question\r\nMessage-ID: <d-3@example.com>\r\n\r\nAlso...\r\n'
+wait_rows "SELECT count(*) FROM messages WHERE external_id='d-3@example.com'" 1
+check "after a restart nothing is stored twice" 3 "$(db "SELECT count(*) FROM messages WHERE channel='support'")"
+check "a new subject from the same customer starts a new thread" mail-2 "$(db "SELECT t.external_id FROM threads t JOIN messages m ON m.thread_id=t.id WHERE m.external_id='d-3@example.com'")"
+
+if grep -q "s3cret-mail-pass" "$work/daemon.log"; then not_ok "the password never reaches the log"; else ok "the password never reaches the log"; fi
+
+echo "# $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
