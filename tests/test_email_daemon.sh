@@ -128,7 +128,8 @@ cat >"$work/switchboard.json" <<EOF
    {"name": "support", "plugin": "email", "inbox": "Support",
     "credentials": {"imap_url": "imap://127.0.0.1:$imap/INBOX", "smtp_url": "smtp://127.0.0.1:$smtp",
                     "tls": "none", "username": "support", "password": {"env": "MAIL_TEST_PASSWORD"},
-                    "from_address": "support@example.org", "company_name": "Acme", "poll_interval": "300ms"}}
+                    "from_address": "support@example.org", "company_name": "Acme", "poll_interval": "300ms"},
+    "auto_replies": {"instant_reply": "Thanks, we received your mail."}}
  ]}
 EOF
 
@@ -157,6 +158,18 @@ check "a customer's mail becomes an inbound message" 1 "$(db "SELECT count(*) FR
 check "its thread carries the plugin's thread key" mail-1 "$(db "SELECT t.external_id FROM threads t JOIN messages m ON m.thread_id=t.id WHERE m.external_id='d-1@example.com'")"
 check "the contact is named from the From header" "Kim Customer" "$(db "SELECT c.name FROM contacts c JOIN messages m ON m.contact_id=c.id WHERE m.external_id='d-1@example.com'")"
 check "the contact has an email identity" 1 "$(db "SELECT count(*) FROM identities WHERE channel='support' AND value='customer@example.com'")"
+# The instant reply leaves through the plugin's SMTP send and lands in the
+# customer's mailbox as a threaded, loop-safe reply.
+wait_rows "SELECT status FROM messages WHERE direction='out' AND automatic=1" sent
+check "the instant reply is sent" sent "$(db "SELECT status FROM messages WHERE direction='out' AND automatic=1")"
+for _ in $(seq 100); do ls "$work"/mail/customer/new/* >/dev/null 2>&1 && break; sleep 0.1; done
+reply=$(cat "$work"/mail/customer/new/* 2>/dev/null)
+check "it reaches the customer's mailbox, as text and HTML" 2 "$(grep -c 'Thanks, we received your mail.' <<<"$reply")"
+check "it answers the customer's mail" 1 "$(grep -ci '^In-Reply-To: <d-1@example.com>' <<<"$reply")"
+check "it is marked as an automatic reply" 1 "$(grep -ci '^Auto-Submitted: auto-replied' <<<"$reply")"
+check "its subject is a tagged Re:" 1 "$(grep -ci '^Subject: Re: Where is my order \[#1\]' <<<"$reply")"
+check "its Message-ID is the stored external id" 1 \
+  "$(grep -ci "^Message-ID: <$(db "SELECT external_id FROM messages WHERE direction='out' AND automatic=1")>" <<<"$reply")"
 
 send 'From: customer@example.com\r\nTo: support@example.org\r\nSubject: Re: Where is my order [#1]\r\nMessage-ID: <d-2@example.com>\r\n\r\nAny news?\r\n'
 wait_rows "SELECT count(*) FROM messages WHERE external_id='d-2@example.com'" 1
@@ -168,7 +181,7 @@ stop_pid "$daemon_pid"; wait "$daemon_pid" 2>/dev/null; daemon_pid=
 start_daemon
 send 'From: customer@example.com\r\nTo: support@example.org\r\nSubject: another question\r\nMessage-ID: <d-3@example.com>\r\n\r\nAlso...\r\n'
 wait_rows "SELECT count(*) FROM messages WHERE external_id='d-3@example.com'" 1
-check "after a restart nothing is stored twice" 3 "$(db "SELECT count(*) FROM messages WHERE channel='support'")"
+check "after a restart nothing is stored twice" 3 "$(db "SELECT count(*) FROM messages WHERE channel='support' AND direction='in'")"
 check "a new subject from the same customer starts a new thread" mail-2 "$(db "SELECT t.external_id FROM threads t JOIN messages m ON m.thread_id=t.id WHERE m.external_id='d-3@example.com'")"
 
 if grep -q "s3cret-mail-pass" "$work/daemon.log"; then not_ok "the password never reaches the log"; else ok "the password never reaches the log"; fi
