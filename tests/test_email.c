@@ -897,8 +897,8 @@ START_TEST(smtp_refused_login_sets_auth_failed_and_retries) {
   send_rec s;
   reply(&s, CUSTOMER, NULL, NULL, "hello", 0);
   stop(&pid);
-  ck_assert_int_eq(s.outcome, CHANNEL_SEND_RETRY);
-  ck_assert_uint_eq(fe.state, SB_STATE_AUTH_FAILED);
+  ck_assert_msg(s.outcome == CHANNEL_SEND_RETRY, "outcome %d: %s", s.outcome, s.text);
+  ck_assert_msg(fe.state == SB_STATE_AUTH_FAILED, "state %u after: %s", (unsigned)fe.state, s.text);
 }
 END_TEST
 
