@@ -301,7 +301,12 @@ static void commit_cb(uv_timer_t *t) {
   uv_close((uv_handle_t *)t, (uv_close_cb)free);
 }
 
-static void cpy(char *dst, size_t n, const char *s) { snprintf(dst, n, "%s", s != NULL ? s : ""); }
+/* Copies s (NULL → "") into dst of n bytes, cut to fit. */
+static void cpy(char *dst, size_t n, const char *s) {
+  size_t len = s != NULL ? strnlen(s, n - 1) : 0;
+  if (len > 0) memcpy(dst, s, len);
+  dst[len] = '\0';
+}
 
 static int fake_inbound(void *ctx, sb_channel *c, const sb_inbound_message *m, sb_inbound_done_fn done, void *arg) {
   ck_assert_int_lt(fe.n_in, 64);
