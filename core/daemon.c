@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "api.h"
 #include "channel.h"
 #include "http.h"
 #include "httpc.h"
@@ -32,6 +33,7 @@ typedef struct daemon_host {
   relay *relay;
   http_server *http;
   ingress *ingress;
+  api *api;
   sb_channel **channels;
   size_t channel_count;
   unsigned opening_channels; /* being put in the store and created */
@@ -251,7 +253,9 @@ static void daemon__reload(daemon_host *d) {
   for (size_t i = d->channel_count; i-- > 0;) {
     sb_channel *ch = d->channels[i];
     const config_channel *c = config_find_channel(next, channel_name(ch));
-    if (c == NULL || !c->enabled || daemon__changed(next, ch, c)) {
+    if (c == NULL && api_channel_owned(d->api, channel_name(ch))) {
+      kept++;
+    } else if (c == NULL || !c->enabled || daemon__changed(next, ch, c)) {
       daemon__remove_channel(d, i);
       daemon__close_channel(d, ch);
       closed++;
@@ -311,6 +315,54 @@ static void daemon__healthz(void *arg, const http_request *req, http_responder *
 
 static void daemon__stop(daemon_host *d, const char *why);
 
+/* ---- what the REST API (api.h) asks of the daemon ---- */
+
+static const config *daemon__api_config(void *ctx) { return ((daemon_host *)ctx)->cfg; }
+
+/* Opens a channel connected through the API from its channel object. */
+static int daemon__api_open(void *ctx, const json_t *spec, char *err, size_t errlen) {
+  daemon_host *d = ctx;
+  const char *name = json_string_value(json_object_get(spec, "name"));
+  const char *status = json_string_value(json_object_get(spec, "status"));
+  if (d->stopping) {
+    snprintf(err, errlen, "the daemon is stopping");
+    return -ESHUTDOWN;
+  }
+  if (config_find_channel(d->cfg, name) != NULL) {
+    snprintf(err, errlen, "channel \"%s\" is defined in the config file, which wins", name);
+    return -EEXIST;
+  }
+  config_channel c = {
+      .name = name,
+      .plugin = json_string_value(json_object_get(spec, "plugin")),
+      .inbox = json_string_value(json_object_get(spec, "inbox")),
+      .enabled = status == NULL || strcmp(status, "off") != 0,
+      .credentials = json_object_get(spec, "credentials"),
+      .spec = (json_t *)spec,
+  };
+  daemon__open_channel(d, d->cfg, &c);
+  return 0;
+}
+
+static void daemon__api_close(void *ctx, const char *name) {
+  daemon_host *d = ctx;
+  for (size_t i = 0; i < d->channel_count; i++) {
+    sb_channel *ch = d->channels[i];
+    if (strcmp(channel_name(ch), name) != 0) continue;
+    daemon__remove_channel(d, i);
+    daemon__close_channel(d, ch);
+    return;
+  }
+}
+
+static void daemon__api_fatal(void *ctx, const char *err) {
+  daemon_host *d = ctx;
+  fprintf(stderr, "switchboard: %s\n", err);
+  log_error("%s", err);
+  d->exit_code = 1;
+  daemon__stop(d, "start-up failed");
+}
+
 /* Start-up's last step, once every channel is open: serve HTTP. */
 static void daemon__start_serving(daemon_host *d) {
   const config *cfg = d->cfg;
@@ -326,6 +378,15 @@ static void daemon__start_serving(daemon_host *d) {
   int rc = http_new(&d->loop, &opt, &d->http, err, sizeof(err));
   if (rc == 0) rc = http_route(d->http, "GET", "/healthz", daemon__healthz, d);
   if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
+  api_host api_hooks = {
+      .loop = &d->loop, .st = d->st, .plugins = &d->plugins, .ctx = d, .lookup = daemon__lookup,
+      .config = daemon__api_config, .channel_open = daemon__api_open, .channel_close = daemon__api_close,
+      .fatal = daemon__api_fatal, .sse_keepalive_ms = (uint64_t)cfg->http_sse_keepalive_ms,
+  };
+  if (rc == 0 && api_register(d->http, &api_hooks, &d->api) != 0) {
+    snprintf(err, sizeof(err), "the REST API could not be set up: out of memory");
+    rc = -ENOMEM;
+  }
   if (rc != 0) {
     fprintf(stderr, "switchboard: %s\n", err);
     log_error("%s", err);
@@ -365,6 +426,8 @@ static void daemon__http_closed(void *arg) {
   d->http = NULL;
   ingress_free(d->ingress);
   d->ingress = NULL;
+  api_free(d->api);
+  d->api = NULL;
   if (d->httpc != NULL) {
     httpc_close(d->httpc, daemon__httpc_closed, d);
   } else {
