@@ -1,7 +1,8 @@
-/* api_admin.c — the people behind the desk: users and teams (read by agents, written by admins). */
+/* api_admin.c — the people behind the desk and their keys: users and teams (read by agents, written by admins), API tokens (admins). */
 #include "api_internal.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,89 @@ static void api__team_patch(api *a, const http_request *req, http_responder *res
   api__write(a, req, res, 1, 0);
 }
 
+/* ---- tokens ---- */
+
+static void api__tokens(api *a, const http_request *req, http_responder *res, int role) {
+  (void)req;
+  (void)role;
+  api_submitted(res, store_tokens_list(a->host.st, api_done_list, res));
+}
+
+/* The new token's secret rides along to the answer, shown this once. */
+typedef struct api_token_wait {
+  http_responder *res;
+  char token[API_TOKEN_LEN + 1];
+} api_token_wait;
+
+static void api__token_created(void *arg, int status, json_t *result, const char *err) {
+  api_token_wait *w = arg;
+  if (status != 0) {
+    api_store_error(w->res, status, err);
+  } else {
+    json_t *body = json_deep_copy(result);
+    json_object_set_new(body, "token", json_string(w->token));
+    http_respond_json(w->res, 201, body);
+  }
+  sodium_memzero(w->token, sizeof(w->token));
+  free(w);
+}
+
+static void api__token_create(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {"name", "role", NULL};
+  json_t *b = NULL;
+  if (api_body_object(req, res, &b) != 0) return;
+  if (api_check_keys(res, b, keys) != 0 || api_check_type(res, b, "name", JSON_STRING, 0) != 0 ||
+      api_check_type(res, b, "role", JSON_STRING, 0) != 0) {
+    json_decref(b);
+    return;
+  }
+  const char *name = json_string_value(json_object_get(b, "name"));
+  const char *r = json_string_value(json_object_get(b, "role"));
+  api_token_wait *w = NULL;
+  char hash[65];
+  if (name == NULL || name[0] == '\0' || strlen(name) > 64) {
+    http_respond_error(res, 400, "missing_field", "a token needs a \"name\" of 1-64 characters", "name");
+  } else if (r == NULL || (strcmp(r, "admin") != 0 && strcmp(r, "agent") != 0)) {
+    http_respond_error(res, 400, "invalid", "\"role\" must be \"admin\" or \"agent\"", "role");
+  } else if ((w = malloc(sizeof(*w))) == NULL || api_token_generate(w->token) != 0) {
+    free(w);
+    http_respond_error(res, 503, "unavailable", "no token could be made", NULL);
+  } else {
+    w->res = res;
+    api_token_hash(w->token, hash);
+    if (api_submitted(res, store_token_create(a->host.st, name, r, hash, api__token_created, w)) < 0) free(w);
+  }
+  json_decref(b);
+}
+
+typedef struct api_revoke {
+  api *a;
+  http_responder *res;
+} api_revoke;
+
+static void api__token_deleted(void *arg, int status, json_t *result, const char *err) {
+  api_revoke *v = arg;
+  /* Forget every verified token, including any lookup that finished while
+   * the delete was queued, so the revoked one stops working at once. */
+  v->a->ncache = 0;
+  api_done_object(v->res, status, result, err);
+  free(v);
+}
+
+static void api__token_delete(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  int64_t id;
+  if (api_param_id(req, res, "id", &id) != 0) return;
+  api_revoke *v = malloc(sizeof(*v));
+  if (v == NULL) {
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return;
+  }
+  *v = (api_revoke){a, res};
+  if (api_submitted(res, store_token_delete(a->host.st, id, api__token_deleted, v)) < 0) free(v);
+}
+
 int api_admin_register(api *a) {
   int rc = 0;
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/users", 0, api__users);
@@ -160,5 +244,8 @@ int api_admin_register(api *a) {
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/teams", 0, api__teams);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/teams", 1, api__team_create);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/teams/{name}", 1, api__team_patch);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/tokens", 1, api__tokens);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/tokens", 1, api__token_create);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/tokens/{id}", 1, api__token_delete);
   return rc;
 }

@@ -161,6 +161,10 @@ int store_token_create(store *st, const char *name, const char *role, const char
                        store_json_cb cb, void *arg);
 /* The token with this hash: {id, name, role}, or -ENOENT. */
 int store_token_find(store *st, const char *hash_hex, store_json_cb cb, void *arg);
+/* [{id, name, role, created_at}] (never the hash). */
+int store_tokens_list(store *st, store_json_cb cb, void *arg);
+/* Revokes the token; -ENOENT if unknown. Result: {id, name}. */
+int store_token_delete(store *st, int64_t id, store_json_cb cb, void *arg);
 
 /* ---- channels connected through the API (store_sqlite_api.c) ---- */
 

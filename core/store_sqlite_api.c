@@ -74,6 +74,52 @@ int store_token_find(store *st, const char *hash_hex, store_json_cb cb, void *ar
   return sq_submit_json(st, sq__token_find, json_pack("{ss}", "hash", hash_hex), cb, arg);
 }
 
+static int sq__tokens_list(store *st, sq_req *r, json_t *a, json_t **result) {
+  (void)a;
+  sqlite3_stmt *s = sq_prep(st, "SELECT id, name, role, created_at FROM tokens ORDER BY id");
+  if (s == NULL) return sq_fail(st, r, "listing tokens");
+  json_t *items = json_array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_array_append_new(items, json_pack("{sI ss ss sI}", "id", (json_int_t)sqlite3_column_int64(s, 0), "name",
+                                           sq_col_text(s, 1), "role", sq_col_text(s, 2), "created_at",
+                                           (json_int_t)sqlite3_column_int64(s, 3)));
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(items);
+    return sq_fail(st, r, "listing tokens");
+  }
+  *result = items;
+  return 0;
+}
+
+int store_tokens_list(store *st, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__tokens_list, NULL, cb, arg);
+}
+
+static int sq__token_delete(store *st, sq_req *r, json_t *a, json_t **result) {
+  json_int_t id = json_integer_value(json_object_get(a, "id"));
+  sqlite3_stmt *s = sq_prep(st, "DELETE FROM tokens WHERE id = ?1 RETURNING name");
+  if (s == NULL) return sq_fail(st, r, "deleting a token");
+  sqlite3_bind_int64(s, 1, id);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) *result = json_pack("{sI ss}", "id", id, "name", sq_col_text(s, 0));
+  if (rc == SQLITE_ROW) rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "deleting a token");
+  if (*result == NULL) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "token %lld does not exist", (long long)id);
+    return -ENOENT;
+  }
+  return 0;
+}
+
+int store_token_delete(store *st, int64_t id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__token_delete, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
+}
+
 /* ---- channels connected through the API ---- */
 
 static int sq__api_channel_put(store *st, sq_req *r, json_t *a, json_t **result) {

@@ -146,6 +146,28 @@ expect "an agent token on an admin endpoint is 403" 403 'd["error"]["code"] == "
 call GET /api/v1/plugins "$AGENT"
 expect "an agent token reads" 200
 
+# --- tokens over the API ------------------------------------------------------
+call POST /api/v1/tokens "$ADMIN" '{"name": "script", "role": "agent"}'
+expect "POST a token shows its secret once" 201 'd["token"].startswith("sbt_") and d["role"] == "agent"'
+T3=$(jv 'd["token"]')
+T3ID=$(jv 'd["id"]')
+call POST /api/v1/tokens "$ADMIN" '{"name": "script", "role": "agent"}'
+expect "a taken token name is 409" 409
+call POST /api/v1/tokens "$ADMIN" '{"name": "x", "role": "root"}'
+expect "a bad role is 400" 400 'd["error"]["field"] == "role"'
+call GET /api/v1/tokens "$AGENT"
+expect "an agent cannot list tokens" 403
+call GET /api/v1/tokens "$ADMIN"
+expect "tokens list without secrets or hashes" 200 'len(d["items"]) == 3 and all(set(t) == {"id", "name", "role", "created_at"} for t in d["items"])'
+call GET /api/v1/plugins "$T3"
+expect "the new token works" 200
+call DELETE "/api/v1/tokens/$T3ID" "$ADMIN"
+expect "DELETE revokes a token" 200 'd["name"] == "script"'
+call GET /api/v1/plugins "$T3"
+expect "a revoked token is 401 at once" 401
+call DELETE "/api/v1/tokens/$T3ID" "$ADMIN"
+expect "revoking it again is 404" 404
+
 # --- plugins ----------------------------------------------------------------
 call GET /api/v1/plugins "$ADMIN"
 expect "plugins carry capabilities and a credential schema with writeOnly secrets" 200 \
@@ -426,8 +448,18 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/api/v1/events")
 check "SSE needs a token" $([ "$code" = 401 ]; echo $?)
 echo "GET /api/v1/events 200" >>"$work/hits"
 
+# --- reload and stop with a stream open --------------------------------------------------
+kill -HUP "$daemon_pid"
+wait_log 'reloaded: 2 channels kept, 0 closed, 0 started'
+check "SIGHUP keeps the API channel running beside the config one" $? "$(grep reloaded "$work/daemon.log")"
+curl -s -N -H "Authorization: Bearer $AGENT" "$base/api/v1/events" >"$work/sse4" &
+sse_pid=$!
+sleep 0.3
+
 # --- restart: API channels come back; a wrong key is a clear start-up error -------------
 stop_daemon
+wait "$sse_pid" 2>/dev/null
+sse_pid=
 start_daemon "$work/restart.log"
 wait_log 'channel="web" plugin="testplugin" msg="connected"' "$work/restart.log"
 check "API channels run again after a restart" $?
@@ -452,7 +484,7 @@ expect "without secret_key connecting a channel is 409 saying so" 409 'd["error"
 stop_daemon
 
 # --- secrets and coverage -----------------------------------------------------------------
-if grep -q "$API_SECRET\|$CFG_SECRET\|$ADMIN\|$AGENT" "$work"/*.log; then
+if grep -q "$API_SECRET\|$CFG_SECRET\|$ADMIN\|$AGENT\|$T3" "$work"/*.log; then
   not_ok "no secret or token is ever logged"
 else
   ok "no secret or token is ever logged"
