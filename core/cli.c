@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api.h"
 #include "channel.h"
@@ -292,6 +294,16 @@ static void cli__token_stored(void *arg, int status, json_t *result, const char 
   snprintf(w->err, sizeof(w->err), "%s", err ? err : "");
 }
 
+/* Makes the directory of an SQLite store file, as `run` does, so a token
+ * can be made before the daemon first ran. */
+static void cli__make_store_dir(const char *url) {
+  if (strncmp(url, "sqlite:", 7) != 0) return;
+  char *copy = strdup(url + 7);
+  if (copy == NULL) return;
+  mkdir(dirname(copy), 0700); /* an error shows up as the store's own */
+  free(copy);
+}
+
 static int cli__tokens(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     fputs(cli__tokens_usage, argc < 2 ? stderr : stdout);
@@ -334,6 +346,7 @@ static int cli__tokens(int argc, char **argv) {
   uv_loop_init(&loop);
   store *st = NULL;
   cli_token_wait w = {1, "the store did not answer"};
+  cli__make_store_dir(cfg->store);
   rc = store_open(&loop, cfg->store, &st, err, sizeof(err));
   if (rc == 0) rc = store_token_create(st, o.name, o.role, hash, cli__token_stored, &w);
   if (rc == 0) {

@@ -72,6 +72,12 @@ check "tokens create refuses an unknown role" $([ $? -eq 2 ]; echo $?)
 check "tokens create needs --name" $([ $? -eq 2 ]; echo $?)
 "$SB" tokens create --name x --role admin >/dev/null 2>&1
 check "tokens create needs -c" $([ $? -eq 2 ]; echo $?)
+"$SB" tokens --help | grep -q 'Usage: switchboard tokens create -c FILE --name N --role admin|agent'
+check "tokens --help" $?
+"$SB" --help | grep -q 'tokens create'
+check "--help lists tokens create" $?
+"$SB" tokens revoke >/dev/null 2>&1
+check "an unknown tokens subcommand is a usage error" $([ $? -eq 2 ]; echo $?)
 python3 - "$work/db.sqlite" "$ADMIN" <<'EOF'
 import sqlite3, sys
 rows = sqlite3.connect(sys.argv[1]).execute("SELECT hash FROM tokens").fetchall()
