@@ -44,7 +44,7 @@ write_config() { # write_config FILE SECRET_KEY_JSON|none STORE PORT
   [ "$2" != none ] && key="\"secret_key\": $2,"
   cat >"$1" <<EOF
 {"listen": "127.0.0.1:$4", "store": "sqlite:$3", $key
- "http": {"sse_keepalive": "300ms", "body_limit": 4096},
+ "http": {"sse_keepalive": "300ms", "body_limit": 65536},
  "plugins": {"dirs": ["$PLUGINS"], "allow": ["testplugin"]},
  "pipelines": [{"name": "Billing", "statuses": [{"name": "New"},
    {"name": "Solved", "closed": true, "required_properties": ["resolution"]}]}],
@@ -242,7 +242,7 @@ call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "hi", "templ
 expect "a template is refused with 422 (not supported yet)" 422 'd["error"]["field"] == "template"'
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "done", "ticket_status": "Solved"}'
 expect "a reply setting a status that needs properties is 422 naming them" 422 '"resolution" in d["error"]["message"]'
-big=$(python3 -c 'print("{\"text\": \"" + "x" * 6000 + "\"}")')
+big=$(python3 -c 'print("{\"text\": \"" + "x" * 70000 + "\"}")')
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" "$big"
 expect "an oversized body is 413" 413
 
@@ -453,6 +453,33 @@ check "a bad Last-Event-ID is 400" $([ "$code" = 400 ]; echo $?)
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/api/v1/events")
 check "SSE needs a token" $([ "$code" = 401 ]; echo $?)
 echo "GET /api/v1/events 200" >>"$work/hits"
+
+# A client that stops reading is dropped once its backlog passes 1 MiB; the
+# daemon goes on serving. user.updated events carry the whole user, so big
+# skill lists make big events quickly.
+python3 - "$port" "$ADMIN" "$work/daemon.log" <<'EOF'
+import http.client, json, socket, sys, time
+port, token, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+slow = socket.socket()
+slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+slow.connect(("127.0.0.1", port))
+slow.sendall(f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+time.sleep(0.3)
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+skills = ["s%04d-%s" % (i, "x" * 24) for i in range(1800)]
+for i in range(4000):
+    if i % 10 == 0 and "dropping a slow event stream client" in open(log).read():
+        break
+    c.request("PATCH", "/api/v1/users/bob", json.dumps({"skills": skills[i % 2:]}),
+              {"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit(1)
+EOF
+check "a slow event stream client does not stall the daemon" $?
+wait_log 'dropping a slow event stream client'
+check "a slow event stream client is dropped" $?
 
 # --- reload and stop with a stream open --------------------------------------------------
 kill -HUP "$daemon_pid"
