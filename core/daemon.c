@@ -106,7 +106,20 @@ static sb_channel *daemon__lookup(void *ctx, const char *name) {
   return NULL;
 }
 
+static void daemon__close_channel(daemon_host *d, sb_channel *ch);
+static void daemon__remove_channel(daemon_host *d, size_t i);
+
+/* Adds a channel that is now running. A running channel of the same name is
+ * closed: an API edit reopened it, and the newer instance (opened last, as
+ * the store answers in order) wins. */
 static int daemon__add_channel(daemon_host *d, sb_channel *ch) {
+  for (size_t i = 0; i < d->channel_count; i++) {
+    sb_channel *old = d->channels[i];
+    if (strcmp(channel_name(old), channel_name(ch)) != 0) continue;
+    daemon__remove_channel(d, i);
+    daemon__close_channel(d, old);
+    break;
+  }
   sb_channel **grown = realloc(d->channels, (d->channel_count + 1) * sizeof(*grown));
   if (grown == NULL) return -ENOMEM;
   d->channels = grown;
@@ -169,6 +182,9 @@ static void daemon__opened(void *arg, int status, json_t *result, const char *st
     log_msg(LOG_LEVEL_ERROR, name, plugin_id, "channel not started: the store failed: %s", store_err ? store_err : "");
   } else if (p == NULL) {
     log_msg(LOG_LEVEL_ERROR, name, plugin_id, "channel not started: plugin not loaded");
+  } else if (config_find_channel(d->cfg, name) == NULL && !api_channel_owned(d->api, name)) {
+    /* An API channel deleted (or a config channel removed) while it opened. */
+    log_msg(LOG_LEVEL_INFO, name, plugin_id, "channel not started: it was removed meanwhile");
   } else if (channel_create(relay_env(d->relay), p, &view, o->base_dir, json_object_get(result, "items"), &ch, err,
                             sizeof(err)) != 0) {
     log_msg(LOG_LEVEL_ERROR, name, plugin_id, "%s", err);

@@ -404,6 +404,23 @@ for _ in $(seq 1 30); do
 done
 check "the channel turned on again takes webhooks" $([ "$code" = 200 ]; echo $?) "status $code"
 
+# Edits faster than a channel opens: the last one wins, a deleted one never runs.
+pids=
+for _ in 1 2 3 4 5 6; do
+  curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $ADMIN" --data-binary '{"status": "on"}' "$base/api/v1/channels/web" &
+  pids="$pids $!"
+done
+wait $pids
+curl -s -o /dev/null -H "Authorization: Bearer $ADMIN" --data-binary '{"name": "blink", "plugin": "testplugin", "credentials": {"token": "blink-token"}}' "$base/api/v1/channels" &
+pids=$!
+sleep 0.05
+curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $ADMIN" "$base/api/v1/channels/blink"
+wait $pids
+sleep 0.5
+curl -s "$base/healthz" >"$work/health"
+python3 -c 'import json,sys; c=[x["name"] for x in json.load(open(sys.argv[1]))["channels"]]; sys.exit(0 if c.count("web") == 1 and "blink" not in c else 1)' "$work/health"
+check "rapid edits leave one instance per channel and none of a deleted one" $? "$(cat "$work/health")"
+
 call POST /api/v1/channels "$ADMIN" '{"name": "temp", "plugin": "testplugin", "credentials": {"token": "temp-token-1"}}'
 expect "connect a second API channel" 201
 sleep 0.3
