@@ -308,6 +308,10 @@ call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"email": 7}'
 expect "a wrong type on a contact is 400" 400 'd["error"]["field"] == "email"'
 call PATCH /api/v1/contacts/99999 "$AGENT" '{"name": "x"}'
 expect "PATCH an unknown contact is 404" 404
+call GET "/api/v1/conversations?q=kim@example" "$AGENT"
+expect "conversations are found by the contact's email" 200 "[c['id'] for c in d['items']] == [$conv]"
+call GET "/api/v1/conversations?q=Kim%20Lund" "$AGENT"
+expect "conversations are found by the contact's name" 200 "[c['id'] for c in d['items']] == [$conv]"
 call GET "/api/v1/contacts?q=Kim" "$AGENT"
 expect "contacts search" 200 "[c['id'] for c in d['items']] == [$c1]"
 call POST "/api/v1/contacts/$c1/merge" "$AGENT" "{\"contact_id\": \"$c2\"}"
