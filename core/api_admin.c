@@ -153,6 +153,18 @@ static void api__team_patch(api *a, const http_request *req, http_responder *res
   api__write(a, req, res, 1, 0);
 }
 
+/* DELETE /users/{name}: the user's open tickets are routed again. */
+static void api__user_delete(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  api_submitted(res, store_user_delete(a->host.st, http_request_param(req, "name"), api_done_object, res));
+}
+
+/* DELETE /teams/{name}: its users stay. */
+static void api__team_delete(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  api_submitted(res, store_team_delete(a->host.st, http_request_param(req, "name"), api_done_object, res));
+}
+
 /* ---- tokens ---- */
 
 static void api__tokens(api *a, const http_request *req, http_responder *res, int role) {
@@ -241,9 +253,11 @@ int api_admin_register(api *a) {
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/users", 0, api__users);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/users", 1, api__user_create);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/users/{name}", 1, api__user_patch);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/users/{name}", 1, api__user_delete);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/teams", 0, api__teams);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/teams", 1, api__team_create);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/teams/{name}", 1, api__team_patch);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/teams/{name}", 1, api__team_delete);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/tokens", 1, api__tokens);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/tokens", 1, api__token_create);
   if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/tokens/{id}", 1, api__token_delete);

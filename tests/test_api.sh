@@ -296,6 +296,18 @@ call PATCH /api/v1/teams/nope "$ADMIN" '{"users": []}'
 expect "PATCH an unknown team is 404" 404
 call GET /api/v1/teams "$AGENT"
 expect "teams list" 200 'any(t["name"] == "billing" for t in d["items"])'
+call POST /api/v1/users "$ADMIN" '{"name": "temp-user"}'
+call POST /api/v1/teams "$ADMIN" '{"name": "temp-team", "users": ["temp-user"]}'
+call DELETE /api/v1/teams/temp-team "$AGENT"
+expect "an agent cannot delete teams" 403
+call DELETE /api/v1/teams/temp-team "$ADMIN"
+expect "DELETE a team" 200 'd["name"] == "temp-team"'
+call DELETE /api/v1/teams/temp-team "$ADMIN"
+expect "DELETE an unknown team is 404" 404
+call DELETE /api/v1/users/temp-user "$ADMIN"
+expect "DELETE a user" 200 'd["name"] == "temp-user" and d["requeued"] == 0'
+call DELETE /api/v1/users/temp-user "$ADMIN"
+expect "DELETE an unknown user is 404" 404
 
 # --- contacts -----------------------------------------------------------------------
 call GET /api/v1/contacts "$AGENT"
