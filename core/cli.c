@@ -1,12 +1,15 @@
-/* cli.c — the command line: run, check, plugins list|schema|check|new, --version, --help. */
+/* cli.c — the command line: run, check, plugins list|schema|check|new, tokens create, --version, --help. */
 #include "cli.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "api.h"
 #include "channel.h"
 #include "config.h"
 #include "conformance.h"
@@ -15,6 +18,7 @@
 #include "log.h"
 #include "scaffold.h"
 #include "schema.h"
+#include "store.h"
 
 #define CLI_OK 0
 #define CLI_RUNTIME 1
@@ -30,6 +34,7 @@ static const char cli__usage[] =
     "  plugins schema ID [-c FILE | --dir DIR...]          a plugin's credential schema as JSON Schema\n"
     "  plugins check  PATH.so [--set KEY=VALUE...]         conformance report for a plugin file\n"
     "  plugins new    NAME [DIR]                           scaffold an out-of-tree plugin project\n"
+    "  tokens create  -c FILE --name N --role admin|agent  create a REST API token (printed once)\n"
     "\n"
     "Options:\n"
     "  --version   print the version and the plugin ABI version\n"
@@ -63,11 +68,21 @@ static const char cli__plugins_usage[] =
     "`schema` prints the plugin's credential schema as JSON Schema; SECRET fields\n"
     "are marked \"writeOnly\".\n";
 
+static const char cli__tokens_usage[] =
+    "Usage: switchboard tokens create -c FILE --name N --role admin|agent [--store URL]\n"
+    "\n"
+    "Creates a bearer token for the REST API (/api/v1) in the store the config FILE\n"
+    "names and prints it once on stdout; only its hash is kept, so save it now.\n"
+    "An admin token manages channels, users and teams; an agent token reads and\n"
+    "replies. Names are unique. The daemon may be running meanwhile.\n";
+
 typedef struct cli_opts {
   const char *config;
   const char *listen;
   const char *store;
   const char *log_level;
+  const char *name;
+  const char *role;
   const char *dirs[16];
   size_t dir_count;
   int json;
@@ -78,11 +93,12 @@ typedef struct cli_opts {
 /* Parses the options of one command; positional arguments stay in argv from
  * opts->argi. Returns 0 or CLI_USAGE after printing why. */
 static int cli__parse(int argc, char **argv, const char *command, cli_opts *o) {
-  enum { OPT_LISTEN = 256, OPT_STORE, OPT_LOG_LEVEL, OPT_DIR, OPT_JSON };
+  enum { OPT_LISTEN = 256, OPT_STORE, OPT_LOG_LEVEL, OPT_DIR, OPT_JSON, OPT_NAME, OPT_ROLE };
   static const struct option longopts[] = {
       {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, OPT_LISTEN},
       {"store", required_argument, NULL, OPT_STORE}, {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
       {"dir", required_argument, NULL, OPT_DIR},     {"json", no_argument, NULL, OPT_JSON},
+      {"name", required_argument, NULL, OPT_NAME},   {"role", required_argument, NULL, OPT_ROLE},
       {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
   };
   memset(o, 0, sizeof(*o));
@@ -103,6 +119,8 @@ static int cli__parse(int argc, char **argv, const char *command, cli_opts *o) {
       o->dirs[o->dir_count++] = optarg;
       break;
     case OPT_JSON: o->json = 1; break;
+    case OPT_NAME: o->name = optarg; break;
+    case OPT_ROLE: o->role = optarg; break;
     case 'h': o->help = 1; break;
     default:
       if (optopt != 0 && optopt < 256) {
@@ -263,6 +281,95 @@ static int cli__plugins(int argc, char **argv) {
   return rc;
 }
 
+/* The store's answer to tokens create, carried out of the loop. */
+typedef struct cli_token_wait {
+  int status;
+  char err[1100];
+} cli_token_wait;
+
+static void cli__token_stored(void *arg, int status, json_t *result, const char *err) {
+  (void)result;
+  cli_token_wait *w = arg;
+  w->status = status;
+  snprintf(w->err, sizeof(w->err), "%s", err ? err : "");
+}
+
+/* Makes the directory of an SQLite store file, as `run` does, so a token
+ * can be made before the daemon first ran. */
+static void cli__make_store_dir(const char *url) {
+  if (strncmp(url, "sqlite:", 7) != 0) return;
+  char *copy = strdup(url + 7);
+  if (copy == NULL) return;
+  mkdir(dirname(copy), 0700); /* an error shows up as the store's own */
+  free(copy);
+}
+
+static int cli__tokens(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fputs(cli__tokens_usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? CLI_USAGE : CLI_OK;
+  }
+  if (strcmp(argv[1], "create") != 0) {
+    fprintf(stderr, "switchboard tokens: unknown subcommand \"%s\" (create)\n", argv[1]);
+    return CLI_USAGE;
+  }
+  cli_opts o;
+  int rc = cli__parse(argc - 1, argv + 1, "tokens create", &o);
+  if (rc != 0) return rc;
+  if (o.help) return fputs(cli__tokens_usage, stdout), CLI_OK;
+  if ((rc = cli__need_config(&o, "tokens create")) != 0 ||
+      (rc = cli__no_extra(argc - 1, argv + 1, &o, 0, "tokens create")) != 0)
+    return rc;
+  if (o.name == NULL || o.name[0] == '\0' || strlen(o.name) > 64) {
+    fprintf(stderr, "switchboard tokens create: --name N is needed (1-64 characters)\n");
+    return CLI_USAGE;
+  }
+  if (o.role == NULL || (strcmp(o.role, "admin") != 0 && strcmp(o.role, "agent") != 0)) {
+    fprintf(stderr, "switchboard tokens create: --role must be admin or agent\n");
+    return CLI_USAGE;
+  }
+  log_set_level(LOG_LEVEL_WARN);
+  config *cfg = NULL;
+  char err[1024];
+  if (config_load(o.config, NULL, o.store, &cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "switchboard tokens create: %s\n", err);
+    return CLI_USAGE;
+  }
+  char token[API_TOKEN_LEN + 1], hash[65];
+  if (api_token_generate(token) != 0) {
+    fprintf(stderr, "switchboard tokens create: libsodium could not start\n");
+    config_free(cfg);
+    return CLI_RUNTIME;
+  }
+  api_token_hash(token, hash);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  store *st = NULL;
+  cli_token_wait w = {1, "the store did not answer"};
+  cli__make_store_dir(cfg->store);
+  rc = store_open(&loop, cfg->store, &st, err, sizeof(err));
+  if (rc == 0) rc = store_token_create(st, o.name, o.role, hash, cli__token_stored, &w);
+  if (rc == 0) {
+    /* The store's async handle keeps the loop alive: turn it until the answer. */
+    while (w.status == 1) uv_run(&loop, UV_RUN_ONCE);
+  } else if (st != NULL) {
+    snprintf(w.err, sizeof(w.err), "the store refused the request");
+  } else {
+    snprintf(w.err, sizeof(w.err), "%s", err);
+  }
+  store_close(st);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  config_free(cfg);
+  if (w.status != 0) {
+    fprintf(stderr, "switchboard tokens create: %s\n", w.err);
+    return w.status == -EEXIST ? CLI_USAGE : CLI_RUNTIME;
+  }
+  printf("%s\n", token);
+  fprintf(stderr, "created %s token \"%s\"; it is shown only this once\n", o.role, o.name);
+  return CLI_OK;
+}
+
 int cli_main(int argc, char **argv) {
   if (argc < 2) {
     fputs(cli__usage, stderr);
@@ -280,6 +387,7 @@ int cli_main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cli__run(argc - 1, argv + 1);
   if (strcmp(cmd, "check") == 0) return cli__check(argc - 1, argv + 1);
   if (strcmp(cmd, "plugins") == 0) return cli__plugins(argc - 1, argv + 1);
+  if (strcmp(cmd, "tokens") == 0) return cli__tokens(argc - 1, argv + 1);
   fprintf(stderr, "switchboard: unknown command \"%s\"; see `switchboard --help`\n", cmd);
   return CLI_USAGE;
 }

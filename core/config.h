@@ -30,10 +30,11 @@ typedef struct config {
   const char **allow;         /* plugin ids; "*" allows all */
   size_t allow_count;
   /* "http": {"body_limit": BYTES, "header_timeout": DURATION, "idle_timeout":
-   * DURATION, "tls_cert": PATH, "tls_key": PATH}; 0/NULL = the server's default. */
+   * DURATION, "sse_keepalive": DURATION, "tls_cert": PATH, "tls_key": PATH}; 0/NULL = the server's default. */
   size_t http_body_limit;
   int64_t http_header_timeout_ms;
   int64_t http_idle_timeout_ms;
+  int64_t http_sse_keepalive_ms; /* "http.sse_keepalive": comment on idle event streams; 0 = 15 s */
   const char *tls_cert;
   const char *tls_key;
   /* "outbox": {"retry_base": DURATION, "retry_max": DURATION, "max_attempts":

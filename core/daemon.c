@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "api.h"
 #include "channel.h"
 #include "health.h"
 #include "http.h"
@@ -34,6 +35,7 @@ typedef struct daemon_host {
   http_server *http;
   ingress *ingress;
   health_sources health;
+  api *api;
   sb_channel **channels;
   size_t channel_count;
   unsigned opening_channels; /* being put in the store and created */
@@ -106,7 +108,20 @@ static sb_channel *daemon__lookup(void *ctx, const char *name) {
   return NULL;
 }
 
+static void daemon__close_channel(daemon_host *d, sb_channel *ch);
+static void daemon__remove_channel(daemon_host *d, size_t i);
+
+/* Adds a channel that is now running. A running channel of the same name is
+ * closed: an API edit reopened it, and the newer instance (opened last, as
+ * the store answers in order) wins. */
 static int daemon__add_channel(daemon_host *d, sb_channel *ch) {
+  for (size_t i = 0; i < d->channel_count; i++) {
+    sb_channel *old = d->channels[i];
+    if (strcmp(channel_name(old), channel_name(ch)) != 0) continue;
+    daemon__remove_channel(d, i);
+    daemon__close_channel(d, old);
+    break;
+  }
   sb_channel **grown = realloc(d->channels, (d->channel_count + 1) * sizeof(*grown));
   if (grown == NULL) return -ENOMEM;
   d->channels = grown;
@@ -169,6 +184,9 @@ static void daemon__opened(void *arg, int status, json_t *result, const char *st
     log_msg(LOG_LEVEL_ERROR, name, plugin_id, "channel not started: the store failed: %s", store_err ? store_err : "");
   } else if (p == NULL) {
     log_msg(LOG_LEVEL_ERROR, name, plugin_id, "channel not started: plugin not loaded");
+  } else if (config_find_channel(d->cfg, name) == NULL && !api_channel_owned(d->api, name)) {
+    /* An API channel deleted (or a config channel removed) while it opened. */
+    log_msg(LOG_LEVEL_INFO, name, plugin_id, "channel not started: it was removed meanwhile");
   } else if (channel_create(relay_env(d->relay), p, &view, o->base_dir, json_object_get(result, "items"), &ch, err,
                             sizeof(err)) != 0) {
     log_msg(LOG_LEVEL_ERROR, name, plugin_id, "%s", err);
@@ -258,7 +276,9 @@ static void daemon__reload(daemon_host *d) {
   for (size_t i = d->channel_count; i-- > 0;) {
     sb_channel *ch = d->channels[i];
     const config_channel *c = config_find_channel(next, channel_name(ch));
-    if (c == NULL || !c->enabled || daemon__changed(next, ch, c)) {
+    if (c == NULL && api_channel_owned(d->api, channel_name(ch))) {
+      kept++;
+    } else if (c == NULL || !c->enabled || daemon__changed(next, ch, c)) {
       daemon__remove_channel(d, i);
       daemon__close_channel(d, ch);
       closed++;
@@ -287,6 +307,54 @@ static int daemon__stopping(void *ctx) { return ((daemon_host *)ctx)->stopping; 
 
 static void daemon__stop(daemon_host *d, const char *why);
 
+/* ---- what the REST API (api.h) asks of the daemon ---- */
+
+static const config *daemon__api_config(void *ctx) { return ((daemon_host *)ctx)->cfg; }
+
+/* Opens a channel connected through the API from its channel object. */
+static int daemon__api_open(void *ctx, const json_t *spec, char *err, size_t errlen) {
+  daemon_host *d = ctx;
+  const char *name = json_string_value(json_object_get(spec, "name"));
+  const char *status = json_string_value(json_object_get(spec, "status"));
+  if (d->stopping) {
+    snprintf(err, errlen, "the daemon is stopping");
+    return -ESHUTDOWN;
+  }
+  if (config_find_channel(d->cfg, name) != NULL) {
+    snprintf(err, errlen, "channel \"%s\" is defined in the config file, which wins", name);
+    return -EEXIST;
+  }
+  config_channel c = {
+      .name = name,
+      .plugin = json_string_value(json_object_get(spec, "plugin")),
+      .inbox = json_string_value(json_object_get(spec, "inbox")),
+      .enabled = status == NULL || strcmp(status, "off") != 0,
+      .credentials = json_object_get(spec, "credentials"),
+      .spec = (json_t *)spec,
+  };
+  daemon__open_channel(d, d->cfg, &c);
+  return 0;
+}
+
+static void daemon__api_close(void *ctx, const char *name) {
+  daemon_host *d = ctx;
+  for (size_t i = 0; i < d->channel_count; i++) {
+    sb_channel *ch = d->channels[i];
+    if (strcmp(channel_name(ch), name) != 0) continue;
+    daemon__remove_channel(d, i);
+    daemon__close_channel(d, ch);
+    return;
+  }
+}
+
+static void daemon__api_fatal(void *ctx, const char *err) {
+  daemon_host *d = ctx;
+  fprintf(stderr, "switchboard: %s\n", err);
+  log_error("%s", err);
+  d->exit_code = 1;
+  daemon__stop(d, "start-up failed");
+}
+
 /* Start-up's last step, once every channel is open: serve HTTP. */
 static void daemon__start_serving(daemon_host *d) {
   const config *cfg = d->cfg;
@@ -304,6 +372,15 @@ static void daemon__start_serving(daemon_host *d) {
                                .channels = daemon__channels, .stopping = daemon__stopping};
   if (rc == 0) rc = health_register(d->http, &d->health);
   if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
+  api_host api_hooks = {
+      .loop = &d->loop, .st = d->st, .plugins = &d->plugins, .ctx = d, .lookup = daemon__lookup,
+      .config = daemon__api_config, .channel_open = daemon__api_open, .channel_close = daemon__api_close,
+      .fatal = daemon__api_fatal, .sse_keepalive_ms = (uint64_t)cfg->http_sse_keepalive_ms,
+  };
+  if (rc == 0 && api_register(d->http, &api_hooks, &d->api) != 0) {
+    snprintf(err, sizeof(err), "the REST API could not be set up: out of memory");
+    rc = -ENOMEM;
+  }
   if (rc != 0) {
     fprintf(stderr, "switchboard: %s\n", err);
     log_error("%s", err);
@@ -344,6 +421,8 @@ static void daemon__http_closed(void *arg) {
   d->http = NULL;
   ingress_free(d->ingress);
   d->ingress = NULL;
+  api_free(d->api);
+  d->api = NULL;
   if (d->httpc != NULL) {
     httpc_close(d->httpc, daemon__httpc_closed, d);
   } else {

@@ -282,6 +282,11 @@ void http_stream_end(http_responder *r) {
     return;
   }
   r->released = 1;
+  /* The handler is done with the stream and may free what the hooks point
+   * at: a client that goes away while the end is still queued (it stopped
+   * reading) must not call them any more. */
+  r->on_close = NULL;
+  r->on_abort = NULL;
   if (r->req != NULL && !r->final_sent) {
     r->end_queued = 1;
     r->busy++;

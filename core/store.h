@@ -35,7 +35,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -129,7 +129,7 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
 /* ---- conversations and tickets ---- */
 
 /* filter: {channel?, inbox?, status? ("open"|"closed"), assignee? (user name or
- * "none"), q? (keyword in messages), cursor?, limit? (default 50)} ->
+ * "none"), q? (keyword in message text or subject, contact name, email or phone), cursor?, limit? (default 50)} ->
  * {items:[{id, channel, inbox, contact{...}, status, assignee, ticket{id,
  * status, priority, owner}, last_message_at}], next_cursor} newest first. */
 int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, void *arg);
@@ -152,6 +152,39 @@ int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb
  * inbox, data}]. */
 int store_events_after(store *st, int64_t after_id, const char *channel, const char *inbox,
                        int limit, store_json_cb cb, void *arg);
+
+/* ---- API bearer tokens (store_sqlite_api.c) ---- */
+
+/* Stores a token by the hex hash of its secret (the secret itself is never
+ * stored). role is "admin" or "agent". Result: {id, name, role}. A name or
+ * hash already taken -> -EEXIST. */
+int store_token_create(store *st, const char *name, const char *role, const char *hash_hex,
+                       store_json_cb cb, void *arg);
+/* The token with this hash: {id, name, role}, or -ENOENT. */
+int store_token_find(store *st, const char *hash_hex, store_json_cb cb, void *arg);
+/* [{id, name, role, created_at}] (never the hash). */
+int store_tokens_list(store *st, store_json_cb cb, void *arg);
+/* Revokes the token; -ENOENT if unknown. Result: {id, name}. */
+int store_token_delete(store *st, int64_t id, store_json_cb cb, void *arg);
+
+/* ---- channels connected through the API (store_sqlite_api.c) ---- */
+
+/* Creates or replaces the channel called name: spec is its channel object
+ * without credentials (copied), sealed the credentials as sealed text
+ * (opaque to the store; may be NULL to keep the stored one). Result: {name}. */
+int store_api_channel_put(store *st, const char *name, const json_t *spec, const char *sealed,
+                          store_json_cb cb, void *arg);
+/* [{name, spec, sealed}] in creation order. */
+int store_api_channels_list(store *st, store_json_cb cb, void *arg);
+/* Forgets it; -ENOENT if unknown. Result: {name}. */
+int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void *arg);
+/* Deletes the channel's conversations, messages, tickets, outbox rows and
+ * key/value state (DELETE ?history=delete). Result: {threads: n}. */
+int store_channel_history_delete(store *st, const char *name, store_json_cb cb, void *arg);
+/* Moves the channel's threads (and their tickets' inbox) to inbox (PATCH
+ * inbox with history=move). Result: {threads: n}. */
+int store_channel_history_move(store *st, const char *name, const char *inbox, store_json_cb cb,
+                               void *arg);
 
 /* ---- per-channel key/value state for plugins ---- */
 

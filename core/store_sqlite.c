@@ -66,6 +66,12 @@ static const char *const sq__migrations[] = {
     "INSERT INTO statuses(pipeline_id, name, position, closed) VALUES"
     "  (1, 'New', 0, 0), (1, 'Waiting on contact', 1, 0), (1, 'Waiting on us', 2, 0),"
     "  (1, 'Closed', 3, 1);",
+    /* 2: API bearer tokens (hashed) and channels connected through the API
+     * (credentials sealed by the caller; the store never sees them in clear) */
+    "CREATE TABLE tokens(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,"
+    "  hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);"
+    "CREATE TABLE api_channels(name TEXT PRIMARY KEY, spec TEXT NOT NULL, sealed TEXT,"
+    "  created_at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -207,7 +207,8 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
       " AND (?4 IS NULL OR t.status = ?4)"
       " AND (?5 IS NULL OR (?5 = 'none' AND t.assignee_id IS NULL)"
       "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"
-      " AND (?6 IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = t.id"
+      " AND (?6 IS NULL OR c.name LIKE ?6 OR c.email LIKE ?6 OR c.phone LIKE ?6"
+      "      OR EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = t.id"
       "      AND (m.text LIKE ?6 OR m.subject LIKE ?6)))"
       " ORDER BY t.id DESC LIMIT ?7");
   if (s == NULL) return sq_fail(st, r, "listing conversations");

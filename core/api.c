@@ -1,0 +1,310 @@
+/* api.c — the REST API's front door: route registration, bearer-token authentication and roles, shared request and reply helpers, GET /plugins. */
+#include "api_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uv.h>
+
+#include "log.h"
+
+/* A verified token is trusted this long before the store is asked again; a
+ * token deleted from the store stops working at most this much later. */
+#define API_CACHE_MS 30000
+#define API_CACHE_SLOTS 64
+
+typedef struct api_rt {
+  api *a;
+  api_handler_fn fn;
+  int admin;
+} api_rt;
+
+typedef struct api_cache_entry {
+  char hash[65];
+  int role;
+  uint64_t until_ms;
+} api_cache_entry;
+
+/* One request waiting for the store to say whose token it carries. */
+typedef struct api_auth {
+  api_rt *rt;
+  const http_request *req;
+  http_responder *res;
+  char hash[65];
+} api_auth;
+
+static uint64_t api__now_ms(void) { return uv_hrtime() / 1000000u; }
+
+static int api__cached_role(api *a, const char *hash) {
+  uint64_t now = api__now_ms();
+  for (size_t i = 0; i < a->ncache; i++) {
+    if (strcmp(a->cache[i].hash, hash) == 0 && a->cache[i].until_ms > now) return a->cache[i].role;
+  }
+  return 0;
+}
+
+static void api__cache_put(api *a, const char *hash, int role) {
+  uint64_t now = api__now_ms();
+  size_t slot = 0;
+  for (size_t i = 0; i < a->ncache; i++) {
+    if (strcmp(a->cache[i].hash, hash) == 0 || a->cache[i].until_ms <= now) {
+      slot = i;
+      goto fill;
+    }
+    if (a->cache[i].until_ms < a->cache[slot].until_ms) slot = i;
+  }
+  if (a->ncache < API_CACHE_SLOTS) slot = a->ncache++;
+fill:
+  snprintf(a->cache[slot].hash, sizeof(a->cache[slot].hash), "%s", hash);
+  a->cache[slot].role = role;
+  a->cache[slot].until_ms = now + API_CACHE_MS;
+}
+
+static void api__run(api_rt *rt, const http_request *req, http_responder *res, int role) {
+  if (rt->admin && role != API_ROLE_ADMIN) {
+    http_respond_error(res, 403, "forbidden", "this needs an admin token", NULL);
+    return;
+  }
+  rt->fn(rt->a, req, res, role);
+}
+
+static void api__token_found(void *arg, int status, json_t *result, const char *err) {
+  api_auth *w = arg;
+  if (status == -ENOENT) {
+    http_respond_error(w->res, 401, "unauthorized", "the bearer token is not valid", NULL);
+  } else if (status != 0) {
+    log_error("api: checking a token failed: %s", err ? err : "");
+    http_respond_error(w->res, 503, "unavailable", "the store could not check the token", NULL);
+  } else {
+    const char *role = json_string_value(json_object_get(result, "role"));
+    int r = role != NULL && strcmp(role, "admin") == 0 ? API_ROLE_ADMIN : API_ROLE_AGENT;
+    api__cache_put(w->rt->a, w->hash, r);
+    api__run(w->rt, w->req, w->res, r);
+  }
+  free(w);
+}
+
+/* Every API route lands here first: no token or a bad one is 401. */
+static void api__dispatch(void *arg, const http_request *req, http_responder *res) {
+  api_rt *rt = arg;
+  const char *h = http_request_header(req, "authorization");
+  if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+    http_respond_error(res, 401, "unauthorized", "an Authorization: Bearer token is required", NULL);
+    return;
+  }
+  const char *token = h + 7;
+  while (*token == ' ') token++;
+  if (*token == '\0') {
+    http_respond_error(res, 401, "unauthorized", "an Authorization: Bearer token is required", NULL);
+    return;
+  }
+  api_auth *w = malloc(sizeof(*w));
+  if (w == NULL) {
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return;
+  }
+  api_token_hash(token, w->hash);
+  int role = api__cached_role(rt->a, w->hash);
+  if (role != 0) {
+    free(w);
+    api__run(rt, req, res, role);
+    return;
+  }
+  w->rt = rt;
+  w->req = req;
+  w->res = res;
+  int rc = store_token_find(rt->a->host.st, w->hash, api__token_found, w);
+  if (rc != 0) {
+    free(w);
+    http_respond_error(res, 503, "unavailable", "the store is not accepting requests", NULL);
+  }
+}
+
+int api_route(api *a, const char *method, const char *pattern, int admin, api_handler_fn fn) {
+  api_rt *rt = malloc(sizeof(*rt));
+  if (rt == NULL) return -ENOMEM;
+  rt->a = a;
+  rt->fn = fn;
+  rt->admin = admin;
+  /* The records are referenced by the server, so they are kept as pointers. */
+  api_rt **list = realloc(a->routes, (a->nroutes + 1) * sizeof(*list));
+  if (list == NULL) {
+    free(rt);
+    return -ENOMEM;
+  }
+  list[a->nroutes++] = rt;
+  a->routes = list;
+  return http_route(a->http, method, pattern, api__dispatch, rt);
+}
+
+/* ---- helpers ---- */
+
+int api_body_object(const http_request *req, http_responder *res, json_t **out) {
+  json_error_t je;
+  *out = NULL;
+  if (req->body_len == 0) {
+    http_respond_error(res, 400, "invalid_json", "the request needs a JSON object body", NULL);
+    return -EINVAL;
+  }
+  json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+  if (j == NULL) {
+    char msg[256];
+    snprintf(msg, sizeof(msg), "the body is not valid JSON: %s at line %d column %d", je.text, je.line, je.column);
+    http_respond_error(res, 400, "invalid_json", msg, NULL);
+    return -EINVAL;
+  }
+  if (!json_is_object(j)) {
+    json_decref(j);
+    http_respond_error(res, 400, "invalid_json", "the body must be a JSON object", NULL);
+    return -EINVAL;
+  }
+  *out = j;
+  return 0;
+}
+
+static const char *api__type_name(int type) {
+  switch (type) {
+  case JSON_STRING: return "a string";
+  case JSON_OBJECT: return "an object";
+  case JSON_ARRAY: return "an array";
+  case JSON_INTEGER: return "an integer";
+  case -1: return "true or false";
+  default: return "of another type";
+  }
+}
+
+int api_check_type(http_responder *res, const json_t *body, const char *key, int type, int nullable) {
+  json_t *v = json_object_get(body, key);
+  if (v == NULL || (nullable && json_is_null(v))) return 0;
+  int ok = type == -1 ? json_is_boolean(v) : (int)json_typeof(v) == type;
+  if (ok) return 0;
+  char msg[160];
+  snprintf(msg, sizeof(msg), "\"%s\" must be %s%s", key, api__type_name(type), nullable ? " or null" : "");
+  http_respond_error(res, 400, "invalid_type", msg, key);
+  return -EINVAL;
+}
+
+int api_check_keys(http_responder *res, const json_t *body, const char *const *keys) {
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)body, k, v) {
+    size_t i = 0;
+    while (keys[i] != NULL && strcmp(keys[i], k) != 0) i++;
+    if (keys[i] == NULL) {
+      char msg[160];
+      snprintf(msg, sizeof(msg), "unknown field \"%.64s\"", k);
+      http_respond_error(res, 400, "unknown_field", msg, k);
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
+int api_param_id(const http_request *req, http_responder *res, const char *name, int64_t *id) {
+  const char *s = http_request_param(req, name);
+  char *end = NULL;
+  long long v = s != NULL ? strtoll(s, &end, 10) : 0;
+  if (s == NULL || s[0] == '\0' || *end != '\0' || v <= 0) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "there is nothing with id \"%.64s\"", s ? s : "");
+    http_respond_error(res, 404, "not_found", msg, NULL);
+    return -ENOENT;
+  }
+  *id = v;
+  return 0;
+}
+
+void api_store_error(http_responder *res, int status, const char *err) {
+  const char *msg = err != NULL && err[0] != '\0' ? err : "the store refused the request";
+  switch (status) {
+  case -ENOENT: http_respond_error(res, 404, "not_found", msg, NULL); break;
+  case -EINVAL: http_respond_error(res, 422, "unprocessable", msg, NULL); break;
+  case -EEXIST: http_respond_error(res, 409, "conflict", msg, NULL); break;
+  default:
+    log_error("api: %s", msg);
+    http_respond_error(res, 500, "internal", "the store failed; see the daemon log", NULL);
+  }
+}
+
+static void api__done(void *arg, int status, json_t *result, const char *err, int code, int wrap) {
+  http_responder *res = arg;
+  if (status != 0) {
+    api_store_error(res, status, err);
+    return;
+  }
+  json_t *body = wrap ? json_pack("{sO s:n}", "items", result, "next_cursor") : json_incref(result);
+  http_respond_json(res, code, body != NULL ? body : json_object());
+}
+
+void api_done_object(void *arg, int status, json_t *result, const char *err) {
+  api__done(arg, status, result, err, 200, 0);
+}
+void api_done_created(void *arg, int status, json_t *result, const char *err) {
+  api__done(arg, status, result, err, 201, 0);
+}
+void api_done_list(void *arg, int status, json_t *result, const char *err) {
+  api__done(arg, status, result, err, 200, 1);
+}
+void api_done_page(void *arg, int status, json_t *result, const char *err) {
+  api__done(arg, status, result, err, 200, 0);
+}
+
+int api_submitted(http_responder *res, int rc) {
+  if (rc < 0) http_respond_error(res, 503, "unavailable", "the store is not accepting requests", NULL);
+  return rc;
+}
+
+/* ---- GET /api/v1/plugins ---- */
+
+static void api__plugins(api *a, const http_request *req, http_responder *res, int role) {
+  (void)req;
+  (void)role;
+  json_t *items = json_array();
+  for (size_t i = 0; i < a->host.plugins->count; i++) {
+    json_t *p = loader_plugin_json(&a->host.plugins->plugins[i]);
+    if (p == NULL) continue;
+    json_object_del(p, "file"); /* a path on the host is none of the client's business */
+    json_array_append_new(items, p);
+  }
+  http_respond_json(res, 200, json_pack("{so s:n}", "items", items, "next_cursor"));
+}
+
+int api_register(http_server *s, const api_host *host, api **out) {
+  *out = NULL;
+  if (s == NULL || host == NULL || host->st == NULL || host->plugins == NULL) return -EINVAL;
+  api *a = calloc(1, sizeof(*a));
+  if (a == NULL) return -ENOMEM;
+  a->host = *host;
+  a->http = s;
+  a->cache = calloc(API_CACHE_SLOTS, sizeof(*a->cache));
+  int rc = a->cache != NULL ? 0 : -ENOMEM;
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/plugins", 0, api__plugins);
+  if (rc == 0) rc = api_channels_register(a);
+  if (rc == 0) rc = api_conversations_register(a);
+  if (rc == 0) rc = api_admin_register(a);
+  if (rc == 0) rc = sse_register(a);
+  if (rc != 0) {
+    /* Routes already added point at a; the server is being torn down by the
+     * caller on this failure, so a is kept alive with it. */
+    *out = a;
+    return rc;
+  }
+  *out = a;
+  return 0;
+}
+
+void api_free(api *a) {
+  if (a == NULL) return;
+  sse_free(a);
+  if (a->loading) {
+    a->freed = 1;
+    return;
+  }
+  json_decref(a->owned);
+  for (size_t i = 0; i < a->nroutes; i++) free(a->routes[i]);
+  free(a->routes);
+  free(a->cache);
+  free(a);
+}

@@ -1,0 +1,560 @@
+/* api_channels.c — channels over the API: list and read (never credentials), connect with sealed credentials, edit, turn off/on, move inbox, delete; stored API channels started at start-up. */
+#include "api_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "log.h"
+#include "router.h"
+
+/* The keys a channel object may have over the API (credentials apart). */
+static const char *const api__channel_keys[] = {
+    "name", "plugin", "inbox", "status", "credentials", "thread_policy", "closed_thread", "creates_tickets",
+    "routing", "ticket", "auto_replies", "history", NULL};
+
+/* One channel request: the store's records are read first, then fn acts. */
+typedef struct api_chreq api_chreq;
+typedef void (*api_chreq_fn)(api_chreq *q);
+struct api_chreq {
+  api *a;
+  http_responder *res;
+  api_chreq_fn fn;
+  json_t *body;     /* request body (owned) or NULL */
+  char *name;       /* the {name} path parameter, or NULL */
+  char history[16]; /* ?history= */
+  json_t *records;  /* store_channels_list result (owned) */
+  json_t *stored;   /* store_api_channels_list result (owned) */
+};
+
+static void api__chreq_free(api_chreq *q) {
+  json_decref(q->body);
+  json_decref(q->records);
+  json_decref(q->stored);
+  free(q->name);
+  free(q);
+}
+
+int api_channel_owned(const api *a, const char *name) {
+  return a != NULL && a->owned != NULL && json_object_get(a->owned, name) != NULL;
+}
+
+static const json_t *api__find(const json_t *arr, const char *name) {
+  size_t i;
+  json_t *e;
+  json_array_foreach(arr, i, e) {
+    const char *n = json_string_value(json_object_get(e, "name"));
+    if (n != NULL && strcmp(n, name) == 0) return e;
+  }
+  return NULL;
+}
+
+/* The API's view of a channel; never its credentials. stored is the API
+ * channel row or NULL for a config channel (cc). */
+static json_t *api__view(api *a, const char *name, const config_channel *cc, const json_t *stored,
+                         const json_t *records) {
+  const json_t *spec = stored ? json_object_get(stored, "spec") : cc->spec;
+  const json_t *rec = api__find(records, name);
+  const char *status = stored ? json_string_value(json_object_get(spec, "status")) : (cc->enabled ? "on" : "off");
+  if (status == NULL) status = "on";
+  sb_channel *ch = a->host.lookup(a->host.ctx, name);
+  const char *reason = ch != NULL ? channel_state_reason(ch) : NULL;
+  json_t *rules = NULL;
+  router_channel rc;
+  char err[256];
+  if (router_channel_from_json(spec, &rc, err, sizeof(err)) == 0) {
+    rules = router_channel_to_json(&rc);
+    router_channel_free(&rc);
+  }
+  const char *inbox = json_string_value(json_object_get(spec, "inbox"));
+  /* No bundled plugin serves a widget yet, so there is no snippet to give. */
+  return json_pack("{s:O? s:s s:s? s:s s:s s:s s:s s:s? s:o? s:n}", "id", json_object_get(rec, "id"), "name", name,
+                   "plugin", json_string_value(json_object_get(spec, "plugin")), "inbox", inbox ? inbox : "Support",
+                   "status", status, "source", stored ? "api" : "config", "state",
+                   ch != NULL ? channel_state_name(channel_state(ch)) : "stopped", "state_reason",
+                   reason != NULL && reason[0] != '\0' ? reason : NULL, "rules", rules, "embed");
+}
+
+static void api__stored_listed(void *arg, int status, json_t *result, const char *err) {
+  api_chreq *q = arg;
+  if (status != 0) {
+    api_store_error(q->res, status, err);
+    api__chreq_free(q);
+    return;
+  }
+  q->stored = json_incref(result);
+  q->fn(q);
+}
+
+static void api__records_listed(void *arg, int status, json_t *result, const char *err) {
+  api_chreq *q = arg;
+  if (status != 0) {
+    api_store_error(q->res, status, err);
+    api__chreq_free(q);
+    return;
+  }
+  q->records = json_incref(result);
+  if (api_submitted(q->res, store_api_channels_list(q->a->host.st, api__stored_listed, q)) < 0) api__chreq_free(q);
+}
+
+/* Reads the channel records, then calls fn(q); fn must finish q->res and free q. */
+static void api__with_channels(api *a, const http_request *req, http_responder *res, json_t *body, api_chreq_fn fn) {
+  api_chreq *q = calloc(1, sizeof(*q));
+  const char *name = http_request_param(req, "name");
+  if (q == NULL || (name != NULL && (q->name = strdup(name)) == NULL)) {
+    free(q);
+    json_decref(body);
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return;
+  }
+  q->a = a;
+  q->res = res;
+  q->fn = fn;
+  q->body = body;
+  if (http_request_query(req, "history", q->history, sizeof(q->history)) < 0) q->history[0] = '\0';
+  if (api_submitted(res, store_channels_list(a->host.st, api__records_listed, q)) < 0) api__chreq_free(q);
+}
+
+/* ---- GET ---- */
+
+static void api__list_fn(api_chreq *q) {
+  const config *cfg = q->a->host.config(q->a->host.ctx);
+  json_t *items = json_array();
+  for (size_t i = 0; i < cfg->channel_count; i++) {
+    json_array_append_new(items, api__view(q->a, cfg->channels[i].name, &cfg->channels[i], NULL, q->records));
+  }
+  size_t i;
+  json_t *e;
+  json_array_foreach(q->stored, i, e) {
+    const char *name = json_string_value(json_object_get(e, "name"));
+    if (config_find_channel(cfg, name) == NULL) json_array_append_new(items, api__view(q->a, name, NULL, e, q->records));
+  }
+  http_respond_json(q->res, 200, json_pack("{so s:n}", "items", items, "next_cursor"));
+  api__chreq_free(q);
+}
+
+/* Finds q->name: *cc for a config channel, *stored for an API one. Answers
+ * 404 and returns -ENOENT when neither. */
+static int api__lookup(api_chreq *q, const config_channel **cc, const json_t **stored) {
+  *cc = config_find_channel(q->a->host.config(q->a->host.ctx), q->name);
+  *stored = *cc == NULL ? api__find(q->stored, q->name) : NULL;
+  if (*cc != NULL || *stored != NULL) return 0;
+  char msg[128];
+  snprintf(msg, sizeof(msg), "channel \"%.64s\" does not exist", q->name);
+  http_respond_error(q->res, 404, "not_found", msg, NULL);
+  return -ENOENT;
+}
+
+static void api__get_fn(api_chreq *q) {
+  const config_channel *cc;
+  const json_t *stored;
+  if (api__lookup(q, &cc, &stored) == 0) http_respond_json(q->res, 200, api__view(q->a, q->name, cc, stored, q->records));
+  api__chreq_free(q);
+}
+
+static void api__channels(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  api__with_channels(a, req, res, NULL, api__list_fn);
+}
+
+static void api__channel(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  api__with_channels(a, req, res, NULL, api__get_fn);
+}
+
+/* ---- validation shared by POST and PATCH ---- */
+
+static int api__name_valid(const char *n) {
+  size_t len = strlen(n);
+  if (len == 0 || len > 64) return 0;
+  for (const char *p = n; *p; p++) {
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+/* Credentials over the API are literal values: an {"env"} or {"file"}
+ * reference would let a client read the daemon's environment or files. */
+static int api__credentials_literal(http_responder *res, const json_t *cred) {
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)cred, k, v) {
+    if (json_is_object(v)) {
+      char msg[160];
+      snprintf(msg, sizeof(msg), "credential \"%.64s\" must be a literal value over the API (no env or file references)", k);
+      http_respond_error(res, 400, "invalid_type", msg, "credentials");
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
+/* Checks a whole channel object (credentials in clear) the way config is
+ * checked: rules, then the plugin's schema and validate hook. Answers and
+ * returns -EINVAL when it is not valid. */
+static int api__spec_valid(api *a, http_responder *res, const json_t *spec) {
+  const char *plugin_id = json_string_value(json_object_get(spec, "plugin"));
+  const loader_plugin *p = loader_find(a->host.plugins, plugin_id);
+  char err[512], msg[600];
+  if (p == NULL) {
+    snprintf(msg, sizeof(msg), "plugin \"%.64s\" is not loaded (see GET /api/v1/plugins)", plugin_id);
+    http_respond_error(res, 422, "unknown_plugin", msg, "plugin");
+    return -EINVAL;
+  }
+  json_t *rules_only = json_deep_copy(spec);
+  json_object_del(rules_only, "history");
+  router_channel rc;
+  int bad = router_channel_from_json(rules_only, &rc, err, sizeof(err));
+  json_decref(rules_only);
+  if (bad != 0) {
+    http_respond_error(res, 422, "invalid_channel", err, NULL);
+    return -EINVAL;
+  }
+  router_channel_free(&rc);
+  const char *status = json_string_value(json_object_get(spec, "status"));
+  config_channel cc = {
+      .name = json_string_value(json_object_get(spec, "name")),
+      .plugin = plugin_id,
+      .inbox = json_string_value(json_object_get(spec, "inbox")),
+      .enabled = status == NULL || strcmp(status, "off") != 0,
+      .credentials = json_object_get(spec, "credentials"),
+      .spec = (json_t *)spec,
+  };
+  const config *cfg = a->host.config(a->host.ctx);
+  if (channel_validate(p, &cc, cfg->base_dir, NULL, err, sizeof(err)) != 0) {
+    http_respond_error(res, 422, "invalid_credentials", err, "credentials");
+    return -EINVAL;
+  }
+  return 0;
+}
+
+/* Type checks of a POST or PATCH body; answers 400. */
+static int api__body_types(http_responder *res, const json_t *b) {
+  if (api_check_keys(res, b, api__channel_keys) != 0 || api_check_type(res, b, "name", JSON_STRING, 0) != 0 ||
+      api_check_type(res, b, "plugin", JSON_STRING, 0) != 0 || api_check_type(res, b, "inbox", JSON_STRING, 0) != 0 ||
+      api_check_type(res, b, "status", JSON_STRING, 0) != 0 ||
+      api_check_type(res, b, "credentials", JSON_OBJECT, 0) != 0 ||
+      api_check_type(res, b, "history", JSON_STRING, 0) != 0)
+    return -EINVAL;
+  const char *status = json_string_value(json_object_get(b, "status"));
+  if (status != NULL && strcmp(status, "on") != 0 && strcmp(status, "off") != 0) {
+    http_respond_error(res, 400, "invalid", "\"status\" must be \"on\" or \"off\"", "status");
+    return -EINVAL;
+  }
+  json_t *cred = json_object_get(b, "credentials");
+  return cred != NULL ? api__credentials_literal(res, cred) : 0;
+}
+
+/* Seals spec's credentials, stores the channel and (re)starts it. Answers
+ * with code and the channel's view. */
+typedef struct api_saving {
+  api_chreq *q;
+  json_t *spec; /* with credentials in clear (owned) */
+  int code;
+  char *move_inbox; /* PATCH inbox with history=move: the new inbox */
+} api_saving;
+
+static void api__saved(void *arg, int status, json_t *result, const char *err) {
+  (void)result;
+  api_saving *s = arg;
+  api *a = s->q->a;
+  const char *name = json_string_value(json_object_get(s->spec, "name"));
+  if (status != 0) {
+    api_store_error(s->q->res, status, err);
+  } else {
+    char why[512] = "";
+    if (a->host.channel_close != NULL) a->host.channel_close(a->host.ctx, name);
+    json_object_del(a->owned, name);
+    int rc = a->host.channel_open(a->host.ctx, s->spec, why, sizeof(why));
+    if (rc == 0) json_object_set_new(a->owned, name, json_true());
+    if (rc != 0) log_msg(LOG_LEVEL_ERROR, name, NULL, "channel saved but not started: %s", why);
+    /* Answer with the stored form, as GET will show it. */
+    json_t *spec = json_deep_copy(s->spec);
+    json_object_del(spec, "credentials");
+    json_t *row = json_pack("{ss so}", "name", name, "spec", spec);
+    http_respond_json(s->q->res, s->code, api__view(a, name, NULL, row, s->q->records));
+    json_decref(row);
+  }
+  api__chreq_free(s->q);
+  json_decref(s->spec);
+  free(s->move_inbox);
+  free(s);
+}
+
+static void api__save(api_chreq *q, json_t *spec, int code, const char *move_inbox, int new_credentials) {
+  api *a = q->a;
+  const config *cfg = a->host.config(a->host.ctx);
+  char *sealed = NULL;
+  if (new_credentials) {
+    int rc = api_seal(cfg->secret_key, json_object_get(spec, "credentials"), &sealed);
+    if (rc != 0) {
+      http_respond_error(q->res, rc == -EINVAL ? 409 : 503, rc == -EINVAL ? "secret_key_missing" : "unavailable",
+                         rc == -EINVAL ? "channels connected through the API keep their credentials sealed: set "
+                                         "secret_key (64 hex digits) in the config file first"
+                                       : "out of memory",
+                         rc == -EINVAL ? "credentials" : NULL);
+      api__chreq_free(q);
+      json_decref(spec);
+      return;
+    }
+  }
+  api_saving *s = calloc(1, sizeof(*s));
+  json_t *clean = json_deep_copy(spec);
+  json_object_del(clean, "credentials");
+  json_object_del(clean, "history");
+  json_object_del(spec, "history");
+  const char *name = json_string_value(json_object_get(spec, "name"));
+  int rc = -ENOMEM;
+  if (s != NULL && clean != NULL) {
+    *s = (api_saving){q, spec, code, move_inbox ? strdup(move_inbox) : NULL};
+    if (move_inbox != NULL) store_channel_history_move(a->host.st, name, move_inbox, NULL, NULL);
+    rc = store_api_channel_put(a->host.st, name, clean, sealed, api__saved, s);
+  }
+  json_decref(clean);
+  free(sealed);
+  if (rc != 0) {
+    http_respond_error(q->res, 503, "unavailable", "the store is not accepting requests", NULL);
+    api__chreq_free(q);
+    json_decref(spec);
+    if (s != NULL) free(s->move_inbox);
+    free(s);
+  }
+}
+
+/* ---- POST /channels ---- */
+
+static void api__create_fn(api_chreq *q) {
+  api *a = q->a;
+  json_t *b = q->body;
+  const char *name = json_string_value(json_object_get(b, "name"));
+  char msg[192];
+  if (config_find_channel(a->host.config(a->host.ctx), name) != NULL || api__find(q->stored, name) != NULL) {
+    snprintf(msg, sizeof(msg), "a channel named \"%.64s\" already exists", name);
+    http_respond_error(q->res, 409, "conflict", msg, "name");
+    api__chreq_free(q);
+    return;
+  }
+  json_t *spec = json_deep_copy(b);
+  if (json_object_get(spec, "credentials") == NULL) json_object_set_new(spec, "credentials", json_object());
+  if (json_object_get(spec, "status") == NULL) json_object_set_new(spec, "status", json_string("on"));
+  if (api__spec_valid(a, q->res, spec) != 0) {
+    json_decref(spec);
+    api__chreq_free(q);
+    return;
+  }
+  api__save(q, spec, 201, NULL, 1);
+}
+
+static void api__channel_create(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  json_t *b = NULL;
+  if (api_body_object(req, res, &b) != 0) return;
+  if (api__body_types(res, b) != 0) {
+    json_decref(b);
+    return;
+  }
+  const char *name = json_string_value(json_object_get(b, "name"));
+  const char *missing = name == NULL ? "name" : json_object_get(b, "plugin") == NULL ? "plugin" : NULL;
+  if (missing != NULL) {
+    char msg[96];
+    snprintf(msg, sizeof(msg), "a channel needs \"%s\"", missing);
+    http_respond_error(res, 400, "missing_field", msg, missing);
+  } else if (!api__name_valid(name)) {
+    http_respond_error(res, 400, "invalid", "a channel name is 1-64 of A-Z a-z 0-9 _ -", "name");
+  } else if (json_object_get(b, "history") != NULL) {
+    http_respond_error(res, 400, "unknown_field", "\"history\" is for PATCH and DELETE", "history");
+  } else {
+    api__with_channels(a, req, res, b, api__create_fn);
+    return;
+  }
+  json_decref(b);
+}
+
+/* ---- PATCH /channels/{name} ---- */
+
+static int api__config_owned(api_chreq *q, const config_channel *cc) {
+  if (cc == NULL) return 0;
+  char msg[192];
+  snprintf(msg, sizeof(msg), "channel \"%.64s\" is defined in the config file; change it there and reload", q->name);
+  http_respond_error(q->res, 409, "config_channel", msg, NULL);
+  return 1;
+}
+
+static void api__patch_fn(api_chreq *q) {
+  api *a = q->a;
+  const config_channel *cc;
+  const json_t *stored;
+  if (api__lookup(q, &cc, &stored) != 0 || api__config_owned(q, cc)) {
+    api__chreq_free(q);
+    return;
+  }
+  json_t *spec = json_deep_copy(json_object_get(stored, "spec"));
+  const char *old_inbox = json_string_value(json_object_get(spec, "inbox"));
+  char *old = strdup(old_inbox ? old_inbox : "Support");
+  json_t *cred = NULL;
+  int new_credentials = json_object_get(q->body, "credentials") != NULL;
+  if (!new_credentials) {
+    const char *key = a->host.config(a->host.ctx)->secret_key;
+    int rc = api_unseal(key, json_string_value(json_object_get(stored, "sealed")), &cred);
+    if (rc != 0) {
+      http_respond_error(q->res, 409, "secret_key", "the channel's stored credentials cannot be unsealed with the "
+                         "configured secret_key; send \"credentials\" again", "credentials");
+      goto fail;
+    }
+    json_object_set_new(spec, "credentials", cred);
+  }
+  json_object_update(spec, q->body);
+  json_object_del(spec, "history");
+  const char *inbox = json_string_value(json_object_get(spec, "inbox"));
+  const char *move = NULL;
+  const char *history = json_string_value(json_object_get(q->body, "history"));
+  if (history != NULL && strcmp(history, "move") != 0 && strcmp(history, "keep") != 0) {
+    http_respond_error(q->res, 400, "invalid", "\"history\" must be \"move\" (conversations follow the channel to its "
+                       "new inbox) or \"keep\" (they stay)", "history");
+    goto fail;
+  }
+  if (inbox != NULL && strcmp(inbox, old) != 0 && history != NULL && strcmp(history, "move") == 0) move = inbox;
+  if (api__spec_valid(a, q->res, spec) != 0) goto fail;
+  api__save(q, spec, 200, move, new_credentials);
+  free(old);
+  return;
+fail:
+  free(old);
+  json_decref(spec);
+  api__chreq_free(q);
+}
+
+static void api__channel_patch(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  json_t *b = NULL;
+  if (api_body_object(req, res, &b) != 0) return;
+  if (api__body_types(res, b) != 0) {
+    json_decref(b);
+    return;
+  }
+  const char *name = json_string_value(json_object_get(b, "name"));
+  const char *plugin = json_string_value(json_object_get(b, "plugin"));
+  if (name != NULL && strcmp(name, http_request_param(req, "name")) != 0) {
+    http_respond_error(res, 400, "invalid", "renaming a channel is not supported: its name is its webhook path", "name");
+  } else if (plugin != NULL) {
+    http_respond_error(res, 400, "invalid", "a channel's plugin cannot change; delete it and connect a new one",
+                       "plugin");
+  } else {
+    api__with_channels(a, req, res, b, api__patch_fn);
+    return;
+  }
+  json_decref(b);
+}
+
+/* ---- DELETE /channels/{name}?history=keep|delete ---- */
+
+static void api__deleted(void *arg, int status, json_t *result, const char *err) {
+  (void)result;
+  api_chreq *q = arg;
+  if (status != 0) {
+    api_store_error(q->res, status, err);
+  } else {
+    http_respond_json(q->res, 200, json_pack("{ss sb ss}", "name", q->name, "deleted", 1, "history",
+                                             q->history[0] ? q->history : "keep"));
+  }
+  api__chreq_free(q);
+}
+
+static void api__ignore(void *arg, int status, json_t *result, const char *err) {
+  (void)arg;
+  (void)status;
+  (void)result;
+  (void)err;
+}
+
+static void api__delete_fn(api_chreq *q) {
+  api *a = q->a;
+  const config_channel *cc;
+  const json_t *stored;
+  if (api__lookup(q, &cc, &stored) != 0 || api__config_owned(q, cc)) {
+    api__chreq_free(q);
+    return;
+  }
+  if (a->host.channel_close != NULL) a->host.channel_close(a->host.ctx, q->name);
+  json_object_del(a->owned, q->name);
+  /* The store runs these in order; the last one answers. */
+  store_channel_delete(a->host.st, q->name, api__ignore, NULL);
+  if (strcmp(q->history, "delete") == 0) store_channel_history_delete(a->host.st, q->name, api__ignore, NULL);
+  if (api_submitted(q->res, store_api_channel_delete(a->host.st, q->name, api__deleted, q)) < 0) api__chreq_free(q);
+}
+
+static void api__channel_delete(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  char h[16];
+  int n = http_request_query(req, "history", h, sizeof(h));
+  if (n != -ENOENT && (n < 0 || (strcmp(h, "keep") != 0 && strcmp(h, "delete") != 0))) {
+    http_respond_error(res, 400, "invalid_query", "history must be keep or delete", "history");
+    return;
+  }
+  api__with_channels(a, req, res, NULL, api__delete_fn);
+}
+
+/* ---- start-up: run the channels stored by earlier API calls ---- */
+
+static void api__stored_loaded(void *arg, int status, json_t *result, const char *err) {
+  api *a = arg;
+  a->loading = 0;
+  if (a->freed) {
+    api_free(a);
+    return;
+  }
+  if (status != 0) {
+    log_error("api: the channels connected through the API could not be read: %s", err ? err : "");
+    return;
+  }
+  const config *cfg = a->host.config(a->host.ctx);
+  size_t i;
+  json_t *e;
+  json_array_foreach(result, i, e) {
+    const char *name = json_string_value(json_object_get(e, "name"));
+    if (config_find_channel(cfg, name) != NULL) {
+      log_warn("api: channel \"%s\" is in the config file and was also connected through the API; the config wins",
+               name);
+      continue;
+    }
+    json_t *cred = NULL;
+    int rc = api_unseal(cfg->secret_key, json_string_value(json_object_get(e, "sealed")), &cred);
+    if (rc != 0) {
+      char msg[256];
+      snprintf(msg, sizeof(msg),
+               "channel \"%s\" was connected through the API and its credentials cannot be unsealed: %s", name,
+               rc == -EINVAL ? "the config has no valid secret_key (64 hex digits)"
+                             : "secret_key is not the key they were sealed with");
+      a->host.fatal(a->host.ctx, msg);
+      return;
+    }
+    json_t *spec = json_deep_copy(json_object_get(e, "spec"));
+    json_object_set_new(spec, "credentials", cred);
+    char why[512];
+    if (a->host.channel_open(a->host.ctx, spec, why, sizeof(why)) == 0) {
+      json_object_set_new(a->owned, name, json_true());
+    } else {
+      log_msg(LOG_LEVEL_ERROR, name, NULL, "channel not started: %s", why);
+    }
+    json_decref(spec);
+  }
+}
+
+int api_channels_register(api *a) {
+  a->owned = json_object();
+  if (a->owned == NULL) return -ENOMEM;
+  int rc = 0;
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/channels", 0, api__channels);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/channels", 1, api__channel_create);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/channels/{name}", 0, api__channel);
+  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/channels/{name}", 1, api__channel_patch);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/channels/{name}", 1, api__channel_delete);
+  if (rc == 0 && a->host.channel_open != NULL) {
+    rc = store_api_channels_list(a->host.st, api__stored_loaded, a);
+    a->loading = rc == 0;
+  }
+  return rc;
+}

@@ -1,0 +1,260 @@
+/* api_conversations.c — what agents work with: conversations and replies, tickets and pipelines, contacts (edit, merge). */
+#include "api_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+
+/* Copies query parameter name (when present) into filter as a string.
+ * Returns 0, or -EINVAL after answering 400 when it is too long. */
+static int api__query_into(const http_request *req, http_responder *res, const char *name, json_t *filter) {
+  char buf[512];
+  int n = http_request_query(req, name, buf, sizeof(buf));
+  if (n == -ENOENT) return 0;
+  if (n < 0) {
+    http_respond_error(res, 400, "invalid_query", "a query parameter is too long", name);
+    return -EINVAL;
+  }
+  if (buf[0] != '\0') json_object_set_new(filter, name, json_string(buf));
+  return 0;
+}
+
+/* Reads ?limit= (1..500) into filter. Returns 0 or -EINVAL (answered). */
+static int api__query_limit(const http_request *req, http_responder *res, json_t *filter) {
+  char buf[32];
+  if (http_request_query(req, "limit", buf, sizeof(buf)) < 0) return 0;
+  char *end = NULL;
+  long v = strtol(buf, &end, 10);
+  if (buf[0] == '\0' || *end != '\0' || v < 1 || v > 500) {
+    http_respond_error(res, 400, "invalid_query", "limit must be a whole number from 1 to 500", "limit");
+    return -EINVAL;
+  }
+  json_object_set_new(filter, "limit", json_integer(v));
+  return 0;
+}
+
+/* ---- conversations ---- */
+
+static void api__conversations(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {"channel", "inbox", "status", "assignee", "q", "cursor"};
+  json_t *f = json_object();
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    if (api__query_into(req, res, keys[i], f) != 0) goto out;
+  }
+  if (api__query_limit(req, res, f) != 0) goto out;
+  const char *status = json_string_value(json_object_get(f, "status"));
+  if (status != NULL && strcmp(status, "open") != 0 && strcmp(status, "closed") != 0) {
+    http_respond_error(res, 400, "invalid_query", "status must be open or closed", "status");
+    goto out;
+  }
+  api_submitted(res, store_conversations_list(a->host.st, f, api_done_page, res));
+out:
+  json_decref(f);
+}
+
+static void api__conversation(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  int64_t id;
+  if (api_param_id(req, res, "id", &id) != 0) return;
+  api_submitted(res, store_conversation_get(a->host.st, id, api_done_object, res));
+}
+
+/* ---- reply ---- */
+
+
+static void api__reply_done(void *arg, int status, int64_t message_id, const char *err) {
+  http_responder *res = arg;
+  if (status == 0) {
+    http_respond_json(res, 202, json_pack("{sI ss}", "id", (json_int_t)message_id, "status", "queued"));
+  } else if (status == -EINVAL && err != NULL && strstr(err, "requires properties") != NULL) {
+    http_respond_error(res, 422, "missing_properties", err, "ticket_properties");
+  } else {
+    api_store_error(res, status, err);
+  }
+}
+
+/* Converts the attachments array; answers 400 and returns -EINVAL when an
+ * entry is malformed. *out is malloc'ed (free it) and points into body. */
+static int api__attachments(http_responder *res, const json_t *arr, router_attachment **out, size_t *n) {
+  *out = NULL;
+  *n = json_array_size(arr);
+  if (*n == 0) return 0;
+  router_attachment *at = calloc(*n, sizeof(*at));
+  if (at == NULL) {
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < *n; i++) {
+    json_t *e = json_array_get(arr, i);
+    json_t *url = json_object_get(e, "url"), *size = json_object_get(e, "size");
+    if (!json_is_object(e) || !json_is_string(url) ||
+        (json_object_get(e, "mime_type") && !json_is_string(json_object_get(e, "mime_type"))) ||
+        (json_object_get(e, "filename") && !json_is_string(json_object_get(e, "filename"))) ||
+        (size != NULL && !json_is_integer(size))) {
+      free(at);
+      http_respond_error(res, 400, "invalid_type",
+                         "each attachment must be {url: string, mime_type?: string, filename?: string, size?: integer}",
+                         "attachments");
+      return -EINVAL;
+    }
+    at[i].url = json_string_value(url);
+    at[i].mime_type = json_string_value(json_object_get(e, "mime_type"));
+    at[i].filename = json_string_value(json_object_get(e, "filename"));
+    at[i].size = json_integer_value(size);
+  }
+  *out = at;
+  return 0;
+}
+
+static void api__reply(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {"text",          "html",       "attachments",       "reply_to", "channel",
+                                     "ticket_status", "ticket_properties", "template", NULL};
+  int64_t id;
+  json_t *b = NULL;
+  router_attachment *at = NULL;
+  size_t nat = 0;
+  if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
+  if (api_check_keys(res, b, keys) != 0 || api_check_type(res, b, "text", JSON_STRING, 1) != 0 ||
+      api_check_type(res, b, "html", JSON_STRING, 1) != 0 ||
+      api_check_type(res, b, "attachments", JSON_ARRAY, 1) != 0 ||
+      api_check_type(res, b, "reply_to", JSON_INTEGER, 1) != 0 ||
+      api_check_type(res, b, "channel", JSON_STRING, 1) != 0 ||
+      api_check_type(res, b, "ticket_status", JSON_STRING, 1) != 0 ||
+      api_check_type(res, b, "ticket_properties", JSON_OBJECT, 1) != 0 ||
+      api_check_type(res, b, "template", JSON_OBJECT, 1) != 0)
+    goto out;
+  json_t *tmpl = json_object_get(b, "template");
+  if (tmpl != NULL && !json_is_null(tmpl)) {
+    /* The outbox and the plugin ABI carry no template yet: refuse rather than
+     * send the text alone and pretend. */
+    http_respond_error(res, 422, "not_supported", "message templates are not supported by this switchboard yet",
+                       "template");
+    goto out;
+  }
+  if (api__attachments(res, json_object_get(b, "attachments"), &at, &nat) != 0) goto out;
+  router_reply r = {
+      .thread_id = id,
+      .text = json_string_value(json_object_get(b, "text")),
+      .html = json_string_value(json_object_get(b, "html")),
+      .attachments = at,
+      .n_attachments = nat,
+      .reply_to_message_id = json_integer_value(json_object_get(b, "reply_to")),
+      .channel = json_string_value(json_object_get(b, "channel")),
+      .ticket_status = json_string_value(json_object_get(b, "ticket_status")),
+      .ticket_properties = json_is_object(json_object_get(b, "ticket_properties"))
+                               ? json_object_get(b, "ticket_properties")
+                               : NULL,
+  };
+  char err[256];
+  int rc = router_submit_reply(a->host.st, &r, api__reply_done, res, err, sizeof(err));
+  if (rc == -EINVAL) {
+    http_respond_error(res, 400, "invalid", err, r.text == NULL && r.html == NULL ? "text" : NULL);
+  } else if (rc < 0) {
+    http_respond_error(res, 503, "unavailable", err, NULL);
+  }
+  /* The outbox subscribes to message.out events, so it sends at once. */
+out:
+  free(at);
+  json_decref(b);
+}
+
+/* ---- tickets and pipelines ---- */
+
+static void api__ticket(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  int64_t id;
+  if (api_param_id(req, res, "id", &id) != 0) return;
+  api_submitted(res, store_ticket_get(a->host.st, id, api_done_object, res));
+}
+
+static void api__ticket_patched(void *arg, int status, json_t *result, const char *err) {
+  http_responder *res = arg;
+  if (status == -EINVAL && err != NULL && strstr(err, "requires properties") != NULL) {
+    http_respond_error(res, 422, "missing_properties", err, "properties");
+    return;
+  }
+  api_done_object(arg, status, result, err);
+}
+
+static void api__ticket_patch(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {"status", "owner", "priority", "properties", NULL};
+  int64_t id;
+  json_t *b = NULL;
+  if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
+  if (api_check_keys(res, b, keys) == 0 && api_check_type(res, b, "status", JSON_STRING, 0) == 0 &&
+      api_check_type(res, b, "owner", JSON_STRING, 1) == 0 &&
+      api_check_type(res, b, "priority", JSON_STRING, 0) == 0 &&
+      api_check_type(res, b, "properties", JSON_OBJECT, 0) == 0) {
+    api_submitted(res, store_ticket_patch(a->host.st, id, b, api__ticket_patched, res));
+  }
+  json_decref(b);
+}
+
+static void api__pipelines(api *a, const http_request *req, http_responder *res, int role) {
+  (void)req;
+  (void)role;
+  api_submitted(res, store_pipelines_list(a->host.st, api_done_list, res));
+}
+
+/* ---- contacts ---- */
+
+static void api__contacts(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  json_t *f = json_object();
+  if (api__query_into(req, res, "q", f) == 0 && api__query_into(req, res, "cursor", f) == 0 &&
+      api__query_limit(req, res, f) == 0)
+    api_submitted(res, store_contacts_list(a->host.st, f, api_done_page, res));
+  json_decref(f);
+}
+
+static void api__contact_patch(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {"name", "email", "phone", "avatar_url", "owner", NULL};
+  int64_t id;
+  json_t *b = NULL;
+  if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
+  int ok = api_check_keys(res, b, keys) == 0;
+  for (size_t i = 0; ok && keys[i] != NULL; i++) ok = api_check_type(res, b, keys[i], JSON_STRING, 1) == 0;
+  if (ok) api_submitted(res, store_contact_patch(a->host.st, id, b, api_done_object, res));
+  json_decref(b);
+}
+
+static void api__contact_merge(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {"contact_id", NULL};
+  int64_t id;
+  json_t *b = NULL;
+  if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
+  if (api_check_keys(res, b, keys) == 0 && api_check_type(res, b, "contact_id", JSON_INTEGER, 0) == 0) {
+    json_int_t from = json_integer_value(json_object_get(b, "contact_id"));
+    if (from <= 0) {
+      http_respond_error(res, 400, "invalid", "contact_id must be the id of the contact to merge into this one",
+                         "contact_id");
+    } else if (from == id) {
+      http_respond_error(res, 422, "unprocessable", "a contact cannot be merged into itself", "contact_id");
+    } else {
+      api_submitted(res, store_contact_merge(a->host.st, id, from, api_done_object, res));
+    }
+  }
+  json_decref(b);
+}
+
+int api_conversations_register(api *a) {
+  int rc = 0;
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations", 0, api__conversations);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations/{id}", 0, api__conversation);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages", 0, api__reply);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/tickets/{id}", 0, api__ticket);
+  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/tickets/{id}", 0, api__ticket_patch);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/pipelines", 0, api__pipelines);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/contacts", 0, api__contacts);
+  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/contacts/{id}", 0, api__contact_patch);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/contacts/{id}/merge", 0, api__contact_merge);
+  return rc;
+}

@@ -1,0 +1,68 @@
+/* api_internal.h — what the API's files share (not a public header): the api struct, the auth'd handler shape, reply helpers. */
+#ifndef SB_CORE_API_INTERNAL_H
+#define SB_CORE_API_INTERNAL_H
+
+#include "api.h"
+
+typedef struct sse_hub sse_hub;
+
+struct api {
+  api_host host;
+  http_server *http;
+  struct api_rt **routes; /* registered route records, freed with the api */
+  size_t nroutes;
+  struct api_cache_entry *cache; /* recently verified tokens */
+  size_t ncache;
+  sse_hub *sse;
+  json_t *owned; /* names of running API channels: {name: true} */
+  int loading;   /* the stored API channels are being read at start-up */
+  int freed;     /* api_free came while loading: the load's callback frees */
+};
+
+enum api_role { API_ROLE_AGENT = 1, API_ROLE_ADMIN = 2 };
+
+/* A handler after authentication: role is the caller's. It must finish res. */
+typedef void (*api_handler_fn)(api *a, const http_request *req, http_responder *res, int role);
+
+/* Adds one authenticated route; admin=1 refuses agent tokens with 403. */
+int api_route(api *a, const char *method, const char *pattern, int admin, api_handler_fn fn);
+
+/* Route tables of each file. Return 0 or a negative errno. */
+int api_conversations_register(api *a);
+int api_admin_register(api *a);
+int api_channels_register(api *a);
+int sse_register(api *a);
+void sse_free(api *a);
+
+/* Parses the body as a JSON object into *out (new reference). On failure
+ * answers 400 and returns -EINVAL (res is then finished). */
+int api_body_object(const http_request *req, http_responder *res, json_t **out);
+
+/* Checks that key, when present, has the JSON type (JSON_STRING, JSON_OBJECT,
+ * ...; JSON_INTEGER also accepts nothing else; -1 = boolean). null is
+ * accepted when nullable. On a mismatch answers 400 naming the field and
+ * returns -EINVAL. */
+int api_check_type(http_responder *res, const json_t *body, const char *key, int type, int nullable);
+
+/* Refuses keys of body not in the NULL-terminated list with 400 naming the
+ * first unknown one. Returns 0 or -EINVAL (res finished). */
+int api_check_keys(http_responder *res, const json_t *body, const char *const *keys);
+
+/* The path parameter name as a positive id; answers 404 and returns -ENOENT
+ * when it is not one. */
+int api_param_id(const http_request *req, http_responder *res, const char *name, int64_t *id);
+
+/* Answers a store failure: -ENOENT 404, -EINVAL 422, -EEXIST 409, else 500. */
+void api_store_error(http_responder *res, int status, const char *err);
+
+/* Store callbacks whose arg is the responder: answer 200 with the result,
+ * as a list page ({items, next_cursor: null}) or already a page. */
+void api_done_object(void *arg, int status, json_t *result, const char *err);
+void api_done_created(void *arg, int status, json_t *result, const char *err);
+void api_done_list(void *arg, int status, json_t *result, const char *err);
+void api_done_page(void *arg, int status, json_t *result, const char *err);
+
+/* Answers 503 when a store submission was refused (rc < 0); returns rc. */
+int api_submitted(http_responder *res, int rc);
+
+#endif

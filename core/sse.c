@@ -1,0 +1,237 @@
+/* sse.c — GET /api/v1/events: the store's event bus as Server-Sent Events, filtered by inbox and channel, resumable by Last-Event-ID, with keep-alives. */
+#include "api_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define SSE_PAGE 500
+
+typedef struct sse_client {
+  struct sse_client *prev, *next;
+  api *a;
+  http_responder *res;
+  uv_timer_t keepalive;
+  char *channel, *inbox; /* filters, NULL = any */
+  int token;             /* bus subscription, 0 = none */
+  int64_t last_id;       /* the newest event written */
+  int catching_up;       /* reading the backlog: live events wait in held */
+  json_t *held;          /* live events that arrived while catching up */
+  int store_busy;        /* a store_events_after is in flight */
+  int ended;             /* http_stream_end was called */
+  int timer_closed;
+} sse_client;
+
+struct sse_hub {
+  sse_client *head;
+};
+
+static void sse__maybe_free(sse_client *c) {
+  if (!c->ended || !c->timer_closed || c->store_busy) return;
+  json_decref(c->held);
+  free(c->channel);
+  free(c->inbox);
+  free(c);
+}
+
+static void sse__timer_closed(uv_handle_t *h) {
+  sse_client *c = h->data;
+  c->timer_closed = 1;
+  sse__maybe_free(c);
+}
+
+/* Ends the stream and lets go of everything; idempotent. */
+static void sse__finish(sse_client *c) {
+  if (c->ended) return;
+  c->ended = 1;
+  if (c->token > 0 && c->a != NULL) events_unsubscribe(store_events(c->a->host.st), c->token);
+  c->token = 0;
+  if (c->a != NULL) {
+    sse_hub *hub = c->a->sse;
+    if (c->prev != NULL) c->prev->next = c->next;
+    else hub->head = c->next;
+    if (c->next != NULL) c->next->prev = c->prev;
+  }
+  c->prev = c->next = NULL;
+  http_stream_end(c->res);
+  c->res = NULL;
+  uv_close((uv_handle_t *)&c->keepalive, sse__timer_closed);
+}
+
+static void sse__closed(void *arg) { sse__finish(arg); }
+
+/* Writes one event; drops the client when it is gone or too far behind. */
+static void sse__write(sse_client *c, const events_event *ev) {
+  if (c->ended || ev->id <= c->last_id) return;
+  json_t *j = events_to_json(ev);
+  char *data = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  if (data == NULL) return;
+  size_t n = strlen(data) + strlen(ev->type) + 64;
+  char *frame = malloc(n);
+  int rc = -ENOMEM;
+  if (frame != NULL) {
+    int len = snprintf(frame, n, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)ev->id, ev->type, data);
+    rc = http_stream_write(c->res, frame, (size_t)len);
+  }
+  free(frame);
+  free(data);
+  c->last_id = ev->id;
+  size_t limit = c->a->host.sse_max_pending ? c->a->host.sse_max_pending : 1024 * 1024;
+  if (rc != 0) {
+    sse__finish(c);
+  } else if (http_stream_pending(c->res) > limit) {
+    log_warn("api: dropping a slow event stream client (%zu bytes unsent)", http_stream_pending(c->res));
+    sse__finish(c);
+  }
+}
+
+static int sse__wanted(const sse_client *c, const char *channel, const char *inbox) {
+  if (c->channel != NULL && (channel == NULL || strcmp(channel, c->channel) != 0)) return 0;
+  if (c->inbox != NULL && (inbox == NULL || strcmp(inbox, c->inbox) != 0)) return 0;
+  return 1;
+}
+
+static void sse__event(void *arg, const events_event *ev) {
+  sse_client *c = arg;
+  if (!sse__wanted(c, ev->channel, ev->inbox)) return;
+  if (c->catching_up) {
+    json_t *j = events_to_json(ev);
+    if (j != NULL) json_array_append_new(c->held, j);
+    return;
+  }
+  sse__write(c, ev);
+}
+
+/* Writes an event in its JSON form ({id, type, channel, inbox, data}). */
+static void sse__write_json(sse_client *c, const json_t *e) {
+  events_event ev = {
+      .id = json_integer_value(json_object_get(e, "id")),
+      .type = json_string_value(json_object_get(e, "type")),
+      .channel = json_string_value(json_object_get(e, "channel")),
+      .inbox = json_string_value(json_object_get(e, "inbox")),
+      .data = json_object_get(e, "data"),
+  };
+  if (ev.type != NULL) sse__write(c, &ev);
+}
+
+static void sse__backlog(void *arg, int status, json_t *result, const char *err) {
+  sse_client *c = arg;
+  c->store_busy = 0;
+  if (c->ended) {
+    sse__maybe_free(c);
+    return;
+  }
+  if (status != 0) {
+    log_error("api: reading events to resume a stream failed: %s", err ? err : "");
+    sse__finish(c);
+    return;
+  }
+  size_t i;
+  json_t *e;
+  json_array_foreach(result, i, e) {
+    sse__write_json(c, e);
+    if (c->ended) return;
+  }
+  if (json_array_size(result) == SSE_PAGE) {
+    c->store_busy = 1;
+    if (store_events_after(c->a->host.st, c->last_id, c->channel, c->inbox, SSE_PAGE, sse__backlog, c) == 0) return;
+    c->store_busy = 0;
+  }
+  /* Caught up: what arrived meanwhile goes out in order, skipping what the
+   * backlog already held. */
+  c->catching_up = 0;
+  json_array_foreach(c->held, i, e) {
+    sse__write_json(c, e);
+    if (c->ended) return;
+  }
+  json_array_clear(c->held);
+}
+
+static void sse__tick(uv_timer_t *t) {
+  sse_client *c = t->data;
+  if (c->ended) return;
+  if (http_stream_write(c->res, ": keep-alive\n\n", 14) != 0) sse__finish(c);
+}
+
+static char *sse__filter(const http_request *req, const char *name) {
+  char buf[256];
+  return http_request_query(req, name, buf, sizeof(buf)) > 0 ? strdup(buf) : NULL;
+}
+
+static void sse__events(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  const char *last = http_request_header(req, "last-event-id");
+  char qbuf[32];
+  if (last == NULL && http_request_query(req, "last_event_id", qbuf, sizeof(qbuf)) > 0) last = qbuf;
+  int64_t after = -1;
+  if (last != NULL && last[0] != '\0') {
+    char *end = NULL;
+    long long v = strtoll(last, &end, 10);
+    if (*end != '\0' || v < 0) {
+      http_respond_error(res, 400, "invalid", "Last-Event-ID must be an event id (a whole number)", "Last-Event-ID");
+      return;
+    }
+    after = v;
+  }
+  sse_client *c = calloc(1, sizeof(*c));
+  if (c == NULL || (c->held = json_array()) == NULL) {
+    free(c);
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return;
+  }
+  c->a = a;
+  c->res = res;
+  c->channel = sse__filter(req, "channel");
+  c->inbox = sse__filter(req, "inbox");
+  uv_timer_init(a->host.loop, &c->keepalive);
+  c->keepalive.data = c;
+  c->next = a->sse->head;
+  if (c->next != NULL) c->next->prev = c;
+  a->sse->head = c;
+  http_header h[] = {{"Content-Type", "text/event-stream", 0}, {"Cache-Control", "no-cache", 0},
+                     {"X-Accel-Buffering", "no", 0}};
+  if (http_stream_start(res, 200, h, 3, sse__closed, c) != 0) {
+    sse__finish(c);
+    return;
+  }
+  c->token = events_subscribe(store_events(a->host.st), sse__event, c);
+  if (c->token < 0) {
+    c->token = 0;
+    sse__finish(c);
+    return;
+  }
+  /* An opening comment makes proxies and clients see the stream at once. */
+  http_stream_write(res, ": switchboard events\n\n", 22);
+  uint64_t every = a->host.sse_keepalive_ms ? a->host.sse_keepalive_ms : 15000;
+  uv_timer_start(&c->keepalive, sse__tick, every, every);
+  if (after >= 0) {
+    c->last_id = after;
+    c->catching_up = 1;
+    c->store_busy = 1;
+    if (store_events_after(a->host.st, after, c->channel, c->inbox, SSE_PAGE, sse__backlog, c) != 0) {
+      c->store_busy = 0;
+      sse__finish(c);
+    }
+  }
+}
+
+int sse_register(api *a) {
+  a->sse = calloc(1, sizeof(*a->sse));
+  if (a->sse == NULL) return -ENOMEM;
+  return api_route(a, "GET", "/api/v1/events", 0, sse__events);
+}
+
+void sse_free(api *a) {
+  if (a->sse == NULL) return;
+  while (a->sse->head != NULL) {
+    sse_client *c = a->sse->head;
+    sse__finish(c);
+    c->a = NULL;
+  }
+  free(a->sse);
+  a->sse = NULL;
+}

@@ -1,0 +1,236 @@
+/* store_sqlite_api.c — what the REST API keeps: hashed bearer tokens, channels connected through the API, channel history moves and deletes. */
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *sq__str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
+static int sq__step(store *st, sq_req *r, sqlite3_stmt *s, const char *what) {
+  if (s == NULL) return sq_fail(st, r, what);
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sq_fail(st, r, what);
+}
+
+static int sq__not_found(sq_req *r, const char *what, const char *name) {
+  r->status = -ENOENT;
+  snprintf(r->err, sizeof(r->err), "%s \"%s\" does not exist", what, name);
+  return -ENOENT;
+}
+
+/* ---- tokens ---- */
+
+static int sq__token_create(store *st, sq_req *r, json_t *a, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO tokens(name, role, hash, created_at) VALUES(?1, ?2, ?3, ?4)"
+                                " ON CONFLICT DO NOTHING RETURNING id");
+  if (s == NULL) return sq_fail(st, r, "saving a token");
+  sq_bind_text(s, 1, sq__str(a, "name"));
+  sq_bind_text(s, 2, sq__str(a, "role"));
+  sq_bind_text(s, 3, sq__str(a, "hash"));
+  sqlite3_bind_int64(s, 4, sq_now_ms());
+  int rc = sqlite3_step(s);
+  int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_reset(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_fail(st, r, "saving a token");
+  if (id == 0) {
+    r->status = -EEXIST;
+    snprintf(r->err, sizeof(r->err), "a token named \"%s\" already exists", sq__str(a, "name"));
+    return -EEXIST;
+  }
+  *result = json_pack("{sI ss ss}", "id", (json_int_t)id, "name", sq__str(a, "name"), "role", sq__str(a, "role"));
+  return 0;
+}
+
+int store_token_create(store *st, const char *name, const char *role, const char *hash_hex,
+                       store_json_cb cb, void *arg) {
+  if (name == NULL || role == NULL || hash_hex == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__token_create, json_pack("{ss ss ss}", "name", name, "role", role, "hash", hash_hex),
+                        cb, arg);
+}
+
+static int sq__token_find(store *st, sq_req *r, json_t *a, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT id, name, role FROM tokens WHERE hash = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading tokens");
+  sq_bind_text(s, 1, sq__str(a, "hash"));
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    *result = json_pack("{sI ss ss}", "id", (json_int_t)sqlite3_column_int64(s, 0), "name", sq_col_text(s, 1),
+                        "role", sq_col_text(s, 2));
+  }
+  sqlite3_reset(s);
+  if (rc == SQLITE_DONE) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "no such token");
+    return -ENOENT;
+  }
+  return rc == SQLITE_ROW ? 0 : sq_fail(st, r, "reading tokens");
+}
+
+int store_token_find(store *st, const char *hash_hex, store_json_cb cb, void *arg) {
+  if (hash_hex == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__token_find, json_pack("{ss}", "hash", hash_hex), cb, arg);
+}
+
+static int sq__tokens_list(store *st, sq_req *r, json_t *a, json_t **result) {
+  (void)a;
+  sqlite3_stmt *s = sq_prep(st, "SELECT id, name, role, created_at FROM tokens ORDER BY id");
+  if (s == NULL) return sq_fail(st, r, "listing tokens");
+  json_t *items = json_array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_array_append_new(items, json_pack("{sI ss ss sI}", "id", (json_int_t)sqlite3_column_int64(s, 0), "name",
+                                           sq_col_text(s, 1), "role", sq_col_text(s, 2), "created_at",
+                                           (json_int_t)sqlite3_column_int64(s, 3)));
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(items);
+    return sq_fail(st, r, "listing tokens");
+  }
+  *result = items;
+  return 0;
+}
+
+int store_tokens_list(store *st, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__tokens_list, NULL, cb, arg);
+}
+
+static int sq__token_delete(store *st, sq_req *r, json_t *a, json_t **result) {
+  json_int_t id = json_integer_value(json_object_get(a, "id"));
+  sqlite3_stmt *s = sq_prep(st, "DELETE FROM tokens WHERE id = ?1 RETURNING name");
+  if (s == NULL) return sq_fail(st, r, "deleting a token");
+  sqlite3_bind_int64(s, 1, id);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) *result = json_pack("{sI ss}", "id", id, "name", sq_col_text(s, 0));
+  if (rc == SQLITE_ROW) rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "deleting a token");
+  if (*result == NULL) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "token %lld does not exist", (long long)id);
+    return -ENOENT;
+  }
+  return 0;
+}
+
+int store_token_delete(store *st, int64_t id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__token_delete, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
+}
+
+/* ---- channels connected through the API ---- */
+
+static int sq__api_channel_put(store *st, sq_req *r, json_t *a, json_t **result) {
+  char *spec = json_dumps(json_object_get(a, "spec"), JSON_COMPACT);
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO api_channels(name, spec, sealed, created_at) VALUES(?1, ?2, ?3, ?4)"
+                                " ON CONFLICT(name) DO UPDATE SET spec = ?2, sealed = coalesce(?3, sealed)");
+  if (s == NULL || spec == NULL) {
+    free(spec);
+    return sq_fail(st, r, "saving a channel");
+  }
+  sq_bind_text(s, 1, sq__str(a, "name"));
+  sq_bind_text(s, 2, spec);
+  sq_bind_text(s, 3, sq__str(a, "sealed"));
+  sqlite3_bind_int64(s, 4, sq_now_ms());
+  int rc = sq__step(st, r, s, "saving a channel");
+  free(spec);
+  if (rc < 0) return rc;
+  *result = json_pack("{ss}", "name", sq__str(a, "name"));
+  return 0;
+}
+
+int store_api_channel_put(store *st, const char *name, const json_t *spec, const char *sealed,
+                          store_json_cb cb, void *arg) {
+  if (name == NULL || !json_is_object(spec)) return -EINVAL;
+  return sq_submit_json(st, sq__api_channel_put,
+                        json_pack("{ss sO ss?}", "name", name, "spec", (json_t *)spec, "sealed", sealed), cb, arg);
+}
+
+static int sq__api_channels_list(store *st, sq_req *r, json_t *a, json_t **result) {
+  (void)a;
+  sqlite3_stmt *s = sq_prep(st, "SELECT name, spec, sealed FROM api_channels ORDER BY created_at, name");
+  if (s == NULL) return sq_fail(st, r, "listing channels");
+  json_t *items = json_array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_t *spec = json_loads(sq_col_text(s, 1), 0, NULL);
+    json_array_append_new(items, json_pack("{ss so* ss?}", "name", sq_col_text(s, 0), "spec",
+                                           spec ? spec : json_object(), "sealed", sq_col_text(s, 2)));
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(items);
+    return sq_fail(st, r, "listing channels");
+  }
+  *result = items;
+  return 0;
+}
+
+int store_api_channels_list(store *st, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__api_channels_list, NULL, cb, arg);
+}
+
+static int sq__api_channel_delete(store *st, sq_req *r, json_t *a, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, "DELETE FROM api_channels WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "deleting a channel");
+  sq_bind_text(s, 1, sq__str(a, "name"));
+  if (sq__step(st, r, s, "deleting a channel") < 0) return -EIO;
+  if (sqlite3_changes(st->db) == 0) return sq__not_found(r, "channel", sq__str(a, "name"));
+  *result = json_pack("{ss}", "name", sq__str(a, "name"));
+  return 0;
+}
+
+int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void *arg) {
+  if (name == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__api_channel_delete, json_pack("{ss}", "name", name), cb, arg);
+}
+
+/* ---- channel history ---- */
+
+static int sq__history_delete(store *st, sq_req *r, json_t *a, json_t **result) {
+  static const char *const sql[] = {
+      "DELETE FROM outbox WHERE message_id IN (SELECT id FROM messages WHERE channel = ?1)",
+      "DELETE FROM messages WHERE thread_id IN (SELECT id FROM threads WHERE channel = ?1)",
+      "DELETE FROM tickets WHERE thread_id IN (SELECT id FROM threads WHERE channel = ?1)",
+      "DELETE FROM identities WHERE channel = ?1",
+      "DELETE FROM kv WHERE channel = ?1",
+  };
+  const char *name = sq__str(a, "name");
+  for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+    sqlite3_stmt *s = sq_prep(st, sql[i]);
+    if (s == NULL) return sq_fail(st, r, "deleting a channel's history");
+    sq_bind_text(s, 1, name);
+    if (sq__step(st, r, s, "deleting a channel's history") < 0) return -EIO;
+  }
+  sqlite3_stmt *s = sq_prep(st, "DELETE FROM threads WHERE channel = ?1");
+  if (s == NULL) return sq_fail(st, r, "deleting a channel's history");
+  sq_bind_text(s, 1, name);
+  if (sq__step(st, r, s, "deleting a channel's history") < 0) return -EIO;
+  *result = json_pack("{sI}", "threads", (json_int_t)sqlite3_changes(st->db));
+  /* The message path caches thread and contact ids that may be gone now. */
+  sq_caches_clear(st);
+  return 0;
+}
+
+int store_channel_history_delete(store *st, const char *name, store_json_cb cb, void *arg) {
+  if (name == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__history_delete, json_pack("{ss}", "name", name), cb, arg);
+}
+
+static int sq__history_move(store *st, sq_req *r, json_t *a, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, "UPDATE threads SET inbox = ?2 WHERE channel = ?1");
+  if (s == NULL) return sq_fail(st, r, "moving a channel's history");
+  sq_bind_text(s, 1, sq__str(a, "name"));
+  sq_bind_text(s, 2, sq__str(a, "inbox"));
+  if (sq__step(st, r, s, "moving a channel's history") < 0) return -EIO;
+  *result = json_pack("{sI}", "threads", (json_int_t)sqlite3_changes(st->db));
+  return 0;
+}
+
+int store_channel_history_move(store *st, const char *name, const char *inbox, store_json_cb cb,
+                               void *arg) {
+  if (name == NULL || inbox == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__history_move, json_pack("{ss ss}", "name", name, "inbox", inbox), cb, arg);
+}

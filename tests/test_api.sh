@@ -1,0 +1,567 @@
+#!/usr/bin/env bash
+# test_api.sh — the REST API and event stream of the real daemon, over HTTP
+# with curl: tokens and roles, every endpoint's success path and bad input,
+# reply → outbox → plugin send → sent, channels over the API (sealed
+# credentials, restart, wrong key), SSE with Last-Event-ID. Every response is
+# checked against docs/api/openapi.json by tests/api_check.py, and every
+# documented operation must answer. Stops only what it starts.
+set -u
+
+SB=${SB_BINARY:?}
+PLUGINS=${SB_TEST_PLUGIN_DIR:?}
+SRC=${SB_SOURCE_DIR:?}
+SPEC=$SRC/docs/api/openapi.json
+CHECK="python3 $SRC/tests/api_check.py"
+work=$(mktemp -d /tmp/sbapi.XXXXXX)
+daemon_pid=
+sse_pid=
+passed=0
+failed=0
+
+cleanup() {
+  for p in $sse_pid $daemon_pid; do
+    if kill -0 "$p" 2>/dev/null; then kill -KILL "$p"; fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok - $1"; }
+not_ok() { failed=$((failed + 1)); echo "not ok - $1"; [ $# -gt 1 ] && echo "# $2"; }
+check() { # check NAME CONDITION-STATUS [DETAIL]
+  if [ "$2" -eq 0 ]; then ok "$1"; else not_ok "$1" "${3:-}"; fi
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+base=http://127.0.0.1:$port
+KEY=$(python3 -c 'print("5a"*32)')
+API_SECRET=api-channel-secret-value-42
+CFG_SECRET=config-channel-secret-value-7
+
+write_config() { # write_config FILE SECRET_KEY_JSON|none STORE PORT
+  local key=
+  [ "$2" != none ] && key="\"secret_key\": $2,"
+  cat >"$1" <<EOF
+{"listen": "127.0.0.1:$4", "store": "sqlite:$3", $key
+ "http": {"sse_keepalive": "300ms", "body_limit": 65536},
+ "plugins": {"dirs": ["$PLUGINS"], "allow": ["testplugin"]},
+ "pipelines": [{"name": "Billing", "statuses": [{"name": "New"},
+   {"name": "Solved", "closed": true, "required_properties": ["resolution"]}]}],
+ "channels": [
+   {"name": "demo", "plugin": "testplugin", "inbox": "Support",
+    "credentials": {"token": "$CFG_SECRET"}, "ticket": {"pipeline": "Billing"}}
+ ]}
+EOF
+}
+cfg=$work/switchboard.json
+write_config "$cfg" "\"$KEY\"" "$work/db.sqlite" "$port"
+
+# --- tokens create ----------------------------------------------------------
+ADMIN=$("$SB" tokens create -c "$cfg" --name root --role admin 2>"$work/tok.err")
+rc=$?
+[ $rc -eq 0 ] && [[ $ADMIN =~ ^sbt_[0-9a-f]{64}$ ]]
+check "tokens create prints one token" $? "status $rc: $ADMIN $(cat "$work/tok.err")"
+AGENT=$("$SB" tokens create -c "$cfg" --name ana --role agent 2>/dev/null)
+"$SB" tokens create -c "$cfg" --name ana --role agent >/dev/null 2>"$work/tok.err"
+[ $? -eq 2 ] && grep -q 'a token named "ana" already exists' "$work/tok.err"
+check "tokens create refuses a taken name" $?
+"$SB" tokens create -c "$cfg" --name x --role boss >/dev/null 2>&1
+check "tokens create refuses an unknown role" $([ $? -eq 2 ]; echo $?)
+"$SB" tokens create -c "$cfg" --role admin >/dev/null 2>&1
+check "tokens create needs --name" $([ $? -eq 2 ]; echo $?)
+"$SB" tokens create --name x --role admin >/dev/null 2>&1
+check "tokens create needs -c" $([ $? -eq 2 ]; echo $?)
+"$SB" tokens --help | grep -q 'Usage: switchboard tokens create -c FILE --name N --role admin|agent'
+check "tokens --help" $?
+"$SB" --help | grep -q 'tokens create'
+check "--help lists tokens create" $?
+"$SB" tokens revoke >/dev/null 2>&1
+check "an unknown tokens subcommand is a usage error" $([ $? -eq 2 ]; echo $?)
+python3 - "$work/db.sqlite" "$ADMIN" <<'EOF'
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("SELECT hash FROM tokens").fetchall()
+sys.exit(0 if rows and all(sys.argv[2] not in r[0] for r in rows) else 1)
+EOF
+check "tokens are stored hashed, not in clear" $?
+
+# --- the daemon -------------------------------------------------------------
+wait_log() { # wait_log PATTERN [FILE]
+  for _ in $(seq 1 100); do
+    grep -Eq -- "$1" "${2:-$work/daemon.log}" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+log=$work/daemon.log
+start_daemon() { # start_daemon [LOG]
+  log=${1:-$work/daemon.log}
+  "$SB" run -c "$cfg" >>"$log" 2>&1 &
+  daemon_pid=$!
+}
+stop_daemon() {
+  kill -TERM "$daemon_pid"
+  wait "$daemon_pid"
+  local rc=$?
+  daemon_pid=
+  check "the daemon stops cleanly (status 0)" $([ $rc -eq 0 ]; echo $?) "status $rc: $(tail -5 "$log")"
+}
+start_daemon
+wait_log 'ready: 1 plugins, 1 channels'
+check "daemon starts" $? "$(cat "$work/daemon.log")"
+
+# call METHOD PATH TOKEN [BODY]: sets code and body (file $work/body); checks
+# the answer against the OpenAPI document.
+call() {
+  local m=$1 path=$2 tok=$3 data=${4-}
+  local args=(-s -o "$work/body" -w '%{http_code}' -X "$m")
+  [ -n "$tok" ] && args+=(-H "Authorization: Bearer $tok")
+  [ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data-binary "$data")
+  code=$(curl "${args[@]}" "$base$path")
+  body=$(cat "$work/body")
+  local why
+  if ! why=$($CHECK "$SPEC" "$m" "$path" "$code" "$work/body" "$work/hits" 2>&1); then
+    not_ok "$m $path answers as documented" "$why"
+  fi
+}
+# expect NAME CODE [PYTHON-CONDITION on d = the JSON body]
+expect() {
+  local name=$1 want=$2 cond=${3-}
+  if [ "$code" != "$want" ]; then
+    not_ok "$name" "status $code, wanted $want: $body"
+  elif [ -n "$cond" ] && ! python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($cond) else 1)" "$work/body" 2>/dev/null; then
+    not_ok "$name" "body fails ($cond): $body"
+  else
+    ok "$name"
+  fi
+}
+jv() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$work/body"; }
+inbound() { # inbound CHANNEL EXTERNAL-ID SENDER TEXT
+  curl -s -H "X-Id: $2" -H "X-Sender: $3" --data-binary "$4" "$base/hooks/$1/messages" >/dev/null
+}
+
+# --- auth -------------------------------------------------------------------
+call GET /api/v1/conversations ""
+expect "no token is 401" 401 'd["error"]["code"] == "unauthorized"'
+call GET /api/v1/conversations "sbt_$(printf '0%.0s' $(seq 64))"
+expect "a bad token is 401" 401
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Basic $ADMIN" "$base/api/v1/plugins")
+check "a non-Bearer scheme is 401" $([ "$code" = 401 ]; echo $?)
+call POST /api/v1/users "$AGENT" '{"name": "eve"}'
+expect "an agent token on an admin endpoint is 403" 403 'd["error"]["code"] == "forbidden"'
+call GET /api/v1/plugins "$AGENT"
+expect "an agent token reads" 200
+
+# --- tokens over the API ------------------------------------------------------
+call POST /api/v1/tokens "$ADMIN" '{"name": "script", "role": "agent"}'
+expect "POST a token shows its secret once" 201 'd["token"].startswith("sbt_") and d["role"] == "agent"'
+T3=$(jv 'd["token"]')
+T3ID=$(jv 'd["id"]')
+call POST /api/v1/tokens "$ADMIN" '{"name": "script", "role": "agent"}'
+expect "a taken token name is 409" 409
+call POST /api/v1/tokens "$ADMIN" '{"name": "x", "role": "root"}'
+expect "a bad role is 400" 400 'd["error"]["field"] == "role"'
+call GET /api/v1/tokens "$AGENT"
+expect "an agent cannot list tokens" 403
+call GET /api/v1/tokens "$ADMIN"
+expect "tokens list without secrets or hashes" 200 'len(d["items"]) == 3 and all(set(t) == {"id", "name", "role", "created_at"} for t in d["items"])'
+call GET /api/v1/plugins "$T3"
+expect "the new token works" 200
+call DELETE "/api/v1/tokens/$T3ID" "$ADMIN"
+expect "DELETE revokes a token" 200 'd["name"] == "script"'
+call GET /api/v1/plugins "$T3"
+expect "a revoked token is 401 at once" 401
+call DELETE "/api/v1/tokens/$T3ID" "$ADMIN"
+expect "revoking it again is 404" 404
+
+# --- plugins ----------------------------------------------------------------
+call GET /api/v1/plugins "$ADMIN"
+expect "plugins carry capabilities and a credential schema with writeOnly secrets" 200 \
+  'd["items"][0]["id"] == "testplugin" and d["items"][0]["credential_schema"]["properties"]["token"]["writeOnly"] is True and "file" not in d["items"][0]'
+
+# --- conversations and replies -----------------------------------------------
+inbound demo m1 kim "Hello, my invoice is wrong"
+inbound demo m2 lee "Where is my parcel?"
+call GET /api/v1/conversations "$AGENT"
+expect "conversations list both threads, newest first" 200 'len(d["items"]) == 2 and d["items"][0]["id"] > d["items"][1]["id"] and d["next_cursor"] is None'
+conv=$(jv 'd["items"][1]["id"]')
+call GET "/api/v1/conversations?q=invoice" "$AGENT"
+expect "q finds the conversation by message text" 200 "[c['id'] for c in d['items']] == [$conv]"
+call GET "/api/v1/conversations?channel=demo&status=open&assignee=none&inbox=Support" "$AGENT"
+expect "filters by channel, status, assignee and inbox" 200 'len(d["items"]) == 2'
+call GET "/api/v1/conversations?channel=nope" "$AGENT"
+expect "a channel filter with no match is an empty page" 200 'd["items"] == []'
+call GET "/api/v1/conversations?limit=1" "$AGENT"
+expect "limit=1 gives a next_cursor" 200 'len(d["items"]) == 1 and d["next_cursor"] is not None'
+cursor=$(jv 'd["next_cursor"]')
+call GET "/api/v1/conversations?limit=1&cursor=$cursor" "$AGENT"
+expect "the cursor gives the next page" 200 "d['items'][0]['id'] == $conv"
+call GET "/api/v1/conversations?status=pending" "$AGENT"
+expect "a bad status filter is 400" 400 'd["error"]["field"] == "status"'
+call GET "/api/v1/conversations?limit=0" "$AGENT"
+expect "a bad limit is 400" 400 'd["error"]["field"] == "limit"'
+call GET "/api/v1/conversations/$conv" "$AGENT"
+expect "one conversation with its messages" 200 'd["messages"][0]["direction"] == "in" and d["messages"][0]["status"] == "received" and d["messages"][0]["text"].startswith("Hello")'
+ticket=$(jv 'd["ticket"]["id"]')
+inmsg=$(jv 'd["messages"][0]["id"]')
+call GET /api/v1/conversations/99999 "$AGENT"
+expect "an unknown conversation is 404" 404 'd["error"]["code"] == "not_found"'
+call GET /api/v1/conversations/abc "$AGENT"
+expect "a non-numeric id is 404" 404
+
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"We are on it\", \"reply_to\": $inmsg}"
+expect "a reply is queued with 202" 202 'd["status"] == "queued" and isinstance(d["id"], int)'
+reply=$(jv 'd["id"]')
+status=
+for _ in $(seq 1 50); do
+  call GET "/api/v1/conversations/$conv" "$AGENT"
+  status=$(jv "[m['status'] for m in d['messages'] if m['id'] == $reply][0]")
+  [ "$status" = sent ] && break
+  sleep 0.1
+done
+check "the reply goes through the outbox to the plugin's send and becomes sent" $([ "$status" = sent ]; echo $?) "status $status"
+expect "the sent reply carries the plugin's external id and reply link" 200 \
+  "[m for m in d['messages'] if m['id'] == $reply][0]['external_id'] == 'ext-$reply' and [m for m in d['messages'] if m['id'] == $reply][0]['reply_to'] == $inmsg"
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "x", "html": "<b>x</b>", "attachments": [{"url": "https://example.com/a.png", "mime_type": "image/png", "filename": "a.png", "size": 12}]}'
+expect "a reply with html and attachments is queued" 202
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": '
+expect "malformed JSON is 400" 400 'd["error"]["code"] == "invalid_json"'
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '[1]'
+expect "a non-object body is 400" 400
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": 5}'
+expect "a wrong type is 400 naming the field" 400 'd["error"]["field"] == "text"'
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"attachments": [{"mime_type": "x"}]}'
+expect "an attachment without url is 400" 400 'd["error"]["field"] == "attachments"'
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"txt": "typo"}'
+expect "an unknown field is 400 naming it" 400 'd["error"]["field"] == "txt"'
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{}'
+expect "a reply without text is 400" 400
+call POST /api/v1/conversations/99999/messages "$AGENT" '{"text": "hi"}'
+expect "a reply to an unknown conversation is 404" 404
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "hi", "template": {"name": "x"}}'
+expect "a template is refused with 422 (not supported yet)" 422 'd["error"]["field"] == "template"'
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "done", "ticket_status": "Solved"}'
+expect "a reply setting a status that needs properties is 422 naming them" 422 '"resolution" in d["error"]["message"]'
+big=$(python3 -c 'print("{\"text\": \"" + "x" * 70000 + "\"}")')
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" "$big"
+expect "an oversized body is 413" 413
+
+# --- tickets and pipelines -----------------------------------------------------
+call GET "/api/v1/tickets/$ticket" "$AGENT"
+expect "a ticket" 200 'd["pipeline"] == "Billing" and d["status"] == "New"'
+call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"priority": "high"}'
+expect "PATCH priority" 200 'd["priority"] == "high"'
+call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"status": "Solved"}'
+expect "a status needing missing properties is 422 naming them" 422 '"resolution" in d["error"]["message"]'
+call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"status": "Solved", "properties": {"resolution": "refunded"}}'
+expect "with the property the status is set" 200 'd["status"] == "Solved" and d["closed"] is True and d["properties"]["resolution"] == "refunded"'
+call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"priority": 3}'
+expect "a wrong type on a ticket is 400 naming the field" 400 'd["error"]["field"] == "priority"'
+call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"owner": "nobody"}'
+expect "an owner who is not a user is 422" 422
+call PATCH /api/v1/tickets/99999 "$AGENT" '{"priority": "low"}'
+expect "an unknown ticket is 404" 404
+call GET /api/v1/tickets/99999 "$AGENT"
+expect "GET an unknown ticket is 404" 404
+call GET /api/v1/pipelines "$AGENT"
+expect "pipelines with ordered statuses" 200 \
+  '[s["name"] for p in d["items"] if p["name"] == "Billing" for s in p["statuses"]] == ["New", "Solved"]'
+
+# --- users and teams --------------------------------------------------------------
+call POST /api/v1/users "$ADMIN" '{"name": "bob", "email": "bob@example.com", "skills": ["fr"], "capacity": 3}'
+expect "POST a user is 201" 201 'd["name"] == "bob" and d["capacity"] == 3 and d["seat"] is True'
+call POST /api/v1/users "$ADMIN" '{"name": "bob"}'
+expect "POST a taken name is 409" 409
+call POST /api/v1/users "$ADMIN" '{"name": "carl", "capacity": "many"}'
+expect "a wrong type on a user is 400 naming the field" 400 'd["error"]["field"] == "capacity"'
+call POST /api/v1/users "$ADMIN" '{"name": "carl", "skills": [1]}'
+expect "skills must be strings" 400 'd["error"]["field"] == "skills"'
+call POST /api/v1/users "$ADMIN" '{"email": "x@example.com"}'
+expect "a user needs a name" 400 'd["error"]["field"] == "name"'
+call PATCH /api/v1/users/bob "$ADMIN" '{"available": false}'
+expect "PATCH a user" 200 'd["available"] is False and d["email"] == "bob@example.com"'
+call PATCH /api/v1/users/ghost "$ADMIN" '{"available": false}'
+expect "PATCH an unknown user is 404" 404
+call PATCH /api/v1/users/bob "$AGENT" '{"available": true}'
+expect "an agent cannot edit users" 403
+call GET /api/v1/users "$AGENT"
+expect "users list" 200 'd["items"][0]["name"] == "bob"'
+call POST /api/v1/teams "$ADMIN" '{"name": "billing", "users": ["bob"]}'
+expect "POST a team is 201" 201 'd["users"] == ["bob"]'
+call POST /api/v1/teams "$ADMIN" '{"name": "ghosts", "users": ["nobody"]}'
+expect "a team member who is not a user is 422" 422
+call PATCH /api/v1/teams/billing "$ADMIN" '{"users": []}'
+expect "PATCH a team" 200 'd["users"] == []'
+call PATCH /api/v1/teams/nope "$ADMIN" '{"users": []}'
+expect "PATCH an unknown team is 404" 404
+call GET /api/v1/teams "$AGENT"
+expect "teams list" 200 'any(t["name"] == "billing" for t in d["items"])'
+call POST /api/v1/users "$ADMIN" '{"name": "temp-user"}'
+call POST /api/v1/teams "$ADMIN" '{"name": "temp-team", "users": ["temp-user"]}'
+call DELETE /api/v1/teams/temp-team "$AGENT"
+expect "an agent cannot delete teams" 403
+call DELETE /api/v1/teams/temp-team "$ADMIN"
+expect "DELETE a team" 200 'd["name"] == "temp-team"'
+call DELETE /api/v1/teams/temp-team "$ADMIN"
+expect "DELETE an unknown team is 404" 404
+call DELETE /api/v1/users/temp-user "$ADMIN"
+expect "DELETE a user" 200 'd["name"] == "temp-user" and d["requeued"] == 0'
+call DELETE /api/v1/users/temp-user "$ADMIN"
+expect "DELETE an unknown user is 404" 404
+
+# --- contacts -----------------------------------------------------------------------
+call GET /api/v1/contacts "$AGENT"
+expect "contacts with identities" 200 'len(d["items"]) == 2 and d["items"][0]["identities"][0]["channel"] == "demo"'
+c1=$(jv 'd["items"][0]["id"]')
+c2=$(jv 'd["items"][1]["id"]')
+call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"name": "Kim Lund", "email": "kim@example.com"}'
+expect "PATCH a contact" 200 'd["name"] == "Kim Lund" and d["email"] == "kim@example.com"'
+call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"email": 7}'
+expect "a wrong type on a contact is 400" 400 'd["error"]["field"] == "email"'
+call PATCH /api/v1/contacts/99999 "$AGENT" '{"name": "x"}'
+expect "PATCH an unknown contact is 404" 404
+call GET "/api/v1/conversations?q=kim@example" "$AGENT"
+expect "conversations are found by the contact's email" 200 "[c['id'] for c in d['items']] == [$conv]"
+call GET "/api/v1/conversations?q=Kim%20Lund" "$AGENT"
+expect "conversations are found by the contact's name" 200 "[c['id'] for c in d['items']] == [$conv]"
+call GET "/api/v1/contacts?q=Kim" "$AGENT"
+expect "contacts search" 200 "[c['id'] for c in d['items']] == [$c1]"
+call POST "/api/v1/contacts/$c1/merge" "$AGENT" "{\"contact_id\": \"$c2\"}"
+expect "merge needs an integer contact_id" 400 'd["error"]["field"] == "contact_id"'
+call POST "/api/v1/contacts/$c1/merge" "$AGENT" "{\"contact_id\": $c1}"
+expect "merging a contact into itself is 422" 422
+call POST "/api/v1/contacts/$c1/merge" "$AGENT" '{"contact_id": 99999}'
+expect "merging an unknown contact is 404" 404
+call POST "/api/v1/contacts/$c1/merge" "$AGENT" "{\"contact_id\": $c2}"
+expect "merge two contacts" 200 "d['id'] == $c1 and len(d['identities']) == 2"
+
+# --- channels ------------------------------------------------------------------------
+call GET /api/v1/channels "$AGENT"
+expect "channels list the config channel without credentials" 200 \
+  'd["items"][0]["name"] == "demo" and d["items"][0]["source"] == "config" and d["items"][0]["state"] == "connected" and d["items"][0]["embed"] is None and "credentials" not in d["items"][0]'
+grep -q "$CFG_SECRET" "$work/body"
+check "a config secret is never returned" $([ $? -ne 0 ]; echo $?)
+call GET /api/v1/channels/demo "$AGENT"
+expect "one channel" 200 'd["plugin"] == "testplugin" and d["inbox"] == "Support"'
+call GET /api/v1/channels/nope "$AGENT"
+expect "an unknown channel is 404" 404
+call POST /api/v1/channels "$AGENT" '{"name": "x", "plugin": "testplugin"}'
+expect "an agent cannot connect channels" 403
+call POST /api/v1/channels "$ADMIN" "{\"name\": \"web\", \"plugin\": \"testplugin\", \"inbox\": \"Sales\", \"credentials\": {\"token\": \"$API_SECRET\", \"retries\": 5}}"
+expect "POST connects a channel with 201" 201 'd["name"] == "web" and d["source"] == "api" and d["status"] == "on" and "credentials" not in d'
+grep -q "$API_SECRET" "$work/body"
+check "the new channel's secret is not echoed" $([ $? -ne 0 ]; echo $?)
+for _ in $(seq 1 30); do
+  call GET /api/v1/channels/web "$AGENT"
+  [ "$(jv 'd["state"]')" = connected ] && break
+  sleep 0.1
+done
+expect "the API channel runs" 200 'd["state"] == "connected"'
+code=$(curl -s -o "$work/body" -w '%{http_code}' "$base/hooks/web/config?key=retries")
+check "the API channel's plugin sees its credentials" $([ "$code" = 200 ] && grep -q 5 "$work/body"; echo $?) "$code $(cat "$work/body")"
+python3 - "$work/db.sqlite" "$API_SECRET" <<'EOF'
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("SELECT spec || coalesce(sealed, '') FROM api_channels").fetchall()
+sys.exit(0 if rows and all(sys.argv[2] not in r[0] and "sealed" not in r[0] for r in rows) else 1)
+EOF
+check "credentials are stored sealed, never in clear" $?
+call POST /api/v1/channels "$ADMIN" '{"name": "web", "plugin": "testplugin", "credentials": {"token": "abcdef"}}'
+expect "a taken channel name is 409" 409 'd["error"]["field"] == "name"'
+call POST /api/v1/channels "$ADMIN" '{"name": "demo", "plugin": "testplugin", "credentials": {"token": "abcdef"}}'
+expect "a config channel's name is taken too" 409
+call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {"tokn": "abcdef"}}'
+expect "credentials failing the schema are 422 naming the key" 422 'd["error"]["field"] == "credentials" and "tokn" in d["error"]["message"]'
+call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {}}'
+expect "a missing required credential is 422" 422 '"token" in d["error"]["message"]'
+call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {"token": {"env": "HOME"}}}'
+expect "env and file references are refused over the API" 400 'd["error"]["field"] == "credentials"'
+call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "nosuch", "credentials": {}}'
+expect "an unknown plugin is 422" 422 'd["error"]["field"] == "plugin"'
+call POST /api/v1/channels "$ADMIN" '{"name": "bad name", "plugin": "testplugin"}'
+expect "a bad channel name is 400" 400 'd["error"]["field"] == "name"'
+call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": "x"}'
+expect "credentials of the wrong type are 400" 400 'd["error"]["field"] == "credentials"'
+call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {"token": "abcdef"}, "thread_policy": "sometimes"}'
+expect "invalid rules are 422" 422
+call PATCH /api/v1/channels/demo "$ADMIN" '{"status": "off"}'
+expect "a config channel cannot be edited over the API" 409 'd["error"]["code"] == "config_channel"'
+
+inbound web w1 zed "Hi from the web"
+call GET "/api/v1/conversations?channel=web" "$AGENT"
+expect "inbound on the API channel lands in its inbox" 200 'len(d["items"]) == 1 and d["items"][0]["inbox"] == "Sales"'
+webconv=$(jv 'd["items"][0]["id"]')
+call PATCH /api/v1/channels/web "$ADMIN" '{"status": "off"}'
+expect "PATCH status off" 200 'd["status"] == "off"'
+sleep 0.3
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Id: w2' --data-binary x "$base/hooks/web/messages")
+check "a channel turned off takes no webhooks" $([ "$code" = 404 ]; echo $?) "status $code"
+call PATCH /api/v1/channels/web "$ADMIN" '{"status": "on"}'
+expect "PATCH status back on" 200 'd["status"] == "on"'
+call PATCH /api/v1/channels/web "$ADMIN" '{"inbox": "Billing desk", "history": "move"}'
+expect "PATCH inbox with history moved" 200 'd["inbox"] == "Billing desk"'
+call GET "/api/v1/conversations/$webconv" "$AGENT"
+expect "the old conversation moved to the new inbox" 200 'd["inbox"] == "Billing desk"'
+call PATCH /api/v1/channels/web "$ADMIN" '{"inbox": "Support", "history": "keep"}'
+expect "PATCH inbox keeping history" 200 'd["inbox"] == "Support"'
+call GET "/api/v1/conversations/$webconv" "$AGENT"
+expect "kept history stays in the old inbox" 200 'd["inbox"] == "Billing desk"'
+call PATCH /api/v1/channels/web "$ADMIN" '{"history": "sideways"}'
+expect "a bad history value is 400" 400 'd["error"]["field"] == "history"'
+call PATCH /api/v1/channels/web "$ADMIN" '{"credentials": {"token": 5}}'
+expect "PATCH credentials are validated" 422 'd["error"]["field"] == "credentials"'
+call PATCH /api/v1/channels/web "$ADMIN" '{"plugin": "other"}'
+expect "a channel's plugin cannot change" 400 'd["error"]["field"] == "plugin"'
+call PATCH /api/v1/channels/nope "$ADMIN" '{"status": "off"}'
+expect "PATCH an unknown channel is 404" 404
+for _ in $(seq 1 30); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Id: w3' --data-binary "back again" "$base/hooks/web/messages")
+  [ "$code" = 200 ] && break
+  sleep 0.1
+done
+check "the channel turned on again takes webhooks" $([ "$code" = 200 ]; echo $?) "status $code"
+
+# Edits faster than a channel opens: the last one wins, a deleted one never runs.
+pids=
+for _ in 1 2 3 4 5 6; do
+  curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $ADMIN" --data-binary '{"status": "on"}' "$base/api/v1/channels/web" &
+  pids="$pids $!"
+done
+wait $pids
+curl -s -o /dev/null -H "Authorization: Bearer $ADMIN" --data-binary '{"name": "blink", "plugin": "testplugin", "credentials": {"token": "blink-token"}}' "$base/api/v1/channels" &
+pids=$!
+sleep 0.05
+curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $ADMIN" "$base/api/v1/channels/blink"
+wait $pids
+sleep 0.5
+curl -s "$base/healthz" >"$work/health"
+python3 -c 'import json,sys; c=[x["name"] for x in json.load(open(sys.argv[1]))["channels"]]; sys.exit(0 if c.count("web") == 1 and "blink" not in c else 1)' "$work/health"
+check "rapid edits leave one instance per channel and none of a deleted one" $? "$(cat "$work/health")"
+
+call POST /api/v1/channels "$ADMIN" '{"name": "temp", "plugin": "testplugin", "credentials": {"token": "temp-token-1"}}'
+expect "connect a second API channel" 201
+sleep 0.3
+inbound temp t1 tom "short-lived"
+call DELETE "/api/v1/channels/temp?history=sideways" "$ADMIN"
+expect "DELETE with a bad history is 400" 400
+call DELETE /api/v1/channels/demo "$ADMIN"
+expect "a config channel cannot be deleted over the API" 409
+call DELETE "/api/v1/channels/temp?history=delete" "$ADMIN"
+expect "DELETE with history=delete" 200 'd["deleted"] is True and d["history"] == "delete"'
+call GET "/api/v1/conversations?channel=temp" "$AGENT"
+expect "its conversations are gone" 200 'd["items"] == []'
+call DELETE /api/v1/channels/temp "$ADMIN"
+expect "DELETE it again is 404" 404
+sleep 0.3
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Id: t2' --data-binary x "$base/hooks/temp/messages")
+check "a deleted channel takes no webhooks" $([ "$code" = 404 ]; echo $?) "status $code"
+
+# --- events (SSE) ----------------------------------------------------------------------
+curl -s -N -H "Authorization: Bearer $AGENT" "$base/api/v1/events?channel=demo" >"$work/sse1" &
+sse_pid=$!
+sleep 0.5
+inbound demo m9 kim "Live one"
+wait_log 'event: message.in' "$work/sse1"
+check "SSE delivers a new message.in event" $? "$(cat "$work/sse1")"
+wait_log '^: keep-alive' "$work/sse1"
+check "SSE sends keep-alive comments" $?
+grep -q '"channel":"web"' "$work/sse1"
+check "SSE filters by channel" $([ $? -ne 0 ]; echo $?)
+kill "$sse_pid"; wait "$sse_pid" 2>/dev/null; sse_pid=
+live_id=$(grep -B2 'Live one' "$work/sse1" | sed -n 's/^id: //p' | head -1)
+first=$(grep -m1 '^id: ' "$work/sse1" | sed 's/^id: //')
+resume=$((first - 1))
+curl -s -N -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: $resume" "$base/api/v1/events?channel=demo" >"$work/sse2"
+python3 - "$work/sse2" "$resume" "$live_id" <<'EOF'
+import sys
+ids = [int(l[4:]) for l in open(sys.argv[1]) if l.startswith("id: ")]
+after, live = int(sys.argv[2]), int(sys.argv[3])
+sys.exit(0 if ids and ids == sorted(set(ids)) and ids[0] > after and live in ids else 1)
+EOF
+check "Last-Event-ID resumes with the stored events after it, in order, none twice" $? "$(head -c 600 "$work/sse2")"
+curl -s -N -m 2 -H "Authorization: Bearer $AGENT" "$base/api/v1/events?inbox=Sales" >"$work/sse3"
+grep -q '^id: ' "$work/sse3"
+check "without Last-Event-ID only live events come" $([ $? -ne 0 ]; echo $?)
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: x" "$base/api/v1/events")
+check "a bad Last-Event-ID is 400" $([ "$code" = 400 ]; echo $?)
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/api/v1/events")
+check "SSE needs a token" $([ "$code" = 401 ]; echo $?)
+echo "GET /api/v1/events 200" >>"$work/hits"
+
+# A client that stops reading is dropped once its backlog passes 1 MiB; the
+# daemon goes on serving. user.updated events carry the whole user, so big
+# skill lists make big events quickly.
+python3 - "$port" "$ADMIN" "$work/daemon.log" <<'EOF'
+import http.client, json, socket, sys, time
+port, token, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+slow = socket.socket()
+slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+slow.connect(("127.0.0.1", port))
+slow.sendall(f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+time.sleep(0.3)
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+skills = ["s%04d-%s" % (i, "x" * 24) for i in range(1800)]
+for i in range(4000):
+    if i % 10 == 0 and "dropping a slow event stream client" in open(log).read():
+        break
+    c.request("PATCH", "/api/v1/users/bob", json.dumps({"skills": skills[i % 2:]}),
+              {"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit(1)
+EOF
+check "a slow event stream client does not stall the daemon" $?
+wait_log 'dropping a slow event stream client'
+check "a slow event stream client is dropped" $?
+
+# --- reload and stop with a stream open --------------------------------------------------
+kill -HUP "$daemon_pid"
+wait_log 'reloaded: 2 channels kept, 0 closed, 0 started'
+check "SIGHUP keeps the API channel running beside the config one" $? "$(grep reloaded "$work/daemon.log")"
+curl -s -N -H "Authorization: Bearer $AGENT" "$base/api/v1/events" >"$work/sse4" &
+sse_pid=$!
+sleep 0.3
+
+# --- restart: API channels come back; a wrong key is a clear start-up error -------------
+stop_daemon
+wait "$sse_pid" 2>/dev/null
+sse_pid=
+start_daemon "$work/restart.log"
+wait_log 'channel="web" plugin="testplugin" msg="connected"' "$work/restart.log"
+check "API channels run again after a restart" $?
+stop_daemon
+write_config "$cfg" "\"$(python3 -c 'print("77"*32)')\"" "$work/db.sqlite" "$port"
+"$SB" run -c "$cfg" >"$work/wrongkey.log" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q 'channel "web" was connected through the API and its credentials cannot be unsealed: secret_key is not the key they were sealed with' "$work/wrongkey.log"
+check "a wrong secret_key with sealed channels stops start-up with a clear error" $? "status $rc: $(tail -3 "$work/wrongkey.log")"
+
+# --- no secret_key: connecting over the API is refused ------------------------------------
+port2=$(free_port)
+write_config "$work/nokey.json" none "$work/db2.sqlite" "$port2"
+T2=$("$SB" tokens create -c "$work/nokey.json" --name root --role admin 2>/dev/null)
+"$SB" run -c "$work/nokey.json" >"$work/nokey.log" 2>&1 &
+daemon_pid=$!
+log=$work/nokey.log
+wait_log "listening on 127.0.0.1:$port2" "$log"
+base=http://127.0.0.1:$port2
+call POST /api/v1/channels "$T2" '{"name": "web", "plugin": "testplugin", "credentials": {"token": "abcdef"}}'
+expect "without secret_key connecting a channel is 409 saying so" 409 'd["error"]["code"] == "secret_key_missing" and "secret_key" in d["error"]["message"]'
+stop_daemon
+
+# --- secrets and coverage -----------------------------------------------------------------
+if grep -q "$API_SECRET\|$CFG_SECRET\|$ADMIN\|$AGENT\|$T3" "$work"/*.log; then
+  not_ok "no secret or token is ever logged"
+else
+  ok "no secret or token is ever logged"
+fi
+if grep -q 'Sanitizer' "$work"/*.log; then
+  not_ok "no sanitizer report from the daemon" "$(grep -A20 Sanitizer "$work"/*.log | head -40)"
+else
+  ok "no sanitizer report from the daemon"
+fi
+why=$($CHECK --coverage "$SPEC" "$work/hits")
+check "every documented operation answered 2xx" $? "$why"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
