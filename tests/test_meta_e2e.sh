@@ -137,7 +137,7 @@ sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_a
 for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE text='Hi Kim, how can we help?'")" = sent ] && break; sleep 0.1; done
 check "a queued reply is sent through the Send API" "$(sql "SELECT status || ' ' || (external_id LIKE 'm_sent%') FROM messages WHERE text='Hi Kim, how can we help?'")" "sent 1"
 if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep -q 'messaging_type\\":\\"RESPONSE'; then
-  ok "the reply goes as RESPONSE: the plugin kept the customer's timestamp (the host passes no last_inbound_ms)"
+  ok "the reply goes as RESPONSE: the host passes the customer's last message time"
 else
   not_ok "RESPONSE reply" "$(cat "$work/double.log")"
 fi

@@ -93,5 +93,5 @@ JSON
 DAEMON=$!
 wait_http "http://127.0.0.1:$port/healthz"
 sleep 2
-plugins=$(ls "$ROOT/build-bench/plugins" | tr '\n' ' ')
+plugins=$(cd "$ROOT/build-bench/plugins" && ls *.so | tr '\n' ' ')
 echo "idle memory with all bundled plugins loaded ($plugins): $(awk '/VmRSS/ {print $2, $3}' /proc/$DAEMON/status) RSS"

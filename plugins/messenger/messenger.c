@@ -12,9 +12,9 @@
  *
  * Outbound (messenger_send.c): the messaging window decides messaging_type.
  *
- * Key/value state per PSID: "t:PSID" the customer's last message time (unix
- * ms), "c:PSID" consent given, "q:PSID" consent
- * asked / notice sent, "g:PSID" instant reply sent.
+ * Key/value state per PSID: "c:PSID" consent given, "q:PSID" consent asked /
+ * notice sent, "g:PSID" instant reply sent. (The customer's last message
+ * time comes from the host with every send: last_inbound_ms.)
  *
  * Everything runs on the loop thread. Every callback (HTTP, commit) runs
  * before destroy(): the host cancels HTTP calls and waits for commits first.
@@ -78,14 +78,6 @@ void msgr_kv_put(const messenger *m, const char *prefix, const char *psid, const
   if (m->host->kv_set(m->channel, key, value, strlen(value), NULL, NULL) != SB_OK) {
     m->host->log(m->channel, SB_LOG_WARN, "could not keep %s for a contact", prefix);
   }
-}
-
-/* Raises "t:PSID" to ts (unix ms) when it is newer. */
-static void msgr__note_inbound(const messenger *m, const char *psid, int64_t ts) {
-  if (ts <= msgr_kv_int(m, "t:", psid)) return;
-  char v[32];
-  snprintf(v, sizeof(v), "%lld", (long long)ts);
-  msgr_kv_put(m, "t:", psid, v);
 }
 
 /* Starts a Graph call with the page token as a bearer header. body NULL: a
@@ -328,7 +320,6 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
   }
   int rc = 1;
   if (in.external_id != NULL && in.sender.id != NULL) {
-    if (!echo) msgr__note_inbound(m, in.sender.id, ts);
     rc = m->host->emit_inbound(m->channel, &in, msgr__committed, b);
     if (rc == SB_OK) {
       b->pending++;

@@ -1,8 +1,8 @@
 /* messenger_send.c — Messenger outbound: connect check, the Send API, the messaging window, consent holds.
  *
- * The window is counted from the customer's last message: the larger of
- * the host's sb_outbound_message.last_inbound_ms and the plugin's own
- * "t:PSID" record (the customer's timestamp from the webhook). Within 24
+ * The window is counted from the customer's last message:
+ * sb_outbound_message.last_inbound_ms, which the host fills from the
+ * customer's own timestamps in the webhooks it stored. Within 24
  * hours: messaging_type RESPONSE. From 24 hours to 7 days an agent's reply
  * goes as MESSAGE_TAG + HUMAN_AGENT when human_agent_tag is on; automatic
  * messages never leave the 24 hours. Past 7 days a reply fails at once.
@@ -244,8 +244,6 @@ void msgr_send_notice(messenger *m, const char *psid, const char *text, int with
 static int msgr__window(const messenger *m, const sb_outbound_message *msg, const char **type, const char **tag,
                         char *why, size_t whylen) {
   int64_t last = msg->last_inbound_ms;
-  int64_t own = msgr_kv_int(m, "t:", msg->recipient_id);
-  if (own > last) last = own;
   int64_t age = m->host->now_ms() - last;
   *tag = NULL;
   if (last <= 0) {
