@@ -118,6 +118,7 @@ static void api__reply(api *a, const http_request *req, http_responder *res, int
   json_t *b = NULL;
   router_attachment *at = NULL;
   size_t nat = 0;
+  char *tmpl_json = NULL;
   if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
   if (api_check_keys(res, b, keys) != 0 || api_check_type(res, b, "text", JSON_STRING, 1) != 0 ||
       api_check_type(res, b, "html", JSON_STRING, 1) != 0 ||
@@ -129,12 +130,21 @@ static void api__reply(api *a, const http_request *req, http_responder *res, int
       api_check_type(res, b, "template", JSON_OBJECT, 1) != 0)
     goto out;
   json_t *tmpl = json_object_get(b, "template");
-  if (tmpl != NULL && !json_is_null(tmpl)) {
-    /* The outbox and the plugin ABI carry no template yet: refuse rather than
-     * send the text alone and pretend. */
-    http_respond_error(res, 422, "not_supported", "message templates are not supported by this switchboard yet",
-                       "template");
-    goto out;
+  if (tmpl != NULL && json_is_null(tmpl)) tmpl = NULL;
+  if (tmpl != NULL) {
+    /* {name, language?, parameters?}: handed to the channel's plugin as is. */
+    const json_t *name = json_object_get(tmpl, "name"), *lang = json_object_get(tmpl, "language"),
+                 *params = json_object_get(tmpl, "parameters");
+    const char *field = !json_is_string(name) || json_string_length(name) == 0 ? "template.name"
+                        : lang != NULL && !json_is_string(lang)                ? "template.language"
+                        : params != NULL && !json_is_array(params)             ? "template.parameters"
+                                                                               : NULL;
+    if (field != NULL) {
+      http_respond_error(res, 400, "invalid",
+                         "a template is {\"name\": string, \"language\": string, \"parameters\": [...]}", field);
+      goto out;
+    }
+    tmpl_json = json_dumps(tmpl, JSON_COMPACT);
   }
   if (api__attachments(res, json_object_get(b, "attachments"), &at, &nat) != 0) goto out;
   router_reply r = {
@@ -149,6 +159,7 @@ static void api__reply(api *a, const http_request *req, http_responder *res, int
       .ticket_properties = json_is_object(json_object_get(b, "ticket_properties"))
                                ? json_object_get(b, "ticket_properties")
                                : NULL,
+      .template_json = tmpl_json,
   };
   char err[256];
   int rc = router_submit_reply(a->host.st, &r, api__reply_done, res, err, sizeof(err));
@@ -159,6 +170,7 @@ static void api__reply(api *a, const http_request *req, http_responder *res, int
   }
   /* The outbox subscribes to message.out events, so it sends at once. */
 out:
+  free(tmpl_json);
   free(at);
   json_decref(b);
 }

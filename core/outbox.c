@@ -156,6 +156,7 @@ static void ob__claimed(void *arg, int status, json_t *rows, const char *err) {
     it->agent_email = ob__s(row, "agent_email");
     it->subject = ob__s(row, "subject");
     it->recipient_name = ob__s(row, "recipient_name");
+    it->template_json = ob__s(row, "template_json");
     ob->inflight++;
     ob->send(ob->ctx, it, d);
   }

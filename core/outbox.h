@@ -35,6 +35,7 @@ typedef struct outbox_item {
   const char *agent_name, *agent_email; /* the replying user, NULL for automatic */
   const char *subject;              /* the reply's, else the conversation's latest */
   const char *recipient_name;       /* the contact's name, or NULL */
+  const char *template_json;        /* a message template {"name", ...}, or NULL */
 } outbox_item;
 
 typedef struct outbox_done outbox_done;

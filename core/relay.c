@@ -298,6 +298,7 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
       .agent_name = item->agent_name,
       .agent_email = item->agent_email,
       .subject = item->subject,
+      .template_json = item->template_json,
   };
   m.attachment_count = relay__attachments(atts, &s->attachments);
   m.attachments = s->attachments;

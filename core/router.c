@@ -591,9 +591,20 @@ int router_submit_reply(store *st, const router_reply *r, router_reply_cb cb, vo
     return -EINVAL;
   }
   if ((r->text == NULL || r->text[0] == '\0') && (r->html == NULL || r->html[0] == '\0') &&
-      r->n_attachments == 0) {
-    snprintf(err, errlen, "a reply to conversation %lld needs text, html or an attachment", (long long)r->thread_id);
+      r->n_attachments == 0 && r->template_json == NULL) {
+    snprintf(err, errlen, "a reply to conversation %lld needs text, html, an attachment or a template",
+             (long long)r->thread_id);
     return -EINVAL;
+  }
+  if (r->template_json != NULL) {
+    json_t *t = json_loads(r->template_json, 0, NULL);
+    const char *name = json_string_value(json_object_get(t, "name"));
+    int ok = json_is_object(t) && name != NULL && name[0] != '\0';
+    json_decref(t);
+    if (!ok) {
+      snprintf(err, errlen, "a template must be an object with a \"name\"");
+      return -EINVAL;
+    }
   }
   if (r->ticket_properties != NULL && !json_is_object(r->ticket_properties)) {
     snprintf(err, errlen, "ticket_properties must be an object");

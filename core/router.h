@@ -148,6 +148,8 @@ typedef struct router_reply {
                                   where the contact has an identity */
   const char *ticket_status;   /* optional status change, same transaction */
   const json_t *ticket_properties; /* optional object merged before the check */
+  const char *template_json;   /* optional message template: a JSON object
+                                  {"name", "language"?, "parameters"?} */
 } router_reply;
 
 /* Fires on the loop after commit; message_id is the queued outbound message. */

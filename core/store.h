@@ -35,7 +35,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -203,7 +203,7 @@ int store_kv_delete(store *st, const char *channel, const char *key, store_json_
  * counts the attempt. Result: [{outbox_id, message_id, thread_id, channel,
  * idempotency_key, attempt, recipient_kind, recipient_id, external_thread_id,
  * reply_to_external_id, text, html, attachments, automatic, last_inbound_ms,
- * agent_name, agent_email, subject, recipient_name}]. */
+ * agent_name, agent_email, subject, recipient_name, template_json}]. */
 int store_outbox_claim(store *st, int64_t now_ms, int limit, store_json_cb cb, void *arg);
 /* The send succeeded: message status sent, its external id stored. */
 int store_outbox_sent(store *st, int64_t outbox_id, const char *external_id, store_json_cb cb,

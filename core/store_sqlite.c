@@ -72,6 +72,9 @@ static const char *const sq__migrations[] = {
     "  hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);"
     "CREATE TABLE api_channels(name TEXT PRIMARY KEY, spec TEXT NOT NULL, sealed TEXT,"
     "  created_at INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 3: a reply may be a message template ({name, language, parameters}),
+     * handed to the channel's plugin as sb_outbound_message.template_json */
+    "ALTER TABLE messages ADD COLUMN template TEXT;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -12,7 +12,7 @@
 typedef struct sq_reply {
   sq_req base;
   int64_t thread_id, user_id, reply_to;
-  char *text, *html, *channel, *ticket_status, *attachments;
+  char *text, *html, *channel, *ticket_status, *attachments, *template_json;
   json_t *props;
   router_reply_cb cb;
   void *arg;
@@ -25,6 +25,7 @@ static void sq__reply_free(sq_reply *q) {
   free(q->channel);
   free(q->ticket_status);
   free(q->attachments);
+  free(q->template_json);
   json_decref(q->props);
   free(q);
 }
@@ -89,8 +90,18 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
     }
     if (sq_ticket_set_status(st, r, ticket, q->ticket_status, q->props) < 0) return r->status;
   }
-  return sq_queue_outbound(st, r, q->thread_id, channel, q->user_id, q->text, q->html,
-                           q->attachments, reply_to, 0, &q->message_id);
+  if (sq_queue_outbound(st, r, q->thread_id, channel, q->user_id, q->text, q->html, q->attachments, reply_to, 0,
+                        &q->message_id) < 0) {
+    return r->status;
+  }
+  if (q->template_json == NULL) return 0;
+  s = sq_prep(st, "UPDATE messages SET template = ?2 WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "storing a template reply");
+  sqlite3_bind_int64(s, 1, q->message_id);
+  sq_bind_text(s, 2, q->template_json);
+  int done = sqlite3_step(s) == SQLITE_DONE;
+  sqlite3_reset(s);
+  return done ? 0 : sq_fail(st, r, "storing a template reply");
 }
 
 static void sq__reply_run(store *st, sq_req *r) {
@@ -116,6 +127,7 @@ int store_submit_reply(store *st, const router_reply *rp, router_reply_cb cb, vo
   q->html = rp->html ? strdup(rp->html) : NULL;
   q->channel = rp->channel ? strdup(rp->channel) : NULL;
   q->ticket_status = rp->ticket_status ? strdup(rp->ticket_status) : NULL;
+  q->template_json = rp->template_json ? strdup(rp->template_json) : NULL;
   q->props = rp->ticket_properties ? json_deep_copy(rp->ticket_properties) : NULL;
   if (rp->n_attachments > 0) {
     json_t *a = json_array();
@@ -162,7 +174,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
       /* the reply's subject, else the conversation's latest inbound one */
       " coalesce(m.subject, (SELECT sm.subject FROM messages sm WHERE sm.thread_id = m.thread_id"
       "  AND sm.direction = 'in' AND sm.subject IS NOT NULL ORDER BY sm.id DESC LIMIT 1)),"
-      " (SELECT name FROM contacts c WHERE c.id = t.contact_id)"
+      " (SELECT name FROM contacts c WHERE c.id = t.contact_id), m.template"
       " FROM outbox o JOIN messages m ON m.id = o.message_id JOIN threads t ON t.id = m.thread_id"
       " LEFT JOIN users u ON u.id = m.user_id"
       " WHERE o.state = 'pending' AND o.next_at <= ?1 ORDER BY o.next_at, o.id LIMIT ?2");
@@ -172,7 +184,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
   json_t *items = json_array();
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb sI so so so so}",
+    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb sI so so so so so}",
         "outbox_id", (json_int_t)sqlite3_column_int64(s, 0),
         "message_id", (json_int_t)sqlite3_column_int64(s, 1),
         "thread_id", (json_int_t)sqlite3_column_int64(s, 2),
@@ -184,7 +196,8 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
         "attachments", sq__col_json(s, 12), "automatic", sqlite3_column_int(s, 13),
         "last_inbound_ms", (json_int_t)sqlite3_column_int64(s, 14),
         "agent_name", sq__col_json(s, 15), "agent_email", sq__col_json(s, 16),
-        "subject", sq__col_json(s, 17), "recipient_name", sq__col_json(s, 18));
+        "subject", sq__col_json(s, 17), "recipient_name", sq__col_json(s, 18),
+        "template_json", sq__col_json(s, 19));
     json_array_append_new(items, it);
   }
   sqlite3_reset(s);

@@ -238,8 +238,14 @@ call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{}'
 expect "a reply without text is 400" 400
 call POST /api/v1/conversations/99999/messages "$AGENT" '{"text": "hi"}'
 expect "a reply to an unknown conversation is 404" 404
-call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "hi", "template": {"name": "x"}}'
-expect "a template is refused with 422 (not supported yet)" 422 'd["error"]["field"] == "template"'
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"template": {"language": "en"}}'
+expect "a template without a name is refused naming the field" 400 'd["error"]["field"] == "template.name"'
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"template": {"name": "order_update", "language": "en", "parameters": ["Kim"]}}'
+expect "a template reply is queued" 202 'd["status"] == "queued"'
+tmpl_id=$(jv 'd["id"]')
+stored_tmpl=$(sqlite3 "$work/db.sqlite" "SELECT template FROM messages WHERE id = $tmpl_id")
+check "the template is stored with the reply, for the channel's plugin" \
+  $([ "$stored_tmpl" = '{"name":"order_update","language":"en","parameters":["Kim"]}' ]; echo $?) "$stored_tmpl"
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "done", "ticket_status": "Solved"}'
 expect "a reply setting a status that needs properties is 422 naming them" 422 '"resolution" in d["error"]["message"]'
 big=$(python3 -c 'print("{\"text\": \"" + "x" * 70000 + "\"}")')

@@ -12,7 +12,7 @@ typedef struct sender {
   char last_channel[32];
   char last_recipient[32];
   int64_t last_inbound_ms;
-  char agent[64], subject[64], contact[64];
+  char agent[64], subject[64], contact[64], template_json[128];
 } sender;
 
 static void fake_send(void *ctx, const outbox_item *it, outbox_done *done) {
@@ -27,6 +27,7 @@ static void fake_send(void *ctx, const outbox_item *it, outbox_done *done) {
   snprintf(s->agent, sizeof(s->agent), "%s/%s", it->agent_name ? it->agent_name : "", it->agent_email ? it->agent_email : "");
   snprintf(s->subject, sizeof(s->subject), "%s", it->subject ? it->subject : "");
   snprintf(s->contact, sizeof(s->contact), "%s", it->recipient_name ? it->recipient_name : "");
+  snprintf(s->template_json, sizeof(s->template_json), "%s", it->template_json ? it->template_json : "");
   s->calls++;
   if (strcmp(s->mode, "ok") == 0) {
     char ext[32];
@@ -162,7 +163,8 @@ START_TEST(claimed_reply_carries_last_message_time_agent_subject_and_contact) {
   json_t *users = fx_ok(&f, store_users_list(f.st, fx_json_cb, &uw), &uw);
   int64_t ana = fx_int(json_array_get(users, 0), "id");
   json_decref(users);
-  router_reply r = {.thread_id = thread, .user_id = ana, .text = "hello again"};
+  router_reply r = {.thread_id = thread, .user_id = ana, .text = "hello again",
+                    .template_json = "{\"name\":\"order_update\",\"language\":\"en\"}"};
   fx_wait_t w = {0};
   char err[256];
   ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
@@ -175,6 +177,7 @@ START_TEST(claimed_reply_carries_last_message_time_agent_subject_and_contact) {
   ck_assert_str_eq(s.agent, "Ana Lima/ana@acme.example");
   ck_assert_str_eq(s.subject, "Where is my order?");
   ck_assert_str_eq(s.contact, "Kim Park");
+  ck_assert_str_eq(s.template_json, "{\"name\":\"order_update\",\"language\":\"en\"}");
   stop(&f, ob);
   fx_close(&f);
 }
