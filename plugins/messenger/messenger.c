@@ -548,19 +548,7 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
 /* receive(): GET is Meta's verification handshake, POST a batch of events. */
 static int msgr__receive(void *instance, const sb_http_request *req, sb_responder *r) {
   messenger *m = instance;
-  if (strcmp(req->method, "GET") == 0) return meta_answer_verification(m->host, req, r, m->verify_token);
-  if (strcmp(req->method, "POST") != 0) {
-    meta_answer(m->host, r, 405, "only GET (verification) and POST (events) are accepted");
-    return SB_OK;
-  }
-  if (req->body_len > MSGR_MAX_BODY) {
-    meta_answer(m->host, r, 413, "the body is too large");
-    return SB_OK;
-  }
-  if (m->closing) {
-    meta_answer(m->host, r, 503, "the channel is closing; deliver it again");
-    return SB_OK;
-  }
+  if (meta_receive_front(m->host, req, r, m->verify_token, MSGR_MAX_BODY, m->closing)) return SB_OK;
   return msgr__webhook(m, req, r);
 }
 

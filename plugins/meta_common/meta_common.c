@@ -177,3 +177,19 @@ const char *meta_response_header(const sb_http_client_response *res, const char 
   }
   return NULL;
 }
+
+int meta_receive_front(const sb_host *host, const sb_http_request *req, sb_responder *r, const char *verify_token,
+                       size_t max_body, int closing) {
+  if (strcmp(req->method, "GET") == 0) {
+    meta_answer_verification(host, req, r, verify_token);
+  } else if (strcmp(req->method, "POST") != 0) {
+    meta_answer(host, r, 405, "only GET (verification) and POST (events) are accepted");
+  } else if (req->body_len > max_body) {
+    meta_answer(host, r, 413, "the body is too large");
+  } else if (closing) {
+    meta_answer(host, r, 503, "the channel is closing; deliver it again");
+  } else {
+    return 0;
+  }
+  return 1;
+}

@@ -23,6 +23,13 @@
 int meta_answer_verification(const sb_host *host, const sb_http_request *req, sb_responder *r,
                              const char *verify_token);
 
+/* The front of both plugins' receive(): answers the verification GET, any
+ * method but GET and POST (405), a body over max_body (413) and a request
+ * to a closing channel (503, so Meta delivers it again). Returns 1 when it
+ * answered r, 0 when r is a POST of events for the plugin to process. */
+int meta_receive_front(const sb_host *host, const sb_http_request *req, sb_responder *r, const char *verify_token,
+                       size_t max_body, int closing);
+
 /* Checks X-Hub-Signature-256: "sha256=" + hex HMAC-SHA256(app_secret, raw
  * body), compared in constant time. Returns 0 when valid; 401 when the
  * header is missing or malformed; 403 when it does not match. why gets a

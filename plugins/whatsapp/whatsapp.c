@@ -532,19 +532,7 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
 
 static int wa__receive(void *instance, const sb_http_request *req, sb_responder *r) {
   whatsapp *w = instance;
-  if (strcmp(req->method, "GET") == 0) return meta_answer_verification(w->host, req, r, w->verify_token);
-  if (strcmp(req->method, "POST") != 0) {
-    meta_answer(w->host, r, 405, "only GET (verification) and POST (events) are accepted");
-    return SB_OK;
-  }
-  if (req->body_len > WA_MAX_BODY) {
-    meta_answer(w->host, r, 413, "the body is too large");
-    return SB_OK;
-  }
-  if (w->closing) {
-    meta_answer(w->host, r, 503, "the channel is closing; deliver it again");
-    return SB_OK;
-  }
+  if (meta_receive_front(w->host, req, r, w->verify_token, WA_MAX_BODY, w->closing)) return SB_OK;
   return wa__webhook(w, req, r);
 }
 
