@@ -54,7 +54,7 @@ struct sb_responder {
 };
 
 /* Outcomes of one send(). */
-enum channel_send_outcome { CHANNEL_SEND_OK = 0, CHANNEL_SEND_RETRY = 1, CHANNEL_SEND_FAIL = 2 };
+enum channel_send_outcome { CHANNEL_SEND_OK = 0, CHANNEL_SEND_RETRY = 1, CHANNEL_SEND_FAIL = 2, CHANNEL_SEND_DEFER = 3 };
 
 /* One pending send(); embedded by the outbox glue or a test. complete is
  * called exactly once: text is the external id (OK) or the reason. */

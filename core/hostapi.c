@@ -221,6 +221,10 @@ static void hostapi__send_fail(sb_send_op *op, const char *reason) {
   hostapi__complete(op, CHANNEL_SEND_FAIL, reason, 0);
 }
 
+static void hostapi__send_defer(sb_send_op *op, uint32_t defer_ms, const char *reason) {
+  hostapi__complete(op, CHANNEL_SEND_DEFER, reason, defer_ms);
+}
+
 /* --- timers ------------------------------------------------------------- */
 
 static void hostapi__timer_closed(uv_handle_t *h) {
@@ -673,6 +677,7 @@ static const sb_host hostapi__table = {
     .equal_ct = hostapi__equal_ct,
     .mail_request = hostapi__mail_request,
     .mail_cancel = hostapi__mail_cancel,
+    .send_defer = hostapi__send_defer,
 };
 
 const sb_host *hostapi_table(void) {

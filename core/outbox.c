@@ -114,6 +114,15 @@ void outbox_done_retry(outbox_done *d, int64_t retry_after_ms, const char *reaso
   ob__finish(d, store_outbox_retry(ob->st, d->item.outbox_id, next, reason, ob__stored, ob));
 }
 
+void outbox_done_defer(outbox_done *d, int64_t defer_ms, const char *reason) {
+  if (d == NULL || d->completed++) return;
+  d->ob->stats.deferred++;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t next = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + (defer_ms > 0 ? defer_ms : 1000);
+  ob__finish(d, store_outbox_defer(d->ob->st, d->item.outbox_id, next, reason, ob__stored, d->ob));
+}
+
 static void ob__claimed(void *arg, int status, json_t *rows, const char *err) {
   outbox *ob = arg;
   ob->claiming = 0;

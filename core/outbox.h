@@ -52,6 +52,9 @@ void outbox_done_ok(outbox_done *done, const char *external_id);
 void outbox_done_retry(outbox_done *done, int64_t retry_after_ms, const char *reason);
 /* Permanent failure: the message is failed with the reason (shown to agents). */
 void outbox_done_fail(outbox_done *done, const char *reason);
+/* Not now, and not a failure: try again after defer_ms, without counting the
+ * attempt (a hold never dead-letters). */
+void outbox_done_defer(outbox_done *done, int64_t defer_ms, const char *reason);
 
 typedef struct outbox_config {
   int64_t base_delay_ms; /* first retry delay, default 1000 */
@@ -88,7 +91,7 @@ int64_t outbox_backoff_ms(const outbox_config *cfg, int attempt, int64_t retry_a
 
 /* Counters for tests and /metrics. */
 typedef struct outbox_stats {
-  uint64_t sent, retried, failed, dead;
+  uint64_t sent, retried, failed, dead, deferred;
 } outbox_stats;
 void outbox_get_stats(const outbox *ob, outbox_stats *out);
 

@@ -228,6 +228,11 @@ static void relay__send_complete(sb_send_op *op, int outcome, const char *text, 
     cc->retried++;
     outbox_done_retry(s->done, retry_after_ms, text != NULL ? text : "the channel asked to retry");
     break;
+  case CHANNEL_SEND_DEFER:
+    r->stats.sends_held++;
+    cc->held++;
+    outbox_done_defer(s->done, retry_after_ms, text != NULL ? text : "the channel holds the message");
+    break;
   default:
     r->stats.sends_failed++;
     cc->failed++;
@@ -266,7 +271,7 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
       snprintf(reason, sizeof(reason), "sends held: channel \"%s\" is %s (%s)", item->channel,
                channel_state_name(channel_state(ch)), channel_state_reason(ch));
     }
-    outbox_done_retry(done, 60 * 1000, reason);
+    outbox_done_defer(done, 60 * 1000, reason); /* a hold: it must not use up attempts */
     return;
   }
   relay_send *s = calloc(1, sizeof(*s));

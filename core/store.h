@@ -211,6 +211,10 @@ int store_outbox_sent(store *st, int64_t outbox_id, const char *external_id, sto
 /* Back to pending, due at next_at_ms, reason kept as last_error. */
 int store_outbox_retry(store *st, int64_t outbox_id, int64_t next_at_ms, const char *reason,
                        store_json_cb cb, void *arg);
+/* Back to pending, due at next_at_ms, without counting the attempt the
+ * claim counted: a hold (consent awaited, channel down) never dead-letters. */
+int store_outbox_defer(store *st, int64_t outbox_id, int64_t next_at_ms, const char *reason,
+                       store_json_cb cb, void *arg);
 /* Permanent failure (dead=0) or dead letter after max attempts (dead=1): the
  * message becomes failed with the reason, visible to agents. */
 int store_outbox_fail(store *st, int64_t outbox_id, const char *reason, int dead,

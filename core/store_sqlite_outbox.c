@@ -260,17 +260,20 @@ static int sq__outbox_result(store *st, sq_req *r, json_t *args, json_t **result
   const char *kind = json_string_value(json_object_get(args, "kind"));
   const char *reason = json_string_value(json_object_get(args, "reason"));
   const char *ext = json_string_value(json_object_get(args, "external_id"));
+  int deferred = strcmp(kind, "defer") == 0; /* the claim's attempt does not count */
   sqlite3_stmt *s = sq_prep(st, "UPDATE outbox SET state = ?2, next_at = coalesce(?3, next_at),"
-                                " last_error = ?4 WHERE id = ?1 RETURNING message_id");
+                                " last_error = ?4, attempts = max(attempts - ?5, 0) WHERE id = ?1"
+                                " RETURNING message_id");
   if (s == NULL) return sq_fail(st, r, "recording a send result");
   sqlite3_bind_int64(s, 1, id);
-  sq_bind_text(s, 2, strcmp(kind, "sent") == 0    ? "done"
-                     : strcmp(kind, "retry") == 0 ? "pending"
+  sq_bind_text(s, 2, strcmp(kind, "sent") == 0                 ? "done"
+                     : strcmp(kind, "retry") == 0 || deferred ? "pending"
                      : strcmp(kind, "dead") == 0  ? "dead"
                                                   : "failed");
-  if (strcmp(kind, "retry") == 0)
+  if (strcmp(kind, "retry") == 0 || deferred)
     sqlite3_bind_int64(s, 3, json_integer_value(json_object_get(args, "next_at")));
   sq_bind_text(s, 4, reason);
+  sqlite3_bind_int(s, 5, deferred);
   if (sqlite3_step(s) != SQLITE_ROW) {
     sqlite3_reset(s);
     r->status = -ENOENT;
@@ -281,7 +284,7 @@ static int sq__outbox_result(store *st, sq_req *r, json_t *args, json_t **result
   sqlite3_step(s);
   sqlite3_reset(s);
   *result = json_pack("{sI}", "message_id", (json_int_t)mid);
-  if (strcmp(kind, "retry") == 0) return 0;
+  if (strcmp(kind, "retry") == 0 || deferred) return 0;
   if (strcmp(kind, "sent") == 0) return sq__message_status(st, r, mid, "sent", NULL, ext);
   return sq__message_status(st, r, mid, "failed", reason, NULL);
 }
@@ -298,6 +301,14 @@ int store_outbox_retry(store *st, int64_t outbox_id, int64_t next_at_ms, const c
                        store_json_cb cb, void *arg) {
   return sq_submit_json(st, sq__outbox_result,
                         json_pack("{sI ss sI ss?}", "id", (json_int_t)outbox_id, "kind", "retry",
+                                  "next_at", (json_int_t)next_at_ms, "reason", reason),
+                        cb, arg);
+}
+
+int store_outbox_defer(store *st, int64_t outbox_id, int64_t next_at_ms, const char *reason,
+                       store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__outbox_result,
+                        json_pack("{sI ss sI ss?}", "id", (json_int_t)outbox_id, "kind", "defer",
                                   "next_at", (json_int_t)next_at_ms, "reason", reason),
                         cb, arg);
 }

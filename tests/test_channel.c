@@ -391,6 +391,10 @@ START_TEST(send_completions_carry_outcome_and_text) {
   s = send_text("fail");
   ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
   ck_assert_str_eq(s->text, "the recipient blocked the page");
+  s = send_text("defer");
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_DEFER);
+  ck_assert_uint_eq(s->retry_after, 2500);
+  ck_assert_str_eq(s->text, "waiting for the customer's consent");
   s = send_text("later");
   ck_assert_int_eq(s->outcome, CHANNEL_SEND_OK);
   ck_assert_str_eq(s->text, "ext-77");

@@ -530,7 +530,7 @@ START_TEST(explicit_consent_asks_first_holds_replies_and_releases_them_on_the_po
   int asked = gd_count_path("/me/messages");
   sb_outbound_message m = reply("Agent here", now_ms() - 1000, 0);
   ph_sent *s = ph_send(&m);
-  ck_assert_int_eq(s->outcome, CHANNEL_SEND_RETRY);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_DEFER);
   ck_assert_uint_eq(s->retry_after, 3600000);
   ck_assert_ptr_nonnull(strstr(s->text, "consent"));
   ck_assert_int_eq(gd_count_path("/me/messages"), asked);

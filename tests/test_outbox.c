@@ -35,6 +35,8 @@ static void fake_send(void *ctx, const outbox_item *it, outbox_done *done) {
     outbox_done_ok(done, ext);
   } else if (strcmp(s->mode, "retry") == 0) {
     outbox_done_retry(done, 0, "rate limited");
+  } else if (strcmp(s->mode, "defer") == 0) {
+    outbox_done_defer(done, 1, "waiting for consent");
   } else {
     outbox_done_fail(done, "outside the 24-hour window");
   }
@@ -210,6 +212,28 @@ START_TEST(retries_with_the_same_key_then_dead_letters) {
 }
 END_TEST
 
+START_TEST(deferred_sends_never_use_up_attempts) {
+  fx f;
+  fx_open(&f);
+  int64_t thread;
+  int64_t id = setup_reply(&f, &thread);
+  sender s = {.mode = "defer"};
+  outbox *ob;
+  ck_assert_int_eq(outbox_start(&f.loop, f.st, &FAST, fake_send, &s, &ob), 0);
+  /* FAST dead-letters after 3 attempts; a hold is offered again and again. */
+  for (int i = 0; i < 400 && s.calls < 6; i++) spin(&f, 5);
+  ck_assert_int_ge(s.calls, 6);
+  for (int i = 0; i < 6; i++) ck_assert_int_eq(s.attempts[i], 1);
+  json_t *m = message(&f, thread, id);
+  ck_assert_str_eq(json_string_value(json_object_get(m, "status")), "queued");
+  json_decref(m);
+  s.mode = "ok";
+  json_decref(wait_status(&f, thread, id, "sent"));
+  stop(&f, ob);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(permanent_failure_marks_message_failed_with_reason) {
   fx f;
   fx_open(&f);
@@ -321,6 +345,7 @@ int main(void) {
   tcase_add_test(tc, sent_reply_stores_external_id_and_emits_status);
   tcase_add_test(tc, claimed_reply_carries_last_message_time_agent_subject_and_contact);
   tcase_add_test(tc, retries_with_the_same_key_then_dead_letters);
+  tcase_add_test(tc, deferred_sends_never_use_up_attempts);
   tcase_add_test(tc, permanent_failure_marks_message_failed_with_reason);
   tcase_add_test(tc, pending_reply_is_sent_after_restart);
   tcase_add_test(tc, row_in_flight_at_crash_is_resent_with_the_same_key);

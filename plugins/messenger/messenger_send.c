@@ -293,13 +293,13 @@ int msgr_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
     return SB_OK;
   }
   if (m->auth_failed) {
-    m->host->send_retry(op, MSGR_HOLD_AUTH_MS, "held: Meta refused the page access token; the operator must update it");
+    meta_send_hold(m->host, op, MSGR_HOLD_AUTH_MS, "held: Meta refused the page access token; the operator must update it");
     return SB_OK;
   }
   if (m->consent_mode == MSGR_CONSENT_EXPLICIT && msgr_kv_int(m, "c:", msg->recipient_id) == 0) {
-    m->host->send_retry(op, MSGR_HOLD_CONSENT_MS,
-                        "held: the customer has not given consent yet (GDPR explicit consent mode); it goes out "
-                        "once they tap the consent button or write the consent keyword");
+    meta_send_hold(m->host, op, MSGR_HOLD_CONSENT_MS,
+                   "held: the customer has not given consent yet (GDPR explicit consent mode); it goes out "
+                   "once they tap the consent button or write the consent keyword");
     return SB_OK;
   }
   if (msgr__window(m, msg, &type, &tag, why, sizeof(why)) != 0) {

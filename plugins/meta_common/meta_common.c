@@ -193,3 +193,11 @@ int meta_receive_front(const sb_host *host, const sb_http_request *req, sb_respo
   }
   return 1;
 }
+
+void meta_send_hold(const sb_host *host, sb_send_op *op, uint32_t hold_ms, const char *reason) {
+  if (SB_HOST_HAS(host, send_defer)) {
+    host->send_defer(op, hold_ms, reason);
+  } else {
+    host->send_retry(op, hold_ms, reason);
+  }
+}

@@ -30,6 +30,11 @@ int meta_answer_verification(const sb_host *host, const sb_http_request *req, sb
 int meta_receive_front(const sb_host *host, const sb_http_request *req, sb_responder *r, const char *verify_token,
                        size_t max_body, int closing);
 
+/* Holds a send until an outside event (consent, a new token): send_defer
+ * where the host has it (ABI 1.2: the hold never uses up attempts), else
+ * send_retry. */
+void meta_send_hold(const sb_host *host, sb_send_op *op, uint32_t hold_ms, const char *reason);
+
 /* Checks X-Hub-Signature-256: "sha256=" + hex HMAC-SHA256(app_secret, raw
  * body), compared in constant time. Returns 0 when valid; 401 when the
  * header is missing or malformed; 403 when it does not match. why gets a

@@ -215,8 +215,8 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
     return SB_OK;
   }
   if (w->auth_failed) {
-    w->host->send_retry(op, WA_HOLD_AUTH_MS,
-                        "held: Meta refused the WhatsApp access token; the operator must update it");
+    meta_send_hold(w->host, op, WA_HOLD_AUTH_MS,
+                   "held: Meta refused the WhatsApp access token; the operator must update it");
     return SB_OK;
   }
   const char *to = msg->recipient_id[0] == '+' ? msg->recipient_id + 1 : msg->recipient_id;

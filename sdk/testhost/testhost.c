@@ -370,7 +370,7 @@ static void testhost__complete(sb_send_op *op, int outcome, const char *text, ui
   if (op == NULL) return;
   testhost *th = op->th;
   testhost_send_result *r = &op->result;
-  static const char *const names[] = {"", "send_ok", "send_retry", "send_fail"};
+  static const char *const names[] = {"", "send_ok", "send_retry", "send_fail", "send_defer"};
   r->completions++;
   if (th->disconnected) {
     testhost__misuse(th, "%s called after disconnect (the host has given up on this send)", names[outcome]);
@@ -399,6 +399,10 @@ static void testhost__send_retry(sb_send_op *op, uint32_t retry_after_ms, const 
 
 static void testhost__send_fail(sb_send_op *op, const char *reason) {
   testhost__complete(op, TESTHOST_SEND_FAIL, reason, 0);
+}
+
+static void testhost__send_defer(sb_send_op *op, uint32_t defer_ms, const char *reason) {
+  testhost__complete(op, TESTHOST_SEND_DEFER, reason, defer_ms);
 }
 
 static void testhost__hmac_sha256(const void *key, size_t key_len, const void *data, size_t data_len,
@@ -449,6 +453,7 @@ static const sb_host testhost__table = {
     .equal_ct = testhost__equal_ct,
     .mail_request = testhost__mail_request,
     .mail_cancel = testhost__mail_cancel,
+    .send_defer = testhost__send_defer,
 };
 
 const sb_host *testhost_host(void) { return &testhost__table; }

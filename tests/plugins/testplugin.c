@@ -15,7 +15,8 @@
  *   GET  /state?s=N    set_state(N)
  *   GET  /now          now_ms
  *
- * send(): text "retry" → send_retry(1500), "fail" → send_fail, "later" →
+ * send(): text "retry" → send_retry(1500), "fail" → send_fail, "defer" →
+ * send_defer(2500) (ABI 1.2), "later" →
  * send_ok from a timer, anything else → send_ok("ext-" + message id).
  * connect(): setting fail_connect=true → SB_STATE_AUTH_FAILED.
  */
@@ -304,6 +305,8 @@ static int tp_send(void *instance, const sb_outbound_message *msg, sb_send_op *o
     t->host->send_retry(op, 1500, "the service is busy");
   } else if (strcmp(text, "fail") == 0) {
     t->host->send_fail(op, "the recipient blocked the page");
+  } else if (strcmp(text, "defer") == 0 && SB_HOST_HAS(t->host, send_defer)) {
+    t->host->send_defer(op, 2500, "waiting for the customer's consent");
   } else if (strcmp(text, "later") == 0) {
     tp_pending *p = tp_pending_new(t, NULL);
     if (p == NULL) return SB_ENOMEM;

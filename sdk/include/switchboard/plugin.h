@@ -165,7 +165,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define SB_ABI_MAJOR 1
-#define SB_ABI_MINOR 1
+#define SB_ABI_MINOR 2
 
 #define SB_MAGIC_HOST 0x53424853u   /* "SBHS": the host API table */
 #define SB_MAGIC_PLUGIN 0x5342504cu /* "SBPL": a plugin descriptor */
@@ -709,6 +709,14 @@ struct sb_host {
                                 sb_mail_done_fn done, void *arg);
   /* Since 1.1. Cancels one mail call: its done runs inside with SB_ECANCELED. */
   void (*mail_cancel)(sb_mail_call *call);
+
+  /* Since 1.2. Completes one send() as "not now, and not a failure": the
+   * message stays queued and is offered again after at least defer_ms (0:
+   * one second), without counting as an attempt, so it never dead-letters.
+   * For holds that end on an outside event: consent awaited, a channel
+   * paused by the service. The reason is shown to agents meanwhile. Check
+   * SB_HOST_HAS(host, send_defer) first; on an older host use send_retry. */
+  void (*send_defer)(sb_send_op *op, uint32_t defer_ms, const char *reason);
 };
 
 /* ------------------------------------------------------------------------ */

@@ -255,6 +255,7 @@ SB_EXPORT void testhost_autocommit(testhost *th, int on);
 #define TESTHOST_SEND_OK 1      /* send_ok: text is the external id */
 #define TESTHOST_SEND_RETRY 2   /* send_retry: text is the reason */
 #define TESTHOST_SEND_FAIL 3    /* send_fail: text is the reason */
+#define TESTHOST_SEND_DEFER 4   /* send_defer (ABI 1.2): text is the reason, retry_after_ms the delay */
 
 /* One send() and its completion. */
 typedef struct testhost_send_result {
@@ -262,7 +263,7 @@ typedef struct testhost_send_result {
   int outcome;             /* TESTHOST_SEND_*: the first completion */
   int completions;         /* how many completions the plugin made; 1 is right */
   char *text;              /* the external id or the reason (copied), or NULL */
-  uint32_t retry_after_ms; /* for TESTHOST_SEND_RETRY */
+  uint32_t retry_after_ms; /* for TESTHOST_SEND_RETRY and TESTHOST_SEND_DEFER */
 } testhost_send_result;
 
 /* Calls send() with msg (borrowed for the call, as the daemon does), then
