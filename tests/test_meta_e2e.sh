@@ -196,6 +196,51 @@ check "131047 fails the reply with re-engagement required" "$(settled "SELECT st
 check "a redelivered WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
 check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa' AND direction='in'")" "2"
 
+# --- messaging windows through the daemon ----------------------------------------------------
+# A Messenger customer who last wrote 30 hours ago: an agent's reply goes
+# with the HUMAN_AGENT tag, the automatic instant reply may not leave 24 h.
+PSID2=7000000000000002
+old=$((now - 30 * 3600 * 1000))
+cat >"$work/old.json" <<EOF
+{"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID2"},"recipient":{"id":"$PAGE"},
+ "timestamp":$old,"message":{"mid":"m_e2e_old","text":"Still waiting for my refund"}}]}]}
+EOF
+check "a message written 30 hours ago gets 200" "$(post fb "$FB_SECRET" "$work/old.json")" "200"
+check "the automatic instant reply does not leave the 24-hour window" \
+  "$(settled "SELECT m.status FROM messages m JOIN threads t ON t.id = m.thread_id JOIN identities i ON i.contact_id = t.contact_id WHERE i.value='$PSID2' AND m.automatic=1" "failed")" "failed"
+othread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_old'")
+sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($othread, 'fb', 'out', 'Sorry for the wait', 'queued', $now);
+     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fb', 'e2e-tag-1', 'pending', 0);"
+check "an agent's reply 30 hours later is sent" "$(settled "SELECT status FROM messages WHERE text='Sorry for the wait'" "sent")" "sent"
+if grep 'Sorry for the wait' "$work/double.log" | grep 'MESSAGE_TAG' | grep -q 'HUMAN_AGENT'; then
+  ok "it goes with MESSAGE_TAG + HUMAN_AGENT (the window counts from the customer's own timestamp)"
+else
+  not_ok "HUMAN_AGENT tag" "$(grep 'Sorry for the wait' "$work/double.log")"
+fi
+# A WhatsApp customer who last wrote 30 hours ago: free text fails at once, a
+# template (the reply's template) goes out.
+WA_ID2=4790000002
+cat >"$work/wa_old.json" <<EOF
+{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
+ "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
+ "contacts":[{"profile":{"name":"Ola"},"wa_id":"$WA_ID2"}],
+ "messages":[{"from":"$WA_ID2","id":"wamid.E2EOLD","timestamp":"$((old / 1000))","type":"text","text":{"body":"Hallo?"}}]},
+ "field":"messages"}]}]}
+EOF
+check "an old WhatsApp message gets 200" "$(post wa "$WA_SECRET" "$work/wa_old.json")" "200"
+wothread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2EOLD'")
+sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($wothread, 'wa', 'out', 'Free text too late', 'queued', $now);
+     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'wa', 'e2e-wa-late', 'pending', 0);
+     INSERT INTO messages(thread_id, channel, direction, template, status, created_at) VALUES($wothread, 'wa', 'out', '{\"name\":\"order_update\",\"language\":\"en\",\"parameters\":[\"Ola\"]}', 'queued', $now);
+     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'wa', 'e2e-wa-tmpl', 'pending', 0);"
+check "free text outside the 24-hour window fails at once" "$(settled "SELECT status FROM messages WHERE text='Free text too late'" "failed")" "failed"
+check "a template outside the window is sent" "$(settled "SELECT status FROM messages WHERE template IS NOT NULL" "sent")" "sent"
+if grep "/v21.0/$PAGE/messages" "$work/double.log" | grep 'order_update' | grep -q 'template'; then
+  ok "it goes to the Cloud API as a template message"
+else
+  not_ok "WhatsApp template" "$(grep order_update "$work/double.log")"
+fi
+
 # --- the SDK's conformance checker ------------------------------------------------------------
 for p in "messenger --set page_id=1 --set graph_api_base=http://127.0.0.1:1/v21.0" \
   "whatsapp --set phone_number_id=1 --set waba_id=1 --set graph_api_base=http://127.0.0.1:1/v21.0"; do
