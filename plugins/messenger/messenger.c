@@ -556,32 +556,16 @@ static int msgr__receive(void *instance, const sb_http_request *req, sb_responde
 
 static int msgr__validate(const sb_host *host, const sb_config *cfg, char *err, size_t errlen) {
   const char *page = host->config_get(cfg, "page_id");
-  const char *base = host->config_get(cfg, "graph_api_base");
   if (page == NULL || page[0] == '\0' || strspn(page, "0123456789") != strlen(page)) {
     snprintf(err, errlen, "credential \"page_id\" must be the Page's numeric id");
     return SB_EINVAL;
   }
-  if (base == NULL || (strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0)) {
-    snprintf(err, errlen, "setting \"graph_api_base\" must be an http:// or https:// URL");
-    return SB_EINVAL;
-  }
   static const char *const secrets[] = {"page_access_token", "app_secret", "verify_token"};
-  for (size_t i = 0; i < 3; i++) {
-    const char *v = host->config_get(cfg, secrets[i]);
-    if (v == NULL || v[0] == '\0') {
-      snprintf(err, errlen, "credential \"%s\" must not be empty", secrets[i]);
-      return SB_EINVAL;
-    }
-  }
+  if (meta_validate_common(host, cfg, secrets, 3, err, errlen) != SB_OK) return SB_EINVAL;
   const char *mode = host->config_get(cfg, "consent_mode");
   const char *text = host->config_get(cfg, "consent_text");
   if (mode != NULL && strcmp(mode, "off") != 0 && (text == NULL || text[0] == '\0')) {
     snprintf(err, errlen, "setting \"consent_text\" must not be empty when consent_mode is %s", mode);
-    return SB_EINVAL;
-  }
-  int64_t timeout = host->config_int(cfg, "request_timeout", 20000);
-  if (timeout < 100 || timeout > 120000) {
-    snprintf(err, errlen, "setting \"request_timeout\" must be between 100ms and 2m");
     return SB_EINVAL;
   }
   return SB_OK;

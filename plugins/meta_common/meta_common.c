@@ -201,3 +201,25 @@ void meta_send_hold(const sb_host *host, sb_send_op *op, uint32_t hold_ms, const
     host->send_retry(op, hold_ms, reason);
   }
 }
+
+int meta_validate_common(const sb_host *host, const sb_config *cfg, const char *const *secrets, size_t nsecrets,
+                         char *err, size_t errlen) {
+  const char *base = host->config_get(cfg, "graph_api_base");
+  if (base == NULL || (strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0)) {
+    snprintf(err, errlen, "setting \"graph_api_base\" must be an http:// or https:// URL");
+    return SB_EINVAL;
+  }
+  for (size_t i = 0; i < nsecrets; i++) {
+    const char *v = host->config_get(cfg, secrets[i]);
+    if (v == NULL || v[0] == '\0') {
+      snprintf(err, errlen, "credential \"%s\" must not be empty", secrets[i]);
+      return SB_EINVAL;
+    }
+  }
+  int64_t timeout = host->config_int(cfg, "request_timeout", 20000);
+  if (timeout < 100 || timeout > 120000) {
+    snprintf(err, errlen, "setting \"request_timeout\" must be between 100ms and 2m");
+    return SB_EINVAL;
+  }
+  return SB_OK;
+}

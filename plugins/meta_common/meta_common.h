@@ -30,6 +30,13 @@ int meta_answer_verification(const sb_host *host, const sb_http_request *req, sb
 int meta_receive_front(const sb_host *host, const sb_http_request *req, sb_responder *r, const char *verify_token,
                        size_t max_body, int closing);
 
+/* The settings both plugins check alike: graph_api_base is an http(s)
+ * URL, each of the named secrets is non-empty, request_timeout is within
+ * 100 ms to 2 min. Returns SB_OK or SB_EINVAL with a sentence naming the
+ * setting (never its value) in err. */
+int meta_validate_common(const sb_host *host, const sb_config *cfg, const char *const *secrets, size_t nsecrets,
+                         char *err, size_t errlen);
+
 /* Holds a send until an outside event (consent, a new token): send_defer
  * where the host has it (ABI 1.2: the hold never uses up attempts), else
  * send_retry. */

@@ -548,25 +548,9 @@ static int wa__validate(const sb_host *host, const sb_config *cfg, char *err, si
     }
   }
   static const char *const secrets[] = {"access_token", "app_secret", "verify_token"};
-  for (size_t i = 0; i < 3; i++) {
-    const char *v = host->config_get(cfg, secrets[i]);
-    if (v == NULL || v[0] == '\0') {
-      snprintf(err, errlen, "credential \"%s\" must not be empty", secrets[i]);
-      return SB_EINVAL;
-    }
-  }
-  const char *base = host->config_get(cfg, "graph_api_base");
-  if (base == NULL || (strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0)) {
-    snprintf(err, errlen, "setting \"graph_api_base\" must be an http:// or https:// URL");
-    return SB_EINVAL;
-  }
+  if (meta_validate_common(host, cfg, secrets, 3, err, errlen) != SB_OK) return SB_EINVAL;
   if (host->config_int(cfg, "max_media_bytes", 0) < 0) {
     snprintf(err, errlen, "setting \"max_media_bytes\" must be 0 (the host's limit) or more");
-    return SB_EINVAL;
-  }
-  int64_t timeout = host->config_int(cfg, "request_timeout", 20000);
-  if (timeout < 100 || timeout > 120000) {
-    snprintf(err, errlen, "setting \"request_timeout\" must be between 100ms and 2m");
     return SB_EINVAL;
   }
   return SB_OK;
