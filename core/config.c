@@ -101,16 +101,10 @@ static int config__string_list(config *cfg, const json_t *arr, const char *what,
 }
 
 static int config__secret_key(config *cfg, const json_t *v, char *err, size_t errlen) {
-  json_t *lit = schema_resolve_value(v, cfg->base_dir, "(daemon)", "secret_key", err, errlen);
-  if (lit == NULL) {
-    /* schema phrases errors per channel; say it plainly for the daemon key */
-    char why[512];
-    snprintf(why, sizeof(why), "%s", err);
-    const char *colon = strstr(why, "credential \"secret_key\" ");
-    snprintf(err, errlen, "%s: secret_key %s", cfg->path,
-             colon != NULL ? colon + strlen("credential \"secret_key\" ") : why);
-    return -EINVAL;
-  }
+  char subject[4200];
+  snprintf(subject, sizeof(subject), "%s: secret_key", cfg->path);
+  json_t *lit = schema_resolve_value(v, cfg->base_dir, subject, err, errlen);
+  if (lit == NULL) return -EINVAL;
   const char *s = json_string_value(lit);
   int ok = s != NULL && strlen(s) == 64;
   for (size_t i = 0; ok && i < 64; i++) ok = isxdigit((unsigned char)s[i]) != 0;

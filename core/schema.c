@@ -218,12 +218,10 @@ int schema_check_table(const char *plugin_id, const sb_field *fields, char *err,
   return 0;
 }
 
-static char *schema__read_file(const char *path, char *err, size_t errlen, const char *channel,
-                               const char *key) {
+static char *schema__read_file(const char *path, char *err, size_t errlen, const char *subject) {
   FILE *fp = fopen(path, "rb");
   if (fp == NULL) {
-    snprintf(err, errlen, "channel \"%s\": credential \"%s\" names file %s, which cannot be read: %s",
-             channel, key, path, strerror(errno));
+    snprintf(err, errlen, "%s names file %s, which cannot be read: %s", subject, path, strerror(errno));
     return NULL;
   }
   char *buf = malloc(SCHEMA_FILE_MAX + 1);
@@ -231,8 +229,7 @@ static char *schema__read_file(const char *path, char *err, size_t errlen, const
   fclose(fp);
   if (buf == NULL || n > SCHEMA_FILE_MAX) {
     free(buf);
-    snprintf(err, errlen, "channel \"%s\": credential \"%s\" file %s is larger than 1 MiB", channel, key,
-             path);
+    snprintf(err, errlen, "%s file %s is larger than 1 MiB", subject, path);
     return NULL;
   }
   buf[n] = '\0';
@@ -241,32 +238,30 @@ static char *schema__read_file(const char *path, char *err, size_t errlen, const
   return buf;
 }
 
-json_t *schema_resolve_value(const json_t *value, const char *base_dir, const char *channel,
-                             const char *key, char *err, size_t errlen) {
+json_t *schema_resolve_value(const json_t *value, const char *base_dir, const char *subject, char *err,
+                             size_t errlen) {
   if (!json_is_object(value)) return json_incref((json_t *)value);
   const json_t *env = json_object_get(value, "env");
   const json_t *file = json_object_get(value, "file");
   if (json_object_size(value) != 1 || (env == NULL && file == NULL)) {
-    snprintf(err, errlen,
-             "channel \"%s\": credential \"%s\" must be a value, {\"env\": NAME} or {\"file\": PATH}",
-             channel, key);
+    snprintf(err, errlen, "%s must be a value, {\"env\": NAME} or {\"file\": PATH}", subject);
     return NULL;
   }
   if (env != NULL) {
     if (!json_is_string(env)) {
-      snprintf(err, errlen, "channel \"%s\": credential \"%s\": \"env\" must name a variable", channel, key);
+      snprintf(err, errlen, "%s: \"env\" must name a variable", subject);
       return NULL;
     }
     const char *v = getenv(json_string_value(env));
     if (v == NULL) {
-      snprintf(err, errlen, "channel \"%s\": credential \"%s\" refers to environment variable %s, which is not set",
-               channel, key, json_string_value(env));
+      snprintf(err, errlen, "%s refers to environment variable %s, which is not set", subject,
+               json_string_value(env));
       return NULL;
     }
     return json_string(v);
   }
   if (!json_is_string(file) || json_string_length(file) == 0) {
-    snprintf(err, errlen, "channel \"%s\": credential \"%s\": \"file\" must be a path", channel, key);
+    snprintf(err, errlen, "%s: \"file\" must be a path", subject);
     return NULL;
   }
   const char *path = json_string_value(file);
@@ -276,12 +271,12 @@ json_t *schema_resolve_value(const json_t *value, const char *base_dir, const ch
   } else {
     snprintf(full, sizeof(full), "%s", path);
   }
-  char *text = schema__read_file(full, err, errlen, channel, key);
+  char *text = schema__read_file(full, err, errlen, subject);
   if (text == NULL) return NULL;
   json_t *out = json_string(text);
   free(text);
   if (out == NULL) {
-    snprintf(err, errlen, "channel \"%s\": credential \"%s\" file %s is not valid UTF-8", channel, key, full);
+    snprintf(err, errlen, "%s file %s is not valid UTF-8", subject, full);
   }
   return out;
 }
@@ -346,7 +341,9 @@ static int schema__fill_value(const char *channel, const sb_field *f, const json
   if (out->texts == NULL || out->numbers == NULL) return -ENOMEM;
   for (size_t i = 0; i < n; i++) {
     const json_t *raw = (f->flags & SB_FIELD_MULTI) ? json_array_get(given, i) : given;
-    json_t *v = schema_resolve_value(raw, base_dir, channel, f->key, err, errlen);
+    char subject[256];
+    snprintf(subject, sizeof(subject), "channel \"%s\": credential \"%s\"", channel, f->key);
+    json_t *v = schema_resolve_value(raw, base_dir, subject, err, errlen);
     if (v == NULL) return -EINVAL;
     const char *why = NULL;
     char *text = schema__value_text(f, v, &why);

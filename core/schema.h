@@ -23,9 +23,11 @@ int schema_check_table(const char *plugin_id, const sb_field *fields, char *err,
 
 /* Resolves one credential value in place of {"env": NAME} or {"file": PATH}
  * (relative paths against base_dir, one trailing newline stripped). Returns
- * a new reference to the literal value, or NULL with a sentence in err. */
-json_t *schema_resolve_value(const json_t *value, const char *base_dir, const char *channel,
-                             const char *key, char *err, size_t errlen);
+ * a new reference to the literal value, or NULL with a sentence in err that
+ * begins with subject, what is being resolved (e.g. `channel "demo":
+ * credential "token"`). */
+json_t *schema_resolve_value(const json_t *value, const char *base_dir, const char *subject, char *err,
+                             size_t errlen);
 
 /* Validates a channel's credentials object (values may be env/file refs)
  * against the table and builds the config: unknown key, missing required
