@@ -168,7 +168,7 @@ static int hostapi__decode(const char *src, size_t n, char *buf, size_t buflen) 
     char c = src[i];
     if (c == '+') {
       c = ' ';
-    } else if (c == '%' && i + 2 < n + 0 && hostapi__hex(src[i + 1]) >= 0 && hostapi__hex(src[i + 2]) >= 0) {
+    } else if (c == '%' && i + 2 < n && hostapi__hex(src[i + 1]) >= 0 && hostapi__hex(src[i + 2]) >= 0) {
       c = (char)(hostapi__hex(src[i + 1]) * 16 + hostapi__hex(src[i + 2]));
       i += 2;
     }

@@ -1,5 +1,5 @@
 /* metrics.h — Prometheus text exposition: latency histograms and a small
- * text builder, and the renderer of GET /metrics from the daemon's parts. */
+ * text builder (health.c renders GET /metrics with them). */
 #ifndef SB_CORE_METRICS_H
 #define SB_CORE_METRICS_H
 
