@@ -1,4 +1,4 @@
-/* switchboard/plugin.h — the Switchboard channel plugin ABI, version 1.1.
+/* switchboard/plugin.h — the Switchboard channel plugin ABI, version 1.3.
  *
  * A channel plugin connects one kind of messaging service (email, a chat
  * widget, Messenger, WhatsApp, your own service) to the Switchboard help desk.
@@ -165,7 +165,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define SB_ABI_MAJOR 1
-#define SB_ABI_MINOR 2
+#define SB_ABI_MINOR 3
 
 #define SB_MAGIC_HOST 0x53424853u   /* "SBHS": the host API table */
 #define SB_MAGIC_PLUGIN 0x5342504cu /* "SBPL": a plugin descriptor */
@@ -249,6 +249,7 @@ typedef struct sb_timer sb_timer;         /* a timer started with timer_start */
 typedef struct sb_watch sb_watch;         /* an fd watch started with watch_fd */
 typedef struct sb_http_call sb_http_call; /* an HTTP request made with http_request */
 typedef struct sb_mail_call sb_mail_call; /* an IMAP/SMTP transfer made with mail_request (since 1.1) */
+typedef struct sb_ws sb_ws;               /* a WebSocket accepted by ws_open (since 1.3) */
 
 /* ------------------------------------------------------------------------ */
 /* Credential and settings schema                                            */
@@ -552,7 +553,101 @@ typedef struct sb_outbound_message {
   int64_t last_inbound_ms;        /* the contact's last message on this channel (unix ms), 0 if none */
   const char *agent_name;         /* the replying agent's full name, or NULL */
   const char *agent_email;
+  const char *agent_avatar_url;   /* since 1.3: the agent's picture, or NULL */
 } sb_outbound_message;
+
+/* ------------------------------------------------------------------------ */
+/* WebSockets held by the plugin (since 1.3)                                 */
+/* ------------------------------------------------------------------------ */
+
+/* A plugin with a ws_open hook takes WebSocket handshakes (a GET with
+ * "Upgrade: websocket") under /hooks/{channel}[/...] instead of receive().
+ * ws_open decides: SB_OK accepts (the host answers 101 and the connection is
+ * the plugin's until ws_closed), a negative code refuses with an HTTP
+ * status: SB_EACCES → 403, SB_ENOENT → 404, SB_EAGAIN → 429, SB_EFBIG →
+ * 413, anything else → 400. Decide from the request alone (Origin header,
+ * query token): ws_open cannot wait. Then each complete message arrives in
+ * ws_message (fragments joined; text messages are valid UTF-8, checked by
+ * the host), and ws_closed runs exactly once per accepted connection — when
+ * the peer closes, the network fails, the plugin calls ws_close, the
+ * channel closes or the daemon stops — always before destroy(). The host
+ * answers pings, and closes a connection whose message exceeds the server's
+ * body limit (1009) or whose text is not UTF-8 (1007). */
+
+/* Message kinds for ws_send and ws_message. */
+#define SB_WS_TEXT 1u   /* UTF-8 text */
+#define SB_WS_BINARY 2u /* bytes */
+
+/* Close codes a plugin may use with ws_close (RFC 6455); 4000-4999 are free
+ * for the plugin's own meanings. */
+#define SB_WS_CLOSE_NORMAL 1000
+#define SB_WS_CLOSE_GOING_AWAY 1001
+#define SB_WS_CLOSE_POLICY 1008   /* e.g. a rate limit broken, a token expired */
+#define SB_WS_CLOSE_TOO_BIG 1009
+#define SB_WS_CLOSE_ABNORMAL 1006 /* ws_closed only: no close frame arrived */
+
+/* ------------------------------------------------------------------------ */
+/* Reading back: a contact's conversation, the team's availability (1.3)     */
+/* ------------------------------------------------------------------------ */
+
+/* Which messages history() reads. Fill with sizeof; copied by the host. */
+typedef struct sb_history_request {
+  uint32_t struct_size;
+  uint32_t kind;                /* SB_IDENTITY_* of id */
+  const char *id;               /* the contact's identity on this channel */
+  const char *after_message_id; /* only messages stored after this one, or NULL: the latest */
+  uint32_t limit;               /* at most this many (1-200); 0 = 50 */
+  uint32_t reserved;            /* zero */
+} sb_history_request;
+
+/* Message direction in history. */
+#define SB_DIRECTION_IN 1u  /* from the contact */
+#define SB_DIRECTION_OUT 2u /* to the contact: an agent's or an automatic reply */
+
+/* One message read back. Valid only during the done callback. */
+typedef struct sb_history_message {
+  const char *message_id;       /* the help desk's id (decimal; later ids are larger) */
+  const char *external_id;      /* the service's id, or NULL */
+  uint32_t direction;           /* SB_DIRECTION_* */
+  uint32_t status;              /* outbound: SB_STATUS_* reached so far, 0 while queued */
+  const char *text;             /* or NULL */
+  const char *html;             /* or NULL */
+  const char *attachments_json; /* a JSON array of {url, mime_type, filename, size}, or NULL */
+  const char *author_name;      /* outbound: the agent's name, NULL for automatic replies */
+  const char *author_avatar_url;
+  uint32_t flags;               /* SB_OUT_AUTOMATIC for automatic outbound messages */
+  uint32_t reserved;
+  int64_t timestamp_ms;         /* when it was stored (unix ms) */
+} sb_history_message;
+
+/* What history() hands back. Valid only during the done callback. status:
+ * SB_OK (also when the contact is unknown: count 0), SB_ECANCELED when the
+ * channel is closing, SB_EIO when the store failed. */
+typedef struct sb_history {
+  int32_t status;
+  uint32_t more;                    /* 1 when older (or, with after_message_id, newer) ones were left out */
+  const sb_history_message *messages; /* oldest first */
+  size_t count;
+  const char *contact_name;         /* the contact's name, or NULL when unknown */
+  const char *owner_name;           /* the contact's owner (a user), or NULL */
+  const char *owner_avatar_url;
+} sb_history;
+
+typedef void (*sb_history_done_fn)(void *arg, const sb_history *history);
+
+/* Who could answer on this channel now. Valid only during the callback.
+ * "Eligible" users are those the channel's assignment rules draw from (the
+ * named users and teams, or every user with a seat), with a seat. */
+typedef struct sb_availability {
+  int32_t status;                 /* SB_OK, SB_ECANCELED, SB_EIO */
+  uint32_t eligible;              /* users the channel's routing draws from */
+  uint32_t available;             /* of those, marked available */
+  uint32_t with_capacity;         /* of those, below their open-ticket capacity */
+  int64_t typical_reply_seconds;  /* median first reply time on this channel over the
+                                     last 14 days; -1 when there were no replies */
+} sb_availability;
+
+typedef void (*sb_availability_done_fn)(void *arg, const sb_availability *availability);
 
 /* ------------------------------------------------------------------------ */
 /* Channel states                                                            */
@@ -717,6 +812,37 @@ struct sb_host {
    * paused by the service. The reason is shown to agents meanwhile. Check
    * SB_HOST_HAS(host, send_defer) first; on an older host use send_retry. */
   void (*send_defer)(sb_send_op *op, uint32_t defer_ms, const char *reason);
+
+  /* Since 1.3. Queues one message (SB_WS_TEXT or SB_WS_BINARY) on a
+   * WebSocket the plugin accepted; the data is copied. Returns SB_OK;
+   * SB_ENOENT once the connection is closing (ws_closed follows, if it has
+   * not run); SB_EAGAIN when more than 1 MiB already waits to be written to
+   * this peer (a slow or dead reader: close it or drop the message);
+   * SB_EINVAL for a bad kind or text that is not UTF-8. */
+  int (*ws_send)(sb_ws *ws, uint32_t kind, const char *data, size_t len);
+  /* Since 1.3. Starts closing a WebSocket with a close code (1000, or
+   * 4000-4999 for the plugin's own) and a short reason (at most 123
+   * bytes). ws_closed follows on the loop, never inside this call; a peer
+   * that does not answer is cut off after 5 seconds. Idempotent. */
+  void (*ws_close)(sb_ws *ws, int code, const char *reason);
+  /* Since 1.3. The remote address of a WebSocket ("127.0.0.1"). */
+  const char *(*ws_remote_addr)(const sb_ws *ws);
+
+  /* Since 1.3. Reads back a contact's messages on this channel (all of its
+   * threads here), newest `limit`, or those after after_message_id, oldest
+   * first, with the contact's name and owner. Runs off the loop; done runs
+   * once on the loop, also when cancelled (channel closing), always before
+   * destroy(). Returns SB_OK, or SB_EINVAL (no id, bad limit) and done is
+   * not called. */
+  int (*history)(sb_channel *channel, const sb_history_request *request,
+                 sb_history_done_fn done, void *arg);
+
+  /* Since 1.3. Counts who could answer on this channel now (see
+   * sb_availability), e.g. to show a chat launcher only while someone is
+   * there. Runs off the loop; done runs once on the loop, always before
+   * destroy(). Cheap enough for every few seconds, not for every request:
+   * cache the answer. Returns SB_OK or a negative code (done not called). */
+  int (*availability)(sb_channel *channel, sb_availability_done_fn done, void *arg);
 };
 
 /* ------------------------------------------------------------------------ */
@@ -724,8 +850,8 @@ struct sb_host {
 /* ------------------------------------------------------------------------ */
 
 /* Describes one channel type. A static const in the plugin; the host copies
- * abi.struct_size bytes of it. Hooks marked required must be non-NULL. All
- * since 1.0. */
+ * abi.struct_size bytes of it. Hooks marked required must be non-NULL.
+ * Since 1.0 unless marked otherwise. */
 struct sb_plugin {
   sb_abi_header abi; /* SB_PLUGIN_INIT */
 
@@ -777,6 +903,23 @@ struct sb_plugin {
 
   /* Required. Frees the instance. Called once, after disconnect. */
   void (*destroy)(void *instance);
+
+  /* Since 1.3. Optional. A WebSocket handshake for /hooks/{channel}[/...]
+   * (see "WebSockets held by the plugin"). Return SB_OK to accept and set
+   * *conn to the connection's own state (handed back to ws_message and
+   * ws_closed), or a negative code to refuse. Without this hook handshakes
+   * go to receive() as ordinary requests. ws may be used (ws_send) as soon
+   * as ws_open returns SB_OK. */
+  int (*ws_open)(void *instance, const sb_http_request *request, sb_ws *ws, void **conn);
+  /* Since 1.3. Optional (required with ws_open). One complete message from
+   * the peer; data is borrowed (not NUL-terminated). */
+  void (*ws_message)(void *instance, sb_ws *ws, void *conn, uint32_t kind, const char *data,
+                     size_t len);
+  /* Since 1.3. Optional (required with ws_open). The connection is over:
+   * code is the peer's close code, or SB_WS_CLOSE_ABNORMAL. Free conn here;
+   * ws is invalid once this returns. Runs once per accepted connection,
+   * before destroy(); ws_send/ws_close are not allowed inside it. */
+  void (*ws_closed)(void *instance, sb_ws *ws, void *conn, int code);
 };
 
 #ifdef __cplusplus
