@@ -174,7 +174,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
       /* the reply's subject, else the conversation's latest inbound one */
       " coalesce(m.subject, (SELECT sm.subject FROM messages sm WHERE sm.thread_id = m.thread_id"
       "  AND sm.direction = 'in' AND sm.subject IS NOT NULL ORDER BY sm.id DESC LIMIT 1)),"
-      " (SELECT name FROM contacts c WHERE c.id = t.contact_id), m.template"
+      " (SELECT name FROM contacts c WHERE c.id = t.contact_id), m.template, u.avatar_url"
       " FROM outbox o JOIN messages m ON m.id = o.message_id JOIN threads t ON t.id = m.thread_id"
       " LEFT JOIN users u ON u.id = m.user_id"
       " WHERE o.state = 'pending' AND o.next_at <= ?1 ORDER BY o.next_at, o.id LIMIT ?2");
@@ -184,7 +184,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
   json_t *items = json_array();
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb sI so so so so so}",
+    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb sI so so so so so so}",
         "outbox_id", (json_int_t)sqlite3_column_int64(s, 0),
         "message_id", (json_int_t)sqlite3_column_int64(s, 1),
         "thread_id", (json_int_t)sqlite3_column_int64(s, 2),
@@ -197,7 +197,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
         "last_inbound_ms", (json_int_t)sqlite3_column_int64(s, 14),
         "agent_name", sq__col_json(s, 15), "agent_email", sq__col_json(s, 16),
         "subject", sq__col_json(s, 17), "recipient_name", sq__col_json(s, 18),
-        "template_json", sq__col_json(s, 19));
+        "template_json", sq__col_json(s, 19), "agent_avatar_url", sq__col_json(s, 20));
     json_array_append_new(items, it);
   }
   sqlite3_reset(s);
