@@ -90,7 +90,18 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
     }
     if (sq_ticket_set_status(st, r, ticket, q->ticket_status, q->props) < 0) return r->status;
   }
-  if (sq_queue_outbound(st, r, q->thread_id, channel, q->user_id, q->text, q->html, q->attachments, reply_to, 0,
+  /* The author's token was checked before the user was deleted (they are
+   * deleted with it): store the reply without an author rather than under an
+   * id a later user may get. */
+  int64_t author = 0;
+  if (q->user_id > 0) {
+    s = sq_prep(st, "SELECT id FROM users WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "reading the reply's author");
+    sqlite3_bind_int64(s, 1, q->user_id);
+    author = sqlite3_step(s) == SQLITE_ROW ? q->user_id : 0;
+    sqlite3_reset(s);
+  }
+  if (sq_queue_outbound(st, r, q->thread_id, channel, author, q->text, q->html, q->attachments, reply_to, 0,
                         &q->message_id) < 0) {
     return r->status;
   }

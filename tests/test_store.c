@@ -541,8 +541,9 @@ START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
                    "ana");
   json_decref(conv);
 
-  /* Deleting the user revokes their token and unauthors their reply, even
-   * when the next user gets the same id. */
+  /* Deleting the user revokes their token and unauthors their reply, and a
+   * reply still on its way is stored without an author, even when the next
+   * user gets the same id. */
   fx_wait_t d = {0}, g1 = {0}, g2 = {0}, nu = {0};
   json_t *del = fx_ok(&f, store_user_delete(f.st, "ana", fx_json_cb, &d), &d);
   ck_assert_int_eq(fx_int(del, "tokens_revoked"), 1);
@@ -550,12 +551,20 @@ START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
   fx_run(&f, store_token_find(f.st, "h1", fx_json_cb, &g1), &g1);
   ck_assert_int_eq(g1.status, -ENOENT);
   json_decref(fx_ok(&f, store_token_find(f.st, "h2", fx_json_cb, &g2), &g2));
+  /* a reply whose token was checked just before the delete */
+  fx_wait_t late = {0};
+  r.text = "Ana again";
+  ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &late, err, sizeof(err)), 0);
+  fx_wait(&f, &late);
+  ck_assert_int_eq(late.status, 0);
   patch = fx_load("{\"name\":\"bo\"}");
   user = fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &nu), &nu);
   json_decref(user);
   json_decref(patch);
   conv = fx_thread(&f, thread);
+  ck_assert_int_eq(json_array_size(json_object_get(conv, "messages")), 3);
   ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(conv, "messages"), 1), "user")));
+  ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(conv, "messages"), 2), "user")));
   json_decref(conv);
   fx_close(&f);
 }
