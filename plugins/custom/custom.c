@@ -93,7 +93,7 @@ static const sb_field custom_schema[] = {
     {"allowed_attachment_types", SB_FIELD_STRING, SB_FIELD_MULTI, NULL, "Allowed attachment types",
      "MIME types (\"application/pdf\") or prefixes (\"image/\") accepted inbound; none given: any type.", NULL},
     {"max_attachment_bytes", SB_FIELD_INT, 0, "10485760", "Maximum attachment size",
-     "Largest inbound attachment in bytes, by its declared size; 0: no limit.", NULL},
+     "Largest inbound attachment in bytes, by its declared size or inline data; 0: no limit.", NULL},
     {"request_timeout", SB_FIELD_DURATION, 0, "30s", "Request timeout",
      "How long a reply POST to webhook_url may take before it is retried.", NULL},
     {"display_name", SB_FIELD_STRING, 0, NULL, "Display name", "The integration's name as agents see it.", NULL},
