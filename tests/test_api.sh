@@ -262,6 +262,8 @@ call GET "/api/v1/conversations/$conv" "$AGENT"
 held='[a for m in d["messages"] for a in m["attachments"] if "id" in a]'
 expect "stored attachment content gets an id and a url to download it" 200 \
   "len($held) == 1 and $held[0]['url'] == '/api/v1/attachments/%d' % $held[0]['id'] and $held[0]['size'] == $(stat -c %s "$work/att.bin")"
+expect "an attachment that is only a link keeps its own url" 200 \
+  '[a["url"] for m in d["messages"] for a in m["attachments"] if "id" not in a] == ["https://example.com/a.png"]'
 attid=$(jv "$held[0]['id']")
 call GET "/api/v1/attachments/$attid" "$AGENT"
 cmp -s "$work/body" "$work/att.bin"
