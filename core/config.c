@@ -14,7 +14,7 @@
 
 static const char *const config__top_keys[] = {
     "listen", "store", "secret_key", "log_level", "plugins", "channels", "http",
-    "pipelines", "users", "teams", "outbox", NULL,
+    "pipelines", "users", "teams", "outbox", "attachments", NULL,
 };
 
 /* Keys of a channel object. The policy keys (thread_policy onwards) are
@@ -230,6 +230,31 @@ static int config__outbox(config *cfg, const json_t *outbox, char *err, size_t e
   return 0;
 }
 
+static int config__attachments(config *cfg, const json_t *att, char *err, size_t errlen) {
+  cfg->attachments_max_bytes = -1;
+  if (att == NULL) return 0;
+  if (!json_is_object(att)) {
+    snprintf(err, errlen, "%s: \"attachments\" must be an object", cfg->path);
+    return -EINVAL;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)att, key, v) {
+    if (strcmp(key, "max_bytes") == 0) {
+      if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000000) {
+        snprintf(err, errlen,
+                 "%s: \"attachments.max_bytes\" must be a number of bytes from 0 to 1000000000", cfg->path);
+        return -EINVAL;
+      }
+      cfg->attachments_max_bytes = json_integer_value(v);
+    } else {
+      snprintf(err, errlen, "%s: unknown key \"attachments.%.64s\" (expected max_bytes)", cfg->path, key);
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
 static int config__channels(config *cfg, const json_t *channels, char *err, size_t errlen) {
   if (channels == NULL) return 0;
   if (!json_is_array(channels)) {
@@ -364,6 +389,7 @@ static int config__parse(config *cfg, const char *listen_override, const char *s
   int rc = config__plugins(cfg, json_object_get(root, "plugins"), err, errlen);
   if (rc == 0) rc = config__http(cfg, json_object_get(root, "http"), err, errlen);
   if (rc == 0) rc = config__outbox(cfg, json_object_get(root, "outbox"), err, errlen);
+  if (rc == 0) rc = config__attachments(cfg, json_object_get(root, "attachments"), err, errlen);
   if (rc != 0) return rc;
   return config__channels(cfg, json_object_get(root, "channels"), err, errlen);
 }

@@ -42,6 +42,9 @@ typedef struct config {
   int64_t outbox_retry_base_ms;
   int64_t outbox_retry_max_ms;
   int outbox_max_attempts;
+  /* "attachments": {"max_bytes": BYTES}: the largest inbound attachment
+   * whose content is stored (0: none); -1 = the store's default (25 MiB). */
+  int64_t attachments_max_bytes;
   config_channel *channels;
   size_t channel_count;
   char **owned;               /* strings this struct allocated (resolved paths) */

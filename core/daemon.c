@@ -487,6 +487,7 @@ static int daemon__open_core(daemon_host *d) {
     fprintf(stderr, "switchboard: %s\n", err);
     return 1;
   }
+  if (d->cfg->attachments_max_bytes >= 0) store_set_attachment_limit(d->st, d->cfg->attachments_max_bytes);
   if (httpc_new(&d->loop, &d->httpc) != 0 || relay_new(&d->loop, d->st, d->httpc, daemon__lookup, d, &d->relay) != 0) {
     fprintf(stderr, "switchboard: the HTTP client could not start\n");
     return 1;

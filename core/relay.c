@@ -84,7 +84,8 @@ static int relay__inbound(void *ctx, sb_channel *ch, const sb_inbound_message *m
   for (size_t i = 0; i < m->attachment_count; i++) {
     const sb_attachment *a = &m->attachments[i];
     att[i] = (router_attachment){.url = a->url, .mime_type = a->mime_type, .filename = a->filename,
-                                 .content_id = a->content_id, .size = (int64_t)a->size};
+                                 .content_id = a->content_id, .size = (int64_t)a->size,
+                                 .data = a->data, .data_len = a->data != NULL ? a->data_len : 0};
   }
   router_inbound ri = {
       .channel = channel_name(ch),

@@ -25,24 +25,9 @@ typedef struct sq_inbound {
   void *arg;
   int64_t message_id;
   int duplicate;
+  sq_blob *blobs; /* attachment content to store with the message (malloc'd) */
+  size_t n_blobs;
 } sq_inbound;
-
-static char *sq__attachments_json(const router_attachment *a, size_t n) {
-  if (n == 0) return NULL;
-  json_t *arr = json_array();
-  for (size_t i = 0; i < n; i++) {
-    json_t *o = json_object();
-    if (a[i].url) json_object_set_new(o, "url", json_string(a[i].url));
-    if (a[i].mime_type) json_object_set_new(o, "mime_type", json_string(a[i].mime_type));
-    if (a[i].filename) json_object_set_new(o, "filename", json_string(a[i].filename));
-    if (a[i].content_id) json_object_set_new(o, "content_id", json_string(a[i].content_id));
-    json_object_set_new(o, "size", json_integer(a[i].size));
-    json_array_append_new(arr, o);
-  }
-  char *s = json_dumps(arr, JSON_COMPACT);
-  json_decref(arr);
-  return s;
-}
 
 static void sq__inbound_run(store *st, sq_req *r);
 
@@ -50,12 +35,18 @@ static void sq__inbound_done(store *st, sq_req *r) {
   sq_inbound *m = (sq_inbound *)r;
   m->cb(m->arg, r->status, r->status < 0 ? 0 : m->message_id, m->duplicate,
         r->status < 0 ? r->err : NULL);
+  free(m->blobs);
   free(m);
 }
 
 int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb cb, void *arg) {
   if (st == NULL || in == NULL || cb == NULL) return -EINVAL;
-  char *attach = sq__attachments_json(in->attachments, in->n_attachments);
+  char *attach = NULL;
+  sq_blob *blobs = NULL;
+  size_t n_blobs = 0;
+  if (sq_attachments_prepare(st, in->channel, in->attachments, in->n_attachments, &attach, &blobs,
+                             &n_blobs) < 0)
+    return -ENOMEM;
   const char *src[IN_NSTR] = {in->channel, in->external_id, in->external_thread_id,
                               in->reply_to_external_id, in->sender.kind, in->sender.id,
                               in->sender.name, in->sender.email, in->sender.phone,
@@ -66,6 +57,7 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
   sq_inbound *m = calloc(1, total);
   if (m == NULL) {
     free(attach);
+    free(blobs);
     return -ENOMEM;
   }
   char *p = (char *)(m + 1);
@@ -77,6 +69,8 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
     p += l;
   }
   free(attach);
+  m->blobs = blobs;
+  m->n_blobs = n_blobs;
   m->ts = in->timestamp_ms;
   m->flags = in->flags;
   m->cb = cb;
@@ -84,7 +78,10 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
   m->base.run = sq__inbound_run;
   m->base.done = sq__inbound_done;
   int rc = sq_enqueue(st, &m->base);
-  if (rc < 0) free(m);
+  if (rc < 0) {
+    free(m->blobs);
+    free(m);
+  }
   return rc;
 }
 
@@ -736,6 +733,10 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     return 0;
   }
   m->message_id = sqlite3_last_insert_rowid(st->db);
+  /* Only now, when the message is new: a redelivery stores no content. */
+  if (m->n_blobs > 0 &&
+      sq_attachments_insert(st, r, m->message_id, m->s[IN_ATTACH], m->blobs, m->n_blobs) < 0)
+    return -EIO;
   sq_jw w = {0};
   sq_jw_int(&w, "message_id", m->message_id);
   sq_jw_int(&w, "thread_id", thread);
