@@ -134,6 +134,9 @@ typedef struct router_inbound {
   size_t n_attachments;
   int64_t timestamp_ms; /* 0 = now */
   uint32_t flags;       /* ROUTER_IN_* */
+  const char *metadata_json; /* a JSON object's text kept with the message (the
+                                plugin's facts: a postback payload, why media
+                                was not downloaded), or NULL */
 } router_inbound;
 
 /* Fires on the loop after the batch holding the message committed (status 0)

@@ -92,6 +92,9 @@ static const char *const sq__migrations[] = {
     "  data BLOB NOT NULL, created_at INTEGER NOT NULL, UNIQUE(message_id, position));"
     "CREATE TRIGGER attachments_follow_messages AFTER DELETE ON messages BEGIN"
     "  DELETE FROM attachments WHERE message_id = OLD.id; END;",
+    /* 6: what a plugin says about an inbound message (sb_inbound_message.
+     * metadata_json: a postback payload, why media was not downloaded) */
+    "ALTER TABLE messages ADD COLUMN metadata TEXT;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -14,7 +14,7 @@
 /* ---- inbound request: one allocation holds the struct and its strings ---- */
 
 enum { IN_CHANNEL, IN_EXT, IN_THREAD, IN_REPLY_TO, IN_KIND, IN_SID, IN_NAME, IN_EMAIL, IN_PHONE,
-       IN_AVATAR, IN_TEXT, IN_HTML, IN_SUBJECT, IN_ATTACH, IN_NSTR };
+       IN_AVATAR, IN_TEXT, IN_HTML, IN_SUBJECT, IN_ATTACH, IN_META, IN_NSTR };
 
 typedef struct sq_inbound {
   sq_req base;
@@ -50,7 +50,8 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
   const char *src[IN_NSTR] = {in->channel, in->external_id, in->external_thread_id,
                               in->reply_to_external_id, in->sender.kind, in->sender.id,
                               in->sender.name, in->sender.email, in->sender.phone,
-                              in->sender.avatar_url, in->text, in->html, in->subject, attach};
+                              in->sender.avatar_url, in->text, in->html, in->subject, attach,
+                              in->metadata_json};
   size_t total = sizeof(sq_inbound);
   for (int i = 0; i < IN_NSTR; i++)
     if (src[i] != NULL) total += strlen(src[i]) + 1;
@@ -703,13 +704,13 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   s = m->s[IN_REPLY_TO] != NULL
           ? sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at) VALUES(?1, ?2, ?3, ?4,"
+                        " flags, created_at, metadata) VALUES(?1, ?2, ?3, ?4,"
                         " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
-                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
           : sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at) VALUES(?1, ?2, ?3, ?4, ?5,"
-                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+                        " flags, created_at, metadata) VALUES(?1, ?2, ?3, ?4, ?5,"
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
   if (s == NULL) return sq_fail(st, r, "storing a message");
   sqlite3_bind_int64(s, 1, thread);
   sq_bind_text(s, 2, chname);
@@ -725,6 +726,7 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   sqlite3_bind_int(s, 12, (m->flags & ROUTER_IN_AUTOMATIC) != 0);
   sqlite3_bind_int(s, 13, (int)m->flags);
   sqlite3_bind_int64(s, 14, ts);
+  sq_bind_text(s, 15, m->s[IN_META]);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a message");
   if (sqlite3_changes(st->db) == 0) {
     /* Ignored: the external id was seen before. Nothing was changed yet. */

@@ -220,6 +220,25 @@ check "131047 fails the reply with re-engagement required" "$(settled "SELECT st
 check "a redelivered WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
 check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa' AND direction='in'")" "2"
 check "not even a second copy of the media" "$(sql "SELECT count(*) FROM attachments")" "1"
+# Media the Graph API does not know: the message is still stored, with the
+# failure recorded on it for agents (its metadata), and nothing downloaded.
+cat >"$work/wa_gone.json" <<EOF
+{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
+ "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
+ "contacts":[{"profile":{"name":"Kari Ås"},"wa_id":"$WA_ID"}],
+ "messages":[{"from":"$WA_ID","id":"wamid.E2EGONE","timestamp":"$ts","type":"document","document":{"filename":"invoice.pdf","mime_type":"application/pdf","sha256":"y","id":"999000999"}}]},
+ "field":"messages"}]}]}
+EOF
+check "a message whose media cannot be fetched still gets 200" "$(post wa "$WA_SECRET" "$work/wa_gone.json")" "200"
+check "it is stored, with the media failure recorded on it" \
+  "$(sql "SELECT count(*) || ' ' || (json_extract(metadata, '\$.media_error') LIKE '%media%') FROM messages WHERE external_id='wamid.E2EGONE'")" "1 1"
+gone_thread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2EGONE'")
+api_get "/api/v1/conversations/$gone_thread" "$work/gone.json" >/dev/null
+check "agents see the failure over the API" "$(python3 -c '
+import json, sys
+m = [m for m in json.load(open(sys.argv[1]))["messages"] if m["external_id"] == "wamid.E2EGONE"][0]
+print("media_error" in (m["metadata"] or {}))' "$work/gone.json")" "True"
+check "and no content was stored for it" "$(sql "SELECT count(*) FROM attachments")" "1"
 
 # --- messaging windows through the daemon ----------------------------------------------------
 # A Messenger customer who last wrote 30 hours ago: an agent's reply goes
