@@ -53,6 +53,22 @@ struct sb_responder {
   int answered;
 };
 
+/* One WebSocket a plugin accepted (ABI 1.3); embedded by whoever holds the
+ * connection (the ingress, a test), which fills the three operations. The
+ * host calls close at most once, and never expects closed from inside send
+ * or close. The rest is the channel's bookkeeping. The owner reports the
+ * end with channel_ws_closed, once, and may free the struct afterwards. */
+struct sb_ws {
+  int (*send)(struct sb_ws *self, uint32_t kind, const char *data, size_t len); /* SB_* code */
+  void (*close)(struct sb_ws *self, int code, const char *reason);
+  const char *(*remote_addr)(const struct sb_ws *self);
+  sb_channel *ch;
+  struct sb_ws *prev, *next; /* the channel's open WebSockets */
+  void *conn;                /* the plugin's state from ws_open */
+  int closing;               /* a close was started: sends are refused */
+  int closed;                /* ws_closed runs or ran */
+};
+
 /* Outcomes of one send(). */
 enum channel_send_outcome { CHANNEL_SEND_OK = 0, CHANNEL_SEND_RETRY = 1, CHANNEL_SEND_FAIL = 2, CHANNEL_SEND_DEFER = 3 };
 
@@ -94,6 +110,24 @@ void channel_receive(sb_channel *ch, const sb_http_request *req, sb_responder *r
  * negative code when not taken (op is then not completed). */
 int channel_send(sb_channel *ch, const sb_outbound_message *msg, sb_send_op *op);
 
+/* True when the channel's plugin takes WebSocket handshakes (ws_open) and
+ * the channel is not closing. */
+int channel_takes_websockets(const sb_channel *ch);
+
+/* Offers a handshake to the plugin's ws_open with ws (its operations set).
+ * Returns SB_OK when accepted: the channel then holds ws until
+ * channel_ws_closed, and destroy() waits for that. Otherwise the plugin's
+ * refusal code (SB_ENOTSUP when it takes no WebSockets or is closing); ws is
+ * then not used again. */
+int channel_ws_open(sb_channel *ch, const sb_http_request *req, sb_ws *ws);
+
+/* One complete message from the peer to ws_message (dropped once the
+ * channel is closing). */
+void channel_ws_message(sb_ws *ws, uint32_t kind, const char *data, size_t len);
+
+/* The connection is over: ws_closed(code), exactly once; ws is released. */
+void channel_ws_closed(sb_ws *ws, int code);
+
 /* Seeds one key of the in-memory key/value state. Copies. Returns 0 or
  * -ENOMEM. */
 int channel_kv_seed(sb_channel *ch, const char *key, const char *value, size_t len);
@@ -109,6 +143,9 @@ typedef struct channel_counters {
   uint64_t held;                  /* sends held while the channel was down */
   uint64_t webhooks;              /* requests to /hooks/{channel} */
   uint64_t webhook_refused;       /* answered 401 or 403 by the plugin (bad signature or token) */
+  uint64_t websockets_open;       /* a gauge: WebSockets accepted and not yet closed */
+  uint64_t websockets_accepted;   /* WebSocket handshakes ws_open accepted */
+  uint64_t websockets_refused;    /* WebSocket handshakes ws_open refused */
 } channel_counters;
 channel_counters *channel_counters_of(sb_channel *ch);
 
