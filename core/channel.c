@@ -213,14 +213,19 @@ void channel_close(sb_channel *ch, void (*done)(void *arg), void *arg) {
   ch->closed_arg = arg;
   uv_timer_stop(&ch->reconnect);
   if (ch->plugin->desc.disconnect != NULL) ch->plugin->desc.disconnect(ch->instance);
-  hostapi_cancel_all(ch);
-  /* WebSockets answer the close (or are cut off after a few seconds) and
-   * run ws_closed before destroy, as completions. */
-  for (sb_ws *ws = ch->websockets.next; ws != &ch->websockets; ws = ws->next) {
-    if (ws->closing) continue;
-    ws->closing = 1;
-    ws->close(ws, SB_WS_CLOSE_GOING_AWAY, "the channel is closing");
+  /* WebSockets close with 1001 (or the code the plugin gave them in
+   * disconnect) and the plugin hears of each at once, while its timers are
+   * still valid to stop; the host alone waits for the peers' answers. */
+  while (ch->websockets.next != &ch->websockets) {
+    sb_ws *ws = ch->websockets.next;
+    if (!ws->closing) {
+      ws->closing = 1;
+      ws->close_code = SB_WS_CLOSE_GOING_AWAY;
+      ws->close(ws, SB_WS_CLOSE_GOING_AWAY, "the channel is closing");
+    }
+    channel_ws_closed(ws, ws->close_code);
   }
+  hostapi_cancel_all(ch);
   /* Work on the pool and messages being committed cannot be stopped: their
    * done callbacks must still find the instance alive, so destroy waits. */
   if (ch->completions_pending == 0) channel__destroy(ch);
@@ -267,6 +272,7 @@ int channel_ws_open(sb_channel *ch, const sb_http_request *req, sb_ws *ws) {
   ws->ch = ch;
   ws->conn = NULL;
   ws->closing = ws->closed = 0;
+  ws->close_code = 0;
   /* linked first: the plugin may send (or close) inside ws_open */
   ws->next = &ch->websockets;
   ws->prev = ch->websockets.prev;
@@ -284,19 +290,19 @@ int channel_ws_open(sb_channel *ch, const sb_http_request *req, sb_ws *ws) {
   ws->conn = conn;
   ch->counters.websockets_open++;
   ch->counters.websockets_accepted++;
-  channel_completion_begin(ch);
   return SB_OK;
 }
 
 void channel_ws_message(sb_ws *ws, uint32_t kind, const char *data, size_t len) {
+  if (ws->closed) return; /* ch may be gone: it is not read before this */
   sb_channel *ch = ws->ch;
-  if (ch->closing || ws->closed) return;
+  if (ch->closing) return;
   ch->plugin->desc.ws_message(ch->instance, ws, ws->conn, kind, data, len);
 }
 
 void channel_ws_closed(sb_ws *ws, int code) {
+  if (ws->closed) return; /* ran at channel close; ch may be gone */
   sb_channel *ch = ws->ch;
-  if (ws->closed) return;
   ws->closed = 1;
   ws->closing = 1;
   ch->plugin->desc.ws_closed(ch->instance, ws, ws->conn, code);
@@ -304,7 +310,6 @@ void channel_ws_closed(sb_ws *ws, int code) {
   ws->next->prev = ws->prev;
   ws->prev = ws->next = NULL;
   ch->counters.websockets_open--;
-  channel_completion_end(ch); /* may destroy the instance and free ch */
 }
 
 int channel_kv_seed(sb_channel *ch, const char *key, const char *value, size_t len) {

@@ -54,10 +54,12 @@ struct sb_responder {
 };
 
 /* One WebSocket a plugin accepted (ABI 1.3); embedded by whoever holds the
- * connection (the ingress, a test), which fills the three operations. The
- * host calls close at most once, and never expects closed from inside send
- * or close. The rest is the channel's bookkeeping. The owner reports the
- * end with channel_ws_closed, once, and may free the struct afterwards. */
+ * connection (the ingress, a test), which fills the three operations and
+ * keeps the struct until the connection is over (channel_ws_closed). close
+ * must not report the end from inside itself. The rest is the channel's
+ * bookkeeping. Once closed is set nothing reads ch: a channel that closes
+ * runs ws_closed for every WebSocket at once and may be freed while the
+ * connections still finish their closing handshakes. */
 struct sb_ws {
   int (*send)(struct sb_ws *self, uint32_t kind, const char *data, size_t len); /* SB_* code */
   void (*close)(struct sb_ws *self, int code, const char *reason);
@@ -66,7 +68,8 @@ struct sb_ws {
   struct sb_ws *prev, *next; /* the channel's open WebSockets */
   void *conn;                /* the plugin's state from ws_open */
   int closing;               /* a close was started: sends are refused */
-  int closed;                /* ws_closed runs or ran */
+  int close_code;            /* the code it was started with */
+  int closed;                /* ws_closed ran (or runs) */
 };
 
 /* Outcomes of one send(). */
@@ -96,9 +99,10 @@ int channel_create(const channel_env *env, const loader_plugin *plugin, const co
  * after transient states; or connected at once when it has no connect. */
 void channel_start(sb_channel *ch);
 
-/* Takes the channel offline and frees it: disconnect(), cancel what is
- * left (timers, watches, HTTP calls; pending work completes with
- * SB_ECANCELED), destroy(), then done(arg) once every handle is closed. */
+/* Takes the channel offline and frees it: disconnect(), close its
+ * WebSockets (1001) running ws_closed for each, cancel what is left
+ * (timers, watches, HTTP calls; pending work completes with SB_ECANCELED),
+ * destroy(), then done(arg) once every handle is closed. */
 void channel_close(sb_channel *ch, void (*done)(void *arg), void *arg);
 
 /* Hands one request to the plugin's receive(). Answers 404 itself when the
@@ -116,16 +120,18 @@ int channel_takes_websockets(const sb_channel *ch);
 
 /* Offers a handshake to the plugin's ws_open with ws (its operations set).
  * Returns SB_OK when accepted: the channel then holds ws until
- * channel_ws_closed, and destroy() waits for that. Otherwise the plugin's
- * refusal code (SB_ENOTSUP when it takes no WebSockets or is closing); ws is
- * then not used again. */
+ * channel_ws_closed or its own close (which runs ws_closed for each open
+ * WebSocket right after disconnect(), before destroy()). Otherwise the
+ * plugin's refusal code (SB_ENOTSUP when it takes no WebSockets or is
+ * closing); ws is then not used again. */
 int channel_ws_open(sb_channel *ch, const sb_http_request *req, sb_ws *ws);
 
 /* One complete message from the peer to ws_message (dropped once the
  * channel is closing). */
 void channel_ws_message(sb_ws *ws, uint32_t kind, const char *data, size_t len);
 
-/* The connection is over: ws_closed(code), exactly once; ws is released. */
+/* The connection is over: ws_closed(code), once; a no-op when the channel's
+ * close already ran it. The owner may free ws afterwards. */
 void channel_ws_closed(sb_ws *ws, int code);
 
 /* Seeds one key of the in-memory key/value state. Copies. Returns 0 or

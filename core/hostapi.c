@@ -632,6 +632,7 @@ static void hostapi__ws_close(sb_ws *ws, int code, const char *reason) {
     code = SB_WS_CLOSE_NORMAL;
   }
   ws->closing = 1;
+  ws->close_code = code;
   ws->close(ws, code, reason);
 }
 

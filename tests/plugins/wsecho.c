@@ -9,7 +9,9 @@
  * Text commands: "close" → ws_close(4000, "bye"); "tick" → "tick" sent from a
  * timer 20 ms later (outside any callback); "count" → the number of open
  * connections; "flood" → ws_send 64 KiB messages until SB_EAGAIN, answered
- * "flooded N". Anything else is echoed. A plain request gets 200 "plain"
+ * "flooded N"; "history" and "avail" → what history() (visitor "v1", limit
+ * 10) and availability() answer, or "no history"/"no availability" on a
+ * host without them. Anything else is echoed. A plain request gets 200 "plain"
  * from receive(). ws_closed and destroy log what they saw, for the tests.
  */
 #include <switchboard/plugin.h>
@@ -99,6 +101,63 @@ static void we_tick(void *arg) {
   c->w->host->ws_send(c->ws, SB_WS_TEXT, "tick", 4);
 }
 
+/* A read in flight: the connection may close before it answers. */
+typedef struct we_read {
+  we *w;
+  unsigned conn_id;
+} we_read;
+
+static we_conn *we_find(we *w, unsigned id) {
+  for (we_conn *c = w->conns; c != NULL; c = c->next)
+    if (c->id == id) return c;
+  return NULL;
+}
+
+static void we_history_done(void *arg, const sb_history *h) {
+  we_read *r = arg;
+  we_conn *c = we_find(r->w, r->conn_id);
+  if (c != NULL) {
+    char out[256];
+    int n = snprintf(out, sizeof(out), "history %d %zu%s%s contact=%s", h->status, h->count, h->count > 0 ? " " : "",
+                     h->count > 0 && h->messages[0].text != NULL ? h->messages[0].text : "",
+                     h->contact_name != NULL ? h->contact_name : "-");
+    r->w->host->ws_send(c->ws, SB_WS_TEXT, out, (size_t)n);
+  }
+  free(r);
+}
+
+static void we_availability_done(void *arg, const sb_availability *a) {
+  we_read *r = arg;
+  we_conn *c = we_find(r->w, r->conn_id);
+  if (c != NULL) {
+    char out[128];
+    int n = snprintf(out, sizeof(out), "avail %d %u/%u/%u %lld", a->status, a->eligible, a->available,
+                     a->with_capacity, (long long)a->typical_reply_seconds);
+    r->w->host->ws_send(c->ws, SB_WS_TEXT, out, (size_t)n);
+  }
+  free(r);
+}
+
+static void we_read_start(we *w, we_conn *c, int history) {
+  const char *none = history ? "no history" : "no availability";
+  if (history ? !SB_HOST_HAS(w->host, history) : !SB_HOST_HAS(w->host, availability)) {
+    w->host->ws_send(c->ws, SB_WS_TEXT, none, strlen(none));
+    return;
+  }
+  we_read *r = malloc(sizeof(*r));
+  if (r == NULL) return;
+  r->w = w;
+  r->conn_id = c->id;
+  int rc;
+  if (history) {
+    sb_history_request q = {.struct_size = sizeof(q), .kind = SB_IDENTITY_VISITOR, .id = "v1", .limit = 10};
+    rc = w->host->history(w->ch, &q, we_history_done, r);
+  } else {
+    rc = w->host->availability(w->ch, we_availability_done, r);
+  }
+  if (rc != SB_OK) free(r);
+}
+
 static void we_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const char *data, size_t len) {
   we *w = instance;
   we_conn *c = conn;
@@ -108,6 +167,10 @@ static void we_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, 
     w->host->ws_close(ws, 4001, "twice is harmless");
   } else if (kind == SB_WS_TEXT && len == 4 && memcmp(data, "tick", 4) == 0) {
     if (c->tick == NULL) c->tick = w->host->timer_start(w->ch, 20, 0, we_tick, c);
+  } else if (kind == SB_WS_TEXT && len == 7 && memcmp(data, "history", 7) == 0) {
+    we_read_start(w, c, 1);
+  } else if (kind == SB_WS_TEXT && len == 5 && memcmp(data, "avail", 5) == 0) {
+    we_read_start(w, c, 0);
   } else if (kind == SB_WS_TEXT && len == 5 && memcmp(data, "count", 5) == 0) {
     int n = snprintf(out, sizeof(out), "%u", w->open);
     w->host->ws_send(ws, SB_WS_TEXT, out, (size_t)n);
