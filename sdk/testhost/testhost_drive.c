@@ -56,6 +56,15 @@ static int testhost__vet_contents(const char *path, const sb_plugin *d, char *er
     snprintf(err, errlen, "plugin \"%s\" (file %s) lacks the required hook %s", d->id, path, missing);
     return SB_EINVAL;
   }
+  if (d->ws_open != NULL && (d->ws_message == NULL || d->ws_closed == NULL)) {
+    snprintf(err, errlen,
+             "plugin \"%s\" (file %s) has the ws_open hook but lacks %s: a plugin that takes WebSockets needs "
+             "ws_open, ws_message and ws_closed (ABI 1.3)",
+             d->id, path, d->ws_message == NULL && d->ws_closed == NULL ? "ws_message and ws_closed"
+                          : d->ws_message == NULL                      ? "ws_message"
+                                                                       : "ws_closed");
+    return SB_EINVAL;
+  }
   if (d->name == NULL || d->version == NULL) {
     snprintf(err, errlen, "plugin \"%s\" (file %s) must give a name and a version", d->id, path);
     return SB_EINVAL;
