@@ -170,14 +170,16 @@ static int config__http(config *cfg, const json_t *http, char *err, size_t errle
       }
       cfg->http_body_limit = (size_t)json_integer_value(v);
     } else if (strcmp(key, "header_timeout") == 0 || strcmp(key, "idle_timeout") == 0 ||
-               strcmp(key, "sse_keepalive") == 0) {
+               strcmp(key, "sse_keepalive") == 0 || strcmp(key, "websocket_ping") == 0) {
       int64_t ms;
       if (!json_is_string(v) || schema_parse_duration(json_string_value(v), &ms) != 0 || ms <= 0) {
         snprintf(err, errlen, "%s: \"http.%s\" must be a duration such as \"10s\"", cfg->path, key);
         return -EINVAL;
       }
-      *(key[0] == 'h' ? &cfg->http_header_timeout_ms
-        : key[0] == 'i' ? &cfg->http_idle_timeout_ms : &cfg->http_sse_keepalive_ms) = ms;
+      *(key[0] == 'h'   ? &cfg->http_header_timeout_ms
+        : key[0] == 'i' ? &cfg->http_idle_timeout_ms
+        : key[1] == 's' ? &cfg->http_sse_keepalive_ms
+                        : &cfg->http_websocket_ping_ms) = ms;
     } else if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0) {
       if (!json_is_string(v) || json_string_length(v) == 0) {
         snprintf(err, errlen, "%s: \"http.%s\" must be a file path", cfg->path, key);
@@ -187,7 +189,7 @@ static int config__http(config *cfg, const json_t *http, char *err, size_t errle
       if (p == NULL) return -ENOMEM;
       *(strcmp(key, "tls_cert") == 0 ? &cfg->tls_cert : &cfg->tls_key) = p;
     } else {
-      snprintf(err, errlen, "%s: unknown key \"http.%.64s\" (expected body_limit, header_timeout, idle_timeout, sse_keepalive, tls_cert, tls_key)",
+      snprintf(err, errlen, "%s: unknown key \"http.%.64s\" (expected body_limit, header_timeout, idle_timeout, sse_keepalive, websocket_ping, tls_cert, tls_key)",
                cfg->path, key);
       return -EINVAL;
     }

@@ -35,6 +35,7 @@ typedef struct config {
   int64_t http_header_timeout_ms;
   int64_t http_idle_timeout_ms;
   int64_t http_sse_keepalive_ms; /* "http.sse_keepalive": comment on idle event streams; 0 = 15 s */
+  int64_t http_websocket_ping_ms; /* "http.websocket_ping": ping a quiet WebSocket; 0 = 30 s */
   const char *tls_cert;
   const char *tls_key;
   /* "outbox": {"retry_base": DURATION, "retry_max": DURATION, "max_attempts":

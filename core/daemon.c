@@ -363,6 +363,7 @@ static void daemon__start_serving(daemon_host *d) {
       .body_limit = cfg->http_body_limit,
       .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
       .idle_timeout_ms = (uint64_t)cfg->http_idle_timeout_ms,
+      .ws_ping_interval_ms = (uint64_t)cfg->http_websocket_ping_ms,
       .tls_cert_file = cfg->tls_cert,
       .tls_key_file = cfg->tls_key,
   };
