@@ -297,7 +297,32 @@ static void gd__route(gd_conn *c, gd_request *rq) {
   json_decref(body);
 }
 
+/* POST /__double/script {"path", "http_status", "code", "subcode", "message"}
+ * or {"path", "silence": true}: what gd_script_error / gd_script_silence do,
+ * for a test that drives graph_double_server from outside. */
+static void gd__control(gd_conn *c, gd_request *rq) {
+  json_t *o = json_loads(rq->body, 0, NULL);
+  const char *path = json_string_value(json_object_get(o, "path"));
+  if (!json_is_object(o)) {
+    gd__respond(c, rq, 400, "application/json", "{\"error\":\"a JSON object, please\"}");
+  } else if (json_is_true(json_object_get(o, "silence"))) {
+    gd_script_silence(path);
+    gd__respond(c, rq, 200, "application/json", "{}");
+  } else {
+    const char *msg = json_string_value(json_object_get(o, "message"));
+    gd_script_error(path, (int)json_integer_value(json_object_get(o, "http_status")),
+                    (long)json_integer_value(json_object_get(o, "code")),
+                    (long)json_integer_value(json_object_get(o, "subcode")), msg != NULL ? msg : "Scripted error");
+    gd__respond(c, rq, 200, "application/json", "{}");
+  }
+  json_decref(o);
+}
+
 static void gd__handle(gd_conn *c, gd_request *rq) {
+  if (strcmp(rq->method, "POST") == 0 && strcmp(rq->path, "/__double/script") == 0) {
+    gd__control(c, rq);
+    return;
+  }
   for (int i = 0; i < gd.nscripts; i++) {
     gd_script *s = &gd.scripts[i];
     if (s->used || (s->path_part[0] != '\0' && strstr(rq->path, s->path_part) == NULL)) continue;

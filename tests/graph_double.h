@@ -14,7 +14,10 @@
  *
  * Scripting: gd_script_* queue one answer for the next request whose path
  * contains a substring (an error envelope with any code/subcode, a bare
- * HTTP status, or silence for timeouts). Every request is recorded.
+ * HTTP status, or silence for timeouts). Every request is recorded. A test
+ * driving graph_double_server from outside scripts the same with POST
+ * /__double/script {"path", "http_status", "code", "subcode", "message"} or
+ * {"path", "silence": true}.
  */
 #ifndef SB_TESTS_GRAPH_DOUBLE_H
 #define SB_TESTS_GRAPH_DOUBLE_H
@@ -24,7 +27,7 @@
 #include <uv.h>
 
 #define GD_VERSION "v21.0"
-#define GD_MAX_REQUESTS 128
+#define GD_MAX_REQUESTS 512
 
 typedef struct gd_request {
   char method[8];

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test_meta_e2e.sh — Messenger and WhatsApp through the real daemon against the Graph API double
 # (tests/graph_double_server): verification, signatures, batched and redelivered webhooks with escaped
-# unicode, profiles, an outbound reply through the outbox, read watermarks, echoes, WhatsApp media (stored
-# and downloaded over the REST API) and statuses; checked over HTTP and in the SQLite store. Stops only
-# the processes it starts, by PID.
+# unicode, profiles (and a failing profile lookup), an outbound reply through the outbox, read
+# watermarks, echoes, WhatsApp media (stored and downloaded over the REST API, or its failure recorded)
+# and statuses, messaging windows, GDPR explicit consent, and every class of Graph error the plugins
+# classify (scripted in the double: failed, retried, rate-limited, auth_failed); checked over HTTP and
+# in the SQLite store. Stops only the processes it starts, by PID.
 set -u
 
 SB=${SB_BINARY:?}
@@ -45,7 +47,7 @@ base="http://127.0.0.1:$gport/v21.0"
 db="$work/db.sqlite"
 
 cat >"$work/switchboard.json" <<EOF
-{"listen": "127.0.0.1:$port", "store": "sqlite:$db",
+{"listen": "127.0.0.1:$port", "store": "sqlite:$db", "outbox": {"retry_base": "200ms"},
  "plugins": {"dirs": ["$PLUGINS"], "allow": ["messenger", "whatsapp"]},
  "channels": [
    {"name": "fb", "plugin": "messenger", "inbox": "Support",
@@ -314,6 +316,82 @@ EOF
 check "the consent postback gets 200" "$(post fbc "$FB_SECRET" "$work/consent2.json")" "200"
 check "the held reply goes out as soon as consent is given" "$(settled "SELECT status FROM messages WHERE text='Happy to help'" "sent")" "sent"
 check "the consent is recorded in the channel's state" "$(sql "SELECT count(*) FROM kv WHERE channel='fbc' AND key='c:$PSID3'")" "1"
+
+# --- Graph errors through the daemon -----------------------------------------------------------
+# The double answers the next matching call with the scripted Graph error.
+script() { # script PATH-PART HTTP-STATUS CODE SUBCODE
+  curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d "{\"path\":\"$1\",\"http_status\":$2,\"code\":$3,\"subcode\":$4,\"message\":\"Scripted $3\"}" \
+    "http://127.0.0.1:$gport/__double/script" >/dev/null
+}
+# queue_reply CHANNEL THREAD TEXT: an agent's reply as the API stores it (message + outbox row).
+queue_reply() {
+  sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($2, '$1', 'out', '$3', 'queued', $now);
+       INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), '$1', 'e2e-$3', 'pending', 0);"
+}
+script /me/messages 400 10 2018278
+queue_reply fb "$thread" "Window closed reply"
+check "Messenger 10/2018278 fails the reply at once with Meta's reason" \
+  "$(settled "SELECT status || ' ' || (error LIKE '%Scripted 10%') FROM messages WHERE text='Window closed reply'" "failed 1")" "failed 1"
+script /me/messages 400 551 0
+queue_reply fb "$thread" "Unavailable person reply"
+check "Messenger 551 fails the reply" "$(settled "SELECT status FROM messages WHERE text='Unavailable person reply'" "failed")" "failed"
+# rate_paused TEXT: "pending 1 1" once the reply waits for a retry at least 30 s away.
+rate_paused() {
+  settled "SELECT o.state || ' ' || o.attempts || ' ' || (o.next_at - CAST(strftime('%s', 'now') AS INTEGER) * 1000 > 30000)
+           FROM messages m JOIN outbox o ON o.message_id = m.id WHERE m.text='$1'" "pending 1 1"
+}
+script /me/messages 400 613 0
+queue_reply fb "$thread" "Throttled reply"
+check "Messenger 613 (rate limit) is retried after a pause, not failed" "$(rate_paused "Throttled reply")" "pending 1 1"
+script /me/messages 400 2 0
+queue_reply fb "$thread" "Unavailable service reply"
+check "Messenger 2 is retried with backoff, then sent" \
+  "$(settled "SELECT m.status || ' ' || o.attempts FROM messages m JOIN outbox o ON o.message_id = m.id WHERE m.text='Unavailable service reply'" "sent 2")" "sent 2"
+curl -s -o /dev/null -H 'Content-Type: application/json' -d '{"path":"/me/messages","http_status":503}' "http://127.0.0.1:$gport/__double/script"
+queue_reply fb "$thread" "Server error reply"
+check "an HTTP 5xx from the Graph API is retried, then sent" \
+  "$(settled "SELECT m.status || ' ' || o.attempts FROM messages m JOIN outbox o ON o.message_id = m.id WHERE m.text='Server error reply'" "sent 2")" "sent 2"
+script "/$PAGE/messages" 400 131047 0
+queue_reply wa "$wthread" "WhatsApp too late"
+check "WhatsApp 131047 answered at once fails with re-engagement required" \
+  "$(settled "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='WhatsApp too late'" "failed: re-engagement required")" "failed: re-engagement required"
+script "/$PAGE/messages" 400 131056 0
+queue_reply wa "$wthread" "WhatsApp pair limit"
+check "WhatsApp 131056 (pair rate limit) is retried after a pause, not failed" "$(rate_paused "WhatsApp pair limit")" "pending 1 1"
+script "/$PAGE/messages" 500 1 0
+queue_reply wa "$wthread" "WhatsApp unknown error"
+check "WhatsApp 1 is retried with backoff, then sent" \
+  "$(settled "SELECT m.status || ' ' || o.attempts FROM messages m JOIN outbox o ON o.message_id = m.id WHERE m.text='WhatsApp unknown error'" "sent 2")" "sent 2"
+script "/$PAGE/messages" 400 131026 0
+queue_reply wa "$wthread" "WhatsApp undeliverable"
+check "WhatsApp 131026 fails the reply" "$(settled "SELECT status FROM messages WHERE text='WhatsApp undeliverable'" "failed")" "failed"
+# A profile error keeps the page-scoped id and does not fail the message.
+PSID4=7000000000000004
+script "/$PSID4" 400 100 2018218
+cat >"$work/noprofile.json" <<EOF
+{"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID4"},"recipient":{"id":"$PAGE"},
+ "timestamp":$now,"message":{"mid":"m_e2e_np","text":"who am I"}}]}]}
+EOF
+check "a message whose User Profile lookup fails gets 200" "$(post fb "$FB_SECRET" "$work/noprofile.json")" "200"
+check "it is stored under the page-scoped id" \
+  "$(sql "SELECT count(*) FROM messages m JOIN identities i ON i.contact_id = m.contact_id WHERE m.external_id='m_e2e_np' AND i.value='$PSID4'")" "1"
+settled "SELECT m.status FROM messages m JOIN identities i ON i.contact_id = m.contact_id WHERE i.value='$PSID4' AND m.automatic=1" "sent" >/dev/null
+# 190: the token is refused — the channel goes auth_failed, the operator is told, sends are held.
+script /me/messages 401 190 0
+queue_reply fb "$thread" "Token refused reply"
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$port/healthz" | grep -q '"name":"fb","plugin":"messenger","state":"auth_failed"' && break
+  sleep 0.1
+done
+if curl -sf "http://127.0.0.1:$port/healthz" | grep -q '"name":"fb","plugin":"messenger","state":"auth_failed"'; then
+  ok "Messenger 190 puts the channel in auth_failed (/healthz)"
+else
+  not_ok "auth_failed after 190" "$(curl -s "http://127.0.0.1:$port/healthz")"
+fi
+check "the reply refused for the token is held, not failed" \
+  "$(settled "SELECT m.status || ' ' || o.state || ' ' || (o.last_error LIKE 'held: %') FROM messages m JOIN outbox o ON o.message_id = m.id WHERE m.text='Token refused reply'" "queued pending 1")" "queued pending 1"
+if grep -q 'auth_failed' "$work/daemon.log"; then ok "the operator is told in the log"; else not_ok "auth_failed logged"; fi
 
 # --- the SDK's conformance checker ------------------------------------------------------------
 for p in "messenger --set page_id=1 --set graph_api_base=http://127.0.0.1:1/v21.0" \
