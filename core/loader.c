@@ -81,6 +81,10 @@ static int loader__vet(const char *path, const sb_plugin *d, char *err, size_t e
              (unsigned)d->caps.thread_model);
     return -EINVAL;
   }
+  if (d->caps.start_by > SB_START_BY_EMAIL) {
+    snprintf(err, errlen, "plugin \"%s\" (file %s) declares unknown start_by %u", id, path, (unsigned)d->caps.start_by);
+    return -EINVAL;
+  }
   char label[4200];
   snprintf(label, sizeof(label), "\"%s\" (file %s)", id, path);
   return schema_check_table(label, d->credentials, err, errlen);
@@ -296,12 +300,13 @@ static json_t *loader__caps_json(const sb_capabilities *c) {
                           c->attachment_types != NULL ? types : json_null(), "max_count",
                           (json_int_t)c->max_attachments, "max_bytes", (json_int_t)c->max_attachment_bytes);
   if (c->attachment_types == NULL) json_decref(types);
-  return json_pack("{s:s, s:b, s:o, s:b, s:b, s:b, s:b, s:b, s:o}", "thread_model",
+  return json_pack("{s:s, s:b, s:o, s:b, s:b, s:b, s:b, s:s?, s:b, s:o}", "thread_model",
                    c->thread_model == SB_THREAD_EXTERNAL ? "external" : "per_contact", "rich_text",
                    (c->flags & SB_CAP_RICH_TEXT) != 0, "attachments", att, "reply_to",
                    (c->flags & SB_CAP_REPLY_TO) != 0, "delivery_receipts", (c->flags & SB_CAP_DELIVERY_RECEIPTS) != 0,
                    "read_receipts", (c->flags & SB_CAP_READ_RECEIPTS) != 0, "can_start_conversation",
-                   (c->flags & SB_CAP_START_CONVERSATION) != 0, "templates", (c->flags & SB_CAP_TEMPLATES) != 0,
+                   (c->flags & SB_CAP_START_CONVERSATION) != 0, "start_by",
+                   c->start_by == SB_START_BY_EMAIL ? "email" : NULL, "templates", (c->flags & SB_CAP_TEMPLATES) != 0,
                    "window", window);
 }
 

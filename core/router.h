@@ -38,6 +38,10 @@ typedef struct router_channel {
   int thread_policy;   /* enum router_thread_policy */
   int closed_thread;   /* enum router_closed_policy */
   int creates_tickets; /* default 1 */
+  /* A reply may start a conversation here with a contact known by email
+   * but without an identity on the channel (the plugin's
+   * sb_capabilities.start_by, set by the host, not by config). */
+  int start_by_email;
   struct {
     int mode; /* enum router_routing_mode */
     char **users;

@@ -30,6 +30,44 @@ static void sq__reply_free(sq_reply *q) {
   free(q);
 }
 
+/* A reply through a channel where the contact has no identity yet: one that
+ * reaches email addresses starts the conversation at the contact's address,
+ * which becomes the contact's identity there (so their answer comes back to
+ * them). Otherwise, or without an address, the reply is refused. */
+static int sq__start_by_email(store *st, sq_req *r, const char *channel, int64_t contact) {
+  const router_channel *ch = sq_channel(st, channel);
+  char email[320] = "";
+  sqlite3_stmt *s;
+  if (ch != NULL && ch->start_by_email) {
+    s = sq_prep(st, "SELECT lower(trim(email)) FROM contacts WHERE id = ?1 AND email LIKE '%_@_%'");
+    if (s == NULL) return sq_fail(st, r, "reading the contact's address");
+    sqlite3_bind_int64(s, 1, contact);
+    if (sqlite3_step(s) == SQLITE_ROW) snprintf(email, sizeof(email), "%s", sq_col_text(s, 0));
+    sqlite3_reset(s);
+  }
+  if (email[0] == '\0') {
+    r->status = -EINVAL;
+    snprintf(r->err, sizeof(r->err), "the contact cannot be reached on channel \"%s\"%s", channel,
+             ch != NULL && ch->start_by_email ? ": they have no email address" : "");
+    return -EINVAL;
+  }
+  s = sq_prep(st, "INSERT INTO identities(channel, kind, value, contact_id) VALUES(?1, 'email', ?2, ?3)"
+                  " ON CONFLICT(channel, kind, value) DO NOTHING");
+  if (s == NULL) return sq_fail(st, r, "recording the contact's address");
+  sq_bind_text(s, 1, channel);
+  sq_bind_text(s, 2, email);
+  sqlite3_bind_int64(s, 3, contact);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "recording the contact's address");
+  if (sqlite3_changes(st->db) == 0) {
+    r->status = -EINVAL;
+    snprintf(r->err, sizeof(r->err), "%s is another contact's address on channel \"%s\": merge the contacts first",
+             email, channel);
+    return -EINVAL;
+  }
+  sq_caches_clear(st);
+  return 0;
+}
+
 static int sq__reply(store *st, sq_req *r, sq_reply *q) {
   sqlite3_stmt *s = sq_prep(st, "SELECT channel, contact_id, ticket_id FROM threads WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a conversation");
@@ -53,12 +91,7 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
     sq_bind_text(s, 2, channel);
     int has = sqlite3_step(s) == SQLITE_ROW;
     sqlite3_reset(s);
-    if (!has) {
-      r->status = -EINVAL;
-      snprintf(r->err, sizeof(r->err), "the contact of conversation %lld cannot be reached on channel \"%s\"",
-               (long long)q->thread_id, channel);
-      return -EINVAL;
-    }
+    if (!has && sq__start_by_email(st, r, channel, contact) < 0) return r->status;
   }
   int64_t reply_to = 0;
   if (q->reply_to > 0) {

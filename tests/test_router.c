@@ -750,6 +750,82 @@ START_TEST(reply_can_switch_to_another_channel_of_the_contact) {
 }
 END_TEST
 
+/* Submits an inbound message on demo from sender with an email address (may be NULL). */
+static void in_with_email(fx *f, const char *ext, const char *sender, const char *email) {
+  router_inbound in = {.channel = "demo", .external_id = ext, .text = "hello"};
+  in.sender.kind = "custom";
+  in.sender.id = sender;
+  in.sender.name = sender;
+  in.sender.email = email;
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_inbound(f->st, &in, fx_inbound_cb, &w, err, sizeof(err)), 0);
+  fx_wait(f, &w);
+  ck_assert_int_eq(w.status, 0);
+}
+
+static fx_wait_t reply_via(fx *f, int64_t thread, const char *channel) {
+  router_reply r = {.thread_id = thread, .text = "following up by email", .channel = channel};
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_reply(f->st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
+  fx_wait(f, &w);
+  return w;
+}
+
+START_TEST(a_reply_starts_an_email_conversation_at_the_contacts_address) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, DEMO);
+  router_channel mail;
+  ck_assert_int_eq(router_channel_init(&mail, "mail"), 0);
+  mail.start_by_email = 1; /* what the host sets for a plugin with SB_START_BY_EMAIL */
+  fx_wait_t wp = {0};
+  json_decref(fx_ok(&f, store_channel_put(f.st, &mail, fx_json_cb, &wp), &wp));
+  router_channel_free(&mail);
+  fx_channel(&f, "{\"name\":\"other\"}");
+
+  in_with_email(&f, "c1", "visitor-1", "Kim@Example.org");
+  int64_t kim = newest_thread(&f);
+  fx_wait_t w = reply_via(&f, kim, "mail");
+  ck_assert_msg(w.status == 0, "%s", w.err);
+  fx_wait_t cl = {0};
+  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl), &cl);
+  json_t *row = json_array_get(rows, 0);
+  ck_assert_str_eq(json_string_value(json_object_get(row, "channel")), "mail");
+  ck_assert_str_eq(json_string_value(json_object_get(row, "recipient_kind")), "email");
+  ck_assert_str_eq(json_string_value(json_object_get(row, "recipient_id")), "kim@example.org");
+  json_decref(rows);
+  /* The address is now Kim's identity there: her answer by email is hers. */
+  router_inbound back = {.channel = "mail", .external_id = "m-back", .text = "thanks"};
+  back.sender.kind = "email";
+  back.sender.id = "kim@example.org";
+  fx_wait_t wb = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_inbound(f.st, &back, fx_inbound_cb, &wb, err, sizeof(err)), 0);
+  fx_wait(&f, &wb);
+  fx_wait_t wc = {0};
+  json_t *contacts = fx_ok(&f, store_contacts_list(f.st, NULL, fx_json_cb, &wc), &wc);
+  ck_assert_int_eq(json_array_size(json_object_get(contacts, "items")), 1);
+  json_decref(contacts);
+
+  /* Another contact giving the same address cannot take it over; one
+   * without an address cannot be reached; a channel that does not start
+   * conversations by email refuses as before. */
+  in_with_email(&f, "c2", "visitor-2", "kim@example.org");
+  w = reply_via(&f, newest_thread(&f), "mail");
+  ck_assert_int_eq(w.status, -EINVAL);
+  ck_assert_ptr_nonnull(strstr(w.err, "another contact's address"));
+  in_with_email(&f, "c3", "visitor-3", NULL);
+  w = reply_via(&f, newest_thread(&f), "mail");
+  ck_assert_int_eq(w.status, -EINVAL);
+  ck_assert_ptr_nonnull(strstr(w.err, "they have no email address"));
+  w = reply_via(&f, kim, "other");
+  ck_assert_int_eq(w.status, -EINVAL);
+  fx_close(&f);
+}
+END_TEST
+
 static void expect_channel_error(const char *json, const char *needle) {
   json_t *o = fx_load(json);
   router_channel ch;
@@ -968,6 +1044,7 @@ int main(void) {
   tcase_add_test(tc, reply_is_stored_with_outbox_row_answering_latest_inbound);
   tcase_add_test(tc, reply_with_status_missing_properties_stores_nothing);
   tcase_add_test(tc, reply_can_switch_to_another_channel_of_the_contact);
+  tcase_add_test(tc, a_reply_starts_an_email_conversation_at_the_contacts_address);
   tcase_add_test(tc, echo_is_stored_as_outbound_without_ticket_or_auto_reply);
   tcase_add_test(tc, reply_to_names_an_earlier_message_of_the_thread);
   tcase_add_test(tc, inbound_reply_to_links_the_answered_message);

@@ -381,6 +381,7 @@ static const sb_plugin email_plugin = {
     .credentials = email_schema,
     .caps = {.thread_model = SB_THREAD_EXTERNAL,
              .flags = SB_CAP_RICH_TEXT | SB_CAP_ATTACHMENTS | SB_CAP_REPLY_TO | SB_CAP_START_CONVERSATION,
+             .start_by = SB_START_BY_EMAIL,
              .max_attachments = 20},
     .validate = email_validate,
     .create = email_create,

@@ -305,6 +305,15 @@ typedef struct sb_field {
 #define SB_CAP_START_CONVERSATION 0x20u  /* can message a contact who never wrote */
 #define SB_CAP_TEMPLATES 0x40u           /* send() understands template */
 
+/* How a reply may start a conversation here with a contact who has none on
+ * this channel yet (sb_capabilities.start_by, since 1.3): by the address the
+ * help desk knows for the contact. With SB_START_BY_EMAIL a reply sent
+ * through this channel to a contact with an email address but no identity
+ * here goes to that address (send() gets recipient_id = the address), and
+ * the address becomes the contact's identity on the channel. */
+#define SB_START_BY_NONE 0u  /* only contacts who wrote on this channel */
+#define SB_START_BY_EMAIL 1u /* the contact's email address */
+
 /* Messaging-window policy flags (sb_capabilities.window_flags). */
 #define SB_WINDOW_TEMPLATE_OUTSIDE 0x1u  /* outside every window only a template may go */
 #define SB_WINDOW_AUTOMATIC_STRICT 0x2u  /* automatic replies never use the extended window */
@@ -317,7 +326,7 @@ typedef struct sb_capabilities {
    * exact types or "type/" prefixes such as "image/"; NULL means any type. */
   const char *const *attachment_types;
   uint32_t max_attachments;      /* per message; 0 = no attachments */
-  uint32_t reserved0;
+  uint32_t start_by;             /* since 1.3: SB_START_BY_* (0 in older plugins: none) */
   uint64_t max_attachment_bytes; /* per attachment; 0 = no limit declared */
   /* The service's messaging window, counted from the contact's last inbound
    * message: 0 = no window. Within window_seconds anything may be sent;
