@@ -47,7 +47,7 @@ static int sq__start_by_email(store *st, sq_req *r, const char *channel, int64_t
   }
   if (email[0] == '\0') {
     r->status = -EINVAL;
-    snprintf(r->err, sizeof(r->err), "the contact cannot be reached on channel \"%s\"%s", channel,
+    snprintf(r->err, sizeof(r->err), "the contact cannot be reached on channel \"%.120s\"%s", channel,
              ch != NULL && ch->start_by_email ? ": they have no email address" : "");
     return -EINVAL;
   }
@@ -60,7 +60,7 @@ static int sq__start_by_email(store *st, sq_req *r, const char *channel, int64_t
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "recording the contact's address");
   if (sqlite3_changes(st->db) == 0) {
     r->status = -EINVAL;
-    snprintf(r->err, sizeof(r->err), "%s is another contact's address on channel \"%s\": merge the contacts first",
+    snprintf(r->err, sizeof(r->err), "%.120s is another contact's address on channel \"%.60s\": merge the contacts first",
              email, channel);
     return -EINVAL;
   }
