@@ -21,6 +21,9 @@
 
 struct httpc;
 
+/* A JSON answer: status 0 with a borrowed result, or a negative errno with a sentence. */
+typedef void (*channel_json_fn)(void *arg, int status, json_t *result, const char *err);
+
 /* Where a channel's output goes. Every callback runs on the loop thread. */
 typedef struct channel_env {
   uv_loop_t *loop;
@@ -41,6 +44,13 @@ typedef struct channel_env {
   void (*destroyed)(void *ctx, sb_channel *ch);
   /* The shared HTTP client, or NULL (http_request then fails with SB_ENOTSUP). */
   struct httpc *httpc;
+  /* Reads for the plugin (ABI 1.3 history, availability), answered once by
+   * done with a result as store.h's store_contact_history and
+   * store_channel_availability describe (borrowed). NULL: those host
+   * functions answer SB_ENOTSUP. kind is an SB_IDENTITY_*. */
+  int (*history)(void *ctx, sb_channel *ch, uint32_t kind, const char *id, int64_t after_id, int limit,
+                 channel_json_fn done, void *arg);
+  int (*availability)(void *ctx, sb_channel *ch, channel_json_fn done, void *arg);
 } channel_env;
 
 /* The pending answer to one receive(); embedded by whoever took the request

@@ -678,6 +678,8 @@ static const sb_host hostapi__table = {
     .mail_request = hostapi__mail_request,
     .mail_cancel = hostapi__mail_cancel,
     .send_defer = hostapi__send_defer,
+    .history = hostapi_history,
+    .availability = hostapi_availability,
 };
 
 const sb_host *hostapi_table(void) {

@@ -203,6 +203,19 @@ static int relay__kv(void *ctx, sb_channel *ch, const char *key, const char *val
   return SB_OK;
 }
 
+/* --- reads for plugins (ABI 1.3) ----------------------------------------- */
+
+static int relay__history(void *ctx, sb_channel *ch, uint32_t kind, const char *id, int64_t after_id, int limit,
+                          channel_json_fn done, void *arg) {
+  relay *r = ctx;
+  return store_contact_history(r->st, channel_name(ch), relay__kind(kind), id, after_id, limit, done, arg);
+}
+
+static int relay__availability(void *ctx, sb_channel *ch, channel_json_fn done, void *arg) {
+  relay *r = ctx;
+  return store_channel_availability(r->st, channel_name(ch), done, arg);
+}
+
 /* --- outbound ----------------------------------------------------------- */
 
 static void relay__send_unlink(relay_send *s) {
@@ -349,6 +362,8 @@ int relay_new(uv_loop_t *loop, store *st, struct httpc *httpc, relay_lookup_fn l
   r->env.kv_persist = relay__kv;
   r->env.destroyed = relay__destroyed;
   r->env.httpc = httpc;
+  r->env.history = relay__history;
+  r->env.availability = relay__availability;
   *out = r;
   return 0;
 }

@@ -186,6 +186,27 @@ int store_channel_history_delete(store *st, const char *name, store_json_cb cb, 
 int store_channel_history_move(store *st, const char *name, const char *inbox, store_json_cb cb,
                                void *arg);
 
+/* ---- what plugins read back (store_sqlite_history.c) ---- */
+
+/* The contact with identity (kind, id) on channel and its messages in the
+ * channel's threads: the latest limit, or with after_id > 0 the first limit
+ * stored after that message; oldest first. Result: {contact: {id, name} |
+ * null, owner: {name, avatar_url} | null, messages: [{id, external_id,
+ * direction, status, text, html, attachments, author, author_avatar_url,
+ * automatic, created_at}], more: bool}. An unknown identity is no error:
+ * contact null, no messages. */
+int store_contact_history(store *st, const char *channel, const char *kind, const char *id,
+                          int64_t after_id, int limit, store_json_cb cb, void *arg);
+
+/* Who could answer on channel now: {eligible, available, with_capacity,
+ * typical_reply_seconds}. The pool is the channel's named users and teams
+ * (routing users_and_teams) or every user; eligible counts those with a
+ * seat, available those also marked available, with_capacity those also
+ * below their open-ticket capacity. typical_reply_seconds: the median first
+ * agent reply over the channel's latest 200 conversations of the last 14
+ * days, -1 when none. -ENOENT for a channel not put. */
+int store_channel_availability(store *st, const char *channel, store_json_cb cb, void *arg);
+
 /* ---- per-channel key/value state for plugins ---- */
 
 /* Result: {items: {key: value, ...}}: every key of the channel, loaded

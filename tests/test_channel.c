@@ -6,6 +6,7 @@
 #include "loader.h"
 #include "testutil.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +30,9 @@ typedef struct fake_env {
   int state_count;
   int kv_persists;
   char last_kv_key[64];
+  channel_json_fn read_done; /* a history/availability read the test answers */
+  void *read_arg;
+  char read_args[256];
 } fake_env;
 
 static uv_loop_t loop;
@@ -69,6 +73,31 @@ static int fake_kv(void *ctx, sb_channel *c, const char *key, const char *value,
   snprintf(fe.last_kv_key, sizeof(fe.last_kv_key), "%s", key);
   if (done != NULL) done(arg, SB_OK);
   return SB_OK;
+}
+
+static int fake_history(void *ctx, sb_channel *c, uint32_t kind, const char *id, int64_t after, int limit,
+                        channel_json_fn done, void *arg) {
+  snprintf(fe.read_args, sizeof(fe.read_args), "kind=%u id=%s after=%lld limit=%d", (unsigned)kind, id,
+           (long long)after, limit);
+  fe.read_done = done;
+  fe.read_arg = arg;
+  return SB_OK;
+}
+
+static int fake_availability(void *ctx, sb_channel *c, channel_json_fn done, void *arg) {
+  fe.read_done = done;
+  fe.read_arg = arg;
+  return SB_OK;
+}
+
+/* Answers the pending read with JSON text (NULL: a store failure). */
+static void fake_read_answer(const char *json) {
+  ck_assert_ptr_nonnull(fe.read_done);
+  json_t *r = json != NULL ? json_loads(json, 0, NULL) : NULL;
+  channel_json_fn done = fe.read_done;
+  fe.read_done = NULL;
+  done(fe.read_arg, r != NULL ? 0 : -EIO, r, r != NULL ? NULL : "disk on fire");
+  json_decref(r);
 }
 
 /* --- a responder that records the answer --------------------------------- */
@@ -146,6 +175,8 @@ static void setup(void) {
   fe.env.status = fake_status;
   fe.env.state_changed = fake_state;
   fe.env.kv_persist = fake_kv;
+  fe.env.history = fake_history;
+  fe.env.availability = fake_availability;
   ck_assert_int_eq(httpc_new(&loop, &client), 0);
   fe.env.httpc = client;
   uv_timer_init(&loop, &fe.commit_timer);
@@ -464,6 +495,109 @@ START_TEST(closing_channel_answers_404) {
 }
 END_TEST
 
+/* What a plugin's history / availability callback saw. */
+typedef struct read_seen {
+  int calls;
+  int32_t status;
+  size_t count;
+  uint32_t more;
+  char summary[512];
+  sb_availability avail;
+} read_seen;
+
+static void seen_history(void *arg, const sb_history *h) {
+  read_seen *r = arg;
+  r->calls++;
+  r->status = h->status;
+  r->count = h->count;
+  r->more = h->more;
+  int n = snprintf(r->summary, sizeof(r->summary), "contact=%s owner=%s/%s", h->contact_name ? h->contact_name : "-",
+                   h->owner_name ? h->owner_name : "-", h->owner_avatar_url ? h->owner_avatar_url : "-");
+  for (size_t i = 0; i < h->count && n > 0 && (size_t)n < sizeof(r->summary); i++) {
+    const sb_history_message *m = &h->messages[i];
+    n += snprintf(r->summary + n, sizeof(r->summary) - n, " [%s %s %u %s %s %u %s %lld]", m->message_id,
+                  m->direction == SB_DIRECTION_OUT ? "out" : "in", (unsigned)m->status, m->text ? m->text : "-",
+                  m->author_name ? m->author_name : "-", (unsigned)m->flags,
+                  m->attachments_json ? m->attachments_json : "-", (long long)m->timestamp_ms);
+  }
+}
+
+static void seen_availability(void *arg, const sb_availability *a) {
+  read_seen *r = arg;
+  r->calls++;
+  r->status = a->status;
+  r->avail = *a;
+}
+
+START_TEST(history_reads_come_back_as_abi_structs) {
+  open_channel("{\"token\":\"abcd1234\"}");
+  const sb_host *host = hostapi_table();
+  read_seen seen = {0};
+  sb_history_request q = {.struct_size = sizeof(q), .kind = SB_IDENTITY_VISITOR, .id = "v-1", .after_message_id = "7"};
+  ck_assert_int_eq(host->history(ch, &q, seen_history, &seen), SB_OK);
+  ck_assert_str_eq(fe.read_args, "kind=4 id=v-1 after=7 limit=50");
+  fake_read_answer("{\"contact\":{\"id\":3,\"name\":\"Kim\"},\"owner\":{\"name\":\"ana\",\"avatar_url\":\"https://a/x.png\"},"
+                   "\"more\":true,\"messages\":["
+                   "{\"id\":8,\"direction\":\"in\",\"status\":\"received\",\"text\":\"hi\",\"attachments\":null,"
+                   "\"automatic\":false,\"created_at\":1000},"
+                   "{\"id\":9,\"direction\":\"out\",\"status\":\"delivered\",\"text\":\"hello\",\"author\":\"ana\","
+                   "\"attachments\":[{\"url\":\"https://f/1\"}],\"automatic\":true,\"created_at\":2000}]}");
+  ck_assert_int_eq(seen.calls, 1);
+  ck_assert_int_eq(seen.status, SB_OK);
+  ck_assert_uint_eq(seen.count, 2);
+  ck_assert_uint_eq(seen.more, 1);
+  ck_assert_str_eq(seen.summary, "contact=Kim owner=ana/https://a/x.png [8 in 0 hi - 0 - 1000]"
+                                 " [9 out 2 hello ana 1 [{\"url\":\"https://f/1\"}] 2000]");
+
+  /* A store failure is a status, not a crash; bad requests are refused at once. */
+  ck_assert_int_eq(host->history(ch, &q, seen_history, &seen), SB_OK);
+  fake_read_answer(NULL);
+  ck_assert_int_eq(seen.calls, 2);
+  ck_assert_int_eq(seen.status, SB_EIO);
+  ck_assert_uint_eq(seen.count, 0);
+  sb_history_request bad = q;
+  bad.id = "";
+  ck_assert_int_eq(host->history(ch, &bad, seen_history, &seen), SB_EINVAL);
+  bad = q;
+  bad.limit = 201;
+  ck_assert_int_eq(host->history(ch, &bad, seen_history, &seen), SB_EINVAL);
+  bad = q;
+  bad.after_message_id = "7x";
+  ck_assert_int_eq(host->history(ch, &bad, seen_history, &seen), SB_EINVAL);
+  ck_assert_int_eq(seen.calls, 2);
+}
+END_TEST
+
+START_TEST(availability_reads_and_closing_cancels_pending_reads) {
+  open_channel("{\"token\":\"abcd1234\"}");
+  const sb_host *host = hostapi_table();
+  read_seen seen = {0};
+  ck_assert_int_eq(host->availability(ch, seen_availability, &seen), SB_OK);
+  fake_read_answer("{\"eligible\":3,\"available\":2,\"with_capacity\":1,\"typical_reply_seconds\":95}");
+  ck_assert_int_eq(seen.calls, 1);
+  ck_assert_int_eq(seen.status, SB_OK);
+  ck_assert_uint_eq(seen.avail.eligible, 3);
+  ck_assert_uint_eq(seen.avail.available, 2);
+  ck_assert_uint_eq(seen.avail.with_capacity, 1);
+  ck_assert_int_eq(seen.avail.typical_reply_seconds, 95);
+
+  /* A read still out when the channel closes: the close waits for it, and
+   * the plugin hears SB_ECANCELED. */
+  ck_assert_int_eq(host->availability(ch, seen_availability, &seen), SB_OK);
+  int closed = 0;
+  channel_close(ch, closed_cb, &closed);
+  int never = 0;
+  run_until(&never, 50);
+  ck_assert(!closed);
+  ck_assert_int_eq(host->availability(ch, seen_availability, &seen), SB_ECANCELED);
+  fake_read_answer("{\"eligible\":1,\"available\":1,\"with_capacity\":1,\"typical_reply_seconds\":-1}");
+  ch = NULL;
+  ck_assert(run_until(&closed, 3000));
+  ck_assert_int_eq(seen.calls, 2);
+  ck_assert_int_eq(seen.status, SB_ECANCELED);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("channel");
   TCase *tc = tcase_create("channel");
@@ -490,6 +624,8 @@ int main(void) {
   tcase_add_test(tc, send_completions_carry_outcome_and_text);
   tcase_add_test(tc, close_cancels_pending_http_and_waits_for_work);
   tcase_add_test(tc, closing_channel_answers_404);
+  tcase_add_test(tc, history_reads_come_back_as_abi_structs);
+  tcase_add_test(tc, availability_reads_and_closing_cancels_pending_reads);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -482,6 +482,130 @@ START_TEST(users_teams_and_channels_are_listed) {
 }
 END_TEST
 
+/* Stores an agent's reply on thread and waits; returns its message id. */
+static int64_t hist_reply(fx *f, int64_t thread, int64_t user, const char *text) {
+  router_reply r = {.thread_id = thread, .user_id = user, .text = text};
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_reply(f->st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
+  fx_wait(f, &w);
+  ck_assert_msg(w.status == 0, "reply: %s", w.err);
+  return w.id;
+}
+
+static json_t *hist_read(fx *f, const char *id, int64_t after, int limit) {
+  fx_wait_t w = {0};
+  return fx_ok(f, store_contact_history(f->st, "demo", "custom", id, after, limit, fx_json_cb, &w), &w);
+}
+
+static const char *hist_text(json_t *h, size_t i) {
+  return json_string_value(json_object_get(json_array_get(json_object_get(h, "messages"), i), "text"));
+}
+
+START_TEST(contact_history_reads_back_pages_and_resumes) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"}]}");
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_channel(&f, "{\"name\":\"other\"}");
+  json_t *none = hist_read(&f, "kim", 0, 10);
+  ck_assert(json_is_null(json_object_get(none, "contact")));
+  ck_assert_int_eq(json_array_size(json_object_get(none, "messages")), 0);
+  json_decref(none);
+
+  fx_wait_t first = fx_in(&f, "demo", "e1", "kim", "one");
+  fx_in(&f, "demo", "e2", "kim", "two");
+  fx_in(&f, "demo", "x1", "lou", "not kim's");
+  fx_in(&f, "other", "o1", "kim", "kim elsewhere");
+  json_t *th = fx_list(&f, "{\"channel\":\"demo\"}");
+  int64_t thread = 0;
+  size_t i;
+  json_t *it;
+  json_array_foreach(json_object_get(th, "items"), i, it) {
+    if (strcmp(json_string_value(json_object_get(json_object_get(it, "contact"), "name")), "kim") == 0)
+      thread = fx_int(it, "id");
+  }
+  json_decref(th);
+  ck_assert_int_gt(thread, 0);
+  hist_reply(&f, thread, 1, "hello from ana");
+
+  json_t *h = hist_read(&f, "kim", 0, 10);
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "contact"), "name")), "kim");
+  ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 3);
+  ck_assert_str_eq(hist_text(h, 0), "one");
+  ck_assert_str_eq(hist_text(h, 2), "hello from ana");
+  json_t *out = json_array_get(json_object_get(h, "messages"), 2);
+  ck_assert_str_eq(json_string_value(json_object_get(out, "direction")), "out");
+  ck_assert_str_eq(json_string_value(json_object_get(out, "author")), "ana");
+  ck_assert_str_eq(json_string_value(json_object_get(out, "status")), "queued");
+  ck_assert(json_is_false(json_object_get(h, "more")));
+  json_decref(h);
+
+  /* The latest two, oldest first, and a flag that one was left out. */
+  h = hist_read(&f, "kim", 0, 2);
+  ck_assert_str_eq(hist_text(h, 0), "two");
+  ck_assert_str_eq(hist_text(h, 1), "hello from ana");
+  ck_assert(json_is_true(json_object_get(h, "more")));
+  json_decref(h);
+
+  /* Resuming after the first message. */
+  h = hist_read(&f, "kim", first.id, 1);
+  ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 1);
+  ck_assert_str_eq(hist_text(h, 0), "two");
+  ck_assert(json_is_true(json_object_get(h, "more")));
+  json_decref(h);
+  fx_close(&f);
+}
+END_TEST
+
+static json_t *avail(fx *f, const char *channel) {
+  fx_wait_t w = {0};
+  return fx_ok(f, store_channel_availability(f->st, channel, fx_json_cb, &w), &w);
+}
+
+START_TEST(channel_availability_counts_the_routing_pool) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"capacity\":1},{\"name\":\"bo\",\"available\":false},"
+              "{\"name\":\"cy\",\"seat\":false},{\"name\":\"di\",\"teams\":[\"l2\"]}]}");
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_channel(&f, "{\"name\":\"named\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\",\"bo\"]}}");
+  fx_channel(&f, "{\"name\":\"team\",\"routing\":{\"mode\":\"users_and_teams\",\"teams\":[\"l2\"]}}");
+  json_t *a = avail(&f, "demo");
+  ck_assert_int_eq(fx_int(a, "eligible"), 3); /* cy has no seat */
+  ck_assert_int_eq(fx_int(a, "available"), 2);
+  ck_assert_int_eq(fx_int(a, "with_capacity"), 2);
+  ck_assert_int_eq(fx_int(a, "typical_reply_seconds"), -1);
+  json_decref(a);
+  a = avail(&f, "team");
+  ck_assert_int_eq(fx_int(a, "eligible"), 1);
+  json_decref(a);
+
+  /* ana takes a ticket and is then at capacity; bo is away. */
+  fx_in(&f, "named", "n1", "kim", "hi");
+  a = avail(&f, "named");
+  ck_assert_int_eq(fx_int(a, "eligible"), 2);
+  ck_assert_int_eq(fx_int(a, "available"), 1);
+  ck_assert_int_eq(fx_int(a, "with_capacity"), 0);
+  json_decref(a);
+
+  /* An agent's reply gives the channel a typical reply time (0 s here). */
+  json_t *th = fx_list(&f, "{\"channel\":\"named\"}");
+  int64_t thread = fx_int(json_array_get(json_object_get(th, "items"), 0), "id");
+  json_decref(th);
+  hist_reply(&f, thread, 1, "on it");
+  a = avail(&f, "named");
+  ck_assert_int_ge(fx_int(a, "typical_reply_seconds"), 0);
+  ck_assert_int_lt(fx_int(a, "typical_reply_seconds"), 60);
+  json_decref(a);
+
+  fx_wait_t w = {0};
+  fx_run(&f, store_channel_availability(f.st, "ghost", fx_json_cb, &w), &w);
+  ck_assert_int_eq(w.status, -ENOENT);
+  fx_close(&f);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("store");
   TCase *tc = tcase_create("store");
@@ -500,6 +624,8 @@ int main(void) {
   tcase_add_test(tc, conversation_list_filters_and_paginates);
   tcase_add_test(tc, channel_state_key_values_round_trip);
   tcase_add_test(tc, users_teams_and_channels_are_listed);
+  tcase_add_test(tc, contact_history_reads_back_pages_and_resumes);
+  tcase_add_test(tc, channel_availability_counts_the_routing_pool);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

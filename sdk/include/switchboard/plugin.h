@@ -643,8 +643,9 @@ typedef struct sb_availability {
   uint32_t eligible;              /* users the channel's routing draws from */
   uint32_t available;             /* of those, marked available */
   uint32_t with_capacity;         /* of those, below their open-ticket capacity */
-  int64_t typical_reply_seconds;  /* median first reply time on this channel over the
-                                     last 14 days; -1 when there were no replies */
+  int64_t typical_reply_seconds;  /* median time to an agent's first reply over the
+                                     channel's latest 200 conversations of the last
+                                     14 days; -1 when none was answered */
 } sb_availability;
 
 typedef void (*sb_availability_done_fn)(void *arg, const sb_availability *availability);
