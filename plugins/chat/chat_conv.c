@@ -363,7 +363,7 @@ typedef struct chat_historyq {
 } chat_historyq;
 
 /* One history message as the widget reads it. */
-static json_t *chat__history_message(const sb_history_message *m) {
+static json_t *chat__history_message(const chat *c, const sb_history_message *m) {
   json_t *o = json_pack("{s:s, s:s, s:s?, s:I, s:b}", "id", m->message_id, "direction",
                         m->direction == SB_DIRECTION_IN ? "in" : "out", "text", m->text, "ts",
                         (json_int_t)m->timestamp_ms, "automatic", (m->flags & SB_OUT_AUTOMATIC) != 0);
@@ -372,11 +372,12 @@ static json_t *chat__history_message(const sb_history_message *m) {
     const char *colon = strrchr(m->external_id, ':');
     if (colon != NULL) json_object_set_new(o, "client_id", json_string(colon + 1));
   }
-  if (m->direction == SB_DIRECTION_OUT) {
+  if (m->direction == SB_DIRECTION_OUT) { /* no agent (automatic, or sent by a script): the heading's name */
+    const char *name = m->author_name != NULL ? m->author_name : c->host->config_get(c->config, "heading_name");
+    const char *avatar = m->author_name != NULL ? m->author_avatar_url
+                                                : c->host->config_get(c->config, "heading_avatar_url");
     json_object_set_new(o, "author",
-                        m->author_name != NULL ? json_pack("{s:s, s:s?}", "name", m->author_name, "avatar_url",
-                                                           m->author_avatar_url)
-                                               : json_null());
+                        name != NULL ? json_pack("{s:s, s:s?}", "name", name, "avatar_url", avatar) : json_null());
   }
   json_t *atts = m->attachments_json != NULL ? json_loads(m->attachments_json, 0, NULL) : NULL;
   json_object_set_new(o, "attachments", json_is_array(atts) ? atts : json_array());
@@ -390,7 +391,7 @@ static void chat__history_done(void *arg, const sb_history *h) {
   json_t *frame = NULL;
   if (h != NULL && h->status == SB_OK) {
     json_t *list = json_array();
-    for (size_t i = 0; i < h->count; i++) json_array_append_new(list, chat__history_message(&h->messages[i]));
+    for (size_t i = 0; i < h->count; i++) json_array_append_new(list, chat__history_message(c, &h->messages[i]));
     frame = json_pack("{s:s, s:o, s:b}", "type", "history", "messages", list, "more", h->more != 0);
     if (frame != NULL && h->owner_name != NULL) {
       json_object_set_new(frame, "owner",
