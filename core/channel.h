@@ -51,6 +51,9 @@ typedef struct channel_env {
   int (*history)(void *ctx, sb_channel *ch, uint32_t kind, const char *id, int64_t after_id, int limit,
                  channel_json_fn done, void *arg);
   int (*availability)(void *ctx, sb_channel *ch, channel_json_fn done, void *arg);
+  /* Makes the channel's held replies to the contact (kind, id) due now (ABI
+   * 1.3 send_release). NULL: send_release answers SB_ENOTSUP. */
+  int (*send_release)(void *ctx, sb_channel *ch, uint32_t kind, const char *id);
 } channel_env;
 
 /* The pending answer to one receive(); embedded by whoever took the request

@@ -72,9 +72,10 @@ void channel_release(sb_channel *ch);
 /* Cancels every timer, watch and HTTP call (hostapi.c). */
 void hostapi_cancel_all(sb_channel *ch);
 
-/* The ABI 1.3 reads (hostapi_read.c), as sb_host's history and availability. */
+/* sb_host's history, availability and send_release (hostapi_store.c, ABI 1.3). */
 int hostapi_history(sb_channel *ch, const sb_history_request *request, sb_history_done_fn done, void *arg);
 int hostapi_availability(sb_channel *ch, sb_availability_done_fn done, void *arg);
+int hostapi_send_release(sb_channel *ch, uint32_t kind, const char *id);
 
 /* Accounting of completions the plugin still expects (work, inbound
  * commits): destroy() waits until the last one has run. */

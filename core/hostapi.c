@@ -680,6 +680,7 @@ static const sb_host hostapi__table = {
     .send_defer = hostapi__send_defer,
     .history = hostapi_history,
     .availability = hostapi_availability,
+    .send_release = hostapi_send_release,
 };
 
 const sb_host *hostapi_table(void) {

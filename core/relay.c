@@ -216,6 +216,20 @@ static int relay__availability(void *ctx, sb_channel *ch, channel_json_fn done, 
   return store_channel_availability(r->st, channel_name(ch), done, arg);
 }
 
+/* Released rows are due at once; the outbox's next poll (within a second)
+ * sends them, so nothing here outlives the relay. */
+static void relay__released(void *arg, int status, json_t *result, const char *err) {
+  (void)arg;
+  (void)result;
+  if (status != 0) log_warn("held replies not released: %s", err != NULL ? err : "");
+}
+
+static int relay__send_release(void *ctx, sb_channel *ch, uint32_t kind, const char *id) {
+  relay *r = ctx;
+  int rc = store_outbox_release(r->st, channel_name(ch), relay__kind(kind), id, relay__released, NULL);
+  return rc == 0 ? SB_OK : SB_EIO;
+}
+
 /* --- outbound ----------------------------------------------------------- */
 
 static void relay__send_unlink(relay_send *s) {
@@ -364,6 +378,7 @@ int relay_new(uv_loop_t *loop, store *st, struct httpc *httpc, relay_lookup_fn l
   r->env.httpc = httpc;
   r->env.history = relay__history;
   r->env.availability = relay__availability;
+  r->env.send_release = relay__send_release;
   *out = r;
   return 0;
 }

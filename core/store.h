@@ -241,6 +241,12 @@ int store_outbox_defer(store *st, int64_t outbox_id, int64_t next_at_ms, const c
 int store_outbox_fail(store *st, int64_t outbox_id, const char *reason, int dead,
                       store_json_cb cb, void *arg);
 
+/* Makes every pending row of channel whose message goes to the contact with
+ * identity (kind, id) there due now (a hold such as consent ended). Result:
+ * {released: n}. */
+int store_outbox_release(store *st, const char *channel, const char *kind, const char *id,
+                         store_json_cb cb, void *arg);
+
 /* How many outbox rows wait (pending), are being sent (sending) and were
  * dead-lettered (dead). Result: {pending, sending, dead}. For metrics. */
 int store_outbox_counts(store *st, store_json_cb cb, void *arg);

@@ -321,6 +321,29 @@ int store_outbox_fail(store *st, int64_t outbox_id, const char *reason, int dead
                         cb, arg);
 }
 
+static int sq__outbox_release(store *st, sq_req *r, json_t *a, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st,
+      "UPDATE outbox SET next_at = ?4 WHERE state = 'pending' AND channel = ?1 AND next_at > ?4"
+      " AND message_id IN (SELECT m.id FROM messages m JOIN threads t ON t.id = m.thread_id"
+      "  WHERE t.contact_id = (SELECT contact_id FROM identities"
+      "   WHERE channel = ?1 AND kind = ?2 AND value = ?3))");
+  if (s == NULL) return sq_fail(st, r, "releasing held replies");
+  sq_bind_text(s, 1, json_string_value(json_object_get(a, "channel")));
+  sq_bind_text(s, 2, json_string_value(json_object_get(a, "kind")));
+  sq_bind_text(s, 3, json_string_value(json_object_get(a, "id")));
+  sqlite3_bind_int64(s, 4, sq_now_ms());
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "releasing held replies");
+  *result = json_pack("{sI}", "released", (json_int_t)sqlite3_changes(st->db));
+  return 0;
+}
+
+int store_outbox_release(store *st, const char *channel, const char *kind, const char *id,
+                         store_json_cb cb, void *arg) {
+  if (channel == NULL || kind == NULL || id == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__outbox_release, json_pack("{ss ss ss}", "channel", channel, "kind", kind, "id", id),
+                        cb, arg);
+}
+
 /* ---- delivery receipts ---- */
 
 /* Statuses only move forward: queued < sent < delivered < read; failed is

@@ -51,6 +51,9 @@ cat >"$work/switchboard.json" <<EOF
     "credentials": {"page_id": "$PAGE", "page_access_token": "$TOKEN", "app_secret": "$FB_SECRET",
                     "verify_token": "fb-verify", "graph_api_base": "$base"},
     "auto_replies": {"instant_reply": "Thanks, we got your message."}},
+   {"name": "fbc", "plugin": "messenger", "inbox": "Support",
+    "credentials": {"page_id": "$PAGE", "page_access_token": "$TOKEN", "app_secret": "$FB_SECRET",
+                    "verify_token": "fb-verify", "graph_api_base": "$base", "consent_mode": "explicit"}},
    {"name": "wa", "plugin": "whatsapp", "inbox": "Support",
     "credentials": {"phone_number_id": "$PAGE", "waba_id": "102290129340398", "access_token": "$TOKEN",
                     "app_secret": "$WA_SECRET", "verify_token": "wa-verify", "graph_api_base": "$base"}}
@@ -240,6 +243,36 @@ if grep "/v21.0/$PAGE/messages" "$work/double.log" | grep 'order_update' | grep 
 else
   not_ok "WhatsApp template" "$(grep order_update "$work/double.log")"
 fi
+
+# --- GDPR explicit consent through the daemon -------------------------------------------------
+# A first message is answered with the consent request; an agent's reply is
+# held (deferred, never dead-lettered) until the person taps the button, then
+# released at once rather than at the hold's end.
+PSID3=7000000000000003
+cat >"$work/consent1.json" <<EOF
+{"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID3"},"recipient":{"id":"$PAGE"},
+ "timestamp":$now,"message":{"mid":"m_e2e_c1","text":"Can you help me?"}}]}]}
+EOF
+check "a first message on a consent channel gets 200" "$(post fbc "$FB_SECRET" "$work/consent1.json")" "200"
+for _ in $(seq 100); do grep -q 'SWITCHBOARD_CONSENT_GIVEN' "$work/double.log" && break; sleep 0.1; done
+if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep "$PSID3" | grep -q 'SWITCHBOARD_CONSENT_GIVEN'; then
+  ok "the person is asked for consent with a postback button"
+else
+  not_ok "consent request" "$(grep "$PSID3" "$work/double.log")"
+fi
+cthread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_c1'")
+sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($cthread, 'fbc', 'out', 'Happy to help', 'queued', $now);
+     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fbc', 'e2e-consent-1', 'pending', 0);"
+held=$(settled "SELECT state || ' ' || attempts || ' ' || (next_at > $now + 1800000) || ' ' || (last_error LIKE 'held: the customer has not given consent%') FROM outbox WHERE idempotency_key='e2e-consent-1'" "pending 0 1 1")
+check "an agent's reply before consent is held for later, not counted as an attempt, with the reason" "$held" "pending 0 1 1"
+if grep 'Happy to help' "$work/double.log" >/dev/null; then not_ok "a held reply reached Meta"; else ok "a held reply does not reach Meta"; fi
+cat >"$work/consent2.json" <<EOF
+{"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID3"},"recipient":{"id":"$PAGE"},
+ "timestamp":$((now + 1000)),"postback":{"mid":"m_e2e_c2","title":"I agree","payload":"SWITCHBOARD_CONSENT_GIVEN"}}]}]}
+EOF
+check "the consent postback gets 200" "$(post fbc "$FB_SECRET" "$work/consent2.json")" "200"
+check "the held reply goes out as soon as consent is given" "$(settled "SELECT status FROM messages WHERE text='Happy to help'" "sent")" "sent"
+check "the consent is recorded in the channel's state" "$(sql "SELECT count(*) FROM kv WHERE channel='fbc' AND key='c:$PSID3'")" "1"
 
 # --- the SDK's conformance checker ------------------------------------------------------------
 for p in "messenger --set page_id=1 --set graph_api_base=http://127.0.0.1:1/v21.0" \

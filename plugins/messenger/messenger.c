@@ -240,6 +240,8 @@ static void msgr__consent_and_greet(messenger *m, const char *psid, const char *
       msgr_kv_put(m, "c:", psid, v);
       m->host->log(m->channel, SB_LOG_INFO, "consent recorded for a contact (%s)",
                    m->consent_mode == MSGR_CONSENT_IMPLICIT ? "implicit" : "explicit");
+      /* Replies held for this consent go now rather than at the hold's end. */
+      if (SB_HOST_HAS(m->host, send_release)) m->host->send_release(m->channel, SB_IDENTITY_PSID, psid);
     }
     if (msgr_kv_int(m, "q:", psid) == 0 && !(given && m->consent_mode == MSGR_CONSENT_EXPLICIT)) {
       msgr_kv_put(m, "q:", psid, "1");

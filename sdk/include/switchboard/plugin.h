@@ -844,6 +844,12 @@ struct sb_host {
    * destroy(). Cheap enough for every few seconds, not for every request:
    * cache the answer. Returns SB_OK or a negative code (done not called). */
   int (*availability)(sb_channel *channel, sb_availability_done_fn done, void *arg);
+
+  /* Since 1.3. Ends a hold early: every reply of this channel to the
+   * contact with identity (kind, id) that waits after send_defer is offered
+   * to send() again within about a second, e.g. the moment that contact
+   * gives consent. Returns SB_OK (also when nothing waited), SB_EINVAL. */
+  int (*send_release)(sb_channel *channel, uint32_t kind, const char *id);
 };
 
 /* ------------------------------------------------------------------------ */

@@ -1,7 +1,7 @@
-/* hostapi_read.c — the host functions through which plugins read the help
- * desk back (ABI 1.3): a contact's history on the channel, and who could
- * answer there now. Both go through the channel's environment (the store in
- * the daemon), and their done runs before the plugin's destroy(). */
+/* hostapi_store.c — the host functions that reach the help desk's store
+ * through the channel's environment (ABI 1.3): reading back a contact's
+ * history on the channel and who could answer there now (their done runs
+ * before the plugin's destroy()), and releasing held replies. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -172,4 +172,13 @@ int hostapi_availability(sb_channel *ch, sb_availability_done_fn done, void *arg
   }
   channel_completion_begin(ch);
   return SB_OK;
+}
+
+/* --- held replies --------------------------------------------------------- */
+
+int hostapi_send_release(sb_channel *ch, uint32_t kind, const char *id) {
+  if (ch == NULL || id == NULL || id[0] == '\0' || kind > SB_IDENTITY_VISITOR) return SB_EINVAL;
+  if (ch->closing) return SB_ECANCELED;
+  if (ch->env->send_release == NULL) return SB_ENOTSUP;
+  return ch->env->send_release(ch->env->ctx, ch, kind, id);
 }
