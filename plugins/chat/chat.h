@@ -61,6 +61,8 @@ typedef struct chat_conn {
   chat_visitor *v; /* NULL once closed */
   sb_ws *ws;       /* NULL once closed */
   int pending;     /* host callbacks still to come */
+  int64_t last_read_ms;    /* the last history read ("hello") */
+  int64_t last_receipt_ms; /* the last receipt ("seen") */
 } chat_conn;
 
 struct chat {

@@ -26,6 +26,7 @@
 /* --- visitors ------------------------------------------------------------------ */
 
 #define CHAT_VISITOR_IDLE_MS (10 * 60 * 1000) /* a visitor without sockets is forgotten after this */
+#define CHAT_MIN_FRAME_GAP_MS 1000              /* per socket: history reads and receipts at most this often */
 
 static chat_visitor *chat__visitor_find(chat *c, const char *id) {
   for (chat_link *l = c->visitors.next; l != &c->visitors; l = l->next) {
@@ -510,8 +511,14 @@ void chat_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const
     chat__ws_send_json(c, ws, json_pack("{s:s}", "type", "pong"));
   } else if (strcmp(type, "hello") == 0) {
     const char *after = json_string_value(json_object_get(frame, "after"));
-    if (chat_read_history(c, cn->v->who, cn->v->id, after, cn, NULL, NULL, &why) != 0) {
-      chat__ws_send_json(c, ws, chat__error_frame(NULL, why.code, why.message));
+    int64_t now = c->host->now_ms();
+    if (now - cn->last_read_ms < CHAT_MIN_FRAME_GAP_MS) { /* each read is a store query */
+      chat__ws_send_json(c, ws, chat__error_frame(NULL, "rate_limited", "one history read a second"));
+    } else {
+      cn->last_read_ms = now;
+      if (chat_read_history(c, cn->v->who, cn->v->id, after, cn, NULL, NULL, &why) != 0) {
+        chat__ws_send_json(c, ws, chat__error_frame(NULL, why.code, why.message));
+      }
     }
   } else if (strcmp(type, "message") == 0) {
     if (chat_take_message(c, cn->v, frame, cn, NULL, NULL, &why) != 0) {
@@ -520,7 +527,11 @@ void chat_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const
                                            why.message));
     }
   } else if (strcmp(type, "seen") == 0) {
-    chat__seen(c, cn->v, frame);
+    int64_t now = c->host->now_ms();
+    if (now - cn->last_receipt_ms >= CHAT_MIN_FRAME_GAP_MS) { /* each receipt is a store write */
+      cn->last_receipt_ms = now;
+      chat__seen(c, cn->v, frame);
+    }
   } else {
     chat__ws_send_json(c, ws, chat__error_frame(NULL, "invalid", "unknown frame type"));
   }

@@ -227,6 +227,11 @@
 
   function received(m) {
     var fresh = !(m.id && byId[m.id]);
+    if (m.direction === 'in' && m.client_id && m.id) { /* stored, though its ack never came */
+      var before = pending.length;
+      pending = pending.filter(function (p) { return p.client_id !== m.client_id; });
+      if (pending.length !== before) save();
+    }
     render(m, false);
     if (fresh && m.direction === 'out') seen(ui.panel.hasAttribute('hidden') || document.hidden ? 'delivered' : 'read');
   }
@@ -240,7 +245,7 @@
       var s = seenWant;
       seenWant = null;
       if (wsOpen) ws.send(JSON.stringify({type: 'seen', status: s}));
-    }, 300);
+    }, 1100); /* the channel takes one receipt a second per socket */
   }
 
   /* --- sending ---------------------------------------------------------------------- */
@@ -304,7 +309,8 @@
   function acked(a) {
     pending = pending.filter(function (p) { return p.client_id !== a.client_id; });
     save();
-    render({id: a.id, client_id: a.client_id, direction: 'in'}, false);
+    if (byClient[a.client_id]) render({id: a.id, client_id: a.client_id, direction: 'in'}, false);
+    else noteId(a.id);
   }
 
   function failed(clientId, why) {
