@@ -24,6 +24,7 @@ typedef struct api_rt {
 typedef struct api_cache_entry {
   char hash[65];
   int role;
+  int64_t user_id; /* the token's user, 0 = none */
   uint64_t until_ms;
 } api_cache_entry;
 
@@ -37,15 +38,19 @@ typedef struct api_auth {
 
 static uint64_t api__now_ms(void) { return uv_hrtime() / 1000000u; }
 
-static int api__cached_role(api *a, const char *hash) {
+/* The role of a token verified lately (its user in *user_id), or 0. */
+static int api__cached_role(api *a, const char *hash, int64_t *user_id) {
   uint64_t now = api__now_ms();
   for (size_t i = 0; i < a->ncache; i++) {
-    if (strcmp(a->cache[i].hash, hash) == 0 && a->cache[i].until_ms > now) return a->cache[i].role;
+    if (strcmp(a->cache[i].hash, hash) == 0 && a->cache[i].until_ms > now) {
+      *user_id = a->cache[i].user_id;
+      return a->cache[i].role;
+    }
   }
   return 0;
 }
 
-static void api__cache_put(api *a, const char *hash, int role) {
+static void api__cache_put(api *a, const char *hash, int role, int64_t user_id) {
   uint64_t now = api__now_ms();
   size_t slot = 0;
   for (size_t i = 0; i < a->ncache; i++) {
@@ -59,15 +64,18 @@ static void api__cache_put(api *a, const char *hash, int role) {
 fill:
   snprintf(a->cache[slot].hash, sizeof(a->cache[slot].hash), "%s", hash);
   a->cache[slot].role = role;
+  a->cache[slot].user_id = user_id;
   a->cache[slot].until_ms = now + API_CACHE_MS;
 }
 
-static void api__run(api_rt *rt, const http_request *req, http_responder *res, int role) {
+static void api__run(api_rt *rt, const http_request *req, http_responder *res, int role, int64_t user_id) {
   if (rt->admin && role != API_ROLE_ADMIN) {
     http_respond_error(res, 403, "forbidden", "this needs an admin token", NULL);
     return;
   }
+  rt->a->caller_user_id = user_id;
   rt->fn(rt->a, req, res, role);
+  rt->a->caller_user_id = 0;
 }
 
 static void api__token_found(void *arg, int status, json_t *result, const char *err) {
@@ -80,8 +88,9 @@ static void api__token_found(void *arg, int status, json_t *result, const char *
   } else {
     const char *role = json_string_value(json_object_get(result, "role"));
     int r = role != NULL && strcmp(role, "admin") == 0 ? API_ROLE_ADMIN : API_ROLE_AGENT;
-    api__cache_put(w->rt->a, w->hash, r);
-    api__run(w->rt, w->req, w->res, r);
+    int64_t user_id = json_integer_value(json_object_get(result, "user_id"));
+    api__cache_put(w->rt->a, w->hash, r, user_id);
+    api__run(w->rt, w->req, w->res, r, user_id);
   }
   free(w);
 }
@@ -106,10 +115,11 @@ static void api__dispatch(void *arg, const http_request *req, http_responder *re
     return;
   }
   api_token_hash(token, w->hash);
-  int role = api__cached_role(rt->a, w->hash);
+  int64_t user_id = 0;
+  int role = api__cached_role(rt->a, w->hash, &user_id);
   if (role != 0) {
     free(w);
-    api__run(rt, req, res, role);
+    api__run(rt, req, res, role, user_id);
     return;
   }
   w->rt = rt;

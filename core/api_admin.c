@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "router.h"
+
 /* A write waiting for the list that tells whether the name exists. */
 typedef struct api_write {
   api *a;
@@ -32,9 +34,11 @@ static int api__strings(http_responder *res, const json_t *b, const char *key) {
 }
 
 static int api__user_valid(http_responder *res, const json_t *b, int need_name) {
-  static const char *const keys[] = {"name", "email", "seat", "available", "skills", "capacity", "teams", NULL};
+  static const char *const keys[] = {"name",     "email", "seat",       "available", "skills",
+                                     "capacity", "teams", "avatar_url", NULL};
   if (api_check_keys(res, b, keys) != 0 || api_check_type(res, b, "name", JSON_STRING, 0) != 0 ||
-      api_check_type(res, b, "email", JSON_STRING, 1) != 0 || api_check_type(res, b, "seat", -1, 0) != 0 ||
+      api_check_type(res, b, "email", JSON_STRING, 1) != 0 ||
+      api_check_type(res, b, "avatar_url", JSON_STRING, 1) != 0 || api_check_type(res, b, "seat", -1, 0) != 0 ||
       api_check_type(res, b, "available", -1, 0) != 0 || api_check_type(res, b, "capacity", JSON_INTEGER, 0) != 0 ||
       api__strings(res, b, "skills") != 0 || api__strings(res, b, "teams") != 0)
     return -EINVAL;
@@ -45,6 +49,11 @@ static int api__user_valid(http_responder *res, const json_t *b, int need_name) 
   }
   if (json_integer_value(json_object_get(b, "capacity")) < 0) {
     http_respond_error(res, 400, "invalid", "\"capacity\" must be 0 (unlimited) or more", "capacity");
+    return -EINVAL;
+  }
+  const char *avatar = json_string_value(json_object_get(b, "avatar_url"));
+  if (avatar != NULL && !router_avatar_url_valid(avatar)) {
+    http_respond_error(res, 400, "invalid", "\"avatar_url\" " ROUTER_AVATAR_URL_RULE, "avatar_url");
     return -EINVAL;
   }
   return 0;
@@ -153,10 +162,38 @@ static void api__team_patch(api *a, const http_request *req, http_responder *res
   api__write(a, req, res, 1, 0);
 }
 
-/* DELETE /users/{name}: the user's open tickets are routed again. */
+/* A delete that revokes tokens: answered once every verified token is forgotten. */
+typedef struct api_revoke {
+  api *a;
+  http_responder *res;
+} api_revoke;
+
+static void api__revoked(void *arg, int status, json_t *result, const char *err) {
+  api_revoke *v = arg;
+  /* Forget every verified token, including any lookup that finished while
+   * the delete was queued, so a revoked one stops working at once. */
+  v->a->ncache = 0;
+  api_done_object(v->res, status, result, err);
+  free(v);
+}
+
+static api_revoke *api__revoke_new(api *a, http_responder *res) {
+  api_revoke *v = malloc(sizeof(*v));
+  if (v == NULL) {
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return NULL;
+  }
+  *v = (api_revoke){a, res};
+  return v;
+}
+
+/* DELETE /users/{name}: the user's open tickets are routed again and their
+ * tokens revoked. */
 static void api__user_delete(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
-  api_submitted(res, store_user_delete(a->host.st, http_request_param(req, "name"), api_done_object, res));
+  api_revoke *v = api__revoke_new(a, res);
+  if (v == NULL) return;
+  if (api_submitted(res, store_user_delete(a->host.st, http_request_param(req, "name"), api__revoked, v)) < 0) free(v);
 }
 
 /* DELETE /teams/{name}: its users stay. */
@@ -181,7 +218,10 @@ typedef struct api_token_wait {
 
 static void api__token_created(void *arg, int status, json_t *result, const char *err) {
   api_token_wait *w = arg;
-  if (status != 0) {
+  if (status == -EINVAL) {
+    /* the only data refusal: the user named does not exist */
+    http_respond_error(w->res, 422, "unprocessable", err, "user");
+  } else if (status != 0) {
     api_store_error(w->res, status, err);
   } else {
     json_t *body = json_deep_copy(result);
@@ -194,58 +234,43 @@ static void api__token_created(void *arg, int status, json_t *result, const char
 
 static void api__token_create(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
-  static const char *const keys[] = {"name", "role", NULL};
+  static const char *const keys[] = {"name", "role", "user", NULL};
   json_t *b = NULL;
   if (api_body_object(req, res, &b) != 0) return;
   if (api_check_keys(res, b, keys) != 0 || api_check_type(res, b, "name", JSON_STRING, 0) != 0 ||
-      api_check_type(res, b, "role", JSON_STRING, 0) != 0) {
+      api_check_type(res, b, "role", JSON_STRING, 0) != 0 || api_check_type(res, b, "user", JSON_STRING, 1) != 0) {
     json_decref(b);
     return;
   }
   const char *name = json_string_value(json_object_get(b, "name"));
   const char *r = json_string_value(json_object_get(b, "role"));
+  const char *user = json_string_value(json_object_get(b, "user"));
   api_token_wait *w = NULL;
   char hash[65];
   if (name == NULL || name[0] == '\0' || strlen(name) > 64) {
     http_respond_error(res, 400, "missing_field", "a token needs a \"name\" of 1-64 characters", "name");
   } else if (r == NULL || (strcmp(r, "admin") != 0 && strcmp(r, "agent") != 0)) {
     http_respond_error(res, 400, "invalid", "\"role\" must be \"admin\" or \"agent\"", "role");
+  } else if (user != NULL && user[0] == '\0') {
+    http_respond_error(res, 400, "invalid", "\"user\" must name a user, or be null for a token of nobody", "user");
   } else if ((w = malloc(sizeof(*w))) == NULL || api_token_generate(w->token) != 0) {
     free(w);
     http_respond_error(res, 503, "unavailable", "no token could be made", NULL);
   } else {
     w->res = res;
     api_token_hash(w->token, hash);
-    if (api_submitted(res, store_token_create(a->host.st, name, r, hash, api__token_created, w)) < 0) free(w);
+    if (api_submitted(res, store_token_create(a->host.st, name, r, user, hash, api__token_created, w)) < 0) free(w);
   }
   json_decref(b);
-}
-
-typedef struct api_revoke {
-  api *a;
-  http_responder *res;
-} api_revoke;
-
-static void api__token_deleted(void *arg, int status, json_t *result, const char *err) {
-  api_revoke *v = arg;
-  /* Forget every verified token, including any lookup that finished while
-   * the delete was queued, so the revoked one stops working at once. */
-  v->a->ncache = 0;
-  api_done_object(v->res, status, result, err);
-  free(v);
 }
 
 static void api__token_delete(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
   int64_t id;
   if (api_param_id(req, res, "id", &id) != 0) return;
-  api_revoke *v = malloc(sizeof(*v));
-  if (v == NULL) {
-    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
-    return;
-  }
-  *v = (api_revoke){a, res};
-  if (api_submitted(res, store_token_delete(a->host.st, id, api__token_deleted, v)) < 0) free(v);
+  api_revoke *v = api__revoke_new(a, res);
+  if (v == NULL) return;
+  if (api_submitted(res, store_token_delete(a->host.st, id, api__revoked, v)) < 0) free(v);
 }
 
 int api_admin_register(api *a) {

@@ -149,6 +149,7 @@ static void api__reply(api *a, const http_request *req, http_responder *res, int
   if (api__attachments(res, json_object_get(b, "attachments"), &at, &nat) != 0) goto out;
   router_reply r = {
       .thread_id = id,
+      .user_id = a->caller_user_id, /* the token's user authors the reply; 0 = nobody */
       .text = json_string_value(json_object_get(b, "text")),
       .html = json_string_value(json_object_get(b, "html")),
       .attachments = at,

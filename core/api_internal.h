@@ -17,6 +17,10 @@ struct api {
   json_t *owned; /* names of running API channels: {name: true} */
   int loading;   /* the stored API channels are being read at start-up */
   int freed;     /* api_free came while loading: the load's callback frees */
+  /* The user whose token the request being handled carries (0 = a token of
+   * no user). Set only while a handler runs synchronously: read it on entry,
+   * never from a callback. */
+  int64_t caller_user_id;
 };
 
 enum api_role { API_ROLE_AGENT = 1, API_ROLE_ADMIN = 2 };

@@ -34,7 +34,7 @@ static const char cli__usage[] =
     "  plugins schema ID [-c FILE | --dir DIR...]          a plugin's credential schema as JSON Schema\n"
     "  plugins check  PATH.so [--set KEY=VALUE...]         conformance report for a plugin file\n"
     "  plugins new    NAME [DIR]                           scaffold an out-of-tree plugin project\n"
-    "  tokens create  -c FILE --name N --role admin|agent  create a REST API token (printed once)\n"
+    "  tokens create  -c FILE --name N --role admin|agent [--user NAME]   create a REST API token (printed once)\n"
     "\n"
     "Options:\n"
     "  --version   print the version and the plugin ABI version\n"
@@ -69,12 +69,16 @@ static const char cli__plugins_usage[] =
     "are marked \"writeOnly\".\n";
 
 static const char cli__tokens_usage[] =
-    "Usage: switchboard tokens create -c FILE --name N --role admin|agent [--store URL]\n"
+    "Usage: switchboard tokens create -c FILE --name N --role admin|agent [--user NAME] [--store URL]\n"
     "\n"
     "Creates a bearer token for the REST API (/api/v1) in the store the config FILE\n"
     "names and prints it once on stdout; only its hash is kept, so save it now.\n"
     "An admin token manages channels, users and teams; an agent token reads and\n"
-    "replies. Names are unique. The daemon may be running meanwhile.\n";
+    "replies. Names are unique. The daemon may be running meanwhile.\n"
+    "With --user the token belongs to that user (who must exist: in the config's\n"
+    "\"users\" once the daemon has started, or made over the API): replies made\n"
+    "with it carry the user as their author, whose name reaches the customer.\n"
+    "Deleting the user revokes the token.\n";
 
 typedef struct cli_opts {
   const char *config;
@@ -83,6 +87,7 @@ typedef struct cli_opts {
   const char *log_level;
   const char *name;
   const char *role;
+  const char *user;
   const char *dirs[16];
   size_t dir_count;
   int json;
@@ -93,13 +98,14 @@ typedef struct cli_opts {
 /* Parses the options of one command; positional arguments stay in argv from
  * opts->argi. Returns 0 or CLI_USAGE after printing why. */
 static int cli__parse(int argc, char **argv, const char *command, cli_opts *o) {
-  enum { OPT_LISTEN = 256, OPT_STORE, OPT_LOG_LEVEL, OPT_DIR, OPT_JSON, OPT_NAME, OPT_ROLE };
+  enum { OPT_LISTEN = 256, OPT_STORE, OPT_LOG_LEVEL, OPT_DIR, OPT_JSON, OPT_NAME, OPT_ROLE, OPT_USER };
   static const struct option longopts[] = {
       {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, OPT_LISTEN},
       {"store", required_argument, NULL, OPT_STORE}, {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
       {"dir", required_argument, NULL, OPT_DIR},     {"json", no_argument, NULL, OPT_JSON},
       {"name", required_argument, NULL, OPT_NAME},   {"role", required_argument, NULL, OPT_ROLE},
-      {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
+      {"user", required_argument, NULL, OPT_USER},   {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
   };
   memset(o, 0, sizeof(*o));
   optind = 1;
@@ -121,6 +127,7 @@ static int cli__parse(int argc, char **argv, const char *command, cli_opts *o) {
     case OPT_JSON: o->json = 1; break;
     case OPT_NAME: o->name = optarg; break;
     case OPT_ROLE: o->role = optarg; break;
+    case OPT_USER: o->user = optarg; break;
     case 'h': o->help = 1; break;
     default:
       if (optopt != 0 && optopt < 256) {
@@ -304,6 +311,17 @@ static void cli__make_store_dir(const char *url) {
   free(copy);
 }
 
+/* True when the config's "users" list names user. */
+static int cli__config_has_user(const config *cfg, const char *user) {
+  size_t i;
+  json_t *u;
+  json_array_foreach(json_object_get(cfg->root, "users"), i, u) {
+    const char *name = json_string_value(json_object_get(u, "name"));
+    if (user != NULL && name != NULL && strcmp(name, user) == 0) return 1;
+  }
+  return 0;
+}
+
 static int cli__tokens(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     fputs(cli__tokens_usage, argc < 2 ? stderr : stdout);
@@ -328,6 +346,10 @@ static int cli__tokens(int argc, char **argv) {
     fprintf(stderr, "switchboard tokens create: --role must be admin or agent\n");
     return CLI_USAGE;
   }
+  if (o.user != NULL && o.user[0] == '\0') {
+    fprintf(stderr, "switchboard tokens create: --user needs a user name\n");
+    return CLI_USAGE;
+  }
   log_set_level(LOG_LEVEL_WARN);
   config *cfg = NULL;
   char err[1024];
@@ -348,7 +370,7 @@ static int cli__tokens(int argc, char **argv) {
   cli_token_wait w = {1, "the store did not answer"};
   cli__make_store_dir(cfg->store);
   rc = store_open(&loop, cfg->store, &st, err, sizeof(err));
-  if (rc == 0) rc = store_token_create(st, o.name, o.role, hash, cli__token_stored, &w);
+  if (rc == 0) rc = store_token_create(st, o.name, o.role, o.user, hash, cli__token_stored, &w);
   if (rc == 0) {
     /* The store's async handle keeps the loop alive: turn it until the answer. */
     while (w.status == 1) uv_run(&loop, UV_RUN_ONCE);
@@ -360,13 +382,20 @@ static int cli__tokens(int argc, char **argv) {
   store_close(st);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
+  int user_in_config = w.status == -EINVAL && cli__config_has_user(cfg, o.user);
   config_free(cfg);
   if (w.status != 0) {
-    fprintf(stderr, "switchboard tokens create: %s\n", w.err);
-    return w.status == -EEXIST ? CLI_USAGE : CLI_RUNTIME;
+    fprintf(stderr, "switchboard tokens create: %s%s\n", w.err,
+            user_in_config ? " (the config's users are stored when the daemon starts or reloads with it)" : "");
+    /* A taken name or an unknown user is the caller's to fix. */
+    return w.status == -EEXIST || w.status == -EINVAL ? CLI_USAGE : CLI_RUNTIME;
   }
   printf("%s\n", token);
-  fprintf(stderr, "created %s token \"%s\"; it is shown only this once\n", o.role, o.name);
+  if (o.user != NULL) {
+    fprintf(stderr, "created %s token \"%s\" of user \"%s\"; it is shown only this once\n", o.role, o.name, o.user);
+  } else {
+    fprintf(stderr, "created %s token \"%s\"; it is shown only this once\n", o.role, o.name);
+  }
   return CLI_OK;
 }
 

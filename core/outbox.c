@@ -166,6 +166,7 @@ static void ob__claimed(void *arg, int status, json_t *rows, const char *err) {
     it->subject = ob__s(row, "subject");
     it->recipient_name = ob__s(row, "recipient_name");
     it->template_json = ob__s(row, "template_json");
+    it->agent_avatar_url = ob__s(row, "agent_avatar_url");
     ob->inflight++;
     ob->send(ob->ctx, it, d);
   }

@@ -36,6 +36,9 @@ typedef struct outbox_item {
   const char *subject;              /* the reply's, else the conversation's latest */
   const char *recipient_name;       /* the contact's name, or NULL */
   const char *template_json;        /* a message template {"name", ...}, or NULL */
+  const char *agent_avatar_url;     /* the replying user's avatar (an absolute
+                                       http(s) URL), NULL for none or automatic;
+                                       not yet in the plugin ABI */
 } outbox_item;
 
 typedef struct outbox_done outbox_done;

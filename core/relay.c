@@ -329,6 +329,7 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
       .last_inbound_ms = item->last_inbound_ms,
       .agent_name = item->agent_name,
       .agent_email = item->agent_email,
+      .agent_avatar_url = item->agent_avatar_url,
       .subject = item->subject,
       .template_json = item->template_json,
   };

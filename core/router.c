@@ -2,10 +2,12 @@
  * the store applies to each message inside its batch transaction. */
 #include "router.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "store.h"
 
@@ -406,11 +408,30 @@ static int router__check_fields(const char *list, size_t i, json_t *o, const cha
   return 0;
 }
 
+int router_avatar_url_valid(const char *url) {
+  if (url == NULL || url[0] == '\0' || strlen(url) > ROUTER_AVATAR_URL_MAX) return 0;
+  for (const unsigned char *p = (const unsigned char *)url; *p != '\0'; p++) {
+    if (*p <= 0x20 || *p == 0x7f) return 0; /* curl would accept some; a client may not */
+  }
+  /* The scheme, spelled out: curl (like browsers) would also take
+   * "https:///host/a.png" and "https:host", which a stricter client refuses. */
+  size_t skip = strncasecmp(url, "https://", 8) == 0 ? 8 : strncasecmp(url, "http://", 7) == 0 ? 7 : 0;
+  if (skip == 0 || url[skip] == '/') return 0;
+  CURLU *u = curl_url();
+  if (u == NULL) return 0;
+  char *host = NULL;
+  int ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+           curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != '\0';
+  curl_free(host);
+  curl_url_cleanup(u);
+  return ok;
+}
+
 int router_seed_validate(const json_t *config, char *err, size_t errlen) {
   static const char *const pkeys[] = {"name", "statuses", NULL};
   static const char *const skeys[] = {"name", "closed", "required_properties", NULL};
   static const char *const ukeys[] = {"name", "email", "seat", "available", "skills", "capacity",
-                                      "teams", NULL};
+                                      "teams", "avatar_url", NULL};
   static const char *const tkeys[] = {"name", "users", NULL};
   if (!json_is_object(config)) {
     snprintf(err, errlen, "config must be a JSON object");
@@ -428,9 +449,12 @@ int router_seed_validate(const json_t *config, char *err, size_t errlen) {
     json_t *o;
     json_array_foreach(a, i, o) {
       int rc = l == 0   ? router__check_fields("pipelines", i, o, pkeys, "sa", err, errlen)
-               : l == 1 ? router__check_fields("users", i, o, ukeys, "ssbbSiS", err, errlen)
+               : l == 1 ? router__check_fields("users", i, o, ukeys, "ssbbSiSs", err, errlen)
                         : router__check_fields("teams", i, o, tkeys, "sS", err, errlen);
       if (rc < 0) return rc;
+      const char *avatar = l == 1 ? json_string_value(json_object_get(o, "avatar_url")) : NULL;
+      if (avatar != NULL && !router_avatar_url_valid(avatar))
+        return router__seed_bad(err, errlen, "users", i, "avatar_url", ROUTER_AVATAR_URL_RULE);
       if (l != 0) continue;
       json_t *sts = json_object_get(o, "statuses");
       if (json_array_size(sts) == 0)

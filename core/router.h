@@ -89,10 +89,17 @@ json_t *router_channel_to_json(const router_channel *ch);
 
 /* Validates the top-level config keys the store seeds from: `pipelines`
  * [{name, statuses:[{name, closed, required_properties}]}], `users`
- * [{name, email, seat, available, skills, capacity, teams}] and `teams`
+ * [{name, email, seat, available, skills, capacity, teams, avatar_url}] and `teams`
  * [{name, users}]. Other top-level keys are ignored. Returns 0 or -EINVAL with
  * a sentence naming the entry and key. */
 int router_seed_validate(const json_t *config, char *err, size_t errlen);
+
+/* A user's avatar_url: an absolute http:// or https:// URL with a host, no
+ * whitespace, at most ROUTER_AVATAR_URL_MAX bytes. Returns 1 when valid.
+ * ROUTER_AVATAR_URL_RULE says so in words, for error sentences. */
+#define ROUTER_AVATAR_URL_MAX 2048
+#define ROUTER_AVATAR_URL_RULE "must be an absolute http or https URL such as https://example.com/ana.png"
+int router_avatar_url_valid(const char *url);
 
 /* ---- inbound message (the host glue converts the plugin ABI struct) ---- */
 

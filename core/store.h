@@ -35,7 +35,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -98,15 +98,20 @@ int store_pipelines_list(store *st, store_json_cb cb, void *arg);
 
 /* ---- users and teams ---- */
 
-/* [{id, name, email, seat, available, skills, capacity, open_tickets, teams}] */
+/* [{id, name, email, avatar_url, seat, available, skills, capacity,
+ * open_tickets, teams}] */
 int store_users_list(store *st, store_json_cb cb, void *arg);
-/* Creates or patches the user named user.name (keys as in users_list). A user
- * becoming available, getting a seat or more capacity takes queued tickets in
- * the same transaction. Result: the user. */
+/* Creates or patches the user named user.name (keys as in users_list; an
+ * absent key keeps the stored value, avatar_url null removes it; validate
+ * avatar_url first with router_avatar_url_valid). A user becoming available,
+ * getting a seat or more capacity takes queued tickets in the same
+ * transaction. Result: the user. */
 int store_user_upsert(store *st, const json_t *user, store_json_cb cb, void *arg);
 /* Deletes the user: leaves their teams; their open tickets lose the owner and
- * are routed again by their channel's rules (or queued). -ENOENT if unknown.
- * Result: {name, requeued: n}. */
+ * are routed again by their channel's rules (or queued); their API tokens are
+ * deleted (revoked), so nobody acts in a deleted user's name. Their replies
+ * stay, without an author. -ENOENT if unknown. Result: {name, requeued: n,
+ * tokens_revoked: n}. */
 int store_user_delete(store *st, const char *name, store_json_cb cb, void *arg);
 /* [{id, name, users:[names]}] */
 int store_teams_list(store *st, store_json_cb cb, void *arg);
@@ -156,13 +161,16 @@ int store_events_after(store *st, int64_t after_id, const char *channel, const c
 /* ---- API bearer tokens (store_sqlite_api.c) ---- */
 
 /* Stores a token by the hex hash of its secret (the secret itself is never
- * stored). role is "admin" or "agent". Result: {id, name, role}. A name or
- * hash already taken -> -EEXIST. */
-int store_token_create(store *st, const char *name, const char *role, const char *hash_hex,
-                       store_json_cb cb, void *arg);
-/* The token with this hash: {id, name, role}, or -ENOENT. */
+ * stored). role is "admin" or "agent"; user (may be NULL) names the user the
+ * token belongs to, who authors the replies made with it. Result: {id, name,
+ * role, user}. A name or hash already taken -> -EEXIST; a user that does not
+ * exist -> -EINVAL ("user \"x\" does not exist; ..."). */
+int store_token_create(store *st, const char *name, const char *role, const char *user,
+                       const char *hash_hex, store_json_cb cb, void *arg);
+/* The token with this hash: {id, name, role, user_id (0 = none), user (name
+ * or null)}, or -ENOENT. */
 int store_token_find(store *st, const char *hash_hex, store_json_cb cb, void *arg);
-/* [{id, name, role, created_at}] (never the hash). */
+/* [{id, name, role, created_at, user}] (never the hash). */
 int store_tokens_list(store *st, store_json_cb cb, void *arg);
 /* Revokes the token; -ENOENT if unknown. Result: {id, name}. */
 int store_token_delete(store *st, int64_t id, store_json_cb cb, void *arg);
@@ -224,7 +232,8 @@ int store_kv_delete(store *st, const char *channel, const char *key, store_json_
  * counts the attempt. Result: [{outbox_id, message_id, thread_id, channel,
  * idempotency_key, attempt, recipient_kind, recipient_id, external_thread_id,
  * reply_to_external_id, text, html, attachments, automatic, last_inbound_ms,
- * agent_name, agent_email, subject, recipient_name, template_json}]. */
+ * agent_name, agent_email, agent_avatar_url, subject, recipient_name,
+ * template_json}]. */
 int store_outbox_claim(store *st, int64_t now_ms, int limit, store_json_cb cb, void *arg);
 /* The send succeeded: message status sent, its external id stored. */
 int store_outbox_sent(store *st, int64_t outbox_id, const char *external_id, store_json_cb cb,

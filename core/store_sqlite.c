@@ -75,6 +75,14 @@ static const char *const sq__migrations[] = {
     /* 3: a reply may be a message template ({name, language, parameters}),
      * handed to the channel's plugin as sb_outbound_message.template_json */
     "ALTER TABLE messages ADD COLUMN template TEXT;",
+    /* 4: a token may belong to a user, who then authors the replies made
+     * with it; a user may have an avatar (handed to the outbox with the
+     * reply). Deleting a user deletes their tokens and takes their name off
+     * their replies (store_user_delete), hence the two indexes. */
+    "ALTER TABLE tokens ADD COLUMN user_id INTEGER;"
+    "CREATE INDEX tokens_user ON tokens(user_id) WHERE user_id IS NOT NULL;"
+    "CREATE INDEX messages_user ON messages(user_id) WHERE user_id IS NOT NULL;"
+    "ALTER TABLE users ADD COLUMN avatar_url TEXT;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -23,14 +23,37 @@ static int sq__not_found(sq_req *r, const char *what, const char *name) {
 
 /* ---- tokens ---- */
 
+/* The id of the user called name, 0 when there is none (r untouched), or
+ * -EIO (r filled). */
+static int64_t sq__user_id(store *st, sq_req *r, const char *name) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM users WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a user");
+  sq_bind_text(s, 1, name);
+  int rc = sqlite3_step(s);
+  int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_reset(s);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? id : sq_fail(st, r, "reading a user");
+}
+
 static int sq__token_create(store *st, sq_req *r, json_t *a, json_t **result) {
-  sqlite3_stmt *s = sq_prep(st, "INSERT INTO tokens(name, role, hash, created_at) VALUES(?1, ?2, ?3, ?4)"
+  const char *user = sq__str(a, "user");
+  int64_t user_id = 0;
+  if (user != NULL) {
+    if ((user_id = sq__user_id(st, r, user)) < 0) return -EIO;
+    if (user_id == 0) {
+      r->status = -EINVAL;
+      snprintf(r->err, sizeof(r->err), "user \"%.64s\" does not exist; create the user first", user);
+      return -EINVAL;
+    }
+  }
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO tokens(name, role, hash, created_at, user_id) VALUES(?1, ?2, ?3, ?4, ?5)"
                                 " ON CONFLICT DO NOTHING RETURNING id");
   if (s == NULL) return sq_fail(st, r, "saving a token");
   sq_bind_text(s, 1, sq__str(a, "name"));
   sq_bind_text(s, 2, sq__str(a, "role"));
   sq_bind_text(s, 3, sq__str(a, "hash"));
   sqlite3_bind_int64(s, 4, sq_now_ms());
+  if (user_id > 0) sqlite3_bind_int64(s, 5, user_id);
   int rc = sqlite3_step(s);
   int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
   sqlite3_reset(s);
@@ -40,25 +63,29 @@ static int sq__token_create(store *st, sq_req *r, json_t *a, json_t **result) {
     snprintf(r->err, sizeof(r->err), "a token named \"%s\" already exists", sq__str(a, "name"));
     return -EEXIST;
   }
-  *result = json_pack("{sI ss ss}", "id", (json_int_t)id, "name", sq__str(a, "name"), "role", sq__str(a, "role"));
+  *result = json_pack("{sI ss ss ss?}", "id", (json_int_t)id, "name", sq__str(a, "name"), "role", sq__str(a, "role"),
+                      "user", user);
   return 0;
 }
 
-int store_token_create(store *st, const char *name, const char *role, const char *hash_hex,
+int store_token_create(store *st, const char *name, const char *role, const char *user, const char *hash_hex,
                        store_json_cb cb, void *arg) {
   if (name == NULL || role == NULL || hash_hex == NULL) return -EINVAL;
-  return sq_submit_json(st, sq__token_create, json_pack("{ss ss ss}", "name", name, "role", role, "hash", hash_hex),
-                        cb, arg);
+  return sq_submit_json(st, sq__token_create,
+                        json_pack("{ss ss ss ss?}", "name", name, "role", role, "hash", hash_hex, "user", user), cb,
+                        arg);
 }
 
 static int sq__token_find(store *st, sq_req *r, json_t *a, json_t **result) {
-  sqlite3_stmt *s = sq_prep(st, "SELECT id, name, role FROM tokens WHERE hash = ?1");
+  sqlite3_stmt *s = sq_prep(st, "SELECT t.id, t.name, t.role, u.id, u.name FROM tokens t"
+                                " LEFT JOIN users u ON u.id = t.user_id WHERE t.hash = ?1");
   if (s == NULL) return sq_fail(st, r, "reading tokens");
   sq_bind_text(s, 1, sq__str(a, "hash"));
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
-    *result = json_pack("{sI ss ss}", "id", (json_int_t)sqlite3_column_int64(s, 0), "name", sq_col_text(s, 1),
-                        "role", sq_col_text(s, 2));
+    *result = json_pack("{sI ss ss sI ss?}", "id", (json_int_t)sqlite3_column_int64(s, 0), "name", sq_col_text(s, 1),
+                        "role", sq_col_text(s, 2), "user_id", (json_int_t)sqlite3_column_int64(s, 3), "user",
+                        sq_col_text(s, 4));
   }
   sqlite3_reset(s);
   if (rc == SQLITE_DONE) {
@@ -76,14 +103,16 @@ int store_token_find(store *st, const char *hash_hex, store_json_cb cb, void *ar
 
 static int sq__tokens_list(store *st, sq_req *r, json_t *a, json_t **result) {
   (void)a;
-  sqlite3_stmt *s = sq_prep(st, "SELECT id, name, role, created_at FROM tokens ORDER BY id");
+  sqlite3_stmt *s = sq_prep(st, "SELECT t.id, t.name, t.role, t.created_at, u.name FROM tokens t"
+                                " LEFT JOIN users u ON u.id = t.user_id ORDER BY t.id");
   if (s == NULL) return sq_fail(st, r, "listing tokens");
   json_t *items = json_array();
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_array_append_new(items, json_pack("{sI ss ss sI}", "id", (json_int_t)sqlite3_column_int64(s, 0), "name",
+    json_array_append_new(items, json_pack("{sI ss ss sI so}", "id", (json_int_t)sqlite3_column_int64(s, 0), "name",
                                            sq_col_text(s, 1), "role", sq_col_text(s, 2), "created_at",
-                                           (json_int_t)sqlite3_column_int64(s, 3)));
+                                           (json_int_t)sqlite3_column_int64(s, 3), "user",
+                                           sq_col_text(s, 4) ? json_string(sq_col_text(s, 4)) : json_null()));
   }
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) {

@@ -13,7 +13,7 @@
 #define SQ_HISTORY_COLS                                                                     \
   "SELECT json_object('id', m.id, 'external_id', m.external_id, 'direction', m.direction,"   \
   " 'status', m.status, 'text', m.text, 'html', m.html, 'attachments', json(m.attachments)," \
-  " 'author', u.name, 'author_avatar_url', NULL,"                                            \
+  " 'author', u.name, 'author_avatar_url', u.avatar_url,"                                     \
   " 'automatic', json(CASE WHEN m.automatic THEN 'true' ELSE 'false' END),"                  \
   " 'created_at', m.created_at)"                                                            \
   " FROM messages m JOIN threads t ON t.id = m.thread_id LEFT JOIN users u ON u.id = m.user_id" \
@@ -23,7 +23,7 @@ static int sq__history(store *st, sq_req *r, json_t *a, json_t **result) {
   const char *channel = json_string_value(json_object_get(a, "channel"));
   int64_t after = json_integer_value(json_object_get(a, "after"));
   int64_t limit = json_integer_value(json_object_get(a, "limit"));
-  sqlite3_stmt *s = sq_prep(st, "SELECT c.id, c.name, u.name, NULL FROM identities i"
+  sqlite3_stmt *s = sq_prep(st, "SELECT c.id, c.name, u.name, u.avatar_url FROM identities i"
                                 " JOIN contacts c ON c.id = i.contact_id"
                                 " LEFT JOIN users u ON u.id = c.owner_id"
                                 " WHERE i.channel = ?1 AND i.kind = ?2 AND i.value = ?3");

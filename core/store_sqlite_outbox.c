@@ -90,7 +90,18 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
     }
     if (sq_ticket_set_status(st, r, ticket, q->ticket_status, q->props) < 0) return r->status;
   }
-  if (sq_queue_outbound(st, r, q->thread_id, channel, q->user_id, q->text, q->html, q->attachments, reply_to, 0,
+  /* The author's token was checked before the user was deleted (they are
+   * deleted with it): store the reply without an author rather than under an
+   * id a later user may get. */
+  int64_t author = 0;
+  if (q->user_id > 0) {
+    s = sq_prep(st, "SELECT id FROM users WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "reading the reply's author");
+    sqlite3_bind_int64(s, 1, q->user_id);
+    author = sqlite3_step(s) == SQLITE_ROW ? q->user_id : 0;
+    sqlite3_reset(s);
+  }
+  if (sq_queue_outbound(st, r, q->thread_id, channel, author, q->text, q->html, q->attachments, reply_to, 0,
                         &q->message_id) < 0) {
     return r->status;
   }
@@ -174,7 +185,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
       /* the reply's subject, else the conversation's latest inbound one */
       " coalesce(m.subject, (SELECT sm.subject FROM messages sm WHERE sm.thread_id = m.thread_id"
       "  AND sm.direction = 'in' AND sm.subject IS NOT NULL ORDER BY sm.id DESC LIMIT 1)),"
-      " (SELECT name FROM contacts c WHERE c.id = t.contact_id), m.template"
+      " (SELECT name FROM contacts c WHERE c.id = t.contact_id), m.template, u.avatar_url"
       " FROM outbox o JOIN messages m ON m.id = o.message_id JOIN threads t ON t.id = m.thread_id"
       " LEFT JOIN users u ON u.id = m.user_id"
       " WHERE o.state = 'pending' AND o.next_at <= ?1 ORDER BY o.next_at, o.id LIMIT ?2");
@@ -184,7 +195,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
   json_t *items = json_array();
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb sI so so so so so}",
+    json_t *it = json_pack("{sI sI sI so so sI so so so so so so so sb sI so so so so so so}",
         "outbox_id", (json_int_t)sqlite3_column_int64(s, 0),
         "message_id", (json_int_t)sqlite3_column_int64(s, 1),
         "thread_id", (json_int_t)sqlite3_column_int64(s, 2),
@@ -197,7 +208,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
         "last_inbound_ms", (json_int_t)sqlite3_column_int64(s, 14),
         "agent_name", sq__col_json(s, 15), "agent_email", sq__col_json(s, 16),
         "subject", sq__col_json(s, 17), "recipient_name", sq__col_json(s, 18),
-        "template_json", sq__col_json(s, 19));
+        "template_json", sq__col_json(s, 19), "agent_avatar_url", sq__col_json(s, 20));
     json_array_append_new(items, it);
   }
   sqlite3_reset(s);

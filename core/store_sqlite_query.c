@@ -208,12 +208,14 @@ static int sq__user_upsert(store *st, sq_req *r, json_t *u, int64_t *out_id) {
   if (name == NULL) return sq__invalid(r, "a user needs a name%s", "");
   json_t *skills = json_object_get(u, "skills");
   char *skills_text = skills ? json_dumps(skills, JSON_COMPACT) : NULL;
+  /* avatar_url: an absent key (?8 = 0) keeps the stored one, null clears it. */
   sqlite3_stmt *s = sq_prep(st,
-      "INSERT INTO users(name, email, seat, available, skills, capacity)"
-      " VALUES(?1, ?2, coalesce(?3, 1), coalesce(?4, 1), coalesce(?5, '[]'), coalesce(?6, 0))"
+      "INSERT INTO users(name, email, seat, available, skills, capacity, avatar_url)"
+      " VALUES(?1, ?2, coalesce(?3, 1), coalesce(?4, 1), coalesce(?5, '[]'), coalesce(?6, 0), ?7)"
       " ON CONFLICT(name) DO UPDATE SET email = coalesce(?2, email), seat = coalesce(?3, seat),"
       " available = coalesce(?4, available), skills = coalesce(?5, skills),"
-      " capacity = coalesce(?6, capacity) RETURNING id");
+      " capacity = coalesce(?6, capacity), avatar_url = CASE WHEN ?8 THEN ?7 ELSE avatar_url END"
+      " RETURNING id");
   if (s == NULL) {
     free(skills_text);
     return sq_fail(st, r, "saving a user");
@@ -225,6 +227,8 @@ static int sq__user_upsert(store *st, sq_req *r, json_t *u, int64_t *out_id) {
   if (json_is_boolean(v = json_object_get(u, "available"))) sqlite3_bind_int(s, 4, json_is_true(v));
   sq_bind_text(s, 5, skills_text);
   if (json_is_integer(v = json_object_get(u, "capacity"))) sqlite3_bind_int64(s, 6, json_integer_value(v));
+  sq_bind_text(s, 7, sq__str(u, "avatar_url"));
+  sqlite3_bind_int(s, 8, json_object_get(u, "avatar_url") != NULL);
   int64_t id = 0;
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) id = sqlite3_column_int64(s, 0), rc = sqlite3_step(s);
@@ -285,7 +289,8 @@ static int sq__team_upsert(store *st, sq_req *r, json_t *t, int64_t *out_id) {
 }
 
 #define SQ_USER_JSON                                                                       \
-  "SELECT json_object('id', u.id, 'name', u.name, 'email', u.email, 'seat', json(CASE WHEN" \
+  "SELECT json_object('id', u.id, 'name', u.name, 'email', u.email, 'avatar_url', u.avatar_url," \
+  " 'seat', json(CASE WHEN" \
   " u.seat THEN 'true' ELSE 'false' END), 'available', json(CASE WHEN u.available THEN"     \
   " 'true' ELSE 'false' END), 'skills', json(u.skills), 'capacity', u.capacity,"            \
   " 'open_tickets', (SELECT count(*) FROM tickets t WHERE t.owner_id = u.id AND t.closed = 0)," \
@@ -343,19 +348,26 @@ static int sq__user_delete(store *st, sq_req *r, json_t *args, json_t **result) 
       "UPDATE threads SET assignee_id = NULL WHERE assignee_id = ?1",
       "UPDATE tickets SET owner_id = NULL, queued = 1 WHERE owner_id = ?1 AND closed = 0",
       "UPDATE tickets SET owner_id = NULL WHERE owner_id = ?1",
+      /* A token acting for someone who is gone would act for nobody, or, once
+       * the id is reused, for the next user: revoke it. */
+      "DELETE FROM tokens WHERE user_id = ?1",
+      /* Ids can be reused: keep the replies, without an author. */
+      "UPDATE messages SET user_id = NULL WHERE user_id = ?1",
       "DELETE FROM users WHERE id = ?1",
   };
-  int64_t requeued = 0;
+  int64_t requeued = 0, revoked = 0;
   for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
     s = sq_prep(st, steps[i]);
     if (s == NULL) return sq_fail(st, r, "deleting a user");
     sqlite3_bind_int64(s, 1, id);
     if (sq__step_done(st, r, s, "deleting a user") < 0) return -EIO;
     if (i == 3) requeued = sqlite3_changes(st->db);
+    if (i == 5) revoked = sqlite3_changes(st->db);
   }
   /* The freed tickets go to whoever their channel's rules pick now. */
   if (sq_drain_queue(st, r) < 0) return -EIO;
-  *result = json_pack("{ss sI}", "name", name, "requeued", (json_int_t)requeued);
+  *result = json_pack("{ss sI sI}", "name", name, "requeued", (json_int_t)requeued, "tokens_revoked",
+                      (json_int_t)revoked);
   return sq_event(st, r, "user.deleted", NULL, NULL, json_pack("{sI ss}", "user_id", (json_int_t)id, "name", name));
 }
 

@@ -48,6 +48,7 @@ write_config() { # write_config FILE SECRET_KEY_JSON|none STORE PORT
  "plugins": {"dirs": ["$PLUGINS"], "allow": ["testplugin"]},
  "pipelines": [{"name": "Billing", "statuses": [{"name": "New"},
    {"name": "Solved", "closed": true, "required_properties": ["resolution"]}]}],
+ "users": [{"name": "dana", "email": "dana@example.com", "avatar_url": "https://cdn.example.com/dana.png"}],
  "channels": [
    {"name": "demo", "plugin": "testplugin", "inbox": "Support",
     "credentials": {"token": "$CFG_SECRET"}, "ticket": {"pipeline": "Billing"}}
@@ -72,8 +73,16 @@ check "tokens create refuses an unknown role" $([ $? -eq 2 ]; echo $?)
 check "tokens create needs --name" $([ $? -eq 2 ]; echo $?)
 "$SB" tokens create --name x --role admin >/dev/null 2>&1
 check "tokens create needs -c" $([ $? -eq 2 ]; echo $?)
-"$SB" tokens --help | grep -q 'Usage: switchboard tokens create -c FILE --name N --role admin|agent'
+"$SB" tokens --help | grep -q 'Usage: switchboard tokens create -c FILE --name N --role admin|agent \[--user NAME\]'
 check "tokens --help" $?
+"$SB" tokens create -c "$cfg" --name dana-cli --role agent --user nobody >/dev/null 2>"$work/tok.err"
+[ $? -eq 2 ] && grep -q 'user "nobody" does not exist' "$work/tok.err"
+check "tokens create --user refuses an unknown user (status 2)" $? "$(cat "$work/tok.err")"
+"$SB" tokens create -c "$cfg" --name dana-cli --role agent --user dana >/dev/null 2>"$work/tok.err"
+[ $? -eq 2 ] && grep -q 'user "dana" does not exist.*stored when the daemon starts' "$work/tok.err"
+check "tokens create --user of a config user not yet stored says when it will be" $? "$(cat "$work/tok.err")"
+"$SB" tokens create -c "$cfg" --name x --role agent --user '' >/dev/null 2>&1
+check "tokens create --user needs a name" $([ $? -eq 2 ]; echo $?)
 "$SB" --help | grep -q 'tokens create'
 check "--help lists tokens create" $?
 "$SB" tokens revoke >/dev/null 2>&1
@@ -109,6 +118,10 @@ stop_daemon() {
 start_daemon
 wait_log 'ready: 1 plugins, 1 channels'
 check "daemon starts" $? "$(cat "$work/daemon.log")"
+DANA=$("$SB" tokens create -c "$cfg" --name dana-cli --role agent --user dana 2>"$work/tok.err")
+rc=$?
+[ $rc -eq 0 ] && [[ $DANA =~ ^sbt_[0-9a-f]{64}$ ]] && grep -q 'created agent token "dana-cli" of user "dana"' "$work/tok.err"
+check "tokens create --user makes a token of a config user once the daemon stored it" $? "status $rc: $(cat "$work/tok.err")"
 
 # call METHOD PATH TOKEN [BODY]: sets code and body (file $work/body); checks
 # the answer against the OpenAPI document.
@@ -164,7 +177,7 @@ expect "a bad role is 400" 400 'd["error"]["field"] == "role"'
 call GET /api/v1/tokens "$AGENT"
 expect "an agent cannot list tokens" 403
 call GET /api/v1/tokens "$ADMIN"
-expect "tokens list without secrets or hashes" 200 'len(d["items"]) == 3 and all(set(t) == {"id", "name", "role", "created_at"} for t in d["items"])'
+expect "tokens list without secrets or hashes, with their user" 200 'len(d["items"]) == 4 and all(set(t) == {"id", "name", "role", "created_at", "user"} for t in d["items"]) and [t["user"] for t in d["items"]] == [None, None, "dana", None]'
 call GET /api/v1/plugins "$T3"
 expect "the new token works" 200
 call DELETE "/api/v1/tokens/$T3ID" "$ADMIN"
@@ -291,7 +304,7 @@ expect "PATCH an unknown user is 404" 404
 call PATCH /api/v1/users/bob "$AGENT" '{"available": true}'
 expect "an agent cannot edit users" 403
 call GET /api/v1/users "$AGENT"
-expect "users list" 200 'd["items"][0]["name"] == "bob"'
+expect "users list, config users with their avatar" 200 '[u["name"] for u in d["items"]] == ["dana", "bob"] and d["items"][0]["avatar_url"] == "https://cdn.example.com/dana.png" and d["items"][1]["avatar_url"] is None'
 call POST /api/v1/teams "$ADMIN" '{"name": "billing", "users": ["bob"]}'
 expect "POST a team is 201" 201 'd["users"] == ["bob"]'
 call POST /api/v1/teams "$ADMIN" '{"name": "ghosts", "users": ["nobody"]}'
@@ -311,9 +324,72 @@ expect "DELETE a team" 200 'd["name"] == "temp-team"'
 call DELETE /api/v1/teams/temp-team "$ADMIN"
 expect "DELETE an unknown team is 404" 404
 call DELETE /api/v1/users/temp-user "$ADMIN"
-expect "DELETE a user" 200 'd["name"] == "temp-user" and d["requeued"] == 0'
+expect "DELETE a user" 200 'd["name"] == "temp-user" and d["requeued"] == 0 and d["tokens_revoked"] == 0'
 call DELETE /api/v1/users/temp-user "$ADMIN"
 expect "DELETE an unknown user is 404" 404
+
+# --- avatars -----------------------------------------------------------------------
+for bad in '"ftp://cdn.example.com/e.png"' '"cdn.example.com/e.png"' '"https://cdn.example.com/a b.png"' '"https://"' '"javascript:alert(1)"'; do
+  call POST /api/v1/users "$ADMIN" "{\"name\": \"erin\", \"avatar_url\": $bad}"
+  expect "avatar_url $bad is refused naming the field" 400 'd["error"]["field"] == "avatar_url" and "absolute http or https URL" in d["error"]["message"]'
+done
+call POST /api/v1/users "$ADMIN" '{"name": "erin", "avatar_url": 5}'
+expect "an avatar_url of the wrong type is 400" 400 'd["error"]["code"] == "invalid_type" and d["error"]["field"] == "avatar_url"'
+call POST /api/v1/users "$ADMIN" '{"name": "erin", "email": "erin@example.com", "avatar_url": "https://cdn.example.com/erin.png"}'
+expect "POST a user with an avatar" 201 'd["avatar_url"] == "https://cdn.example.com/erin.png"'
+call PATCH /api/v1/users/erin "$ADMIN" '{"avatar_url": "http://cdn.example.com/erin-2.png"}'
+expect "PATCH changes the avatar" 200 'd["avatar_url"] == "http://cdn.example.com/erin-2.png"'
+call PATCH /api/v1/users/erin "$ADMIN" '{"avatar_url": "mailto:erin@example.com"}'
+expect "PATCH validates the avatar" 400 'd["error"]["field"] == "avatar_url"'
+call PATCH /api/v1/users/erin "$ADMIN" '{"capacity": 4}'
+expect "PATCH without avatar_url keeps it" 200 'd["avatar_url"] == "http://cdn.example.com/erin-2.png"'
+
+# --- tokens of a user: replies carry their author ------------------------------------
+call POST /api/v1/tokens "$ADMIN" '{"name": "erin-laptop", "role": "agent", "user": "ghost"}'
+expect "a token of an unknown user is 422 naming the field" 422 'd["error"]["field"] == "user" and "\"ghost\" does not exist" in d["error"]["message"]'
+call POST /api/v1/tokens "$ADMIN" '{"name": "erin-laptop", "role": "agent", "user": 7}'
+expect "a user of the wrong type is 400" 400 'd["error"]["field"] == "user"'
+call POST /api/v1/tokens "$ADMIN" '{"name": "erin-laptop", "role": "agent", "user": ""}'
+expect "an empty user is 400" 400 'd["error"]["field"] == "user"'
+call POST /api/v1/tokens "$ADMIN" '{"name": "erin-laptop", "role": "agent", "user": "erin"}'
+expect "POST a token of a user" 201 'd["user"] == "erin" and d["token"].startswith("sbt_")'
+ERIN=$(jv 'd["token"]')
+call POST /api/v1/tokens "$ADMIN" '{"name": "nobodys", "role": "agent", "user": null}'
+expect "a token of nobody (user null)" 201 'd["user"] is None'
+call GET /api/v1/tokens "$ADMIN"
+expect "tokens list shows whose they are" 200 '{t["name"]: t["user"] for t in d["items"]}["erin-laptop"] == "erin"'
+# wait_reply ID: polls the conversation until the reply is sent; leaves it in $work/body
+wait_reply() {
+  for _ in $(seq 1 50); do
+    call GET "/api/v1/conversations/$conv" "$AGENT"
+    [ "$(jv "[m['status'] for m in d['messages'] if m['id'] == $1][0]")" = sent ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+call POST "/api/v1/conversations/$conv/messages" "$ERIN" '{"text": "Erin here"}'
+expect "a reply through a user's token is queued" 202
+erin_reply=$(jv 'd["id"]')
+wait_reply "$erin_reply"
+expect "the reply made with a user's token carries the user as author" 200 "[m for m in d['messages'] if m['id'] == $erin_reply][0]['user'] == 'erin'"
+expect "replies made with a token of nobody have no author" 200 "[m for m in d['messages'] if m['id'] == $reply][0]['user'] is None"
+call POST "/api/v1/conversations/$conv/messages" "$DANA" '{"text": "Dana here"}'
+dana_reply=$(jv 'd["id"]')
+wait_reply "$dana_reply"
+expect "a reply through a CLI-made token of a config user carries that user" 200 "[m for m in d['messages'] if m['id'] == $dana_reply][0]['user'] == 'dana'"
+python3 - "$work/db.sqlite" "$erin_reply" <<'EOF2'
+import sqlite3, sys
+row = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT u.name FROM messages m JOIN users u ON u.id = m.user_id WHERE m.id = ?", (int(sys.argv[2]),)).fetchone()
+sys.exit(0 if row == ("erin",) else 1)
+EOF2
+check "the author is stored as the message's user_id" $?
+call DELETE /api/v1/users/erin "$ADMIN"
+expect "deleting a user revokes their tokens" 200 'd["tokens_revoked"] == 1'
+call GET /api/v1/plugins "$ERIN"
+expect "a deleted user's token is 401 at once" 401
+call GET "/api/v1/conversations/$conv" "$AGENT"
+expect "a deleted user's replies stay, without an author" 200 "[m for m in d['messages'] if m['id'] == $erin_reply][0]['user'] is None"
 
 # --- contacts -----------------------------------------------------------------------
 call GET /api/v1/contacts "$AGENT"
@@ -556,7 +632,7 @@ expect "without secret_key connecting a channel is 409 saying so" 409 'd["error"
 stop_daemon
 
 # --- secrets and coverage -----------------------------------------------------------------
-if grep -q "$API_SECRET\|$CFG_SECRET\|$ADMIN\|$AGENT\|$T3" "$work"/*.log; then
+if grep -q "$API_SECRET\|$CFG_SECRET\|$ADMIN\|$AGENT\|$T3\|$DANA\|$ERIN" "$work"/*.log; then
   not_ok "no secret or token is ever logged"
 else
   ok "no secret or token is ever logged"

@@ -2,8 +2,10 @@
 # test_e2e_custom.sh — the custom channel end to end through the real daemon
 # and an external-service double (tests/integration_double.py): signed
 # inbound, redelivery, bad signatures, attachments, an automatic reply through the outbox
-# to the double (signature verified there), a delivery receipt, a retried
-# send (429 + Retry-After) and a permanently failed one. Stops what it starts.
+# to the double (signature verified there), a delivery receipt, an agent's
+# REST API reply that reaches the integration with the agent's name, a
+# retried send (429 + Retry-After) and a permanently failed one. Stops what
+# it starts.
 set -u
 . "$(dirname "$0")/lib.sh"
 SB=${SB_BINARY:?}
@@ -34,6 +36,7 @@ channel() { # channel NAME PATH-MODE REPLY
 {
   echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$work/db.sqlite\","
   echo " \"plugins\": {\"dirs\": [\"$PLUGINS\"], \"allow\": [\"custom\"]},"
+  echo " \"users\": [{\"name\": \"Ana Lima\", \"email\": \"ana@acme.example\", \"avatar_url\": \"https://cdn.acme.example/ana.png\"}],"
   echo " \"channels\": ["
   echo "  $(channel demo ok 'Thanks, we got your message.'),"
   echo "  $(channel slow 429 'Queued for you.'),"
@@ -98,6 +101,28 @@ sleep 1.5
 check "it joins the open conversation" '[ "$(sql "select count(*) from threads")" = 1 ]'
 check "no second instant reply in the same conversation" '[ "$(grep -c "Thanks, we got" "$work/double.log")" = 1 ]'
 
+# An agent replies through the REST API with a token of their user: the
+# integration learns who answered (the custom wire format's "agent").
+TOKEN=$("$SB" tokens create -c "$work/sb.json" --name ana-laptop --role agent --user "Ana Lima" 2>"$work/tok.err")
+check "a token of a config user is made while the daemon runs" '[[ $TOKEN =~ ^sbt_[0-9a-f]{64}$ ]]' "$(cat "$work/tok.err")"
+api=http://127.0.0.1:$port/api/v1
+conv=$(curl -s -H "Authorization: Bearer $TOKEN" "$api/conversations?channel=demo" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+code=$(curl -s -o "$work/reply.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+  -d '{"text": "Ana here, looking into it."}' "$api/conversations/$conv/messages")
+check "the agent's reply is queued" '[ "$code" = 202 ]' "$code $(cat "$work/reply.json")"
+wait_for 'grep -q "Ana here" "$work/double.log" 2>/dev/null'
+line=$(grep "Ana here" "$work/double.log" 2>/dev/null | head -1)
+check "the integration gets the replying agent's name and email" \
+  'python3 -c "import json,sys; b=json.loads(sys.argv[1])[\"body\"]; sys.exit(b.get(\"agent\") != {\"name\": \"Ana Lima\", \"email\": \"ana@acme.example\"})" "$line"' \
+  "$line $(tail -5 "$work/daemon.log")"
+auto=$(grep "Thanks, we got" "$work/double.log" | head -1)
+check "an automatic reply names no agent" \
+  'python3 -c "import json,sys; sys.exit(\"agent\" in json.loads(sys.argv[1])[\"body\"])" "$auto"' "$auto"
+wait_for '[ "$(sql "select count(*) from messages m join users u on u.id = m.user_id where m.status = '"'sent'"' and u.name = '"'Ana Lima'"'")" = 1 ]'
+check "the reply is stored as sent with its author" \
+  '[ "$(sql "select count(*) from messages m join users u on u.id = m.user_id where m.status = '"'sent'"' and u.name = '"'Ana Lima'"'")" = 1 ]' \
+  "$(sql "select id, status, user_id from messages where direction = 'out'")"
+
 # 429 with Retry-After → retried, then sent; 400 → failed with the body's error.
 post "$base/slow/messages" '{"id": "s1", "sender": {"id": "u-slow"}, "text": "hi"}' >/dev/null
 post "$base/refusing/messages" '{"id": "r1", "sender": {"id": "u-ref"}, "text": "hi"}' >/dev/null
@@ -127,6 +152,7 @@ check "metrics show the outbox depth and latency histograms" \
 check "metrics show channel states" 'grep -q "^switchboard_channel_state{channel=\"demo\",plugin=\"custom\",state=\"connected\"} 1" <<<"$metrics"'
 
 check "the signing secret never reaches the log" '! grep -q "$E2E_SECRET" "$work/daemon.log"'
+check "the API token never reaches the log" '! grep -q "$TOKEN" "$work/daemon.log"'
 kill -TERM "$daemon"
 wait "$daemon"
 rc=$?

@@ -12,7 +12,7 @@ typedef struct sender {
   char last_channel[32];
   char last_recipient[32];
   int64_t last_inbound_ms;
-  char agent[64], subject[64], contact[64], template_json[128];
+  char agent[64], subject[64], contact[64], template_json[128], avatar[64];
 } sender;
 
 static void fake_send(void *ctx, const outbox_item *it, outbox_done *done) {
@@ -28,6 +28,7 @@ static void fake_send(void *ctx, const outbox_item *it, outbox_done *done) {
   snprintf(s->subject, sizeof(s->subject), "%s", it->subject ? it->subject : "");
   snprintf(s->contact, sizeof(s->contact), "%s", it->recipient_name ? it->recipient_name : "");
   snprintf(s->template_json, sizeof(s->template_json), "%s", it->template_json ? it->template_json : "");
+  snprintf(s->avatar, sizeof(s->avatar), "%s", it->agent_avatar_url ? it->agent_avatar_url : "");
   s->calls++;
   if (strcmp(s->mode, "ok") == 0) {
     char ext[32];
@@ -140,7 +141,8 @@ START_TEST(claimed_reply_carries_last_message_time_agent_subject_and_contact) {
   fx f;
   fx_open(&f);
   fx_channel(&f, "{\"name\":\"demo\"}");
-  fx_seed(&f, "{\"users\":[{\"name\":\"Ana Lima\",\"email\":\"ana@acme.example\"}]}");
+  fx_seed(&f, "{\"users\":[{\"name\":\"Ana Lima\",\"email\":\"ana@acme.example\","
+              "\"avatar_url\":\"https://cdn.acme.example/ana.png\"}]}");
   /* The contact's own timestamps (from the webhook), not arrival times:
    * messaging windows count from these. */
   const int64_t first = 1763800000000, last = 1763810000000;
@@ -177,6 +179,7 @@ START_TEST(claimed_reply_carries_last_message_time_agent_subject_and_contact) {
   json_decref(wait_status(&f, thread, w.id, "sent"));
   ck_assert_int_eq(s.last_inbound_ms, last);
   ck_assert_str_eq(s.agent, "Ana Lima/ana@acme.example");
+  ck_assert_str_eq(s.avatar, "https://cdn.acme.example/ana.png");
   ck_assert_str_eq(s.subject, "Where is my order?");
   ck_assert_str_eq(s.contact, "Kim Park");
   ck_assert_str_eq(s.template_json, "{\"name\":\"order_update\",\"language\":\"en\"}");

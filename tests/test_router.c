@@ -891,6 +891,30 @@ START_TEST(seed_validation_names_entry_and_key) {
   ck_assert_int_eq(router_seed_validate(o, err, sizeof(err)), -EINVAL);
   ck_assert_ptr_nonnull(strstr(err, "pipelines[0].statuses[0]: key \"closed\""));
   json_decref(o);
+  o = fx_load("{\"users\":[{\"name\":\"ana\",\"avatar_url\":\"https://cdn.example.com/ana.png\"},"
+              "{\"name\":\"bo\",\"avatar_url\":\"cdn.example.com/bo.png\"}]}");
+  ck_assert_int_eq(router_seed_validate(o, err, sizeof(err)), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "users[1]: key \"avatar_url\" must be an absolute http or https URL"));
+  json_decref(o);
+}
+END_TEST
+
+START_TEST(avatar_urls_are_absolute_http_or_https) {
+  static const char *const good[] = {"https://cdn.example.com/ana.png", "http://127.0.0.1:8080/a?size=64",
+                                     "HTTPS://Example.COM/a%20b.png"};
+  static const char *const bad[] = {NULL, "", "cdn.example.com/ana.png", "/ana.png", "ftp://example.com/a.png",
+                                    "javascript:alert(1)", "data:image/png;base64,AAAA", "https://",
+                                    "https:///a.png", "https://exa mple.com/a.png", "https://example.com/\n",
+                                    "mailto:ana@example.com"};
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+    ck_assert_msg(router_avatar_url_valid(good[i]), "%s should be valid", good[i]);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    ck_assert_msg(!router_avatar_url_valid(bad[i]), "%s should be refused", bad[i] ? bad[i] : "NULL");
+  char longer[ROUTER_AVATAR_URL_MAX + 2];
+  memcpy(longer, "https://example.com/", 20);
+  memset(longer + 20, 'a', sizeof(longer) - 21);
+  longer[sizeof(longer) - 1] = '\0';
+  ck_assert(!router_avatar_url_valid(longer));
 }
 END_TEST
 
@@ -949,6 +973,7 @@ int main(void) {
   tcase_add_test(tc, inbound_reply_to_links_the_answered_message);
   tcase_add_test(tc, channel_json_errors_name_channel_and_key);
   tcase_add_test(tc, seed_validation_names_entry_and_key);
+  tcase_add_test(tc, avatar_urls_are_absolute_http_or_https);
   tcase_add_test(tc, pick_assignee_rules);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

@@ -55,7 +55,9 @@ START_TEST(database_newer_than_binary_is_refused) {
   char err[256] = "";
   ck_assert_int_eq(store_open(&f.loop, f.url, &f.st, err, sizeof(err)), -EPROTO);
   ck_assert_ptr_null(f.st);
-  ck_assert_ptr_nonnull(strstr(err, "schema version 99, newer than this switchboard supports (3)"));
+  char want[96];
+  snprintf(want, sizeof(want), "schema version 99, newer than this switchboard supports (%d)", STORE_SCHEMA_VERSION);
+  ck_assert_ptr_nonnull(strstr(err, want));
   fx_close(&f);
 }
 END_TEST
@@ -505,7 +507,7 @@ static const char *hist_text(json_t *h, size_t i) {
 START_TEST(contact_history_reads_back_pages_and_resumes) {
   fx f;
   fx_open(&f);
-  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"}]}");
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"avatar_url\":\"https://cdn.example.com/ana.png\"}]}");
   fx_channel(&f, "{\"name\":\"demo\"}");
   fx_channel(&f, "{\"name\":\"other\"}");
   json_t *none = hist_read(&f, "kim", 0, 10);
@@ -537,8 +539,21 @@ START_TEST(contact_history_reads_back_pages_and_resumes) {
   json_t *out = json_array_get(json_object_get(h, "messages"), 2);
   ck_assert_str_eq(json_string_value(json_object_get(out, "direction")), "out");
   ck_assert_str_eq(json_string_value(json_object_get(out, "author")), "ana");
+  ck_assert_str_eq(json_string_value(json_object_get(out, "author_avatar_url")), "https://cdn.example.com/ana.png");
+  ck_assert(json_is_null(json_object_get(h, "owner")));
   ck_assert_str_eq(json_string_value(json_object_get(out, "status")), "queued");
   ck_assert(json_is_false(json_object_get(h, "more")));
+
+  /* The contact's owner comes along (for a chat heading, say). */
+  json_t *patch = fx_load("{\"owner\":\"ana\"}");
+  fx_wait_t wp = {0};
+  json_decref(fx_ok(&f, store_contact_patch(f.st, fx_int(json_object_get(h, "contact"), "id"), patch, fx_json_cb, &wp), &wp));
+  json_decref(patch);
+  json_decref(h);
+  h = hist_read(&f, "kim", 0, 10);
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "owner"), "name")), "ana");
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "owner"), "avatar_url")),
+                   "https://cdn.example.com/ana.png");
   json_decref(h);
 
   /* The latest two, oldest first, and a flag that one was left out. */
@@ -606,6 +621,92 @@ START_TEST(channel_availability_counts_the_routing_pool) {
 }
 END_TEST
 
+START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"avatar_url\":\"https://cdn.example.com/ana.png\"}]}");
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_wait_t w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0}, w6 = {0};
+  fx_run(&f, store_token_create(f.st, "laptop", "agent", "ghost", "h0", fx_json_cb, &w1), &w1);
+  ck_assert_int_eq(w1.status, -EINVAL);
+  ck_assert_ptr_nonnull(strstr(w1.err, "user \"ghost\" does not exist"));
+  json_t *t = fx_ok(&f, store_token_create(f.st, "laptop", "agent", "ana", "h1", fx_json_cb, &w2), &w2);
+  ck_assert_str_eq(json_string_value(json_object_get(t, "user")), "ana");
+  json_decref(t);
+  t = fx_ok(&f, store_token_create(f.st, "script", "agent", NULL, "h2", fx_json_cb, &w3), &w3);
+  ck_assert(json_is_null(json_object_get(t, "user")));
+  json_decref(t);
+  json_t *found = fx_ok(&f, store_token_find(f.st, "h1", fx_json_cb, &w4), &w4);
+  int64_t ana = fx_int(found, "user_id");
+  ck_assert_int_gt(ana, 0);
+  ck_assert_str_eq(json_string_value(json_object_get(found, "user")), "ana");
+  json_decref(found);
+  found = fx_ok(&f, store_token_find(f.st, "h2", fx_json_cb, &w5), &w5);
+  ck_assert_int_eq(fx_int(found, "user_id"), 0);
+  json_decref(found);
+  json_t *list = fx_ok(&f, store_tokens_list(f.st, fx_json_cb, &w6), &w6);
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "user")), "ana");
+  ck_assert(json_is_null(json_object_get(json_array_get(list, 1), "user")));
+  json_decref(list);
+
+  /* an absent avatar_url keeps it, null removes it */
+  fx_wait_t u1 = {0}, u2 = {0};
+  json_t *patch = fx_load("{\"name\":\"ana\",\"capacity\":2}");
+  json_t *user = fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &u1), &u1);
+  ck_assert_str_eq(json_string_value(json_object_get(user, "avatar_url")), "https://cdn.example.com/ana.png");
+  json_decref(user);
+  json_decref(patch);
+  patch = fx_load("{\"name\":\"ana\",\"avatar_url\":null}");
+  user = fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &u2), &u2);
+  ck_assert(json_is_null(json_object_get(user, "avatar_url")));
+  json_decref(user);
+  json_decref(patch);
+
+  fx_wait_t in = fx_in(&f, "demo", "m1", "kim", "hello");
+  ck_assert_int_eq(in.status, 0);
+  json_t *l = fx_list(&f, "{}");
+  int64_t thread = fx_int(json_array_get(json_object_get(l, "items"), 0), "id");
+  json_decref(l);
+  router_reply r = {.thread_id = thread, .user_id = ana, .text = "Ana here"};
+  fx_wait_t rw = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &rw, err, sizeof(err)), 0);
+  fx_wait(&f, &rw);
+  ck_assert_int_eq(rw.status, 0);
+  json_t *conv = fx_thread(&f, thread);
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(conv, "messages"), 1), "user")),
+                   "ana");
+  json_decref(conv);
+
+  /* Deleting the user revokes their token and unauthors their reply, and a
+   * reply still on its way is stored without an author, even when the next
+   * user gets the same id. */
+  fx_wait_t d = {0}, g1 = {0}, g2 = {0}, nu = {0};
+  json_t *del = fx_ok(&f, store_user_delete(f.st, "ana", fx_json_cb, &d), &d);
+  ck_assert_int_eq(fx_int(del, "tokens_revoked"), 1);
+  json_decref(del);
+  fx_run(&f, store_token_find(f.st, "h1", fx_json_cb, &g1), &g1);
+  ck_assert_int_eq(g1.status, -ENOENT);
+  json_decref(fx_ok(&f, store_token_find(f.st, "h2", fx_json_cb, &g2), &g2));
+  /* a reply whose token was checked just before the delete */
+  fx_wait_t late = {0};
+  r.text = "Ana again";
+  ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &late, err, sizeof(err)), 0);
+  fx_wait(&f, &late);
+  ck_assert_int_eq(late.status, 0);
+  patch = fx_load("{\"name\":\"bo\"}");
+  user = fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &nu), &nu);
+  json_decref(user);
+  json_decref(patch);
+  conv = fx_thread(&f, thread);
+  ck_assert_int_eq(json_array_size(json_object_get(conv, "messages")), 3);
+  ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(conv, "messages"), 1), "user")));
+  ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(conv, "messages"), 2), "user")));
+  json_decref(conv);
+  fx_close(&f);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("store");
   TCase *tc = tcase_create("store");
@@ -626,6 +727,7 @@ int main(void) {
   tcase_add_test(tc, users_teams_and_channels_are_listed);
   tcase_add_test(tc, contact_history_reads_back_pages_and_resumes);
   tcase_add_test(tc, channel_availability_counts_the_routing_pool);
+  tcase_add_test(tc, tokens_of_a_user_author_replies_and_go_with_the_user);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
