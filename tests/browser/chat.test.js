@@ -174,14 +174,20 @@ async function main() {
 async function scenarios(browser, sse, dialogs) {
   const page = await browser.newPage();
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  const sockets = [];
+  page.on('websocket', (w) => sockets.push(w.url()));
   await page.goto(`${PAGE}/web`);
   const launcher = await page.waitForSelector('[data-switchboard="launcher"]', { state: 'visible', timeout: 10000 }).catch(() => null);
   check('availability always: the launcher shows on the operator\'s page', launcher !== null);
   if (!launcher) return;
   await launcher.click();
   check('the launcher opens the panel', await page.isVisible('[data-switchboard="panel"]'));
-  const ws = await page.evaluate(() => 'WebSocket' in window);
-  check('the page can open WebSockets', ws);
+  const probe = await fetch(`${SB}/hooks/web/session`, { method: 'POST', headers: { Origin: PAGE }, body: '{}' });
+  const hostSockets = ((await probe.json()).widget || {}).websocket === true;
+  if (hostSockets) {
+    check('the widget talks over a WebSocket', await waitFor(() => sockets.some((u) => u.includes('/hooks/web/ws?token=')), 5000),
+      JSON.stringify(sockets));
+  }
 
   // visitor → conversation (API and SSE)
   await sendFromWidget(page, 'Hello, I need help with my order');
@@ -203,7 +209,18 @@ async function scenarios(browser, sse, dialogs) {
   check('an agent replies through the API', reply.status === 202, reply.text);
   const shown = await waitFor(async () => (await texts(page, 'out')).includes('Hi! Ana here, let me check.'), 8000, 20);
   const took = Date.now() - t0;
-  check(`the reply appears in the page within a second (took ${took} ms)`, shown && took <= 1000);
+  if (hostSockets) {
+    check(`the reply appears in the page within a second (took ${took} ms)`, shown && took <= 1000);
+  } else {
+    // A daemon without plugin-held WebSockets (ABI 1.3 ws_*): the widget polls.
+    console.log(`ok - # SKIP the reply within a second: this daemon holds no WebSockets for plugins; polled in ${took} ms`);
+    check('without WebSockets the reply appears by polling within six seconds', shown && took <= 6000, took);
+  }
+  if (hostSockets) {
+    const read = await waitFor(async () => (await messagesOf(conv.id))
+      .some((m) => m.direction === 'out' && m.text === 'Hi! Ana here, let me check.' && m.status === 'read'), 5000, 100);
+    check('the open panel reports the reply read (its status in the API is read)', read);
+  }
   const author = await page.$eval(`${messageSel}[data-direction="out"] .sbc-author`, (e) => e.textContent).catch(() => null);
   check('the reply shows who answered', author === 'Support', author);
 
