@@ -328,11 +328,12 @@ static int chat__connect(void *instance) {
       return SB_EAGAIN;
     }
   }
-  if (c->availability_timer == NULL) {
-    c->availability_timer =
-        c->host->timer_start(c->channel, 0, CHAT_AVAILABILITY_EVERY_MS, chat__availability_tick, c);
-  }
   c->host->set_state(c->channel, SB_STATE_CONNECTED, NULL);
+  if (c->availability_timer == NULL) {
+    chat__availability_tick(c); /* the first answer now: the launcher depends on it */
+    c->availability_timer = c->host->timer_start(c->channel, CHAT_AVAILABILITY_EVERY_MS,
+                                                 CHAT_AVAILABILITY_EVERY_MS, chat__availability_tick, c);
+  }
   return SB_OK;
 }
 

@@ -499,7 +499,7 @@ void chat_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const
   chat_conn *cn = conn;
   if (cn->v == NULL || c->closing) return;
   if (kind != SB_WS_TEXT) {
-    c->host->ws_close(ws, 1003, "text frames only");
+    c->host->ws_close(ws, SB_WS_CLOSE_POLICY, "text frames only");
     return;
   }
   json_t *frame = json_loadb(data, len, 0, NULL);
