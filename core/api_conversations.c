@@ -1,4 +1,4 @@
-/* api_conversations.c — what agents work with: conversations and replies, tickets and pipelines, contacts (edit, merge). */
+/* api_conversations.c — what agents work with: conversations and replies, attachment downloads, tickets and pipelines, contacts (edit, merge). */
 #include "api_internal.h"
 
 #include <errno.h>
@@ -56,11 +56,114 @@ out:
   json_decref(f);
 }
 
+/* Points every attachment whose content is stored at its download: url
+ * becomes /api/v1/attachments/{id} (relative to the API's own address) and
+ * a URL the channel gave is kept as source_url. */
+static void api__attachment_urls(json_t *conversation) {
+  size_t i, j;
+  json_t *m, *at;
+  json_array_foreach(json_object_get(conversation, "messages"), i, m) {
+    json_array_foreach(json_object_get(m, "attachments"), j, at) {
+      json_int_t id = json_integer_value(json_object_get(at, "id"));
+      if (id <= 0) continue;
+      json_t *given = json_object_get(at, "url");
+      if (given != NULL) json_object_set(at, "source_url", given);
+      char url[64];
+      snprintf(url, sizeof(url), "/api/v1/attachments/%lld", (long long)id);
+      json_object_set_new(at, "url", json_string(url));
+    }
+  }
+}
+
+static void api__conversation_done(void *arg, int status, json_t *result, const char *err) {
+  if (status == 0) api__attachment_urls(result);
+  api_done_object(arg, status, result, err);
+}
+
 static void api__conversation(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
   int64_t id;
   if (api_param_id(req, res, "id", &id) != 0) return;
-  api_submitted(res, store_conversation_get(a->host.st, id, api_done_object, res));
+  api_submitted(res, store_conversation_get(a->host.st, id, api__conversation_done, res));
+}
+
+/* ---- attachment content ---- */
+
+/* The stored type if it looks like one (type/subtype, printable ASCII),
+ * else application/octet-stream. */
+static const char *api__content_type(const char *mime) {
+  if (mime == NULL || mime[0] == '/' || strchr(mime, '/') == NULL || strlen(mime) > 200)
+    return "application/octet-stream";
+  for (const char *p = mime; *p; p++)
+    if (*p < 0x20 || *p > 0x7e) return "application/octet-stream";
+  return mime;
+}
+
+/* Content-Disposition for a download of filename (UTF-8, may be NULL): its
+ * last path segment, as a quoted ASCII fallback (quotes, backslashes,
+ * percent signs, controls and non-ASCII characters become '_') plus the
+ * exact name percent-encoded in filename* (RFC 6266, RFC 8187). Always
+ * "attachment": a browser must not render what a customer sent on the
+ * API's origin. */
+static void api__disposition(const char *filename, int64_t id, char *out, size_t len) {
+  char fallback[128];
+  if (filename != NULL) {
+    const char *slash = strrchr(filename, '/'), *back = strrchr(filename, '\\');
+    if (back != NULL && (slash == NULL || back > slash)) slash = back;
+    if (slash != NULL) filename = slash + 1;
+  }
+  if (filename == NULL || filename[0] == '\0' || strcmp(filename, ".") == 0 || strcmp(filename, "..") == 0) {
+    snprintf(out, len, "attachment; filename=\"attachment-%lld\"", (long long)id);
+    return;
+  }
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)filename; *p && n + 1 < sizeof(fallback); p++) {
+    if ((*p & 0xC0) == 0x80) continue; /* one '_' per non-ASCII character */
+    fallback[n++] = *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\' && *p != '%' ? (char)*p : '_';
+  }
+  fallback[n] = '\0';
+  int w = snprintf(out, len, "attachment; filename=\"%s\"; filename*=UTF-8''", fallback);
+  if (w < 0 || (size_t)w >= len) return;
+  size_t o = (size_t)w;
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)filename; *p; p++) {
+    /* Room for a whole character (4 bytes, 12 encoded), or stop before it. */
+    if ((*p & 0xC0) != 0x80 && o + 13 > len) break;
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+        strchr("!#$&+-.^_`|~", *p) != NULL) {
+      out[o++] = (char)*p;
+    } else {
+      out[o++] = '%';
+      out[o++] = hex[*p >> 4];
+      out[o++] = hex[*p & 15];
+    }
+  }
+  out[o] = '\0';
+}
+
+static void api__attachment_done(void *arg, int status, const store_attachment *at, const char *err) {
+  http_responder *res = arg;
+  if (status != 0) {
+    api_store_error(res, status, err);
+    return;
+  }
+  char disposition[1024];
+  api__disposition(at->filename, at->id, disposition, sizeof(disposition));
+  const http_header headers[] = {
+      {"Content-Type", api__content_type(at->mime_type), 0},
+      {"Content-Disposition", disposition, 0},
+      {"X-Content-Type-Options", "nosniff", 0},
+      {"Content-Security-Policy", "default-src 'none'; sandbox", 0},
+      {"Cache-Control", "private, max-age=86400", 0},
+  };
+  http_respond(res, 200, headers, sizeof(headers) / sizeof(headers[0]), at->data, at->len);
+}
+
+static void api__attachment(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  int64_t id;
+  if (api_param_id(req, res, "id", &id) != 0) return;
+  api_submitted(res, store_attachment_get(a->host.st, id, api__attachment_done, res));
 }
 
 /* ---- reply ---- */
@@ -263,6 +366,7 @@ int api_conversations_register(api *a) {
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations", 0, api__conversations);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations/{id}", 0, api__conversation);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages", 0, api__reply);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/attachments/{id}", 0, api__attachment);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/tickets/{id}", 0, api__ticket);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/tickets/{id}", 0, api__ticket_patch);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/pipelines", 0, api__pipelines);

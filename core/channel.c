@@ -96,6 +96,7 @@ int channel_create(const channel_env *env, const loader_plugin *plugin, const co
   channel_link_init(&ch->timers);
   channel_link_init(&ch->watches);
   channel_link_init(&ch->calls);
+  ch->websockets.prev = ch->websockets.next = &ch->websockets;
   int rc = channel__own_spec(ch, spec);
   if (rc == 0) rc = channel_validate(plugin, spec, base_dir, &ch->config, err, errlen);
   const char *key;
@@ -212,6 +213,18 @@ void channel_close(sb_channel *ch, void (*done)(void *arg), void *arg) {
   ch->closed_arg = arg;
   uv_timer_stop(&ch->reconnect);
   if (ch->plugin->desc.disconnect != NULL) ch->plugin->desc.disconnect(ch->instance);
+  /* WebSockets close with 1001 (or the code the plugin gave them in
+   * disconnect) and the plugin hears of each at once, while its timers are
+   * still valid to stop; the host alone waits for the peers' answers. */
+  while (ch->websockets.next != &ch->websockets) {
+    sb_ws *ws = ch->websockets.next;
+    if (!ws->closing) {
+      ws->closing = 1;
+      ws->close_code = SB_WS_CLOSE_GOING_AWAY;
+      ws->close(ws, SB_WS_CLOSE_GOING_AWAY, "the channel is closing");
+    }
+    channel_ws_closed(ws, ws->close_code);
+  }
   hostapi_cancel_all(ch);
   /* Work on the pool and messages being committed cannot be stopped: their
    * done callbacks must still find the instance alive, so destroy waits. */
@@ -248,6 +261,55 @@ int channel_send(sb_channel *ch, const sb_outbound_message *msg, sb_send_op *op)
     return 0;
   }
   return rc;
+}
+
+int channel_takes_websockets(const sb_channel *ch) {
+  return ch != NULL && !ch->closing && ch->plugin->desc.ws_open != NULL;
+}
+
+int channel_ws_open(sb_channel *ch, const sb_http_request *req, sb_ws *ws) {
+  if (!channel_takes_websockets(ch)) return SB_ENOTSUP;
+  ws->ch = ch;
+  ws->conn = NULL;
+  ws->closing = ws->closed = 0;
+  ws->close_code = 0;
+  /* linked first: the plugin may send (or close) inside ws_open */
+  ws->next = &ch->websockets;
+  ws->prev = ch->websockets.prev;
+  ch->websockets.prev->next = ws;
+  ch->websockets.prev = ws;
+  void *conn = NULL;
+  int rc = ch->plugin->desc.ws_open(ch->instance, req, ws, &conn);
+  if (rc != SB_OK) {
+    ws->prev->next = ws->next;
+    ws->next->prev = ws->prev;
+    ws->prev = ws->next = NULL;
+    ch->counters.websockets_refused++;
+    return rc < 0 ? rc : SB_EINVAL;
+  }
+  ws->conn = conn;
+  ch->counters.websockets_open++;
+  ch->counters.websockets_accepted++;
+  return SB_OK;
+}
+
+void channel_ws_message(sb_ws *ws, uint32_t kind, const char *data, size_t len) {
+  if (ws->closed) return; /* ch may be gone: it is not read before this */
+  sb_channel *ch = ws->ch;
+  if (ch->closing) return;
+  ch->plugin->desc.ws_message(ch->instance, ws, ws->conn, kind, data, len);
+}
+
+void channel_ws_closed(sb_ws *ws, int code) {
+  if (ws->closed) return; /* ran at channel close; ch may be gone */
+  sb_channel *ch = ws->ch;
+  ws->closed = 1;
+  ws->closing = 1;
+  ch->plugin->desc.ws_closed(ch->instance, ws, ws->conn, code);
+  ws->prev->next = ws->next;
+  ws->next->prev = ws->prev;
+  ws->prev = ws->next = NULL;
+  ch->counters.websockets_open--;
 }
 
 int channel_kv_seed(sb_channel *ch, const char *key, const char *value, size_t len) {

@@ -66,6 +66,25 @@ struct sb_responder {
   int answered;
 };
 
+/* One WebSocket a plugin accepted (ABI 1.3); embedded by whoever holds the
+ * connection (the ingress, a test), which fills the three operations and
+ * keeps the struct until the connection is over (channel_ws_closed). close
+ * must not report the end from inside itself. The rest is the channel's
+ * bookkeeping. Once closed is set nothing reads ch: a channel that closes
+ * runs ws_closed for every WebSocket at once and may be freed while the
+ * connections still finish their closing handshakes. */
+struct sb_ws {
+  int (*send)(struct sb_ws *self, uint32_t kind, const char *data, size_t len); /* SB_* code */
+  void (*close)(struct sb_ws *self, int code, const char *reason);
+  const char *(*remote_addr)(const struct sb_ws *self);
+  sb_channel *ch;
+  struct sb_ws *prev, *next; /* the channel's open WebSockets */
+  void *conn;                /* the plugin's state from ws_open */
+  int closing;               /* a close was started: sends are refused */
+  int close_code;            /* the code it was started with */
+  int closed;                /* ws_closed ran (or runs) */
+};
+
 /* Outcomes of one send(). */
 enum channel_send_outcome { CHANNEL_SEND_OK = 0, CHANNEL_SEND_RETRY = 1, CHANNEL_SEND_FAIL = 2, CHANNEL_SEND_DEFER = 3 };
 
@@ -93,9 +112,10 @@ int channel_create(const channel_env *env, const loader_plugin *plugin, const co
  * after transient states; or connected at once when it has no connect. */
 void channel_start(sb_channel *ch);
 
-/* Takes the channel offline and frees it: disconnect(), cancel what is
- * left (timers, watches, HTTP calls; pending work completes with
- * SB_ECANCELED), destroy(), then done(arg) once every handle is closed. */
+/* Takes the channel offline and frees it: disconnect(), close its
+ * WebSockets (1001) running ws_closed for each, cancel what is left
+ * (timers, watches, HTTP calls; pending work completes with SB_ECANCELED),
+ * destroy(), then done(arg) once every handle is closed. */
 void channel_close(sb_channel *ch, void (*done)(void *arg), void *arg);
 
 /* Hands one request to the plugin's receive(). Answers 404 itself when the
@@ -106,6 +126,26 @@ void channel_receive(sb_channel *ch, const sb_http_request *req, sb_responder *r
 /* Hands one outbound message to the plugin's send(). Returns 0, or a
  * negative code when not taken (op is then not completed). */
 int channel_send(sb_channel *ch, const sb_outbound_message *msg, sb_send_op *op);
+
+/* True when the channel's plugin takes WebSocket handshakes (ws_open) and
+ * the channel is not closing. */
+int channel_takes_websockets(const sb_channel *ch);
+
+/* Offers a handshake to the plugin's ws_open with ws (its operations set).
+ * Returns SB_OK when accepted: the channel then holds ws until
+ * channel_ws_closed or its own close (which runs ws_closed for each open
+ * WebSocket right after disconnect(), before destroy()). Otherwise the
+ * plugin's refusal code (SB_ENOTSUP when it takes no WebSockets or is
+ * closing); ws is then not used again. */
+int channel_ws_open(sb_channel *ch, const sb_http_request *req, sb_ws *ws);
+
+/* One complete message from the peer to ws_message (dropped once the
+ * channel is closing). */
+void channel_ws_message(sb_ws *ws, uint32_t kind, const char *data, size_t len);
+
+/* The connection is over: ws_closed(code), once; a no-op when the channel's
+ * close already ran it. The owner may free ws afterwards. */
+void channel_ws_closed(sb_ws *ws, int code);
 
 /* Seeds one key of the in-memory key/value state. Copies. Returns 0 or
  * -ENOMEM. */
@@ -122,6 +162,9 @@ typedef struct channel_counters {
   uint64_t held;                  /* sends held while the channel was down */
   uint64_t webhooks;              /* requests to /hooks/{channel} */
   uint64_t webhook_refused;       /* answered 401 or 403 by the plugin (bad signature or token) */
+  uint64_t websockets_open;       /* a gauge: WebSockets accepted and not yet closed */
+  uint64_t websockets_accepted;   /* WebSocket handshakes ws_open accepted */
+  uint64_t websockets_refused;    /* WebSocket handshakes ws_open refused */
 } channel_counters;
 channel_counters *channel_counters_of(sb_channel *ch);
 

@@ -58,6 +58,7 @@ struct sb_channel {
   channel_link watches;
   channel_link calls;
   channel_kv *kv;
+  sb_ws websockets;        /* list head of the WebSockets the plugin holds */
   channel_counters counters;
 };
 

@@ -14,7 +14,7 @@
 
 static const char *const config__top_keys[] = {
     "listen", "store", "secret_key", "log_level", "plugins", "channels", "http",
-    "pipelines", "users", "teams", "outbox", NULL,
+    "pipelines", "users", "teams", "outbox", "attachments", NULL,
 };
 
 /* Keys of a channel object. The policy keys (thread_policy onwards) are
@@ -170,14 +170,16 @@ static int config__http(config *cfg, const json_t *http, char *err, size_t errle
       }
       cfg->http_body_limit = (size_t)json_integer_value(v);
     } else if (strcmp(key, "header_timeout") == 0 || strcmp(key, "idle_timeout") == 0 ||
-               strcmp(key, "sse_keepalive") == 0) {
+               strcmp(key, "sse_keepalive") == 0 || strcmp(key, "websocket_ping") == 0) {
       int64_t ms;
       if (!json_is_string(v) || schema_parse_duration(json_string_value(v), &ms) != 0 || ms <= 0) {
         snprintf(err, errlen, "%s: \"http.%s\" must be a duration such as \"10s\"", cfg->path, key);
         return -EINVAL;
       }
-      *(key[0] == 'h' ? &cfg->http_header_timeout_ms
-        : key[0] == 'i' ? &cfg->http_idle_timeout_ms : &cfg->http_sse_keepalive_ms) = ms;
+      *(key[0] == 'h'   ? &cfg->http_header_timeout_ms
+        : key[0] == 'i' ? &cfg->http_idle_timeout_ms
+        : key[1] == 's' ? &cfg->http_sse_keepalive_ms
+                        : &cfg->http_websocket_ping_ms) = ms;
     } else if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0) {
       if (!json_is_string(v) || json_string_length(v) == 0) {
         snprintf(err, errlen, "%s: \"http.%s\" must be a file path", cfg->path, key);
@@ -187,7 +189,7 @@ static int config__http(config *cfg, const json_t *http, char *err, size_t errle
       if (p == NULL) return -ENOMEM;
       *(strcmp(key, "tls_cert") == 0 ? &cfg->tls_cert : &cfg->tls_key) = p;
     } else {
-      snprintf(err, errlen, "%s: unknown key \"http.%.64s\" (expected body_limit, header_timeout, idle_timeout, sse_keepalive, tls_cert, tls_key)",
+      snprintf(err, errlen, "%s: unknown key \"http.%.64s\" (expected body_limit, header_timeout, idle_timeout, sse_keepalive, websocket_ping, tls_cert, tls_key)",
                cfg->path, key);
       return -EINVAL;
     }
@@ -224,6 +226,31 @@ static int config__outbox(config *cfg, const json_t *outbox, char *err, size_t e
     } else {
       snprintf(err, errlen, "%s: unknown key \"outbox.%.64s\" (expected retry_base, retry_max, max_attempts)",
                cfg->path, key);
+      return -EINVAL;
+    }
+  }
+  return 0;
+}
+
+static int config__attachments(config *cfg, const json_t *att, char *err, size_t errlen) {
+  cfg->attachments_max_bytes = -1;
+  if (att == NULL) return 0;
+  if (!json_is_object(att)) {
+    snprintf(err, errlen, "%s: \"attachments\" must be an object", cfg->path);
+    return -EINVAL;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)att, key, v) {
+    if (strcmp(key, "max_bytes") == 0) {
+      if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000000) {
+        snprintf(err, errlen,
+                 "%s: \"attachments.max_bytes\" must be a number of bytes from 0 to 1000000000", cfg->path);
+        return -EINVAL;
+      }
+      cfg->attachments_max_bytes = json_integer_value(v);
+    } else {
+      snprintf(err, errlen, "%s: unknown key \"attachments.%.64s\" (expected max_bytes)", cfg->path, key);
       return -EINVAL;
     }
   }
@@ -364,6 +391,7 @@ static int config__parse(config *cfg, const char *listen_override, const char *s
   int rc = config__plugins(cfg, json_object_get(root, "plugins"), err, errlen);
   if (rc == 0) rc = config__http(cfg, json_object_get(root, "http"), err, errlen);
   if (rc == 0) rc = config__outbox(cfg, json_object_get(root, "outbox"), err, errlen);
+  if (rc == 0) rc = config__attachments(cfg, json_object_get(root, "attachments"), err, errlen);
   if (rc != 0) return rc;
   return config__channels(cfg, json_object_get(root, "channels"), err, errlen);
 }

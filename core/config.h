@@ -35,6 +35,7 @@ typedef struct config {
   int64_t http_header_timeout_ms;
   int64_t http_idle_timeout_ms;
   int64_t http_sse_keepalive_ms; /* "http.sse_keepalive": comment on idle event streams; 0 = 15 s */
+  int64_t http_websocket_ping_ms; /* "http.websocket_ping": ping a quiet WebSocket; 0 = 30 s */
   const char *tls_cert;
   const char *tls_key;
   /* "outbox": {"retry_base": DURATION, "retry_max": DURATION, "max_attempts":
@@ -42,6 +43,9 @@ typedef struct config {
   int64_t outbox_retry_base_ms;
   int64_t outbox_retry_max_ms;
   int outbox_max_attempts;
+  /* "attachments": {"max_bytes": BYTES}: the largest inbound attachment
+   * whose content is stored (0: none); -1 = the store's default (25 MiB). */
+  int64_t attachments_max_bytes;
   config_channel *channels;
   size_t channel_count;
   char **owned;               /* strings this struct allocated (resolved paths) */

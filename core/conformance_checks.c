@@ -262,6 +262,49 @@ static int cc__capabilities(conformance_ctx *ctx) {
   return rc;
 }
 
+/* --- WebSockets (ABI 1.3) ------------------------------------------------ */
+
+/* Handshakes with no Origin, an odd path and a query must get a verdict; an
+ * accepted WebSocket must take text, binary and empty messages, end with
+ * one ws_closed when the peer closes or vanishes, and with 1001 before
+ * destroy(); nothing may be sent from inside ws_closed. */
+static int cc__websockets(conformance_ctx *ctx) {
+  testhost *th;
+  if (cc__start(ctx, &th) != CONFORMANCE_PASS) return CONFORMANCE_FAIL;
+  if (testhost_plugin(th)->ws_open == NULL) {
+    testhost_close(th);
+    return cc__say(ctx, CONFORMANCE_PASS, "no ws_open hook: WebSocket handshakes go to receive()");
+  }
+  static const char *const targets[] = {"", "/socket", "/../x", "/socket?token=&x=%zz"};
+  static const sb_http_header origin[] = {{"Origin", "https://example.test"}};
+  size_t accepted = 0, refused = 0;
+  for (size_t i = 0; i < 2 * (sizeof(targets) / sizeof(targets[0])); i++) {
+    const testhost_ws *ws = testhost_ws_open(th, targets[i / 2], i % 2 ? origin : NULL, i % 2);
+    if (ws == NULL) continue;
+    if (ws->status != 101) {
+      refused++;
+      continue;
+    }
+    accepted++;
+    testhost_ws_message(th, ws, SB_WS_TEXT, "hello", 5);
+    testhost_ws_message(th, ws, SB_WS_BINARY, "\0\1\2", 3);
+    testhost_ws_message(th, ws, SB_WS_TEXT, "", 0);
+    if (ws->open) testhost_ws_peer_close(th, ws, i % 4 == 1 ? SB_WS_CLOSE_ABNORMAL : SB_WS_CLOSE_NORMAL);
+  }
+  testhost_destroy(th);
+  int rc = CONFORMANCE_PASS;
+  for (size_t i = 0; i < testhost_ws_count(th) && rc == CONFORMANCE_PASS; i++) {
+    const testhost_ws *ws = testhost_ws_at(th, i);
+    if (ws->status == 101 && ws->closed_calls != 1)
+      rc = cc__say(ctx, CONFORMANCE_FAIL, "ws_closed ran %d times for one WebSocket", ws->closed_calls);
+  }
+  if (rc == CONFORMANCE_PASS) rc = cc__misuse(ctx, th, "on WebSockets");
+  if (rc == CONFORMANCE_PASS)
+    rc = cc__say(ctx, CONFORMANCE_PASS, "%zu handshakes accepted and closed once each, %zu refused", accepted, refused);
+  testhost_close(th);
+  return rc;
+}
+
 /* --- credentials --------------------------------------------------------- */
 
 static int cc__credentials_valid(conformance_ctx *ctx) {
@@ -705,6 +748,7 @@ const conformance_check conformance_checks[] = {
     {"lifecycle", cc__lifecycle},
     {"receive-malformed", cc__receive_malformed},
     {"receive-oversized", cc__receive_oversized},
+    {"websockets", cc__websockets},
     {"send-ok", cc__send_ok},
     {"send-http-500", cc__send_500},
     {"send-http-429", cc__send_429},

@@ -363,6 +363,7 @@ static void daemon__start_serving(daemon_host *d) {
       .body_limit = cfg->http_body_limit,
       .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
       .idle_timeout_ms = (uint64_t)cfg->http_idle_timeout_ms,
+      .ws_ping_interval_ms = (uint64_t)cfg->http_websocket_ping_ms,
       .tls_cert_file = cfg->tls_cert,
       .tls_key_file = cfg->tls_key,
   };
@@ -487,6 +488,7 @@ static int daemon__open_core(daemon_host *d) {
     fprintf(stderr, "switchboard: %s\n", err);
     return 1;
   }
+  if (d->cfg->attachments_max_bytes >= 0) store_set_attachment_limit(d->st, d->cfg->attachments_max_bytes);
   if (httpc_new(&d->loop, &d->httpc) != 0 || relay_new(&d->loop, d->st, d->httpc, daemon__lookup, d, &d->relay) != 0) {
     fprintf(stderr, "switchboard: the HTTP client could not start\n");
     return 1;

@@ -58,22 +58,28 @@ static void health__healthz(void *arg, const http_request *req, http_responder *
 
 static void health__channel_metrics(metrics_text *t, sb_channel *const *list, size_t n) {
   static const struct {
-    const char *name, *help;
+    const char *name, *type, *help;
     size_t offset;
   } counters[] = {
-      {"switchboard_inbound_messages_total", "Inbound messages handed to the router.", offsetof(channel_counters, inbound)},
-      {"switchboard_inbound_duplicates_total", "Redelivered inbound messages answered with the original id.",
+      {"switchboard_inbound_messages_total", "counter", "Inbound messages handed to the router.", offsetof(channel_counters, inbound)},
+      {"switchboard_inbound_duplicates_total", "counter", "Redelivered inbound messages answered with the original id.",
        offsetof(channel_counters, duplicates)},
-      {"switchboard_inbound_failures_total", "Inbound messages that could not be stored.",
+      {"switchboard_inbound_failures_total", "counter", "Inbound messages that could not be stored.",
        offsetof(channel_counters, inbound_failed)},
-      {"switchboard_delivery_statuses_total", "Delivery statuses reported by channels.", offsetof(channel_counters, statuses)},
-      {"switchboard_webhook_requests_total", "Requests to /hooks/{channel}.", offsetof(channel_counters, webhooks)},
-      {"switchboard_webhook_signature_failures_total", "Webhooks refused with 401 or 403 (bad signature or token).",
+      {"switchboard_delivery_statuses_total", "counter", "Delivery statuses reported by channels.", offsetof(channel_counters, statuses)},
+      {"switchboard_webhook_requests_total", "counter", "Requests to /hooks/{channel}.", offsetof(channel_counters, webhooks)},
+      {"switchboard_webhook_signature_failures_total", "counter", "Webhooks refused with 401 or 403 (bad signature or token).",
        offsetof(channel_counters, webhook_refused)},
+      {"switchboard_websockets_open", "gauge", "WebSockets the channel's plugin holds open now.",
+       offsetof(channel_counters, websockets_open)},
+      {"switchboard_websocket_handshakes_total", "counter", "WebSocket handshakes the channel's plugin accepted.",
+       offsetof(channel_counters, websockets_accepted)},
+      {"switchboard_websocket_refusals_total", "counter", "WebSocket handshakes the channel's plugin refused.",
+       offsetof(channel_counters, websockets_refused)},
   };
   char name[256];
   for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
-    metrics_family(t, counters[k].name, "counter", counters[k].help);
+    metrics_family(t, counters[k].name, counters[k].type, counters[k].help);
     for (size_t i = 0; i < n; i++) {
       const channel_counters *c = channel_counters_of(list[i]);
       uint64_t v;
@@ -152,6 +158,8 @@ static void health__metrics_render(void *arg, int status, json_t *counts, const 
     }
     metrics_family(&t, "switchboard_http_connections", "gauge", "Open HTTP connections.");
     metrics_printf(&t, "switchboard_http_connections %llu\n", (unsigned long long)hs.active_connections);
+    metrics_family(&t, "switchboard_http_websockets", "gauge", "Open WebSocket connections, all channels.");
+    metrics_printf(&t, "switchboard_http_websockets %llu\n", (unsigned long long)hs.websockets_open);
   }
   if (src->httpc != NULL) {
     httpc_stats cs;

@@ -615,6 +615,29 @@ static int hostapi__kv_delete(sb_channel *ch, const char *key, sb_kv_done_fn don
   return hostapi__kv_persist(ch, key, NULL, 0, done, arg);
 }
 
+/* --- WebSockets held by the plugin (since ABI 1.3) ------------------------ */
+
+static int hostapi__ws_send(sb_ws *ws, uint32_t kind, const char *data, size_t len) {
+  if (ws == NULL || (kind != SB_WS_TEXT && kind != SB_WS_BINARY) || (len > 0 && data == NULL)) return SB_EINVAL;
+  if (ws->closing || ws->closed) return SB_ENOENT;
+  return ws->send(ws, kind, data, len);
+}
+
+static void hostapi__ws_close(sb_ws *ws, int code, const char *reason) {
+  if (ws == NULL || ws->closing || ws->closed) return;
+  if (code != SB_WS_CLOSE_NORMAL && code != SB_WS_CLOSE_GOING_AWAY && code != SB_WS_CLOSE_POLICY &&
+      code != SB_WS_CLOSE_TOO_BIG && (code < 4000 || code > 4999)) {
+    log_msg(LOG_LEVEL_WARN, ws->ch->spec.name, ws->ch->plugin->desc.id,
+            "ws_close with close code %d, which a plugin may not send; closing with 1000", code);
+    code = SB_WS_CLOSE_NORMAL;
+  }
+  ws->closing = 1;
+  ws->close_code = code;
+  ws->close(ws, code, reason);
+}
+
+static const char *hostapi__ws_remote_addr(const sb_ws *ws) { return ws != NULL ? ws->remote_addr(ws) : NULL; }
+
 /* --- crypto helpers ----------------------------------------------------- */
 
 static void hostapi__hmac_sha256(const void *key, size_t key_len, const void *data, size_t data_len,
@@ -678,6 +701,9 @@ static const sb_host hostapi__table = {
     .mail_request = hostapi__mail_request,
     .mail_cancel = hostapi__mail_cancel,
     .send_defer = hostapi__send_defer,
+    .ws_send = hostapi__ws_send,
+    .ws_close = hostapi__ws_close,
+    .ws_remote_addr = hostapi__ws_remote_addr,
     .history = hostapi_history,
     .availability = hostapi_availability,
     .send_release = hostapi_send_release,

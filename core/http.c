@@ -17,6 +17,7 @@
 #define HTTP_DEFAULT_HEADER_TIMEOUT_MS 10000
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_SHUTDOWN_TIMEOUT_MS 5000
+#define HTTP_DEFAULT_WS_PING_MS 30000
 #define HTTP_BACKLOG 511
 
 static void maybe_finish(http_server *s);
@@ -126,6 +127,8 @@ static void filter_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
 static void on_conn_closed(uv_handle_t *h) {
   http_conn *c = (http_conn *)h;
   http_server *s = c->srv;
+  /* c->ws is NULL here: a WebSocket forgets its connection when it finishes,
+   * which is before libh2o closes the socket */
   h2o_linklist_unlink(&c->link);
   s->stats.active_connections--;
   free(c);
@@ -159,14 +162,27 @@ static void on_accept(uv_stream_t *listener, int status) {
 /* Shuts a connection's socket down under libh2o's feet: libh2o then sees
  * end-of-file (or a write error) and closes the connection itself, which a
  * direct close would not allow (it still holds the socket). */
-static void conn_shutdown(http_conn *c, int how) {
+void http__conn_shutdown(http_conn *c, int how) {
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) shutdown(fd, how);
 }
 
-static void shutdown_all(http_server *s, int how) {
-  for (h2o_linklist_t *n = s->conns.next; n != &s->conns; n = n->next)
-    conn_shutdown(H2O_STRUCT_FROM_MEMBER(http_conn, link, n), how);
+/* Shuts down every connection, or (websockets_too 0) every one that is not
+ * a WebSocket: those get a closing handshake instead. */
+static void shutdown_all(http_server *s, int how, int websockets_too) {
+  for (h2o_linklist_t *n = s->conns.next; n != &s->conns; n = n->next) {
+    http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, link, n);
+    if (websockets_too || c->ws == NULL) http__conn_shutdown(c, how);
+  }
+}
+
+http_conn *http__conn_of(http_server *s, h2o_req_t *req) {
+  h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+  for (h2o_linklist_t *n = s->conns.next; sock != NULL && n != &s->conns; n = n->next) {
+    http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, link, n);
+    if (c->sock == sock) return c;
+  }
+  return NULL;
 }
 
 /* libh2o 2.2's HTTP/1 has a single read timer, from the end of one response
@@ -179,6 +195,7 @@ static void on_sweep(uv_timer_t *t) {
   uint64_t now = uv_now(s->loop);
   for (h2o_linklist_t *n = s->conns.next; n != &s->conns; n = n->next) {
     http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, link, n);
+    if (c->ws != NULL) continue; /* a WebSocket's liveness is http__ws_sweep's */
     int receiving = c->sock != NULL && h2o_socket_is_reading(c->sock) && c->sock->input->size > 0;
     if (!receiving) {
       c->receiving_since = 0;
@@ -186,9 +203,10 @@ static void on_sweep(uv_timer_t *t) {
       c->receiving_since = now;
     } else if (now - c->receiving_since >= s->header_timeout_ms) {
       c->receiving_since = 0;
-      conn_shutdown(c, SHUT_RDWR);
+      http__conn_shutdown(c, SHUT_RDWR);
     }
   }
+  http__ws_sweep(s, now);
 }
 
 /* ---- server life -------------------------------------------------------- */
@@ -305,6 +323,9 @@ int http_new(uv_loop_t *loop, const http_options *opt, http_server **out, char *
   uint64_t idle_ms = or_default(opt->idle_timeout_ms, HTTP_DEFAULT_IDLE_TIMEOUT_MS);
   h2o_linklist_init_anchor(&s->conns);
   h2o_linklist_init_anchor(&s->responders);
+  h2o_linklist_init_anchor(&s->websockets);
+  h2o_linklist_init_anchor(&s->ws_flush);
+  s->ws_ping_ms = or_default(opt->ws_ping_interval_ms, HTTP_DEFAULT_WS_PING_MS);
 
   if (opt->tls_cert_file != NULL) {
     rc = http_tls_load(opt->tls_cert_file, opt->tls_key_file, &s->ssl_ctx, err, errlen);
@@ -348,6 +369,8 @@ int http_new(uv_loop_t *loop, const http_options *opt, http_server **out, char *
   uv_timer_init(loop, &s->deadline);
   uv_timer_init(loop, &s->reaper);
   uv_timer_init(loop, &s->sweeper);
+  uv_timer_init(loop, &s->ws_flusher);
+  s->ws_flusher.data = s;
   s->deadline.data = s;
   s->reaper.data = s;
   s->sweeper.data = s;
@@ -394,8 +417,9 @@ void http_stop_accepting(http_server *s) {
   if (s->listener_open && !uv_is_closing((uv_handle_t *)&s->listener))
     uv_close((uv_handle_t *)&s->listener, on_listener_closed);
   /* idle keep-alive connections read end-of-file and close; busy ones finish
-   * their response, which then carries "connection: close" */
-  shutdown_all(s, SHUT_RD);
+   * their response, which then carries "connection: close"; WebSockets stay
+   * until their owner or http_close closes them */
+  shutdown_all(s, SHUT_RD, 0);
 }
 
 /* The first responder not yet forced, or NULL. Rescanned each time because
@@ -412,8 +436,9 @@ static void on_deadline(uv_timer_t *t) {
   http_server *s = t->data;
   http_responder *r;
   while ((r = next_unforced(s)) != NULL) http__responder_force(r);
-  /* what still cannot finish (a client that does not read) fails its write */
-  shutdown_all(s, SHUT_RDWR);
+  /* what still cannot finish (a client that does not read, a WebSocket
+   * peer that did not answer the close) fails its read or write */
+  shutdown_all(s, SHUT_RDWR, 1);
 }
 
 /* Disposes the libh2o context like h2o_context_dispose() does, minus its
@@ -467,6 +492,7 @@ static void maybe_finish(http_server *s) {
   if (!s->closing || s->torn_down || s->listener_open || !h2o_linklist_is_empty(&s->conns)) return;
   s->torn_down = 1;
   uv_close((uv_handle_t *)&s->sweeper, NULL);
+  uv_close((uv_handle_t *)&s->ws_flusher, NULL);
   context_dispose(&s->ctx);
   h2o_config_dispose(&s->config);
   http_tls_free(s->ssl_ctx);
@@ -485,6 +511,7 @@ void http_close(http_server *s, void (*done)(void *arg), void *arg) {
   s->done = done;
   s->done_arg = arg;
   http_stop_accepting(s);
+  http__ws_close_all(s);
   if (!h2o_linklist_is_empty(&s->conns)) uv_timer_start(&s->deadline, on_deadline, s->shutdown_timeout_ms, 0);
   maybe_finish(s);
 }

@@ -70,6 +70,8 @@ typedef struct http_options {
   uint64_t shutdown_timeout_ms; /* http_close: how long in-flight requests may finish; 0 = 5 s */
   const char *tls_cert_file;   /* PEM certificate chain; with tls_key_file enables HTTPS. NULL = plain. */
   const char *tls_key_file;    /* PEM private key */
+  uint64_t ws_ping_interval_ms; /* a WebSocket quiet this long gets a ping; one quiet for 2.5 times
+                                   this is cut off (1006). 0 = 30 s. */
 } http_options;
 
 /* Counters for /metrics. Monotonic except active_connections. */
@@ -79,6 +81,8 @@ typedef struct http_stats {
   uint64_t requests_aborted;      /* client went away or server closed before the response finished */
   uint64_t active_connections;
   uint64_t connections_total;
+  uint64_t websockets_open;       /* accepted WebSockets not yet closed */
+  uint64_t websockets_total;
 } http_stats;
 
 /* Creates a server on `loop` and starts listening. On success returns 0 and
@@ -175,6 +179,76 @@ void http_stop_accepting(http_server *s);
  * then be closed). done may be NULL; a second call does nothing. Responders
  * a handler still holds stay valid to finish (as no-ops). */
 void http_close(http_server *s, void (*done)(void *arg), void *arg);
+
+/* ---- WebSockets ----------------------------------------------------------
+ *
+ * A handler that wants a request's connection as a WebSocket prepares an
+ * http_ws on its responder, decides, then accepts (101, the connection is the
+ * WebSocket's from then on) or discards it and answers the responder as usual.
+ * Messages arrive whole (fragments joined, at most body_limit bytes: larger
+ * closes with 1009; text that is not UTF-8 closes with 1007); pings are
+ * answered; a connection quiet for ws_ping_interval_ms gets a ping and one
+ * quiet for 2.5 times that is cut off. on_closed runs exactly once per
+ * accepted WebSocket, always on the loop from a top-level callback, never
+ * from inside http_ws_send or http_ws_close; ws is invalid once it returns.
+ * http_stop_accepting leaves WebSockets alone; http_close closes each with
+ * 1001 and cuts off those that do not answer by its deadline. */
+
+typedef struct http_ws http_ws;
+
+#define HTTP_WS_TEXT 1
+#define HTTP_WS_BINARY 2
+#define HTTP_WS_CLOSE_ABNORMAL 1006
+#define HTTP_WS_QUEUE_LIMIT ((size_t)1 << 20) /* bytes waiting per peer before sends are refused */
+#define HTTP_WS_CLOSE_TIMEOUT_MS 5000         /* a closed WebSocket's peer has this long to answer */
+
+typedef struct http_ws_handlers {
+  /* One complete message (kind HTTP_WS_TEXT or HTTP_WS_BINARY); data is
+   * borrowed for the call. Never called once a close was started. */
+  void (*on_message)(void *arg, http_ws *ws, int kind, const char *data, size_t len);
+  /* The connection is over: the peer's close code (1005 when its close frame
+   * had none); the host's own for a protocol failure it closed for (1002,
+   * 1007, 1009); else HTTP_WS_CLOSE_ABNORMAL. */
+  void (*on_closed)(void *arg, http_ws *ws, int code);
+} http_ws_handlers;
+
+/* 1 when the request is a WebSocket handshake (GET, Upgrade: websocket and a
+ * Sec-WebSocket-Key), -EINVAL when it tries to be one with a malformed key,
+ * 0 otherwise (also for a released responder). */
+int http_ws_is_handshake(const http_responder *r);
+
+/* Makes the WebSocket-to-be of a handshake, not yet accepted: sends and a
+ * close made on it before http_ws_accept are kept and go out after the 101.
+ * NULL when r is not a handshake or out of memory. */
+http_ws *http_ws_prepare(http_responder *r);
+
+/* Answers 101, takes the connection and releases the responder. The handlers
+ * struct is copied. Returns 0, or -EPIPE when the client is gone (ws is then
+ * freed and on_closed is not called). */
+int http_ws_accept(http_ws *ws, const http_ws_handlers *h, void *arg);
+
+/* Drops a prepared, not accepted, WebSocket; answer the responder yourself. */
+void http_ws_discard(http_ws *ws);
+
+/* Queues one message (copied). Returns 0; -EINVAL for a bad kind or text
+ * that is not UTF-8; -EPIPE once a close was started; -EAGAIN when the
+ * message would take the bytes waiting for this peer past
+ * HTTP_WS_QUEUE_LIMIT (a first message always fits); -ENOMEM. */
+int http_ws_send(http_ws *ws, int kind, const char *data, size_t len);
+
+/* Starts the closing handshake with code and reason (at most 123 bytes;
+ * longer is cut); the peer has HTTP_WS_CLOSE_TIMEOUT_MS to answer before it
+ * is cut off. Idempotent; on_closed follows later. */
+void http_ws_close(http_ws *ws, int code, const char *reason);
+
+/* Bytes queued for this peer and not yet written. */
+size_t http_ws_queued(const http_ws *ws);
+
+/* The peer's address as text ("127.0.0.1"); valid as long as ws. */
+const char *http_ws_remote_addr(const http_ws *ws);
+
+/* True when text[0..len) is valid UTF-8. */
+int http_utf8_valid(const char *text, size_t len);
 
 /* Copies the counters into *out. */
 void http_get_stats(const http_server *s, http_stats *out);

@@ -13,6 +13,7 @@ typedef struct http_conn {
   h2o_socket_t *sock;
   uint64_t receiving_since; /* loop time the current partial request was first seen, 0 = none */
   h2o_linklist_t link;
+  struct http_ws *ws;       /* set once the connection became a WebSocket (http_ws.c) */
 } http_conn;
 
 typedef struct sb_handler {
@@ -45,6 +46,10 @@ struct http_server {
   uv_timer_t reaper;         /* teardown: second close generation */
   uv_timer_t sweeper;        /* header timeout: cuts off requests that arrive too slowly */
   uint64_t header_timeout_ms;
+  h2o_linklist_t websockets; /* http_ws, accepted and not finished */
+  h2o_linklist_t ws_flush;   /* http_ws with sends to write, flushed from ws_flusher */
+  uv_timer_t ws_flusher;     /* writes what was queued outside libh2o's callbacks */
+  uint64_t ws_ping_ms;
   int closing;
   int torn_down;
   void (*done)(void *arg);
@@ -80,6 +85,22 @@ http_responder *http__responder_new(http_server *s, h2o_req_t *req, size_t plen,
 /* http_close's deadline: tells the handler (abort hooks), answers 503 if
  * nothing was sent, ends a stream. The handler still finishes r. */
 void http__responder_force(http_responder *r);
+
+/* Shuts the connection's socket down under libh2o (http.c). */
+void http__conn_shutdown(http_conn *c, int how);
+
+/* The tracked connection a request arrived on, or NULL (http.c). */
+http_conn *http__conn_of(http_server *s, h2o_req_t *req);
+
+/* WebSocket upkeep run by the sweeper: pings, liveness and close deadlines
+ * (http_ws.c). */
+void http__ws_sweep(http_server *s, uint64_t now);
+
+/* http_close: starts closing every WebSocket with 1001 (http_ws.c). */
+void http__ws_close_all(http_server *s);
+
+/* Marks a responder as answered by a 101 and released (http_respond.c). */
+void http__responder_upgraded(http_responder *r);
 
 /* The reason phrase for a status ("Status" when unknown). */
 const char *http__reason_phrase(int status);

@@ -296,6 +296,13 @@ void http_stream_end(http_responder *r) {
   maybe_free(r);
 }
 
+void http__responder_upgraded(http_responder *r) {
+  r->started = 1;
+  r->final_sent = 1;
+  r->released = 1;
+  /* freed with the request, once libh2o has written the 101 */
+}
+
 void http__responder_force(http_responder *r) {
   http_server *s = r->srv;
   r->forced = 1;

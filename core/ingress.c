@@ -2,6 +2,7 @@
 #include "ingress.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,107 @@ static void ingress__answer_503(ingress *in, hook_call *c) {
   free(c);
 }
 
+/* Hands an ordinary request to the plugin's receive(). */
+static void ingress__receive(ingress *in, sb_channel *ch, const sb_http_request *r, http_responder *res) {
+  hook_call *c = calloc(1, sizeof(*c));
+  if (c == NULL) {
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return;
+  }
+  c->base.respond = ingress__respond;
+  c->in = in;
+  c->ch = ch;
+  c->res = res;
+  c->next = in->pending.next;
+  c->prev = &in->pending;
+  in->pending.next->prev = c;
+  in->pending.next = c;
+  c->in_receive = 1;
+  channel_receive(ch, r, &c->base);
+  c->in_receive = 0;
+  if (c->base.answered) free(c); /* answered inside receive: its respond left it to us */
+}
+
+/* One WebSocket a plugin holds: the ABI's handle, bound to the HTTP one. */
+typedef struct hook_ws {
+  sb_ws base;
+  http_ws *hws;
+} hook_ws;
+
+static int ingress__ws_send(sb_ws *self, uint32_t kind, const char *data, size_t len) {
+  hook_ws *w = (hook_ws *)self;
+  switch (http_ws_send(w->hws, kind == SB_WS_TEXT ? HTTP_WS_TEXT : HTTP_WS_BINARY, data, len)) {
+  case 0: return SB_OK;
+  case -EPIPE: return SB_ENOENT;
+  case -EAGAIN: return SB_EAGAIN;
+  case -ENOMEM: return SB_ENOMEM;
+  default: return SB_EINVAL;
+  }
+}
+
+static void ingress__ws_close(sb_ws *self, int code, const char *reason) {
+  http_ws_close(((hook_ws *)self)->hws, code, reason);
+}
+
+static const char *ingress__ws_remote_addr(const sb_ws *self) {
+  return http_ws_remote_addr(((const hook_ws *)self)->hws);
+}
+
+static void ingress__ws_message(void *arg, http_ws *hws, int kind, const char *data, size_t len) {
+  hook_ws *w = arg;
+  channel_ws_message(&w->base, kind == HTTP_WS_TEXT ? SB_WS_TEXT : SB_WS_BINARY, data, len);
+}
+
+static void ingress__ws_closed(void *arg, http_ws *hws, int code) {
+  hook_ws *w = arg;
+  channel_ws_closed(&w->base, code);
+  free(w);
+}
+
+static const http_ws_handlers ingress__ws_handlers = {ingress__ws_message, ingress__ws_closed};
+
+/* A WebSocket handshake for a plugin with ws_open: its verdict decides
+ * between 101 and an HTTP refusal. */
+static void ingress__websocket(ingress *in, sb_channel *ch, const sb_http_request *r, http_responder *res, int hs) {
+  if (hs < 0) {
+    http_respond_error(res, 400, "bad_request", "the WebSocket handshake's Sec-WebSocket-Key is malformed", NULL);
+    return;
+  }
+  hook_ws *w = calloc(1, sizeof(*w));
+  http_ws *hws = w != NULL ? http_ws_prepare(res) : NULL;
+  if (hws == NULL) {
+    free(w);
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    return;
+  }
+  w->base.send = ingress__ws_send;
+  w->base.close = ingress__ws_close;
+  w->base.remote_addr = ingress__ws_remote_addr;
+  w->hws = hws;
+  int rc = channel_ws_open(ch, r, &w->base);
+  if (rc != SB_OK) {
+    http_ws_discard(hws);
+    free(w);
+    int status = rc == SB_EACCES ? 403 : rc == SB_ENOENT ? 404 : rc == SB_EAGAIN ? 429 : rc == SB_EFBIG ? 413 : 400;
+    if (status == 403) channel_counters_of(ch)->webhook_refused++;
+    const char *code = status == 403   ? "forbidden"
+                       : status == 404 ? "not_found"
+                       : status == 429 ? "rate_limited"
+                       : status == 413 ? "payload_too_large"
+                                       : "bad_request";
+    char msg[128];
+    snprintf(msg, sizeof(msg), "the channel refused the WebSocket (code %d)", rc);
+    http_respond_error(res, status, code, msg, NULL);
+    return;
+  }
+  in->stats.websockets++;
+  if (http_ws_accept(hws, &ingress__ws_handlers, w) != 0) {
+    /* the client left before the 101: the plugin accepted, so it hears of the end */
+    channel_ws_closed(&w->base, SB_WS_CLOSE_ABNORMAL);
+    free(w);
+  }
+}
+
 static void ingress__handle(void *arg, const http_request *req, http_responder *res) {
   ingress *in = arg;
   in->stats.requests++;
@@ -75,10 +177,7 @@ static void ingress__handle(void *arg, const http_request *req, http_responder *
   const char *sub = strchr(seg, '/');
   sb_http_header stack[64];
   sb_http_header *headers = req->nheaders <= 64 ? stack : calloc(req->nheaders, sizeof(*headers));
-  hook_call *c = calloc(1, sizeof(*c));
-  if (headers == NULL || c == NULL) {
-    if (headers != stack) free(headers);
-    free(c);
+  if (headers == NULL) {
     http_respond_error(res, 503, "unavailable", "out of memory", NULL);
     return;
   }
@@ -97,18 +196,12 @@ static void ingress__handle(void *arg, const http_request *req, http_responder *
       .body_len = req->body_len,
       .remote_addr = req->remote_addr,
   };
-  c->base.respond = ingress__respond;
-  c->in = in;
-  c->ch = ch;
-  c->res = res;
-  c->next = in->pending.next;
-  c->prev = &in->pending;
-  in->pending.next->prev = c;
-  in->pending.next = c;
-  c->in_receive = 1;
-  channel_receive(ch, &r, &c->base);
-  c->in_receive = 0;
-  if (c->base.answered) free(c); /* answered inside receive: its respond left it to us */
+  int hs = channel_takes_websockets(ch) ? http_ws_is_handshake(res) : 0;
+  if (hs != 0) {
+    ingress__websocket(in, ch, &r, res, hs);
+  } else {
+    ingress__receive(in, ch, &r, res);
+  }
   if (headers != stack) free(headers);
 }
 

@@ -2,6 +2,9 @@
  * plugin receive(), and the plugin's answer back to the client.
  *
  * An unknown or disabled channel gets 404 without any plugin being touched.
+ * A WebSocket handshake for a plugin with ws_open (ABI 1.3) goes there
+ * instead of receive(): accepted, the connection is the plugin's until
+ * ws_closed; refused, the client gets 403/404/429/413/400.
  * Requests a plugin has not answered when its channel is destroyed are
  * answered 503 by the host, so no client waits forever. Loop thread only.
  */
@@ -32,6 +35,7 @@ typedef struct ingress_stats {
   uint64_t requests;
   uint64_t unknown_channel;
   uint64_t answered_by_host;
+  uint64_t websockets; /* handshakes a plugin accepted */
 } ingress_stats;
 void ingress_get_stats(const ingress *in, ingress_stats *out);
 

@@ -62,6 +62,16 @@ static int loader__vet(const char *path, const sb_plugin *d, char *err, size_t e
       return -EINVAL;
     }
   }
+  if (d->ws_open != NULL && (d->ws_message == NULL || d->ws_closed == NULL)) {
+    snprintf(err, errlen,
+             "plugin \"%s\" (file %s) has the ws_open hook but lacks %s: a plugin that takes WebSockets needs "
+             "ws_open, ws_message and ws_closed (ABI 1.3)",
+             id, path,
+             d->ws_message == NULL && d->ws_closed == NULL ? "ws_message and ws_closed"
+             : d->ws_message == NULL                      ? "ws_message"
+                                                          : "ws_closed");
+    return -EINVAL;
+  }
   if (d->name == NULL || d->version == NULL) {
     snprintf(err, errlen, "plugin \"%s\" (file %s) must give a name and a version", id, path);
     return -EINVAL;

@@ -84,7 +84,8 @@ static int relay__inbound(void *ctx, sb_channel *ch, const sb_inbound_message *m
   for (size_t i = 0; i < m->attachment_count; i++) {
     const sb_attachment *a = &m->attachments[i];
     att[i] = (router_attachment){.url = a->url, .mime_type = a->mime_type, .filename = a->filename,
-                                 .content_id = a->content_id, .size = (int64_t)a->size};
+                                 .content_id = a->content_id, .size = (int64_t)a->size,
+                                 .data = a->data, .data_len = a->data != NULL ? a->data_len : 0};
   }
   router_inbound ri = {
       .channel = channel_name(ch),
@@ -106,6 +107,18 @@ static int relay__inbound(void *ctx, sb_channel *ch, const sb_inbound_message *m
   ri.sender.avatar_url = m->sender.avatar_url;
   /* The ABI's SB_IN_* and the router's ROUTER_IN_* share their values. */
   ri.flags = m->flags & (ROUTER_IN_AUTOMATIC | ROUTER_IN_ECHO | ROUTER_IN_BOUNCE | ROUTER_IN_NO_AUTOREPLY);
+  /* Metadata must be a JSON object to be kept; a plugin's malformed facts
+   * are dropped with a warning rather than cost the customer's message. */
+  if (m->metadata_json != NULL) {
+    json_t *meta = json_loads(m->metadata_json, 0, NULL);
+    if (json_is_object(meta)) {
+      ri.metadata_json = m->metadata_json;
+    } else {
+      log_msg(LOG_LEVEL_WARN, channel_name(ch), channel_plugin(ch)->desc.id,
+              "an inbound message's metadata is not a JSON object; stored without it");
+    }
+    json_decref(meta);
+  }
   in->r = r;
   in->ch = ch;
   in->done = done;

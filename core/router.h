@@ -108,9 +108,15 @@ int router_avatar_url_valid(const char *url);
 #define ROUTER_IN_BOUNCE 0x4u       /* delivery failure notice */
 #define ROUTER_IN_NO_AUTOREPLY 0x8u /* sender asked for no auto-replies */
 
+/* An attachment's metadata and, on inbound messages, optionally its content:
+ * data (NULL or data_len bytes) is stored with the message when it is within
+ * the store's attachment limit (store_set_attachment_limit); over it, only
+ * the metadata is kept, with an "error" saying why. Replies ignore data. */
 typedef struct router_attachment {
   const char *url, *mime_type, *filename, *content_id;
   int64_t size;
+  const char *data;
+  size_t data_len;
 } router_attachment;
 
 typedef struct router_inbound {
@@ -128,6 +134,9 @@ typedef struct router_inbound {
   size_t n_attachments;
   int64_t timestamp_ms; /* 0 = now */
   uint32_t flags;       /* ROUTER_IN_* */
+  const char *metadata_json; /* a JSON object's text kept with the message (the
+                                plugin's facts: a postback payload, why media
+                                was not downloaded), or NULL */
 } router_inbound;
 
 /* Fires on the loop after the batch holding the message committed (status 0)

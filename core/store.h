@@ -35,7 +35,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 6
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -71,6 +71,36 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
 
 /* Copies *r and queues the reply. See router_submit_reply. */
 int store_submit_reply(store *st, const router_reply *r, router_reply_cb cb, void *arg);
+
+/* ---- attachment content (store_sqlite_attach.c) ---- */
+
+/* The default largest attachment whose content is stored: 25 MiB. */
+#define STORE_ATTACHMENT_LIMIT_DEFAULT ((int64_t)25 * 1024 * 1024)
+/* SQLite's default limit on one value; a larger limit is refused. */
+#define STORE_ATTACHMENT_LIMIT_MAX ((int64_t)1000 * 1000 * 1000)
+
+/* Sets the largest attachment, in bytes, whose content an inbound message
+ * keeps (0: none; default STORE_ATTACHMENT_LIMIT_DEFAULT). A larger one is
+ * kept as metadata with an "error" member saying why, and the message is
+ * stored as usual. Applies to messages submitted afterwards. Returns 0, or
+ * -EINVAL for a value outside 0..STORE_ATTACHMENT_LIMIT_MAX. */
+int store_set_attachment_limit(store *st, int64_t max_bytes);
+
+/* One stored attachment's content and what was said about it. Borrowed for
+ * the duration of the callback. */
+typedef struct store_attachment {
+  int64_t id, message_id;
+  const char *mime_type, *filename; /* may be NULL */
+  const char *data;
+  size_t len;
+} store_attachment;
+
+typedef void (*store_attachment_cb)(void *arg, int status, const store_attachment *a, const char *err);
+
+/* Reads attachment id's content (status -ENOENT, a NULL a and err a
+ * sentence when there is none). The content is read into memory on the
+ * store's thread, so this is for attachments within the store's limit. */
+int store_attachment_get(store *st, int64_t id, store_attachment_cb cb, void *arg);
 
 /* ---- configuration ---- */
 
@@ -139,7 +169,10 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
  * status, priority, owner}, last_message_at}], next_cursor} newest first. */
 int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, void *arg);
 /* The thread as in the list plus messages:[{id, direction, channel, text, html,
- * attachments, external_id, reply_to, status, error, automatic, created_at}]. */
+ * attachments, external_id, reply_to, status, error, automatic, created_at}].
+ * attachments: [{url?, mime_type?, filename?, content_id?, size, id?, error?}]
+ * where id names stored content (store_attachment_get) and error says why
+ * content that was given is not stored. */
 int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void *arg);
 /* {id, thread_id, pipeline, status, closed, priority, owner, name, properties} */
 int store_ticket_get(store *st, int64_t id, store_json_cb cb, void *arg);

@@ -83,6 +83,18 @@ static const char *const sq__migrations[] = {
     "CREATE INDEX tokens_user ON tokens(user_id) WHERE user_id IS NOT NULL;"
     "CREATE INDEX messages_user ON messages(user_id) WHERE user_id IS NOT NULL;"
     "ALTER TABLE users ADD COLUMN avatar_url TEXT;",
+    /* 5: inbound attachment content, written in its message's transaction
+     * (why in rows, not files: store_sqlite_attach.c). The message's
+     * attachments JSON names each stored entry by id; rows go with their
+     * message when it is deleted. */
+    "CREATE TABLE attachments(id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL,"
+    "  position INTEGER NOT NULL, mime_type TEXT, filename TEXT, size INTEGER NOT NULL,"
+    "  data BLOB NOT NULL, created_at INTEGER NOT NULL, UNIQUE(message_id, position));"
+    "CREATE TRIGGER attachments_follow_messages AFTER DELETE ON messages BEGIN"
+    "  DELETE FROM attachments WHERE message_id = OLD.id; END;",
+    /* 6: what a plugin says about an inbound message (sb_inbound_message.
+     * metadata_json: a postback payload, why media was not downloaded) */
+    "ALTER TABLE messages ADD COLUMN metadata TEXT;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
@@ -598,6 +610,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   store *st = calloc(1, sizeof(*st));
   if (st == NULL) return -ENOMEM;
   st->loop = loop;
+  st->attachment_limit = STORE_ATTACHMENT_LIMIT_DEFAULT;
   st->path = strdup(url + 7);
   st->bus = events_bus_new();
   st->contact_cache = sq_cache_new((size_t)1 << 20);

@@ -51,6 +51,7 @@ struct store {
   int64_t assign_seq;            /* writer-owned round-robin counter */
   uint64_t inbound_count;        /* writer-owned, folded into stats per batch */
   int64_t batch_now;             /* writer-owned, see sq_batch_now */
+  int64_t attachment_limit;      /* loop-owned: store_set_attachment_limit */
   sq_cache *contact_cache;       /* "channel\x1fkind\x1fvalue" -> contact id */
   sq_cache *thread_cache;        /* per_contact / external key -> latest thread, flag closed */
   char *path;
@@ -139,5 +140,27 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
                       int64_t user_id, const char *text, const char *html,
                       const char *attachments_json, int64_t reply_to, int automatic,
                       int64_t *message_id);
+
+/* Attachment content (store_sqlite_attach.c). One attachment's bytes, at
+ * position in the message's attachments array. */
+typedef struct sq_blob {
+  size_t position;
+  const char *data;
+  size_t len;
+} sq_blob;
+
+/* Loop thread: the attachments' JSON as stored with an inbound message on
+ * channel (*json, malloc'd; NULL when n is 0), and copies of the content
+ * within the store's limit (*blobs: one malloc'd block to free, NULL when
+ * none). Content over the limit is not copied; its JSON entry gets an
+ * "error" and a warning is logged. Returns 0 or -ENOMEM (nothing to free). */
+int sq_attachments_prepare(store *st, const char *channel, const router_attachment *a, size_t n,
+                           char **json, sq_blob **blobs, size_t *n_blobs);
+
+/* Writer thread, after message_id was inserted with attachments_json:
+ * stores the content and writes each stored entry's id into the message's
+ * attachments. Returns 0 or -EIO (r filled). */
+int sq_attachments_insert(store *st, sq_req *r, int64_t message_id, const char *attachments_json,
+                          const sq_blob *blobs, size_t n);
 
 #endif

@@ -246,7 +246,8 @@ static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
       " 'html', m.html, 'subject', m.subject, 'attachments', json(coalesce(m.attachments, '[]')),"
       " 'external_id', m.external_id, 'reply_to', m.reply_to, 'status', m.status, 'error', m.error,"
       " 'automatic', json(CASE WHEN m.automatic THEN 'true' ELSE 'false' END),"
-      " 'user', (SELECT name FROM users WHERE id = m.user_id), 'created_at', m.created_at)"
+      " 'user', (SELECT name FROM users WHERE id = m.user_id), 'metadata', json(m.metadata),"
+      " 'created_at', m.created_at)"
       " FROM messages m WHERE m.thread_id = ?1 ORDER BY m.id");
   json_t *msgs = NULL;
   if (s == NULL || (sqlite3_bind_int64(s, 1, id), sq__rows(st, r, s, &msgs)) < 0) {

@@ -14,7 +14,7 @@
 /* ---- inbound request: one allocation holds the struct and its strings ---- */
 
 enum { IN_CHANNEL, IN_EXT, IN_THREAD, IN_REPLY_TO, IN_KIND, IN_SID, IN_NAME, IN_EMAIL, IN_PHONE,
-       IN_AVATAR, IN_TEXT, IN_HTML, IN_SUBJECT, IN_ATTACH, IN_NSTR };
+       IN_AVATAR, IN_TEXT, IN_HTML, IN_SUBJECT, IN_ATTACH, IN_META, IN_NSTR };
 
 typedef struct sq_inbound {
   sq_req base;
@@ -25,24 +25,9 @@ typedef struct sq_inbound {
   void *arg;
   int64_t message_id;
   int duplicate;
+  sq_blob *blobs; /* attachment content to store with the message (malloc'd) */
+  size_t n_blobs;
 } sq_inbound;
-
-static char *sq__attachments_json(const router_attachment *a, size_t n) {
-  if (n == 0) return NULL;
-  json_t *arr = json_array();
-  for (size_t i = 0; i < n; i++) {
-    json_t *o = json_object();
-    if (a[i].url) json_object_set_new(o, "url", json_string(a[i].url));
-    if (a[i].mime_type) json_object_set_new(o, "mime_type", json_string(a[i].mime_type));
-    if (a[i].filename) json_object_set_new(o, "filename", json_string(a[i].filename));
-    if (a[i].content_id) json_object_set_new(o, "content_id", json_string(a[i].content_id));
-    json_object_set_new(o, "size", json_integer(a[i].size));
-    json_array_append_new(arr, o);
-  }
-  char *s = json_dumps(arr, JSON_COMPACT);
-  json_decref(arr);
-  return s;
-}
 
 static void sq__inbound_run(store *st, sq_req *r);
 
@@ -50,22 +35,30 @@ static void sq__inbound_done(store *st, sq_req *r) {
   sq_inbound *m = (sq_inbound *)r;
   m->cb(m->arg, r->status, r->status < 0 ? 0 : m->message_id, m->duplicate,
         r->status < 0 ? r->err : NULL);
+  free(m->blobs);
   free(m);
 }
 
 int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb cb, void *arg) {
   if (st == NULL || in == NULL || cb == NULL) return -EINVAL;
-  char *attach = sq__attachments_json(in->attachments, in->n_attachments);
+  char *attach = NULL;
+  sq_blob *blobs = NULL;
+  size_t n_blobs = 0;
+  if (sq_attachments_prepare(st, in->channel, in->attachments, in->n_attachments, &attach, &blobs,
+                             &n_blobs) < 0)
+    return -ENOMEM;
   const char *src[IN_NSTR] = {in->channel, in->external_id, in->external_thread_id,
                               in->reply_to_external_id, in->sender.kind, in->sender.id,
                               in->sender.name, in->sender.email, in->sender.phone,
-                              in->sender.avatar_url, in->text, in->html, in->subject, attach};
+                              in->sender.avatar_url, in->text, in->html, in->subject, attach,
+                              in->metadata_json};
   size_t total = sizeof(sq_inbound);
   for (int i = 0; i < IN_NSTR; i++)
     if (src[i] != NULL) total += strlen(src[i]) + 1;
   sq_inbound *m = calloc(1, total);
   if (m == NULL) {
     free(attach);
+    free(blobs);
     return -ENOMEM;
   }
   char *p = (char *)(m + 1);
@@ -77,6 +70,8 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
     p += l;
   }
   free(attach);
+  m->blobs = blobs;
+  m->n_blobs = n_blobs;
   m->ts = in->timestamp_ms;
   m->flags = in->flags;
   m->cb = cb;
@@ -84,7 +79,10 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
   m->base.run = sq__inbound_run;
   m->base.done = sq__inbound_done;
   int rc = sq_enqueue(st, &m->base);
-  if (rc < 0) free(m);
+  if (rc < 0) {
+    free(m->blobs);
+    free(m);
+  }
   return rc;
 }
 
@@ -706,13 +704,13 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   s = m->s[IN_REPLY_TO] != NULL
           ? sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at) VALUES(?1, ?2, ?3, ?4,"
+                        " flags, created_at, metadata) VALUES(?1, ?2, ?3, ?4,"
                         " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
-                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
           : sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at) VALUES(?1, ?2, ?3, ?4, ?5,"
-                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+                        " flags, created_at, metadata) VALUES(?1, ?2, ?3, ?4, ?5,"
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
   if (s == NULL) return sq_fail(st, r, "storing a message");
   sqlite3_bind_int64(s, 1, thread);
   sq_bind_text(s, 2, chname);
@@ -728,6 +726,7 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   sqlite3_bind_int(s, 12, (m->flags & ROUTER_IN_AUTOMATIC) != 0);
   sqlite3_bind_int(s, 13, (int)m->flags);
   sqlite3_bind_int64(s, 14, ts);
+  sq_bind_text(s, 15, m->s[IN_META]);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a message");
   if (sqlite3_changes(st->db) == 0) {
     /* Ignored: the external id was seen before. Nothing was changed yet. */
@@ -736,6 +735,10 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     return 0;
   }
   m->message_id = sqlite3_last_insert_rowid(st->db);
+  /* Only now, when the message is new: a redelivery stores no content. */
+  if (m->n_blobs > 0 &&
+      sq_attachments_insert(st, r, m->message_id, m->s[IN_ATTACH], m->blobs, m->n_blobs) < 0)
+    return -EIO;
   sq_jw w = {0};
   sq_jw_int(&w, "message_id", m->message_id);
   sq_jw_int(&w, "thread_id", thread);

@@ -139,6 +139,12 @@ void ph_run_for(uint64_t ms) {
   ph_run_until(&never, ms);
 }
 
+static int ph__release(void *ctx, sb_channel *ch, uint32_t kind, const char *id) {
+  phe.releases++;
+  snprintf(phe.released, sizeof(phe.released), "%u:%s", (unsigned)kind, id);
+  return SB_OK;
+}
+
 void ph_setup(const char *plugin_name, const char *token, const char *page_id) {
   uv_loop_init(&ph_loop);
   memset(&phe, 0, sizeof(phe));
@@ -147,6 +153,7 @@ void ph_setup(const char *plugin_name, const char *token, const char *page_id) {
   phe.env.inbound = ph__inbound;
   phe.env.status = ph__status;
   phe.env.state_changed = ph__state;
+  phe.env.send_release = ph__release;
   ck_assert_int_eq(httpc_new(&ph_loop, &ph_client), 0);
   phe.env.httpc = ph_client;
   uv_timer_init(&ph_loop, &ph_commit_timer);

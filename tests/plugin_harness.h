@@ -53,6 +53,8 @@ typedef struct ph_env {
   int commits_pending;
   uint32_t state;
   char state_reason[512];
+  int releases;              /* send_release calls */
+  char released[300];        /* the last one's "kind:id" */
 } ph_env;
 
 extern uv_loop_t ph_loop;

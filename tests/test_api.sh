@@ -131,7 +131,7 @@ call() {
   [ -n "$tok" ] && args+=(-H "Authorization: Bearer $tok")
   [ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data-binary "$data")
   code=$(curl "${args[@]}" "$base$path")
-  body=$(cat "$work/body")
+  body=$(tr -d '\000' <"$work/body") # downloads may hold NUL bytes
   local why
   if ! why=$($CHECK "$SPEC" "$m" "$path" "$code" "$work/body" "$work/hits" 2>&1); then
     not_ok "$m $path answers as documented" "$why"
@@ -264,6 +264,37 @@ expect "a reply setting a status that needs properties is 422 naming them" 422 '
 big=$(python3 -c 'print("{\"text\": \"" + "x" * 70000 + "\"}")')
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" "$big"
 expect "an oversized body is 413" 413
+
+# --- attachment content ------------------------------------------------------------
+# The test plugin hands the host the request body as an attachment's bytes.
+printf 'PDF\000\001\002 binary \377\376 end' >"$work/att.bin"
+attname='Quarterly "Q3" report ä;.pdf'
+curl -s -H "X-Id: m-att" -H "X-Sender: kim" -H "X-Attach: $attname" -H "X-Attach-Type: application/pdf" \
+  --data-binary @"$work/att.bin" "$base/hooks/demo/messages" >/dev/null
+call GET "/api/v1/conversations/$conv" "$AGENT"
+held='[a for m in d["messages"] for a in m["attachments"] if "id" in a]'
+expect "stored attachment content gets an id and a url to download it" 200 \
+  "len($held) == 1 and $held[0]['url'] == '/api/v1/attachments/%d' % $held[0]['id'] and $held[0]['size'] == $(stat -c %s "$work/att.bin")"
+expect "an attachment that is only a link keeps its own url" 200 \
+  '[a["url"] for m in d["messages"] for a in m["attachments"] if "id" not in a] == ["https://example.com/a.png"]'
+attid=$(jv "$held[0]['id']")
+call GET "/api/v1/attachments/$attid" "$AGENT"
+cmp -s "$work/body" "$work/att.bin"
+check "GET /api/v1/attachments/{id} answers the bytes as they came" $? "status $code"
+curl -s -D "$work/att.headers" -o /dev/null -H "Authorization: Bearer $ADMIN" "$base/api/v1/attachments/$attid"
+hdr() { tr -d '\r' <"$work/att.headers" | grep -i "^$1:" | cut -d' ' -f2-; }
+check "it carries the stored Content-Type" $([ "$(hdr content-type)" = application/pdf ]; echo $?) "$(cat "$work/att.headers")"
+check "and Content-Length" $([ "$(hdr content-length)" = "$(stat -c %s "$work/att.bin")" ]; echo $?) "$(cat "$work/att.headers")"
+want_disp="attachment; filename=\"Quarterly _Q3_ report _;.pdf\"; filename*=UTF-8''Quarterly%20%22Q3%22%20report%20%C3%A4%3B.pdf"
+check "Content-Disposition quotes the filename safely and gives it exactly in filename*" \
+  $([ "$(hdr content-disposition)" = "$want_disp" ]; echo $?) "$(hdr content-disposition)"
+check "the download is never sniffed" $([ "$(hdr x-content-type-options)" = nosniff ]; echo $?)
+call GET /api/v1/attachments/99999 "$AGENT"
+expect "an unknown attachment is 404" 404 'd["error"]["code"] == "not_found"'
+call GET /api/v1/attachments/abc "$AGENT"
+expect "a non-numeric attachment id is 404" 404
+call GET "/api/v1/attachments/$attid" ""
+expect "an attachment needs a token" 401
 
 # --- tickets and pipelines -----------------------------------------------------
 call GET "/api/v1/tickets/$ticket" "$AGENT"

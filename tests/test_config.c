@@ -155,6 +155,28 @@ START_TEST(outbox_and_http_settings_are_read_and_checked) {
 }
 END_TEST
 
+START_TEST(attachment_limit_is_read_and_checked) {
+  config *cfg;
+  ck_assert_int_eq(load("{}", &cfg), 0);
+  ck_assert_int_eq(cfg->attachments_max_bytes, -1); /* the store's default */
+  config_free(cfg);
+  ck_assert_int_eq(load("{\"attachments\":{\"max_bytes\":1048576}}", &cfg), 0);
+  ck_assert_int_eq(cfg->attachments_max_bytes, 1048576);
+  config_free(cfg);
+  ck_assert_int_eq(load("{\"attachments\":{\"max_bytes\":0}}", &cfg), 0);
+  ck_assert_int_eq(cfg->attachments_max_bytes, 0);
+  config_free(cfg);
+  ck_assert_int_lt(load("{\"attachments\":{\"max_bytes\":-1}}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "\"attachments.max_bytes\" must be a number of bytes from 0 to 1000000000"));
+  ck_assert_int_lt(load("{\"attachments\":{\"max_bytes\":\"25MiB\"}}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "\"attachments.max_bytes\""));
+  ck_assert_int_lt(load("{\"attachments\":{\"dir\":\"x\"}}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "unknown key \"attachments.dir\""));
+  ck_assert_int_lt(load("{\"attachments\":25}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "\"attachments\" must be an object"));
+}
+END_TEST
+
 START_TEST(secret_key_is_resolved_and_checked_without_printing_it) {
   config *cfg;
   setenv("CONFIG_TEST_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
@@ -183,6 +205,7 @@ int main(void) {
   tcase_add_test(tc, structural_errors_name_the_key);
   tcase_add_test(tc, channel_errors_name_the_channel);
   tcase_add_test(tc, outbox_and_http_settings_are_read_and_checked);
+  tcase_add_test(tc, attachment_limit_is_read_and_checked);
   tcase_add_test(tc, secret_key_is_resolved_and_checked_without_printing_it);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

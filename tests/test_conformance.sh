@@ -11,7 +11,7 @@ SB=${SB_BINARY:?}
 PLUGINS=${SB_TEST_PLUGIN_DIR:?}
 
 # --- conforming plugins ------------------------------------------------------
-expect "the test plugin conforms" 0 '^20 passed, 0 failed: .* conforms to plugin ABI 1\.[0-9]+$' \
+expect "the test plugin conforms" 0 '^21 passed, 0 failed: .* conforms to plugin ABI 1\.[0-9]+$' \
   "$SB" plugins check "$PLUGINS/testplugin.so"
 out=$("$SB" plugins check "$PLUGINS/testplugin.so" 2>&1)
 for check in load descriptor entry-version file-name metadata schema capabilities credentials-valid \
@@ -19,7 +19,7 @@ for check in load descriptor entry-version file-name metadata schema capabilitie
   send-timeout send-refused send-rich send-cancel leaks; do
   if grep -q "^PASS $check: " <<<"$out"; then ok "check $check is reported"; else not_ok "check $check is reported" "$out"; fi
 done
-expect "the example in plugin.h conforms" 0 '20 passed, 0 failed' "$SB" plugins check "$PLUGINS/example/echo.so"
+expect "the example in plugin.h conforms" 0 '21 passed, 0 failed' "$SB" plugins check "$PLUGINS/example/echo.so"
 expect "--set gives a credential" 0 'PASS credentials-valid' \
   "$SB" plugins check --set token=abcdefgh --only credentials-valid "$PLUGINS/testplugin.so"
 

@@ -46,6 +46,8 @@ typedef struct fake_env {
   size_t attachment_count;
   char att_url[256], att_type[64], att_name[64];
   uint64_t att_size;
+  char att_data[64]; /* the first attachment's content, if any */
+  size_t att_data_len;
   char stored[512][300]; /* external ids stored, index + 1 = message number */
   int stored_count;
   fake_commit pending[64];
@@ -99,6 +101,9 @@ static int fake_inbound(void *ctx, sb_channel *c, const sb_inbound_message *m, s
     copy_or_null(fe.att_type, sizeof(fe.att_type), m->attachments[0].mime_type);
     copy_or_null(fe.att_name, sizeof(fe.att_name), m->attachments[0].filename);
     fe.att_size = m->attachments[0].size;
+    fe.att_data_len = m->attachments[0].data != NULL ? m->attachments[0].data_len : 0;
+    if (fe.att_data_len > 0 && fe.att_data_len <= sizeof(fe.att_data))
+      memcpy(fe.att_data, m->attachments[0].data, fe.att_data_len);
   }
   ck_assert_int_lt(fe.pending_count, 64);
   fake_commit *p = &fe.pending[fe.pending_count++];
@@ -748,6 +753,36 @@ START_TEST(oversized_or_disallowed_attachments_get_413_or_415) {
 }
 END_TEST
 
+START_TEST(inline_base64_content_is_decoded_for_the_host) {
+  open_channel("\"max_attachment_bytes\":8");
+  /* "SGkA/w==" is the 4 bytes 'H' 'i' NUL 0xff. No url is needed with data. */
+  ck_assert_int_eq(post("/messages", "{\"id\":\"d1\",\"sender\":{\"id\":\"u\"},\"attachments\":[{\"data\":\"SGkA/w==\","
+                                     "\"mime_type\":\"application/octet-stream\",\"filename\":\"x.bin\"}]}")
+                       ->status,
+                   200);
+  ck_assert_uint_eq(fe.attachment_count, 1);
+  ck_assert_str_eq(fe.att_url, "(null)");
+  ck_assert_uint_eq(fe.att_data_len, 4);
+  ck_assert_mem_eq(fe.att_data, "Hi\0\377", 4);
+  ck_assert_uint_eq(fe.att_size, 4); /* the content's size */
+  const char *fmt = "{\"id\":\"%s\",\"sender\":{\"id\":\"u\"},\"attachments\":[%s]}";
+  char body[512];
+  snprintf(body, sizeof(body), fmt, "d2", "{\"data\":\"not base64!\"}");
+  assert_error(post("/messages", body), 400, "invalid", "attachments[0].data");
+  snprintf(body, sizeof(body), fmt, "d3", "{\"data\":\"SGk\"}"); /* unpadded */
+  assert_error(post("/messages", body), 400, "invalid", "attachments[0].data");
+  snprintf(body, sizeof(body), fmt, "d4", "{\"data\":7}");
+  assert_error(post("/messages", body), 400, "invalid", "attachments[0].data");
+  snprintf(body, sizeof(body), fmt, "d5", "{\"data\":\"SGkA/w==\",\"size\":5}");
+  assert_error(post("/messages", body), 400, "invalid", "attachments[0].size");
+  snprintf(body, sizeof(body), fmt, "d6", "{\"data\":\"MTIzNDU2Nzg5\"}"); /* 9 bytes, over 8 */
+  assert_error(post("/messages", body), 413, "too_large", "attachments[0].size");
+  snprintf(body, sizeof(body), fmt, "d7", "{\"mime_type\":\"image/png\"}");
+  assert_error(post("/messages", body), 400, "invalid", "attachments[0].url");
+  ck_assert_int_eq(fe.inbound_count, 1);
+}
+END_TEST
+
 START_TEST(default_attachment_limit_is_10_mib_and_any_type) {
   open_channel("");
   assert_error(post("/messages", "{\"id\":\"b1\",\"sender\":{\"id\":\"u\"},\"attachments\":[{\"url\":\"https://x/a\","
@@ -1150,6 +1185,7 @@ int main(void) {
   tcase_add_test(tc, signature_helper_matches_rfc_4231);
   tcase_add_test(tc, valid_inbound_is_answered_with_message_id_only_after_commit);
   tcase_add_test(tc, redelivery_gets_the_same_message_id_and_stores_nothing_new);
+  tcase_add_test(tc, inline_base64_content_is_decoded_for_the_host);
   tcase_add_test(tc, integration_thread_model_passes_the_thread_id_and_requires_it);
   tcase_add_test(tc, bad_missing_or_stale_signatures_get_401);
   tcase_add_test(tc, malformed_json_gets_400);

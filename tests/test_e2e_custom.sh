@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # test_e2e_custom.sh — the custom channel end to end through the real daemon
 # and an external-service double (tests/integration_double.py): signed
-# inbound, redelivery, bad signatures, attachments, an automatic reply through the outbox
-# to the double (signature verified there), a delivery receipt, an agent's
-# REST API reply that reaches the integration with the agent's name, a
-# retried send (429 + Retry-After) and a permanently failed one. Stops what
-# it starts.
+# inbound, redelivery, bad signatures, attachments (inline content downloaded
+# over the REST API), an automatic reply through the outbox to the double
+# (signature verified there), a delivery receipt, an agent's REST API reply
+# that reaches the integration with the agent's name, a retried send (429 +
+# Retry-After) and a permanently failed one. Stops what it starts.
 set -u
 . "$(dirname "$0")/lib.sh"
 SB=${SB_BINARY:?}
@@ -43,6 +43,7 @@ channel() { # channel NAME PATH-MODE REPLY
   echo "  $(channel refusing 400 'Never arrives.')"
   echo " ]}"
 } >"$work/sb.json"
+AGENT=$("$SB" tokens create -c "$work/sb.json" --name e2e --role agent 2>"$work/token.err")
 "$SB" run -c "$work/sb.json" >"$work/daemon.log" 2>&1 &
 daemon=$!
 pids+=($daemon)
@@ -150,6 +151,23 @@ check "metrics count sends by result" '[ "$m_sends" = "1 1 1" ]' "$m_sends"
 check "metrics show the outbox depth and latency histograms" \
   'grep -q "^switchboard_outbox_depth{state=\"pending\"} 0" <<<"$metrics" && grep -q "^switchboard_store_commit_seconds_count [1-9]" <<<"$metrics" && grep -q "^switchboard_send_seconds_bucket{le=\"+Inf\"} [1-9]" <<<"$metrics"'
 check "metrics show channel states" 'grep -q "^switchboard_channel_state{channel=\"demo\",plugin=\"custom\",state=\"connected\"} 1" <<<"$metrics"'
+
+# Content sent inline (base64) is stored with the message; an agent downloads it.
+head -c 3000 /dev/urandom >"$work/inline.bin"
+inline='{"id": "ext-att-3", "sender": {"id": "user-42"}, "text": "Receipt attached", "attachments": [{"data": "'"$(base64 -w0 "$work/inline.bin")"'", "mime_type": "image/png", "filename": "receipt.png"}]}'
+out=$(post "$base/demo/messages" "$inline")
+check "a message with inline base64 content → 200" '[[ "$out" == 200* ]]' "$out"
+api() { curl -s -H "Authorization: Bearer $AGENT" "http://127.0.0.1:$port$1" "${@:2}"; }
+conv=$(sql "select thread_id from messages where external_id = 'ext-att-3'")
+url=$(api "/api/v1/conversations/$conv" | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+print([a["url"] for m in d["messages"] if m["external_id"] == "ext-att-3" for a in m["attachments"]][0])')
+check "its attachment points at the download endpoint" '[[ "$url" =~ ^/api/v1/attachments/[0-9]+$ ]]' "$url"
+api "$url" -o "$work/inline.got"
+check "the download is the content, byte for byte" 'cmp -s "$work/inline.got" "$work/inline.bin"'
+out=$(post "$base/demo/messages" "$inline")
+check "a redelivery stores the content no second time" \
+  '[[ "$out" == 200* ]] && [ "$(sql "select count(*) from attachments")" = 1 ]' "$out"
 
 check "the signing secret never reaches the log" '! grep -q "$E2E_SECRET" "$work/daemon.log"'
 check "the API token never reaches the log" '! grep -q "$TOKEN" "$work/daemon.log"'

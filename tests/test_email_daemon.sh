@@ -3,7 +3,8 @@
 # OpenSMTPD started here on free ports (../shared/recipes/mail-servers.md), the
 # switchboard executable with an SQLite store; customer mail sent with swaks
 # must become messages, threads, contacts and identities in the store, the
-# IMAP cursor must survive a restart without storing anything twice, and the
+# IMAP cursor must survive a restart without storing anything twice, an
+# attachment's content must be downloadable over the REST API, and the
 # password must never reach the log. Stops only what it starts, by PID.
 set -u
 
@@ -148,6 +149,7 @@ wait_rows() { # wait_rows SQL WANT
   for _ in $(seq 150); do [ "$(db "$1")" = "$2" ] && return 0; sleep 0.1; done; return 1
 }
 
+AGENT=$("$SB" tokens create -c "$work/switchboard.json" --name e2e --role agent 2>"$work/token.err")
 "$SB" check -c "$work/switchboard.json" >/dev/null 2>&1 && ok "check accepts an email channel" ||
   not_ok "check accepts an email channel" "$("$SB" check -c "$work/switchboard.json" 2>&1)"
 start_daemon
@@ -183,6 +185,28 @@ send 'From: customer@example.com\r\nTo: support@example.org\r\nSubject: another 
 wait_rows "SELECT count(*) FROM messages WHERE external_id='d-3@example.com'" 1
 check "after a restart nothing is stored twice" 3 "$(db "SELECT count(*) FROM messages WHERE channel='support' AND direction='in'")"
 check "a new subject from the same customer starts a new thread" mail-2 "$(db "SELECT t.external_id FROM threads t JOIN messages m ON m.thread_id=t.id WHERE m.external_id='d-3@example.com'")"
+
+# An attachment's content is stored with the mail's message and an agent downloads it.
+head -c 2000 /dev/urandom >"$work/invoice.pdf"
+{
+  printf 'From: customer@example.com\r\nTo: support@example.org\r\nSubject: the invoice\r\n'
+  printf 'Message-ID: <d-4@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+  printf -- '--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHere it is.\r\n'
+  printf -- '--b1\r\nContent-Type: application/pdf; name="invoice.pdf"\r\n'
+  printf 'Content-Disposition: attachment; filename="invoice.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+  base64 -w 76 "$work/invoice.pdf" | sed 's/$/\r/'
+  printf -- '--b1--\r\n'
+} >"$work/att.eml"
+swaks --server "127.0.0.1:$smtp" --from customer@example.com --to support@example.org --data "$work/att.eml" >/dev/null 2>&1
+wait_rows "SELECT count(*) FROM messages WHERE external_id='d-4@example.com'" 1
+url=$(curl -s -H "Authorization: Bearer $AGENT" \
+  "http://127.0.0.1:$http/api/v1/conversations/$(db "SELECT thread_id FROM messages WHERE external_id='d-4@example.com'")" |
+  python3 -c 'import json, sys
+d = json.load(sys.stdin)
+print(" ".join(a.get("url", "-") + "|" + str(a.get("filename")) for m in d["messages"] if m["external_id"] == "d-4@example.com" for a in m["attachments"]))')
+check "the mail's attachment is listed with a download url" "invoice.pdf" "$(grep -oE '^/api/v1/attachments/[0-9]+\|invoice.pdf$' <<<"$url" | cut -d'|' -f2)"
+curl -s -o "$work/invoice.got" -H "Authorization: Bearer $AGENT" "http://127.0.0.1:$http${url%%|*}"
+check "its content downloads byte for byte" same "$(cmp -s "$work/invoice.got" "$work/invoice.pdf" && echo same)"
 
 if grep -q "s3cret-mail-pass" "$work/daemon.log"; then not_ok "the password never reaches the log"; else ok "the password never reaches the log"; fi
 

@@ -45,8 +45,8 @@ START_TEST(good_plugin_loads_despite_broken_neighbours) {
   ck_assert_ptr_nonnull(p);
   ck_assert_str_eq(p->desc.name, "Test plugin");
   ck_assert_ptr_nonnull(p->desc.create);
-  ck_assert_uint_eq(l.count, 1);
-  ck_assert_uint_eq(l.refusal_count, 11);
+  ck_assert_uint_eq(l.count, 2); /* testplugin and wsecho */
+  ck_assert_uint_eq(l.refusal_count, 12);
 }
 END_TEST
 
@@ -130,6 +130,12 @@ START_TEST(invalid_or_mismatched_ids_are_refused) {
 }
 END_TEST
 
+START_TEST(websocket_hooks_come_together) {
+  ck_assert_refused("ws_half.so", "\"ws_half\"", "has the ws_open hook but lacks ws_closed");
+  ck_assert_ptr_nonnull(loader_find(&l, "wsecho"));
+}
+END_TEST
+
 START_TEST(duplicate_id_is_refused) {
   char *dir = tu_tmpdir();
   char cmd[8400];
@@ -138,7 +144,7 @@ START_TEST(duplicate_id_is_refused) {
   loader two = {0};
   const char *dirs[] = {SB_TEST_PLUGIN_DIR, dir};
   ck_assert_int_eq(loader_load(&two, hostapi_table(), dirs, 2, NULL, NULL), 0);
-  ck_assert_uint_eq(two.count, 1);
+  ck_assert_uint_eq(two.count, 2); /* testplugin once, and wsecho */
   int found = 0;
   for (size_t i = 0; i < two.refusal_count; i++) {
     found |= strstr(two.refusals[i].reason, "is already loaded from") != NULL;
@@ -210,6 +216,7 @@ int main(void) {
   tcase_add_test(tc, wrong_magic_is_refused);
   tcase_add_test(tc, other_major_is_refused_naming_both_versions);
   tcase_add_test(tc, newer_minor_is_refused_naming_both_versions);
+  tcase_add_test(tc, websocket_hooks_come_together);
   tcase_add_test(tc, oversized_descriptor_is_refused);
   tcase_add_test(tc, missing_required_hook_is_refused_by_name);
   tcase_add_test(tc, invalid_schema_tables_are_refused);

@@ -547,6 +547,9 @@ START_TEST(explicit_consent_asks_first_holds_replies_and_releases_them_on_the_po
            "\"mid\":\"m_yes\",\"title\":\"I agree\",\"payload\":\"SWITCHBOARD_CONSENT_GIVEN\"}}]",
            (long long)now_ms());
   ck_assert_int_eq(post_events(events)->status, 200);
+  /* The held reply is released at once, not at the end of its hour. */
+  ck_assert_int_eq(phe.releases, 1);
+  ck_assert_str_eq(phe.released, "2:" KIM); /* SB_IDENTITY_PSID */
   s = ph_send(&m);
   ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
 }

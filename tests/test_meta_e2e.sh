@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_meta_e2e.sh — Messenger and WhatsApp through the real daemon against the Graph API double
 # (tests/graph_double_server): verification, signatures, batched and redelivered webhooks with escaped
-# unicode, profiles, an outbound reply through the outbox, read watermarks, echoes, WhatsApp media and
-# statuses; checked over HTTP and in the SQLite store. Stops only the processes it starts, by PID.
+# unicode, profiles, an outbound reply through the outbox, read watermarks, echoes, WhatsApp media (stored
+# and downloaded over the REST API) and statuses; checked over HTTP and in the SQLite store. Stops only
+# the processes it starts, by PID.
 set -u
 
 SB=${SB_BINARY:?}
@@ -60,6 +61,7 @@ cat >"$work/switchboard.json" <<EOF
  ]}
 EOF
 
+AGENT=$("$SB" tokens create -c "$work/switchboard.json" --name e2e --role agent 2>"$work/token.err")
 "$SB" run -c "$work/switchboard.json" --log-level debug >"$work/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do grep -q 'ready' "$work/daemon.log" && break; sleep 0.1; done
@@ -173,6 +175,25 @@ if sql "SELECT attachments FROM messages WHERE external_id='wamid.E2E2'" | grep 
 else
   not_ok "WhatsApp media" "$(sql "SELECT attachments FROM messages WHERE external_id='wamid.E2E2'")"
 fi
+# The downloaded media is stored with the message and an agent downloads it over the API.
+api_get() { # api_get PATH OUT: prints the HTTP status, the body goes to OUT (headers to OUT.h)
+  curl -s -D "$2.h" -o "$2" -w '%{http_code}' -H "Authorization: Bearer $AGENT" "http://127.0.0.1:$port$1"
+}
+mthread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2E2'")
+check "the conversation with the WhatsApp image is readable over the API" \
+  "$(api_get "/api/v1/conversations/$mthread" "$work/conv.json")" "200"
+media_url=$(python3 - "$work/conv.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+a = [a for m in d["messages"] if m["external_id"] == "wamid.E2E2" for a in m["attachments"]]
+ok = len(a) == 1 and a[0]["url"] == "/api/v1/attachments/%d" % a[0]["id"] and "/media/1037543291543636" in a[0]["source_url"]
+print(a[0]["url"] if ok else "bad: %s" % a)
+PY
+)
+check "the image attachment points at its download, keeping the Graph URL as source_url" "${media_url%/*}/" "/api/v1/attachments/"
+check "GET the attachment answers 200" "$(api_get "$media_url" "$work/media.bin")" "200"
+check "the bytes are those the Graph API served" "$(cat "$work/media.bin")" "JPEGBYTES"
+check "with the media's Content-Type" "$(tr -d '\r' <"$work/media.bin.h" | grep -i '^content-type:' | cut -d' ' -f2-)" "image/jpeg"
 wthread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2E1'")
 sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($wthread, 'wa', 'out', 'Takk, Kari!', 'queued', $now);
      INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'wa', 'e2e-wa-1', 'pending', 0);"
@@ -198,6 +219,26 @@ check "a failed status webhook gets 200" "$(wa_status '"status":"failed","errors
 check "131047 fails the reply with re-engagement required" "$(settled "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='Takk, Kari!'" "failed: re-engagement required")" "failed: re-engagement required"
 check "a redelivered WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
 check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa' AND direction='in'")" "2"
+check "not even a second copy of the media" "$(sql "SELECT count(*) FROM attachments")" "1"
+# Media the Graph API does not know: the message is still stored, with the
+# failure recorded on it for agents (its metadata), and nothing downloaded.
+cat >"$work/wa_gone.json" <<EOF
+{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
+ "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
+ "contacts":[{"profile":{"name":"Kari Ås"},"wa_id":"$WA_ID"}],
+ "messages":[{"from":"$WA_ID","id":"wamid.E2EGONE","timestamp":"$ts","type":"document","document":{"filename":"invoice.pdf","mime_type":"application/pdf","sha256":"y","id":"999000999"}}]},
+ "field":"messages"}]}]}
+EOF
+check "a message whose media cannot be fetched still gets 200" "$(post wa "$WA_SECRET" "$work/wa_gone.json")" "200"
+check "it is stored, with the media failure recorded on it" \
+  "$(sql "SELECT count(*) || ' ' || (json_extract(metadata, '\$.media_error') LIKE '%media%') FROM messages WHERE external_id='wamid.E2EGONE'")" "1 1"
+gone_thread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2EGONE'")
+api_get "/api/v1/conversations/$gone_thread" "$work/gone.json" >/dev/null
+check "agents see the failure over the API" "$(python3 -c '
+import json, sys
+m = [m for m in json.load(open(sys.argv[1]))["messages"] if m["external_id"] == "wamid.E2EGONE"][0]
+print("media_error" in (m["metadata"] or {}))' "$work/gone.json")" "True"
+check "and no content was stored for it" "$(sql "SELECT count(*) FROM attachments")" "1"
 
 # --- messaging windows through the daemon ----------------------------------------------------
 # A Messenger customer who last wrote 30 hours ago: an agent's reply goes

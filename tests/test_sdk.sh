@@ -81,7 +81,7 @@ cp "$proj/build/demo_echo.so" "$work/echo.so"
 expect "the example in testhost.h passes" 0 '' bash -c "cd '$work' && ./header_example"
 
 # --- conformance and the daemon -------------------------------------------------------------
-expect "the scaffolded plugin passes plugins check" 0 '^20 passed, 0 failed' \
+expect "the scaffolded plugin passes plugins check" 0 '^21 passed, 0 failed' \
   "$SB" plugins check "$proj/build/demo_echo.so"
 # A receiver for the plugin's outbound POSTs: records each body, answers 200
 # with an external id.

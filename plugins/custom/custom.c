@@ -16,6 +16,7 @@
 #include <switchboard/plugin.h>
 
 #include <jansson.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +93,7 @@ static const sb_field custom_schema[] = {
     {"allowed_attachment_types", SB_FIELD_STRING, SB_FIELD_MULTI, NULL, "Allowed attachment types",
      "MIME types (\"application/pdf\") or prefixes (\"image/\") accepted inbound; none given: any type.", NULL},
     {"max_attachment_bytes", SB_FIELD_INT, 0, "10485760", "Maximum attachment size",
-     "Largest inbound attachment in bytes, by its declared size; 0: no limit.", NULL},
+     "Largest inbound attachment in bytes, by its declared size or inline data; 0: no limit.", NULL},
     {"request_timeout", SB_FIELD_DURATION, 0, "30s", "Request timeout",
      "How long a reply POST to webhook_url may take before it is retried.", NULL},
     {"display_name", SB_FIELD_STRING, 0, NULL, "Display name", "The integration's name as agents see it.", NULL},
@@ -324,8 +325,36 @@ static int custom__sender(const json_t *root, sb_sender *s, custom_problem *p) {
   return 0;
 }
 
-/* Reads the attachments array into *out (calloc'd, the caller frees; NULL
- * when there are none). Strings point into root. */
+/* Frees an attachments array from custom__attachments and the content it
+ * decoded. NULL-safe. */
+static void custom__attachments_free(sb_attachment *a, size_t n) {
+  if (a == NULL) return;
+  for (size_t i = 0; i < n; i++) free((char *)a[i].data);
+  free(a);
+}
+
+/* Decodes attachment content given inline as base64 (RFC 4648, standard
+ * alphabet, padded) into a malloc'd buffer. Returns 0, or -1 when it is not
+ * base64 or memory ran out. */
+static int custom__unbase64(const char *b64, const char **out, size_t *len) {
+  size_t in_len = strlen(b64);
+  char *bin = malloc(in_len / 4 * 3 + 3);
+  const char *end = NULL;
+  if (bin == NULL) return -1;
+  if (sodium_base642bin((unsigned char *)bin, in_len / 4 * 3 + 3, b64, in_len, NULL, len, &end,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != b64 + in_len) {
+    free(bin);
+    return -1;
+  }
+  *out = bin;
+  return 0;
+}
+
+/* Reads the attachments array into *out (calloc'd, the caller frees with
+ * custom__attachments_free; NULL when there are none). Strings point into
+ * root; content given inline as base64 "data" is decoded into data and
+ * data_len, and then is the size. */
 static int custom__attachments(const json_t *root, sb_attachment **out, size_t *count, custom_problem *p) {
   const json_t *arr = json_object_get(root, "attachments");
   *out = NULL;
@@ -347,35 +376,52 @@ static int custom__attachments(const json_t *root, sb_attachment **out, size_t *
     char field[64];
     snprintf(field, sizeof(field), "attachments[%zu]", i);
     if (!json_is_object(item)) {
-      free(a);
+      custom__attachments_free(a, n);
       return custom__problem(p, 400, "invalid", field, "%s must be an object", field);
     }
-    char f_url[64], f_type[64], f_name[64], f_size[64];
+    char f_url[64], f_type[64], f_name[64], f_size[64], f_data[64];
     snprintf(f_url, sizeof(f_url), "attachments[%zu].url", i);
     snprintf(f_type, sizeof(f_type), "attachments[%zu].mime_type", i);
     snprintf(f_name, sizeof(f_name), "attachments[%zu].filename", i);
     snprintf(f_size, sizeof(f_size), "attachments[%zu].size", i);
-    if (custom__string(item, "url", f_url, 1, 0, &a[i].url, p) != 0 ||
+    snprintf(f_data, sizeof(f_data), "attachments[%zu].data", i);
+    const char *b64 = NULL;
+    if (custom__string(item, "data", f_data, 0, 0, &b64, p) != 0 ||
+        custom__string(item, "url", f_url, b64 == NULL, 0, &a[i].url, p) != 0 ||
         custom__string(item, "mime_type", f_type, 0, 0, &a[i].mime_type, p) != 0 ||
         custom__string(item, "filename", f_name, 0, 0, &a[i].filename, p) != 0) {
-      free(a);
+      custom__attachments_free(a, n);
       return -1;
     }
-    if (!custom__is_http_url(a[i].url)) {
-      free(a);
+    if (a[i].url != NULL && !custom__is_http_url(a[i].url)) {
+      custom__attachments_free(a, n);
       return custom__problem(p, 400, "invalid", f_url, "%s must be an http:// or https:// URL", f_url);
     }
     if (a[i].mime_type != NULL && (strchr(a[i].mime_type, '/') == NULL || a[i].mime_type[0] == '/')) {
-      free(a);
+      custom__attachments_free(a, n);
       return custom__problem(p, 400, "invalid", f_type, "%s must be a MIME type such as image/png", f_type);
     }
     const json_t *size = json_object_get(item, "size");
     if (size != NULL && !json_is_null(size)) {
       if (!json_is_integer(size) || json_integer_value(size) < 0) {
-        free(a);
+        custom__attachments_free(a, n);
         return custom__problem(p, 400, "invalid", f_size, "%s must be a whole number of bytes", f_size);
       }
       a[i].size = (uint64_t)json_integer_value(size);
+    }
+    if (b64 != NULL) {
+      if (custom__unbase64(b64, &a[i].data, &a[i].data_len) != 0) {
+        custom__attachments_free(a, n);
+        return custom__problem(p, 400, "invalid", f_data, "%s must be base64 (RFC 4648, standard alphabet, padded)",
+                               f_data);
+      }
+      if (size != NULL && !json_is_null(size) && a[i].size != a[i].data_len) {
+        size_t got = a[i].data_len;
+        custom__attachments_free(a, n);
+        return custom__problem(p, 400, "invalid", f_size, "%s is %lld but data holds %zu bytes", f_size,
+                               (long long)json_integer_value(size), got);
+      }
+      a[i].size = a[i].data_len;
     }
   }
   *out = a;
@@ -449,18 +495,18 @@ static int custom__read_message(const custom *c, const json_t *root, sb_inbound_
     return -1;
   }
   if (c->thread_from_integration && (thread_id == NULL || thread_id[0] == '\0')) {
-    free(*attachments);
+    custom__attachments_free(*attachments, count);
     *attachments = NULL;
     return custom__problem(p, 400, "invalid", "thread_id",
                            "thread_id is required: this channel's thread_model is integration_thread_id");
   }
   if ((m->text == NULL || m->text[0] == '\0') && (m->html == NULL || m->html[0] == '\0') && count == 0) {
-    free(*attachments);
+    custom__attachments_free(*attachments, count);
     *attachments = NULL;
     return custom__problem(p, 400, "invalid", "text", "a message needs text, html or attachments");
   }
   if (custom__attachment_policy(c, *attachments, count, p) != 0) {
-    free(*attachments);
+    custom__attachments_free(*attachments, count);
     *attachments = NULL;
     return -1;
   }
@@ -523,7 +569,7 @@ static int custom__messages(custom *c, const sb_http_request *req, sb_responder 
   }
   custom_inbound *in = calloc(1, sizeof(*in));
   if (in == NULL) {
-    free(attachments);
+    custom__attachments_free(attachments, m.attachment_count);
     json_decref(root);
     return custom__problem(p, 503, "unavailable", NULL, "out of memory; deliver it again");
   }
@@ -531,7 +577,7 @@ static int custom__messages(custom *c, const sb_http_request *req, sb_responder 
   in->responder = r;
   custom__list_add(&c->inbound, &in->link);
   int rc = c->host->emit_inbound(c->channel, &m, custom__stored, in);
-  free(attachments); /* emit_inbound copied the message */
+  custom__attachments_free(attachments, m.attachment_count); /* emit_inbound copied the message */
   json_decref(root);
   if (rc != SB_OK) {
     custom__list_remove(&in->link);

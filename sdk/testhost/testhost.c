@@ -454,6 +454,12 @@ static const sb_host testhost__table = {
     .mail_request = testhost__mail_request,
     .mail_cancel = testhost__mail_cancel,
     .send_defer = testhost__send_defer,
+    .ws_send = testhost__ws_send,
+    .ws_close = testhost__ws_close,
+    .ws_remote_addr = testhost__ws_remote_addr,
+    .history = testhost__history,
+    .availability = testhost__availability,
+    .send_release = testhost__send_release,
 };
 
 const sb_host *testhost_host(void) { return &testhost__table; }

@@ -56,6 +56,15 @@ static int testhost__vet_contents(const char *path, const sb_plugin *d, char *er
     snprintf(err, errlen, "plugin \"%s\" (file %s) lacks the required hook %s", d->id, path, missing);
     return SB_EINVAL;
   }
+  if (d->ws_open != NULL && (d->ws_message == NULL || d->ws_closed == NULL)) {
+    snprintf(err, errlen,
+             "plugin \"%s\" (file %s) has the ws_open hook but lacks %s: a plugin that takes WebSockets needs "
+             "ws_open, ws_message and ws_closed (ABI 1.3)",
+             d->id, path, d->ws_message == NULL && d->ws_closed == NULL ? "ws_message and ws_closed"
+                          : d->ws_message == NULL                      ? "ws_message"
+                                                                       : "ws_closed");
+    return SB_EINVAL;
+  }
   if (d->name == NULL || d->version == NULL) {
     snprintf(err, errlen, "plugin \"%s\" (file %s) must give a name and a version", d->id, path);
     return SB_EINVAL;
@@ -176,6 +185,7 @@ void testhost_close(testhost *th) {
   testhost__vec_free(&th->states, testhost__state_free);
   testhost__vec_free(&th->logs, testhost__log_free);
   testhost__vec_free(&th->misuse, free);
+  testhost__ws_free(th);
   /* Sanitizer builds keep the code mapped so leak reports can name it. */
 #if !defined(__SANITIZE_ADDRESS__)
   if (th->dl != NULL) dlclose(th->dl);
@@ -248,6 +258,9 @@ void testhost_disconnect(testhost *th) {
 void testhost_destroy(testhost *th) {
   if (th == NULL || !th->created) return;
   testhost_disconnect(th);
+  /* As the daemon: WebSockets close (1001) and hear of it while the
+   * plugin's timers are still valid; reads complete; then the rest. */
+  testhost__ws_before_destroy(th);
   testhost__loop_cancel_all(th);
   /* Drop deferred calls: the instance is going away. */
   while (th->deferred.count > 0) free(th->deferred.items[--th->deferred.count]);
@@ -259,6 +272,8 @@ void testhost_destroy(testhost *th) {
     in->pending = 0;
     in->done(in->arg, SB_ECANCELED, NULL, 0);
   }
+  while (th->deferred.count > 0) free(th->deferred.items[--th->deferred.count]);
+  testhost__ws_before_destroy(th); /* reads the plugin started meanwhile */
   while (th->deferred.count > 0) free(th->deferred.items[--th->deferred.count]);
   static const char gone[] = "the channel is closing";
   for (size_t i = 0; i < th->replies.count; i++) {

@@ -167,7 +167,34 @@ struct testhost {
   testhost__vec kv_ops;      /* testhost_kv_op * */
   testhost__vec http;        /* testhost_http_record * */
   testhost__vec misuse;      /* char * */
+
+  testhost__vec websockets;  /* struct sb_ws * (testhost_ws.c) */
+  testhost__vec reads;       /* testhost__read *: history and availability calls */
+  testhost__vec history_requests; /* sb_history_request * (deep copies) */
+  size_t availability_requests;
+  sb_history *history_answer;     /* deep copy, or NULL: the default */
+  sb_availability availability_answer;
+  int has_availability_answer;
+  testhost__vec releases;         /* testhost__release *: send_release calls */
 };
+
+/* One send_release call, as made. */
+typedef struct testhost__release {
+  uint32_t kind;
+  char id[];
+} testhost__release;
+
+/* WebSockets and reads (testhost_ws.c): table members, what destroy must
+ * finish before destroy() (open WebSockets close with 1001, pending reads
+ * complete with SB_ECANCELED), and freeing at close. */
+int testhost__ws_send(sb_ws *ws, uint32_t kind, const char *data, size_t len);
+void testhost__ws_close(sb_ws *ws, int code, const char *reason);
+const char *testhost__ws_remote_addr(const sb_ws *ws);
+int testhost__history(sb_channel *ch, const sb_history_request *request, sb_history_done_fn done, void *arg);
+int testhost__availability(sb_channel *ch, sb_availability_done_fn done, void *arg);
+int testhost__send_release(sb_channel *ch, uint32_t kind, const char *id);
+void testhost__ws_before_destroy(testhost *th);
+void testhost__ws_free(testhost *th);
 
 /* Records a contract violation by the plugin (printf format); also printed
  * to stderr so a failing test shows why. */

@@ -33,6 +33,11 @@ static int br_receive(void *instance, const sb_http_request *req, sb_responder *
 }
 #endif
 
+#if defined(BROKEN_WS_HALF)
+static int br_ws_open(void *instance, const sb_http_request *req, sb_ws *ws, void **conn) { return SB_OK; }
+static void br_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const char *data, size_t len) {}
+#endif
+
 #if defined(BROKEN_BAD_TYPE)
 static const sb_field br_schema[] = {{"token", 42, 0, NULL, "Token", "x", NULL}, SB_FIELD_END};
 #elif defined(BROKEN_DUP_KEY)
@@ -70,6 +75,10 @@ static const struct {
     .destroy = br_destroy,
 #if defined(BROKEN_CRASH_RECEIVE)
     .receive = br_receive,
+#endif
+#if defined(BROKEN_WS_HALF)
+    .ws_open = br_ws_open, /* and no ws_closed: the connection's end would go unheard */
+    .ws_message = br_ws_message,
 #endif
 }, {0}};
 

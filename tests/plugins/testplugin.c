@@ -2,7 +2,9 @@
  * function, driven by requests to /hooks/{channel}/{command}:
  *
  *   POST /messages     body → inbound message (X-Id header = external id,
- *                      X-Sender = sender id); 200 with the message id after commit
+ *                      X-Sender = sender id); 200 with the message id after commit.
+ *                      With X-Attach: FILENAME (and X-Attach-Type: MIME) the body
+ *                      is the content of an attachment instead of the text.
  *   POST /status       X-Id → emit_status(delivered)
  *   GET  /config?key=K config_get/config_count/config_int of K
  *   POST /kv?key=K     kv_set(K, body); 200 once durable.  GET /kv?key=K → value
@@ -133,6 +135,18 @@ static int tp_messages(tp *t, const sb_http_request *req, sb_responder *r) {
   m.sender.name = "Test User";
   m.text = text;
   m.timestamp_ms = t->host->now_ms();
+  sb_attachment att = {0};
+  const char *attach = t->host->http_header(req, "X-Attach");
+  if (attach != NULL) {
+    att.filename = attach;
+    att.mime_type = t->host->http_header(req, "X-Attach-Type");
+    att.data = req->body != NULL ? req->body : "";
+    att.data_len = req->body_len;
+    att.size = req->body_len;
+    m.attachments = &att;
+    m.attachment_count = 1;
+    m.text = "(attached)";
+  }
   int rc = t->host->emit_inbound(t->ch, &m, tp_stored, p);
   free(text);
   if (rc != SB_OK) {

@@ -572,7 +572,9 @@ typedef struct sb_outbound_message {
  * the peer closes, the network fails, the plugin calls ws_close, the
  * channel closes or the daemon stops — always before destroy(). The host
  * answers pings, and closes a connection whose message exceeds the server's
- * body limit (1009) or whose text is not UTF-8 (1007). */
+ * body limit (1009) or whose text is not UTF-8 (1007). It pings a quiet
+ * peer (every 30 s by default, http.websocket_ping) and cuts off one that
+ * stays silent for 2.5 times that (ws_closed gets SB_WS_CLOSE_ABNORMAL). */
 
 /* Message kinds for ws_send and ws_message. */
 #define SB_WS_TEXT 1u   /* UTF-8 text */
@@ -817,9 +819,10 @@ struct sb_host {
   /* Since 1.3. Queues one message (SB_WS_TEXT or SB_WS_BINARY) on a
    * WebSocket the plugin accepted; the data is copied. Returns SB_OK;
    * SB_ENOENT once the connection is closing (ws_closed follows, if it has
-   * not run); SB_EAGAIN when more than 1 MiB already waits to be written to
-   * this peer (a slow or dead reader: close it or drop the message);
-   * SB_EINVAL for a bad kind or text that is not UTF-8. */
+   * not run); SB_EAGAIN when the message would take what waits to be
+   * written to this peer past 1 MiB (a slow or dead reader: close it or
+   * drop the message; a message on an empty queue always goes); SB_EINVAL
+   * for a bad kind or text that is not UTF-8. */
   int (*ws_send)(sb_ws *ws, uint32_t kind, const char *data, size_t len);
   /* Since 1.3. Starts closing a WebSocket with a close code (1000, or
    * 4000-4999 for the plugin's own) and a short reason (at most 123
@@ -919,13 +922,22 @@ struct sb_plugin {
    * as ws_open returns SB_OK. */
   int (*ws_open)(void *instance, const sb_http_request *request, sb_ws *ws, void **conn);
   /* Since 1.3. Optional (required with ws_open). One complete message from
-   * the peer; data is borrowed (not NUL-terminated). */
+   * the peer; data is borrowed (not NUL-terminated). Not called once a
+   * close was started (by either side) or the channel is closing. */
   void (*ws_message)(void *instance, sb_ws *ws, void *conn, uint32_t kind, const char *data,
                      size_t len);
   /* Since 1.3. Optional (required with ws_open). The connection is over:
-   * code is the peer's close code, or SB_WS_CLOSE_ABNORMAL. Free conn here;
-   * ws is invalid once this returns. Runs once per accepted connection,
-   * before destroy(); ws_send/ws_close are not allowed inside it. */
+   * code is the peer's close code (1005 when its close frame had none); the
+   * host's own when it closed for a protocol failure (1002, 1007, 1009);
+   * or SB_WS_CLOSE_ABNORMAL when no closing handshake finished (the peer
+   * vanished, or did not answer a close within 5 seconds). When the channel
+   * closes or the daemon stops, it runs right after disconnect() for every
+   * open connection, with the code the close was started with (1001, or
+   * the plugin's own from a ws_close in disconnect), while the plugin's
+   * timers are still valid to stop; the host then finishes the closing
+   * handshakes alone. Free conn here; ws is invalid once this returns.
+   * Runs once per accepted connection, before destroy(); ws_send/ws_close
+   * are not allowed inside it. */
   void (*ws_closed)(void *instance, sb_ws *ws, void *conn, int code);
 };
 

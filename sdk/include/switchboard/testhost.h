@@ -404,6 +404,90 @@ SB_EXPORT const char *testhost_misuse_at(const testhost *th, size_t index);
 SB_EXPORT void testhost_clear_records(testhost *th);
 
 /* ------------------------------------------------------------------------ */
+/* WebSockets (ABI 1.3)                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* One message the plugin sent with ws_send (copied). */
+typedef struct testhost_ws_msg {
+  uint32_t kind; /* SB_WS_TEXT or SB_WS_BINARY */
+  char *data;    /* NUL-terminated for convenience; len excludes the NUL */
+  size_t len;
+} testhost_ws_msg;
+
+/* One simulated WebSocket: the handshake's verdict and, once accepted,
+ * everything the plugin did on it. */
+typedef struct testhost_ws {
+  int rc;                     /* what ws_open returned */
+  int status;                 /* 101 when accepted, else the daemon's refusal
+                                 status: 403, 404, 429, 413 or 400 */
+  int open;                   /* 1 from acceptance until ws_closed ran */
+  testhost_ws_msg *sent;  /* what the plugin sent, in order */
+  size_t sent_count;
+  int close_calls;            /* ws_close calls by the plugin (the first one counts) */
+  int close_code;             /* the code of the plugin's ws_close, 0 if none */
+  char *close_reason;         /* its reason (copied), or NULL */
+  int closed_calls;           /* times ws_closed ran: 1 once over (more is a bug) */
+  int closed_code;            /* the code ws_closed got, 0 before */
+} testhost_ws;
+
+/* Simulates a WebSocket handshake for /hooks/{channel}{target} (target as
+ * for testhost_receive, e.g. "/socket?token=t"): ws_open gets a GET with
+ * the given headers plus Upgrade, Connection, Sec-WebSocket-Key and
+ * Sec-WebSocket-Version; then the loop runs. Returns the record (check
+ * status: 101, or the refusal), or NULL without an instance or when the
+ * plugin has no ws_open hook (the daemon would call receive()). */
+SB_EXPORT const testhost_ws *testhost_ws_open(testhost *th, const char *target, const sb_http_header *headers,
+                                              size_t header_count);
+
+/* Delivers one complete message from the peer to ws_message, then runs the
+ * loop. Text that is not UTF-8 is not delivered: the host closes the
+ * connection with 1007 as the daemon does (ws_closed(1007) follows) and
+ * SB_EINVAL is returned. SB_ENOENT when the WebSocket is closed or closing;
+ * SB_EINVAL for a bad kind. */
+SB_EXPORT int testhost_ws_message(testhost *th, const testhost_ws *ws, uint32_t kind, const char *data,
+                                  size_t len);
+
+/* The peer closes (code 1000, 1001, 4xxx ...) or vanishes (code
+ * SB_WS_CLOSE_ABNORMAL): ws_closed(code) runs on the next loop turn, which
+ * this runs. SB_ENOENT when already closed. When the plugin called
+ * ws_close, the simulated peer answers by itself: ws_closed gets the
+ * plugin's code on the next loop turn. testhost_destroy closes what is
+ * still open with 1001 and runs every ws_closed before destroy(). */
+SB_EXPORT int testhost_ws_peer_close(testhost *th, const testhost_ws *ws, int code);
+
+/* The number of WebSockets opened (accepted or not) and the index-th. */
+SB_EXPORT size_t testhost_ws_count(const testhost *th);
+SB_EXPORT const testhost_ws *testhost_ws_at(const testhost *th, size_t index);
+
+/* ------------------------------------------------------------------------ */
+/* Reading back: history and availability (ABI 1.3)                          */
+/* ------------------------------------------------------------------------ */
+
+/* Sets what the plugin's history() calls get from now on (deep-copied):
+ * done runs on the loop's next turn with it. NULL: the default, status
+ * SB_OK and no messages. Returns 0 or SB_ENOMEM. */
+SB_EXPORT int testhost_history_answer(testhost *th, const sb_history *answer);
+
+/* The plugin's history() requests, in order (copied; id and
+ * after_message_id as given, limit as given). */
+SB_EXPORT size_t testhost_history_count(const testhost *th);
+SB_EXPORT const sb_history_request *testhost_history_at(const testhost *th, size_t index);
+
+/* Sets what availability() calls get from now on (copied); done runs on
+ * the loop's next turn. NULL: the default, status SB_OK, everything 0 and
+ * typical_reply_seconds -1. */
+SB_EXPORT void testhost_availability_answer(testhost *th, const sb_availability *answer);
+
+/* How many times the plugin called availability(). */
+SB_EXPORT size_t testhost_availability_count(const testhost *th);
+
+/* The plugin's send_release calls, in order: the identity's id (and its
+ * SB_IDENTITY_* kind in *kind when not NULL). The test host holds no
+ * outbox, so a release changes nothing else. */
+SB_EXPORT size_t testhost_release_count(const testhost *th);
+SB_EXPORT const char *testhost_release_at(const testhost *th, size_t index, uint32_t *kind);
+
+/* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
