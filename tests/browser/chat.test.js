@@ -238,6 +238,21 @@ async function scenarios(browser, sse, dialogs) {
   await sleep(300);
   check('no element was made from it and no dialog fired', imgs === 0 && dialogs.length === 0, JSON.stringify(dialogs));
 
+  // an attachment, and one over the size limit
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+  await page.setInputFiles('[data-switchboard="attach"]', { name: 'dot.png', mimeType: 'image/png', buffer: png });
+  check('a visitor\'s attachment is acknowledged', await acked(page, 'dot.png'));
+  const withFile = (await messagesOf(conv.id)).find((m) => (m.attachments || []).some((a) => a.filename === 'dot.png'));
+  const att = withFile && withFile.attachments.find((a) => a.filename === 'dot.png');
+  check('it is stored with its type and size', att && att.mime_type === 'image/png' && att.size === png.length,
+    JSON.stringify(withFile));
+  const before = (await messagesOf(conv.id)).length;
+  await page.setInputFiles('[data-switchboard="attach"]', { name: 'big.png', mimeType: 'image/png', buffer: Buffer.alloc(600 * 1024) });
+  await sleep(500);
+  const notice = await page.textContent('[data-switchboard="notice"]');
+  check('a file over max_attachment_bytes is refused in the page, nothing sent',
+    notice === 'That file is too large.' && (await messagesOf(conv.id)).length === before, notice);
+
   // a reload shows the history, each message once
   await page.reload();
   await openPanel(page);
@@ -264,7 +279,7 @@ async function scenarios(browser, sse, dialogs) {
   check('... and reaches the page', await waitFor(async () => (await texts(page, 'out')).includes('Yes, still here.'), 8000));
   const after = await messagesOf(conv.id);
   check('nothing was lost or stored twice',
-    after.filter((m) => m.text === 'Are you still there?').length === 1 && after.filter((m) => m.direction === 'in').length === 3,
+    after.filter((m) => m.text === 'Are you still there?').length === 1 && after.filter((m) => m.direction === 'in').length === 4,
     JSON.stringify(after.map((m) => [m.direction, m.text])));
   const shownTwice = (await texts(page, 'in')).filter((t) => t === 'Are you still there?').length;
   check('... nor shown twice in the page', shownTwice === 1);
