@@ -51,6 +51,41 @@ static const json_t *api__find(const json_t *arr, const char *name) {
   return NULL;
 }
 
+/* The HTML snippet that puts a channel's widget on a web page, or NULL for
+ * channels that serve none (only the chat plugin does). The address is the
+ * channel's public_url setting when given as a literal, else the daemon's
+ * own listen address (https when it serves TLS). */
+static json_t *api__embed(api *a, const char *name, const json_t *spec) {
+  const char *plugin = json_string_value(json_object_get(spec, "plugin"));
+  if (plugin == NULL || strcmp(plugin, "chat") != 0) return NULL;
+  const config *cfg = a->host.config(a->host.ctx);
+  const char *public_url = json_string_value(json_object_get(json_object_get(spec, "credentials"), "public_url"));
+  char base[512], snippet[1400];
+  if (public_url != NULL && public_url[0] != '\0') {
+    snprintf(base, sizeof(base), "%s", public_url);
+  } else {
+    snprintf(base, sizeof(base), "%s://%s", cfg->tls_cert != NULL ? "https" : "http",
+             cfg->listen != NULL ? cfg->listen : "127.0.0.1:8080");
+  }
+  size_t n = strlen(base);
+  while (n > 0 && base[n - 1] == '/') base[--n] = '\0';
+  char esc[1100];
+  size_t o = 0;
+  for (size_t i = 0; base[i] != '\0' && o + 7 < sizeof(esc); i++) { /* an attribute value: escape what HTML would read */
+    const char *rep = base[i] == '&' ? "&amp;" : base[i] == '"' ? "&quot;" : base[i] == '<' ? "&lt;"
+                      : base[i] == '>' ? "&gt;" : NULL;
+    if (rep != NULL) {
+      memcpy(esc + o, rep, strlen(rep));
+      o += strlen(rep);
+    } else {
+      esc[o++] = base[i];
+    }
+  }
+  esc[o] = '\0';
+  snprintf(snippet, sizeof(snippet), "<script src=\"%s/hooks/%s/widget.js\" async></script>", esc, name);
+  return json_string(snippet);
+}
+
 /* The API's view of a channel; never its credentials. stored is the API
  * channel row or NULL for a config channel (cc). */
 static json_t *api__view(api *a, const char *name, const config_channel *cc, const json_t *stored,
@@ -69,12 +104,12 @@ static json_t *api__view(api *a, const char *name, const config_channel *cc, con
     router_channel_free(&rc);
   }
   const char *inbox = json_string_value(json_object_get(spec, "inbox"));
-  /* No bundled plugin serves a widget yet, so there is no snippet to give. */
-  return json_pack("{s:O? s:s s:s? s:s s:s s:s s:s s:s? s:o? s:n}", "id", json_object_get(rec, "id"), "name", name,
+  return json_pack("{s:O? s:s s:s? s:s s:s s:s s:s s:s? s:o? s:o?}", "id", json_object_get(rec, "id"), "name", name,
                    "plugin", json_string_value(json_object_get(spec, "plugin")), "inbox", inbox ? inbox : "Support",
                    "status", status, "source", stored ? "api" : "config", "state",
                    ch != NULL ? channel_state_name(channel_state(ch)) : "stopped", "state_reason",
-                   reason != NULL && reason[0] != '\0' ? reason : NULL, "rules", rules, "embed");
+                   reason != NULL && reason[0] != '\0' ? reason : NULL, "rules", rules, "embed",
+                   api__embed(a, name, spec));
 }
 
 static void api__stored_listed(void *arg, int status, json_t *result, const char *err) {

@@ -13,11 +13,16 @@ build_pkgs=(
 test_pkgs=(
   check curl procps python3 openssl
   dovecot-imapd dovecot-lmtpd opensmtpd swaks
+  chromium
 )
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
   want+=("${test_pkgs[@]}")
+  # The browser tests (tests/browser) run node and npm: Debian's, unless a
+  # node is already installed (e.g. NodeSource's, which brings its own npm).
+  command -v node >/dev/null 2>&1 || want+=(nodejs)
+  command -v npm >/dev/null 2>&1 || want+=(npm)
 fi
 
 missing=()
