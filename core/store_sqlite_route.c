@@ -735,6 +735,19 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     return 0;
   }
   m->message_id = sqlite3_last_insert_rowid(st->db);
+  /* A known contact who now gives an address they had not (a chat visitor
+   * asked for their email while nobody was there) gets it filled in; what
+   * the contact already has is never overwritten. */
+  if (!new_contact && !echo && (m->s[IN_EMAIL] != NULL || m->s[IN_PHONE] != NULL)) {
+    s = sq_prep(st, "UPDATE contacts SET email = coalesce(nullif(email, ''), ?2),"
+                    " phone = coalesce(nullif(phone, ''), ?3) WHERE id = ?1"
+                    " AND ((?2 IS NOT NULL AND coalesce(email, '') = '') OR (?3 IS NOT NULL AND coalesce(phone, '') = ''))");
+    if (s == NULL) return sq_fail(st, r, "completing a contact");
+    sqlite3_bind_int64(s, 1, contact);
+    sq_bind_text(s, 2, m->s[IN_EMAIL]);
+    sq_bind_text(s, 3, m->s[IN_PHONE]);
+    if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "completing a contact");
+  }
   /* Only now, when the message is new: a redelivery stores no content. */
   if (m->n_blobs > 0 &&
       sq_attachments_insert(st, r, m->message_id, m->s[IN_ATTACH], m->blobs, m->n_blobs) < 0)

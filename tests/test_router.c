@@ -826,6 +826,23 @@ START_TEST(a_reply_starts_an_email_conversation_at_the_contacts_address) {
 }
 END_TEST
 
+START_TEST(a_known_contact_gets_a_missing_address_but_keeps_the_one_it_has) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, DEMO);
+  in_with_email(&f, "a1", "visitor-9", NULL);
+  in_with_email(&f, "a2", "visitor-9", "first@example.org");
+  in_with_email(&f, "a3", "visitor-9", "second@example.org");
+  fx_wait_t wc = {0};
+  json_t *c = fx_ok(&f, store_contacts_list(f.st, NULL, fx_json_cb, &wc), &wc);
+  ck_assert_int_eq(json_array_size(json_object_get(c, "items")), 1);
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(c, "items"), 0), "email")),
+                   "first@example.org");
+  json_decref(c);
+  fx_close(&f);
+}
+END_TEST
+
 static void expect_channel_error(const char *json, const char *needle) {
   json_t *o = fx_load(json);
   router_channel ch;
@@ -1045,6 +1062,7 @@ int main(void) {
   tcase_add_test(tc, reply_with_status_missing_properties_stores_nothing);
   tcase_add_test(tc, reply_can_switch_to_another_channel_of_the_contact);
   tcase_add_test(tc, a_reply_starts_an_email_conversation_at_the_contacts_address);
+  tcase_add_test(tc, a_known_contact_gets_a_missing_address_but_keeps_the_one_it_has);
   tcase_add_test(tc, echo_is_stored_as_outbound_without_ticket_or_auto_reply);
   tcase_add_test(tc, reply_to_names_an_earlier_message_of_the_thread);
   tcase_add_test(tc, inbound_reply_to_links_the_answered_message);
