@@ -50,7 +50,7 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 imap=$(free_port); lmtp=$(free_port); smtp=$(free_port); http=$(free_port)
 
 mkdir -p "$work/mail" "$work/home" && chown -R dovecot:dovecot "$work/mail" "$work/home"
-printf 'support:{PLAIN}s3cret-mail-pass\ncustomer:{PLAIN}s3cret-mail-pass\n' >"$work/passwd"
+printf 'support:{PLAIN}s3cret-mail-pass\ncustomer:{PLAIN}s3cret-mail-pass\nvisitor:{PLAIN}s3cret-mail-pass\n' >"$work/passwd"
 cat >"$work/dovecot.conf" <<EOF
 protocols = imap lmtp
 listen = 127.0.0.1
@@ -124,13 +124,15 @@ fi
 export MAIL_TEST_PASSWORD=s3cret-mail-pass
 cat >"$work/switchboard.json" <<EOF
 {"listen": "127.0.0.1:$http", "store": "sqlite:$work/db.sqlite",
- "plugins": {"dirs": ["$PLUGINS"], "allow": ["email"]},
+ "plugins": {"dirs": ["$PLUGINS"], "allow": ["email", "custom"]},
  "channels": [
    {"name": "support", "plugin": "email", "inbox": "Support",
     "credentials": {"imap_url": "imap://127.0.0.1:$imap/INBOX", "smtp_url": "smtp://127.0.0.1:$smtp",
                     "tls": "none", "username": "support", "password": {"env": "MAIL_TEST_PASSWORD"},
                     "from_address": "support@example.org", "company_name": "Acme", "poll_interval": "300ms"},
-    "auto_replies": {"instant_reply": "Thanks, we received your mail."}}
+    "auto_replies": {"instant_reply": "Thanks, we received your mail."}},
+   {"name": "web", "plugin": "custom", "inbox": "Support",
+    "credentials": {"webhook_url": "http://127.0.0.1:9/unused", "signing_secret": "web-signing-secret"}}
  ]}
 EOF
 
@@ -207,6 +209,42 @@ print(" ".join(a.get("url", "-") + "|" + str(a.get("filename")) for m in d["mess
 check "the mail's attachment is listed with a download url" "invoice.pdf" "$(grep -oE '^/api/v1/attachments/[0-9]+\|invoice.pdf$' <<<"$url" | cut -d'|' -f2)"
 curl -s -o "$work/invoice.got" -H "Authorization: Bearer $AGENT" "http://127.0.0.1:$http${url%%|*}"
 check "its content downloads byte for byte" same "$(cmp -s "$work/invoice.got" "$work/invoice.pdf" && echo same)"
+
+# A visitor of another channel who left an email address is answered by
+# email: the reply through the email channel starts a conversation at that
+# address, and the visitor's answer comes back to the same contact.
+body='{"id":"web-1","sender":{"id":"visitor-7","name":"Vera Visitor"},"text":"Anyone there?"}'
+body2='{"id":"web-2","sender":{"id":"visitor-7","email":"visitor@example.org"},"text":"Mail me: visitor@example.org"}'
+web_post() { # web_post BODY: prints the HTTP status
+  local ts sig
+  ts=$(date +%s)
+  sig=$(printf '%s.%s' "$ts" "$1" | openssl dgst -sha256 -hmac web-signing-secret | awk '{print $NF}')
+  curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H "X-Switchboard-Timestamp: $ts" \
+    -H "X-Switchboard-Signature: sha256=$sig" --data-binary "$1" "http://127.0.0.1:$http/hooks/web/messages"
+}
+check "a web visitor's first message is taken" 200 "$(web_post "$body")"
+check "the address they leave later is taken" 200 "$(web_post "$body2")"
+check "it completes their contact" visitor@example.org "$(db "SELECT c.email FROM contacts c JOIN messages m ON m.contact_id=c.id WHERE m.external_id='web-1'")"
+wthread=$(db "SELECT thread_id FROM messages WHERE external_id='web-1'")
+got=$(curl -s -o "$work/web_reply.json" -w '%{http_code}' -H "Authorization: Bearer $AGENT" -H 'Content-Type: application/json' \
+  -d '{"text":"Hello Vera, answering by email.","channel":"support"}' "http://127.0.0.1:$http/api/v1/conversations/$wthread/messages")
+check "an agent's reply through the email channel is accepted" 202 "$got"
+wait_rows "SELECT status FROM messages WHERE text='Hello Vera, answering by email.'" sent
+for _ in $(seq 100); do ls "$work"/mail/visitor/new/* >/dev/null 2>&1 && break; sleep 0.1; done
+check "it reaches the visitor's mailbox" 1 "$(grep -l 'Hello Vera, answering by email.' "$work"/mail/visitor/new/* 2>/dev/null | wc -l)"
+check "the address became the contact's identity on the email channel" 1 \
+  "$(db "SELECT count(*) FROM identities i JOIN messages m ON m.contact_id=i.contact_id WHERE m.external_id='web-1' AND i.channel='support' AND i.value='visitor@example.org'")"
+sent_id=$(db "SELECT external_id FROM messages WHERE text='Hello Vera, answering by email.'")
+swaks --server "127.0.0.1:$smtp" --from visitor@example.org --to support@example.org \
+  --header "Subject: Re: thanks" --header "In-Reply-To: <$sent_id>" --header "Message-ID: <v-1@example.org>" \
+  --body "Thanks, that helps." >/dev/null 2>&1
+wait_rows "SELECT count(*) FROM messages WHERE external_id='v-1@example.org'" 1
+check "the visitor's answer by email belongs to the same contact" 1 \
+  "$(db "SELECT count(DISTINCT contact_id) FROM messages WHERE external_id IN ('web-1', 'v-1@example.org')")"
+got=$(curl -s -o "$work/web_reply2.json" -w '%{http_code}' -H "Authorization: Bearer $AGENT" -H 'Content-Type: application/json' \
+  -d '{"text":"cannot go","channel":"support"}' \
+  "http://127.0.0.1:$http/api/v1/conversations/$(db "SELECT thread_id FROM messages WHERE external_id='d-1@example.com'")/messages")
+check "a reply through a channel the contact is already on still works" 202 "$got"
 
 if grep -q "s3cret-mail-pass" "$work/daemon.log"; then not_ok "the password never reaches the log"; else ok "the password never reaches the log"; fi
 
