@@ -38,7 +38,9 @@ WA_SECRET=wa-app-secret-e2e
 WA_ID=4790000001
 
 "$DOUBLE" --token "$TOKEN" --page "$PAGE" --port-file "$work/double.port" --log "$work/double.log" \
-  --profile "$PSID:Kim:Larsen" --media "1037543291543636:image/jpeg:JPEGBYTES" >"$work/double.out" 2>&1 &
+  --profile "$PSID:Kim:Larsen" --media "1037543291543636:image/jpeg:JPEGBYTES" \
+  --media "2000000000000002:audio/ogg:OGGBYTES" --media "4000000000000004:image/webp:RIFFWEBP" \
+  --media "5000000000000005:video/mp4:MP4BYTES" >"$work/double.out" 2>&1 &
 double_pid=$!
 for _ in $(seq 50); do [ -s "$work/double.port" ] && break; sleep 0.1; done
 gport=$(cat "$work/double.port")
@@ -316,6 +318,96 @@ EOF
 check "the consent postback gets 200" "$(post fbc "$FB_SECRET" "$work/consent2.json")" "200"
 check "the held reply goes out as soon as consent is given" "$(settled "SELECT status FROM messages WHERE text='Happy to help'" "sent")" "sent"
 check "the consent is recorded in the channel's state" "$(sql "SELECT count(*) FROM kv WHERE channel='fbc' AND key='c:$PSID3'")" "1"
+
+# A reply with an attachment, answering a given message: one Send API call
+# per part, the first carrying reply_to.
+replied=$(sql "SELECT id FROM messages WHERE external_id='m_e2e_1'")
+sql "INSERT INTO messages(thread_id, channel, direction, text, attachments, reply_to, status, created_at)
+       VALUES($thread, 'fb', 'out', 'Here is the label', '[{\"url\":\"https://cdn.example/label.png\",\"mime_type\":\"image/png\"}]', $replied, 'queued', $now);
+     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fb', 'e2e-att-1', 'pending', 0);"
+check "a reply with an attachment is sent" "$(settled "SELECT status FROM messages WHERE text='Here is the label'" "sent")" "sent"
+if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep 'Here is the label' | grep -q 'reply_to\\":{\\"mid\\":\\"m_e2e_1'; then
+  ok "its text answers the given message (reply_to.mid)"
+else
+  not_ok "reply_to on the Send API" "$(grep 'Here is the label' "$work/double.log")"
+fi
+if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep 'label.png' | grep -q 'image'; then
+  ok "its attachment goes as an image attachment"
+else
+  not_ok "attachment on the Send API" "$(grep 'label.png' "$work/double.log")"
+fi
+# A customer who last wrote 8 days ago cannot be answered on Messenger at all.
+PSID5=7000000000000005
+cat >"$work/ancient.json" <<EOF
+{"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID5"},"recipient":{"id":"$PAGE"},
+ "timestamp":$((now - 8 * 24 * 3600 * 1000)),"message":{"mid":"m_e2e_8d","text":"hello from last week"}}]}]}
+EOF
+check "a message written 8 days ago gets 200" "$(post fb "$FB_SECRET" "$work/ancient.json")" "200"
+athread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_8d'")
+sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($athread, 'fb', 'out', 'Too late to answer', 'queued', $now);
+     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fb', 'e2e-8d', 'pending', 0);"
+check "a reply past 7 days fails at once with the reason" \
+  "$(settled "SELECT status || ' ' || (error LIKE 'outside the 7-day human agent window%') FROM messages WHERE text='Too late to answer'" "failed 1")" "failed 1"
+if grep -q 'Too late to answer' "$work/double.log"; then not_ok "a reply past 7 days reached Meta"; else ok "and nothing reaches Meta"; fi
+
+# --- every kind of event through the daemon ---------------------------------------------------
+# Messenger: attachments of each type, stickers in both forms, a shared link,
+# a quick reply, a postback and a standby event, in one signed batch.
+cat >"$work/kinds.json" <<EOF
+{"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[
+ {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 10)),"message":{"mid":"m_k_att","attachments":[
+  {"type":"image","payload":{"url":"https://cdn.example/i.jpg"}},{"type":"audio","payload":{"url":"https://cdn.example/a.mp4"}},
+  {"type":"video","payload":{"url":"https://cdn.example/v.mp4"}},{"type":"file","payload":{"url":"https://cdn.example/f.pdf"}}]}},
+ {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 11)),"message":{"mid":"m_k_st1","sticker_id":369239263222822,
+  "attachments":[{"type":"image","payload":{"url":"https://cdn.example/like.png","sticker_id":369239263222822}}]}},
+ {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 12)),"message":{"mid":"m_k_st2",
+  "attachments":[{"type":"sticker","payload":{"url":"https://cdn.example/s.png"}}]}},
+ {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 13)),"message":{"mid":"m_k_fb",
+  "attachments":[{"type":"fallback","title":"A page","payload":{"url":"https://ex.com/x"}}]}},
+ {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 14)),"message":{"mid":"m_k_qr","text":"Yes please",
+  "quick_reply":{"payload":"YES_PLEASE"}}},
+ {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 15)),"postback":{"mid":"m_k_pb","title":"Talk to sales","payload":"SALES"}}]},
+ {"id":"$PAGE","time":$now,"standby":[{"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 16)),
+  "message":{"mid":"m_k_sb","text":"to the other app"}}]}]}
+EOF
+check "a batch with every Messenger event kind gets 200" "$(post fb "$FB_SECRET" "$work/kinds.json")" "200"
+meta() { sql "SELECT json_extract(metadata, '\$.$2') FROM messages WHERE external_id='$1'"; }
+check "image, audio, video and file attachments are kept with their types" \
+  "$(sql "SELECT group_concat(json_extract(a.value, '\$.mime_type'), ' ') FROM messages m, json_each(m.attachments) a WHERE m.external_id='m_k_att'")" \
+  "image/* audio/* video/* application/octet-stream"
+check "a sticker sent as an image keeps its sticker_id" "$(meta m_k_st1 sticker_id)" "369239263222822"
+check "the newer sticker type is marked a sticker" "$(meta m_k_st2 sticker) $(sql "SELECT json_array_length(attachments) FROM messages WHERE external_id='m_k_st2'")" "1 1"
+check "a shared link is the text, its title in the metadata" "$(sql "SELECT text FROM messages WHERE external_id='m_k_fb'")" "https://ex.com/x"
+check "a quick reply's payload is kept" "$(meta m_k_qr quick_reply_payload)" "YES_PLEASE"
+check "a postback is a message with its payload" "$(sql "SELECT text FROM messages WHERE external_id='m_k_pb'") $(meta m_k_pb postback_payload)" "Talk to sales SALES"
+check "a standby event is recorded, marked standby" "$(meta m_k_sb standby)" "1"
+
+# WhatsApp: location, button and list replies, a template button, a reaction
+# and its removal, a voice note, a sticker and a video.
+cat >"$work/wa_kinds.json" <<EOF
+{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
+ "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
+ "contacts":[{"profile":{"name":"Kari Ås"},"wa_id":"$WA_ID"}],
+ "messages":[
+  {"from":"$WA_ID","id":"wamid.K_LOC","timestamp":"$ts","type":"location","location":{"latitude":59.91,"longitude":10.75,"name":"Office","address":"Main st 1"}},
+  {"from":"$WA_ID","id":"wamid.K_BR","timestamp":"$ts","type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":"yes-1","title":"Yes"}}},
+  {"from":"$WA_ID","id":"wamid.K_LR","timestamp":"$ts","type":"interactive","interactive":{"type":"list_reply","list_reply":{"id":"r2","title":"Row 2","description":"d"}}},
+  {"from":"$WA_ID","id":"wamid.K_BTN","timestamp":"$ts","type":"button","button":{"payload":"STOP","text":"Stop promotions"}},
+  {"from":"$WA_ID","id":"wamid.K_RX","timestamp":"$ts","type":"reaction","reaction":{"message_id":"$wamid","emoji":"👍"}},
+  {"from":"$WA_ID","id":"wamid.K_RX0","timestamp":"$ts","type":"reaction","reaction":{"message_id":"$wamid"}},
+  {"from":"$WA_ID","id":"wamid.K_VOICE","timestamp":"$ts","type":"audio","audio":{"mime_type":"audio/ogg; codecs=opus","sha256":"x","id":"2000000000000002","voice":true}},
+  {"from":"$WA_ID","id":"wamid.K_STK","timestamp":"$ts","type":"sticker","sticker":{"mime_type":"image/webp","id":"4000000000000004","animated":false}},
+  {"from":"$WA_ID","id":"wamid.K_VID","timestamp":"$ts","type":"video","video":{"mime_type":"video/mp4","id":"5000000000000005"}}]},
+ "field":"messages"}]}]}
+EOF
+check "a batch with every WhatsApp message type gets 200" "$(post wa "$WA_SECRET" "$work/wa_kinds.json")" "200"
+check "every one of them is stored" "$(sql "SELECT count(*) FROM messages WHERE external_id LIKE 'wamid.K_%'")" "9"
+check "a location reads as its name, with coordinates kept" "$(sql "SELECT text LIKE '%Office%' FROM messages WHERE external_id='wamid.K_LOC'") $(meta wamid.K_LOC location.latitude)" "1 59.91"
+check "button and list replies read as their titles" "$(sql "SELECT group_concat(text, '|') FROM (SELECT text FROM messages WHERE external_id IN ('wamid.K_BR', 'wamid.K_LR', 'wamid.K_BTN') ORDER BY id)")" "Yes|Row 2|Stop promotions"
+check "a reaction answers the reacted message" "$(sql "SELECT m.text || ' -> ' || r.external_id FROM messages m JOIN messages r ON r.id = m.reply_to WHERE m.external_id='wamid.K_RX'")" "Reacted 👍 -> $wamid"
+check "a removed reaction is recorded as such" "$(sql "SELECT text FROM messages WHERE external_id='wamid.K_RX0'") $(meta wamid.K_RX0 reaction_removed)" "Removed a reaction 1"
+check "a voice note is stored with its audio, marked voice" "$(meta wamid.K_VOICE voice) $(sql "SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.external_id='wamid.K_VOICE'")" "1 1"
+check "a sticker and a video keep their media" "$(sql "SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.external_id IN ('wamid.K_STK', 'wamid.K_VID')")" "2"
 
 # --- Graph errors through the daemon -----------------------------------------------------------
 # The double answers the next matching call with the scripted Graph error.
