@@ -54,7 +54,7 @@ cat >"$work/switchboard.json" <<EOF
  "channels": [
    {"name": "fb", "plugin": "messenger", "inbox": "Support",
     "credentials": {"page_id": "$PAGE", "page_access_token": "$TOKEN", "app_secret": "$FB_SECRET",
-                    "verify_token": "fb-verify", "graph_api_base": "$base"},
+                    "verify_token": "fb-verify", "graph_api_base": "$base", "greeting_text": "Hi {{user_first_name}}, ask us anything."},
     "auto_replies": {"instant_reply": "Thanks, we got your message."}},
    {"name": "fbc", "plugin": "messenger", "inbox": "Support",
     "credentials": {"page_id": "$PAGE", "page_access_token": "$TOKEN", "app_secret": "$FB_SECRET",
@@ -105,6 +105,11 @@ post_signed_as() {
 }
 
 # --- verification and signatures -------------------------------------------------------
+if grep '"path":"/v21.0/me/messenger_profile"' "$work/double.log" | grep -q 'ask us anything'; then
+  ok "the greeting text is set on the Page's Messenger profile at connect"
+else
+  not_ok "greeting via messenger_profile" "$(grep messenger_profile "$work/double.log")"
+fi
 got=$(curl -s "http://127.0.0.1:$port/hooks/fb?hub.mode=subscribe&hub.verify_token=fb-verify&hub.challenge=1158201444")
 check "Messenger verification answers the challenge" "$got" "1158201444"
 got=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/hooks/wa?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")
