@@ -118,6 +118,19 @@ START_TEST(the_widget_script_is_served_to_any_page) {
 }
 END_TEST
 
+START_TEST(the_demo_page_is_served_only_when_turned_on) {
+  start();
+  ck_assert_int_eq(call("GET", "/demo", NULL, NULL, NULL)->status, 404);
+  testhost_destroy(th);
+  testhost_set(th, "demo_page", "true");
+  start();
+  const testhost_reply *r = call("GET", "/demo", NULL, NULL, NULL);
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(testhost_reply_header(r, "Content-Type"), "text/html; charset=utf-8");
+  ck_assert_ptr_nonnull(strstr(r->body, "<script src=\"widget.js\" async></script>"));
+}
+END_TEST
+
 START_TEST(a_session_gives_a_signed_token_and_the_widget_settings) {
   testhost_set(th, "accent_color", "#123456");
   testhost_set(th, "heading_name", "Acme");
@@ -368,6 +381,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, settings_are_refused_by_name);
   tcase_add_test(tc, the_widget_script_is_served_to_any_page);
+  tcase_add_test(tc, the_demo_page_is_served_only_when_turned_on);
   tcase_add_test(tc, a_session_gives_a_signed_token_and_the_widget_settings);
   tcase_add_test(tc, other_origins_are_refused_everywhere);
   tcase_add_test(tc, no_listed_origin_means_the_help_desks_own);

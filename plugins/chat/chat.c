@@ -68,6 +68,9 @@ static const sb_field chat_schema[] = {
      NULL},
     {"max_attachment_bytes", SB_FIELD_INT, 0, "524288", "Largest attachment",
      "The largest file a visitor may attach, in bytes (at most 700000; 0: no attachments).", NULL},
+    {"demo_page", SB_FIELD_BOOL, 0, "false", "Demo page",
+     "Serve a page with the widget at /hooks/{channel}/demo, to try the channel from the help desk's own address.",
+     NULL},
     SB_FIELD_END,
 };
 
@@ -181,6 +184,7 @@ static int chat__create(const sb_host *host, sb_channel *channel, const sb_confi
   c->capacity_behavior =
       chat__index(host->config_get(cfg, "capacity_behavior"), chat_capacity, CHAT_CAPACITY_WAITING);
   c->offline_email = host->config_int(cfg, "offline_email", 1) != 0;
+  c->demo_page = host->config_int(cfg, "demo_page", 0) != 0;
   c->identity_secret = host->config_get(cfg, "identity_secret");
   for (size_t i = 0; i < n; i++) c->origins[i] = host->config_get_at(cfg, "allowed_origins", i);
   c->origin_count = n;

@@ -76,6 +76,7 @@ struct chat {
   int away_behavior;     /* CHAT_AWAY_* */
   int capacity_behavior; /* CHAT_CAPACITY_* */
   int offline_email;
+  int demo_page;               /* serve /demo, a page showing the widget */
   const char *identity_secret; /* or NULL */
   const char **origins;        /* allowed_origins (pointers into the config) */
   size_t origin_count;

@@ -180,6 +180,21 @@ int chat_http_receive(void *instance, const sb_http_request *req, sb_responder *
     h->respond(r, 200, js, 3, chat_widget_js, chat_widget_js_len);
     return SB_OK;
   }
+  if (c->demo_page && strcmp(sub, "/demo") == 0 && strcmp(method, "GET") == 0) {
+    /* Same origin as the widget, so no allowed_origins entry is needed. */
+    static const char page[] =
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<title>Switchboard chat demo</title></head>\n<body style=\"font-family: sans-serif; margin: 3em\">"
+        "<h1>Chat demo</h1><p>The launcher in the corner is this channel's widget, as a visitor of your site "
+        "sees it. Answer from the help desk's API.</p>\n"
+        "<script src=\"widget.js\" async></script>\n</body></html>\n";
+    static const sb_http_header html[] = {{"Content-Type", "text/html; charset=utf-8"},
+                                          {"Cache-Control", "no-store"},
+                                          {"X-Content-Type-Options", "nosniff"}};
+    h->respond(r, 200, html, 3, page, sizeof(page) - 1);
+    return SB_OK;
+  }
   int known = strcmp(sub, "/session") == 0 || strcmp(sub, "/messages") == 0 || strcmp(sub, "/ws") == 0;
   if (!known) {
     chat_http_error(c, r, 404, NULL, "not_found", "no such endpoint: widget.js, session, messages or ws");
