@@ -95,6 +95,13 @@ static const char *const sq__migrations[] = {
     /* 6: what a plugin says about an inbound message (sb_inbound_message.
      * metadata_json: a postback payload, why media was not downloaded) */
     "ALTER TABLE messages ADD COLUMN metadata TEXT;",
+    /* 7: the duplicate check's index leads with the external id: every
+     * inbound message seeks it, and with the channel first each key
+     * comparison first compared equal channel names. Same rows, same
+     * uniqueness; rebuilt once on upgrade. */
+    "DROP INDEX messages_external;"
+    "CREATE UNIQUE INDEX messages_external ON messages(external_id, channel)"
+    "  WHERE external_id IS NOT NULL;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
