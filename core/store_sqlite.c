@@ -628,6 +628,19 @@ static void sq__start_checkpointer(store *st) {
     return;
   }
   sqlite3_busy_timeout(st->ckpt_db, 5000);
+  /* A connection that has never read the database does not know it is in
+   * WAL mode, and SQLite (3.40) then answers a checkpoint with SQLITE_OK
+   * without copying anything: the WAL grew without bound (770 MB after
+   * 8 s of webhooks, the database file still one page). One read opens
+   * the WAL for it. */
+  char *msg = NULL;
+  if (sqlite3_exec(st->ckpt_db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, &msg) != SQLITE_OK) {
+    log_warn("store: no background checkpoints for %s: %s", st->path, msg ? msg : "?");
+    sqlite3_free(msg);
+    sqlite3_close(st->ckpt_db);
+    st->ckpt_db = NULL;
+    return;
+  }
   if (uv_thread_create(&st->ckpt_thread, sq__checkpointer, st) != 0) {
     sqlite3_close(st->ckpt_db);
     st->ckpt_db = NULL;
