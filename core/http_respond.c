@@ -347,8 +347,11 @@ http_responder *http__responder_new(http_server *s, h2o_req_t *req, size_t plen,
   }
   int has_body = req->entity.base != NULL;
   size_t nh = req->headers.size + 1 + (has_body ? 1 : 0);
-  char clen[32];
-  int clen_len = snprintf(clen, sizeof(clen), "%zu", req->entity.len);
+  char clen[32], *cp = clen + sizeof(clen);
+  size_t cv = req->entity.len;
+  do *--cp = (char)('0' + cv % 10); while ((cv /= 10) != 0);
+  int clen_len = (int)(clen + sizeof(clen) - cp);
+  memmove(clen, cp, (size_t)clen_len); /* decimal by hand: no snprintf per request */
 
   size_t strings = req->method.len + 1 + plen + 1 + qlen + 1 + req->entity.len + 1 + INET6_ADDRSTRLEN + 1;
   for (size_t i = 0; i < ncaps; i++) strings += strlen(caps[i].name) + 1 + caps[i].len + 1;

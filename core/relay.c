@@ -56,7 +56,13 @@ static void relay__stored(void *arg, int status, int64_t message_id, int duplica
   char id[24];
   metrics_observe(&in->r->stats.commit_latency, (double)(uv_hrtime() - in->submitted_ns) / 1e9);
   if (status == 0) {
-    snprintf(id, sizeof(id), "%" PRId64, message_id);
+    /* Decimal by hand: snprintf cost a tenth of completing a webhook. */
+    char *p = id + sizeof(id) - 1;
+    uint64_t v = message_id < 0 ? 0 - (uint64_t)message_id : (uint64_t)message_id;
+    *p = '\0';
+    do *--p = (char)('0' + v % 10); while ((v /= 10) != 0);
+    if (message_id < 0) *--p = '-';
+    memmove(id, p, (size_t)(id + sizeof(id) - p));
     if (duplicate) {
       in->r->stats.duplicates++;
       cc->duplicates++;

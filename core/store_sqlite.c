@@ -95,6 +95,13 @@ static const char *const sq__migrations[] = {
     /* 6: what a plugin says about an inbound message (sb_inbound_message.
      * metadata_json: a postback payload, why media was not downloaded) */
     "ALTER TABLE messages ADD COLUMN metadata TEXT;",
+    /* 7: the duplicate check's index leads with the external id: every
+     * inbound message seeks it, and with the channel first each key
+     * comparison first compared equal channel names. Same rows, same
+     * uniqueness; rebuilt once on upgrade. */
+    "DROP INDEX messages_external;"
+    "CREATE UNIQUE INDEX messages_external ON messages(external_id, channel)"
+    "  WHERE external_id IS NOT NULL;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
@@ -119,14 +126,14 @@ const char *sq_col_text(sqlite3_stmt *s, int i) {
 
 /* Statements are keyed by the address of their string literal, which is
  * stable and unique per call site, so lookups never compare SQL text. */
-sqlite3_stmt *sq_prep(store *st, const char *sql) {
+static sqlite3_stmt *sq__prep(store *st, const char *sql, int clear) {
   uintptr_t h = ((uintptr_t)sql >> 3) * 2654435761u;
   for (size_t i = 0; i < SQ_STMT_SLOTS; i++) {
     size_t slot = (h + i) % SQ_STMT_SLOTS;
     if (st->stmts[slot].sql == sql) {
       sqlite3_stmt *s = st->stmts[slot].stmt;
       sqlite3_reset(s);
-      sqlite3_clear_bindings(s);
+      if (clear) sqlite3_clear_bindings(s);
       return s;
     }
     if (st->stmts[slot].sql == NULL) {
@@ -143,6 +150,10 @@ sqlite3_stmt *sq_prep(store *st, const char *sql) {
   log_error("store: statement cache is full");
   return NULL;
 }
+
+sqlite3_stmt *sq_prep(store *st, const char *sql) { return sq__prep(st, sql, 1); }
+
+sqlite3_stmt *sq_prep_bound(store *st, const char *sql) { return sq__prep(st, sql, 0); }
 
 int sq_exec(store *st, const char *sql) {
   char *msg = NULL;
@@ -173,22 +184,31 @@ static void sq__free_events(sq_req *r) {
   r->ev_used = 0;
 }
 
+/* Binds text of a known length (without its NUL), or NULL. */
+static void sq__bind_len(sqlite3_stmt *s, int i, const char *v, size_t len_with_nul) {
+  if (v == NULL)
+    sqlite3_bind_null(s, i);
+  else
+    sqlite3_bind_text(s, i, v, (int)(len_with_nul - 1), SQLITE_STATIC);
+}
+
 int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
                   const char *inbox, const char *data) {
-  sqlite3_stmt *s = sq_prep(st,
-                            "INSERT INTO events(type, channel, inbox, data, created_at)"
-                            " VALUES(?1, ?2, ?3, ?4, ?5)");
+  /* Every parameter is bound below: no need to clear the old bindings. */
+  sqlite3_stmt *s = sq_prep_bound(st,
+                                  "INSERT INTO events(type, channel, inbox, data, created_at)"
+                                  " VALUES(?1, ?2, ?3, ?4, ?5)");
   if (s == NULL) return sq_fail(st, r, "recording an event");
-  sq_bind_text(s, 1, type);
-  sq_bind_text(s, 2, channel);
-  sq_bind_text(s, 3, inbox);
-  sq_bind_text(s, 4, data);
+  size_t lt = strlen(type) + 1, lc = channel ? strlen(channel) + 1 : 0,
+         li = inbox ? strlen(inbox) + 1 : 0, ld = strlen(data) + 1;
+  sq__bind_len(s, 1, type, lt);
+  sq__bind_len(s, 2, channel, lc);
+  sq__bind_len(s, 3, inbox, li);
+  sq__bind_len(s, 4, data, ld);
   sqlite3_bind_int64(s, 5, st->batch_now);
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) return sq_fail(st, r, "recording an event");
-  size_t lt = strlen(type) + 1, lc = channel ? strlen(channel) + 1 : 0,
-         li = inbox ? strlen(inbox) + 1 : 0, ld = strlen(data) + 1;
   size_t need = (sizeof(sq_event_rec) + lt + lc + li + ld + 7) & ~(size_t)7;
   sq_event_rec *e;
   if (need <= sizeof(r->ev_buf) - r->ev_used) {
@@ -259,27 +279,36 @@ void sq_jw_str(sq_jw *w, const char *key, const char *v, size_t max) {
     sq__jw_raw(w, "null", 4);
     return;
   }
-  size_t len = strlen(v);
-  if (max > 0 && len > max) {
-    len = max;
-    while (len > 0 && ((unsigned char)v[len] & 0xC0) == 0x80) len--; /* UTF-8 boundary */
-  }
-  if (len > 500) len = 500; /* escaped worst case (6 bytes each) still fits the buffer */
-  while (len > 0 && ((unsigned char)v[len] & 0xC0) == 0x80) len--;
+  /* Only the first max bytes matter (and at most 500: the escaped worst
+   * case, 6 bytes each, still fits the buffer), so a long text is not
+   * measured to its end. */
+  size_t cap = max > 0 && max < 500 ? max : 500;
+  size_t len = strnlen(v, cap + 1);
+  if (len > cap) len = cap;
+  while (len > 0 && ((unsigned char)v[len] & 0xC0) == 0x80) len--; /* UTF-8 boundary */
+  static const char hex[] = "0123456789abcdef";
   sq__jw_raw(w, "\"", 1);
+  size_t run = 0; /* start of the bytes not yet copied: copied in runs, not one by one */
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)v[i];
+    if (c != '"' && c != '\\' && c >= 0x20) continue;
+    sq__jw_raw(w, v + run, i - run);
+    run = i + 1;
     if (c == '"' || c == '\\') {
       char esc[2] = {'\\', (char)c};
       sq__jw_raw(w, esc, 2);
-    } else if (c < 0x20) {
-      char esc[8];
-      sq__jw_raw(w, esc, (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c));
     } else {
-      sq__jw_raw(w, (const char *)&v[i], 1);
+      char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      sq__jw_raw(w, esc, 6);
     }
   }
+  sq__jw_raw(w, v + run, len - run);
   sq__jw_raw(w, "\"", 1);
+}
+
+void sq_jw_init(sq_jw *w) {
+  w->n = 0;
+  w->overflow = 0;
 }
 
 const char *sq_jw_end(sq_jw *w) {
@@ -441,6 +470,16 @@ static void sq__deliver(store *st) {
 
 static void sq__on_async(uv_async_t *h) { sq__deliver(h->data); }
 
+void sq_req_init(sq_req *r) {
+  r->next = NULL;
+  r->run = NULL;
+  r->done = NULL;
+  r->status = 0;
+  r->err[0] = '\0';
+  r->events = r->events_tail = NULL;
+  r->ev_used = 0;
+}
+
 int sq_enqueue(store *st, sq_req *r) {
   r->next = NULL;
   uv_mutex_lock(&st->mu);
@@ -526,6 +565,7 @@ static void sq__free(store *st) {
   events_bus_free(st->bus);
   sq_cache_free(st->contact_cache);
   sq_cache_free(st->thread_cache);
+  sq_ticket_starts_clear(st);
   uv_mutex_destroy(&st->mu);
   uv_cond_destroy(&st->cv);
   uv_cond_destroy(&st->ckpt_cv);
@@ -588,6 +628,19 @@ static void sq__start_checkpointer(store *st) {
     return;
   }
   sqlite3_busy_timeout(st->ckpt_db, 5000);
+  /* A connection that has never read the database does not know it is in
+   * WAL mode, and SQLite (3.40) then answers a checkpoint with SQLITE_OK
+   * without copying anything: the WAL grew without bound (770 MB after
+   * 8 s of webhooks, the database file still one page). One read opens
+   * the WAL for it. */
+  char *msg = NULL;
+  if (sqlite3_exec(st->ckpt_db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, &msg) != SQLITE_OK) {
+    log_warn("store: no background checkpoints for %s: %s", st->path, msg ? msg : "?");
+    sqlite3_free(msg);
+    sqlite3_close(st->ckpt_db);
+    st->ckpt_db = NULL;
+    return;
+  }
   if (uv_thread_create(&st->ckpt_thread, sq__checkpointer, st) != 0) {
     sqlite3_close(st->ckpt_db);
     st->ckpt_db = NULL;

@@ -54,6 +54,14 @@ struct store {
   int64_t attachment_limit;      /* loop-owned: store_set_attachment_limit */
   sq_cache *contact_cache;       /* "channel\x1fkind\x1fvalue" -> contact id */
   sq_cache *thread_cache;        /* per_contact / external key -> latest thread, flag closed */
+  /* Where new tickets start: (pipeline name, status or NULL for the first
+   * open one) -> pipeline id and status name. Writer-owned; forgotten with
+   * the caches above and whenever a pipeline is saved. */
+  struct sq_ticket_start {
+    char *pipeline, *status, *first;
+    int64_t pipeline_id;
+  } ticket_starts[8];
+  size_t n_ticket_starts;
   char *path;
   /* The checkpointer: its own connection and thread copy the WAL back into
    * the database off the writer's commit path (see sq__checkpointer). */
@@ -63,12 +71,19 @@ struct store {
   sqlite3 *ckpt_db;
 };
 
+/* Sets a request's common fields to "nothing happened yet" (for one that
+ * was malloc'd rather than calloc'd); run and done are the caller's. */
+void sq_req_init(sq_req *r);
+
 /* Queues a request (loop thread). Returns 0 or -ESHUTDOWN. */
 int sq_enqueue(store *st, sq_req *r);
 
 /* Returns the cached prepared statement for a string-literal sql, reset and
  * with bindings cleared, or NULL (err logged). Writer thread only. */
 sqlite3_stmt *sq_prep(store *st, const char *sql);
+/* The same without clearing the bindings, for a statement whose caller
+ * binds every parameter each time (the per-message statements). */
+sqlite3_stmt *sq_prep_bound(store *st, const char *sql);
 
 /* Runs a statement without results on the writer; returns 0 or -EIO. */
 int sq_exec(store *st, const char *sql);
@@ -97,6 +112,9 @@ typedef struct sq_jw {
   size_t n;
   int overflow;
 } sq_jw;
+/* Starts an empty object; the buffer itself is not cleared (it is 4 KiB
+ * and the writer builds one per message). */
+void sq_jw_init(sq_jw *w);
 void sq_jw_int(sq_jw *w, const char *key, int64_t v);
 void sq_jw_str(sq_jw *w, const char *key, const char *v, size_t max);
 void sq_jw_bool(sq_jw *w, const char *key, int v);
@@ -126,9 +144,12 @@ void sq_cache_free(sq_cache *c);
 void sq_cache_clear(sq_cache *c);
 int sq_cache_get(sq_cache *c, const char *key, int64_t *value, int *flag);
 void sq_cache_put(sq_cache *c, const char *key, int64_t value, int flag);
-/* Forgets both message-path caches: after any rollback, merge or thread
+/* Forgets the message-path caches: after any rollback, merge or thread
  * status change. */
 void sq_caches_clear(store *st);
+/* Forgets where new tickets start (st->ticket_starts): when a pipeline or
+ * its statuses change, and with sq_caches_clear. */
+void sq_ticket_starts_clear(store *st);
 
 /* Shared steps of the message path (store_sqlite_route.c). */
 int sq_assign_ticket(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,

@@ -120,7 +120,17 @@ void sq_cache_put(sq_cache *c, const char *key, int64_t value, int flag) {
   }
 }
 
+void sq_ticket_starts_clear(store *st) {
+  for (size_t i = 0; i < st->n_ticket_starts; i++) {
+    free(st->ticket_starts[i].pipeline);
+    free(st->ticket_starts[i].status);
+    free(st->ticket_starts[i].first);
+  }
+  st->n_ticket_starts = 0;
+}
+
 void sq_caches_clear(store *st) {
   sq_cache_clear(st->contact_cache);
   sq_cache_clear(st->thread_cache);
+  sq_ticket_starts_clear(st);
 }

@@ -434,6 +434,7 @@ int store_team_upsert(store *st, const json_t *team, store_json_cb cb, void *arg
 }
 
 static int sq__pipeline_upsert(store *st, sq_req *r, json_t *p) {
+  sq_ticket_starts_clear(st);
   sqlite3_stmt *s = sq_prep(st, "INSERT INTO pipelines(name) VALUES(?1) ON CONFLICT(name)"
                                 " DO UPDATE SET name = name RETURNING id");
   if (s == NULL) return sq_fail(st, r, "saving a pipeline");

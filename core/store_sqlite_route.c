@@ -19,6 +19,7 @@ enum { IN_CHANNEL, IN_EXT, IN_THREAD, IN_REPLY_TO, IN_KIND, IN_SID, IN_NAME, IN_
 typedef struct sq_inbound {
   sq_req base;
   const char *s[IN_NSTR];
+  uint32_t len[IN_NSTR]; /* strlen of each string, so binding it measures nothing */
   int64_t ts;
   uint32_t flags;
   router_inbound_cb cb;
@@ -52,23 +53,38 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
                               in->sender.name, in->sender.email, in->sender.phone,
                               in->sender.avatar_url, in->text, in->html, in->subject, attach,
                               in->metadata_json};
-  size_t total = sizeof(sq_inbound);
-  for (int i = 0; i < IN_NSTR; i++)
-    if (src[i] != NULL) total += strlen(src[i]) + 1;
-  sq_inbound *m = calloc(1, total);
+  size_t total = sizeof(sq_inbound), len[IN_NSTR];
+  for (int i = 0; i < IN_NSTR; i++) {
+    len[i] = src[i] != NULL ? strlen(src[i]) : 0;
+    if (src[i] != NULL) total += len[i] + 1;
+    if (len[i] > INT32_MAX) { /* SQLite's limit long before this */
+      free(attach);
+      free(blobs);
+      return -E2BIG;
+    }
+  }
+  /* Not calloc: the request is mostly its error text and event buffer,
+   * which need no zeroes; the fields are set here and by sq_req_init. */
+  sq_inbound *m = malloc(total);
   if (m == NULL) {
     free(attach);
     free(blobs);
     return -ENOMEM;
   }
+  sq_req_init(&m->base);
   char *p = (char *)(m + 1);
   for (int i = 0; i < IN_NSTR; i++) {
-    if (src[i] == NULL) continue;
-    size_t l = strlen(src[i]) + 1;
-    memcpy(p, src[i], l);
+    m->len[i] = (uint32_t)len[i];
+    if (src[i] == NULL) {
+      m->s[i] = NULL;
+      continue;
+    }
+    memcpy(p, src[i], len[i] + 1);
     m->s[i] = p;
-    p += l;
+    p += len[i] + 1;
   }
+  m->message_id = 0;
+  m->duplicate = 0;
   free(attach);
   m->blobs = blobs;
   m->n_blobs = n_blobs;
@@ -84,6 +100,14 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
     free(m);
   }
   return rc;
+}
+
+/* Binds the message's string k (or NULL) at parameter i. */
+static void sq__bind(sqlite3_stmt *s, int i, const sq_inbound *m, int k) {
+  if (m->s[k] == NULL)
+    sqlite3_bind_null(s, i);
+  else
+    sqlite3_bind_text(s, i, m->s[k], (int)m->len[k], SQLITE_STATIC);
 }
 
 /* ---- assignment ---- */
@@ -359,29 +383,66 @@ int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *st
   return rc;
 }
 
-/* Creates the ticket of a new thread with the channel's defaults, then routes it. */
-static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int64_t thread,
-                             int64_t contact, const char *known_name, const char *subject,
-                             int64_t now) {
-  const char *pname = ch->ticket.pipeline ? ch->ticket.pipeline : "Support";
+/* Finds where a new ticket starts: the pipeline's id and the status (the
+ * given one, or the pipeline's first open one when status is NULL) into
+ * status_out. Remembered in st->ticket_starts: the lookup sorts the
+ * pipeline's statuses in a temporary B-tree, which cost a third of a new
+ * conversation. Returns 0, or -EINVAL/-EIO with r filled. */
+static int sq__ticket_start(store *st, sq_req *r, const router_channel *ch, const char *pname,
+                            int64_t *pipeline, char *status_out, size_t len) {
+  const char *want = ch->ticket.status;
+  for (size_t i = 0; i < st->n_ticket_starts; i++) {
+    struct sq_ticket_start *t = &st->ticket_starts[i];
+    if (strcmp(t->pipeline, pname) == 0 &&
+        (want == NULL ? t->status == NULL : t->status != NULL && strcmp(t->status, want) == 0)) {
+      *pipeline = t->pipeline_id;
+      snprintf(status_out, len, "%s", t->first);
+      return 0;
+    }
+  }
   sqlite3_stmt *s = sq_prep(st,
       "SELECT p.id, s.name FROM pipelines p JOIN statuses s ON s.pipeline_id = p.id"
       " WHERE p.name = ?1 AND (?2 IS NULL AND s.closed = 0 OR s.name = ?2)"
       " ORDER BY s.position LIMIT 1");
   if (s == NULL) return sq_fail(st, r, "finding the ticket pipeline");
   sq_bind_text(s, 1, pname);
-  sq_bind_text(s, 2, ch->ticket.status);
+  sq_bind_text(s, 2, want);
   if (sqlite3_step(s) != SQLITE_ROW) {
     sqlite3_reset(s);
     r->status = -EINVAL;
     snprintf(r->err, sizeof(r->err), "channel \"%s\": pipeline \"%s\" or status \"%s\" does not exist",
-             ch->name, pname, ch->ticket.status ? ch->ticket.status : "(first)");
+             ch->name, pname, want ? want : "(first)");
     return -EINVAL;
   }
-  int64_t pipeline = sqlite3_column_int64(s, 0);
-  char status[128];
-  snprintf(status, sizeof(status), "%s", sq_col_text(s, 1));
+  *pipeline = sqlite3_column_int64(s, 0);
+  snprintf(status_out, len, "%s", sq_col_text(s, 1));
   sqlite3_reset(s);
+  if (st->n_ticket_starts < sizeof(st->ticket_starts) / sizeof(st->ticket_starts[0])) {
+    struct sq_ticket_start *t = &st->ticket_starts[st->n_ticket_starts];
+    t->pipeline = strdup(pname);
+    t->status = want != NULL ? strdup(want) : NULL;
+    t->first = strdup(status_out);
+    t->pipeline_id = *pipeline;
+    if (t->pipeline != NULL && t->first != NULL && (want == NULL || t->status != NULL)) {
+      st->n_ticket_starts++;
+    } else { /* a cache may forget */
+      free(t->pipeline);
+      free(t->status);
+      free(t->first);
+    }
+  }
+  return 0;
+}
+
+/* Creates the ticket of a new thread with the channel's defaults, then routes it. */
+static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int64_t thread,
+                             int64_t contact, const char *known_name, const char *subject,
+                             int64_t now) {
+  const char *pname = ch->ticket.pipeline ? ch->ticket.pipeline : "Support";
+  int64_t pipeline = 0;
+  char status[128];
+  if (sq__ticket_start(st, r, ch, pname, &pipeline, status, sizeof(status)) < 0) return r->status;
+  sqlite3_stmt *s;
 
   char contact_name[256] = "";
   if (known_name != NULL) {
@@ -416,7 +477,8 @@ static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int
   sqlite3_bind_int64(s, 1, thread);
   sqlite3_bind_int64(s, 2, ticket);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "linking a ticket");
-  sq_jw w = {0};
+  sq_jw w;
+  sq_jw_init(&w);
   sq_jw_int(&w, "ticket_id", ticket);
   sq_jw_int(&w, "thread_id", thread);
   sq_jw_str(&w, "status", status, 0);
@@ -462,7 +524,8 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "queueing a reply");
   *message_id = mid;
   const router_channel *ch = sq_channel(st, channel);
-  sq_jw w = {0};
+  sq_jw w;
+  sq_jw_init(&w);
   sq_jw_int(&w, "message_id", mid);
   sq_jw_int(&w, "thread_id", thread_id);
   sq_jw_str(&w, "status", "queued", 0);
@@ -702,31 +765,31 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
 
   /* Two statements so the common message without reply-to skips the subquery. */
   s = m->s[IN_REPLY_TO] != NULL
-          ? sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
+          ? sq_prep_bound(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
                         " flags, created_at, metadata) VALUES(?1, ?2, ?3, ?4,"
                         " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
                         " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
-          : sq_prep(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
+          : sq_prep_bound(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
                         " flags, created_at, metadata) VALUES(?1, ?2, ?3, ?4, ?5,"
                         " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
   if (s == NULL) return sq_fail(st, r, "storing a message");
   sqlite3_bind_int64(s, 1, thread);
-  sq_bind_text(s, 2, chname);
-  sq_bind_text(s, 3, echo ? "out" : "in");
-  sq_bind_text(s, 4, m->s[IN_EXT]);
-  sq_bind_text(s, 5, m->s[IN_REPLY_TO]);
+  sq__bind(s, 2, m, IN_CHANNEL);
+  sqlite3_bind_text(s, 3, echo ? "out" : "in", echo ? 3 : 2, SQLITE_STATIC);
+  sq__bind(s, 4, m, IN_EXT);
+  sq__bind(s, 5, m, IN_REPLY_TO);
   sqlite3_bind_int64(s, 6, contact);
-  sq_bind_text(s, 7, m->s[IN_TEXT]);
-  sq_bind_text(s, 8, m->s[IN_HTML]);
-  sq_bind_text(s, 9, m->s[IN_SUBJECT]);
-  sq_bind_text(s, 10, m->s[IN_ATTACH]);
-  sq_bind_text(s, 11, echo ? "sent" : "received");
+  sq__bind(s, 7, m, IN_TEXT);
+  sq__bind(s, 8, m, IN_HTML);
+  sq__bind(s, 9, m, IN_SUBJECT);
+  sq__bind(s, 10, m, IN_ATTACH);
+  sqlite3_bind_text(s, 11, echo ? "sent" : "received", echo ? 4 : 8, SQLITE_STATIC);
   sqlite3_bind_int(s, 12, (m->flags & ROUTER_IN_AUTOMATIC) != 0);
   sqlite3_bind_int(s, 13, (int)m->flags);
   sqlite3_bind_int64(s, 14, ts);
-  sq_bind_text(s, 15, m->s[IN_META]);
+  sq__bind(s, 15, m, IN_META);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a message");
   if (sqlite3_changes(st->db) == 0) {
     /* Ignored: the external id was seen before. Nothing was changed yet. */
@@ -752,7 +815,8 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   if (m->n_blobs > 0 &&
       sq_attachments_insert(st, r, m->message_id, m->s[IN_ATTACH], m->blobs, m->n_blobs) < 0)
     return -EIO;
-  sq_jw w = {0};
+  sq_jw w;
+  sq_jw_init(&w);
   sq_jw_int(&w, "message_id", m->message_id);
   sq_jw_int(&w, "thread_id", thread);
   sq_jw_int(&w, "contact_id", contact);

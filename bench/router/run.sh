@@ -11,7 +11,7 @@ contacts=${2:-10000}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSB_TESTS=OFF >/dev/null
 cmake --build "$build" --target sbcore -j2 >/dev/null
 cc -std=c11 -O2 -D_GNU_SOURCE -I"$root/core" "$here/bench_router.c" "$build/core/libsbcore.a" \
-  $(pkg-config --cflags --libs libuv jansson sqlite3) -lpthread -o "$build/bench_router"
+  $(pkg-config --cflags --libs libuv jansson sqlite3 libcurl) -lpthread -o "$build/bench_router"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/sbbench.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 for existing in 1000 1000000; do

@@ -530,12 +530,23 @@ static void custom__stored(void *arg, int status, const char *message_id, int du
     custom *c = in->c;
     custom__list_remove(&in->link);
     if (status == SB_OK && message_id != NULL) {
-      json_t *root = json_pack("{s:s}", "message_id", message_id);
-      char *body = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+      /* The host's ids are decimal digits: written directly, as JSON needs
+       * no escaping for them (jansson's pack and dump cost a tenth of the
+       * loop's work per webhook); anything else goes through jansson. */
+      char fast[96];
+      size_t n = strspn(message_id, "0123456789");
+      int plain = message_id[n] == '\0' && n > 0 && n < 64;
+      if (plain) {
+        memcpy(fast, "{\"message_id\":\"", 15);
+        memcpy(fast + 15, message_id, n);
+        memcpy(fast + 15 + n, "\"}", 3);
+      }
+      json_t *root = plain ? NULL : json_pack("{s:s}", "message_id", message_id);
+      char *body = plain ? fast : root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
       json_decref(root);
       if (body != NULL) {
         custom__answer(c->host, in->responder, 200, body, NULL);
-        free(body);
+        if (body != fast) free(body);
       } else {
         custom_problem p;
         custom__problem(&p, 503, "unavailable", NULL, "out of memory; deliver it again");

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# callgrind.sh — instructions per signed webhook on the daemon's loop thread
+# and on the store's writer thread, independent of machine load: the Release
+# daemon (build-bench/, from run.sh) runs the custom channel under
+# valgrind --tool=callgrind --separate-threads=yes; 200 warm-up webhooks,
+# counters zeroed, then LIMIT webhooks (wrk -t1 -c16, custom.lua) and a dump.
+# Note: valgrind hides the CPU's SHA extensions, so HMAC counts are those
+# of libcrypto's AVX2 path. Usage: bench/ingest/callgrind.sh [LIMIT=1000]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+LIMIT=${1:-1000}
+W=$(mktemp -d /tmp/sb-ingest-cg.XXXXXX)
+D=
+cleanup() { [ -n "$D" ] && kill "$D" 2>/dev/null && wait "$D" 2>/dev/null; rm -rf "$W"; }
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$W/sb.json" <<JSON
+{"listen": "127.0.0.1:$port", "store": "sqlite:$W/bench.db", "log_level": "warn",
+ "plugins": {"dirs": ["$ROOT/build-bench/plugins"], "allow": ["custom"]},
+ "channels": [{"name": "bench", "plugin": "custom",
+   "credentials": {"webhook_url": "http://127.0.0.1:9/out", "signing_secret": "bench-secret"}}]}
+JSON
+cat >"$W/fixed.lua" <<LUA
+dofile("$ROOT/bench/ingest/custom.lua")
+local limit, got = tonumber(os.getenv("LIMIT")), 0
+function response() got = got + 1; if got >= limit then wrk.thread:stop() end end
+LUA
+valgrind --tool=callgrind --separate-threads=yes --fair-sched=yes --callgrind-out-file="$W/cg.out" \
+  "$ROOT/build-bench/switchboard" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
+D=$!
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+url=http://127.0.0.1:$port/hooks/bench/messages
+SECRET=bench-secret RUN_ID=warm LIMIT=200 wrk -t1 -c16 -d10s -s "$W/fixed.lua" "$url" >/dev/null
+callgrind_control -z "$D" >/dev/null
+SECRET=bench-secret RUN_ID=measured LIMIT=$LIMIT wrk -t1 -c16 -d60s -s "$W/fixed.lua" "$url" >/dev/null
+callgrind_control -d "$D" >/dev/null
+sleep 1
+kill -TERM "$D"; wait "$D" || true; D=
+n=$(sqlite3 "$W/bench.db" "select count(*) from messages where external_id like 'b-measured-%'")
+# Thread 1 is the loop; the writer is the thread that ran sq__writer.
+for f in "$W"/cg.out.1-*; do
+  ir=$(awk '/^summary:/ {print $2; exit}' "$f")
+  [ "${ir:-0}" -gt 0 ] || continue
+  who=thread; grep -q 'fn=.*sq__writer' "$f" && who=writer; grep -q 'fn=.*uv_run' "$f" && who=loop
+  echo "$who: $((ir / n)) instructions per webhook ($n webhooks)"
+done
