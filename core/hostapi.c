@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "channel_impl.h"
-#include "hmac.h"
 #include "httpc.h"
 #include "log.h"
 #include "schema.h"
@@ -643,7 +642,11 @@ static const char *hostapi__ws_remote_addr(const sb_ws *ws) { return ws != NULL 
 
 static void hostapi__hmac_sha256(const void *key, size_t key_len, const void *data, size_t data_len,
                                  uint8_t out[32]) {
-  hmac_sha256(key, key_len, data, data_len, out);
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, key, key_len);
+  crypto_auth_hmacsha256_update(&st, data, data_len);
+  crypto_auth_hmacsha256_final(&st, out);
+  sodium_memzero(&st, sizeof(st));
 }
 
 static int hostapi__equal_ct(const void *a, const void *b, size_t len) {
