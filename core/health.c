@@ -147,6 +147,9 @@ static void health__metrics_render(void *arg, int status, json_t *counts, const 
     metrics_printf(&t, "switchboard_store_requests_total %llu\n", (unsigned long long)ss.requests);
     metrics_family(&t, "switchboard_store_checkpoints_total", "counter", "WAL checkpoints run off the commit path.");
     metrics_printf(&t, "switchboard_store_checkpoints_total %llu\n", (unsigned long long)ss.checkpoints);
+    metrics_family(&t, "switchboard_store_wal_truncations_total", "counter",
+                   "Checkpoints the writer ran between batches to keep the WAL under its bound.");
+    metrics_printf(&t, "switchboard_store_wal_truncations_total %llu\n", (unsigned long long)ss.wal_truncations);
   }
   if (src->http != NULL) {
     http_stats hs;

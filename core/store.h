@@ -59,6 +59,7 @@ typedef struct store_stats {
   uint64_t requests;     /* requests run */
   uint64_t inbound;      /* inbound messages routed (duplicates included) */
   uint64_t checkpoints;  /* WAL checkpoints run off the writer's commit path */
+  uint64_t wal_truncations; /* of those, run by the writer to keep the WAL bounded */
 } store_stats;
 
 /* Snapshot of the counters; thread-safe. */

@@ -441,6 +441,18 @@ static void sq__writer(void *arg) {
     }
     uv_mutex_unlock(&st->mu);
     uv_async_send(&st->async);
+    /* The batch is answered; new requests wait while the WAL is copied back
+     * and truncated (TRUNCATE waits out a background pass in progress). */
+    if (st->wal_over) {
+      st->wal_over = 0;
+      int log = 0, done = 0;
+      if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) != SQLITE_OK)
+        log_warn("store: bounding the WAL of %s failed: %s", st->path, sqlite3_errmsg(st->db));
+      uv_mutex_lock(&st->mu);
+      st->stats.checkpoints++;
+      st->stats.wal_truncations++;
+      uv_mutex_unlock(&st->mu);
+    }
   }
 }
 
@@ -581,12 +593,22 @@ static void sq__on_closed(uv_handle_t *h) { sq__free(h->data); }
  * batch; the checkpointer does it on its own thread instead. */
 #define SQ_CHECKPOINT_FRAMES 4096
 
+/* WAL frames past which the writer checkpoints itself between batches (128
+ * MiB). A PASSIVE checkpoint beside a busy writer copies what was committed
+ * when it began, but the WAL restarts from its beginning only once a
+ * checkpoint has caught up with every frame, which never happens while
+ * commits keep coming: without this bound a sustained load grows the WAL
+ * without end. */
+#define SQ_WAL_LIMIT_FRAMES 32768
+
 /* Writer's WAL hook, after each commit: wakes the checkpointer when the WAL
- * has grown. Installing it also turns SQLite's autocheckpoint off. */
+ * has grown, and marks it over its bound. Installing it also turns SQLite's
+ * autocheckpoint off. */
 static int sq__wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
   store *st = arg;
   (void)db;
   (void)name;
+  if (frames >= st->wal_limit_frames) st->wal_over = 1;
   if (frames >= SQ_CHECKPOINT_FRAMES) {
     uv_mutex_lock(&st->mu);
     st->ckpt_wanted = 1;
@@ -671,6 +693,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   uv_mutex_init(&st->mu);
   uv_cond_init(&st->cv);
   uv_cond_init(&st->ckpt_cv);
+  st->wal_limit_frames = SQ_WAL_LIMIT_FRAMES;
   if (st->path == NULL || st->bus == NULL || st->contact_cache == NULL || st->thread_cache == NULL) {
     sq__free(st);
     return -ENOMEM;

@@ -65,6 +65,8 @@ struct store {
   char *path;
   /* The checkpointer: its own connection and thread copy the WAL back into
    * the database off the writer's commit path (see sq__checkpointer). */
+  int wal_limit_frames;          /* see SQ_WAL_LIMIT_FRAMES; tests lower it */
+  int wal_over;                  /* writer-owned: the last commit passed it */
   uv_thread_t ckpt_thread;
   uv_cond_t ckpt_cv;             /* under mu */
   int ckpt_started, ckpt_wanted; /* ckpt_wanted under mu */

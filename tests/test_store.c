@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -123,6 +124,32 @@ START_TEST(checkpoints_run_off_the_writer_as_the_wal_grows) {
     usleep(10000);
   }
   ck_assert_msg(st.checkpoints > 0, "no checkpoint after %llu transactions", (unsigned long long)st.transactions);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(the_wal_stays_bounded_under_sustained_commits) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  f.st->wal_limit_frames = 64; /* 256 KiB instead of 128 MiB */
+  many_t m = {0};
+  char prefix[32];
+  for (int wave = 0; wave < 300; wave++) {
+    snprintf(prefix, sizeof(prefix), "b%d", wave);
+    submit_many(&f, &m, 10, prefix);
+    while (m.done < (wave + 1) * 10) uv_run(&f.loop, UV_RUN_ONCE);
+  }
+  ck_assert_int_eq(m.failed, 0);
+  store_stats st;
+  store_get_stats(f.st, &st);
+  ck_assert_msg(st.wal_truncations > 0, "the writer never bounded the WAL (%llu transactions)",
+                (unsigned long long)st.transactions);
+  char wal[600];
+  snprintf(wal, sizeof(wal), "%s/sb.db-wal", f.dir);
+  struct stat sb;
+  ck_assert_int_eq(stat(wal, &sb), 0);
+  ck_assert_msg(sb.st_size < 2 * 1024 * 1024, "the WAL is %lld bytes", (long long)sb.st_size);
   fx_close(&f);
 }
 END_TEST
@@ -716,6 +743,7 @@ int main(void) {
   tcase_add_test(tc, migrations_run_once_and_wal_is_on);
   tcase_add_test(tc, group_commit_batches_many_messages_per_transaction);
   tcase_add_test(tc, checkpoints_run_off_the_writer_as_the_wal_grows);
+  tcase_add_test(tc, the_wal_stays_bounded_under_sustained_commits);
   tcase_add_test(tc, acknowledged_messages_survive_reopen_and_still_dedup);
   tcase_add_test(tc, close_drains_the_queue_and_fires_every_completion);
   tcase_add_test(tc, failing_request_does_not_fail_its_batch);
