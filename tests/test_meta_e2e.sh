@@ -93,6 +93,11 @@ settled() {
   printf '%s' "$got"
 }
 
+# queue_reply CHANNEL THREAD TEXT: an agent's reply as the API stores it (message + outbox row).
+queue_reply() {
+  sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($2, '$1', 'out', '$3', 'queued', $now);
+       INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), '$1', 'e2e-$3', 'pending', 0);"
+}
 # post CHANNEL SECRET FILE: the double sends FILE as Meta does (rewritten with \uXXXX escapes and \/,
 # signed with X-Hub-Signature-256); prints the HTTP status.
 post() {
@@ -146,8 +151,7 @@ check "a redelivered batch stores nothing new" "$(sql "SELECT count(*) FROM mess
 
 # --- outbound through the outbox ------------------------------------------------------------
 thread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_1'")
-sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($thread, 'fb', 'out', 'Hi Kim, how can we help?', 'queued', $now);
-     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fb', 'e2e-reply-1', 'pending', 0);"
+queue_reply fb "$thread" "Hi Kim, how can we help?"
 for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE text='Hi Kim, how can we help?'")" = sent ] && break; sleep 0.1; done
 check "a queued reply is sent through the Send API" "$(sql "SELECT status || ' ' || (external_id LIKE 'm_sent%') FROM messages WHERE text='Hi Kim, how can we help?'")" "sent 1"
 if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep -q 'messaging_type\\":\\"RESPONSE'; then
@@ -204,8 +208,7 @@ check "GET the attachment answers 200" "$(api_get "$media_url" "$work/media.bin"
 check "the bytes are those the Graph API served" "$(cat "$work/media.bin")" "JPEGBYTES"
 check "with the media's Content-Type" "$(tr -d '\r' <"$work/media.bin.h" | grep -i '^content-type:' | cut -d' ' -f2-)" "image/jpeg"
 wthread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2E1'")
-sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($wthread, 'wa', 'out', 'Takk, Kari!', 'queued', $now);
-     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'wa', 'e2e-wa-1', 'pending', 0);"
+queue_reply wa "$wthread" "Takk, Kari!"
 for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE text='Takk, Kari!'")" = sent ] && break; sleep 0.1; done
 wamid=$(sql "SELECT external_id FROM messages WHERE text='Takk, Kari!'")
 check "a queued WhatsApp reply is sent through the Cloud API" "$(sql "SELECT status FROM messages WHERE text='Takk, Kari!'") ${wamid%%.*}" "sent wamid"
@@ -262,8 +265,7 @@ check "a message written 30 hours ago gets 200" "$(post fb "$FB_SECRET" "$work/o
 check "the automatic instant reply does not leave the 24-hour window" \
   "$(settled "SELECT m.status FROM messages m JOIN threads t ON t.id = m.thread_id JOIN identities i ON i.contact_id = t.contact_id WHERE i.value='$PSID2' AND m.automatic=1" "failed")" "failed"
 othread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_old'")
-sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($othread, 'fb', 'out', 'Sorry for the wait', 'queued', $now);
-     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fb', 'e2e-tag-1', 'pending', 0);"
+queue_reply fb "$othread" "Sorry for the wait"
 check "an agent's reply 30 hours later is sent" "$(settled "SELECT status FROM messages WHERE text='Sorry for the wait'" "sent")" "sent"
 if grep 'Sorry for the wait' "$work/double.log" | grep 'MESSAGE_TAG' | grep -q 'HUMAN_AGENT'; then
   ok "it goes with MESSAGE_TAG + HUMAN_AGENT (the window counts from the customer's own timestamp)"
@@ -282,9 +284,8 @@ cat >"$work/wa_old.json" <<EOF
 EOF
 check "an old WhatsApp message gets 200" "$(post wa "$WA_SECRET" "$work/wa_old.json")" "200"
 wothread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2EOLD'")
-sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($wothread, 'wa', 'out', 'Free text too late', 'queued', $now);
-     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'wa', 'e2e-wa-late', 'pending', 0);
-     INSERT INTO messages(thread_id, channel, direction, template, status, created_at) VALUES($wothread, 'wa', 'out', '{\"name\":\"order_update\",\"language\":\"en\",\"parameters\":[\"Ola\"]}', 'queued', $now);
+queue_reply wa "$wothread" "Free text too late"
+sql "INSERT INTO messages(thread_id, channel, direction, template, status, created_at) VALUES($wothread, 'wa', 'out', '{\"name\":\"order_update\",\"language\":\"en\",\"parameters\":[\"Ola\"]}', 'queued', $now);
      INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'wa', 'e2e-wa-tmpl', 'pending', 0);"
 check "free text outside the 24-hour window fails at once" "$(settled "SELECT status FROM messages WHERE text='Free text too late'" "failed")" "failed"
 check "a template outside the window is sent" "$(settled "SELECT status FROM messages WHERE template IS NOT NULL" "sent")" "sent"
@@ -311,9 +312,8 @@ else
   not_ok "consent request" "$(grep "$PSID3" "$work/double.log")"
 fi
 cthread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_c1'")
-sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($cthread, 'fbc', 'out', 'Happy to help', 'queued', $now);
-     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fbc', 'e2e-consent-1', 'pending', 0);"
-held=$(settled "SELECT state || ' ' || attempts || ' ' || (next_at > $now + 1800000) || ' ' || (last_error LIKE 'held: the customer has not given consent%') FROM outbox WHERE idempotency_key='e2e-consent-1'" "pending 0 1 1")
+queue_reply fbc "$cthread" "Happy to help"
+held=$(settled "SELECT state || ' ' || attempts || ' ' || (next_at > $now + 1800000) || ' ' || (last_error LIKE 'held: the customer has not given consent%') FROM outbox WHERE idempotency_key='e2e-Happy to help'" "pending 0 1 1")
 check "an agent's reply before consent is held for later, not counted as an attempt, with the reason" "$held" "pending 0 1 1"
 if grep 'Happy to help' "$work/double.log" >/dev/null; then not_ok "a held reply reached Meta"; else ok "a held reply does not reach Meta"; fi
 cat >"$work/consent2.json" <<EOF
@@ -349,8 +349,7 @@ cat >"$work/ancient.json" <<EOF
 EOF
 check "a message written 8 days ago gets 200" "$(post fb "$FB_SECRET" "$work/ancient.json")" "200"
 athread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_8d'")
-sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($athread, 'fb', 'out', 'Too late to answer', 'queued', $now);
-     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fb', 'e2e-8d', 'pending', 0);"
+queue_reply fb "$athread" "Too late to answer"
 check "a reply past 7 days fails at once with the reason" \
   "$(settled "SELECT status || ' ' || (error LIKE 'outside the 7-day human agent window%') FROM messages WHERE text='Too late to answer'" "failed 1")" "failed 1"
 if grep -q 'Too late to answer' "$work/double.log"; then not_ok "a reply past 7 days reached Meta"; else ok "and nothing reaches Meta"; fi
@@ -420,11 +419,6 @@ script() { # script PATH-PART HTTP-STATUS CODE SUBCODE
   curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
     -d "{\"path\":\"$1\",\"http_status\":$2,\"code\":$3,\"subcode\":$4,\"message\":\"Scripted $3\"}" \
     "http://127.0.0.1:$gport/__double/script" >/dev/null
-}
-# queue_reply CHANNEL THREAD TEXT: an agent's reply as the API stores it (message + outbox row).
-queue_reply() {
-  sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($2, '$1', 'out', '$3', 'queued', $now);
-       INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), '$1', 'e2e-$3', 'pending', 0);"
 }
 script /me/messages 400 10 2018278
 queue_reply fb "$thread" "Window closed reply"
