@@ -113,8 +113,8 @@ code=$(curl -s -o "$work/reply.json" -w '%{http_code}' -H "Authorization: Bearer
 check "the agent's reply is queued" '[ "$code" = 202 ]' "$code $(cat "$work/reply.json")"
 wait_for 'grep -q "Ana here" "$work/double.log" 2>/dev/null'
 line=$(grep "Ana here" "$work/double.log" 2>/dev/null | head -1)
-check "the integration gets the replying agent's name and email" \
-  'python3 -c "import json,sys; b=json.loads(sys.argv[1])[\"body\"]; sys.exit(b.get(\"agent\") != {\"name\": \"Ana Lima\", \"email\": \"ana@acme.example\"})" "$line"' \
+check "the integration gets the replying agent's name, email and avatar" \
+  'python3 -c "import json,sys; b=json.loads(sys.argv[1])[\"body\"]; sys.exit(b.get(\"agent\") != {\"name\": \"Ana Lima\", \"email\": \"ana@acme.example\", \"avatar_url\": \"https://cdn.acme.example/ana.png\"})" "$line"' \
   "$line $(tail -5 "$work/daemon.log")"
 auto=$(grep "Thanks, we got" "$work/double.log" | head -1)
 check "an automatic reply names no agent" \

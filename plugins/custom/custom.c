@@ -722,6 +722,7 @@ static char *custom__outbound_body(const sb_outbound_message *m) {
       if (!bad) {
         bad |= custom__set_string(agent, "name", m->agent_name) != 0;
         bad |= custom__set_string(agent, "email", m->agent_email) != 0;
+        if (m->agent_avatar_url != NULL) bad |= custom__set_string(agent, "avatar_url", m->agent_avatar_url) != 0;
       }
     }
   }
