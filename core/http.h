@@ -247,8 +247,6 @@ size_t http_ws_queued(const http_ws *ws);
 /* The peer's address as text ("127.0.0.1"); valid as long as ws. */
 const char *http_ws_remote_addr(const http_ws *ws);
 
-/* True when text[0..len) is valid UTF-8. */
-int http_utf8_valid(const char *text, size_t len);
 
 /* Copies the counters into *out. */
 void http_get_stats(const http_server *s, http_stats *out);

@@ -13,6 +13,7 @@
  */
 #include "http_internal.h"
 #include "log.h"
+#include "sb_utf8.h"
 
 #include <errno.h>
 #include <h2o/websocket.h>
@@ -47,37 +48,6 @@ struct http_ws {
   uint64_t last_rx, last_ping, close_deadline;
   char remote_addr[64];
 };
-
-int http_utf8_valid(const char *text, size_t len) {
-  const unsigned char *s = (const unsigned char *)text;
-  size_t i = 0;
-  while (i < len) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t n;
-    unsigned min, cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-      n = 1, min = 0x80, cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2, min = 0x800, cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3, min = 0x10000, cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    if (len - i <= n) return 0;
-    for (size_t k = 1; k <= n; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    i += n + 1;
-  }
-  return 1;
-}
 
 int http_ws_is_handshake(const http_responder *r) {
   if (r == NULL || r->released || r->started || r->req == NULL || r->req->version >= 0x200) return 0;
@@ -165,7 +135,7 @@ static void on_ws_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_ms
   if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME) return; /* wslay answers pings and closes */
   if (ws->close_code != 0 || ws->error_code != 0) return;
   int kind = arg->opcode == WSLAY_TEXT_FRAME ? HTTP_WS_TEXT : HTTP_WS_BINARY;
-  if (kind == HTTP_WS_TEXT && !http_utf8_valid((const char *)arg->msg, arg->msg_length)) {
+  if (kind == HTTP_WS_TEXT && !sb_utf8_valid((const char *)arg->msg, arg->msg_length)) {
     ws_fail(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "text is not UTF-8");
     return;
   }
@@ -242,7 +212,7 @@ size_t http_ws_queued(const http_ws *ws) {
 
 int http_ws_send(http_ws *ws, int kind, const char *data, size_t len) {
   if (ws == NULL || (kind != HTTP_WS_TEXT && kind != HTTP_WS_BINARY) || (len > 0 && data == NULL)) return -EINVAL;
-  if (kind == HTTP_WS_TEXT && !http_utf8_valid(data, len)) return -EINVAL;
+  if (kind == HTTP_WS_TEXT && !sb_utf8_valid(data, len)) return -EINVAL;
   if (ws->close_code != 0 || ws->error_code != 0) return -EPIPE;
   size_t queued = http_ws_queued(ws);
   if (queued > 0 && (len > HTTP_WS_QUEUE_LIMIT || queued > HTTP_WS_QUEUE_LIMIT - len)) return -EAGAIN;
@@ -273,7 +243,7 @@ void http_ws_close(http_ws *ws, int code, const char *reason) {
   size_t n = reason != NULL ? strlen(reason) : 0;
   if (n > sizeof(ws->close_reason) - 1) n = sizeof(ws->close_reason) - 1;
   /* a cut must not split a UTF-8 sequence: close reasons are text */
-  while (n > 0 && !http_utf8_valid(reason, n)) n--;
+  while (n > 0 && !sb_utf8_valid(reason, n)) n--;
   if (n > 0) memcpy(ws->close_reason, reason, n);
   ws->close_reason_len = n;
   if (ws->conn == NULL) return; /* queued at accept */

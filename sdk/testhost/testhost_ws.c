@@ -2,6 +2,7 @@
  * (handshake, messages both ways, closes from either end) and canned
  * answers for history() and availability(). */
 #include "testhost_impl.h"
+#include "sb_utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,36 +29,6 @@ static sb_ws *testhost__ws_of(const testhost_ws *rec) {
   return (sb_ws *)((char *)rec - offsetof(sb_ws, rec));
 }
 
-/* True when text[0..len) is valid UTF-8 (no overlongs, no surrogates). */
-static int testhost__utf8(const char *text, size_t len) {
-  const unsigned char *s = (const unsigned char *)text;
-  size_t i = 0;
-  while (i < len) {
-    unsigned c = s[i], cp, min;
-    size_t n;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-      n = 1, min = 0x80, cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2, min = 0x800, cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3, min = 0x10000, cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    if (len - i <= n) return 0;
-    for (size_t k = 1; k <= n; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    i += n + 1;
-  }
-  return 1;
-}
-
 /* --- WebSockets ------------------------------------------------------------ */
 
 /* Runs ws_closed once for an open WebSocket. */
@@ -82,7 +53,7 @@ int testhost__ws_send(sb_ws *ws, uint32_t kind, const char *data, size_t len) {
     return SB_ENOENT;
   }
   if (ws->closing || !ws->rec.open) return SB_ENOENT;
-  if (kind == SB_WS_TEXT && !testhost__utf8(data, len)) return SB_EINVAL;
+  if (kind == SB_WS_TEXT && !sb_utf8_valid(data, len)) return SB_EINVAL;
   testhost_ws_msg *grown = realloc(ws->rec.sent, (ws->rec.sent_count + 1) * sizeof(*grown));
   if (grown == NULL) return SB_ENOMEM;
   ws->rec.sent = grown;
@@ -174,7 +145,7 @@ int testhost_ws_message(testhost *th, const testhost_ws *rec, uint32_t kind, con
   sb_ws *ws = testhost__ws_of(rec);
   if (!ws->rec.open || ws->closing) return SB_ENOENT;
   if (data == NULL) data = "";
-  if (kind == SB_WS_TEXT && !testhost__utf8(data, len)) {
+  if (kind == SB_WS_TEXT && !sb_utf8_valid(data, len)) {
     ws->closing = 1;
     testhost__defer(th, testhost__ws_end_deferred, ws, NULL, 1007);
     testhost_run(th);
