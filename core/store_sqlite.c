@@ -428,6 +428,7 @@ static void sq__writer(void *arg) {
     sq_req *last = batch;
     while (last != NULL && last->next != NULL) last = last->next;
     uv_mutex_lock(&st->mu);
+    int finish = st->ckpt_phase == SQ_CKPT_FINISH;
     if (txn) st->stats.transactions++;
     st->stats.requests += n;
     st->stats.inbound += st->inbound_count;
@@ -441,16 +442,21 @@ static void sq__writer(void *arg) {
     }
     uv_mutex_unlock(&st->mu);
     uv_async_send(&st->async);
-    /* The batch is answered; new requests wait while the WAL is copied back
-     * and truncated (TRUNCATE waits out a background pass in progress). */
-    if (st->wal_over) {
+    /* The batch is answered; new requests wait while the writer copies the
+     * rest of the WAL back: the few frames a checkpoint cycle left (its next
+     * transaction restarts the WAL), or, past the bound, all of it, and
+     * truncates it (TRUNCATE waits out a background pass in progress). */
+    int over = st->wal_over;
+    if (over || finish) {
       st->wal_over = 0;
       int log = 0, done = 0;
-      if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) != SQLITE_OK)
-        log_warn("store: bounding the WAL of %s failed: %s", st->path, sqlite3_errmsg(st->db));
+      if (sqlite3_wal_checkpoint_v2(st->db, NULL, over ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                                    &log, &done) != SQLITE_OK)
+        log_warn("store: checkpoint of %s failed: %s", st->path, sqlite3_errmsg(st->db));
       uv_mutex_lock(&st->mu);
       st->stats.checkpoints++;
-      st->stats.wal_truncations++;
+      st->stats.wal_truncations += (uint64_t)over;
+      if (finish) st->ckpt_phase = SQ_CKPT_IDLE;
       uv_mutex_unlock(&st->mu);
     }
   }
@@ -587,55 +593,72 @@ static void sq__free(store *st) {
 
 static void sq__on_closed(uv_handle_t *h) { sq__free(h->data); }
 
-/* WAL frames after which the writer asks for a checkpoint (16 MiB of 4 KiB
+/* WAL frames after which a checkpoint cycle starts (16 MiB of 4 KiB
  * pages). SQLite's own automatic checkpoint would run inside the writer's
  * COMMIT, fsync the database file there, and hold up every webhook of the
- * batch; the checkpointer does it on its own thread instead. */
+ * batch; the checkpointer does most of it on its own thread instead. */
 #define SQ_CHECKPOINT_FRAMES 4096
 
+/* Frames the checkpointer may leave for the writer to finish (1 MiB): the
+ * writer's own pass copies them between batches, a short pause. */
+#define SQ_CHECKPOINT_FINISH_FRAMES 256
+
+/* Passes the checkpointer makes at most before handing what is left to the
+ * writer (each pass copies what was committed when it began). */
+#define SQ_CHECKPOINT_PASSES 4
+
 /* WAL frames past which the writer checkpoints itself between batches (128
- * MiB). A PASSIVE checkpoint beside a busy writer copies what was committed
- * when it began, but the WAL restarts from its beginning only once a
- * checkpoint has caught up with every frame, which never happens while
- * commits keep coming: without this bound a sustained load grows the WAL
- * without end. */
+ * MiB), should a cycle not restart the WAL (a reader holding an old
+ * snapshot, a failing checkpoint): disk use stays bounded. */
 #define SQ_WAL_LIMIT_FRAMES 32768
 
-/* Writer's WAL hook, after each commit: wakes the checkpointer when the WAL
- * has grown, and marks it over its bound. Installing it also turns SQLite's
- * autocheckpoint off. */
+/* Writer's WAL hook, after each commit: starts a checkpoint cycle when the
+ * WAL has grown, and marks it over its bound. Installing it also turns
+ * SQLite's autocheckpoint off. */
 static int sq__wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
   store *st = arg;
   (void)db;
   (void)name;
   if (frames >= st->wal_limit_frames) st->wal_over = 1;
-  if (frames >= SQ_CHECKPOINT_FRAMES) {
-    uv_mutex_lock(&st->mu);
-    st->ckpt_wanted = 1;
+  uv_mutex_lock(&st->mu);
+  st->wal_frames = frames;
+  if (frames >= st->ckpt_frames && st->ckpt_phase == SQ_CKPT_IDLE) {
+    st->ckpt_phase = SQ_CKPT_COPYING;
     uv_cond_signal(&st->ckpt_cv);
-    uv_mutex_unlock(&st->mu);
   }
+  uv_mutex_unlock(&st->mu);
   return SQLITE_OK;
 }
 
-/* Copies committed WAL frames into the database (PASSIVE: never blocks the
- * writer; the WAL restarts from its beginning once fully copied). */
+/* A PASSIVE checkpoint copies what was committed when it began and never
+ * blocks the writer, but the WAL starts again from its beginning only when
+ * a write transaction begins with every frame copied, which never happens
+ * while another thread copies beside a busy writer. So the checkpointer
+ * copies the bulk (a pass or a few, each with the database's fsync), and
+ * the writer copies the last few frames itself between two batches
+ * (sq__writer): its next transaction then restarts the WAL. One cycle per
+ * ckpt_frames of WAL, not one checkpoint per commit. */
 static void sq__checkpointer(void *arg) {
   store *st = arg;
   for (;;) {
     uv_mutex_lock(&st->mu);
-    while (!st->ckpt_wanted && !st->stopping) uv_cond_wait(&st->ckpt_cv, &st->mu);
+    while (st->ckpt_phase != SQ_CKPT_COPYING && !st->stopping) uv_cond_wait(&st->ckpt_cv, &st->mu);
     int stop = st->stopping;
-    st->ckpt_wanted = 0;
     uv_mutex_unlock(&st->mu);
     if (stop) break;
-    int log = 0, done = 0;
-    int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-      log_warn("store: checkpoint of %s failed: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+    for (int pass = 0; pass < SQ_CHECKPOINT_PASSES; pass++) {
+      int log = 0, done = 0;
+      int rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        log_warn("store: checkpoint of %s failed: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+      uv_mutex_lock(&st->mu);
+      st->stats.checkpoints++;
+      int left = st->wal_frames - done;
+      uv_mutex_unlock(&st->mu);
+      if (rc != SQLITE_OK || left <= SQ_CHECKPOINT_FINISH_FRAMES) break;
     }
     uv_mutex_lock(&st->mu);
-    st->stats.checkpoints++;
+    st->ckpt_phase = SQ_CKPT_FINISH;
     uv_mutex_unlock(&st->mu);
   }
 }
@@ -694,6 +717,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   uv_cond_init(&st->cv);
   uv_cond_init(&st->ckpt_cv);
   st->wal_limit_frames = SQ_WAL_LIMIT_FRAMES;
+  st->ckpt_frames = SQ_CHECKPOINT_FRAMES;
   if (st->path == NULL || st->bus == NULL || st->contact_cache == NULL || st->thread_cache == NULL) {
     sq__free(st);
     return -ENOMEM;

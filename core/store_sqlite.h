@@ -66,10 +66,17 @@ struct store {
   /* The checkpointer: its own connection and thread copy the WAL back into
    * the database off the writer's commit path (see sq__checkpointer). */
   int wal_limit_frames;          /* see SQ_WAL_LIMIT_FRAMES; tests lower it */
+  int ckpt_frames;               /* see SQ_CHECKPOINT_FRAMES; tests lower it */
   int wal_over;                  /* writer-owned: the last commit passed it */
   uv_thread_t ckpt_thread;
   uv_cond_t ckpt_cv;             /* under mu */
-  int ckpt_started, ckpt_wanted; /* ckpt_wanted under mu */
+  int ckpt_started;
+  /* One checkpoint cycle (under mu): IDLE until the WAL passes ckpt_frames,
+   * COPYING while the checkpointer copies it back beside the writer,
+   * FINISH once little is left, which the writer copies itself between
+   * batches so that its next transaction restarts the WAL. */
+  enum { SQ_CKPT_IDLE, SQ_CKPT_COPYING, SQ_CKPT_FINISH } ckpt_phase;
+  int wal_frames;                /* under mu: frames in the WAL after the last commit */
   sqlite3 *ckpt_db;
 };
 

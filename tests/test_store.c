@@ -128,6 +128,37 @@ START_TEST(checkpoints_run_off_the_writer_as_the_wal_grows) {
 }
 END_TEST
 
+START_TEST(checkpoint_cycles_restart_the_wal_without_a_storm) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  f.st->ckpt_frames = 64; /* a cycle per 256 KiB of WAL instead of 16 MiB */
+  many_t m = {0};
+  char prefix[32];
+  for (int wave = 0; wave < 300; wave++) {
+    snprintf(prefix, sizeof(prefix), "c%d", wave);
+    submit_many(&f, &m, 10, prefix);
+    while (m.done < (wave + 1) * 10) uv_run(&f.loop, UV_RUN_ONCE);
+  }
+  ck_assert_int_eq(m.failed, 0);
+  store_stats st;
+  store_get_stats(f.st, &st);
+  /* The WAL went back to its beginning again and again (it would be about
+   * 300 commits of WAL otherwise), with no truncation needed, and the
+   * cycles did not turn into a checkpoint per commit. */
+  ck_assert_uint_eq(st.wal_truncations, 0);
+  ck_assert_msg(st.checkpoints > 2 && st.checkpoints < st.transactions / 3,
+                "%llu checkpoints for %llu transactions", (unsigned long long)st.checkpoints,
+                (unsigned long long)st.transactions);
+  char wal[600];
+  snprintf(wal, sizeof(wal), "%s/sb.db-wal", f.dir);
+  struct stat sb;
+  ck_assert_int_eq(stat(wal, &sb), 0);
+  ck_assert_msg(sb.st_size < 2 * 1024 * 1024, "the WAL is %lld bytes", (long long)sb.st_size);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(the_wal_stays_bounded_under_sustained_commits) {
   fx f;
   fx_open(&f);
@@ -743,6 +774,7 @@ int main(void) {
   tcase_add_test(tc, migrations_run_once_and_wal_is_on);
   tcase_add_test(tc, group_commit_batches_many_messages_per_transaction);
   tcase_add_test(tc, checkpoints_run_off_the_writer_as_the_wal_grows);
+  tcase_add_test(tc, checkpoint_cycles_restart_the_wal_without_a_storm);
   tcase_add_test(tc, the_wal_stays_bounded_under_sustained_commits);
   tcase_add_test(tc, acknowledged_messages_survive_reopen_and_still_dedup);
   tcase_add_test(tc, close_drains_the_queue_and_fires_every_completion);
