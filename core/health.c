@@ -150,6 +150,12 @@ static void health__metrics_render(void *arg, int status, json_t *counts, const 
     metrics_family(&t, "switchboard_store_wal_truncations_total", "counter",
                    "Checkpoints the writer ran between batches to keep the WAL under its bound.");
     metrics_printf(&t, "switchboard_store_wal_truncations_total %llu\n", (unsigned long long)ss.wal_truncations);
+    metrics_family(&t, "switchboard_store_wal_syncs_total", "counter",
+                   "fdatasyncs of the WAL, each making every commit since the one before durable.");
+    metrics_printf(&t, "switchboard_store_wal_syncs_total %llu\n", (unsigned long long)ss.wal_syncs);
+    metrics_family(&t, "switchboard_store_wal_sync_seconds", "histogram",
+                   "Time each fdatasync of the WAL took (the disk's share of a commit).");
+    metrics_histogram_write(&t, "switchboard_store_wal_sync_seconds", "", &ss.wal_sync_latency);
   }
   if (src->http != NULL) {
     http_stats hs;

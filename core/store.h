@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "events.h"
+#include "metrics.h"
 #include "router.h"
 
 typedef struct store store;
@@ -60,6 +61,8 @@ typedef struct store_stats {
   uint64_t inbound;      /* inbound messages routed (duplicates included) */
   uint64_t checkpoints;  /* WAL checkpoints run off the writer's commit path */
   uint64_t wal_truncations; /* of those, run by the writer to keep the WAL bounded */
+  uint64_t wal_syncs;     /* fdatasyncs of the WAL that made commits durable */
+  metrics_histogram wal_sync_latency; /* how long each of those took */
 } store_stats;
 
 /* Snapshot of the counters; thread-safe. */

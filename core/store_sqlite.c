@@ -2,11 +2,13 @@
 #include "store_sqlite.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -359,106 +361,226 @@ static void sq__reset(sq_req *r) {
   sq__free_events(r);
 }
 
-/* Runs a batch inside one open transaction. The fast path runs every request
- * without savepoints; only if one fails is the transaction rolled back and the
- * batch run again with a savepoint per request, so the failure is isolated.
- * Requests are written to be re-runnable. Returns 1 if a transaction is open. */
-static int sq__run_batch(store *st, sq_req *batch) {
-  st->batch_now = sq_now_ms();
-  if (sq__step_static(st, "BEGIN IMMEDIATE") < 0) {
-    for (sq_req *r = batch; r != NULL; r = r->next) {
-      r->status = -EIO;
-      snprintf(r->err, sizeof(r->err), "store: cannot begin a transaction on %s: %s", st->path,
-               sqlite3_errmsg(st->db));
-    }
-    return 0;
+/* The writer's transaction: the requests run in it so far, in order. */
+typedef struct sq_txn {
+  sq_req *head, *tail;
+  uint64_t n;       /* requests in it */
+  int open;         /* BEGIN done; 0 when it could not begin (all failed) */
+  int safe;         /* a request failed: every request runs under a savepoint */
+  uint64_t inbound; /* st->inbound_count at BEGIN */
+  int64_t seq;      /* st->assign_seq at BEGIN */
+} sq_txn;
+
+/* Appends the list first..last to a queue. */
+static void sq__append(sq_req **head, sq_req **tail, sq_req *first, sq_req *last) {
+  if (*tail != NULL)
+    (*tail)->next = first;
+  else
+    *head = first;
+  *tail = last;
+}
+
+static void sq__fail_begin(store *st, sq_req *r) {
+  for (; r != NULL; r = r->next) {
+    r->status = -EIO;
+    snprintf(r->err, sizeof(r->err), "store: cannot begin a transaction on %s: %s", st->path,
+             sqlite3_errmsg(st->db));
   }
-  uint64_t inbound = st->inbound_count;
-  int64_t seq = st->assign_seq;
+}
+
+/* Runs newly taken requests in the writer's transaction, beginning one if
+ * none is open. The fast path runs them without savepoints; if one fails,
+ * the transaction is rolled back and every request in it run again with a
+ * savepoint each (and so are later ones until the commit), so the failure
+ * is isolated. Requests are written to be re-runnable. */
+static void sq__run_more(store *st, sq_txn *t, sq_req *batch, sq_req *last) {
+  st->batch_now = sq_now_ms();
+  int begun = t->open;
+  if (t->head == NULL && sq__step_static(st, "BEGIN IMMEDIATE") == 0) {
+    t->open = begun = 1;
+    t->safe = 0;
+    t->inbound = st->inbound_count;
+    t->seq = st->assign_seq;
+  }
+  sq__append(&t->head, &t->tail, batch, last);
+  for (sq_req *r = batch; r != NULL; r = r->next) t->n++;
+  if (!begun) {
+    sq__fail_begin(st, batch);
+    return;
+  }
+  if (t->safe) {
+    for (sq_req *r = batch; r != NULL; r = r->next) sq__run_one(st, r);
+    return;
+  }
   int failed = 0;
   for (sq_req *r = batch; r != NULL && !failed; r = r->next) {
     r->run(st, r);
     failed = r->status < 0;
   }
-  if (!failed) return 1;
+  if (!failed) return;
   sq__step_static(st, "ROLLBACK");
   sq_caches_clear(st);
-  st->inbound_count = inbound;
-  st->assign_seq = seq;
-  for (sq_req *r = batch; r != NULL; r = r->next) sq__reset(r);
+  st->inbound_count = t->inbound;
+  st->assign_seq = t->seq;
+  for (sq_req *r = t->head; r != NULL; r = r->next) sq__reset(r);
   if (sq__step_static(st, "BEGIN IMMEDIATE") < 0) {
-    for (sq_req *r = batch; r != NULL; r = r->next) {
-      r->status = -EIO;
-      snprintf(r->err, sizeof(r->err), "store: cannot begin a transaction on %s", st->path);
-    }
-    return 0;
+    t->open = 0;
+    sq__fail_begin(st, t->head);
+    return;
   }
-  for (sq_req *r = batch; r != NULL; r = r->next) sq__run_one(st, r);
-  return 1;
+  t->safe = 1;
+  for (sq_req *r = t->head; r != NULL; r = r->next) sq__run_one(st, r);
 }
 
-/* Takes everything queued, runs it in one transaction, commits once (the
- * group commit), then hands the batch to the loop. */
+/* Answers every request of a batch with the syncer's failure. */
+static void sq__fail_unsynced(store *st, sq_req *batch, int error) {
+  for (sq_req *r = batch; r != NULL; r = r->next) {
+    r->status = -EIO;
+    snprintf(r->err, sizeof(r->err),
+             "store: the WAL of %s could not be made durable (%s); writes are refused until "
+             "switchboard restarts", st->path, strerror(error));
+  }
+}
+
+/* Whether a commit handed over now would be flushed at once. Under mu. */
+static int sq__syncer_idle(const store *st) {
+  return !st->sync_started || (st->sync_head == NULL && !st->sync_busy);
+}
+
+/* Commits the writer's transaction (the group commit), hands its requests
+ * to the syncer (or, without one, to the loop) and starts a new one. Then,
+ * while nothing is open, copies back the rest of the WAL if asked: the few
+ * frames a checkpoint cycle left (the next transaction restarts the WAL),
+ * or, past the bound, all of it, truncating it (TRUNCATE waits out a
+ * background pass in progress). */
+static void sq__commit(store *st, sq_txn *t) {
+  int committed = t->open && sq__step_static(st, "COMMIT") == 0;
+  if (t->open && !committed) {
+    sq__step_static(st, "ROLLBACK");
+    sq_caches_clear(st);
+    for (sq_req *r = t->head; r != NULL; r = r->next) {
+      r->status = -EIO;
+      snprintf(r->err, sizeof(r->err), "store: commit to %s failed: %s", st->path,
+               sqlite3_errmsg(st->db));
+      sq__free_events(r);
+    }
+  }
+  uv_mutex_lock(&st->mu);
+  int finish = st->ckpt_phase == SQ_CKPT_FINISH;
+  st->stats.transactions += (uint64_t)committed;
+  st->stats.requests += t->n;
+  st->stats.inbound += st->inbound_count;
+  st->inbound_count = 0;
+  if (st->sync_started) {
+    sq__append(&st->sync_head, &st->sync_tail, t->head, t->tail);
+    st->sync_dirty |= st->wal_dirty;
+    uv_cond_signal(&st->sync_cv);
+  } else {
+    sq__append(&st->done_head, &st->done_tail, t->head, t->tail);
+  }
+  st->wal_dirty = 0;
+  uv_mutex_unlock(&st->mu);
+  if (!st->sync_started) uv_async_send(&st->async);
+  *t = (sq_txn){0};
+
+  int over = st->wal_over;
+  if (over || finish) {
+    st->wal_over = 0;
+    int log = 0, done = 0;
+    if (sqlite3_wal_checkpoint_v2(st->db, NULL, over ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                                  &log, &done) != SQLITE_OK)
+      log_warn("store: checkpoint of %s failed: %s", st->path, sqlite3_errmsg(st->db));
+    uv_mutex_lock(&st->mu);
+    st->stats.checkpoints++;
+    st->stats.wal_truncations += (uint64_t)over;
+    if (finish) st->ckpt_phase = SQ_CKPT_IDLE;
+    uv_mutex_unlock(&st->mu);
+  }
+}
+
+/* Runs what is queued in one transaction and commits it once the syncer is
+ * free to flush it: while a flush is under way, newly queued requests join
+ * the open transaction, so the disk is never idle while work waits and
+ * every flush carries one commit with everything that arrived during the
+ * one before (without a syncer: one commit per batch taken). */
 static void sq__writer(void *arg) {
+  store *st = arg;
+  sq_txn t = {0};
+  for (;;) {
+    uv_mutex_lock(&st->mu);
+    while (st->q_head == NULL && !(t.head != NULL && (!t.open || sq__syncer_idle(st))) &&
+           !(t.head == NULL && st->stopping))
+      uv_cond_wait(&st->cv, &st->mu);
+    sq_req *batch = st->q_head, *last = st->q_tail;
+    st->q_head = st->q_tail = NULL;
+    int sync_error = st->sync_error;
+    uv_mutex_unlock(&st->mu);
+    if (batch == NULL && t.head == NULL) break; /* stopping, and everything is answered */
+    if (batch != NULL && sync_error != 0) {
+      if (t.head != NULL) sq__commit(st, &t);
+      sq__fail_unsynced(st, batch, sync_error);
+      sq__append(&t.head, &t.tail, batch, last);
+      for (sq_req *r = batch; r != NULL; r = r->next) t.n++;
+    } else if (batch != NULL) {
+      sq__run_more(st, &t, batch, last);
+    }
+    uv_mutex_lock(&st->mu);
+    int now = t.head != NULL && (!t.open || sq__syncer_idle(st));
+    uv_mutex_unlock(&st->mu);
+    if (now) sq__commit(st, &t);
+  }
+}
+
+/* Makes committed batches durable, then hands them to the loop. One
+ * fdatasync covers what the writer committed since the last one; the
+ * writer never waits for the disk, and what arrives during a flush is run
+ * meanwhile and committed as the next group (sq__writer). The WAL is only ever appended to or, after a checkpoint has copied
+ * and synced every frame into the database, overwritten from its start;
+ * either way a flush of its file after a COMMIT returned makes that commit
+ * survive power loss, as synchronous=FULL would. After a failed flush the
+ * kernel may have dropped the pages it could not write and a later flush
+ * may succeed without them, so the failure is sticky: those batches and
+ * every later one fail, and writes are refused until a restart (whose
+ * recovery reads what really is in the WAL). */
+static void sq__syncer(void *arg) {
   store *st = arg;
   for (;;) {
     uv_mutex_lock(&st->mu);
-    while (st->q_head == NULL && !st->stopping) uv_cond_wait(&st->cv, &st->mu);
-    sq_req *batch = st->q_head;
-    st->q_head = st->q_tail = NULL;
-    int stop = st->stopping;
+    while (st->sync_head == NULL && !st->sync_stop) uv_cond_wait(&st->sync_cv, &st->mu);
+    sq_req *batch = st->sync_head, *last = st->sync_tail;
+    st->sync_head = st->sync_tail = NULL;
+    int dirty = st->sync_dirty, error = st->sync_error;
+    st->sync_dirty = 0;
+    st->sync_busy = batch != NULL;
     uv_mutex_unlock(&st->mu);
-    if (batch == NULL && stop) break;
-
-    uint64_t n = 0;
-    for (sq_req *r = batch; r != NULL; r = r->next) n++;
-    int txn = sq__run_batch(st, batch);
-    if (txn && sq__step_static(st, "COMMIT") < 0) {
-      sq__step_static(st, "ROLLBACK");
-      sq_caches_clear(st);
-      for (sq_req *r = batch; r != NULL; r = r->next) {
-        r->status = -EIO;
-        snprintf(r->err, sizeof(r->err), "store: commit to %s failed: %s", st->path,
-                 sqlite3_errmsg(st->db));
-        sq__free_events(r);
+    if (batch == NULL) break; /* the writer has ended and everything is answered */
+    int synced = 0;
+    struct timespec t0, t1;
+    if (dirty && error == 0) {
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      if (fdatasync(st->wal_fd) == 0) {
+        synced = 1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+      } else {
+        error = errno;
+        log_error("store: fdatasync of %s-wal failed: %s; refusing writes until restart", st->path,
+                  strerror(error));
       }
-      txn = 0;
+      if (st->sync_hook != NULL) st->sync_hook(st->sync_hook_arg, st->wal_fd);
     }
-
-    sq_req *last = batch;
-    while (last != NULL && last->next != NULL) last = last->next;
+    if (error != 0) sq__fail_unsynced(st, batch, error);
     uv_mutex_lock(&st->mu);
-    int finish = st->ckpt_phase == SQ_CKPT_FINISH;
-    if (txn) st->stats.transactions++;
-    st->stats.requests += n;
-    st->stats.inbound += st->inbound_count;
-    st->inbound_count = 0;
-    if (batch != NULL) {
-      if (st->done_tail != NULL)
-        st->done_tail->next = batch;
-      else
-        st->done_head = batch;
-      st->done_tail = last;
+    if (synced) {
+      st->stats.wal_syncs++;
+      metrics_observe(&st->stats.wal_sync_latency,
+                      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     }
+    if (st->sync_error == 0) st->sync_error = error;
+    sq__append(&st->done_head, &st->done_tail, batch, last);
+    st->sync_busy = 0;
+    uv_cond_signal(&st->cv); /* the writer commits what gathered meanwhile */
     uv_mutex_unlock(&st->mu);
     uv_async_send(&st->async);
-    /* The batch is answered; new requests wait while the writer copies the
-     * rest of the WAL back: the few frames a checkpoint cycle left (its next
-     * transaction restarts the WAL), or, past the bound, all of it, and
-     * truncates it (TRUNCATE waits out a background pass in progress). */
-    int over = st->wal_over;
-    if (over || finish) {
-      st->wal_over = 0;
-      int log = 0, done = 0;
-      if (sqlite3_wal_checkpoint_v2(st->db, NULL, over ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
-                                    &log, &done) != SQLITE_OK)
-        log_warn("store: checkpoint of %s failed: %s", st->path, sqlite3_errmsg(st->db));
-      uv_mutex_lock(&st->mu);
-      st->stats.checkpoints++;
-      st->stats.wal_truncations += (uint64_t)over;
-      if (finish) st->ckpt_phase = SQ_CKPT_IDLE;
-      uv_mutex_unlock(&st->mu);
-    }
   }
 }
 
@@ -587,6 +709,7 @@ static void sq__free(store *st) {
   uv_mutex_destroy(&st->mu);
   uv_cond_destroy(&st->cv);
   uv_cond_destroy(&st->ckpt_cv);
+  uv_cond_destroy(&st->sync_cv);
   free(st->path);
   free(st);
 }
@@ -612,13 +735,18 @@ static void sq__on_closed(uv_handle_t *h) { sq__free(h->data); }
  * snapshot, a failing checkpoint): disk use stays bounded. */
 #define SQ_WAL_LIMIT_FRAMES 32768
 
-/* Writer's WAL hook, after each commit: starts a checkpoint cycle when the
- * WAL has grown, and marks it over its bound. Installing it also turns
- * SQLite's autocheckpoint off. */
+/* Writer's WAL hook, after each commit that wrote frames: tells the syncer
+ * there is something to flush, starts a checkpoint cycle when the WAL has
+ * grown, and marks it over its bound. Installing it also turns SQLite's
+ * autocheckpoint off. */
 static int sq__wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
   store *st = arg;
-  (void)db;
-  (void)name;
+  st->wal_dirty = 1;
+  /* Without the checkpointer, what SQLite's automatic checkpoint would do. */
+  if (!st->ckpt_started) {
+    if (frames >= 1000) sqlite3_wal_checkpoint(db, name);
+    return SQLITE_OK;
+  }
   if (frames >= st->wal_limit_frames) st->wal_over = 1;
   uv_mutex_lock(&st->mu);
   st->wal_frames = frames;
@@ -692,7 +820,49 @@ static void sq__start_checkpointer(store *st) {
     return;
   }
   st->ckpt_started = 1;
-  sqlite3_wal_hook(st->db, sq__wal_hook, st);
+}
+
+/* Opens the syncer's descriptor of the WAL, switches the writer to
+ * synchronous=NORMAL and starts the syncer. Without it the writer keeps
+ * synchronous=FULL and fsyncs in every COMMIT (logged). The WAL file
+ * exists from the first read in WAL mode (migrations read the schema
+ * version) and keeps its inode while the store's connections are open:
+ * SQLite only ever truncates it in place. */
+static void sq__start_syncer(store *st) {
+  size_t len = strlen(st->path) + sizeof("-wal");
+  char *wal = malloc(len);
+  if (wal == NULL) return;
+  snprintf(wal, len, "%s-wal", st->path);
+  st->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+  if (st->wal_fd < 0) {
+    log_warn("store: no pipelined commits for %s (cannot open %s: %s); every commit fsyncs", st->path,
+             wal, strerror(errno));
+    free(wal);
+    return;
+  }
+  free(wal);
+  if (sq_exec(st, "PRAGMA synchronous=NORMAL") < 0 ||
+      uv_thread_create(&st->sync_thread, sq__syncer, st) != 0) {
+    sq_exec(st, "PRAGMA synchronous=FULL");
+    close(st->wal_fd);
+    st->wal_fd = -1;
+    return;
+  }
+  st->sync_started = 1;
+}
+
+/* Ends the syncer after the writer has: it answers what the writer handed
+ * it, then stops. */
+static void sq__stop_syncer(store *st) {
+  if (!st->sync_started) return;
+  uv_mutex_lock(&st->mu);
+  st->sync_stop = 1;
+  uv_cond_signal(&st->sync_cv);
+  uv_mutex_unlock(&st->mu);
+  uv_thread_join(&st->sync_thread);
+  close(st->wal_fd);
+  st->wal_fd = -1;
+  st->sync_started = 0;
 }
 
 int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t errlen) {
@@ -716,6 +886,8 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   uv_mutex_init(&st->mu);
   uv_cond_init(&st->cv);
   uv_cond_init(&st->ckpt_cv);
+  uv_cond_init(&st->sync_cv);
+  st->wal_fd = -1;
   st->wal_limit_frames = SQ_WAL_LIMIT_FRAMES;
   st->ckpt_frames = SQ_CHECKPOINT_FRAMES;
   if (st->path == NULL || st->bus == NULL || st->contact_cache == NULL || st->thread_cache == NULL) {
@@ -733,7 +905,9 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   sqlite3_busy_timeout(st->db, 5000);
   char *msg = NULL;
   /* synchronous=FULL: in WAL mode NORMAL may lose the last commits on power
-   * loss, and an acknowledged webhook must never be lost. 4 KiB pages (only
+   * loss, and an acknowledged webhook must never be lost. Once the syncer
+   * runs, the writer commits with NORMAL and the syncer's fdatasync makes
+   * each commit durable before it is answered (sq__syncer). 4 KiB pages (only
    * applied when the file is created): a group commit writes every page it
    * dirtied to the WAL and fsyncs it, and at webhook batch sizes 32 KiB
    * pages wrote 4.7 times the bytes per message (bench/ingest/README.md),
@@ -758,8 +932,11 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   }
   st->async.data = st;
   sq__start_checkpointer(st);
+  sq__start_syncer(st);
+  if (st->ckpt_started || st->sync_started) sqlite3_wal_hook(st->db, sq__wal_hook, st);
   if (uv_thread_create(&st->thread, sq__writer, st) != 0) {
     snprintf(err, errlen, "cannot start the store's writer thread");
+    sq__stop_syncer(st);
     if (st->ckpt_started) {
       uv_mutex_lock(&st->mu);
       st->stopping = 1;
@@ -786,6 +963,7 @@ void store_close(store *st) {
   uv_mutex_unlock(&st->mu);
   if (st->thread_started) uv_thread_join(&st->thread);
   st->thread_started = 0;
+  sq__stop_syncer(st);
   if (st->ckpt_started) {
     uv_thread_join(&st->ckpt_thread);
     sqlite3_close(st->ckpt_db); /* before the writer's: the last close checkpoints */

@@ -78,6 +78,23 @@ struct store {
   enum { SQ_CKPT_IDLE, SQ_CKPT_COPYING, SQ_CKPT_FINISH } ckpt_phase;
   int wal_frames;                /* under mu: frames in the WAL after the last commit */
   sqlite3 *ckpt_db;
+  /* The syncer: the writer commits with synchronous=NORMAL (its COMMIT
+   * writes the WAL but does not fsync it) and goes on with the next batch,
+   * while this thread makes every batch committed since its last pass
+   * durable with one fdatasync of the WAL, and only then hands them to the
+   * loop (see sq__syncer). */
+  uv_thread_t sync_thread;
+  uv_cond_t sync_cv;             /* under mu */
+  int sync_started, sync_stop;   /* sync_stop under mu: the writer has ended */
+  int wal_fd;                    /* the syncer's own descriptor of the WAL file */
+  sq_req *sync_head, *sync_tail; /* under mu: committed, not yet durable */
+  int sync_dirty;                /* under mu: a commit among them wrote frames */
+  int sync_busy;                 /* under mu: the syncer is flushing */
+  int wal_dirty;                 /* writer-owned: frames written since the last handoff */
+  int sync_error;                /* under mu: errno of a failed fdatasync, then sticky */
+  /* Tests: called on the syncer after each fdatasync of the WAL. */
+  void (*sync_hook)(void *arg, int wal_fd);
+  void *sync_hook_arg;
 };
 
 /* Sets a request's common fields to "nothing happened yet" (for one that

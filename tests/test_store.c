@@ -185,6 +185,92 @@ START_TEST(the_wal_stays_bounded_under_sustained_commits) {
 }
 END_TEST
 
+/* The syncer's test hook: it runs right after each fdatasync of the WAL. */
+typedef struct sync_probe {
+  volatile int synced; /* set after a slow flush */
+  char path[512];      /* what the flushed descriptor is */
+} sync_probe;
+
+static void slow_sync_hook(void *arg, int fd) {
+  sync_probe *p = arg;
+  char link[64];
+  snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, p->path, sizeof(p->path) - 1);
+  p->path[n > 0 ? n : 0] = '\0';
+  usleep(150 * 1000); /* a slow disk: an answer before this ends is too early */
+  p->synced = 1;
+}
+
+typedef struct ack_probe {
+  fx_wait_t w;
+  sync_probe *sync;
+  int synced_at_ack;
+} ack_probe;
+
+static void ack_probe_cb(void *arg, int status, int64_t id, int dup, const char *err) {
+  ack_probe *a = arg;
+  a->synced_at_ack = a->sync->synced;
+  fx_inbound_cb(&a->w, status, id, dup, err);
+}
+
+START_TEST(a_message_is_answered_only_after_the_wal_is_flushed) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  sync_probe p = {0};
+  f.st->sync_hook_arg = &p;
+  f.st->sync_hook = slow_sync_hook;
+  ack_probe a = {.sync = &p};
+  router_inbound in = {.channel = "demo", .external_id = "durable-1", .text = "hello"};
+  in.sender.kind = "custom";
+  in.sender.id = "kim";
+  char err[256];
+  ck_assert_int_eq(router_submit_inbound(f.st, &in, ack_probe_cb, &a, err, sizeof(err)), 0);
+  fx_wait(&f, &a.w);
+  ck_assert_int_eq(a.w.status, 0);
+  ck_assert_msg(a.synced_at_ack, "answered before its commit was flushed");
+  char want[600];
+  snprintf(want, sizeof(want), "%s/sb.db-wal", f.dir);
+  ck_assert_str_eq(p.path, want);
+  store_stats st;
+  store_get_stats(f.st, &st);
+  ck_assert_uint_ge(st.wal_syncs, 1);
+  ck_assert_uint_le(st.wal_syncs, st.transactions);
+  f.st->sync_hook = NULL;
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(a_failed_flush_fails_its_batch_and_refuses_later_writes) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  ck_assert_int_eq(fx_in(&f, "demo", "before", "kim", "hello").status, 0);
+  /* fdatasync of a pipe fails (EINVAL), as a flush to a failing disk would */
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  int wal_fd = f.st->wal_fd;
+  f.st->wal_fd = fds[0];
+  fx_wait_t a = fx_in(&f, "demo", "unflushed", "kim", "hello");
+  ck_assert_int_eq(a.status, -EIO);
+  ck_assert_msg(strstr(a.err, "could not be made durable") != NULL, "%s", a.err);
+  /* even with a working descriptor again: the failure is sticky */
+  f.st->wal_fd = wal_fd;
+  fx_wait_t b = fx_in(&f, "demo", "after", "kim", "hello");
+  ck_assert_int_eq(b.status, -EIO);
+  ck_assert_msg(strstr(b.err, "until switchboard restarts") != NULL, "%s", b.err);
+  close(fds[0]);
+  close(fds[1]);
+  fx_close_store(&f);
+  /* a restart recovers what the WAL holds and takes writes again */
+  fx_open_store(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  ck_assert_int_eq(fx_in(&f, "demo", "restarted", "kim", "hello").status, 0);
+  ck_assert_int_eq(fx_in(&f, "demo", "before", "kim", "hello").duplicate, 1);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(acknowledged_messages_survive_reopen_and_still_dedup) {
   fx f;
   fx_open(&f);
@@ -776,6 +862,8 @@ int main(void) {
   tcase_add_test(tc, checkpoints_run_off_the_writer_as_the_wal_grows);
   tcase_add_test(tc, checkpoint_cycles_restart_the_wal_without_a_storm);
   tcase_add_test(tc, the_wal_stays_bounded_under_sustained_commits);
+  tcase_add_test(tc, a_message_is_answered_only_after_the_wal_is_flushed);
+  tcase_add_test(tc, a_failed_flush_fails_its_batch_and_refuses_later_writes);
   tcase_add_test(tc, acknowledged_messages_survive_reopen_and_still_dedup);
   tcase_add_test(tc, close_drains_the_queue_and_fires_every_completion);
   tcase_add_test(tc, failing_request_does_not_fail_its_batch);
