@@ -542,9 +542,32 @@ START_TEST(signature_helper_matches_rfc_4231) {
   uint8_t mac[32];
   char hex[65];
   const char data[] = "what do ya want for nothing?";
-  hostapi_table()->hmac_sha256("Jefe", 4, data, sizeof(data) - 1, mac);
-  hex32(mac, hex);
-  ck_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  const char *want = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  /* The host keeps the keyed state of a few recent keys: the same answer
+   * from a fresh key, from the kept state, after other keys pushed it out,
+   * and for a key too long to keep (RFC 4231 test case 6, 131 bytes). */
+  uint8_t big[131];
+  memset(big, 0xaa, sizeof(big));
+  const char big_data[] = "Test Using Larger Than Block-Size Key - Hash Key First";
+  for (int round = 0; round < 3; round++) {
+    hostapi_table()->hmac_sha256("Jefe", 4, data, sizeof(data) - 1, mac);
+    hex32(mac, hex);
+    ck_assert_str_eq(hex, want);
+    hostapi_table()->hmac_sha256("Jefe", 4, data, sizeof(data) - 1, mac);
+    hex32(mac, hex);
+    ck_assert_str_eq(hex, want);
+    for (int i = 0; i < 6; i++) {
+      char other[8];
+      snprintf(other, sizeof(other), "k%d", i);
+      hostapi_table()->hmac_sha256(other, strlen(other), data, sizeof(data) - 1, mac);
+    }
+    hostapi_table()->hmac_sha256(big, sizeof(big), big_data, sizeof(big_data) - 1, mac);
+    hex32(mac, hex);
+    ck_assert_str_eq(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    hostapi_table()->hmac_sha256("Jefx", 4, data, sizeof(data) - 1, mac); /* same length, other key */
+    hex32(mac, hex);
+    ck_assert_str_ne(hex, want);
+  }
 }
 END_TEST
 
