@@ -104,6 +104,15 @@ static const char *const sq__migrations[] = {
     "DROP INDEX messages_external;"
     "CREATE UNIQUE INDEX messages_external ON messages(external_id, channel)"
     "  WHERE external_id IS NOT NULL;",
+    /* 8: a message is its own event. Message and event ids are drawn from
+     * one sequence (sq_next_id), and a message.in / message.out event is
+     * not written to events: it is the message row, read back as an event
+     * by store_events_after. Messages stored before this version have their
+     * event rows; message_events_from is where reading messages as events
+     * starts, above every id used so far in either table. */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta(key, value) VALUES('message_events_from',"
+    "  1 + max(coalesce((SELECT max(id) FROM events), 0), coalesce((SELECT max(id) FROM messages), 0)));",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
@@ -194,23 +203,13 @@ static void sq__bind_len(sqlite3_stmt *s, int i, const char *v, size_t len_with_
     sqlite3_bind_text(s, i, v, (int)(len_with_nul - 1), SQLITE_STATIC);
 }
 
-int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
-                  const char *inbox, const char *data) {
-  /* Every parameter is bound below: no need to clear the old bindings. */
-  sqlite3_stmt *s = sq_prep_bound(st,
-                                  "INSERT INTO events(type, channel, inbox, data, created_at)"
-                                  " VALUES(?1, ?2, ?3, ?4, ?5)");
-  if (s == NULL) return sq_fail(st, r, "recording an event");
+int64_t sq_next_id(store *st) { return st->next_id++; }
+
+/* Queues an event on r for publishing after commit. */
+static int sq__event_record(store *st, sq_req *r, int64_t id, const char *type, const char *channel,
+                            const char *inbox, const char *data) {
   size_t lt = strlen(type) + 1, lc = channel ? strlen(channel) + 1 : 0,
          li = inbox ? strlen(inbox) + 1 : 0, ld = strlen(data) + 1;
-  sq__bind_len(s, 1, type, lt);
-  sq__bind_len(s, 2, channel, lc);
-  sq__bind_len(s, 3, inbox, li);
-  sq__bind_len(s, 4, data, ld);
-  sqlite3_bind_int64(s, 5, st->batch_now);
-  int rc = sqlite3_step(s);
-  sqlite3_reset(s);
-  if (rc != SQLITE_DONE) return sq_fail(st, r, "recording an event");
   size_t need = (sizeof(sq_event_rec) + lt + lc + li + ld + 7) & ~(size_t)7;
   sq_event_rec *e;
   if (need <= sizeof(r->ev_buf) - r->ev_used) {
@@ -221,7 +220,7 @@ int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
   }
   char *p = e->buf;
   e->next = NULL;
-  e->id = sqlite3_last_insert_rowid(st->db);
+  e->id = id;
   e->type = memcpy(p, type, lt), p += lt;
   e->channel = channel ? memcpy(p, channel, lc) : NULL, p += lc;
   e->inbox = inbox ? memcpy(p, inbox, li) : NULL, p += li;
@@ -232,6 +231,49 @@ int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
     r->events = e;
   r->events_tail = e;
   return 0;
+}
+
+int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
+                  const char *inbox, const char *data) {
+  /* Every parameter is bound below: no need to clear the old bindings. */
+  sqlite3_stmt *s = sq_prep_bound(st,
+                                  "INSERT INTO events(id, type, channel, inbox, data, created_at)"
+                                  " VALUES(?6, ?1, ?2, ?3, ?4, ?5)");
+  if (s == NULL) return sq_fail(st, r, "recording an event");
+  int64_t id = sq_next_id(st);
+  sq__bind_len(s, 1, type, strlen(type) + 1);
+  sq__bind_len(s, 2, channel, channel ? strlen(channel) + 1 : 0);
+  sq__bind_len(s, 3, inbox, inbox ? strlen(inbox) + 1 : 0);
+  sq__bind_len(s, 4, data, strlen(data) + 1);
+  sqlite3_bind_int64(s, 5, st->batch_now);
+  sqlite3_bind_int64(s, 6, id);
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "recording an event");
+  return sq__event_record(st, r, id, type, channel, inbox, data);
+}
+
+int sq_event_message(store *st, sq_req *r, int64_t message_id, const char *type, const char *channel,
+                     const char *inbox, const char *data) {
+  return sq__event_record(st, r, message_id, type, channel, inbox, data);
+}
+
+void sq_jw_message(sq_jw *w, const sq_message_event *m) {
+  sq_jw_init(w);
+  sq_jw_int(w, "message_id", m->id);
+  sq_jw_int(w, "thread_id", m->thread_id);
+  if (m->reply) {
+    sq_jw_str(w, "status", "queued", 0);
+    sq_jw_bool(w, "automatic", m->automatic);
+    sq_jw_str(w, "preview", m->text, 200);
+    return;
+  }
+  sq_jw_int(w, "contact_id", m->contact_id);
+  sq_jw_str(w, "preview", m->text, 200);
+  sq_jw_str(w, "subject", m->subject, 200);
+  sq_jw_bool(w, "automatic", m->automatic);
+  sq_jw_bool(w, "new_contact", m->new_contact);
+  sq_jw_bool(w, "new_thread", m->new_thread);
 }
 
 int sq_event(store *st, sq_req *r, const char *type, const char *channel, const char *inbox,
@@ -696,6 +738,26 @@ static int sq__recover(store *st, char *err, size_t errlen) {
   return 0;
 }
 
+/* Where the shared message/event sequence goes on, and from which id on
+ * messages are read as their own events (migration 8). */
+static int sq__read_ids(store *st, char *err, size_t errlen) {
+  sqlite3_stmt *s = NULL;
+  int ok = sqlite3_prepare_v2(st->db,
+                              "SELECT max(coalesce((SELECT max(id) FROM events), 0),"
+                              " coalesce((SELECT max(id) FROM messages), 0)),"
+                              " (SELECT value FROM meta WHERE key = 'message_events_from')",
+                              -1, &s, NULL) == SQLITE_OK &&
+           sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 1) == SQLITE_INTEGER;
+  if (ok) {
+    st->next_id = sqlite3_column_int64(s, 0) + 1;
+    st->message_events_from = sqlite3_column_int64(s, 1);
+  } else {
+    snprintf(err, errlen, "cannot read the id sequence of %s: %s", st->path, sqlite3_errmsg(st->db));
+  }
+  sqlite3_finalize(s);
+  return ok ? 0 : -EIO;
+}
+
 static void sq__free(store *st) {
   for (size_t i = 0; i < SQ_STMT_SLOTS; i++)
     if (st->stmts[i].stmt != NULL) sqlite3_finalize(st->stmts[i].stmt);
@@ -921,7 +983,8 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
     sq__free(st);
     return -EIO;
   }
-  if ((rc = sq__migrate(st, err, errlen)) < 0 || (rc = sq__recover(st, err, errlen)) < 0) {
+  if ((rc = sq__migrate(st, err, errlen)) < 0 || (rc = sq__recover(st, err, errlen)) < 0 ||
+      (rc = sq__read_ids(st, err, errlen)) < 0) {
     sq__free(st);
     return rc;
   }

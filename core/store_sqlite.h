@@ -51,6 +51,8 @@ struct store {
   int64_t assign_seq;            /* writer-owned round-robin counter */
   uint64_t inbound_count;        /* writer-owned, folded into stats per batch */
   int64_t batch_now;             /* writer-owned, see sq_batch_now */
+  int64_t next_id;               /* writer-owned: the next message or event id (sq_next_id) */
+  int64_t message_events_from;   /* messages from this id on are read as events (schema 8) */
   int64_t attachment_limit;      /* loop-owned: store_set_attachment_limit */
   sq_cache *contact_cache;       /* "channel\x1fkind\x1fvalue" -> contact id */
   sq_cache *thread_cache;        /* per_contact / external key -> latest thread, flag closed */
@@ -131,6 +133,22 @@ int sq_event(store *st, sq_req *r, const char *type, const char *channel, const 
 int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
                   const char *inbox, const char *data);
 
+/* Messages and events take their ids from one sequence, so a message is
+ * its own event: its message.in / message.out event has the message's id
+ * and no row in events (store_events_after reads it from messages). Every
+ * message and event insert binds its id from here. Writer thread. */
+int64_t sq_next_id(store *st);
+
+/* Queues the event a message insert stands for (message_id from
+ * sq_next_id), without an events row. Returns 0 or -EIO. */
+int sq_event_message(store *st, sq_req *r, int64_t message_id, const char *type, const char *channel,
+                     const char *inbox, const char *data);
+
+/* Flags of a message row (messages.flags) beside the ROUTER_IN_* ones: what
+ * its message.in event said about the conversation. */
+#define SQ_MSG_NEW_CONTACT 0x10000u
+#define SQ_MSG_NEW_THREAD 0x20000u
+
 /* A small JSON object writer into a fixed buffer for event data. Strings are
  * cut at max bytes (on a UTF-8 boundary); max 0 = no cut. */
 typedef struct sq_jw {
@@ -146,6 +164,17 @@ void sq_jw_str(sq_jw *w, const char *key, const char *v, size_t max);
 void sq_jw_bool(sq_jw *w, const char *key, int v);
 /* Closes the object and returns its text. */
 const char *sq_jw_end(sq_jw *w);
+
+/* What a message event says, the same whether published at commit or read
+ * back from the message row later (so the two can never differ). */
+typedef struct sq_message_event {
+  int64_t id, thread_id, contact_id;
+  const char *text, *subject;
+  int reply; /* an agent's or automatic reply: {message_id, thread_id, status, automatic, preview} */
+  int automatic, new_contact, new_thread;
+} sq_message_event;
+/* Starts w and writes the event's members (then sq_jw_end). */
+void sq_jw_message(sq_jw *w, const sq_message_event *m);
 
 /* Writer-owned channel rules by name, or NULL. */
 const router_channel *sq_channel(store *st, const char *name);

@@ -365,17 +365,75 @@ int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb
 
 /* ---- events ---- */
 
+static json_t *sq__event_json(int64_t id, const char *type, const char *channel, const char *inbox,
+                              const char *data) {
+  json_t *d = json_loads(data ? data : "null", JSON_DECODE_ANY, NULL);
+  return json_pack("{sI ss ss? ss? so}", "id", (json_int_t)id, "type", type, "channel", channel, "inbox",
+                   inbox, "data", d ? d : json_null());
+}
+
+/* Events after an id, in id order: the rows of events merged with the
+ * messages stored since schema 8, each read back as the event it stood for
+ * (sq_jw_message, the same code that built it at commit). A message's inbox
+ * is its channel's, as when it was published. */
 static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
-  sqlite3_stmt *s = sq_prep(st,
-      "SELECT json_object('id', id, 'type', type, 'channel', channel, 'inbox', inbox,"
-      " 'data', json(data)) FROM events WHERE id > ?1 AND (?2 IS NULL OR channel = ?2)"
-      " AND (?3 IS NULL OR inbox = ?3) ORDER BY id LIMIT ?4");
-  if (s == NULL) return sq_fail(st, r, "reading events");
-  sqlite3_bind_int64(s, 1, json_integer_value(json_object_get(a, "after")));
-  sq_bind_text(s, 2, sq__str(a, "channel"));
-  sq_bind_text(s, 3, sq__str(a, "inbox"));
-  sqlite3_bind_int64(s, 4, json_integer_value(json_object_get(a, "limit")));
-  return sq__rows(st, r, s, result);
+  int64_t after = json_integer_value(json_object_get(a, "after"));
+  const char *channel = sq__str(a, "channel"), *inbox = sq__str(a, "inbox");
+  size_t limit = (size_t)json_integer_value(json_object_get(a, "limit"));
+  sqlite3_stmt *ev = sq_prep(st,
+      "SELECT id, type, channel, inbox, data FROM events WHERE id > ?1 AND (?2 IS NULL OR channel = ?2)"
+      " AND (?3 IS NULL OR inbox = ?3) ORDER BY id");
+  if (ev == NULL) return sq_fail(st, r, "reading events");
+  sqlite3_bind_int64(ev, 1, after);
+  sq_bind_text(ev, 2, channel);
+  sq_bind_text(ev, 3, inbox);
+  sqlite3_stmt *ms = sq_prep(st,
+      "SELECT id, direction, channel, thread_id, contact_id, text, subject, automatic, flags"
+      " FROM messages WHERE id > ?1 AND (?2 IS NULL OR channel = ?2) ORDER BY id");
+  if (ms == NULL) {
+    sqlite3_reset(ev);
+    return sq_fail(st, r, "reading events");
+  }
+  sqlite3_bind_int64(ms, 1, after >= st->message_events_from ? after : st->message_events_from - 1);
+  sq_bind_text(ms, 2, channel);
+  json_t *out = json_array();
+  int erc = sqlite3_step(ev), mrc = sqlite3_step(ms);
+  while (json_array_size(out) < limit && (erc == SQLITE_ROW || mrc == SQLITE_ROW)) {
+    if (erc == SQLITE_ROW &&
+        (mrc != SQLITE_ROW || sqlite3_column_int64(ev, 0) < sqlite3_column_int64(ms, 0))) {
+      json_array_append_new(out, sq__event_json(sqlite3_column_int64(ev, 0), sq_col_text(ev, 1),
+                                                sq_col_text(ev, 2), sq_col_text(ev, 3), sq_col_text(ev, 4)));
+      erc = sqlite3_step(ev);
+      continue;
+    }
+    const char *chname = sq_col_text(ms, 2);
+    const router_channel *ch = sq_channel(st, chname);
+    const char *ib = ch ? ch->inbox : NULL;
+    if (inbox == NULL || (ib != NULL && strcmp(ib, inbox) == 0)) {
+      int in = strcmp(sq_col_text(ms, 1), "in") == 0;
+      uint32_t flags = (uint32_t)sqlite3_column_int64(ms, 8);
+      sq_message_event m = {.id = sqlite3_column_int64(ms, 0), .thread_id = sqlite3_column_int64(ms, 3),
+                            .contact_id = sqlite3_column_int64(ms, 4), .text = sq_col_text(ms, 5),
+                            .subject = sq_col_text(ms, 6)};
+      m.reply = !in && (flags & ROUTER_IN_ECHO) == 0;
+      m.automatic = m.reply ? sqlite3_column_int(ms, 7) : (flags & ROUTER_IN_AUTOMATIC) != 0;
+      m.new_contact = (flags & SQ_MSG_NEW_CONTACT) != 0;
+      m.new_thread = (flags & SQ_MSG_NEW_THREAD) != 0;
+      sq_jw w;
+      sq_jw_message(&w, &m);
+      json_array_append_new(out, sq__event_json(m.id, in ? "message.in" : "message.out", chname, ib,
+                                                sq_jw_end(&w)));
+    }
+    mrc = sqlite3_step(ms);
+  }
+  sqlite3_reset(ev);
+  sqlite3_reset(ms);
+  if ((erc != SQLITE_ROW && erc != SQLITE_DONE) || (mrc != SQLITE_ROW && mrc != SQLITE_DONE)) {
+    json_decref(out);
+    return sq_fail(st, r, "reading events");
+  }
+  *result = out;
+  return 0;
 }
 
 int store_events_after(store *st, int64_t after_id, const char *channel, const char *inbox,

@@ -496,10 +496,12 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
                       int64_t *message_id) {
   int64_t now = sq_batch_now(st);
   sqlite3_stmt *s = sq_prep(st,
-      "INSERT INTO messages(thread_id, channel, direction, reply_to, user_id, text, html,"
+      "INSERT INTO messages(id, thread_id, channel, direction, reply_to, user_id, text, html,"
       " attachments, status, automatic, created_at)"
-      " VALUES(?1, ?2, 'out', ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9)");
+      " VALUES(?10, ?1, ?2, 'out', ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9)");
   if (s == NULL) return sq_fail(st, r, "storing a reply");
+  int64_t mid = sq_next_id(st);
+  sqlite3_bind_int64(s, 10, mid);
   sqlite3_bind_int64(s, 1, thread_id);
   sq_bind_text(s, 2, channel);
   if (reply_to > 0) sqlite3_bind_int64(s, 3, reply_to);
@@ -510,7 +512,6 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   sqlite3_bind_int(s, 8, automatic);
   sqlite3_bind_int64(s, 9, now);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a reply");
-  int64_t mid = sqlite3_last_insert_rowid(st->db);
   char key[64];
   /* Stable per message, so a send retried after a crash carries the same key. */
   snprintf(key, sizeof(key), "switchboard-msg-%lld", (long long)mid);
@@ -525,13 +526,9 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   *message_id = mid;
   const router_channel *ch = sq_channel(st, channel);
   sq_jw w;
-  sq_jw_init(&w);
-  sq_jw_int(&w, "message_id", mid);
-  sq_jw_int(&w, "thread_id", thread_id);
-  sq_jw_str(&w, "status", "queued", 0);
-  sq_jw_bool(&w, "automatic", automatic);
-  sq_jw_str(&w, "preview", text, 200);
-  return sq_event_text(st, r, "message.out", channel, ch ? ch->inbox : NULL, sq_jw_end(&w));
+  sq_message_event ev = {.id = mid, .thread_id = thread_id, .text = text, .reply = 1, .automatic = automatic};
+  sq_jw_message(&w, &ev);
+  return sq_event_message(st, r, mid, "message.out", channel, ch ? ch->inbox : NULL, sq_jw_end(&w));
 }
 
 /* ---- routing one inbound message ---- */
@@ -765,14 +762,14 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
 
   /* Two statements so the common message without reply-to skips the subquery. */
   s = m->s[IN_REPLY_TO] != NULL
-          ? sq_prep_bound(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
+          ? sq_prep_bound(st, "INSERT OR IGNORE INTO messages(id, thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at, metadata) VALUES(?1, ?2, ?3, ?4,"
+                        " flags, created_at, metadata) VALUES(?16, ?1, ?2, ?3, ?4,"
                         " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
                         " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
-          : sq_prep_bound(st, "INSERT OR IGNORE INTO messages(thread_id, channel, direction, external_id,"
+          : sq_prep_bound(st, "INSERT OR IGNORE INTO messages(id, thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at, metadata) VALUES(?1, ?2, ?3, ?4, ?5,"
+                        " flags, created_at, metadata) VALUES(?16, ?1, ?2, ?3, ?4, ?5,"
                         " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
   if (s == NULL) return sq_fail(st, r, "storing a message");
   sqlite3_bind_int64(s, 1, thread);
@@ -787,9 +784,12 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   sq__bind(s, 10, m, IN_ATTACH);
   sqlite3_bind_text(s, 11, echo ? "sent" : "received", echo ? 4 : 8, SQLITE_STATIC);
   sqlite3_bind_int(s, 12, (m->flags & ROUTER_IN_AUTOMATIC) != 0);
-  sqlite3_bind_int(s, 13, (int)m->flags);
+  sqlite3_bind_int(s, 13, (int)(m->flags | (new_contact ? SQ_MSG_NEW_CONTACT : 0) |
+                                 (new_thread ? SQ_MSG_NEW_THREAD : 0)));
   sqlite3_bind_int64(s, 14, ts);
   sq__bind(s, 15, m, IN_META);
+  int64_t id = sq_next_id(st);
+  sqlite3_bind_int64(s, 16, id);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a message");
   if (sqlite3_changes(st->db) == 0) {
     /* Ignored: the external id was seen before. Nothing was changed yet. */
@@ -797,7 +797,7 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
       return r->status < 0 ? r->status : sq_fail(st, r, "storing a message");
     return 0;
   }
-  m->message_id = sqlite3_last_insert_rowid(st->db);
+  m->message_id = id;
   /* A known contact who now gives an address they had not (a chat visitor
    * asked for their email while nobody was there) gets it filled in; what
    * the contact already has is never overwritten. */
@@ -816,16 +816,11 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
       sq_attachments_insert(st, r, m->message_id, m->s[IN_ATTACH], m->blobs, m->n_blobs) < 0)
     return -EIO;
   sq_jw w;
-  sq_jw_init(&w);
-  sq_jw_int(&w, "message_id", m->message_id);
-  sq_jw_int(&w, "thread_id", thread);
-  sq_jw_int(&w, "contact_id", contact);
-  sq_jw_str(&w, "preview", m->s[IN_TEXT], 200);
-  sq_jw_str(&w, "subject", m->s[IN_SUBJECT], 200);
-  sq_jw_bool(&w, "automatic", (m->flags & ROUTER_IN_AUTOMATIC) != 0);
-  sq_jw_bool(&w, "new_contact", new_contact);
-  sq_jw_bool(&w, "new_thread", new_thread);
-  if (sq_event_text(st, r, echo ? "message.out" : "message.in", chname, ch->inbox, sq_jw_end(&w)) < 0)
+  sq_message_event ev = {.id = id, .thread_id = thread, .contact_id = contact, .text = m->s[IN_TEXT],
+                         .subject = m->s[IN_SUBJECT], .automatic = (m->flags & ROUTER_IN_AUTOMATIC) != 0,
+                         .new_contact = new_contact, .new_thread = new_thread};
+  sq_jw_message(&w, &ev);
+  if (sq_event_message(st, r, id, echo ? "message.out" : "message.in", chname, ch->inbox, sq_jw_end(&w)) < 0)
     return -EIO;
 
   int which = router_decide_autoreply(ch, m->flags, new_contact, new_thread, ts);

@@ -1,5 +1,7 @@
 /* test_events.c — core/events.c and persisted events: order, ids, delivery
  * after commit, resumption after an id (Last-Event-ID) across restarts. */
+#include <sqlite3.h>
+
 #include "events.h"
 #include "store_fixture.h"
 
@@ -137,6 +139,152 @@ START_TEST(events_after_resumes_across_restart_and_filters) {
 }
 END_TEST
 
+static void keep_json(void *arg, const events_event *ev) {
+  json_array_append_new((json_t *)arg, events_to_json(ev));
+}
+
+static int64_t db_count(fx *f, const char *sql) {
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(f->url + 7, &db), SQLITE_OK);
+  sqlite3_stmt *s;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+  int64_t n = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return n;
+}
+
+static void fx_echo(fx *f, const char *ext, const char *sender, const char *text) {
+  router_inbound in = {.channel = "demo", .external_id = ext, .text = text, .flags = ROUTER_IN_ECHO};
+  in.sender.kind = "custom";
+  in.sender.id = sender;
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_inbound(f->st, &in, fx_inbound_cb, &w, err, sizeof(err)), 0);
+  fx_wait(f, &w);
+  ck_assert_int_eq(w.status, 0);
+}
+
+/* A message is its own event (schema 8): its message.in / message.out has
+ * the message's id, no events row, and reads back from the message exactly
+ * as it was published, in one id order with the other events. */
+START_TEST(message_events_read_back_exactly_as_published) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\",\"inbox\":\"Support\","
+                 "\"auto_replies\":{\"instant_reply\":\"Thanks, we got it.\"}}");
+  json_t *live = json_array();
+  events_subscribe(store_events(f.st), keep_json, live);
+  fx_wait_t a = fx_in(&f, "demo", "e1", "kim", "hello \"there\" \xc3\xa9");
+  fx_in(&f, "demo", "e2", "kim", "second");
+  fx_echo(&f, "e3", "kim", "sent from the phone app");
+  router_reply rep = {.thread_id = 0, .text = "an agent's answer"};
+  fx_wait_t th = {0};
+  json_t *conv = fx_ok(&f, store_conversations_list(f.st, NULL, fx_json_cb, &th), &th);
+  rep.thread_id = fx_int(json_array_get(json_object_get(conv, "items"), 0), "id");
+  json_decref(conv);
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_reply(f.st, &rep, fx_reply_cb, &w, err, sizeof(err)), 0);
+  fx_wait(&f, &w);
+  ck_assert_int_eq(w.status, 0);
+  fx_in(&f, "demo", "e1", "kim", "a redelivery publishes nothing");
+
+  /* what was published: the new conversation's ticket, messages in, the
+   * instant reply, the echo and the agent's reply, ids only increasing */
+  int types = 0;
+  size_t i;
+  json_t *e;
+  json_array_foreach(live, i, e) {
+    const char *type = json_string_value(json_object_get(e, "type"));
+    if (i > 0) ck_assert_int_gt(fx_int(e, "id"), fx_int(json_array_get(live, i - 1), "id"));
+    if (strcmp(type, "message.in") == 0) types |= 1;
+    if (strcmp(type, "message.out") == 0) types |= 2;
+    if (strcmp(type, "ticket.created") == 0) types |= 4;
+    if (strcmp(type, "message.in") == 0 && fx_int(e, "id") == a.id) {
+      json_t *d = json_object_get(e, "data");
+      ck_assert_int_eq(fx_int(d, "message_id"), a.id);
+      ck_assert(json_is_true(json_object_get(d, "new_contact")));
+      ck_assert(json_is_true(json_object_get(d, "new_thread")));
+    }
+  }
+  ck_assert_int_eq(types, 7);
+
+  /* read back, all of it and from the middle: the same events */
+  fx_wait_t w0 = {0};
+  json_t *all = fx_ok(&f, store_events_after(f.st, 0, NULL, NULL, 0, fx_json_cb, &w0), &w0);
+  ck_assert_msg(json_equal(all, live), "read back %s\npublished %s", json_dumps(all, 0), json_dumps(live, 0));
+  json_decref(all);
+  int64_t mid = fx_int(json_array_get(live, 2), "id");
+  fx_wait_t w1 = {0};
+  json_t *rest = fx_ok(&f, store_events_after(f.st, mid, NULL, "Support", 2, fx_json_cb, &w1), &w1);
+  ck_assert_int_eq(json_array_size(rest), 2);
+  ck_assert(json_equal(json_array_get(rest, 0), json_array_get(live, 3)));
+  ck_assert(json_equal(json_array_get(rest, 1), json_array_get(live, 4)));
+  json_decref(rest);
+  fx_wait_t w2 = {0};
+  json_t *none = fx_ok(&f, store_events_after(f.st, 0, NULL, "Sales", 0, fx_json_cb, &w2), &w2);
+  ck_assert_int_eq(json_array_size(none), 0);
+  json_decref(none);
+
+  fx_close_store(&f);
+  ck_assert_int_eq(db_count(&f, "SELECT count(*) FROM events WHERE type IN ('message.in', 'message.out')"), 0);
+  ck_assert_int_eq(db_count(&f, "SELECT count(*) FROM events e JOIN messages m ON m.id = e.id"), 0);
+  json_decref(live);
+  fx_close(&f);
+}
+END_TEST
+
+/* A database from before schema 8 keeps its message events as rows; after
+ * the upgrade they read back once, followed by the new ones, in order. */
+START_TEST(message_events_of_a_schema_7_database_survive_the_upgrade) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\",\"inbox\":\"Support\"}");
+  fx_close_store(&f);
+  /* make it look like schema 7 with two messages and their event rows,
+   * ids counted separately as they were then */
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db,
+      "DROP TABLE meta; PRAGMA user_version = 7;"
+      "INSERT INTO contacts(id, name) VALUES(1, 'kim');"
+      "INSERT INTO identities(channel, kind, value, contact_id) VALUES('demo', 'custom', 'kim', 1);"
+      "INSERT INTO threads(id, channel, inbox, contact_id) VALUES(1, 'demo', 'Support', 1);"
+      "INSERT INTO messages(id, thread_id, channel, direction, external_id, contact_id, text, status, created_at)"
+      "  VALUES(1, 1, 'demo', 'in', 'old-1', 1, 'old one', 'received', 1), (2, 1, 'demo', 'in', 'old-2', 1,"
+      "  'old two', 'received', 2);"
+      "INSERT INTO events(id, type, channel, inbox, data, created_at) VALUES"
+      "  (1, 'ticket.created', 'demo', 'Support', '{}', 1),"
+      "  (2, 'message.in', 'demo', 'Support', '{\"message_id\":1,\"preview\":\"old one\"}', 1),"
+      "  (3, 'message.in', 'demo', 'Support', '{\"message_id\":2,\"preview\":\"old two\"}', 2);",
+      NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  fx_open_store(&f);
+  fx_channel(&f, "{\"name\":\"demo\",\"inbox\":\"Support\"}");
+  fx_wait_t n = fx_in(&f, "demo", "new-1", "kim", "new one");
+  ck_assert_int_gt(n.id, 3);
+  fx_wait_t w = {0};
+  json_t *all = fx_ok(&f, store_events_after(f.st, 0, NULL, NULL, 0, fx_json_cb, &w), &w);
+  /* the old rows once, then what the new message made (its conversation
+   * had no ticket yet, so one is created), ids only increasing */
+  const char *want[] = {"old one", "old two", "new one"};
+  size_t i, seen_in = 0;
+  json_t *e;
+  json_array_foreach(all, i, e) {
+    if (i > 0) ck_assert_int_gt(fx_int(e, "id"), fx_int(json_array_get(all, i - 1), "id"));
+    if (strcmp(json_string_value(json_object_get(e, "type")), "message.in") != 0) continue;
+    ck_assert_uint_lt(seen_in, 3);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "data"), "preview")), want[seen_in++]);
+  }
+  ck_assert_uint_eq(seen_in, 3);
+  ck_assert_int_eq(fx_int(json_array_get(all, json_array_size(all) - 1), "id"), n.id);
+  json_decref(all);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(failed_request_publishes_nothing) {
   fx f;
   fx_open(&f);
@@ -157,6 +305,8 @@ int main(void) {
   tcase_add_test(tc, inbound_publishes_events_after_commit_with_increasing_ids);
   tcase_add_test(tc, events_after_resumes_across_restart_and_filters);
   tcase_add_test(tc, failed_request_publishes_nothing);
+  tcase_add_test(tc, message_events_read_back_exactly_as_published);
+  tcase_add_test(tc, message_events_of_a_schema_7_database_survive_the_upgrade);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
