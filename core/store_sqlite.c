@@ -205,32 +205,53 @@ static void sq__bind_len(sqlite3_stmt *s, int i, const char *v, size_t len_with_
 
 int64_t sq_next_id(store *st) { return st->next_id++; }
 
-/* Queues an event on r for publishing after commit. */
-static int sq__event_record(store *st, sq_req *r, int64_t id, const char *type, const char *channel,
-                            const char *inbox, const char *data) {
+/* The length of v's first max bytes at most, not splitting a UTF-8
+ * sequence (max 0: no cut). */
+static size_t sq__cut(const char *v, size_t max) {
+  if (max == 0) return strlen(v);
+  size_t len = strnlen(v, max + 1);
+  if (len > max) {
+    len = max;
+    while (len > 0 && ((unsigned char)v[len] & 0xC0) == 0x80) len--;
+  }
+  return len;
+}
+
+/* Queues an event on r for publishing after commit: the strings given with
+ * their lengths (text and subject may be NULL), copied into one block. */
+static sq_event_rec *sq__event_record(store *st, sq_req *r, int64_t id, const char *type, const char *channel,
+                                      const char *inbox, const char *data, const char *text, size_t ltx,
+                                      const char *subject, size_t lsu) {
   size_t lt = strlen(type) + 1, lc = channel ? strlen(channel) + 1 : 0,
-         li = inbox ? strlen(inbox) + 1 : 0, ld = strlen(data) + 1;
-  size_t need = (sizeof(sq_event_rec) + lt + lc + li + ld + 7) & ~(size_t)7;
+         li = inbox ? strlen(inbox) + 1 : 0, ld = data ? strlen(data) + 1 : 0;
+  size_t lx = text ? ltx + 1 : 0, ls = subject ? lsu + 1 : 0;
+  size_t need = (sizeof(sq_event_rec) + lt + lc + li + ld + lx + ls + 7) & ~(size_t)7;
   sq_event_rec *e;
   if (need <= sizeof(r->ev_buf) - r->ev_used) {
     e = (sq_event_rec *)(void *)(r->ev_buf + r->ev_used);
     r->ev_used += need;
   } else if ((e = malloc(need)) == NULL) {
-    return sq_fail(st, r, "recording an event");
+    sq_fail(st, r, "recording an event");
+    return NULL;
   }
   char *p = e->buf;
   e->next = NULL;
   e->id = id;
+  e->is_message = 0;
   e->type = memcpy(p, type, lt), p += lt;
   e->channel = channel ? memcpy(p, channel, lc) : NULL, p += lc;
   e->inbox = inbox ? memcpy(p, inbox, li) : NULL, p += li;
-  e->data = memcpy(p, data, ld);
+  e->data = data ? memcpy(p, data, ld) : NULL, p += ld;
+  e->message.text = text ? memcpy(p, text, ltx) : NULL, p += lx;
+  if (text) p[-1] = '\0';
+  e->message.subject = subject ? memcpy(p, subject, lsu) : NULL, p += ls;
+  if (subject) p[-1] = '\0';
   if (r->events_tail != NULL)
     r->events_tail->next = e;
   else
     r->events = e;
   r->events_tail = e;
-  return 0;
+  return e;
 }
 
 int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
@@ -250,12 +271,24 @@ int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) return sq_fail(st, r, "recording an event");
-  return sq__event_record(st, r, id, type, channel, inbox, data);
+  return sq__event_record(st, r, id, type, channel, inbox, data, NULL, 0, NULL, 0) ? 0 : -EIO;
 }
 
-int sq_event_message(store *st, sq_req *r, int64_t message_id, const char *type, const char *channel,
-                     const char *inbox, const char *data) {
-  return sq__event_record(st, r, message_id, type, channel, inbox, data);
+/* How much of a message's text and subject its event shows. */
+#define SQ_PREVIEW_BYTES 200
+
+int sq_event_message(store *st, sq_req *r, const sq_message_event *m, const char *type,
+                     const char *channel, const char *inbox) {
+  sq_event_rec *e = sq__event_record(st, r, m->id, type, channel, inbox, NULL, m->text,
+                                     m->text ? sq__cut(m->text, SQ_PREVIEW_BYTES) : 0, m->subject,
+                                     m->subject ? sq__cut(m->subject, SQ_PREVIEW_BYTES) : 0);
+  if (e == NULL) return -EIO;
+  const char *text = e->message.text, *subject = e->message.subject;
+  e->message = *m;
+  e->message.text = text;
+  e->message.subject = subject;
+  e->is_message = 1;
+  return 0;
 }
 
 void sq_jw_message(sq_jw *w, const sq_message_event *m) {
@@ -265,12 +298,12 @@ void sq_jw_message(sq_jw *w, const sq_message_event *m) {
   if (m->reply) {
     sq_jw_str(w, "status", "queued", 0);
     sq_jw_bool(w, "automatic", m->automatic);
-    sq_jw_str(w, "preview", m->text, 200);
+    sq_jw_str(w, "preview", m->text, SQ_PREVIEW_BYTES);
     return;
   }
   sq_jw_int(w, "contact_id", m->contact_id);
-  sq_jw_str(w, "preview", m->text, 200);
-  sq_jw_str(w, "subject", m->subject, 200);
+  sq_jw_str(w, "preview", m->text, SQ_PREVIEW_BYTES);
+  sq_jw_str(w, "subject", m->subject, SQ_PREVIEW_BYTES);
   sq_jw_bool(w, "automatic", m->automatic);
   sq_jw_bool(w, "new_contact", m->new_contact);
   sq_jw_bool(w, "new_thread", m->new_thread);
@@ -326,10 +359,7 @@ void sq_jw_str(sq_jw *w, const char *key, const char *v, size_t max) {
   /* Only the first max bytes matter (and at most 500: the escaped worst
    * case, 6 bytes each, still fits the buffer), so a long text is not
    * measured to its end. */
-  size_t cap = max > 0 && max < 500 ? max : 500;
-  size_t len = strnlen(v, cap + 1);
-  if (len > cap) len = cap;
-  while (len > 0 && ((unsigned char)v[len] & 0xC0) == 0x80) len--; /* UTF-8 boundary */
+  size_t len = sq__cut(v, max > 0 && max < 500 ? max : 500);
   static const char hex[] = "0123456789abcdef";
   sq__jw_raw(w, "\"", 1);
   size_t run = 0; /* start of the bytes not yet copied: copied in runs, not one by one */
@@ -628,8 +658,10 @@ static void sq__syncer(void *arg) {
 
 static void sq__publish(store *st, sq_req *r) {
   for (sq_event_rec *e = r->events; e != NULL; e = e->next) {
-    if (!events_wants(st->bus, e->type)) continue; /* no parse for nobody */
-    json_t *data = json_loads(e->data, 0, NULL);
+    if (!events_wants(st->bus, e->type)) continue; /* no JSON for nobody */
+    sq_jw w;
+    if (e->is_message) sq_jw_message(&w, &e->message);
+    json_t *data = json_loads(e->is_message ? sq_jw_end(&w) : e->data, 0, NULL);
     events_event ev = {e->id, e->type, e->channel, e->inbox, data};
     events_publish(st->bus, &ev);
     json_decref(data);

@@ -13,12 +13,25 @@ typedef struct sq_cache sq_cache;
 
 /* run: on the writer thread inside the batch transaction (a savepoint per
  * request); sets status/err. done: on the loop after COMMIT; frees the request. */
+/* What a message event says, the same whether published at commit or read
+ * back from the message row later (so the two can never differ). */
+typedef struct sq_message_event {
+  int64_t id, thread_id, contact_id;
+  const char *text, *subject;
+  int reply; /* an agent's or automatic reply: {message_id, thread_id, status, automatic, preview} */
+  int automatic, new_contact, new_thread;
+} sq_message_event;
+
 /* An event recorded by a request, published after commit. The strings live
- * in buf; data is JSON text, parsed only if someone subscribes. */
+ * in buf. data is JSON text, parsed only if someone subscribes; a message's
+ * event keeps its fields instead (message, with text and subject cut to
+ * what the event shows) and its JSON is only built for a subscriber. */
 typedef struct sq_event_rec {
   struct sq_event_rec *next;
   int64_t id;
   const char *type, *channel, *inbox, *data;
+  int is_message;
+  sq_message_event message;
   char buf[];
 } sq_event_rec;
 
@@ -30,7 +43,7 @@ struct sq_req {
   char err[256];
   sq_event_rec *events, *events_tail; /* recorded events, in order */
   size_t ev_used;                     /* bytes of ev_buf taken by events */
-  _Alignas(8) char ev_buf[384];       /* the first small events live here, not in malloc */
+  _Alignas(8) char ev_buf[512];       /* the first small events live here, not in malloc */
 };
 
 struct store {
@@ -139,10 +152,10 @@ int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
  * message and event insert binds its id from here. Writer thread. */
 int64_t sq_next_id(store *st);
 
-/* Queues the event a message insert stands for (message_id from
- * sq_next_id), without an events row. Returns 0 or -EIO. */
-int sq_event_message(store *st, sq_req *r, int64_t message_id, const char *type, const char *channel,
-                     const char *inbox, const char *data);
+/* Queues the event a message insert stands for (m->id from sq_next_id),
+ * without an events row; its strings are copied. Returns 0 or -EIO. */
+int sq_event_message(store *st, sq_req *r, const sq_message_event *m, const char *type,
+                     const char *channel, const char *inbox);
 
 /* Flags of a message row (messages.flags) beside the ROUTER_IN_* ones: what
  * its message.in event said about the conversation. */
@@ -165,14 +178,6 @@ void sq_jw_bool(sq_jw *w, const char *key, int v);
 /* Closes the object and returns its text. */
 const char *sq_jw_end(sq_jw *w);
 
-/* What a message event says, the same whether published at commit or read
- * back from the message row later (so the two can never differ). */
-typedef struct sq_message_event {
-  int64_t id, thread_id, contact_id;
-  const char *text, *subject;
-  int reply; /* an agent's or automatic reply: {message_id, thread_id, status, automatic, preview} */
-  int automatic, new_contact, new_thread;
-} sq_message_event;
 /* Starts w and writes the event's members (then sq_jw_end). */
 void sq_jw_message(sq_jw *w, const sq_message_event *m);
 

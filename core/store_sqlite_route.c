@@ -525,10 +525,8 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "queueing a reply");
   *message_id = mid;
   const router_channel *ch = sq_channel(st, channel);
-  sq_jw w;
   sq_message_event ev = {.id = mid, .thread_id = thread_id, .text = text, .reply = 1, .automatic = automatic};
-  sq_jw_message(&w, &ev);
-  return sq_event_message(st, r, mid, "message.out", channel, ch ? ch->inbox : NULL, sq_jw_end(&w));
+  return sq_event_message(st, r, &ev, "message.out", channel, ch ? ch->inbox : NULL);
 }
 
 /* ---- routing one inbound message ---- */
@@ -815,13 +813,10 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   if (m->n_blobs > 0 &&
       sq_attachments_insert(st, r, m->message_id, m->s[IN_ATTACH], m->blobs, m->n_blobs) < 0)
     return -EIO;
-  sq_jw w;
   sq_message_event ev = {.id = id, .thread_id = thread, .contact_id = contact, .text = m->s[IN_TEXT],
                          .subject = m->s[IN_SUBJECT], .automatic = (m->flags & ROUTER_IN_AUTOMATIC) != 0,
                          .new_contact = new_contact, .new_thread = new_thread};
-  sq_jw_message(&w, &ev);
-  if (sq_event_message(st, r, id, echo ? "message.out" : "message.in", chname, ch->inbox, sq_jw_end(&w)) < 0)
-    return -EIO;
+  if (sq_event_message(st, r, &ev, echo ? "message.out" : "message.in", chname, ch->inbox) < 0) return -EIO;
 
   int which = router_decide_autoreply(ch, m->flags, new_contact, new_thread, ts);
   if (which != ROUTER_AUTOREPLY_NONE) {

@@ -190,6 +190,12 @@ START_TEST(message_events_read_back_exactly_as_published) {
   fx_wait(&f, &w);
   ck_assert_int_eq(w.status, 0);
   fx_in(&f, "demo", "e1", "kim", "a redelivery publishes nothing");
+  /* a preview is cut at 200 bytes, never inside a UTF-8 sequence: here an
+   * é would straddle the cut, so 199 bytes remain */
+  char longer[400];
+  memset(longer, 'a', 199);
+  snprintf(longer + 199, sizeof(longer) - 199, "\xc3\xa9 and then some \"quoted\" text");
+  fx_wait_t lw = fx_in(&f, "demo", "e4", "kim", longer);
 
   /* what was published: the new conversation's ticket, messages in, the
    * instant reply, the echo and the agent's reply, ids only increasing */
@@ -210,6 +216,10 @@ START_TEST(message_events_read_back_exactly_as_published) {
     }
   }
   ck_assert_int_eq(types, 7);
+
+  json_t *last = json_array_get(live, json_array_size(live) - 1);
+  ck_assert_int_eq(fx_int(last, "id"), lw.id);
+  ck_assert_uint_eq(strlen(json_string_value(json_object_get(json_object_get(last, "data"), "preview"))), 199);
 
   /* read back, all of it and from the middle: the same events */
   fx_wait_t w0 = {0};
