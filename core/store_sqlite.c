@@ -113,6 +113,11 @@ static const char *const sq__migrations[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta(key, value) VALUES('message_events_from',"
     "  1 + max(coalesce((SELECT max(id) FROM events), 0), coalesce((SELECT max(id) FROM messages), 0)));",
+    /* 9: a thread's messages by (thread_id) alone: every index ends with
+     * the rowid, so the order by id is the same, and every message insert
+     * writes a shorter key. Rebuilt once on upgrade. */
+    "DROP INDEX messages_thread;"
+    "CREATE INDEX messages_thread ON messages(thread_id);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
