@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/ingest/run.sh — end-to-end signed webhook ingest: HTTP → plugin
-# signature check → router → durable group commit (SQLite WAL,
-# synchronous=FULL) → 200, under wrk load with a unique message id per
+# signature check → router → durable group commit (SQLite WAL, one
+# fdatasync per group) → 200, under wrk load with a unique message id per
 # request, beside nginx `return 200` from the peer harness in the same run.
 # Then checks every acknowledged message is stored exactly once, and
 # measures the daemon's idle memory with every bundled plugin loaded.
