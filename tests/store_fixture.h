@@ -126,7 +126,16 @@ static inline json_t *fx_load(const char *json) {
   return o;
 }
 
-/* Submits one inbound message and waits; returns the wait record. */
+/* Submits an inbound message and waits; returns the wait record. */
+static inline fx_wait_t fx_submit(fx *f, const router_inbound *in) {
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_inbound(f->st, in, fx_inbound_cb, &w, err, sizeof(err)), 0);
+  fx_wait(f, &w);
+  return w;
+}
+
+/* Submits one inbound message from a custom sender and waits. */
 static inline fx_wait_t fx_in(fx *f, const char *channel, const char *ext, const char *sender,
                              const char *text) {
   router_inbound in = {0};
@@ -136,11 +145,7 @@ static inline fx_wait_t fx_in(fx *f, const char *channel, const char *ext, const
   in.sender.id = sender;
   in.sender.name = sender;
   in.text = text;
-  fx_wait_t w = {0};
-  char err[256];
-  ck_assert_int_eq(router_submit_inbound(f->st, &in, fx_inbound_cb, &w, err, sizeof(err)), 0);
-  fx_wait(f, &w);
-  return w;
+  return fx_submit(f, &in);
 }
 
 /* The conversation holding thread id tid. */

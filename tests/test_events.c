@@ -159,11 +159,7 @@ static void fx_echo(fx *f, const char *ext, const char *sender, const char *text
   router_inbound in = {.channel = "demo", .external_id = ext, .text = text, .flags = ROUTER_IN_ECHO};
   in.sender.kind = "custom";
   in.sender.id = sender;
-  fx_wait_t w = {0};
-  char err[256];
-  ck_assert_int_eq(router_submit_inbound(f->st, &in, fx_inbound_cb, &w, err, sizeof(err)), 0);
-  fx_wait(f, &w);
-  ck_assert_int_eq(w.status, 0);
+  ck_assert_int_eq(fx_submit(f, &in).status, 0);
 }
 
 /* A message is its own event (schema 8): its message.in / message.out has

@@ -176,11 +176,7 @@ static fx_wait_t in_thread(fx *f, const char *ext, const char *sender, const cha
   router_inbound in = {.channel = "demo", .external_id = ext, .external_thread_id = thread, .text = "x"};
   in.sender.kind = "custom";
   in.sender.id = sender;
-  fx_wait_t w = {0};
-  char err[256];
-  ck_assert_int_eq(router_submit_inbound(f->st, &in, fx_inbound_cb, &w, err, sizeof(err)), 0);
-  fx_wait(f, &w);
-  return w;
+  return fx_submit(f, &in);
 }
 
 START_TEST(external_policy_follows_the_plugin_thread_id) {

@@ -32,6 +32,27 @@ static void submit_many(fx *f, many_t *m, int n, const char *prefix) {
   }
 }
 
+/* Sustained load as webhooks make it: waves of ten messages, each wave
+ * waited for, so every wave is about one commit. */
+static void commit_waves(fx *f, many_t *m, int waves, const char *prefix) {
+  char p[32];
+  for (int wave = 0; wave < waves; wave++) {
+    snprintf(p, sizeof(p), "%s%d", prefix, wave);
+    int before = m->done;
+    submit_many(f, m, 10, p);
+    while (m->done < before + 10) uv_run(&f->loop, UV_RUN_ONCE);
+  }
+  ck_assert_int_eq(m->failed, 0);
+}
+
+static long long wal_bytes(fx *f) {
+  char wal[600];
+  snprintf(wal, sizeof(wal), "%s/sb.db-wal", f->dir);
+  struct stat sb;
+  ck_assert_int_eq(stat(wal, &sb), 0);
+  return (long long)sb.st_size;
+}
+
 START_TEST(bad_url_is_refused_with_a_sentence) {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -110,13 +131,7 @@ START_TEST(checkpoints_run_off_the_writer_as_the_wal_grows) {
   /* Small waves make many commits, as webhooks do, until the WAL has passed
    * the checkpoint threshold several times. */
   many_t m = {0};
-  char prefix[32];
-  for (int wave = 0; wave < 600; wave++) {
-    snprintf(prefix, sizeof(prefix), "w%d", wave);
-    submit_many(&f, &m, 10, prefix);
-    while (m.done < (wave + 1) * 10) uv_run(&f.loop, UV_RUN_ONCE);
-  }
-  ck_assert_int_eq(m.failed, 0);
+  commit_waves(&f, &m, 600, "w");
   store_stats st;
   for (int i = 0; i < 200; i++) {
     store_get_stats(f.st, &st);
@@ -134,13 +149,7 @@ START_TEST(checkpoint_cycles_restart_the_wal_without_a_storm) {
   fx_channel(&f, "{\"name\":\"demo\"}");
   f.st->ckpt_frames = 64; /* a cycle per 256 KiB of WAL instead of 16 MiB */
   many_t m = {0};
-  char prefix[32];
-  for (int wave = 0; wave < 300; wave++) {
-    snprintf(prefix, sizeof(prefix), "c%d", wave);
-    submit_many(&f, &m, 10, prefix);
-    while (m.done < (wave + 1) * 10) uv_run(&f.loop, UV_RUN_ONCE);
-  }
-  ck_assert_int_eq(m.failed, 0);
+  commit_waves(&f, &m, 300, "c");
   store_stats st;
   store_get_stats(f.st, &st);
   /* The WAL went back to its beginning again and again (it would be about
@@ -150,11 +159,8 @@ START_TEST(checkpoint_cycles_restart_the_wal_without_a_storm) {
   ck_assert_msg(st.checkpoints > 2 && st.checkpoints < st.transactions / 3,
                 "%llu checkpoints for %llu transactions", (unsigned long long)st.checkpoints,
                 (unsigned long long)st.transactions);
-  char wal[600];
-  snprintf(wal, sizeof(wal), "%s/sb.db-wal", f.dir);
-  struct stat sb;
-  ck_assert_int_eq(stat(wal, &sb), 0);
-  ck_assert_msg(sb.st_size < 2 * 1024 * 1024, "the WAL is %lld bytes", (long long)sb.st_size);
+  long long wal = wal_bytes(&f);
+  ck_assert_msg(wal < 2 * 1024 * 1024, "the WAL is %lld bytes", wal);
   fx_close(&f);
 }
 END_TEST
@@ -165,22 +171,13 @@ START_TEST(the_wal_stays_bounded_under_sustained_commits) {
   fx_channel(&f, "{\"name\":\"demo\"}");
   f.st->wal_limit_frames = 64; /* 256 KiB instead of 128 MiB */
   many_t m = {0};
-  char prefix[32];
-  for (int wave = 0; wave < 300; wave++) {
-    snprintf(prefix, sizeof(prefix), "b%d", wave);
-    submit_many(&f, &m, 10, prefix);
-    while (m.done < (wave + 1) * 10) uv_run(&f.loop, UV_RUN_ONCE);
-  }
-  ck_assert_int_eq(m.failed, 0);
+  commit_waves(&f, &m, 300, "b");
   store_stats st;
   store_get_stats(f.st, &st);
   ck_assert_msg(st.wal_truncations > 0, "the writer never bounded the WAL (%llu transactions)",
                 (unsigned long long)st.transactions);
-  char wal[600];
-  snprintf(wal, sizeof(wal), "%s/sb.db-wal", f.dir);
-  struct stat sb;
-  ck_assert_int_eq(stat(wal, &sb), 0);
-  ck_assert_msg(sb.st_size < 2 * 1024 * 1024, "the WAL is %lld bytes", (long long)sb.st_size);
+  long long wal = wal_bytes(&f);
+  ck_assert_msg(wal < 2 * 1024 * 1024, "the WAL is %lld bytes", wal);
   fx_close(&f);
 }
 END_TEST
