@@ -11,8 +11,6 @@
 typedef struct sq_req sq_req;
 typedef struct sq_cache sq_cache;
 
-/* run: on the writer thread inside the batch transaction (a savepoint per
- * request); sets status/err. done: on the loop after COMMIT; frees the request. */
 /* What a message event says, the same whether published at commit or read
  * back from the message row later (so the two can never differ). */
 typedef struct sq_message_event {
@@ -35,6 +33,10 @@ typedef struct sq_event_rec {
   char buf[];
 } sq_event_rec;
 
+/* run: on the writer thread inside the writer's transaction (re-run under
+ * a savepoint of its own after another request failed: sq__run_more); sets
+ * status/err. done: on the loop once the commit is durable; frees the
+ * request. */
 struct sq_req {
   sq_req *next;
   void (*run)(store *st, sq_req *r);
