@@ -46,6 +46,7 @@ typedef struct daemon_host {
   uint64_t stop_waited_ms;
   int stopping;
   int exit_code;
+  int store_claim; /* store_claim's lock, held until the daemon ends */
 } daemon_host;
 
 /* One channel on its way to running: the store learns its rules and hands
@@ -485,7 +486,8 @@ static void daemon__make_store_dir(const char *url) {
 static int daemon__open_core(daemon_host *d) {
   char err[1024];
   daemon__make_store_dir(d->cfg->store);
-  if (store_open(&d->loop, d->cfg->store, &d->st, err, sizeof(err)) != 0) {
+  if (store_claim(d->cfg->store, &d->store_claim, err, sizeof(err)) != 0 ||
+      store_open(&d->loop, d->cfg->store, &d->st, err, sizeof(err)) != 0) {
     fprintf(stderr, "switchboard: %s\n", err);
     return 1;
   }
@@ -512,6 +514,7 @@ int daemon_run(const daemon_options *opt) {
   if (opt->log_level >= 0) log_set_level(opt->log_level);
   daemon_host *d = calloc(1, sizeof(*d));
   if (d == NULL) return 1;
+  d->store_claim = -1;
   char err[1024];
   if (daemon_prepare(opt, &d->cfg, &d->plugins, err, sizeof(err)) != 0) {
     fprintf(stderr, "switchboard: %s\n", err);
@@ -546,6 +549,7 @@ int daemon_run(const daemon_options *opt) {
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_loop_close(&d->loop);
   }
+  store_release(d->store_claim);
   free(d->channels);
   loader_unload(&d->plugins);
   config_free(d->cfg);

@@ -52,6 +52,17 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
  * loop has closed its handle (run the loop after this). NULL-safe. */
 void store_close(store *st);
 
+/* Claims the database of a store URL for this process's daemon: a second
+ * daemon on the same database (two outbox workers, two writers with their
+ * own caches and id sequences) is refused with a sentence, before it
+ * opens anything. The claim is an exclusive flock on "PATH.lock" (never on
+ * the database file: SQLite's own POSIX locks must not be touched), held
+ * until store_release. The CLI's short commands (tokens create) do not
+ * claim and work beside a running daemon. Returns 0 with *claim set, or
+ * -EBUSY / -EIO with err filled. */
+int store_claim(const char *url, int *claim, char *err, size_t errlen);
+void store_release(int claim);
+
 /* The bus on which committed events are published (owned by the store). */
 events_bus *store_events(store *st);
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1072,6 +1073,41 @@ void store_close(store *st) {
   }
   sq__deliver(st);
   uv_close((uv_handle_t *)&st->async, sq__on_closed);
+}
+
+int store_claim(const char *url, int *claim, char *err, size_t errlen) {
+  *claim = -1;
+  if (url == NULL || strncmp(url, "sqlite:", 7) != 0 || url[7] == '\0') {
+    snprintf(err, errlen, "store URL \"%s\" is not supported; use sqlite:PATH", url ? url : "");
+    return -EINVAL;
+  }
+  char lock[4096];
+  if ((size_t)snprintf(lock, sizeof(lock), "%s.lock", url + 7) >= sizeof(lock)) {
+    snprintf(err, errlen, "database path %s is too long", url + 7);
+    return -EINVAL;
+  }
+  int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open %s: %s", lock, strerror(errno));
+    return -EIO;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    close(fd);
+    if (e == EWOULDBLOCK) {
+      snprintf(err, errlen, "database %s is in use by another switchboard daemon (it holds %s); stop it first",
+               url + 7, lock);
+      return -EBUSY;
+    }
+    snprintf(err, errlen, "cannot lock %s: %s", lock, strerror(e));
+    return -EIO;
+  }
+  *claim = fd;
+  return 0;
+}
+
+void store_release(int claim) {
+  if (claim >= 0) close(claim);
 }
 
 events_bus *store_events(store *st) { return st ? st->bus : NULL; }

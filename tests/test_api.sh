@@ -122,6 +122,10 @@ DANA=$("$SB" tokens create -c "$cfg" --name dana-cli --role agent --user dana 2>
 rc=$?
 [ $rc -eq 0 ] && [[ $DANA =~ ^sbt_[0-9a-f]{64}$ ]] && grep -q 'created agent token "dana-cli" of user "dana"' "$work/tok.err"
 check "tokens create --user makes a token of a config user once the daemon stored it" $? "status $rc: $(cat "$work/tok.err")"
+"$SB" run -c "$cfg" >"$work/second.log" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q 'is in use by another switchboard daemon' "$work/second.log" && kill -0 "$daemon_pid"
+check "a second daemon on the same database is refused, and the first runs on" $? "status $rc: $(tail -3 "$work/second.log")"
 
 # call METHOD PATH TOKEN [BODY]: sets code and body (file $work/body); checks
 # the answer against the OpenAPI document.

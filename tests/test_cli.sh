@@ -101,7 +101,10 @@ expect "/healthz reports each channel's state" 0 '"status":"ok".*"name":"demo","
   curl -sf "http://127.0.0.1:$port/healthz"
 expect "a webhook reaches the plugin's receive" 0 '^fired$' curl -sf "http://127.0.0.1:$port/hooks/demo/timer?ms=20"
 expect "an unknown channel is 404" 0 '^404$' curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/hooks/nope/messages"
-expect "a second daemon on a taken port exits 1" 1 'could not listen on 127.0.0.1:'"$port" "$SB" run -c "$cfg"
+expect "a second daemon on a taken port exits 1" 1 'could not listen on 127.0.0.1:'"$port" \
+  "$SB" run -c "$cfg" --store "sqlite:$work/second.db"
+expect "a second daemon on the same database exits 1 before touching it" 1 'is in use by another switchboard daemon' \
+  "$SB" run -c "$cfg"
 
 kill -HUP "$daemon_pid"
 wait_log 'reloaded: 1 channels kept, 0 closed, 0 started' && ok "SIGHUP with an unchanged config keeps the channel" || not_ok "SIGHUP unchanged" "$(cat "$work/daemon.log")"

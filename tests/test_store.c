@@ -66,6 +66,23 @@ START_TEST(bad_url_is_refused_with_a_sentence) {
 }
 END_TEST
 
+START_TEST(one_daemon_claims_a_database_at_a_time) {
+  char *dir = tu_tmpdir(), url[600], err[512] = "";
+  snprintf(url, sizeof(url), "sqlite:%s/sb.db", dir);
+  int first = -1, second = -1;
+  ck_assert_int_eq(store_claim(url, &first, err, sizeof(err)), 0);
+  ck_assert_int_ge(first, 0);
+  ck_assert_int_eq(store_claim(url, &second, err, sizeof(err)), -EBUSY);
+  ck_assert_int_eq(second, -1);
+  ck_assert_msg(strstr(err, "is in use by another switchboard daemon") != NULL, "%s", err);
+  store_release(first);
+  ck_assert_int_eq(store_claim(url, &second, err, sizeof(err)), 0);
+  store_release(second);
+  ck_assert_int_eq(store_claim("mysql://x", &first, err, sizeof(err)), -EINVAL);
+  tu_rmtree(dir);
+}
+END_TEST
+
 START_TEST(database_newer_than_binary_is_refused) {
   fx f;
   fx_open(&f);
@@ -853,6 +870,7 @@ int main(void) {
   TCase *tc = tcase_create("store");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, bad_url_is_refused_with_a_sentence);
+  tcase_add_test(tc, one_daemon_claims_a_database_at_a_time);
   tcase_add_test(tc, database_newer_than_binary_is_refused);
   tcase_add_test(tc, migrations_run_once_and_wal_is_on);
   tcase_add_test(tc, group_commit_batches_many_messages_per_transaction);
