@@ -80,6 +80,7 @@ START_TEST(one_daemon_claims_a_database_at_a_time) {
   store_release(second);
   ck_assert_int_eq(store_claim("mysql://x", &first, err, sizeof(err)), -EINVAL);
   tu_rmtree(dir);
+  free(dir);
 }
 END_TEST
 
