@@ -2,6 +2,7 @@
 #include "store_sqlite.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <stdint.h>
@@ -458,12 +459,22 @@ static void sq__append(sq_req **head, sq_req **tail, sq_req *first, sq_req *last
   *tail = last;
 }
 
-static void sq__fail_begin(store *st, sq_req *r) {
+/* Fails every request of the list r with one message. */
+static void sq__fail_all(sq_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sq__fail_all(sq_req *r, const char *fmt, ...) {
+  char why[sizeof(r->err)];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof(why), fmt, ap);
+  va_end(ap);
   for (; r != NULL; r = r->next) {
     r->status = -EIO;
-    snprintf(r->err, sizeof(r->err), "store: cannot begin a transaction on %s: %s", st->path,
-             sqlite3_errmsg(st->db));
+    memcpy(r->err, why, sizeof(why));
   }
+}
+
+static void sq__fail_begin(store *st, sq_req *r) {
+  sq__fail_all(r, "store: cannot begin a transaction on %s: %s", st->path, sqlite3_errmsg(st->db));
 }
 
 /* Runs newly taken requests in the writer's transaction, beginning one if
@@ -512,12 +523,8 @@ static void sq__run_more(store *st, sq_txn *t, sq_req *batch, sq_req *last) {
 
 /* Answers every request of a batch with the syncer's failure. */
 static void sq__fail_unsynced(store *st, sq_req *batch, int error) {
-  for (sq_req *r = batch; r != NULL; r = r->next) {
-    r->status = -EIO;
-    snprintf(r->err, sizeof(r->err),
-             "store: the WAL of %s could not be made durable (%s); writes are refused until "
-             "switchboard restarts", st->path, strerror(error));
-  }
+  sq__fail_all(batch, "store: the WAL of %s could not be made durable (%s); writes are refused until "
+               "switchboard restarts", st->path, strerror(error));
 }
 
 /* Whether a commit handed over now would be flushed at once. Under mu. */
@@ -534,14 +541,10 @@ static int sq__syncer_idle(const store *st) {
 static void sq__commit(store *st, sq_txn *t) {
   int committed = t->open && sq__step_static(st, "COMMIT") == 0;
   if (t->open && !committed) {
+    sq__fail_all(t->head, "store: commit to %s failed: %s", st->path, sqlite3_errmsg(st->db));
     sq__step_static(st, "ROLLBACK");
     sq_caches_clear(st);
-    for (sq_req *r = t->head; r != NULL; r = r->next) {
-      r->status = -EIO;
-      snprintf(r->err, sizeof(r->err), "store: commit to %s failed: %s", st->path,
-               sqlite3_errmsg(st->db));
-      sq__free_events(r);
-    }
+    for (sq_req *r = t->head; r != NULL; r = r->next) sq__free_events(r);
   }
   uv_mutex_lock(&st->mu);
   int finish = st->ckpt_phase == SQ_CKPT_FINISH;
@@ -965,21 +968,26 @@ static void sq__stop_syncer(store *st) {
   st->sync_started = 0;
 }
 
+/* The database path of a store URL, or NULL with err filled. */
+static const char *sq__url_path(const char *url, char *err, size_t errlen) {
+  if (url != NULL && strncmp(url, "sqlite:", 7) == 0 && url[7] != '\0') return url + 7;
+  snprintf(err, errlen, "store URL \"%s\" is not supported; use sqlite:PATH", url ? url : "");
+  return NULL;
+}
+
 int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t errlen) {
   if (loop == NULL || url == NULL || out == NULL) return -EINVAL;
   *out = NULL;
   /* Process-wide and only effective before SQLite initialises; the
    * allocator statistics take a global mutex on every malloc. */
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-  if (strncmp(url, "sqlite:", 7) != 0 || url[7] == '\0') {
-    snprintf(err, errlen, "store URL \"%s\" is not supported; use sqlite:PATH", url);
-    return -EINVAL;
-  }
+  const char *path = sq__url_path(url, err, errlen);
+  if (path == NULL) return -EINVAL;
   store *st = calloc(1, sizeof(*st));
   if (st == NULL) return -ENOMEM;
   st->loop = loop;
   st->attachment_limit = STORE_ATTACHMENT_LIMIT_DEFAULT;
-  st->path = strdup(url + 7);
+  st->path = strdup(path);
   st->bus = events_bus_new();
   st->contact_cache = sq_cache_new((size_t)1 << 20);
   st->thread_cache = sq_cache_new((size_t)1 << 20);
@@ -1077,13 +1085,11 @@ void store_close(store *st) {
 
 int store_claim(const char *url, int *claim, char *err, size_t errlen) {
   *claim = -1;
-  if (url == NULL || strncmp(url, "sqlite:", 7) != 0 || url[7] == '\0') {
-    snprintf(err, errlen, "store URL \"%s\" is not supported; use sqlite:PATH", url ? url : "");
-    return -EINVAL;
-  }
+  const char *path = sq__url_path(url, err, errlen);
+  if (path == NULL) return -EINVAL;
   char lock[4096];
-  if ((size_t)snprintf(lock, sizeof(lock), "%s.lock", url + 7) >= sizeof(lock)) {
-    snprintf(err, errlen, "database path %s is too long", url + 7);
+  if ((size_t)snprintf(lock, sizeof(lock), "%s.lock", path) >= sizeof(lock)) {
+    snprintf(err, errlen, "database path %s is too long", path);
     return -EINVAL;
   }
   int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -1096,7 +1102,7 @@ int store_claim(const char *url, int *claim, char *err, size_t errlen) {
     close(fd);
     if (e == EWOULDBLOCK) {
       snprintf(err, errlen, "database %s is in use by another switchboard daemon (it holds %s); stop it first",
-               url + 7, lock);
+               path, lock);
       return -EBUSY;
     }
     snprintf(err, errlen, "cannot lock %s: %s", lock, strerror(e));

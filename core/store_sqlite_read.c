@@ -365,11 +365,15 @@ int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb
 
 /* ---- events ---- */
 
+/* One replayed event, shaped by the bus's own events_to_json, as the live
+ * stream sends it. */
 static json_t *sq__event_json(int64_t id, const char *type, const char *channel, const char *inbox,
                               const char *data) {
-  json_t *d = json_loads(data ? data : "null", JSON_DECODE_ANY, NULL);
-  return json_pack("{sI ss ss? ss? so}", "id", (json_int_t)id, "type", type, "channel", channel, "inbox",
-                   inbox, "data", d ? d : json_null());
+  json_t *d = data ? json_loads(data, 0, NULL) : NULL;
+  events_event ev = {id, type, channel, inbox, d};
+  json_t *o = events_to_json(&ev);
+  json_decref(d);
+  return o;
 }
 
 /* Events after an id, in id order: the rows of events merged with the
