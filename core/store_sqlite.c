@@ -2,6 +2,7 @@
 #include "store_sqlite.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -586,6 +587,7 @@ static void sq__commit(store *st, sq_txn *t) {
  * one before (without a syncer: one commit per batch taken). */
 static void sq__writer(void *arg) {
   store *st = arg;
+  pthread_setname_np(pthread_self(), "sb-writer");
   sq_txn t = {0};
   for (;;) {
     uv_mutex_lock(&st->mu);
@@ -625,6 +627,7 @@ static void sq__writer(void *arg) {
  * recovery reads what really is in the WAL). */
 static void sq__syncer(void *arg) {
   store *st = arg;
+  pthread_setname_np(pthread_self(), "sb-syncer");
   for (;;) {
     uv_mutex_lock(&st->mu);
     while (st->sync_head == NULL && !st->sync_stop) uv_cond_wait(&st->sync_cv, &st->mu);
@@ -871,6 +874,7 @@ static int sq__wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
  * ckpt_frames of WAL, not one checkpoint per commit. */
 static void sq__checkpointer(void *arg) {
   store *st = arg;
+  pthread_setname_np(pthread_self(), "sb-checkpoint");
   for (;;) {
     uv_mutex_lock(&st->mu);
     while (st->ckpt_phase != SQ_CKPT_COPYING && !st->stopping) uv_cond_wait(&st->ckpt_cv, &st->mu);

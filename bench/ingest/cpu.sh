@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# bench/ingest/cpu.sh — what one signed webhook costs the daemon, thread by
+# thread, beside the req/s it reached. Throughput on this shared VM moves
+# ±30 % from minute to minute; CPU time per request moves far less, so
+# changes are compared by it. Binaries alternate, each run on a fresh
+# database: the daemon (its threads named: loop "switchboard", "sb-writer",
+# "sb-syncer", "sb-checkpoint") under `wrk -t2 -c64` for DURATION after a
+# 3 s warm-up, CPU read from /proc/PID/task/*/stat before and after.
+#
+# usage: bench/ingest/cpu.sh [BIN...]   (default: build-bench/switchboard, built by run.sh)
+# env:   CHANNEL=custom|messenger  DURATION=10  ROUNDS=1  USERS=100
+#        (messenger: the harness's messenger.lua, the Graph double from build-bench-fb/)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CHANNEL=${CHANNEL:-custom} DURATION=${DURATION:-10} ROUNDS=${ROUNDS:-1}
+export USERS=${USERS:-100}
+PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
+[ $# -gt 0 ] || set -- "$ROOT/build-bench/switchboard"
+bins=(); for b in "$@"; do bins+=("$(realpath "$b")"); done
+W=$(mktemp -d /tmp/sb-ingest-cpu.XXXXXX)
+D= G=
+cleanup() {
+  [ -n "$D" ] && kill "$D" 2>/dev/null && wait "$D" 2>/dev/null
+  [ -n "$G" ] && kill "$G" 2>/dev/null && wait "$G" 2>/dev/null
+  rm -rf "$W"
+}
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+if [ "$CHANNEL" = messenger ]; then
+  export APP_SECRET=bench-app-secret PAGE_ID=100000000000001
+  "$ROOT/build-bench-fb/tests/graph_double_server" --token bench-page-token --page "$PAGE_ID" \
+    --port-file "$W/double.port" >"$W/double.log" 2>&1 &
+  G=$!
+  for _ in $(seq 50); do [ -s "$W/double.port" ] && break; sleep 0.1; done
+  channel="{\"name\": \"messenger\", \"plugin\": \"messenger\", \"credentials\": {\"page_id\": \"$PAGE_ID\",
+    \"page_access_token\": \"bench-page-token\", \"app_secret\": \"$APP_SECRET\", \"verify_token\": \"v\",
+    \"graph_api_base\": \"http://127.0.0.1:$(cat "$W/double.port")/v21.0\"}}"
+  url=http://127.0.0.1:$port/hooks/messenger script=$PEERS_DIR/messenger.lua
+else
+  export SECRET=bench-secret
+  channel="{\"name\": \"bench\", \"plugin\": \"custom\", \"credentials\": {\"webhook_url\": \"http://127.0.0.1:9/out\",
+    \"signing_secret\": \"$SECRET\"}}"
+  url=http://127.0.0.1:$port/hooks/bench/messages script=$ROOT/bench/ingest/custom.lua
+fi
+
+# Per thread name: utime + stime in clock ticks, one "name ticks" line each.
+ticks() { for t in /proc/"$1"/task/*; do
+  echo "$(cat "$t/comm") $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "$t/stat")"; done | sort; }
+
+echo "# $(date -Is) $CHANNEL channel, wrk -t2 -c64 -d${DURATION}s; µs of CPU per request by thread"
+for round in $(seq "$ROUNDS"); do
+  for bin in "${bins[@]}"; do
+    rm -f "$W"/bench.db*
+    echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
+      \"plugins\": {\"dirs\": [\"$(dirname "$bin")/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
+    "$bin" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
+    D=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+    RUN_ID=w$round$RANDOM wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
+    ticks "$D" >"$W/before"
+    out=$(RUN_ID=r$round$RANDOM$RANDOM wrk -t2 -c64 -d"${DURATION}s" --latency -s "$script" "$url")
+    ticks "$D" >"$W/after"
+    kill "$D"; wait "$D" || true; D=
+    python3 - "$W/before" "$W/after" "$(sed -n 's/^WRKJSON //p' <<<"$out")" "$bin" <<'PY'
+import json, os, sys, collections
+def load(p):
+    c = collections.Counter()
+    for line in open(p):
+        name, t = line.rsplit(None, 1); c[name] += int(t)
+    return c
+b, a, j = load(sys.argv[1]), load(sys.argv[2]), json.loads(sys.argv[3])
+hz = os.sysconf("SC_CLK_TCK")
+bad = j["err_status"] + j["err_connect"] + j["err_read"] + j["err_write"] + j["err_timeout"]
+per = {k: (a[k] - b[k]) / hz * 1e6 / j["requests"] for k in a}
+parts = " ".join("%s %.1f" % (k.replace("switchboard", "loop"), v) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05)
+print("%-28s %6d req/s  p99 %6.2f ms  errors %d  total %.1f µs/req: %s" % (
+    sys.argv[4][-28:], j["rps"], j["lat_p99_ms"], bad, sum(per.values()), parts))
+PY
+  done
+done
