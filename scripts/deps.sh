@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs=(
   gcc make cmake pkg-config
-  libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev sqlite3
+  libuv1-dev libcurl4-openssl-dev libjansson-dev libcjson-dev libsqlite3-dev sqlite3
   libh2o-dev libwslay-dev libssl-dev libsodium-dev libarchive-dev
   libgmime-3.0-dev
 )

@@ -1,0 +1,120 @@
+/* test_webhook_json.c — plugins/webhook_json: cJSON with the strictness the
+ * plugins rely on (UTF-8, no \u0000, nothing after the value, duplicate
+ * keys on request), and the typed getters. */
+#include "testutil.h"
+#include "webhook_json.h"
+
+#include <string.h>
+
+static cJSON *parse(const char *s, int flags, char *err) { return wj_parse(s, strlen(s), flags, err, 200); }
+
+START_TEST(reads_a_messenger_body) {
+  char err[200];
+  const char *body = "{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"time\":1763800000123,\"messaging\":[{"
+                     "\"sender\":{\"id\":\"42\"},\"message\":{\"mid\":\"m_1\",\"text\":\"caf\\u00e9 \\ud83d\\ude00\","
+                     "\"is_echo\":true}}]}]}";
+  cJSON *root = parse(body, WJ_REJECT_DUPLICATES, err);
+  ck_assert_msg(root != NULL, "%s", err);
+  ck_assert_str_eq(wj_get_string(root, "object"), "page");
+  const cJSON *entry = wj_get(root, "entry");
+  ck_assert_uint_eq(wj_size(entry), 1);
+  const cJSON *en = cJSON_GetArrayItem(entry, 0);
+  int64_t t = 0;
+  ck_assert(wj_integer(wj_get(en, "time"), &t));
+  ck_assert_int_eq(t, 1763800000123LL);
+  const cJSON *ev = cJSON_GetArrayItem(wj_get(en, "messaging"), 0);
+  ck_assert_str_eq(wj_get_string(wj_get(ev, "sender"), "id"), "42");
+  const cJSON *msg = wj_get(ev, "message");
+  ck_assert_str_eq(wj_get_string(msg, "text"), "caf\xc3\xa9 \xf0\x9f\x98\x80");
+  ck_assert(wj_is_true(wj_get(msg, "is_echo")));
+  ck_assert_ptr_null(wj_get(msg, "Text")); /* keys are case-sensitive */
+  ck_assert_ptr_null(wj_get_string(msg, "is_echo"));
+  ck_assert_ptr_null(wj_get(entry, "id")); /* not an object */
+  ck_assert_uint_eq(wj_size(msg), 0);
+  cJSON_Delete(root);
+}
+END_TEST
+
+START_TEST(integers_are_exact_or_refused) {
+  char err[200];
+  cJSON *root = parse("[0, -7, 9007199254740992, 9007199254740994, 1.5, \"3\", 1e3, null]", 0, err);
+  ck_assert_ptr_nonnull(root);
+  int64_t v = 1;
+  ck_assert(wj_integer(cJSON_GetArrayItem(root, 0), &v) && v == 0);
+  ck_assert(wj_integer(cJSON_GetArrayItem(root, 1), &v) && v == -7);
+  ck_assert(wj_integer(cJSON_GetArrayItem(root, 2), &v) && v == 9007199254740992LL);
+  ck_assert(!wj_integer(cJSON_GetArrayItem(root, 3), &v)); /* past 2^53: not exact */
+  ck_assert(!wj_integer(cJSON_GetArrayItem(root, 4), &v));
+  ck_assert(!wj_integer(cJSON_GetArrayItem(root, 5), &v));
+  ck_assert(wj_integer(cJSON_GetArrayItem(root, 6), &v) && v == 1000);
+  ck_assert(!wj_integer(cJSON_GetArrayItem(root, 7), &v));
+  ck_assert(!wj_integer(NULL, &v));
+  cJSON_Delete(root);
+}
+END_TEST
+
+START_TEST(refuses_what_jansson_refused) {
+  char err[200];
+  static const struct {
+    const char *body;
+    const char *why;
+  } bad[] = {
+      {"", "the body is empty"},
+      {"   ", "not valid JSON"},
+      {"{\"a\":1", "not valid JSON (line 1, column "},
+      {"{\"a\":1}\n  x", "something follows the JSON value (line 2, column 3)"},
+      {"{\"a\":1} {}", "something follows"},
+      {"{\"a\":\"\xff\"}", "not UTF-8"},
+      {"{\"a\":\"\xc0\xaf\"}", "not UTF-8"}, /* overlong */
+      {"{\"a\":\"x\\u0000y\"}", "\\u0000"},
+      {"{\"a\":\"\\\\\\u0000\"}", "\\u0000"},
+      {"{\"a\":\"\\ud800\"}", "not valid JSON"}, /* a lone surrogate */
+      {"{\"a\":tru}", "not valid JSON"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    cJSON *root = parse(bad[i].body, 0, err);
+    ck_assert_msg(root == NULL, "accepted %s", bad[i].body);
+    ck_assert_msg(strstr(err, bad[i].why) != NULL, "%s: %s", bad[i].body, err);
+  }
+  /* an escaped backslash before "u0000" is text, not a NUL */
+  cJSON *root = parse("{\"a\":\"\\\\u0000\"}", 0, err);
+  ck_assert_msg(root != NULL, "%s", err);
+  ck_assert_str_eq(wj_get_string(root, "a"), "\\u0000");
+  cJSON_Delete(root);
+  /* trailing blanks are fine; a NULL body is an empty one */
+  root = parse("{\"a\":1} \r\n\t", 0, err);
+  ck_assert_ptr_nonnull(root);
+  cJSON_Delete(root);
+  ck_assert_ptr_null(wj_parse(NULL, 0, 0, err, sizeof(err)));
+  root = wj_parse("{}", 2, 0, NULL, 0); /* err is optional */
+  ck_assert_ptr_nonnull(root);
+  cJSON_Delete(root);
+}
+END_TEST
+
+START_TEST(duplicate_keys_refused_at_any_depth_on_request) {
+  char err[200];
+  const char *bodies[] = {"{\"a\":1,\"b\":2,\"a\":3}", "{\"x\":{\"k\":1,\"k\":1}}", "[{\"k\":1},{\"q\":[{\"z\":1,\"z\":2}]}]"};
+  for (size_t i = 0; i < 3; i++) {
+    ck_assert_ptr_null(parse(bodies[i], WJ_REJECT_DUPLICATES, err));
+    ck_assert_str_eq(err, "an object names a key twice");
+    cJSON *root = parse(bodies[i], 0, err);
+    ck_assert_ptr_nonnull(root);
+    cJSON_Delete(root);
+  }
+  cJSON *root = parse("{\"k\":{\"k\":{\"k\":1}},\"a\":[{\"k\":1},{\"k\":2}]}", WJ_REJECT_DUPLICATES, err);
+  ck_assert_msg(root != NULL, "%s", err);
+  cJSON_Delete(root);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("webhook_json");
+  TCase *tc = tcase_create("webhook_json");
+  tcase_add_test(tc, reads_a_messenger_body);
+  tcase_add_test(tc, integers_are_exact_or_refused);
+  tcase_add_test(tc, refuses_what_jansson_refused);
+  tcase_add_test(tc, duplicate_keys_refused_at_any_depth_on_request);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}
