@@ -16,6 +16,7 @@
 #include <switchboard/plugin.h>
 
 #include <jansson.h>
+#include <webhook_json.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -257,52 +258,53 @@ static int custom__verify(const custom *c, const sb_http_request *req, custom_pr
 /* Reads obj[key] as a string into *out. Absent or null: *out = NULL, and a
  * 400 when required. A required string must not be empty; ids (max_len > 0)
  * are at most max_len bytes. field names the member in errors. */
-static int custom__string(const json_t *obj, const char *key, const char *field, int required, size_t max_len,
+static int custom__string(const cJSON *obj, const char *key, const char *field, int required, size_t max_len,
                           const char **out, custom_problem *p) {
-  const json_t *v = json_object_get(obj, key);
+  const cJSON *v = wj_get(obj, key);
   *out = NULL;
-  if (v == NULL || json_is_null(v)) {
+  if (v == NULL || cJSON_IsNull(v)) {
     return required ? custom__problem(p, 400, "invalid", field, "%s is required", field) : 0;
   }
-  if (!json_is_string(v)) {
+  const char *s = wj_string(v);
+  if (s == NULL) {
     return custom__problem(p, 400, "invalid", field, "%s must be a string%s", field, required ? "" : " or null");
   }
-  if (required && json_string_length(v) == 0) {
+  if (required && s[0] == '\0') {
     return custom__problem(p, 400, "invalid", field, "%s must not be empty", field);
   }
-  if (max_len > 0 && json_string_length(v) > max_len) {
+  if (max_len > 0 && strlen(s) > max_len) {
     return custom__problem(p, 400, "invalid", field, "%s must be at most %zu bytes", field, max_len);
   }
-  *out = json_string_value(v);
+  *out = s;
   return 0;
 }
 
 /* Reads an optional unix-seconds member into *ms (0 when absent or null). */
-static int custom__timestamp(const json_t *obj, int64_t *ms, custom_problem *p) {
-  const json_t *v = json_object_get(obj, "timestamp");
+static int custom__timestamp(const cJSON *obj, int64_t *ms, custom_problem *p) {
+  const cJSON *v = wj_get(obj, "timestamp");
+  int64_t s = 0;
   *ms = 0;
-  if (v == NULL || json_is_null(v)) return 0;
-  if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > CUSTOM_MAX_UNIX_S) {
+  if (v == NULL || cJSON_IsNull(v)) return 0;
+  if (!wj_integer(v, &s) || s < 0 || s > CUSTOM_MAX_UNIX_S) {
     return custom__problem(p, 400, "invalid", "timestamp",
                            "timestamp must be an integer: unix time in seconds (not milliseconds)");
   }
-  *ms = (int64_t)json_integer_value(v) * 1000;
+  *ms = s * 1000;
   return 0;
 }
 
 /* Parses the body as a JSON object. Returns it (a new reference) or NULL
  * with a 400 in p. Duplicate keys are refused: they make a signed body
  * ambiguous. */
-static json_t *custom__parse_object(const sb_http_request *req, custom_problem *p) {
-  json_error_t jerr;
-  json_t *root = json_loadb(req->body != NULL ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+static cJSON *custom__parse_object(const sb_http_request *req, custom_problem *p) {
+  char why[160];
+  cJSON *root = wj_parse(req->body, req->body_len, WJ_REJECT_DUPLICATES, why, sizeof(why));
   if (root == NULL) {
-    custom__problem(p, 400, "invalid", NULL, "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
-                    jerr.line, jerr.column);
+    custom__problem(p, 400, "invalid", NULL, "the body is not valid JSON: %s", why);
     return NULL;
   }
-  if (!json_is_object(root)) {
-    json_decref(root);
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
     custom__problem(p, 400, "invalid", NULL, "the body must be a JSON object");
     return NULL;
   }
@@ -310,10 +312,10 @@ static json_t *custom__parse_object(const sb_http_request *req, custom_problem *
 }
 
 /* Reads the sender object into s. */
-static int custom__sender(const json_t *root, sb_sender *s, custom_problem *p) {
-  const json_t *v = json_object_get(root, "sender");
-  if (v == NULL || json_is_null(v)) return custom__problem(p, 400, "invalid", "sender", "sender is required");
-  if (!json_is_object(v)) return custom__problem(p, 400, "invalid", "sender", "sender must be an object");
+static int custom__sender(const cJSON *root, sb_sender *s, custom_problem *p) {
+  const cJSON *v = wj_get(root, "sender");
+  if (v == NULL || cJSON_IsNull(v)) return custom__problem(p, 400, "invalid", "sender", "sender is required");
+  if (!cJSON_IsObject(v)) return custom__problem(p, 400, "invalid", "sender", "sender must be an object");
   s->kind = SB_IDENTITY_CUSTOM;
   if (custom__string(v, "id", "sender.id", 1, CUSTOM_MAX_ID, &s->id, p) != 0 ||
       custom__string(v, "name", "sender.name", 0, 0, &s->name, p) != 0 ||
@@ -355,15 +357,15 @@ static int custom__unbase64(const char *b64, const char **out, size_t *len) {
  * custom__attachments_free; NULL when there are none). Strings point into
  * root; content given inline as base64 "data" is decoded into data and
  * data_len, and then is the size. */
-static int custom__attachments(const json_t *root, sb_attachment **out, size_t *count, custom_problem *p) {
-  const json_t *arr = json_object_get(root, "attachments");
+static int custom__attachments(const cJSON *root, sb_attachment **out, size_t *count, custom_problem *p) {
+  const cJSON *arr = wj_get(root, "attachments");
   *out = NULL;
   *count = 0;
-  if (arr == NULL || json_is_null(arr)) return 0;
-  if (!json_is_array(arr)) {
+  if (arr == NULL || cJSON_IsNull(arr)) return 0;
+  if (!cJSON_IsArray(arr)) {
     return custom__problem(p, 400, "invalid", "attachments", "attachments must be an array or null");
   }
-  size_t n = json_array_size(arr);
+  size_t n = wj_size(arr);
   if (n == 0) return 0;
   if (n > CUSTOM_MAX_ATTACHMENTS) {
     return custom__problem(p, 400, "invalid", "attachments", "a message may carry at most %d attachments",
@@ -371,11 +373,12 @@ static int custom__attachments(const json_t *root, sb_attachment **out, size_t *
   }
   sb_attachment *a = calloc(n, sizeof(*a));
   if (a == NULL) return custom__problem(p, 503, "unavailable", NULL, "out of memory; deliver it again");
-  for (size_t i = 0; i < n; i++) {
-    const json_t *item = json_array_get(arr, i);
+  size_t i = 0;
+  const cJSON *item;
+  cJSON_ArrayForEach(item, arr) {
     char field[64];
     snprintf(field, sizeof(field), "attachments[%zu]", i);
-    if (!json_is_object(item)) {
+    if (!cJSON_IsObject(item)) {
       custom__attachments_free(a, n);
       return custom__problem(p, 400, "invalid", field, "%s must be an object", field);
     }
@@ -401,13 +404,15 @@ static int custom__attachments(const json_t *root, sb_attachment **out, size_t *
       custom__attachments_free(a, n);
       return custom__problem(p, 400, "invalid", f_type, "%s must be a MIME type such as image/png", f_type);
     }
-    const json_t *size = json_object_get(item, "size");
-    if (size != NULL && !json_is_null(size)) {
-      if (!json_is_integer(size) || json_integer_value(size) < 0) {
+    const cJSON *size = wj_get(item, "size");
+    int has_size = size != NULL && !cJSON_IsNull(size);
+    if (has_size) {
+      int64_t v = 0;
+      if (!wj_integer(size, &v) || v < 0) {
         custom__attachments_free(a, n);
         return custom__problem(p, 400, "invalid", f_size, "%s must be a whole number of bytes", f_size);
       }
-      a[i].size = (uint64_t)json_integer_value(size);
+      a[i].size = (uint64_t)v;
     }
     if (b64 != NULL) {
       if (custom__unbase64(b64, &a[i].data, &a[i].data_len) != 0) {
@@ -415,14 +420,15 @@ static int custom__attachments(const json_t *root, sb_attachment **out, size_t *
         return custom__problem(p, 400, "invalid", f_data, "%s must be base64 (RFC 4648, standard alphabet, padded)",
                                f_data);
       }
-      if (size != NULL && !json_is_null(size) && a[i].size != a[i].data_len) {
+      if (has_size && a[i].size != a[i].data_len) {
         size_t got = a[i].data_len;
+        unsigned long long said = (unsigned long long)a[i].size;
         custom__attachments_free(a, n);
-        return custom__problem(p, 400, "invalid", f_size, "%s is %lld but data holds %zu bytes", f_size,
-                               (long long)json_integer_value(size), got);
+        return custom__problem(p, 400, "invalid", f_size, "%s is %llu but data holds %zu bytes", f_size, said, got);
       }
       a[i].size = a[i].data_len;
     }
+    i++;
   }
   *out = a;
   *count = n;
@@ -477,7 +483,7 @@ static int custom__attachment_policy(const custom *c, const sb_attachment *a, si
 
 /* Reads and checks every field of an inbound message into m (strings
  * pointing into root; *attachments calloc'd for the caller to free). */
-static int custom__read_message(const custom *c, const json_t *root, sb_inbound_message *m,
+static int custom__read_message(const custom *c, const cJSON *root, sb_inbound_message *m,
                                 sb_attachment **attachments, custom_problem *p) {
   memset(m, 0, sizeof(*m));
   m->struct_size = sizeof(*m);
@@ -570,18 +576,18 @@ static void custom__stored(void *arg, int status, const char *message_id, int du
  * custom__stored once durable. Returns -1 with p filled when refused now,
  * 0 when the answer will come later, or SB_ENOMEM. */
 static int custom__messages(custom *c, const sb_http_request *req, sb_responder *r, custom_problem *p) {
-  json_t *root = custom__parse_object(req, p);
+  cJSON *root = custom__parse_object(req, p);
   if (root == NULL) return -1;
   sb_inbound_message m;
   sb_attachment *attachments = NULL;
   if (custom__read_message(c, root, &m, &attachments, p) != 0) {
-    json_decref(root);
+    cJSON_Delete(root);
     return -1;
   }
   custom_inbound *in = calloc(1, sizeof(*in));
   if (in == NULL) {
     custom__attachments_free(attachments, m.attachment_count);
-    json_decref(root);
+    cJSON_Delete(root);
     return custom__problem(p, 503, "unavailable", NULL, "out of memory; deliver it again");
   }
   in->c = c;
@@ -589,7 +595,7 @@ static int custom__messages(custom *c, const sb_http_request *req, sb_responder 
   custom__list_add(&c->inbound, &in->link);
   int rc = c->host->emit_inbound(c->channel, &m, custom__stored, in);
   custom__attachments_free(attachments, m.attachment_count); /* emit_inbound copied the message */
-  json_decref(root);
+  cJSON_Delete(root);
   if (rc != SB_OK) {
     custom__list_remove(&in->link);
     free(in);
@@ -602,7 +608,7 @@ static int custom__messages(custom *c, const sb_http_request *req, sb_responder 
 /* POST /status: a delivery receipt for a message the integration got from
  * us, named by the id it answered. Returns 0 when answered, -1 with p. */
 static int custom__status(custom *c, const sb_http_request *req, sb_responder *r, custom_problem *p) {
-  json_t *root = custom__parse_object(req, p);
+  cJSON *root = custom__parse_object(req, p);
   if (root == NULL) return -1;
   sb_status_update u = {.struct_size = sizeof(u)};
   const char *status = NULL;
@@ -610,7 +616,7 @@ static int custom__status(custom *c, const sb_http_request *req, sb_responder *r
       custom__string(root, "status", "status", 1, 0, &status, p) != 0 ||
       custom__string(root, "error", "error", 0, 0, &u.error, p) != 0 ||
       custom__timestamp(root, &u.timestamp_ms, p) != 0) {
-    json_decref(root);
+    cJSON_Delete(root);
     return -1;
   }
   if (strcmp(status, "delivered") == 0) {
@@ -621,12 +627,12 @@ static int custom__status(custom *c, const sb_http_request *req, sb_responder *r
     u.status = SB_STATUS_FAILED;
     if (u.error == NULL || u.error[0] == '\0') u.error = "the integration reported a failure without a reason";
   } else {
-    json_decref(root);
+    cJSON_Delete(root);
     return custom__problem(p, 400, "invalid", "status", "status must be \"delivered\", \"read\" or \"failed\"");
   }
   if (u.status != SB_STATUS_FAILED) u.error = NULL;
   int rc = c->host->emit_status(c->channel, &u);
-  json_decref(root);
+  cJSON_Delete(root);
   if (rc == SB_EINVAL) return custom__problem(p, 400, "invalid", NULL, "the help desk refused the status");
   if (rc != SB_OK) return custom__problem(p, 503, "unavailable", NULL, "the help desk cannot take statuses now");
   custom__answer(c->host, r, 200, "{\"ok\":true}", NULL);

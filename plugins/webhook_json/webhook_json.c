@@ -36,7 +36,7 @@ static void wj__where(const char *body, size_t off, char *err, size_t errlen, co
     if (body[i] == '\n') line++, col = 1;
     else col++;
   }
-  snprintf(err, errlen, "%s (line %d, column %d)", what, line, col);
+  snprintf(err, errlen, "%s at line %d, column %d", what, line, col);
 }
 
 cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errlen) {
@@ -56,7 +56,8 @@ cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errle
   cJSON *root = cJSON_ParseWithLengthOpts(body, len, &stop, 0);
   if (root == NULL) {
     size_t off = stop != NULL && stop >= body && stop <= body + len ? (size_t)(stop - body) : 0;
-    wj__where(body, off, err, errlen, len == 0 ? "the body is empty" : "not valid JSON");
+    if (len == 0) snprintf(err, errlen, "the body is empty");
+    else wj__where(body, off, err, errlen, "unexpected input");
     return NULL;
   }
   for (const char *p = stop; p < body + len; p++) {

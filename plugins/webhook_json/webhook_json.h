@@ -22,8 +22,8 @@
 #define WJ_REJECT_DUPLICATES 1
 
 /* Parses body[0..len) as one JSON value. Returns the tree (free it with
- * cJSON_Delete) or NULL with a sentence in err, naming the line and column
- * where the value stopped being JSON. */
+ * cJSON_Delete) or NULL with a sentence in err (err may be NULL), naming
+ * the line and column where the input stopped being JSON. */
 cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errlen);
 
 /* obj[key] (case-sensitive), or NULL when obj is not an object or has no
