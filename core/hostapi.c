@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "channel_impl.h"
+#include "hmac.h"
 #include "httpc.h"
 #include "log.h"
 #include "schema.h"
@@ -640,45 +641,6 @@ static const char *hostapi__ws_remote_addr(const sb_ws *ws) { return ws != NULL 
 
 /* --- crypto helpers ----------------------------------------------------- */
 
-/* HMAC keys seen lately with their keyed state: initialising HMAC-SHA256
- * hashes the padded key twice, a third of the work of signing a small
- * webhook body, and every webhook of a channel is checked under the same
- * few secrets. Per thread (plugins call from the loop; nothing is shared);
- * a replaced entry is wiped. */
-#define HOSTAPI_HMAC_KEYS 4
-#define HOSTAPI_HMAC_KEY_MAX 128
-
-static _Thread_local struct hostapi_hmac_key {
-  size_t len; /* 0: empty */
-  uint8_t key[HOSTAPI_HMAC_KEY_MAX];
-  crypto_auth_hmacsha256_state keyed;
-} hostapi__hmac_keys[HOSTAPI_HMAC_KEYS];
-static _Thread_local unsigned hostapi__hmac_next;
-
-static void hostapi__hmac_sha256(const void *key, size_t key_len, const void *data, size_t data_len,
-                                 uint8_t out[32]) {
-  crypto_auth_hmacsha256_state st;
-  struct hostapi_hmac_key *k = NULL;
-  if (key_len > 0 && key_len <= HOSTAPI_HMAC_KEY_MAX) {
-    for (size_t i = 0; i < HOSTAPI_HMAC_KEYS && k == NULL; i++)
-      if (hostapi__hmac_keys[i].len == key_len && sodium_memcmp(hostapi__hmac_keys[i].key, key, key_len) == 0)
-        k = &hostapi__hmac_keys[i];
-    if (k == NULL) {
-      k = &hostapi__hmac_keys[hostapi__hmac_next++ % HOSTAPI_HMAC_KEYS];
-      sodium_memzero(k, sizeof(*k));
-      memcpy(k->key, key, key_len);
-      k->len = key_len;
-      crypto_auth_hmacsha256_init(&k->keyed, key, key_len);
-    }
-    st = k->keyed;
-  } else {
-    crypto_auth_hmacsha256_init(&st, key, key_len);
-  }
-  crypto_auth_hmacsha256_update(&st, data, data_len);
-  crypto_auth_hmacsha256_final(&st, out);
-  sodium_memzero(&st, sizeof(st));
-}
-
 static int hostapi__equal_ct(const void *a, const void *b, size_t len) {
   return sodium_memcmp(a, b, len) == 0;
 }
@@ -726,7 +688,7 @@ static const sb_host hostapi__table = {
     .kv_get = hostapi__kv_get,
     .kv_set = hostapi__kv_set,
     .kv_delete = hostapi__kv_delete,
-    .hmac_sha256 = hostapi__hmac_sha256,
+    .hmac_sha256 = hmac_sha256,
     .equal_ct = hostapi__equal_ct,
     .mail_request = hostapi__mail_request,
     .mail_cancel = hostapi__mail_cancel,
