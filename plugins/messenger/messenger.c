@@ -26,6 +26,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "webhook_json.h"
+
 #define MSGR_MAX_BODY ((size_t)4 * 1024 * 1024)
 #define MSGR_PROFILE_TTL_MS (24LL * 3600 * 1000)
 #define MSGR_MAX_ATTACHMENTS 10
@@ -102,7 +104,7 @@ sb_http_call *msgr_graph(const messenger *m, const char *method, const char *url
 /* --- inbound: one batch ---------------------------------------------------------- */
 
 typedef struct msgr_event {
-  const json_t *ev; /* borrowed from the batch's root */
+  const cJSON *ev; /* borrowed from the batch's root */
   int standby;
 } msgr_event;
 
@@ -112,7 +114,7 @@ typedef struct msgr_batch {
   int answered;                 /* disconnect() answered it 503 already */
   messenger *m;
   sb_responder *r;
-  json_t *root;
+  cJSON *root; /* the webhook body (cJSON: the cheaper parse on the loop thread) */
   msgr_event *events;
   size_t n, next;
   int pending;     /* commits not yet done */
@@ -142,7 +144,7 @@ static void msgr__maybe_finish(msgr_batch *b) {
     }
   }
   m->batches--;
-  json_decref(b->root);
+  cJSON_Delete(b->root);
   free(b->events);
   free(b);
 }
@@ -159,6 +161,34 @@ static void msgr__committed(void *arg, int status, const char *message_id, int d
   msgr__maybe_finish(b);
 }
 
+/* obj[key] when it is an array, else NULL: cJSON_ArrayForEach would walk an
+ * object's members as if they were elements. */
+static const cJSON *msgr__array(const cJSON *obj, const char *key) {
+  const cJSON *v = wj_get(obj, key);
+  return cJSON_IsArray(v) ? v : NULL;
+}
+
+/* A jansson copy of a value from the webhook, for meta; NULL for NULL. A
+ * number that is an exact integer (ids) becomes a jansson integer, any
+ * other number a real. */
+static json_t *msgr__copy(const cJSON *v) {
+  int64_t i;
+  if (cJSON_IsString(v)) return json_string(v->valuestring);
+  if (wj_integer(v, &i)) return json_integer((json_int_t)i);
+  if (cJSON_IsNumber(v)) return json_real(v->valuedouble);
+  if (cJSON_IsBool(v)) return json_boolean(cJSON_IsTrue(v));
+  if (cJSON_IsNull(v)) return json_null();
+  json_t *copy = cJSON_IsArray(v) ? json_array() : cJSON_IsObject(v) ? json_object() : NULL;
+  const cJSON *c;
+  cJSON_ArrayForEach(c, v) {
+    if (json_is_array(copy))
+      json_array_append_new(copy, msgr__copy(c));
+    else
+      json_object_set_new(copy, c->string, msgr__copy(c)); /* a repeated key: the last wins, as in jansson */
+  }
+  return copy;
+}
+
 /* The MIME type an attachment type stands for (a family when the real type
  * is unknown: Messenger gives only a CDN URL). */
 static const char *msgr__mime(const char *type) {
@@ -172,35 +202,36 @@ static const char *msgr__mime(const char *type) {
 
 /* Reads message.attachments[] into a (at most MSGR_MAX_ATTACHMENTS) and
  * notes stickers and fallbacks in meta. Returns the count. */
-static size_t msgr__attachments(const json_t *msg, sb_attachment *a, json_t *meta) {
-  const json_t *arr = json_object_get(msg, "attachments");
+static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t *meta) {
   size_t n = 0;
   json_t *types = json_array();
-  for (size_t i = 0; i < json_array_size(arr) && n < MSGR_MAX_ATTACHMENTS; i++) {
-    const json_t *it = json_array_get(arr, i);
-    const char *type = json_string_value(json_object_get(it, "type"));
-    const json_t *payload = json_object_get(it, "payload");
-    const char *url = json_string_value(json_object_get(payload, "url"));
-    const json_t *sticker = json_object_get(payload, "sticker_id");
+  const cJSON *it;
+  cJSON_ArrayForEach(it, msgr__array(msg, "attachments")) {
+    if (n == MSGR_MAX_ATTACHMENTS) break;
+    const char *type = wj_get_string(it, "type");
+    const cJSON *payload = wj_get(it, "payload");
+    const char *url = wj_get_string(payload, "url");
+    int64_t sticker_id;
+    int has_sticker_id = wj_integer(wj_get(payload, "sticker_id"), &sticker_id);
     if (type == NULL) continue;
     json_array_append_new(types, json_string(type));
-    if (json_is_integer(sticker) || strcmp(type, "sticker") == 0) {
+    if (has_sticker_id || strcmp(type, "sticker") == 0) {
       /* Both forms: an image with payload.sticker_id, and the newer sticker type. */
-      if (json_is_integer(sticker))
-        json_object_set_new(meta, "sticker_id", json_deep_copy(sticker));
+      if (has_sticker_id)
+        json_object_set_new(meta, "sticker_id", json_integer((json_int_t)sticker_id));
       else
         json_object_set_new(meta, "sticker", json_true());
     }
     if (strcmp(type, "fallback") == 0) {
-      const char *title = json_string_value(json_object_get(it, "title"));
-      if (title == NULL) title = json_string_value(json_object_get(payload, "title"));
+      const char *title = wj_get_string(it, "title");
+      if (title == NULL) title = wj_get_string(payload, "title");
       if (title != NULL) json_object_set_new(meta, "fallback_title", json_string(title));
       if (url != NULL) json_object_set_new(meta, "fallback_url", json_string(url));
       continue; /* a shared link, not a file */
     }
     if (strcmp(type, "location") == 0) {
-      const json_t *coords = json_object_get(payload, "coordinates");
-      if (coords != NULL) json_object_set_new(meta, "location", json_deep_copy(coords));
+      const cJSON *coords = wj_get(payload, "coordinates");
+      if (coords != NULL) json_object_set_new(meta, "location", msgr__copy(coords));
       continue;
     }
     if (url == NULL) continue;
@@ -258,13 +289,14 @@ static void msgr__consent_and_greet(messenger *m, const char *psid, const char *
  * took it (a commit is then pending), 1 when there was nothing to emit. */
 static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile) {
   messenger *m = b->m;
-  const json_t *ev = e->ev;
-  const char *sender = json_string_value(json_object_get(json_object_get(ev, "sender"), "id"));
-  const char *recipient = json_string_value(json_object_get(json_object_get(ev, "recipient"), "id"));
-  const json_t *msg = json_object_get(ev, "message");
-  const json_t *postback = json_object_get(ev, "postback");
-  int64_t ts = (int64_t)json_integer_value(json_object_get(ev, "timestamp"));
-  int echo = json_is_true(json_object_get(msg, "is_echo"));
+  const cJSON *ev = e->ev;
+  const char *sender = wj_get_string(wj_get(ev, "sender"), "id");
+  const char *recipient = wj_get_string(wj_get(ev, "recipient"), "id");
+  const cJSON *msg = wj_get(ev, "message");
+  const cJSON *postback = wj_get(ev, "postback");
+  int64_t ts = 0;
+  wj_integer(wj_get(ev, "timestamp"), &ts);
+  int echo = wj_is_true(wj_get(msg, "is_echo"));
   sb_inbound_message in = {.struct_size = sizeof(in)};
   sb_attachment att[MSGR_MAX_ATTACHMENTS];
   json_t *meta = json_object();
@@ -274,29 +306,29 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
   in.sender.id = echo ? recipient : sender;
   in.timestamp_ms = ts;
   if (msg != NULL) {
-    in.external_id = json_string_value(json_object_get(msg, "mid"));
-    in.text = json_string_value(json_object_get(msg, "text"));
-    in.reply_to_external_id = json_string_value(json_object_get(json_object_get(msg, "reply_to"), "mid"));
+    in.external_id = wj_get_string(msg, "mid");
+    in.text = wj_get_string(msg, "text");
+    in.reply_to_external_id = wj_get_string(wj_get(msg, "reply_to"), "mid");
     in.attachment_count = msgr__attachments(msg, att, meta);
     in.attachments = att;
-    const json_t *qr = json_object_get(msg, "quick_reply");
+    const cJSON *qr = wj_get(msg, "quick_reply");
     if (qr != NULL) {
-      payload = json_string_value(json_object_get(qr, "payload"));
-      json_object_set_new(meta, "quick_reply_payload", json_deep_copy(json_object_get(qr, "payload")));
+      payload = wj_get_string(qr, "payload");
+      json_object_set_new(meta, "quick_reply_payload", msgr__copy(wj_get(qr, "payload")));
     }
     if (echo) {
       in.flags |= SB_IN_ECHO;
-      const json_t *app = json_object_get(msg, "app_id");
-      if (app != NULL) json_object_set_new(meta, "app_id", json_deep_copy(app));
+      const cJSON *app = wj_get(msg, "app_id");
+      if (app != NULL) json_object_set_new(meta, "app_id", msgr__copy(app));
     }
   } else {
-    in.external_id = json_string_value(json_object_get(postback, "mid"));
+    in.external_id = wj_get_string(postback, "mid");
     if (in.external_id == NULL && sender != NULL) {
       snprintf(synth_id, sizeof(synth_id), "postback:%s:%lld", sender, (long long)ts);
       in.external_id = synth_id;
     }
-    in.text = json_string_value(json_object_get(postback, "title"));
-    payload = json_string_value(json_object_get(postback, "payload"));
+    in.text = wj_get_string(postback, "title");
+    payload = wj_get_string(postback, "payload");
     json_object_set_new(meta, "postback", json_true());
     if (payload != NULL) json_object_set_new(meta, "postback_payload", json_string(payload));
   }
@@ -337,14 +369,14 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
 }
 
 /* Emits a delivery or read watermark. */
-static void msgr__receipt(messenger *m, const json_t *ev, const json_t *r, uint32_t status) {
-  const char *psid = json_string_value(json_object_get(json_object_get(ev, "sender"), "id"));
-  const json_t *wm = json_object_get(r, "watermark");
-  if (psid == NULL || !json_is_integer(wm)) return;
+static void msgr__receipt(messenger *m, const cJSON *ev, const cJSON *r, uint32_t status) {
+  const char *psid = wj_get_string(wj_get(ev, "sender"), "id");
+  int64_t watermark;
+  if (psid == NULL || !wj_integer(wj_get(r, "watermark"), &watermark)) return;
   sb_status_update u = {.struct_size = sizeof(u),
                         .status = status,
                         .recipient_id = psid,
-                        .timestamp_ms = (int64_t)json_integer_value(wm),
+                        .timestamp_ms = watermark,
                         .flags = SB_STATUS_WATERMARK,
                         .recipient_kind = SB_IDENTITY_PSID};
   if (m->host->emit_status(m->channel, &u) != SB_OK) {
@@ -352,9 +384,9 @@ static void msgr__receipt(messenger *m, const json_t *ev, const json_t *r, uint3
   }
   /* A delivery also names its messages: mark those by id too, so a help
    * desk clock ahead of Meta's cannot leave them out of the watermark. */
-  const json_t *mids = json_object_get(r, "mids");
-  for (size_t i = 0; i < json_array_size(mids); i++) {
-    const char *mid = json_string_value(json_array_get(mids, i));
+  const cJSON *it;
+  cJSON_ArrayForEach(it, msgr__array(r, "mids")) {
+    const char *mid = wj_string(it);
     if (mid == NULL) continue;
     sb_status_update one = {
         .struct_size = sizeof(one), .status = status, .external_id = mid, .timestamp_ms = u.timestamp_ms};
@@ -364,8 +396,8 @@ static void msgr__receipt(messenger *m, const json_t *ev, const json_t *r, uint3
 
 /* True when the echo is of a message this plugin sent itself (our metadata):
  * the help desk already has it. */
-static int msgr__own_echo(const json_t *msg) {
-  const char *md = json_string_value(json_object_get(msg, "metadata"));
+static int msgr__own_echo(const cJSON *msg) {
+  const char *md = wj_get_string(msg, "metadata");
   return md != NULL && strncmp(md, MSGR_METADATA_PREFIX, strlen(MSGR_METADATA_PREFIX)) == 0;
 }
 
@@ -373,8 +405,7 @@ static void msgr__profile_done(void *arg, const sb_http_client_response *res) {
   msgr_batch *b = arg;
   messenger *m = b->m;
   b->waiting = 0;
-  const json_t *ev = b->events[b->next].ev;
-  const char *psid = json_string_value(json_object_get(json_object_get(ev, "sender"), "id"));
+  const char *psid = wj_get_string(wj_get(b->events[b->next].ev, "sender"), "id");
   if (res->status == SB_ECANCELED) {
     b->failed = 1;
     b->next = b->n; /* the channel is closing: stop here, Meta delivers again */
@@ -448,16 +479,16 @@ static void msgr__step(msgr_batch *b) {
       break;
     }
     const msgr_event *e = &b->events[b->next];
-    const json_t *ev = e->ev;
-    const json_t *msg = json_object_get(ev, "message");
-    const char *sender = json_string_value(json_object_get(json_object_get(ev, "sender"), "id"));
-    if (json_object_get(ev, "delivery") != NULL) {
-      msgr__receipt(m, ev, json_object_get(ev, "delivery"), SB_STATUS_DELIVERED);
-    } else if (json_object_get(ev, "read") != NULL) {
-      msgr__receipt(m, ev, json_object_get(ev, "read"), SB_STATUS_READ);
-    } else if (msg != NULL && json_is_true(json_object_get(msg, "is_echo"))) {
+    const cJSON *ev = e->ev;
+    const cJSON *msg = wj_get(ev, "message");
+    const char *sender = wj_get_string(wj_get(ev, "sender"), "id");
+    if (wj_get(ev, "delivery") != NULL) {
+      msgr__receipt(m, ev, wj_get(ev, "delivery"), SB_STATUS_DELIVERED);
+    } else if (wj_get(ev, "read") != NULL) {
+      msgr__receipt(m, ev, wj_get(ev, "read"), SB_STATUS_READ);
+    } else if (msg != NULL && wj_is_true(wj_get(msg, "is_echo"))) {
       if (!msgr__own_echo(msg)) msgr__emit(b, e, NULL);
-    } else if ((msg != NULL || json_object_get(ev, "postback") != NULL) && sender != NULL) {
+    } else if ((msg != NULL || wj_get(ev, "postback") != NULL) && sender != NULL) {
       json_t *profile = b->profile != NULL ? b->profile : msgr__cached_profile(m, sender);
       b->profile = NULL;
       if (profile == NULL) {
@@ -490,48 +521,45 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
     meta_answer(m->host, r, bad, why);
     return SB_OK;
   }
-  json_error_t jerr;
-  json_t *root = json_loadb(req->body != NULL ? req->body : "", req->body_len, 0, &jerr);
-  const json_t *entries = json_object_get(root, "entry");
-  if (!json_is_object(root) || !json_is_array(entries)) {
-    json_decref(root);
+  /* flags 0: an object naming a key twice is not refused (nor was it before). */
+  cJSON *root = wj_parse(req->body, req->body_len, 0, NULL, 0);
+  const cJSON *entries = msgr__array(root, "entry");
+  if (!cJSON_IsObject(root) || entries == NULL) {
+    cJSON_Delete(root);
     meta_answer(m->host, r, 400, "the body is not a Meta webhook: an object with an \"entry\" array is expected");
     return SB_OK;
   }
-  const char *object = json_string_value(json_object_get(root, "object"));
+  const char *object = wj_get_string(root, "object");
   if (object != NULL && strcmp(object, "page") != 0) {
-    json_decref(root);
+    cJSON_Delete(root);
     meta_answer(m->host, r, 200, NULL); /* another product's events: nothing for this channel */
     return SB_OK;
   }
   size_t total = 0;
-  for (size_t i = 0; i < json_array_size(entries); i++) {
-    const json_t *en = json_array_get(entries, i);
-    total += json_array_size(json_object_get(en, "messaging")) + json_array_size(json_object_get(en, "standby"));
-  }
+  const cJSON *en;
+  cJSON_ArrayForEach(en, entries) total += wj_size(wj_get(en, "messaging")) + wj_size(wj_get(en, "standby"));
   msgr_batch *b = calloc(1, sizeof(*b));
   msgr_event *events = calloc(total > 0 ? total : 1, sizeof(*events));
   if (b == NULL || events == NULL) {
     free(events);
     free(b);
-    json_decref(root);
+    cJSON_Delete(root);
     meta_answer(m->host, r, 503, "out of memory; deliver it again");
     return SB_OK;
   }
   b->events = events;
-  for (size_t i = 0; i < json_array_size(entries); i++) {
-    const json_t *en = json_array_get(entries, i);
-    const char *page = json_string_value(json_object_get(en, "id"));
+  cJSON_ArrayForEach(en, entries) {
+    const char *page = wj_get_string(en, "id");
     if (page != NULL && strcmp(page, m->page_id) != 0) {
       m->host->log(m->channel, SB_LOG_DEBUG, "ignored an entry for another page");
       continue;
     }
     static const char *const lists[] = {"messaging", "standby"};
     for (size_t l = 0; l < 2; l++) {
-      const json_t *arr = json_object_get(en, lists[l]);
-      for (size_t k = 0; k < json_array_size(arr); k++) {
-        if (!json_is_object(json_array_get(arr, k))) continue;
-        b->events[b->n].ev = json_array_get(arr, k);
+      const cJSON *ev;
+      cJSON_ArrayForEach(ev, msgr__array(en, lists[l])) {
+        if (!cJSON_IsObject(ev)) continue;
+        b->events[b->n].ev = ev;
         b->events[b->n].standby = l == 1;
         b->n++;
       }
