@@ -55,6 +55,7 @@ END_TEST
 
 START_TEST(refuses_what_jansson_refused) {
   char err[200];
+  cJSON *root;
   static const struct {
     const char *body;
     const char *why;
@@ -70,14 +71,36 @@ START_TEST(refuses_what_jansson_refused) {
       {"{\"a\":\"\\\\\\u0000\"}", "\\u0000"},
       {"{\"a\":\"\\ud800\"}", "unexpected input"}, /* a lone surrogate */
       {"{\"a\":tru}", "unexpected input"},
+      /* where cJSON alone is lenient */
+      {"{\"a\":\"x\ty\"}", "a control character in a string at line 1, column 8"},
+      {"{\"a\":\"x\ny\"}", "a control character in a string"},
+      {"{\"a\":\"ab\\uZZZZcd\"}", "a \\u escape without four hex digits"},
+      {"{\"a\":\"ab\\u12\"}", "a \\u escape without four hex digits"},
+      {"{\"a\":\"\\x\"}", "an escape JSON does not have"},
+      {"{\x01\"a\":1}", "unexpected input at line 1, column 2"},
+      {"{\"a\":1\x0b}", "unexpected input"},
+      {"{\"a\":01}", "unexpected input after a number"},
+      {"{\"a\":1.}", "a number without digits after its point"},
+      {"{\"a\":-122.e5}", "a number without digits after its point"},
+      {"{\"a\":1e}", "a number without digits in its exponent"},
+      {"{\"a\":-}", "a number without digits"},
+      {"{\"a\":.5}", "unexpected input"},
+      {"{\"a\":+1}", "unexpected input"},
+      {"{\"a\":1e400}", "a number too large for a double"},
+      {"{\"a\":[1,2]3}", "unexpected input"},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    cJSON *root = parse(bad[i].body, 0, err);
+    root = parse(bad[i].body, 0, err);
     ck_assert_msg(root == NULL, "accepted %s", bad[i].body);
     ck_assert_msg(strstr(err, bad[i].why) != NULL, "%s: %s", bad[i].body, err);
   }
+  /* what JSON allows: every escape, exponents, negative zero, blanks between tokens */
+  cJSON *ok = parse(" {\"a\" : [ -0, 0.5e+3, 2E-2, 10 ] ,\r\n\t\"b\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"} ", 0, err);
+  ck_assert_msg(ok != NULL, "%s", err);
+  ck_assert_str_eq(wj_get_string(ok, "b"), "\"\\/\b\f\n\r\t\xc3\xa9");
+  cJSON_Delete(ok);
   /* an escaped backslash before "u0000" is text, not a NUL */
-  cJSON *root = parse("{\"a\":\"\\\\u0000\"}", 0, err);
+  root = parse("{\"a\":\"\\\\u0000\"}", 0, err);
   ck_assert_msg(root != NULL, "%s", err);
   ck_assert_str_eq(wj_get_string(root, "a"), "\\u0000");
   cJSON_Delete(root);
@@ -104,6 +127,10 @@ START_TEST(duplicate_keys_refused_at_any_depth_on_request) {
   }
   cJSON *root = parse("{\"k\":{\"k\":{\"k\":1}},\"a\":[{\"k\":1},{\"k\":2}]}", WJ_REJECT_DUPLICATES, err);
   ck_assert_msg(root != NULL, "%s", err);
+  cJSON_Delete(root);
+  /* accepted duplicates read as their last value, as jansson's did */
+  root = parse("{\"mid\":\"first\",\"x\":1,\"mid\":\"last\"}", 0, err);
+  ck_assert_str_eq(wj_get_string(root, "mid"), "last");
   cJSON_Delete(root);
 }
 END_TEST

@@ -2,32 +2,89 @@
  * on it (webhook_json.h). */
 #include "webhook_json.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "sb_utf8.h"
 
-/* True when body holds a \u0000 escape (an odd run of backslashes before
- * "u0000"): cJSON would end the string there and drop the rest silently. */
-static int wj__has_nul_escape(const char *body, size_t len) {
-  const char *p = body, *end = body + len;
-  while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
-    const char *run = p;
-    while (p < end && *p == '\\') p++;
-    if ((p - run) % 2 == 1 && end - p >= 5 && memcmp(p, "u0000", 5) == 0) return 1;
-  }
-  return 0;
+static int wj__digit(char c) { return c >= '0' && c <= '9'; }
+
+static int wj__hex4(const char *p) {
+  for (int k = 0; k < 4; k++)
+    if (!wj__digit(p[k]) && !((p[k] | 0x20) >= 'a' && (p[k] | 0x20) <= 'f')) return 0;
+  return 1;
 }
 
-/* True when some object in the tree names a key twice. */
-static int wj__has_duplicate(const cJSON *v) {
-  for (const cJSON *c = v != NULL ? v->child : NULL; c != NULL; c = c->next) {
-    if (cJSON_IsObject(v))
-      for (const cJSON *d = c->next; d != NULL; d = d->next)
-        if (strcmp(c->string, d->string) == 0) return 1;
-    if (wj__has_duplicate(c)) return 1;
+/* The lexical rules of JSON that cJSON does not enforce, checked in one
+ * pass before it parses: between tokens only space, tab, LF and CR; in a
+ * string no byte below 0x20 and only JSON's escapes (\u with four hex
+ * digits, never \u0000, which would end the string early); numbers as
+ * JSON writes them (no "01", "1." or ".5"), each followed by a delimiter.
+ * What is left (structure, literals, unterminated strings) cJSON refuses
+ * itself. Returns NULL, or a sentence with the offending offset in *at. */
+static const char *wj__lex(const char *b, size_t len, size_t *at) {
+  size_t i = 0;
+  while (i < len) {
+    char c = b[i];
+    *at = i;
+    if (c == '"') {
+      for (i++; i < len && b[i] != '"'; i++) {
+        *at = i;
+        if ((unsigned char)b[i] < 0x20) return "a control character in a string";
+        if (b[i] != '\\') continue;
+        if (i + 1 >= len) return NULL; /* unterminated: cJSON says so */
+        char e = b[++i];
+        if (e == 'u') {
+          if (len - i < 5 || !wj__hex4(b + i + 1)) return "a \\u escape without four hex digits";
+          if (memcmp(b + i + 1, "0000", 4) == 0) return "a string holds \\u0000";
+          i += 4;
+        } else if (e == '\0' || strchr("\"\\/bfnrt", e) == NULL) {
+          return "an escape JSON does not have";
+        }
+      }
+      i++;
+    } else if (c == '-' || wj__digit(c)) {
+      size_t j = i + (c == '-');
+      if (j >= len || !wj__digit(b[j])) return "a number without digits";
+      if (b[j] == '0') j++;
+      else while (j < len && wj__digit(b[j])) j++;
+      if (j < len && b[j] == '.') {
+        if (++j >= len || !wj__digit(b[j])) return "a number without digits after its point";
+        while (j < len && wj__digit(b[j])) j++;
+      }
+      if (j < len && (b[j] == 'e' || b[j] == 'E')) {
+        if (++j < len && (b[j] == '+' || b[j] == '-')) j++;
+        if (j >= len || !wj__digit(b[j])) return "a number without digits in its exponent";
+        while (j < len && wj__digit(b[j])) j++;
+      }
+      *at = j;
+      if (j < len && strchr(" \t\n\r,]}", b[j]) == NULL) return "unexpected input after a number";
+      i = j;
+    } else if (strchr(" \t\n\r{}[]:,", c) != NULL && c != '\0') {
+      i++;
+    } else if (c >= 'a' && c <= 'z') {
+      i++; /* true, false, null: cJSON compares them whole */
+    } else {
+      return "unexpected input";
+    }
   }
-  return 0;
+  return NULL;
+}
+
+/* Checks the parsed tree: every number finite (cJSON turns 1e400 into
+ * infinity; jansson refused it) and, when asked, no object naming a key
+ * twice. Returns NULL or a sentence. */
+static const char *wj__check(const cJSON *v, int flags) {
+  if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) return "a number too large for a double";
+  for (const cJSON *c = v->child; c != NULL; c = c->next) {
+    if ((flags & WJ_REJECT_DUPLICATES) && cJSON_IsObject(v))
+      for (const cJSON *d = c->next; d != NULL; d = d->next)
+        if (strcmp(c->string, d->string) == 0) return "an object names a key twice";
+    const char *why = wj__check(c, flags);
+    if (why != NULL) return why;
+  }
+  return NULL;
 }
 
 static void wj__where(const char *body, size_t off, char *err, size_t errlen, const char *what) {
@@ -40,24 +97,29 @@ static void wj__where(const char *body, size_t off, char *err, size_t errlen, co
 }
 
 cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errlen) {
-  if (err != NULL && errlen > 0) err[0] = '\0';
   char scratch[2];
   if (err == NULL || errlen == 0) err = scratch, errlen = sizeof(scratch);
+  err[0] = '\0';
   if (body == NULL) body = "", len = 0;
+  if (len == 0) {
+    snprintf(err, errlen, "the body is empty");
+    return NULL;
+  }
   if (!sb_utf8_valid(body, len)) {
     snprintf(err, errlen, "the body is not UTF-8");
     return NULL;
   }
-  if (wj__has_nul_escape(body, len)) {
-    snprintf(err, errlen, "a string holds \\u0000");
+  size_t at = 0;
+  const char *why = wj__lex(body, len, &at);
+  if (why != NULL) {
+    wj__where(body, at, err, errlen, why);
     return NULL;
   }
   const char *stop = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(body, len, &stop, 0);
   if (root == NULL) {
     size_t off = stop != NULL && stop >= body && stop <= body + len ? (size_t)(stop - body) : 0;
-    if (len == 0) snprintf(err, errlen, "the body is empty");
-    else wj__where(body, off, err, errlen, "unexpected input");
+    wj__where(body, off, err, errlen, "unexpected input");
     return NULL;
   }
   for (const char *p = stop; p < body + len; p++) {
@@ -67,8 +129,9 @@ cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errle
       return NULL;
     }
   }
-  if ((flags & WJ_REJECT_DUPLICATES) && wj__has_duplicate(root)) {
-    snprintf(err, errlen, "an object names a key twice");
+  why = wj__check(root, flags);
+  if (why != NULL) {
+    snprintf(err, errlen, "%s", why);
     cJSON_Delete(root);
     return NULL;
   }
@@ -76,7 +139,11 @@ cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errle
 }
 
 const cJSON *wj_get(const cJSON *obj, const char *key) {
-  return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+  const cJSON *found = NULL;
+  if (!cJSON_IsObject(obj) || key == NULL) return NULL;
+  for (const cJSON *c = obj->child; c != NULL; c = c->next) /* the last one, as jansson */
+    if (c->string != NULL && strcmp(c->string, key) == 0) found = c;
+  return found;
 }
 
 const char *wj_string(const cJSON *v) { return cJSON_IsString(v) ? v->valuestring : NULL; }

@@ -7,11 +7,19 @@
  * build or read; the inbound webhook body goes through here.
  *
  * cJSON is lenient where jansson was strict, so wj_parse adds back what
- * the plugins relied on: the body must be UTF-8, no string may hold a NUL
- * (\u0000), nothing may follow the value, and (on request) no object may
- * name a key twice — a signed body with duplicate keys is ambiguous. A
- * static library linked into the plugins that read webhooks, hidden from
- * their exports. */
+ * the plugins relied on: the body must be UTF-8; JSON's lexical rules hold
+ * (no control characters in strings, only JSON's escapes, never \u0000 —
+ * cJSON would cut the string there —, numbers as JSON writes them, only
+ * JSON's blanks between tokens); numbers are finite; nothing may follow
+ * the value; and (on request) no object may name a key twice, since a
+ * signed body with duplicate keys is ambiguous. Accepted duplicates read
+ * as their last value, as with jansson. What still differs from jansson:
+ * nesting deeper than 1 000 levels is refused (jansson: 2 048); a whole
+ * number written as 5.0 or 1e3 reads as an integer; and a number beyond
+ * 2^53 is held as the nearest double (wj_integer refuses it) — Meta sends
+ * such ids as strings, since its own JavaScript clients could not read
+ * them either. A static library linked into the plugins that read
+ * webhooks, hidden from their exports. */
 #ifndef SB_WEBHOOK_JSON_H
 #define SB_WEBHOOK_JSON_H
 
