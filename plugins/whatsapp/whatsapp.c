@@ -10,6 +10,8 @@
  * failure is recorded on the message, never fatal. The webhook is answered
  * 200 only once every message of the batch is committed; 503 otherwise,
  * and Meta delivers the batch again (the router deduplicates on wamid).
+ * The body is read with webhook_json (cJSON, the cheaper parse on the
+ * loop); the metadata stored with a message is built with jansson.
  *
  * Key/value state: "t:WA_ID" the customer's last message time (unix ms),
  * "s:<idempotency key>" the parts of a reply already sent.
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <webhook_json.h>
 
 #define WA_MAX_BODY ((size_t)4 * 1024 * 1024)
 
@@ -92,22 +95,54 @@ void wa_auth_failed(whatsapp *w) {
                      "Meta refused the WhatsApp access token (Graph error 190); update access_token");
 }
 
-/* Parses "1763800000" (seconds, as a string or a number) into unix ms; 0 when unreadable. */
-static int64_t wa__ts(const json_t *v) {
-  if (json_is_integer(v)) return (int64_t)json_integer_value(v) * 1000;
-  const char *s = json_string_value(v);
+/* obj[key] when it is an array, else NULL (which cJSON_ArrayForEach walks as empty). */
+static const cJSON *wa__array(const cJSON *obj, const char *key) {
+  const cJSON *v = wj_get(obj, key);
+  return cJSON_IsArray(v) ? v : NULL;
+}
+
+/* A jansson copy of a webhook value, for the metadata: what jansson's own
+ * parse of the body held (members in order, a repeated key in its first
+ * place with its last value), except that a number is an integer whenever
+ * its value is one (|v| <= 2^53), where jansson followed the literal: 45.0
+ * was a real. NULL when v is NULL (as json_deep_copy) or out of memory. */
+static json_t *wa__copy(const cJSON *v) {
+  int64_t i;
+  if (v == NULL) return NULL;
+  if (wj_string(v) != NULL) return json_string(wj_string(v));
+  if (wj_integer(v, &i)) return json_integer((json_int_t)i);
+  if (cJSON_IsNumber(v)) return json_real(v->valuedouble);
+  if (cJSON_IsBool(v)) return json_boolean(cJSON_IsTrue(v));
+  if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+    json_t *out = cJSON_IsArray(v) ? json_array() : json_object();
+    const cJSON *c;
+    cJSON_ArrayForEach(c, v) {
+      if (cJSON_IsArray(v))
+        json_array_append_new(out, wa__copy(c));
+      else
+        json_object_set_new(out, c->string, wa__copy(c));
+    }
+    return out;
+  }
+  return json_null();
+}
+
+/* Parses "1763800000" (seconds, as a string or an integral number) into unix ms; 0 when unreadable. */
+static int64_t wa__ts(const cJSON *v) {
+  int64_t n;
+  if (wj_integer(v, &n)) return n * 1000;
+  const char *s = wj_string(v);
   if (s == NULL || s[0] == '\0' || strlen(s) > 12 || strspn(s, "0123456789") != strlen(s)) return 0;
   return strtoll(s, NULL, 10) * 1000;
 }
 
 /* --- inbound: statuses ------------------------------------------------------------------ */
 
-static void wa__status(whatsapp *w, const json_t *st) {
-  const char *id = json_string_value(json_object_get(st, "id"));
-  const char *s = json_string_value(json_object_get(st, "status"));
+static void wa__status(whatsapp *w, const cJSON *st) {
+  const char *id = wj_get_string(st, "id");
+  const char *s = wj_get_string(st, "status");
   if (id == NULL || s == NULL) return;
-  sb_status_update u = {
-      .struct_size = sizeof(u), .external_id = id, .timestamp_ms = wa__ts(json_object_get(st, "timestamp"))};
+  sb_status_update u = {.struct_size = sizeof(u), .external_id = id, .timestamp_ms = wa__ts(wj_get(st, "timestamp"))};
   char reason[META_MAX_REASON * 2 + 64];
   if (strcmp(s, "sent") == 0)
     u.status = SB_STATUS_SENT;
@@ -120,11 +155,13 @@ static void wa__status(whatsapp *w, const json_t *st) {
   else
     return; /* "deleted", "warning": nothing the help desk tracks */
   if (u.status == SB_STATUS_FAILED) {
-    const json_t *e = json_array_get(json_object_get(st, "errors"), 0);
-    long code = (long)json_integer_value(json_object_get(e, "code"));
-    const char *title = json_string_value(json_object_get(e, "title"));
-    const char *details = json_string_value(json_object_get(json_object_get(e, "error_data"), "details"));
-    if (title == NULL) title = json_string_value(json_object_get(e, "message"));
+    const cJSON *errors = wa__array(st, "errors");
+    const cJSON *e = errors != NULL ? errors->child : NULL;
+    int64_t n;
+    long code = wj_integer(wj_get(e, "code"), &n) ? (long)n : 0;
+    const char *title = wj_get_string(e, "title");
+    const char *details = wj_get_string(wj_get(e, "error_data"), "details");
+    if (title == NULL) title = wj_get_string(e, "message");
     if (code == 131047) {
       snprintf(reason, sizeof(reason),
                "re-engagement required: more than 24 hours have passed since the customer last wrote; send a "
@@ -145,8 +182,8 @@ static void wa__status(whatsapp *w, const json_t *st) {
 /* --- inbound: messages ------------------------------------------------------------------ */
 
 typedef struct wa_event {
-  const json_t *msg;   /* value.messages[i] */
-  const json_t *value; /* its change's value (for contacts) */
+  const cJSON *msg;   /* value.messages[i] */
+  const cJSON *value; /* its change's value (for contacts) */
 } wa_event;
 
 typedef struct wa_batch {
@@ -154,7 +191,7 @@ typedef struct wa_batch {
   int answered;               /* disconnect() answered it 503 already */
   whatsapp *w;
   sb_responder *r;
-  json_t *root;
+  cJSON *root; /* the webhook body */
   wa_event *events;
   size_t n, next;
   int pending, failed, walking, waiting;
@@ -193,7 +230,7 @@ static void wa__maybe_finish(wa_batch *b) {
   }
   w->batches--;
   wa__media_reset(b);
-  json_decref(b->root);
+  cJSON_Delete(b->root);
   free(b->events);
   free(b);
 }
@@ -211,70 +248,69 @@ static void wa__committed(void *arg, int status, const char *message_id, int dup
 }
 
 /* The media object of a message ({"id","mime_type",...} under its type), or NULL. */
-static const json_t *wa__media_of(const json_t *msg) {
-  const char *type = json_string_value(json_object_get(msg, "type"));
+static const cJSON *wa__media_of(const cJSON *msg) {
+  const char *type = wj_get_string(msg, "type");
   static const char *const media[] = {"image", "audio", "video", "document", "sticker"};
   for (size_t i = 0; type != NULL && i < sizeof(media) / sizeof(media[0]); i++) {
     if (strcmp(type, media[i]) == 0) {
-      const json_t *o = json_object_get(msg, type);
-      return json_is_string(json_object_get(o, "id")) ? o : NULL;
+      const cJSON *o = wj_get(msg, type);
+      return wj_get_string(o, "id") != NULL ? o : NULL;
     }
   }
   return NULL;
 }
 
 /* The sender's profile name from value.contacts, or NULL. */
-static const char *wa__profile_name(const json_t *value, const char *wa_id) {
-  const json_t *contacts = json_object_get(value, "contacts");
-  for (size_t i = 0; i < json_array_size(contacts); i++) {
-    const json_t *c = json_array_get(contacts, i);
-    const char *id = json_string_value(json_object_get(c, "wa_id"));
-    if (id != NULL && strcmp(id, wa_id) == 0)
-      return json_string_value(json_object_get(json_object_get(c, "profile"), "name"));
+static const char *wa__profile_name(const cJSON *value, const char *wa_id) {
+  const cJSON *contacts = wa__array(value, "contacts"), *c;
+  cJSON_ArrayForEach(c, contacts) {
+    const char *id = wj_get_string(c, "wa_id");
+    if (id != NULL && strcmp(id, wa_id) == 0) return wj_get_string(wj_get(c, "profile"), "name");
   }
   return NULL;
 }
 
 /* Fills text and metadata for the message's type. text_buf holds composed text. */
-static const char *wa__text(const json_t *msg, const char *type, json_t *meta, const char **reply_to, char *text_buf,
+static const char *wa__text(const cJSON *msg, const char *type, json_t *meta, const char **reply_to, char *text_buf,
                             size_t text_len) {
-  const json_t *obj = json_object_get(msg, type);
-  if (strcmp(type, "text") == 0) return json_string_value(json_object_get(obj, "body"));
+  const cJSON *obj = wj_get(msg, type);
+  if (strcmp(type, "text") == 0) return wj_get_string(obj, "body");
   if (strcmp(type, "image") == 0 || strcmp(type, "video") == 0 || strcmp(type, "document") == 0)
-    return json_string_value(json_object_get(obj, "caption"));
+    return wj_get_string(obj, "caption");
   if (strcmp(type, "audio") == 0) {
-    if (json_is_true(json_object_get(obj, "voice"))) json_object_set_new(meta, "voice", json_true());
+    if (wj_is_true(wj_get(obj, "voice"))) json_object_set_new(meta, "voice", json_true());
     return NULL;
   }
   if (strcmp(type, "sticker") == 0) {
     json_object_set_new(meta, "sticker", json_true());
-    if (json_is_true(json_object_get(obj, "animated"))) json_object_set_new(meta, "animated", json_true());
+    if (wj_is_true(wj_get(obj, "animated"))) json_object_set_new(meta, "animated", json_true());
     return NULL;
   }
   if (strcmp(type, "location") == 0) {
-    const char *name = json_string_value(json_object_get(obj, "name"));
-    const char *addr = json_string_value(json_object_get(obj, "address"));
-    double lat = json_number_value(json_object_get(obj, "latitude"));
-    double lon = json_number_value(json_object_get(obj, "longitude"));
-    json_object_set_new(meta, "location", json_deep_copy(obj));
+    const char *name = wj_get_string(obj, "name");
+    const char *addr = wj_get_string(obj, "address");
+    const cJSON *latitude = wj_get(obj, "latitude"), *longitude = wj_get(obj, "longitude");
+    double lat = cJSON_IsNumber(latitude) ? latitude->valuedouble : 0.0;
+    double lon = cJSON_IsNumber(longitude) ? longitude->valuedouble : 0.0;
+    json_object_set_new(meta, "location", wa__copy(obj));
     snprintf(text_buf, text_len, "Location: %s%s%s%s(%.6f, %.6f)", name != NULL ? name : "", name != NULL ? ", " : "",
              addr != NULL ? addr : "", addr != NULL ? " " : "", lat, lon);
     return text_buf;
   }
   if (strcmp(type, "interactive") == 0) {
-    const char *itype = json_string_value(json_object_get(obj, "type"));
-    const json_t *reply = itype != NULL ? json_object_get(obj, itype) : NULL;
-    json_object_set_new(meta, "interactive", json_deep_copy(obj));
-    return json_string_value(json_object_get(reply, "title"));
+    const char *itype = wj_get_string(obj, "type");
+    const cJSON *reply = itype != NULL ? wj_get(obj, itype) : NULL;
+    json_object_set_new(meta, "interactive", wa__copy(obj));
+    return wj_get_string(reply, "title");
   }
   if (strcmp(type, "button") == 0) {
-    const json_t *payload = json_object_get(obj, "payload");
-    if (payload != NULL) json_object_set_new(meta, "button_payload", json_deep_copy(payload));
-    return json_string_value(json_object_get(obj, "text"));
+    const cJSON *payload = wj_get(obj, "payload");
+    if (payload != NULL) json_object_set_new(meta, "button_payload", wa__copy(payload));
+    return wj_get_string(obj, "text");
   }
   if (strcmp(type, "reaction") == 0) {
-    const char *emoji = json_string_value(json_object_get(obj, "emoji"));
-    *reply_to = json_string_value(json_object_get(obj, "message_id"));
+    const char *emoji = wj_get_string(obj, "emoji");
+    *reply_to = wj_get_string(obj, "message_id");
     json_object_set_new(meta, "reaction", json_string(emoji != NULL ? emoji : ""));
     if (emoji == NULL || emoji[0] == '\0') {
       json_object_set_new(meta, "reaction_removed", json_true());
@@ -292,10 +328,10 @@ static const char *wa__text(const json_t *msg, const char *type, json_t *meta, c
 static void wa__emit(wa_batch *b) {
   whatsapp *w = b->w;
   const wa_event *e = &b->events[b->next];
-  const json_t *msg = e->msg;
-  const char *from = json_string_value(json_object_get(msg, "from"));
-  const char *id = json_string_value(json_object_get(msg, "id"));
-  const char *type = json_string_value(json_object_get(msg, "type"));
+  const cJSON *msg = e->msg;
+  const char *from = wj_get_string(msg, "from");
+  const char *id = wj_get_string(msg, "id");
+  const char *type = wj_get_string(msg, "type");
   if (from == NULL || id == NULL || type == NULL) {
     w->host->log(w->channel, SB_LOG_WARN, "ignored a WhatsApp message without from, id or type");
     return;
@@ -303,26 +339,25 @@ static void wa__emit(wa_batch *b) {
   char phone[64], text_buf[1024];
   snprintf(phone, sizeof(phone), "+%.60s", from);
   json_t *meta = json_pack("{s:s}", "type", type);
-  const char *reply_to = json_string_value(json_object_get(json_object_get(msg, "context"), "id"));
+  const char *reply_to = wj_get_string(wj_get(msg, "context"), "id");
   sb_inbound_message in = {.struct_size = sizeof(in)};
   in.external_id = id;
   in.sender.kind = SB_IDENTITY_PHONE;
   in.sender.id = phone;
   in.sender.phone = phone;
   in.sender.name = wa__profile_name(e->value, from);
-  in.timestamp_ms = wa__ts(json_object_get(msg, "timestamp"));
+  in.timestamp_ms = wa__ts(wj_get(msg, "timestamp"));
   in.text = wa__text(msg, type, meta, &reply_to, text_buf, sizeof(text_buf));
   in.reply_to_external_id = reply_to;
-  if (json_is_true(json_object_get(json_object_get(msg, "context"), "forwarded")))
-    json_object_set_new(meta, "forwarded", json_true());
-  const json_t *mo = wa__media_of(msg);
+  if (wj_is_true(wj_get(wj_get(msg, "context"), "forwarded"))) json_object_set_new(meta, "forwarded", json_true());
+  const cJSON *mo = wa__media_of(msg);
   sb_attachment att = {0};
   if (mo != NULL) {
-    json_object_set_new(meta, "media_id", json_deep_copy(json_object_get(mo, "id")));
-    if (json_object_get(mo, "sha256") != NULL)
-      json_object_set_new(meta, "sha256", json_deep_copy(json_object_get(mo, "sha256")));
-    att.mime_type = json_string_value(json_object_get(mo, "mime_type"));
-    att.filename = json_string_value(json_object_get(mo, "filename"));
+    json_object_set_new(meta, "media_id", json_string(wj_get_string(mo, "id")));
+    const cJSON *sha256 = wj_get(mo, "sha256");
+    if (sha256 != NULL) json_object_set_new(meta, "sha256", wa__copy(sha256));
+    att.mime_type = wj_get_string(mo, "mime_type");
+    att.filename = wj_get_string(mo, "filename");
     if (b->media != NULL) {
       att.url = json_string_value(json_object_get(b->media, "url"));
       att.size = (uint64_t)json_integer_value(json_object_get(b->media, "file_size"));
@@ -440,11 +475,11 @@ static void wa__step(wa_batch *b) {
       b->next = b->n;
       break;
     }
-    const json_t *mo = wa__media_of(b->events[b->next].msg);
+    const cJSON *mo = wa__media_of(b->events[b->next].msg);
     if (mo != NULL && b->media_stage == 0) {
       char url[800];
       size_t len = (size_t)snprintf(url, sizeof(url), "%s/", w->base);
-      meta_urlencode(url, sizeof(url), len, json_string_value(json_object_get(mo, "id")));
+      meta_urlencode(url, sizeof(url), len, wj_get_string(mo, "id"));
       b->waiting = 1;
       if (wa_graph(w, "GET", url, NULL, 64 * 1024, wa__media_url, b) != NULL) break;
       b->waiting = 0;
@@ -467,56 +502,52 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
     meta_answer(w->host, r, bad, why);
     return SB_OK;
   }
-  json_t *root = json_loadb(req->body != NULL ? req->body : "", req->body_len, 0, NULL);
-  const json_t *entries = json_object_get(root, "entry");
-  if (!json_is_object(root) || !json_is_array(entries)) {
-    json_decref(root);
+  cJSON *root = wj_parse(req->body, req->body_len, 0, NULL, 0);
+  const cJSON *entries = wa__array(root, "entry");
+  if (entries == NULL) { /* also when root is not an object, or NULL */
+    cJSON_Delete(root);
     meta_answer(w->host, r, 400, "the body is not a Meta webhook: an object with an \"entry\" array is expected");
     return SB_OK;
   }
   size_t total = 0;
-  for (size_t i = 0; i < json_array_size(entries); i++) {
-    const json_t *changes = json_object_get(json_array_get(entries, i), "changes");
-    for (size_t k = 0; k < json_array_size(changes); k++)
-      total += json_array_size(json_object_get(json_object_get(json_array_get(changes, k), "value"), "messages"));
+  const cJSON *entry, *ch;
+  cJSON_ArrayForEach(entry, entries) {
+    const cJSON *changes = wa__array(entry, "changes");
+    cJSON_ArrayForEach(ch, changes) total += wj_size(wj_get(wj_get(ch, "value"), "messages"));
   }
   wa_batch *b = calloc(1, sizeof(*b));
   wa_event *events = calloc(total > 0 ? total : 1, sizeof(*events));
   if (b == NULL || events == NULL) {
     free(b);
     free(events);
-    json_decref(root);
+    cJSON_Delete(root);
     meta_answer(w->host, r, 503, "out of memory; deliver it again");
     return SB_OK;
   }
   b->events = events;
-  for (size_t i = 0; i < json_array_size(entries); i++) {
-    const json_t *changes = json_object_get(json_array_get(entries, i), "changes");
-    for (size_t k = 0; k < json_array_size(changes); k++) {
-      const json_t *ch = json_array_get(changes, k);
-      const char *field = json_string_value(json_object_get(ch, "field"));
-      const json_t *value = json_object_get(ch, "value");
-      const char *pn = json_string_value(json_object_get(json_object_get(value, "metadata"), "phone_number_id"));
-      if (field == NULL || strcmp(field, "messages") != 0 || !json_is_object(value)) continue;
+  cJSON_ArrayForEach(entry, entries) {
+    const cJSON *changes = wa__array(entry, "changes");
+    cJSON_ArrayForEach(ch, changes) {
+      const char *field = wj_get_string(ch, "field");
+      const cJSON *value = wj_get(ch, "value");
+      const char *pn = wj_get_string(wj_get(value, "metadata"), "phone_number_id");
+      if (field == NULL || strcmp(field, "messages") != 0 || !cJSON_IsObject(value)) continue;
       if (pn != NULL && strcmp(pn, w->phone_number_id) != 0) {
         w->host->log(w->channel, SB_LOG_DEBUG, "ignored a change for another phone number");
         continue;
       }
-      const json_t *statuses = json_object_get(value, "statuses");
-      for (size_t s = 0; s < json_array_size(statuses); s++) wa__status(w, json_array_get(statuses, s));
-      const json_t *msgs = json_object_get(value, "messages");
-      for (size_t m = 0; m < json_array_size(msgs); m++) {
-        if (!json_is_object(json_array_get(msgs, m))) continue;
-        b->events[b->n].msg = json_array_get(msgs, m);
+      const cJSON *statuses = wa__array(value, "statuses"), *msgs = wa__array(value, "messages");
+      const cJSON *errors = wa__array(value, "errors"), *item;
+      cJSON_ArrayForEach(item, statuses) wa__status(w, item);
+      cJSON_ArrayForEach(item, msgs) {
+        if (!cJSON_IsObject(item)) continue;
+        b->events[b->n].msg = item;
         b->events[b->n].value = value;
         b->n++;
       }
-      const json_t *errors = json_object_get(value, "errors");
-      for (size_t e = 0; e < json_array_size(errors); e++) {
-        w->host->log(w->channel, SB_LOG_WARN, "WhatsApp reported an error: %s",
-                     json_string_value(json_object_get(json_array_get(errors, e), "title")) != NULL
-                         ? json_string_value(json_object_get(json_array_get(errors, e), "title"))
-                         : "(no title)");
+      cJSON_ArrayForEach(item, errors) {
+        const char *title = wj_get_string(item, "title");
+        w->host->log(w->channel, SB_LOG_WARN, "WhatsApp reported an error: %s", title != NULL ? title : "(no title)");
       }
     }
   }
