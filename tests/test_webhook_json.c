@@ -4,6 +4,7 @@
 #include "testutil.h"
 #include "webhook_json.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static cJSON *parse(const char *s, int flags, char *err) { return wj_parse(s, strlen(s), flags, err, 200); }
@@ -135,6 +136,30 @@ START_TEST(duplicate_keys_refused_at_any_depth_on_request) {
 }
 END_TEST
 
+START_TEST(copies_into_jansson_and_walks_only_arrays) {
+  char err[200];
+  cJSON *root = parse("{\"list\":[1,2.5,\"s\",true,null,{\"b\":1,\"a\":[],\"b\":2}],\"obj\":{\"x\":1},"
+                      "\"lat\":59.0,\"big\":12345678901234567}", 0, err);
+  ck_assert_msg(root != NULL, "%s", err);
+  json_t *copy = wj_to_jansson(root);
+  char *text = json_dumps(copy, JSON_COMPACT);
+  /* members in order; a repeated key in its first place with its last value; whole numbers as integers */
+  ck_assert_str_eq(text, "{\"list\":[1,2.5,\"s\",true,null,{\"b\":2,\"a\":[]}],\"obj\":{\"x\":1},\"lat\":59,"
+                         "\"big\":12345678901234568.0}");
+  free(text);
+  json_decref(copy);
+  ck_assert_ptr_null(wj_to_jansson(NULL));
+  ck_assert_ptr_nonnull(wj_get_array(root, "list"));
+  ck_assert_ptr_null(wj_get_array(root, "obj")); /* an object is not walked as a list */
+  ck_assert_ptr_null(wj_get_array(root, "none"));
+  size_t n = 0;
+  const cJSON *c;
+  cJSON_ArrayForEach(c, wj_get_array(root, "obj")) n++;
+  ck_assert_uint_eq(n, 0);
+  cJSON_Delete(root);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("webhook_json");
   TCase *tc = tcase_create("webhook_json");
@@ -142,6 +167,7 @@ int main(void) {
   tcase_add_test(tc, integers_are_exact_or_refused);
   tcase_add_test(tc, refuses_what_jansson_refused);
   tcase_add_test(tc, duplicate_keys_refused_at_any_depth_on_request);
+  tcase_add_test(tc, copies_into_jansson_and_walks_only_arrays);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

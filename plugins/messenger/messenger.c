@@ -161,34 +161,6 @@ static void msgr__committed(void *arg, int status, const char *message_id, int d
   msgr__maybe_finish(b);
 }
 
-/* obj[key] when it is an array, else NULL: cJSON_ArrayForEach would walk an
- * object's members as if they were elements. */
-static const cJSON *msgr__array(const cJSON *obj, const char *key) {
-  const cJSON *v = wj_get(obj, key);
-  return cJSON_IsArray(v) ? v : NULL;
-}
-
-/* A jansson copy of a value from the webhook, for meta; NULL for NULL. A
- * number that is an exact integer (ids) becomes a jansson integer, any
- * other number a real. */
-static json_t *msgr__copy(const cJSON *v) {
-  int64_t i;
-  if (cJSON_IsString(v)) return json_string(v->valuestring);
-  if (wj_integer(v, &i)) return json_integer((json_int_t)i);
-  if (cJSON_IsNumber(v)) return json_real(v->valuedouble);
-  if (cJSON_IsBool(v)) return json_boolean(cJSON_IsTrue(v));
-  if (cJSON_IsNull(v)) return json_null();
-  json_t *copy = cJSON_IsArray(v) ? json_array() : cJSON_IsObject(v) ? json_object() : NULL;
-  const cJSON *c;
-  cJSON_ArrayForEach(c, v) {
-    if (json_is_array(copy))
-      json_array_append_new(copy, msgr__copy(c));
-    else
-      json_object_set_new(copy, c->string, msgr__copy(c)); /* a repeated key: the last wins, as in jansson */
-  }
-  return copy;
-}
-
 /* The MIME type an attachment type stands for (a family when the real type
  * is unknown: Messenger gives only a CDN URL). */
 static const char *msgr__mime(const char *type) {
@@ -206,7 +178,7 @@ static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t *meta
   size_t n = 0;
   json_t *types = json_array();
   const cJSON *it;
-  cJSON_ArrayForEach(it, msgr__array(msg, "attachments")) {
+  cJSON_ArrayForEach(it, wj_get_array(msg, "attachments")) {
     if (n == MSGR_MAX_ATTACHMENTS) break;
     const char *type = wj_get_string(it, "type");
     const cJSON *payload = wj_get(it, "payload");
@@ -231,7 +203,7 @@ static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t *meta
     }
     if (strcmp(type, "location") == 0) {
       const cJSON *coords = wj_get(payload, "coordinates");
-      if (coords != NULL) json_object_set_new(meta, "location", msgr__copy(coords));
+      if (coords != NULL) json_object_set_new(meta, "location", wj_to_jansson(coords));
       continue;
     }
     if (url == NULL) continue;
@@ -314,12 +286,12 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
     const cJSON *qr = wj_get(msg, "quick_reply");
     if (qr != NULL) {
       payload = wj_get_string(qr, "payload");
-      json_object_set_new(meta, "quick_reply_payload", msgr__copy(wj_get(qr, "payload")));
+      json_object_set_new(meta, "quick_reply_payload", wj_to_jansson(wj_get(qr, "payload")));
     }
     if (echo) {
       in.flags |= SB_IN_ECHO;
       const cJSON *app = wj_get(msg, "app_id");
-      if (app != NULL) json_object_set_new(meta, "app_id", msgr__copy(app));
+      if (app != NULL) json_object_set_new(meta, "app_id", wj_to_jansson(app));
     }
   } else {
     in.external_id = wj_get_string(postback, "mid");
@@ -385,7 +357,7 @@ static void msgr__receipt(messenger *m, const cJSON *ev, const cJSON *r, uint32_
   /* A delivery also names its messages: mark those by id too, so a help
    * desk clock ahead of Meta's cannot leave them out of the watermark. */
   const cJSON *it;
-  cJSON_ArrayForEach(it, msgr__array(r, "mids")) {
+  cJSON_ArrayForEach(it, wj_get_array(r, "mids")) {
     const char *mid = wj_string(it);
     if (mid == NULL) continue;
     sb_status_update one = {
@@ -523,7 +495,7 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
   }
   /* flags 0: an object naming a key twice is not refused (nor was it before). */
   cJSON *root = wj_parse(req->body, req->body_len, 0, NULL, 0);
-  const cJSON *entries = msgr__array(root, "entry");
+  const cJSON *entries = wj_get_array(root, "entry");
   if (!cJSON_IsObject(root) || entries == NULL) {
     cJSON_Delete(root);
     meta_answer(m->host, r, 400, "the body is not a Meta webhook: an object with an \"entry\" array is expected");
@@ -557,7 +529,7 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
     static const char *const lists[] = {"messaging", "standby"};
     for (size_t l = 0; l < 2; l++) {
       const cJSON *ev;
-      cJSON_ArrayForEach(ev, msgr__array(en, lists[l])) {
+      cJSON_ArrayForEach(ev, wj_get_array(en, lists[l])) {
         if (!cJSON_IsObject(ev)) continue;
         b->events[b->n].ev = ev;
         b->events[b->n].standby = l == 1;

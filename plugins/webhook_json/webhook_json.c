@@ -161,3 +161,27 @@ int wj_integer(const cJSON *v, int64_t *out) {
 int wj_is_true(const cJSON *v) { return cJSON_IsTrue(v); }
 
 size_t wj_size(const cJSON *v) { return cJSON_IsArray(v) ? (size_t)cJSON_GetArraySize(v) : 0; }
+
+const cJSON *wj_get_array(const cJSON *obj, const char *key) {
+  const cJSON *v = wj_get(obj, key);
+  return cJSON_IsArray(v) ? v : NULL;
+}
+
+json_t *wj_to_jansson(const cJSON *v) {
+  int64_t i;
+  if (v == NULL) return NULL;
+  if (cJSON_IsString(v)) return json_string(v->valuestring);
+  if (wj_integer(v, &i)) return json_integer((json_int_t)i);
+  if (cJSON_IsNumber(v)) return json_real(v->valuedouble);
+  if (cJSON_IsBool(v)) return json_boolean(cJSON_IsTrue(v));
+  if (!cJSON_IsArray(v) && !cJSON_IsObject(v)) return json_null();
+  json_t *out = cJSON_IsArray(v) ? json_array() : json_object();
+  const cJSON *c;
+  cJSON_ArrayForEach(c, v) {
+    if (cJSON_IsArray(v))
+      json_array_append_new(out, wj_to_jansson(c));
+    else
+      json_object_set_new(out, c->string, wj_to_jansson(c));
+  }
+  return out;
+}

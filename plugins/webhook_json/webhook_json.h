@@ -24,6 +24,7 @@
 #define SB_WEBHOOK_JSON_H
 
 #include <cJSON.h>
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,5 +54,16 @@ int wj_is_true(const cJSON *v);
 
 /* The number of elements of an array (0 for anything else). */
 size_t wj_size(const cJSON *v);
+
+/* obj[key] when it is an array, else NULL — which cJSON_ArrayForEach walks
+ * as empty, where given an object it would walk its members. */
+const cJSON *wj_get_array(const cJSON *obj, const char *key);
+
+/* A jansson copy of a webhook value, for what a plugin stores (metadata):
+ * what jansson's own parse held (members in order; a repeated key in its
+ * first place with its last value), except that a number is an integer
+ * whenever its value is one (|v| <= 2^53), where jansson followed the
+ * literal (45.0 was a real). NULL when v is NULL or memory ran out. */
+json_t *wj_to_jansson(const cJSON *v);
 
 #endif

@@ -95,38 +95,6 @@ void wa_auth_failed(whatsapp *w) {
                      "Meta refused the WhatsApp access token (Graph error 190); update access_token");
 }
 
-/* obj[key] when it is an array, else NULL (which cJSON_ArrayForEach walks as empty). */
-static const cJSON *wa__array(const cJSON *obj, const char *key) {
-  const cJSON *v = wj_get(obj, key);
-  return cJSON_IsArray(v) ? v : NULL;
-}
-
-/* A jansson copy of a webhook value, for the metadata: what jansson's own
- * parse of the body held (members in order, a repeated key in its first
- * place with its last value), except that a number is an integer whenever
- * its value is one (|v| <= 2^53), where jansson followed the literal: 45.0
- * was a real. NULL when v is NULL (as json_deep_copy) or out of memory. */
-static json_t *wa__copy(const cJSON *v) {
-  int64_t i;
-  if (v == NULL) return NULL;
-  if (wj_string(v) != NULL) return json_string(wj_string(v));
-  if (wj_integer(v, &i)) return json_integer((json_int_t)i);
-  if (cJSON_IsNumber(v)) return json_real(v->valuedouble);
-  if (cJSON_IsBool(v)) return json_boolean(cJSON_IsTrue(v));
-  if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
-    json_t *out = cJSON_IsArray(v) ? json_array() : json_object();
-    const cJSON *c;
-    cJSON_ArrayForEach(c, v) {
-      if (cJSON_IsArray(v))
-        json_array_append_new(out, wa__copy(c));
-      else
-        json_object_set_new(out, c->string, wa__copy(c));
-    }
-    return out;
-  }
-  return json_null();
-}
-
 /* Parses "1763800000" (seconds, as a string or an integral number) into unix ms; 0 when unreadable. */
 static int64_t wa__ts(const cJSON *v) {
   int64_t n;
@@ -155,7 +123,7 @@ static void wa__status(whatsapp *w, const cJSON *st) {
   else
     return; /* "deleted", "warning": nothing the help desk tracks */
   if (u.status == SB_STATUS_FAILED) {
-    const cJSON *errors = wa__array(st, "errors");
+    const cJSON *errors = wj_get_array(st, "errors");
     const cJSON *e = errors != NULL ? errors->child : NULL;
     int64_t n;
     long code = wj_integer(wj_get(e, "code"), &n) ? (long)n : 0;
@@ -262,7 +230,7 @@ static const cJSON *wa__media_of(const cJSON *msg) {
 
 /* The sender's profile name from value.contacts, or NULL. */
 static const char *wa__profile_name(const cJSON *value, const char *wa_id) {
-  const cJSON *contacts = wa__array(value, "contacts"), *c;
+  const cJSON *contacts = wj_get_array(value, "contacts"), *c;
   cJSON_ArrayForEach(c, contacts) {
     const char *id = wj_get_string(c, "wa_id");
     if (id != NULL && strcmp(id, wa_id) == 0) return wj_get_string(wj_get(c, "profile"), "name");
@@ -292,7 +260,7 @@ static const char *wa__text(const cJSON *msg, const char *type, json_t *meta, co
     const cJSON *latitude = wj_get(obj, "latitude"), *longitude = wj_get(obj, "longitude");
     double lat = cJSON_IsNumber(latitude) ? latitude->valuedouble : 0.0;
     double lon = cJSON_IsNumber(longitude) ? longitude->valuedouble : 0.0;
-    json_object_set_new(meta, "location", wa__copy(obj));
+    json_object_set_new(meta, "location", wj_to_jansson(obj));
     snprintf(text_buf, text_len, "Location: %s%s%s%s(%.6f, %.6f)", name != NULL ? name : "", name != NULL ? ", " : "",
              addr != NULL ? addr : "", addr != NULL ? " " : "", lat, lon);
     return text_buf;
@@ -300,12 +268,12 @@ static const char *wa__text(const cJSON *msg, const char *type, json_t *meta, co
   if (strcmp(type, "interactive") == 0) {
     const char *itype = wj_get_string(obj, "type");
     const cJSON *reply = itype != NULL ? wj_get(obj, itype) : NULL;
-    json_object_set_new(meta, "interactive", wa__copy(obj));
+    json_object_set_new(meta, "interactive", wj_to_jansson(obj));
     return wj_get_string(reply, "title");
   }
   if (strcmp(type, "button") == 0) {
     const cJSON *payload = wj_get(obj, "payload");
-    if (payload != NULL) json_object_set_new(meta, "button_payload", wa__copy(payload));
+    if (payload != NULL) json_object_set_new(meta, "button_payload", wj_to_jansson(payload));
     return wj_get_string(obj, "text");
   }
   if (strcmp(type, "reaction") == 0) {
@@ -355,7 +323,7 @@ static void wa__emit(wa_batch *b) {
   if (mo != NULL) {
     json_object_set_new(meta, "media_id", json_string(wj_get_string(mo, "id")));
     const cJSON *sha256 = wj_get(mo, "sha256");
-    if (sha256 != NULL) json_object_set_new(meta, "sha256", wa__copy(sha256));
+    if (sha256 != NULL) json_object_set_new(meta, "sha256", wj_to_jansson(sha256));
     att.mime_type = wj_get_string(mo, "mime_type");
     att.filename = wj_get_string(mo, "filename");
     if (b->media != NULL) {
@@ -503,7 +471,7 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
     return SB_OK;
   }
   cJSON *root = wj_parse(req->body, req->body_len, 0, NULL, 0);
-  const cJSON *entries = wa__array(root, "entry");
+  const cJSON *entries = wj_get_array(root, "entry");
   if (entries == NULL) { /* also when root is not an object, or NULL */
     cJSON_Delete(root);
     meta_answer(w->host, r, 400, "the body is not a Meta webhook: an object with an \"entry\" array is expected");
@@ -512,7 +480,7 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
   size_t total = 0;
   const cJSON *entry, *ch;
   cJSON_ArrayForEach(entry, entries) {
-    const cJSON *changes = wa__array(entry, "changes");
+    const cJSON *changes = wj_get_array(entry, "changes");
     cJSON_ArrayForEach(ch, changes) total += wj_size(wj_get(wj_get(ch, "value"), "messages"));
   }
   wa_batch *b = calloc(1, sizeof(*b));
@@ -526,7 +494,7 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
   }
   b->events = events;
   cJSON_ArrayForEach(entry, entries) {
-    const cJSON *changes = wa__array(entry, "changes");
+    const cJSON *changes = wj_get_array(entry, "changes");
     cJSON_ArrayForEach(ch, changes) {
       const char *field = wj_get_string(ch, "field");
       const cJSON *value = wj_get(ch, "value");
@@ -536,8 +504,8 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
         w->host->log(w->channel, SB_LOG_DEBUG, "ignored a change for another phone number");
         continue;
       }
-      const cJSON *statuses = wa__array(value, "statuses"), *msgs = wa__array(value, "messages");
-      const cJSON *errors = wa__array(value, "errors"), *item;
+      const cJSON *statuses = wj_get_array(value, "statuses"), *msgs = wj_get_array(value, "messages");
+      const cJSON *errors = wj_get_array(value, "errors"), *item;
       cJSON_ArrayForEach(item, statuses) wa__status(w, item);
       cJSON_ArrayForEach(item, msgs) {
         if (!cJSON_IsObject(item)) continue;
