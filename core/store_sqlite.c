@@ -803,6 +803,7 @@ static int sq__read_ids(store *st, char *err, size_t errlen) {
 }
 
 static void sq__free(store *st) {
+  sq_inbound_blocks_free(st);
   for (size_t i = 0; i < SQ_STMT_SLOTS; i++)
     if (st->stmts[i].stmt != NULL) sqlite3_finalize(st->stmts[i].stmt);
   if (st->db != NULL) sqlite3_close(st->db);

@@ -109,6 +109,10 @@ struct store {
   int sync_busy;                 /* under mu: the syncer is flushing */
   int wal_dirty;                 /* writer-owned: frames written since the last handoff */
   int sync_error;                /* under mu: errno of a failed fdatasync, then sticky */
+  /* Inbound requests' memory, kept for the next ones (loop-owned; see
+   * SQ_INBOUND_BLOCK in store_sqlite_route.c). */
+  void *inbound_free;
+  unsigned inbound_free_n;
   /* Tests: called on the syncer after each fdatasync of the WAL. */
   void (*sync_hook)(void *arg, int wal_fd);
   void *sync_hook_arg;
@@ -117,6 +121,9 @@ struct store {
 /* Sets a request's common fields to "nothing happened yet" (for one that
  * was malloc'd rather than calloc'd); run and done are the caller's. */
 void sq_req_init(sq_req *r);
+
+/* Frees the inbound request blocks kept for reuse (store_sqlite_route.c). */
+void sq_inbound_blocks_free(store *st);
 
 /* Queues a request (loop thread). Returns 0 or -ESHUTDOWN. */
 int sq_enqueue(store *st, sq_req *r);

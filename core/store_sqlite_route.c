@@ -28,16 +28,54 @@ typedef struct sq_inbound {
   int duplicate;
   sq_blob *blobs; /* attachment content to store with the message (malloc'd) */
   size_t n_blobs;
+  size_t size; /* bytes asked for it, strings included */
 } sq_inbound;
 
 static void sq__inbound_run(store *st, sq_req *r);
+
+/* An inbound request is over 1 KiB (its error text and event buffer), and
+ * glibc answers every request of that size by consolidating its fast bins —
+ * under load, the small blocks a webhook's JSON parse has just freed. So
+ * requests that fit SQ_INBOUND_BLOCK bytes reuse the blocks of finished ones
+ * (up to SQ_INBOUND_KEEP kept), on the loop thread, which both submits and
+ * finishes them. A larger one is malloc'd and freed as it is. */
+#define SQ_INBOUND_BLOCK 2048
+#define SQ_INBOUND_KEEP 256
+
+static sq_inbound *sq__inbound_alloc(store *st, size_t total) {
+  if (total > SQ_INBOUND_BLOCK) return malloc(total);
+  void *b = st->inbound_free;
+  if (b == NULL) return malloc(SQ_INBOUND_BLOCK);
+  memcpy(&st->inbound_free, b, sizeof(void *)); /* the next block's address, kept in the block */
+  st->inbound_free_n--;
+  return b;
+}
+
+static void sq__inbound_release(store *st, sq_inbound *m, size_t total) {
+  if (total > SQ_INBOUND_BLOCK || st->inbound_free_n >= SQ_INBOUND_KEEP) {
+    free(m);
+    return;
+  }
+  memcpy(m, &st->inbound_free, sizeof(void *));
+  st->inbound_free = m;
+  st->inbound_free_n++;
+}
+
+void sq_inbound_blocks_free(store *st) {
+  while (st->inbound_free != NULL) {
+    void *b = st->inbound_free;
+    memcpy(&st->inbound_free, b, sizeof(void *));
+    free(b);
+  }
+  st->inbound_free_n = 0;
+}
 
 static void sq__inbound_done(store *st, sq_req *r) {
   sq_inbound *m = (sq_inbound *)r;
   m->cb(m->arg, r->status, r->status < 0 ? 0 : m->message_id, m->duplicate,
         r->status < 0 ? r->err : NULL);
   free(m->blobs);
-  free(m);
+  sq__inbound_release(st, m, m->size);
 }
 
 int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb cb, void *arg) {
@@ -65,13 +103,14 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
   }
   /* Not calloc: the request is mostly its error text and event buffer,
    * which need no zeroes; the fields are set here and by sq_req_init. */
-  sq_inbound *m = malloc(total);
+  sq_inbound *m = sq__inbound_alloc(st, total);
   if (m == NULL) {
     free(attach);
     free(blobs);
     return -ENOMEM;
   }
   sq_req_init(&m->base);
+  m->size = total;
   char *p = (char *)(m + 1);
   for (int i = 0; i < IN_NSTR; i++) {
     m->len[i] = (uint32_t)len[i];
@@ -97,7 +136,7 @@ int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb 
   int rc = sq_enqueue(st, &m->base);
   if (rc < 0) {
     free(m->blobs);
-    free(m);
+    sq__inbound_release(st, m, total);
   }
   return rc;
 }
