@@ -68,6 +68,7 @@ START_TEST(refuses_what_jansson_refused) {
       {"{\"a\":1} {}", "something follows"},
       {"{\"a\":\"\xff\"}", "not UTF-8"},
       {"{\"a\":\"\xc0\xaf\"}", "not UTF-8"}, /* overlong */
+      {"{\"a\":1}\xc3\xa9", "unexpected input"}, /* outside a string */
       {"{\"a\":\"x\\u0000y\"}", "\\u0000"},
       {"{\"a\":\"\\\\\\u0000\"}", "\\u0000"},
       {"{\"a\":\"\\ud800\"}", "unexpected input"}, /* a lone surrogate */

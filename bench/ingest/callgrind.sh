@@ -1,46 +1,68 @@
 #!/usr/bin/env bash
 # callgrind.sh — instructions per signed webhook on the daemon's loop thread
 # and on the store's writer thread, independent of machine load: the Release
-# daemon (build-bench/, from run.sh) runs the custom channel under
-# valgrind --tool=callgrind --separate-threads=yes; 200 warm-up webhooks,
-# counters zeroed, then LIMIT webhooks (wrk -t1 -c16, custom.lua) and a dump.
+# daemon runs under valgrind --tool=callgrind --separate-threads=yes; 200
+# warm-up webhooks, counters zeroed, then LIMIT webhooks (wrk -t1 -c16) and
+# a dump. CHANNEL=custom (custom.lua, build-bench/ from run.sh) or
+# CHANNEL=messenger (the harness's messenger.lua, build-bench-fb/ from
+# messenger.sh, with the Graph API double answering profile lookups).
 # Note: valgrind hides the CPU's SHA extensions, so HMAC counts are those
-# of libcrypto's AVX2 path. Usage: bench/ingest/callgrind.sh [LIMIT=1000]
+# of libcrypto's AVX2 path. KEEP=DIR keeps the callgrind files there.
+# Usage: bench/ingest/callgrind.sh [LIMIT=1000]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-LIMIT=${1:-1000}
+LIMIT=${1:-1000} CHANNEL=${CHANNEL:-custom}
+PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
 W=$(mktemp -d /tmp/sb-ingest-cg.XXXXXX)
-D=
-cleanup() { [ -n "$D" ] && kill "$D" 2>/dev/null && wait "$D" 2>/dev/null; rm -rf "$W"; }
+D= G=
+cleanup() {
+  [ -n "$D" ] && kill "$D" 2>/dev/null && wait "$D" 2>/dev/null
+  [ -n "$G" ] && kill "$G" 2>/dev/null && wait "$G" 2>/dev/null
+  [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$W"/cg.out.* "$KEEP"/ 2>/dev/null
+  rm -rf "$W"
+}
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$W/sb.json" <<JSON
-{"listen": "127.0.0.1:$port", "store": "sqlite:$W/bench.db", "log_level": "warn",
- "plugins": {"dirs": ["$ROOT/build-bench/plugins"], "allow": ["custom"]},
- "channels": [{"name": "bench", "plugin": "custom",
-   "credentials": {"webhook_url": "http://127.0.0.1:9/out", "signing_secret": "bench-secret"}}]}
-JSON
+if [ "$CHANNEL" = messenger ]; then
+  B=$ROOT/build-bench-fb
+  export APP_SECRET=bench-app-secret PAGE_ID=100000000000001
+  "$B/tests/graph_double_server" --token bench-page-token --page "$PAGE_ID" --port-file "$W/double.port" \
+    >"$W/double.log" 2>&1 &
+  G=$!
+  for _ in $(seq 50); do [ -s "$W/double.port" ] && break; sleep 0.1; done
+  channel="{\"name\": \"messenger\", \"plugin\": \"messenger\", \"credentials\": {\"page_id\": \"$PAGE_ID\",
+    \"page_access_token\": \"bench-page-token\", \"app_secret\": \"$APP_SECRET\", \"verify_token\": \"v\",
+    \"graph_api_base\": \"http://127.0.0.1:$(cat "$W/double.port")/v21.0\"}}"
+  url=http://127.0.0.1:$port/hooks/messenger script=$PEERS_DIR/messenger.lua prefix=m_measured_
+else
+  B=$ROOT/build-bench
+  export SECRET=bench-secret
+  channel="{\"name\": \"bench\", \"plugin\": \"custom\", \"credentials\": {\"webhook_url\": \"http://127.0.0.1:9/out\",
+    \"signing_secret\": \"$SECRET\"}}"
+  url=http://127.0.0.1:$port/hooks/bench/messages script=$ROOT/bench/ingest/custom.lua prefix=b-measured-
+fi
+echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
+  \"plugins\": {\"dirs\": [\"$B/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
 cat >"$W/fixed.lua" <<LUA
-dofile("$ROOT/bench/ingest/custom.lua")
+dofile("$script")
 local limit, got = tonumber(os.getenv("LIMIT")), 0
 function response() got = got + 1; if got >= limit then wrk.thread:stop() end end
 LUA
 valgrind --tool=callgrind --separate-threads=yes --fair-sched=yes --callgrind-out-file="$W/cg.out" \
-  "$ROOT/build-bench/switchboard" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
+  "$B/switchboard" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
 D=$!
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
-url=http://127.0.0.1:$port/hooks/bench/messages
-SECRET=bench-secret RUN_ID=warm LIMIT=200 wrk -t1 -c16 -d10s -s "$W/fixed.lua" "$url" >/dev/null
+RUN_ID=warm LIMIT=200 wrk -t1 -c16 -d10s -s "$W/fixed.lua" "$url" >/dev/null
 callgrind_control -z "$D" >/dev/null
-SECRET=bench-secret RUN_ID=measured LIMIT=$LIMIT wrk -t1 -c16 -d60s -s "$W/fixed.lua" "$url" >/dev/null
+RUN_ID=measured LIMIT=$LIMIT wrk -t1 -c16 -d60s -s "$W/fixed.lua" "$url" >/dev/null
 callgrind_control -d "$D" >/dev/null
 sleep 1
 kill -TERM "$D"; wait "$D" || true; D=
-n=$(sqlite3 "$W/bench.db" "select count(*) from messages where external_id like 'b-measured-%'")
+n=$(sqlite3 "$W/bench.db" "select count(*) from messages where external_id like '$prefix%'")
 # Thread 1 is the loop; the writer is the thread that ran sq__writer.
 for f in "$W"/cg.out.1-*; do
   ir=$(awk '/^summary:/ {print $2; exit}' "$f")
   [ "${ir:-0}" -gt 0 ] || continue
   who=thread; grep -q 'fn=.*sq__writer' "$f" && who=writer; grep -q 'fn=.*uv_run' "$f" && who=loop
-  echo "$who: $((ir / n)) instructions per webhook ($n webhooks)"
+  echo "$CHANNEL $who: $((ir / n)) instructions per webhook ($n webhooks)"
 done

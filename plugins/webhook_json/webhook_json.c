@@ -18,51 +18,71 @@ static int wj__hex4(const char *p) {
 
 /* The lexical rules of JSON that cJSON does not enforce, checked in one
  * pass before it parses: between tokens only space, tab, LF and CR; in a
- * string no byte below 0x20 and only JSON's escapes (\u with four hex
+ * string UTF-8, no byte below 0x20 and only JSON's escapes (\u with four hex
  * digits, never \u0000, which would end the string early); numbers as
  * JSON writes them (no "01", "1." or ".5"), each followed by a delimiter.
  * What is left (structure, literals, unterminated strings) cJSON refuses
- * itself. Returns NULL, or a sentence with the offending offset in *at. */
-static const char *wj__lex(const char *b, size_t len, size_t *at) {
+ * itself. *huge is set when a number could be too large for a double (an
+ * exponent, or 300 digits and more). Returns NULL, or a sentence with the
+ * offending offset in *at. */
+static const char *wj__lex(const char *b, size_t len, size_t *at, int *huge) {
   size_t i = 0;
   while (i < len) {
     char c = b[i];
     *at = i;
-    if (c == '"') {
-      for (i++; i < len && b[i] != '"'; i++) {
+    switch (c) {
+    case ' ': case '\t': case '\n': case '\r': case '{': case '}': case '[': case ']': case ':': case ',':
+      i++;
+      continue;
+    case '"':
+      for (i++; i < len; i++) {
+        unsigned char u = (unsigned char)b[i];
+        if (u >= 0x20 && u < 0x80 && u != '"' && u != '\\') continue;
         *at = i;
-        if ((unsigned char)b[i] < 0x20) return "a control character in a string";
-        if (b[i] != '\\') continue;
+        if (u == '"') break;
+        if (u >= 0x80) { /* UTF-8 is checked here: only a string may hold such bytes */
+          size_t n = (u & 0xe0) == 0xc0 ? 2 : (u & 0xf0) == 0xe0 ? 3 : (u & 0xf8) == 0xf0 ? 4 : 0;
+          if (n == 0 || len - i < n || !sb_utf8_valid(b + i, n)) return "the body is not UTF-8";
+          i += n - 1;
+          continue;
+        }
+        if (u < 0x20) return "a control character in a string";
         if (i + 1 >= len) return NULL; /* unterminated: cJSON says so */
         char e = b[++i];
         if (e == 'u') {
           if (len - i < 5 || !wj__hex4(b + i + 1)) return "a \\u escape without four hex digits";
           if (memcmp(b + i + 1, "0000", 4) == 0) return "a string holds \\u0000";
           i += 4;
-        } else if (e == '\0' || strchr("\"\\/bfnrt", e) == NULL) {
+        } else if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' && e != 't') {
           return "an escape JSON does not have";
         }
       }
       i++;
-    } else if (c == '-' || wj__digit(c)) {
-      size_t j = i + (c == '-');
+      continue;
+    default:
+      break;
+    }
+    if (c == '-' || wj__digit(c)) {
+      size_t j = i + (c == '-'), digits = j;
       if (j >= len || !wj__digit(b[j])) return "a number without digits";
       if (b[j] == '0') j++;
       else while (j < len && wj__digit(b[j])) j++;
+      if (j - digits >= 300) *huge = 1;
       if (j < len && b[j] == '.') {
         if (++j >= len || !wj__digit(b[j])) return "a number without digits after its point";
         while (j < len && wj__digit(b[j])) j++;
       }
       if (j < len && (b[j] == 'e' || b[j] == 'E')) {
+        *huge = 1;
         if (++j < len && (b[j] == '+' || b[j] == '-')) j++;
         if (j >= len || !wj__digit(b[j])) return "a number without digits in its exponent";
         while (j < len && wj__digit(b[j])) j++;
       }
       *at = j;
-      if (j < len && strchr(" \t\n\r,]}", b[j]) == NULL) return "unexpected input after a number";
+      if (j < len && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' && b[j] != ',' && b[j] != ']' &&
+          b[j] != '}')
+        return "unexpected input after a number";
       i = j;
-    } else if (strchr(" \t\n\r{}[]:,", c) != NULL && c != '\0') {
-      i++;
     } else if (c >= 'a' && c <= 'z') {
       i++; /* true, false, null: cJSON compares them whole */
     } else {
@@ -72,16 +92,16 @@ static const char *wj__lex(const char *b, size_t len, size_t *at) {
   return NULL;
 }
 
-/* Checks the parsed tree: every number finite (cJSON turns 1e400 into
- * infinity; jansson refused it) and, when asked, no object naming a key
- * twice. Returns NULL or a sentence. */
-static const char *wj__check(const cJSON *v, int flags) {
-  if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) return "a number too large for a double";
+/* Checks the parsed tree: every number finite when one may not be (cJSON
+ * turns 1e400 into infinity; jansson refused it) and, when asked, no
+ * object naming a key twice. Returns NULL or a sentence. */
+static const char *wj__check(const cJSON *v, int huge, int flags) {
+  if (huge && cJSON_IsNumber(v) && !isfinite(v->valuedouble)) return "a number too large for a double";
   for (const cJSON *c = v->child; c != NULL; c = c->next) {
     if ((flags & WJ_REJECT_DUPLICATES) && cJSON_IsObject(v))
       for (const cJSON *d = c->next; d != NULL; d = d->next)
         if (strcmp(c->string, d->string) == 0) return "an object names a key twice";
-    const char *why = wj__check(c, flags);
+    const char *why = wj__check(c, huge, flags);
     if (why != NULL) return why;
   }
   return NULL;
@@ -105,12 +125,9 @@ cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errle
     snprintf(err, errlen, "the body is empty");
     return NULL;
   }
-  if (!sb_utf8_valid(body, len)) {
-    snprintf(err, errlen, "the body is not UTF-8");
-    return NULL;
-  }
   size_t at = 0;
-  const char *why = wj__lex(body, len, &at);
+  int huge = 0;
+  const char *why = wj__lex(body, len, &at, &huge);
   if (why != NULL) {
     wj__where(body, at, err, errlen, why);
     return NULL;
@@ -129,7 +146,7 @@ cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errle
       return NULL;
     }
   }
-  why = wj__check(root, flags);
+  why = huge || (flags & WJ_REJECT_DUPLICATES) ? wj__check(root, huge, flags) : NULL;
   if (why != NULL) {
     snprintf(err, errlen, "%s", why);
     cJSON_Delete(root);
@@ -142,7 +159,7 @@ const cJSON *wj_get(const cJSON *obj, const char *key) {
   const cJSON *found = NULL;
   if (!cJSON_IsObject(obj) || key == NULL) return NULL;
   for (const cJSON *c = obj->child; c != NULL; c = c->next) /* the last one, as jansson */
-    if (c->string != NULL && strcmp(c->string, key) == 0) found = c;
+    if (c->string != NULL && c->string[0] == key[0] && strcmp(c->string, key) == 0) found = c;
   return found;
 }
 
