@@ -7,9 +7,7 @@
  *
  * Built two ways, like the email plugin's target: with clang
  * -fsanitize=fuzzer (WJ_LIBFUZZER defined) a libFuzzer target; otherwise a
- * replay program that ctest runs: `fuzz_webhook_json FILE...` parses each
- * file and many truncations and byte mutations of it (a fixed seed), and
- * exits 0 when nothing failed (the sanitizers catch the rest). */
+ * replay program that ctest runs over seeds/ (tests/fuzz_replay.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,40 +77,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifndef WJ_LIBFUZZER
-static unsigned long next_rand(unsigned long *s) {
-  *s = *s * 6364136223846793005UL + 1442695040888963407UL;
-  return *s >> 33;
-}
+#include "fuzz_replay.h"
 
 int main(int argc, char **argv) {
-  unsigned long seed = 11;
-  for (int i = 1; i < argc; i++) {
-    FILE *f = fopen(argv[i], "rb");
-    if (f == NULL) {
-      fprintf(stderr, "fuzz_webhook_json: cannot open %s\n", argv[i]);
-      return 2;
-    }
-    char *buf = malloc(1 << 20);
-    size_t n = fread(buf, 1, 1 << 20, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput((const uint8_t *)buf, n);
-    char *m = malloc(n + 1);
-    for (int round = 0; round < 2000; round++) {
-      size_t len = n > 0 ? next_rand(&seed) % (n + 1) : 0;
-      memcpy(m, buf, n);
-      int flips = 1 + (int)(next_rand(&seed) % 4);
-      for (int k = 0; k < flips && n > 0; k++) {
-        /* half the flips write a byte JSON cares about */
-        static const char special[] = "{}[]\",:\\u0123456789eE.-+ \t\ntrufalsn\xc3\xa9\xff";
-        m[next_rand(&seed) % n] =
-            next_rand(&seed) % 2 ? special[next_rand(&seed) % (sizeof(special) - 1)] : (char)next_rand(&seed);
-      }
-      LLVMFuzzerTestOneInput((const uint8_t *)m, round % 2 ? len : n);
-    }
-    free(m);
-    free(buf);
-    printf("%s: ok\n", argv[i]);
-  }
-  return 0;
+  /* half the changed bytes are ones JSON cares about */
+  return fuzz_replay_main(argc, argv, 2000, "{}[]\",:\\u0123456789eE.-+ \t\ntrufalsn\xc3\xa9\xff");
 }
 #endif
