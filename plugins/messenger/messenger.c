@@ -481,6 +481,10 @@ static void msgr__step(msgr_batch *b) {
     b->next++;
   }
   b->walking = 0;
+  if (b->next >= b->n) { /* every event handed over (the host copies what it keeps): */
+    cJSON_Delete(b->root); /* the body is not needed while the commits run */
+    b->root = NULL;
+  }
   msgr__maybe_finish(b);
 }
 

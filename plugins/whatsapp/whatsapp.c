@@ -459,6 +459,10 @@ static void wa__step(wa_batch *b) {
     b->next++;
   }
   b->walking = 0;
+  if (b->next >= b->n) { /* every message handed over (the host copies what it keeps): */
+    cJSON_Delete(b->root); /* the body is not needed while the commits run */
+    b->root = NULL;
+  }
   wa__maybe_finish(b);
 }
 
