@@ -161,6 +161,32 @@ START_TEST(copies_into_jansson_and_walks_only_arrays) {
 }
 END_TEST
 
+/* What ends, escapes or breaks a string is seen wherever it stands in a
+ * long one (and what is fine there is kept as it was). */
+START_TEST(every_offset_of_a_long_string_is_checked) {
+  char err[200], body[128], want[128];
+  static const struct {
+    const char *put, *got; /* inserted at the offset; what the string then holds (NULL: refused) */
+  } cases[] = {{"\x01", NULL}, {"\x1f", NULL}, {"\xff", NULL}, {"\xc3", NULL}, {"\\x", NULL},
+               {"\\\"", "\""}, {"\\\\", "\\"}, {"\xc3\xa9", "\xc3\xa9"}, {"\x7f", "\x7f"}, {" ", " "}};
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+    for (int at = 0; at <= 40; at++) {
+      snprintf(body, sizeof(body), "{\"a\":\"%.*s%s%.*s\"}", at, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ",
+               cases[c].put, 40 - at, "0123456789012345678901234567890123456789");
+      cJSON *root = parse(body, 0, err);
+      if (cases[c].got == NULL) {
+        ck_assert_msg(root == NULL, "accepted %s", body);
+        continue;
+      }
+      ck_assert_msg(root != NULL, "%s: %s", body, err);
+      snprintf(want, sizeof(want), "%.*s%s%.*s", at, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ", cases[c].got, 40 - at,
+               "0123456789012345678901234567890123456789");
+      ck_assert_str_eq(wj_get_string(root, "a"), want);
+      cJSON_Delete(root);
+    }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("webhook_json");
   TCase *tc = tcase_create("webhook_json");
@@ -169,6 +195,7 @@ int main(void) {
   tcase_add_test(tc, refuses_what_jansson_refused);
   tcase_add_test(tc, duplicate_keys_refused_at_any_depth_on_request);
   tcase_add_test(tc, copies_into_jansson_and_walks_only_arrays);
+  tcase_add_test(tc, every_offset_of_a_long_string_is_checked);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
