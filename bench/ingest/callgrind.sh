@@ -23,24 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-if [ "$CHANNEL" = messenger ]; then
-  B=$ROOT/build-bench-fb
-  export APP_SECRET=bench-app-secret PAGE_ID=100000000000001
-  "$B/tests/graph_double_server" --token bench-page-token --page "$PAGE_ID" --port-file "$W/double.port" \
-    >"$W/double.log" 2>&1 &
-  G=$!
-  for _ in $(seq 50); do [ -s "$W/double.port" ] && break; sleep 0.1; done
-  channel="{\"name\": \"messenger\", \"plugin\": \"messenger\", \"credentials\": {\"page_id\": \"$PAGE_ID\",
-    \"page_access_token\": \"bench-page-token\", \"app_secret\": \"$APP_SECRET\", \"verify_token\": \"v\",
-    \"graph_api_base\": \"http://127.0.0.1:$(cat "$W/double.port")/v21.0\"}}"
-  url=http://127.0.0.1:$port/hooks/messenger script=$PEERS_DIR/messenger.lua prefix=m_measured_
-else
-  B=$ROOT/build-bench
-  export SECRET=bench-secret
-  channel="{\"name\": \"bench\", \"plugin\": \"custom\", \"credentials\": {\"webhook_url\": \"http://127.0.0.1:9/out\",
-    \"signing_secret\": \"$SECRET\"}}"
-  url=http://127.0.0.1:$port/hooks/bench/messages script=$ROOT/bench/ingest/custom.lua prefix=b-measured-
-fi
+. "$ROOT/bench/ingest/channel.sh"
 echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
   \"plugins\": {\"dirs\": [\"$B/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
 cat >"$W/fixed.lua" <<LUA
