@@ -121,6 +121,29 @@ static const char *const sq__migrations[] = {
      * writes a shorter key. Rebuilt once on upgrade. */
     "DROP INDEX messages_thread;"
     "CREATE INDEX messages_thread ON messages(thread_id);",
+    /* 10: a thread's messages are a chain instead of an index: each message
+     * names the thread's message before it (prev_id) and the thread its
+     * newest (last_message_id), with what replies and the outbox read of
+     * its inbound side kept beside it (last_in_id, last_in_at: the latest
+     * inbound timestamp, last_subject: the newest inbound subject). The
+     * index wrote a page per distinct busy thread in every commit (each
+     * thread's entries end in a leaf of their own); the thread rows of the
+     * busy threads share a few pages. Why, and what reads the chain:
+     * docs/storage.md. Filled once from the index, which then goes. */
+    "ALTER TABLE messages ADD COLUMN prev_id INTEGER;"
+    "ALTER TABLE threads ADD COLUMN last_message_id INTEGER;"
+    "ALTER TABLE threads ADD COLUMN last_in_id INTEGER;"
+    "ALTER TABLE threads ADD COLUMN last_in_at INTEGER;"
+    "ALTER TABLE threads ADD COLUMN last_subject TEXT;"
+    "UPDATE messages SET prev_id = (SELECT max(p.id) FROM messages p"
+    "  WHERE p.thread_id = messages.thread_id AND p.id < messages.id);"
+    "UPDATE threads SET last_message_id = (SELECT max(id) FROM messages WHERE thread_id = threads.id),"
+    "  last_in_id = (SELECT max(id) FROM messages WHERE thread_id = threads.id AND direction = 'in'),"
+    "  last_in_at = (SELECT max(created_at) FROM messages"
+    "    WHERE thread_id = threads.id AND direction = 'in'),"
+    "  last_subject = (SELECT subject FROM messages WHERE thread_id = threads.id"
+    "    AND direction = 'in' AND subject IS NOT NULL ORDER BY id DESC LIMIT 1);"
+    "DROP INDEX messages_thread;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -171,6 +171,19 @@ int sq_event_message(store *st, sq_req *r, const sq_message_event *m, const char
 #define SQ_MSG_NEW_CONTACT 0x10000u
 #define SQ_MSG_NEW_THREAD 0x20000u
 
+/* The ids of threads' messages, walked newest first along the chain each
+ * thread keeps (schema 10: threads.last_message_id, messages.prev_id), as
+ * a common table expression named chain(id). heads is a SELECT of the
+ * threads' last_message_id (never NULL); more ends the walk's step, which
+ * reads the message as m: "AND m.prev_id > ?3" stops below an id,
+ * " ORDER BY 1 DESC LIMIT ?4" walks several threads newest first across
+ * all of them and stops after that many. A walk reads a message row per
+ * step, as the thread index it replaced read an index entry and the row. */
+#define SQ_CHAIN_WALK(heads, more)                                                       \
+  "WITH RECURSIVE chain(id) AS (" heads " UNION ALL SELECT m.prev_id FROM messages m"   \
+  " JOIN chain c ON m.id = c.id WHERE m.prev_id IS NOT NULL" more ") "
+#define SQ_CHAIN(heads) SQ_CHAIN_WALK(heads, "")
+
 /* A small JSON object writer into a fixed buffer for event data. Strings are
  * cut at max bytes (on a UTF-8 boundary); max 0 = no cut. */
 typedef struct sq_jw {

@@ -221,7 +221,8 @@ int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void
 static int sq__history_delete(store *st, sq_req *r, json_t *a, json_t **result) {
   static const char *const sql[] = {
       "DELETE FROM outbox WHERE message_id IN (SELECT id FROM messages WHERE channel = ?1)",
-      "DELETE FROM messages WHERE thread_id IN (SELECT id FROM threads WHERE channel = ?1)",
+      SQ_CHAIN("SELECT last_message_id FROM threads WHERE channel = ?1 AND last_message_id IS NOT NULL")
+      "DELETE FROM messages WHERE id IN chain",
       "DELETE FROM tickets WHERE thread_id IN (SELECT id FROM threads WHERE channel = ?1)",
       "DELETE FROM identities WHERE channel = ?1",
       "DELETE FROM kv WHERE channel = ?1",

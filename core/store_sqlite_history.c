@@ -9,15 +9,18 @@
 
 /* ---- a contact's history on a channel ---- */
 
-/* One message as the host hands it to a plugin: the JSON keys store.h lists. */
-#define SQ_HISTORY_COLS                                                                     \
+/* The messages of the contact's conversations on the channel (chain ends
+ * the walk's step: SQ_CHAIN_WALK), one as the host hands it to a plugin:
+ * the JSON keys store.h lists. */
+#define SQ_HISTORY(walk)                                                                    \
+  SQ_CHAIN_WALK("SELECT last_message_id FROM threads WHERE contact_id = ?1 AND channel = ?2" \
+                " AND last_message_id IS NOT NULL", walk)                                    \
   "SELECT json_object('id', m.id, 'external_id', m.external_id, 'direction', m.direction,"   \
   " 'status', m.status, 'text', m.text, 'html', m.html, 'attachments', json(m.attachments)," \
   " 'author', u.name, 'author_avatar_url', u.avatar_url,"                                     \
   " 'automatic', json(CASE WHEN m.automatic THEN 'true' ELSE 'false' END),"                  \
   " 'created_at', m.created_at)"                                                            \
-  " FROM messages m JOIN threads t ON t.id = m.thread_id LEFT JOIN users u ON u.id = m.user_id" \
-  " WHERE t.contact_id = ?1 AND t.channel = ?2 "
+  " FROM chain JOIN messages m ON m.id = chain.id LEFT JOIN users u ON u.id = m.user_id "
 
 static int sq__history(store *st, sq_req *r, json_t *a, json_t **result) {
   const char *channel = json_string_value(json_object_get(a, "channel"));
@@ -52,10 +55,11 @@ static int sq__history(store *st, sq_req *r, json_t *a, json_t **result) {
                           : json_pack("{ss ss?}", "name", sq_col_text(s, 2), "avatar_url", sq_col_text(s, 3)));
   sqlite3_reset(s);
 
-  /* One more row than asked tells whether some were left out. The latest
-   * come newest first and are turned around below. */
-  s = after > 0 ? sq_prep(st, SQ_HISTORY_COLS "AND m.id > ?3 ORDER BY m.id LIMIT ?4")
-                : sq_prep(st, SQ_HISTORY_COLS "ORDER BY m.id DESC LIMIT ?4");
+  /* One more row than asked tells whether some were left out. The walk
+   * stops at after, or (the latest) once it has that many, newest first
+   * across the conversations; those are turned around below. */
+  s = after > 0 ? sq_prep(st, SQ_HISTORY(" AND m.prev_id > ?3") "WHERE m.id > ?3 ORDER BY m.id LIMIT ?4")
+                : sq_prep(st, SQ_HISTORY(" ORDER BY 1 DESC LIMIT ?4") "ORDER BY m.id DESC");
   if (s == NULL) {
     json_decref(res);
     return sq_fail(st, r, "reading a contact's history");
@@ -112,13 +116,17 @@ static int sq__cmp_i64(const void *a, const void *b) {
  * first reply an agent wrote, over the channel's latest conversations of the
  * last 14 days; -1 when none was answered. */
 static int sq__typical_reply(store *st, sq_req *r, const char *channel, int64_t *out) {
+  /* One walk down each conversation's chain, carrying its thread id. */
   sqlite3_stmt *s = sq_prep(st,
-      "SELECT (SELECT min(o.created_at) FROM messages o WHERE o.thread_id = f.id"
-      "        AND o.direction = 'out' AND o.automatic = 0 AND o.created_at >= f.first_in) - f.first_in"
-      " FROM (SELECT t.id, (SELECT min(i.created_at) FROM messages i WHERE i.thread_id = t.id"
-      "        AND i.direction = 'in') AS first_in"
-      "       FROM threads t WHERE t.channel = ?1 AND t.created_at >= ?2 ORDER BY t.id DESC LIMIT ?3) f"
-      " WHERE f.first_in IS NOT NULL");
+      "WITH RECURSIVE f(tid, head) AS (SELECT id, last_message_id FROM threads"
+      "   WHERE channel = ?1 AND created_at >= ?2 ORDER BY id DESC LIMIT ?3),"
+      " walk(tid, id) AS (SELECT tid, head FROM f WHERE head IS NOT NULL UNION ALL"
+      "   SELECT w.tid, m.prev_id FROM walk w JOIN messages m ON m.id = w.id WHERE m.prev_id IS NOT NULL),"
+      " ms AS (SELECT w.tid, m.direction AS dir, m.automatic AS auto, m.created_at AS at,"
+      "   min(CASE WHEN m.direction = 'in' THEN m.created_at END) OVER (PARTITION BY w.tid) AS first_in"
+      "   FROM walk w JOIN messages m ON m.id = w.id)"
+      " SELECT min(CASE WHEN dir = 'out' AND auto = 0 AND at >= first_in THEN at END) - first_in"
+      " FROM ms WHERE first_in IS NOT NULL GROUP BY tid");
   if (s == NULL) return sq_fail(st, r, "measuring reply times");
   sq_bind_text(s, 1, channel);
   sqlite3_bind_int64(s, 2, sq_now_ms() - SQ_REPLY_WINDOW_MS);

@@ -69,7 +69,8 @@ static int sq__start_by_email(store *st, sq_req *r, const char *channel, int64_t
 }
 
 static int sq__reply(store *st, sq_req *r, sq_reply *q) {
-  sqlite3_stmt *s = sq_prep(st, "SELECT channel, contact_id, ticket_id FROM threads WHERE id = ?1");
+  sqlite3_stmt *s =
+      sq_prep(st, "SELECT channel, contact_id, ticket_id, last_in_id FROM threads WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a conversation");
   sqlite3_bind_int64(s, 1, q->thread_id);
   if (sqlite3_step(s) != SQLITE_ROW) {
@@ -82,6 +83,7 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
   snprintf(thread_channel, sizeof(thread_channel), "%s", sq_col_text(s, 0));
   int64_t contact = sqlite3_column_int64(s, 1);
   int64_t ticket = sqlite3_column_int64(s, 2);
+  int64_t last_in = sqlite3_column_int64(s, 3); /* the default reply_to: 0 (NULL) when none */
   sqlite3_reset(s);
   const char *channel = q->channel ? q->channel : thread_channel;
   if (strcmp(channel, thread_channel) != 0) {
@@ -108,12 +110,7 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
       return -EINVAL;
     }
   } else {
-    s = sq_prep(st, "SELECT id FROM messages WHERE thread_id = ?1 AND direction = 'in'"
-                    " ORDER BY id DESC LIMIT 1");
-    if (s == NULL) return sq_fail(st, r, "finding the latest inbound message");
-    sqlite3_bind_int64(s, 1, q->thread_id);
-    reply_to = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
+    reply_to = last_in;
   }
   if (q->ticket_status != NULL || q->props != NULL) {
     if (ticket == 0) {
@@ -212,12 +209,11 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
       " m.text, m.html, m.attachments, m.automatic,"
       /* the contact's last message on this channel (the webhook's own
        * timestamp): what messaging windows count from */
-      " (SELECT max(lm.created_at) FROM threads t2 JOIN messages lm ON lm.thread_id = t2.id"
-      "  WHERE t2.contact_id = t.contact_id AND t2.channel = o.channel AND lm.direction = 'in'),"
+      " (SELECT max(t2.last_in_at) FROM threads t2"
+      "  WHERE t2.contact_id = t.contact_id AND t2.channel = o.channel),"
       " u.name, u.email,"
       /* the reply's subject, else the conversation's latest inbound one */
-      " coalesce(m.subject, (SELECT sm.subject FROM messages sm WHERE sm.thread_id = m.thread_id"
-      "  AND sm.direction = 'in' AND sm.subject IS NOT NULL ORDER BY sm.id DESC LIMIT 1)),"
+      " coalesce(m.subject, t.last_subject),"
       " (SELECT name FROM contacts c WHERE c.id = t.contact_id), m.template, u.avatar_url"
       " FROM outbox o JOIN messages m ON m.id = o.message_id JOIN threads t ON t.id = m.thread_id"
       " LEFT JOIN users u ON u.id = m.user_id"
@@ -367,9 +363,10 @@ int store_outbox_fail(store *st, int64_t outbox_id, const char *reason, int dead
 
 static int sq__outbox_release(store *st, sq_req *r, json_t *a, json_t **result) {
   sqlite3_stmt *s = sq_prep(st,
-      "UPDATE outbox SET next_at = ?4 WHERE state = 'pending' AND channel = ?1 AND next_at > ?4"
-      " AND message_id IN (SELECT m.id FROM messages m JOIN threads t ON t.id = m.thread_id"
-      "  WHERE t.contact_id = (SELECT contact_id FROM identities"
+      "UPDATE outbox SET next_at = ?4 WHERE id IN (SELECT o.id FROM outbox o"
+      "  JOIN messages m ON m.id = o.message_id JOIN threads t ON t.id = m.thread_id"
+      "  WHERE o.state = 'pending' AND o.channel = ?1 AND o.next_at > ?4"
+      "  AND t.contact_id = (SELECT contact_id FROM identities"
       "   WHERE channel = ?1 AND kind = ?2 AND value = ?3))");
   if (s == NULL) return sq_fail(st, r, "releasing held replies");
   sq_bind_text(s, 1, json_string_value(json_object_get(a, "channel")));
@@ -444,10 +441,11 @@ static int sq__watermark(store *st, sq_req *r, json_t *args, json_t **result) {
   const char *status = json_string_value(json_object_get(args, "status"));
   if (sq__valid_status(r, status) < 0) return -EINVAL;
   sqlite3_stmt *s = sq_prep(st,
-      "SELECT m.id FROM messages m JOIN threads t ON t.id = m.thread_id"
-      " WHERE t.contact_id = (SELECT contact_id FROM identities"
-      "   WHERE channel = ?1 AND kind = ?2 AND value = ?3)"
-      " AND m.channel = ?1 AND m.direction = 'out' AND m.created_at <= ?4"
+      SQ_CHAIN("SELECT t.last_message_id FROM threads t WHERE t.contact_id = (SELECT contact_id"
+               " FROM identities WHERE channel = ?1 AND kind = ?2 AND value = ?3)"
+               " AND t.last_message_id IS NOT NULL")
+      "SELECT m.id FROM chain JOIN messages m ON m.id = chain.id"
+      " WHERE m.channel = ?1 AND m.direction = 'out' AND m.created_at <= ?4"
       " AND m.status IN ('sent', 'delivered') AND " SQ_RANK("m.status") " < " SQ_RANK("?5")
       " ORDER BY m.id");
   if (s == NULL) return sq_fail(st, r, "applying a delivery watermark");

@@ -198,7 +198,7 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
   " 'ticket', CASE WHEN k.id IS NULL THEN NULL ELSE json_object('id', k.id, 'status',"        \
   " k.status, 'priority', k.priority, 'owner', (SELECT name FROM users WHERE id = k.owner_id)," \
   " 'name', k.name) END, 'last_message_at', (SELECT created_at FROM messages"  \
-  " WHERE thread_id = t.id ORDER BY id DESC LIMIT 1), 'created_at', t.created_at)"   \
+  " WHERE id = t.last_message_id), 'created_at', t.created_at)"                \
   " FROM threads t LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN tickets k ON k.id = t.ticket_id "
 
 static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
@@ -208,8 +208,8 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
       " AND (?5 IS NULL OR (?5 = 'none' AND t.assignee_id IS NULL)"
       "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"
       " AND (?6 IS NULL OR c.name LIKE ?6 OR c.email LIKE ?6 OR c.phone LIKE ?6"
-      "      OR EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = t.id"
-      "      AND (m.text LIKE ?6 OR m.subject LIKE ?6)))"
+      "      OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"
+      "      JOIN messages m ON m.id = chain.id WHERE m.text LIKE ?6 OR m.subject LIKE ?6))"
       " ORDER BY t.id DESC LIMIT ?7");
   if (s == NULL) return sq_fail(st, r, "listing conversations");
   int64_t limit = sq__limit(q);
@@ -241,14 +241,14 @@ static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
   sqlite3_bind_int64(s, 1, id);
   json_t *thread;
   if (sq__one(st, r, s, "conversation", id, &thread) < 0) return r->status;
-  s = sq_prep(st,
+  s = sq_prep(st, SQ_CHAIN("SELECT last_message_id FROM threads WHERE id = ?1 AND last_message_id IS NOT NULL")
       "SELECT json_object('id', m.id, 'direction', m.direction, 'channel', m.channel, 'text', m.text,"
       " 'html', m.html, 'subject', m.subject, 'attachments', json(coalesce(m.attachments, '[]')),"
       " 'external_id', m.external_id, 'reply_to', m.reply_to, 'status', m.status, 'error', m.error,"
       " 'automatic', json(CASE WHEN m.automatic THEN 'true' ELSE 'false' END),"
       " 'user', (SELECT name FROM users WHERE id = m.user_id), 'metadata', json(m.metadata),"
       " 'created_at', m.created_at)"
-      " FROM messages m WHERE m.thread_id = ?1 ORDER BY m.id");
+      " FROM chain JOIN messages m ON m.id = chain.id ORDER BY m.id");
   json_t *msgs = NULL;
   if (s == NULL || (sqlite3_bind_int64(s, 1, id), sq__rows(st, r, s, &msgs)) < 0) {
     json_decref(thread);

@@ -527,6 +527,31 @@ static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int
   return sq_assign_ticket(st, r, ticket, thread, ch->name);
 }
 
+/* ---- a thread's chain of messages ---- */
+
+/* A stored message becomes its thread's newest: the thread names it, and
+ * the message named the one before it when inserted (prev_id, the
+ * inserts' subquery on last_message_id). An inbound one also moves what
+ * replies and the outbox read of the thread's inbound side. Called only
+ * once the insert took effect, in the same transaction. */
+static int sq__thread_append(store *st, sq_req *r, int64_t thread, int64_t message_id, int inbound,
+                             int64_t ts, const char *subject) {
+  sqlite3_stmt *s =
+      inbound ? sq_prep(st, "UPDATE threads SET last_message_id = ?2, last_in_id = ?2,"
+                            " last_in_at = max(coalesce(last_in_at, ?3), ?3),"
+                            " last_subject = coalesce(?4, last_subject) WHERE id = ?1")
+              : sq_prep(st, "UPDATE threads SET last_message_id = ?2 WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "linking a message to its thread");
+  sqlite3_bind_int64(s, 1, thread);
+  sqlite3_bind_int64(s, 2, message_id);
+  if (inbound) {
+    sqlite3_bind_int64(s, 3, ts);
+    sq_bind_text(s, 4, subject);
+  }
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "linking a message to its thread");
+  return 0;
+}
+
 /* ---- outbound ---- */
 
 int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *channel,
@@ -536,8 +561,9 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   int64_t now = sq_batch_now(st);
   sqlite3_stmt *s = sq_prep(st,
       "INSERT INTO messages(id, thread_id, channel, direction, reply_to, user_id, text, html,"
-      " attachments, status, automatic, created_at)"
-      " VALUES(?10, ?1, ?2, 'out', ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9)");
+      " attachments, status, automatic, created_at, prev_id)"
+      " VALUES(?10, ?1, ?2, 'out', ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9,"
+      " (SELECT last_message_id FROM threads WHERE id = ?1))");
   if (s == NULL) return sq_fail(st, r, "storing a reply");
   int64_t mid = sq_next_id(st);
   sqlite3_bind_int64(s, 10, mid);
@@ -551,6 +577,7 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   sqlite3_bind_int(s, 8, automatic);
   sqlite3_bind_int64(s, 9, now);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a reply");
+  if (sq__thread_append(st, r, thread_id, mid, 0, 0, NULL) < 0) return -EIO;
   char key[64];
   /* Stable per message, so a send retried after a crash carries the same key. */
   snprintf(key, sizeof(key), "switchboard-msg-%lld", (long long)mid);
@@ -801,13 +828,15 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   s = m->s[IN_REPLY_TO] != NULL
           ? sq_prep_bound(st, "INSERT OR IGNORE INTO messages(id, thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at, metadata) VALUES(?16, ?1, ?2, ?3, ?4,"
+                        " flags, created_at, metadata, prev_id) VALUES(?16, ?1, ?2, ?3, ?4,"
                         " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
-                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                        " (SELECT last_message_id FROM threads WHERE id = ?1))")
           : sq_prep_bound(st, "INSERT OR IGNORE INTO messages(id, thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at, metadata) VALUES(?16, ?1, ?2, ?3, ?4, ?5,"
-                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+                        " flags, created_at, metadata, prev_id) VALUES(?16, ?1, ?2, ?3, ?4, ?5,"
+                        " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                        " (SELECT last_message_id FROM threads WHERE id = ?1))");
   if (s == NULL) return sq_fail(st, r, "storing a message");
   sqlite3_bind_int64(s, 1, thread);
   sq__bind(s, 2, m, IN_CHANNEL);
@@ -835,6 +864,7 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     return 0;
   }
   m->message_id = id;
+  if (sq__thread_append(st, r, thread, id, !echo, ts, m->s[IN_SUBJECT]) < 0) return -EIO;
   /* A known contact who now gives an address they had not (a chat visitor
    * asked for their email while nobody was there) gets it filled in; what
    * the contact already has is never overwritten. */

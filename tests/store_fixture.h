@@ -59,6 +59,17 @@ static inline void fx_close(fx *f) {
   free(f->dir);
 }
 
+/* Takes a closed store's database back to schema 9's shape (before the
+ * thread chain of migration 10), for tests that build an older database
+ * and then set its user_version. */
+#define FX_BEFORE_SCHEMA_10                                                            \
+  "CREATE INDEX messages_thread ON messages(thread_id);"                               \
+  "ALTER TABLE messages DROP COLUMN prev_id;"                                          \
+  "ALTER TABLE threads DROP COLUMN last_message_id;"                                   \
+  "ALTER TABLE threads DROP COLUMN last_in_id;"                                        \
+  "ALTER TABLE threads DROP COLUMN last_in_at;"                                        \
+  "ALTER TABLE threads DROP COLUMN last_subject;"
+
 static inline void fx_json_cb(void *arg, int status, json_t *result, const char *err) {
   fx_wait_t *w = arg;
   w->done = 1;

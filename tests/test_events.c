@@ -254,7 +254,7 @@ START_TEST(message_events_of_a_schema_7_database_survive_the_upgrade) {
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
   ck_assert_int_eq(sqlite3_exec(db,
-      "DROP TABLE meta; PRAGMA user_version = 7;"
+      FX_BEFORE_SCHEMA_10 "DROP TABLE meta; PRAGMA user_version = 7;"
       "INSERT INTO contacts(id, name) VALUES(1, 'kim');"
       "INSERT INTO identities(channel, kind, value, contact_id) VALUES('demo', 'custom', 'kim', 1);"
       "INSERT INTO threads(id, channel, inbox, contact_id) VALUES(1, 'demo', 'Support', 1);"

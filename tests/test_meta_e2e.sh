@@ -93,10 +93,16 @@ settled() {
   printf '%s' "$got"
 }
 
-# queue_reply CHANNEL THREAD TEXT: an agent's reply as the API stores it (message + outbox row).
+# api_reply THREAD JSON: an agent's reply through the REST API; fails the test unless it is queued (202).
+api_reply() {
+  local got
+  got=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $AGENT" -H 'Content-Type: application/json' \
+    --data-binary "$2" "http://127.0.0.1:$port/api/v1/conversations/$1/messages")
+  [ "$got" = "202" ] || not_ok "a reply is queued over the API" "got $got for $2 on conversation $1"
+}
+# queue_reply CHANNEL THREAD TEXT: an agent's text reply on that channel.
 queue_reply() {
-  sql "INSERT INTO messages(thread_id, channel, direction, text, status, created_at) VALUES($2, '$1', 'out', '$3', 'queued', $now);
-       INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), '$1', 'e2e-$3', 'pending', 0);"
+  api_reply "$2" "{\"channel\": \"$1\", \"text\": \"$3\"}"
 }
 # post CHANNEL SECRET FILE: the double sends FILE as Meta does (rewritten with \uXXXX escapes and \/,
 # signed with X-Hub-Signature-256); prints the HTTP status.
@@ -285,8 +291,7 @@ EOF
 check "an old WhatsApp message gets 200" "$(post wa "$WA_SECRET" "$work/wa_old.json")" "200"
 wothread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2EOLD'")
 queue_reply wa "$wothread" "Free text too late"
-sql "INSERT INTO messages(thread_id, channel, direction, template, status, created_at) VALUES($wothread, 'wa', 'out', '{\"name\":\"order_update\",\"language\":\"en\",\"parameters\":[\"Ola\"]}', 'queued', $now);
-     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'wa', 'e2e-wa-tmpl', 'pending', 0);"
+api_reply "$wothread" '{"template": {"name": "order_update", "language": "en", "parameters": ["Ola"]}}'
 check "free text outside the 24-hour window fails at once" "$(settled "SELECT status FROM messages WHERE text='Free text too late'" "failed")" "failed"
 check "a template outside the window is sent" "$(settled "SELECT status FROM messages WHERE template IS NOT NULL" "sent")" "sent"
 if grep "/v21.0/$PAGE/messages" "$work/double.log" | grep 'order_update' | grep -q 'template'; then
@@ -313,7 +318,7 @@ else
 fi
 cthread=$(sql "SELECT thread_id FROM messages WHERE external_id='m_e2e_c1'")
 queue_reply fbc "$cthread" "Happy to help"
-held=$(settled "SELECT state || ' ' || attempts || ' ' || (next_at > $now + 1800000) || ' ' || (last_error LIKE 'held: the customer has not given consent%') FROM outbox WHERE idempotency_key='e2e-Happy to help'" "pending 0 1 1")
+held=$(settled "SELECT state || ' ' || attempts || ' ' || (next_at > $now + 1800000) || ' ' || (last_error LIKE 'held: the customer has not given consent%') FROM outbox WHERE message_id = (SELECT id FROM messages WHERE text='Happy to help')" "pending 0 1 1")
 check "an agent's reply before consent is held for later, not counted as an attempt, with the reason" "$held" "pending 0 1 1"
 if grep 'Happy to help' "$work/double.log" >/dev/null; then not_ok "a held reply reached Meta"; else ok "a held reply does not reach Meta"; fi
 cat >"$work/consent2.json" <<EOF
@@ -327,9 +332,8 @@ check "the consent is recorded in the channel's state" "$(sql "SELECT count(*) F
 # A reply with an attachment, answering a given message: one Send API call
 # per part, the first carrying reply_to.
 replied=$(sql "SELECT id FROM messages WHERE external_id='m_e2e_1'")
-sql "INSERT INTO messages(thread_id, channel, direction, text, attachments, reply_to, status, created_at)
-       VALUES($thread, 'fb', 'out', 'Here is the label', '[{\"url\":\"https://cdn.example/label.png\",\"mime_type\":\"image/png\"}]', $replied, 'queued', $now);
-     INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at) VALUES(last_insert_rowid(), 'fb', 'e2e-att-1', 'pending', 0);"
+api_reply "$thread" "{\"channel\": \"fb\", \"text\": \"Here is the label\", \"reply_to\": $replied,
+  \"attachments\": [{\"url\": \"https://cdn.example/label.png\", \"mime_type\": \"image/png\"}]}"
 check "a reply with an attachment is sent" "$(settled "SELECT status FROM messages WHERE text='Here is the label'" "sent")" "sent"
 if grep '"path":"/v21.0/me/messages"' "$work/double.log" | grep 'Here is the label' | grep -q 'reply_to\\":{\\"mid\\":\\"m_e2e_1'; then
   ok "its text answers the given message (reply_to.mid)"

@@ -144,10 +144,11 @@ START_TEST(claimed_reply_carries_last_message_time_agent_subject_and_contact) {
   fx_seed(&f, "{\"users\":[{\"name\":\"Ana Lima\",\"email\":\"ana@acme.example\","
               "\"avatar_url\":\"https://cdn.acme.example/ana.png\"}]}");
   /* The contact's own timestamps (from the webhook), not arrival times:
-   * messaging windows count from these. */
+   * messaging windows count from these, the latest of them even when a
+   * message stamped earlier arrives last. */
   const int64_t first = 1763800000000, last = 1763810000000;
-  const int64_t stamps[] = {first, last};
-  for (int i = 0; i < 2; i++) {
+  const int64_t stamps[] = {first, last, first + 1};
+  for (int i = 0; i < 3; i++) {
     char ext[16];
     snprintf(ext, sizeof(ext), "in-%d", i);
     router_inbound in = {.channel = "demo", .external_id = ext, .text = "hi", .timestamp_ms = stamps[i],

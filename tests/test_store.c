@@ -732,10 +732,199 @@ START_TEST(contact_history_reads_back_pages_and_resumes) {
 }
 END_TEST
 
+/* A contact writing in two conversations of one channel (a thread per
+ * external thread id): the latest come newest first across both. */
+START_TEST(contact_history_merges_the_contacts_conversations) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\",\"thread_policy\":\"external\"}");
+  const char *texts[] = {"b1", "a1", "a2", "b2", "a3", "a4"};
+  int64_t ids[6];
+  for (int i = 0; i < 6; i++) {
+    char ext[8];
+    snprintf(ext, sizeof(ext), "e%d", i);
+    router_inbound in = {.channel = "demo", .external_id = ext, .text = texts[i],
+                         .external_thread_id = texts[i][0] == 'a' ? "thread-a" : "thread-b"};
+    in.sender.kind = "custom";
+    in.sender.id = "kim";
+    ids[i] = fx_submit(&f, &in).id;
+  }
+  json_t *l = fx_list(&f, "{}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 2);
+  json_decref(l);
+  json_t *h = hist_read(&f, "kim", 0, 2);
+  ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 2);
+  ck_assert_str_eq(hist_text(h, 0), "a3");
+  ck_assert_str_eq(hist_text(h, 1), "a4");
+  ck_assert(json_is_true(json_object_get(h, "more")));
+  json_decref(h);
+  h = hist_read(&f, "kim", 0, 3);
+  ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 3);
+  ck_assert_str_eq(hist_text(h, 0), "b2");
+  ck_assert_str_eq(hist_text(h, 2), "a4");
+  json_decref(h);
+  h = hist_read(&f, "kim", ids[1], 2);
+  ck_assert_str_eq(hist_text(h, 0), "a2");
+  ck_assert_str_eq(hist_text(h, 1), "b2");
+  ck_assert(json_is_true(json_object_get(h, "more")));
+  json_decref(h);
+  h = hist_read(&f, "kim", ids[3], 5);
+  ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 2);
+  ck_assert_str_eq(hist_text(h, 0), "a3");
+  ck_assert_str_eq(hist_text(h, 1), "a4");
+  ck_assert(json_is_false(json_object_get(h, "more")));
+  json_decref(h);
+  fx_close(&f);
+}
+END_TEST
+
+static int count_rows(fx *f, const char *sql) {
+  sqlite3 *db;
+  sqlite3_stmt *s;
+  ck_assert_int_eq(sqlite3_open(f->url + 7, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+  int n = sqlite3_column_int(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return n;
+}
+
+/* Every message of the channel's conversations goes, replies included;
+ * another channel's stay, and its conversations read as before. */
+START_TEST(deleting_a_channels_history_takes_all_of_it_and_nothing_else) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_channel(&f, "{\"name\":\"other\"}");
+  const char *senders[] = {"kim", "lou", "kim", "max", "lou", "kim"};
+  for (int i = 0; i < 6; i++) {
+    char ext[8];
+    snprintf(ext, sizeof(ext), "d%d", i);
+    fx_in(&f, "demo", ext, senders[i], "to demo");
+    snprintf(ext, sizeof(ext), "o%d", i);
+    fx_in(&f, "other", ext, senders[i], "to other");
+  }
+  json_t *l = fx_list(&f, "{\"channel\":\"demo\"}");
+  hist_reply(&f, fx_int(json_array_get(json_object_get(l, "items"), 0), "id"), 0, "a reply");
+  json_decref(l);
+  l = fx_list(&f, "{\"channel\":\"other\"}");
+  int64_t kept = fx_int(json_array_get(json_object_get(l, "items"), 0), "id");
+  json_decref(l);
+  fx_wait_t d = {0};
+  json_t *r = fx_ok(&f, store_channel_history_delete(f.st, "demo", fx_json_cb, &d), &d);
+  ck_assert_int_eq(fx_int(r, "threads"), 3);
+  json_decref(r);
+  fx_close_store(&f);
+  ck_assert_int_eq(count_rows(&f, "SELECT count(*) FROM messages WHERE channel = 'demo'"), 0);
+  ck_assert_int_eq(count_rows(&f, "SELECT count(*) FROM messages WHERE channel = 'other'"), 6);
+  fx_open_store(&f);
+  json_t *c = fx_thread(&f, kept);
+  ck_assert_int_gt(json_array_size(json_object_get(c, "messages")), 0);
+  json_decref(c);
+  fx_close(&f);
+}
+END_TEST
+
 static json_t *avail(fx *f, const char *channel) {
   fx_wait_t w = {0};
   return fx_ok(f, store_channel_availability(f->st, channel, fx_json_cb, &w), &w);
 }
+
+static const char *msg_text(json_t *conv, size_t i) {
+  return json_string_value(json_object_get(json_array_get(json_object_get(conv, "messages"), i), "text"));
+}
+
+/* Schema 10 links each thread's messages in a chain (no thread index): an
+ * older database gets the links of the messages it has, and reads, replies
+ * and new messages carry on from them. */
+START_TEST(a_schema_9_database_gets_its_threads_chained) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\",\"inbox\":\"Support\"}");
+  fx_close_store(&f);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
+  /* two conversations of today, their messages interleaved; kim's second
+   * message was stamped before her first (webhook timestamps) and has no
+   * subject; an automatic reply came last */
+  ck_assert_int_eq(sqlite3_exec(db, FX_BEFORE_SCHEMA_10 "PRAGMA user_version = 9;"
+      "INSERT INTO contacts(id, name) VALUES(1, 'kim'), (2, 'lou');"
+      "INSERT INTO identities(channel, kind, value, contact_id) VALUES('demo', 'custom', 'kim', 1),"
+      "  ('demo', 'custom', 'lou', 2);"
+      "INSERT INTO threads(id, channel, inbox, contact_id, created_at) VALUES"
+      "  (1, 'demo', 'Support', 1, unixepoch() * 1000), (2, 'demo', 'Support', 2, unixepoch() * 1000),"
+      "  (3, 'demo', 'Support', 2, unixepoch() * 1000);"
+      "INSERT INTO messages(id, thread_id, channel, direction, external_id, contact_id, text, subject,"
+      "  status, automatic, created_at) VALUES"
+      "  (1, 1, 'demo', 'in', 'k1', 1, 'kim one', 'Order', 'received', 0, 1000),"
+      "  (2, 2, 'demo', 'in', 'l1', 2, 'lou one', NULL, 'received', 0, 2000),"
+      "  (3, 1, 'demo', 'out', NULL, NULL, 'to kim', NULL, 'sent', 0, 3000),"
+      "  (4, 1, 'demo', 'in', 'k2', 1, 'kim two', NULL, 'received', 0, 900),"
+      "  (5, 2, 'demo', 'out', NULL, NULL, 'to lou', NULL, 'sent', 0, 5000),"
+      "  (6, 1, 'demo', 'out', NULL, NULL, 'auto', NULL, 'sent', 1, 950);",
+      NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  fx_open_store(&f);
+  fx_channel(&f, "{\"name\":\"demo\",\"inbox\":\"Support\"}");
+
+  json_t *c = fx_thread(&f, 1);
+  ck_assert_int_eq(json_array_size(json_object_get(c, "messages")), 4);
+  ck_assert_str_eq(msg_text(c, 0), "kim one");
+  ck_assert_str_eq(msg_text(c, 1), "to kim");
+  ck_assert_str_eq(msg_text(c, 2), "kim two");
+  ck_assert_str_eq(msg_text(c, 3), "auto");
+  ck_assert_int_eq(fx_int(c, "last_message_at"), 950);
+  json_decref(c);
+  c = fx_thread(&f, 3);
+  ck_assert_int_eq(json_array_size(json_object_get(c, "messages")), 0);
+  ck_assert(json_is_null(json_object_get(c, "last_message_at")));
+  json_decref(c);
+  json_t *l = fx_list(&f, "{\"q\":\"to lou\"}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 1);
+  ck_assert_int_eq(fx_int(json_array_get(json_object_get(l, "items"), 0), "id"), 2);
+  json_decref(l);
+  /* The first agent reply after each conversation's earliest inbound
+   * message (the automatic one does not count): 2.1 s and 3 s, median
+   * 2.55 s. */
+  json_t *a = avail(&f, "demo");
+  ck_assert_int_eq(fx_int(a, "typical_reply_seconds"), 2);
+  json_decref(a);
+
+  /* A reply answers kim's latest message, and the outbox hands the sender
+   * her latest timestamp and the conversation's subject. */
+  router_reply rp = {.thread_id = 1, .text = "still there?"};
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_reply(f.st, &rp, fx_reply_cb, &w, err, sizeof(err)), 0);
+  fx_wait(&f, &w);
+  fx_wait_t wc = {0};
+  json_t *claimed = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &wc), &wc);
+  json_t *item = NULL;
+  size_t i;
+  json_t *it;
+  json_array_foreach(claimed, i, it) if (fx_int(it, "message_id") == w.id) item = it;
+  ck_assert_ptr_nonnull(item);
+  ck_assert_int_eq(fx_int(item, "last_inbound_ms"), 1000);
+  ck_assert_str_eq(json_string_value(json_object_get(item, "subject")), "Order");
+  json_decref(claimed);
+
+  /* kim writes again: the conversation carries on from its chain */
+  fx_wait_t n = fx_in(&f, "demo", "k3", "kim", "kim three");
+  ck_assert_int_eq(n.status, 0);
+  c = fx_thread(&f, 1);
+  ck_assert_int_eq(json_array_size(json_object_get(c, "messages")), 6);
+  ck_assert_str_eq(msg_text(c, 4), "still there?");
+  ck_assert_int_eq(fx_int(json_array_get(json_object_get(c, "messages"), 4), "reply_to"), 4);
+  ck_assert_str_eq(msg_text(c, 5), "kim three");
+  json_decref(c);
+  json_t *h = hist_read(&f, "kim", 0, 10);
+  ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 6);
+  ck_assert_str_eq(hist_text(h, 0), "kim one");
+  json_decref(h);
+  fx_close(&f);
+}
+END_TEST
 
 START_TEST(channel_availability_counts_the_routing_pool) {
   fx f;
@@ -890,6 +1079,9 @@ int main(void) {
   tcase_add_test(tc, channel_state_key_values_round_trip);
   tcase_add_test(tc, users_teams_and_channels_are_listed);
   tcase_add_test(tc, contact_history_reads_back_pages_and_resumes);
+  tcase_add_test(tc, contact_history_merges_the_contacts_conversations);
+  tcase_add_test(tc, a_schema_9_database_gets_its_threads_chained);
+  tcase_add_test(tc, deleting_a_channels_history_takes_all_of_it_and_nothing_else);
   tcase_add_test(tc, channel_availability_counts_the_routing_pool);
   tcase_add_test(tc, tokens_of_a_user_author_replies_and_go_with_the_user);
   suite_add_tcase(s, tc);
