@@ -29,9 +29,12 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 
 . "$ROOT/bench/ingest/channel.sh"
 
-# Per thread name: utime + stime in clock ticks, one "name ticks" line each.
+# Per thread name: utime + stime in clock ticks, one "name ticks" line each;
+# then the process's bytes written and write calls (/proc/PID/io: wchar,
+# syscw), as "io:wchar N" and "io:syscw N".
 ticks() { for t in /proc/"$1"/task/*; do
-  echo "$(cat "$t/comm") $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "$t/stat")"; done | sort; }
+  echo "$(cat "$t/comm") $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "$t/stat")"; done | sort
+  awk '$1 == "wchar:" || $1 == "syscw:" {sub(":", "", $1); print "io:" $1, $2}' /proc/"$1"/io; }
 
 echo "# $(date -Is) $CHANNEL channel, wrk -t2 -c64 -d${DURATION}s; µs of CPU per request by thread"
 for round in $(seq "$ROUNDS"); do
@@ -57,10 +60,11 @@ def load(p):
 b, a, j = load(sys.argv[1]), load(sys.argv[2]), json.loads(sys.argv[3])
 hz = os.sysconf("SC_CLK_TCK")
 bad = j["err_status"] + j["err_connect"] + j["err_read"] + j["err_write"] + j["err_timeout"]
+io = {k[3:]: (a.pop(k) - b.pop(k)) / j["requests"] for k in list(a) if k.startswith("io:")}
 per = {k: (a[k] - b[k]) / hz * 1e6 / j["requests"] for k in a}
 parts = " ".join("%s %.1f" % (k.replace("switchboard", "loop"), v) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05)
-print("%-28s %6d req/s  p99 %6.2f ms  errors %d  total %.1f µs/req: %s" % (
-    sys.argv[4][-28:], j["rps"], j["lat_p99_ms"], bad, sum(per.values()), parts))
+print("%-28s %6d req/s  p99 %6.2f ms  errors %d  total %.1f µs/req: %s  |  written %.0f B, %.2f writes /req" % (
+    sys.argv[4][-28:], j["rps"], j["lat_p99_ms"], bad, sum(per.values()), parts, io["wchar"], io["syscw"]))
 PY
   done
 done
