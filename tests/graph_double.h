@@ -27,7 +27,7 @@
 #include <uv.h>
 
 #define GD_VERSION "v21.0"
-#define GD_MAX_REQUESTS 512
+#define GD_MAX_REQUESTS 512 /* kept for gd_at; later ones are answered, not kept */
 
 typedef struct gd_request {
   char method[8];
