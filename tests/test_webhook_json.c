@@ -32,7 +32,7 @@ START_TEST(reads_a_messenger_body) {
   ck_assert_ptr_null(wj_get_string(msg, "is_echo"));
   ck_assert_ptr_null(wj_get(entry, "id")); /* not an object */
   ck_assert_uint_eq(wj_size(msg), 0);
-  cJSON_Delete(root);
+  wj_free(root);
 }
 END_TEST
 
@@ -50,7 +50,7 @@ START_TEST(integers_are_exact_or_refused) {
   ck_assert(wj_integer(cJSON_GetArrayItem(root, 6), &v) && v == 1000);
   ck_assert(!wj_integer(cJSON_GetArrayItem(root, 7), &v));
   ck_assert(!wj_integer(NULL, &v));
-  cJSON_Delete(root);
+  wj_free(root);
 }
 END_TEST
 
@@ -71,7 +71,14 @@ START_TEST(refuses_what_jansson_refused) {
       {"{\"a\":1}\xc3\xa9", "unexpected input"}, /* outside a string */
       {"{\"a\":\"x\\u0000y\"}", "\\u0000"},
       {"{\"a\":\"\\\\\\u0000\"}", "\\u0000"},
-      {"{\"a\":\"\\ud800\"}", "unexpected input"}, /* a lone surrogate */
+      {"{\"a\":\"\\ud800\"}", "half a UTF-16 surrogate pair at line 1, column 7"},
+      {"{\"a\":\"x\\ud800\\u0041\"}", "half a UTF-16 surrogate pair"},
+      {"{\"a\":\"\\udc00\\ud800\"}", "half a UTF-16 surrogate pair"},
+      {"{\"a\":\"abc", "a string without its closing quote at line 1, column 6"},
+      {"{\"a\":\"abc\\", "a string without its closing quote"},
+      {"[tru", "unexpected input at line 1, column 2"},
+      {"[1,]", "unexpected input at line 1, column 4"},
+      {"{\"a\" 1}", "unexpected input at line 1, column 6"},
       {"{\"a\":tru}", "unexpected input"},
       /* where cJSON alone is lenient */
       {"{\"a\":\"x\ty\"}", "a control character in a string at line 1, column 8"},
@@ -100,20 +107,20 @@ START_TEST(refuses_what_jansson_refused) {
   cJSON *ok = parse(" {\"a\" : [ -0, 0.5e+3, 2E-2, 10 ] ,\r\n\t\"b\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"} ", 0, err);
   ck_assert_msg(ok != NULL, "%s", err);
   ck_assert_str_eq(wj_get_string(ok, "b"), "\"\\/\b\f\n\r\t\xc3\xa9");
-  cJSON_Delete(ok);
+  wj_free(ok);
   /* an escaped backslash before "u0000" is text, not a NUL */
   root = parse("{\"a\":\"\\\\u0000\"}", 0, err);
   ck_assert_msg(root != NULL, "%s", err);
   ck_assert_str_eq(wj_get_string(root, "a"), "\\u0000");
-  cJSON_Delete(root);
+  wj_free(root);
   /* trailing blanks are fine; a NULL body is an empty one */
   root = parse("{\"a\":1} \r\n\t", 0, err);
   ck_assert_ptr_nonnull(root);
-  cJSON_Delete(root);
+  wj_free(root);
   ck_assert_ptr_null(wj_parse(NULL, 0, 0, err, sizeof(err)));
   root = wj_parse("{}", 2, 0, NULL, 0); /* err is optional */
   ck_assert_ptr_nonnull(root);
-  cJSON_Delete(root);
+  wj_free(root);
 }
 END_TEST
 
@@ -122,18 +129,18 @@ START_TEST(duplicate_keys_refused_at_any_depth_on_request) {
   const char *bodies[] = {"{\"a\":1,\"b\":2,\"a\":3}", "{\"x\":{\"k\":1,\"k\":1}}", "[{\"k\":1},{\"q\":[{\"z\":1,\"z\":2}]}]"};
   for (size_t i = 0; i < 3; i++) {
     ck_assert_ptr_null(parse(bodies[i], WJ_REJECT_DUPLICATES, err));
-    ck_assert_str_eq(err, "an object names a key twice");
+    ck_assert_msg(strstr(err, "an object names a key twice at line 1, column ") != NULL, "%s", err);
     cJSON *root = parse(bodies[i], 0, err);
     ck_assert_ptr_nonnull(root);
-    cJSON_Delete(root);
+    wj_free(root);
   }
   cJSON *root = parse("{\"k\":{\"k\":{\"k\":1}},\"a\":[{\"k\":1},{\"k\":2}]}", WJ_REJECT_DUPLICATES, err);
   ck_assert_msg(root != NULL, "%s", err);
-  cJSON_Delete(root);
+  wj_free(root);
   /* accepted duplicates read as their last value, as jansson's did */
   root = parse("{\"mid\":\"first\",\"x\":1,\"mid\":\"last\"}", 0, err);
   ck_assert_str_eq(wj_get_string(root, "mid"), "last");
-  cJSON_Delete(root);
+  wj_free(root);
 }
 END_TEST
 
@@ -157,7 +164,7 @@ START_TEST(copies_into_jansson_and_walks_only_arrays) {
   const cJSON *c;
   cJSON_ArrayForEach(c, wj_get_array(root, "obj")) n++;
   ck_assert_uint_eq(n, 0);
-  cJSON_Delete(root);
+  wj_free(root);
 }
 END_TEST
 
@@ -182,7 +189,7 @@ START_TEST(every_offset_of_a_long_string_is_checked) {
       snprintf(want, sizeof(want), "%.*s%s%.*s", at, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ", cases[c].got, 40 - at,
                "0123456789012345678901234567890123456789");
       ck_assert_str_eq(wj_get_string(root, "a"), want);
-      cJSON_Delete(root);
+      wj_free(root);
     }
 }
 END_TEST

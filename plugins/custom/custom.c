@@ -304,7 +304,7 @@ static cJSON *custom__parse_object(const sb_http_request *req, custom_problem *p
     return NULL;
   }
   if (!cJSON_IsObject(root)) {
-    cJSON_Delete(root);
+    wj_free(root);
     custom__problem(p, 400, "invalid", NULL, "the body must be a JSON object");
     return NULL;
   }
@@ -581,13 +581,13 @@ static int custom__messages(custom *c, const sb_http_request *req, sb_responder 
   sb_inbound_message m;
   sb_attachment *attachments = NULL;
   if (custom__read_message(c, root, &m, &attachments, p) != 0) {
-    cJSON_Delete(root);
+    wj_free(root);
     return -1;
   }
   custom_inbound *in = calloc(1, sizeof(*in));
   if (in == NULL) {
     custom__attachments_free(attachments, m.attachment_count);
-    cJSON_Delete(root);
+    wj_free(root);
     return custom__problem(p, 503, "unavailable", NULL, "out of memory; deliver it again");
   }
   in->c = c;
@@ -595,7 +595,7 @@ static int custom__messages(custom *c, const sb_http_request *req, sb_responder 
   custom__list_add(&c->inbound, &in->link);
   int rc = c->host->emit_inbound(c->channel, &m, custom__stored, in);
   custom__attachments_free(attachments, m.attachment_count); /* emit_inbound copied the message */
-  cJSON_Delete(root);
+  wj_free(root);
   if (rc != SB_OK) {
     custom__list_remove(&in->link);
     free(in);
@@ -616,7 +616,7 @@ static int custom__status(custom *c, const sb_http_request *req, sb_responder *r
       custom__string(root, "status", "status", 1, 0, &status, p) != 0 ||
       custom__string(root, "error", "error", 0, 0, &u.error, p) != 0 ||
       custom__timestamp(root, &u.timestamp_ms, p) != 0) {
-    cJSON_Delete(root);
+    wj_free(root);
     return -1;
   }
   if (strcmp(status, "delivered") == 0) {
@@ -627,12 +627,12 @@ static int custom__status(custom *c, const sb_http_request *req, sb_responder *r
     u.status = SB_STATUS_FAILED;
     if (u.error == NULL || u.error[0] == '\0') u.error = "the integration reported a failure without a reason";
   } else {
-    cJSON_Delete(root);
+    wj_free(root);
     return custom__problem(p, 400, "invalid", "status", "status must be \"delivered\", \"read\" or \"failed\"");
   }
   if (u.status != SB_STATUS_FAILED) u.error = NULL;
   int rc = c->host->emit_status(c->channel, &u);
-  cJSON_Delete(root);
+  wj_free(root);
   if (rc == SB_EINVAL) return custom__problem(p, 400, "invalid", NULL, "the help desk refused the status");
   if (rc != SB_OK) return custom__problem(p, 503, "unavailable", NULL, "the help desk cannot take statuses now");
   custom__answer(c->host, r, 200, "{\"ok\":true}", NULL);

@@ -144,7 +144,7 @@ static void msgr__maybe_finish(msgr_batch *b) {
     }
   }
   m->batches--;
-  cJSON_Delete(b->root);
+  wj_free(b->root);
   free(b->events);
   free(b);
 }
@@ -482,7 +482,7 @@ static void msgr__step(msgr_batch *b) {
   }
   b->walking = 0;
   if (b->next >= b->n) { /* every event handed over (the host copies what it keeps): */
-    cJSON_Delete(b->root); /* the body is not needed while the commits run */
+    wj_free(b->root); /* the body is not needed while the commits run */
     b->root = NULL;
   }
   msgr__maybe_finish(b);
@@ -501,13 +501,13 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
   cJSON *root = wj_parse(req->body, req->body_len, 0, NULL, 0);
   const cJSON *entries = wj_get_array(root, "entry");
   if (!cJSON_IsObject(root) || entries == NULL) {
-    cJSON_Delete(root);
+    wj_free(root);
     meta_answer(m->host, r, 400, "the body is not a Meta webhook: an object with an \"entry\" array is expected");
     return SB_OK;
   }
   const char *object = wj_get_string(root, "object");
   if (object != NULL && strcmp(object, "page") != 0) {
-    cJSON_Delete(root);
+    wj_free(root);
     meta_answer(m->host, r, 200, NULL); /* another product's events: nothing for this channel */
     return SB_OK;
   }
@@ -519,7 +519,7 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
   if (b == NULL || events == NULL) {
     free(events);
     free(b);
-    cJSON_Delete(root);
+    wj_free(root);
     meta_answer(m->host, r, 503, "out of memory; deliver it again");
     return SB_OK;
   }

@@ -1,9 +1,13 @@
-/* webhook_json.c — cJSON with jansson's strictness where the plugins relied
- * on it (webhook_json.h). */
+/* webhook_json.c — a webhook's JSON body read into a cJSON tree in one
+ * block, with jansson's strictness where the plugins relied on it
+ * (webhook_json.h). */
 #include "webhook_json.h"
 
+#include <limits.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sb_utf8.h"
@@ -16,25 +20,30 @@ static int wj__hex4(const char *p) {
   return 1;
 }
 
-/* The lexical rules of JSON that cJSON does not enforce, checked in one
- * pass before it parses: between tokens only space, tab, LF and CR; in a
- * string UTF-8, no byte below 0x20 and only JSON's escapes (\u with four hex
- * digits, never \u0000, which would end the string early); numbers as
- * JSON writes them (no "01", "1." or ".5"), each followed by a delimiter.
- * What is left (structure, literals, unterminated strings) cJSON refuses
- * itself. *huge is set when a number could be too large for a double (an
- * exponent, or 300 digits and more). Returns NULL, or a sentence with the
- * offending offset in *at. */
-static const char *wj__lex(const char *b, size_t len, size_t *at, int *huge) {
+/* Pass one: the lexical rules of JSON, and how much the tree will take.
+ * Between tokens only space, tab, LF and CR; in a string UTF-8, no byte
+ * below 0x20 and only JSON's escapes (\u with four hex digits, never
+ * \u0000); numbers as JSON writes them (no "01", "1." or ".5"), each
+ * followed by a delimiter; a word (true, false, null) is taken whole and
+ * compared by pass two, which also checks the structure. Counts the values
+ * (every string counts, keys too: a bound, not the number) and the bytes
+ * the strings may take decoded (at most their length, plus a NUL each).
+ * Returns NULL, or a sentence with the offending offset in *at. */
+static const char *wj__lex(const char *b, size_t len, size_t *at, size_t *values, size_t *str_bytes) {
   size_t i = 0;
   while (i < len) {
     char c = b[i];
     *at = i;
     switch (c) {
-    case ' ': case '\t': case '\n': case '\r': case '{': case '}': case '[': case ']': case ':': case ',':
+    case '{': case '[':
+      ++*values;
+      /* fall through */
+    case ' ': case '\t': case '\n': case '\r': case '}': case ']': case ':': case ',':
       i++;
       continue;
-    case '"':
+    case '"': {
+      size_t open = i;
+      ++*values;
       for (i++; i < len; i++) {
         unsigned char u = (unsigned char)b[i];
         if (u >= 0x20 && u < 0x80 && u != '"' && u != '\\') continue;
@@ -47,7 +56,7 @@ static const char *wj__lex(const char *b, size_t len, size_t *at, int *huge) {
           continue;
         }
         if (u < 0x20) return "a control character in a string";
-        if (i + 1 >= len) return NULL; /* unterminated: cJSON says so */
+        if (i + 1 >= len) break; /* a last backslash: unterminated */
         char e = b[++i];
         if (e == 'u') {
           if (len - i < 5 || !wj__hex4(b + i + 1)) return "a \\u escape without four hex digits";
@@ -57,23 +66,28 @@ static const char *wj__lex(const char *b, size_t len, size_t *at, int *huge) {
           return "an escape JSON does not have";
         }
       }
+      if (i >= len || b[i] != '"') {
+        *at = open;
+        return "a string without its closing quote";
+      }
+      *str_bytes += i - open; /* the raw bytes between the quotes, plus one for the NUL */
       i++;
       continue;
+    }
     default:
       break;
     }
+    ++*values;
     if (c == '-' || wj__digit(c)) {
-      size_t j = i + (c == '-'), digits = j;
+      size_t j = i + (c == '-');
       if (j >= len || !wj__digit(b[j])) return "a number without digits";
       if (b[j] == '0') j++;
       else while (j < len && wj__digit(b[j])) j++;
-      if (j - digits >= 300) *huge = 1;
       if (j < len && b[j] == '.') {
         if (++j >= len || !wj__digit(b[j])) return "a number without digits after its point";
         while (j < len && wj__digit(b[j])) j++;
       }
       if (j < len && (b[j] == 'e' || b[j] == 'E')) {
-        *huge = 1;
         if (++j < len && (b[j] == '+' || b[j] == '-')) j++;
         if (j >= len || !wj__digit(b[j])) return "a number without digits in its exponent";
         while (j < len && wj__digit(b[j])) j++;
@@ -84,7 +98,7 @@ static const char *wj__lex(const char *b, size_t len, size_t *at, int *huge) {
         return "unexpected input after a number";
       i = j;
     } else if (c >= 'a' && c <= 'z') {
-      i++; /* true, false, null: cJSON compares them whole */
+      while (i < len && b[i] >= 'a' && b[i] <= 'z') i++;
     } else {
       return "unexpected input";
     }
@@ -92,18 +106,237 @@ static const char *wj__lex(const char *b, size_t len, size_t *at, int *huge) {
   return NULL;
 }
 
-/* Checks the parsed tree: every number finite when one may not be (cJSON
- * turns 1e400 into infinity; jansson refused it) and, when asked, no
- * object naming a key twice. Returns NULL or a sentence. */
-static const char *wj__check(const cJSON *v, int huge, int flags) {
-  if (huge && cJSON_IsNumber(v) && !isfinite(v->valuedouble)) return "a number too large for a double";
-  for (const cJSON *c = v->child; c != NULL; c = c->next) {
-    if ((flags & WJ_REJECT_DUPLICATES) && cJSON_IsObject(v))
-      for (const cJSON *d = c->next; d != NULL; d = d->next)
-        if (strcmp(c->string, d->string) == 0) return "an object names a key twice";
-    const char *why = wj__check(c, huge, flags);
-    if (why != NULL) return why;
+/* Pass two builds the tree in one block sized by pass one: the nodes (the
+ * root first, so freeing the root frees it all), then the strings. The
+ * nodes are cJSON's, linked as cJSON links them (a first child's prev is
+ * the last child), so the plugins read them with cJSON's accessors. */
+typedef struct wj__p {
+  const char *b;
+  size_t len, i;
+  cJSON *node, *node_end; /* the next free node */
+  char *str;              /* the next free string byte */
+  int flags;
+  const char *why; /* the first refusal, at offset at */
+  size_t at;
+} wj__p;
+
+#define WJ_MAX_DEPTH 1000
+
+static int wj__fail(wj__p *p, const char *why) {
+  if (p->why == NULL) p->why = why, p->at = p->i;
+  return -1;
+}
+
+static void wj__blank(wj__p *p) {
+  while (p->i < p->len && (p->b[p->i] == ' ' || p->b[p->i] == '\t' || p->b[p->i] == '\n' || p->b[p->i] == '\r'))
+    p->i++;
+}
+
+static unsigned wj__hex(const char *h) {
+  unsigned v = 0;
+  for (int k = 0; k < 4; k++) v = v << 4 | (unsigned)(wj__digit(h[k]) ? h[k] - '0' : (h[k] | 0x20) - 'a' + 10);
+  return v;
+}
+
+static char *wj__utf8(char *o, unsigned cp) {
+  if (cp < 0x80) {
+    *o++ = (char)cp;
+  } else if (cp < 0x800) {
+    *o++ = (char)(0xc0 | cp >> 6);
+    *o++ = (char)(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    *o++ = (char)(0xe0 | cp >> 12);
+    *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+    *o++ = (char)(0x80 | (cp & 0x3f));
+  } else {
+    *o++ = (char)(0xf0 | cp >> 18);
+    *o++ = (char)(0x80 | (cp >> 12 & 0x3f));
+    *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+    *o++ = (char)(0x80 | (cp & 0x3f));
   }
+  return o;
+}
+
+/* The string at b[i] == '"', decoded into the block (pass one checked its
+ * bytes and escapes, and that it ends); i ends past its closing quote. */
+static char *wj__string(wj__p *p) {
+  const char *b = p->b;
+  char *out = p->str, *o = out;
+  size_t i = p->i + 1, run = i;
+  for (;;) {
+    while (b[i] != '"' && b[i] != '\\') i++;
+    memcpy(o, b + run, i - run);
+    o += i - run;
+    if (b[i] == '"') break;
+    char e = b[i + 1];
+    i += 2;
+    switch (e) {
+    case 'b': *o++ = '\b'; break;
+    case 'f': *o++ = '\f'; break;
+    case 'n': *o++ = '\n'; break;
+    case 'r': *o++ = '\r'; break;
+    case 't': *o++ = '\t'; break;
+    case 'u': {
+      unsigned cp = wj__hex(b + i);
+      i += 4;
+      if (cp >= 0xdc00 && cp <= 0xdfff) {
+        p->i = i - 6;
+        wj__fail(p, "a \\u escape holds half a UTF-16 surrogate pair");
+        return NULL;
+      }
+      if (cp >= 0xd800 && cp <= 0xdbff) {
+        unsigned lo = i + 6 <= p->len && b[i] == '\\' && b[i + 1] == 'u' && wj__hex4(b + i + 2) ? wj__hex(b + i + 2) : 0;
+        if (lo < 0xdc00 || lo > 0xdfff) {
+          p->i = i - 6;
+          wj__fail(p, "a \\u escape holds half a UTF-16 surrogate pair");
+          return NULL;
+        }
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        i += 6;
+      }
+      o = wj__utf8(o, cp);
+      break;
+    }
+    default: *o++ = e; break; /* " \ / */
+    }
+    run = i;
+  }
+  *o++ = '\0';
+  p->str = o;
+  p->i = i + 1;
+  return out;
+}
+
+/* The number at b[i] (pass one checked its form), as cJSON holds one:
+ * the double, and valueint saturated to int. Whole numbers of up to 15
+ * digits are exact without strtod. */
+static int wj__number(wj__p *p, cJSON *v) {
+  const char *b = p->b;
+  size_t i = p->i, j = i + (b[i] == '-');
+  int frac = 0;
+  while (j < p->len && (wj__digit(b[j]) || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-')) {
+    if (!wj__digit(b[j]) && !(j == i && b[j] == '-')) frac = 1;
+    j++;
+  }
+  double d;
+  size_t digits = j - i - (b[i] == '-');
+  if (!frac && digits <= 15) {
+    int64_t n = 0;
+    for (size_t k = i + (b[i] == '-'); k < j; k++) n = n * 10 + (b[k] - '0');
+    d = (double)(b[i] == '-' ? -n : n);
+    if (b[i] == '-' && n == 0) d = -0.0;
+  } else {
+    char small[64], *t = j - i < sizeof(small) ? small : malloc(j - i + 1);
+    if (t == NULL) return wj__fail(p, "out of memory");
+    memcpy(t, b + i, j - i);
+    t[j - i] = '\0';
+    char point = localeconv()->decimal_point[0]; /* strtod reads the locale's */
+    if (point != '.')
+      for (char *q = t; *q; q++)
+        if (*q == '.') *q = point;
+    d = strtod(t, NULL);
+    if (t != small) free(t);
+    if (!isfinite(d)) return wj__fail(p, "a number too large for a double");
+  }
+  v->type = cJSON_Number;
+  v->valuedouble = d;
+  v->valueint = d >= INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d;
+  p->i = j;
+  return 0;
+}
+
+static cJSON *wj__value(wj__p *p, int depth);
+
+/* The members of an object or the elements of an array, after its
+ * opening bracket. */
+static int wj__members(wj__p *p, cJSON *v, int depth) {
+  int object = v->type == cJSON_Object;
+  char close = object ? '}' : ']';
+  cJSON *last = NULL;
+  wj__blank(p);
+  if (p->i < p->len && p->b[p->i] == close) {
+    p->i++;
+    return 0;
+  }
+  for (;;) {
+    const char *key = NULL;
+    if (object) {
+      size_t key_at = p->i;
+      if (p->i >= p->len || p->b[p->i] != '"') return wj__fail(p, "unexpected input");
+      if ((key = wj__string(p)) == NULL) return -1;
+      if (p->flags & WJ_REJECT_DUPLICATES)
+        for (const cJSON *c = v->child; c != NULL; c = c->next)
+          if (strcmp(c->string, key) == 0) return p->i = key_at, wj__fail(p, "an object names a key twice");
+      wj__blank(p);
+      if (p->i >= p->len || p->b[p->i] != ':') return wj__fail(p, "unexpected input");
+      p->i++;
+      wj__blank(p);
+    }
+    cJSON *c = wj__value(p, depth + 1);
+    if (c == NULL) return -1;
+    c->string = (char *)key;
+    if (last == NULL) {
+      v->child = c;
+    } else {
+      last->next = c;
+      c->prev = last;
+    }
+    last = c;
+    v->child->prev = last;
+    wj__blank(p);
+    if (p->i < p->len && p->b[p->i] == ',') {
+      p->i++;
+      wj__blank(p);
+      continue;
+    }
+    if (p->i < p->len && p->b[p->i] == close) {
+      p->i++;
+      return 0;
+    }
+    return wj__fail(p, "unexpected input");
+  }
+}
+
+static cJSON *wj__value(wj__p *p, int depth) {
+  if (p->i >= p->len) {
+    wj__fail(p, "unexpected input");
+    return NULL;
+  }
+  if (p->node == p->node_end) { /* pass one counted every value: never */
+    wj__fail(p, "unexpected input");
+    return NULL;
+  }
+  cJSON *v = p->node++;
+  memset(v, 0, sizeof(*v));
+  const char *b = p->b + p->i;
+  size_t left = p->len - p->i;
+  switch (*b) {
+  case '{':
+  case '[':
+    if (depth >= WJ_MAX_DEPTH) {
+      wj__fail(p, "nesting deeper than 1000 levels");
+      return NULL;
+    }
+    v->type = *b == '{' ? cJSON_Object : cJSON_Array;
+    p->i++;
+    return wj__members(p, v, depth) < 0 ? NULL : v;
+  case '"':
+    v->type = cJSON_String;
+    return (v->valuestring = wj__string(p)) == NULL ? NULL : v;
+  case 't':
+    if (left >= 4 && memcmp(b, "true", 4) == 0) return p->i += 4, v->type = cJSON_True, v;
+    break;
+  case 'f':
+    if (left >= 5 && memcmp(b, "false", 5) == 0) return p->i += 5, v->type = cJSON_False, v;
+    break;
+  case 'n':
+    if (left >= 4 && memcmp(b, "null", 4) == 0) return p->i += 4, v->type = cJSON_NULL, v;
+    break;
+  default:
+    if (*b == '-' || wj__digit(*b)) return wj__number(p, v) < 0 ? NULL : v;
+    break;
+  }
+  wj__fail(p, "unexpected input");
   return NULL;
 }
 
@@ -125,35 +358,38 @@ cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errle
     snprintf(err, errlen, "the body is empty");
     return NULL;
   }
-  size_t at = 0;
-  int huge = 0;
-  const char *why = wj__lex(body, len, &at, &huge);
+  size_t at = 0, values = 0, str_bytes = 0;
+  const char *why = wj__lex(body, len, &at, &values, &str_bytes);
   if (why != NULL) {
     wj__where(body, at, err, errlen, why);
     return NULL;
   }
-  const char *stop = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(body, len, &stop, 0);
-  if (root == NULL) {
-    size_t off = stop != NULL && stop >= body && stop <= body + len ? (size_t)(stop - body) : 0;
-    wj__where(body, off, err, errlen, "unexpected input");
+  if (values == 0) {
+    wj__where(body, len, err, errlen, "unexpected input");
     return NULL;
   }
-  for (const char *p = stop; p < body + len; p++) {
-    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-      wj__where(body, (size_t)(p - body), err, errlen, "something follows the JSON value");
-      cJSON_Delete(root);
-      return NULL;
-    }
+  cJSON *block = malloc(values * sizeof(cJSON) + str_bytes);
+  if (block == NULL) {
+    snprintf(err, errlen, "out of memory for a body of %zu bytes", len);
+    return NULL;
   }
-  why = huge || (flags & WJ_REJECT_DUPLICATES) ? wj__check(root, huge, flags) : NULL;
-  if (why != NULL) {
-    snprintf(err, errlen, "%s", why);
-    cJSON_Delete(root);
+  wj__p p = {.b = body, .len = len, .node = block, .node_end = block + values,
+             .str = (char *)(block + values), .flags = flags};
+  wj__blank(&p);
+  cJSON *root = wj__value(&p, 0);
+  if (root != NULL) {
+    wj__blank(&p);
+    if (p.i < len) wj__fail(&p, "something follows the JSON value");
+  }
+  if (p.why != NULL) {
+    wj__where(body, p.at, err, errlen, p.why);
+    free(block);
     return NULL;
   }
   return root;
 }
+
+void wj_free(cJSON *root) { free(root); }
 
 const cJSON *wj_get(const cJSON *obj, const char *key) {
   const cJSON *found = NULL;

@@ -198,7 +198,7 @@ static void wa__maybe_finish(wa_batch *b) {
   }
   w->batches--;
   wa__media_reset(b);
-  cJSON_Delete(b->root);
+  wj_free(b->root);
   free(b->events);
   free(b);
 }
@@ -460,7 +460,7 @@ static void wa__step(wa_batch *b) {
   }
   b->walking = 0;
   if (b->next >= b->n) { /* every message handed over (the host copies what it keeps): */
-    cJSON_Delete(b->root); /* the body is not needed while the commits run */
+    wj_free(b->root); /* the body is not needed while the commits run */
     b->root = NULL;
   }
   wa__maybe_finish(b);
@@ -477,7 +477,7 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
   cJSON *root = wj_parse(req->body, req->body_len, 0, NULL, 0);
   const cJSON *entries = wj_get_array(root, "entry");
   if (entries == NULL) { /* also when root is not an object, or NULL */
-    cJSON_Delete(root);
+    wj_free(root);
     meta_answer(w->host, r, 400, "the body is not a Meta webhook: an object with an \"entry\" array is expected");
     return SB_OK;
   }
@@ -492,7 +492,7 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
   if (b == NULL || events == NULL) {
     free(b);
     free(events);
-    cJSON_Delete(root);
+    wj_free(root);
     meta_answer(w->host, r, 503, "out of memory; deliver it again");
     return SB_OK;
   }
