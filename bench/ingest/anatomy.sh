@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# bench/ingest/anatomy.sh — where a request's time goes in the store, and
+# what the load looks like in the database: one daemon (BIN, default the
+# build tree channel.sh picks) under `wrk -t2 -c64` for DURATION after a
+# 3 s warm-up. Prints, from /metrics before and after: flushes per second,
+# requests per flush, the mean flush and how busy the syncer was, the mean
+# wait from submission to durable; then the conversations, contacts and
+# messages in the database; then (STRACE=1, a second short run under
+# strace, which slows it) system calls per request by name.
+#
+# usage: bench/ingest/anatomy.sh [BIN]   env: CHANNEL=custom|messenger DURATION=8 STRACE=0
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CHANNEL=${CHANNEL:-messenger} DURATION=${DURATION:-8} STRACE=${STRACE:-0}
+PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
+W=$(mktemp -d /tmp/sb-ingest-anat.XXXXXX)
+D= G= S=
+cleanup() {
+  [ -n "$S" ] && kill "$S" 2>/dev/null && wait "$S" 2>/dev/null
+  [ -n "$D" ] && kill "$D" 2>/dev/null && wait "$D" 2>/dev/null
+  [ -n "$G" ] && kill "$G" 2>/dev/null && wait "$G" 2>/dev/null
+  rm -rf "$W"
+}
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+. "$ROOT/bench/ingest/channel.sh"
+bin=$(realpath "${1:-$B/switchboard}")
+echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
+  \"plugins\": {\"dirs\": [\"$(dirname "$bin")/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
+"$bin" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
+D=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+RUN_ID=w$RANDOM wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
+metrics() { curl -s "http://127.0.0.1:$port/metrics" | grep -E '^switchboard_store_(commit_seconds|wal_sync_seconds)_(sum|count) '; }
+metrics >"$W/before"
+t0=$(date +%s.%N)
+RUN_ID=a$RANDOM$RANDOM wrk -t2 -c64 -d"${DURATION}s" -s "$script" "$url" >/dev/null
+t1=$(date +%s.%N)
+metrics >"$W/after"
+echo "# $(date -Is) $CHANNEL channel, wrk -t2 -c64 -d${DURATION}s, $bin"
+python3 - "$W/before" "$W/after" "$t0" "$t1" <<'PY'
+import sys
+def load(p): return {l.split()[0]: float(l.split()[1]) for l in open(p)}
+b, a = load(sys.argv[1]), load(sys.argv[2])
+d = {k: a[k] - b[k] for k in a}
+secs = float(sys.argv[4]) - float(sys.argv[3])
+reqs, flushes = d["switchboard_store_commit_seconds_count"], d["switchboard_store_wal_sync_seconds_count"]
+print("%.0f requests/s; %.0f flushes/s, %.1f requests per flush; a flush %.0f µs on average, the syncer busy %.0f %%;"
+      " submission to durable %.2f ms on average" % (
+      reqs / secs, flushes / secs, reqs / flushes, d["switchboard_store_wal_sync_seconds_sum"] / flushes * 1e6,
+      d["switchboard_store_wal_sync_seconds_sum"] / secs * 100, d["switchboard_store_commit_seconds_sum"] / reqs * 1e3))
+PY
+if [ "$STRACE" = 1 ]; then
+  strace -f -qq -c -p "$D" -o "$W/strace.txt" &
+  S=$!
+  sleep 0.5
+  n=$(RUN_ID=s$RANDOM$RANDOM wrk -t2 -c64 -d5s -s "$script" "$url" | awk '/requests in/ {print $1}')
+  kill -INT "$S"; wait "$S" || true; S=
+  echo "system calls per request under strace ($n requests):"
+  awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "  %-14s %.2f\n", $NF, $4 / n}' "$W/strace.txt"
+fi
+kill "$D"; wait "$D" || true; D=
+sqlite3 "$W/bench.db" "SELECT printf('in the database: %d conversations, %d contacts, %d messages',
+  (SELECT count(*) FROM threads), (SELECT count(*) FROM contacts), (SELECT count(*) FROM messages));"
