@@ -4,6 +4,7 @@
 #ifndef SB_TESTS_STORE_FIXTURE_H
 #define SB_TESTS_STORE_FIXTURE_H
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,20 @@ static inline void fx_close(fx *f) {
   "ALTER TABLE threads DROP COLUMN last_in_id;"                                        \
   "ALTER TABLE threads DROP COLUMN last_in_at;"                                        \
   "ALTER TABLE threads DROP COLUMN last_subject;"
+
+/* The one number a query gives, read from the database file with a
+ * connection of its own (WAL: it sees what the store committed). */
+static inline int64_t fx_db_count(fx *f, const char *sql) {
+  sqlite3 *db;
+  sqlite3_stmt *s;
+  ck_assert_int_eq(sqlite3_open(f->url + 7, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+  int64_t n = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return n;
+}
 
 static inline void fx_json_cb(void *arg, int status, json_t *result, const char *err) {
   fx_wait_t *w = arg;

@@ -143,18 +143,6 @@ static void keep_json(void *arg, const events_event *ev) {
   json_array_append_new((json_t *)arg, events_to_json(ev));
 }
 
-static int64_t db_count(fx *f, const char *sql) {
-  sqlite3 *db;
-  ck_assert_int_eq(sqlite3_open(f->url + 7, &db), SQLITE_OK);
-  sqlite3_stmt *s;
-  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-  int64_t n = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return n;
-}
-
 static void fx_echo(fx *f, const char *ext, const char *sender, const char *text) {
   router_inbound in = {.channel = "demo", .external_id = ext, .text = text, .flags = ROUTER_IN_ECHO};
   in.sender.kind = "custom";
@@ -235,8 +223,8 @@ START_TEST(message_events_read_back_exactly_as_published) {
   json_decref(none);
 
   fx_close_store(&f);
-  ck_assert_int_eq(db_count(&f, "SELECT count(*) FROM events WHERE type IN ('message.in', 'message.out')"), 0);
-  ck_assert_int_eq(db_count(&f, "SELECT count(*) FROM events e JOIN messages m ON m.id = e.id"), 0);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM events WHERE type IN ('message.in', 'message.out')"), 0);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM events e JOIN messages m ON m.id = e.id"), 0);
   json_decref(live);
   fx_close(&f);
 }

@@ -778,18 +778,6 @@ START_TEST(contact_history_merges_the_contacts_conversations) {
 }
 END_TEST
 
-static int count_rows(fx *f, const char *sql) {
-  sqlite3 *db;
-  sqlite3_stmt *s;
-  ck_assert_int_eq(sqlite3_open(f->url + 7, &db), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-  int n = sqlite3_column_int(s, 0);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return n;
-}
-
 /* Every message of the channel's conversations goes, replies included;
  * another channel's stay, and its conversations read as before. */
 START_TEST(deleting_a_channels_history_takes_all_of_it_and_nothing_else) {
@@ -816,8 +804,8 @@ START_TEST(deleting_a_channels_history_takes_all_of_it_and_nothing_else) {
   ck_assert_int_eq(fx_int(r, "threads"), 3);
   json_decref(r);
   fx_close_store(&f);
-  ck_assert_int_eq(count_rows(&f, "SELECT count(*) FROM messages WHERE channel = 'demo'"), 0);
-  ck_assert_int_eq(count_rows(&f, "SELECT count(*) FROM messages WHERE channel = 'other'"), 6);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM messages WHERE channel = 'demo'"), 0);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM messages WHERE channel = 'other'"), 6);
   fx_open_store(&f);
   json_t *c = fx_thread(&f, kept);
   ck_assert_int_gt(json_array_size(json_object_get(c, "messages")), 0);

@@ -88,14 +88,7 @@ static json_t *attachments_of(fx *f, int64_t message_id) {
 /* Rows in the attachments table, read from the closed store's file. */
 static int rows_on_disk(fx *f) {
   fx_close_store(f);
-  sqlite3 *db;
-  sqlite3_stmt *s;
-  ck_assert_int_eq(sqlite3_open(f->url + 7, &db), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM attachments", -1, &s, NULL), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-  int n = sqlite3_column_int(s, 0);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
+  int n = (int)fx_db_count(f, "SELECT count(*) FROM attachments");
   fx_open_store(f);
   fx_channel(f, "{\"name\":\"demo\"}");
   return n;
