@@ -174,7 +174,9 @@ int sq_event_message(store *st, sq_req *r, const sq_message_event *m, const char
 /* The ids of threads' messages, walked newest first along the chain each
  * thread keeps (schema 10: threads.last_message_id, messages.prev_id), as
  * a common table expression named chain(id). heads is a SELECT of the
- * threads' last_message_id (never NULL); more ends the walk's step, which
+ * threads' last_message_id; a NULL (a thread without messages) walks
+ * nothing but is a row of chain, so a limited walk must leave NULLs out
+ * of heads. more ends the walk's step, which
  * reads the message as m: "AND m.prev_id > ?3" stops below an id,
  * " ORDER BY 1 DESC LIMIT ?4" walks several threads newest first across
  * all of them and stops after that many. A walk reads a message row per

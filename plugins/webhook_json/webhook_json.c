@@ -176,23 +176,17 @@ static char *wj__string(wj__p *p) {
     case 'n': *o++ = '\n'; break;
     case 'r': *o++ = '\r'; break;
     case 't': *o++ = '\t'; break;
-    case 'u': {
-      unsigned cp = wj__hex(b + i);
+    case 'u': { /* pass one checked the four hex digits of every \\u */
+      unsigned cp = wj__hex(b + i), lo = 0;
       i += 4;
-      if (cp >= 0xdc00 && cp <= 0xdfff) {
+      if (cp >= 0xd800 && cp <= 0xdbff && b[i] == '\\' && b[i + 1] == 'u') lo = wj__hex(b + i + 2);
+      if (lo >= 0xdc00 && lo <= 0xdfff) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        i += 6;
+      } else if (cp >= 0xd800 && cp <= 0xdfff) {
         p->i = i - 6;
         wj__fail(p, "a \\u escape holds half a UTF-16 surrogate pair");
         return NULL;
-      }
-      if (cp >= 0xd800 && cp <= 0xdbff) {
-        unsigned lo = i + 6 <= p->len && b[i] == '\\' && b[i + 1] == 'u' && wj__hex4(b + i + 2) ? wj__hex(b + i + 2) : 0;
-        if (lo < 0xdc00 || lo > 0xdfff) {
-          p->i = i - 6;
-          wj__fail(p, "a \\u escape holds half a UTF-16 surrogate pair");
-          return NULL;
-        }
-        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        i += 6;
       }
       o = wj__utf8(o, cp);
       break;
@@ -215,7 +209,7 @@ static int wj__number(wj__p *p, cJSON *v) {
   size_t i = p->i, j = i + (b[i] == '-');
   int frac = 0;
   while (j < p->len && (wj__digit(b[j]) || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-')) {
-    if (!wj__digit(b[j]) && !(j == i && b[j] == '-')) frac = 1;
+    if (!wj__digit(b[j])) frac = 1;
     j++;
   }
   double d;
