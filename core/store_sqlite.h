@@ -54,6 +54,12 @@ struct store {
   uv_thread_t thread;
   uv_mutex_t mu;
   uv_cond_t cv;
+  /* Requests submitted during this turn of the loop (loop-owned): handed to
+   * the writer all at once just before the loop next waits (sq__hand_over),
+   * so the writer is woken once per turn rather than once per request. */
+  sq_req *l_head, *l_tail;
+  uv_prepare_t hand_over;
+  int open_handles;              /* loop-owned: st is freed when the last closes */
   sq_req *q_head, *q_tail;       /* waiting for the writer */
   sq_req *done_head, *done_tail; /* committed, waiting for the loop */
   int stopping, thread_started;
@@ -125,7 +131,8 @@ void sq_req_init(sq_req *r);
 /* Frees the inbound request blocks kept for reuse (store_sqlite_route.c). */
 void sq_inbound_blocks_free(store *st);
 
-/* Queues a request (loop thread). Returns 0 or -ESHUTDOWN. */
+/* Queues a request (loop thread); the writer gets it before the loop next
+ * waits for events. Returns 0 or -ESHUTDOWN. */
 int sq_enqueue(store *st, sq_req *r);
 
 /* Returns the cached prepared statement for a string-literal sql, reset and

@@ -142,12 +142,34 @@ START_TEST(group_commit_batches_many_messages_per_transaction) {
 }
 END_TEST
 
+START_TEST(one_turn_of_submissions_reaches_the_writer_together) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  store_stats before, after;
+  store_get_stats(f.st, &before);
+  many_t m = {0};
+  submit_many(&f, &m, 10, "t"); /* one turn of the loop: nothing ran in between */
+  usleep(50000);
+  store_get_stats(f.st, &after);
+  ck_assert_int_eq(after.requests - before.requests, 0); /* held until the loop next waits */
+  while (m.done < 10) uv_run(&f.loop, UV_RUN_ONCE);
+  ck_assert_int_eq(m.failed, 0);
+  store_get_stats(f.st, &after);
+  ck_assert_int_eq(after.transactions - before.transactions, 1);
+  ck_assert_int_eq(after.requests - before.requests, 10);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(checkpoints_run_off_the_writer_as_the_wal_grows) {
   fx f;
   fx_open(&f);
   fx_channel(&f, "{\"name\":\"demo\"}");
   /* Small waves make many commits, as webhooks do, until the WAL has passed
-   * the checkpoint threshold several times. */
+   * the checkpoint threshold several times (a wave is one commit: its
+   * messages reach the writer together). */
+  f.st->ckpt_frames = 512; /* a cycle per 2 MiB of WAL instead of 16 MiB */
   many_t m = {0};
   commit_waves(&f, &m, 600, "w");
   store_stats st;
@@ -1052,6 +1074,7 @@ int main(void) {
   tcase_add_test(tc, database_newer_than_binary_is_refused);
   tcase_add_test(tc, migrations_run_once_and_wal_is_on);
   tcase_add_test(tc, group_commit_batches_many_messages_per_transaction);
+  tcase_add_test(tc, one_turn_of_submissions_reaches_the_writer_together);
   tcase_add_test(tc, checkpoints_run_off_the_writer_as_the_wal_grows);
   tcase_add_test(tc, checkpoint_cycles_restart_the_wal_without_a_storm);
   tcase_add_test(tc, the_wal_stays_bounded_under_sustained_commits);

@@ -6,7 +6,7 @@
 # requests per flush, the mean flush and how busy the syncer was, the mean
 # wait from submission to durable; then the conversations, contacts and
 # messages in the database; then (STRACE=1, a second short run under
-# strace, which slows it) system calls per request by name.
+# strace, which slows it) system calls per request by thread and name.
 #
 # usage: bench/ingest/anatomy.sh [BIN]   env: CHANNEL=custom|messenger DURATION=8 STRACE=0
 set -euo pipefail
@@ -51,13 +51,16 @@ print("%.0f requests/s; %.0f flushes/s, %.1f requests per flush; a flush %.0f µ
       d["switchboard_store_wal_sync_seconds_sum"] / secs * 100, d["switchboard_store_commit_seconds_sum"] / reqs * 1e3))
 PY
 if [ "$STRACE" = 1 ]; then
-  strace -f -qq -c -p "$D" -o "$W/strace.txt" &
+  strace -f -qq -o "$W/strace.txt" -p "$D" &
   S=$!
   sleep 0.5
+  for t in /proc/"$D"/task/*; do echo "${t##*/} $(cat "$t/comm")"; done >"$W/threads.txt"
   n=$(RUN_ID=s$RANDOM$RANDOM wrk -t2 -c64 -d5s -s "$script" "$url" | awk '/requests in/ {print $1}')
   kill -INT "$S"; wait "$S" || true; S=
-  echo "system calls per request under strace ($n requests):"
-  awk -v n="$n" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "  %-14s %.2f\n", $NF, $4 / n}' "$W/strace.txt"
+  echo "system calls per request under strace ($n requests), by thread:"
+  awk -v n="$n" 'NR == FNR {name[$1] = $2; next}
+    { call = $2; sub(/\(.*/, "", call); if ($2 ~ /^<\.\.\./) { call = $3 } else if (call ~ /^[a-z_0-9]+$/) c[name[$1] " " call]++ }
+    END { for (k in c) if (c[k] / n >= 0.01) printf "  %-30s %.2f\n", k, c[k] / n }' "$W/threads.txt" "$W/strace.txt" | sort
 fi
 kill "$D"; wait "$D" || true; D=
 sqlite3 "$W/bench.db" "SELECT printf('in the database: %d conversations, %d contacts, %d messages',
