@@ -4,7 +4,8 @@
 # build tree channel.sh picks) under `wrk -t2 -c64` for DURATION after a
 # 3 s warm-up. Prints, from /metrics before and after: flushes per second,
 # requests per flush, the mean flush and how busy the syncer was, the mean
-# wait from submission to durable; then the conversations, contacts and
+# wait from submission to durable, context switches per request by thread
+# (waits for work or I/O, and preemptions); then the conversations, contacts and
 # messages in the database; then (STRACE=1, a second short run under
 # strace, which slows it) system calls per request by thread and name.
 #
@@ -32,13 +33,17 @@ D=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 RUN_ID=w$RANDOM wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
 metrics() { curl -s "http://127.0.0.1:$port/metrics" | grep -E '^switchboard_store_(commit_seconds|wal_sync_seconds)_(sum|count) '; }
+# context switches of each thread: name voluntary involuntary
+switches() { for t in /proc/"$D"/task/*; do echo "$(cat "$t/comm") $(awk '/ctxt_switches/ {printf "%s ", $2}' "$t/status")"; done; }
 metrics >"$W/before"
+switches >"$W/cs-before"
 t0=$(date +%s.%N)
 RUN_ID=a$RANDOM$RANDOM wrk -t2 -c64 -d"${DURATION}s" -s "$script" "$url" >/dev/null
 t1=$(date +%s.%N)
 metrics >"$W/after"
+switches >"$W/cs-after"
 echo "# $(date -Is) $CHANNEL channel, wrk -t2 -c64 -d${DURATION}s, $bin"
-python3 - "$W/before" "$W/after" "$t0" "$t1" <<'PY'
+python3 - "$W/before" "$W/after" "$t0" "$t1" "$W/cs-before" "$W/cs-after" <<'PY'
 import sys
 def load(p): return {l.split()[0]: float(l.split()[1]) for l in open(p)}
 b, a = load(sys.argv[1]), load(sys.argv[2])
@@ -49,6 +54,11 @@ print("%.0f requests/s; %.0f flushes/s, %.1f requests per flush; a flush %.0f µ
       " submission to durable %.2f ms on average" % (
       reqs / secs, flushes / secs, reqs / flushes, d["switchboard_store_wal_sync_seconds_sum"] / flushes * 1e6,
       d["switchboard_store_wal_sync_seconds_sum"] / secs * 100, d["switchboard_store_commit_seconds_sum"] / reqs * 1e3))
+def switches(p): return {l.split()[0]: [int(x) for x in l.split()[1:3]] for l in open(p)}
+sb, sa = switches(sys.argv[5]), switches(sys.argv[6])
+print("context switches per request (waits / preemptions): " + ", ".join(
+    "%s %.2f / %.2f" % (k.replace("switchboard", "loop"), (sa[k][0] - sb[k][0]) / reqs, (sa[k][1] - sb[k][1]) / reqs)
+    for k in sorted(sa) if k in sb))
 PY
 if [ "$STRACE" = 1 ]; then
   strace -f -qq -o "$W/strace.txt" -p "$D" &
@@ -59,7 +69,7 @@ if [ "$STRACE" = 1 ]; then
   kill -INT "$S"; wait "$S" || true; S=
   echo "system calls per request under strace ($n requests), by thread:"
   awk -v n="$n" 'NR == FNR {name[$1] = $2; next}
-    { call = $2; sub(/\(.*/, "", call); if ($2 ~ /^<\.\.\./) { call = $3 } else if (call ~ /^[a-z_0-9]+$/) c[name[$1] " " call]++ }
+    { call = $2; sub(/\(.*/, "", call); if (call ~ /^[a-z_0-9]+$/) c[name[$1] " " call]++ }
     END { for (k in c) if (c[k] / n >= 0.01) printf "  %-30s %.2f\n", k, c[k] / n }' "$W/threads.txt" "$W/strace.txt" | sort
 fi
 kill "$D"; wait "$D" || true; D=
