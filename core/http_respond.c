@@ -94,15 +94,14 @@ static void set_response_headers(h2o_req_t *req, const http_header *headers, siz
     if (nlen == 0 || strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
         strcasecmp(name, "connection") == 0)
       continue;
-    size_t vlen0 = headers[i].value_len != 0 ? headers[i].value_len : strlen(headers[i].value);
-    if (has_line_break(name, nlen) || strchr(name, ':') != NULL || has_line_break(headers[i].value, vlen0)) {
+    size_t vlen = headers[i].value_len != 0 ? headers[i].value_len : strlen(headers[i].value);
+    if (has_line_break(name, nlen) || strchr(name, ':') != NULL || has_line_break(headers[i].value, vlen)) {
       log_warn("http: dropped response header \"%s\": a line break or colon would corrupt the response", name);
       continue;
     }
     char *lname = h2o_mem_alloc_pool(&req->pool, nlen + 1);
     for (size_t k = 0; k < nlen; k++) lname[k] = (char)tolower((unsigned char)name[k]);
     lname[nlen] = '\0';
-    size_t vlen = headers[i].value_len != 0 ? headers[i].value_len : strlen(headers[i].value);
     h2o_iovec_t v = h2o_strdup(&req->pool, headers[i].value, vlen);
     h2o_add_header_by_str(&req->pool, &req->res.headers, lname, nlen, 1, NULL, v.base, v.len);
   }

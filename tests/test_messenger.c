@@ -147,6 +147,13 @@ START_TEST(text_with_escaped_unicode_reply_to_and_profile_name_are_stored) {
   ck_assert_int_eq(post_events(events)->status, 200);
   ck_assert_int_eq(gd_count_path("/" KIM), 1);
   ck_assert_str_eq(ph_find("m_AAB")->sender_name, "Kim S\xc3\xb8rensen");
+  /* A profile with one of its names empty: that name alone, no stray space. */
+  gd_add_profile("7100000000000003", "", "Okafor", "https://cdn.example/o.jpg");
+  ev = event_msg("7100000000000003", ts + 2, "{\"mid\":\"m_AAC\",\"text\":\"hi\"}");
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  ck_assert_str_eq(ph_find("m_AAC")->sender_name, "Okafor");
 }
 END_TEST
 

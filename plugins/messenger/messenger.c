@@ -176,9 +176,10 @@ static const char *msgr__mime(const char *type) {
  * notes stickers and fallbacks in meta. Returns the count. */
 static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t *meta) {
   size_t n = 0;
+  const cJSON *list = wj_get_array(msg, "attachments"), *it;
+  if (list == NULL) return 0; /* most messages: no array to start */
   json_t *types = json_array();
-  const cJSON *it;
-  cJSON_ArrayForEach(it, wj_get_array(msg, "attachments")) {
+  cJSON_ArrayForEach(it, list) {
     if (n == MSGR_MAX_ATTACHMENTS) break;
     const char *type = wj_get_string(it, "type");
     const cJSON *payload = wj_get(it, "payload");
@@ -259,6 +260,23 @@ static void msgr__consent_and_greet(messenger *m, const char *psid, const char *
 
 /* Emits one message, postback or echo event. Returns SB_OK when the router
  * took it (a commit is then pending), 1 when there was nothing to emit. */
+/* "first last", "first" or "last" into out (cut to fit); 0 when neither is
+ * there or both are empty. */
+static int msgr__full_name(char *out, size_t size, const char *first, const char *last) {
+  size_t n = 0;
+  const char *parts[2] = {first, last};
+  for (int i = 0; i < 2; i++) {
+    if (parts[i] == NULL || parts[i][0] == '\0') continue;
+    if (n > 0 && n + 1 < size) out[n++] = ' ';
+    size_t len = strlen(parts[i]);
+    if (len > size - 1 - n) len = size - 1 - n;
+    memcpy(out + n, parts[i], len);
+    n += len;
+  }
+  out[n] = '\0';
+  return n > 0;
+}
+
 static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile) {
   messenger *m = b->m;
   const cJSON *ev = e->ev;
@@ -311,9 +329,7 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
   if (profile != NULL) {
     const char *first = json_string_value(json_object_get(profile, "first_name"));
     const char *last = json_string_value(json_object_get(profile, "last_name"));
-    snprintf(name, sizeof(name), "%s%s%s", first != NULL ? first : "", first != NULL && last != NULL ? " " : "",
-             last != NULL ? last : "");
-    if (name[0] != '\0') in.sender.name = name;
+    if (msgr__full_name(name, sizeof(name), first, last)) in.sender.name = name;
     in.sender.avatar_url = json_string_value(json_object_get(profile, "profile_pic"));
   }
   char *meta_text = json_object_size(meta) > 0 ? json_dumps(meta, JSON_COMPACT) : NULL;
