@@ -131,8 +131,10 @@ void sq_req_init(sq_req *r);
 /* Frees the inbound request blocks kept for reuse (store_sqlite_route.c). */
 void sq_inbound_blocks_free(store *st);
 
-/* Queues a request (loop thread); the writer gets it before the loop next
- * waits for events. Returns 0 or -ESHUTDOWN. */
+/* Queues a request (loop thread); the store's uv_prepare handle gives it to
+ * the writer before the loop next waits for events. (One queued from another
+ * prepare callback would wait a turn; nothing in the daemon does that.)
+ * Returns 0 or -ESHUTDOWN. */
 int sq_enqueue(store *st, sq_req *r);
 
 /* Returns the cached prepared statement for a string-literal sql, reset and

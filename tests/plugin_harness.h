@@ -11,7 +11,7 @@
 
 typedef struct ph_inbound {
   uint32_t flags, sender_kind;
-  char ext_id[300], sender_id[128], sender_name[128], avatar[256], text[1024], reply_to[300], meta[2048];
+  char ext_id[300], sender_id[128], sender_name[300], avatar[256], text[1024], reply_to[300], meta[2048];
   int64_t timestamp_ms;
   size_t attachment_count;
   char att_url[4][300], att_type[4][64], att_name[4][128];

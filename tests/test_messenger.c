@@ -154,6 +154,20 @@ START_TEST(text_with_escaped_unicode_reply_to_and_profile_name_are_stored) {
   free(ev);
   ck_assert_int_eq(post_events(events)->status, 200);
   ck_assert_str_eq(ph_find("m_AAC")->sender_name, "Okafor");
+  /* A name too long to keep is cut between characters, never inside one. */
+  char long_last[300] = "";
+  for (int i = 0; i < 127; i++) strcat(long_last, "\xc3\xa9");
+  gd_add_profile("7100000000000004", "Ann", long_last, "https://cdn.example/a.jpg");
+  ev = event_msg("7100000000000004", ts + 3, "{\"mid\":\"m_AAD\",\"text\":\"hi\"}");
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
+  const char *cut = ph_find("m_AAD")->sender_name;
+  ck_assert_uint_eq(strlen(cut), 4 + 250); /* "Ann " and 125 of the 127 */
+  ck_assert_int_eq(strncmp(cut, "Ann \xc3\xa9", 6), 0);
+  json_t *probe = json_string(cut); /* NULL for invalid UTF-8 */
+  ck_assert_ptr_nonnull(probe);
+  json_decref(probe);
 }
 END_TEST
 

@@ -258,10 +258,8 @@ static void msgr__consent_and_greet(messenger *m, const char *psid, const char *
   }
 }
 
-/* Emits one message, postback or echo event. Returns SB_OK when the router
- * took it (a commit is then pending), 1 when there was nothing to emit. */
-/* "first last", "first" or "last" into out (cut to fit); 0 when neither is
- * there or both are empty. */
+/* "first last", "first" or "last" into out, cut to fit at a character
+ * boundary; 0 when neither is there or both are empty. */
 static int msgr__full_name(char *out, size_t size, const char *first, const char *last) {
   size_t n = 0;
   const char *parts[2] = {first, last};
@@ -269,14 +267,20 @@ static int msgr__full_name(char *out, size_t size, const char *first, const char
     if (parts[i] == NULL || parts[i][0] == '\0') continue;
     if (n > 0 && n + 1 < size) out[n++] = ' ';
     size_t len = strlen(parts[i]);
-    if (len > size - 1 - n) len = size - 1 - n;
+    if (len > size - 1 - n) {
+      len = size - 1 - n;
+      while (len > 0 && ((unsigned char)parts[i][len] & 0xc0) == 0x80) len--;
+    }
     memcpy(out + n, parts[i], len);
     n += len;
   }
+  while (n > 0 && out[n - 1] == ' ') n--; /* a last name that did not fit at all */
   out[n] = '\0';
   return n > 0;
 }
 
+/* Emits one message, postback or echo event. Returns SB_OK when the router
+ * took it (a commit is then pending), 1 when there was nothing to emit. */
 static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile) {
   messenger *m = b->m;
   const cJSON *ev = e->ev;
