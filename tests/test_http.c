@@ -416,6 +416,8 @@ static void client_two_requests(fixture *f) {
     CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 200, "response %d", i);
     const char *conn = find_head(&res, "connection");
     CHECK(f, conn == NULL || strcasecmp(conn, "close") != 0, "server closed keep-alive");
+    CHECK(f, find_head(&res, "server") == NULL, "the software is named in a Server header");
+    CHECK(f, find_head(&res, "date") != NULL, "no Date header");
     free(res.body);
   }
   close(r.fd);
