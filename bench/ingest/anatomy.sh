@@ -33,15 +33,15 @@ D=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 RUN_ID=w$RANDOM wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
 metrics() { curl -s "http://127.0.0.1:$port/metrics" | grep -E '^switchboard_store_(commit_seconds|wal_sync_seconds)_(sum|count) '; }
-# context switches of each thread: name voluntary involuntary
-switches() { for t in /proc/"$D"/task/*; do echo "$(cat "$t/comm") $(awk '/ctxt_switches/ {printf "%s ", $2}' "$t/status")"; done; }
+# the daemon's threads: id, name, context switches so far (voluntary, involuntary)
+threads() { for t in /proc/"$D"/task/*; do echo "${t##*/} $(cat "$t/comm") $(awk '/ctxt_switches/ {printf "%s ", $2}' "$t/status")"; done; }
 metrics >"$W/before"
-switches >"$W/cs-before"
+threads >"$W/cs-before"
 t0=$(date +%s.%N)
 RUN_ID=a$RANDOM$RANDOM wrk -t2 -c64 -d"${DURATION}s" -s "$script" "$url" >/dev/null
 t1=$(date +%s.%N)
 metrics >"$W/after"
-switches >"$W/cs-after"
+threads >"$W/cs-after"
 echo "# $(date -Is) $CHANNEL channel, wrk -t2 -c64 -d${DURATION}s, $bin"
 python3 - "$W/before" "$W/after" "$t0" "$t1" "$W/cs-before" "$W/cs-after" <<'PY'
 import sys
@@ -54,7 +54,7 @@ print("%.0f requests/s; %.0f flushes/s, %.1f requests per flush; a flush %.0f µ
       " submission to durable %.2f ms on average" % (
       reqs / secs, flushes / secs, reqs / flushes, d["switchboard_store_wal_sync_seconds_sum"] / flushes * 1e6,
       d["switchboard_store_wal_sync_seconds_sum"] / secs * 100, d["switchboard_store_commit_seconds_sum"] / reqs * 1e3))
-def switches(p): return {l.split()[0]: [int(x) for x in l.split()[1:3]] for l in open(p)}
+def switches(p): return {l.split()[1]: [int(x) for x in l.split()[2:4]] for l in open(p)}
 sb, sa = switches(sys.argv[5]), switches(sys.argv[6])
 print("context switches per request (waits / preemptions): " + ", ".join(
     "%s %.2f / %.2f" % (k.replace("switchboard", "loop"), (sa[k][0] - sb[k][0]) / reqs, (sa[k][1] - sb[k][1]) / reqs)
@@ -64,7 +64,7 @@ if [ "$STRACE" = 1 ]; then
   strace -f -qq -o "$W/strace.txt" -p "$D" &
   S=$!
   sleep 0.5
-  for t in /proc/"$D"/task/*; do echo "${t##*/} $(cat "$t/comm")"; done >"$W/threads.txt"
+  threads >"$W/threads.txt"
   n=$(RUN_ID=s$RANDOM$RANDOM wrk -t2 -c64 -d5s -s "$script" "$url" | awk '/requests in/ {print $1}')
   kill -INT "$S"; wait "$S" || true; S=
   echo "system calls per request under strace ($n requests), by thread:"
