@@ -5,14 +5,16 @@
 # 3 s warm-up. Prints, from /metrics before and after: flushes per second,
 # requests per flush, the mean flush and how busy the syncer was, the mean
 # wait from submission to durable, context switches per request by thread
-# (waits for work or I/O, and preemptions); then the conversations, contacts and
-# messages in the database; then (STRACE=1, a second short run under
-# strace, which slows it) system calls per request by thread and name.
+# (waits for work or I/O, and preemptions); then (STRACE=1, a second short
+# run under strace, which slows it) system calls per request by thread and
+# name; then (PERF=1, a third run under perf) where the loop thread's time
+# goes: user space, or the kernel by system call; last, the conversations,
+# contacts and messages in the database.
 #
-# usage: bench/ingest/anatomy.sh [BIN]   env: CHANNEL=custom|messenger DURATION=8 STRACE=0
+# usage: bench/ingest/anatomy.sh [BIN]   env: CHANNEL=custom|messenger DURATION=8 STRACE=0 PERF=0
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-CHANNEL=${CHANNEL:-messenger} DURATION=${DURATION:-8} STRACE=${STRACE:-0}
+CHANNEL=${CHANNEL:-messenger} DURATION=${DURATION:-8} STRACE=${STRACE:-0} PERF=${PERF:-0}
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
 W=$(mktemp -d /tmp/sb-ingest-anat.XXXXXX)
 D= G= S=
@@ -71,6 +73,30 @@ if [ "$STRACE" = 1 ]; then
   awk -v n="$n" 'NR == FNR {name[$1] = $2; next}
     { call = $2; sub(/\(.*/, "", call); if (call ~ /^[a-z_0-9]+$/) c[name[$1] " " call]++ }
     END { for (k in c) if (c[k] / n >= 0.01) printf "  %-30s %.2f\n", k, c[k] / n }' "$W/threads.txt" "$W/strace.txt" | sort
+fi
+if [ "$PERF" = 1 ]; then
+  # the loop thread's id is the process id; kernel call chains need no user frames
+  perf record -q -e cpu-clock -F 4000 -g -t "$D" -o "$W/perf.data" -- sleep 4 >/dev/null 2>&1 &
+  P=$!
+  RUN_ID=p$RANDOM$RANDOM wrk -t2 -c64 -d5s -s "$script" "$url" >/dev/null
+  wait "$P" || true
+  echo "the loop thread's time under perf (cpu-clock samples), by where it was:"
+  perf script -i "$W/perf.data" -F ip,sym 2>/dev/null | python3 -c '
+import sys, collections
+where, total = collections.Counter(), 0
+for sample in sys.stdin.read().split("\n\n"):
+    frames = [l.split() + ["?"] for l in sample.strip().splitlines()]
+    if not frames: continue
+    total += 1
+    names = [f[1] for f in frames]
+    if "do_syscall_64" in names:  # the frame it called names the system call
+        where["kernel, " + names[names.index("do_syscall_64") - 1]] += 1
+    elif frames[0][0].startswith("ffffffff"):
+        where["kernel, interrupts and scheduling"] += 1
+    else:
+        where["user space"] += 1
+for k, v in where.most_common(8): print("  %-36s %4.1f %%" % (k, 100.0 * v / total))
+'
 fi
 kill "$D"; wait "$D" || true; D=
 sqlite3 "$W/bench.db" "SELECT printf('in the database: %d conversations, %d contacts, %d messages',
