@@ -665,7 +665,8 @@ static json_t *hist_read(fx *f, const char *id, int64_t after, int limit) {
   return fx_ok(f, store_contact_history(f->st, "demo", "custom", id, after, limit, fx_json_cb, &w), &w);
 }
 
-static const char *hist_text(json_t *h, size_t i) {
+/* The text of messages[i] in a contact's history or a conversation. */
+static const char *message_text(json_t *h, size_t i) {
   return json_string_value(json_object_get(json_array_get(json_object_get(h, "messages"), i), "text"));
 }
 
@@ -699,8 +700,8 @@ START_TEST(contact_history_reads_back_pages_and_resumes) {
   json_t *h = hist_read(&f, "kim", 0, 10);
   ck_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "contact"), "name")), "kim");
   ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 3);
-  ck_assert_str_eq(hist_text(h, 0), "one");
-  ck_assert_str_eq(hist_text(h, 2), "hello from ana");
+  ck_assert_str_eq(message_text(h, 0), "one");
+  ck_assert_str_eq(message_text(h, 2), "hello from ana");
   json_t *out = json_array_get(json_object_get(h, "messages"), 2);
   ck_assert_str_eq(json_string_value(json_object_get(out, "direction")), "out");
   ck_assert_str_eq(json_string_value(json_object_get(out, "author")), "ana");
@@ -723,15 +724,15 @@ START_TEST(contact_history_reads_back_pages_and_resumes) {
 
   /* The latest two, oldest first, and a flag that one was left out. */
   h = hist_read(&f, "kim", 0, 2);
-  ck_assert_str_eq(hist_text(h, 0), "two");
-  ck_assert_str_eq(hist_text(h, 1), "hello from ana");
+  ck_assert_str_eq(message_text(h, 0), "two");
+  ck_assert_str_eq(message_text(h, 1), "hello from ana");
   ck_assert(json_is_true(json_object_get(h, "more")));
   json_decref(h);
 
   /* Resuming after the first message. */
   h = hist_read(&f, "kim", first.id, 1);
   ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 1);
-  ck_assert_str_eq(hist_text(h, 0), "two");
+  ck_assert_str_eq(message_text(h, 0), "two");
   ck_assert(json_is_true(json_object_get(h, "more")));
   json_decref(h);
   fx_close(&f);
@@ -760,24 +761,24 @@ START_TEST(contact_history_merges_the_contacts_conversations) {
   json_decref(l);
   json_t *h = hist_read(&f, "kim", 0, 2);
   ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 2);
-  ck_assert_str_eq(hist_text(h, 0), "a3");
-  ck_assert_str_eq(hist_text(h, 1), "a4");
+  ck_assert_str_eq(message_text(h, 0), "a3");
+  ck_assert_str_eq(message_text(h, 1), "a4");
   ck_assert(json_is_true(json_object_get(h, "more")));
   json_decref(h);
   h = hist_read(&f, "kim", 0, 3);
   ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 3);
-  ck_assert_str_eq(hist_text(h, 0), "b2");
-  ck_assert_str_eq(hist_text(h, 2), "a4");
+  ck_assert_str_eq(message_text(h, 0), "b2");
+  ck_assert_str_eq(message_text(h, 2), "a4");
   json_decref(h);
   h = hist_read(&f, "kim", ids[1], 2);
-  ck_assert_str_eq(hist_text(h, 0), "a2");
-  ck_assert_str_eq(hist_text(h, 1), "b2");
+  ck_assert_str_eq(message_text(h, 0), "a2");
+  ck_assert_str_eq(message_text(h, 1), "b2");
   ck_assert(json_is_true(json_object_get(h, "more")));
   json_decref(h);
   h = hist_read(&f, "kim", ids[3], 5);
   ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 2);
-  ck_assert_str_eq(hist_text(h, 0), "a3");
-  ck_assert_str_eq(hist_text(h, 1), "a4");
+  ck_assert_str_eq(message_text(h, 0), "a3");
+  ck_assert_str_eq(message_text(h, 1), "a4");
   ck_assert(json_is_false(json_object_get(h, "more")));
   json_decref(h);
   fx_close(&f);
@@ -825,10 +826,6 @@ static json_t *avail(fx *f, const char *channel) {
   return fx_ok(f, store_channel_availability(f->st, channel, fx_json_cb, &w), &w);
 }
 
-static const char *msg_text(json_t *conv, size_t i) {
-  return json_string_value(json_object_get(json_array_get(json_object_get(conv, "messages"), i), "text"));
-}
-
 /* Schema 10 links each thread's messages in a chain (no thread index): an
  * older database gets the links of the messages it has, and reads, replies
  * and new messages carry on from them. */
@@ -864,10 +861,10 @@ START_TEST(a_schema_9_database_gets_its_threads_chained) {
 
   json_t *c = fx_thread(&f, 1);
   ck_assert_int_eq(json_array_size(json_object_get(c, "messages")), 4);
-  ck_assert_str_eq(msg_text(c, 0), "kim one");
-  ck_assert_str_eq(msg_text(c, 1), "to kim");
-  ck_assert_str_eq(msg_text(c, 2), "kim two");
-  ck_assert_str_eq(msg_text(c, 3), "auto");
+  ck_assert_str_eq(message_text(c, 0), "kim one");
+  ck_assert_str_eq(message_text(c, 1), "to kim");
+  ck_assert_str_eq(message_text(c, 2), "kim two");
+  ck_assert_str_eq(message_text(c, 3), "auto");
   ck_assert_int_eq(fx_int(c, "last_message_at"), 950);
   json_decref(c);
   c = fx_thread(&f, 3);
@@ -908,13 +905,13 @@ START_TEST(a_schema_9_database_gets_its_threads_chained) {
   ck_assert_int_eq(n.status, 0);
   c = fx_thread(&f, 1);
   ck_assert_int_eq(json_array_size(json_object_get(c, "messages")), 6);
-  ck_assert_str_eq(msg_text(c, 4), "still there?");
+  ck_assert_str_eq(message_text(c, 4), "still there?");
   ck_assert_int_eq(fx_int(json_array_get(json_object_get(c, "messages"), 4), "reply_to"), 4);
-  ck_assert_str_eq(msg_text(c, 5), "kim three");
+  ck_assert_str_eq(message_text(c, 5), "kim three");
   json_decref(c);
   json_t *h = hist_read(&f, "kim", 0, 10);
   ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 6);
-  ck_assert_str_eq(hist_text(h, 0), "kim one");
+  ck_assert_str_eq(message_text(h, 0), "kim one");
   json_decref(h);
   fx_close(&f);
 }
