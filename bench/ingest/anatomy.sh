@@ -16,16 +16,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CHANNEL=${CHANNEL:-messenger} DURATION=${DURATION:-8} STRACE=${STRACE:-0} PERF=${PERF:-0}
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
-W=$(mktemp -d /tmp/sb-ingest-anat.XXXXXX)
-D= G= S=
-cleanup() {
-  [ -n "$S" ] && kill "$S" 2>/dev/null && wait "$S" 2>/dev/null
-  [ -n "$D" ] && kill "$D" 2>/dev/null && wait "$D" 2>/dev/null
-  [ -n "$G" ] && kill "$G" 2>/dev/null && wait "$G" 2>/dev/null
-  rm -rf "$W"
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 . "$ROOT/bench/ingest/channel.sh"
 bin=$(realpath "${1:-$B/switchboard}")
 echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",

@@ -13,16 +13,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LIMIT=${1:-1000} CHANNEL=${CHANNEL:-custom}
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
-W=$(mktemp -d /tmp/sb-ingest-cg.XXXXXX)
-D= G=
-cleanup() {
-  [ -n "$D" ] && kill "$D" 2>/dev/null && wait "$D" 2>/dev/null
-  [ -n "$G" ] && kill "$G" 2>/dev/null && wait "$G" 2>/dev/null
-  [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$W"/cg.out.* "$KEEP"/ 2>/dev/null
-  rm -rf "$W"
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# keeps the callgrind files when asked (channel.sh's cleanup calls it)
+on_cleanup() { [ -z "${KEEP:-}" ] || { mkdir -p "$KEEP" && cp "$W"/cg.out.* "$KEEP"/ 2>/dev/null; }; }
 . "$ROOT/bench/ingest/channel.sh"
 echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
   \"plugins\": {\"dirs\": [\"$B/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"

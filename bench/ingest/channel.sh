@@ -1,9 +1,24 @@
-# bench/ingest/channel.sh — sourced by cpu.sh and callgrind.sh: the channel
-# under load, by CHANNEL. Needs ROOT, W (a work directory), port and
-# PEERS_DIR; sets B (the build tree), channel (its config entry), url,
-# script (the wrk script) and prefix (of the message ids a run named
-# RUN_ID=measured stores); for Messenger it starts the Graph API double
-# (PID in G, stopped by the caller's cleanup).
+# bench/ingest/channel.sh — sourced by cpu.sh, anatomy.sh and callgrind.sh:
+# their scratch directory and the channel under load, by CHANNEL. Needs ROOT
+# and PEERS_DIR. Sets W (a work directory, removed on exit), port (a free
+# loopback port) and the PIDs the exit trap stops: D (the daemon, started
+# by the caller), S (a tracer, the caller's) and G (the Graph API double,
+# started here for Messenger); a caller's on_cleanup function, if any, runs
+# after they stop and before W goes. Then sets B (the build tree), channel
+# (its config entry), url, script (the wrk script) and prefix (of the
+# message ids a run named RUN_ID=measured stores).
+W=$(mktemp -d "/tmp/sb-ingest-$(basename "$0" .sh).XXXXXX")
+D= G= S=
+cleanup() {
+  for pid in "$S" "$D" "$G"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
+  if declare -F on_cleanup >/dev/null; then on_cleanup; fi
+  rm -rf "$W"
+}
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
 if [ "$CHANNEL" = messenger ]; then
   B=$ROOT/build-bench-fb
   export APP_SECRET=bench-app-secret PAGE_ID=100000000000001

@@ -17,16 +17,6 @@ export USERS=${USERS:-100}
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
 [ $# -gt 0 ] || set -- "$ROOT/build-bench/switchboard"
 bins=(); for b in "$@"; do bins+=("$(realpath "$b")"); done
-W=$(mktemp -d /tmp/sb-ingest-cpu.XXXXXX)
-D= G=
-cleanup() {
-  [ -n "$D" ] && kill "$D" 2>/dev/null && wait "$D" 2>/dev/null
-  [ -n "$G" ] && kill "$G" 2>/dev/null && wait "$G" 2>/dev/null
-  rm -rf "$W"
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-
 . "$ROOT/bench/ingest/channel.sh"
 
 # Per thread name: utime + stime in clock ticks, one "name ticks" line each;
