@@ -8,7 +8,7 @@
 # (waits for work or I/O, and preemptions); then (STRACE=1, a second short
 # run under strace, which slows it) system calls per request by thread and
 # name; then (PERF=1, a third run under perf) where the loop thread's time
-# goes: user space, or the kernel by system call; last, the conversations,
+# goes: the kernel by system call, user space by function; last, the conversations,
 # contacts and messages in the database.
 #
 # usage: bench/ingest/anatomy.sh [BIN]   env: CHANNEL=custom|messenger DURATION=8 STRACE=0 PERF=0
@@ -71,9 +71,9 @@ if [ "$PERF" = 1 ]; then
   RUN_ID=p$RANDOM$RANDOM wrk -t2 -c64 -d5s -s "$script" "$url" >/dev/null
   wait "$P" || true
   echo "the loop thread's time under perf (cpu-clock samples), by where it was:"
-  perf script -i "$W/perf.data" -F ip,sym 2>/dev/null | python3 -c '
+  perf script -i "$W/perf.data" -F ip,sym,dso 2>/dev/null | python3 -c '
 import sys, collections
-where, total = collections.Counter(), 0
+where, user, total = collections.Counter(), collections.Counter(), 0
 for sample in sys.stdin.read().split("\n\n"):
     frames = [l.split() + ["?"] for l in sample.strip().splitlines()]
     if not frames: continue
@@ -85,7 +85,10 @@ for sample in sys.stdin.read().split("\n\n"):
         where["kernel, interrupts and scheduling"] += 1
     else:
         where["user space"] += 1
+        user[names[0] if names[0] != "[unknown]" else frames[0][-2]] += 1  # else its library
 for k, v in where.most_common(8): print("  %-36s %4.1f %%" % (k, 100.0 * v / total))
+print("user space by function (share of all the loop time):")
+for k, v in user.most_common(16): print("  %-36s %4.1f %%" % (k[:36], 100.0 * v / total))
 '
 fi
 kill "$D"; wait "$D" || true; D=
