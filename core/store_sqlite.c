@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -611,6 +612,16 @@ static void sq__commit(store *st, sq_txn *t) {
 static void sq__writer(void *arg) {
   store *st = arg;
   pthread_setname_np(pthread_self(), "sb-writer");
+  /* SCHED_BATCH: woken by the loop's hand-over, the writer does not preempt
+   * the loop (it starts on a free core, or when the loop's turn ends). On
+   * two busy cores, preempting cost the loop the whole batch's run while
+   * requests waited in its sockets, and the other core could sit idle
+   * (bench/ingest/README.md). Needs no privilege; Linux only. */
+#ifdef SCHED_BATCH
+  struct sched_param param = {.sched_priority = 0};
+  if (pthread_setschedparam(pthread_self(), SCHED_BATCH, &param) != 0)
+    log_debug("store: the writer stays in the default scheduling class");
+#endif
   sq_txn t = {0};
   for (;;) {
     uv_mutex_lock(&st->mu);

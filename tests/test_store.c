@@ -1,5 +1,7 @@
 /* test_store.c — core/store_sqlite*.c: open, migrations, group commit,
  * durability across reopen, close drains, read queries, channel state. */
+#include <dirent.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -142,6 +144,36 @@ START_TEST(one_turn_of_submissions_is_one_group_commit) {
   ck_assert_int_eq(after.transactions - before.transactions, 1);
   ck_assert_int_eq(after.requests - before.requests, 500);
   ck_assert_int_eq(after.inbound - before.inbound, 500);
+  fx_close(&f);
+}
+END_TEST
+
+/* The scheduling class of this process's thread named name, or -1. */
+static int thread_policy(const char *name) {
+  DIR *d = opendir("/proc/self/task");
+  ck_assert_ptr_nonnull(d);
+  int policy = -1;
+  for (struct dirent *e; policy < 0 && (e = readdir(d)) != NULL;) {
+    char path[300], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) continue;
+    if (fgets(comm, sizeof(comm), fp) != NULL) comm[strcspn(comm, "\n")] = '\0';
+    fclose(fp);
+    if (strcmp(comm, name) == 0) policy = sched_getscheduler(atoi(e->d_name));
+  }
+  closedir(d);
+  return policy;
+}
+
+START_TEST(the_writer_yields_to_the_loop_and_the_syncer_does_not) {
+  fx f;
+  fx_open(&f);
+  /* the threads name themselves as they start */
+  for (int i = 0; i < 200 && (thread_policy("sb-writer") < 0 || thread_policy("sb-syncer") < 0); i++)
+    usleep(5000);
+  ck_assert_int_eq(thread_policy("sb-writer"), SCHED_BATCH);
+  ck_assert_int_eq(thread_policy("sb-syncer"), SCHED_OTHER); /* its wakeups answer webhooks */
   fx_close(&f);
 }
 END_TEST
@@ -1055,6 +1087,7 @@ int main(void) {
   tcase_add_test(tc, database_newer_than_binary_is_refused);
   tcase_add_test(tc, migrations_run_once_and_wal_is_on);
   tcase_add_test(tc, one_turn_of_submissions_is_one_group_commit);
+  tcase_add_test(tc, the_writer_yields_to_the_loop_and_the_syncer_does_not);
   tcase_add_test(tc, checkpoints_run_off_the_writer_as_the_wal_grows);
   tcase_add_test(tc, checkpoint_cycles_restart_the_wal_without_a_storm);
   tcase_add_test(tc, the_wal_stays_bounded_under_sustained_commits);
