@@ -5,7 +5,11 @@
 # daemon's Messenger channel, beside nginx `return 200` in the same run.
 # The Graph API double answers the plugin's User Profile lookups.
 #
-# usage: bench/ingest/messenger.sh     env: DURATION WARMUP THREADS CONNS REPEAT (harness knobs)
+# nginx runs before and after ours (the harness runs its peers in the order
+# given: PEERS, default "nginx target nginx"), since this VM's speed drifts
+# within minutes; each of our runs is then set against the median nginx run.
+#
+# usage: bench/ingest/messenger.sh     env: DURATION WARMUP THREADS CONNS REPEAT (harness knobs), PEERS
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
@@ -45,6 +49,14 @@ cd "$WORK/peers"
 TARGET_URL=http://127.0.0.1:$port/hooks/messenger \
 TARGET_CMD="$B/switchboard run -c $WORK/sb.json" \
 TARGET_ROWS_CMD="sqlite3 $WORK/bench.db \"select count(*) from messages where direction = 'in'\"" \
-OUT="$WORK/out" ./run.sh nginx target >"$WORK/harness.log" 2>&1 || { tail -20 "$WORK/harness.log"; exit 1; }
+OUT="$WORK/out" ./run.sh ${PEERS:-nginx target nginx} >"$WORK/harness.log" 2>&1 || { tail -20 "$WORK/harness.log"; exit 1; }
 column -t -s $'\t' "$WORK/out/summary.tsv"
+python3 - "$WORK/out/summary.tsv" <<'PY'
+import statistics, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()[1:]]
+nginx, ours = [float(r[2]) for r in rows if r[0] == "nginx"], [float(r[2]) for r in rows if r[0] == "target"]
+if nginx and ours:
+    m = statistics.median(nginx)
+    print("of the median nginx run (%.0f req/s): %s" % (m, " ".join("%.0f %%" % (100 * x / m) for x in ours)))
+PY
 echo "stored twice: $(sqlite3 "$WORK/bench.db" "select count(*) - count(distinct external_id) from messages where direction = 'in'")"
