@@ -110,7 +110,7 @@ typedef struct msgr_event {
 
 /* One webhook POST being worked through. */
 typedef struct msgr_batch {
-  struct msgr_batch *next_open; /* in m->open */
+  struct msgr_batch *next_open, **prev_open; /* in m->open; prev_open points at this one */
   int answered;                 /* disconnect() answered it 503 already */
   messenger *m;
   sb_responder *r;
@@ -137,12 +137,9 @@ static void msgr__maybe_finish(msgr_batch *b) {
   } else {
     meta_answer(m->host, b->r, 200, NULL);
   }
-  for (msgr_batch **p = &m->open; *p != NULL; p = &(*p)->next_open) {
-    if (*p == b) {
-      *p = b->next_open;
-      break;
-    }
-  }
+  /* unlinked in constant time: under load every connection may have one open */
+  *b->prev_open = b->next_open;
+  if (b->next_open != NULL) b->next_open->prev_open = b->prev_open;
   m->batches--;
   wj_free(b->root);
   free(b->events);
@@ -566,6 +563,8 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
   b->root = root;
   m->batches++;
   b->next_open = m->open;
+  b->prev_open = &m->open;
+  if (m->open != NULL) m->open->prev_open = &b->next_open;
   m->open = b;
   msgr__step(b);
   return SB_OK;
