@@ -1,5 +1,6 @@
 /* test_meta_common.c — plugins/meta_common: Graph error parsing and the classification tables of both
  * Meta plugins, X-Hub-Signature-256 checks, and URL encoding, without a plugin around them. */
+#include <ctype.h>
 #include <string.h>
 
 #include "channel.h"
@@ -93,6 +94,20 @@ START_TEST(signatures_are_checked_in_constant_time_with_401_and_403) {
                          .body_len = strlen(body)};
   ck_assert_int_eq(meta_check_signature(host, &req, "s3cret", why, sizeof(why)), 0);
   ck_assert_int_eq(meta_check_signature(host, &req, "other", why, sizeof(why)), 403);
+  char upper[72];
+  for (size_t i = 0; i <= strlen(sig); i++) upper[i] = i < 7 ? sig[i] : (char)toupper((unsigned char)sig[i]);
+  h[0].value = upper; /* hex digits in either case */
+  ck_assert_int_eq(meta_check_signature(host, &req, "s3cret", why, sizeof(why)), 0);
+  /* 64 characters, one of them just outside the digits' and letters' ranges */
+  const char outside[] = "/:@G`g \x80";
+  for (size_t k = 0; k < sizeof(outside) - 1; k++) {
+    char bad[72];
+    memcpy(bad, sig, sizeof(bad));
+    bad[7 + k * 9] = outside[k];
+    h[0].value = bad;
+    ck_assert_int_eq(meta_check_signature(host, &req, "s3cret", why, sizeof(why)), 401);
+    ck_assert_ptr_nonnull(strstr(why, "64 hex digits"));
+  }
   h[0].value = "sha256=abc";
   ck_assert_int_eq(meta_check_signature(host, &req, "s3cret", why, sizeof(why)), 401);
   h[0].value = "sha1=0000000000000000000000000000000000000000";
