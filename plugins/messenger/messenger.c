@@ -115,13 +115,13 @@ typedef struct msgr_batch {
   messenger *m;
   sb_responder *r;
   cJSON *root; /* the webhook body (cJSON: the cheaper parse on the loop thread) */
-  msgr_event *events;
   size_t n, next;
   int pending;     /* commits not yet done */
   int failed;      /* a commit failed or the channel closed: answer 503 */
   int walking;     /* msgr__step is running (a commit done must not finish the batch) */
   int waiting;     /* a profile lookup is in flight */
   json_t *profile; /* the looked-up profile for events[next], or NULL */
+  msgr_event events[]; /* in the batch's allocation */
 } msgr_batch;
 
 static void msgr__step(msgr_batch *b);
@@ -142,7 +142,6 @@ static void msgr__maybe_finish(msgr_batch *b) {
   if (b->next_open != NULL) b->next_open->prev_open = b->prev_open;
   m->batches--;
   wj_free(b->root);
-  free(b->events);
   free(b);
 }
 
@@ -531,16 +530,12 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
   size_t total = 0;
   const cJSON *en;
   cJSON_ArrayForEach(en, entries) total += wj_size(wj_get(en, "messaging")) + wj_size(wj_get(en, "standby"));
-  msgr_batch *b = calloc(1, sizeof(*b));
-  msgr_event *events = calloc(total > 0 ? total : 1, sizeof(*events));
-  if (b == NULL || events == NULL) {
-    free(events);
-    free(b);
+  msgr_batch *b = calloc(1, sizeof(*b) + total * sizeof(b->events[0]));
+  if (b == NULL) {
     wj_free(root);
     meta_answer(m->host, r, 503, "out of memory; deliver it again");
     return SB_OK;
   }
-  b->events = events;
   cJSON_ArrayForEach(en, entries) {
     const char *page = wj_get_string(en, "id");
     if (page != NULL && strcmp(page, m->page_id) != 0) {

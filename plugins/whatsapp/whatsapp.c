@@ -160,7 +160,6 @@ typedef struct wa_batch {
   whatsapp *w;
   sb_responder *r;
   cJSON *root; /* the webhook body */
-  wa_event *events;
   size_t n, next;
   int pending, failed, walking, waiting;
   /* The media of events[next] while it is fetched. */
@@ -169,6 +168,7 @@ typedef struct wa_batch {
   char *data;
   size_t data_len;
   char media_error[META_MAX_REASON + 80];
+  wa_event events[]; /* in the batch's allocation */
 } wa_batch;
 
 static void wa__step(wa_batch *b);
@@ -196,7 +196,6 @@ static void wa__maybe_finish(wa_batch *b) {
   w->batches--;
   wa__media_reset(b);
   wj_free(b->root);
-  free(b->events);
   free(b);
 }
 
@@ -484,16 +483,12 @@ static int wa__webhook(whatsapp *w, const sb_http_request *req, sb_responder *r)
     const cJSON *changes = wj_get_array(entry, "changes");
     cJSON_ArrayForEach(ch, changes) total += wj_size(wj_get(wj_get(ch, "value"), "messages"));
   }
-  wa_batch *b = calloc(1, sizeof(*b));
-  wa_event *events = calloc(total > 0 ? total : 1, sizeof(*events));
-  if (b == NULL || events == NULL) {
-    free(b);
-    free(events);
+  wa_batch *b = calloc(1, sizeof(*b) + total * sizeof(b->events[0]));
+  if (b == NULL) {
     wj_free(root);
     meta_answer(w->host, r, 503, "out of memory; deliver it again");
     return SB_OK;
   }
-  b->events = events;
   cJSON_ArrayForEach(entry, entries) {
     const cJSON *changes = wj_get_array(entry, "changes");
     cJSON_ArrayForEach(ch, changes) {
