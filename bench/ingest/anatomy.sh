@@ -18,11 +18,7 @@ CHANNEL=${CHANNEL:-messenger} DURATION=${DURATION:-8} STRACE=${STRACE:-0} PERF=$
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
 . "$ROOT/bench/ingest/channel.sh"
 bin=$(realpath "${1:-$B/switchboard}")
-echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
-  \"plugins\": {\"dirs\": [\"$(dirname "$bin")/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
-"$bin" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
-D=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+start_daemon "$bin"
 RUN_ID=w$RANDOM wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
 metrics() { curl -s "http://127.0.0.1:$port/metrics" | grep -E '^switchboard_store_(commit_seconds|wal_sync_seconds)_(sum|count) '; }
 # the daemon's threads: id, name, context switches so far (voluntary, involuntary)

@@ -16,17 +16,13 @@ PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
 # keeps the callgrind files when asked (channel.sh's cleanup calls it)
 on_cleanup() { [ -z "${KEEP:-}" ] || { mkdir -p "$KEEP" && cp "$W"/cg.out.* "$KEEP"/ 2>/dev/null; }; }
 . "$ROOT/bench/ingest/channel.sh"
-echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
-  \"plugins\": {\"dirs\": [\"$B/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
 cat >"$W/fixed.lua" <<LUA
 dofile("$script")
 local limit, got = tonumber(os.getenv("LIMIT")), 0
 function response() got = got + 1; if got >= limit then wrk.thread:stop() end end
 LUA
-valgrind --tool=callgrind --separate-threads=yes --fair-sched=yes --callgrind-out-file="$W/cg.out" \
-  "$B/switchboard" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
-D=$!
-for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+start_daemon "$B/switchboard" valgrind --tool=callgrind --separate-threads=yes --fair-sched=yes \
+  --callgrind-out-file="$W/cg.out"
 RUN_ID=warm LIMIT=200 wrk -t1 -c16 -d10s -s "$W/fixed.lua" "$url" >/dev/null
 callgrind_control -z "$D" >/dev/null
 RUN_ID=measured LIMIT=$LIMIT wrk -t1 -c16 -d60s -s "$W/fixed.lua" "$url" >/dev/null

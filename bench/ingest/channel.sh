@@ -6,7 +6,7 @@
 # started here for Messenger); a caller's on_cleanup function, if any, runs
 # after they stop and before W goes. Then sets B (the build tree), channel
 # (its config entry), url, script (the wrk script) and prefix (of the
-# message ids a run named RUN_ID=measured stores).
+# message ids a run named RUN_ID=measured stores), and start_daemon.
 W=$(mktemp -d "/tmp/sb-ingest-$(basename "$0" .sh).XXXXXX")
 D= G= S=
 cleanup() {
@@ -37,3 +37,16 @@ else
     \"signing_secret\": \"$SECRET\"}}"
   url=http://127.0.0.1:$port/hooks/bench/messages script=$ROOT/bench/ingest/custom.lua prefix=b-measured-
 fi
+
+# start_daemon BIN [LAUNCHER...]: the channel's config in $W/sb.json (the
+# store $W/bench.db, the plugins beside BIN), BIN started on it (under
+# LAUNCHER, e.g. valgrind, if given) as D; returns once it answers /healthz.
+start_daemon() {
+  local bin=$1
+  shift
+  echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
+    \"plugins\": {\"dirs\": [\"$(dirname "$bin")/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
+  "$@" "$bin" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
+  D=$!
+  for _ in $(seq 400); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1; done
+}

@@ -31,11 +31,7 @@ echo "# $(date -Is) $CHANNEL channel, wrk -t2 -c$CONNS -d${DURATION}s; µs of CP
 for round in $(seq "$ROUNDS"); do
   for bin in "${bins[@]}"; do
     rm -f "$W"/bench.db*
-    echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
-      \"plugins\": {\"dirs\": [\"$(dirname "$bin")/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
-    "$bin" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
-    D=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+    start_daemon "$bin"
     RUN_ID=w$round$RANDOM wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
     ticks "$D" >"$W/before"
     out=$(RUN_ID=r$round$RANDOM$RANDOM wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url")

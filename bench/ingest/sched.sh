@@ -15,11 +15,7 @@ CHANNEL=${CHANNEL:-messenger}
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
 . "$ROOT/bench/ingest/channel.sh"
 bin=$(realpath "${1:-$B/switchboard}")
-echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
-  \"plugins\": {\"dirs\": [\"$(dirname "$bin")/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
-"$bin" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
-D=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+start_daemon "$bin"
 RUN_ID=s$RANDOM$RANDOM wrk -t2 -c64 -d6s -s "$script" "$url" >"$W/wrk.txt" &
 S=$!
 sleep 3
