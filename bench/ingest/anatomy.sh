@@ -68,7 +68,7 @@ if [ "$PERF" = 1 ]; then
   wait "$P" || true
   echo "the loop thread's time under perf (cpu-clock samples), by where it was:"
   perf script -i "$W/perf.data" -F ip,sym,dso 2>/dev/null | python3 -c '
-import sys, collections
+import sys, collections, re
 where, user, total = collections.Counter(), collections.Counter(), 0
 for sample in sys.stdin.read().split("\n\n"):
     frames = [l.split() + ["?"] for l in sample.strip().splitlines()]
@@ -85,6 +85,8 @@ for sample in sys.stdin.read().split("\n\n"):
 for k, v in where.most_common(8): print("  %-36s %4.1f %%" % (k, 100.0 * v / total))
 print("user space by function (share of all the loop time):")
 for k, v in user.most_common(16): print("  %-36s %4.1f %%" % (k[:36], 100.0 * v / total))
+alloc = sum(v for k, v in user.items() if re.match(r"(__libc_|_int_|__GI___libc_)?(malloc|calloc|realloc|free|cfree)\b|malloc_consolidate|unlink_chunk|tcache_", k))
+print("  %-36s %4.1f %%" % ("(glibc malloc and free, in all)", 100.0 * alloc / total))
 '
 fi
 kill "$D"; wait "$D" || true; D=
