@@ -62,20 +62,15 @@ static void ingress__answer_503(ingress *in, hook_call *c) {
 
 /* Hands an ordinary request to the plugin's receive(). */
 static void ingress__receive(ingress *in, sb_channel *ch, const sb_http_request *r, http_responder *res) {
-  hook_call *c = calloc(1, sizeof(*c));
+  hook_call *c = malloc(sizeof(*c)); /* not calloc: glibc 2.36 serves that without its thread cache */
   if (c == NULL) {
     http_respond_error(res, 503, "unavailable", "out of memory", NULL);
     return;
   }
-  c->base.respond = ingress__respond;
-  c->in = in;
-  c->ch = ch;
-  c->res = res;
-  c->next = in->pending.next;
-  c->prev = &in->pending;
+  *c = (hook_call){.base.respond = ingress__respond, .in = in, .ch = ch, .res = res,
+                   .next = in->pending.next, .prev = &in->pending, .in_receive = 1};
   in->pending.next->prev = c;
   in->pending.next = c;
-  c->in_receive = 1;
   channel_receive(ch, r, &c->base);
   c->in_receive = 0;
   if (c->base.answered) free(c); /* answered inside receive: its respond left it to us */
