@@ -171,6 +171,28 @@ START_TEST(text_with_escaped_unicode_reply_to_and_profile_name_are_stored) {
 }
 END_TEST
 
+/* The cache holds each sender's profile under a hash of the PSID: thirty
+ * senders, two messages each, are thirty lookups (the harness keeps 64
+ * messages). */
+START_TEST(each_of_many_senders_is_looked_up_once) {
+  open_with("");
+  int64_t ts = now_ms() - 5000;
+  int before = gd_count();
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 30; i++) {
+      char psid[32], message[96], events[4096];
+      snprintf(psid, sizeof(psid), "72000000000%05d", i * 37);
+      snprintf(message, sizeof(message), "{\"mid\":\"m_many_%d_%d\",\"text\":\"hi\"}", round, i);
+      char *ev = event_msg(psid, ts + round * 100 + i, message);
+      snprintf(events, sizeof(events), "[%s]", ev);
+      free(ev);
+      ck_assert_int_eq(post_events(events)->status, 200);
+    }
+    ck_assert_int_eq(gd_count() - before, 30); /* the second round asked nothing */
+  }
+}
+END_TEST
+
 START_TEST(webhook_is_answered_only_after_every_message_of_the_batch_is_committed) {
   open_with("");
   phe.hold = 1;
@@ -791,6 +813,7 @@ int main(void) {
   tcase_add_test(tc, bad_or_missing_signature_is_refused_and_nothing_is_stored);
   tcase_add_test(tc, malformed_json_gets_400_and_other_methods_405);
   tcase_add_test(tc, text_with_escaped_unicode_reply_to_and_profile_name_are_stored);
+  tcase_add_test(tc, each_of_many_senders_is_looked_up_once);
   tcase_add_test(tc, webhook_is_answered_only_after_every_message_of_the_batch_is_committed);
   tcase_add_test(tc, attachments_stickers_fallbacks_and_postbacks_are_recorded);
   tcase_add_test(tc, delivery_and_read_become_watermark_statuses);

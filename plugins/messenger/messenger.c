@@ -389,6 +389,38 @@ static int msgr__own_echo(const cJSON *msg) {
   return md != NULL && strncmp(md, MSGR_METADATA_PREFIX, strlen(MSGR_METADATA_PREFIX)) == 0;
 }
 
+/* The profile cache is a table of MSGR_PROFILE_CACHE slots indexed by a
+ * hash of the PSID: a webhook compares its sender with the few PSIDs in
+ * MSGR_PROFILE_PROBES slots, not with every one cached. */
+#define MSGR_PROFILE_PROBES 8
+
+static size_t msgr__profile_hash(const char *psid) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const unsigned char *c = (const unsigned char *)psid; *c != '\0'; c++) h = (h ^ *c) * 16777619u;
+  return h;
+}
+
+/* Keeps fields (a new reference) for psid: in its own slot if it has one,
+ * else in a free slot among its probes, else in the one looked up longest ago. */
+static void msgr__keep_profile(messenger *m, const char *psid, json_t *fields) {
+  if (strlen(psid) >= sizeof(m->profiles[0].psid)) return;
+  int64_t now = m->host->now_ms();
+  size_t h = msgr__profile_hash(psid);
+  msgr_profile *slot = NULL;
+  for (size_t i = 0; i < MSGR_PROFILE_PROBES; i++) {
+    msgr_profile *p = &m->profiles[(h + i) % MSGR_PROFILE_CACHE];
+    if (p->at != 0 && strcmp(p->psid, psid) == 0) {
+      slot = p;
+      break;
+    }
+    if (slot == NULL || (slot->at != 0 && (p->at == 0 || p->at < slot->at))) slot = p;
+  }
+  json_decref(slot->fields);
+  snprintf(slot->psid, sizeof(slot->psid), "%s", psid);
+  slot->at = now;
+  slot->fields = json_incref(fields);
+}
+
 static void msgr__profile_done(void *arg, const sb_http_client_response *res) {
   msgr_batch *b = arg;
   messenger *m = b->m;
@@ -430,26 +462,20 @@ static void msgr__profile_done(void *arg, const sb_http_client_response *res) {
       if (json_is_string(v)) json_object_set_new(cache, keys[i], json_deep_copy(v));
     }
   }
-  if (cache != NULL && psid != NULL && strlen(psid) < sizeof(m->profiles[0].psid)) {
-    msgr_profile *slot = &m->profiles[m->profile_next];
-    m->profile_next = (m->profile_next + 1) % MSGR_PROFILE_CACHE;
-    json_decref(slot->fields);
-    snprintf(slot->psid, sizeof(slot->psid), "%s", psid);
-    slot->at = m->host->now_ms();
-    slot->fields = json_incref(cache);
-  }
+  if (cache != NULL && psid != NULL) msgr__keep_profile(m, psid, cache);
   json_decref(profile);
   b->profile = cache;
   msgr__step(b);
 }
 
 /* Finds a fresh cached profile for psid: a new reference, or NULL. The
- * cache lives in memory (a ring of MSGR_PROFILE_CACHE): profile pictures'
- * URLs expire, so nothing is gained by keeping profiles across restarts. */
+ * cache lives in memory: profile pictures' URLs expire, so nothing is
+ * gained by keeping profiles across restarts. */
 static json_t *msgr__cached_profile(const messenger *m, const char *psid) {
   int64_t now = m->host->now_ms();
-  for (size_t i = 0; i < MSGR_PROFILE_CACHE; i++) {
-    const msgr_profile *p = &m->profiles[i];
+  size_t h = msgr__profile_hash(psid);
+  for (size_t i = 0; i < MSGR_PROFILE_PROBES; i++) {
+    const msgr_profile *p = &m->profiles[(h + i) % MSGR_PROFILE_CACHE];
     if (p->at != 0 && now - p->at <= MSGR_PROFILE_TTL_MS && strcmp(p->psid, psid) == 0) return json_incref(p->fields);
   }
   return NULL;

@@ -41,8 +41,7 @@ typedef struct messenger {
   int sends;                                 /* sends, notices and connect calls in flight */
   struct msgr_out *outs;                     /* sends and notices waiting for the Send API */
   struct msgr_batch *open;                   /* webhook batches not yet freed */
-  msgr_profile profiles[MSGR_PROFILE_CACHE]; /* a ring: a lookup is not repeated within a day */
-  size_t profile_next;
+  msgr_profile profiles[MSGR_PROFILE_CACHE]; /* by a hash of the PSID: a lookup is not repeated within a day */
 } messenger;
 
 /* The key/value value under prefix+psid read as an integer; 0 when absent. */
