@@ -1,8 +1,8 @@
-# bench/ingest/channel.sh — sourced by cpu.sh, anatomy.sh and callgrind.sh:
-# their scratch directory and the channel under load, by CHANNEL. Needs ROOT
-# and PEERS_DIR. Sets W (a work directory, removed on exit), port (a free
-# loopback port) and the PIDs the exit trap stops: D (the daemon, started
-# by the caller), S (a tracer, the caller's) and G (the Graph API double,
+# bench/ingest/channel.sh — sourced by cpu.sh, anatomy.sh, callgrind.sh and
+# sched.sh: their scratch directory and the channel under load, by CHANNEL.
+# Needs ROOT and PEERS_DIR. Sets W (a work directory, removed on exit), port
+# (a free loopback port) and the PIDs the exit trap stops: D (the daemon,
+# started by start_daemon), S (the caller's tracer or load) and G (the Graph API double,
 # started here for Messenger); a caller's on_cleanup function, if any, runs
 # after they stop and before W goes. Then sets B (the build tree), channel
 # (its config entry), url, script (the wrk script) and prefix (of the
