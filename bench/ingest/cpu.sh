@@ -25,9 +25,10 @@ bins=(); for b in "$@"; do bins+=("$(realpath "$b")"); done
 ticks() { for t in /proc/"$1"/task/*; do
   echo "$(cat "$t/comm") $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "$t/stat")"; done | sort
   awk '$1 == "wchar:" || $1 == "syscw:" {sub(":", "", $1); print "io:" $1, $2}' /proc/"$1"/io
-  awk '/^cpu / {print "cpu:busy", $2 + $3 + $4 + $7 + $8; print "cpu:all", $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+  awk '/^cpu / {print "cpu:busy", $2 + $3 + $4 + $7 + $8; print "cpu:all", $2 + $3 + $4 + $5 + $6 + $7 + $8
+                print "cpu:idle", $5 + $6; print "cpu:steal", $9}' /proc/stat; }
 
-echo "# $(date -Is) $CHANNEL channel, wrk -t2 -c$CONNS -d${DURATION}s; µs of CPU per request by thread, the machine's busy share"
+echo "# $(date -Is) $CHANNEL channel, wrk -t2 -c$CONNS -d${DURATION}s; µs of CPU per request by thread, the machine's busy share (as the harness counts it: steal left out), and of all its time idle (with iowait) and stolen by the host"
 for round in $(seq "$ROUNDS"); do
   for bin in "${bins[@]}"; do
     rm -f "$W"/bench.db*
@@ -51,9 +52,10 @@ io = {k[3:]: (a.pop(k) - b.pop(k)) / j["requests"] for k in list(a) if k.startsw
 cpu = {k[4:]: a.pop(k) - b.pop(k) for k in list(a) if k.startswith("cpu:")}
 per = {k: (a[k] - b[k]) / hz * 1e6 / j["requests"] for k in a}
 parts = " ".join("%s %.1f" % (k.replace("switchboard", "loop"), v) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05)
-print("%-28s %6d req/s  p99 %6.2f ms  errors %d  total %.1f µs/req: %s  |  written %.0f B, %.2f writes /req  |  busy %.0f %%" % (
+print("%-28s %6d req/s  p99 %6.2f ms  errors %d  total %.1f µs/req: %s  |  written %.0f B, %.2f writes /req  |  busy %.0f %%, idle %.0f %%, steal %.0f %%" % (
     sys.argv[4][-28:], j["rps"], j["lat_p99_ms"], bad, sum(per.values()), parts, io["wchar"], io["syscw"],
-    100.0 * cpu["busy"] / max(1, cpu["all"])))
+    100.0 * cpu["busy"] / max(1, cpu["all"]), 100.0 * cpu["idle"] / max(1, cpu["all"] + cpu["steal"]),
+    100.0 * cpu["steal"] / max(1, cpu["all"] + cpu["steal"])))
 PY
   done
 done
