@@ -50,6 +50,7 @@ TARGET_URL=http://127.0.0.1:$port/hooks/messenger \
 TARGET_CMD="$B/switchboard run -c $WORK/sb.json" \
 TARGET_ROWS_CMD="sqlite3 $WORK/bench.db \"select count(*) from messages where direction = 'in'\"" \
 OUT="$WORK/out" ./run.sh ${PEERS:-nginx target nginx} >"$WORK/harness.log" 2>&1 || { tail -20 "$WORK/harness.log"; exit 1; }
+echo "# from $(sed -n '1s/^# \([^ ]*\).*/\1/p' "$WORK/out/env.txt") to $(date -Is)"
 column -t -s $'\t' "$WORK/out/summary.tsv"
 python3 - "$WORK/out/summary.tsv" <<'PY'
 import statistics, sys
