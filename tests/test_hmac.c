@@ -1,6 +1,6 @@
 /* test_hmac.c — core/hmac.c: HMAC-SHA256 matches RFC 4231 and libsodium for
- * any key and length, whether a kept key state is reused, evicted or
- * contended by other threads. */
+ * any key and length, whether a kept key state is reused or evicted, and in
+ * threads hashing at once with keys of their own. */
 #include "hmac.h"
 #include "testutil.h"
 
