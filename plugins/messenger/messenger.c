@@ -168,9 +168,16 @@ static const char *msgr__mime(const char *type) {
   return NULL;
 }
 
+/* Sets key in *meta, the message's metadata object, made on first use:
+ * most messages have none. */
+static void msgr__meta_set(json_t **meta, const char *key, json_t *value) {
+  if (*meta == NULL) *meta = json_object();
+  json_object_set_new(*meta, key, value); /* NULL meta: value is freed */
+}
+
 /* Reads message.attachments[] into a (at most MSGR_MAX_ATTACHMENTS) and
- * notes stickers and fallbacks in meta. Returns the count. */
-static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t *meta) {
+ * notes stickers and fallbacks in *meta. Returns the count. */
+static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t **meta) {
   size_t n = 0;
   const cJSON *list = wj_get_array(msg, "attachments"), *it;
   if (list == NULL) return 0; /* most messages: no array to start */
@@ -187,20 +194,20 @@ static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t *meta
     if (has_sticker_id || strcmp(type, "sticker") == 0) {
       /* Both forms: an image with payload.sticker_id, and the newer sticker type. */
       if (has_sticker_id)
-        json_object_set_new(meta, "sticker_id", json_integer((json_int_t)sticker_id));
+        msgr__meta_set(meta, "sticker_id", json_integer((json_int_t)sticker_id));
       else
-        json_object_set_new(meta, "sticker", json_true());
+        msgr__meta_set(meta, "sticker", json_true());
     }
     if (strcmp(type, "fallback") == 0) {
       const char *title = wj_get_string(it, "title");
       if (title == NULL) title = wj_get_string(payload, "title");
-      if (title != NULL) json_object_set_new(meta, "fallback_title", json_string(title));
-      if (url != NULL) json_object_set_new(meta, "fallback_url", json_string(url));
+      if (title != NULL) msgr__meta_set(meta, "fallback_title", json_string(title));
+      if (url != NULL) msgr__meta_set(meta, "fallback_url", json_string(url));
       continue; /* a shared link, not a file */
     }
     if (strcmp(type, "location") == 0) {
       const cJSON *coords = wj_get(payload, "coordinates");
-      if (coords != NULL) json_object_set_new(meta, "location", wj_to_jansson(coords));
+      if (coords != NULL) msgr__meta_set(meta, "location", wj_to_jansson(coords));
       continue;
     }
     if (url == NULL) continue;
@@ -210,7 +217,7 @@ static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t *meta
     n++;
   }
   if (json_array_size(types) > 0)
-    json_object_set_new(meta, "attachment_types", types);
+    msgr__meta_set(meta, "attachment_types", types);
   else
     json_decref(types);
   return n;
@@ -289,7 +296,7 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
   int echo = wj_is_true(wj_get(msg, "is_echo"));
   sb_inbound_message in = {.struct_size = sizeof(in)};
   sb_attachment att[MSGR_MAX_ATTACHMENTS];
-  json_t *meta = json_object();
+  json_t *meta = NULL; /* made by msgr__meta_set when something is noted */
   char synth_id[256], name[256] = "";
   const char *payload = NULL;
   in.sender.kind = SB_IDENTITY_PSID;
@@ -299,17 +306,17 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
     in.external_id = wj_get_string(msg, "mid");
     in.text = wj_get_string(msg, "text");
     in.reply_to_external_id = wj_get_string(wj_get(msg, "reply_to"), "mid");
-    in.attachment_count = msgr__attachments(msg, att, meta);
+    in.attachment_count = msgr__attachments(msg, att, &meta);
     in.attachments = att;
     const cJSON *qr = wj_get(msg, "quick_reply");
     if (qr != NULL) {
       payload = wj_get_string(qr, "payload");
-      json_object_set_new(meta, "quick_reply_payload", wj_to_jansson(wj_get(qr, "payload")));
+      msgr__meta_set(&meta, "quick_reply_payload", wj_to_jansson(wj_get(qr, "payload")));
     }
     if (echo) {
       in.flags |= SB_IN_ECHO;
       const cJSON *app = wj_get(msg, "app_id");
-      if (app != NULL) json_object_set_new(meta, "app_id", wj_to_jansson(app));
+      if (app != NULL) msgr__meta_set(&meta, "app_id", wj_to_jansson(app));
     }
   } else {
     in.external_id = wj_get_string(postback, "mid");
@@ -319,12 +326,12 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
     }
     in.text = wj_get_string(postback, "title");
     payload = wj_get_string(postback, "payload");
-    json_object_set_new(meta, "postback", json_true());
-    if (payload != NULL) json_object_set_new(meta, "postback_payload", json_string(payload));
+    msgr__meta_set(&meta, "postback", json_true());
+    if (payload != NULL) msgr__meta_set(&meta, "postback_payload", json_string(payload));
   }
   if (e->standby) {
     in.flags |= SB_IN_NO_AUTOREPLY; /* another app owns the conversation */
-    json_object_set_new(meta, "standby", json_true());
+    msgr__meta_set(&meta, "standby", json_true());
   }
   if (profile != NULL) {
     const char *first = json_string_value(json_object_get(profile, "first_name"));
