@@ -194,6 +194,54 @@ START_TEST(every_offset_of_a_long_string_is_checked) {
 }
 END_TEST
 
+/* A body of n numbers in an array: its tree takes n nodes. */
+static char *numbers(size_t n) {
+  char *s = malloc(2 * n + 2), *o = s;
+  *o++ = '[';
+  for (size_t i = 0; i < n; i++) o += sprintf(o, i ? ",%zu" : "%zu", i % 10);
+  *o++ = ']';
+  *o = '\0';
+  return s;
+}
+
+START_TEST(a_freed_block_serves_the_next_parse_on_the_thread) {
+  char err[200];
+  cJSON *a = parse("{\"mid\":\"m_1\",\"list\":[1,2,3]}", 0, err);
+  ck_assert_msg(a != NULL, "%s", err);
+  void *kept = a;
+  wj_free(a);
+  /* a smaller tree fits the kept block, and reads as its own */
+  cJSON *b = parse("{\"k\":7}", 0, err);
+  ck_assert_ptr_eq(b, kept);
+  int64_t k = 0;
+  ck_assert(wj_integer(wj_get(b, "k"), &k) && k == 7);
+  ck_assert_ptr_null(wj_get(b, "mid"));
+  /* a larger one while the block is taken gets a block of its own */
+  char *body = numbers(200);
+  cJSON *c = parse(body, 0, err);
+  ck_assert_msg(c != NULL, "%s", err);
+  ck_assert_ptr_ne(c, b);
+  ck_assert_int_eq(cJSON_GetArraySize(c), 200);
+  wj_free(b);
+  void *larger = c;
+  wj_free(c); /* the larger block is kept in the smaller one's place */
+  cJSON *d = parse(body, 0, err);
+  ck_assert_ptr_eq(d, larger);
+  ck_assert_int_eq(cJSON_GetArraySize(d), 200);
+  wj_free(d);
+  free(body);
+  /* a tree past 64 KiB is never kept */
+  body = numbers(5000);
+  cJSON *huge = parse(body, 0, err);
+  ck_assert_msg(huge != NULL, "%s", err);
+  wj_free(huge);
+  cJSON *e = parse("[1]", 0, err);
+  ck_assert_ptr_eq(e, larger);
+  wj_free(e);
+  free(body);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("webhook_json");
   TCase *tc = tcase_create("webhook_json");
@@ -201,6 +249,7 @@ int main(void) {
   tcase_add_test(tc, integers_are_exact_or_refused);
   tcase_add_test(tc, refuses_what_jansson_refused);
   tcase_add_test(tc, duplicate_keys_refused_at_any_depth_on_request);
+  tcase_add_test(tc, a_freed_block_serves_the_next_parse_on_the_thread);
   tcase_add_test(tc, copies_into_jansson_and_walks_only_arrays);
   tcase_add_test(tc, every_offset_of_a_long_string_is_checked);
   suite_add_tcase(s, tc);
