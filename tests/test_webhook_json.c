@@ -194,6 +194,25 @@ START_TEST(every_offset_of_a_long_string_is_checked) {
 }
 END_TEST
 
+/* Each byte value alone in a string: printable ASCII is kept as it is,
+ * control bytes and lone bytes past 0x7f are refused, a quote ends the
+ * string early and a backslash escapes the closing quote. */
+START_TEST(every_byte_value_in_a_string) {
+  char err[200], body[16];
+  for (int v = 1; v < 256; v++) {
+    snprintf(body, sizeof(body), "{\"a\":\"%c\"}", v);
+    cJSON *root = parse(body, 0, err);
+    int kept = v >= 0x20 && v < 0x80 && v != '"' && v != '\\';
+    ck_assert_msg((root != NULL) == kept, "byte 0x%02x: %s", v, root != NULL ? "accepted" : err);
+    if (root != NULL) {
+      const char *a = wj_get_string(root, "a");
+      ck_assert(a != NULL && (unsigned char)a[0] == v && a[1] == '\0');
+      wj_free(root);
+    }
+  }
+}
+END_TEST
+
 /* A body of n numbers in an array: its tree takes n nodes. */
 static char *numbers(size_t n) {
   char *s = malloc(2 * n + 2), *o = s;
@@ -252,6 +271,7 @@ int main(void) {
   tcase_add_test(tc, a_freed_block_serves_the_next_parse_on_the_thread);
   tcase_add_test(tc, copies_into_jansson_and_walks_only_arrays);
   tcase_add_test(tc, every_offset_of_a_long_string_is_checked);
+  tcase_add_test(tc, every_byte_value_in_a_string);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

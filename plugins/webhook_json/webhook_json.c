@@ -14,6 +14,18 @@
 
 static int wj__digit(char c) { return c >= '0' && c <= '9'; }
 
+/* Bytes a string may hold as they are: printable ASCII but the quote and
+ * the backslash. One load per byte where four comparisons were. */
+#define WJ_PLAIN16(r) r, r, r, r, r, r, r, r, r, r, r, r, r, r, r, r
+static const unsigned char wj__plain[256] = {
+    WJ_PLAIN16(0), WJ_PLAIN16(0),                                     /* 0x00-0x1f: control */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,                   /* 0x20-0x2f: '"' */
+    WJ_PLAIN16(1), WJ_PLAIN16(1),                                     /* 0x30-0x4f */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,                   /* 0x50-0x5f: '\\' */
+    WJ_PLAIN16(1), WJ_PLAIN16(1),                                     /* 0x60-0x7f */
+    WJ_PLAIN16(0), WJ_PLAIN16(0), WJ_PLAIN16(0), WJ_PLAIN16(0),       /* 0x80-0xbf: UTF-8 */
+    WJ_PLAIN16(0), WJ_PLAIN16(0), WJ_PLAIN16(0), WJ_PLAIN16(0)};      /* 0xc0-0xff */
+
 static int wj__hex4(const char *p) {
   for (int k = 0; k < 4; k++)
     if (!wj__digit(p[k]) && !((p[k] | 0x20) >= 'a' && (p[k] | 0x20) <= 'f')) return 0;
@@ -46,7 +58,7 @@ static const char *wj__lex(const char *b, size_t len, size_t *at, size_t *values
       ++*values;
       for (i++; i < len; i++) {
         unsigned char u = (unsigned char)b[i];
-        if (u >= 0x20 && u < 0x80 && u != '"' && u != '\\') continue;
+        if (wj__plain[u]) continue;
         *at = i;
         if (u == '"') break;
         if (u >= 0x80) { /* UTF-8 is checked here: only a string may hold such bytes */
