@@ -45,7 +45,8 @@
 cJSON *wj_parse(const char *body, size_t len, int flags, char *err, size_t errlen);
 
 /* Frees a tree wj_parse returned (NULL is fine). Only the root: its nodes
- * and strings live in the root's block. */
+ * and strings live in the root's block, which the thread may keep (one,
+ * up to 64 KiB) for its next parse. */
 void wj_free(cJSON *root);
 
 /* obj[key] (case-sensitive), or NULL when obj is not an object or has no
