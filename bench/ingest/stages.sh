@@ -14,22 +14,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CHANNEL=${CHANNEL:-messenger} DURATION=${DURATION:-5} CONNS=${CONNS:-64}
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
-S_DIR=$ROOT/build-bench-stages
-mkdir -p "$S_DIR/src"
-# The working tree as it is (tar keeps modification times, so a second run
-# rebuilds only what changed), then the patch.
-tar -C "$ROOT" --exclude='./build' --exclude='./build-*' --exclude='./.git' --exclude='./data' -cf - . |
-  tar -C "$S_DIR/src" -xf -
-patch -s -p1 -d "$S_DIR/src" <"$ROOT/bench/ingest/stages.patch" ||
-  { echo "stages.patch no longer applies to core/store_sqlite.[ch]; refresh it" >&2; exit 1; }
-cmake -S "$S_DIR/src" -B "$S_DIR/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$S_DIR/build" -j "$(nproc)" --target switchboard "plugin_$CHANNEL" >/dev/null
-if [ "$CHANNEL" = messenger ] && [ ! -x "$ROOT/build-bench-fb/tests/graph_double_server" ]; then
-  cmake -S "$ROOT" -B "$ROOT/build-bench-fb" -DCMAKE_BUILD_TYPE=Release -DSB_TESTS=ON >/dev/null
-  cmake --build "$ROOT/build-bench-fb" -j "$(nproc)" --target graph_double_server >/dev/null
-fi
+. "$ROOT/bench/ingest/probe_build.sh"
+probe_build stages "$ROOT/bench/ingest/stages.patch"
 . "$ROOT/bench/ingest/channel.sh"
-start_daemon "$S_DIR/build/switchboard"
+start_daemon "$PROBE_BIN"
 RUN_ID=w$RANDOM wrk -t2 -c"$CONNS" -d3s -s "$script" "$url" >/dev/null
 rps=$(RUN_ID=s$RANDOM$RANDOM wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$script" "$url" | awk '/Requests\/sec/ {print $2}')
 kill -TERM "$D"; wait "$D" || true; D=

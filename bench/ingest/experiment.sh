@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# bench/ingest/experiment.sh — an experiment against the product, binaries
+# alternating under cpu.sh: the working tree with bench/ingest/NAME.patch
+# applied, built into build-bench-NAME/, beside the product's own Release
+# build. The patches never ship:
+#
+#   nofsync       what the wait for durability costs in req/s, at most: no
+#                 syncer and SQLite at synchronous=OFF (nothing acknowledged
+#                 is durable)
+#   second_flush  a second syncer with its own descriptor of the WAL; a
+#                 commit may start a second flush beside one that has run
+#                 for SB_SECOND_FLUSH_US (default 300) µs
+#   spin          while requests are out in the store, the loop polls for
+#                 events instead of waiting (yielding its core to any other
+#                 runnable thread) until SB_SPIN_US (default 200) µs pass
+#                 without progress
+#
+# usage: bench/ingest/experiment.sh NAME   env: CHANNEL=custom|messenger (default messenger), DURATION=5, ROUNDS=4
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+NAME=${1:?usage: bench/ingest/experiment.sh NAME (a bench/ingest/NAME.patch)}
+export CHANNEL=${CHANNEL:-messenger} DURATION=${DURATION:-5} ROUNDS=${ROUNDS:-4}
+. "$ROOT/bench/ingest/probe_build.sh"
+probe_build "$NAME" "$ROOT/bench/ingest/$NAME.patch"
+# The product's own build, as messenger.sh or run.sh makes it.
+if [ "$CHANNEL" = messenger ]; then product=$ROOT/build-bench-fb tests=ON; else product=$ROOT/build-bench tests=OFF; fi
+cmake -S "$ROOT" -B "$product" -DCMAKE_BUILD_TYPE=Release -DSB_TESTS=$tests >/dev/null
+cmake --build "$product" -j "$(nproc)" --target switchboard "plugin_$CHANNEL" >/dev/null
+exec "$ROOT/bench/ingest/cpu.sh" "$product/switchboard" "$PROBE_BIN"
