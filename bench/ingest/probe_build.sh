@@ -6,7 +6,7 @@
 #
 # usage (sourced): probe_build NAME PATCH
 probe_build() {
-  local name=$1 patch=$2 dir=$ROOT/build-bench-$1
+  local patch=$2 dir=$ROOT/build-bench-$1
   mkdir -p "$dir/src"
   # The working tree as it is (tar keeps modification times, so a second
   # run rebuilds only what changed), then the patch.
