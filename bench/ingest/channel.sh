@@ -1,5 +1,5 @@
-# bench/ingest/channel.sh — sourced by cpu.sh, anatomy.sh, callgrind.sh and
-# sched.sh: their scratch directory and the channel under load, by CHANNEL.
+# bench/ingest/channel.sh — sourced by cpu.sh, anatomy.sh, callgrind.sh,
+# sched.sh and stages.sh: their scratch directory and the channel under load, by CHANNEL.
 # Needs ROOT and PEERS_DIR. Sets W (a work directory, removed on exit), port
 # (a free loopback port) and the PIDs the exit trap stops: D (the daemon,
 # started by start_daemon), S (the caller's tracer or load) and G (the Graph API double,
