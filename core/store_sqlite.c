@@ -1078,10 +1078,19 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
    * page fetch up in the WAL's index before its page cache, and a page
    * rewritten by every commit (a busy thread's row) sits in long hash
    * chains there — the INSERT's read of the thread's last message cost
-   * the writer 5 000 instructions per message (callgrind.sh). */
+   * the writer 5 000 instructions per message (callgrind.sh). An 8 MiB
+   * page cache: webhooks keep a few hundred pages hot (each conversation's
+   * last leaf of messages_thread, the tables' right edges), and a larger
+   * cache costs every commit that split a page. SQLite parks a page under
+   * the pending-byte page's number while it reorders a split's pages, and
+   * the commit's cache truncation then walks the cache's whole hash table,
+   * a slot per cached page: with 128 MiB, 32 768 slots per such commit once
+   * the database outgrew the cache, 3-4 µs of writer CPU per webhook at a
+   * million messages (bench/ingest/README.md). Other pages come from the
+   * kernel's page cache. */
   if (sqlite3_exec(st->db,
                    "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
-                   "PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0;",
+                   "PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0;",
                    NULL, NULL, &msg) != SQLITE_OK) {
     snprintf(err, errlen, "cannot configure database %s: %s", st->path, msg ? msg : "?");
     sqlite3_free(msg);

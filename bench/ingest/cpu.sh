@@ -5,14 +5,16 @@
 # changes are compared by it. Binaries alternate, each run on a fresh
 # database: the daemon (its threads named: loop "switchboard", "sb-writer",
 # "sb-syncer", "sb-checkpoint") under `wrk -t2 -cCONNS` for DURATION after a
-# 3 s warm-up, CPU read from /proc/PID/task/*/stat before and after.
+# warm-up of WARMUP seconds (a longer one fills the database first, as the
+# harness's earlier runs do), CPU read from /proc/PID/task/*/stat before
+# and after.
 #
 # usage: bench/ingest/cpu.sh [BIN...]   (default: build-bench/switchboard, built by run.sh)
-# env:   CHANNEL=custom|messenger  DURATION=10  ROUNDS=1  USERS=100  CONNS=64
+# env:   CHANNEL=custom|messenger  DURATION=10  ROUNDS=1  USERS=100  CONNS=64  WARMUP=3
 #        (messenger: the harness's messenger.lua, the Graph double from build-bench-fb/)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-CHANNEL=${CHANNEL:-custom} DURATION=${DURATION:-10} ROUNDS=${ROUNDS:-1} CONNS=${CONNS:-64}
+CHANNEL=${CHANNEL:-custom} DURATION=${DURATION:-10} ROUNDS=${ROUNDS:-1} CONNS=${CONNS:-64} WARMUP=${WARMUP:-3}
 export USERS=${USERS:-100}
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
 [ $# -gt 0 ] || set -- "$ROOT/build-bench/switchboard"
@@ -33,7 +35,7 @@ for round in $(seq "$ROUNDS"); do
   for bin in "${bins[@]}"; do
     rm -f "$W"/bench.db*
     start_daemon "$bin"
-    RUN_ID=w$round$RANDOM wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
+    RUN_ID=w$round$RANDOM wrk -t2 -c64 -d"${WARMUP}s" -s "$script" "$url" >/dev/null
     ticks "$D" >"$W/before"
     out=$(RUN_ID=r$round$RANDOM$RANDOM wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url")
     ticks "$D" >"$W/after"
