@@ -14,8 +14,16 @@
 #                 events instead of waiting (yielding its core to any other
 #                 runnable thread) until SB_SPIN_US (default 200) µs pass
 #                 without progress
+#   sync_wake     the syncer wakes the loop through a pipe (a sync wakeup:
+#                 the scheduler may put the loop on the syncer's core)
+#                 instead of libuv's eventfd
+#   wal_gather    a VFS that gathers a commit's WAL writes into one write,
+#                 made when the commit frame is complete
+#   loop_nice     the loop thread at nice SB_LOOP_NICE (default -5; root)
 #
-# usage: bench/ingest/experiment.sh NAME   env: CHANNEL=custom|messenger (default messenger), DURATION=5, ROUNDS=4
+# usage: bench/ingest/experiment.sh NAME
+# env:   CHANNEL=custom|messenger (default messenger), DURATION=5, ROUNDS=4,
+#        WARMUP=3 (cpu.sh's)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 NAME=${1:?usage: bench/ingest/experiment.sh NAME (a bench/ingest/NAME.patch)}
