@@ -1085,7 +1085,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
    * the pending-byte page's number while it reorders a split's pages, and
    * the commit's cache truncation then walks the cache's whole hash table,
    * a slot per cached page: with 128 MiB, 32 768 slots per such commit once
-   * the database outgrew the cache, 3-4 µs of writer CPU per webhook at a
+   * the database outgrew the cache, 1.6-3.8 µs of writer CPU per webhook at a
    * million messages (bench/ingest/README.md). Other pages come from the
    * kernel's page cache. */
   if (sqlite3_exec(st->db,
