@@ -9,6 +9,7 @@
 #include "channel.h"
 #include "log.h"
 #include "router.h"
+#include "schema.h"
 
 /* The keys a channel object may have over the API (credentials apart). */
 static const char *const api__channel_keys[] = {
@@ -51,15 +52,34 @@ static const json_t *api__find(const json_t *arr, const char *name) {
   return NULL;
 }
 
+/* The channel's public_url setting, or NULL: the running instance's
+ * (resolved, whatever its source), else a config channel's literal, else an
+ * API channel's: the credentials just saved (a row answering POST or PATCH
+ * carries them), or what its sealed credentials hold (*opened, freed by
+ * the caller, keeps the string alive). */
+static const char *api__public_url(api *a, sb_channel *ch, const config_channel *cc, const json_t *stored,
+                                   json_t **opened) {
+  *opened = NULL;
+  if (ch != NULL) return schema_config_get(channel_config(ch), "public_url");
+  if (cc != NULL) return json_string_value(json_object_get(cc->credentials, "public_url"));
+  const json_t *saved = json_object_get(stored, "credentials");
+  if (saved != NULL) return json_string_value(json_object_get(saved, "public_url"));
+  const char *sealed = json_string_value(json_object_get(stored, "sealed"));
+  if (sealed == NULL || api_unseal(a->host.config(a->host.ctx)->secret_key, sealed, opened) != 0) return NULL;
+  return json_string_value(json_object_get(*opened, "public_url"));
+}
+
 /* The HTML snippet that puts a channel's widget on a web page, or NULL for
  * channels that serve none (only the chat plugin does). The address is the
- * channel's public_url setting when given as a literal, else the daemon's
- * own listen address (https when it serves TLS). */
-static json_t *api__embed(api *a, const char *name, const json_t *spec) {
+ * channel's public_url setting when it has one, else the daemon's own
+ * listen address (https when it serves TLS). */
+static json_t *api__embed(api *a, const char *name, const json_t *spec, sb_channel *ch, const config_channel *cc,
+                          const json_t *stored) {
   const char *plugin = json_string_value(json_object_get(spec, "plugin"));
   if (plugin == NULL || strcmp(plugin, "chat") != 0) return NULL;
   const config *cfg = a->host.config(a->host.ctx);
-  const char *public_url = json_string_value(json_object_get(json_object_get(spec, "credentials"), "public_url"));
+  json_t *opened;
+  const char *public_url = api__public_url(a, ch, cc, stored, &opened);
   char base[512], snippet[1400];
   if (public_url != NULL && public_url[0] != '\0') {
     snprintf(base, sizeof(base), "%s", public_url);
@@ -83,6 +103,7 @@ static json_t *api__embed(api *a, const char *name, const json_t *spec) {
   }
   esc[o] = '\0';
   snprintf(snippet, sizeof(snippet), "<script src=\"%s/hooks/%s/widget.js\" async></script>", esc, name);
+  json_decref(opened);
   return json_string(snippet);
 }
 
@@ -109,7 +130,7 @@ static json_t *api__view(api *a, const char *name, const config_channel *cc, con
                    "status", status, "source", stored ? "api" : "config", "state",
                    ch != NULL ? channel_state_name(channel_state(ch)) : "stopped", "state_reason",
                    reason != NULL && reason[0] != '\0' ? reason : NULL, "rules", rules, "embed",
-                   api__embed(a, name, spec));
+                   api__embed(a, name, spec, ch, stored ? NULL : cc, stored));
 }
 
 static void api__stored_listed(void *arg, int status, json_t *result, const char *err) {
@@ -309,7 +330,8 @@ static void api__saved(void *arg, int status, json_t *result, const char *err) {
     /* Answer with the stored form, as GET will show it. */
     json_t *spec = json_deep_copy(s->spec);
     json_object_del(spec, "credentials");
-    json_t *row = json_pack("{ss so}", "name", name, "spec", spec);
+    json_t *row = json_pack("{ss so sO?}", "name", name, "spec", spec, "credentials",
+                            json_object_get(s->spec, "credentials")); /* for the embed snippet; never shown */
     http_respond_json(s->q->res, s->code, api__view(a, name, NULL, row, s->q->records));
     json_decref(row);
   }

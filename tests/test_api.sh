@@ -9,6 +9,7 @@ set -u
 
 SB=${SB_BINARY:?}
 PLUGINS=${SB_TEST_PLUGIN_DIR:?}
+CHAT_PLUGINS=${SB_PLUGIN_BUILD_DIR:?} # the bundled plugins: the chat channel's embed snippet
 SRC=${SB_SOURCE_DIR:?}
 SPEC=$SRC/docs/api/openapi.json
 CHECK="python3 $SRC/tests/api_check.py"
@@ -45,7 +46,7 @@ write_config() { # write_config FILE SECRET_KEY_JSON|none STORE PORT
   cat >"$1" <<EOF
 {"listen": "127.0.0.1:$4", "store": "sqlite:$3", $key
  "http": {"sse_keepalive": "300ms", "body_limit": 65536},
- "plugins": {"dirs": ["$PLUGINS"], "allow": ["testplugin"]},
+ "plugins": {"dirs": ["$PLUGINS", "$CHAT_PLUGINS"], "allow": ["testplugin", "chat"]},
  "pipelines": [{"name": "Billing", "statuses": [{"name": "New"},
    {"name": "Solved", "closed": true, "required_properties": ["resolution"]}]}],
  "users": [{"name": "dana", "email": "dana@example.com", "avatar_url": "https://cdn.example.com/dana.png"}],
@@ -116,7 +117,7 @@ stop_daemon() {
   check "the daemon stops cleanly (status 0)" $([ $rc -eq 0 ]; echo $?) "status $rc: $(tail -5 "$log")"
 }
 start_daemon
-wait_log 'ready: 1 plugins, 1 channels'
+wait_log 'ready: 2 plugins, 1 channels'
 check "daemon starts" $? "$(cat "$work/daemon.log")"
 DANA=$("$SB" tokens create -c "$cfg" --name dana-cli --role agent --user dana 2>"$work/tok.err")
 rc=$?
@@ -194,7 +195,7 @@ expect "revoking it again is 404" 404
 # --- plugins ----------------------------------------------------------------
 call GET /api/v1/plugins "$ADMIN"
 expect "plugins carry capabilities and a credential schema with writeOnly secrets" 200 \
-  'd["items"][0]["id"] == "testplugin" and d["items"][0]["credential_schema"]["properties"]["token"]["writeOnly"] is True and "file" not in d["items"][0]'
+  'sorted(p["id"] for p in d["items"]) == ["chat", "testplugin"] and [p for p in d["items"] if p["id"] == "testplugin"][0]["credential_schema"]["properties"]["token"]["writeOnly"] is True and all("file" not in p for p in d["items"])'
 
 # --- conversations and replies -----------------------------------------------
 inbound demo m1 kim "Hello, my invoice is wrong"
@@ -482,6 +483,18 @@ rows = sqlite3.connect(sys.argv[1]).execute("SELECT spec || coalesce(sealed, '')
 sys.exit(0 if rows and all(sys.argv[2] not in r[0] and "sealed" not in r[0] for r in rows) else 1)
 EOF
 check "credentials are stored sealed, never in clear" $?
+snippet='"<script src=\"https://help.example.com/desk/hooks/site/widget.js\" async></script>"'
+call POST /api/v1/channels "$ADMIN" '{"name": "site", "plugin": "chat", "credentials": {"public_url": "https://help.example.com/desk/"}}'
+expect "a chat channel connected over the API embeds its widget from its public_url" 201 "d['embed'] == $snippet"
+call PATCH /api/v1/channels/site "$ADMIN" '{"status": "off"}'
+for _ in $(seq 1 30); do
+  call GET /api/v1/channels/site "$AGENT"
+  [ "$(jv 'd["state"]')" = stopped ] && break
+  sleep 0.1
+done
+expect "a stopped API chat channel's embed comes from its sealed credentials" 200 "d['state'] == 'stopped' and d['embed'] == $snippet"
+call DELETE "/api/v1/channels/site?history=delete" "$ADMIN"
+expect "DELETE the chat channel" 200
 call POST /api/v1/channels "$ADMIN" '{"name": "web", "plugin": "testplugin", "credentials": {"token": "abcdef"}}'
 expect "a taken channel name is 409" 409 'd["error"]["field"] == "name"'
 call POST /api/v1/channels "$ADMIN" '{"name": "demo", "plugin": "testplugin", "credentials": {"token": "abcdef"}}'
