@@ -27,6 +27,7 @@
 
 typedef struct daemon_host {
   uv_loop_t loop;
+  daemon_options opt; /* the command line's overrides, kept for every reload */
   config *cfg;
   loader plugins;
   store *st;
@@ -263,7 +264,7 @@ static void daemon__reload(daemon_host *d) {
   log_info("reloading %s", d->cfg->path);
   config *next = NULL;
   char err[1024];
-  if (config_load(d->cfg->path, NULL, NULL, &next, err, sizeof(err)) != 0 ||
+  if (config_load(d->cfg->path, d->opt.listen, d->opt.store, &next, err, sizeof(err)) != 0 ||
       daemon__validate_channels(next, &d->plugins, err, sizeof(err)) != 0) {
     log_error("reload refused, still running the previous config: %s", err);
     config_free(next);
@@ -272,7 +273,7 @@ static void daemon__reload(daemon_host *d) {
   if (strcmp(next->listen, d->cfg->listen) != 0 || strcmp(next->store, d->cfg->store) != 0) {
     log_warn("listen and store changes take effect after a restart");
   }
-  log_set_level(next->log_level);
+  if (d->opt.log_level < 0) log_set_level(next->log_level);
   store_seed(d->st, next->root, daemon__seeded, NULL);
   size_t kept = 0, closed = 0, started = 0;
   for (size_t i = d->channel_count; i-- > 0;) {
@@ -515,6 +516,7 @@ int daemon_run(const daemon_options *opt) {
   daemon_host *d = calloc(1, sizeof(*d));
   if (d == NULL) return 1;
   d->store_claim = -1;
+  d->opt = *opt;
   char err[1024];
   if (daemon_prepare(opt, &d->cfg, &d->plugins, err, sizeof(err)) != 0) {
     fprintf(stderr, "switchboard: %s\n", err);

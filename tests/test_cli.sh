@@ -112,6 +112,7 @@ wait_log 'reloaded: 1 channels kept, 0 closed, 0 started' && ok "SIGHUP with an 
 write_config "$cfg" '["a","b"]' ', {"name": "second", "plugin": "testplugin", "credentials": {"token": "another-token"}}'
 kill -HUP "$daemon_pid"
 wait_log 'reloaded: 0 channels kept, 1 closed, 2 started' && ok "SIGHUP recreates the changed channel and adds the new one" || not_ok "SIGHUP changed" "$(cat "$work/daemon.log")"
+wait_log 'level=debug .*msg="channel closed"' && ok "a reload keeps --log-level over the file's" || not_ok "reload keeps --log-level" "$(cat "$work/daemon.log")"
 
 echo '{"channels": [ {"name": "x"' >"$cfg"
 kill -HUP "$daemon_pid"
