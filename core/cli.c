@@ -46,7 +46,7 @@ static const char cli__run_usage[] =
     "Usage: switchboard run -c FILE [--listen ADDR:PORT] [--store URL] [--log-level L]\n"
     "\n"
     "Starts the daemon with the config FILE. --listen and --store override the file's\n"
-    "\"listen\" and \"store\"; --store takes sqlite:PATH or a postgresql:// URL.\n"
+    "\"listen\" and \"store\"; --store takes sqlite:PATH (PostgreSQL is not supported yet).\n"
     "--log-level is error, warn, info or debug. SIGTERM or SIGINT stop it gracefully;\n"
     "SIGHUP reloads the config (an invalid one is refused and the old one kept).\n";
 

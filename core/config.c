@@ -356,7 +356,7 @@ static int config__parse(config *cfg, const char *listen_override, const char *s
   }
   const json_t *store = json_object_get(root, "store");
   if (store != NULL && !json_is_string(store)) {
-    snprintf(err, errlen, "%s: \"store\" must be a string: \"sqlite:PATH\" or a postgresql:// URL", cfg->path);
+    snprintf(err, errlen, "%s: \"store\" must be a string: \"sqlite:PATH\"", cfg->path);
     return -EINVAL;
   }
   const char *s = store_override ? store_override : store ? json_string_value(store) : "sqlite:./data/switchboard.db";
@@ -372,8 +372,15 @@ static int config__parse(config *cfg, const char *listen_override, const char *s
       if (asprintf(&full, "sqlite:%s/%s", cfg->base_dir, p) < 0) return -ENOMEM;
       s = config__own(cfg, full);
     }
-  } else if (strncmp(s, "postgresql://", 13) != 0 && strncmp(s, "postgres://", 11) != 0) {
-    snprintf(err, errlen, "%s: store \"%s\" must be \"sqlite:PATH\" or a postgresql:// URL", cfg->path, s);
+  } else if (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0) {
+    /* Refused here, so that check fails as run would; the URL is not
+     * repeated, since it may hold a password. */
+    snprintf(err, errlen, "%s: a PostgreSQL store is not supported yet (docs/storage.md); use \"sqlite:PATH\"",
+             cfg->path);
+    return -EINVAL;
+  } else {
+    snprintf(err, errlen, "%s: store must be \"sqlite:PATH\"; \"%.*s\" is not a store this build knows", cfg->path,
+             (int)strcspn(s, ":"), s);
     return -EINVAL;
   }
   cfg->store = s;

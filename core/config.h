@@ -22,7 +22,7 @@ typedef struct config {
   char *base_dir; /* its directory: relative paths in the file resolve against it */
   json_t *root;   /* the parsed document; every borrowed pointer lives in it */
   const char *listen;         /* "HOST:PORT", default "127.0.0.1:8080" */
-  const char *store;          /* "sqlite:PATH" or "postgresql://...", default "sqlite:./data/switchboard.db" */
+  const char *store;          /* "sqlite:PATH", default "sqlite:./data/switchboard.db" */
   char *secret_key;           /* resolved secret key (64 hex digits), or NULL if not configured */
   int log_level;              /* LOG_LEVEL_*, default info */
   const char **plugin_dirs;   /* resolved against base_dir */
