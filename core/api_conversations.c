@@ -180,8 +180,16 @@ static void api__reply_done(void *arg, int status, int64_t message_id, const cha
   }
 }
 
+/* Whether an attachment's optional key is absent, null or of the type. */
+static int api__optional(const json_t *e, const char *key, int type) {
+  const json_t *v = json_object_get(e, key);
+  return v == NULL || json_is_null(v) || (int)json_typeof(v) == type;
+}
+
 /* Converts the attachments array; answers 400 and returns -EINVAL when an
- * entry is malformed. *out is malloc'ed (free it) and points into body. */
+ * entry is malformed (null stands for an absent optional key, as the
+ * OpenAPI schema has it). *out is malloc'ed (free it) and points into
+ * body. */
 static int api__attachments(http_responder *res, const json_t *arr, router_attachment **out, size_t *n) {
   *out = NULL;
   *n = json_array_size(arr);
@@ -194,13 +202,12 @@ static int api__attachments(http_responder *res, const json_t *arr, router_attac
   for (size_t i = 0; i < *n; i++) {
     json_t *e = json_array_get(arr, i);
     json_t *url = json_object_get(e, "url"), *size = json_object_get(e, "size");
-    if (!json_is_object(e) || !json_is_string(url) ||
-        (json_object_get(e, "mime_type") && !json_is_string(json_object_get(e, "mime_type"))) ||
-        (json_object_get(e, "filename") && !json_is_string(json_object_get(e, "filename"))) ||
-        (size != NULL && !json_is_integer(size))) {
+    if (!json_is_object(e) || !json_is_string(url) || !api__optional(e, "mime_type", JSON_STRING) ||
+        !api__optional(e, "filename", JSON_STRING) || !api__optional(e, "size", JSON_INTEGER)) {
       free(at);
       http_respond_error(res, 400, "invalid_type",
-                         "each attachment must be {url: string, mime_type?: string, filename?: string, size?: integer}",
+                         "each attachment must be {url: string, mime_type?: string|null, filename?: string|null, "
+                         "size?: integer|null}",
                          "attachments");
       return -EINVAL;
     }

@@ -240,8 +240,11 @@ done
 check "the reply goes through the outbox to the plugin's send and becomes sent" $([ "$status" = sent ]; echo $?) "status $status"
 expect "the sent reply carries the plugin's external id and reply link" 200 \
   "[m for m in d['messages'] if m['id'] == $reply][0]['external_id'] == 'ext-$reply' and [m for m in d['messages'] if m['id'] == $reply][0]['reply_to'] == $inmsg"
-call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "x", "html": "<b>x</b>", "attachments": [{"url": "https://example.com/a.png", "mime_type": "image/png", "filename": "a.png", "size": 12}]}'
-expect "a reply with html and attachments is queued" 202
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "x", "html": "<b>x</b>", "attachments": [{"url": "https://example.com/a.png", "mime_type": "image/png", "filename": "a.png", "size": 12}, {"url": "https://example.com/b.txt", "mime_type": null, "filename": null, "size": null}]}'
+expect "a reply with html and attachments (optional fields null as the schema allows) is queued" 202
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"attachments": [{"url": "https://example.com/c.txt", "size": "12"}]}'
+expect "an attachment field of the wrong type is 400" 400 'd["error"]["field"] == "attachments"'
+
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": '
 expect "malformed JSON is 400" 400 'd["error"]["code"] == "invalid_json"'
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '[1]'
@@ -281,7 +284,7 @@ held='[a for m in d["messages"] for a in m["attachments"] if "id" in a]'
 expect "stored attachment content gets an id and a url to download it" 200 \
   "len($held) == 1 and $held[0]['url'] == '/api/v1/attachments/%d' % $held[0]['id'] and $held[0]['size'] == $(stat -c %s "$work/att.bin")"
 expect "an attachment that is only a link keeps its own url" 200 \
-  '[a["url"] for m in d["messages"] for a in m["attachments"] if "id" not in a] == ["https://example.com/a.png"]'
+  '[a["url"] for m in d["messages"] for a in m["attachments"] if "id" not in a] == ["https://example.com/a.png", "https://example.com/b.txt"]'
 attid=$(jv "$held[0]['id']")
 call GET "/api/v1/attachments/$attid" "$AGENT"
 cmp -s "$work/body" "$work/att.bin"
