@@ -963,6 +963,7 @@ START_TEST(outbound_body_and_signature_are_as_specified) {
   ck_assert_str_eq(json_string_value(json_object_get(a0, "mime_type")), "application/pdf");
   ck_assert_str_eq(json_string_value(json_object_get(a0, "filename")), "r.pdf");
   ck_assert_int_eq(json_integer_value(json_object_get(a0, "size")), 99);
+  ck_assert(json_is_null(json_object_get(a0, "data"))); /* present, as docs/channels/custom.md shows it */
   ck_assert(json_is_null(json_object_get(a1, "url")));
   ck_assert_str_eq(json_string_value(json_object_get(a1, "data")), "aGkh");
   ck_assert(json_is_false(json_object_get(root, "automatic")));

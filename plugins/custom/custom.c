@@ -707,11 +707,10 @@ static char *custom__outbound_body(const sb_outbound_message *m) {
       bad |= custom__set_string(o, "mime_type", a->mime_type) != 0;
       bad |= custom__set_string(o, "filename", a->filename) != 0;
       bad |= json_object_set_new(o, "size", a->size > 0 ? json_integer((json_int_t)a->size) : json_null()) != 0;
-      if (a->data != NULL) {
-        char *b64 = custom__base64(a->data, a->data_len);
-        bad |= b64 == NULL || custom__set_string(o, "data", b64) != 0;
-        free(b64);
-      }
+      char *b64 = NULL; /* data is null for an attachment given as a link */
+      if (a->data != NULL) bad |= (b64 = custom__base64(a->data, a->data_len)) == NULL;
+      bad |= custom__set_string(o, "data", b64) != 0;
+      free(b64);
     }
     bad |= custom__set_string(root, "id", m->message_id) != 0;
     bad |= custom__set_string(root, "thread_id", m->external_thread_id) != 0;
