@@ -4,8 +4,9 @@
 # build tree channel.sh picks) under `wrk -t2 -c64` for DURATION after a
 # 3 s warm-up. Prints, from /metrics before and after: flushes per second,
 # requests per flush, the mean flush and how busy the syncer was, the mean
-# wait from submission to durable, context switches per request by thread
-# (waits for work or I/O, and preemptions); then (STRACE=1, a second short
+# wait from submission to durable, the disk's flush requests per flush of
+# the WAL (/sys/block), context switches per request by thread (waits for
+# work or I/O, and preemptions); then (STRACE=1, a second short
 # run under strace, which slows it) system calls per request by thread and
 # name; then (PERF=1, a third run under perf) where the loop thread's time
 # goes: the kernel by system call, user space by function; last, the conversations,
@@ -23,15 +24,20 @@ RUN_ID=w$RANDOM wrk -t2 -c64 -d3s -s "$script" "$url" >/dev/null
 metrics() { curl -s "http://127.0.0.1:$port/metrics" | grep -E '^switchboard_store_(commit_seconds|wal_sync_seconds)_(sum|count) '; }
 # the daemon's threads: id, name, context switches so far (voluntary, involuntary)
 threads() { for t in /proc/"$D"/task/*; do echo "${t##*/} $(cat "$t/comm") $(awk '/ctxt_switches/ {printf "%s ", $2}' "$t/status")"; done; }
+# the block device under the database: its flush requests (/sys/block/*/stat field 16)
+blk=/sys/class/block/$(basename "$(df --output=source "$W" | tail -1)")/stat
+devflushes() { awk '{print (NF >= 16 ? $16 : "NA")}' "$blk" 2>/dev/null || echo NA; }
 metrics >"$W/before"
 threads >"$W/cs-before"
+f0=$(devflushes)
 t0=$(date +%s.%N)
 RUN_ID=a$RANDOM$RANDOM wrk -t2 -c64 -d"${DURATION}s" -s "$script" "$url" >/dev/null
 t1=$(date +%s.%N)
 metrics >"$W/after"
 threads >"$W/cs-after"
+f1=$(devflushes)
 echo "# $(date -Is) $CHANNEL channel, wrk -t2 -c64 -d${DURATION}s, $bin"
-python3 - "$W/before" "$W/after" "$t0" "$t1" "$W/cs-before" "$W/cs-after" <<'PY'
+python3 - "$W/before" "$W/after" "$t0" "$t1" "$W/cs-before" "$W/cs-after" "$f0" "$f1" <<'PY'
 import sys
 def load(p): return {l.split()[0]: float(l.split()[1]) for l in open(p)}
 b, a = load(sys.argv[1]), load(sys.argv[2])
@@ -42,6 +48,9 @@ print("%.0f requests/s; %.0f flushes/s, %.1f requests per flush; a flush %.0f µ
       " submission to durable %.2f ms on average" % (
       reqs / secs, flushes / secs, reqs / flushes, d["switchboard_store_wal_sync_seconds_sum"] / flushes * 1e6,
       d["switchboard_store_wal_sync_seconds_sum"] / secs * 100, d["switchboard_store_commit_seconds_sum"] / reqs * 1e3))
+if "NA" not in sys.argv[7:9]:
+    print("the disk's flush requests per fdatasync of the WAL: %.2f (the whole machine's, the checkpoints' among them)"
+          % ((int(sys.argv[8]) - int(sys.argv[7])) / flushes))
 def switches(p): return {l.split()[1]: [int(x) for x in l.split()[2:4]] for l in open(p)}
 sb, sa = switches(sys.argv[5]), switches(sys.argv[6])
 print("context switches per request (waits / preemptions): " + ", ".join(

@@ -20,6 +20,10 @@
 #   wal_gather    a VFS that gathers a commit's WAL writes into one write,
 #                 made when the commit frame is complete
 #   loop_nice     the loop thread at nice SB_LOOP_NICE (default -5; root)
+#   relay         two store threads taking turns instead of a writer and a
+#                 syncer: the one that commits a group flushes it itself
+#                 while the other takes the connection over, so no thread
+#                 is woken between a commit and its flush
 #
 # usage: bench/ingest/experiment.sh NAME
 # env:   CHANNEL=custom|messenger (default messenger), DURATION=5, ROUNDS=4,
