@@ -52,8 +52,12 @@ const char *log_level_name(int level) {
 
 void log_set_fd(int fd) { atomic_store(&log__fd, fd); }
 
+/* Secrets shorter than this are not hidden: they would mangle every line
+ * (the SDK's stub host draws the same line). */
+#define LOG_SECRET_MIN 3
+
 void log_add_secret(const char *value) {
-  if (value == NULL || strlen(value) < 4) return;
+  if (value == NULL || strlen(value) < LOG_SECRET_MIN) return;
   pthread_mutex_lock(&log__secrets_lock);
   for (size_t i = 0; i < log__nsecrets; i++) {
     if (strcmp(log__secrets[i], value) == 0) {
@@ -132,6 +136,10 @@ void log_vmsg(int level, const char *channel, const char *plugin, const char *fm
   if (level > atomic_load(&log__level)) return;
   char text[LOG_LINE_MAX / 2];
   vsnprintf(text, sizeof(text), fmt, ap);
+  /* Before escaping, which would change a secret holding a quote, a
+   * backslash or a control character past recognition; and after, in case
+   * escaping made one. */
+  log__redact(text, sizeof(text));
 
   struct timeval tv;
   gettimeofday(&tv, NULL);

@@ -49,6 +49,21 @@ START_TEST(registered_secret_is_redacted_everywhere) {
 }
 END_TEST
 
+/* Escaping a secret's quote, backslash or newline for the line must not
+ * let it through; nor may a short one (the stub host hides three bytes on). */
+static void emit_awkward_secrets(void) { log_info("a=pa\"ss\\wo\nrd b=k3y"); }
+
+START_TEST(secrets_are_redacted_before_escaping) {
+  log_add_secret("pa\"ss\\wo\nrd");
+  log_add_secret("k3y");
+  char *out = capture(emit_awkward_secrets);
+  ck_assert_ptr_null(strstr(out, "pa"));
+  ck_assert_ptr_null(strstr(out, "k3y"));
+  ck_assert_ptr_nonnull(strstr(out, "a=[redacted] b=[redacted]"));
+  log_clear_secrets();
+}
+END_TEST
+
 static void emit_newline(void) { log_warn("two\nlines"); }
 
 START_TEST(newline_in_message_stays_on_one_line) {
@@ -74,6 +89,7 @@ int main(void) {
   tcase_add_test(tc, line_names_level_channel_and_plugin);
   tcase_add_test(tc, level_filter_drops_lower_levels);
   tcase_add_test(tc, registered_secret_is_redacted_everywhere);
+  tcase_add_test(tc, secrets_are_redacted_before_escaping);
   tcase_add_test(tc, newline_in_message_stays_on_one_line);
   tcase_add_test(tc, level_names_parse);
   suite_add_tcase(s, tc);

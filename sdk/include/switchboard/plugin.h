@@ -696,8 +696,8 @@ struct sb_host {
   sb_abi_header abi;
 
   /* Writes one structured log line for the channel (NULL: the plugin as a
-   * whole). printf format. Values of SECRET fields are redacted even if
-   * passed. Thread-safe. */
+   * whole). printf format. Values of SECRET fields (of three bytes or
+   * more) are redacted even if passed. Thread-safe. */
   void (*log)(sb_channel *channel, int level, const char *fmt, ...)
       __attribute__((format(printf, 3, 4)));
 
