@@ -565,11 +565,38 @@ static int hostapi__kv_check_key(const char *key) {
   return key != NULL && key[0] != '\0' && strlen(key) <= HOSTAPI_KV_KEY_MAX;
 }
 
+/* A change on its way to the store. The channel's destroy waits for it,
+ * so done still finds the instance (a plugin passes itself as arg). */
+typedef struct hostapi_kv_write {
+  sb_channel *ch;
+  sb_kv_done_fn done;
+  void *arg;
+} hostapi_kv_write;
+
+static void hostapi__kv_persisted(void *arg, int status) {
+  hostapi_kv_write *w = arg;
+  sb_channel *ch = w->ch;
+  if (w->done != NULL) w->done(w->arg, status);
+  free(w);
+  channel_completion_end(ch);
+}
+
 static int hostapi__kv_persist(sb_channel *ch, const char *key, const char *value, size_t len, sb_kv_done_fn done,
                                void *arg) {
-  if (ch->env->kv_persist != NULL) return ch->env->kv_persist(ch->env->ctx, ch, key, value, len, done, arg);
-  if (done != NULL) done(arg, SB_OK);
-  return SB_OK;
+  if (ch->env->kv_persist == NULL) {
+    if (done != NULL) done(arg, SB_OK);
+    return SB_OK;
+  }
+  hostapi_kv_write *w = malloc(sizeof(*w));
+  if (w == NULL) return SB_ENOMEM;
+  *w = (hostapi_kv_write){ch, done, arg};
+  channel_completion_begin(ch); /* first: the store may answer at once */
+  int rc = ch->env->kv_persist(ch->env->ctx, ch, key, value, len, hostapi__kv_persisted, w);
+  if (rc != SB_OK) { /* refused: done is never called */
+    free(w);
+    channel_completion_end(ch);
+  }
+  return rc;
 }
 
 /* True when value[0..len) is UTF-8 text without NUL bytes. */

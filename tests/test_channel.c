@@ -30,6 +30,9 @@ typedef struct fake_env {
   int state_count;
   int kv_persists;
   char last_kv_key[64];
+  int kv_defer;           /* keep the next change's done for the test to call */
+  sb_kv_done_fn kv_done;
+  void *kv_arg;
   channel_json_fn read_done; /* a history/availability read the test answers */
   void *read_arg;
   char read_args[256];
@@ -71,7 +74,12 @@ static int fake_kv(void *ctx, sb_channel *c, const char *key, const char *value,
                    void *arg) {
   fe.kv_persists++;
   snprintf(fe.last_kv_key, sizeof(fe.last_kv_key), "%s", key);
-  if (done != NULL) done(arg, SB_OK);
+  if (fe.kv_defer) {
+    fe.kv_done = done;
+    fe.kv_arg = arg;
+  } else if (done != NULL) {
+    done(arg, SB_OK);
+  }
   return SB_OK;
 }
 
@@ -321,6 +329,32 @@ START_TEST(kv_state_is_set_read_persisted_and_deleted) {
   ck_assert_int_eq(request("DELETE", "/kv", "key=cursor", NULL, NULL)->status, 200);
   ck_assert_int_eq(request("GET", "/kv", "key=cursor", NULL, NULL)->status, 404);
   ck_assert_int_eq(fe.kv_persists, 3);
+}
+END_TEST
+
+/* A change still on its way to the store when the channel closes: its done
+ * runs before destroy (the test plugin answers the request from it, with
+ * its instance), and the channel is freed only after. */
+START_TEST(kv_change_in_flight_completes_before_destroy) {
+  open_channel("{\"token\":\"abcd1234\"}");
+  static answer a;
+  memset(&a, 0, sizeof(a));
+  a.base.respond = record_answer;
+  sb_http_request req = {.method = "POST", .path = "/hooks/demo/kv", .subpath = "/kv", .query = "key=cursor",
+                         .body = "uid:7", .body_len = 5};
+  fe.kv_defer = 1;
+  channel_receive(ch, &req, &a.base);
+  ck_assert_ptr_nonnull(fe.kv_done);
+  int closed = 0;
+  channel_close(ch, closed_cb, &closed);
+  ch = NULL;
+  ck_assert(!run_until(&closed, 100)); /* destroy waits for the store */
+  ck_assert(!a.done);
+  fe.kv_done(fe.kv_arg, SB_OK);
+  ck_assert(a.done);
+  ck_assert_int_eq(a.status, 200);
+  ck_assert_str_eq(a.body, "stored");
+  ck_assert(run_until(&closed, 3000));
 }
 END_TEST
 
@@ -614,6 +648,7 @@ int main(void) {
   tcase_add_test(tc, config_values_read_back_through_the_host);
   tcase_add_test(tc, kv_state_is_set_read_persisted_and_deleted);
   tcase_add_test(tc, kv_seeded_values_are_visible);
+  tcase_add_test(tc, kv_change_in_flight_completes_before_destroy);
   tcase_add_test(tc, timer_fires);
   tcase_add_test(tc, work_runs_on_the_pool_and_completes_on_the_loop);
   tcase_add_test(tc, fd_watch_reports_readable);

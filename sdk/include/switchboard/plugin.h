@@ -791,7 +791,7 @@ struct sb_host {
    * until the next kv_set/kv_delete of that key or the hook returns; *len
    * gets the value's length; NULL when absent. kv_set/kv_delete copy, take
    * effect for later kv_get at once, and call done (may be NULL) once the
-   * change is durable. Keys up to 200 bytes; values are UTF-8 text without
+   * change is durable — before destroy(), which waits for it. Keys up to 200 bytes; values are UTF-8 text without
    * NUL bytes, up to 64 KiB (encode binary data, e.g. as hex). */
   const char *(*kv_get)(sb_channel *channel, const char *key, size_t *len);
   int (*kv_set)(sb_channel *channel, const char *key, const char *value, size_t len,
