@@ -728,8 +728,10 @@ static int cc__send_cancel(conformance_ctx *ctx) {
   } else if (testhost_misuse_count(th) > 0) {
     rc = cc__misuse(ctx, th, "closing the channel with a send in flight");
   } else {
-    rc = cc__say(ctx, CONFORMANCE_PASS, "closing with a send in flight: %s, no completion after disconnect",
-                 completions_before > 0 ? "completed before it" : "left to the host");
+    rc = cc__say(ctx, CONFORMANCE_PASS, "closing with a send in flight: %s",
+                 completions_before > 0   ? "completed before it"
+                 : r->completions > 0     ? "completed as its HTTP call was cancelled"
+                                          : "left to the host");
   }
   testhost_close(th);
   return rc;

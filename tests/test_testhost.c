@@ -216,6 +216,23 @@ START_TEST(sends_complete_once_with_their_outcome) {
 }
 END_TEST
 
+/* plugin.h: a send may be completed until the host has cancelled the
+ * channel's HTTP calls after disconnect(), so from the cancelled call's
+ * done — as the daemon accepts it; not later. */
+START_TEST(a_send_may_complete_from_its_cancelled_call) {
+  start();
+  testhost_http_script slow = {.status = SB_OK, .http_status = 200, .delay_ms = 60000};
+  testhost_http_fallback(th, &slow);
+  const testhost_send_result *s = testhost_send_text(th, "kim", "http");
+  ck_assert_int_eq(s->outcome, TESTHOST_SEND_PENDING);
+  testhost_destroy(th);
+  ck_assert_int_eq(s->outcome, TESTHOST_SEND_RETRY);
+  ck_assert_int_eq(s->completions, 1);
+  ck_assert_str_eq(s->text, "the channel closed");
+  ck_assert_uint_eq(testhost_misuse_count(th), 0);
+}
+END_TEST
+
 START_TEST(kv_work_watch_status_state_and_hmac) {
   start();
   const testhost_reply *r = testhost_receive(th, "POST", "/kv?key=cursor", NULL, 0, "42", 0);
@@ -434,6 +451,7 @@ static Suite *testhost_suite(void) {
   tcase_add_test(tc, secrets_are_redacted_from_logs);
   tcase_add_test(tc, connect_failure_and_lifecycle);
   tcase_add_test(tc, misuse_is_recorded);
+  tcase_add_test(tc, a_send_may_complete_from_its_cancelled_call);
   tcase_add_test(tc, repeating_timers_fire_as_often_as_they_fall_due);
   tcase_add_test(tc, http_cancel_completes_at_once);
   tcase_add_test(tc, channel_name_and_seeded_kv_reach_the_plugin);

@@ -261,7 +261,9 @@ void testhost_destroy(testhost *th) {
   /* As the daemon: WebSockets close (1001) and hear of it while the
    * plugin's timers are still valid; reads complete; then the rest. */
   testhost__ws_before_destroy(th);
+  th->cancelling = 1; /* a send may be completed from its cancelled call's done (plugin.h) */
   testhost__loop_cancel_all(th);
+  th->cancelling = 0;
   /* Drop deferred calls: the instance is going away. */
   while (th->deferred.count > 0) free(th->deferred.items[--th->deferred.count]);
   /* emit_inbound promises exactly one done: the ones still waiting learn

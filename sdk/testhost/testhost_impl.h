@@ -138,7 +138,8 @@ struct testhost {
   void *instance;
   int created;
   int connected;
-  int disconnected;          /* disconnect ran: completions are misuse now */
+  int disconnected;          /* disconnect ran: completions are misuse now, */
+  int cancelling;            /* but for those from the HTTP calls it cancels */
   uint32_t state;
 
   int autocommit;

@@ -19,7 +19,9 @@
  *
  * send(): text "retry" → send_retry(1500), "fail" → send_fail, "defer" →
  * send_defer(2500) (ABI 1.2), "later" →
- * send_ok from a timer, anything else → send_ok("ext-" + message id).
+ * send_ok from a timer, "http" → POST to the endpoint setting, then
+ * send_ok, or send_retry when the call failed or was cancelled (the
+ * channel closing), anything else → send_ok("ext-" + message id).
  * connect(): setting fail_connect=true → SB_STATE_AUTH_FAILED.
  */
 #include <switchboard/plugin.h>
@@ -311,6 +313,15 @@ static void tp_send_later(void *arg) {
   free(p);
 }
 
+static void tp_send_http_done(void *arg, const sb_http_client_response *res) {
+  tp_pending *p = arg;
+  if (res->status == SB_OK)
+    p->t->host->send_ok(p->op, p->text);
+  else
+    p->t->host->send_retry(p->op, 0, res->status == SB_ECANCELED ? "the channel closed" : "the call failed");
+  free(p);
+}
+
 static int tp_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
   tp *t = instance;
   const char *text = msg->text != NULL ? msg->text : "";
@@ -321,6 +332,17 @@ static int tp_send(void *instance, const sb_outbound_message *msg, sb_send_op *o
     t->host->send_fail(op, "the recipient blocked the page");
   } else if (strcmp(text, "defer") == 0 && SB_HOST_HAS(t->host, send_defer)) {
     t->host->send_defer(op, 2500, "waiting for the customer's consent");
+  } else if (strcmp(text, "http") == 0) {
+    tp_pending *p = tp_pending_new(t, NULL);
+    if (p == NULL) return SB_ENOMEM;
+    p->op = op;
+    snprintf(p->text, sizeof(p->text), "ext-%s", msg->message_id);
+    sb_http_client_request hr = {.struct_size = sizeof(hr), .method = "POST",
+                                 .url = t->host->config_get(t->cfg, "endpoint"), .body = "x", .body_len = 1};
+    if (t->host->http_request(t->ch, &hr, tp_send_http_done, p) == NULL) {
+      free(p);
+      return SB_EIO;
+    }
   } else if (strcmp(text, "later") == 0) {
     tp_pending *p = tp_pending_new(t, NULL);
     if (p == NULL) return SB_ENOMEM;
