@@ -115,6 +115,14 @@ int loader_open_file(const char *path, const sb_host *host, loader_plugin *out, 
   const sb_plugin *d = NULL;
   char perr[256] = "";
   int rc = entry(host, &d, perr, sizeof(perr));
+  if (rc == SB_EVERSION) {
+    snprintf(err, errlen,
+             "plugin \"%s\" (file %s) does not run under this host's plugin ABI %d.%d%s%s: rebuild it against this "
+             "host's SDK (one built for a newer minor version needs a newer Switchboard)",
+             file_id, path, SB_ABI_MAJOR, SB_ABI_MINOR, perr[0] ? ": " : "", perr);
+    dlclose(dl);
+    return -EINVAL;
+  }
   if (rc != 0 || d == NULL) {
     snprintf(err, errlen, "plugin \"%s\" (file %s) refused to start under host ABI %d.%d: %s (code %d)", file_id,
              path, SB_ABI_MAJOR, SB_ABI_MINOR, perr[0] ? perr : "no reason given", rc);

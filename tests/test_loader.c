@@ -46,7 +46,7 @@ START_TEST(good_plugin_loads_despite_broken_neighbours) {
   ck_assert_str_eq(p->desc.name, "Test plugin");
   ck_assert_ptr_nonnull(p->desc.create);
   ck_assert_uint_eq(l.count, 2); /* testplugin and wsecho */
-  ck_assert_uint_eq(l.refusal_count, 12);
+  ck_assert_uint_eq(l.refusal_count, 13);
 }
 END_TEST
 
@@ -95,6 +95,16 @@ static const char *abi_version(void) {
   snprintf(buf, sizeof(buf), "%d.%d", SB_ABI_MAJOR, SB_ABI_MINOR);
   return buf;
 }
+
+/* An entry that checked SB_HOST_COMPATIBLE and returned SB_EVERSION: the
+ * refusal names this host's version, gives the plugin's, and says what to do. */
+START_TEST(an_entry_refusing_this_host_is_refused_naming_both_versions) {
+  char plugin_said[64];
+  snprintf(plugin_said, sizeof(plugin_said), "built for plugin ABI %d.%d", SB_ABI_MAJOR, SB_ABI_MINOR + 7);
+  ck_assert_refused("entry_version.so", "\"entry_version\"", "does not run under this host's plugin ABI",
+                    abi_version(), plugin_said, "rebuild it against this host's SDK");
+}
+END_TEST
 
 START_TEST(other_major_is_refused_naming_both_versions) {
   ck_assert_refused("major_two.so", "\"major_two\"", "major_two.so", "ABI 2.0", speaks());
@@ -213,6 +223,7 @@ int main(void) {
   tcase_add_test(tc, not_a_shared_object_is_refused_with_dlerror);
   tcase_add_test(tc, missing_entry_symbol_is_refused);
   tcase_add_test(tc, failing_entry_is_refused_with_its_reason);
+  tcase_add_test(tc, an_entry_refusing_this_host_is_refused_naming_both_versions);
   tcase_add_test(tc, wrong_magic_is_refused);
   tcase_add_test(tc, other_major_is_refused_naming_both_versions);
   tcase_add_test(tc, newer_minor_is_refused_naming_both_versions);

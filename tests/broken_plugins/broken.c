@@ -87,6 +87,9 @@ SB_EXPORT int sb_plugin_entry(const sb_host *host, const sb_plugin **out, char *
 #if defined(BROKEN_ENTRY_FAILS)
   snprintf(err, errlen, "this build needs a licence file");
   return SB_EINVAL;
+#elif defined(BROKEN_ENTRY_VERSION) /* as the template's entry answers a host it cannot run under */
+  snprintf(err, errlen, "plugin entry_version was built for plugin ABI %d.%d", SB_ABI_MAJOR, SB_ABI_MINOR + 7);
+  return SB_EVERSION;
 #else
   *out = &br_desc.p;
   return SB_OK;

@@ -193,7 +193,7 @@ typedef struct sb_plugin sb_plugin; /* a plugin descriptor, below */
  * minor version the plugin was built against. Use it first in the entry. */
 #define SB_HOST_COMPATIBLE(host)                                           \
   ((host) != NULL && (host)->abi.magic == SB_MAGIC_HOST &&                 \
-   (host)->abi.abi_major == SB_ABI_MAJOR)
+   (host)->abi.abi_major == SB_ABI_MAJOR && (host)->abi.abi_minor >= SB_ABI_MINOR)
 
 /* True when the host table has the given member (a function added in a later
  * minor version): SB_HOST_HAS(host, some_newer_function). */
