@@ -46,7 +46,7 @@ START_TEST(good_plugin_loads_despite_broken_neighbours) {
   ck_assert_str_eq(p->desc.name, "Test plugin");
   ck_assert_ptr_nonnull(p->desc.create);
   ck_assert_uint_eq(l.count, 2); /* testplugin and wsecho */
-  ck_assert_uint_eq(l.refusal_count, 13);
+  ck_assert_uint_eq(l.refusal_count, 14);
 }
 END_TEST
 
@@ -125,6 +125,11 @@ END_TEST
 
 START_TEST(missing_required_hook_is_refused_by_name) {
   ck_assert_refused("no_create.so", "\"no_create\"", "no_create.so", "lacks the required hook create");
+}
+END_TEST
+
+START_TEST(unknown_start_by_is_refused) {
+  ck_assert_refused("bad_start.so", "\"bad_start\"", "bad_start.so", "unknown start_by 9");
 }
 END_TEST
 
@@ -231,6 +236,7 @@ int main(void) {
   tcase_add_test(tc, oversized_descriptor_is_refused);
   tcase_add_test(tc, missing_required_hook_is_refused_by_name);
   tcase_add_test(tc, invalid_schema_tables_are_refused);
+  tcase_add_test(tc, unknown_start_by_is_refused);
   tcase_add_test(tc, invalid_or_mismatched_ids_are_refused);
   tcase_add_test(tc, duplicate_id_is_refused);
   tcase_add_test(tc, only_allowed_files_are_opened);

@@ -43,7 +43,7 @@ END_TEST
 START_TEST(open_refuses_broken_plugins_like_the_loader) {
   static const char *const files[] = {"bad_magic.so", "major_two.so", "newer_minor.so", "oversized.so",
                                       "no_create.so", "no_entry.so", "entry_fails.so", "bad_type.so",
-                                      "dup_key.so", "Bad-Id.so"};
+                                      "dup_key.so", "Bad-Id.so", "entry_version.so", "bad_start.so"};
   for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
     char path[512], err[512] = "";
     testhost *bad = NULL;

@@ -74,6 +74,11 @@ static int testhost__vet_contents(const char *path, const sb_plugin *d, char *er
              (unsigned)d->caps.thread_model);
     return SB_EINVAL;
   }
+  if (d->caps.start_by > SB_START_BY_EMAIL) {
+    snprintf(err, errlen, "plugin \"%s\" (file %s) declares unknown start_by %u", d->id, path,
+             (unsigned)d->caps.start_by);
+    return SB_EINVAL;
+  }
   char why[512];
   if (testhost__check_table(d, why, sizeof(why)) != 0) {
     snprintf(err, errlen, "%s (file %s)", why, path);

@@ -76,6 +76,9 @@ static const struct {
 #if defined(BROKEN_CRASH_RECEIVE)
     .receive = br_receive,
 #endif
+#if defined(BROKEN_START_BY)
+    .caps = {.start_by = 9},
+#endif
 #if defined(BROKEN_WS_HALF)
     .ws_open = br_ws_open, /* and no ws_closed: the connection's end would go unheard */
     .ws_message = br_ws_message,
