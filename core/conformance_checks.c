@@ -376,6 +376,9 @@ static int cc__credentials_invalid(conformance_ctx *ctx) {
       if (testhost_create(th, err, sizeof(err)) == 0) {
         rc = cc__say(ctx, CONFORMANCE_FAIL, "a %s value that is not one was accepted for \"%s\"",
                      f->type == SB_FIELD_ENUM ? "enum" : "typed", f->key);
+      } else if (strstr(err, f->key) == NULL) {
+        rc = cc__say(ctx, CONFORMANCE_FAIL, "a %s value that is not one for \"%s\" was refused, but not by name: %s",
+                     f->type == SB_FIELD_ENUM ? "enum" : "typed", f->key, err);
       }
       testhost_destroy(th);
       refused++;

@@ -42,11 +42,15 @@ expect "a refused file says the rest did not run" 2 'not run: the daemon would r
 
 # --- plugins that load but misbehave: exit 1 --------------------------------------
 M=$PLUGINS/misbehaving
-expect "a misnamed file fails file-name" 1 '^FAIL file-name: the daemon loads only someone_else\.so' \
+# misnamed.so: a file the daemon would refuse by its name (exit 2), whose
+# other checks still run
+expect "a misnamed file fails file-name, and the daemon would refuse it" 2 '^FAIL file-name: the daemon loads only someone_else\.so' \
   "$SB" plugins check "$PLUGINS/misnamed.so"
-expect "a send that never completes fails" 1 '^FAIL send-ok: .*never completed' \
+expect "and says so in the summary" 2 'failed: the daemon would refuse to load .*misnamed\.so under its file name' \
   "$SB" plugins check "$PLUGINS/misnamed.so"
-expect "an entry that ignores the host version fails" 1 '^FAIL entry-version: ' \
+expect "a send that never completes fails" 2 '^FAIL send-ok: .*never completed' \
+  "$SB" plugins check "$PLUGINS/misnamed.so"
+expect "an entry that ignores the host version fails" 2 '^FAIL entry-version: ' \
   "$SB" plugins check "$PLUGINS/misnamed.so"
 expect "a crash in receive is a report line" 1 '^FAIL receive-malformed: crashed' \
   "$SB" plugins check "$M/crash_receive.so"
