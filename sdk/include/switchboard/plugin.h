@@ -266,14 +266,16 @@ typedef struct sb_ws sb_ws;               /* a WebSocket accepted by ws_open (si
 #define SB_FIELD_ENUM 6u     /* one of enum_values */
 
 /* Field flags, ORed. */
-#define SB_FIELD_REQUIRED 0x1u /* must be given (a default does not count) */
+#define SB_FIELD_REQUIRED 0x1u /* must be given; a required field has no default */
 #define SB_FIELD_SECRET 0x2u   /* never printed in logs, errors or API answers; sealed at rest */
 #define SB_FIELD_MULTI 0x4u    /* a JSON array of values of the type */
 
 /* One credential or setting. A plugin's schema is a static array of these
- * ended by SB_FIELD_END. key: lowercase letters, digits and '_', unique in
- * the table. default_value: the value as text (e.g. "30s", "true", "10"),
- * or NULL; it must itself be valid for the type. label: a short title for
+ * ended by SB_FIELD_END. key: 1-64 of lowercase letters, digits and '_',
+ * starting with a letter, unique in the table. default_value: the value as
+ * text (e.g. "30s", "true", "10"), or NULL; it must itself be valid for the
+ * type, and NULL for a REQUIRED field. A table breaking these rules makes
+ * the host refuse the plugin. label: a short title for
  * forms; description: one or two sentences for operators. enum_values: a
  * NULL-terminated list, required for SB_FIELD_ENUM and NULL otherwise. */
 typedef struct sb_field {
