@@ -523,6 +523,34 @@ START_TEST(a_refused_token_at_connect_is_auth_failed) {
 }
 END_TEST
 
+/* Opens the channel with the Page read answered by a scripted error (code 0: a bare status) and returns
+ * the state connect settles in; closes the channel again. */
+static uint32_t state_after_connect_answer(int http, long code) {
+  if (code != 0)
+    gd_script_error("/" PAGE, http, code, 0, "scripted failure");
+  else
+    gd_script_raw("/" PAGE, http, "scripted");
+  char creds[2048], err[512];
+  snprintf(creds, sizeof(creds), CREDS_FMT, "");
+  ck_assert_int_eq(ph_try_open(creds, err, sizeof(err)), 0);
+  channel_start(ph_ch);
+  for (int i = 0; i < 300 && channel_state(ph_ch) == SB_STATE_CONNECTING; i++) ph_run_for(10);
+  uint32_t state = channel_state(ph_ch);
+  ph_close();
+  return state;
+}
+
+START_TEST(connect_maps_meta_answers_to_channel_states_as_documented) {
+  const long rate_limits[] = {4, 17, 32, 613};
+  for (size_t i = 0; i < sizeof(rate_limits) / sizeof(rate_limits[0]); i++)
+    ck_assert_uint_eq(state_after_connect_answer(400, rate_limits[i]), SB_STATE_DISCONNECTED);
+  ck_assert_uint_eq(state_after_connect_answer(500, 2), SB_STATE_DISCONNECTED);
+  ck_assert_uint_eq(state_after_connect_answer(429, 0), SB_STATE_DISCONNECTED);
+  ck_assert_uint_eq(state_after_connect_answer(401, 102), SB_STATE_AUTH_FAILED); /* 401 without 190 */
+  ck_assert_uint_eq(state_after_connect_answer(400, 100), SB_STATE_CONFIG_ERROR);
+}
+END_TEST
+
 START_TEST(attachments_go_as_separate_parts_and_a_retry_resumes_after_the_sent_ones) {
   open_with("");
   static const sb_attachment att[] = {{.url = "https://files.example/r.pdf", .mime_type = "application/pdf"},
@@ -797,7 +825,14 @@ END_TEST
 
 START_TEST(a_reply_to_someone_who_never_wrote_fails_at_once) {
   open_with("");
+  /* The plugin keeps no clock of its own: a message the host has not stored does not open the window. */
+  char *ev = event_msg(LEE, now_ms() - 1000, "{\"mid\":\"m_lee1\",\"text\":\"hi\"}");
+  char events[4096];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 200);
   sb_outbound_message m = reply("x", 0, 0); /* the host knows no message from them */
+  m.recipient_id = LEE;
   ph_sent *s = ph_send(&m);
   ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
   ck_assert_ptr_nonnull(strstr(s->text, "has not written to the Page"));
@@ -827,6 +862,7 @@ int main(void) {
   tcase_add_test(tc, graph_errors_are_classified_as_documented);
   tcase_add_test(tc, timeouts_retry_and_an_expired_token_holds_sends_and_marks_auth_failed);
   tcase_add_test(tc, a_refused_token_at_connect_is_auth_failed);
+  tcase_add_test(tc, connect_maps_meta_answers_to_channel_states_as_documented);
   tcase_add_test(tc, attachments_go_as_separate_parts_and_a_retry_resumes_after_the_sent_ones);
   tcase_add_test(tc, explicit_consent_asks_first_holds_replies_and_releases_them_on_the_postback);
   tcase_add_test(tc, the_consent_keyword_also_gives_consent);

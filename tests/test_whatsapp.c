@@ -315,6 +315,7 @@ START_TEST(outside_24_hours_free_text_fails_at_once_and_a_template_is_sent) {
   ck_assert_ptr_nonnull(strstr(s->text, "re-engagement required"));
   ck_assert_ptr_nonnull(strstr(s->text, "hello_again"));
   ck_assert_int_eq(gd_count_path("/messages"), 0);
+  m.text = NULL; /* outside the window a template goes alone */
   m.template_json = "{\"name\":\"order_update\",\"language\":\"en_US\",\"parameters\":[\"Kari\",\"#1234\"]}";
   s = ph_send(&m);
   ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
@@ -372,6 +373,129 @@ START_TEST(media_replies_go_by_link_and_documents_keep_their_filename) {
 }
 END_TEST
 
+/* The type of the i-th of the last n Cloud API messages calls. */
+static const char *sent_type(int n, int i, json_t **keep) {
+  *keep = json_loads(gd_at(gd_count() - n + i)->body, 0, NULL);
+  return json_string_value(json_object_get(*keep, "type"));
+}
+
+START_TEST(a_template_within_24_hours_is_followed_by_the_text_and_the_attachments) {
+  open_with("");
+  static const sb_attachment att[] = {
+      {.url = "https://files.example/r.pdf", .mime_type = "application/pdf", .filename = "r.pdf"},
+      {.url = "https://files.example/p.jpg", .mime_type = "image/jpeg"}};
+  sb_outbound_message m = reply("Your order ships today", now_ms() - 3600 * 1000);
+  m.template_json = "{\"name\":\"order_update\",\"language\":\"en_US\",\"parameters\":[\"Kari\"]}";
+  m.reply_to_external_id = "wamid.T1";
+  m.attachments = att;
+  m.attachment_count = 2;
+  gd_script_raw("/messages", 200, "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"id\":\"wamid.TPL\"}]}");
+  ph_sent *s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+  ck_assert_str_eq(s->text, "wamid.TPL"); /* the first part's id */
+  ck_assert_int_eq(gd_count_path("/messages"), 4);
+  const char *want[] = {"template", "text", "document", "image"};
+  for (int i = 0; i < 4; i++) {
+    json_t *b;
+    ck_assert_str_eq(sent_type(4, i, &b), want[i]);
+    /* Only the first part is the reply to the customer's message. */
+    ck_assert_int_eq(json_object_get(b, "context") != NULL, i == 0);
+    if (i == 1)
+      ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "text"), "body")),
+                       "Your order ships today");
+    json_decref(b);
+  }
+}
+END_TEST
+
+START_TEST(outside_24_hours_a_template_with_text_or_attachments_is_refused_before_anything_is_sent) {
+  open_with("");
+  static const sb_attachment att[] = {{.url = "https://files.example/p.jpg", .mime_type = "image/jpeg"}};
+  sb_outbound_message m = reply("Are you there?", now_ms() - 30LL * 3600 * 1000);
+  m.template_json = "{\"name\":\"order_update\",\"language\":\"en_US\"}";
+  ph_sent *s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
+  ck_assert_msg(strstr(s->text, "nothing was sent") != NULL && strstr(s->text, "30 hours ago") != NULL &&
+                    strstr(s->text, "not the text with it") != NULL,
+                "%s", s->text);
+  m.text = NULL;
+  m.attachments = att;
+  m.attachment_count = 1;
+  s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
+  ck_assert_msg(strstr(s->text, "not 1 attachment with it") != NULL, "%s", s->text);
+  m.last_inbound_ms = 0; /* a customer who never wrote */
+  m.text = "Hello";
+  s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
+  ck_assert_msg(strstr(s->text, "has not written") != NULL &&
+                    strstr(s->text, "not the text and 1 attachment with it") != NULL,
+                "%s", s->text);
+  ck_assert_int_eq(gd_count_path("/messages"), 0);
+}
+END_TEST
+
+START_TEST(a_retried_template_reply_resumes_after_the_parts_already_sent) {
+  open_with("");
+  static const sb_attachment att[] = {{.url = "https://files.example/p.jpg", .mime_type = "image/jpeg"}};
+  sb_outbound_message m = reply("Details below", now_ms() - 1000);
+  m.template_json = "{\"name\":\"order_update\",\"language\":\"en_US\"}";
+  m.attachments = att;
+  m.attachment_count = 1;
+  gd_script_raw("/messages", 200, "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"id\":\"wamid.TPL\"}]}");
+  gd_script_error("/messages", 500, 131016, 0, "Service unavailable");
+  ph_sent *s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_RETRY);
+  ck_assert_int_eq(gd_count_path("/messages"), 2);
+  m.attempt = 2;
+  s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+  ck_assert_str_eq(s->text, "wamid.TPL");
+  ck_assert_int_eq(gd_count_path("/messages"), 4); /* the text and the image, not the template again */
+  json_t *b;
+  ck_assert_str_eq(sent_type(2, 0, &b), "text");
+  json_decref(b);
+  ck_assert_str_eq(sent_type(2, 1, &b), "image");
+  json_decref(b);
+  /* The window closes between attempts: what went out is named, the rest fails for good. */
+  m.idempotency_key = "idem-89";
+  m.attempt = 1;
+  gd_script_error("/messages", 500, 131016, 0, "Service unavailable");
+  gd_script_raw("/messages", 200, "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"id\":\"wamid.TPL2\"}]}");
+  gd_script_error("/messages", 500, 131016, 0, "Service unavailable");
+  ck_assert_int_eq(ph_send(&m)->outcome, CHANNEL_SEND_RETRY); /* nothing went out */
+  m.attempt = 2;
+  ck_assert_int_eq(ph_send(&m)->outcome, CHANNEL_SEND_RETRY); /* the template went out */
+  m.attempt = 3;
+  m.last_inbound_ms = now_ms() - 25LL * 3600 * 1000;
+  int before = gd_count_path("/messages");
+  s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
+  ck_assert_msg(strstr(s->text, "the template went out, but not the text and 1 attachment: re-engagement required") ==
+                    s->text,
+                "%s", s->text);
+  ck_assert_int_eq(gd_count_path("/messages"), before);
+}
+END_TEST
+
+START_TEST(a_part_refused_for_good_after_others_went_out_names_what_went_out) {
+  open_with(",\"reengagement_template\":\"hello_again\"");
+  sb_outbound_message m = reply("And one more thing", now_ms() - 1000);
+  m.template_json = "{\"name\":\"order_update\",\"language\":\"en_US\"}";
+  gd_script_raw("/messages", 200, "{\"messaging_product\":\"whatsapp\",\"messages\":[{\"id\":\"wamid.TPL\"}]}");
+  gd_script_error("/messages", 400, 131047, 0, "Re-engagement message");
+  ph_sent *s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
+  ck_assert_msg(strstr(s->text, "the template went out, but not the text: re-engagement required") == s->text, "%s",
+                s->text);
+  /* The failure ended the reply: a new attempt starts over rather than resuming. */
+  m.attempt = 2;
+  s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+  ck_assert_int_eq(gd_count_path("/messages"), 4);
+}
+END_TEST
+
 START_TEST(cloud_api_errors_are_classified_as_documented) {
   open_with("");
   struct {
@@ -420,6 +544,33 @@ START_TEST(a_refused_token_at_connect_is_auth_failed) {
           "\",\"waba_id\":\"1\",\"access_token\":\"nope\",\"app_secret\":\"s\","
           "\"verify_token\":\"v\",\"graph_api_base\":\"%BASE%\"}");
   ck_assert_uint_eq(channel_state(ph_ch), SB_STATE_AUTH_FAILED);
+}
+END_TEST
+
+/* Opens the channel with the phone number read answered by a scripted error (code 0: a bare status) and
+ * returns the state connect settles in; closes the channel again. */
+static uint32_t state_after_connect_answer(int http, long code) {
+  if (code != 0)
+    gd_script_error("/" PHONE_ID, http, code, 0, "scripted failure");
+  else
+    gd_script_raw("/" PHONE_ID, http, "scripted");
+  char err[512];
+  const char *creds = "{\"phone_number_id\":\"" PHONE_ID "\",\"waba_id\":\"" WABA "\",\"access_token\":\"" TOKEN
+                      "\",\"app_secret\":\"s\",\"verify_token\":\"v\",\"graph_api_base\":\"%BASE%\"}";
+  ck_assert_int_eq(ph_try_open(creds, err, sizeof(err)), 0);
+  channel_start(ph_ch);
+  for (int i = 0; i < 300 && channel_state(ph_ch) == SB_STATE_CONNECTING; i++) ph_run_for(10);
+  uint32_t state = channel_state(ph_ch);
+  ph_close();
+  return state;
+}
+
+START_TEST(connect_maps_meta_answers_to_channel_states_as_documented) {
+  ck_assert_uint_eq(state_after_connect_answer(400, 4), SB_STATE_DISCONNECTED);      /* rate limit */
+  ck_assert_uint_eq(state_after_connect_answer(429, 130429), SB_STATE_DISCONNECTED); /* throughput */
+  ck_assert_uint_eq(state_after_connect_answer(503, 0), SB_STATE_DISCONNECTED);
+  ck_assert_uint_eq(state_after_connect_answer(401, 102), SB_STATE_AUTH_FAILED); /* 401 without 190 */
+  ck_assert_uint_eq(state_after_connect_answer(400, 100), SB_STATE_CONFIG_ERROR);
 }
 END_TEST
 
@@ -525,8 +676,13 @@ int main(void) {
   tcase_add_test(tc, outside_24_hours_free_text_fails_at_once_and_a_template_is_sent);
   tcase_add_test(tc, the_window_uses_the_customers_webhook_timestamp_when_the_host_gives_none);
   tcase_add_test(tc, media_replies_go_by_link_and_documents_keep_their_filename);
+  tcase_add_test(tc, a_template_within_24_hours_is_followed_by_the_text_and_the_attachments);
+  tcase_add_test(tc, outside_24_hours_a_template_with_text_or_attachments_is_refused_before_anything_is_sent);
+  tcase_add_test(tc, a_retried_template_reply_resumes_after_the_parts_already_sent);
+  tcase_add_test(tc, a_part_refused_for_good_after_others_went_out_names_what_went_out);
   tcase_add_test(tc, cloud_api_errors_are_classified_as_documented);
   tcase_add_test(tc, a_refused_token_at_connect_is_auth_failed);
+  tcase_add_test(tc, connect_maps_meta_answers_to_channel_states_as_documented);
   tcase_add_test(tc, random_truncated_bodies_never_crash);
   tcase_add_test(tc, random_token_soup_and_mutated_webhooks_get_200_or_400);
   suite_add_tcase(s, tc);

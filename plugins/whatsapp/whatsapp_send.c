@@ -3,14 +3,19 @@
  * The customer-service window is counted from the customer's last message:
  * the larger of sb_outbound_message.last_inbound_ms and the plugin's own
  * "t:WA_ID" record (the customer's webhook timestamp). Within 24 hours any
- * message goes; outside it only a template (template_json), and free text
- * fails at once with a reason that names the default re-engagement
- * template when one is set. Automatic messages never go outside it.
+ * message goes; outside it only a template (template_json). Outside it,
+ * free text fails at once with a reason that names the default
+ * re-engagement template when one is set, and a template that comes with
+ * text or attachments is refused whole, before anything is sent: the
+ * agent sees that nothing went out rather than a "sent" reply whose words
+ * the customer never got. Automatic messages never go outside it.
  *
- * A reply with text and attachments is several calls (one media per
- * message; the text first, the first attachment carries no caption).
- * Progress is kept under "s:<idempotency key>" so a retry resumes after
- * the parts already sent; the first part's wamid is the external id.
+ * A reply is one Cloud API call per part, in this order: the template, the
+ * text, then each attachment (one media per message, no caption). Progress
+ * is kept under "s:<idempotency key>" so a retry resumes after the parts
+ * already sent; the first part's wamid is the external id. A part that
+ * fails for good after others went out says which went out, so the agent
+ * does not send them twice.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +26,8 @@
 #define WA_DAY_MS (24LL * 3600 * 1000)
 #define WA_HOLD_AUTH_MS (15u * 60 * 1000)
 #define WA_RATE_LIMIT_MS (60u * 1000)
-#define WA_MAX_PARTS 11
+#define WA_MAX_ATTACHMENTS 10
+#define WA_MAX_PARTS (WA_MAX_ATTACHMENTS + 2) /* the template, the text, the attachments */
 
 typedef struct wa_out {
   struct wa_out *next_out; /* in w->outs */
@@ -29,6 +35,7 @@ typedef struct wa_out {
   whatsapp *w;
   sb_send_op *op;
   char *bodies[WA_MAX_PARTS];
+  const char *kinds[WA_MAX_PARTS]; /* each part's Cloud API type, for reasons */
   size_t n, next;
   char first_id[256];
   char progress_key[256];
@@ -46,8 +53,47 @@ static void wa__out_free(wa_out *o) {
   free(o);
 }
 
+/* Names the parts [from, to) of o for an agent: "the template, the text and 2 attachments". */
+static void wa__describe(const wa_out *o, size_t from, size_t to, char *out, size_t outlen) {
+  int tmpl = 0, text = 0;
+  size_t media = 0;
+  for (size_t i = from; i < to && i < o->n; i++) {
+    if (strcmp(o->kinds[i], "template") == 0)
+      tmpl = 1;
+    else if (strcmp(o->kinds[i], "text") == 0)
+      text = 1;
+    else
+      media++;
+  }
+  char m[48];
+  snprintf(m, sizeof(m), "%zu attachment%s", media, media == 1 ? "" : "s");
+  const char *item[3];
+  int k = 0;
+  if (tmpl) item[k++] = "the template";
+  if (text) item[k++] = "the text";
+  if (media > 0) item[k++] = m;
+  if (k == 0)
+    snprintf(out, outlen, "nothing");
+  else if (k == 1)
+    snprintf(out, outlen, "%s", item[0]);
+  else if (k == 2)
+    snprintf(out, outlen, "%s and %s", item[0], item[1]);
+  else
+    snprintf(out, outlen, "%s, %s and %s", item[0], item[1], item[2]);
+}
+
+/* Completes the send: 0 ok (text is the external id), 1 retry, 2 failed for good. A failure after some
+ * parts went out says which, since the host can only mark the whole reply failed. */
 static void wa__finish(wa_out *o, int outcome, const char *text, uint32_t after) {
   whatsapp *w = o->w;
+  char partial[META_MAX_REASON * 2 + 1200];
+  if (outcome == 2 && o->next > 0) {
+    char sent[128], rest[128];
+    wa__describe(o, 0, o->next, sent, sizeof(sent));
+    wa__describe(o, o->next, o->n, rest, sizeof(rest));
+    snprintf(partial, sizeof(partial), "%s went out, but not %s: %s", sent, rest, text);
+    text = partial;
+  }
   if (outcome != 1 && o->progress_key[0] != '\0') w->host->kv_delete(w->channel, o->progress_key, NULL, NULL);
   if (outcome == 0)
     w->host->send_ok(o->op, text);
@@ -222,25 +268,14 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
   const char *to = msg->recipient_id[0] == '+' ? msg->recipient_id + 1 : msg->recipient_id;
   int64_t last = msg->last_inbound_ms, own = wa_kv_int(w, "t:", to);
   if (own > last) last = own;
-  int inside = last > 0 && w->host->now_ms() - last <= WA_DAY_MS;
+  int64_t now = w->host->now_ms();
+  int inside = last > 0 && now - last <= WA_DAY_MS;
   int is_template = msg->template_json != NULL && msg->template_json[0] != '\0';
-  if (!inside && !is_template) {
-    if (last <= 0) {
-      wa__reengage_reason(w, "the customer has not written to this number", why, sizeof(why));
-    } else {
-      char when[96];
-      snprintf(when, sizeof(when), "the customer last wrote %lld hours ago, outside the 24-hour window",
-               (long long)((w->host->now_ms() - last) / 3600000));
-      wa__reengage_reason(w, when, why, sizeof(why));
-    }
-    w->host->send_fail(op, why);
-    return SB_OK;
-  }
   if (!inside && (msg->flags & SB_OUT_AUTOMATIC)) {
     w->host->send_fail(op, "outside the 24-hour window: automatic messages are sent only within it");
     return SB_OK;
   }
-  if (msg->attachment_count + 1 > WA_MAX_PARTS) {
+  if (msg->attachment_count > WA_MAX_ATTACHMENTS) {
     w->host->send_fail(op, "WhatsApp replies take at most 10 attachments");
     return SB_OK;
   }
@@ -257,6 +292,7 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
   w->calls++;
   o->next_out = w->outs;
   w->outs = o;
+  /* Every attempt builds the same parts in the same order, so the progress record of an earlier one applies. */
   int bad = 0;
   if (is_template) {
     json_t *t = wa__template(w, msg->template_json, why, sizeof(why));
@@ -265,20 +301,24 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
       w->host->send_fail(op, why);
       return SB_OK;
     }
+    o->kinds[o->n] = "template";
     o->bodies[o->n] = wa__body(to, "template", t, msg->reply_to_external_id);
     bad |= o->bodies[o->n++] == NULL;
-  } else if (msg->text != NULL && msg->text[0] != '\0') {
+  }
+  if (msg->text != NULL && msg->text[0] != '\0' && !bad) {
     int preview = strstr(msg->text, "http://") != NULL || strstr(msg->text, "https://") != NULL;
     json_t *t = json_pack("{s:b, s:s}", "preview_url", preview, "body", msg->text);
-    o->bodies[o->n] = t != NULL ? wa__body(to, "text", t, msg->reply_to_external_id) : NULL;
+    o->kinds[o->n] = "text";
+    o->bodies[o->n] = t != NULL ? wa__body(to, "text", t, o->n == 0 ? msg->reply_to_external_id : NULL) : NULL;
     bad |= o->bodies[o->n++] == NULL;
   }
-  for (size_t i = 0; i < msg->attachment_count && !bad && inside; i++) {
+  for (size_t i = 0; i < msg->attachment_count && !bad; i++) {
     const sb_attachment *a = &msg->attachments[i];
     const char *type = wa__media_type(a->mime_type);
     json_t *m = json_pack("{s:s}", "link", a->url);
     if (m != NULL && strcmp(type, "document") == 0 && a->filename != NULL)
       json_object_set_new(m, "filename", json_string(a->filename));
+    o->kinds[o->n] = type;
     o->bodies[o->n] = m != NULL ? wa__body(to, type, m, o->n == 0 ? msg->reply_to_external_id : NULL) : NULL;
     bad |= o->bodies[o->n++] == NULL;
   }
@@ -295,9 +335,32 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
     char id[256] = "";
     unsigned long done = 0;
     if (v != NULL && sscanf(v, "%lu %255s", &done, id) == 2 && done < o->n) {
-      o->next = done;
+      o->next = done; /* an earlier attempt sent these parts already */
       snprintf(o->first_id, sizeof(o->first_id), "%s", id);
     }
+  }
+  /* Outside the window only the template may go: free-form parts still to send end the reply here. */
+  size_t first_free = is_template ? 1 : 0;
+  if (!inside && o->n > (o->next > first_free ? o->next : first_free)) {
+    char when[96];
+    if (last <= 0)
+      snprintf(when, sizeof(when), "the customer has not written to this number");
+    else
+      snprintf(when, sizeof(when), "the customer last wrote %lld hours ago, outside the 24-hour window",
+               (long long)((now - last) / 3600000));
+    if (is_template && o->next == 0) {
+      char rest[128];
+      wa__describe(o, 1, o->n, rest, sizeof(rest));
+      snprintf(why, sizeof(why),
+               "nothing was sent: %s, where WhatsApp takes only a template, not %s with it; send the template "
+               "alone, and %s once the customer answers",
+               when, rest, rest);
+    } else {
+      /* Free text alone, or an earlier attempt's parts went out inside the window (wa__finish names them). */
+      wa__reengage_reason(w, when, why, sizeof(why));
+    }
+    wa__finish(o, 2, why, 0);
+    return SB_OK;
   }
   wa__post_next(o);
   return SB_OK;
