@@ -74,6 +74,29 @@ static void session(const char *body, char *out, size_t outlen) {
   json_decref(j);
 }
 
+/* Without WebSockets the widget posts its receipts as it posts messages. */
+START_TEST(receipts_over_http_are_watermarks_for_the_visitor) {
+  start();
+  char token[512];
+  session("{}", token, sizeof(token));
+  const testhost_reply *r = call("POST", "/messages", SITE, token, "{\"type\":\"seen\",\"status\":\"read\"}");
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(r->body, "{\"type\":\"seen\"}");
+  ck_assert_uint_eq(testhost_status_count(th), 1);
+  const sb_status_update *u = testhost_status_at(th, 0);
+  ck_assert_uint_eq(u->status, SB_STATUS_READ);
+  ck_assert_uint_eq(u->flags, SB_STATUS_WATERMARK);
+  ck_assert_uint_eq(u->recipient_kind, SB_IDENTITY_VISITOR);
+  ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"type\":\"seen\",\"status\":\"read\"}")->status, 200);
+  ck_assert_uint_eq(testhost_status_count(th), 1); /* within a second: dropped */
+  testhost_advance(th, 1500);
+  call("POST", "/messages", SITE, token, "{\"type\":\"seen\",\"status\":\"delivered\"}");
+  ck_assert_uint_eq(testhost_status_count(th), 2);
+  ck_assert_uint_eq(testhost_status_at(th, 1)->status, SB_STATUS_DELIVERED);
+  ck_assert_int_eq(call("POST", "/messages", SITE, NULL, "{\"type\":\"seen\",\"status\":\"read\"}")->status, 401);
+}
+END_TEST
+
 START_TEST(settings_are_refused_by_name) {
   static const struct {
     const char *key, *value, *named;
@@ -380,6 +403,7 @@ int main(void) {
   TCase *tc = tcase_create("chat");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, settings_are_refused_by_name);
+  tcase_add_test(tc, receipts_over_http_are_watermarks_for_the_visitor);
   tcase_add_test(tc, the_widget_script_is_served_to_any_page);
   tcase_add_test(tc, the_demo_page_is_served_only_when_turned_on);
   tcase_add_test(tc, a_session_gives_a_signed_token_and_the_widget_settings);

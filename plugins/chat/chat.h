@@ -43,6 +43,10 @@ typedef struct chat chat;
 /* One person on the chat: an anonymous visitor or a verified user, with
  * their open WebSockets and their rate bucket. Kept while sockets are open
  * and for a while after (so reconnecting does not refill the bucket). */
+/* History reads and receipts at most this often, per socket (receipts over
+ * HTTP: per visitor): each is a store query or write. */
+#define CHAT_MIN_FRAME_GAP_MS 1000
+
 typedef struct chat_visitor {
   chat_link link; /* first: in chat.visitors */
   char who;       /* CHAT_WHO_* */
@@ -51,6 +55,7 @@ typedef struct chat_visitor {
   chat_link conns; /* chat_conn.link */
   size_t conn_count;
   int64_t last_seen_ms;
+  int64_t last_receipt_ms; /* the last receipt over HTTP (without WebSockets) */
 } chat_visitor;
 
 /* One WebSocket of a visitor. Freed when the socket has closed (ws NULL)
@@ -138,6 +143,10 @@ typedef struct chat_refusal {
 } chat_refusal;
 int chat_take_message(chat *c, chat_visitor *v, const json_t *frame, chat_conn *conn, sb_responder *r,
                       const char *origin, chat_refusal *why);
+
+/* A "seen" frame ({"status": "delivered"|"read"}): every reply to the
+ * visitor so far is delivered or read. Callers keep it to one a second. */
+void chat_seen(chat *c, const chat_visitor *v, const json_t *frame);
 
 /* Reads the visitor's history (after_message_id or the latest) and
  * answers conn (a "history" frame) or r (a JSON body). Returns 0 or -1

@@ -26,7 +26,6 @@
 /* --- visitors ------------------------------------------------------------------ */
 
 #define CHAT_VISITOR_IDLE_MS (10 * 60 * 1000) /* a visitor without sockets is forgotten after this */
-#define CHAT_MIN_FRAME_GAP_MS 1000              /* per socket: history reads and receipts at most this often */
 
 static chat_visitor *chat__visitor_find(chat *c, const char *id) {
   for (chat_link *l = c->visitors.next; l != &c->visitors; l = l->next) {
@@ -482,8 +481,7 @@ int chat_ws_open(void *instance, const sb_http_request *req, sb_ws *ws, void **o
   return SB_OK;
 }
 
-/* A "seen" frame: every reply to this visitor so far is delivered or read. */
-static void chat__seen(chat *c, chat_visitor *v, const json_t *frame) {
+void chat_seen(chat *c, const chat_visitor *v, const json_t *frame) {
   const char *status = json_string_value(json_object_get(frame, "status"));
   sb_status_update u = {.struct_size = sizeof(u)};
   u.status = status != NULL && strcmp(status, "read") == 0 ? SB_STATUS_READ : SB_STATUS_DELIVERED;
@@ -530,7 +528,7 @@ void chat_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const
     int64_t now = c->host->now_ms();
     if (now - cn->last_receipt_ms >= CHAT_MIN_FRAME_GAP_MS) { /* each receipt is a store write */
       cn->last_receipt_ms = now;
-      chat__seen(c, cn->v, frame);
+      chat_seen(c, cn->v, frame);
     }
   } else {
     chat__ws_send_json(c, ws, chat__error_frame(NULL, "invalid", "unknown frame type"));

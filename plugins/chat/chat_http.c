@@ -158,6 +158,14 @@ static void chat__messages(chat *c, const sb_http_request *req, sb_responder *r,
     chat_http_error(c, r, 400, origin, "invalid", "the body must be a JSON object");
   } else if (v == NULL) {
     chat_http_error(c, r, 503, origin, "unavailable", "out of memory");
+  } else if (json_is_string(json_object_get(frame, "type")) &&
+             strcmp(json_string_value(json_object_get(frame, "type")), "seen") == 0) {
+    int64_t now = c->host->now_ms(); /* each receipt is a store write: one a second, the rest dropped */
+    if (now - v->last_receipt_ms >= CHAT_MIN_FRAME_GAP_MS) {
+      v->last_receipt_ms = now;
+      chat_seen(c, v, frame);
+    }
+    chat_http_json(c, r, 200, origin, json_pack("{s:s}", "type", "seen"));
   } else if (chat_take_message(c, v, frame, NULL, r, origin, &why) != 0) {
     chat_http_error(c, r, why.status, origin, why.code, why.message);
   }

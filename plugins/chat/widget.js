@@ -245,7 +245,8 @@
       var s = seenWant;
       seenWant = null;
       if (wsOpen) ws.send(JSON.stringify({type: 'seen', status: s}));
-    }, 1100); /* the channel takes one receipt a second per socket */
+      else if (token) request('POST', '/messages', {type: 'seen', status: s}, function () {});
+    }, 1100); /* the channel takes one receipt a second per socket (per visitor without one) */
   }
 
   /* --- sending ---------------------------------------------------------------------- */
