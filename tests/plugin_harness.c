@@ -216,6 +216,20 @@ int ph_try_open(const char *credentials_json, char *err, size_t errlen) {
   return rc;
 }
 
+uint32_t ph_state_after_connect_answer(const char *credentials_json, const char *path, int http, long code) {
+  if (code != 0)
+    gd_script_error(path, http, code, 0, "scripted failure");
+  else
+    gd_script_raw(path, http, "scripted");
+  char err[512];
+  ck_assert_msg(ph_try_open(credentials_json, err, sizeof(err)) == 0, "%s", err);
+  channel_start(ph_ch);
+  for (int i = 0; i < 300 && channel_state(ph_ch) == SB_STATE_CONNECTING; i++) ph_run_for(10);
+  uint32_t state = channel_state(ph_ch);
+  ph_close();
+  return state;
+}
+
 void ph_open(const char *credentials_json) {
   char err[512];
   ck_assert_msg(ph_try_open(credentials_json, err, sizeof(err)) == 0, "create failed: %s", err);

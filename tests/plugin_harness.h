@@ -71,6 +71,11 @@ int ph_try_open(const char *credentials_json, char *err, size_t errlen);
 void ph_open(const char *credentials_json);
 void ph_close(void);
 
+/* Opens the channel with credentials, the Graph double answering path with
+ * a scripted error (code 0: a bare HTTP status), and returns the state
+ * connect settles in; closes the channel again. */
+uint32_t ph_state_after_connect_answer(const char *credentials_json, const char *path, int http, long code);
+
 /* Runs the loop until *flag or ms pass; returns *flag. */
 int ph_run_until(const int *flag, uint64_t ms);
 void ph_run_for(uint64_t ms);

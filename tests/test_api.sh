@@ -154,6 +154,13 @@ expect() {
   fi
 }
 jv() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$work/body"; }
+wait_state() { # wait_state CHANNEL STATE: up to 3 s for GET /api/v1/channels/CHANNEL to show it (the body is its last answer)
+  for _ in $(seq 1 30); do
+    call GET "/api/v1/channels/$1" "$AGENT"
+    [ "$(jv 'd["state"]')" = "$2" ] && return
+    sleep 0.1
+  done
+}
 inbound() { # inbound CHANNEL EXTERNAL-ID SENDER TEXT
   curl -s -H "X-Id: $2" -H "X-Sender: $3" --data-binary "$4" "$base/hooks/$1/messages" >/dev/null
 }
@@ -472,11 +479,7 @@ call POST /api/v1/channels "$ADMIN" "{\"name\": \"web\", \"plugin\": \"testplugi
 expect "POST connects a channel with 201" 201 'd["name"] == "web" and d["source"] == "api" and d["status"] == "on" and "credentials" not in d'
 grep -q "$API_SECRET" "$work/body"
 check "the new channel's secret is not echoed" $([ $? -ne 0 ]; echo $?)
-for _ in $(seq 1 30); do
-  call GET /api/v1/channels/web "$AGENT"
-  [ "$(jv 'd["state"]')" = connected ] && break
-  sleep 0.1
-done
+wait_state web connected
 expect "the API channel runs" 200 'd["state"] == "connected"'
 code=$(curl -s -o "$work/body" -w '%{http_code}' "$base/hooks/web/config?key=retries")
 check "the API channel's plugin sees its credentials" $([ "$code" = 200 ] && grep -q 5 "$work/body"; echo $?) "$code $(cat "$work/body")"
@@ -490,11 +493,7 @@ snippet='"<script src=\"https://help.example.com/desk/hooks/site/widget.js\" asy
 call POST /api/v1/channels "$ADMIN" '{"name": "site", "plugin": "chat", "credentials": {"public_url": "https://help.example.com/desk/"}}'
 expect "a chat channel connected over the API embeds its widget from its public_url" 201 "d['embed'] == $snippet"
 call PATCH /api/v1/channels/site "$ADMIN" '{"status": "off"}'
-for _ in $(seq 1 30); do
-  call GET /api/v1/channels/site "$AGENT"
-  [ "$(jv 'd["state"]')" = stopped ] && break
-  sleep 0.1
-done
+wait_state site stopped
 expect "a stopped API chat channel's embed comes from its sealed credentials" 200 "d['state'] == 'stopped' and d['embed'] == $snippet"
 call DELETE "/api/v1/channels/site?history=delete" "$ADMIN"
 expect "DELETE the chat channel" 200

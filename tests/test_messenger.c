@@ -523,21 +523,11 @@ START_TEST(a_refused_token_at_connect_is_auth_failed) {
 }
 END_TEST
 
-/* Opens the channel with the Page read answered by a scripted error (code 0: a bare status) and returns
- * the state connect settles in; closes the channel again. */
+/* The state connect settles in when the Page read is answered so (code 0: a bare status). */
 static uint32_t state_after_connect_answer(int http, long code) {
-  if (code != 0)
-    gd_script_error("/" PAGE, http, code, 0, "scripted failure");
-  else
-    gd_script_raw("/" PAGE, http, "scripted");
-  char creds[2048], err[512];
+  char creds[2048];
   snprintf(creds, sizeof(creds), CREDS_FMT, "");
-  ck_assert_int_eq(ph_try_open(creds, err, sizeof(err)), 0);
-  channel_start(ph_ch);
-  for (int i = 0; i < 300 && channel_state(ph_ch) == SB_STATE_CONNECTING; i++) ph_run_for(10);
-  uint32_t state = channel_state(ph_ch);
-  ph_close();
-  return state;
+  return ph_state_after_connect_answer(creds, "/" PAGE, http, code);
 }
 
 START_TEST(connect_maps_meta_answers_to_channel_states_as_documented) {

@@ -547,22 +547,12 @@ START_TEST(a_refused_token_at_connect_is_auth_failed) {
 }
 END_TEST
 
-/* Opens the channel with the phone number read answered by a scripted error (code 0: a bare status) and
- * returns the state connect settles in; closes the channel again. */
+/* The state connect settles in when the phone number read is answered so (code 0: a bare status). */
 static uint32_t state_after_connect_answer(int http, long code) {
-  if (code != 0)
-    gd_script_error("/" PHONE_ID, http, code, 0, "scripted failure");
-  else
-    gd_script_raw("/" PHONE_ID, http, "scripted");
-  char err[512];
-  const char *creds = "{\"phone_number_id\":\"" PHONE_ID "\",\"waba_id\":\"" WABA "\",\"access_token\":\"" TOKEN
-                      "\",\"app_secret\":\"s\",\"verify_token\":\"v\",\"graph_api_base\":\"%BASE%\"}";
-  ck_assert_int_eq(ph_try_open(creds, err, sizeof(err)), 0);
-  channel_start(ph_ch);
-  for (int i = 0; i < 300 && channel_state(ph_ch) == SB_STATE_CONNECTING; i++) ph_run_for(10);
-  uint32_t state = channel_state(ph_ch);
-  ph_close();
-  return state;
+  return ph_state_after_connect_answer("{\"phone_number_id\":\"" PHONE_ID "\",\"waba_id\":\"" WABA
+                                       "\",\"access_token\":\"" TOKEN "\",\"app_secret\":\"s\",\"verify_token\":"
+                                       "\"v\",\"graph_api_base\":\"%BASE%\"}",
+                                       "/" PHONE_ID, http, code);
 }
 
 START_TEST(connect_maps_meta_answers_to_channel_states_as_documented) {
