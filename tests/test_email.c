@@ -177,10 +177,21 @@ static void mail_system_stop(void) {
   }
 }
 
+/* Python that ends the script once the test that started it is gone (a
+ * failed assertion ends the test's process without its cleanup). */
+#define EXIT_WITH_PARENT_PY                                                          \
+  "import os, threading, time\n"                                                   \
+  "def _watch(parent=os.getppid()):\n"                                             \
+  "    while os.getppid() == parent: time.sleep(0.5)\n"                            \
+  "    os._exit(0)\n"                                                              \
+  "threading.Thread(target=_watch, daemon=True).start()\n"
+
 /* A misbehaving SMTP server for answers OpenSMTPD does not give on cue:
  * "tempfail" answers RCPT with 451, "authfail" offers AUTH and refuses it
- * with 535. Serves one session per connection, forever (stopped by PID). */
+ * with 535; in every mode STARTTLS is refused with 454. Serves one session
+ * per connection, forever (stopped by PID). */
 static const char fake_smtp_py[] =
+    EXIT_WITH_PARENT_PY
     "import socket, sys\n"
     "mode = sys.argv[2]\n"
     "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
@@ -192,6 +203,8 @@ static const char fake_smtp_py[] =
     "        cmd = line.strip().upper()\n"
     "        if cmd.startswith(b'EHLO'):\n"
     "            c.sendall(b'250-fake\\r\\n250-AUTH PLAIN LOGIN\\r\\n250 8BITMIME\\r\\n' if mode == 'authfail' else b'250 fake\\r\\n')\n"
+    "        elif cmd.startswith(b'STARTTLS'):\n"
+    "            c.sendall(b'454 4.7.0 TLS not available\\r\\n')\n"
     "        elif cmd.startswith(b'AUTH'):\n"
     "            c.sendall(b'535 5.7.8 Authentication credentials invalid\\r\\n')\n"
     "        elif cmd.startswith(b'RCPT'):\n"
@@ -212,6 +225,45 @@ static pid_t fake_smtp_start(const char *mode, int *port) {
   pid_t pid = spawn(argv, log);
   free(script);
   ck_assert_msg(wait_port(*port), "the fake SMTP server did not start");
+  return pid;
+}
+
+/* A TCP proxy to Dovecot's IMAP port, so a test can take the IMAP server
+ * away (stop it: connections drop, new ones are refused) and bring it back
+ * on the same port. */
+static const char imap_proxy_py[] =
+    EXIT_WITH_PARENT_PY
+    "import socket, sys\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(5)\n"
+    "def pipe(a, b):\n"
+    "    try:\n"
+    "        while True:\n"
+    "            d = a.recv(65536)\n"
+    "            if not d: break\n"
+    "            b.sendall(d)\n"
+    "    except OSError: pass\n"
+    "    for x in (a, b):\n"
+    "        try: x.shutdown(socket.SHUT_RDWR)\n"
+    "        except OSError: pass\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    u = socket.create_connection(('127.0.0.1', int(sys.argv[2])))\n"
+    "    threading.Thread(target=pipe, args=(c, u), daemon=True).start()\n"
+    "    threading.Thread(target=pipe, args=(u, c), daemon=True).start()\n";
+
+/* Starts the IMAP proxy on *port (a free one when 0). */
+static pid_t imap_proxy_start(int *port) {
+  char *script = tu_write_file(mail_dir, "imap_proxy.py", imap_proxy_py);
+  char portbuf[16], to[16], log[1024];
+  if (*port == 0) *port = free_port();
+  snprintf(portbuf, sizeof(portbuf), "%d", *port);
+  snprintf(to, sizeof(to), "%d", imap_port);
+  snprintf(log, sizeof(log), "%s/imap_proxy.log", mail_dir);
+  char *argv[] = {"/usr/bin/python3", script, portbuf, to, NULL};
+  pid_t pid = spawn(argv, log);
+  free(script);
+  ck_assert_msg(wait_port(*port), "the IMAP proxy did not start");
   return pid;
 }
 
@@ -782,6 +834,36 @@ START_TEST(an_unreachable_server_is_a_transient_disconnect) {
 }
 END_TEST
 
+START_TEST(an_imap_outage_after_connecting_disconnects_until_a_poll_succeeds) {
+  int port = 0;
+  pid_t proxy = imap_proxy_start(&port);
+  char extra[128];
+  snprintf(extra, sizeof(extra), "\"imap_url\":\"imap://127.0.0.1:%d/INBOX\"", port);
+  open_channel("secret", extra);
+  want_state = SB_STATE_CONNECTED;
+  ck_assert_msg(run_until_fn(state_is, 15000), "state is %u", fe.state);
+  /* The server goes away after a successful poll: /healthz must not go on
+   * saying connected while no mail is read. */
+  stop(&proxy);
+  want_state = SB_STATE_DISCONNECTED;
+  ck_assert_msg(run_until_fn(state_is, 15000), "still %u with the IMAP server gone", fe.state);
+  const char *why = channel_state_reason(ch);
+  ck_assert_msg(strstr(why, "IMAP") != NULL, "reason: %s", why);
+  ck_assert_msg(strstr(why, "secret") == NULL, "the password is in the reason: %s", why);
+  ck_assert(!SB_STATE_IS_FATAL(channel_state(ch)));
+  /* Back on the same port: the host's reconnect polls, reads what came
+   * meanwhile and the channel is connected again. */
+  swaks_send(CUSTOMER, "support@example.org",
+             "From: customer@example.com\r\nTo: support@example.org\r\nSubject: during the outage\r\n"
+             "Message-ID: <outage-1@example.com>\r\n\r\nhello\r\n");
+  proxy = imap_proxy_start(&port);
+  rec *r = wait_inbound(1);
+  ck_assert_str_eq(r->ext_id, "outage-1@example.com");
+  ck_assert_uint_eq(fe.state, SB_STATE_CONNECTED);
+  stop(&proxy);
+}
+END_TEST
+
 START_TEST(a_refused_login_sets_auth_failed) {
   open_channel("wrong", "");
   want_state = SB_STATE_AUTH_FAILED;
@@ -907,6 +989,30 @@ START_TEST(smtp_refused_login_sets_auth_failed_and_retries) {
 }
 END_TEST
 
+START_TEST(smtp_without_starttls_under_tls_required_fails_the_send_and_is_a_config_error) {
+  int port;
+  pid_t pid = fake_smtp_start("plain", &port);
+  smtp_port_override = port;
+  /* IMAP points at a closed port (a transient disconnect), so only the
+   * SMTP side can make the channel config_error. */
+  char extra[160];
+  snprintf(extra, sizeof(extra), "\"tls\":\"required\",\"imap_url\":\"imap://127.0.0.1:%d/INBOX\"", free_port());
+  open_channel("secret", extra);
+  send_rec s;
+  reply(&s, CUSTOMER, NULL, NULL, "hello", 0);
+  stop(&pid);
+  ck_assert_msg(s.outcome == CHANNEL_SEND_FAIL, "outcome %d: %s", s.outcome, s.text);
+  ck_assert_msg(strstr(s.text, "STARTTLS") != NULL, "reason: %s", s.text);
+  ck_assert_msg(channel_state(ch) == SB_STATE_CONFIG_ERROR, "state %u: %s", (unsigned)channel_state(ch),
+                channel_state_reason(ch));
+  ck_assert_msg(strstr(channel_state_reason(ch), "SMTP") != NULL, "reason: %s", channel_state_reason(ch));
+  /* The IMAP side's reconnects do not hide it. */
+  want_state = SB_STATE_DISCONNECTED;
+  ck_assert(!run_until_fn(state_is, 2500));
+  ck_assert_uint_eq(channel_state(ch), SB_STATE_CONFIG_ERROR);
+}
+END_TEST
+
 typedef struct mail_result {
   int done, status;
   char body[512];
@@ -1002,6 +1108,7 @@ int main(void) {
   tcase_add_test(tc, a_mail_too_large_to_fetch_is_stored_from_its_headers);
   tcase_add_test(tc, tls_required_without_starttls_is_a_config_error);
   tcase_add_test(tc, an_unreachable_server_is_a_transient_disconnect);
+  tcase_add_test(tc, an_imap_outage_after_connecting_disconnects_until_a_poll_succeeds);
   tcase_add_test(tc, a_refused_login_sets_auth_failed);
   tcase_add_test(tc, a_message_that_starts_a_conversation_gets_a_new_tag);
   tcase_add_test(tc, after_read_moves_stored_mail_to_a_folder);
@@ -1009,6 +1116,7 @@ int main(void) {
   tcase_add_test(tc, smtp_5xx_fails_with_the_server_text);
   tcase_add_test(tc, smtp_4xx_is_retried);
   tcase_add_test(tc, smtp_refused_login_sets_auth_failed_and_retries);
+  tcase_add_test(tc, smtp_without_starttls_under_tls_required_fails_the_send_and_is_a_config_error);
   tcase_add_test(tc, host_mail_request_runs_imap_commands_and_cancels);
   tcase_add_test(tc, settings_the_schema_cannot_check_are_refused_by_name);
   suite_add_tcase(s, tc);

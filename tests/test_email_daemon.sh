@@ -241,10 +241,20 @@ swaks --server "127.0.0.1:$smtp" --from visitor@example.org --to support@example
 wait_rows "SELECT count(*) FROM messages WHERE external_id='v-1@example.org'" 1
 check "the visitor's answer by email belongs to the same contact" 1 \
   "$(db "SELECT count(DISTINCT contact_id) FROM messages WHERE external_id IN ('web-1', 'v-1@example.org')")"
+# The customer renames the conversation's subject (keeping the tag): the
+# next reply answers that subject, as a mail program answering it would.
+send 'From: customer@example.com\r\nTo: support@example.org\r\nSubject: Order 4471 still missing [#1]\r\nMessage-ID: <d-5@example.com>\r\n\r\nStill nothing.\r\n'
+wait_rows "SELECT count(*) FROM messages WHERE external_id='d-5@example.com'" 1
+check "a renamed subject with the tag stays in the conversation" 1 \
+  "$(db "SELECT count(DISTINCT thread_id) FROM messages WHERE external_id IN ('d-1@example.com','d-5@example.com')")"
 got=$(curl -s -o "$work/web_reply2.json" -w '%{http_code}' -H "Authorization: Bearer $AGENT" -H 'Content-Type: application/json' \
   -d '{"text":"cannot go","channel":"support"}' \
   "http://127.0.0.1:$http/api/v1/conversations/$(db "SELECT thread_id FROM messages WHERE external_id='d-1@example.com'")/messages")
 check "a reply through a channel the contact is already on still works" 202 "$got"
+wait_rows "SELECT status FROM messages WHERE text='cannot go'" sent
+for _ in $(seq 100); do grep -lq 'cannot go' "$work"/mail/customer/new/* 2>/dev/null && break; sleep 0.1; done
+check "a reply's subject is the customer's latest subject, tagged once" 1 \
+  "$(grep -l 'cannot go' "$work"/mail/customer/new/* 2>/dev/null | xargs -r grep -ci '^Subject: Re: Order 4471 still missing \[#1\]')"
 
 if grep -q "s3cret-mail-pass" "$work/daemon.log"; then not_ok "the password never reaches the log"; else ok "the password never reaches the log"; fi
 

@@ -141,9 +141,31 @@ uint32_t email_tls_for(const email *e, const char *url) {
   return SB_MAIL_TLS_REQUIRED;
 }
 
+void email_redact(const email *e, char *s) {
+  size_t n = e->password != NULL ? strlen(e->password) : 0;
+  if (s == NULL || n == 0) return;
+  for (char *p = s; (p = strstr(p, e->password)) != NULL; p += n) memset(p, '*', n);
+}
+
+void email_set_state(email *e, uint32_t state, const char *reason) {
+  char buf[512];
+  if (reason != NULL) {
+    snprintf(buf, sizeof(buf), "%s", reason);
+    email_redact(e, buf);
+    reason = buf;
+  }
+  if (e->fatal && !SB_STATE_IS_FATAL(state)) {
+    if (reason != NULL) e->host->log(e->channel, SB_LOG_WARN, "%s (the channel stays stopped)", reason);
+    return;
+  }
+  if (SB_STATE_IS_FATAL(state)) e->fatal = 1;
+  e->host->set_state(e->channel, state, reason);
+}
+
 static int email_connect(void *instance) {
   email *e = instance;
-  e->host->set_state(e->channel, SB_STATE_CONNECTING, NULL);
+  e->fatal = 0;
+  email_set_state(e, SB_STATE_CONNECTING, NULL);
   email_imap_start(e);
   return SB_OK;
 }
@@ -287,8 +309,19 @@ static void sent(void *arg, const sb_mail_response *r) {
     email_thread_add_ref(&e->threads, s->thread, s->message_id);
     e->host->send_ok(s->op, s->message_id);
   } else if (r->status == SB_EACCES) {
-    e->host->set_state(e->channel, SB_STATE_AUTH_FAILED, "the SMTP server refused the username or password");
+    email_set_state(e, SB_STATE_AUTH_FAILED, "the SMTP server refused the username or password");
     e->host->send_retry(s->op, 0, "the SMTP server refused the login");
+  } else if (r->status == SB_EPROTO) {
+    /* No TLS, no mail: the reply must not go out in plaintext, and sending
+     * it again cannot help until the settings or the server change. */
+    snprintf(reason, sizeof(reason), "%s: %s",
+             email_tls_for(e, e->smtp_url) == SB_MAIL_TLS_REQUIRED
+                 ? "the SMTP server did not start TLS (tls is \"required\": does it offer STARTTLS?)"
+                 : "TLS with the SMTP server failed",
+             why);
+    email_redact(e, reason);
+    email_set_state(e, SB_STATE_CONFIG_ERROR, reason);
+    e->host->send_fail(s->op, reason);
   } else if (r->code >= 500 && r->code < 600) {
     snprintf(reason, sizeof(reason), "the mail server refused the message (%d): %s", (int)r->code, why);
     e->host->send_fail(s->op, reason);

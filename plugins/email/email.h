@@ -146,7 +146,8 @@ typedef struct email {
   sb_timer *timer;
   sb_mail_call *call;   /* the IMAP call in flight, or NULL */
   int closing;
-  int connected;
+  int connected;        /* the last poll reached the server (CONNECTED reported) */
+  int fatal;            /* auth_failed or config_error reported since connect() */
   uint64_t uidvalidity;
   uint64_t *uids;       /* UIDs found by the last search, ascending */
   size_t n_uids, next_uid;
@@ -156,6 +157,16 @@ typedef struct email {
 /* The TLS mode for a transfer to url: the setting, except that a TLS scheme
  * (imaps://, smtps://) already is TLS. */
 uint32_t email_tls_for(const email *e, const char *url);
+
+/* Reports the channel's state with reason (NULL for none; the password is
+ * masked if it appears). A fatal state stands until the next connect(): a
+ * later transient or connected report is only logged, so an IMAP outage
+ * never hides an SMTP config_error, nor restarts the reconnects the host
+ * stopped for it. */
+void email_set_state(email *e, uint32_t state, const char *reason);
+
+/* Masks every occurrence of the password in s (in place, same length). */
+void email_redact(const email *e, char *s);
 
 /* Starts polling now (connect) and stops it (disconnect). */
 void email_imap_start(email *e);

@@ -19,6 +19,7 @@
 
 static void poll_step(email *e);
 static void poll_done(email *e, int ok);
+static void poll_lost(email *e, const char *reason);
 
 size_t email_imap_search_uids(const char *body, uint64_t after, uint64_t **out) {
   *out = NULL;
@@ -88,13 +89,13 @@ static void imap_done(void *arg, const sb_mail_response *r) {
   if (r->status == SB_ECANCELED || e->closing) return;
   if (r->status == SB_EACCES) {
     e->connected = 0;
-    e->host->set_state(e->channel, SB_STATE_AUTH_FAILED, "the IMAP server refused the username or password");
+    email_set_state(e, SB_STATE_AUTH_FAILED, "the IMAP server refused the username or password");
     return;
   }
   if (r->status == SB_EPROTO) {
     e->connected = 0;
-    e->host->set_state(e->channel, SB_STATE_CONFIG_ERROR,
-                       "TLS with the IMAP server failed (tls is \"required\": does the server offer STARTTLS?)");
+    email_set_state(e, SB_STATE_CONFIG_ERROR,
+                    "TLS with the IMAP server failed (tls is \"required\": does the server offer STARTTLS?)");
     return;
   }
   next(e, r);
@@ -129,9 +130,19 @@ static char *mailbox_url(email *e, const char *suffix) {
   return u;
 }
 
+/* An IMAP command of the poll failed (server unreachable, connection
+ * dropped, timeout, command refused): says what happened and ends the cycle
+ * disconnected. */
 static void transient(email *e, const sb_mail_response *r, const char *what) {
-  e->host->log(e->channel, SB_LOG_WARN, "IMAP %s failed: %s", what, r->error != NULL ? r->error : "?");
-  poll_done(e, 0);
+  const char *why = r->error != NULL && r->error[0] != '\0' ? r->error : "no reason given";
+  char reason[512];
+  if (r->status == SB_ETIMEDOUT)
+    snprintf(reason, sizeof(reason), "the IMAP server did not answer in time (%s: %s)", what, why);
+  else if (r->status == SB_EIO)
+    snprintf(reason, sizeof(reason), "IMAP %s failed (connection dropped or command refused): %s", what, why);
+  else
+    snprintf(reason, sizeof(reason), "the IMAP server could not be reached (%s: %s)", what, why);
+  poll_lost(e, reason);
 }
 
 static void after_read_done(email *e, const sb_mail_response *r) {
@@ -236,7 +247,7 @@ static void statused(email *e, const sb_mail_response *r) {
   }
   if (!e->connected) {
     e->connected = 1;
-    e->host->set_state(e->channel, SB_STATE_CONNECTED, NULL);
+    email_set_state(e, SB_STATE_CONNECTED, NULL);
   }
   uint64_t v = email_imap_uidvalidity(r->body);
   uint64_t have = kv_u64(e, "uidvalidity");
@@ -290,15 +301,26 @@ static void poll_start(void *arg) {
   if (rc != SB_OK) poll_done(e, 0);
 }
 
-/* Ends a cycle and schedules the next one; a failure before the first
- * success reports the channel disconnected (the host retries connect). */
-static void poll_done(email *e, int ok) {
+/* Ends a cycle the IMAP server failed: the channel is disconnected (until
+ * a poll succeeds again) and no next cycle is scheduled, because the host
+ * reconnects with its backoff and connect() starts polling again. */
+static void poll_lost(email *e, const char *reason) {
   if (e->closing) return;
   e->polls++;
+  e->connected = 0;
+  email_set_state(e, SB_STATE_DISCONNECTED, reason);
+}
+
+/* Ends a cycle and schedules the next one. A failure on this side (a mail
+ * the host could not store) keeps the channel connected and polls again
+ * later; before the first success any failure is a disconnect. */
+static void poll_done(email *e, int ok) {
+  if (e->closing) return;
   if (!ok && !e->connected) {
-    e->host->set_state(e->channel, SB_STATE_DISCONNECTED, "the IMAP server could not be reached");
+    poll_lost(e, "the IMAP poll could not be started (see the log)");
     return;
   }
+  e->polls++;
   /* More found than one cycle takes: go on at once. */
   uint64_t wait = (ok && e->n_uids > e->next_uid) ? 1 : e->poll_ms;
   e->timer = e->host->timer_start(e->channel, wait, 0, poll_start, e);
