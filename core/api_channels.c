@@ -265,11 +265,14 @@ static int api__spec_valid(api *a, http_responder *res, const json_t *spec) {
   router_channel rc;
   int bad = router_channel_from_json(rules_only, &rc, err, sizeof(err));
   json_decref(rules_only);
+  if (bad == 0) {
+    bad = router_channel_check_ticket(&rc, a->host.config(a->host.ctx)->root, err, sizeof(err));
+    router_channel_free(&rc);
+  }
   if (bad != 0) {
     http_respond_error(res, 422, "invalid_channel", err, NULL);
     return -EINVAL;
   }
-  router_channel_free(&rc);
   const char *status = json_string_value(json_object_get(spec, "status"));
   config_channel cc = {
       .name = json_string_value(json_object_get(spec, "name")),

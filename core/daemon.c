@@ -78,7 +78,9 @@ static int daemon__validate_channels(const config *cfg, const loader *plugins, c
     }
     router_channel rules;
     if ((rc = router_channel_from_json(c->spec, &rules, err, errlen)) != 0) return rc;
+    rc = router_channel_check_ticket(&rules, cfg->root, err, errlen);
     router_channel_free(&rules);
+    if (rc != 0) return rc;
     if ((rc = channel_validate(p, c, cfg->base_dir, NULL, err, errlen)) != 0) return rc;
   }
   return 0;

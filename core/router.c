@@ -471,6 +471,45 @@ int router_seed_validate(const json_t *config, char *err, size_t errlen) {
   return 0;
 }
 
+/* The statuses of the Support pipeline the store creates (store_sqlite.c's
+ * first migration). */
+static const char *const router__support_statuses[] = {"New", "Waiting on contact", "Waiting on us", "Closed",
+                                                         NULL};
+
+int router_channel_check_ticket(const router_channel *ch, const json_t *config, char *err, size_t errlen) {
+  const char *pname = ch->ticket.pipeline != NULL ? ch->ticket.pipeline : "Support";
+  const json_t *statuses = NULL;
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(config, "pipelines"), i, p) {
+    if (json_is_string(json_object_get(p, "name")) && strcmp(json_string_value(json_object_get(p, "name")), pname) == 0)
+      statuses = json_object_get(p, "statuses");
+  }
+  if (statuses == NULL && strcmp(pname, "Support") != 0) {
+    snprintf(err, errlen,
+             "channel \"%s\": key \"ticket.pipeline\": \"%s\" is not a pipeline (the config's \"pipelines\" and "
+             "Support)", ch->name, pname);
+    return -EINVAL;
+  }
+  const char *want = ch->ticket.status;
+  if (want == NULL) return 0;
+  int found = 0;
+  if (statuses != NULL) {
+    json_t *s;
+    json_array_foreach(statuses, i, s) {
+      const char *n = json_string_value(json_object_get(s, "name"));
+      found |= n != NULL && strcmp(n, want) == 0;
+    }
+  }
+  for (const char *const *n = router__support_statuses; statuses == NULL && *n != NULL; n++) found |= strcmp(*n, want) == 0;
+  if (!found) {
+    snprintf(err, errlen, "channel \"%s\": key \"ticket.status\": pipeline \"%s\" has no status \"%s\"", ch->name,
+             pname, want);
+    return -EINVAL;
+  }
+  return 0;
+}
+
 /* ---- pure decisions ---- */
 
 int router_decide_thread(const router_channel *ch, int found, int closed) {

@@ -98,6 +98,14 @@ json_t *router_channel_to_json(const router_channel *ch);
  * a sentence naming the entry and key. */
 int router_seed_validate(const json_t *config, char *err, size_t errlen);
 
+/* Checks a channel's ticket defaults against the pipelines new tickets can
+ * start in: the config's `pipelines` (config, the whole config object, may
+ * be NULL) and the built-in Support pipeline. ticket.pipeline must be one
+ * of them and ticket.status one of its statuses; otherwise -EINVAL with a
+ * sentence naming the channel and key. (ticket.owner is a user, and users
+ * may also come from the API: an unknown one routes the ticket as usual.) */
+int router_channel_check_ticket(const router_channel *ch, const json_t *config, char *err, size_t errlen);
+
 /* A user's avatar_url: an absolute http:// or https:// URL with a host, no
  * whitespace, at most ROUTER_AVATAR_URL_MAX bytes. Returns 1 when valid.
  * ROUTER_AVATAR_URL_RULE says so in words, for error sentences. */

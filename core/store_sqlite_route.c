@@ -219,8 +219,17 @@ static size_t sq__required_skills(store *st, const router_channel *ch, int64_t t
 static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,
                       const char *channel, int quiet) {
   const router_channel *ch = sq_channel(st, channel);
-  if (ch == NULL || ch->routing.mode == ROUTER_ROUTING_NONE) return 0;
   sqlite3_stmt *s;
+  if (ch == NULL || ch->routing.mode == ROUTER_ROUTING_NONE) {
+    if (!quiet) return 0;
+    /* Drained from the queue of a channel that no longer routes (deleted,
+     * or its routing turned off): it leaves the queue, so it cannot hold up
+     * the tickets behind it. */
+    s = sq_prep(st, "UPDATE tickets SET queued = 0 WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "unqueueing a ticket");
+    sqlite3_bind_int64(s, 1, ticket_id);
+    return sqlite3_step(s) == SQLITE_DONE ? 0 : sq_fail(st, r, "unqueueing a ticket");
+  }
   char *users = NULL, *teams = NULL;
   int64_t owner = 0;
   if (ch->routing.mode == ROUTER_ROUTING_CONTACT_OWNER) {
@@ -336,8 +345,11 @@ int sq_drain_queue(store *st, sq_req *r) {
 
 /* ---- tickets ---- */
 
-int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
-                         const json_t *props_patch) {
+/* Moves a ticket to status (NULL: keeps it) with props_patch merged into
+ * its properties; check_required refuses a status whose required
+ * properties are missing. */
+static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *status, const json_t *props_patch,
+                           int check_required) {
   sqlite3_stmt *s = sq_prep(st, "SELECT pipeline_id, properties, status, closed, thread_id, channel"
                                 " FROM tickets WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a ticket");
@@ -374,7 +386,7 @@ int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *st
     } else {
       closed = sqlite3_column_int(s, 0);
       char missing[160];
-      if (router_missing_properties(sq_col_text(s, 1), props, missing, sizeof(missing)) > 0) {
+      if (check_required && router_missing_properties(sq_col_text(s, 1), props, missing, sizeof(missing)) > 0) {
         r->status = rc = -EINVAL;
         snprintf(r->err, sizeof(r->err), "ticket status \"%s\" requires properties: %s", target,
                  missing);
@@ -422,14 +434,18 @@ int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *st
   return rc;
 }
 
+int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
+                         const json_t *props_patch) {
+  return sq__ticket_move(st, r, ticket_id, status, props_patch, 1);
+}
+
 /* Finds where a new ticket starts: the pipeline's id and the status (the
  * given one, or the pipeline's first open one when status is NULL) into
  * status_out. Remembered in st->ticket_starts: the lookup sorts the
  * pipeline's statuses in a temporary B-tree, which cost a third of a new
  * conversation. Returns 0, or -EINVAL/-EIO with r filled. */
-static int sq__ticket_start(store *st, sq_req *r, const router_channel *ch, const char *pname,
+static int sq__ticket_start(store *st, sq_req *r, const char *chname, const char *pname, const char *want,
                             int64_t *pipeline, char *status_out, size_t len) {
-  const char *want = ch->ticket.status;
   for (size_t i = 0; i < st->n_ticket_starts; i++) {
     struct sq_ticket_start *t = &st->ticket_starts[i];
     if (strcmp(t->pipeline, pname) == 0 &&
@@ -450,7 +466,7 @@ static int sq__ticket_start(store *st, sq_req *r, const router_channel *ch, cons
     sqlite3_reset(s);
     r->status = -EINVAL;
     snprintf(r->err, sizeof(r->err), "channel \"%s\": pipeline \"%s\" or status \"%s\" does not exist",
-             ch->name, pname, want ? want : "(first)");
+             chname, pname, want ? want : "(first)");
     return -EINVAL;
   }
   *pipeline = sqlite3_column_int64(s, 0);
@@ -473,6 +489,16 @@ static int sq__ticket_start(store *st, sq_req *r, const router_channel *ch, cons
   return 0;
 }
 
+/* The ticket's owner, 0 when it has none. */
+static int sq__ticket_owner(store *st, sq_req *r, int64_t ticket, int64_t *owner) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT coalesce(owner_id, 0) FROM tickets WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a ticket's owner");
+  sqlite3_bind_int64(s, 1, ticket);
+  *owner = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_reset(s);
+  return 0;
+}
+
 /* Creates the ticket of a new thread with the channel's defaults, then routes it. */
 static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int64_t thread,
                              int64_t contact, const char *known_name, const char *subject,
@@ -480,7 +506,16 @@ static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int
   const char *pname = ch->ticket.pipeline ? ch->ticket.pipeline : "Support";
   int64_t pipeline = 0;
   char status[128];
-  if (sq__ticket_start(st, r, ch, pname, &pipeline, status, sizeof(status)) < 0) return r->status;
+  if (sq__ticket_start(st, r, ch->name, pname, ch->ticket.status, &pipeline, status, sizeof(status)) < 0) {
+    if (r->status != -EINVAL) return r->status;
+    /* Config and API check the defaults, but the store may lack them (a
+     * pipeline since dropped from the config): a customer's message is
+     * never refused for the help desk's own settings. */
+    log_warn("%s; the ticket starts in Support", r->err);
+    r->status = 0;
+    r->err[0] = '\0';
+    if (sq__ticket_start(st, r, ch->name, "Support", NULL, &pipeline, status, sizeof(status)) < 0) return r->status;
+  }
   sqlite3_stmt *s;
 
   char contact_name[256] = "";
@@ -523,7 +558,13 @@ static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int
   sq_jw_str(&w, "status", status, 0);
   sq_jw_str(&w, "name", name, 0);
   if (sq_event_text(st, r, "ticket.created", ch->name, ch->inbox, sq_jw_end(&w)) < 0) return -EIO;
-  if (ch->ticket.owner != NULL) return 0; /* a fixed owner replaces routing */
+  if (ch->ticket.owner != NULL) { /* a fixed owner replaces routing, if there is such a user */
+    int64_t owner = 0;
+    if (sq__ticket_owner(st, r, ticket, &owner) < 0) return -EIO;
+    if (owner != 0) return 0;
+    log_warn("channel \"%s\": ticket.owner \"%s\" is not a user; the ticket is routed instead", ch->name,
+             ch->ticket.owner);
+  }
   return sq_assign_ticket(st, r, ticket, thread, ch->name);
 }
 
@@ -732,7 +773,10 @@ static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t th
   int64_t ticket = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
   sqlite3_reset(s);
   if (ticket > 0) {
-    /* Back to the first open status of its pipeline; the owner keeps it. */
+    /* Back to the first open status of its pipeline, as a new ticket
+     * starts: its required properties are for agents setting it, not for a
+     * customer writing again. The owner keeps it; one without an owner
+     * (closed unassigned, or its owner deleted) is routed again. */
     s = sq_prep(st, "SELECT s.name FROM tickets t JOIN statuses s ON s.pipeline_id = t.pipeline_id"
                     " WHERE t.id = ?1 AND s.closed = 0 ORDER BY s.position LIMIT 1");
     if (s == NULL) return sq_fail(st, r, "reopening a ticket");
@@ -740,7 +784,10 @@ static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t th
     char status[128] = "";
     if (sqlite3_step(s) == SQLITE_ROW) snprintf(status, sizeof(status), "%s", sq_col_text(s, 0));
     sqlite3_reset(s);
-    if (status[0] && sq_ticket_set_status(st, r, ticket, status, NULL) < 0) return -EIO;
+    if (status[0] && sq__ticket_move(st, r, ticket, status, NULL, 0) < 0) return r->status;
+    int64_t owner = 0;
+    if (sq__ticket_owner(st, r, ticket, &owner) < 0) return -EIO;
+    if (owner == 0 && sq_assign_ticket(st, r, ticket, thread, ch->name) < 0) return -EIO;
   } else {
     sq_cache_clear(st->thread_cache);
     s = sq_prep(st, "UPDATE threads SET status = 'open' WHERE id = ?1");

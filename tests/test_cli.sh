@@ -63,6 +63,11 @@ write_config "$work/unknown.json" '["a"]' ''
 sed -i 's/"tags": \["a"\]/"tags": ["a"], "tokn": 1/' "$work/unknown.json"
 expect "unknown credential key" 2 'channel "demo": unknown credential "tokn"' "$SB" check -c "$work/unknown.json"
 
+write_config "$work/badpipeline.json" '["a"]' ''
+sed -i 's/"tags": \["a"\]}/"tags": ["a"]}, "ticket": {"pipeline": "Biling"}/' "$work/badpipeline.json"
+expect "a ticket default naming no pipeline is a config error" 2 'channel "demo": key "ticket.pipeline": "Biling" is not a pipeline' \
+  "$SB" check -c "$work/badpipeline.json"
+
 out=$(CLI_TEST_TOKEN=short "$SB" check -c "$work/badenum.json" 2>&1)
 sed -i 's/"mode": "warp"/"retries": "top-secret-token-value"/' "$work/badenum.json"
 out2=$("$SB" check -c "$work/badenum.json" 2>&1)

@@ -319,6 +319,127 @@ START_TEST(status_requiring_properties_is_refused_naming_them) {
 }
 END_TEST
 
+/* A pipeline whose first open status needs properties: a new ticket starts
+ * there, and so does a reopened one, though agents could not set it. */
+static const char *STRICT =
+    "{\"pipelines\":[{\"name\":\"Strict\",\"statuses\":[{\"name\":\"Triage\",\"required_properties\":[\"area\"]},"
+    "{\"name\":\"Done\",\"closed\":true}]}],\"users\":[{\"name\":\"ana\"}]}";
+
+START_TEST(a_customer_writing_again_reopens_a_ticket_whose_first_status_needs_properties) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, STRICT);
+  fx_channel(&f, "{\"name\":\"demo\",\"ticket\":{\"pipeline\":\"Strict\"}}");
+  fx_in(&f, "demo", "a", "kim", "1");
+  int64_t t = newest_thread(&f);
+  json_t *k = ticket_of(&f, t);
+  json_t *patch = fx_load("{\"status\":\"Done\"}");
+  fx_wait_t w = {0};
+  json_decref(fx_ok(&f, store_ticket_patch(f.st, fx_int(k, "id"), patch, fx_json_cb, &w), &w));
+  json_decref(patch);
+  json_decref(k);
+  fx_wait_t again = fx_in(&f, "demo", "b", "kim", "2");
+  ck_assert_msg(again.status == 0, "the message was refused: %s", again.err);
+  k = ticket_of(&f, t);
+  ck_assert_str_eq(json_string_value(json_object_get(k, "status")), "Triage");
+  json_decref(k);
+  fx_close(&f);
+}
+END_TEST
+
+/* Closed while nobody had it: reopened, it is routed like a new one. */
+START_TEST(a_reopened_ticket_without_an_owner_is_routed) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":false}]}");
+  fx_channel(&f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
+  fx_in(&f, "demo", "a", "kim", "1");
+  int64_t t = newest_thread(&f);
+  close_ticket(&f, t);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":true}]}");
+  fx_in(&f, "demo", "b", "kim", "2");
+  char owner[64];
+  ck_assert_str_eq(owner_of(&f, t, owner, sizeof(owner)), "ana");
+  fx_close(&f);
+}
+END_TEST
+
+/* The store lacks the channel's ticket defaults (a pipeline since dropped
+ * from the config, an owner who is not a user): the message is stored all
+ * the same, its ticket starts in Support and is routed. */
+START_TEST(missing_ticket_defaults_never_cost_a_message) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"}]}");
+  fx_channel(&f, "{\"name\":\"demo\",\"ticket\":{\"pipeline\":\"Gone\",\"owner\":\"nobody\"},"
+                 "\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
+  fx_wait_t w = fx_in(&f, "demo", "a", "kim", "hello");
+  ck_assert_msg(w.status == 0, "the message was refused: %s", w.err);
+  int64_t t = newest_thread(&f);
+  json_t *k = ticket_of(&f, t);
+  ck_assert_str_eq(json_string_value(json_object_get(k, "pipeline")), "Support");
+  ck_assert_str_eq(json_string_value(json_object_get(k, "status")), "New");
+  json_decref(k);
+  char owner[64];
+  ck_assert_str_eq(owner_of(&f, t, owner, sizeof(owner)), "ana");
+  fx_close(&f);
+}
+END_TEST
+
+/* A waiting ticket of a channel that no longer routes leaves the queue the
+ * next time it is drained, instead of holding up the tickets behind it. */
+START_TEST(a_channel_that_stops_routing_leaves_the_queue) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":false}]}");
+  fx_channel(&f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
+  fx_in(&f, "demo", "a", "kim", "1");
+  int64_t t = newest_thread(&f);
+  json_t *k = ticket_of(&f, t);
+  ck_assert(json_is_true(json_object_get(k, "queued")));
+  json_decref(k);
+  fx_channel(&f, "{\"name\":\"demo\"}"); /* routing none */
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":true}]}"); /* drains the queue */
+  k = ticket_of(&f, t);
+  ck_assert(json_is_false(json_object_get(k, "queued")));
+  ck_assert(json_is_null(json_object_get(k, "owner")));
+  json_decref(k);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(ticket_defaults_are_checked_against_the_pipelines) {
+  json_t *cfg = fx_load(BILLING);
+  static const struct {
+    const char *channel, *err; /* NULL: accepted */
+  } cases[] = {
+      {"{\"name\":\"d\",\"ticket\":{\"pipeline\":\"Billing\",\"status\":\"Open\"}}", NULL},
+      {"{\"name\":\"d\",\"ticket\":{\"status\":\"Waiting on us\"}}", NULL},
+      {"{\"name\":\"d\"}", NULL},
+      {"{\"name\":\"d\",\"ticket\":{\"pipeline\":\"Biling\"}}",
+       "channel \"d\": key \"ticket.pipeline\": \"Biling\" is not a pipeline"},
+      {"{\"name\":\"d\",\"ticket\":{\"pipeline\":\"Billing\",\"status\":\"New\"}}",
+       "channel \"d\": key \"ticket.status\": pipeline \"Billing\" has no status \"New\""},
+      {"{\"name\":\"d\",\"ticket\":{\"status\":\"Open\"}}",
+       "key \"ticket.status\": pipeline \"Support\" has no status \"Open\""},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    json_t *o = fx_load(cases[i].channel);
+    router_channel ch;
+    char err[256] = "";
+    ck_assert_int_eq(router_channel_from_json(o, &ch, err, sizeof(err)), 0);
+    int rc = router_channel_check_ticket(&ch, cfg, err, sizeof(err));
+    if (cases[i].err == NULL)
+      ck_assert_msg(rc == 0, "%s refused: %s", cases[i].channel, err);
+    else
+      ck_assert_msg(rc == -EINVAL && strstr(err, cases[i].err) != NULL, "%s: \"%s\"", cases[i].channel, err);
+    router_channel_free(&ch);
+    json_decref(o);
+  }
+  json_decref(cfg);
+}
+END_TEST
+
 static const char *TEAM_CHANNEL =
     "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"],"
     "\"teams\":[\"l2\"]}}";
@@ -1037,6 +1158,11 @@ int main(void) {
   tcase_add_test(tc, always_new_policy_opens_a_thread_per_message);
   tcase_add_test(tc, external_policy_follows_the_plugin_thread_id);
   tcase_add_test(tc, message_to_closed_thread_reopens_it_by_default);
+  tcase_add_test(tc, a_customer_writing_again_reopens_a_ticket_whose_first_status_needs_properties);
+  tcase_add_test(tc, a_reopened_ticket_without_an_owner_is_routed);
+  tcase_add_test(tc, missing_ticket_defaults_never_cost_a_message);
+  tcase_add_test(tc, ticket_defaults_are_checked_against_the_pipelines);
+  tcase_add_test(tc, a_channel_that_stops_routing_leaves_the_queue);
   tcase_add_test(tc, message_to_closed_thread_opens_new_thread_when_configured);
   tcase_add_test(tc, new_thread_gets_ticket_with_channel_defaults);
   tcase_add_test(tc, channel_without_tickets_creates_none);
