@@ -262,6 +262,22 @@ static void daemon__seeded(void *arg, int status, json_t *result, const char *er
   if (status != 0) log_error("pipelines, users and teams from the config were not stored: %s", err ? err : "");
 }
 
+/* Warns of the changed settings a reload does not apply: the server,
+ * store, outbox and attachment limit are set up once, at start. */
+static void daemon__warn_restart_only(const config *was, const config *now) {
+  static const char *const sections[] = {"http", "outbox", "attachments"};
+  char changed[160] = "";
+  size_t n = 0;
+  if (strcmp(now->listen, was->listen) != 0) n += (size_t)snprintf(changed + n, sizeof(changed) - n, ", listen");
+  if (strcmp(now->store, was->store) != 0) n += (size_t)snprintf(changed + n, sizeof(changed) - n, ", store");
+  for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]) && n < sizeof(changed); i++) {
+    const json_t *a = json_object_get(was->root, sections[i]), *b = json_object_get(now->root, sections[i]);
+    if (!(a == NULL && b == NULL) && !json_equal(a, b))
+      n += (size_t)snprintf(changed + n, sizeof(changed) - n, ", %s", sections[i]);
+  }
+  if (n > 0) log_warn("changes to %s take effect after a restart", changed + 2);
+}
+
 static void daemon__reload(daemon_host *d) {
   log_info("reloading %s", d->cfg->path);
   config *next = NULL;
@@ -272,9 +288,7 @@ static void daemon__reload(daemon_host *d) {
     config_free(next);
     return;
   }
-  if (strcmp(next->listen, d->cfg->listen) != 0 || strcmp(next->store, d->cfg->store) != 0) {
-    log_warn("listen and store changes take effect after a restart");
-  }
+  daemon__warn_restart_only(d->cfg, next);
   if (d->opt.log_level < 0) log_set_level(next->log_level);
   store_seed(d->st, next->root, daemon__seeded, NULL);
   size_t kept = 0, closed = 0, started = 0;

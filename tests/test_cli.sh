@@ -118,6 +118,10 @@ write_config "$cfg" '["a","b"]' ', {"name": "second", "plugin": "testplugin", "c
 kill -HUP "$daemon_pid"
 wait_log 'reloaded: 0 channels kept, 1 closed, 2 started' && ok "SIGHUP recreates the changed channel and adds the new one" || not_ok "SIGHUP changed" "$(cat "$work/daemon.log")"
 wait_log 'level=debug .*msg="channel closed"' && ok "a reload keeps --log-level over the file's" || not_ok "reload keeps --log-level" "$(cat "$work/daemon.log")"
+grep -q 'take effect after a restart' "$work/daemon.log" && not_ok "reloads that change no start-up setting warn of none" || ok "reloads that change no start-up setting warn of none"
+sed -i 's/^{"listen"/{"http": {"body_limit": 4096}, "outbox": {"max_attempts": 3}, "listen"/' "$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'changes to http, outbox take effect after a restart' && ok "a reload names the start-up settings it does not apply" || not_ok "reload warns of http/outbox" "$(cat "$work/daemon.log")"
 
 echo '{"channels": [ {"name": "x"' >"$cfg"
 kill -HUP "$daemon_pid"
