@@ -230,12 +230,10 @@ static void daemon__open_channel(daemon_host *d, const config *cfg, const config
     free(o);
     return;
   }
-  /* A plugin that supplies thread ids (email) threads by them unless the
-   * operator chose a policy. */
   const loader_plugin *lp = loader_find(&d->plugins, c->plugin);
-  if (lp != NULL && lp->desc.caps.thread_model == SB_THREAD_EXTERNAL && json_object_get(c->spec, "thread_policy") == NULL)
-    o->rules.thread_policy = ROUTER_THREAD_EXTERNAL;
-  if (lp != NULL) o->rules.start_by_email = lp->desc.caps.start_by == SB_START_BY_EMAIL;
+  if (lp != NULL)
+    router_channel_plugin_defaults(&o->rules, c->spec, lp->desc.caps.thread_model == SB_THREAD_EXTERNAL,
+                                   lp->desc.caps.start_by == SB_START_BY_EMAIL);
   /* The store runs requests in order: the rules are in before the state is read. */
   if (store_channel_put(d->st, &o->rules, daemon__rules_stored, NULL) != 0 ||
       store_kv_list(d->st, c->name, daemon__opened, o) != 0) {

@@ -471,6 +471,12 @@ int router_seed_validate(const json_t *config, char *err, size_t errlen) {
   return 0;
 }
 
+void router_channel_plugin_defaults(router_channel *ch, const json_t *spec, int plugin_thread_ids,
+                                    int plugin_starts_by_email) {
+  if (plugin_thread_ids && json_object_get(spec, "thread_policy") == NULL) ch->thread_policy = ROUTER_THREAD_EXTERNAL;
+  ch->start_by_email = plugin_starts_by_email;
+}
+
 /* The statuses of the Support pipeline the store creates (store_sqlite.c's
  * first migration). */
 static const char *const router__support_statuses[] = {"New", "Waiting on contact", "Waiting on us", "Closed",

@@ -88,6 +88,12 @@ int router_channel_copy(router_channel *dst, const router_channel *src);
 int router_channel_from_json(const json_t *channel_obj, router_channel *out, char *err,
                              size_t errlen);
 
+/* What the channel's plugin implies for rules spec leaves open: a plugin
+ * that supplies thread ids (email) threads by them unless the operator
+ * chose a thread_policy; start_by_email from the plugin's capabilities. */
+void router_channel_plugin_defaults(router_channel *ch, const json_t *spec, int plugin_thread_ids,
+                                    int plugin_starts_by_email);
+
 /* JSON form of the rules (as read back by the API). New reference or NULL. */
 json_t *router_channel_to_json(const router_channel *ch);
 
