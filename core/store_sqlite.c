@@ -145,6 +145,11 @@ static const char *const sq__migrations[] = {
     "  last_subject = (SELECT subject FROM messages WHERE thread_id = threads.id"
     "    AND direction = 'in' AND subject IS NOT NULL ORDER BY id DESC LIMIT 1);"
     "DROP INDEX messages_thread;",
+    /* 11: the identity (kind, value) a conversation came in from, so that
+     * replies go back to that address after its contact was merged with
+     * another of the same channel (older threads: the contact's first). */
+    "ALTER TABLE threads ADD COLUMN identity_kind TEXT;"
+    "ALTER TABLE threads ADD COLUMN identity_value TEXT;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

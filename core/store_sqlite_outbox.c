@@ -200,10 +200,17 @@ static json_t *sq__col_json(sqlite3_stmt *s, int i) {
 static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
   sqlite3_stmt *s = sq_prep(st,
       "SELECT o.id, o.message_id, m.thread_id, o.channel, o.idempotency_key, o.attempts + 1,"
-      " (SELECT kind FROM identities i WHERE i.contact_id = t.contact_id AND i.channel = o.channel"
-      "  ORDER BY kind LIMIT 1),"
-      " (SELECT value FROM identities i WHERE i.contact_id = t.contact_id AND i.channel = o.channel"
-      "  ORDER BY kind LIMIT 1),"
+      /* the recipient: the identity the conversation came in from, if the
+       * contact still has it on this channel (a merged contact may have
+       * several), else the contact's first there */
+      " coalesce((SELECT kind FROM identities i WHERE i.contact_id = t.contact_id AND i.channel = o.channel"
+      "   AND i.kind = t.identity_kind AND i.value = t.identity_value),"
+      "  (SELECT kind FROM identities i WHERE i.contact_id = t.contact_id AND i.channel = o.channel"
+      "   ORDER BY kind, value LIMIT 1)),"
+      " coalesce((SELECT value FROM identities i WHERE i.contact_id = t.contact_id AND i.channel = o.channel"
+      "   AND i.kind = t.identity_kind AND i.value = t.identity_value),"
+      "  (SELECT value FROM identities i WHERE i.contact_id = t.contact_id AND i.channel = o.channel"
+      "   ORDER BY kind, value LIMIT 1)),"
       " CASE WHEN t.channel = o.channel THEN t.external_id END,"
       " (SELECT external_id FROM messages rm WHERE rm.id = m.reply_to AND rm.channel = o.channel),"
       " m.text, m.html, m.attachments, m.automatic,"

@@ -850,13 +850,15 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     if (sq__reopen(st, r, ch, thread) < 0) return r->status;
   } else if (action == ROUTER_NEW_THREAD) {
     s = sq_prep(st, "INSERT INTO threads(channel, inbox, contact_id, external_id, status,"
-                    " created_at) VALUES(?1, ?2, ?3, ?4, 'open', ?5)");
+                    " created_at, identity_kind, identity_value) VALUES(?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7)");
     if (s == NULL) return sq_fail(st, r, "creating a thread");
     sq_bind_text(s, 1, chname);
     sq_bind_text(s, 2, ch->inbox);
     sqlite3_bind_int64(s, 3, contact);
     sq_bind_text(s, 4, m->s[IN_THREAD]);
     sqlite3_bind_int64(s, 5, now);
+    sq_bind_text(s, 6, m->s[IN_KIND]); /* where replies go back to, even after a merge */
+    sq_bind_text(s, 7, m->s[IN_SID]);
     if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "creating a thread");
     thread = sqlite3_last_insert_rowid(st->db);
     new_thread = 1;

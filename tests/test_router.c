@@ -715,6 +715,45 @@ START_TEST(merge_moves_identities_and_threads) {
 }
 END_TEST
 
+/* Two contacts of one channel merged: each conversation's replies still go
+ * to the address it came from, not to the merged contact's first one. */
+START_TEST(after_a_merge_replies_go_back_to_the_address_a_conversation_came_from) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, DEMO);
+  fx_in(&f, "demo", "e1", "a-kim", "from the first address");
+  int64_t first = newest_thread(&f);
+  fx_in(&f, "demo", "e2", "b-kim", "from the second address");
+  int64_t second = newest_thread(&f);
+  fx_wait_t wc = {0};
+  json_t *c = fx_ok(&f, store_contacts_list(f.st, NULL, fx_json_cb, &wc), &wc);
+  int64_t a = fx_int(json_array_get(json_object_get(c, "items"), 0), "id");
+  int64_t b = fx_int(json_array_get(json_object_get(c, "items"), 1), "id");
+  json_decref(c);
+  fx_wait_t wm = {0};
+  json_decref(fx_ok(&f, store_contact_merge(f.st, a, b, fx_json_cb, &wm), &wm));
+  const int64_t threads[] = {second, first};
+  for (int i = 0; i < 2; i++) {
+    router_reply r = {.thread_id = threads[i], .text = "answer"};
+    fx_wait_t w = {0};
+    char err[256];
+    ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
+    fx_wait(&f, &w);
+    ck_assert_msg(w.status == 0, "%s", w.err);
+  }
+  fx_wait_t cl = {0};
+  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl), &cl);
+  ck_assert_int_eq(json_array_size(rows), 2);
+  for (size_t i = 0; i < 2; i++) {
+    json_t *row = json_array_get(rows, i);
+    int64_t t = fx_int(row, "thread_id");
+    ck_assert_str_eq(json_string_value(json_object_get(row, "recipient_id")), t == first ? "a-kim" : "b-kim");
+  }
+  json_decref(rows);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(instant_reply_goes_to_outbox_marked_automatic_but_not_for_automatic_mail) {
   fx f;
   fx_open(&f);
@@ -1162,6 +1201,7 @@ int main(void) {
   tcase_add_test(tc, a_reopened_ticket_without_an_owner_is_routed);
   tcase_add_test(tc, missing_ticket_defaults_never_cost_a_message);
   tcase_add_test(tc, ticket_defaults_are_checked_against_the_pipelines);
+  tcase_add_test(tc, after_a_merge_replies_go_back_to_the_address_a_conversation_came_from);
   tcase_add_test(tc, a_channel_that_stops_routing_leaves_the_queue);
   tcase_add_test(tc, message_to_closed_thread_opens_new_thread_when_configured);
   tcase_add_test(tc, new_thread_gets_ticket_with_channel_defaults);
