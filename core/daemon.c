@@ -13,6 +13,7 @@
 #include "api.h"
 #include "channel.h"
 #include "health.h"
+#include "http_tls.h"
 #include "http.h"
 #include "httpc.h"
 #include "ingress.h"
@@ -93,6 +94,9 @@ int daemon_prepare(const daemon_options *opt, config **cfg, loader *plugins, cha
   if (opt->log_level < 0) log_set_level((*cfg)->log_level);
   rc = loader_load(plugins, hostapi_table(), (*cfg)->plugin_dirs, (*cfg)->plugin_dir_count, daemon__allowed, *cfg);
   if (rc == 0) rc = daemon__validate_channels(*cfg, plugins, err, errlen);
+  /* The certificate and key are read now, so that check finds a bad pair
+   * as start-up would, before anything starts. */
+  if (rc == 0 && (*cfg)->tls_cert != NULL) rc = http_tls_check((*cfg)->tls_cert, (*cfg)->tls_key, err, errlen);
   if (rc != 0) {
     if (rc == -ENOMEM) snprintf(err, errlen, "out of memory while loading plugins");
     loader_unload(plugins);
@@ -386,8 +390,9 @@ static void daemon__start_serving(daemon_host *d) {
   };
   char err[1024];
   int rc = http_new(&d->loop, &opt, &d->http, err, sizeof(err));
-  d->health = (health_sources){.st = d->st, .relay = d->relay, .http = d->http, .httpc = d->httpc, .ctx = d,
-                               .channels = daemon__channels, .stopping = daemon__stopping};
+  d->health = (health_sources){.loop = &d->loop, .st = d->st, .relay = d->relay, .http = d->http,
+                               .httpc = d->httpc, .ctx = d, .channels = daemon__channels,
+                               .stopping = daemon__stopping};
   if (rc == 0) rc = health_register(d->http, &d->health);
   if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
   api_host api_hooks = {

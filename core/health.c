@@ -2,31 +2,111 @@
 #include "health.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "metrics.h"
 
+/* One /healthz or /metrics request waiting for the store. The store's
+ * callback always comes (store.h), but possibly long after the deadline has
+ * answered or the server has closed: the request lives until both the
+ * callback and the deadline timer's close are through, and only the first
+ * of callback, deadline and abort answers. */
+typedef void (*health_render_fn)(const health_sources *src, http_responder *res, int status, json_t *result,
+                                 const char *err);
+
 typedef struct health_req {
   const health_sources *src;
-  http_responder *res;
+  http_responder *res; /* NULL once answered (then released, not ours) */
+  health_render_fn render;
+  uv_timer_t deadline;
+  int timer_open;    /* deadline initialised and its close not yet through */
+  int store_pending; /* the store's callback is still to come */
 } health_req;
 
-static health_req *health__req(const health_sources *src, http_responder *res) {
-  health_req *h = malloc(sizeof(*h));
+static void health__maybe_free(health_req *h) {
+  if (!h->timer_open && !h->store_pending) free(h);
+}
+
+static void health__timer_closed(uv_handle_t *t) {
+  health_req *h = t->data;
+  h->timer_open = 0;
+  health__maybe_free(h);
+}
+
+static void health__stop_deadline(health_req *h) {
+  if (h->timer_open && !uv_is_closing((uv_handle_t *)&h->deadline)) {
+    uv_close((uv_handle_t *)&h->deadline, health__timer_closed);
+  }
+}
+
+/* Answers with render once; later calls do nothing. The sources are read
+ * only here, so never after an abort (the server may be gone). */
+static void health__answer(health_req *h, int status, json_t *result, const char *err) {
+  http_responder *res = h->res;
+  if (res == NULL) return;
+  h->res = NULL;
+  h->render(h->src, res, status, result, err);
+  health__stop_deadline(h);
+}
+
+static void health__stored(void *arg, int status, json_t *result, const char *err) {
+  health_req *h = arg;
+  h->store_pending = 0;
+  health__answer(h, status, result, err);
+  health__maybe_free(h);
+}
+
+static void health__late(uv_timer_t *t) {
+  char why[96];
+  snprintf(why, sizeof(why), "the store did not answer within %g s", HEALTH_STORE_DEADLINE_MS / 1000.0);
+  health__answer(t->data, -ETIMEDOUT, NULL, why);
+}
+
+/* The client went away or the server is closing: the responder is finished
+ * as http_close would (a no-op if the client is gone) without reading the
+ * sources, and the store's late answer then only frees h. */
+static void health__aborted(void *arg) {
+  health_req *h = arg;
+  http_responder *res = h->res;
+  if (res == NULL) return;
+  h->res = NULL;
+  http_respond_error(res, 503, "shutting_down", "the server is shutting down; retry shortly", NULL);
+  health__stop_deadline(h);
+}
+
+/* Asks the store through submit and answers with render when it does, or
+ * when HEALTH_STORE_DEADLINE_MS passes first (status -ETIMEDOUT). */
+static void health__probe(const health_sources *src, http_responder *res, health_render_fn render,
+                          int (*submit)(store *st, store_json_cb cb, void *arg)) {
+  health_req *h = calloc(1, sizeof(*h));
   if (h == NULL) {
     http_respond_error(res, 503, "unavailable", "out of memory", NULL);
-    return NULL;
+    return;
   }
   h->src = src;
   h->res = res;
-  return h;
+  h->render = render;
+  h->store_pending = 1;
+  if (src->st == NULL || submit(src->st, health__stored, h) != 0) {
+    h->store_pending = 0;
+    health__answer(h, -EIO, NULL, "the store is closed");
+    health__maybe_free(h);
+    return;
+  }
+  http_responder_on_abort(res, health__aborted, h);
+  if (src->loop != NULL && uv_timer_init(src->loop, &h->deadline) == 0) {
+    h->deadline.data = h;
+    h->timer_open = 1;
+    uv_timer_start(&h->deadline, health__late, HEALTH_STORE_DEADLINE_MS, 0);
+  }
 }
 
-static void health__checked(void *arg, int status, json_t *result, const char *err) {
-  health_req *h = arg;
-  const health_sources *src = h->src;
+static void health__checked(const health_sources *src, http_responder *res, int status, json_t *result,
+                            const char *err) {
+  (void)result;
   size_t n = 0;
   sb_channel *const *list = src->channels(src->ctx, &n);
   json_t *channels = json_array();
@@ -40,20 +120,16 @@ static void health__checked(void *arg, int status, json_t *result, const char *e
   }
   int stopping = src->stopping(src->ctx);
   int ok = status == 0 && !stopping;
-  http_respond_json(h->res, ok ? 200 : 503,
+  http_respond_json(res, ok ? 200 : 503,
                     json_pack("{s:s, s:s, s:{s:s, s:s?}, s:o}", "status", ok ? "ok" : stopping ? "stopping" : "degraded",
                               "version", SB_VERSION, "store", "status", status == 0 ? "ok" : "failing", "error",
                               status == 0 ? NULL : err, "channels", channels));
-  free(h);
 }
 
 /* GET /healthz: a round trip through the store's writer proves it answers. */
 static void health__healthz(void *arg, const http_request *req, http_responder *res) {
-  health_req *h = health__req(arg, res);
-  if (h == NULL) return;
-  if (h->src->st == NULL || store_pipelines_list(h->src->st, health__checked, h) != 0) {
-    health__checked(h, -EIO, NULL, "the store is closed");
-  }
+  (void)req;
+  health__probe(arg, res, health__checked, store_pipelines_list);
 }
 
 static void health__channel_metrics(metrics_text *t, sb_channel *const *list, size_t n) {
@@ -110,13 +186,13 @@ static void health__channel_metrics(metrics_text *t, sb_channel *const *list, si
   }
 }
 
-static void health__metrics_render(void *arg, int status, json_t *counts, const char *err) {
-  health_req *h = arg;
-  const health_sources *src = h->src;
+static void health__metrics_render(const health_sources *src, http_responder *res, int status, json_t *counts,
+                                   const char *err) {
+  (void)err;
   metrics_text t = {0};
   metrics_family(&t, "switchboard_build_info", "gauge", "The running version.");
   metrics_printf(&t, "switchboard_build_info{version=\"%s\"} 1\n", SB_VERSION);
-  metrics_family(&t, "switchboard_up", "gauge", "1 while the store answers.");
+  metrics_family(&t, "switchboard_up", "gauge", "1 while the store answers (within the deadline).");
   metrics_printf(&t, "switchboard_up %d\n", status == 0);
   size_t n = 0;
   sb_channel *const *list = src->channels(src->ctx, &n);
@@ -187,24 +263,19 @@ static void health__metrics_render(void *arg, int status, json_t *counts, const 
   size_t len = 0;
   char *body = metrics_text_take(&t, &len);
   if (body == NULL) {
-    http_respond_error(h->res, 503, "unavailable", "out of memory", NULL);
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
   } else {
     static const char type[] = "text/plain; version=0.0.4; charset=utf-8";
     http_header ct = {"Content-Type", type, sizeof(type) - 1};
-    http_respond(h->res, 200, &ct, 1, body, len);
+    http_respond(res, 200, &ct, 1, body, len);
     free(body);
   }
-  (void)err;
-  free(h);
 }
 
 /* GET /metrics: the outbox depth comes from the store, the rest from memory. */
 static void health__metrics(void *arg, const http_request *req, http_responder *res) {
-  health_req *h = health__req(arg, res);
-  if (h == NULL) return;
-  if (h->src->st == NULL || store_outbox_counts(h->src->st, health__metrics_render, h) != 0) {
-    health__metrics_render(h, -EIO, NULL, "the store is closed");
-  }
+  (void)req;
+  health__probe(arg, res, health__metrics_render, store_outbox_counts);
 }
 
 int health_register(http_server *s, const health_sources *src) {

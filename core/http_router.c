@@ -136,9 +136,23 @@ const http_route_entry *http_routes_match(const http_routes *t, const char *meth
   return NULL;
 }
 
+/* 1 when a route for method itself (not "any") matches path. */
+static int routes_have(const http_routes *t, const char *method, const char *path, size_t plen) {
+  for (size_t i = 0; i < t->n; i++) {
+    http_capture tmp[HTTP_MAX_PARAMS];
+    size_t n = 0;
+    if (t->v[i].method != NULL && strcasecmp(t->v[i].method, method) == 0 && match_path(&t->v[i], path, plen, tmp, &n))
+      return 1;
+  }
+  return 0;
+}
+
 void http_routes_allowed(const http_routes *t, const char *path, size_t plen, char *buf, size_t buflen) {
   size_t used = 0;
   buf[0] = '\0';
+  /* HEAD is served through a GET route (http.c), so it is allowed wherever
+   * GET is; a route of its own lists it once, where it was added. */
+  int head_routed = routes_have(t, "HEAD", path, plen);
   for (size_t i = 0; i < t->n; i++) {
     const http_route_entry *r = &t->v[i];
     http_capture tmp[HTTP_MAX_PARAMS];
@@ -149,7 +163,8 @@ void http_routes_allowed(const http_routes *t, const char *path, size_t plen, ch
       seen = t->v[j].method != NULL && strcasecmp(t->v[j].method, r->method) == 0 &&
              match_path(&t->v[j], path, plen, tmp, &n);
     if (seen) continue;
-    int w = snprintf(buf + used, buflen - used, "%s%s", used > 0 ? ", " : "", r->method);
+    const char *head = !head_routed && strcasecmp(r->method, "GET") == 0 ? ", HEAD" : "";
+    int w = snprintf(buf + used, buflen - used, "%s%s%s", used > 0 ? ", " : "", r->method, head);
     if (w < 0 || (size_t)w >= buflen - used) return;
     used += (size_t)w;
   }

@@ -157,9 +157,45 @@ static void sse__tick(uv_timer_t *t) {
   if (http_stream_write(c->res, ": keep-alive\n\n", 14) != 0) sse__finish(c);
 }
 
-static char *sse__filter(const http_request *req, const char *name) {
-  char buf[256];
-  return http_request_query(req, name, buf, sizeof(buf)) > 0 ? strdup(buf) : NULL;
+/* Reads filter ?name= into *out (malloc'd; NULL when absent). Any length
+ * is taken, as an inbox name has no limit: a value cut or dropped would
+ * widen the stream to every inbox. Returns 0, -EINVAL for an empty value
+ * (it names nothing; leaving the parameter out means "every"), or -ENOMEM. */
+static int sse__filter(const http_request *req, const char *name, char **out) {
+  *out = NULL;
+  size_t cap = strlen(req->query) + 1; /* a decoded value is never longer than the query */
+  char *buf = malloc(cap);
+  if (buf == NULL) return -ENOMEM;
+  int n = http_request_query(req, name, buf, cap);
+  if (n > 0) {
+    *out = buf;
+    return 0;
+  }
+  free(buf);
+  if (n == -ENOENT) return 0;
+  return n == 0 ? -EINVAL : n;
+}
+
+/* Reads both filters; on failure answers res and returns non-zero. */
+static int sse__filters(const http_request *req, http_responder *res, char **channel, char **inbox) {
+  static const char *const names[] = {"channel", "inbox"};
+  char **outs[] = {channel, inbox};
+  for (size_t i = 0; i < 2; i++) {
+    int rc = sse__filter(req, names[i], outs[i]);
+    if (rc == 0) continue;
+    free(*channel);
+    *channel = NULL;
+    if (rc == -EINVAL) {
+      char msg[128];
+      snprintf(msg, sizeof(msg), "?%s= is empty: name one, or leave the parameter out for every %s", names[i],
+               names[i]);
+      http_respond_error(res, 400, "invalid", msg, names[i]);
+    } else {
+      http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+    }
+    return rc;
+  }
+  return 0;
 }
 
 static void sse__events(api *a, const http_request *req, http_responder *res, int role) {
@@ -177,16 +213,20 @@ static void sse__events(api *a, const http_request *req, http_responder *res, in
     }
     after = v;
   }
+  char *channel = NULL, *inbox = NULL;
+  if (sse__filters(req, res, &channel, &inbox) != 0) return;
   sse_client *c = calloc(1, sizeof(*c));
   if (c == NULL || (c->held = json_array()) == NULL) {
     free(c);
+    free(channel);
+    free(inbox);
     http_respond_error(res, 503, "unavailable", "out of memory", NULL);
     return;
   }
   c->a = a;
   c->res = res;
-  c->channel = sse__filter(req, "channel");
-  c->inbox = sse__filter(req, "inbox");
+  c->channel = channel;
+  c->inbox = inbox;
   uv_timer_init(a->host.loop, &c->keepalive);
   c->keepalive.data = c;
   c->next = a->sse->head;

@@ -613,6 +613,14 @@ check "Last-Event-ID resumes with the stored events after it, in order, none twi
 curl -s -N -m 2 -H "Authorization: Bearer $AGENT" "$base/api/v1/events?inbox=Sales" >"$work/sse3"
 grep -q '^id: ' "$work/sse3"
 check "without Last-Event-ID only live events come" $([ $? -ne 0 ]; echo $?)
+long_inbox=$(printf 'L%.0s' $(seq 300))
+curl -s -N -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: 0" "$base/api/v1/events?inbox=$long_inbox" >"$work/sse4"
+grep -q '^id: ' "$work/sse4"
+check "an ?inbox= filter longer than 255 bytes still filters (replay holds no other inbox's events)" $([ $? -ne 0 ]; echo $?) "$(head -c 300 "$work/sse4")"
+code=$(curl -s -o "$work/sse5" -w '%{http_code}' -m 2 -H "Authorization: Bearer $AGENT" "$base/api/v1/events?inbox=")
+python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; sys.exit(0 if e["code"] == "invalid" and e["field"] == "inbox" else 1)' "$work/sse5" 2>/dev/null
+shape=$?
+check "an empty ?inbox= is 400 naming the parameter" $([ "$code" = 400 ] && [ "$shape" -eq 0 ]; echo $?) "status $code: $(head -c 300 "$work/sse5")"
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: x" "$base/api/v1/events")
 check "a bad Last-Event-ID is 400" $([ "$code" = 400 ]; echo $?)
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/api/v1/events")

@@ -68,6 +68,10 @@ sed -i 's/"tags": \["a"\]}/"tags": ["a"]}, "ticket": {"pipeline": "Biling"}/' "$
 expect "a ticket default naming no pipeline is a config error" 2 'channel "demo": key "ticket.pipeline": "Biling" is not a pipeline' \
   "$SB" check -c "$work/badpipeline.json"
 
+write_config "$work/badtls.json" '["a"]' ''
+sed -i "s#^{\"listen\"#{\"http\": {\"tls_cert\": \"$work/missing-cert.pem\", \"tls_key\": \"$work/missing-key.pem\"}, \"listen\"#" "$work/badtls.json"
+expect "check opens the TLS certificate as start-up would" 2 "missing-cert.pem" "$SB" check -c "$work/badtls.json"
+
 out=$(CLI_TEST_TOKEN=short "$SB" check -c "$work/badenum.json" 2>&1)
 sed -i 's/"mode": "warp"/"retries": "top-secret-token-value"/' "$work/badenum.json"
 out2=$("$SB" check -c "$work/badenum.json" 2>&1)

@@ -1,6 +1,7 @@
 /* test_http.c — core/http.c: a real server on a test loop, spoken to over real sockets from a client thread. */
 #include "http.h"
 #include "http_router.h"
+#include "http_tls.h"
 #include "log.h"
 #include "testutil.h"
 
@@ -356,7 +357,7 @@ static void client_routing(fixture *f) {
   CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 405, "405 expected");
   CHECK(f, strstr(res.body, "method_not_allowed") != NULL, "405 body: %s", res.body);
   const char *allow = find_head(&res, "allow");
-  CHECK(f, allow != NULL && strcmp(allow, "GET") == 0, "405 allow header: %s", allow ? allow : "(none)");
+  CHECK(f, allow != NULL && strcmp(allow, "GET, HEAD") == 0, "405 allow header: %s", allow ? allow : "(none)");
   free(res.body);
 
   const char *req7 = "GET /weird HTTP/1.1\r\nHost: t\r\n\r\nPOST /weird HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
@@ -1133,6 +1134,53 @@ START_TEST(serves_https_with_a_self_signed_certificate) {
 }
 END_TEST
 
+START_TEST(tls_check_accepts_a_matching_pair_and_names_the_file_it_refuses) {
+  if (tu_run("command -v openssl", NULL) != 0) return; /* no openssl CLI: nothing to test with */
+  char *dir = tu_tmpdir();
+  char cmd[2048];
+  snprintf(cmd, sizeof(cmd),
+           "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -days 1 -subj /CN=localhost"
+           " && openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/other.pem -out %s/other-cert.pem -days 1"
+           " -subj /CN=other",
+           dir, dir, dir, dir);
+  char *out = NULL;
+  ck_assert_msg(tu_run(cmd, &out) == 0, "openssl: %s", out);
+  free(out);
+  char *garbage = tu_write_file(dir, "garbage.pem", "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n");
+  char cert[512], key[512], other[512], missing[512], err[1024];
+  snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+  snprintf(key, sizeof(key), "%s/key.pem", dir);
+  snprintf(other, sizeof(other), "%s/other.pem", dir);
+  snprintf(missing, sizeof(missing), "%s/missing.pem", dir);
+
+  err[0] = '\0';
+  ck_assert_int_eq(http_tls_check(cert, key, err, sizeof(err)), 0);
+  ck_assert_str_eq(err, "");
+
+  ck_assert_int_eq(http_tls_check(missing, key, err, sizeof(err)), -EINVAL);
+  ck_assert_msg(strstr(err, missing) != NULL && strstr(err, "certificate") != NULL &&
+                    strstr(err, "No such file") != NULL,
+                "%s", err);
+  ck_assert_int_eq(http_tls_check(cert, missing, err, sizeof(err)), -EINVAL);
+  ck_assert_msg(strstr(err, missing) != NULL && strstr(err, "key") != NULL, "%s", err);
+
+  ck_assert_int_eq(http_tls_check(cert, garbage, err, sizeof(err)), -EINVAL);
+  ck_assert_msg(strstr(err, garbage) != NULL && strstr(err, "key file") != NULL, "%s", err);
+  ck_assert_int_eq(http_tls_check(garbage, key, err, sizeof(err)), -EINVAL);
+  ck_assert_msg(strstr(err, garbage) != NULL && strstr(err, "certificate file") != NULL, "%s", err);
+
+  ck_assert_int_eq(http_tls_check(cert, other, err, sizeof(err)), -EINVAL);
+  ck_assert_msg(strstr(err, other) != NULL && strstr(err, cert) != NULL && strstr(err, "does not match") != NULL,
+                "%s", err);
+
+  ck_assert_int_eq(http_tls_check(cert, NULL, err, sizeof(err)), -EINVAL);
+  ck_assert_msg(strstr(err, "key") != NULL, "%s", err);
+  free(garbage);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* ---- tests: router and helpers (no server) ------------------------------ */
 
 static void h_none(void *arg, const http_request *req, http_responder *res) {}
@@ -1175,7 +1223,12 @@ START_TEST(route_patterns_are_validated_and_matched_in_order) {
   ck_assert_int_eq(http_routes_add(&t, "GET", "/api/v1/{kind}/{id}", h_none, NULL), 0);
   char allow[64];
   http_routes_allowed(&t, "/api/v1/channels/42", 19, allow, sizeof(allow));
-  ck_assert_str_eq(allow, "GET, PATCH");
+  ck_assert_str_eq(allow, "GET, HEAD, PATCH"); /* HEAD is served by the GET route */
+  http_routes_allowed(&t, "/hooks/demo", 11, allow, sizeof(allow));
+  ck_assert_str_eq(allow, ""); /* an any-method route allows everything: no 405 there */
+  ck_assert_int_eq(http_routes_add(&t, "HEAD", "/api/v1/channels/{x}", h_none, NULL), 0);
+  http_routes_allowed(&t, "/api/v1/channels/42", 19, allow, sizeof(allow));
+  ck_assert_str_eq(allow, "GET, PATCH, HEAD"); /* a HEAD route of its own is listed once */
 #undef M
   http_routes_free(&t);
 }
@@ -1215,6 +1268,7 @@ int main(void) {
   tcase_add_test(unit, route_patterns_are_validated_and_matched_in_order);
   tcase_add_test(unit, query_parameters_and_headers_are_looked_up_decoded);
   tcase_add_test(unit, bad_listen_address_is_a_clear_error);
+  tcase_add_test(unit, tls_check_accepts_a_matching_pair_and_names_the_file_it_refuses);
   suite_add_tcase(s, unit);
   TCase *tc = tcase_create("server");
   tcase_set_timeout(tc, 30);
