@@ -236,13 +236,24 @@ static int api__name_valid(const char *n) {
   return 1;
 }
 
+/* Whether v is an object, or an array holding one (a MULTI setting's
+ * values are resolved one by one). */
+static int api__holds_object(const json_t *v) {
+  size_t i;
+  json_t *e;
+  if (json_is_object(v)) return 1;
+  json_array_foreach(v, i, e) if (json_is_object(e)) return 1;
+  return 0;
+}
+
 /* Credentials over the API are literal values: an {"env"} or {"file"}
- * reference would let a client read the daemon's environment or files. */
+ * reference, alone or among a list's values, would let a client read the
+ * daemon's environment or files (and have validation errors quote them). */
 static int api__credentials_literal(http_responder *res, const json_t *cred) {
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)cred, k, v) {
-    if (json_is_object(v)) {
+    if (api__holds_object(v)) {
       char msg[160];
       snprintf(msg, sizeof(msg), "credential \"%.64s\" must be a literal value over the API (no env or file references)", k);
       http_respond_error(res, 400, "invalid_type", msg, "credentials");
