@@ -124,6 +124,11 @@ START_TEST(url_segments_are_percent_encoded_and_overflow_is_reported) {
   ck_assert_str_eq(buf, "a%20b%2Fc%3Fd");
   ck_assert_uint_eq(n, strlen(buf));
   ck_assert_uint_eq(meta_urlencode(buf, 8, 0, "0123456789"), 8);
+  /* what was there before stays a terminated string */
+  memcpy(buf, "base/XXXXXXXXXXXXXXXXXXXXXXXXXX", 32);
+  buf[31] = 'X';
+  ck_assert_uint_eq(meta_urlencode(buf, 16, 5, "0123456789abcdef"), 16);
+  ck_assert_str_eq(buf, "base/");
 }
 END_TEST
 

@@ -516,9 +516,11 @@ static void msgr__step(msgr_batch *b) {
         char url[1024];
         size_t len = (size_t)snprintf(url, sizeof(url), "%s/", m->base);
         len = meta_urlencode(url, sizeof(url), len, sender);
-        snprintf(url + len, sizeof(url) - len, "?fields=first_name,last_name,profile_pic");
         b->waiting = 1;
-        if (msgr_graph(m, "GET", url, NULL, msgr__profile_done, b) != NULL) break;
+        if (len < sizeof(url) && (size_t)snprintf(url + len, sizeof(url) - len,
+                                                  "?fields=first_name,last_name,profile_pic") < sizeof(url) - len &&
+            msgr_graph(m, "GET", url, NULL, msgr__profile_done, b) != NULL)
+          break;
         b->waiting = 0;
         m->host->log(m->channel, SB_LOG_WARN, "could not start the profile lookup; keeping the page-scoped id");
       }

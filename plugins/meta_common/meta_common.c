@@ -158,11 +158,15 @@ void meta_reason(int http_status, const meta_graph_error *e, char *out, size_t o
 
 size_t meta_urlencode(char *buf, size_t cap, size_t len, const char *s) {
   static const char hex[] = "0123456789ABCDEF";
+  size_t start = len;
   for (; *s != '\0'; s++) {
     unsigned char c = (unsigned char)*s;
     int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
                 c == '.' || c == '~';
-    if (len + (plain ? 1 : 3) >= cap) return cap;
+    if (len + (plain ? 1 : 3) >= cap) {
+      if (start < cap) buf[start] = '\0'; /* what was there before stays a string */
+      return cap;
+    }
     if (plain) {
       buf[len++] = (char)c;
     } else {

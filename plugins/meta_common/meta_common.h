@@ -88,7 +88,8 @@ meta_verdict meta_classify(int api, int http_status, const meta_graph_error *e);
 void meta_reason(int http_status, const meta_graph_error *e, char *out, size_t outlen);
 
 /* Appends s to buf (of cap bytes, at len) percent-encoded for a URL query or
- * path segment. Returns the new length, or cap when it did not fit. */
+ * path segment. Returns the new length, or cap when it did not fit (buf is
+ * then cut back to len, still NUL-terminated). */
 size_t meta_urlencode(char *buf, size_t cap, size_t len, const char *s);
 
 /* Reads a header of a client response, case-insensitively; NULL if absent. */

@@ -443,11 +443,14 @@ static void wa__step(wa_batch *b) {
     if (mo != NULL && b->media_stage == 0) {
       char url[800];
       size_t len = (size_t)snprintf(url, sizeof(url), "%s/", w->base);
-      meta_urlencode(url, sizeof(url), len, wj_get_string(mo, "id"));
-      b->waiting = 1;
-      if (wa_graph(w, "GET", url, NULL, 64 * 1024, wa__media_url, b) != NULL) break;
-      b->waiting = 0;
-      snprintf(b->media_error, sizeof(b->media_error), "the host did not take the media lookup");
+      if (meta_urlencode(url, sizeof(url), len, wj_get_string(mo, "id")) < sizeof(url)) {
+        b->waiting = 1;
+        if (wa_graph(w, "GET", url, NULL, 64 * 1024, wa__media_url, b) != NULL) break;
+        b->waiting = 0;
+        snprintf(b->media_error, sizeof(b->media_error), "the host did not take the media lookup");
+      } else {
+        snprintf(b->media_error, sizeof(b->media_error), "the media id is too long to look up");
+      }
       b->media_stage = 2;
     }
     wa__emit(b);
