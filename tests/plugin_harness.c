@@ -54,6 +54,7 @@ static int ph__inbound(void *ctx, sb_channel *c, const sb_inbound_message *m, sb
   (void)c;
   ck_assert_int_lt(phe.in_count, PH_MAX);
   if (m->external_id == NULL || m->sender.id == NULL) return SB_EINVAL;
+  if (phe.refuse != 0) return phe.refuse;
   ph_inbound *r = &phe.in[phe.in_count++];
   r->flags = m->flags;
   r->sender_kind = m->sender.kind;

@@ -50,6 +50,7 @@ typedef struct ph_env {
   ph_status st[PH_MAX];
   int st_count;
   int hold, fail_store;
+  int refuse;  /* non-zero: emit_inbound answers this code at once (nothing stored) */
   int commits_pending;
   uint32_t state;
   char state_reason[512];

@@ -387,6 +387,20 @@ START_TEST(a_profile_error_keeps_the_psid_and_does_not_fail_the_message) {
 }
 END_TEST
 
+/* Refused at the hand-off for a passing reason (out of memory, the store
+ * stopping): 503 as for a failed commit, not a 200 that loses it. */
+START_TEST(a_message_refused_at_hand_off_gets_503) {
+  open_with("");
+  phe.refuse = SB_ENOMEM;
+  char *ev = event_msg(KIM, now_ms(), "{\"mid\":\"m_refused\",\"text\":\"x\"}");
+  char events[9000];
+  snprintf(events, sizeof(events), "[%s]", ev);
+  free(ev);
+  ck_assert_int_eq(post_events(events)->status, 503);
+  phe.refuse = 0;
+}
+END_TEST
+
 START_TEST(a_store_failure_gets_503_so_meta_delivers_again) {
   open_with("");
   phe.fail_store = 1;
@@ -846,6 +860,7 @@ int main(void) {
   tcase_add_test(tc, redelivered_batches_store_nothing_new_and_standby_is_recorded);
   tcase_add_test(tc, a_profile_error_keeps_the_psid_and_does_not_fail_the_message);
   tcase_add_test(tc, a_store_failure_gets_503_so_meta_delivers_again);
+  tcase_add_test(tc, a_message_refused_at_hand_off_gets_503);
   tcase_add_test(tc, within_24_hours_a_reply_goes_as_response_with_reply_to);
   tcase_add_test(tc, between_24_hours_and_7_days_an_agent_reply_uses_the_human_agent_tag);
   tcase_add_test(tc, human_agent_tag_off_fails_after_24_hours);

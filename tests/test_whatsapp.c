@@ -259,6 +259,18 @@ START_TEST(statuses_become_delivery_statuses_and_131047_says_re_engagement_requi
 }
 END_TEST
 
+/* Refused at the hand-off for a passing reason (out of memory, the store
+ * stopping): 503 as for a failed commit, not a 200 that loses it. */
+START_TEST(a_message_refused_at_hand_off_gets_503) {
+  open_with("");
+  phe.refuse = SB_ENOMEM;
+  char *m = msg("wamid.R503", now_s(), "text", "\"text\":{\"body\":\"x\"}");
+  ck_assert_int_eq(post_messages(m)->status, 503);
+  free(m);
+  phe.refuse = 0;
+}
+END_TEST
+
 START_TEST(a_store_failure_gets_503_and_other_numbers_are_ignored) {
   open_with("");
   phe.fail_store = 1;
@@ -662,6 +674,7 @@ int main(void) {
   tcase_add_test(tc, a_download_that_times_out_is_recorded_and_the_batch_still_answers);
   tcase_add_test(tc, statuses_become_delivery_statuses_and_131047_says_re_engagement_required);
   tcase_add_test(tc, a_store_failure_gets_503_and_other_numbers_are_ignored);
+  tcase_add_test(tc, a_message_refused_at_hand_off_gets_503);
   tcase_add_test(tc, text_within_24_hours_is_sent_with_preview_url_and_context);
   tcase_add_test(tc, outside_24_hours_free_text_fails_at_once_and_a_template_is_sent);
   tcase_add_test(tc, the_window_uses_the_customers_webhook_timestamp_when_the_host_gives_none);

@@ -354,6 +354,9 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
       b->pending++;
     } else {
       m->host->log(m->channel, SB_LOG_WARN, "a Messenger event was refused by the help desk (code %d)", rc);
+      /* Invalid input stays invalid; anything else (out of memory, the
+       * store stopping) passes: 503, and Meta delivers the batch again. */
+      if (rc != SB_EINVAL && rc != SB_EFBIG) b->failed = 1;
       rc = 1;
     }
     if (!echo && !e->standby) msgr__consent_and_greet(m, in.sender.id, in.text, payload);

@@ -349,6 +349,9 @@ static void wa__emit(wa_batch *b) {
     b->pending++;
   } else {
     w->host->log(w->channel, SB_LOG_WARN, "a WhatsApp message was refused by the help desk (code %d)", rc);
+    /* Invalid input stays invalid; anything else (out of memory, the store
+     * stopping) passes: 503, and Meta delivers the batch again. */
+    if (rc != SB_EINVAL && rc != SB_EFBIG) b->failed = 1;
   }
   free(meta_text);
   json_decref(meta);
