@@ -541,8 +541,12 @@ static void reply(send_rec *s, const char *to, const char *thread, const char *r
   memset(s, 0, sizeof(*s));
   s->base.complete = send_complete;
   sb_outbound_message m = {0};
-  m.message_id = "hd-1";
-  m.idempotency_key = "idem-1";
+  static int replies; /* each reply its own message, as the outbox makes them */
+  char id[32], key[32];
+  snprintf(id, sizeof(id), "hd-%d", ++replies);
+  snprintf(key, sizeof(key), "idem-%d", replies);
+  m.message_id = id;
+  m.idempotency_key = key;
   m.attempt = 1;
   m.flags = flags;
   m.recipient_id = to;

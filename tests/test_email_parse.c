@@ -166,6 +166,39 @@ START_TEST(an_html_only_mail_gets_a_plain_text_too) {
 }
 END_TEST
 
+/* Every attempt of one reply carries one Message-ID (from its idempotency
+ * key and the channel's salt), so a mail sent again after a crash or a lost
+ * answer is the same mail to its reader; without a salt, or with a key
+ * that could not sit in a header, it is random as before. */
+START_TEST(a_replys_message_id_is_the_same_on_every_attempt) {
+  email_outbound_cfg cfg = {.from_address = "support@acme.example", .from_name_mode = "company",
+                            .company_name = "Acme", .domain = "acme.example", .id_salt = "0123456789abcdef"};
+  sb_outbound_message m = {.recipient_id = "kim@example.com", .text = "Hello",
+                           .idempotency_key = "switchboard-msg-42"};
+  char *ids[4];
+  for (int i = 0; i < 4; i++) {
+    char *out = NULL;
+    size_t len = 0;
+    if (i == 2) cfg.id_salt = NULL;
+    if (i == 3) {
+      cfg.id_salt = "0123456789abcdef";
+      m.idempotency_key = "bad key>\r\nBcc: x@y";
+    }
+    ck_assert_int_eq(email_build_reply(&cfg, &m, "", NULL, NULL, NULL, 1763800000000 + i * 60000, &out, &len, &ids[i]),
+                     0);
+    char header[128];
+    snprintf(header, sizeof(header), "Message-Id: <%s>\r\n", ids[i]);
+    ck_assert_msg(strstr(out, header) != NULL, "%s", out);
+    free(out);
+  }
+  ck_assert_str_eq(ids[0], "switchboard-msg-42.0123456789abcdef@acme.example");
+  ck_assert_str_eq(ids[1], ids[0]);
+  ck_assert_str_ne(ids[2], ids[0]);
+  ck_assert_ptr_null(strstr(ids[3], "Bcc"));
+  for (int i = 0; i < 4; i++) free(ids[i]);
+}
+END_TEST
+
 START_TEST(a_reply_is_a_threaded_mail_and_ids_cannot_inject_headers) {
   email_outbound_cfg cfg = {.from_address = "support@acme.example", .from_name_mode = "agent_and_company",
                             .company_name = "Acme", .signature = "<p>Regards, {full_name}</p>", .domain = "acme.example"};
@@ -229,6 +262,7 @@ int main(void) {
   tcase_add_test(tc, imap_answers_are_read);
   tcase_add_test(tc, an_html_only_mail_gets_a_plain_text_too);
   tcase_add_test(tc, a_reply_is_a_threaded_mail_and_ids_cannot_inject_headers);
+  tcase_add_test(tc, a_replys_message_id_is_the_same_on_every_attempt);
   tcase_add_test(tc, signature_tokens_are_the_agents_names);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

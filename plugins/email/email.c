@@ -1,5 +1,6 @@
 /* email.c — the team email channel: settings, lifecycle, inbound and outbound mail. */
 #include <errno.h>
+#include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,9 +163,28 @@ void email_set_state(email *e, uint32_t state, const char *reason) {
   e->host->set_state(e->channel, state, reason);
 }
 
+/* The channel's Message-ID salt: made once and kept in its key/value
+ * state, so a reply's Message-ID is the same on every attempt (also after a
+ * restart) and unlike any other help desk's with the same keys. */
+static void email_load_salt(email *e) {
+  size_t len = 0;
+  const char *v = e->host->kv_get(e->channel, "message_id_salt", &len);
+  if (v != NULL && len == sizeof(e->id_salt) - 1) {
+    memcpy(e->id_salt, v, len);
+    e->id_salt[len] = '\0';
+  } else {
+    snprintf(e->id_salt, sizeof(e->id_salt), "%08x%08x", (unsigned)g_random_int(), (unsigned)g_random_int());
+    if (e->host->kv_set(e->channel, "message_id_salt", e->id_salt, sizeof(e->id_salt) - 1, NULL, NULL) != SB_OK) {
+      e->id_salt[0] = '\0'; /* not kept: random Message-IDs rather than ones that change on restart */
+    }
+  }
+  e->out.id_salt = e->id_salt[0] != '\0' ? e->id_salt : NULL;
+}
+
 static int email_connect(void *instance) {
   email *e = instance;
   e->fatal = 0;
+  email_load_salt(e);
   email_set_state(e, SB_STATE_CONNECTING, NULL);
   email_imap_start(e);
   return SB_OK;

@@ -111,10 +111,14 @@ typedef struct email_outbound_cfg {
   const char *company_name;
   const char *signature;
   const char *domain;         /* for Message-IDs */
+  const char *id_salt;        /* the channel's own, in Message-IDs made from idempotency keys (NULL: none) */
 } email_outbound_cfg;
 
 /* Builds the RFC 5322 reply for msg (CRLF line ends) into *out and *out_len
- * (malloc'd) and its new Message-ID (without <>) into *out_id (malloc'd).
+ * (malloc'd) and its Message-ID (without <>) into *out_id (malloc'd). The
+ * Message-ID is the same on every attempt of a reply (made from its
+ * idempotency key and cfg->id_salt), so a mail sent again after a crash or
+ * a lost answer is recognisably the same mail; random without a salt.
  * references/in_reply_to/subject come from the thread (may be NULL). */
 int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *msg, const char *thread_tag,
                       const char *subject, const char *in_reply_to, const char *references, int64_t now_ms,
@@ -142,6 +146,7 @@ typedef struct email {
   int owner_forwarder;  /* forwarded_mail_owner == "forwarder" */
   uint64_t max_att;
   char domain[256];
+  char id_salt[17];     /* the channel's Message-ID salt (key/value "message_id_salt") */
   /* polling */
   sb_timer *timer;
   sb_mail_call *call;   /* the IMAP call in flight, or NULL */

@@ -122,7 +122,11 @@ int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *
   char *subj = reply_subject(msg->subject != NULL ? msg->subject : subject, thread_tag, is_reply);
   g_mime_message_set_subject(m, subj, "utf-8");
   g_free(subj);
-  char *id = g_mime_utils_generate_message_id(cfg->domain != NULL ? cfg->domain : "switchboard.invalid");
+  const char *domain = cfg->domain != NULL ? cfg->domain : "switchboard.invalid";
+  const char *key = msg->idempotency_key;
+  int stable = cfg->id_salt != NULL && key != NULL && key[0] != '\0' && strlen(key) <= 128 &&
+               strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == strlen(key);
+  char *id = stable ? g_strdup_printf("%s.%s@%s", key, cfg->id_salt, domain) : g_mime_utils_generate_message_id(domain);
   g_mime_message_set_message_id(m, id);
   GDateTime *dt = g_date_time_new_from_unix_utc(now_ms / 1000);
   g_mime_message_set_date(m, dt);
