@@ -58,6 +58,9 @@ int api_register(http_server *s, const api_host *host, api **out);
  * (a config reload must leave it alone). */
 int api_channel_owned(const api *a, const char *name);
 
+/* True when that channel is also on (its webhooks are expected). */
+int api_channel_on(const api *a, const char *name);
+
 /* Frees the API: event streams still open are unsubscribed (call after
  * http_close finished, before store_close). NULL-safe. */
 void api_free(api *a);

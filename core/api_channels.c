@@ -42,6 +42,16 @@ int api_channel_owned(const api *a, const char *name) {
   return a != NULL && a->owned != NULL && json_object_get(a->owned, name) != NULL;
 }
 
+int api_channel_on(const api *a, const char *name) {
+  return a != NULL && a->owned != NULL && json_is_true(json_object_get(a->owned, name));
+}
+
+/* Whether a channel spec is on (status left out: on). */
+static int api__spec_on(const json_t *spec) {
+  const char *status = json_string_value(json_object_get(spec, "status"));
+  return status == NULL || strcmp(status, "off") != 0;
+}
+
 static const json_t *api__find(const json_t *arr, const char *name) {
   size_t i;
   json_t *e;
@@ -343,7 +353,7 @@ static void api__saved(void *arg, int status, json_t *result, const char *err) {
     if (a->host.channel_close != NULL) a->host.channel_close(a->host.ctx, name);
     json_object_del(a->owned, name);
     int rc = a->host.channel_open(a->host.ctx, s->spec, why, sizeof(why));
-    if (rc == 0) json_object_set_new(a->owned, name, json_true());
+    if (rc == 0) json_object_set_new(a->owned, name, json_boolean(api__spec_on(s->spec)));
     if (rc != 0) log_msg(LOG_LEVEL_ERROR, name, NULL, "channel saved but not started: %s", why);
     /* Answer with the stored form, as GET will show it. */
     json_t *spec = json_deep_copy(s->spec);
@@ -610,7 +620,7 @@ static void api__stored_loaded(void *arg, int status, json_t *result, const char
     json_object_set_new(spec, "credentials", cred);
     char why[512];
     if (a->host.channel_open(a->host.ctx, spec, why, sizeof(why)) == 0) {
-      json_object_set_new(a->owned, name, json_true());
+      json_object_set_new(a->owned, name, json_boolean(api__spec_on(spec)));
     } else {
       log_msg(LOG_LEVEL_ERROR, name, NULL, "channel not started: %s", why);
     }

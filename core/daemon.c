@@ -116,6 +116,16 @@ static sb_channel *daemon__lookup(void *ctx, const char *name) {
   return NULL;
 }
 
+/* A channel that is not running but is about to be: configured and on (or
+ * connected through the API) while it starts, while a reload recreates it,
+ * or while the daemon stops (ingress answers its webhooks 503). */
+static int daemon__pending(void *ctx, const char *name) {
+  daemon_host *d = ctx;
+  const config_channel *c = config_find_channel(d->cfg, name);
+  if (c != NULL) return c->enabled;
+  return api_channel_on(d->api, name);
+}
+
 static void daemon__close_channel(daemon_host *d, sb_channel *ch);
 static void daemon__remove_channel(daemon_host *d, size_t i);
 
@@ -395,6 +405,7 @@ static void daemon__start_serving(daemon_host *d) {
                                .stopping = daemon__stopping};
   if (rc == 0) rc = health_register(d->http, &d->health);
   if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
+  if (rc == 0) ingress_on_pending(d->ingress, daemon__pending);
   api_host api_hooks = {
       .loop = &d->loop, .st = d->st, .plugins = &d->plugins, .ctx = d, .lookup = daemon__lookup,
       .config = daemon__api_config, .channel_open = daemon__api_open, .channel_close = daemon__api_close,

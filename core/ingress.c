@@ -20,6 +20,7 @@ typedef struct hook_call {
 
 struct ingress {
   ingress_lookup_fn lookup;
+  int (*is_pending)(void *ctx, const char *name);
   void *ctx;
   hook_call pending; /* list head */
   ingress_stats stats;
@@ -161,6 +162,12 @@ static void ingress__handle(void *arg, const http_request *req, http_responder *
   in->stats.requests++;
   const char *name = http_request_param(req, "channel");
   sb_channel *ch = name != NULL ? in->lookup(in->ctx, name) : NULL;
+  if (ch == NULL && name != NULL && in->is_pending != NULL && in->is_pending(in->ctx, name)) {
+    in->stats.answered_by_host++;
+    http_respond_error(res, 503, "unavailable", "the channel is starting, restarting or stopping; deliver it again",
+                       NULL);
+    return;
+  }
   if (ch == NULL) {
     in->stats.unknown_channel++;
     http_respond_error(res, 404, "not_found", "no such channel, or the channel is off", NULL);
@@ -214,6 +221,8 @@ int ingress_new(http_server *s, ingress_lookup_fn lookup, void *ctx, ingress **o
   *out = in;
   return 0;
 }
+
+void ingress_on_pending(ingress *in, int (*pending)(void *ctx, const char *name)) { in->is_pending = pending; }
 
 void ingress_channel_closing(ingress *in, sb_channel *ch) {
   if (in == NULL) return;

@@ -23,6 +23,12 @@ typedef sb_channel *(*ingress_lookup_fn)(void *ctx, const char *name);
  * ingress_free after the server is closed), or -ENOMEM. */
 int ingress_new(http_server *s, ingress_lookup_fn lookup, void *ctx, ingress **out);
 
+/* Optional: whether a channel that is not running now is about to be (it
+ * is starting, being recreated by a reload, or the daemon is stopping):
+ * its webhooks then get 503, which senders deliver again,
+ * rather than the 404 of a channel that does not exist or is off. */
+void ingress_on_pending(ingress *in, int (*pending)(void *ctx, const char *name));
+
 /* Answers 503 to every request of ch the plugin has not answered; call it
  * once the plugin is destroyed (channel_env.destroyed). */
 void ingress_channel_closing(ingress *in, sb_channel *ch);

@@ -2,6 +2,7 @@
 #include "http.h"
 #include "http_router.h"
 #include "http_tls.h"
+#include "ingress.h"
 #include "log.h"
 #include "testutil.h"
 
@@ -397,6 +398,50 @@ START_TEST(routes_capture_params_and_answer_404_405_on_one_keepalive_connection)
   ck_assert_int_eq(http_route(f.srv, NULL, "/weird", h_weird, &f), 0);
   fixture_run(&f, client_routing);
   ck_assert_int_eq(f.ticks, 1); /* active connections seen while handling */
+}
+END_TEST
+
+/* The ingress with no channel running: "soon" is about to be (starting,
+ * restarting or stopping), anything else does not exist or is off. */
+static sb_channel *no_channel(void *ctx, const char *name) {
+  (void)ctx;
+  (void)name;
+  return NULL;
+}
+
+static int soon_pending(void *ctx, const char *name) {
+  (void)ctx;
+  return strcmp(name, "soon") == 0;
+}
+
+static void client_ingress(fixture *f) {
+  reader r = {.fd = cl_connect(f->port)};
+  CHECK(f, r.fd >= 0, "connect failed");
+  response res;
+  const char *req = "POST /hooks/soon/messages HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"
+                    "POST /hooks/gone/messages HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi";
+  cl_send(r.fd, req, strlen(req));
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 503, "a channel about to run: %d", res.status);
+  CHECK(f, strstr(res.body, "deliver it again") != NULL, "body %s", res.body);
+  free(res.body);
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 404, "no such channel: %d", res.status);
+  free(res.body);
+  close(r.fd);
+  f->ok = 1;
+}
+
+/* A webhook for a channel that is restarting (a reload recreates it) or
+ * whose daemon is stopping is answered 503, which senders deliver again;
+ * only one that does not exist or is off gets 404. */
+START_TEST(webhooks_for_a_channel_about_to_run_get_503_not_404) {
+  fixture f;
+  http_options o = default_opts();
+  fixture_start(&f, &o);
+  ingress *in = NULL;
+  ck_assert_int_eq(ingress_new(f.srv, no_channel, NULL, &in), 0);
+  ingress_on_pending(in, soon_pending);
+  fixture_run(&f, client_ingress);
+  ingress_free(in);
 }
 END_TEST
 
@@ -1273,6 +1318,7 @@ int main(void) {
   TCase *tc = tcase_create("server");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, routes_capture_params_and_answer_404_405_on_one_keepalive_connection);
+  tcase_add_test(tc, webhooks_for_a_channel_about_to_run_get_503_not_404);
   tcase_add_test(tc, keepalive_serves_two_requests_on_one_connection);
   tcase_add_test(tc, body_over_the_limit_gets_413_json_error);
   tcase_add_test(tc, malformed_requests_get_400_and_do_not_hurt_the_server);
