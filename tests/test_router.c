@@ -347,14 +347,20 @@ START_TEST(a_customer_writing_again_reopens_a_ticket_whose_first_status_needs_pr
 }
 END_TEST
 
+/* Opens a store whose channel demo routes to ana, who is away, and gives
+ * it a first message: its ticket waits. Returns the thread. */
+static int64_t a_waiting_ticket(fx *f) {
+  fx_open(f);
+  fx_seed(f, "{\"users\":[{\"name\":\"ana\",\"available\":false}]}");
+  fx_channel(f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
+  fx_in(f, "demo", "a", "kim", "1");
+  return newest_thread(f);
+}
+
 /* Closed while nobody had it: reopened, it is routed like a new one. */
 START_TEST(a_reopened_ticket_without_an_owner_is_routed) {
   fx f;
-  fx_open(&f);
-  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":false}]}");
-  fx_channel(&f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
-  fx_in(&f, "demo", "a", "kim", "1");
-  int64_t t = newest_thread(&f);
+  int64_t t = a_waiting_ticket(&f);
   close_ticket(&f, t);
   fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":true}]}");
   fx_in(&f, "demo", "b", "kim", "2");
@@ -390,11 +396,7 @@ END_TEST
  * next time it is drained, instead of holding up the tickets behind it. */
 START_TEST(a_channel_that_stops_routing_leaves_the_queue) {
   fx f;
-  fx_open(&f);
-  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":false}]}");
-  fx_channel(&f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
-  fx_in(&f, "demo", "a", "kim", "1");
-  int64_t t = newest_thread(&f);
+  int64_t t = a_waiting_ticket(&f);
   json_t *k = ticket_of(&f, t);
   ck_assert(json_is_true(json_object_get(k, "queued")));
   json_decref(k);
