@@ -274,8 +274,19 @@ static void daemon__seeded(void *arg, int status, json_t *result, const char *er
   if (status != 0) log_error("pipelines, users and teams from the config were not stored: %s", err ? err : "");
 }
 
-/* Warns of the changed settings a reload does not apply: the server,
- * store, outbox and attachment limit are set up once, at start. */
+/* A config section without the keys a reload applies (NULL stays NULL). */
+static json_t *daemon__section_at_start(const config *cfg, const char *section) {
+  json_t *copy = json_deep_copy(json_object_get(cfg->root, section));
+  if (copy != NULL && strcmp(section, "http") == 0 && cfg->tls_cert != NULL) {
+    json_object_del(copy, "tls_cert"); /* a renewed pair is loaded by the reload */
+    json_object_del(copy, "tls_key");
+  }
+  return copy;
+}
+
+/* Warns of the changed settings a reload does not apply: the server (but
+ * for a renewed TLS pair), store, outbox and attachment limit are set up
+ * once, at start. */
 static void daemon__warn_restart_only(const config *was, const config *now) {
   static const char *const sections[] = {"http", "outbox", "attachments"};
   char changed[160] = "";
@@ -283,9 +294,12 @@ static void daemon__warn_restart_only(const config *was, const config *now) {
   if (strcmp(now->listen, was->listen) != 0) n += (size_t)snprintf(changed + n, sizeof(changed) - n, ", listen");
   if (strcmp(now->store, was->store) != 0) n += (size_t)snprintf(changed + n, sizeof(changed) - n, ", store");
   for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]) && n < sizeof(changed); i++) {
-    const json_t *a = json_object_get(was->root, sections[i]), *b = json_object_get(now->root, sections[i]);
-    if (!(a == NULL && b == NULL) && !json_equal(a, b))
+    json_t *a = daemon__section_at_start(was, sections[i]), *b = daemon__section_at_start(now, sections[i]);
+    int tls_toggled = i == 0 && (was->tls_cert == NULL) != (now->tls_cert == NULL);
+    if (tls_toggled || (!(a == NULL && b == NULL) && !json_equal(a, b)))
       n += (size_t)snprintf(changed + n, sizeof(changed) - n, ", %s", sections[i]);
+    json_decref(a);
+    json_decref(b);
   }
   if (n > 0) log_warn("changes to %s take effect after a restart", changed + 2);
 }
@@ -294,8 +308,12 @@ static void daemon__reload(daemon_host *d) {
   log_info("reloading %s", d->cfg->path);
   config *next = NULL;
   char err[1024];
+  /* A server serving TLS loads the pair again, renewed or not (the last
+   * check: nothing else has changed if it fails). */
   if (config_load(d->cfg->path, d->opt.listen, d->opt.store, &next, err, sizeof(err)) != 0 ||
-      daemon__validate_channels(next, &d->plugins, err, sizeof(err)) != 0) {
+      daemon__validate_channels(next, &d->plugins, err, sizeof(err)) != 0 ||
+      (d->http != NULL && d->cfg->tls_cert != NULL && next->tls_cert != NULL &&
+       http_reload_tls(d->http, next->tls_cert, next->tls_key, err, sizeof(err)) != 0)) {
     log_error("reload refused, still running the previous config: %s", err);
     config_free(next);
     return;

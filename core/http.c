@@ -512,6 +512,22 @@ static void maybe_finish(http_server *s) {
   uv_close((uv_handle_t *)&s->deadline, reap_first);
 }
 
+int http_reload_tls(http_server *s, const char *cert_file, const char *key_file, char *err, size_t errlen) {
+  if (s->ssl_ctx == NULL) {
+    snprintf(err, errlen, "the server was started without TLS; turning it on needs a restart");
+    return -EINVAL;
+  }
+  void *fresh = NULL;
+  int rc = http_tls_load(cert_file, key_file, &fresh, err, errlen);
+  if (rc != 0) return rc;
+  /* Connections already accepted hold their own reference to the old
+   * context (OpenSSL counts them); new ones get the fresh pair. */
+  http_tls_free(s->ssl_ctx);
+  s->ssl_ctx = fresh;
+  s->accept_ctx.ssl_ctx = fresh;
+  return 0;
+}
+
 void http_close(http_server *s, void (*done)(void *arg), void *arg) {
   if (s == NULL) {
     if (done != NULL) done(arg);

@@ -94,6 +94,12 @@ typedef struct http_stats {
  * EPIPE, not kill the daemon. */
 int http_new(uv_loop_t *loop, const http_options *opt, http_server **out, char *err, size_t errlen);
 
+/* Loads the certificate and key again (a renewed pair, at the same paths
+ * or new ones) for the connections accepted from now on; those open keep
+ * theirs. Only for a server started with TLS. Returns 0, or -EINVAL with a
+ * sentence naming the file, the pair in use staying. */
+int http_reload_tls(http_server *s, const char *cert_file, const char *key_file, char *err, size_t errlen);
+
 /* The bound TCP port (useful after listening on port 0), or 0 when closed. */
 uint16_t http_bound_port(const http_server *s);
 

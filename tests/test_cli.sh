@@ -151,6 +151,33 @@ rc=$?
 daemon_pid=
 [ $rc -eq 0 ] && ok "SIGINT stops with status 0" || not_ok "SIGINT stops with status 0" "status $rc"
 
+# A renewed TLS certificate at the same paths is served after SIGHUP, no restart.
+if command -v openssl >/dev/null; then
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 1 \
+    -subj /CN=first >/dev/null 2>&1
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key2.pem" -out "$work/cert2.pem" -days 1 \
+    -subj /CN=renewed >/dev/null 2>&1
+  write_config "$cfg" '["a"]' ''
+  sed -i "s#^{\"listen\"#{\"http\": {\"tls_cert\": \"$work/cert.pem\", \"tls_key\": \"$work/key.pem\"}, \"listen\"#" "$cfg"
+  "$SB" run -c "$cfg" >"$work/daemon.log" 2>&1 &
+  daemon_pid=$!
+  wait_log 'ready' || true
+  subject() { openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null | openssl x509 -noout -subject 2>/dev/null; }
+  first=$(subject)
+  cp "$work/cert2.pem" "$work/cert.pem"
+  cp "$work/key2.pem" "$work/key.pem"
+  kill -HUP "$daemon_pid"
+  wait_log 'reloaded:' || true
+  renewed=$(subject)
+  [[ $first == *first* && $renewed == *renewed* ]] && ok "SIGHUP serves a renewed TLS certificate" ||
+    not_ok "SIGHUP serves a renewed TLS certificate" "before: $first after: $renewed $(tail -3 "$work/daemon.log")"
+  grep -q 'take effect after a restart' "$work/daemon.log" && not_ok "a renewed certificate needs no restart" ||
+    ok "a renewed certificate needs no restart"
+  kill -TERM "$daemon_pid"
+  wait "$daemon_pid"
+  daemon_pid=
+fi
+
 expect "run with an invalid config exits 2" 2 'unknown credential' "$SB" run -c "$work/unknown.json"
 
 finish

@@ -1179,6 +1179,84 @@ START_TEST(serves_https_with_a_self_signed_certificate) {
 }
 END_TEST
 
+/* ---- a renewed certificate, picked up without a restart ---- */
+
+static char g_renewed_cert[512], g_renewed_key[512];
+static int g_reload_rc = 1;
+
+static void h_reload_tls(void *arg, const http_request *req, http_responder *res) {
+  fixture *f = arg;
+  (void)req;
+  char err[512];
+  g_reload_rc = http_reload_tls(f->srv, g_renewed_cert, g_renewed_key, err, sizeof(err));
+  http_respond(res, g_reload_rc == 0 ? 200 : 500, NULL, 0, g_reload_rc == 0 ? "ok" : err,
+               strlen(g_reload_rc == 0 ? "ok" : err));
+}
+
+/* The subject of the certificate a fresh connection to path gets, into out. */
+static int tls_subject(fixture *f, const char *path, char *out, size_t len) {
+  CURL *c = curl_easy_init();
+  char url[128], body[1024] = "";
+  snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", f->port, path);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+  curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_sink);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+  CURLcode rc = curl_easy_perform(c);
+  out[0] = '\0';
+  struct curl_certinfo *ci = NULL;
+  if (rc == CURLE_OK && curl_easy_getinfo(c, CURLINFO_CERTINFO, &ci) == CURLE_OK && ci != NULL && ci->num_of_certs > 0)
+    for (struct curl_slist *l = ci->certinfo[0]; l != NULL; l = l->next)
+      if (strncmp(l->data, "Subject:", 8) == 0) snprintf(out, len, "%s", l->data + 8);
+  curl_easy_cleanup(c);
+  return rc == CURLE_OK ? 0 : -1;
+}
+
+static void client_tls_reload(fixture *f) {
+  char before[256], after[256];
+  CHECK(f, tls_subject(f, "/healthz", before, sizeof(before)) == 0, "first request failed");
+  CHECK(f, strstr(before, "CN = localhost") != NULL || strstr(before, "CN=localhost") != NULL, "first: %s", before);
+  char ignored[256];
+  CHECK(f, tls_subject(f, "/reload", ignored, sizeof(ignored)) == 0, "the reload request failed");
+  CHECK(f, tls_subject(f, "/healthz", after, sizeof(after)) == 0, "request after the reload failed");
+  CHECK(f, strstr(after, "renewed") != NULL, "after the reload: %s", after);
+  f->ok = 1;
+}
+
+START_TEST(a_renewed_certificate_is_served_to_new_connections_without_a_restart) {
+  if (tu_run("command -v openssl", NULL) != 0) return; /* no openssl CLI: nothing to test with */
+  char *dir = tu_tmpdir();
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd),
+           "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -days 1 -subj /CN=localhost"
+           " && openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/new-key.pem -out %s/new-cert.pem -days 1"
+           " -subj /CN=renewed",
+           dir, dir, dir, dir);
+  char *out = NULL;
+  ck_assert_msg(tu_run(cmd, &out) == 0, "openssl: %s", out);
+  free(out);
+  char cert[512], key[512];
+  snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+  snprintf(key, sizeof(key), "%s/key.pem", dir);
+  snprintf(g_renewed_cert, sizeof(g_renewed_cert), "%s/new-cert.pem", dir);
+  snprintf(g_renewed_key, sizeof(g_renewed_key), "%s/new-key.pem", dir);
+  fixture f;
+  http_options o = default_opts();
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  fixture_start(&f, &o);
+  http_route(f.srv, "GET", "/healthz", h_health, &f);
+  http_route(f.srv, "GET", "/reload", h_reload_tls, &f);
+  fixture_run(&f, client_tls_reload);
+  ck_assert_int_eq(g_reload_rc, 0);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(tls_check_accepts_a_matching_pair_and_names_the_file_it_refuses) {
   if (tu_run("command -v openssl", NULL) != 0) return; /* no openssl CLI: nothing to test with */
   char *dir = tu_tmpdir();
@@ -1335,6 +1413,7 @@ int main(void) {
   tcase_add_test(tc, close_ends_idle_keepalive_connections_at_once);
   tcase_add_test(tc, listens_on_ipv6_loopback);
   tcase_add_test(tc, serves_https_with_a_self_signed_certificate);
+  tcase_add_test(tc, a_renewed_certificate_is_served_to_new_connections_without_a_restart);
   suite_add_tcase(s, tc);
   int rc = tu_run_suite(s);
   curl_global_cleanup();
