@@ -9,13 +9,23 @@
 #include "router.h"
 
 /* Copies query parameter name (when present) into filter as a string.
- * Returns 0, or -EINVAL after answering 400 when it is too long. */
+ * An empty search (q) is no search; an empty filter would silently filter
+ * nothing, so it is refused, and so is a cursor that is not one (the
+ * previous page's next_cursor: a positive id). Returns 0, or -EINVAL after
+ * answering 400 naming the parameter. */
 static int api__query_into(const http_request *req, http_responder *res, const char *name, json_t *filter) {
   char buf[512];
   int n = http_request_query(req, name, buf, sizeof(buf));
   if (n == -ENOENT) return 0;
-  if (n < 0) {
-    http_respond_error(res, 400, "invalid_query", "a query parameter is too long", name);
+  const char *why = n < 0 ? "is too long" : NULL;
+  if (why == NULL && buf[0] == '\0' && strcmp(name, "q") != 0) why = "is empty: give a value or leave it out";
+  if (why == NULL && strcmp(name, "cursor") == 0 &&
+      (strspn(buf, "0123456789") != strlen(buf) || strlen(buf) > 18 || strtoll(buf, NULL, 10) <= 0))
+    why = "is not a cursor: give the previous page's next_cursor";
+  if (why != NULL) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "?%s= %s", name, why);
+    http_respond_error(res, 400, "invalid_query", msg, name);
     return -EINVAL;
   }
   if (buf[0] != '\0') json_object_set_new(filter, name, json_string(buf));
@@ -25,10 +35,11 @@ static int api__query_into(const http_request *req, http_responder *res, const c
 /* Reads ?limit= (1..500) into filter. Returns 0 or -EINVAL (answered). */
 static int api__query_limit(const http_request *req, http_responder *res, json_t *filter) {
   char buf[32];
-  if (http_request_query(req, "limit", buf, sizeof(buf)) < 0) return 0;
+  int n = http_request_query(req, "limit", buf, sizeof(buf));
+  if (n == -ENOENT) return 0;
   char *end = NULL;
-  long v = strtol(buf, &end, 10);
-  if (buf[0] == '\0' || *end != '\0' || v < 1 || v > 500) {
+  long v = n < 0 ? 0 : strtol(buf, &end, 10);
+  if (n <= 0 || strspn(buf, "0123456789") != strlen(buf) || *end != '\0' || v < 1 || v > 500) {
     http_respond_error(res, 400, "invalid_query", "limit must be a whole number from 1 to 500", "limit");
     return -EINVAL;
   }

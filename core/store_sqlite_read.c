@@ -45,6 +45,24 @@ static int64_t sq__limit(json_t *q) {
   return l <= 0 ? 50 : l > 500 ? 500 : l;
 }
 
+/* A LIKE pattern finding q anywhere, its own % _ and \ taken literally
+ * (the statements say ESCAPE '\'); NULL for no q. malloc'd. */
+static char *sq__like_any(const char *q) {
+  if (q == NULL) return NULL;
+  size_t n = strlen(q);
+  char *p = malloc(2 * n + 3);
+  if (p == NULL) return NULL;
+  size_t o = 0;
+  p[o++] = '%';
+  for (size_t i = 0; i < n; i++) {
+    if (q[i] == '%' || q[i] == '_' || q[i] == '\\') p[o++] = '\\';
+    p[o++] = q[i];
+  }
+  p[o++] = '%';
+  p[o] = '\0';
+  return p;
+}
+
 /* Cursors are the last id of the previous page, as a decimal string. */
 static int64_t sq__cursor(json_t *q) {
   const char *c = sq__str(q, "cursor");
@@ -72,12 +90,12 @@ static void sq__page(json_t *items, int64_t limit, const char *idkey, json_t **r
 
 static int sq__contacts_list(store *st, sq_req *r, json_t *q, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_CONTACT_JSON
-      "WHERE c.id > ?1 AND (?2 IS NULL OR c.name LIKE ?2 OR c.email LIKE ?2 OR c.phone LIKE ?2)"
+      "WHERE c.id > ?1 AND (?2 IS NULL OR c.name LIKE ?2 ESCAPE '\\' OR c.email LIKE ?2 ESCAPE '\\'"
+      " OR c.phone LIKE ?2 ESCAPE '\\')"
       " ORDER BY c.id LIMIT ?3");
   if (s == NULL) return sq_fail(st, r, "listing contacts");
   int64_t limit = sq__limit(q);
-  char *like = NULL;
-  if (sq__str(q, "q") != NULL && asprintf(&like, "%%%s%%", sq__str(q, "q")) < 0) like = NULL;
+  char *like = sq__like_any(sq__str(q, "q"));
   sqlite3_bind_int64(s, 1, sq__cursor(q));
   sq_bind_text(s, 2, like);
   sqlite3_bind_int64(s, 3, limit);
@@ -207,14 +225,15 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
       " AND (?4 IS NULL OR t.status = ?4)"
       " AND (?5 IS NULL OR (?5 = 'none' AND t.assignee_id IS NULL)"
       "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"
-      " AND (?6 IS NULL OR c.name LIKE ?6 OR c.email LIKE ?6 OR c.phone LIKE ?6"
+      " AND (?6 IS NULL OR c.name LIKE ?6 ESCAPE '\\' OR c.email LIKE ?6 ESCAPE '\\'"
+      "      OR c.phone LIKE ?6 ESCAPE '\\'"
       "      OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"
-      "      JOIN messages m ON m.id = chain.id WHERE m.text LIKE ?6 OR m.subject LIKE ?6))"
+      "      JOIN messages m ON m.id = chain.id WHERE m.text LIKE ?6 ESCAPE '\\'"
+      "      OR m.subject LIKE ?6 ESCAPE '\\'))"
       " ORDER BY t.id DESC LIMIT ?7");
   if (s == NULL) return sq_fail(st, r, "listing conversations");
   int64_t limit = sq__limit(q);
-  char *like = NULL;
-  if (sq__str(q, "q") != NULL && asprintf(&like, "%%%s%%", sq__str(q, "q")) < 0) like = NULL;
+  char *like = sq__like_any(sq__str(q, "q"));
   sqlite3_bind_int64(s, 1, sq__cursor(q));
   sq_bind_text(s, 2, sq__str(q, "channel"));
   sq_bind_text(s, 3, sq__str(q, "inbox"));

@@ -225,6 +225,22 @@ call GET "/api/v1/conversations?status=pending" "$AGENT"
 expect "a bad status filter is 400" 400 'd["error"]["field"] == "status"'
 call GET "/api/v1/conversations?limit=0" "$AGENT"
 expect "a bad limit is 400" 400 'd["error"]["field"] == "limit"'
+call GET "/api/v1/conversations?limit=$(printf '1%.0s' $(seq 40))" "$AGENT"
+expect "a limit too long to read is 400" 400 'd["error"]["field"] == "limit"'
+call GET "/api/v1/conversations?limit=%2B7" "$AGENT"
+expect "a signed limit is 400" 400 'd["error"]["field"] == "limit"'
+for bad in abc -5 12abc; do
+  call GET "/api/v1/conversations?cursor=$bad" "$AGENT"
+  expect "a cursor that is not one ($bad) is 400" 400 'd["error"]["field"] == "cursor"'
+done
+call GET "/api/v1/conversations?assignee=" "$AGENT"
+expect "an empty filter is 400, not no filter" 400 'd["error"]["field"] == "assignee"'
+call GET "/api/v1/conversations?q=" "$AGENT"
+expect "an empty search is no search" 200 'len(d["items"]) >= 2'
+for wild in %25 _ %5C; do
+  call GET "/api/v1/conversations?q=$wild" "$AGENT"
+  expect "a search for $wild takes it literally" 200 'd["items"] == []'
+done
 call GET "/api/v1/conversations/$conv" "$AGENT"
 expect "one conversation with its messages" 200 'd["messages"][0]["direction"] == "in" and d["messages"][0]["status"] == "received" and d["messages"][0]["text"].startswith("Hello")'
 ticket=$(jv 'd["ticket"]["id"]')
