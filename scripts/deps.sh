@@ -4,8 +4,11 @@
 # Usage: scripts/deps.sh [build|test]   (test adds the servers and tools tests start)
 set -euo pipefail
 
+# curl and openssl: the README's and the channel guides' examples (make run
+# installs only this list); ca-certificates: HTTPS from plugins (Graph
+# API, IMAPS), which libcurl only recommends.
 build_pkgs=(
-  gcc make cmake pkg-config
+  gcc make cmake pkg-config curl openssl ca-certificates
   libuv1-dev libcurl4-openssl-dev libjansson-dev libcjson-dev libsqlite3-dev sqlite3
   libh2o-dev libwslay-dev libssl-dev libsodium-dev libarchive-dev
   libgmime-3.0-dev
