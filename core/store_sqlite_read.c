@@ -115,23 +115,26 @@ static int sq__contact_patch(store *st, sq_req *r, json_t *a, json_t **result) {
   int64_t id = json_integer_value(json_object_get(a, "id"));
   json_t *p = json_object_get(a, "patch");
   json_t *owner = json_object_get(p, "owner");
+  /* A key given sets its field, null clears it, a key left out keeps it. */
   sqlite3_stmt *s = sq_prep(st,
-      "UPDATE contacts SET name = coalesce(?2, name), email = coalesce(?3, email),"
-      " phone = coalesce(?4, phone), avatar_url = coalesce(?5, avatar_url),"
+      "UPDATE contacts SET name = CASE WHEN ?8 THEN ?2 ELSE name END,"
+      " email = CASE WHEN ?9 THEN ?3 ELSE email END, phone = CASE WHEN ?10 THEN ?4 ELSE phone END,"
+      " avatar_url = CASE WHEN ?11 THEN ?5 ELSE avatar_url END,"
       " owner_id = CASE WHEN ?6 THEN (SELECT id FROM users WHERE name = ?7) ELSE owner_id END"
       " WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "updating a contact");
+  static const char *const fields[] = {"name", "email", "phone", "avatar_url"};
   sqlite3_bind_int64(s, 1, id);
-  sq_bind_text(s, 2, sq__str(p, "name"));
-  sq_bind_text(s, 3, sq__str(p, "email"));
-  sq_bind_text(s, 4, sq__str(p, "phone"));
-  sq_bind_text(s, 5, sq__str(p, "avatar_url"));
+  for (int i = 0; i < 4; i++) {
+    sq_bind_text(s, 2 + i, sq__str(p, fields[i]));
+    sqlite3_bind_int(s, 8 + i, json_object_get(p, fields[i]) != NULL);
+  }
   sqlite3_bind_int(s, 6, owner != NULL);
   sq_bind_text(s, 7, json_string_value(owner));
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) return sq_fail(st, r, "updating a contact");
-  if (json_is_string(owner)) {
+  if (json_is_string(owner) && sqlite3_changes(st->db) > 0) { /* an unknown contact is 404 below, first */
     s = sq_prep(st, "SELECT 1 FROM users WHERE name = ?1");
     if (s == NULL) return sq_fail(st, r, "reading a user");
     sq_bind_text(s, 1, json_string_value(owner));

@@ -464,6 +464,11 @@ call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"email": 7}'
 expect "a wrong type on a contact is 400" 400 'd["error"]["field"] == "email"'
 call PATCH /api/v1/contacts/99999 "$AGENT" '{"name": "x"}'
 expect "PATCH an unknown contact is 404" 404
+call PATCH /api/v1/contacts/99999 "$AGENT" '{"owner": "nobody"}'
+expect "PATCH an unknown contact is 404 before its owner is looked at" 404
+call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"phone": "+4712345678"}'
+call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"phone": null}'
+expect "null clears a contact's field, a key left out keeps its own" 200 'd["phone"] is None and d["email"] == "kim@example.com" and d["name"] == "Kim Lund"'
 call GET "/api/v1/conversations?q=kim@example" "$AGENT"
 expect "conversations are found by the contact's email" 200 "[c['id'] for c in d['items']] == [$conv]"
 call GET "/api/v1/conversations?q=Kim%20Lund" "$AGENT"
