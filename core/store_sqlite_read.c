@@ -319,6 +319,16 @@ static int sq__ticket_patch(store *st, sq_req *r, json_t *a, json_t **result) {
     snprintf(r->err, sizeof(r->err), "ticket %lld: properties must be an object", (long long)id);
     return -EINVAL;
   }
+  sqlite3_stmt *known = sq_prep(st, "SELECT 1 FROM tickets WHERE id = ?1");
+  if (known == NULL) return sq_fail(st, r, "reading a ticket");
+  sqlite3_bind_int64(known, 1, id);
+  int exists = sqlite3_step(known) == SQLITE_ROW;
+  sqlite3_reset(known);
+  if (!exists) { /* 404 before anything in the patch is looked at */
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "ticket %lld does not exist", (long long)id);
+    return -ENOENT;
+  }
   if ((sq__str(p, "status") || props) &&
       sq_ticket_set_status(st, r, id, sq__str(p, "status"), props) < 0)
     return r->status;

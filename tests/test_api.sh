@@ -342,6 +342,8 @@ call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"owner": "nobody"}'
 expect "an owner who is not a user is 422" 422
 call PATCH /api/v1/tickets/99999 "$AGENT" '{"priority": "low"}'
 expect "an unknown ticket is 404" 404
+call PATCH /api/v1/tickets/99999 "$AGENT" '{"owner": "nobody"}'
+expect "an unknown ticket is 404 before its owner is looked at" 404
 call GET /api/v1/tickets/99999 "$AGENT"
 expect "GET an unknown ticket is 404" 404
 call GET /api/v1/pipelines "$AGENT"
