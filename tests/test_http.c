@@ -1141,16 +1141,21 @@ static void client_tls(fixture *f) {
   f->ok = 1;
 }
 
-START_TEST(serves_https_with_a_self_signed_certificate) {
-  if (tu_run("command -v openssl", NULL) != 0) return; /* no openssl CLI: nothing to test with */
-  char *dir = tu_tmpdir();
-  char cmd[1024];
+/* Makes a self-signed pair in dir: key_name and cert_name, subject CN=cn. */
+static void make_tls_pair(const char *dir, const char *key_name, const char *cert_name, const char *cn) {
+  char cmd[1200];
   snprintf(cmd, sizeof(cmd),
-           "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -days 1 -subj /CN=localhost",
-           dir, dir);
+           "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/%s -out %s/%s -days 1 -subj /CN=%s", dir, key_name,
+           dir, cert_name, cn);
   char *out = NULL;
   ck_assert_msg(tu_run(cmd, &out) == 0, "openssl: %s", out);
   free(out);
+}
+
+START_TEST(serves_https_with_a_self_signed_certificate) {
+  if (tu_run("command -v openssl", NULL) != 0) return; /* no openssl CLI: nothing to test with */
+  char *dir = tu_tmpdir();
+  make_tls_pair(dir, "key.pem", "cert.pem", "localhost");
   char cert[512], key[512];
   snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
   snprintf(key, sizeof(key), "%s/key.pem", dir);
@@ -1229,15 +1234,8 @@ static void client_tls_reload(fixture *f) {
 START_TEST(a_renewed_certificate_is_served_to_new_connections_without_a_restart) {
   if (tu_run("command -v openssl", NULL) != 0) return; /* no openssl CLI: nothing to test with */
   char *dir = tu_tmpdir();
-  char cmd[1024];
-  snprintf(cmd, sizeof(cmd),
-           "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -days 1 -subj /CN=localhost"
-           " && openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/new-key.pem -out %s/new-cert.pem -days 1"
-           " -subj /CN=renewed",
-           dir, dir, dir, dir);
-  char *out = NULL;
-  ck_assert_msg(tu_run(cmd, &out) == 0, "openssl: %s", out);
-  free(out);
+  make_tls_pair(dir, "key.pem", "cert.pem", "localhost");
+  make_tls_pair(dir, "new-key.pem", "new-cert.pem", "renewed");
   char cert[512], key[512];
   snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
   snprintf(key, sizeof(key), "%s/key.pem", dir);
@@ -1260,15 +1258,8 @@ END_TEST
 START_TEST(tls_check_accepts_a_matching_pair_and_names_the_file_it_refuses) {
   if (tu_run("command -v openssl", NULL) != 0) return; /* no openssl CLI: nothing to test with */
   char *dir = tu_tmpdir();
-  char cmd[2048];
-  snprintf(cmd, sizeof(cmd),
-           "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -days 1 -subj /CN=localhost"
-           " && openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/other.pem -out %s/other-cert.pem -days 1"
-           " -subj /CN=other",
-           dir, dir, dir, dir);
-  char *out = NULL;
-  ck_assert_msg(tu_run(cmd, &out) == 0, "openssl: %s", out);
-  free(out);
+  make_tls_pair(dir, "key.pem", "cert.pem", "localhost");
+  make_tls_pair(dir, "other.pem", "other-cert.pem", "other");
   char *garbage = tu_write_file(dir, "garbage.pem", "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n");
   char cert[512], key[512], other[512], missing[512], err[1024];
   snprintf(cert, sizeof(cert), "%s/cert.pem", dir);

@@ -195,14 +195,17 @@ START_TEST(external_policy_follows_the_plugin_thread_id) {
 }
 END_TEST
 
-static void close_ticket(fx *f, int64_t thread) {
+/* Patches the thread's ticket with patch_json, asserting success. */
+static void patch_ticket(fx *f, int64_t thread, const char *patch_json) {
   json_t *k = ticket_of(f, thread);
-  json_t *patch = fx_load("{\"status\":\"Closed\"}");
+  json_t *patch = fx_load(patch_json);
   fx_wait_t w = {0};
   json_decref(fx_ok(f, store_ticket_patch(f->st, fx_int(k, "id"), patch, fx_json_cb, &w), &w));
   json_decref(patch);
   json_decref(k);
 }
+
+static void close_ticket(fx *f, int64_t thread) { patch_ticket(f, thread, "{\"status\":\"Closed\"}"); }
 
 START_TEST(message_to_closed_thread_reopens_it_by_default) {
   fx f;
@@ -332,15 +335,10 @@ START_TEST(a_customer_writing_again_reopens_a_ticket_whose_first_status_needs_pr
   fx_channel(&f, "{\"name\":\"demo\",\"ticket\":{\"pipeline\":\"Strict\"}}");
   fx_in(&f, "demo", "a", "kim", "1");
   int64_t t = newest_thread(&f);
-  json_t *k = ticket_of(&f, t);
-  json_t *patch = fx_load("{\"status\":\"Done\"}");
-  fx_wait_t w = {0};
-  json_decref(fx_ok(&f, store_ticket_patch(f.st, fx_int(k, "id"), patch, fx_json_cb, &w), &w));
-  json_decref(patch);
-  json_decref(k);
+  patch_ticket(&f, t, "{\"status\":\"Done\"}");
   fx_wait_t again = fx_in(&f, "demo", "b", "kim", "2");
   ck_assert_msg(again.status == 0, "the message was refused: %s", again.err);
-  k = ticket_of(&f, t);
+  json_t *k = ticket_of(&f, t);
   ck_assert_str_eq(json_string_value(json_object_get(k, "status")), "Triage");
   json_decref(k);
   fx_close(&f);
@@ -501,12 +499,7 @@ START_TEST(ticket_skills_property_adds_required_skills) {
   fx_channel(&f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\",\"cy\"]}}");
   fx_in(&f, "demo", "e1", "k1", "hi");
   int64_t t = newest_thread(&f);
-  json_t *k = ticket_of(&f, t);
-  json_t *patch = fx_load("{\"properties\":{\"skills\":[\"de\"]}}");
-  fx_wait_t w = {0};
-  json_decref(fx_ok(&f, store_ticket_patch(f.st, fx_int(k, "id"), patch, fx_json_cb, &w), &w));
-  json_decref(patch);
-  json_decref(k);
+  patch_ticket(&f, t, "{\"properties\":{\"skills\":[\"de\"]}}");
   char buf[64];
   json_t *u = fx_load("{\"name\":\"ana\",\"available\":true}");
   fx_wait_t w2 = {0};
