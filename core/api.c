@@ -254,6 +254,9 @@ void api_done_object(void *arg, int status, json_t *result, const char *err) {
 void api_done_created(void *arg, int status, json_t *result, const char *err) {
   api__done(arg, status, result, err, 201, 0);
 }
+void api_done_accepted(void *arg, int status, json_t *result, const char *err) {
+  api__done(arg, status, result, err, 202, 0);
+}
 void api_done_list(void *arg, int status, json_t *result, const char *err) {
   api__done(arg, status, result, err, 200, 1);
 }

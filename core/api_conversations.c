@@ -297,6 +297,22 @@ out:
   json_decref(b);
 }
 
+/* POST /api/v1/conversations/{id}/messages/{message_id}/retry: a failed
+ * reply goes out again. The body, if any, is an empty object. */
+static void api__retry(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {NULL};
+  int64_t id, mid;
+  json_t *b = NULL;
+  if (api_param_id(req, res, "id", &id) != 0 || api_param_id(req, res, "message_id", &mid) != 0) return;
+  if (req->body_len > 0 && (api_body_object(req, res, &b) != 0 || api_check_keys(res, b, keys) != 0)) {
+    json_decref(b);
+    return;
+  }
+  json_decref(b);
+  api_submitted(res, store_outbox_requeue(a->host.st, id, mid, api_done_accepted, res));
+}
+
 /* ---- tickets and pipelines ---- */
 
 static void api__ticket(api *a, const http_request *req, http_responder *res, int role) {
@@ -384,6 +400,7 @@ int api_conversations_register(api *a) {
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations", 0, api__conversations);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations/{id}", 0, api__conversation);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages", 0, api__reply);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages/{message_id}/retry", 0, api__retry);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/attachments/{id}", 0, api__attachment);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/tickets/{id}", 0, api__ticket);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/tickets/{id}", 0, api__ticket_patch);

@@ -63,6 +63,7 @@ void api_store_error(http_responder *res, int status, const char *err);
  * as a list page ({items, next_cursor: null}) or already a page. */
 void api_done_object(void *arg, int status, json_t *result, const char *err);
 void api_done_created(void *arg, int status, json_t *result, const char *err);
+void api_done_accepted(void *arg, int status, json_t *result, const char *err);
 void api_done_list(void *arg, int status, json_t *result, const char *err);
 void api_done_page(void *arg, int status, json_t *result, const char *err);
 

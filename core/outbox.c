@@ -17,7 +17,7 @@ struct outbox {
   outbox_send_fn send;
   void *ctx;
   uv_timer_t timer;
-  int sub_token;
+  int sub_token, requeue_token;
   int claiming, again, stopping, timer_closed;
   unsigned inflight; /* claims and items not yet stored */
   uint32_t rng;
@@ -194,9 +194,11 @@ static void ob__claim(outbox *ob) {
 
 static void ob__on_timer(uv_timer_t *t) { ob__claim(t->data); }
 
+/* A new reply (message.out) or a failed one queued again (message.status
+ * queued without an error; with one it is a retry the outbox scheduled). */
 static void ob__on_event(void *arg, const events_event *ev) {
-  if (strcmp(ob__s(ev->data, "status") ? ob__s(ev->data, "status") : "", "queued") == 0)
-    outbox_kick(arg);
+  const char *status = ob__s(ev->data, "status");
+  if (status != NULL && strcmp(status, "queued") == 0 && ob__s(ev->data, "error") == NULL) outbox_kick(arg);
 }
 
 int outbox_start(uv_loop_t *loop, store *st, const outbox_config *cfg, outbox_send_fn send,
@@ -207,7 +209,7 @@ int outbox_start(uv_loop_t *loop, store *st, const outbox_config *cfg, outbox_se
   if (cfg != NULL) ob->cfg = *cfg;
   if (ob->cfg.base_delay_ms <= 0) ob->cfg.base_delay_ms = 1000;
   if (ob->cfg.max_delay_ms <= 0) ob->cfg.max_delay_ms = 3600 * 1000;
-  if (ob->cfg.max_attempts <= 0) ob->cfg.max_attempts = 8;
+  if (ob->cfg.max_attempts <= 0) ob->cfg.max_attempts = 24;
   if (ob->cfg.poll_ms <= 0) ob->cfg.poll_ms = 1000;
   if (ob->cfg.batch <= 0) ob->cfg.batch = 32;
   ob->loop = loop;
@@ -222,6 +224,14 @@ int outbox_start(uv_loop_t *loop, store *st, const outbox_config *cfg, outbox_se
     return tok;
   }
   ob->sub_token = tok;
+  /* and message.status: a failed reply queued again goes out at once */
+  tok = events_subscribe_type(store_events(st), "message.status", ob__on_event, ob);
+  if (tok < 0) {
+    events_unsubscribe(store_events(st), ob->sub_token);
+    free(ob);
+    return tok;
+  }
+  ob->requeue_token = tok;
   uv_timer_init(loop, &ob->timer);
   ob->timer.data = ob;
   uv_timer_start(&ob->timer, ob__on_timer, 0, (uint64_t)ob->cfg.poll_ms);
@@ -243,6 +253,7 @@ void outbox_stop(outbox *ob) {
   if (ob == NULL || ob->stopping) return;
   ob->stopping = 1;
   events_unsubscribe(store_events(ob->st), ob->sub_token);
+  events_unsubscribe(store_events(ob->st), ob->requeue_token);
   uv_timer_stop(&ob->timer);
   uv_close((uv_handle_t *)&ob->timer, ob__on_timer_closed);
 }

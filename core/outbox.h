@@ -62,7 +62,7 @@ void outbox_done_defer(outbox_done *done, int64_t defer_ms, const char *reason);
 typedef struct outbox_config {
   int64_t base_delay_ms; /* first retry delay, default 1000 */
   int64_t max_delay_ms;  /* cap, default 1 hour */
-  int max_attempts;      /* default 8, then dead letter */
+  int max_attempts;      /* default 24 (about 12 h at the default delays), then dead letter */
   int64_t poll_ms;       /* how often due rows are looked for, default 1000 */
   int batch;             /* rows claimed at a time, default 32 */
 } outbox_config;

@@ -286,7 +286,8 @@ int store_outbox_claim(store *st, int64_t now_ms, int limit, store_json_cb cb, v
 /* The send succeeded: message status sent, its external id stored. */
 int store_outbox_sent(store *st, int64_t outbox_id, const char *external_id, store_json_cb cb,
                       void *arg);
-/* Back to pending, due at next_at_ms, reason kept as last_error. */
+/* Back to pending, due at next_at_ms, reason kept as last_error and shown
+ * as the still queued message's error (a message.status event). */
 int store_outbox_retry(store *st, int64_t outbox_id, int64_t next_at_ms, const char *reason,
                        store_json_cb cb, void *arg);
 /* Back to pending, due at next_at_ms, without counting the attempt the
@@ -297,6 +298,13 @@ int store_outbox_defer(store *st, int64_t outbox_id, int64_t next_at_ms, const c
  * message becomes failed with the reason, visible to agents. */
 int store_outbox_fail(store *st, int64_t outbox_id, const char *reason, int dead,
                       store_json_cb cb, void *arg);
+
+/* Sends a failed reply of thread again: its outbox row pending and due now
+ * with a fresh budget of attempts, the message queued (a message.status
+ * event). A reply the service accepted and later reported failed gets a new
+ * idempotency key. -ENOENT: no such message in thread; -EEXIST: the message
+ * is inbound or not failed. Result: {id, status: "queued"}. */
+int store_outbox_requeue(store *st, int64_t thread_id, int64_t message_id, store_json_cb cb, void *arg);
 
 /* Makes every pending row of channel whose message goes to the contact with
  * identity (kind, id) there due now (a hold such as consent ended). Result:

@@ -331,7 +331,9 @@ static int sq__outbox_result(store *st, sq_req *r, json_t *args, json_t **result
   sqlite3_step(s);
   sqlite3_reset(s);
   *result = json_pack("{sI}", "message_id", (json_int_t)mid);
-  if (strcmp(kind, "retry") == 0 || deferred) return 0;
+  if (deferred) return 0;
+  /* Still queued, with the last attempt's error for agents to see. */
+  if (strcmp(kind, "retry") == 0) return sq__message_status(st, r, mid, "queued", reason, NULL);
   if (strcmp(kind, "sent") == 0) return sq__message_status(st, r, mid, "sent", NULL, ext);
   return sq__message_status(st, r, mid, "failed", reason, NULL);
 }
@@ -365,6 +367,56 @@ int store_outbox_fail(store *st, int64_t outbox_id, const char *reason, int dead
   return sq_submit_json(st, sq__outbox_result,
                         json_pack("{sI ss ss?}", "id", (json_int_t)outbox_id, "kind",
                                   dead ? "dead" : "failed", "reason", reason),
+                        cb, arg);
+}
+
+static int sq__outbox_requeue(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t thread = json_integer_value(json_object_get(a, "thread_id"));
+  int64_t mid = json_integer_value(json_object_get(a, "message_id"));
+  sqlite3_stmt *s = sq_prep(st, "SELECT m.direction, m.status, o.id, o.state FROM messages m"
+                                " LEFT JOIN outbox o ON o.message_id = m.id WHERE m.id = ?1 AND m.thread_id = ?2");
+  if (s == NULL) return sq_fail(st, r, "finding a reply to send again");
+  sqlite3_bind_int64(s, 1, mid);
+  sqlite3_bind_int64(s, 2, thread);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "conversation %lld has no message %lld", (long long)thread, (long long)mid);
+    return -ENOENT;
+  }
+  int out = strcmp(sq_col_text(s, 0), "out") == 0, failed = strcmp(sq_col_text(s, 1), "failed") == 0;
+  int64_t outbox_id = sqlite3_column_int64(s, 2);
+  int was_sent = sq_col_text(s, 3) != NULL && strcmp(sq_col_text(s, 3), "done") == 0;
+  char status[16];
+  snprintf(status, sizeof(status), "%s", sq_col_text(s, 1));
+  sqlite3_reset(s);
+  if (!out || !failed || outbox_id == 0) {
+    r->status = -EEXIST;
+    snprintf(r->err, sizeof(r->err), "message %lld is %s; only a failed reply can be sent again", (long long)mid,
+             !out ? "inbound" : status);
+    return -EEXIST;
+  }
+  /* A dead letter (or a send the service refused) goes out with its old
+   * idempotency key, since the service may have taken an attempt whose answer
+   * was lost. One the service accepted and then reported failed needs a new
+   * key, or a receiver that deduplicates would drop the resend. */
+  int64_t now = sq_now_ms();
+  s = sq_prep(st, "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?2, last_error = NULL,"
+                  " idempotency_key = CASE WHEN ?3 THEN 'switchboard-msg-' || message_id || '-' || ?2"
+                  " ELSE idempotency_key END WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "queueing a reply again");
+  sqlite3_bind_int64(s, 1, outbox_id);
+  sqlite3_bind_int64(s, 2, now);
+  sqlite3_bind_int(s, 3, was_sent);
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "queueing a reply again");
+  *result = json_pack("{sI ss}", "id", (json_int_t)mid, "status", "queued");
+  return sq__message_status(st, r, mid, "queued", NULL, NULL);
+}
+
+int store_outbox_requeue(store *st, int64_t thread_id, int64_t message_id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__outbox_requeue,
+                        json_pack("{sI sI}", "thread_id", (json_int_t)thread_id, "message_id",
+                                  (json_int_t)message_id),
                         cb, arg);
 }
 

@@ -154,6 +154,15 @@ expect() {
   fi
 }
 jv() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$work/body"; }
+wait_reply() { # wait_reply CONV ID STATUS: up to 5 s for message ID to have STATUS (sets $status; the body is the conversation)
+  status=
+  for _ in $(seq 1 50); do
+    call GET "/api/v1/conversations/$1" "$AGENT"
+    status=$(jv "[m['status'] for m in d['messages'] if m['id'] == $2][0]")
+    [ "$status" = "$3" ] && return
+    sleep 0.1
+  done
+}
 wait_state() { # wait_state CHANNEL STATE: up to 3 s for GET /api/v1/channels/CHANNEL to show it (the body is its last answer)
   for _ in $(seq 1 30); do
     call GET "/api/v1/channels/$1" "$AGENT"
@@ -253,16 +262,30 @@ expect "a non-numeric id is 404" 404
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"We are on it\", \"reply_to\": $inmsg}"
 expect "a reply is queued with 202" 202 'd["status"] == "queued" and isinstance(d["id"], int)'
 reply=$(jv 'd["id"]')
-status=
-for _ in $(seq 1 50); do
-  call GET "/api/v1/conversations/$conv" "$AGENT"
-  status=$(jv "[m['status'] for m in d['messages'] if m['id'] == $reply][0]")
-  [ "$status" = sent ] && break
-  sleep 0.1
-done
+wait_reply "$conv" "$reply" sent
 check "the reply goes through the outbox to the plugin's send and becomes sent" $([ "$status" = sent ]; echo $?) "status $status"
 expect "the sent reply carries the plugin's external id and reply link" 200 \
   "[m for m in d['messages'] if m['id'] == $reply][0]['external_id'] == 'ext-$reply' and [m for m in d['messages'] if m['id'] == $reply][0]['reply_to'] == $inmsg"
+call POST "/api/v1/conversations/$conv/messages/$reply/retry" "$AGENT"
+expect "a reply that was sent cannot be sent again" 409 'd["error"]["code"] == "conflict"'
+call POST "/api/v1/conversations/$conv/messages/$inmsg/retry" "$AGENT"
+expect "an inbound message cannot be sent" 409 'd["error"]["code"] == "conflict"'
+call POST "/api/v1/conversations/99999/messages/$reply/retry" "$AGENT"
+expect "a retry in an unknown conversation is 404" 404
+# The test plugin refuses a "flaky" reply, then sends it with its idempotency key as the external id.
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "flaky"}'
+flaky=$(jv 'd["id"]')
+wait_reply "$conv" "$flaky" failed
+expect "a reply the service refused is failed with its reason" 200 \
+  "[m for m in d['messages'] if m['id'] == $flaky][0]['error'] == 'the service refused it this time'"
+call POST "/api/v1/conversations/$conv/messages/$flaky/retry" "$AGENT" '{"again": true}'
+expect "a retry with an unknown field is 400" 400 'd["error"]["field"] == "again"'
+call POST "/api/v1/conversations/$conv/messages/$flaky/retry" "$AGENT"
+expect "a failed reply is queued again" 202 "d == {'id': $flaky, 'status': 'queued'}"
+wait_reply "$conv" "$flaky" sent
+check "the failed reply is sent again, with its idempotency key" \
+  $([ "$status" = sent ] && [ "$(jv "[m for m in d['messages'] if m['id'] == $flaky][0]['external_id']")" = "switchboard-msg-$flaky" ]; echo $?) \
+  "status $status: $body"
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "x", "html": "<b>x</b>", "attachments": [{"url": "https://example.com/a.png", "mime_type": "image/png", "filename": "a.png", "size": 12}, {"url": "https://example.com/b.txt", "mime_type": null, "filename": null, "size": null}]}'
 expect "a reply with html and attachments (optional fields null as the schema allows) is queued" 202
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"attachments": [{"url": "https://example.com/c.txt", "size": "12"}]}'

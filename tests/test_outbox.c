@@ -1,6 +1,6 @@
 /* test_outbox.c — core/outbox.c with the store: send OK, retry with backoff,
  * dead letter, permanent failure, resume after restart with the same
- * idempotency key, delivery receipts. */
+ * idempotency key, delivery receipts, a failed reply sent again. */
 #include "outbox.h"
 #include "store_fixture.h"
 
@@ -341,6 +341,108 @@ START_TEST(delivery_receipts_move_status_forward_only) {
 }
 END_TEST
 
+/* Queues reply id of thread again; returns the store's status. */
+static int requeue(fx *f, int64_t thread, int64_t id) {
+  fx_wait_t w = {0};
+  json_t *r = fx_run(f, store_outbox_requeue(f->st, thread, id, fx_json_cb, &w), &w);
+  if (w.status == 0) {
+    ck_assert_int_eq(fx_int(r, "id"), id);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "status")), "queued");
+  }
+  json_decref(r);
+  return w.status;
+}
+
+START_TEST(retrying_reply_shows_its_last_error_while_queued) {
+  fx f;
+  fx_open(&f);
+  int64_t thread;
+  int64_t id = setup_reply(&f, &thread);
+  sender s = {.mode = "retry"};
+  outbox_config slow = FAST;
+  slow.base_delay_ms = slow.max_delay_ms = 60000; /* one attempt, then a long wait */
+  outbox *ob;
+  ck_assert_int_eq(outbox_start(&f.loop, f.st, &slow, fake_send, &s, &ob), 0);
+  json_t *m = NULL;
+  for (int i = 0; i < 500; i++) {
+    json_decref(m);
+    m = message(&f, thread, id);
+    if (json_is_string(json_object_get(m, "error"))) break;
+    spin(&f, 10);
+  }
+  ck_assert_str_eq(json_string_value(json_object_get(m, "status")), "queued");
+  ck_assert_str_eq(json_string_value(json_object_get(m, "error")), "rate limited");
+  json_decref(m);
+  ck_assert_int_eq(s.calls, 1);
+  stop(&f, ob);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(dead_letter_sent_again_on_request_with_its_key_and_fresh_attempts) {
+  fx f;
+  fx_open(&f);
+  int64_t thread;
+  int64_t id = setup_reply(&f, &thread);
+  sender s = {.mode = "retry"};
+  outbox *ob;
+  ck_assert_int_eq(outbox_start(&f.loop, f.st, &FAST, fake_send, &s, &ob), 0);
+  json_decref(wait_status(&f, thread, id, "failed"));
+  ck_assert_int_eq(s.calls, 3);
+  s.mode = "ok";
+  ck_assert_int_eq(requeue(&f, thread, id), 0);
+  json_t *m = wait_status(&f, thread, id, "sent");
+  ck_assert(json_is_null(json_object_get(m, "error")));
+  json_decref(m);
+  ck_assert_int_eq(s.calls, 4);
+  ck_assert_int_eq(s.attempts[3], 1); /* a fresh budget */
+  ck_assert_str_eq(s.keys[3], s.keys[0]); /* the service may have taken an earlier attempt */
+  ck_assert_int_eq(requeue(&f, thread, id), -EEXIST); /* sent: nothing to retry */
+  stop(&f, ob);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(reply_reported_failed_after_sending_goes_again_with_a_new_key) {
+  fx f;
+  fx_open(&f);
+  int64_t thread;
+  int64_t id = setup_reply(&f, &thread);
+  sender s = {.mode = "ok"};
+  outbox *ob;
+  ck_assert_int_eq(outbox_start(&f.loop, f.st, &FAST, fake_send, &s, &ob), 0);
+  json_decref(wait_status(&f, thread, id, "sent"));
+  char ext[32];
+  snprintf(ext, sizeof(ext), "out-%lld", (long long)id);
+  fx_wait_t w = {0};
+  json_decref(fx_ok(&f, store_delivery_status(f.st, "demo", ext, "failed", "undeliverable", fx_json_cb, &w), &w));
+  json_decref(wait_status(&f, thread, id, "failed"));
+  ck_assert_int_eq(requeue(&f, thread, id), 0);
+  json_decref(wait_status(&f, thread, id, "sent"));
+  ck_assert_int_eq(s.calls, 2);
+  ck_assert_str_ne(s.keys[1], s.keys[0]);
+  ck_assert_ptr_nonnull(strstr(s.keys[1], s.keys[0])); /* still names the message */
+  stop(&f, ob);
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(only_a_failed_reply_of_the_conversation_is_sent_again) {
+  fx f;
+  fx_open(&f);
+  int64_t thread;
+  int64_t id = setup_reply(&f, &thread);
+  json_t *t = fx_thread(&f, thread);
+  int64_t in = fx_int(json_array_get(json_object_get(t, "messages"), 0), "id");
+  json_decref(t);
+  ck_assert_int_eq(requeue(&f, thread, id), -EEXIST);     /* queued, not failed */
+  ck_assert_int_eq(requeue(&f, thread, in), -EEXIST);     /* inbound */
+  ck_assert_int_eq(requeue(&f, thread + 1, id), -ENOENT); /* another conversation's */
+  ck_assert_int_eq(requeue(&f, thread, id + 100), -ENOENT);
+  fx_close(&f);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("outbox");
   TCase *tc = tcase_create("outbox");
@@ -354,6 +456,10 @@ int main(void) {
   tcase_add_test(tc, pending_reply_is_sent_after_restart);
   tcase_add_test(tc, row_in_flight_at_crash_is_resent_with_the_same_key);
   tcase_add_test(tc, delivery_receipts_move_status_forward_only);
+  tcase_add_test(tc, retrying_reply_shows_its_last_error_while_queued);
+  tcase_add_test(tc, dead_letter_sent_again_on_request_with_its_key_and_fresh_attempts);
+  tcase_add_test(tc, reply_reported_failed_after_sending_goes_again_with_a_new_key);
+  tcase_add_test(tc, only_a_failed_reply_of_the_conversation_is_sent_again);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

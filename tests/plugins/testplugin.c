@@ -17,7 +17,8 @@
  *   GET  /state?s=N    set_state(N)
  *   GET  /now          now_ms
  *
- * send(): text "retry" → send_retry(1500), "fail" → send_fail, "defer" →
+ * send(): text "retry" → send_retry(1500), "fail" → send_fail, "flaky" →
+ * send_fail and send_ok(idempotency key) in turn (per instance), "defer" →
  * send_defer(2500) (ABI 1.2), "later" →
  * send_ok from a timer, "http" → POST to the endpoint setting, then
  * send_ok, or send_retry when the call failed or was cancelled (the
@@ -36,6 +37,7 @@ typedef struct tp {
   sb_channel *ch;
   const sb_config *cfg;
   int connects;
+  int flaky_sends; /* text "flaky": refused, then sent, in turn */
 } tp;
 
 typedef struct tp_pending {
@@ -330,6 +332,11 @@ static int tp_send(void *instance, const sb_outbound_message *msg, sb_send_op *o
     t->host->send_retry(op, 1500, "the service is busy");
   } else if (strcmp(text, "fail") == 0) {
     t->host->send_fail(op, "the recipient blocked the page");
+  } else if (strcmp(text, "flaky") == 0) {
+    if (t->flaky_sends++ % 2 == 0)
+      t->host->send_fail(op, "the service refused it this time");
+    else
+      t->host->send_ok(op, msg->idempotency_key);
   } else if (strcmp(text, "defer") == 0 && SB_HOST_HAS(t->host, send_defer)) {
     t->host->send_defer(op, 2500, "waiting for the customer's consent");
   } else if (strcmp(text, "http") == 0) {
