@@ -215,7 +215,10 @@ static size_t sq__required_skills(store *st, const router_channel *ch, int64_t t
   " u.last_assigned FROM users u "
 
 /* Assigns the ticket by its channel's rules, or marks it queued. quiet=1 does
- * not repeat the ticket.queued event for a ticket already waiting. */
+ * not repeat the ticket.queued event for a ticket already waiting. Returns 1
+ * when the ticket is assigned or (quiet, its channel no longer routing) left
+ * the queue, 0 when it waits (or, not quiet, nobody is there to route to),
+ * -EIO on a store error. */
 static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,
                       const char *channel, int quiet) {
   const router_channel *ch = sq_channel(st, channel);
@@ -228,7 +231,7 @@ static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id
     s = sq_prep(st, "UPDATE tickets SET queued = 0 WHERE id = ?1");
     if (s == NULL) return sq_fail(st, r, "unqueueing a ticket");
     sqlite3_bind_int64(s, 1, ticket_id);
-    return sqlite3_step(s) == SQLITE_DONE ? 0 : sq_fail(st, r, "unqueueing a ticket");
+    return sqlite3_step(s) == SQLITE_DONE ? 1 : sq_fail(st, r, "unqueueing a ticket");
   }
   char *users = NULL, *teams = NULL;
   int64_t owner = 0;
@@ -305,42 +308,66 @@ static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id
   sqlite3_bind_int64(s, 1, user);
   sqlite3_bind_int64(s, 2, ++st->assign_seq);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "recording an assignment");
-  return sq_event(st, r, "ticket.assigned", channel, ch->inbox,
-                  json_pack("{sI sI sI}", "ticket_id", (json_int_t)ticket_id, "thread_id",
-                            (json_int_t)thread_id, "user_id", (json_int_t)user));
+  if (sq_event(st, r, "ticket.assigned", channel, ch->inbox,
+               json_pack("{sI sI sI}", "ticket_id", (json_int_t)ticket_id, "thread_id",
+                         (json_int_t)thread_id, "user_id", (json_int_t)user)) < 0)
+    return -EIO;
+  return 1;
 }
 
 int sq_assign_ticket(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,
                      const char *channel) {
-  return sq__assign(st, r, ticket_id, thread_id, channel, 0);
+  return sq__assign(st, r, ticket_id, thread_id, channel, 0) < 0 ? -EIO : 0;
 }
 
+#define SQ_DRAIN_BATCH 256
+
+/* Offers every waiting ticket, oldest first, to its channel's routing, after
+ * a change that may let someone take one (a user available, capacity freed).
+ * Once a ticket without skills of its own found nobody, the rest of its
+ * channel's are skipped: a ticket's skills only narrow the choice, and
+ * nothing a drain does frees anyone (the contact owner mode excepted, where
+ * each ticket has its own candidate). The queue is read in batches by id, so
+ * tickets behind many that nobody can take are still reached. */
 int sq_drain_queue(store *st, sq_req *r) {
-  sqlite3_stmt *s = sq_prep(st, "SELECT id, thread_id, channel FROM tickets WHERE queued = 1"
-                                " ORDER BY id LIMIT 1000");
-  if (s == NULL) return sq_fail(st, r, "reading the ticket queue");
-  struct { int64_t id, thread; char *channel; } *q = NULL;
-  size_t n = 0, cap = 0;
-  while (sqlite3_step(s) == SQLITE_ROW) {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 16;
-      void *nq = realloc(q, cap * sizeof(*q));
-      if (nq == NULL) break;
-      q = nq;
-    }
-    q[n].id = sqlite3_column_int64(s, 0);
-    q[n].thread = sqlite3_column_int64(s, 1);
-    q[n].channel = strdup(sq_col_text(s, 2));
-    n++;
-  }
-  sqlite3_reset(s);
+  struct { int64_t id, thread; char *channel; int own_skills; } q[SQ_DRAIN_BATCH];
+  char *stuck[64];
+  size_t n_stuck = 0, n;
+  int64_t after = 0;
   int rc = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (rc == 0) rc = sq__assign(st, r, q[i].id, q[i].thread, q[i].channel, 1);
-    free(q[i].channel);
-  }
-  free(q);
-  return rc;
+  do {
+    sqlite3_stmt *s = sq_prep(st, "SELECT id, thread_id, channel, json_type(properties, '$.skills') = 'array'"
+                                  " FROM tickets WHERE queued = 1 AND id > ?1 ORDER BY id LIMIT ?2");
+    if (s == NULL) {
+      rc = sq_fail(st, r, "reading the ticket queue");
+      break;
+    }
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, SQ_DRAIN_BATCH);
+    for (n = 0; n < SQ_DRAIN_BATCH && sqlite3_step(s) == SQLITE_ROW; n++) {
+      q[n].id = after = sqlite3_column_int64(s, 0);
+      q[n].thread = sqlite3_column_int64(s, 1);
+      q[n].channel = strdup(sq_col_text(s, 2));
+      q[n].own_skills = sqlite3_column_int(s, 3);
+    }
+    sqlite3_reset(s);
+    for (size_t i = 0; i < n; i++) {
+      size_t k = 0;
+      while (k < n_stuck && q[i].channel != NULL && strcmp(stuck[k], q[i].channel) != 0) k++;
+      if (rc >= 0 && q[i].channel != NULL && k == n_stuck) {
+        rc = sq__assign(st, r, q[i].id, q[i].thread, q[i].channel, 1);
+        const router_channel *ch = sq_channel(st, q[i].channel);
+        if (rc == 0 && !q[i].own_skills && ch != NULL && ch->routing.mode != ROUTER_ROUTING_CONTACT_OWNER &&
+            n_stuck < sizeof(stuck) / sizeof(stuck[0])) {
+          stuck[n_stuck++] = q[i].channel;
+          q[i].channel = NULL;
+        }
+      }
+      free(q[i].channel);
+    }
+  } while (rc >= 0 && n == SQ_DRAIN_BATCH);
+  for (size_t k = 0; k < n_stuck; k++) free(stuck[k]);
+  return rc < 0 ? -EIO : 0;
 }
 
 /* ---- tickets ---- */

@@ -624,6 +624,34 @@ START_TEST(nobody_available_queues_until_someone_becomes_available) {
 }
 END_TEST
 
+/* More tickets than a drain reads at once wait for a team nobody is in; one
+ * behind them, of another channel, is taken as soon as its user can. */
+START_TEST(a_ticket_behind_many_that_nobody_can_take_is_still_assigned) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":false}],\"teams\":[{\"name\":\"night\"}]}");
+  fx_channel(&f, "{\"name\":\"busy\",\"routing\":{\"mode\":\"users_and_teams\",\"teams\":[\"night\"]}}");
+  fx_channel(&f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
+  for (int i = 0; i < 1100; i++) {
+    char ext[16], sender[16];
+    snprintf(ext, sizeof(ext), "b%d", i);
+    snprintf(sender, sizeof(sender), "c%d", i);
+    fx_in(&f, "busy", ext, sender, "hi");
+  }
+  fx_in(&f, "demo", "d1", "kim", "hi");
+  int64_t mine = newest_thread(&f);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM tickets WHERE queued = 1"), 1101);
+  json_t *u = fx_load("{\"name\":\"ana\",\"available\":true}");
+  fx_wait_t w = {0};
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w), &w));
+  json_decref(u);
+  char buf[64];
+  ck_assert_str_eq(owner_of(&f, mine, buf, sizeof(buf)), "ana");
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM tickets WHERE queued = 1"), 1100);
+  fx_close(&f);
+}
+END_TEST
+
 typedef struct evlog {
   json_t *events;
 } evlog;
@@ -1211,6 +1239,7 @@ int main(void) {
   tcase_add_test(tc, least_load_then_round_robin);
   tcase_add_test(tc, full_capacity_queues_until_capacity_frees);
   tcase_add_test(tc, nobody_available_queues_until_someone_becomes_available);
+  tcase_add_test(tc, a_ticket_behind_many_that_nobody_can_take_is_still_assigned);
   tcase_add_test(tc, contact_owner_unavailable_leaves_unassigned_and_notifies);
   tcase_add_test(tc, merge_moves_identities_and_threads);
   tcase_add_test(tc, instant_reply_goes_to_outbox_marked_automatic_but_not_for_automatic_mail);
