@@ -1070,6 +1070,11 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
     return -EIO;
   }
   sqlite3_busy_timeout(st->db, 5000);
+  if (sq_register_functions(st->db) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot set up database %s: %s", st->path, sqlite3_errmsg(st->db));
+    sq__free(st);
+    return -EIO;
+  }
   char *msg = NULL;
   /* synchronous=FULL: in WAL mode NORMAL may lose the last commits on power
    * loss, and an acknowledged webhook must never be lost. Once the syncer

@@ -248,6 +248,9 @@ void sq_ticket_starts_clear(store *st);
 int sq_assign_ticket(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,
                      const char *channel);
 int sq_drain_queue(store *st, sq_req *r);
+/* Adds the store's SQL functions to a connection: sb_contains(text, q), a
+ * substring test that ignores case in every script (the API's search). */
+int sq_register_functions(sqlite3 *db);
 int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
                          const json_t *props_patch);
 int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *channel,

@@ -3,9 +3,13 @@
 #include "store_sqlite.h"
 
 #include <errno.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wctype.h>
 
 static const char *sq__str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
@@ -45,22 +49,120 @@ static int64_t sq__limit(json_t *q) {
   return l <= 0 ? 50 : l > 500 ? 500 : l;
 }
 
-/* A LIKE pattern finding q anywhere, its own % _ and \ taken literally
- * (the statements say ESCAPE '\'); NULL for no q. malloc'd. */
-static char *sq__like_any(const char *q) {
-  if (q == NULL) return NULL;
-  size_t n = strlen(q);
-  char *p = malloc(2 * n + 3);
-  if (p == NULL) return NULL;
-  size_t o = 0;
-  p[o++] = '%';
-  for (size_t i = 0; i < n; i++) {
-    if (q[i] == '%' || q[i] == '_' || q[i] == '\\') p[o++] = '\\';
-    p[o++] = q[i];
+/* ---- search: sb_contains(text, q) ---- */
+
+/* Case folding for search, in every script (SQLite's LIKE folds ASCII only):
+ * C.UTF-8's simple lower-case mapping, which libc-bin always ships. */
+static locale_t sq__fold_locale;
+static pthread_once_t sq__fold_once = PTHREAD_ONCE_INIT;
+static void sq__fold_init(void) { sq__fold_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0); }
+
+/* Decodes one UTF-8 code point at s (n bytes left) into *cp; returns its
+ * length, or 0 for a byte that does not start a valid sequence. */
+static size_t sq__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+  size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+  if (len == 0 || len > n) return 0;
+  uint32_t c = len == 1 ? s[0] : s[0] & (0x7F >> len);
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    c = c << 6 | (s[i] & 0x3F);
   }
-  p[o++] = '%';
-  p[o] = '\0';
-  return p;
+  static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (c < least[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+  *cp = c;
+  return len;
+}
+
+static size_t sq__utf8_encode(uint32_t c, char *out) {
+  if (c < 0x80) {
+    out[0] = (char)c;
+    return 1;
+  }
+  if (c < 0x800) {
+    out[0] = (char)(0xC0 | c >> 6);
+    out[1] = (char)(0x80 | (c & 0x3F));
+    return 2;
+  }
+  if (c < 0x10000) {
+    out[0] = (char)(0xE0 | c >> 12);
+    out[1] = (char)(0x80 | (c >> 6 & 0x3F));
+    out[2] = (char)(0x80 | (c & 0x3F));
+    return 3;
+  }
+  out[0] = (char)(0xF0 | c >> 18);
+  out[1] = (char)(0x80 | (c >> 12 & 0x3F));
+  out[2] = (char)(0x80 | (c >> 6 & 0x3F));
+  out[3] = (char)(0x80 | (c & 0x3F));
+  return 4;
+}
+
+/* s (n bytes) in lower case, as malloc'd UTF-8 (length in *len); bytes that
+ * are not valid UTF-8 are kept as they are. */
+static char *sq__fold(const unsigned char *s, size_t n, size_t *len) {
+  pthread_once(&sq__fold_once, sq__fold_init);
+  char *out = malloc(2 * n + 4); /* a lower-case letter takes at most one byte more than its capital */
+  if (out == NULL) return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    uint32_t c;
+    size_t l = sq__utf8_decode(s + i, n - i, &c);
+    if (l == 0) {
+      out[o++] = (char)s[i++];
+      continue;
+    }
+    i += l;
+    if (c < 0x80)
+      out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    else
+      o += sq__utf8_encode(sq__fold_locale != (locale_t)0 ? (uint32_t)towlower_l((wint_t)c, sq__fold_locale) : c,
+                           out + o);
+  }
+  *len = o;
+  return out;
+}
+
+typedef struct sq_folded {
+  size_t len;
+  char text[];
+} sq_folded;
+
+/* sb_contains(text, q): 1 if q occurs in text, letters compared without
+ * regard to case; NULL if either is NULL. q is folded once per statement. */
+static void sq__contains(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) return;
+  sq_folded *q = sqlite3_get_auxdata(ctx, 1);
+  if (q == NULL) {
+    size_t len;
+    char *f = sq__fold(sqlite3_value_text(argv[1]), (size_t)sqlite3_value_bytes(argv[1]), &len);
+    q = f ? malloc(sizeof(*q) + len + 1) : NULL;
+    if (q == NULL) {
+      free(f);
+      sqlite3_result_error_nomem(ctx);
+      return;
+    }
+    q->len = len;
+    memcpy(q->text, f, len);
+    free(f);
+    sqlite3_set_auxdata(ctx, 1, q, free);
+    if ((q = sqlite3_get_auxdata(ctx, 1)) == NULL) { /* SQLite could not keep it: fold again next row */
+      sqlite3_result_error_nomem(ctx);
+      return;
+    }
+  }
+  size_t len;
+  char *t = sq__fold(sqlite3_value_text(argv[0]), (size_t)sqlite3_value_bytes(argv[0]), &len);
+  if (t == NULL) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_int(ctx, q->len == 0 || memmem(t, len, q->text, q->len) != NULL);
+  free(t);
+}
+
+int sq_register_functions(sqlite3 *db) {
+  return sqlite3_create_function(db, "sb_contains", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                 sq__contains, NULL, NULL);
 }
 
 /* Cursors are the last id of the previous page, as a decimal string. */
@@ -90,18 +192,16 @@ static void sq__page(json_t *items, int64_t limit, const char *idkey, json_t **r
 
 static int sq__contacts_list(store *st, sq_req *r, json_t *q, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_CONTACT_JSON
-      "WHERE c.id > ?1 AND (?2 IS NULL OR c.name LIKE ?2 ESCAPE '\\' OR c.email LIKE ?2 ESCAPE '\\'"
-      " OR c.phone LIKE ?2 ESCAPE '\\')"
+      "WHERE c.id > ?1 AND (?2 IS NULL OR sb_contains(c.name, ?2) OR sb_contains(c.email, ?2)"
+      " OR sb_contains(c.phone, ?2))"
       " ORDER BY c.id LIMIT ?3");
   if (s == NULL) return sq_fail(st, r, "listing contacts");
   int64_t limit = sq__limit(q);
-  char *like = sq__like_any(sq__str(q, "q"));
   sqlite3_bind_int64(s, 1, sq__cursor(q));
-  sq_bind_text(s, 2, like);
+  sq_bind_text(s, 2, sq__str(q, "q"));
   sqlite3_bind_int64(s, 3, limit);
   json_t *items;
   int rc = sq__rows(st, r, s, &items);
-  free(like);
   if (rc < 0) return rc;
   sq__page(items, limit, "id", result);
   return 0;
@@ -228,25 +328,23 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
       " AND (?4 IS NULL OR t.status = ?4)"
       " AND (?5 IS NULL OR (?5 = 'none' AND t.assignee_id IS NULL)"
       "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"
-      " AND (?6 IS NULL OR c.name LIKE ?6 ESCAPE '\\' OR c.email LIKE ?6 ESCAPE '\\'"
-      "      OR c.phone LIKE ?6 ESCAPE '\\'"
+      " AND (?6 IS NULL OR sb_contains(c.name, ?6) OR sb_contains(c.email, ?6)"
+      "      OR sb_contains(c.phone, ?6)"
       "      OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"
-      "      JOIN messages m ON m.id = chain.id WHERE m.text LIKE ?6 ESCAPE '\\'"
-      "      OR m.subject LIKE ?6 ESCAPE '\\'))"
+      "      JOIN messages m ON m.id = chain.id WHERE sb_contains(m.text, ?6)"
+      "      OR sb_contains(m.subject, ?6)))"
       " ORDER BY t.id DESC LIMIT ?7");
   if (s == NULL) return sq_fail(st, r, "listing conversations");
   int64_t limit = sq__limit(q);
-  char *like = sq__like_any(sq__str(q, "q"));
   sqlite3_bind_int64(s, 1, sq__cursor(q));
   sq_bind_text(s, 2, sq__str(q, "channel"));
   sq_bind_text(s, 3, sq__str(q, "inbox"));
   sq_bind_text(s, 4, sq__str(q, "status"));
   sq_bind_text(s, 5, sq__str(q, "assignee"));
-  sq_bind_text(s, 6, like);
+  sq_bind_text(s, 6, sq__str(q, "q"));
   sqlite3_bind_int64(s, 7, limit);
   json_t *items;
   int rc = sq__rows(st, r, s, &items);
-  free(like);
   if (rc < 0) return rc;
   sq__page(items, limit, "id", result);
   return 0;

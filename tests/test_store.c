@@ -620,6 +620,40 @@ START_TEST(conversation_list_filters_and_paginates) {
 }
 END_TEST
 
+/* How many conversations (or contacts, contacts=1) the search q finds. */
+static size_t found(fx *f, const char *q, int contacts) {
+  json_t *filter = json_pack("{ss}", "q", q);
+  fx_wait_t w = {0};
+  json_t *l = contacts ? fx_ok(f, store_contacts_list(f->st, filter, fx_json_cb, &w), &w)
+                       : fx_ok(f, store_conversations_list(f->st, filter, fx_json_cb, &w), &w);
+  size_t n = json_array_size(json_object_get(l, "items"));
+  json_decref(l);
+  json_decref(filter);
+  return n;
+}
+
+START_TEST(search_ignores_case_in_every_script) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_in(&f, "demo", "u1", "Øystein Ærø", "Hallo aus KÖLN");
+  fx_in(&f, "demo", "u2", "Иван", "Привет, ЗАКАЗ 42 — Ωmega");
+  ck_assert_int_eq(found(&f, "øystein", 0), 1);
+  ck_assert_int_eq(found(&f, "ÆRØ", 0), 1);
+  ck_assert_int_eq(found(&f, "köln", 0), 1);
+  ck_assert_int_eq(found(&f, "заказ 42", 0), 1);
+  ck_assert_int_eq(found(&f, "ПРИВЕТ", 0), 1);
+  ck_assert_int_eq(found(&f, "ωMEGA", 0), 1);
+  ck_assert_int_eq(found(&f, "иван", 0), 1);
+  ck_assert_int_eq(found(&f, "Ærøy", 0), 0);
+  ck_assert_int_eq(found(&f, "%", 0), 0); /* no wildcards */
+  ck_assert_int_eq(found(&f, "øYSTEIN", 1), 1);
+  ck_assert_int_eq(found(&f, "ИВАН", 1), 1);
+  ck_assert_int_eq(found(&f, "_", 1), 0);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(channel_state_key_values_round_trip) {
   fx f;
   fx_open(&f);
@@ -1100,6 +1134,7 @@ int main(void) {
   tcase_add_test(tc, lookup_cache_grows_clears_and_never_confuses_keys);
   tcase_add_test(tc, requests_after_close_are_refused);
   tcase_add_test(tc, conversation_list_filters_and_paginates);
+  tcase_add_test(tc, search_ignores_case_in_every_script);
   tcase_add_test(tc, channel_state_key_values_round_trip);
   tcase_add_test(tc, users_teams_and_channels_are_listed);
   tcase_add_test(tc, contact_history_reads_back_pages_and_resumes);
