@@ -18,13 +18,17 @@
 typedef struct api_rt {
   api *a;
   api_handler_fn fn;
-  int admin;
+  int flags; /* API_ADMIN, API_UNAUDITED */
+  int audited; /* a change (not GET or HEAD) the audit log records */
 } api_rt;
 
+/* Whose token a request carries: kept for API_CACHE_MS once verified. */
 typedef struct api_cache_entry {
   char hash[65];
   int role;
   int64_t user_id; /* the token's user, 0 = none */
+  char token[65];  /* names for the audit log: the token's (1-64 bytes) */
+  char user[128];  /* and its user's, "" = none */
   uint64_t until_ms;
 } api_cache_entry;
 
@@ -38,19 +42,20 @@ typedef struct api_auth {
 
 static uint64_t api__now_ms(void) { return uv_hrtime() / 1000000u; }
 
-/* The role of a token verified lately (its user in *user_id), or 0. */
-static int api__cached_role(api *a, const char *hash, int64_t *user_id) {
+/* The token verified lately with this hash (copied into *out), or 0. */
+static int api__cached(api *a, const char *hash, api_cache_entry *out) {
   uint64_t now = api__now_ms();
   for (size_t i = 0; i < a->ncache; i++) {
     if (strcmp(a->cache[i].hash, hash) == 0 && a->cache[i].until_ms > now) {
-      *user_id = a->cache[i].user_id;
-      return a->cache[i].role;
+      *out = a->cache[i];
+      return 1;
     }
   }
   return 0;
 }
 
-static void api__cache_put(api *a, const char *hash, int role, int64_t user_id) {
+static void api__cache_put(api *a, const api_cache_entry *e) {
+  const char *hash = e->hash;
   uint64_t now = api__now_ms();
   size_t slot = 0;
   for (size_t i = 0; i < a->ncache; i++) {
@@ -62,19 +67,104 @@ static void api__cache_put(api *a, const char *hash, int role, int64_t user_id) 
   }
   if (a->ncache < API_CACHE_SLOTS) slot = a->ncache++;
 fill:
-  snprintf(a->cache[slot].hash, sizeof(a->cache[slot].hash), "%s", hash);
-  a->cache[slot].role = role;
-  a->cache[slot].user_id = user_id;
+  a->cache[slot] = *e;
   a->cache[slot].until_ms = now + API_CACHE_MS;
 }
 
-static void api__run(api_rt *rt, const http_request *req, http_responder *res, int role, int64_t user_id) {
-  if (rt->admin && role != API_ROLE_ADMIN) {
+/* ---- the audit log ---- */
+
+/* A change waiting for its answer, to be logged if it succeeded. */
+typedef struct api_audit {
+  store *st;
+  char token[65], role[8], user[128];
+  char *method, *path, *detail;
+} api_audit;
+
+static void api__audit_free(api_audit *au) {
+  free(au->method);
+  free(au->path);
+  free(au->detail);
+  free(au);
+}
+
+static void api__audit_stored(void *arg, int status, json_t *result, const char *err) {
+  (void)result;
+  api_audit *au = arg;
+  if (status != 0) log_error("api: the audit log missed %s %s: %s", au->method, au->path, err ? err : "");
+  api__audit_free(au);
+}
+
+static void api__audit_respond(void *arg, int status) {
+  api_audit *au = arg;
+  if (status < 200 || status > 299 ||
+      store_audit_append(au->st, au->token, au->role, au->user[0] ? au->user : NULL, au->method, au->path, status,
+                         au->detail, api__audit_stored, au) != 0)
+    api__audit_free(au);
+}
+
+#define API_AUDIT_DETAIL_MAX 4096
+
+/* What the audit log keeps of a request's body: the JSON object with
+ * credentials reduced to their names (never a value), or only its keys
+ * when it is long; NULL for no body or one that is not an object. */
+static char *api__audit_detail(const http_request *req) {
+  json_t *b = req->body_len > 0 ? json_loadb(req->body, req->body_len, 0, NULL) : NULL;
+  if (!json_is_object(b)) {
+    json_decref(b);
+    return NULL;
+  }
+  json_t *cred = json_object_get(b, "credentials");
+  if (json_is_object(cred)) {
+    json_t *names = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(cred, k, v) json_array_append_new(names, json_string(k));
+    json_object_set_new(b, "credentials", names);
+  } else if (cred != NULL) {
+    json_object_set_new(b, "credentials", json_string("(not an object)"));
+  }
+  char *s = json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS);
+  if (s != NULL && strlen(s) > API_AUDIT_DETAIL_MAX) {
+    free(s);
+    json_t *keys = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(b, k, v) json_array_append_new(keys, json_string(k));
+    json_t *o = json_pack("{so}", "keys", keys);
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+  }
+  json_decref(b);
+  return s;
+}
+
+static void api__audit(api_rt *rt, const http_request *req, http_responder *res, const api_cache_entry *who) {
+  api_audit *au = calloc(1, sizeof(*au));
+  if (au == NULL) return;
+  au->st = rt->a->host.st;
+  snprintf(au->token, sizeof(au->token), "%s", who->token);
+  snprintf(au->role, sizeof(au->role), "%s", who->role == API_ROLE_ADMIN ? "admin" : "agent");
+  snprintf(au->user, sizeof(au->user), "%s", who->user);
+  au->method = strdup(req->method);
+  size_t plen = strlen(req->path), qlen = strlen(req->query);
+  if ((au->path = malloc(plen + qlen + 2)) != NULL)
+    snprintf(au->path, plen + qlen + 2, "%s%s%s", req->path, qlen > 0 ? "?" : "", req->query);
+  au->detail = api__audit_detail(req);
+  if (au->method == NULL || au->path == NULL) {
+    api__audit_free(au);
+    return;
+  }
+  http_responder_on_respond(res, api__audit_respond, au);
+}
+
+static void api__run(api_rt *rt, const http_request *req, http_responder *res, const api_cache_entry *who) {
+  if ((rt->flags & API_ADMIN) && who->role != API_ROLE_ADMIN) {
     http_respond_error(res, 403, "forbidden", "this needs an admin token", NULL);
     return;
   }
-  rt->a->caller_user_id = user_id;
-  rt->fn(rt->a, req, res, role);
+  if (rt->audited) api__audit(rt, req, res, who);
+  rt->a->caller_user_id = who->user_id;
+  rt->fn(rt->a, req, res, who->role);
   rt->a->caller_user_id = 0;
 }
 
@@ -87,10 +177,14 @@ static void api__token_found(void *arg, int status, json_t *result, const char *
     http_respond_error(w->res, 503, "unavailable", "the store could not check the token", NULL);
   } else {
     const char *role = json_string_value(json_object_get(result, "role"));
-    int r = role != NULL && strcmp(role, "admin") == 0 ? API_ROLE_ADMIN : API_ROLE_AGENT;
-    int64_t user_id = json_integer_value(json_object_get(result, "user_id"));
-    api__cache_put(w->rt->a, w->hash, r, user_id);
-    api__run(w->rt, w->req, w->res, r, user_id);
+    const char *user = json_string_value(json_object_get(result, "user"));
+    api_cache_entry e = {.role = role != NULL && strcmp(role, "admin") == 0 ? API_ROLE_ADMIN : API_ROLE_AGENT,
+                         .user_id = json_integer_value(json_object_get(result, "user_id"))};
+    snprintf(e.hash, sizeof(e.hash), "%s", w->hash);
+    snprintf(e.token, sizeof(e.token), "%s", json_string_value(json_object_get(result, "name")));
+    snprintf(e.user, sizeof(e.user), "%s", user != NULL ? user : "");
+    api__cache_put(w->rt->a, &e);
+    api__run(w->rt, w->req, w->res, &e);
   }
   free(w);
 }
@@ -115,11 +209,10 @@ static void api__dispatch(void *arg, const http_request *req, http_responder *re
     return;
   }
   api_token_hash(token, w->hash);
-  int64_t user_id = 0;
-  int role = api__cached_role(rt->a, w->hash, &user_id);
-  if (role != 0) {
+  api_cache_entry who;
+  if (api__cached(rt->a, w->hash, &who)) {
     free(w);
-    api__run(rt, req, res, role, user_id);
+    api__run(rt, req, res, &who);
     return;
   }
   w->rt = rt;
@@ -132,12 +225,13 @@ static void api__dispatch(void *arg, const http_request *req, http_responder *re
   }
 }
 
-int api_route(api *a, const char *method, const char *pattern, int admin, api_handler_fn fn) {
+int api_route(api *a, const char *method, const char *pattern, int flags, api_handler_fn fn) {
   api_rt *rt = malloc(sizeof(*rt));
   if (rt == NULL) return -ENOMEM;
   rt->a = a;
   rt->fn = fn;
-  rt->admin = admin;
+  rt->flags = flags;
+  rt->audited = !(flags & API_UNAUDITED) && method != NULL && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
   /* The records are referenced by the server, so they are kept as pointers. */
   api_rt **list = realloc(a->routes, (a->nroutes + 1) * sizeof(*list));
   if (list == NULL) {
@@ -262,6 +356,45 @@ void api_done_list(void *arg, int status, json_t *result, const char *err) {
 }
 void api_done_page(void *arg, int status, json_t *result, const char *err) {
   api__done(arg, status, result, err, 200, 0);
+}
+
+/* Copies query parameter name (when present) into filter as a string.
+ * An empty search (q) is no search; an empty filter would silently filter
+ * nothing, so it is refused, and so is a cursor that is not one (the
+ * previous page's next_cursor: a positive id). Returns 0, or -EINVAL after
+ * answering 400 naming the parameter. */
+int api_query_into(const http_request *req, http_responder *res, const char *name, json_t *filter) {
+  char buf[512];
+  int n = http_request_query(req, name, buf, sizeof(buf));
+  if (n == -ENOENT) return 0;
+  const char *why = n < 0 ? "is too long" : NULL;
+  if (why == NULL && buf[0] == '\0' && strcmp(name, "q") != 0) why = "is empty: give a value or leave it out";
+  if (why == NULL && strcmp(name, "cursor") == 0 &&
+      (strspn(buf, "0123456789") != strlen(buf) || strlen(buf) > 18 || strtoll(buf, NULL, 10) <= 0))
+    why = "is not a cursor: give the previous page's next_cursor";
+  if (why != NULL) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "?%s= %s", name, why);
+    http_respond_error(res, 400, "invalid_query", msg, name);
+    return -EINVAL;
+  }
+  if (buf[0] != '\0') json_object_set_new(filter, name, json_string(buf));
+  return 0;
+}
+
+/* Reads ?limit= (1..500) into filter. Returns 0 or -EINVAL (answered). */
+int api_query_limit(const http_request *req, http_responder *res, json_t *filter) {
+  char buf[32];
+  int n = http_request_query(req, "limit", buf, sizeof(buf));
+  if (n == -ENOENT) return 0;
+  char *end = NULL;
+  long v = n < 0 ? 0 : strtol(buf, &end, 10);
+  if (n <= 0 || strspn(buf, "0123456789") != strlen(buf) || *end != '\0' || v < 1 || v > 500) {
+    http_respond_error(res, 400, "invalid_query", "limit must be a whole number from 1 to 500", "limit");
+    return -EINVAL;
+  }
+  json_object_set_new(filter, "limit", json_integer(v));
+  return 0;
 }
 
 int api_submitted(http_responder *res, int rc) {

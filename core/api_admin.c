@@ -273,18 +273,28 @@ static void api__token_delete(api *a, const http_request *req, http_responder *r
   if (api_submitted(res, store_token_delete(a->host.st, id, api__revoked, v)) < 0) free(v);
 }
 
+/* GET /api/v1/audit: the audit log, newest first. */
+static void api__audit_log(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  json_t *f = json_object();
+  if (api_query_into(req, res, "cursor", f) == 0 && api_query_limit(req, res, f) == 0)
+    api_submitted(res, store_audit_list(a->host.st, f, api_done_page, res));
+  json_decref(f);
+}
+
 int api_admin_register(api *a) {
   int rc = 0;
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/users", 0, api__users);
-  if (rc == 0) rc = api_route(a, "POST", "/api/v1/users", 1, api__user_create);
-  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/users/{name}", 1, api__user_patch);
-  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/users/{name}", 1, api__user_delete);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/users", API_ADMIN, api__user_create);
+  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/users/{name}", API_ADMIN, api__user_patch);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/users/{name}", API_ADMIN, api__user_delete);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/teams", 0, api__teams);
-  if (rc == 0) rc = api_route(a, "POST", "/api/v1/teams", 1, api__team_create);
-  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/teams/{name}", 1, api__team_patch);
-  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/teams/{name}", 1, api__team_delete);
-  if (rc == 0) rc = api_route(a, "GET", "/api/v1/tokens", 1, api__tokens);
-  if (rc == 0) rc = api_route(a, "POST", "/api/v1/tokens", 1, api__token_create);
-  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/tokens/{id}", 1, api__token_delete);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/teams", API_ADMIN, api__team_create);
+  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/teams/{name}", API_ADMIN, api__team_patch);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/teams/{name}", API_ADMIN, api__team_delete);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/tokens", API_ADMIN, api__tokens);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/audit", API_ADMIN, api__audit_log);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/tokens", API_ADMIN, api__token_create);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/tokens/{id}", API_ADMIN, api__token_delete);
   return rc;
 }

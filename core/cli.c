@@ -301,6 +301,21 @@ static void cli__token_stored(void *arg, int status, json_t *result, const char 
   snprintf(w->err, sizeof(w->err), "%s", err ? err : "");
 }
 
+/* Writes the new token (never its secret) to the audit log; a failure is
+ * only warned about, since the token exists. */
+static void cli__audit_token(uv_loop_t *loop, store *st, const cli_opts *o) {
+  json_t *d = json_pack("{ss ss ss?}", "name", o->name, "role", o->role, "user", o->user);
+  char *detail = d != NULL ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  cli_token_wait a = {1, "the store did not answer"};
+  if (store_audit_append(st, NULL, NULL, NULL, "CLI", "switchboard tokens create", 0, detail, cli__token_stored,
+                         &a) == 0) {
+    while (a.status == 1) uv_run(loop, UV_RUN_ONCE);
+  }
+  if (a.status != 0) fprintf(stderr, "switchboard tokens create: warning: the audit log missed it: %s\n", a.err);
+  free(detail);
+  json_decref(d);
+}
+
 /* Makes the directory of an SQLite store file, as `run` does, so a token
  * can be made before the daemon first ran. */
 static void cli__make_store_dir(const char *url) {
@@ -374,6 +389,7 @@ static int cli__tokens(int argc, char **argv) {
   if (rc == 0) {
     /* The store's async handle keeps the loop alive: turn it until the answer. */
     while (w.status == 1) uv_run(&loop, UV_RUN_ONCE);
+    if (w.status == 0) cli__audit_token(&loop, st, &o);
   } else if (st != NULL) {
     snprintf(w.err, sizeof(w.err), "the store refused the request");
   } else {

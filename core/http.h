@@ -148,6 +148,12 @@ int http_respond_error(http_responder *r, int status, const char *code, const ch
  * finish the responder. Replaces an earlier hook. */
 void http_responder_on_abort(http_responder *r, void (*fn)(void *arg), void *arg);
 
+/* Registers fn to be called once with the status of the whole response
+ * (http_respond and its JSON forms) as the handler gives it, whether or not
+ * the client is still there to get it; not for streams. Replaces an earlier
+ * hook. */
+void http_responder_on_respond(http_responder *r, void (*fn)(void *arg, int status), void *arg);
+
 /* 1 while the response can still reach the client (as far as is known; see
  * the note on disconnects above), 0 after an abort. */
 int http_responder_alive(const http_responder *r);

@@ -68,6 +68,8 @@ struct http_responder {
   void *abort_arg;
   void (*on_close)(void *arg);
   void *close_arg;
+  void (*on_respond)(void *arg, int status);
+  void *respond_arg;
   char *sending, *pending; /* stream buffers: the one in flight, the one filling */
   size_t sending_len, sending_cap, pending_len, pending_cap;
   http_request view;

@@ -155,6 +155,9 @@ int http_respond(http_responder *r, int status, const http_header *headers, size
   if (r == NULL || r->released) return -EINVAL;
   if (status < 100 || status > 999) status = 500;
   r->released = 1;
+  void (*respond_fn)(void *, int) = r->on_respond;
+  r->on_respond = NULL;
+  if (respond_fn != NULL) respond_fn(r->respond_arg, status);
   int rc = 0;
   if (r->req == NULL || r->started) {
     rc = -EPIPE;
@@ -186,6 +189,12 @@ void http_responder_on_abort(http_responder *r, void (*fn)(void *arg), void *arg
   if (r == NULL) return;
   r->on_abort = fn;
   r->abort_arg = arg;
+}
+
+void http_responder_on_respond(http_responder *r, void (*fn)(void *arg, int status), void *arg) {
+  if (r == NULL) return;
+  r->on_respond = fn;
+  r->respond_arg = arg;
 }
 
 int http_responder_alive(const http_responder *r) { return r != NULL && r->req != NULL && !r->aborted; }

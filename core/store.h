@@ -36,7 +36,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -220,6 +220,18 @@ int store_token_create(store *st, const char *name, const char *role, const char
 int store_token_find(store *st, const char *hash_hex, store_json_cb cb, void *arg);
 /* [{id, name, role, created_at, user}] (never the hash). */
 int store_tokens_list(store *st, store_json_cb cb, void *arg);
+
+/* ---- audit log (store_sqlite_read.c) ---- */
+
+/* Records a change: who made it (the token's name and role, its user;
+ * all NULL for the CLI), the method and path (or the command), the answer's
+ * status and detail (JSON text or NULL, never a secret). Result: {id}. */
+int store_audit_append(store *st, const char *token, const char *role, const char *user, const char *method,
+                       const char *path, int status, const char *detail_json, store_json_cb cb, void *arg);
+/* The log, newest first: query {cursor?, limit?} as for contacts. Result:
+ * {items: [{id, at, token, role, user, method, path, status, detail}],
+ * next_cursor}. */
+int store_audit_list(store *st, const json_t *query, store_json_cb cb, void *arg);
 /* Revokes the token; -ENOENT if unknown. Result: {id, name}. */
 int store_token_delete(store *st, int64_t id, store_json_cb cb, void *arg);
 

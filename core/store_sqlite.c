@@ -150,6 +150,10 @@ static const char *const sq__migrations[] = {
      * another of the same channel (older threads: the contact's first). */
     "ALTER TABLE threads ADD COLUMN identity_kind TEXT;"
     "ALTER TABLE threads ADD COLUMN identity_value TEXT;",
+    /* 12: the audit log: who changed what over the API (and the CLI), with
+     * the token's and user's names as they were then. */
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, token TEXT, role TEXT, user TEXT,"
+    "  method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL, detail TEXT);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

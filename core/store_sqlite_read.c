@@ -182,6 +182,60 @@ static void sq__page(json_t *items, int64_t limit, const char *idkey, json_t **r
   *result = json_pack("{so so}", "items", items, "next_cursor", next);
 }
 
+/* ---- audit log ---- */
+
+static int sq__audit_append(store *st, sq_req *r, json_t *a, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st,
+      "INSERT INTO audit(at, token, role, user, method, path, status, detail)"
+      " VALUES(?1, ?2, ?7, ?8, ?3, ?4, ?5, ?6) RETURNING id");
+  if (s == NULL) return sq_fail(st, r, "writing the audit log");
+  sqlite3_bind_int64(s, 1, sq_now_ms());
+  sq_bind_text(s, 2, sq__str(a, "token"));
+  sq_bind_text(s, 7, sq__str(a, "role"));
+  sq_bind_text(s, 8, sq__str(a, "user"));
+  sq_bind_text(s, 3, sq__str(a, "method"));
+  sq_bind_text(s, 4, sq__str(a, "path"));
+  sqlite3_bind_int(s, 5, (int)json_integer_value(json_object_get(a, "status")));
+  sq_bind_text(s, 6, sq__str(a, "detail"));
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    return sq_fail(st, r, "writing the audit log");
+  }
+  *result = json_pack("{sI}", "id", (json_int_t)sqlite3_column_int64(s, 0));
+  sqlite3_step(s);
+  sqlite3_reset(s);
+  return 0;
+}
+
+int store_audit_append(store *st, const char *token, const char *role, const char *user, const char *method,
+                       const char *path, int status, const char *detail_json, store_json_cb cb, void *arg) {
+  if (method == NULL || path == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__audit_append,
+                        json_pack("{ss? ss? ss? ss ss si ss?}", "token", token, "role", role, "user", user, "method",
+                                  method, "path", path, "status", status, "detail", detail_json),
+                        cb, arg);
+}
+
+static int sq__audit_list(store *st, sq_req *r, json_t *q, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st,
+      "SELECT json_object('id', id, 'at', at, 'token', token, 'role', role, 'user', user, 'method', method,"
+      " 'path', path, 'status', status, 'detail', json(detail)) FROM audit"
+      " WHERE ?1 = 0 OR id < ?1 ORDER BY id DESC LIMIT ?2");
+  if (s == NULL) return sq_fail(st, r, "reading the audit log");
+  int64_t limit = sq__limit(q);
+  sqlite3_bind_int64(s, 1, sq__cursor(q));
+  sqlite3_bind_int64(s, 2, limit);
+  json_t *items;
+  int rc = sq__rows(st, r, s, &items);
+  if (rc < 0) return rc;
+  sq__page(items, limit, "id", result);
+  return 0;
+}
+
+int store_audit_list(store *st, const json_t *query, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__audit_list, query ? json_deep_copy(query) : json_object(), cb, arg);
+}
+
 /* ---- contacts ---- */
 
 #define SQ_CONTACT_JSON                                                                 \

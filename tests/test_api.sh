@@ -637,6 +637,33 @@ sleep 0.3
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Id: t2' --data-binary x "$base/hooks/temp/messages")
 check "a deleted channel takes no webhooks" $([ "$code" = 404 ]; echo $?) "status $code"
 
+# --- audit log ---------------------------------------------------------------------------
+call GET /api/v1/audit "$AGENT"
+expect "an agent cannot read the audit log" 403
+call GET "/api/v1/audit?limit=500" "$ADMIN"
+expect "the audit log lists changes newest first" 200 \
+  'all(a["id"] > b["id"] for a, b in zip(d["items"], d["items"][1:]))'
+cp "$work/body" "$work/audit.json"
+audit() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" "$work/audit.json"; }
+audit 'any(e["method"] == "CLI" and e["path"] == "switchboard tokens create" and e["detail"] == {"name": "root", "role": "admin", "user": None} and e["token"] is None for e in d["items"])'
+check "a token made with the CLI is in the audit log" $?
+audit 'any(e["method"] == "POST" and e["path"] == "/api/v1/channels" and e["status"] == 201 and e["token"] == "root" and e["role"] == "admin" and sorted(e["detail"]["credentials"]) == ["retries", "token"] and e["detail"]["name"] == "web" for e in d["items"])'
+check "connecting a channel is logged with the admin's token and credential names only" $?
+audit "any(e['method'] == 'PATCH' and e['path'] == '/api/v1/tickets/$ticket' and e['role'] == 'agent' and e['token'] == 'ana' and e['detail'] == {'status': 'Solved', 'properties': {'resolution': 'refunded'}} for e in d['items'])"
+check "an agent's ticket change is logged with what it set" $?
+audit "not any(e['status'] >= 300 for e in d['items']) and not any(e['path'].endswith('/messages') for e in d['items'])"
+check "refused requests and replies are not logged (a conversation keeps its replies)" $?
+audit "any(e['path'].endswith('/retry') and e['status'] == 202 for e in d['items'])"
+check "sending a failed reply again is logged" $?
+grep -q "$API_SECRET" "$work/audit.json" || sqlite3 "$work/db.sqlite" "SELECT detail FROM audit" | grep -q "$API_SECRET"
+check "no credential value reaches the audit log" $([ $? -ne 0 ]; echo $?)
+call GET "/api/v1/audit?limit=1" "$ADMIN"
+expect "the audit log pages" 200 'len(d["items"]) == 1 and d["next_cursor"] is not None'
+call GET "/api/v1/audit?limit=1&cursor=$(jv 'd["next_cursor"]')" "$ADMIN"
+expect "the next page goes on where the first stopped" 200 'len(d["items"]) == 1'
+call GET "/api/v1/audit?cursor=x" "$ADMIN"
+expect "a bad audit cursor is 400" 400 'd["error"]["field"] == "cursor"'
+
 # --- events (SSE) ----------------------------------------------------------------------
 curl -s -N -H "Authorization: Bearer $AGENT" "$base/api/v1/events?channel=demo" >"$work/sse1" &
 sse_pid=$!
