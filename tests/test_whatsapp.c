@@ -214,14 +214,57 @@ START_TEST(media_failures_are_recorded_on_the_message_and_not_fatal) {
 }
 END_TEST
 
-START_TEST(a_download_that_times_out_is_recorded_and_the_batch_still_answers) {
+/* A media download that times out may pass: a new message is held (503, so
+ * Meta delivers the batch again) and stored with its media the next time. */
+START_TEST(a_download_that_times_out_holds_a_new_message_for_redelivery) {
   open_with("");
   gd_add_media("7000000000000007", "image/png", "PNG");
   gd_script_silence("/media/7000000000000007");
+  char *ok = msg("wamid.TEXT", now_s(), "text", "\"text\":{\"body\":\"and a photo:\"}");
   char *m = msg("wamid.SLOW", now_s(), "image", "\"image\":{\"mime_type\":\"image/png\",\"id\":\"7000000000000007\"}");
+  char list[4000];
+  snprintf(list, sizeof(list), "%s,%s", ok, m);
+  free(ok), free(m);
+  ck_assert_int_eq(post_messages(list)->status, 503);
+  ck_assert_ptr_nonnull(ph_find("wamid.TEXT")); /* stored; the redelivery is deduplicated */
+  ck_assert_ptr_null(ph_find("wamid.SLOW"));
+  ck_assert_int_eq(post_messages(list)->status, 200);
+  const ph_inbound *in = ph_find("wamid.SLOW");
+  ck_assert_ptr_nonnull(in);
+  ck_assert_uint_eq(in->attachment_count, 1);
+  ck_assert_uint_eq(in->att_data_len[0], 3);
+  ck_assert_ptr_null(strstr(in->meta, "media_error"));
+}
+END_TEST
+
+/* Meta-side trouble looking the media up (HTTP 500, Graph error 2) is held
+ * the same way; permanent refusals are not (media_failures_are_recorded...). */
+START_TEST(a_media_lookup_meta_could_not_answer_holds_a_new_message) {
+  open_with("");
+  gd_add_media("8000000000000008", "image/jpeg", "JPEG");
+  gd_script_error("/8000000000000008", 500, 2, 0, "Service temporarily unavailable");
+  char *m = msg("wamid.LATER", now_s(), "image", "\"image\":{\"mime_type\":\"image/jpeg\",\"id\":\"8000000000000008\"}");
+  ck_assert_int_eq(post_messages(m)->status, 503);
+  ck_assert_ptr_null(ph_find("wamid.LATER"));
   ck_assert_int_eq(post_messages(m)->status, 200);
   free(m);
-  const ph_inbound *in = ph_find("wamid.SLOW");
+  const ph_inbound *in = ph_find("wamid.LATER");
+  ck_assert_ptr_nonnull(in);
+  ck_assert_uint_eq(in->att_data_len[0], 4);
+}
+END_TEST
+
+/* An hour after it was sent, a message is no longer held for its media: it
+ * is stored without it, the failure recorded. */
+START_TEST(an_old_message_whose_media_cannot_be_fetched_is_stored_without_it) {
+  open_with("");
+  gd_add_media("7100000000000071", "image/png", "PNG");
+  gd_script_silence("/media/7100000000000071");
+  char *m = msg("wamid.OLD", now_s() - 2 * 3600, "image", "\"image\":{\"mime_type\":\"image/png\",\"id\":\"7100000000000071\"}");
+  ck_assert_int_eq(post_messages(m)->status, 200);
+  free(m);
+  const ph_inbound *in = ph_find("wamid.OLD");
+  ck_assert_ptr_nonnull(in);
   ck_assert_ptr_nonnull(strstr(in->meta, "download failed"));
   ck_assert_uint_eq(in->attachment_count, 1); /* the URL is kept even though the bytes are not */
   ck_assert_uint_eq(in->att_data_len[0], 0);
@@ -671,7 +714,9 @@ int main(void) {
   tcase_add_test(tc, every_message_type_is_recorded);
   tcase_add_test(tc, media_is_looked_up_then_downloaded_with_the_bearer_token);
   tcase_add_test(tc, media_failures_are_recorded_on_the_message_and_not_fatal);
-  tcase_add_test(tc, a_download_that_times_out_is_recorded_and_the_batch_still_answers);
+  tcase_add_test(tc, a_download_that_times_out_holds_a_new_message_for_redelivery);
+  tcase_add_test(tc, a_media_lookup_meta_could_not_answer_holds_a_new_message);
+  tcase_add_test(tc, an_old_message_whose_media_cannot_be_fetched_is_stored_without_it);
   tcase_add_test(tc, statuses_become_delivery_statuses_and_131047_says_re_engagement_required);
   tcase_add_test(tc, a_store_failure_gets_503_and_other_numbers_are_ignored);
   tcase_add_test(tc, a_message_refused_at_hand_off_gets_503);

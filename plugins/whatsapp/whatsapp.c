@@ -168,8 +168,15 @@ typedef struct wa_batch {
   char *data;
   size_t data_len;
   char media_error[META_MAX_REASON + 80];
-  wa_event events[]; /* in the batch's allocation */
+  int media_transient; /* the media's failure may pass (no answer, 5xx, throttling) */
+  wa_event events[];   /* in the batch's allocation */
 } wa_batch;
+
+/* A message whose media could not be fetched for a reason that may pass is
+ * not stored while it is younger than this: the batch is answered 503 and
+ * Meta delivers it again (the messages already stored are deduplicated).
+ * Older, it is stored without its media, so its text never waits longer. */
+#define WA_MEDIA_HOLD_MS (60LL * 60 * 1000)
 
 static void wa__step(wa_batch *b);
 
@@ -181,6 +188,7 @@ static void wa__media_reset(wa_batch *b) {
   b->data_len = 0;
   b->media_stage = 0;
   b->media_error[0] = '\0';
+  b->media_transient = 0;
 }
 
 static void wa__maybe_finish(wa_batch *b) {
@@ -365,10 +373,12 @@ static void wa__media_failed(wa_batch *b, const char *what, const sb_http_client
              res->status == SB_EFBIG ? "larger than max_media_bytes"
              : res->error != NULL    ? res->error
                                      : "no answer");
+    b->media_transient = res->status != SB_EFBIG;
   } else {
     meta_parse_error(res->body, res->body_len, &e);
     meta_reason(res->http_status, &e, reason, sizeof(reason));
     if (e.found && e.code == 190) wa_auth_failed(b->w);
+    b->media_transient = meta_classify(META_API_WHATSAPP, res->http_status, &e) == META_RETRY;
   }
   snprintf(b->media_error, sizeof(b->media_error), "%s: %s", what, reason);
   b->w->host->log(b->w->channel, SB_LOG_WARN, "WhatsApp media not downloaded (%s)", b->media_error);
@@ -432,6 +442,19 @@ static void wa__media_url(void *arg, const sb_http_client_response *res) {
   wa__step(b);
 }
 
+/* Whether events[next], whose media failed for a reason that may pass, is
+ * young enough to be held for Meta's redelivery (logged), not stored
+ * without its media. */
+static int wa__hold(wa_batch *b) {
+  const cJSON *msg = b->events[b->next].msg;
+  int64_t ts = wa__ts(wj_get(msg, "timestamp"));
+  if (ts <= 0 || b->w->host->now_ms() - ts >= WA_MEDIA_HOLD_MS) return 0;
+  b->w->host->log(b->w->channel, SB_LOG_WARN,
+                  "WhatsApp message %.100s not stored yet: %s; answered 503 so Meta delivers it again",
+                  wj_get_string(msg, "id") ? wj_get_string(msg, "id") : "?", b->media_error);
+  return 1;
+}
+
 /* Works through the batch from b->next; returns when a media call is in flight or all is done. */
 static void wa__step(wa_batch *b) {
   whatsapp *w = b->w;
@@ -456,7 +479,11 @@ static void wa__step(wa_batch *b) {
       }
       b->media_stage = 2;
     }
-    wa__emit(b);
+    if (b->media_transient && wa__hold(b)) {
+      b->failed = 1; /* 503: Meta delivers the batch again */
+    } else {
+      wa__emit(b);
+    }
     wa__media_reset(b);
     b->next++;
   }
