@@ -209,6 +209,15 @@ static const char *gd__check_whatsapp(const json_t *b) {
 
 /* The double's own behaviour for a request no script answered. */
 static void gd__route(gd_conn *c, gd_request *rq) {
+  if (strncmp(rq->path, "/cdn/", 5) == 0) {
+    /* Messenger's attachment URLs: Meta's CDN, signed links without a token */
+    const gd_named *m = gd__find(gd.media, gd.nmedia, rq->path + 5);
+    if (m == NULL)
+      gd__respond(c, rq, 403, "text/plain", "URL signature expired");
+    else
+      gd__respond(c, rq, 200, m->b, m->c);
+    return;
+  }
   char tok[300] = "";
   if (strncmp(rq->auth, "Bearer ", 7) == 0) snprintf(tok, sizeof(tok), "%s", rq->auth + 7);
   const char *qt = strstr(rq->query, "access_token=");

@@ -54,7 +54,9 @@ int gd_port(void);
 /* Adds a person the User Profile API knows. */
 void gd_add_profile(const char *psid, const char *first, const char *last, const char *pic);
 
-/* Adds a WhatsApp media object: GET /{id} gives its URL, GET of the URL its bytes. */
+/* Adds a WhatsApp media object: GET /{id} gives its URL, GET of the URL its bytes.
+ * The same bytes are Messenger's attachment at gd_base()'s /cdn/{id} (no token,
+ * as Meta's CDN; an unknown id there is 403, as an expired link). */
 void gd_add_media(const char *id, const char *mime, const char *bytes);
 
 /* Queues a Graph error envelope as the answer to the next request whose

@@ -235,24 +235,28 @@ END_TEST
 
 START_TEST(attachments_stickers_fallbacks_and_postbacks_are_recorded) {
   open_with("");
+  const char *files[][3] = {{"i1", "image/jpeg", "JPG"},  {"a1", "audio/mp4", "MP4A"}, {"v1", "video/mp4", "MP4V"},
+                            {"f1", "application/pdf; x=y", "%PDF"}, {"like", "image/png", "PNG1"}, {"s2", "image/png", "PNG2"}};
+  for (size_t i = 0; i < 6; i++) gd_add_media(files[i][0], files[i][1], files[i][2]);
   int64_t t = now_ms();
+  int p = gd_port();
   char events[12000];
   snprintf(events, sizeof(events),
            "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
            "\"},\"timestamp\":%lld,\"message\":{"
            "\"mid\":\"m_att\",\"attachments\":["
-           "{\"type\":\"image\",\"payload\":{\"url\":\"https://cdn.example/i.jpg\"}},"
-           "{\"type\":\"audio\",\"payload\":{\"url\":\"https://cdn.example/a.mp4\"}},"
-           "{\"type\":\"video\",\"payload\":{\"url\":\"https://cdn.example/v.mp4\"}},"
-           "{\"type\":\"file\",\"payload\":{\"url\":\"https://cdn.example/f.pdf\"}}]}},"
+           "{\"type\":\"image\",\"payload\":{\"url\":\"http://127.0.0.1:%d/cdn/i1\"}},"
+           "{\"type\":\"audio\",\"payload\":{\"url\":\"http://127.0.0.1:%d/cdn/a1\"}},"
+           "{\"type\":\"video\",\"payload\":{\"url\":\"http://127.0.0.1:%d/cdn/v1\"}},"
+           "{\"type\":\"file\",\"payload\":{\"url\":\"http://127.0.0.1:%d/cdn/f1\"}}]}},"
            "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
            "\"},\"timestamp\":%lld,\"message\":{"
            "\"mid\":\"m_st1\",\"sticker_id\":369239263222822,\"attachments\":[{\"type\":\"image\",\"payload\":{"
-           "\"url\":\"https://cdn.example/like.png\",\"sticker_id\":369239263222822}}]}},"
+           "\"url\":\"http://127.0.0.1:%d/cdn/like\",\"sticker_id\":369239263222822}}]}},"
            "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
            "\"},\"timestamp\":%lld,\"message\":{"
-           "\"mid\":\"m_st2\",\"attachments\":[{\"type\":\"sticker\",\"payload\":{\"url\":\"https://cdn.example/"
-           "s.png\"}}]}},"
+           "\"mid\":\"m_st2\",\"attachments\":[{\"type\":\"sticker\",\"payload\":{\"url\":\"http://127.0.0.1:%d/"
+           "cdn/s2\"}}]}},"
            "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
            "\"},\"timestamp\":%lld,\"message\":{"
            "\"mid\":\"m_fb\",\"attachments\":[{\"type\":\"fallback\",\"title\":\"A "
@@ -263,16 +267,21 @@ START_TEST(attachments_stickers_fallbacks_and_postbacks_are_recorded) {
            "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
            "\"},\"timestamp\":%lld,\"postback\":{"
            "\"title\":\"Old style\",\"payload\":\"OLD\"}}]",
-           (long long)t, (long long)t + 1, (long long)t + 2, (long long)t + 3, (long long)t + 4, (long long)t + 5);
+           (long long)t, p, p, p, p, (long long)t + 1, p, (long long)t + 2, p, (long long)t + 3, (long long)t + 4,
+           (long long)t + 5);
   ck_assert_int_eq(post_events(events)->status, 200);
   ck_assert_int_eq(phe.in_count, 6);
   const ph_inbound *in = ph_find("m_att");
   ck_assert_uint_eq(in->attachment_count, 4);
-  ck_assert_str_eq(in->att_url[0], "https://cdn.example/i.jpg");
-  ck_assert_str_eq(in->att_type[0], "image/*");
-  ck_assert_str_eq(in->att_type[1], "audio/*");
-  ck_assert_str_eq(in->att_type[2], "video/*");
-  ck_assert_str_eq(in->att_type[3], "application/octet-stream");
+  char url[128];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/cdn/i1", p);
+  ck_assert_str_eq(in->att_url[0], url); /* the link is kept; the bytes and their real type come with it */
+  for (size_t i = 0; i < 4; i++) {
+    ck_assert_uint_eq(in->att_data_len[i], strlen(files[i][2]));
+    ck_assert_str_eq(in->att_type[i], i == 3 ? "application/pdf" : files[i][1]);
+  }
+  ck_assert_ptr_null(strstr(in->meta, "attachment_error"));
+  ck_assert_int_eq(gd_count_path("/cdn/"), 6);
   in = ph_find("m_st1");
   ck_assert_uint_eq(in->attachment_count, 1);
   ck_assert_ptr_nonnull(strstr(in->meta, "\"sticker_id\":369239263222822"));
@@ -289,6 +298,65 @@ START_TEST(attachments_stickers_fallbacks_and_postbacks_are_recorded) {
   char synth[128];
   snprintf(synth, sizeof(synth), "postback:" KIM ":%lld", (long long)t + 5);
   ck_assert_ptr_nonnull(ph_find(synth));
+}
+END_TEST
+
+/* An attachment whose download does not answer may pass: a new message is
+ * held (503, Meta delivers again) and stored with the bytes the next time. */
+START_TEST(an_attachment_download_that_times_out_holds_a_new_message_for_redelivery) {
+  open_with("");
+  gd_add_media("slow", "image/jpeg", "JPEG");
+  gd_script_silence("/cdn/slow");
+  char msg[512];
+  snprintf(msg, sizeof(msg),
+           "{\"mid\":\"m_slow\",\"attachments\":[{\"type\":\"image\",\"payload\":{\"url\":\"http://127.0.0.1:%d/"
+           "cdn/slow\"}}]}",
+           gd_port());
+  char *ev = event_msg(KIM, now_ms(), msg), *list = malloc(strlen(ev) + 3);
+  sprintf(list, "[%s]", ev);
+  ck_assert_int_eq(post_events(list)->status, 503);
+  ck_assert_ptr_null(ph_find("m_slow"));
+  ck_assert_int_eq(post_events(list)->status, 200);
+  const ph_inbound *in = ph_find("m_slow");
+  ck_assert_ptr_nonnull(in);
+  ck_assert_uint_eq(in->att_data_len[0], 4);
+  ck_assert_str_eq(in->att_type[0], "image/jpeg");
+  free(ev);
+  free(list);
+}
+END_TEST
+
+/* A link that no longer works (403), or a message an hour old whose
+ * download failed (500), is stored at once with the link only, the failure
+ * in its metadata. */
+START_TEST(an_expired_link_or_an_old_message_is_stored_with_the_link_only) {
+  open_with("");
+  gd_add_media("old", "image/png", "PNG");
+  gd_script_raw("/cdn/old", 500, "oops");
+  char a[512], b[512];
+  snprintf(a, sizeof(a),
+           "{\"mid\":\"m_gone\",\"attachments\":[{\"type\":\"file\",\"payload\":{\"url\":\"http://127.0.0.1:%d/"
+           "cdn/expired\"}}]}",
+           gd_port());
+  snprintf(b, sizeof(b),
+           "{\"mid\":\"m_old\",\"attachments\":[{\"type\":\"image\",\"payload\":{\"url\":\"http://127.0.0.1:%d/"
+           "cdn/old\"}}]}",
+           gd_port());
+  char *e1 = event_msg(KIM, now_ms(), a), *e2 = event_msg(KIM, now_ms() - 2 * 3600 * 1000, b);
+  char list[4096];
+  snprintf(list, sizeof(list), "[%s,%s]", e1, e2);
+  free(e1);
+  free(e2);
+  ck_assert_int_eq(post_events(list)->status, 200);
+  const ph_inbound *in = ph_find("m_gone");
+  ck_assert_ptr_nonnull(in);
+  ck_assert_uint_eq(in->attachment_count, 1);
+  ck_assert_uint_eq(in->att_data_len[0], 0);
+  ck_assert_ptr_nonnull(strstr(in->meta, "\"attachment_error\":\"attachment 1 could not be downloaded: HTTP 403\""));
+  in = ph_find("m_old");
+  ck_assert_ptr_nonnull(in);
+  ck_assert_uint_eq(in->att_data_len[0], 0);
+  ck_assert_ptr_nonnull(strstr(in->meta, "HTTP 500"));
 }
 END_TEST
 
@@ -771,6 +839,7 @@ END_TEST
 
 START_TEST(random_token_soup_and_mutated_webhooks_get_200_or_400) {
   open_with(",\"consent_mode\":\"explicit\"");
+  gd_add_media("fz", "image/png", "PNG");
   static const char *const vocab[] = {"{",
                                       "}",
                                       "[",
@@ -816,11 +885,12 @@ START_TEST(random_token_soup_and_mutated_webhooks_get_200_or_400) {
            "[{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
            "\"},\"timestamp\":%lld,\"message\":"
            "{\"mid\":\"m_fz\",\"text\":\"I agree\",\"reply_to\":{\"mid\":\"m_0\"},\"attachments\":[{\"type\":"
-           "\"image\",\"payload\":{\"url\":\"https://cdn.example/i.jpg\",\"sticker_id\":1}}]}},"
+           "\"image\",\"payload\":{\"url\":\"http://127.0.0.1:%d/cdn/fz\",\"sticker_id\":1}}]}},"
            "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
            "\"},\"delivery\":{\"mids\":[\"m_1\"],"
            "\"watermark\":1}},{\"sender\":{\"id\":\"" KIM "\"},\"postback\":{\"title\":\"t\",\"payload\":\"p\"}}]",
-           (long long)now_ms());
+           /* two hours old: a mutated link that fails is stored, not held for redelivery (503) */
+           (long long)now_ms() - 2 * 3600 * 1000, gd_port());
   char *body = hook(events);
   ph_fuzz_webhooks(APP_SECRET, body, vocab, sizeof(vocab) / sizeof(vocab[0]), 200);
   free(body);
@@ -855,6 +925,8 @@ int main(void) {
   tcase_add_test(tc, each_of_many_senders_is_looked_up_once);
   tcase_add_test(tc, webhook_is_answered_only_after_every_message_of_the_batch_is_committed);
   tcase_add_test(tc, attachments_stickers_fallbacks_and_postbacks_are_recorded);
+  tcase_add_test(tc, an_attachment_download_that_times_out_holds_a_new_message_for_redelivery);
+  tcase_add_test(tc, an_expired_link_or_an_old_message_is_stored_with_the_link_only);
   tcase_add_test(tc, delivery_and_read_become_watermark_statuses);
   tcase_add_test(tc, echoes_are_outbound_from_elsewhere_and_our_own_echoes_are_skipped);
   tcase_add_test(tc, redelivered_batches_store_nothing_new_and_standby_is_recorded);

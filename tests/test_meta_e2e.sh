@@ -40,12 +40,14 @@ WA_ID=4790000001
 "$DOUBLE" --token "$TOKEN" --page "$PAGE" --port-file "$work/double.port" --log "$work/double.log" \
   --profile "$PSID:Kim:Larsen" --media "1037543291543636:image/jpeg:JPEGBYTES" \
   --media "2000000000000002:audio/ogg:OGGBYTES" --media "4000000000000004:image/webp:RIFFWEBP" \
-  --media "5000000000000005:video/mp4:MP4BYTES" >"$work/double.out" 2>&1 &
+  --media "5000000000000005:video/mp4:MP4BYTES" --media "3000000000000003:application/pdf:PDFBYTES" \
+  >"$work/double.out" 2>&1 &
 double_pid=$!
 for _ in $(seq 50); do [ -s "$work/double.port" ] && break; sleep 0.1; done
 gport=$(cat "$work/double.port")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$gport/v21.0"
+cdn="http://127.0.0.1:$gport/cdn" # Messenger's attachment links
 db="$work/db.sqlite"
 
 cat >"$work/switchboard.json" <<EOF
@@ -130,7 +132,7 @@ now=$(($(date +%s) * 1000))
 cat >"$work/batch.json" <<EOF
 {"object":"page","entry":[
  {"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now - 2000)),
-  "message":{"mid":"m_e2e_1","text":"Café 😀 æøå","attachments":[{"type":"image","payload":{"url":"https://scontent.example/v/t1/a.jpg?x=1"}}]}}]},
+  "message":{"mid":"m_e2e_1","text":"Café 😀 æøå","attachments":[{"type":"image","payload":{"url":"http://127.0.0.1:$gport/cdn/1037543291543636?x=1"}}]}}]},
  {"id":"$PAGE","time":$now,"messaging":[{"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now - 1000)),
   "message":{"mid":"m_e2e_2","text":"second","reply_to":{"mid":"m_e2e_1"}}}]}]}
 EOF
@@ -143,7 +145,9 @@ check "a signed batch of two entries gets 200" "$(post fb "$FB_SECRET" "$work/ba
 check "every entry's message is stored" "$(sql "SELECT count(*) FROM messages WHERE channel='fb' AND direction='in'")" "2"
 check "escaped unicode is stored as UTF-8" "$(sql "SELECT text FROM messages WHERE external_id='m_e2e_1'")" "Café 😀 æøå"
 check "the contact is named from the User Profile API" "$(sql "SELECT name FROM contacts c JOIN identities i ON i.contact_id=c.id WHERE i.value='$PSID'")" "Kim Larsen"
-check "an escaped attachment URL is stored unescaped" "$(sql "SELECT json_extract(attachments, '\$[0].url') FROM messages WHERE external_id='m_e2e_1'")" "https://scontent.example/v/t1/a.jpg?x=1"
+check "an escaped attachment URL is stored unescaped" "$(sql "SELECT json_extract(attachments, '\$[0].url') FROM messages WHERE external_id='m_e2e_1'")" "http://127.0.0.1:$gport/cdn/1037543291543636?x=1"
+check "the attachment's bytes are downloaded from Meta's CDN and kept, with their real type" \
+  "$(sql "SELECT a.size || ' ' || a.mime_type FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.external_id='m_e2e_1'")" "9 image/jpeg"
 check "reply_to.mid links the reply" "$(sql "SELECT r.external_id FROM messages m JOIN messages r ON r.id=m.reply_to WHERE m.external_id='m_e2e_2'")" "m_e2e_1"
 for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE channel='fb' AND automatic=1")" = sent ] && break; sleep 0.1; done
 check "the new conversation gets the instant reply once, automatic, sent" "$(sql "SELECT count(*) || ' ' || group_concat(status) FROM messages WHERE channel='fb' AND automatic=1")" "1 sent"
@@ -237,7 +241,7 @@ check "a failed status webhook gets 200" "$(wa_status '"status":"failed","errors
 check "131047 fails the reply with re-engagement required" "$(settled "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='Takk, Kari!'" "failed: re-engagement required")" "failed: re-engagement required"
 check "a redelivered WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
 check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa' AND direction='in'")" "2"
-check "not even a second copy of the media" "$(sql "SELECT count(*) FROM attachments")" "1"
+check "not even a second copy of the media" "$(sql "SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.channel = 'wa'")" "1"
 # Media the Graph API does not know: the message is still stored, with the
 # failure recorded on it for agents (its metadata), and nothing downloaded.
 cat >"$work/wa_gone.json" <<EOF
@@ -256,7 +260,7 @@ check "agents see the failure over the API" "$(python3 -c '
 import json, sys
 m = [m for m in json.load(open(sys.argv[1]))["messages"] if m["external_id"] == "wamid.E2EGONE"][0]
 print("media_error" in (m["metadata"] or {}))' "$work/gone.json")" "True"
-check "and no content was stored for it" "$(sql "SELECT count(*) FROM attachments")" "1"
+check "and no content was stored for it" "$(sql "SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.channel = 'wa'")" "1"
 
 # --- messaging windows through the daemon ----------------------------------------------------
 # A Messenger customer who last wrote 30 hours ago: an agent's reply goes
@@ -364,12 +368,12 @@ if grep -q 'Too late to answer' "$work/double.log"; then not_ok "a reply past 7 
 cat >"$work/kinds.json" <<EOF
 {"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[
  {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 10)),"message":{"mid":"m_k_att","attachments":[
-  {"type":"image","payload":{"url":"https://cdn.example/i.jpg"}},{"type":"audio","payload":{"url":"https://cdn.example/a.mp4"}},
-  {"type":"video","payload":{"url":"https://cdn.example/v.mp4"}},{"type":"file","payload":{"url":"https://cdn.example/f.pdf"}}]}},
+  {"type":"image","payload":{"url":"$cdn/1037543291543636"}},{"type":"audio","payload":{"url":"$cdn/2000000000000002"}},
+  {"type":"video","payload":{"url":"$cdn/5000000000000005"}},{"type":"file","payload":{"url":"$cdn/3000000000000003"}}]}},
  {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 11)),"message":{"mid":"m_k_st1","sticker_id":369239263222822,
-  "attachments":[{"type":"image","payload":{"url":"https://cdn.example/like.png","sticker_id":369239263222822}}]}},
+  "attachments":[{"type":"image","payload":{"url":"$cdn/4000000000000004","sticker_id":369239263222822}}]}},
  {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 12)),"message":{"mid":"m_k_st2",
-  "attachments":[{"type":"sticker","payload":{"url":"https://cdn.example/s.png"}}]}},
+  "attachments":[{"type":"sticker","payload":{"url":"$cdn/4000000000000004"}}]}},
  {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 13)),"message":{"mid":"m_k_fb",
   "attachments":[{"type":"fallback","title":"A page","payload":{"url":"https://ex.com/x"}}]}},
  {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"timestamp":$((now + 14)),"message":{"mid":"m_k_qr","text":"Yes please",
@@ -380,9 +384,9 @@ cat >"$work/kinds.json" <<EOF
 EOF
 check "a batch with every Messenger event kind gets 200" "$(post fb "$FB_SECRET" "$work/kinds.json")" "200"
 meta() { sql "SELECT json_extract(metadata, '\$.$2') FROM messages WHERE external_id='$1'"; }
-check "image, audio, video and file attachments are kept with their types" \
-  "$(sql "SELECT group_concat(json_extract(a.value, '\$.mime_type'), ' ') FROM messages m, json_each(m.attachments) a WHERE m.external_id='m_k_att'")" \
-  "image/* audio/* video/* application/octet-stream"
+check "image, audio, video and file attachments are downloaded from the CDN and kept with their real types" \
+  "$(sql "SELECT group_concat(json_extract(a.value, '\$.mime_type') || ':' || (SELECT size FROM attachments s WHERE s.message_id = m.id AND s.position = a.key), ' ') FROM messages m, json_each(m.attachments) a WHERE m.external_id='m_k_att'")" \
+  "image/jpeg:9 audio/ogg:8 video/mp4:8 application/pdf:8"
 check "a sticker sent as an image keeps its sticker_id" "$(meta m_k_st1 sticker_id)" "369239263222822"
 check "the newer sticker type is marked a sticker" "$(meta m_k_st2 sticker) $(sql "SELECT json_array_length(attachments) FROM messages WHERE external_id='m_k_st2'")" "1 1"
 check "a shared link is the text, its title in the metadata" "$(sql "SELECT text FROM messages WHERE external_id='m_k_fb'")" "https://ex.com/x"

@@ -4,7 +4,8 @@
  * "entry":[{"messaging":[...], "standby":[...]}]}). Every event of every
  * entry is handled in order, one at a time: a customer's message or
  * postback first gets the sender's name from the User Profile API (cached
- * in the channel's key/value store; an error keeps the bare PSID), then is
+ * in memory; an error keeps the bare PSID) and its attachments' bytes from
+ * Meta's CDN (a failure that may pass holds a new message: 503), then is
  * emitted; echoes are emitted as outbound messages (SB_IN_ECHO); delivery
  * and read events become watermark statuses. The webhook is answered 200
  * only once every message of the batch is committed (a store failure: 503,
@@ -31,6 +32,11 @@
 #define MSGR_MAX_BODY ((size_t)4 * 1024 * 1024)
 #define MSGR_PROFILE_TTL_MS (24LL * 3600 * 1000)
 #define MSGR_MAX_ATTACHMENTS 10
+#define MSGR_MAX_ATTACHMENT_BYTES ((uint64_t)25 * 1024 * 1024)
+/* A message whose attachment could not be downloaded for a reason that may
+ * pass is held (503, Meta delivers the batch again) while younger than this;
+ * older, it is stored with the attachment's URL only. */
+#define MSGR_ATTACHMENT_HOLD_MS (60LL * 60 * 1000)
 
 static const char *const msgr_consent_modes[] = {"off", "explicit", "implicit", NULL};
 
@@ -119,12 +125,33 @@ typedef struct msgr_batch {
   int pending;     /* commits not yet done */
   int failed;      /* a commit failed or the channel closed: answer 503 */
   int walking;     /* msgr__step is running (a commit done must not finish the batch) */
-  int waiting;     /* a profile lookup is in flight */
+  int waiting;     /* a profile lookup or a download is in flight */
+  int profiled;    /* events[next]'s profile is known (or could not be looked up) */
   json_t *profile; /* the looked-up profile for events[next], or NULL */
+  /* events[next]'s attachments downloaded so far (CDN URLs expire) */
+  size_t fetched;
+  struct {
+    char *data;
+    size_t len;
+    char mime[128]; /* the download's Content-Type, "" when none */
+  } files[MSGR_MAX_ATTACHMENTS];
+  char att_error[META_MAX_REASON + 96]; /* the first failed download's reason, or "" */
+  int att_transient;                    /* and it may pass (no answer, 5xx, 429) */
   msgr_event events[]; /* in the batch's allocation */
 } msgr_batch;
 
 static void msgr__step(msgr_batch *b);
+
+/* Forgets what was gathered for events[next]: its profile and downloads. */
+static void msgr__event_reset(msgr_batch *b) {
+  json_decref(b->profile);
+  b->profile = NULL;
+  b->profiled = 0;
+  for (size_t i = 0; i < b->fetched; i++) free(b->files[i].data);
+  b->fetched = 0;
+  b->att_error[0] = '\0';
+  b->att_transient = 0;
+}
 
 /* Answers the webhook once every event is handled and every commit done. */
 static void msgr__maybe_finish(msgr_batch *b) {
@@ -141,6 +168,7 @@ static void msgr__maybe_finish(msgr_batch *b) {
   *b->prev_open = b->next_open;
   if (b->next_open != NULL) b->next_open->prev_open = b->prev_open;
   m->batches--;
+  msgr__event_reset(b);
   wj_free(b->root);
   free(b);
 }
@@ -173,6 +201,14 @@ static const char *msgr__mime(const char *type) {
 static void msgr__meta_set(json_t **meta, const char *key, json_t *value) {
   if (*meta == NULL) *meta = json_object();
   json_object_set_new(*meta, key, value); /* NULL meta: value is freed */
+}
+
+/* The URL of an attachment that is a file (image, audio, video, file,
+ * sticker), or NULL for a shared link, a location or one without a URL. */
+static const char *msgr__file_url(const cJSON *it) {
+  const char *type = wj_get_string(it, "type");
+  if (type == NULL || strcmp(type, "fallback") == 0 || strcmp(type, "location") == 0) return NULL;
+  return wj_get_string(wj_get(it, "payload"), "url");
 }
 
 /* Reads message.attachments[] into a (at most MSGR_MAX_ATTACHMENTS) and
@@ -210,7 +246,7 @@ static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t **met
       if (coords != NULL) msgr__meta_set(meta, "location", wj_to_jansson(coords));
       continue;
     }
-    if (url == NULL) continue;
+    if (msgr__file_url(it) == NULL) continue;
     memset(&a[n], 0, sizeof(a[n]));
     a[n].url = url;
     a[n].mime_type = msgr__mime(type);
@@ -308,6 +344,12 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
     in.reply_to_external_id = wj_get_string(wj_get(msg, "reply_to"), "mid");
     in.attachment_count = msgr__attachments(msg, att, &meta);
     in.attachments = att;
+    for (size_t i = 0; e == &b->events[b->next] && i < in.attachment_count && i < b->fetched; i++) {
+      att[i].data = b->files[i].data;
+      att[i].data_len = b->files[i].data != NULL ? b->files[i].len : 0;
+      if (b->files[i].mime[0] != '\0') att[i].mime_type = b->files[i].mime;
+    }
+    if (b->att_error[0] != '\0') msgr__meta_set(&meta, "attachment_error", json_string(b->att_error));
     const cJSON *qr = wj_get(msg, "quick_reply");
     if (qr != NULL) {
       payload = wj_get_string(qr, "payload");
@@ -491,8 +533,105 @@ static json_t *msgr__cached_profile(const messenger *m, const char *psid) {
   return NULL;
 }
 
+/* Starts looking sender's profile up; 1 when the lookup is in flight. */
+static int msgr__lookup(msgr_batch *b, const char *sender) {
+  messenger *m = b->m;
+  char url[1024];
+  size_t len = (size_t)snprintf(url, sizeof(url), "%s/", m->base);
+  len = meta_urlencode(url, sizeof(url), len, sender);
+  b->waiting = 1;
+  if (len < sizeof(url) &&
+      (size_t)snprintf(url + len, sizeof(url) - len, "?fields=first_name,last_name,profile_pic") < sizeof(url) - len &&
+      msgr_graph(m, "GET", url, NULL, msgr__profile_done, b) != NULL)
+    return 1;
+  b->waiting = 0;
+  m->host->log(m->channel, SB_LOG_WARN, "could not start the profile lookup; keeping the page-scoped id");
+  return 0;
+}
+
+static void msgr__downloaded(void *arg, const sb_http_client_response *res) {
+  msgr_batch *b = arg;
+  messenger *m = b->m;
+  b->waiting = 0;
+  if (res->status == SB_ECANCELED) {
+    b->failed = 1;
+    b->next = b->n; /* the channel is closing: stop here, Meta delivers again */
+    msgr__maybe_finish(b);
+    return;
+  }
+  size_t i = b->fetched++;
+  if (res->status == SB_OK && res->http_status == 200 && (b->files[i].data = malloc(res->body_len + 1)) != NULL) {
+    memcpy(b->files[i].data, res->body, res->body_len);
+    b->files[i].len = res->body_len;
+    const char *ct = meta_response_header(res, "content-type");
+    size_t n = ct != NULL ? strcspn(ct, "; ") : 0; /* the type without its parameters */
+    if (n > 0 && n < sizeof(b->files[i].mime) && memchr(ct, '/', n) != NULL)
+      snprintf(b->files[i].mime, sizeof(b->files[i].mime), "%.*s", (int)n, ct);
+  } else if (b->att_error[0] == '\0') {
+    char reason[META_MAX_REASON];
+    if (res->status == SB_OK)
+      snprintf(reason, sizeof(reason), "HTTP %d", res->http_status);
+    else
+      snprintf(reason, sizeof(reason), "%s", res->status == SB_EFBIG ? "larger than 25 MiB"
+                                             : res->error != NULL   ? res->error
+                                                                    : "no answer");
+    /* no answer, a refused or failed connection, 5xx, throttling; not a
+     * malformed link, one refused for good, or one too large */
+    b->att_transient = res->status == SB_OK ? res->http_status >= 500 || res->http_status == 429
+                                            : res->status != SB_EFBIG && res->status != SB_EINVAL &&
+                                                  res->status != SB_EACCES && res->status != SB_ENOMEM;
+    snprintf(b->att_error, sizeof(b->att_error), "attachment %zu could not be downloaded: %s", i + 1, reason);
+    m->host->log(m->channel, SB_LOG_WARN, "Messenger %s", b->att_error);
+  }
+  msgr__step(b);
+}
+
+/* Starts downloading events[next]'s next file attachment (CDN URLs expire,
+ * so the help desk keeps the bytes). Returns 1 when one is in flight, 0
+ * when every one was tried. */
+static int msgr__download_next(msgr_batch *b, const cJSON *msg) {
+  messenger *m = b->m;
+  const cJSON *it;
+  size_t k = 0;
+  cJSON_ArrayForEach(it, wj_get_array(msg, "attachments")) {
+    const char *url = msgr__file_url(it);
+    if (url == NULL) continue;
+    if (k == MSGR_MAX_ATTACHMENTS) break;
+    if (k++ < b->fetched) continue;
+    /* a CDN link is signed: no page token goes with it */
+    sb_http_client_request rq = {.struct_size = sizeof(rq),
+                                 .timeout_ms = m->timeout_ms,
+                                 .method = "GET",
+                                 .url = url,
+                                 .max_response_bytes = MSGR_MAX_ATTACHMENT_BYTES};
+    b->waiting = 1;
+    if (m->host->http_request(m->channel, &rq, msgr__downloaded, b) != NULL) return 1;
+    b->waiting = 0;
+    b->files[b->fetched++].data = NULL;
+    if (b->att_error[0] == '\0')
+      snprintf(b->att_error, sizeof(b->att_error), "attachment %zu could not be downloaded: the host did not take it",
+               b->fetched);
+  }
+  return 0;
+}
+
+/* Whether events[next], an attachment of which failed for a reason that may
+ * pass, is young enough to be held for Meta's redelivery (logged) rather
+ * than stored with the URL only. */
+static int msgr__hold(msgr_batch *b, const cJSON *ev) {
+  int64_t ts = 0;
+  if (!wj_integer(wj_get(ev, "timestamp"), &ts) || ts <= 0 || b->m->host->now_ms() - ts >= MSGR_ATTACHMENT_HOLD_MS)
+    return 0;
+  const char *mid = wj_get_string(wj_get(ev, "message"), "mid");
+  b->m->host->log(b->m->channel, SB_LOG_WARN,
+                  "Messenger message %.100s not stored yet: %s; answered 503 so Meta delivers it again",
+                  mid != NULL ? mid : "?", b->att_error);
+  return 1;
+}
+
 /* Works through the batch from b->next: receipts at once, messages after
- * their profile is known. Returns when a lookup is in flight or all done. */
+ * their profile is known and their attachments downloaded. Returns when a
+ * lookup or a download is in flight or all is done. */
 static void msgr__step(msgr_batch *b) {
   messenger *m = b->m;
   b->walking = 1;
@@ -513,25 +652,20 @@ static void msgr__step(msgr_batch *b) {
     } else if (msg != NULL && wj_is_true(wj_get(msg, "is_echo"))) {
       if (!msgr__own_echo(msg)) msgr__emit(b, e, NULL);
     } else if ((msg != NULL || wj_get(ev, "postback") != NULL) && sender != NULL) {
-      json_t *profile = b->profile != NULL ? b->profile : msgr__cached_profile(m, sender);
-      b->profile = NULL;
-      if (profile == NULL) {
-        char url[1024];
-        size_t len = (size_t)snprintf(url, sizeof(url), "%s/", m->base);
-        len = meta_urlencode(url, sizeof(url), len, sender);
-        b->waiting = 1;
-        if (len < sizeof(url) && (size_t)snprintf(url + len, sizeof(url) - len,
-                                                  "?fields=first_name,last_name,profile_pic") < sizeof(url) - len &&
-            msgr_graph(m, "GET", url, NULL, msgr__profile_done, b) != NULL)
-          break;
-        b->waiting = 0;
-        m->host->log(m->channel, SB_LOG_WARN, "could not start the profile lookup; keeping the page-scoped id");
+      if (!b->profiled) {
+        b->profiled = 1;
+        b->profile = msgr__cached_profile(m, sender);
+        if (b->profile == NULL && msgr__lookup(b, sender)) break; /* resumes here once known */
       }
-      msgr__emit(b, e, profile);
-      json_decref(profile);
+      if (msg != NULL && msgr__download_next(b, msg)) break; /* resumes here once downloaded */
+      if (b->att_transient && msgr__hold(b, ev))
+        b->failed = 1; /* 503: Meta delivers the batch again */
+      else
+        msgr__emit(b, e, b->profile);
     } else {
       m->host->log(m->channel, SB_LOG_DEBUG, "ignored a Messenger event of a kind the help desk does not record");
     }
+    msgr__event_reset(b);
     b->next++;
   }
   b->walking = 0;
