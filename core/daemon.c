@@ -304,6 +304,26 @@ static void daemon__warn_restart_only(const config *was, const config *now) {
   if (n > 0) log_warn("changes to %s take effect after a restart", changed + 2);
 }
 
+static void daemon__reload_audited(void *arg, int status, json_t *result, const char *err) {
+  (void)arg;
+  (void)result;
+  if (status != 0) log_error("the audit log missed a reload: %s", err ? err : "");
+}
+
+/* Writes an applied reload to the audit log: the channels it closed (a
+ * changed one is closed and started again) and started. Steals closed and
+ * started. */
+static void daemon__audit_reload(daemon_host *d, size_t kept, json_t *closed, json_t *started) {
+  json_t *detail = json_pack("{sI so so}", "kept", (json_int_t)kept, "closed", closed, "started", started);
+  char *text = detail != NULL ? json_dumps(detail, JSON_COMPACT) : NULL;
+  char what[1200];
+  snprintf(what, sizeof(what), "config reload %s", d->cfg->path);
+  if (store_audit_append(d->st, NULL, NULL, NULL, "SIGHUP", what, 0, text, daemon__reload_audited, NULL) != 0)
+    log_error("the audit log missed a reload: the store refused the request");
+  free(text);
+  json_decref(detail);
+}
+
 static void daemon__reload(daemon_host *d) {
   log_info("reloading %s", d->cfg->path);
   config *next = NULL;
@@ -321,16 +341,17 @@ static void daemon__reload(daemon_host *d) {
   daemon__warn_restart_only(d->cfg, next);
   if (d->opt.log_level < 0) log_set_level(next->log_level);
   store_seed(d->st, next->root, daemon__seeded, NULL);
-  size_t kept = 0, closed = 0, started = 0;
+  size_t kept = 0;
+  json_t *closed = json_array(), *started = json_array(); /* channel names, for the audit log */
   for (size_t i = d->channel_count; i-- > 0;) {
     sb_channel *ch = d->channels[i];
     const config_channel *c = config_find_channel(next, channel_name(ch));
     if (c == NULL && api_channel_owned(d->api, channel_name(ch))) {
       kept++;
     } else if (c == NULL || !c->enabled || daemon__changed(next, ch, c)) {
+      json_array_append_new(closed, json_string(channel_name(ch)));
       daemon__remove_channel(d, i);
       daemon__close_channel(d, ch);
-      closed++;
     } else {
       kept++;
     }
@@ -339,11 +360,13 @@ static void daemon__reload(daemon_host *d) {
     const config_channel *c = &next->channels[i];
     if (daemon__lookup(d, c->name) != NULL || !c->enabled) continue;
     daemon__open_channel(d, next, c);
-    started++;
+    json_array_append_new(started, json_string(c->name));
   }
   config_free(d->cfg);
   d->cfg = next;
-  log_info("reloaded: %zu channels kept, %zu closed, %zu started", kept, closed, started);
+  log_info("reloaded: %zu channels kept, %zu closed, %zu started", kept, json_array_size(closed),
+           json_array_size(started));
+  daemon__audit_reload(d, kept, closed, started);
 }
 
 static sb_channel *const *daemon__channels(void *ctx, size_t *count) {

@@ -735,6 +735,9 @@ check "a slow event stream client is dropped" $?
 kill -HUP "$daemon_pid"
 wait_log 'reloaded: 2 channels kept, 0 closed, 0 started'
 check "SIGHUP keeps the API channel running beside the config one" $? "$(grep reloaded "$work/daemon.log")"
+call GET "/api/v1/audit?limit=1" "$ADMIN"
+expect "an applied reload is in the audit log with what it did to the channels" 200 \
+  "d['items'][0]['method'] == 'SIGHUP' and d['items'][0]['path'] == 'config reload $cfg' and d['items'][0]['detail'] == {'kept': 2, 'closed': [], 'started': []} and d['items'][0]['token'] is None"
 curl -s -N -H "Authorization: Bearer $AGENT" "$base/api/v1/events" >"$work/sse4" &
 sse_pid=$!
 sleep 0.3
