@@ -181,7 +181,8 @@ static void api__token_found(void *arg, int status, json_t *result, const char *
     api_cache_entry e = {.role = role != NULL && strcmp(role, "admin") == 0 ? API_ROLE_ADMIN : API_ROLE_AGENT,
                          .user_id = json_integer_value(json_object_get(result, "user_id"))};
     snprintf(e.hash, sizeof(e.hash), "%s", w->hash);
-    snprintf(e.token, sizeof(e.token), "%s", json_string_value(json_object_get(result, "name")));
+    const char *name = json_string_value(json_object_get(result, "name"));
+    snprintf(e.token, sizeof(e.token), "%s", name != NULL ? name : "");
     snprintf(e.user, sizeof(e.user), "%s", user != NULL ? user : "");
     api__cache_put(w->rt->a, &e);
     api__run(w->rt, w->req, w->res, &e);

@@ -132,7 +132,8 @@ static void sq__contains(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) return;
   sq_folded *q = sqlite3_get_auxdata(ctx, 1);
-  if (q == NULL) {
+  int made = q == NULL;
+  if (made) {
     size_t len;
     char *f = sq__fold(sqlite3_value_text(argv[1]), (size_t)sqlite3_value_bytes(argv[1]), &len);
     q = f ? malloc(sizeof(*q) + len + 1) : NULL;
@@ -144,20 +145,17 @@ static void sq__contains(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     q->len = len;
     memcpy(q->text, f, len);
     free(f);
-    sqlite3_set_auxdata(ctx, 1, q, free);
-    if ((q = sqlite3_get_auxdata(ctx, 1)) == NULL) { /* SQLite could not keep it: fold again next row */
-      sqlite3_result_error_nomem(ctx);
-      return;
-    }
   }
   size_t len;
   char *t = sq__fold(sqlite3_value_text(argv[0]), (size_t)sqlite3_value_bytes(argv[0]), &len);
-  if (t == NULL) {
+  if (t == NULL)
     sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  sqlite3_result_int(ctx, q->len == 0 || memmem(t, len, q->text, q->len) != NULL);
+  else
+    sqlite3_result_int(ctx, q->len == 0 || memmem(t, len, q->text, q->len) != NULL);
   free(t);
+  /* kept for the statement's next rows (q is a bound parameter); SQLite
+   * frees it at once when it cannot keep it */
+  if (made) sqlite3_set_auxdata(ctx, 1, q, free);
 }
 
 int sq_register_functions(sqlite3 *db) {

@@ -332,8 +332,14 @@ END_TEST
 START_TEST(an_expired_link_or_an_old_message_is_stored_with_the_link_only) {
   open_with("");
   gd_add_media("old", "image/png", "PNG");
+  gd_add_media("fine", "image/gif", "GIF89a");
   gd_script_raw("/cdn/old", 500, "oops");
-  char a[512], b[512];
+  char a[512], b[512], c[512];
+  /* first a message whose download works: nothing of it may stay for the next */
+  snprintf(c, sizeof(c),
+           "{\"mid\":\"m_fine\",\"attachments\":[{\"type\":\"image\",\"payload\":{\"url\":\"http://127.0.0.1:%d/"
+           "cdn/fine\"}}]}",
+           gd_port());
   snprintf(a, sizeof(a),
            "{\"mid\":\"m_gone\",\"attachments\":[{\"type\":\"file\",\"payload\":{\"url\":\"http://127.0.0.1:%d/"
            "cdn/expired\"}}]}",
@@ -342,16 +348,20 @@ START_TEST(an_expired_link_or_an_old_message_is_stored_with_the_link_only) {
            "{\"mid\":\"m_old\",\"attachments\":[{\"type\":\"image\",\"payload\":{\"url\":\"http://127.0.0.1:%d/"
            "cdn/old\"}}]}",
            gd_port());
-  char *e1 = event_msg(KIM, now_ms(), a), *e2 = event_msg(KIM, now_ms() - 2 * 3600 * 1000, b);
+  char *e0 = event_msg(KIM, now_ms(), c), *e1 = event_msg(KIM, now_ms(), a),
+       *e2 = event_msg(KIM, now_ms() - 2 * 3600 * 1000, b);
   char list[4096];
-  snprintf(list, sizeof(list), "[%s,%s]", e1, e2);
+  snprintf(list, sizeof(list), "[%s,%s,%s]", e0, e1, e2);
+  free(e0);
   free(e1);
   free(e2);
   ck_assert_int_eq(post_events(list)->status, 200);
+  ck_assert_uint_eq(ph_find("m_fine")->att_data_len[0], 6);
   const ph_inbound *in = ph_find("m_gone");
   ck_assert_ptr_nonnull(in);
   ck_assert_uint_eq(in->attachment_count, 1);
   ck_assert_uint_eq(in->att_data_len[0], 0);
+  ck_assert_str_eq(in->att_type[0], "application/octet-stream"); /* Messenger's family, not the last download's */
   ck_assert_ptr_nonnull(strstr(in->meta, "\"attachment_error\":\"attachment 1 could not be downloaded: HTTP 403\""));
   in = ph_find("m_old");
   ck_assert_ptr_nonnull(in);

@@ -147,7 +147,12 @@ static void msgr__event_reset(msgr_batch *b) {
   json_decref(b->profile);
   b->profile = NULL;
   b->profiled = 0;
-  for (size_t i = 0; i < b->fetched; i++) free(b->files[i].data);
+  for (size_t i = 0; i < b->fetched; i++) {
+    free(b->files[i].data);
+    b->files[i].data = NULL;
+    b->files[i].len = 0;
+    b->files[i].mime[0] = '\0';
+  }
   b->fetched = 0;
   b->att_error[0] = '\0';
   b->att_transient = 0;
@@ -559,7 +564,7 @@ static void msgr__downloaded(void *arg, const sb_http_client_response *res) {
     msgr__maybe_finish(b);
     return;
   }
-  size_t i = b->fetched++;
+  size_t i = b->fetched++; /* files[i] is empty: msgr__event_reset cleared it */
   if (res->status == SB_OK && res->http_status == 200 && (b->files[i].data = malloc(res->body_len + 1)) != NULL) {
     memcpy(b->files[i].data, res->body, res->body_len);
     b->files[i].len = res->body_len;
@@ -607,7 +612,7 @@ static int msgr__download_next(msgr_batch *b, const cJSON *msg) {
     b->waiting = 1;
     if (m->host->http_request(m->channel, &rq, msgr__downloaded, b) != NULL) return 1;
     b->waiting = 0;
-    b->files[b->fetched++].data = NULL;
+    b->fetched++; /* left empty */
     if (b->att_error[0] == '\0')
       snprintf(b->att_error, sizeof(b->att_error), "attachment %zu could not be downloaded: the host did not take it",
                b->fetched);
