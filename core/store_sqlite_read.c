@@ -180,6 +180,16 @@ static void sq__page(json_t *items, int64_t limit, const char *idkey, json_t **r
   *result = json_pack("{so so}", "items", items, "next_cursor", next);
 }
 
+/* Runs s, whose rows are one JSON text each (ordered by id), into a page
+ * of at most limit items. */
+static int sq__run_page(store *st, sq_req *r, sqlite3_stmt *s, int64_t limit, json_t **result) {
+  json_t *items;
+  int rc = sq__rows(st, r, s, &items);
+  if (rc < 0) return rc;
+  sq__page(items, limit, "id", result);
+  return 0;
+}
+
 /* ---- audit log ---- */
 
 static int sq__audit_append(store *st, sq_req *r, json_t *a, json_t **result) {
@@ -223,11 +233,7 @@ static int sq__audit_list(store *st, sq_req *r, json_t *q, json_t **result) {
   int64_t limit = sq__limit(q);
   sqlite3_bind_int64(s, 1, sq__cursor(q));
   sqlite3_bind_int64(s, 2, limit);
-  json_t *items;
-  int rc = sq__rows(st, r, s, &items);
-  if (rc < 0) return rc;
-  sq__page(items, limit, "id", result);
-  return 0;
+  return sq__run_page(st, r, s, limit, result);
 }
 
 int store_audit_list(store *st, const json_t *query, store_json_cb cb, void *arg) {
@@ -252,11 +258,7 @@ static int sq__contacts_list(store *st, sq_req *r, json_t *q, json_t **result) {
   sqlite3_bind_int64(s, 1, sq__cursor(q));
   sq_bind_text(s, 2, sq__str(q, "q"));
   sqlite3_bind_int64(s, 3, limit);
-  json_t *items;
-  int rc = sq__rows(st, r, s, &items);
-  if (rc < 0) return rc;
-  sq__page(items, limit, "id", result);
-  return 0;
+  return sq__run_page(st, r, s, limit, result);
 }
 
 int store_contacts_list(store *st, const json_t *query, store_json_cb cb, void *arg) {
@@ -395,11 +397,7 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
   sq_bind_text(s, 5, sq__str(q, "assignee"));
   sq_bind_text(s, 6, sq__str(q, "q"));
   sqlite3_bind_int64(s, 7, limit);
-  json_t *items;
-  int rc = sq__rows(st, r, s, &items);
-  if (rc < 0) return rc;
-  sq__page(items, limit, "id", result);
-  return 0;
+  return sq__run_page(st, r, s, limit, result);
 }
 
 int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, void *arg) {
