@@ -13,6 +13,7 @@
 #include "channel.h"
 #include "config.h"
 #include "conformance.h"
+#include "package.h"
 #include "daemon.h"
 #include "loader.h"
 #include "log.h"
@@ -34,6 +35,10 @@ static const char cli__usage[] =
     "  plugins schema ID [-c FILE | --dir DIR...]          a plugin's credential schema as JSON Schema\n"
     "  plugins check  PATH.so [--set KEY=VALUE...]         conformance report for a plugin file\n"
     "  plugins new    NAME [DIR]                           scaffold an out-of-tree plugin project\n"
+    "  plugins keygen NAME                                 a signing key for plugin packages\n"
+    "  plugins pack   PATH/ID.so --key NAME.key [--add FILE]...   a signed package ID-VERSION.sbpkg\n"
+    "  plugins verify PKG.sbpkg [--trust KEY]... [-c FILE] check a package's signature and files\n"
+    "  plugins install PKG.sbpkg -c FILE                   verify with plugins.trusted_keys, then install\n"
     "  tokens create  -c FILE --name N --role admin|agent [--user NAME]   create a REST API token (printed once)\n"
     "\n"
     "Options:\n"
@@ -62,6 +67,7 @@ static const char cli__plugins_usage[] =
     "       switchboard plugins schema ID [-c FILE | --dir DIR...]\n"
     "       switchboard plugins check PATH.so        (see `switchboard plugins check --help`)\n"
     "       switchboard plugins new NAME [DIR]       (see `switchboard plugins new --help`)\n"
+    "       switchboard plugins keygen|pack|verify|install ...   (see `switchboard plugins pack --help`)\n"
     "\n"
     "With -c, the plugins the config allows from its plugins.dirs; otherwise every\n"
     "plugin in the given --dir directories (default: " SB_DEFAULT_PLUGIN_DIR ").\n"
@@ -234,9 +240,14 @@ static int cli__plugins(int argc, char **argv) {
   const char *sub = argv[1];
   if (strcmp(sub, "new") == 0) return scaffold_main(argc - 1, argv + 1);
   if (strcmp(sub, "check") == 0) return conformance_main(argc - 1, argv + 1);
+  if (strcmp(sub, "keygen") == 0 || strcmp(sub, "pack") == 0 || strcmp(sub, "verify") == 0 ||
+      strcmp(sub, "install") == 0)
+    return package_main(argc - 1, argv + 1);
   int is_list = strcmp(sub, "list") == 0, is_schema = strcmp(sub, "schema") == 0;
   if (!is_list && !is_schema) {
-    fprintf(stderr, "switchboard plugins: unknown subcommand \"%s\" (list, schema, check, new)\n", sub);
+    fprintf(stderr,
+            "switchboard plugins: unknown subcommand \"%s\" (list, schema, check, new, keygen, pack, verify, install)\n",
+            sub);
     return CLI_USAGE;
   }
   cli_opts o;

@@ -68,6 +68,7 @@ void config_free(config *cfg) {
   free(cfg->channels);
   free(cfg->plugin_dirs);
   free(cfg->allow);
+  free(cfg->trusted_keys);
   if (cfg->secret_key != NULL) {
     memset(cfg->secret_key, 0, strlen(cfg->secret_key));
     free(cfg->secret_key);
@@ -129,9 +130,27 @@ static int config__plugins(config *cfg, const json_t *plugins, char *err, size_t
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)plugins, key, v) {
-    if (strcmp(key, "dirs") != 0 && strcmp(key, "allow") != 0) {
-      snprintf(err, errlen, "%s: unknown key \"plugins.%s\" (expected dirs, allow)", cfg->path, key);
+    if (strcmp(key, "dirs") != 0 && strcmp(key, "allow") != 0 && strcmp(key, "trusted_keys") != 0) {
+      snprintf(err, errlen, "%s: unknown key \"plugins.%s\" (expected dirs, allow, trusted_keys)", cfg->path, key);
       return -EINVAL;
+    }
+  }
+  const json_t *keys = plugins != NULL ? json_object_get(plugins, "trusted_keys") : NULL;
+  if (keys != NULL) {
+    int rc = config__string_list(cfg, keys, "plugins.trusted_keys", 0, &cfg->trusted_keys, &cfg->trusted_key_count,
+                                 err, errlen);
+    if (rc != 0) return rc;
+    for (size_t i = 0; i < cfg->trusted_key_count; i++) {
+      const char *k = cfg->trusted_keys[i];
+      int ok = strlen(k) == 64;
+      for (size_t j = 0; ok && j < 64; j++) ok = isxdigit((unsigned char)k[j]) != 0;
+      if (!ok) {
+        snprintf(err, errlen,
+                 "%s: plugins.trusted_keys item %zu must be an Ed25519 public key of 64 hexadecimal digits "
+                 "(the .pub file of `switchboard plugins keygen`)",
+                 cfg->path, i + 1);
+        return -EINVAL;
+      }
     }
   }
   const json_t *dirs = plugins != NULL ? json_object_get(plugins, "dirs") : NULL;
