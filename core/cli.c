@@ -213,14 +213,14 @@ static int cli__load_plugins(const cli_opts *o, const char *command, loader *plu
       return CLI_USAGE;
     }
     return loader_load(plugins, hostapi_table(), (*cfg)->plugin_dirs, (*cfg)->plugin_dir_count, cli__allow_listed,
-                       *cfg) == 0
+                       package_vet, *cfg) == 0
                ? 0
                : CLI_RUNTIME;
   }
   static const char *const default_dirs[] = {SB_DEFAULT_PLUGIN_DIR};
   const char *const *dirs = o->dir_count > 0 ? o->dirs : default_dirs;
   size_t n = o->dir_count > 0 ? o->dir_count : 1;
-  return loader_load(plugins, hostapi_table(), dirs, n, NULL, NULL) == 0 ? 0 : CLI_RUNTIME;
+  return loader_load(plugins, hostapi_table(), dirs, n, NULL, NULL, NULL) == 0 ? 0 : CLI_RUNTIME;
 }
 
 static int cli__print_json(json_t *j) {

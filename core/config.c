@@ -130,11 +130,19 @@ static int config__plugins(config *cfg, const json_t *plugins, char *err, size_t
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)plugins, key, v) {
-    if (strcmp(key, "dirs") != 0 && strcmp(key, "allow") != 0 && strcmp(key, "trusted_keys") != 0) {
-      snprintf(err, errlen, "%s: unknown key \"plugins.%s\" (expected dirs, allow, trusted_keys)", cfg->path, key);
+    if (strcmp(key, "dirs") != 0 && strcmp(key, "allow") != 0 && strcmp(key, "trusted_keys") != 0 &&
+        strcmp(key, "require_signed") != 0) {
+      snprintf(err, errlen, "%s: unknown key \"plugins.%s\" (expected dirs, allow, trusted_keys, require_signed)",
+               cfg->path, key);
       return -EINVAL;
     }
   }
+  const json_t *req = plugins != NULL ? json_object_get(plugins, "require_signed") : NULL;
+  if (req != NULL && !json_is_boolean(req)) {
+    snprintf(err, errlen, "%s: \"plugins.require_signed\" must be true or false", cfg->path);
+    return -EINVAL;
+  }
+  cfg->require_signed = json_is_true(req);
   const json_t *keys = plugins != NULL ? json_object_get(plugins, "trusted_keys") : NULL;
   if (keys != NULL) {
     int rc = config__string_list(cfg, keys, "plugins.trusted_keys", 0, &cfg->trusted_keys, &cfg->trusted_key_count,

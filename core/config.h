@@ -31,6 +31,7 @@ typedef struct config {
   size_t allow_count;
   const char **trusted_keys;  /* "plugins.trusted_keys": Ed25519 public keys (hex) whose packages install */
   size_t trusted_key_count;
+  int require_signed;         /* "plugins.require_signed": load only files a trusted package installed */
   /* "http": {"body_limit": BYTES, "header_timeout": DURATION, "idle_timeout":
    * DURATION, "sse_keepalive": DURATION, "tls_cert": PATH, "tls_key": PATH}; 0/NULL = the server's default. */
   size_t http_body_limit;

@@ -18,6 +18,7 @@
 #include "httpc.h"
 #include "ingress.h"
 #include "log.h"
+#include "package.h"
 #include "relay.h"
 #include "router.h"
 #include "schema.h"
@@ -92,7 +93,8 @@ int daemon_prepare(const daemon_options *opt, config **cfg, loader *plugins, cha
   int rc = config_load(opt->config_path, opt->listen, opt->store, cfg, err, errlen);
   if (rc != 0) return -EINVAL;
   if (opt->log_level < 0) log_set_level((*cfg)->log_level);
-  rc = loader_load(plugins, hostapi_table(), (*cfg)->plugin_dirs, (*cfg)->plugin_dir_count, daemon__allowed, *cfg);
+  rc = loader_load(plugins, hostapi_table(), (*cfg)->plugin_dirs, (*cfg)->plugin_dir_count, daemon__allowed,
+                   package_vet, *cfg);
   if (rc == 0) rc = daemon__validate_channels(*cfg, plugins, err, errlen);
   /* The certificate and key are read now, so that check finds a bad pair
    * as start-up would, before anything starts. */

@@ -198,7 +198,8 @@ static int loader__name_cmp(const void *a, const void *b) {
 
 /* Loads the allowed *.so files of one directory, in name order. */
 static int loader__scan(loader *l, const sb_host *host, const char *dir,
-                        int (*allowed)(const void *ctx, const char *id), const void *ctx) {
+                        int (*allowed)(const void *ctx, const char *id),
+                        int (*vet)(const void *ctx, const char *path, char *reason, size_t len), const void *ctx) {
   DIR *d = opendir(dir);
   if (d == NULL) {
     char reason[512];
@@ -228,6 +229,10 @@ static int loader__scan(loader *l, const sb_host *host, const char *dir,
     if (dup != NULL) {
       snprintf(reason, sizeof(reason), "plugin \"%s\" (file %s) is already loaded from %s; the second copy is ignored",
                id, path, dup->path);
+      if ((rc = loader__refuse(l, path, reason)) != 0) break;
+      continue;
+    }
+    if (vet != NULL && vet(ctx, path, reason, sizeof(reason)) != 0) {
       if ((rc = loader__refuse(l, path, reason)) != 0) break;
       continue;
     }
@@ -262,9 +267,10 @@ static int loader__scan(loader *l, const sb_host *host, const char *dir,
 }
 
 int loader_load(loader *l, const sb_host *host, const char *const *dirs, size_t dir_count,
-                int (*allowed)(const void *ctx, const char *id), const void *ctx) {
+                int (*allowed)(const void *ctx, const char *id),
+                int (*vet)(const void *ctx, const char *path, char *reason, size_t len), const void *ctx) {
   for (size_t i = 0; i < dir_count; i++) {
-    int rc = loader__scan(l, host, dirs[i], allowed, ctx);
+    int rc = loader__scan(l, host, dirs[i], allowed, vet, ctx);
     if (rc != 0) return rc;
   }
   return 0;

@@ -33,11 +33,14 @@ typedef struct loader {
 } loader;
 
 /* Scans dirs (in order) for allowed plugins and loads them. allow holds ids,
- * "*" allowing every *.so file; a NULL predicate allows all. A missing
+ * "*" allowing every *.so file; a NULL predicate allows all. vet, when not
+ * NULL, is asked about each allowed file before it is opened: non-zero
+ * refuses it with the reason it wrote (package_vet: signatures). A missing
  * directory is a refusal, not a failure. Returns 0 (check l->refusals for
  * what was refused, each also logged as a warning) or -ENOMEM. */
 int loader_load(loader *l, const sb_host *host, const char *const *dirs, size_t dir_count,
-                int (*allowed)(const void *ctx, const char *id), const void *ctx);
+                int (*allowed)(const void *ctx, const char *id),
+                int (*vet)(const void *ctx, const char *path, char *reason, size_t len), const void *ctx);
 
 /* Loads and vets one file whatever its name (for `plugins check`). Returns 0
  * and fills *out, or -EINVAL with the reason in err. */

@@ -336,6 +336,34 @@ static json_t *pkg__describe(const char *so_path, char *err, size_t errlen) {
   return m;
 }
 
+/* Checks that (pkhex, sghex) is a valid Ed25519 signature of manifest by a
+ * key in trusted; the signer's key (lower-case hex) goes to signer. 0, or
+ * -1 with the reason (naming what) in err. */
+static int pkg__signed_by_trusted(const unsigned char *manifest, size_t len, const char *pkhex, const char *sghex,
+                                  const char *const *trusted, size_t ntrusted, char signer[65], const char *what,
+                                  char *err, size_t errlen) {
+  unsigned char pk[crypto_sign_PUBLICKEYBYTES], sg[crypto_sign_BYTES];
+  if (pkhex == NULL || sghex == NULL || pkg__unhex(pkhex, pk, sizeof(pk)) != 0 ||
+      pkg__unhex(sghex, sg, sizeof(sg)) != 0) {
+    snprintf(err, errlen, "%s: the signature is not {\"public_key\", \"signature\"} in hex", what);
+    return -1;
+  }
+  pkg__hex(pk, sizeof(pk), signer);
+  if (crypto_sign_verify_detached(sg, manifest, len, pk) != 0) {
+    snprintf(err, errlen, "%s: the signature does not match the manifest (the package was changed after signing)",
+             what);
+    return -1;
+  }
+  size_t t = 0;
+  while (t < ntrusted && strcasecmp(trusted[t], signer) != 0) t++;
+  if (t == ntrusted) {
+    snprintf(err, errlen, "%s is signed by %s, which is not a trusted key (plugins.trusted_keys%s)", what, signer,
+             ntrusted == 0 ? " is empty and no --trust was given" : "");
+    return -1;
+  }
+  return 0;
+}
+
 /* Checks p against its signed manifest: the order of entries, the
  * signature, a trusted signer, every file's size and hash, nothing extra.
  * Returns the manifest (a new reference) or NULL with the reason in err. */
@@ -346,29 +374,12 @@ static json_t *pkg__check(const pkg *p, const char *path, char *const *trusted, 
     return NULL;
   }
   json_t *sig = json_loadb((const char *)p->files[1].data, p->files[1].len, 0, NULL);
-  unsigned char pk[crypto_sign_PUBLICKEYBYTES], sg[crypto_sign_BYTES];
-  const char *pkhex = json_string_value(json_object_get(sig, "public_key"));
-  const char *sghex = json_string_value(json_object_get(sig, "signature"));
-  int well_formed = pkhex != NULL && sghex != NULL && pkg__unhex(pkhex, pk, sizeof(pk)) == 0 &&
-                    pkg__unhex(sghex, sg, sizeof(sg)) == 0;
+  int bad = pkg__signed_by_trusted(p->files[0].data, p->files[0].len,
+                                   json_string_value(json_object_get(sig, "public_key")),
+                                   json_string_value(json_object_get(sig, "signature")), (const char *const *)trusted,
+                                   ntrusted, signer, path, err, errlen);
   json_decref(sig);
-  if (!well_formed) {
-    snprintf(err, errlen, "%s: manifest.sig is not {\"public_key\", \"signature\"} in hex", path);
-    return NULL;
-  }
-  pkg__hex(pk, sizeof(pk), signer);
-  if (crypto_sign_verify_detached(sg, p->files[0].data, p->files[0].len, pk) != 0) {
-    snprintf(err, errlen, "%s: the signature does not match the manifest (the package was changed after signing)",
-             path);
-    return NULL;
-  }
-  size_t t = 0;
-  while (t < ntrusted && strcasecmp(trusted[t], signer) != 0) t++;
-  if (t == ntrusted) {
-    snprintf(err, errlen, "%s is signed by %s, which is not a trusted key (plugins.trusted_keys%s)", path, signer,
-             ntrusted == 0 ? " is empty and no --trust was given" : "");
-    return NULL;
-  }
+  if (bad) return NULL;
   json_t *m = json_loadb((const char *)p->files[0].data, p->files[0].len, JSON_REJECT_DUPLICATES, NULL);
   json_t *files = json_object_get(m, "files");
   const char *id = json_string_value(json_object_get(m, "id"));
@@ -633,6 +644,80 @@ static int pkg__load_check(const char *cmd, const pkg *p, const json_t *m) {
   return rc;
 }
 
+/* Writes so_path + ".sig": the package's manifest and signature, with
+ * which the loader checks the installed file (plugins.require_signed). */
+static int pkg__write_sidecar(const char *so_path, const pkg *p) {
+  json_t *sig = json_loadb((const char *)p->files[1].data, p->files[1].len, 0, NULL);
+  json_t *side = json_pack("{s:s%, s:O?, s:O?}", "manifest", (const char *)p->files[0].data, p->files[0].len,
+                           "public_key", json_object_get(sig, "public_key"), "signature", json_object_get(sig, "signature"));
+  char *text = side != NULL ? json_dumps(side, JSON_INDENT(2)) : NULL;
+  json_decref(side);
+  json_decref(sig);
+  size_t n = strlen(so_path) + 5;
+  char *path = malloc(n);
+  int rc = text == NULL || path == NULL ? -ENOMEM : 0;
+  if (rc == 0) {
+    snprintf(path, n, "%s.sig", so_path);
+    rc = pkg__write_atomic(path, text, strlen(text), 0644);
+  }
+  free(path);
+  free(text);
+  return rc;
+}
+
+int package_vet(const void *ctx, const char *path, char *reason, size_t len) {
+  const config *cfg = ctx;
+  if (cfg == NULL || !cfg->require_signed) return 0;
+  if (sodium_init() < 0) return snprintf(reason, len, "%s: libsodium could not start", path), -1;
+  size_t n = strlen(path) + 5, slen = 0, solen = 0;
+  char *sigpath = malloc(n);
+  if (sigpath == NULL) return snprintf(reason, len, "out of memory"), -1;
+  snprintf(sigpath, n, "%s.sig", path);
+  char *text = (char *)pkg__slurp(sigpath, 1 << 20, &slen);
+  json_t *side = text != NULL ? json_loadb(text, slen, 0, NULL) : NULL;
+  const char *manifest = json_string_value(json_object_get(side, "manifest"));
+  char signer[65], err[1024];
+  int rc = -1;
+  if (text == NULL) {
+    snprintf(reason, len,
+             "plugin file %s has no signature (%s; plugins.require_signed is on: install it from a signed package "
+             "with `switchboard plugins install`)",
+             path, strerror(errno));
+  } else if (manifest == NULL) {
+    snprintf(reason, len, "plugin file %s: %s is not a signature switchboard wrote", path, sigpath);
+  } else if (pkg__signed_by_trusted((const unsigned char *)manifest, json_string_length(json_object_get(side, "manifest")),
+                                    json_string_value(json_object_get(side, "public_key")),
+                                    json_string_value(json_object_get(side, "signature")), cfg->trusted_keys,
+                                    cfg->trusted_key_count, signer, sigpath, err, sizeof(err)) != 0) {
+    snprintf(reason, len, "plugin file %s refused (plugins.require_signed): %s", path, err);
+  } else {
+    json_t *m = json_loads(manifest, 0, NULL);
+    const json_t *f = json_array_get(json_object_get(m, "files"), 0);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    unsigned char *data = pkg__slurp(path, PKG_MAX_FILE_BYTES, &solen);
+    char hash[PKG_HASH_BYTES * 2 + 1] = "";
+    if (data != NULL) pkg__hash(data, solen, hash);
+    const char *want = json_string_value(json_object_get(f, "blake2b"));
+    if (!json_is_string(json_object_get(f, "path")) || strcmp(json_string_value(json_object_get(f, "path")), base) != 0) {
+      snprintf(reason, len, "plugin file %s refused (plugins.require_signed): its signature is for another file", path);
+    } else if (data == NULL || want == NULL || strcasecmp(want, hash) != 0 ||
+               json_integer_value(json_object_get(f, "size")) != (json_int_t)solen) {
+      snprintf(reason, len,
+               "plugin file %s refused (plugins.require_signed): it does not match its signed manifest (changed "
+               "after it was installed)",
+               path);
+    } else {
+      rc = 0;
+    }
+    free(data);
+    json_decref(m);
+  }
+  json_decref(side);
+  free(text);
+  free(sigpath);
+  return rc;
+}
+
 static int pkg__verify(int argc, char **argv, int install) {
   const char *cmd = install ? "install" : "verify";
   pkg_opts o;
@@ -667,6 +752,7 @@ static int pkg__verify(int argc, char **argv, int install) {
     if (dest != NULL) snprintf(dest, n, "%s/%s", dir, p.files[2].name);
     int existed = dest != NULL && access(dest, F_OK) == 0;
     int w = dest == NULL ? -ENOMEM : pkg__write_atomic(dest, p.files[2].data, p.files[2].len, 0755);
+    if (w == 0) w = pkg__write_sidecar(dest, &p);
     if (w != 0) {
       fprintf(stderr, "switchboard plugins install: cannot write %s: %s\n", dest ? dest : dir, strerror(-w));
       rc = PKG_RUNTIME;

@@ -190,7 +190,7 @@ static void setup(void) {
   uv_timer_init(&loop, &fe.commit_timer);
   memset(&plugins, 0, sizeof(plugins));
   const char *dirs[] = {SB_TEST_PLUGIN_DIR};
-  ck_assert_int_eq(loader_load(&plugins, hostapi_table(), dirs, 1, NULL, NULL), 0);
+  ck_assert_int_eq(loader_load(&plugins, hostapi_table(), dirs, 1, NULL, NULL, NULL), 0);
   ch = NULL;
 }
 

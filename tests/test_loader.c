@@ -14,7 +14,7 @@ static loader l;
 static void setup(void) {
   memset(&l, 0, sizeof(l));
   const char *dirs[] = {SB_TEST_PLUGIN_DIR};
-  ck_assert_int_eq(loader_load(&l, hostapi_table(), dirs, 1, NULL, NULL), 0);
+  ck_assert_int_eq(loader_load(&l, hostapi_table(), dirs, 1, NULL, NULL, NULL), 0);
 }
 
 static void teardown(void) { loader_unload(&l); }
@@ -158,7 +158,7 @@ START_TEST(duplicate_id_is_refused) {
   ck_assert_int_eq(tu_run(cmd, NULL), 0);
   loader two = {0};
   const char *dirs[] = {SB_TEST_PLUGIN_DIR, dir};
-  ck_assert_int_eq(loader_load(&two, hostapi_table(), dirs, 2, NULL, NULL), 0);
+  ck_assert_int_eq(loader_load(&two, hostapi_table(), dirs, 2, NULL, NULL, NULL), 0);
   ck_assert_uint_eq(two.count, 2); /* testplugin once, and wsecho */
   int found = 0;
   for (size_t i = 0; i < two.refusal_count; i++) {
@@ -176,7 +176,7 @@ static int only_testplugin(const void *ctx, const char *id) { return strcmp(id, 
 START_TEST(only_allowed_files_are_opened) {
   loader some = {0};
   const char *dirs[] = {SB_TEST_PLUGIN_DIR};
-  ck_assert_int_eq(loader_load(&some, hostapi_table(), dirs, 1, only_testplugin, NULL), 0);
+  ck_assert_int_eq(loader_load(&some, hostapi_table(), dirs, 1, only_testplugin, NULL, NULL), 0);
   ck_assert_uint_eq(some.count, 1);
   ck_assert_uint_eq(some.refusal_count, 0);
   loader_unload(&some);
@@ -186,7 +186,7 @@ END_TEST
 START_TEST(missing_directory_is_a_refusal_not_a_failure) {
   loader none = {0};
   const char *dirs[] = {"/nonexistent/plugins", SB_TEST_PLUGIN_DIR};
-  ck_assert_int_eq(loader_load(&none, hostapi_table(), dirs, 2, only_testplugin, NULL), 0);
+  ck_assert_int_eq(loader_load(&none, hostapi_table(), dirs, 2, only_testplugin, NULL, NULL), 0);
   ck_assert_uint_eq(none.count, 1);
   ck_assert_uint_eq(none.refusal_count, 1);
   ck_assert_ptr_nonnull(strstr(none.refusals[0].reason, "/nonexistent/plugins cannot be read"));
@@ -197,7 +197,7 @@ END_TEST
 START_TEST(header_example_loads) {
   loader ex = {0};
   const char *dirs[] = {SB_TEST_PLUGIN_DIR "/example"};
-  ck_assert_int_eq(loader_load(&ex, hostapi_table(), dirs, 1, NULL, NULL), 0);
+  ck_assert_int_eq(loader_load(&ex, hostapi_table(), dirs, 1, NULL, NULL, NULL), 0);
   ck_assert_ptr_nonnull(loader_find(&ex, "echo"));
   loader_unload(&ex);
 }

@@ -106,6 +106,28 @@ expect "the daemon's loader finds the installed plugin" 0 'testplugin +1\.0\.0' 
 expect "installing again replaces the file" 0 'replacing the file there' \
   "$SB" plugins install testplugin-1.0.0.sbpkg -c trusting.json
 expect "verify -c trusts the config's keys" 0 '\(trusted\)' "$SB" plugins verify -c trusting.json testplugin-1.0.0.sbpkg
+
+# plugins.require_signed: the loader takes only files a trusted package installed, as they were signed
+check "install keeps the signed manifest beside the file" '[ -s plugins/testplugin.so.sig ]'
+sed 's/"trusted_keys"/"require_signed": true, "trusted_keys"/' trusting.json >strict.json
+sed 's/"trusted_keys"/"require_signed": true, "trusted_keys"/' distrusting.json >strict-other.json
+expect "with require_signed an installed plugin loads" 0 'testplugin +1\.0\.0' "$SB" plugins list -c strict.json
+expect "a signer the config no longer trusts is refused at load" 0 'refused: plugin file .*testplugin.so refused \(plugins.require_signed\): .* not a trusted key' \
+  "$SB" plugins list -c strict-other.json
+cp plugins/testplugin.so.sig saved.sig
+printf 'x' >>plugins/testplugin.so
+expect "a file changed after it was installed is refused at load" 0 'does not match its signed manifest' \
+  "$SB" plugins list -c strict.json
+expect "without require_signed the same file still loads (the default)" 0 'testplugin +1\.0\.0' "$SB" plugins list -c trusting.json
+cp "$PLUGINS/testplugin.so" plugins/testplugin.so
+rm plugins/testplugin.so.sig
+expect "a plugin file without a signature is refused at load" 0 'has no signature .*switchboard plugins install' \
+  "$SB" plugins list -c strict.json
+cp saved.sig plugins/testplugin.so.sig
+sed 's/"plugins"/"channels": [{"name": "t", "plugin": "testplugin", "credentials": {"token": "abcdef"}}], "plugins"/' \
+  strict-other.json >strict-channel.json
+expect "check refuses a config whose channel needs a plugin refused for its signature" 2 'not a trusted key' \
+  "$SB" check -c strict-channel.json
 expect "install needs a config" 2 'give one package and -c FILE' "$SB" plugins install testplugin-1.0.0.sbpkg
 cat >badkey.json <<EOF
 {"plugins": {"dirs": ["plugins"], "trusted_keys": ["abc"]}}
