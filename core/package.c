@@ -273,7 +273,7 @@ static int pkg__read(const char *path, pkg *p, char *err, size_t errlen) {
     rc = -1;
   }
   struct archive_entry *e;
-  int r;
+  int r = ARCHIVE_EOF;
   while (rc == 0 && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     const char *name = archive_entry_pathname(e);
     la_int64_t size = archive_entry_size(e);
