@@ -96,14 +96,18 @@ static size_t sq__utf8_encode(uint32_t c, char *out) {
   return 4;
 }
 
-/* s (n bytes) in lower case, as malloc'd UTF-8 (length in *len); bytes that
- * are not valid UTF-8 are kept as they are. */
-static char *sq__fold(const unsigned char *s, size_t n, size_t *len) {
+/* Writes s (n bytes) in lower case into out, which holds 2 * n + 4 bytes (a
+ * lower-case letter takes at most one byte more than its capital); bytes
+ * that are not valid UTF-8 are kept as they are. Returns the length. */
+static size_t sq__fold(const unsigned char *s, size_t n, char *out) {
   pthread_once(&sq__fold_once, sq__fold_init);
-  char *out = malloc(2 * n + 4); /* a lower-case letter takes at most one byte more than its capital */
-  if (out == NULL) return NULL;
   size_t o = 0;
   for (size_t i = 0; i < n;) {
+    if (s[i] < 0x80) { /* most text: no decoding */
+      out[o++] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+      i++;
+      continue;
+    }
     uint32_t c;
     size_t l = sq__utf8_decode(s + i, n - i, &c);
     if (l == 0) {
@@ -111,14 +115,10 @@ static char *sq__fold(const unsigned char *s, size_t n, size_t *len) {
       continue;
     }
     i += l;
-    if (c < 0x80)
-      out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    else
-      o += sq__utf8_encode(sq__fold_locale != (locale_t)0 ? (uint32_t)towlower_l((wint_t)c, sq__fold_locale) : c,
-                           out + o);
+    o += sq__utf8_encode(sq__fold_locale != (locale_t)0 ? (uint32_t)towlower_l((wint_t)c, sq__fold_locale) : c,
+                         out + o);
   }
-  *len = o;
-  return out;
+  return o;
 }
 
 typedef struct sq_folded {
@@ -134,25 +134,25 @@ static void sq__contains(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sq_folded *q = sqlite3_get_auxdata(ctx, 1);
   int made = q == NULL;
   if (made) {
-    size_t len;
-    char *f = sq__fold(sqlite3_value_text(argv[1]), (size_t)sqlite3_value_bytes(argv[1]), &len);
-    q = f ? malloc(sizeof(*q) + len + 1) : NULL;
-    if (q == NULL) {
-      free(f);
+    const unsigned char *qt = sqlite3_value_text(argv[1]); /* text first, then its length */
+    size_t n = (size_t)sqlite3_value_bytes(argv[1]);
+    if (qt == NULL || (q = malloc(sizeof(*q) + 2 * n + 4)) == NULL) {
       sqlite3_result_error_nomem(ctx);
       return;
     }
-    q->len = len;
-    memcpy(q->text, f, len);
-    free(f);
+    q->len = sq__fold(qt, n, q->text);
   }
-  size_t len;
-  char *t = sq__fold(sqlite3_value_text(argv[0]), (size_t)sqlite3_value_bytes(argv[0]), &len);
-  if (t == NULL)
+  /* the text: on the stack for most messages, the row scan calls this a lot */
+  char small[4096], *t = small;
+  const unsigned char *text = sqlite3_value_text(argv[0]);
+  size_t n = (size_t)sqlite3_value_bytes(argv[0]);
+  if (text == NULL || (2 * n + 4 > sizeof(small) && (t = malloc(2 * n + 4)) == NULL)) {
     sqlite3_result_error_nomem(ctx);
-  else
+  } else {
+    size_t len = sq__fold(text, n, t);
     sqlite3_result_int(ctx, q->len == 0 || memmem(t, len, q->text, q->len) != NULL);
-  free(t);
+    if (t != small) free(t);
+  }
   /* kept for the statement's next rows (q is a bound parameter); SQLite
    * frees it at once when it cannot keep it */
   if (made) sqlite3_set_auxdata(ctx, 1, q, free);
