@@ -259,37 +259,29 @@ static int pkg__write(const pkg *p, const char *path, char *err, size_t errlen) 
   return ok ? 0 : -1;
 }
 
-/* Reads every entry of the package at path: regular files with flat names,
- * within the size limits. */
-static int pkg__read(const char *path, pkg *p, char *err, size_t errlen) {
-  struct archive *a = archive_read_new();
-  if (a == NULL) return snprintf(err, errlen, "out of memory"), -1;
-  archive_read_support_filter_gzip(a);
-  archive_read_support_format_tar(a);
+/* Reads every entry of the package open in a (label names it in errors):
+ * regular files with flat names, within the size limits. Frees a. */
+static int pkg__read_archive(struct archive *a, const char *label, pkg *p, char *err, size_t errlen) {
   int rc = 0;
   size_t total = 0;
-  if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
-    snprintf(err, errlen, "%s is not a plugin package: %s", path, archive_error_string(a));
-    rc = -1;
-  }
   struct archive_entry *e;
   int r = ARCHIVE_EOF;
   while (rc == 0 && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     const char *name = archive_entry_pathname(e);
     la_int64_t size = archive_entry_size(e);
     if (name == NULL || !pkg__name_ok(name) || archive_entry_filetype(e) != AE_IFREG) {
-      snprintf(err, errlen, "%s holds \"%.128s\", which is not a plain file with a plain name", path,
+      snprintf(err, errlen, "%s holds \"%.128s\", which is not a plain file with a plain name", label,
                name ? name : "?");
       rc = -1;
     } else if (size < 0 || (size_t)size > PKG_MAX_FILE_BYTES || total + (size_t)size > PKG_MAX_TOTAL_BYTES ||
                p->n == sizeof(p->files) / sizeof(p->files[0])) {
-      snprintf(err, errlen, "%s is larger than a plugin package may be (%zu files, %zu MiB)", path,
+      snprintf(err, errlen, "%s is larger than a plugin package may be (%zu files, %zu MiB)", label,
                (size_t)PKG_MAX_FILES, PKG_MAX_TOTAL_BYTES >> 20);
       rc = -1;
     } else {
       unsigned char *data = malloc((size_t)size + 1);
       if (data == NULL || archive_read_data(a, data, (size_t)size) != size) {
-        snprintf(err, errlen, "cannot read %s in %s: %s", name, path, data ? archive_error_string(a) : "out of memory");
+        snprintf(err, errlen, "cannot read %s in %s: %s", name, label, data ? archive_error_string(a) : "out of memory");
         free(data);
         rc = -1;
       } else {
@@ -303,11 +295,32 @@ static int pkg__read(const char *path, pkg *p, char *err, size_t errlen) {
     }
   }
   if (rc == 0 && r != ARCHIVE_EOF) {
-    snprintf(err, errlen, "%s is not a plugin package: %s", path, archive_error_string(a));
+    snprintf(err, errlen, "%s is not a plugin package: %s", label, archive_error_string(a));
     rc = -1;
   }
   archive_read_free(a);
   return rc;
+}
+
+static struct archive *pkg__reader(void) {
+  struct archive *a = archive_read_new();
+  if (a != NULL) {
+    archive_read_support_filter_gzip(a);
+    archive_read_support_format_tar(a);
+  }
+  return a;
+}
+
+/* Reads the package file at path into p. */
+static int pkg__read(const char *path, pkg *p, char *err, size_t errlen) {
+  struct archive *a = pkg__reader();
+  if (a == NULL) return snprintf(err, errlen, "out of memory"), -1;
+  if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
+    snprintf(err, errlen, "%s is not a plugin package: %s", path, archive_error_string(a));
+    archive_read_free(a);
+    return -1;
+  }
+  return pkg__read_archive(a, path, p, err, errlen);
 }
 
 /* ---- what a package says ---- */
@@ -413,6 +426,27 @@ static json_t *pkg__check(const pkg *p, const char *path, char *const *trusted, 
     return NULL;
   }
   return m;
+}
+
+int package_check_memory(const void *data, size_t len, const char *const *trusted, size_t ntrusted, char *err,
+                         size_t errlen) {
+  if (data == NULL || err == NULL) return -EINVAL;
+  if (sodium_init() < 0) return snprintf(err, errlen, "libsodium could not start"), -EIO;
+  struct archive *a = pkg__reader();
+  if (a == NULL) return snprintf(err, errlen, "out of memory"), -ENOMEM;
+  pkg p = {0};
+  char signer[65];
+  int rc = -EINVAL;
+  if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
+    snprintf(err, errlen, "the package is not a plugin package: %s", archive_error_string(a));
+    archive_read_free(a);
+  } else if (pkg__read_archive(a, "the package", &p, err, errlen) == 0) {
+    json_t *m = pkg__check(&p, "the package", (char *const *)trusted, ntrusted, signer, err, errlen);
+    if (m != NULL) rc = 0;
+    json_decref(m);
+  }
+  pkg__free(&p);
+  return rc;
 }
 
 /* ---- commands ---- */

@@ -21,6 +21,13 @@
  * file that was signed. 0 to load; -1 with the reason in reason. */
 int package_vet(const void *ctx, const char *path, char *reason, size_t len);
 
+/* The checks of `verify` on a package held in memory, without loading its
+ * plugin (for the fuzz target): 0 when it is well formed, signed by one of
+ * trusted (hex public keys) and its files match the manifest; else a
+ * negative errno with the reason in err. */
+int package_check_memory(const void *data, size_t len, const char *const *trusted, size_t ntrusted, char *err,
+                         size_t errlen);
+
 /* argv[0] is the subcommand: keygen, pack, verify or install. Returns the
  * exit status (0, 1 runtime failure, 2 bad usage or a refused package). */
 int package_main(int argc, char **argv);
