@@ -460,6 +460,13 @@ typedef struct pkg_opts {
   int argi;
 } pkg_opts;
 
+static void pkg__opts_free(pkg_opts *o) {
+  for (size_t i = 0; i < o->ntrust; i++) free(o->trust[i]);
+  o->ntrust = 0;
+}
+
+/* Parses a command's options into o (free with pkg__opts_free); on -1
+ * (--help) or an error nothing is left to free. */
 static int pkg__opts(int argc, char **argv, const char *cmd, pkg_opts *o) {
   static const struct option longopts[] = {{"key", required_argument, NULL, 'k'},    {"output", required_argument, NULL, 'o'},
                                            {"add", required_argument, NULL, 'a'},    {"trust", required_argument, NULL, 't'},
@@ -477,6 +484,7 @@ static int pkg__opts(int argc, char **argv, const char *cmd, pkg_opts *o) {
     case 'a':
       if (o->nadd == PKG_MAX_FILES - 1) {
         fprintf(stderr, "switchboard plugins %s: at most %d --add files\n", cmd, PKG_MAX_FILES - 1);
+        pkg__opts_free(o);
         return PKG_REFUSED;
       }
       o->add[o->nadd++] = optarg;
@@ -487,23 +495,21 @@ static int pkg__opts(int argc, char **argv, const char *cmd, pkg_opts *o) {
           (o->trust[o->ntrust] = strdup(hex)) == NULL) {
         fprintf(stderr, "switchboard plugins %s: --trust %s is neither 64 hexadecimal digits nor a .pub file\n", cmd,
                 optarg);
+        pkg__opts_free(o);
         return PKG_REFUSED;
       }
       o->ntrust++;
       break;
     }
-    case 'h': return -1;
+    case 'h': pkg__opts_free(o); return -1;
     default:
       fprintf(stderr, "switchboard plugins %s: unknown option %s\n", cmd, argv[optind - 1]);
+      pkg__opts_free(o);
       return PKG_REFUSED;
     }
   }
   o->argi = optind;
   return PKG_OK;
-}
-
-static void pkg__opts_free(pkg_opts *o) {
-  for (size_t i = 0; i < o->ntrust; i++) free(o->trust[i]);
 }
 
 static const char pkg__usage[] =
