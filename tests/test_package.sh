@@ -66,24 +66,21 @@ with tarfile.open(dst, "w:gz") as t:
         t.addfile(info, io.BytesIO(data))
 PY
 }
-tamper 'pass'
-expect "the same entries written again by another tar still verify" 0 '\(trusted\)' \
-  "$SB" plugins verify out.sbpkg --trust acme.pub
-tamper 'e[2] = (e[2][0], e[2][1][:-1] + bytes([e[2][1][-1] ^ 1]))'
-expect "a plugin changed after signing is refused" 2 'testplugin.so does not match the manifest.s size and hash' \
-  "$SB" plugins verify out.sbpkg --trust acme.pub
-tamper 'e[0] = (e[0][0], e[0][1].replace(b"1.0.0", b"9.9.9"))'
-expect "a manifest changed after signing is refused" 2 'the signature does not match the manifest' \
-  "$SB" plugins verify out.sbpkg --trust acme.pub
-tamper 'e.append(("extra.so", b"x"))'
-expect "an entry the manifest does not list is refused" 2 'not one this switchboard reads' \
-  "$SB" plugins verify out.sbpkg --trust acme.pub
-tamper 'e[3] = ("../README.md", e[3][1])'
-expect "a path that climbs out of the package is refused" 2 'not a plain file with a plain name' \
-  "$SB" plugins verify out.sbpkg --trust acme.pub
-tamper 'e[0], e[1] = e[1], e[0]'
-expect "the manifest and its signature come first" 2 'must start with manifest.json and manifest.sig' \
-  "$SB" plugins verify out.sbpkg --trust acme.pub
+# tampered NAME STATUS PATTERN EDIT: verify (trusting acme) the package as EDIT rewrote it
+tampered() {
+  tamper "$4"
+  expect "$1" "$2" "$3" "$SB" plugins verify out.sbpkg --trust acme.pub
+}
+tampered "the same entries written again by another tar still verify" 0 '\(trusted\)' 'pass'
+tampered "a plugin changed after signing is refused" 2 'testplugin.so does not match the manifest.s size and hash' \
+  'e[2] = (e[2][0], e[2][1][:-1] + bytes([e[2][1][-1] ^ 1]))'
+tampered "a manifest changed after signing is refused" 2 'the signature does not match the manifest' \
+  'e[0] = (e[0][0], e[0][1].replace(b"1.0.0", b"9.9.9"))'
+tampered "an entry the manifest does not list is refused" 2 'not one this switchboard reads' 'e.append(("extra.so", b"x"))'
+tampered "a path that climbs out of the package is refused" 2 'not a plain file with a plain name' \
+  'e[3] = ("../README.md", e[3][1])'
+tampered "the manifest and its signature come first" 2 'must start with manifest.json and manifest.sig' \
+  'e[0], e[1] = e[1], e[0]'
 printf 'not a package' >junk.sbpkg
 expect "a file that is not a package is refused" 2 'is not a plugin package' "$SB" plugins verify junk.sbpkg --trust acme.pub
 
