@@ -10,6 +10,14 @@
 
 /* ---- conversations ---- */
 
+/* An assignee who is no user is the query's fault: 400 naming it. */
+static void api__conversations_done(void *arg, int status, json_t *result, const char *err) {
+  if (status == -EINVAL)
+    http_respond_error(arg, 400, "invalid_query", err, "assignee");
+  else
+    api_done_page(arg, status, result, err);
+}
+
 static void api__conversations(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
   static const char *const keys[] = {"channel", "inbox", "status", "assignee", "q", "cursor"};
@@ -23,7 +31,7 @@ static void api__conversations(api *a, const http_request *req, http_responder *
     http_respond_error(res, 400, "invalid_query", "status must be open or closed", "status");
     goto out;
   }
-  api_submitted(res, store_conversations_list(a->host.st, f, api_done_page, res));
+  api_submitted(res, store_conversations_list(a->host.st, f, api__conversations_done, res));
 out:
   json_decref(f);
 }

@@ -181,7 +181,8 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
 /* filter: {channel?, inbox?, status? ("open"|"closed"), assignee? (user name or
  * "none"), q? (keyword in message text or subject, contact name, email or phone), cursor?, limit? (default 50)} ->
  * {items:[{id, channel, inbox, contact{...}, status, assignee, ticket{id,
- * status, priority, owner}, last_message_at}], next_cursor} newest first. */
+ * status, priority, owner}, last_message_at}], next_cursor} newest first.
+ * -EINVAL when assignee is neither "none" nor a user's name. */
 int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, void *arg);
 /* The thread as in the list plus messages:[{id, direction, channel, text, html,
  * attachments, external_id, reply_to, status, error, automatic, created_at}].

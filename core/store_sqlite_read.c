@@ -389,6 +389,21 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
       "      OR sb_contains(m.subject, ?6)))"
       " ORDER BY t.id DESC LIMIT ?7");
   if (s == NULL) return sq_fail(st, r, "listing conversations");
+  const char *assignee = sq__str(q, "assignee");
+  if (assignee != NULL && strcmp(assignee, "none") != 0) {
+    /* a name that is no user's would silently match nothing */
+    sqlite3_stmt *u = sq_prep(st, "SELECT 1 FROM users WHERE name = ?1");
+    if (u == NULL) return sq_fail(st, r, "finding a user");
+    sq_bind_text(u, 1, assignee);
+    int found = sqlite3_step(u) == SQLITE_ROW;
+    sqlite3_reset(u);
+    if (!found) {
+      r->status = -EINVAL;
+      snprintf(r->err, sizeof(r->err), "assignee \"%.64s\" is not a user (names are case-sensitive; \"none\" "
+               "for unassigned)", assignee);
+      return -EINVAL;
+    }
+  }
   int64_t limit = sq__limit(q);
   sqlite3_bind_int64(s, 1, sq__cursor(q));
   sq_bind_text(s, 2, sq__str(q, "channel"));

@@ -244,6 +244,10 @@ for bad in abc -5 12abc; do
 done
 call GET "/api/v1/conversations?assignee=" "$AGENT"
 expect "an empty filter is 400, not no filter" 400 'd["error"]["field"] == "assignee"'
+call GET "/api/v1/conversations?assignee=Dana" "$AGENT"
+expect "an assignee who is no user is 400, not an empty page" 400 'd["error"]["field"] == "assignee" and "is not a user" in d["error"]["message"]'
+call GET "/api/v1/conversations?assignee=dana" "$AGENT"
+expect "a user with nothing assigned is an empty page" 200 'd["items"] == []'
 call GET "/api/v1/conversations?q=" "$AGENT"
 expect "an empty search is no search" 200 'len(d["items"]) >= 2'
 for wild in %25 _ %5C; do
