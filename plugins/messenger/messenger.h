@@ -17,6 +17,7 @@ struct msgr_out;
 struct msgr_batch;
 
 #define MSGR_PROFILE_CACHE 256
+#define MSGR_MAX_ATTACHMENTS 10 /* a message's attachments kept (the capability) */
 
 /* One User Profile API answer (or miss) kept in memory. */
 typedef struct msgr_profile {
@@ -71,5 +72,13 @@ void msgr_send_cancel_all(messenger *m);
  * conversation as an automatic outbound message (emit_inbound with
  * SB_IN_ECHO | SB_IN_AUTOMATIC and Meta's mid). */
 void msgr_send_notice(messenger *m, const char *psid, const char *text, int with_button);
+
+/* receive(): the webhook's verification GET and signed POSTs
+ * (messenger_inbound.c). */
+int msgr_receive(void *instance, const sb_http_request *req, sb_responder *r);
+
+/* Answers every open webhook batch 503 at disconnect (Meta delivers them
+ * again; the router deduplicates); their callbacks then only free. */
+void msgr_inbound_close(messenger *m);
 
 #endif
