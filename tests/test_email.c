@@ -942,6 +942,38 @@ START_TEST(after_read_moves_stored_mail_to_a_folder) {
 }
 END_TEST
 
+/* initial_import "new": the mail already in the mailbox at the first
+ * connect stays unread; what arrives afterwards is read. */
+START_TEST(initial_import_new_skips_the_mail_already_there) {
+  swaks_send(CUSTOMER, "support@example.org",
+             "From: customer@example.com\r\nTo: support@example.org\r\nSubject: old\r\n"
+             "Message-ID: <old-1@example.com>\r\n\r\nfrom before\r\n");
+  char cmd[512], *out = NULL;
+  snprintf(cmd, sizeof(cmd), "curl -s --user support:secret 'imap://127.0.0.1:%d/INBOX' -X 'UID SEARCH ALL'", imap_port);
+  for (int i = 0; i < 50 && (out == NULL || strcmp(out, "* SEARCH\r\n") == 0); i++) { /* delivered? */
+    free(out);
+    out = NULL;
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    if (strcmp(out, "* SEARCH\r\n") == 0) usleep(100000);
+  }
+  ck_assert_msg(strcmp(out, "* SEARCH\r\n") != 0, "the old mail was not delivered: %s", out);
+  free(out);
+  open_channel("secret", "\"initial_import\":\"new\"");
+  want_state = SB_STATE_CONNECTED;
+  ck_assert(run_until_fn(state_is, 15000));
+  want_in = 99;
+  run_until_fn(have_in, 1500); /* several polls */
+  ck_assert_int_eq(fe.n_in, 0);
+  swaks_send(CUSTOMER, "support@example.org",
+             "From: customer@example.com\r\nTo: support@example.org\r\nSubject: new\r\n"
+             "Message-ID: <new-1@example.com>\r\n\r\nfrom now\r\n");
+  const rec *r = wait_inbound(1);
+  ck_assert_str_eq(r->ext_id, "new-1@example.com");
+  run_until_fn(have_in, 1000);
+  ck_assert_int_eq(fe.n_in, 1);
+}
+END_TEST
+
 START_TEST(stored_mail_is_marked_seen) {
   open_channel("secret", "");
   swaks_send(CUSTOMER, "support@example.org",
@@ -1117,6 +1149,7 @@ int main(void) {
   tcase_add_test(tc, a_message_that_starts_a_conversation_gets_a_new_tag);
   tcase_add_test(tc, after_read_moves_stored_mail_to_a_folder);
   tcase_add_test(tc, stored_mail_is_marked_seen);
+  tcase_add_test(tc, initial_import_new_skips_the_mail_already_there);
   tcase_add_test(tc, smtp_5xx_fails_with_the_server_text);
   tcase_add_test(tc, smtp_4xx_is_retried);
   tcase_add_test(tc, smtp_refused_login_sets_auth_failed_and_retries);

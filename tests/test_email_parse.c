@@ -154,6 +154,10 @@ START_TEST(imap_answers_are_read) {
   free(uids);
   ck_assert_uint_eq(email_imap_uidvalidity("* STATUS INBOX (UIDVALIDITY 1763 UIDNEXT 5)\r\n"), 1763);
   ck_assert_uint_eq(email_imap_uidvalidity("* STATUS INBOX (UIDNEXT 5)\r\n"), 0);
+  ck_assert_uint_eq(email_imap_uidnext("* STATUS INBOX (UIDVALIDITY 1763 UIDNEXT 5)\r\n"), 5);
+  ck_assert_uint_eq(email_imap_uidnext("* OK [UIDNEXT 42] Predicted next UID\r\n"), 42);
+  ck_assert_uint_eq(email_imap_uidnext("* STATUS \"XUIDNEXT 9\" (UIDVALIDITY 1)\r\n"), 0); /* a mailbox named so */
+  ck_assert_uint_eq(email_imap_uidvalidity("* OK [UIDVALIDITY 3857529045] UIDs valid\r\n"), 3857529045u);
 }
 END_TEST
 

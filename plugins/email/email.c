@@ -11,6 +11,7 @@
 static const char *const email_tls_values[] = {"required", "none", NULL};
 static const char *const email_from_modes[] = {"agent_and_company", "company", NULL};
 static const char *const email_owner_values[] = {"original_sender", "forwarder", NULL};
+static const char *const email_import_values[] = {"all", "new", NULL};
 
 static const sb_field email_schema[] = {
     {"imap_url", SB_FIELD_URL, SB_FIELD_REQUIRED, NULL, "IMAP URL",
@@ -38,6 +39,9 @@ static const sb_field email_schema[] = {
      email_owner_values},
     {"max_attachment_bytes", SB_FIELD_INT, 0, "26214400", "Largest attachment",
      "Attachments larger than this (bytes) are listed with the message but not stored.", NULL},
+    {"initial_import", SB_FIELD_ENUM, 0, "all", "At the first connect",
+     "all: every mail already in the mailbox becomes a conversation; new: only mail that arrives from then on.",
+     email_import_values},
     SB_FIELD_END};
 
 static int email_validate(const sb_host *host, const sb_config *cfg, char *err, size_t errlen) {
@@ -123,6 +127,8 @@ static int email_create(const sb_host *host, sb_channel *ch, const sb_config *cf
   if (after != NULL && strncmp(after, "move:", 5) == 0) e->move_to = strdup(after + 5);
   const char *owner = host->config_get(cfg, "forwarded_mail_owner");
   e->owner_forwarder = owner != NULL && strcmp(owner, "forwarder") == 0;
+  const char *import = host->config_get(cfg, "initial_import");
+  e->import_new = import != NULL && strcmp(import, "new") == 0;
   int64_t max = host->config_int(cfg, "max_attachment_bytes", 26214400);
   e->max_att = max > 0 ? (uint64_t)max : 0;
   e->out.from_address = host->config_get(cfg, "from_address");

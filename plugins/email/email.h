@@ -144,6 +144,7 @@ typedef struct email {
   uint64_t poll_ms;
   char *move_to;        /* after_read "move:FOLDER": the folder; NULL: mark seen */
   int owner_forwarder;  /* forwarded_mail_owner == "forwarder" */
+  int import_new;       /* initial_import == "new": the first connect skips the mail already there */
   uint64_t max_att;
   char domain[256];
   char id_salt[17];     /* the channel's Message-ID salt (key/value "message_id_salt") */
@@ -192,5 +193,7 @@ uint64_t email_fetch_limit(const email *e);
 size_t email_imap_search_uids(const char *body, uint64_t after, uint64_t **out);
 /* Reads "UIDVALIDITY n" from a STATUS/SELECT response; 0 when absent. */
 uint64_t email_imap_uidvalidity(const char *body);
+/* Reads "UIDNEXT n" from a STATUS/SELECT response; 0 when absent. */
+uint64_t email_imap_uidnext(const char *body);
 
 #endif

@@ -57,10 +57,19 @@ size_t email_imap_search_uids(const char *body, uint64_t after, uint64_t **out) 
   return n;
 }
 
-uint64_t email_imap_uidvalidity(const char *body) {
-  const char *s = body != NULL ? strstr(body, "UIDVALIDITY ") : NULL;
-  return s != NULL ? strtoull(s + 12, NULL, 10) : 0;
+/* The number after "NAME " in a STATUS/SELECT response; 0 when absent. */
+static uint64_t imap_status_number(const char *body, const char *name) {
+  size_t n = strlen(name);
+  for (const char *s = body; s != NULL && (s = strstr(s, name)) != NULL; s += n) {
+    if (s[n] == ' ' && (s == body || s[-1] == ' ' || s[-1] == '(' || s[-1] == '['))
+      return strtoull(s + n + 1, NULL, 10);
+  }
+  return 0;
 }
+
+uint64_t email_imap_uidvalidity(const char *body) { return imap_status_number(body, "UIDVALIDITY"); }
+
+uint64_t email_imap_uidnext(const char *body) { return imap_status_number(body, "UIDNEXT"); }
 
 static uint64_t kv_u64(email *e, const char *key) {
   const char *v = e->host->kv_get(e->channel, key, NULL);
@@ -252,11 +261,18 @@ static void statused(email *e, const sb_mail_response *r) {
   uint64_t v = email_imap_uidvalidity(r->body);
   uint64_t have = kv_u64(e, "uidvalidity");
   if (v != 0 && v != have) {
-    if (have != 0)
+    uint64_t start = 0, next = email_imap_uidnext(r->body);
+    if (have != 0) {
       e->host->log(e->channel, SB_LOG_WARN, "UIDVALIDITY changed (%" PRIu64 " → %" PRIu64 "): reading the mailbox again",
                    have, v);
+    } else if (e->import_new && next > 0) {
+      /* the first connect with initial_import "new": what is there stays unread */
+      start = next - 1;
+      e->host->log(e->channel, SB_LOG_INFO, "first connect: reading mail from UID %" PRIu64 " on (initial_import: new)",
+                   next);
+    }
     kv_put_u64(e, "uidvalidity", v);
-    kv_put_u64(e, "last_uid", 0);
+    kv_put_u64(e, "last_uid", start);
   }
   e->uidvalidity = v;
   char cmd[64];
