@@ -536,8 +536,8 @@ static void send_complete(sb_send_op *self, int outcome, const char *text, uint3
   s->done = 1;
 }
 
-static void reply(send_rec *s, const char *to, const char *thread, const char *reply_to, const char *text,
-                  uint32_t flags) {
+static void reply_with(send_rec *s, const char *to, const char *thread, const char *reply_to, const char *text,
+                       uint32_t flags, const sb_attachment *atts, size_t n_atts) {
   memset(s, 0, sizeof(*s));
   s->base.complete = send_complete;
   sb_outbound_message m = {0};
@@ -555,9 +555,16 @@ static void reply(send_rec *s, const char *to, const char *thread, const char *r
   m.reply_to_external_id = reply_to;
   m.text = text;
   m.agent_name = "Ana Berg";
+  m.attachments = atts;
+  m.attachment_count = n_atts;
   ck_assert_int_eq(channel_send(ch, &m, &s->base), 0);
   current_send = s;
   ck_assert_msg(run_until_fn(send_done, 20000), "the send did not complete");
+}
+
+static void reply(send_rec *s, const char *to, const char *thread, const char *reply_to, const char *text,
+                  uint32_t flags) {
+  reply_with(s, to, thread, reply_to, text, flags, NULL, 0);
 }
 
 /* --- tests ------------------------------------------------------------------------------------ */
@@ -974,6 +981,54 @@ START_TEST(initial_import_new_skips_the_mail_already_there) {
 }
 END_TEST
 
+/* A reply's attachments given as links are downloaded and sent as parts of
+ * the mail; one the server no longer has stays a link. */
+START_TEST(linked_attachments_of_a_reply_go_as_mime_parts) {
+  char dir[] = "/tmp/sbmailatt.XXXXXX", cmd[1024], *out = NULL;
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(cmd, sizeof(cmd), "printf 'INVOICE-4471-CONTENT' > %s/invoice.pdf", dir);
+  ck_assert_int_eq(tu_run(cmd, NULL), 0);
+  /* a plain HTTP server on a free port, stopped by its PID at the end */
+  snprintf(cmd, sizeof(cmd),
+           "(cd %s && exec python3 -c 'import http.server, socketserver\n"
+           "s = socketserver.TCPServer((\"127.0.0.1\", 0), http.server.SimpleHTTPRequestHandler)\n"
+           "print(s.server_address[1], flush=True)\ns.serve_forever()' >port 2>/dev/null) & echo $!",
+           dir);
+  ck_assert_int_eq(tu_run(cmd, &out), 0);
+  int pid = atoi(out);
+  free(out);
+  int port = 0;
+  for (int i = 0; i < 50 && port == 0; i++) {
+    char path[300];
+    snprintf(path, sizeof(path), "%s/port", dir);
+    FILE *f = fopen(path, "r");
+    if (f != NULL && fscanf(f, "%d", &port) != 1) port = 0;
+    if (f != NULL) fclose(f);
+    if (port == 0) usleep(100000);
+  }
+  ck_assert_int_gt(port, 0);
+  open_channel("secret", "");
+  char url1[200], url2[200];
+  snprintf(url1, sizeof(url1), "http://127.0.0.1:%d/invoice.pdf", port);
+  snprintf(url2, sizeof(url2), "http://127.0.0.1:%d/gone.png", port);
+  sb_attachment atts[2] = {{.url = url1, .mime_type = "application/pdf"}, {.url = url2, .filename = "gone.png"}};
+  send_rec s;
+  reply_with(&s, CUSTOMER, "mail-att", NULL, "Your invoice is attached.", 0, atts, 2);
+  kill(pid, SIGTERM);
+  ck_assert_msg(s.outcome == CHANNEL_SEND_OK, "send: %d %s", s.outcome, s.text);
+  char *got = imap_wait_for("customer", s.text);
+  ck_assert_ptr_nonnull(got);
+  ck_assert_msg(strstr(got, "multipart/mixed") != NULL, "not multipart/mixed:\n%s", got);
+  ck_assert_msg(strstr(got, "filename=invoice.pdf") != NULL || strstr(got, "filename=\"invoice.pdf\"") != NULL,
+                "no invoice part:\n%s", got);
+  ck_assert_msg(strstr(got, "SU5WT0lDRS00NDcxLUNPTlRFTlQ=") != NULL, "the invoice's bytes are not in the mail:\n%s", got);
+  ck_assert_msg(strstr(got, url2) != NULL, "the missing file is not linked:\n%s", got);
+  free(got);
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  tu_run(cmd, NULL);
+}
+END_TEST
+
 START_TEST(stored_mail_is_marked_seen) {
   open_channel("secret", "");
   swaks_send(CUSTOMER, "support@example.org",
@@ -1150,6 +1205,7 @@ int main(void) {
   tcase_add_test(tc, after_read_moves_stored_mail_to_a_folder);
   tcase_add_test(tc, stored_mail_is_marked_seen);
   tcase_add_test(tc, initial_import_new_skips_the_mail_already_there);
+  tcase_add_test(tc, linked_attachments_of_a_reply_go_as_mime_parts);
   tcase_add_test(tc, smtp_5xx_fails_with_the_server_text);
   tcase_add_test(tc, smtp_4xx_is_retried);
   tcase_add_test(tc, smtp_refused_login_sets_auth_failed_and_retries);

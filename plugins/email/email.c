@@ -38,7 +38,9 @@ static const sb_field email_schema[] = {
      "original_sender: the person whose mail was forwarded; forwarder: the colleague who forwarded it.",
      email_owner_values},
     {"max_attachment_bytes", SB_FIELD_INT, 0, "26214400", "Largest attachment",
-     "Attachments larger than this (bytes) are listed with the message but not stored.", NULL},
+     "Attachments larger than this (bytes) are listed with the message but not stored, and go with a reply as "
+     "links rather than parts.",
+     NULL},
     {"initial_import", SB_FIELD_ENUM, 0, "all", "At the first connect",
      "all: every mail already in the mailbox becomes a conversation; new: only mail that arrives from then on.",
      email_import_values},
@@ -359,8 +361,8 @@ static void sent(void *arg, const sb_mail_response *r) {
   free(s);
 }
 
-static int email_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
-  email *e = instance;
+/* Composes the reply and hands it to SMTP. */
+static int email_send_now(email *e, const sb_outbound_message *msg, sb_send_op *op) {
   if (msg->recipient_id == NULL || strchr(msg->recipient_id, '@') == NULL ||
       strpbrk(msg->recipient_id, " <>\r\n") != NULL) {
     e->host->send_fail(op, "the recipient is not an email address");
@@ -427,6 +429,181 @@ static int email_send(void *instance, const sb_outbound_message *msg, sb_send_op
     free(s);
     return SB_EAGAIN;
   }
+  return SB_OK;
+}
+
+/* --- outbound attachments: fetched to go as MIME parts ------------------------ */
+
+/* A reply waiting for its linked attachments (http and https URLs) to be
+ * downloaded, so they go as parts of the mail rather than as links. The
+ * message is copied: the host's copy lives only during send(). */
+typedef struct fetch_op {
+  email *e;
+  sb_send_op *op;
+  sb_outbound_message msg; /* its strings and attachments point into what follows */
+  char *strs[16];
+  sb_attachment *atts;
+  char **data;             /* downloaded bytes per attachment, or NULL */
+  size_t next;             /* the next attachment to look at */
+} fetch_op;
+
+static void fetch_free(fetch_op *f) {
+  for (size_t i = 0; i < sizeof(f->strs) / sizeof(f->strs[0]); i++) free(f->strs[i]);
+  for (size_t i = 0; f->data != NULL && i < f->msg.attachment_count; i++) {
+    free(f->data[i]);
+    free((char *)f->atts[i].url);
+    free((char *)f->atts[i].mime_type);
+    free((char *)f->atts[i].filename);
+  }
+  free(f->data);
+  free(f->atts);
+  free(f);
+}
+
+static int fetchable(const sb_attachment *a) {
+  return a->data == NULL && a->url != NULL && (strncmp(a->url, "http://", 7) == 0 || strncmp(a->url, "https://", 8) == 0);
+}
+
+static void fetch_next(fetch_op *f);
+
+/* The last segment of url's path (malloc'd) when it is a plain file name,
+ * else NULL (the part is then called "attachment"). */
+static char *url_file_name(const char *url) {
+  const char *p = strstr(url, "://");
+  p = p != NULL ? strchr(p + 3, '/') : NULL;
+  if (p == NULL) return NULL;
+  size_t end = strcspn(p, "?#");
+  const char *last = p;
+  for (size_t i = 0; i < end; i++)
+    if (p[i] == '/') last = p + i + 1;
+  size_t n = (size_t)(p + end - last);
+  for (size_t i = 0; i < n; i++)
+    if (!(g_ascii_isalnum(last[i]) || last[i] == '.' || last[i] == '_' || last[i] == '-')) return NULL;
+  return n > 0 && n < 200 && last[0] != '.' ? strndup(last, n) : NULL;
+}
+
+/* The response's Content-Type without its parameters (malloc'd), or NULL. */
+static char *content_type_of(const sb_http_client_response *r) {
+  for (size_t i = 0; i < r->header_count; i++) {
+    if (strcasecmp(r->headers[i].name, "content-type") != 0 || r->headers[i].value == NULL) continue;
+    size_t n = strcspn(r->headers[i].value, "; ");
+    return n > 0 && memchr(r->headers[i].value, '/', n) != NULL ? strndup(r->headers[i].value, n) : NULL;
+  }
+  return NULL;
+}
+
+static void fetched(void *arg, const sb_http_client_response *r) {
+  fetch_op *f = arg;
+  email *e = f->e;
+  size_t i = f->next++;
+  sb_attachment *a = &f->atts[i];
+  if (r->status == SB_ECANCELED) {
+    e->host->send_retry(f->op, 0, "the channel closed while an attachment was downloaded");
+    fetch_free(f);
+    return;
+  }
+  if (r->status == SB_OK && r->http_status == 200 && (f->data[i] = malloc(r->body_len + 1)) != NULL) {
+    memcpy(f->data[i], r->body, r->body_len);
+    a->data = f->data[i];
+    a->data_len = r->body_len;
+    if (a->mime_type == NULL) a->mime_type = content_type_of(r);
+    if (a->filename == NULL) a->filename = url_file_name(a->url);
+  } else {
+    char reason[300];
+    if (r->status == SB_OK)
+      snprintf(reason, sizeof(reason), "HTTP %d", r->http_status);
+    else
+      snprintf(reason, sizeof(reason), "%s", r->status == SB_EFBIG ? "larger than max_attachment_bytes"
+                                             : r->error != NULL     ? r->error
+                                                                    : "no answer");
+    /* a busy or slow file server: the outbox tries the whole reply again
+     * later; anything else (gone, refused, a name that does not resolve,
+     * too large) sends the link instead */
+    int passing = r->status == SB_OK ? r->http_status >= 500 || r->http_status == 429 : r->status == SB_ETIMEDOUT;
+    if (passing) {
+      char why[400];
+      snprintf(why, sizeof(why), "attachment %zu could not be downloaded: %s", i + 1, reason);
+      e->host->send_retry(f->op, 0, why);
+      fetch_free(f);
+      return;
+    }
+    e->host->log(e->channel, SB_LOG_WARN, "attachment %zu of a reply goes as a link: %s", i + 1, reason);
+  }
+  fetch_next(f);
+}
+
+/* Downloads the next linked attachment, or composes the reply once none is
+ * left. */
+static void fetch_next(fetch_op *f) {
+  email *e = f->e;
+  while (f->next < f->msg.attachment_count && !fetchable(&f->atts[f->next])) f->next++;
+  if (f->next < f->msg.attachment_count) {
+    sb_http_client_request rq = {.struct_size = sizeof(rq),
+                                 .timeout_ms = 60000,
+                                 .method = "GET",
+                                 .url = f->atts[f->next].url,
+                                 .max_response_bytes = e->max_att > 0 ? e->max_att : (uint64_t)256 << 20};
+    if (e->host->http_request(e->channel, &rq, fetched, f) != NULL) return;
+    e->host->log(e->channel, SB_LOG_WARN, "attachment %zu of a reply goes as a link: the host did not take the download",
+                 f->next + 1);
+    f->next++;
+    fetch_next(f);
+    return;
+  }
+  if (email_send_now(e, &f->msg, f->op) != SB_OK) e->host->send_retry(f->op, 0, "the SMTP call could not start");
+  fetch_free(f);
+}
+
+/* Copies s into f (NULL stays NULL); -1 when out of memory. */
+static int fetch_keep(fetch_op *f, size_t slot, const char **field, const char *s) {
+  if (s == NULL) return 0;
+  f->strs[slot] = strdup(s);
+  *field = f->strs[slot];
+  return f->strs[slot] != NULL ? 0 : -1;
+}
+
+static int email_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
+  email *e = instance;
+  size_t n = 0;
+  for (size_t i = 0; i < msg->attachment_count; i++) n += (size_t)fetchable(&msg->attachments[i]);
+  if (n == 0) return email_send_now(e, msg, op);
+  fetch_op *f = calloc(1, sizeof(*f));
+  if (f == NULL) return SB_ENOMEM;
+  f->e = e;
+  f->op = op;
+  f->msg = *msg;
+  f->atts = calloc(msg->attachment_count, sizeof(*f->atts));
+  f->data = calloc(msg->attachment_count, sizeof(*f->data));
+  int bad = f->atts == NULL || f->data == NULL;
+  bad |= fetch_keep(f, 0, &f->msg.message_id, msg->message_id) | fetch_keep(f, 1, &f->msg.idempotency_key, msg->idempotency_key) |
+         fetch_keep(f, 2, &f->msg.recipient_id, msg->recipient_id) | fetch_keep(f, 3, &f->msg.recipient_name, msg->recipient_name) |
+         fetch_keep(f, 4, &f->msg.external_thread_id, msg->external_thread_id) |
+         fetch_keep(f, 5, &f->msg.reply_to_external_id, msg->reply_to_external_id) |
+         fetch_keep(f, 6, &f->msg.subject, msg->subject) | fetch_keep(f, 7, &f->msg.text, msg->text) |
+         fetch_keep(f, 8, &f->msg.html, msg->html) | fetch_keep(f, 9, &f->msg.template_json, msg->template_json) |
+         fetch_keep(f, 10, &f->msg.agent_name, msg->agent_name) | fetch_keep(f, 11, &f->msg.agent_email, msg->agent_email) |
+         fetch_keep(f, 12, &f->msg.agent_avatar_url, msg->agent_avatar_url);
+  for (size_t i = 0; !bad && i < msg->attachment_count; i++) {
+    const sb_attachment *a = &msg->attachments[i];
+    f->atts[i] = *a;
+    f->atts[i].url = a->url ? strdup(a->url) : NULL;
+    f->atts[i].mime_type = a->mime_type ? strdup(a->mime_type) : NULL;
+    f->atts[i].filename = a->filename ? strdup(a->filename) : NULL;
+    f->atts[i].content_id = NULL;
+    if (a->data != NULL && (f->data[i] = malloc(a->data_len + 1)) != NULL) {
+      memcpy(f->data[i], a->data, a->data_len);
+      f->atts[i].data = f->data[i];
+    }
+    bad |= (a->url && !f->atts[i].url) || (a->mime_type && !f->atts[i].mime_type) ||
+           (a->filename && !f->atts[i].filename) || (a->data && !f->data[i]);
+  }
+  if (bad) {
+    f->msg.attachment_count = f->atts != NULL && f->data != NULL ? msg->attachment_count : 0;
+    fetch_free(f);
+    return SB_ENOMEM;
+  }
+  f->msg.attachments = f->atts;
+  fetch_next(f);
   return SB_OK;
 }
 
