@@ -20,7 +20,7 @@ static void api__conversations_done(void *arg, int status, json_t *result, const
 
 static void api__conversations(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
-  static const char *const keys[] = {"channel", "inbox", "status", "assignee", "q", "cursor"};
+  static const char *const keys[] = {"channel", "inbox", "status", "assignee", "q", "failed", "cursor"};
   json_t *f = json_object();
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
     if (api_query_into(req, res, keys[i], f) != 0) goto out;
@@ -31,6 +31,12 @@ static void api__conversations(api *a, const http_request *req, http_responder *
     http_respond_error(res, 400, "invalid_query", "status must be open or closed", "status");
     goto out;
   }
+  const char *failed = json_string_value(json_object_get(f, "failed"));
+  if (failed != NULL && strcmp(failed, "true") != 0 && strcmp(failed, "false") != 0) {
+    http_respond_error(res, 400, "invalid_query", "failed must be true or false", "failed");
+    goto out;
+  }
+  if (failed != NULL) json_object_set_new(f, "failed", json_boolean(strcmp(failed, "true") == 0));
   api_submitted(res, store_conversations_list(a->host.st, f, api__conversations_done, res));
 out:
   json_decref(f);

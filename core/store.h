@@ -179,7 +179,8 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
 /* ---- conversations and tickets ---- */
 
 /* filter: {channel?, inbox?, status? ("open"|"closed"), assignee? (user name or
- * "none"), q? (keyword in message text or subject, contact name, email or phone), cursor?, limit? (default 50)} ->
+ * "none"), q? (keyword in message text or subject, contact name, email or phone),
+ * failed? (true: only conversations with a reply whose status is failed), cursor?, limit? (default 50)} ->
  * {items:[{id, channel, inbox, contact{...}, status, assignee, ticket{id,
  * status, priority, owner}, last_message_at}], next_cursor} newest first.
  * -EINVAL when assignee is neither "none" nor a user's name. */

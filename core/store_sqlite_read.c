@@ -387,6 +387,8 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
       "      OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"
       "      JOIN messages m ON m.id = chain.id WHERE sb_contains(m.text, ?6)"
       "      OR sb_contains(m.subject, ?6)))"
+      " AND (?8 IS NULL OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"
+      "      JOIN messages m ON m.id = chain.id WHERE m.direction = 'out' AND m.status = 'failed'))"
       " ORDER BY t.id DESC LIMIT ?7");
   if (s == NULL) return sq_fail(st, r, "listing conversations");
   const char *assignee = sq__str(q, "assignee");
@@ -412,6 +414,7 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
   sq_bind_text(s, 5, sq__str(q, "assignee"));
   sq_bind_text(s, 6, sq__str(q, "q"));
   sqlite3_bind_int64(s, 7, limit);
+  if (json_is_true(json_object_get(q, "failed"))) sqlite3_bind_int(s, 8, 1);
   return sq__run_page(st, r, s, limit, result);
 }
 

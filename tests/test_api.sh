@@ -282,11 +282,18 @@ flaky=$(jv 'd["id"]')
 wait_reply "$conv" "$flaky" failed
 expect "a reply the service refused is failed with its reason" 200 \
   "[m for m in d['messages'] if m['id'] == $flaky][0]['error'] == 'the service refused it this time'"
+call GET "/api/v1/conversations?failed=true" "$AGENT"
+expect "failed=true lists the conversations with a failed reply" 200 "[c['id'] for c in d['items']] == [$conv]"
+call GET "/api/v1/conversations?failed=maybe" "$AGENT"
+expect "failed takes true or false" 400 'd["error"]["field"] == "failed"'
 call POST "/api/v1/conversations/$conv/messages/$flaky/retry" "$AGENT" '{"again": true}'
 expect "a retry with an unknown field is 400" 400 'd["error"]["field"] == "again"'
 call POST "/api/v1/conversations/$conv/messages/$flaky/retry" "$AGENT"
 expect "a failed reply is queued again" 202 "d == {'id': $flaky, 'status': 'queued'}"
 wait_reply "$conv" "$flaky" sent
+call GET "/api/v1/conversations?failed=true" "$AGENT"
+expect "once sent again it is no longer among the failed" 200 'd["items"] == []'
+call GET "/api/v1/conversations/$conv" "$AGENT"
 check "the failed reply is sent again, with its idempotency key" \
   $([ "$status" = sent ] && [ "$(jv "[m for m in d['messages'] if m['id'] == $flaky][0]['external_id']")" = "switchboard-msg-$flaky" ]; echo $?) \
   "status $status: $body"
