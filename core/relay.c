@@ -19,6 +19,8 @@ typedef struct relay_send {
   sb_channel *ch;
   outbox_done *done;
   sb_attachment *attachments;
+  char **att_data; /* stored content read for attachments, owned; NULL entries for links */
+  size_t n_att_data;
   uint64_t started_ns;
 } relay_send;
 
@@ -251,10 +253,16 @@ static int relay__send_release(void *ctx, sb_channel *ch, uint32_t kind, const c
 
 /* --- outbound ----------------------------------------------------------- */
 
+static void relay__free_data(char **data, size_t n) {
+  for (size_t i = 0; data != NULL && i < n; i++) free(data[i]);
+  free(data);
+}
+
 static void relay__send_unlink(relay_send *s) {
   s->prev->next = s->next;
   s->next->prev = s->prev;
   free(s->attachments);
+  relay__free_data(s->att_data, s->n_att_data);
   free(s);
 }
 
@@ -304,8 +312,12 @@ static size_t relay__attachments(const json_t *list, sb_attachment **out) {
   return n;
 }
 
-static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
-  relay *r = ctx;
+/* Hands the reply to its channel's plugin. atts is the reply's attachments
+ * (borrowed); data[i] (lens[i] bytes), when given, is the content read for
+ * attachment i, and is owned from here on (NULL: none read). */
+static void relay__send_now(relay *r, const outbox_item *item, outbox_done *done, const json_t *atts, char **data,
+                            size_t *lens) {
+  size_t n_atts = json_array_size(atts);
   sb_channel *ch = r->lookup(r->lookup_ctx, item->channel);
   char reason[256];
   if (ch == NULL || SB_STATE_IS_FATAL(channel_state(ch))) {
@@ -317,13 +329,13 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
       snprintf(reason, sizeof(reason), "sends held: channel \"%s\" is %s (%s)", item->channel,
                channel_state_name(channel_state(ch)), channel_state_reason(ch));
     }
+    relay__free_data(data, n_atts);
     outbox_done_defer(done, 60 * 1000, reason); /* a hold: it must not use up attempts */
     return;
   }
   relay_send *s = calloc(1, sizeof(*s));
-  json_t *atts = item->attachments_json != NULL ? json_loads(item->attachments_json, 0, NULL) : NULL;
   if (s == NULL) {
-    json_decref(atts);
+    relay__free_data(data, n_atts);
     outbox_done_retry(done, 0, "out of memory");
     return;
   }
@@ -354,18 +366,125 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
   };
   m.attachment_count = relay__attachments(atts, &s->attachments);
   m.attachments = s->attachments;
+  s->att_data = data;
+  s->n_att_data = n_atts;
+  for (size_t i = 0; data != NULL && i < m.attachment_count; i++) {
+    if (data[i] == NULL) continue;
+    s->attachments[i].data = data[i];
+    s->attachments[i].data_len = lens[i];
+  }
   s->next = r->sends.next;
   s->prev = &r->sends;
   r->sends.next->prev = s;
   r->sends.next = s;
   r->stats.sends++;
   int rc = channel_send(ch, &m, &s->base);
-  json_decref(atts);
   if (rc != 0 && !s->base.completed) {
     snprintf(reason, sizeof(reason), "the channel did not take the message (code %d)", rc);
     s->base.completed = 1;
     relay__send_complete(&s->base, CHANNEL_SEND_RETRY, reason, 0);
   }
+}
+
+/* A reply whose attachments name content the store holds, by the link the
+ * API lists it under (/api/v1/attachments/{id}: an agent sending on a file a
+ * customer sent): the bytes are read first, so the plugin gets them with
+ * the link (the email channel attaches them; a link alone would need the
+ * API's token). */
+typedef struct relay_fetch {
+  relay *r;
+  const outbox_item *item; /* the outbox keeps it until done completes */
+  outbox_done *done;
+  json_t *atts;
+  char **data;
+  size_t *lens;
+  size_t next;
+} relay_fetch;
+
+/* The id in a link to stored content, or 0. */
+static int64_t relay__stored_id(const char *url) {
+  static const char prefix[] = "/api/v1/attachments/";
+  if (url == NULL || strncmp(url, prefix, sizeof(prefix) - 1) != 0) return 0;
+  const char *d = url + sizeof(prefix) - 1;
+  size_t n = strlen(d);
+  return n > 0 && n <= 18 && strspn(d, "0123456789") == n ? strtoll(d, NULL, 10) : 0;
+}
+
+static void relay__fetch_free(relay_fetch *f) {
+  json_decref(f->atts);
+  free(f->lens);
+  free(f);
+}
+
+static void relay__fetch_next(relay_fetch *f);
+
+static void relay__fetched(void *arg, int status, const store_attachment *a, const char *err) {
+  relay_fetch *f = arg;
+  size_t i = f->next++;
+  json_t *att = json_array_get(f->atts, i);
+  if (status == 0 && (f->data[i] = malloc(a->len + 1)) != NULL) {
+    memcpy(f->data[i], a->data, a->len);
+    f->lens[i] = a->len;
+    /* the reply may have named neither: the stored content's own */
+    if (!json_is_string(json_object_get(att, "mime_type")) && a->mime_type != NULL)
+      json_object_set_new(att, "mime_type", json_string(a->mime_type));
+    if (!json_is_string(json_object_get(att, "filename")) && a->filename != NULL)
+      json_object_set_new(att, "filename", json_string(a->filename));
+  } else if (status == -ENOENT) {
+    log_warn("outbox: message %" PRId64 ": %s is no longer stored; it goes as the link",
+             f->item->message_id, json_string_value(json_object_get(att, "url")));
+  } else {
+    char why[300];
+    snprintf(why, sizeof(why), "reading attachment %zu failed: %s", i + 1, err != NULL ? err : "out of memory");
+    relay__free_data(f->data, json_array_size(f->atts));
+    outbox_done_retry(f->done, 0, why);
+    relay__fetch_free(f);
+    return;
+  }
+  relay__fetch_next(f);
+}
+
+/* Reads the next stored attachment, or sends once none is left. */
+static void relay__fetch_next(relay_fetch *f) {
+  size_t n = json_array_size(f->atts);
+  int64_t id = 0;
+  while (f->next < n &&
+         (id = relay__stored_id(json_string_value(json_object_get(json_array_get(f->atts, f->next), "url")))) == 0)
+    f->next++;
+  if (f->next == n) {
+    relay__send_now(f->r, f->item, f->done, f->atts, f->data, f->lens);
+    relay__fetch_free(f);
+    return;
+  }
+  if (store_attachment_get(f->r->st, id, relay__fetched, f) != 0) {
+    relay__free_data(f->data, n);
+    outbox_done_retry(f->done, 0, "the store is not accepting requests");
+    relay__fetch_free(f);
+  }
+}
+
+static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
+  relay *r = ctx;
+  json_t *atts = item->attachments_json != NULL ? json_loads(item->attachments_json, 0, NULL) : NULL;
+  size_t n = json_array_size(atts), stored = 0;
+  for (size_t i = 0; i < n; i++)
+    stored += relay__stored_id(json_string_value(json_object_get(json_array_get(atts, i), "url"))) > 0;
+  relay_fetch *f = stored > 0 ? calloc(1, sizeof(*f)) : NULL;
+  if (f != NULL && ((f->data = calloc(n, sizeof(*f->data))) == NULL || (f->lens = calloc(n, sizeof(*f->lens))) == NULL)) {
+    free(f->data);
+    free(f);
+    f = NULL;
+  }
+  if (f == NULL) { /* nothing stored to read (or no memory to read it: the links go) */
+    relay__send_now(r, item, done, atts, NULL, NULL);
+    json_decref(atts);
+    return;
+  }
+  f->r = r;
+  f->item = item;
+  f->done = done;
+  f->atts = atts;
+  relay__fetch_next(f);
 }
 
 /* After a plugin's destroy(): its open sends can no longer complete, so the

@@ -354,6 +354,14 @@ want_disp="attachment; filename=\"Quarterly _Q3_ report _;.pdf\"; filename*=UTF-
 check "Content-Disposition quotes the filename safely and gives it exactly in filename*" \
   $([ "$(hdr content-disposition)" = "$want_disp" ]; echo $?) "$(hdr content-disposition)"
 check "the download is never sniffed" $([ "$(hdr x-content-type-options)" = nosniff ]; echo $?)
+# An agent sends the stored file on: the plugin gets its bytes, type and name with the link.
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"attachment\", \"attachments\": [{\"url\": \"/api/v1/attachments/$attid\"}]}"
+expect "a reply can attach a stored file by its link" 202
+sent_on=$(jv 'd["id"]')
+wait_reply "$conv" "$sent_on" sent
+check "the plugin gets the stored bytes, type and name of a linked attachment" \
+  $([ "$(jv "[m for m in d['messages'] if m['id'] == $sent_on][0]['external_id']")" = "got $(stat -c %s "$work/att.bin") bytes of application/pdf as $attname" ]; echo $?) \
+  "status $status: $(jv "[m for m in d['messages'] if m['id'] == $sent_on][0]")"
 call GET /api/v1/attachments/99999 "$AGENT"
 expect "an unknown attachment is 404" 404 'd["error"]["code"] == "not_found"'
 call GET /api/v1/attachments/abc "$AGENT"

@@ -17,7 +17,8 @@
  *   GET  /state?s=N    set_state(N)
  *   GET  /now          now_ms
  *
- * send(): text "retry" → send_retry(1500), "fail" → send_fail, "flaky" →
+ * send(): text "retry" → send_retry(1500), "fail" → send_fail, "attachment" →
+ * send_ok("got N bytes of TYPE as NAME", the first attachment's), "flaky" →
  * send_fail and send_ok(idempotency key) in turn (per instance), "defer" →
  * send_defer(2500) (ABI 1.2), "later" →
  * send_ok from a timer, "http" → POST to the endpoint setting, then
@@ -332,6 +333,12 @@ static int tp_send(void *instance, const sb_outbound_message *msg, sb_send_op *o
     t->host->send_retry(op, 1500, "the service is busy");
   } else if (strcmp(text, "fail") == 0) {
     t->host->send_fail(op, "the recipient blocked the page");
+  } else if (strcmp(text, "attachment") == 0) { /* says what the host handed over of the first attachment */
+    char ext[300];
+    const sb_attachment *a = msg->attachment_count > 0 ? &msg->attachments[0] : NULL;
+    snprintf(ext, sizeof(ext), "got %zu bytes of %s as %s", a != NULL ? a->data_len : 0,
+             a != NULL && a->mime_type != NULL ? a->mime_type : "-", a != NULL && a->filename != NULL ? a->filename : "-");
+    t->host->send_ok(op, ext);
   } else if (strcmp(text, "flaky") == 0) {
     if (t->flaky_sends++ % 2 == 0)
       t->host->send_fail(op, "the service refused it this time");

@@ -474,7 +474,10 @@ typedef struct sb_sender {
 #define SB_ATTACHMENT_INLINE 0x1u /* shown inside the body (has content_id) */
 
 /* A file attached to a message: either a URL the help desk can fetch, or the
- * bytes themselves (data/data_len). */
+ * bytes themselves (data/data_len). In send(), a reply's attachment that
+ * the help desk holds comes with both: its url is the API's relative
+ * /api/v1/attachments/{id}, which the plugin cannot fetch, and data holds
+ * the bytes (valid during send(); copy what you keep). */
 typedef struct sb_attachment {
   const char *url;
   const char *mime_type;
