@@ -33,6 +33,7 @@ struct relay {
   void (*destroyed)(void *ctx, sb_channel *ch);
   void *destroyed_ctx;
   relay_send sends; /* list head of sends in flight */
+  struct relay_fetch *fetches; /* replies whose stored attachments are being read */
   relay_stats stats;
 };
 
@@ -392,7 +393,8 @@ static void relay__send_now(relay *r, const outbox_item *item, outbox_done *done
  * the link (the email channel attaches them; a link alone would need the
  * API's token). */
 typedef struct relay_fetch {
-  relay *r;
+  struct relay_fetch *next_fetch, **prev_fetch; /* in r->fetches */
+  relay *r;                /* NULL once relay_free ran: the send is then retried */
   const outbox_item *item; /* the outbox keeps it until done completes */
   outbox_done *done;
   json_t *atts;
@@ -411,6 +413,10 @@ static int64_t relay__stored_id(const char *url) {
 }
 
 static void relay__fetch_free(relay_fetch *f) {
+  if (f->r != NULL) {
+    *f->prev_fetch = f->next_fetch;
+    if (f->next_fetch != NULL) f->next_fetch->prev_fetch = f->prev_fetch;
+  }
   json_decref(f->atts);
   free(f->lens);
   free(f);
@@ -420,6 +426,12 @@ static void relay__fetch_next(relay_fetch *f);
 
 static void relay__fetched(void *arg, int status, const store_attachment *a, const char *err) {
   relay_fetch *f = arg;
+  if (f->r == NULL) { /* the daemon stopped meanwhile */
+    relay__free_data(f->data, json_array_size(f->atts));
+    outbox_done_retry(f->done, 0, "the daemon stopped before the send");
+    relay__fetch_free(f);
+    return;
+  }
   size_t i = f->next++;
   json_t *att = json_array_get(f->atts, i);
   if (status == 0 && (f->data[i] = malloc(a->len + 1)) != NULL) {
@@ -484,6 +496,10 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
   f->item = item;
   f->done = done;
   f->atts = atts;
+  f->next_fetch = r->fetches;
+  f->prev_fetch = &r->fetches;
+  if (r->fetches != NULL) r->fetches->prev_fetch = &f->next_fetch;
+  r->fetches = f;
   relay__fetch_next(f);
 }
 
@@ -547,6 +563,8 @@ void relay_free(relay *r) {
     s->base.completed = 1;
     relay__send_complete(&s->base, CHANNEL_SEND_RETRY, "the daemon stopped before the send completed", 0);
   }
+  /* Reads still in the store finish on their own and retry their send. */
+  for (relay_fetch *f = r->fetches; f != NULL; f = f->next_fetch) f->r = NULL;
   free(r);
 }
 
