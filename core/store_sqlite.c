@@ -774,6 +774,9 @@ static void sq__on_prepare(uv_prepare_t *h) { sq__hand_over(h->data); }
 
 /* ---- open and close ---- */
 
+static void sq__start_reader(store *st);
+static void sq__stop_reader(store *st);
+
 static int sq__migrate(store *st, char *err, size_t errlen) {
   sqlite3_stmt *s = NULL;
   int version = -1;
@@ -866,6 +869,7 @@ static void sq__free(store *st) {
   uv_cond_destroy(&st->cv);
   uv_cond_destroy(&st->ckpt_cv);
   uv_cond_destroy(&st->sync_cv);
+  uv_cond_destroy(&st->reader_cv);
   free(st->path);
   free(st);
 }
@@ -1058,6 +1062,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
   uv_cond_init(&st->cv);
   uv_cond_init(&st->ckpt_cv);
   uv_cond_init(&st->sync_cv);
+  uv_cond_init(&st->reader_cv);
   st->wal_fd = -1;
   st->wal_limit_frames = SQ_WAL_LIMIT_FRAMES;
   st->ckpt_frames = SQ_CHECKPOINT_FRAMES;
@@ -1147,6 +1152,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
     return -EIO;
   }
   st->thread_started = 1;
+  sq__start_reader(st);
   *out = st;
   return 0;
 }
@@ -1161,6 +1167,7 @@ void store_close(store *st) {
   uv_mutex_unlock(&st->mu);
   if (st->thread_started) uv_thread_join(&st->thread);
   st->thread_started = 0;
+  sq__stop_reader(st);
   sq__stop_syncer(st);
   if (st->ckpt_started) {
     uv_thread_join(&st->ckpt_thread);
@@ -1267,4 +1274,93 @@ int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, voi
     free(j);
   }
   return rc;
+}
+
+int sq_submit_read_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg) {
+  if (st == NULL || st->reader == NULL) return sq_submit_json(st, fn, args, cb, arg);
+  if (fn == NULL || st->stopping) {
+    json_decref(args);
+    return fn == NULL ? -EINVAL : -ESHUTDOWN;
+  }
+  sq_json_req *j = calloc(1, sizeof(*j));
+  if (j == NULL) {
+    json_decref(args);
+    return -ENOMEM;
+  }
+  j->base.run = sq__json_run;
+  j->base.done = sq__json_done;
+  j->fn = fn;
+  j->args = args;
+  j->cb = cb;
+  j->arg = arg;
+  uv_mutex_lock(&st->mu);
+  sq__append(&st->r_head, &st->r_tail, &j->base, &j->base);
+  uv_cond_signal(&st->reader_cv);
+  uv_mutex_unlock(&st->mu);
+  return 0;
+}
+
+/* Runs reads on the reader's connection, one at a time, each in its own
+ * read transaction, and hands them to the loop as the writer does. */
+static void sq__reader(void *arg) {
+  store *st = arg;
+  pthread_setname_np(pthread_self(), "sb-reader");
+  for (;;) {
+    uv_mutex_lock(&st->mu);
+    while (st->r_head == NULL && !st->stopping) uv_cond_wait(&st->reader_cv, &st->mu);
+    sq_req *batch = st->r_head;
+    st->r_head = st->r_tail = NULL;
+    uv_mutex_unlock(&st->mu);
+    if (batch == NULL) break; /* stopping, and every read is answered */
+    for (sq_req *r = batch, *next; r != NULL; r = next) {
+      next = r->next;
+      r->next = NULL;
+      r->run(st->reader, r);
+      uv_mutex_lock(&st->mu);
+      sq__append(&st->done_head, &st->done_tail, r, r);
+      uv_mutex_unlock(&st->mu);
+      uv_async_send(&st->async);
+    }
+  }
+}
+
+/* Opens the reader's connection and starts its thread; without them reads
+ * go to the writer as before (logged). */
+static void sq__start_reader(store *st) {
+  store *rd = calloc(1, sizeof(*rd));
+  if (rd == NULL || sqlite3_open_v2(st->path, &rd->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+      sq_register_functions(rd->db) != SQLITE_OK) {
+    log_warn("store: no read connection for %s (%s); searches run in the writer's transactions", st->path,
+             rd != NULL && rd->db != NULL ? sqlite3_errmsg(rd->db) : "out of memory");
+    if (rd != NULL) sqlite3_close(rd->db);
+    free(rd);
+    return;
+  }
+  sqlite3_busy_timeout(rd->db, 5000);
+  sqlite3_exec(rd->db, "PRAGMA cache_size = -8192", NULL, NULL, NULL); /* KiB, like the writer's */
+  st->reader = rd;
+  if (uv_thread_create(&st->reader_thread, sq__reader, st) != 0) {
+    log_warn("store: no reader thread for %s; searches run in the writer's transactions", st->path);
+    st->reader = NULL;
+    sqlite3_close(rd->db);
+    free(rd);
+    return;
+  }
+  st->reader_started = 1;
+}
+
+/* Stops the reader once it has answered what it holds (st->stopping is
+ * set), and closes its connection. */
+static void sq__stop_reader(store *st) {
+  if (!st->reader_started) return;
+  uv_mutex_lock(&st->mu);
+  uv_cond_signal(&st->reader_cv);
+  uv_mutex_unlock(&st->mu);
+  uv_thread_join(&st->reader_thread);
+  st->reader_started = 0;
+  for (size_t i = 0; i < SQ_STMT_SLOTS; i++)
+    if (st->reader->stmts[i].stmt != NULL) sqlite3_finalize(st->reader->stmts[i].stmt);
+  sqlite3_close(st->reader->db);
+  free(st->reader);
+  st->reader = NULL;
 }

@@ -101,6 +101,17 @@ struct store {
   enum { SQ_CKPT_IDLE, SQ_CKPT_COPYING, SQ_CKPT_FINISH } ckpt_phase;
   int wal_frames;                /* under mu: frames in the WAL after the last commit */
   sqlite3 *ckpt_db;
+  /* The reader: a read-only connection and a thread of their own for the
+   * API's scans (sq_submit_read_json), so that a search never runs inside
+   * the writer's group commit, where it held every webhook behind it
+   * (bench/ingest/search.sh). reader is a store holding only that
+   * connection and its statement cache, which the query functions take as
+   * their st; NULL when it could not be opened (reads then go to the writer). */
+  struct store *reader;
+  uv_thread_t reader_thread;
+  uv_cond_t reader_cv;           /* under mu */
+  sq_req *r_head, *r_tail;       /* under mu: waiting for the reader */
+  int reader_started;
   /* The syncer: the writer commits with synchronous=NORMAL (its COMMIT
    * writes the WAL but does not fsync it) and goes on with the next batch,
    * while this thread makes every batch committed since its last pass
@@ -228,6 +239,10 @@ int64_t sq_batch_now(store *st);
  * request) and may set *result (new reference). */
 typedef int (*sq_json_fn)(store *st, sq_req *r, json_t *args, json_t **result);
 int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg);
+/* The same for a read that needs no writer state (only SQL through sq_prep
+ * on the st it is given): it runs on the reader's connection, outside the
+ * writer's transactions, and sees what was committed when it starts. */
+int sq_submit_read_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg);
 
 /* Writer-owned string-keyed caches (store_sqlite_cache.c). max_pow2 is the
  * largest slot count, a power of two; the table grows up to it and empties

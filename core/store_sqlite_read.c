@@ -262,7 +262,7 @@ static int sq__contacts_list(store *st, sq_req *r, json_t *q, json_t **result) {
 }
 
 int store_contacts_list(store *st, const json_t *query, store_json_cb cb, void *arg) {
-  return sq_submit_json(st, sq__contacts_list, query ? json_deep_copy(query) : json_object(), cb, arg);
+  return sq_submit_read_json(st, sq__contacts_list, query ? json_deep_copy(query) : json_object(), cb, arg);
 }
 
 static int sq__contact_patch(store *st, sq_req *r, json_t *a, json_t **result) {
@@ -419,7 +419,7 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
 }
 
 int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, void *arg) {
-  return sq_submit_json(st, sq__conversations, filter ? json_deep_copy(filter) : json_object(), cb, arg);
+  return sq_submit_read_json(st, sq__conversations, filter ? json_deep_copy(filter) : json_object(), cb, arg);
 }
 
 static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
