@@ -1252,15 +1252,12 @@ static void sq__json_done(store *st, sq_req *r) {
   free(j);
 }
 
-int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg) {
-  if (st == NULL || fn == NULL) {
-    json_decref(args);
-    return -EINVAL;
-  }
+/* A JSON request for fn, owning args (freed here when NULL is returned). */
+static sq_json_req *sq__json_req_new(sq_json_fn fn, json_t *args, store_json_cb cb, void *arg) {
   sq_json_req *j = calloc(1, sizeof(*j));
   if (j == NULL) {
     json_decref(args);
-    return -ENOMEM;
+    return NULL;
   }
   j->base.run = sq__json_run;
   j->base.done = sq__json_done;
@@ -1268,6 +1265,16 @@ int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, voi
   j->args = args;
   j->cb = cb;
   j->arg = arg;
+  return j;
+}
+
+int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg) {
+  if (st == NULL || fn == NULL) {
+    json_decref(args);
+    return -EINVAL;
+  }
+  sq_json_req *j = sq__json_req_new(fn, args, cb, arg);
+  if (j == NULL) return -ENOMEM;
   int rc = sq_enqueue(st, &j->base);
   if (rc < 0) {
     json_decref(args);
@@ -1282,17 +1289,8 @@ int sq_submit_read_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb
     json_decref(args);
     return fn == NULL ? -EINVAL : -ESHUTDOWN;
   }
-  sq_json_req *j = calloc(1, sizeof(*j));
-  if (j == NULL) {
-    json_decref(args);
-    return -ENOMEM;
-  }
-  j->base.run = sq__json_run;
-  j->base.done = sq__json_done;
-  j->fn = fn;
-  j->args = args;
-  j->cb = cb;
-  j->arg = arg;
+  sq_json_req *j = sq__json_req_new(fn, args, cb, arg);
+  if (j == NULL) return -ENOMEM;
   uv_mutex_lock(&st->mu);
   sq__append(&st->r_head, &st->r_tail, &j->base, &j->base);
   uv_cond_signal(&st->reader_cv);
