@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "router.h"
 
@@ -152,6 +153,71 @@ static void api__attachment(api *a, const http_request *req, http_responder *res
   api_submitted(res, store_attachment_get(a->host.st, id, api__attachment_done, res));
 }
 
+/* ---- upload ---- */
+
+/* The upload's media type from its Content-Type: type/subtype and any
+ * parameters as given (printable ASCII), application/octet-stream when
+ * there is none. Returns NULL for one that is not a media type. */
+static const char *api__upload_type(const http_request *req) {
+  const char *ct = http_request_header(req, "content-type");
+  if (ct == NULL || ct[0] == '\0') return "application/octet-stream";
+  return strcmp(api__content_type(ct), ct) == 0 ? ct : NULL;
+}
+
+static void api__uploaded(void *arg, int status, json_t *result, const char *err) {
+  http_responder *res = arg;
+  if (status == 0)
+    http_respond_json(res, 201, json_incref(result));
+  else
+    api_store_error(res, status, err);
+}
+
+/* POST /api/v1/attachments?filename=NAME: the body is the file, as is. A
+ * form (multipart/form-data) is refused rather than stored envelope and
+ * all. The request body limit (http.body_limit) bounds an upload, since
+ * libh2o reads a whole body before any handler runs: raising it for larger
+ * files raises it for every route. */
+static void api__upload(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  const char *type = api__upload_type(req);
+  if (type == NULL) {
+    http_respond_error(res, 400, "invalid", "Content-Type must be a media type such as application/pdf",
+                       "Content-Type");
+    return;
+  }
+  if (strncasecmp(type, "multipart/", 10) == 0) {
+    http_respond_error(res, 415, "unsupported_media_type",
+                       "send the file's bytes as the request body with its own Content-Type, not a form",
+                       "Content-Type");
+    return;
+  }
+  if (req->body_len == 0) {
+    http_respond_error(res, 400, "invalid", "the body is empty: it must be the file's content", NULL);
+    return;
+  }
+  char name[256];
+  int n = http_request_query(req, "filename", name, sizeof(name));
+  json_t *text = n > 0 ? json_stringn(name, (size_t)n) : NULL; /* NULL: not UTF-8 */
+  int valid = text != NULL;
+  json_decref(text);
+  for (int i = 0; i < n; i++) valid &= (unsigned char)name[i] >= 0x20 && name[i] != 0x7f;
+  if (n == -ENOENT) {
+    name[0] = '\0';
+  } else if (n <= 0 || !valid) {
+    http_respond_error(res, 400, "invalid_query",
+                       "?filename= must be 1 to 255 bytes of UTF-8 without control characters", "filename");
+    return;
+  }
+  int rc = store_attachment_put(a->host.st, type, name[0] ? name : NULL, req->body, req->body_len, api__uploaded,
+                                res);
+  if (rc == -EFBIG) {
+    http_respond_error(res, 413, "payload_too_large",
+                       "the file is larger than the help desk keeps (attachments.max_bytes)", NULL);
+    return;
+  }
+  api_submitted(res, rc);
+}
+
 /* ---- reply ---- */
 
 
@@ -161,6 +227,8 @@ static void api__reply_done(void *arg, int status, int64_t message_id, const cha
     http_respond_json(res, 202, json_pack("{sI ss}", "id", (json_int_t)message_id, "status", "queued"));
   } else if (status == -EINVAL && err != NULL && strstr(err, "requires properties") != NULL) {
     http_respond_error(res, 422, "missing_properties", err, "ticket_properties");
+  } else if (status == -EINVAL && err != NULL && strstr(err, "(attachments[") != NULL) {
+    http_respond_error(res, 422, "unprocessable", err, "attachments");
   } else {
     api_store_error(res, status, err);
   }
@@ -377,6 +445,8 @@ int api_conversations_register(api *a) {
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages", API_UNAUDITED, api__reply);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages/{message_id}/retry", 0, api__retry);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/attachments/{id}", 0, api__attachment);
+  /* unaudited: the reply that sends the file keeps it in the conversation */
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/attachments", API_UNAUDITED, api__upload);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/tickets/{id}", 0, api__ticket);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/tickets/{id}", 0, api__ticket_patch);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/pipelines", 0, api__pipelines);

@@ -403,15 +403,6 @@ typedef struct relay_fetch {
   size_t next;
 } relay_fetch;
 
-/* The id in a link to stored content, or 0. */
-static int64_t relay__stored_id(const char *url) {
-  static const char prefix[] = "/api/v1/attachments/";
-  if (url == NULL || strncmp(url, prefix, sizeof(prefix) - 1) != 0) return 0;
-  const char *d = url + sizeof(prefix) - 1;
-  size_t n = strlen(d);
-  return n > 0 && n <= 18 && strspn(d, "0123456789") == n ? strtoll(d, NULL, 10) : 0;
-}
-
 static void relay__fetch_free(relay_fetch *f) {
   if (f->r != NULL) {
     *f->prev_fetch = f->next_fetch;
@@ -461,7 +452,7 @@ static void relay__fetch_next(relay_fetch *f) {
   size_t n = json_array_size(f->atts);
   int64_t id = 0;
   while (f->next < n &&
-         (id = relay__stored_id(json_string_value(json_object_get(json_array_get(f->atts, f->next), "url")))) == 0)
+         (id = store_attachment_link_id(json_string_value(json_object_get(json_array_get(f->atts, f->next), "url")))) == 0)
     f->next++;
   if (f->next == n) {
     relay__send_now(f->r, f->item, f->done, f->atts, f->data, f->lens);
@@ -480,7 +471,7 @@ static void relay__send(void *ctx, const outbox_item *item, outbox_done *done) {
   json_t *atts = item->attachments_json != NULL ? json_loads(item->attachments_json, 0, NULL) : NULL;
   size_t n = json_array_size(atts), stored = 0;
   for (size_t i = 0; i < n; i++)
-    stored += relay__stored_id(json_string_value(json_object_get(json_array_get(atts, i), "url"))) > 0;
+    stored += store_attachment_link_id(json_string_value(json_object_get(json_array_get(atts, i), "url"))) > 0;
   relay_fetch *f = stored > 0 ? calloc(1, sizeof(*f)) : NULL;
   if (f != NULL && ((f->data = calloc(n, sizeof(*f->data))) == NULL || (f->lens = calloc(n, sizeof(*f->lens))) == NULL)) {
     free(f->data);

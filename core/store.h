@@ -117,6 +117,24 @@ typedef void (*store_attachment_cb)(void *arg, int status, const store_attachmen
  * store's thread, so this is for attachments within the store's limit. */
 int store_attachment_get(store *st, int64_t id, store_attachment_cb cb, void *arg);
 
+/* How long an uploaded file waits for a reply to send it: older ones that
+ * no reply named are deleted (at the next upload and at start-up; their
+ * ids are never given again). */
+#define STORE_UPLOAD_TTL_MS ((int64_t)24 * 3600 * 1000)
+
+/* Stores a file an agent uploads to send with a reply (copied; mime_type
+ * and filename may be NULL). It belongs to no message until a reply names
+ * it by its link, /api/v1/attachments/{id}; that reply's message then owns
+ * it (it goes when the message goes). cb gets {id, url, mime_type,
+ * filename, size, created_at}; a file over the limit
+ * (store_set_attachment_limit) is -EFBIG. */
+int store_attachment_put(store *st, const char *mime_type, const char *filename, const void *data, size_t len,
+                         store_json_cb cb, void *arg);
+
+/* The id in a link to stored content, /api/v1/attachments/{id}, or 0 when
+ * url is not one. */
+int64_t store_attachment_link_id(const char *url);
+
 /* ---- configuration ---- */
 
 /* Registers or replaces a channel's rules (copied) and upserts its record.

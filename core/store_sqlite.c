@@ -825,6 +825,10 @@ static int sq__recover(store *st, char *err, size_t errlen) {
     sqlite3_free(msg);
     return -EIO;
   }
+  if (sq_uploads_sweep(st, sq_now_ms()) < 0) {
+    snprintf(err, errlen, "cannot delete the unused uploads in %s: %s", st->path, sqlite3_errmsg(st->db));
+    return -EIO;
+  }
   sqlite3_stmt *s = NULL;
   if (sqlite3_prepare_v2(st->db, "SELECT coalesce(max(last_assigned), 0) FROM users", -1, &s,
                          NULL) == SQLITE_OK &&

@@ -295,4 +295,14 @@ int sq_attachments_prepare(store *st, const char *channel, const router_attachme
 int sq_attachments_insert(store *st, sq_req *r, int64_t message_id, const char *attachments_json,
                           const sq_blob *blobs, size_t n);
 
+/* Deletes the uploads no reply named within STORE_UPLOAD_TTL_MS of now.
+ * Returns 0 or -EIO. */
+int sq_uploads_sweep(store *st, int64_t now_ms);
+
+/* Writer thread, in a reply's transaction: checks that every stored file
+ * the reply's attachments (JSON array) link to exists, and gives the
+ * uploads among them to message_id. Returns 0, or -EINVAL naming the
+ * missing one, or -EIO (r filled). */
+int sq_uploads_claim(store *st, sq_req *r, const char *attachments_json, int64_t message_id);
+
 #endif

@@ -169,7 +169,8 @@ static void sq__attachment_get_run(store *st, sq_req *r) {
   free(g->buf);
   g->buf = NULL;
   memset(&g->a, 0, sizeof(g->a));
-  sqlite3_stmt *s = sq_prep(st, "SELECT message_id, mime_type, filename, data FROM attachments WHERE id = ?1");
+  sqlite3_stmt *s = sq_prep(st, "SELECT message_id, mime_type, filename, data FROM attachments"
+                                " WHERE id = ?1 AND message_id >= 0");
   if (s == NULL) {
     sq_fail(st, r, "reading an attachment");
     return;
@@ -224,5 +225,163 @@ int store_attachment_get(store *st, int64_t id, store_attachment_cb cb, void *ar
   g->base.done = sq__attachment_get_done;
   int rc = sq_enqueue(st, &g->base);
   if (rc < 0) free(g);
+  return rc;
+}
+
+/* ---- uploads: files an agent sends with a reply ---- */
+
+int64_t store_attachment_link_id(const char *url) {
+  static const char prefix[] = "/api/v1/attachments/";
+  if (url == NULL || strncmp(url, prefix, sizeof(prefix) - 1) != 0) return 0;
+  const char *d = url + sizeof(prefix) - 1;
+  size_t n = strlen(d);
+  return n > 0 && n <= 18 && strspn(d, "0123456789") == n ? strtoll(d, NULL, 10) : 0;
+}
+
+/* An upload no reply has named yet has message_id 0 and a negative position
+ * (unique among them, as UNIQUE(message_id, position) wants); the reply that
+ * names it gives it its message and its place in the reply's list. An
+ * expired one keeps its row, emptied, with message_id -1: a deleted row of
+ * the highest id would let the next insert take its id, and a reply still
+ * naming the old link would send someone else's file. */
+int sq_uploads_sweep(store *st, int64_t now_ms) {
+  sqlite3_stmt *s = sq_prep(st, "UPDATE attachments SET message_id = -1, position = -id, mime_type = NULL,"
+                                " filename = NULL, size = 0, data = x'' WHERE message_id = 0 AND created_at < ?1");
+  if (s == NULL) return -EIO;
+  sqlite3_bind_int64(s, 1, now_ms - STORE_UPLOAD_TTL_MS);
+  int step = sqlite3_step(s);
+  sqlite3_reset(s);
+  return step == SQLITE_DONE ? 0 : -EIO;
+}
+
+typedef struct sq_upload {
+  sq_req base;
+  char *mime_type, *filename, *data; /* data: len bytes */
+  size_t len;
+  json_t *result;
+  store_json_cb cb;
+  void *arg;
+} sq_upload;
+
+static void sq__upload_run(store *st, sq_req *r) {
+  sq_upload *u = (sq_upload *)r;
+  json_decref(u->result);
+  u->result = NULL;
+  int64_t now = sq_batch_now(st);
+  if (sq_uploads_sweep(st, now) < 0) {
+    sq_fail(st, r, "deleting unused uploads");
+    return;
+  }
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO attachments(message_id, position, mime_type, filename, size, data,"
+                                " created_at) VALUES(0, (SELECT coalesce(min(position), 0) - 1 FROM attachments"
+                                " WHERE message_id = 0), ?1, ?2, ?3, ?4, ?5)");
+  if (s == NULL) {
+    sq_fail(st, r, "storing an upload");
+    return;
+  }
+  sq_bind_text(s, 1, u->mime_type);
+  sq_bind_text(s, 2, u->filename);
+  sqlite3_bind_int64(s, 3, (sqlite3_int64)u->len);
+  sqlite3_bind_blob64(s, 4, u->data, u->len, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 5, now);
+  int step = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (step != SQLITE_DONE) {
+    sq_fail(st, r, "storing an upload");
+    return;
+  }
+  int64_t id = sqlite3_last_insert_rowid(st->db);
+  char url[64];
+  snprintf(url, sizeof(url), "/api/v1/attachments/%" PRId64, id);
+  u->result = json_pack("{sI ss ss? ss? sI sI}", "id", (json_int_t)id, "url", url, "mime_type", u->mime_type,
+                        "filename", u->filename, "size", (json_int_t)u->len, "created_at", (json_int_t)now);
+  if (u->result == NULL) {
+    r->status = -ENOMEM;
+    snprintf(r->err, sizeof(r->err), "store: out of memory");
+  }
+}
+
+static void sq__upload_free(sq_upload *u) {
+  json_decref(u->result);
+  free(u->mime_type);
+  free(u->filename);
+  free(u->data);
+  free(u);
+}
+
+static void sq__upload_done(store *st, sq_req *r) {
+  (void)st;
+  sq_upload *u = (sq_upload *)r;
+  u->cb(u->arg, r->status, r->status == 0 ? u->result : NULL, r->status < 0 ? r->err : NULL);
+  sq__upload_free(u);
+}
+
+int store_attachment_put(store *st, const char *mime_type, const char *filename, const void *data, size_t len,
+                         store_json_cb cb, void *arg) {
+  if (st == NULL || cb == NULL || (data == NULL && len > 0)) return -EINVAL;
+  if ((int64_t)len > st->attachment_limit) return -EFBIG;
+  sq_upload *u = calloc(1, sizeof(*u));
+  if (u == NULL) return -ENOMEM;
+  u->mime_type = mime_type != NULL ? strdup(mime_type) : NULL;
+  u->filename = filename != NULL ? strdup(filename) : NULL;
+  u->data = malloc(len + 1);
+  if ((mime_type != NULL && u->mime_type == NULL) || (filename != NULL && u->filename == NULL) || u->data == NULL) {
+    sq__upload_free(u);
+    return -ENOMEM;
+  }
+  if (len > 0) memcpy(u->data, data, len);
+  u->len = len;
+  u->cb = cb;
+  u->arg = arg;
+  u->base.run = sq__upload_run;
+  u->base.done = sq__upload_done;
+  int rc = sq_enqueue(st, &u->base);
+  if (rc < 0) sq__upload_free(u);
+  return rc;
+}
+
+int sq_uploads_claim(store *st, sq_req *r, const char *attachments_json, int64_t message_id) {
+  json_t *arr = attachments_json != NULL ? json_loads(attachments_json, 0, NULL) : NULL;
+  size_t i;
+  json_t *at;
+  int rc = 0;
+  json_array_foreach(arr, i, at) {
+    int64_t id = store_attachment_link_id(json_string_value(json_object_get(at, "url")));
+    if (id == 0) continue;
+    sqlite3_stmt *s = sq_prep(st, "SELECT message_id FROM attachments WHERE id = ?1");
+    if (s == NULL) {
+      rc = sq_fail(st, r, "reading an attachment");
+      break;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    int step = sqlite3_step(s);
+    int64_t owner = step == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1; /* -1: none, or expired */
+    sqlite3_reset(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+      rc = sq_fail(st, r, "reading an attachment");
+      break;
+    }
+    if (owner < 0) {
+      r->status = rc = -EINVAL;
+      snprintf(r->err, sizeof(r->err), "attachment %" PRId64 " does not exist (attachments[%zu])", id, i);
+      break;
+    }
+    if (owner != 0) continue; /* a file a message already holds: sent on, stays its */
+    s = sq_prep(st, "UPDATE attachments SET message_id = ?2, position = ?3 WHERE id = ?1");
+    if (s == NULL) {
+      rc = sq_fail(st, r, "attaching an upload");
+      break;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, message_id);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
+    step = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (step != SQLITE_DONE) {
+      rc = sq_fail(st, r, "attaching an upload");
+      break;
+    }
+  }
+  json_decref(arr);
   return rc;
 }

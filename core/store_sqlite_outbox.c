@@ -132,7 +132,8 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
     sqlite3_reset(s);
   }
   if (sq_queue_outbound(st, r, q->thread_id, channel, author, q->text, q->html, q->attachments, reply_to, 0,
-                        &q->message_id) < 0) {
+                        &q->message_id) < 0 ||
+      sq_uploads_claim(st, r, q->attachments, q->message_id) < 0) {
     return r->status;
   }
   if (q->template_json == NULL) return 0;

@@ -45,7 +45,7 @@ write_config() { # write_config FILE SECRET_KEY_JSON|none STORE PORT
   [ "$2" != none ] && key="\"secret_key\": $2,"
   cat >"$1" <<EOF
 {"listen": "127.0.0.1:$4", "store": "sqlite:$3", $key
- "http": {"sse_keepalive": "300ms", "body_limit": 65536},
+ "http": {"sse_keepalive": "300ms", "body_limit": 65536}, "attachments": {"max_bytes": 40000},
  "plugins": {"dirs": ["$PLUGINS", "$CHAT_PLUGINS"], "allow": ["testplugin", "chat"]},
  "pipelines": [{"name": "Billing", "statuses": [{"name": "New"},
    {"name": "Solved", "closed": true, "required_properties": ["resolution"]}]}],
@@ -362,6 +362,70 @@ wait_reply "$conv" "$sent_on" sent
 check "the plugin gets the stored bytes, type and name of a linked attachment" \
   $([ "$(jv "[m for m in d['messages'] if m['id'] == $sent_on][0]['external_id']")" = "got $(stat -c %s "$work/att.bin") bytes of application/pdf as $attname" ]; echo $?) \
   "status $status: $(jv "[m for m in d['messages'] if m['id'] == $sent_on][0]")"
+# --- uploads: a file an agent sends with a reply ---
+upload() { # upload TOKEN QUERY [CURL ARGS...]: POST /api/v1/attachments, checked like call
+  local tok=$1 q=$2
+  shift 2
+  code=$(curl -s -o "$work/body" -w '%{http_code}' ${tok:+-H "Authorization: Bearer $tok"} "$@" "$base/api/v1/attachments$q")
+  body=$(cat "$work/body")
+  local why
+  if ! why=$($CHECK "$SPEC" POST /api/v1/attachments "$code" "$work/body" "$work/hits" 2>&1); then
+    not_ok "POST /api/v1/attachments answers as documented" "$why"
+  fi
+}
+printf '\211PNG\r\n\032\n\000 upload\r\n--boundary-- \377' >"$work/up.png"
+upname='Scan ä 1.png'
+upload "$AGENT" "?filename=Scan%20%C3%A4%201.png" -H 'Content-Type: image/png' --data-binary @"$work/up.png"
+expect "an upload is stored and named by its link" 201 \
+  "d['url'] == '/api/v1/attachments/%d' % d['id'] and d['mime_type'] == 'image/png' and d['filename'] == '$upname' and d['size'] == $(stat -c %s "$work/up.png")"
+upid=$(jv 'd["id"]')
+call GET "/api/v1/attachments/$upid" "$AGENT"
+cmp -s "$work/body" "$work/up.png"
+check "an upload downloads as it was sent" $? "status $code"
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"attachment\", \"attachments\": [{\"url\": \"/api/v1/attachments/$upid\"}]}"
+expect "a reply sends an upload by its link" 202
+up_reply=$(jv 'd["id"]')
+wait_reply "$conv" "$up_reply" sent
+check "the plugin gets the upload's bytes, type and name" \
+  $([ "$(jv "[m for m in d['messages'] if m['id'] == $up_reply][0]['external_id']")" = "got $(stat -c %s "$work/up.png") bytes of image/png as $upname" ]; echo $?) \
+  "status $status: $(jv "[m for m in d['messages'] if m['id'] == $up_reply][0]")"
+owner=$(sqlite3 "$work/db.sqlite" "SELECT message_id || ',' || position FROM attachments WHERE id = $upid")
+check "the reply's message owns the upload (it goes with the message's history)" \
+  $([ "$owner" = "$up_reply,0" ]; echo $?) "$owner"
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "lost", "attachments": [{"url": "https://example.com/a.png"}, {"url": "/api/v1/attachments/99999"}]}'
+expect "a reply naming a stored file that does not exist is 422 naming attachments" 422 \
+  'd["error"]["field"] == "attachments" and "attachments[1]" in d["error"]["message"]'
+upload "$AGENT" "" -H 'Content-Type:' --data-binary 'no type given'
+expect "an upload without Content-Type is application/octet-stream, without a name" 201 \
+  'd["mime_type"] == "application/octet-stream" and d["filename"] is None and d["size"] == 13'
+stale=$(jv 'd["id"]')
+upload "$AGENT" "?filename=a.txt" -F "file=@$work/up.png"
+expect "a multipart form is refused, not stored envelope and all" 415 'd["error"]["field"] == "Content-Type"'
+upload "$AGENT" "?filename=a.txt" -H 'Content-Type: text/plain' --data-binary ''
+expect "an empty upload is 400" 400
+upload "$AGENT" "?filename=a%01b.txt" -H 'Content-Type: text/plain' --data-binary 'x'
+expect "a filename with a control character is 400" 400 'd["error"]["field"] == "filename"'
+upload "$AGENT" "?filename=%FF.txt" -H 'Content-Type: text/plain' --data-binary 'x'
+expect "a filename that is not UTF-8 is 400" 400 'd["error"]["field"] == "filename"'
+upload "$AGENT" "" -H 'Content-Type: not a type' --data-binary 'x'
+expect "a Content-Type that is no media type is 400" 400 'd["error"]["field"] == "Content-Type"'
+head -c 50000 /dev/zero >"$work/big.bin"
+upload "$AGENT" "" -H 'Content-Type: application/zip' --data-binary @"$work/big.bin"
+expect "a file over attachments.max_bytes is 413" 413 '"attachments.max_bytes" in d["error"]["message"]'
+upload "" "" --data-binary 'x'
+expect "an upload needs a token" 401
+# An upload no reply named for a day goes at the next upload.
+sqlite3 -cmd '.timeout 5000' "$work/db.sqlite" "UPDATE attachments SET created_at = created_at - 86400001 WHERE id = $stale"
+upload "$AGENT" "" --data-binary 'fresh'
+expect "a fresh upload is stored" 201
+fresh=$(jv 'd["id"]')
+call GET "/api/v1/attachments/$stale" "$AGENT"
+expect "an upload no reply named within a day is deleted" 404
+check "and its id is not given again" $([ "$fresh" -gt "$stale" ]; echo $?) "$stale then $fresh"
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"late\", \"attachments\": [{\"url\": \"/api/v1/attachments/$stale\"}]}"
+expect "a reply naming a deleted upload is 422" 422 'd["error"]["field"] == "attachments"'
+call GET "/api/v1/attachments/$upid" "$AGENT"
+expect "an upload a reply named is kept" 200
 call GET /api/v1/attachments/99999 "$AGENT"
 expect "an unknown attachment is 404" 404 'd["error"]["code"] == "not_found"'
 call GET /api/v1/attachments/abc "$AGENT"

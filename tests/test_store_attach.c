@@ -1,7 +1,8 @@
 /* test_store_attach.c — core/store_sqlite_attach.c: inbound attachment
  * content is stored in its message's transaction, read back by id, stored
  * once however often the message is redelivered, kept as metadata with an
- * error over the host's limit, and deleted with its message. */
+ * error over the host's limit, and deleted with its message; an agent's
+ * upload waits for the reply that names it and then goes with it. */
 #include <errno.h>
 #include <sqlite3.h>
 
@@ -243,6 +244,73 @@ START_TEST(unknown_ids_and_deleted_history_have_no_content) {
 }
 END_TEST
 
+static int64_t upload(fx *f, const char *name, size_t len) {
+  fx_wait_t w = {0};
+  json_t *r = fx_ok(f, store_attachment_put(f->st, "application/pdf", name, content, len, fx_json_cb, &w), &w);
+  int64_t id = fx_int(r, "id");
+  char url[64];
+  snprintf(url, sizeof(url), "/api/v1/attachments/%lld", (long long)id);
+  ck_assert_str_eq(json_string_value(json_object_get(r, "url")), url);
+  ck_assert_int_eq(fx_int(r, "size"), (int64_t)len);
+  json_decref(r);
+  return id;
+}
+
+static fx_wait_t reply_with(fx *f, const char *url) {
+  router_attachment a = {.url = url};
+  router_reply rp = {.thread_id = 1, .text = "here it is", .attachments = &a, .n_attachments = 1};
+  fx_wait_t w = {0};
+  ck_assert_int_eq(store_submit_reply(f->st, &rp, fx_reply_cb, &w), 0);
+  fx_wait(f, &w);
+  return w;
+}
+
+START_TEST(an_upload_waits_for_its_reply_and_goes_with_it_or_after_a_day) {
+  fill_content();
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  in_with(&f, "up-1", NULL, 0); /* conversation 1 */
+  int64_t kept = upload(&f, "scan.pdf", sizeof(content)), stale = upload(&f, NULL, 3);
+  got_t g = get(&f, kept);
+  ck_assert_int_eq(g.message_id, 0); /* no message's yet */
+  ck_assert_str_eq(g.filename, "scan.pdf");
+  ck_assert_mem_eq(g.data, content, sizeof(content));
+  got_free(&g);
+  ck_assert_int_eq(store_set_attachment_limit(f.st, 100), 0);
+  ck_assert_int_eq(store_attachment_put(f.st, NULL, NULL, content, 101, fx_json_cb, NULL), -EFBIG);
+  ck_assert_int_eq(store_set_attachment_limit(f.st, STORE_ATTACHMENT_LIMIT_DEFAULT), 0);
+
+  fx_wait_t missing = reply_with(&f, "/api/v1/attachments/4242");
+  ck_assert_int_eq(missing.status, -EINVAL);
+  ck_assert_str_eq(missing.err, "attachment 4242 does not exist (attachments[0])");
+  char url[64];
+  snprintf(url, sizeof(url), "/api/v1/attachments/%lld", (long long)kept);
+  fx_wait_t sent = reply_with(&f, url);
+  ck_assert_msg(sent.status == 0, "%s", sent.err);
+  g = get(&f, kept);
+  ck_assert_int_eq(g.message_id, sent.id); /* the reply's now: it goes with its history */
+  got_free(&g);
+
+  /* A day later the upload no reply named is gone at start-up; its id is
+   * never given again, and a reply naming it is refused. */
+  fx_close_store(&f);
+  ck_assert_int_eq(fx_db_count(&f, "UPDATE attachments SET created_at = created_at - 86400001"
+                                   " WHERE message_id = 0 RETURNING 1"), 1);
+  fx_open_store(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  g = get(&f, stale);
+  ck_assert_int_eq(g.status, -ENOENT);
+  snprintf(url, sizeof(url), "/api/v1/attachments/%lld", (long long)stale);
+  ck_assert_int_eq(reply_with(&f, url).status, -EINVAL);
+  ck_assert_int_gt(upload(&f, "next.pdf", 5), stale);
+  g = get(&f, kept);
+  ck_assert_int_eq(g.status, 0);
+  got_free(&g);
+  fx_close(&f);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("store_attach");
   TCase *tc = tcase_create("attachments");
@@ -251,6 +319,7 @@ int main(void) {
   tcase_add_test(tc, content_over_the_limit_is_kept_as_metadata_with_an_error);
   tcase_add_test(tc, a_failed_message_leaves_no_content_and_its_batch_keeps_its_own);
   tcase_add_test(tc, unknown_ids_and_deleted_history_have_no_content);
+  tcase_add_test(tc, an_upload_waits_for_its_reply_and_goes_with_it_or_after_a_day);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
