@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "filelink.h"
 #include "router.h"
 
 /* ---- conversations ---- */
@@ -150,6 +152,22 @@ static void api__attachment(api *a, const http_request *req, http_responder *res
   (void)role;
   int64_t id;
   if (api_param_id(req, res, "id", &id) != 0) return;
+  api_submitted(res, store_attachment_get(a->host.st, id, api__attachment_done, res));
+}
+
+/* GET /files/{id}?expires=&sig=: a stored file by a link a plugin was given
+ * for its customer (sb_host.attachment_link), without a token. A link that
+ * is not one, or has expired, is 403, whether or not the file exists. */
+static void api__file(void *arg, const http_request *req, http_responder *res) {
+  api *a = arg;
+  int64_t id;
+  if (api_param_id(req, res, "id", &id) != 0) return;
+  char expires[24], sig[72];
+  if (http_request_query(req, "expires", expires, sizeof(expires)) <= 0 ||
+      http_request_query(req, "sig", sig, sizeof(sig)) <= 0 || !filelink_valid(id, expires, sig, (int64_t)time(NULL))) {
+    http_respond_error(res, 403, "forbidden", "the link is not valid or has expired: ask for the file again", NULL);
+    return;
+  }
   api_submitted(res, store_attachment_get(a->host.st, id, api__attachment_done, res));
 }
 
@@ -447,6 +465,7 @@ int api_conversations_register(api *a) {
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/attachments/{id}", 0, api__attachment);
   /* unaudited: the reply that sends the file keeps it in the conversation */
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/attachments", API_UNAUDITED, api__upload);
+  if (rc == 0) rc = http_route(a->http, "GET", "/files/{id}", api__file, a);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/tickets/{id}", 0, api__ticket);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/tickets/{id}", 0, api__ticket_patch);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/pipelines", 0, api__pipelines);

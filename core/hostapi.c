@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "channel_impl.h"
+#include "filelink.h"
 #include "hmac.h"
 #include "httpc.h"
 #include "log.h"
@@ -687,6 +688,14 @@ void hostapi_cancel_all(sb_channel *ch) {
   }
 }
 
+/* Since 1.4: a signed link to a stored file (filelink.c). */
+static int hostapi__attachment_link(sb_channel *ch, int64_t id, uint32_t ttl_s, char *buf, size_t len) {
+  (void)ch;
+  if (buf == NULL || len == 0) return SB_EINVAL;
+  int n = filelink_sign(id, ttl_s, (int64_t)time(NULL), buf, len);
+  return n == -EFBIG ? SB_EFBIG : n < 0 ? SB_EINVAL : n;
+}
+
 static const sb_host hostapi__table = {
     .abi = {SB_MAGIC_HOST, SB_ABI_MAJOR, SB_ABI_MINOR, (uint32_t)sizeof(sb_host), 0},
     .log = hostapi__log,
@@ -726,6 +735,7 @@ static const sb_host hostapi__table = {
     .history = hostapi_history,
     .availability = hostapi_availability,
     .send_release = hostapi_send_release,
+    .attachment_link = hostapi__attachment_link,
 };
 
 const sb_host *hostapi_table(void) {

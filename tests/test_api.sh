@@ -392,6 +392,23 @@ check "the plugin gets the upload's bytes, type and name" \
 owner=$(sqlite3 "$work/db.sqlite" "SELECT message_id || ',' || position FROM attachments WHERE id = $upid")
 check "the reply's message owns the upload (it goes with the message's history)" \
   $([ "$owner" = "$up_reply,0" ]; echo $?) "$owner"
+# A plugin hands its customer a signed link to a stored file (ABI 1.4).
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"link\", \"attachments\": [{\"url\": \"/api/v1/attachments/$upid\"}]}"
+link_reply=$(jv 'd["id"]')
+wait_reply "$conv" "$link_reply" sent
+link=$(jv "[m for m in d['messages'] if m['id'] == $link_reply][0]['external_id']")
+check "attachment_link gives the plugin a /files/ link" $([[ "$link" == "/files/$upid?expires="*"&sig="* ]]; echo $?) "$link"
+code=$(curl -s -o "$work/body" -w '%{http_code}' "$base$link")
+check "the link downloads the file without a token" $([ "$code" = 200 ] && cmp -s "$work/body" "$work/up.png"; echo $?) "status $code"
+bad_sig=${link%?}0
+[ "${link: -1}" = 0 ] && bad_sig=${link%?}1
+code=$(curl -s -o "$work/body" -w '%{http_code}' "$base$bad_sig")
+check "a link with a changed signature is 403" $([ "$code" = 403 ]; echo $?) "status $code"
+code=$(curl -s -o "$work/body" -w '%{http_code}' "$base/files/$attid?${link#*\?}")
+check "a link is for its own file only" $([ "$code" = 403 ]; echo $?) "status $code"
+sleep 3
+code=$(curl -s -o "$work/body" -w '%{http_code}' "$base$link")
+check "a link ends when it expires" $([ "$code" = 403 ] && grep -q '"forbidden"' "$work/body"; echo $?) "status $code: $(cat "$work/body")"
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "lost", "attachments": [{"url": "https://example.com/a.png"}, {"url": "/api/v1/attachments/99999"}]}'
 expect "a reply naming a stored file that does not exist is 422 naming attachments" 422 \
   'd["error"]["field"] == "attachments" and "attachments[1]" in d["error"]["message"]'

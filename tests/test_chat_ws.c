@@ -96,7 +96,10 @@ START_TEST(hello_reads_the_history_from_the_last_id_seen) {
        .timestamp_ms = 1000},
       {.message_id = "8", .direction = SB_DIRECTION_OUT, .status = SB_STATUS_SENT, .text = "Hello!",
        .author_name = "Ana", .author_avatar_url = "https://cdn.example.com/ana.png",
-       .attachments_json = "[{\"url\":\"https://x/a.pdf\",\"filename\":\"a.pdf\"}]", .timestamp_ms = 2000},
+       .attachments_json = "[{\"url\":\"https://x/a.pdf\",\"filename\":\"a.pdf\"},"
+                           "{\"url\":\"/api/v1/attachments/31\",\"filename\":\"b.pdf\"},"
+                           "{\"id\":32,\"url\":\"https://x/c.png\",\"filename\":\"c.png\"}]",
+       .timestamp_ms = 2000},
   };
   sb_history answer = {.status = SB_OK, .messages = m, .count = 2, .owner_name = "Ana"};
   testhost_history_answer(th, &answer);
@@ -119,6 +122,12 @@ START_TEST(hello_reads_the_history_from_the_last_id_seen) {
   ck_assert_str_eq(str(json_object_get(out, "author"), "name"), "Ana");
   ck_assert_str_eq(str(json_object_get(out, "author"), "avatar_url"), "https://cdn.example.com/ana.png");
   ck_assert_str_eq(str(json_array_get(json_object_get(out, "attachments"), 0), "filename"), "a.pdf");
+  /* files the help desk holds reach the visitor by the host's signed link,
+   * a file elsewhere by its own */
+  json_t *atts = json_object_get(out, "attachments");
+  ck_assert_str_eq(str(json_array_get(atts, 0), "url"), "https://x/a.pdf");
+  ck_assert_str_eq(str(json_array_get(atts, 1), "url"), "/files/31?expires=86400&sig=testhost");
+  ck_assert_str_eq(str(json_array_get(atts, 2), "url"), "/files/32?expires=86400&sig=testhost");
   ck_assert_str_eq(str(json_object_get(f, "owner"), "name"), "Ana");
   json_decref(f);
 
@@ -210,9 +219,12 @@ END_TEST
 START_TEST(a_reply_reaches_every_socket_with_the_agents_name_and_avatar) {
   start();
   const testhost_ws *a = open_ws(SITE, NULL), *b = open_ws(SITE, NULL);
+  sb_attachment file = {.url = "/api/v1/attachments/77", .mime_type = "application/pdf", .filename = "scan.pdf",
+                        .data = "%PDF", .data_len = 4};
   sb_outbound_message m = {.message_id = "42", .idempotency_key = "42", .attempt = 1, .recipient_id = visitor,
                            .text = "Hi, Ana here.", .agent_name = "Ana Berg",
-                           .agent_avatar_url = "https://cdn.example.com/ana.png"};
+                           .agent_avatar_url = "https://cdn.example.com/ana.png", .attachments = &file,
+                           .attachment_count = 1};
   const testhost_send_result *s = testhost_send(th, &m);
   ck_assert_int_eq(s->outcome, TESTHOST_SEND_OK);
   ck_assert_str_eq(s->text, "42");
@@ -224,6 +236,9 @@ START_TEST(a_reply_reaches_every_socket_with_the_agents_name_and_avatar) {
     ck_assert_str_eq(str(f, "text"), "Hi, Ana here.");
     ck_assert_str_eq(str(json_object_get(f, "author"), "name"), "Ana Berg");
     ck_assert_str_eq(str(json_object_get(f, "author"), "avatar_url"), "https://cdn.example.com/ana.png");
+    json_t *att = json_array_get(json_object_get(f, "attachments"), 0);
+    ck_assert_str_eq(str(att, "url"), "/files/77?expires=86400&sig=testhost"); /* not the API's token-only link */
+    ck_assert_str_eq(str(att, "filename"), "scan.pdf");
     json_decref(f);
   }
   /* an automatic reply speaks as the heading */

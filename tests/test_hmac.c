@@ -1,9 +1,11 @@
 /* test_hmac.c — core/hmac.c: HMAC-SHA256 matches RFC 4231 and libsodium for
  * any key and length, whether a kept key state is reused or evicted, and in
  * threads hashing at once with keys of their own. */
+#include "filelink.h"
 #include "hmac.h"
 #include "testutil.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <string.h>
 #include <uv.h>
@@ -78,12 +80,41 @@ START_TEST(threads_with_different_keys_get_their_own_macs) {
 }
 END_TEST
 
+/* filelink.c signs download links with HMAC-SHA256: a link is valid for
+ * its own file until it expires, and not once changed. */
+START_TEST(file_links_are_for_one_file_until_they_expire) {
+  char link[128];
+  int n = filelink_sign(42, 60, 1000, link, sizeof(link));
+  ck_assert_int_gt(n, 0);
+  ck_assert_int_eq((int)strlen(link), n);
+  ck_assert_int_eq(strncmp(link, "/files/42?expires=1060&sig=", 27), 0);
+  const char *sig = link + 27;
+  ck_assert_uint_eq(strlen(sig), 64);
+  ck_assert(filelink_valid(42, "1060", sig, 1000));
+  ck_assert(filelink_valid(42, "1060", sig, 1060));  /* through its last second */
+  ck_assert(!filelink_valid(42, "1060", sig, 1061)); /* then no more */
+  ck_assert(!filelink_valid(43, "1060", sig, 1000)); /* another file */
+  ck_assert(!filelink_valid(42, "1061", sig, 1000)); /* a longer life */
+  ck_assert(!filelink_valid(42, "+1060", sig, 1000));
+  ck_assert(!filelink_valid(42, "1060", "00", 1000));
+  char bad[65];
+  memcpy(bad, sig, 65);
+  bad[63] = bad[63] == '0' ? '1' : '0';
+  ck_assert(!filelink_valid(42, "1060", bad, 1000));
+  ck_assert_int_eq(filelink_sign(0, 60, 1000, link, sizeof(link)), -EINVAL);
+  ck_assert_int_eq(filelink_sign(42, 0, 1000, link, sizeof(link)), -EINVAL);
+  ck_assert_int_eq(filelink_sign(42, FILELINK_TTL_MAX_S + 1, 1000, link, sizeof(link)), -EINVAL);
+  ck_assert_int_eq(filelink_sign(42, 60, 1000, link, 40), -EFBIG);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("hmac");
   TCase *tc = tcase_create("hmac");
   tcase_add_test(tc, rfc4231_case_2);
   tcase_add_test(tc, matches_libsodium_for_every_key_and_length);
   tcase_add_test(tc, threads_with_different_keys_get_their_own_macs);
+  tcase_add_test(tc, file_links_are_for_one_file_until_they_expire);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -26,6 +26,7 @@
 /* --- visitors ------------------------------------------------------------------ */
 
 #define CHAT_VISITOR_IDLE_MS (10 * 60 * 1000) /* a visitor without sockets is forgotten after this */
+#define CHAT_FILE_LINK_TTL_S 86400u /* a file link in a reply or history frame works this long */
 
 static chat_visitor *chat__visitor_find(chat *c, const char *id) {
   for (chat_link *l = c->visitors.next; l != &c->visitors; l = l->next) {
@@ -362,6 +363,36 @@ typedef struct chat_historyq {
   char origin[256];
 } chat_historyq;
 
+/* The id of a file the help desk stores, from an attachment's JSON: its id
+ * (a file the visitor sent), or its link /api/v1/attachments/{id} (a file an
+ * agent sent); 0 when it is only a link elsewhere. */
+static long long chat__stored_file(const json_t *a) {
+  json_int_t id = json_integer_value(json_object_get(a, "id"));
+  if (id > 0) return id;
+  static const char prefix[] = "/api/v1/attachments/";
+  const char *url = json_string_value(json_object_get(a, "url"));
+  if (url == NULL || strncmp(url, prefix, sizeof(prefix) - 1) != 0) return 0;
+  const char *d = url + sizeof(prefix) - 1;
+  size_t n = strlen(d);
+  return n > 0 && n <= 18 && strspn(d, "0123456789") == n ? strtoll(d, NULL, 10) : 0;
+}
+
+/* Points the stored files among atts at links the visitor can open (the
+ * API's link needs an agent's token): the host's signed, expiring link
+ * (ABI 1.4), which the widget opens on the daemon's origin. A host without
+ * it leaves the links as they are (the widget shows the name only). */
+static void chat__visitor_links(const chat *c, json_t *atts) {
+  if (!SB_HOST_HAS(c->host, attachment_link)) return;
+  size_t i;
+  json_t *a;
+  json_array_foreach(atts, i, a) {
+    long long id = chat__stored_file(a);
+    char link[160];
+    if (id > 0 && c->host->attachment_link(c->channel, id, CHAT_FILE_LINK_TTL_S, link, sizeof(link)) > 0)
+      json_object_set_new(a, "url", json_string(link));
+  }
+}
+
 /* One history message as the widget reads it. */
 static json_t *chat__history_message(const chat *c, const sb_history_message *m) {
   json_t *o = json_pack("{s:s, s:s, s:s?, s:I, s:b}", "id", m->message_id, "direction",
@@ -380,6 +411,7 @@ static json_t *chat__history_message(const chat *c, const sb_history_message *m)
                         name != NULL ? json_pack("{s:s, s:s?}", "name", name, "avatar_url", avatar) : json_null());
   }
   json_t *atts = m->attachments_json != NULL ? json_loads(m->attachments_json, 0, NULL) : NULL;
+  if (json_is_array(atts)) chat__visitor_links(c, atts);
   json_object_set_new(o, "attachments", json_is_array(atts) ? atts : json_array());
   if (!json_is_array(atts)) json_decref(atts);
   return o;
@@ -574,6 +606,7 @@ int chat_send(void *instance, const sb_outbound_message *m, sb_send_op *op) {
     json_array_append_new(atts, json_pack("{s:s?, s:s?, s:s?, s:I}", "url", a->url, "mime_type", a->mime_type,
                                           "filename", a->filename, "size", (json_int_t)a->size));
   }
+  chat__visitor_links(c, atts);
   json_t *frame = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:I, s:b}", "type", "message", "id", m->message_id,
                             "direction", "out", "text", m->text, "attachments", atts, "ts",
                             (json_int_t)c->host->now_ms(), "automatic", automatic);

@@ -66,6 +66,10 @@
     return e;
   }
   function safeUrl(u) { return typeof u === 'string' && /^https?:\/\//i.test(u) ? u : null; }
+  // A file the help desk holds comes as the daemon's signed link, /files/...
+  function fileUrl(u) {
+    return typeof u === 'string' && /^\/files\/\d+\?/.test(u) ? base.replace(/^(https?:\/\/[^\/]+).*$/i, '$1') + u : safeUrl(u);
+  }
 
   function css(accent) {
     var a = /^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$/.test(accent || '') ? accent : '#2f6fed';
@@ -208,7 +212,7 @@
     if (m.text) node.appendChild(el('div', {'class': 'sbc-text'}, m.text));
     (m.attachments || []).forEach(function (a) {
       var label = '\u{1F4CE} ' + (a.filename || 'attachment');
-      var href = safeUrl(a.url);
+      var href = fileUrl(a.url);
       var link = el(href ? 'a' : 'span', href ? {'class': 'sbc-att', 'href': href, 'target': '_blank', 'rel': 'noopener noreferrer'} : {'class': 'sbc-att'}, label);
       node.appendChild(link);
     });

@@ -461,6 +461,7 @@ static const sb_host testhost__table = {
     .history = testhost__history,
     .availability = testhost__availability,
     .send_release = testhost__send_release,
+    .attachment_link = testhost__attachment_link,
 };
 
 const sb_host *testhost_host(void) { return &testhost__table; }

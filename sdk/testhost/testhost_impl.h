@@ -194,6 +194,7 @@ const char *testhost__ws_remote_addr(const sb_ws *ws);
 int testhost__history(sb_channel *ch, const sb_history_request *request, sb_history_done_fn done, void *arg);
 int testhost__availability(sb_channel *ch, sb_availability_done_fn done, void *arg);
 int testhost__send_release(sb_channel *ch, uint32_t kind, const char *id);
+int testhost__attachment_link(sb_channel *ch, int64_t id, uint32_t ttl_s, char *buf, size_t len);
 void testhost__ws_before_destroy(testhost *th);
 void testhost__ws_free(testhost *th);
 

@@ -324,6 +324,17 @@ int testhost__send_release(sb_channel *ch, uint32_t kind, const char *id) {
   return SB_OK;
 }
 
+/* --- links to stored files (1.4) -------------------------------------------- */
+
+/* The test host holds no files: the link names the id and the ttl, so a test
+ * can tell what its plugin asked for (testhost.h). */
+int testhost__attachment_link(sb_channel *ch, int64_t id, uint32_t ttl_s, char *buf, size_t len) {
+  if (ch == NULL || buf == NULL || len == 0 || id < 1 || ttl_s == 0 || ttl_s > 604800u) return SB_EINVAL;
+  if (ch->th->disconnected) testhost__misuse(ch->th, "attachment_link called after disconnect");
+  int n = snprintf(buf, len, "/files/%lld?expires=%u&sig=testhost", (long long)id, (unsigned)ttl_s);
+  return n > 0 && (size_t)n < len ? n : SB_EFBIG;
+}
+
 size_t testhost_release_count(const testhost *th) { return th != NULL ? th->releases.count : 0; }
 
 const char *testhost_release_at(const testhost *th, size_t index, uint32_t *kind) {

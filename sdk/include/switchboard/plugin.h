@@ -165,7 +165,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define SB_ABI_MAJOR 1
-#define SB_ABI_MINOR 3
+#define SB_ABI_MINOR 4
 
 #define SB_MAGIC_HOST 0x53424853u   /* "SBHS": the host API table */
 #define SB_MAGIC_PLUGIN 0x5342504cu /* "SBPL": a plugin descriptor */
@@ -867,6 +867,19 @@ struct sb_host {
    * to send() again within about a second, e.g. the moment that contact
    * gives consent. Returns SB_OK (also when nothing waited), SB_EINVAL. */
   int (*send_release)(sb_channel *channel, uint32_t kind, const char *id);
+
+  /* Since 1.4. A link that downloads a file the help desk stores without a
+   * token, until it expires: attachment_id is the id in the file's link
+   * /api/v1/attachments/{id} (a reply's attachment that send() got with its
+   * bytes, or a history message's). Written to buf: "/files/{id}?expires=
+   * {unix seconds}&sig={hex}", relative to the daemon's HTTP address (the
+   * host does not know the name it is reached by). Whoever holds the link
+   * can download the file, so give it only to the conversation's contact.
+   * ttl_seconds is 1 to 604800 (a week); links also end when the daemon
+   * restarts (a new key). Returns the link's length, or SB_EINVAL (bad id or
+   * ttl), SB_EFBIG (buf too small; 128 bytes always do). */
+  int (*attachment_link)(sb_channel *channel, int64_t attachment_id, uint32_t ttl_seconds, char *buf,
+                         size_t buflen);
 };
 
 /* ------------------------------------------------------------------------ */

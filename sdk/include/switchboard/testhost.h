@@ -487,6 +487,10 @@ SB_EXPORT size_t testhost_availability_count(const testhost *th);
 SB_EXPORT size_t testhost_release_count(const testhost *th);
 SB_EXPORT const char *testhost_release_at(const testhost *th, size_t index, uint32_t *kind);
 
+/* attachment_link (1.4) answers "/files/{id}?expires={ttl_seconds}&sig=testhost":
+ * the test host holds no files, and a test sees which file and how long the
+ * plugin asked for. */
+
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
