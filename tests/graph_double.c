@@ -244,9 +244,9 @@ static void gd__take_upload(gd_conn *c, gd_request *rq, const gd_form_part *file
   gd__respond(c, rq, 200, "application/json", out);
 }
 
-/* A multipart/form-data POST: Messenger's Send API with filedata, or WhatsApp's /media. */
-static void gd__form_route(gd_conn *c, gd_request *rq, const char *rest) {
-  const char *why = gd_form_parse(rq);
+/* A multipart/form-data POST: Messenger's Send API with filedata, or WhatsApp's /media. why: what
+ * gd_form_parse found wrong with the body, or NULL. */
+static void gd__form_route(gd_conn *c, gd_request *rq, const char *rest, const char *why) {
   if (why != NULL) {
     gd__error(c, rq, 400, 100, 0, why);
     return;
@@ -278,8 +278,12 @@ static void gd__form_route(gd_conn *c, gd_request *rq, const char *rest) {
   }
 }
 
-/* The double's own behaviour for a request no script answered. */
-static void gd__route(gd_conn *c, gd_request *rq) {
+static int gd__is_form(const gd_request *rq) {
+  return strcmp(rq->method, "POST") == 0 && strncasecmp(rq->content_type, "multipart/form-data", 19) == 0;
+}
+
+/* The double's own behaviour for a request no script answered; form_why: a form's parse error. */
+static void gd__route(gd_conn *c, gd_request *rq, const char *form_why) {
   if (strncmp(rq->path, "/cdn/", 5) == 0) {
     /* Messenger's attachment URLs: Meta's CDN, signed links without a token */
     const gd_named *m = gd__find(gd.media, gd.nmedia, rq->path + 5);
@@ -323,8 +327,8 @@ static void gd__route(gd_conn *c, gd_request *rq) {
   }
   const char *rest = rq->path + strlen(prefix);
   json_t *body = NULL;
-  if (strcmp(rq->method, "POST") == 0 && strncasecmp(rq->content_type, "multipart/form-data", 19) == 0) {
-    gd__form_route(c, rq, rest);
+  if (gd__is_form(rq)) {
+    gd__form_route(c, rq, rest, form_why);
     return;
   }
   if (strcmp(rq->method, "POST") == 0) {
@@ -415,6 +419,8 @@ static void gd__control(gd_conn *c, gd_request *rq) {
 }
 
 static void gd__handle(gd_conn *c, gd_request *rq) {
+  /* A form is read first, so a scripted answer's request keeps its parts for the test too. */
+  const char *form_why = gd__is_form(rq) ? gd_form_parse(rq) : NULL;
   if (strcmp(rq->method, "POST") == 0 && strcmp(rq->path, "/__double/script") == 0) {
     gd__control(c, rq);
     return;
@@ -427,7 +433,7 @@ static void gd__handle(gd_conn *c, gd_request *rq) {
     gd__respond(c, rq, s->status, "application/json", s->body);
     return;
   }
-  gd__route(c, rq);
+  gd__route(c, rq, form_why);
 }
 
 static void gd__request_free(gd_request *rq) {
