@@ -1,4 +1,4 @@
-/* graph_double.c — the local Graph API double: Send API, User Profile, WhatsApp messages and media. */
+/* graph_double.c — the local Graph API double: Send API, User Profile, WhatsApp messages, media and uploads. */
 #include "graph_double.h"
 
 #include <arpa/inet.h>
@@ -10,15 +10,9 @@
 #include <strings.h>
 
 #include "channel.h"
+#include "graph_double_internal.h"
 
-/* Aborts on a broken expectation: usable inside libcheck tests and in graph_double_server alike. */
-#define GD_CHECK(cond)                                                                \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      fprintf(stderr, "graph_double: %s:%d: %s failed\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                        \
-    }                                                                                 \
-  } while (0)
+#define GD_MAX_UPLOADS 64
 
 typedef struct gd_conn {
   uv_tcp_t tcp;
@@ -50,6 +44,8 @@ typedef struct gd_state {
   int nscripts;
   gd_named profiles[32], media[32];
   int nprofiles, nmedia;
+  gd_upload uploads[GD_MAX_UPLOADS];
+  int nuploads;
   int next_id;
   FILE *log;
   gd_conn *conns;
@@ -88,19 +84,26 @@ static void gd__written(uv_write_t *req, int status) {
   free(w);
 }
 
-/* Answers and closes the connection. */
-static void gd__respond(gd_conn *c, gd_request *rq, int status, const char *type, const char *body) {
+/* Logs an answered request as one JSON line (a form as its summary: an upload's bytes are no JSON string). */
+static void gd__log(const gd_request *rq, int status) {
+  char *form = rq->form != NULL ? gd_form_summary(rq) : NULL;
+  const char *body = form != NULL ? form : rq->body;
+  json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:i}", "method", rq->method, "path", rq->path, "query",
+                           rq->query, "auth", rq->auth, "body", body, form != NULL ? strlen(form) : rq->body_len,
+                           "status", status);
+  char *text = line != NULL ? json_dumps(line, JSON_COMPACT) : NULL;
+  if (text != NULL) fprintf(gd.log, "%s\n", text);
+  fflush(gd.log);
+  free(text);
+  free(form);
+  json_decref(line);
+}
+
+/* Answers with blen bytes of body and closes the connection. */
+static void gd__respond_bytes(gd_conn *c, gd_request *rq, int status, const char *type, const char *body,
+                              size_t blen) {
   rq->status = status;
-  if (gd.log != NULL) {
-    json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:i}", "method", rq->method, "path", rq->path, "query",
-                             rq->query, "auth", rq->auth, "body", rq->body, rq->body_len, "status", status);
-    char *text = line != NULL ? json_dumps(line, JSON_COMPACT) : NULL;
-    if (text != NULL) fprintf(gd.log, "%s\n", text);
-    fflush(gd.log);
-    free(text);
-    json_decref(line);
-  }
-  size_t blen = strlen(body);
+  if (gd.log != NULL) gd__log(rq, status);
   gd_write *w = calloc(1, sizeof(*w));
   w->conn = c;
   w->text = malloc(blen + 512);
@@ -111,6 +114,10 @@ static void gd__respond(gd_conn *c, gd_request *rq, int status, const char *type
   memcpy(w->text + n, body, blen);
   uv_buf_t b = uv_buf_init(w->text, (unsigned)(n + (int)blen));
   GD_CHECK(uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, gd__written) == 0);
+}
+
+static void gd__respond(gd_conn *c, gd_request *rq, int status, const char *type, const char *body) {
+  gd__respond_bytes(c, rq, status, type, body, strlen(body));
 }
 
 /* A Graph error envelope with the fields Meta documents. */
@@ -155,6 +162,15 @@ static const gd_named *gd__find(const gd_named *list, int n, const char *id) {
   return NULL;
 }
 
+const gd_upload *gd_upload_find(const char *id) {
+  for (int i = 0; id != NULL && i < gd.nuploads; i++) {
+    if (strcmp(gd.uploads[i].id, id) == 0) return &gd.uploads[i];
+  }
+  return NULL;
+}
+
+int gd_upload_count(void) { return gd.nuploads; }
+
 /* Checks a Messenger Send API body; returns NULL when fine, else why. */
 static const char *gd__check_messenger(const json_t *b) {
   const char *to = json_string_value(json_object_get(json_object_get(b, "recipient"), "id"));
@@ -198,8 +214,12 @@ static const char *gd__check_whatsapp(const json_t *b) {
   }
   if (strcmp(type, "image") == 0 || strcmp(type, "audio") == 0 || strcmp(type, "video") == 0 ||
       strcmp(type, "document") == 0 || strcmp(type, "sticker") == 0) {
-    if (json_object_get(obj, "link") == NULL && json_object_get(obj, "id") == NULL)
-      return "(#100) Param media must have a link or an id.";
+    const json_t *id = json_object_get(obj, "id");
+    if (json_object_get(obj, "link") == NULL && id == NULL) return "(#100) Param media must have a link or an id.";
+    /* an id names media uploaded to this number (or media the test added) */
+    if (id != NULL && gd_upload_find(json_string_value(id)) == NULL &&
+        gd__find(gd.media, gd.nmedia, json_string_value(id) != NULL ? json_string_value(id) : "") == NULL)
+      return "(#100) Invalid parameter: the media id does not name uploaded media.";
   }
   const json_t *ctx = json_object_get(b, "context");
   if (ctx != NULL && !json_is_string(json_object_get(ctx, "message_id")))
@@ -207,8 +227,63 @@ static const char *gd__check_whatsapp(const json_t *b) {
   return NULL;
 }
 
-/* The double's own behaviour for a request no script answered. */
-static void gd__route(gd_conn *c, gd_request *rq) {
+/* Takes a WhatsApp upload: keeps its bytes under a new media id and answers {"id"}. */
+static void gd__take_upload(gd_conn *c, gd_request *rq, const gd_form_part *file) {
+  const gd_form_part *type = gd_form_get(rq, "type");
+  GD_CHECK(gd.nuploads < GD_MAX_UPLOADS);
+  gd_upload *u = &gd.uploads[gd.nuploads++];
+  snprintf(u->id, sizeof(u->id), "77%014d", ++gd.next_id);
+  snprintf(u->type, sizeof(u->type), "%s", type->data);
+  snprintf(u->filename, sizeof(u->filename), "%s", file->filename);
+  u->data = malloc(file->len + 1);
+  GD_CHECK(u->data != NULL);
+  memcpy(u->data, file->data, file->len + 1);
+  u->len = file->len;
+  char out[64];
+  snprintf(out, sizeof(out), "{\"id\":\"%s\"}", u->id);
+  gd__respond(c, rq, 200, "application/json", out);
+}
+
+/* A multipart/form-data POST: Messenger's Send API with filedata, or WhatsApp's /media. why: what
+ * gd_form_parse found wrong with the body, or NULL. */
+static void gd__form_route(gd_conn *c, gd_request *rq, const char *rest, const char *why) {
+  if (why != NULL) {
+    gd__error(c, rq, 400, 100, 0, why);
+    return;
+  }
+  const char *slash = strchr(rest, '/');
+  if (strcmp(rest, "me/messages") == 0) {
+    json_t *body = gd_form_messenger(rq, &why);
+    if (why == NULL) why = gd__check_messenger(body);
+    if (why != NULL) {
+      gd__error(c, rq, 400, 100, strstr(why, "Upload attachment failure") != NULL ? 2018047 : 0, why);
+    } else {
+      char out[512];
+      const char *to = json_string_value(json_object_get(json_object_get(body, "recipient"), "id"));
+      int n = ++gd.next_id;
+      snprintf(out, sizeof(out), "{\"recipient_id\":\"%s\",\"message_id\":\"m_sent%04d\",\"attachment_id\":\"88%014d\"}",
+               to, n, n);
+      gd__respond(c, rq, 200, "application/json", out);
+    }
+    json_decref(body);
+  } else if (slash != NULL && strcmp(slash, "/media") == 0 && slash != rest) {
+    const gd_form_part *file = NULL;
+    why = gd_form_check_media(rq, &file);
+    if (why != NULL)
+      gd__error(c, rq, 400, 100, 0, why);
+    else
+      gd__take_upload(c, rq, file);
+  } else {
+    gd__error(c, rq, 400, 100, 0, "(#100) Unknown method or path");
+  }
+}
+
+static int gd__is_form(const gd_request *rq) {
+  return strcmp(rq->method, "POST") == 0 && strncasecmp(rq->content_type, "multipart/form-data", 19) == 0;
+}
+
+/* The double's own behaviour for a request no script answered; form_why: a form's parse error. */
+static void gd__route(gd_conn *c, gd_request *rq, const char *form_why) {
   if (strncmp(rq->path, "/cdn/", 5) == 0) {
     /* Messenger's attachment URLs: Meta's CDN, signed links without a token */
     const gd_named *m = gd__find(gd.media, gd.nmedia, rq->path + 5);
@@ -233,6 +308,11 @@ static void gd__route(gd_conn *c, gd_request *rq) {
   char out[2048];
   if (strncmp(rq->path, "/media/", 7) == 0) {
     const gd_named *m = gd__find(gd.media, gd.nmedia, rq->path + 7);
+    const gd_upload *u = gd_upload_find(rq->path + 7);
+    if (u != NULL) {
+      gd__respond_bytes(c, rq, 200, u->type, u->data, u->len);
+      return;
+    }
     if (m == NULL) {
       gd__respond(c, rq, 404, "text/plain", "not found");
       return;
@@ -247,6 +327,10 @@ static void gd__route(gd_conn *c, gd_request *rq) {
   }
   const char *rest = rq->path + strlen(prefix);
   json_t *body = NULL;
+  if (gd__is_form(rq)) {
+    gd__form_route(c, rq, rest, form_why);
+    return;
+  }
   if (strcmp(rq->method, "POST") == 0) {
     body = json_loadb(rq->body, rq->body_len, 0, NULL);
     if (!json_is_object(body)) {
@@ -279,7 +363,14 @@ static void gd__route(gd_conn *c, gd_request *rq) {
   } else if (strcmp(rq->method, "GET") == 0 && slash == NULL) {
     const gd_named *p = gd__find(gd.profiles, gd.nprofiles, rest);
     const gd_named *m = gd__find(gd.media, gd.nmedia, rest);
-    if (m != NULL) {
+    const gd_upload *u = gd_upload_find(rest);
+    if (u != NULL) {
+      snprintf(out, sizeof(out),
+               "{\"messaging_product\":\"whatsapp\",\"url\":\"http://127.0.0.1:%d/media/%s\",\"mime_type\":\"%s\","
+               "\"file_size\":%zu,\"id\":\"%s\"}",
+               gd.port, u->id, u->type, u->len, u->id);
+      gd__respond(c, rq, 200, "application/json", out);
+    } else if (m != NULL) {
       snprintf(out, sizeof(out),
                "{\"messaging_product\":\"whatsapp\",\"url\":\"http://127.0.0.1:%d/media/%s\",\"mime_type\":\"%s\","
                "\"sha256\":\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\"file_size\":%zu,"
@@ -328,6 +419,8 @@ static void gd__control(gd_conn *c, gd_request *rq) {
 }
 
 static void gd__handle(gd_conn *c, gd_request *rq) {
+  /* A form is read first, so a scripted answer's request keeps its parts for the test too. */
+  const char *form_why = gd__is_form(rq) ? gd_form_parse(rq) : NULL;
   if (strcmp(rq->method, "POST") == 0 && strcmp(rq->path, "/__double/script") == 0) {
     gd__control(c, rq);
     return;
@@ -340,7 +433,16 @@ static void gd__handle(gd_conn *c, gd_request *rq) {
     gd__respond(c, rq, s->status, "application/json", s->body);
     return;
   }
-  gd__route(c, rq);
+  gd__route(c, rq, form_why);
+}
+
+static void gd__request_free(gd_request *rq) {
+  for (int i = 0; i < rq->nform; i++) free(rq->form[i].data);
+  free(rq->form);
+  free(rq->body);
+  rq->form = NULL;
+  rq->nform = 0;
+  rq->body = NULL;
 }
 
 static void gd__try(gd_conn *c) {
@@ -365,12 +467,13 @@ static void gd__try(gd_conn *c) {
   }
   snprintf(rq->path, sizeof(rq->path), "%.500s", target);
   gd__head(head, "Authorization", rq->auth, sizeof(rq->auth));
+  gd__head(head, "Content-Type", rq->content_type, sizeof(rq->content_type));
   rq->body = malloc(clen + 1);
   memcpy(rq->body, c->buf + head_len, clen);
   rq->body[clen] = '\0';
   rq->body_len = clen;
   gd__handle(c, rq);
-  if (rq == &unkept) free(unkept.body);
+  if (rq == &unkept) gd__request_free(&unkept);
 }
 
 static void gd__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -423,7 +526,9 @@ void gd_start(uv_loop_t *loop, const char *token, const char *page_id) {
 void gd_stop(void) {
   while (gd.conns != NULL) gd__close(gd.conns);
   uv_close((uv_handle_t *)&gd.listener, NULL);
-  for (int i = 0; i < gd.nreqs; i++) free(gd.reqs[i].body);
+  for (int i = 0; i < gd.nreqs; i++) gd__request_free(&gd.reqs[i]);
+  for (int i = 0; i < gd.nuploads; i++) free(gd.uploads[i].data);
+  gd.nuploads = 0;
   for (int i = 0; i < gd.nscripts; i++) free(gd.scripts[i].body);
   gd.nreqs = gd.nscripts = 0;
 }

@@ -6,11 +6,22 @@
  * (GET /{version}/{page-id}), the Messenger profile (POST
  * /{version}/me/messenger_profile), WhatsApp Cloud API messages (POST
  * /{version}/{phone-number-id}/messages), media URLs (GET
- * /{version}/{media-id}) and media downloads (GET /media/{id}). Every call
+ * /{version}/{media-id}), media downloads (GET /media/{id}) and media
+ * uploads (POST /{version}/{phone-number-id}/media). Every call
  * must carry the access token (Authorization: Bearer, or access_token in the
  * query) as Graph checks it: none → 400 code 2500, another → 401 code 190.
  * Bodies are checked for the documented shape: a malformed one → 400 code
  * 100. Success bodies and error envelopes are the documented ones.
+ *
+ * Uploads are multipart/form-data as Meta documents them (RFC 7578: the
+ * Content-Type's boundary, CRLF framing): Messenger's Send API with the
+ * fields recipient, message (JSON), messaging_type and a file part
+ * filedata, whose Content-Type must fit message.attachment.type; WhatsApp's
+ * /media with messaging_product=whatsapp, type=<MIME> and a file part file
+ * of that Content-Type, answered {"id":"<media-id>"}. A message may then
+ * name the media by id (an unknown id is error 100). Every form is kept
+ * on its request (gd_form_get), every WhatsApp upload by its id
+ * (gd_upload), so tests compare the bytes that arrived.
  *
  * Scripting: gd_script_* queue one answer for the next request whose path
  * contains a substring (an error envelope with any code/subcode, a bare
@@ -29,13 +40,26 @@
 #define GD_VERSION "v21.0"
 #define GD_MAX_REQUESTS 512 /* kept for gd_at; later ones are answered, not kept */
 
+/* One part of a multipart/form-data request, as it arrived. */
+typedef struct gd_form_part {
+  char name[128];
+  char filename[256]; /* "" when has_filename is 0 */
+  int has_filename;   /* a file part */
+  char content_type[128];
+  char *data; /* len bytes, NUL-terminated */
+  size_t len;
+} gd_form_part;
+
 typedef struct gd_request {
   char method[8];
   char path[512]; /* without the query */
   char query[1024];
   char auth[512]; /* the Authorization header, or "" */
+  char content_type[256];
   char *body;     /* NUL-terminated */
   size_t body_len;
+  gd_form_part *form; /* a multipart/form-data body's parts (nform), or NULL */
+  int nform;
   int status; /* the HTTP status the double answered (0: silent) */
 } gd_request;
 
@@ -76,8 +100,25 @@ const gd_request *gd_at(int i);
 const gd_request *gd_last(const char *path_part);
 int gd_count_path(const char *path_part);
 
+/* The form part called name of a request, or NULL. */
+const gd_form_part *gd_form_get(const gd_request *rq, const char *name);
+
+/* A WhatsApp media upload the double took, by the id it answered. */
+typedef struct gd_upload {
+  char id[32];
+  char type[128];     /* the form's type field */
+  char filename[256];
+  char *data;
+  size_t len;
+} gd_upload;
+
+/* The upload with this id, or NULL; gd_upload_count: how many were taken. */
+const gd_upload *gd_upload_find(const char *id);
+int gd_upload_count(void);
+
 /* Appends one JSON line per answered request ({"method","path","query",
- * "auth","body","status"}) to f, flushed at once; NULL stops logging. */
+ * "auth","body","status"}; a form's body as {"fields":{...},"files":[{"name",
+ * "filename","content_type","size"}]}) to f, flushed at once; NULL stops logging. */
 void gd_set_log(FILE *f);
 
 /* Rewrites a webhook body (any JSON text) the way Meta writes it: compact,

@@ -5,6 +5,8 @@
 
 #include "channel.h"
 #include "graph_double.h"
+#include "graph_double_internal.h"
+#include "meta_form.h"
 #include "meta_common.h"
 #include "testutil.h"
 
@@ -132,6 +134,71 @@ START_TEST(url_segments_are_percent_encoded_and_overflow_is_reported) {
 }
 END_TEST
 
+/* Parses a built form back the way the Graph double does. */
+static void parse_back(gd_request *rq, const char *type, char *body, size_t len) {
+  memset(rq, 0, sizeof(*rq));
+  snprintf(rq->content_type, sizeof(rq->content_type), "%s", type);
+  rq->body = body;
+  rq->body_len = len;
+  const char *why = gd_form_parse(rq);
+  ck_assert_msg(why == NULL, "%s", why != NULL ? why : "");
+}
+
+static void free_form(gd_request *rq) {
+  for (int i = 0; i < rq->nform; i++) free(rq->form[i].data);
+  free(rq->form);
+}
+
+/* Each round's data is the previous round's whole body, boundary and all: the new boundary must differ
+ * from every one in it, and the bytes must come back intact. */
+START_TEST(a_form_round_trips_data_holding_crlf_and_earlier_boundaries) {
+  size_t len = 300;
+  char *data = malloc(len);
+  for (size_t i = 0; i < len; i++) data[i] = (char)(i % 7 == 0 ? '\r' : i % 7 == 1 ? '\n' : i % 7 == 2 ? '-' : i);
+  for (int round = 0; round < 20; round++) {
+    const meta_form_part parts[] = {{.name = "messaging_product", .data = "whatsapp", .len = 8},
+                                    {.name = "file",
+                                     .filename = "a \"b\"\r\nc.bin",
+                                     .content_type = "application/octet-stream",
+                                     .data = data,
+                                     .len = len}};
+    char *body = NULL, type[META_FORM_TYPE_MAX];
+    size_t blen = 0;
+    ck_assert_int_eq(meta_form_build(parts, 2, &body, &blen, type), SB_OK);
+    ck_assert_ptr_null(memmem(data, len, strchr(type, '=') + 1, strlen(strchr(type, '=') + 1)));
+    gd_request rq;
+    parse_back(&rq, type, body, blen);
+    ck_assert_int_eq(rq.nform, 2);
+    ck_assert_str_eq(rq.form[0].data, "whatsapp");
+    ck_assert_str_eq(rq.form[1].filename, "a \"b\"\r\nc.bin");
+    ck_assert_str_eq(rq.form[1].content_type, "application/octet-stream");
+    ck_assert_uint_eq(rq.form[1].len, len);
+    ck_assert_int_eq(memcmp(rq.form[1].data, data, len), 0);
+    free_form(&rq);
+    free(data);
+    data = body; /* the next round carries this one's boundary in its data */
+    len = blen;
+  }
+  free(data);
+}
+END_TEST
+
+START_TEST(a_form_refuses_a_content_type_that_would_be_a_header_of_its_own) {
+  const meta_form_part bad[] = {{.name = "file", .filename = "x", .content_type = "image/png\r\nX-Evil: 1", .data = "a", .len = 1}};
+  char *body = (char *)"untouched", type[META_FORM_TYPE_MAX];
+  size_t blen = 7;
+  ck_assert_int_eq(meta_form_build(bad, 1, &body, &blen, type), SB_EINVAL);
+  ck_assert_ptr_null(body);
+  const meta_form_part noname[] = {{.name = NULL, .data = "a", .len = 1}};
+  ck_assert_int_eq(meta_form_build(noname, 1, &body, &blen, type), SB_EINVAL);
+  /* the quoted name keeps CR, LF and '"' out of the header line */
+  const meta_form_part q[] = {{.name = "file", .filename = "x\"\r\nContent-Type: text/html", .content_type = "image/png", .data = "a", .len = 1}};
+  ck_assert_int_eq(meta_form_build(q, 1, &body, &blen, type), SB_OK);
+  ck_assert_ptr_nonnull(strstr(body, "filename=\"x%22%0D%0AContent-Type: text/html\"\r\nContent-Type: image/png\r\n"));
+  free(body);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("meta_common");
   TCase *tc = tcase_create("meta_common");
@@ -140,6 +207,8 @@ int main(void) {
   tcase_add_test(tc, graph_envelopes_are_parsed_and_garbage_is_not_an_error);
   tcase_add_test(tc, signatures_are_checked_in_constant_time_with_401_and_403);
   tcase_add_test(tc, url_segments_are_percent_encoded_and_overflow_is_reported);
+  tcase_add_test(tc, a_form_round_trips_data_holding_crlf_and_earlier_boundaries);
+  tcase_add_test(tc, a_form_refuses_a_content_type_that_would_be_a_header_of_its_own);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -98,6 +98,23 @@ sb_http_call *msgr_graph(const messenger *m, const char *method, const char *url
   return m->host->http_request(m->channel, &rq, done, arg);
 }
 
+sb_http_call *msgr_graph_form(const messenger *m, const char *url, const char *content_type, const char *body,
+                              size_t len, uint32_t timeout_ms, sb_http_done_fn done, void *arg) {
+  char auth[1200];
+  snprintf(auth, sizeof(auth), "Bearer %s", m->token);
+  const sb_http_header h[] = {{"Authorization", auth}, {"Content-Type", content_type}};
+  sb_http_client_request rq = {.struct_size = sizeof(rq),
+                               .timeout_ms = timeout_ms,
+                               .method = "POST",
+                               .url = url,
+                               .headers = h,
+                               .header_count = 2,
+                               .body = body,
+                               .body_len = len,
+                               .max_response_bytes = 256 * 1024};
+  return m->host->http_request(m->channel, &rq, done, arg);
+}
+
 /* --- lifecycle ------------------------------------------------------------------- */
 
 static int msgr__validate(const sb_host *host, const sb_config *cfg, char *err, size_t errlen) {

@@ -56,6 +56,12 @@ void msgr_kv_put(const messenger *m, const char *prefix, const char *psid, const
 sb_http_call *msgr_graph(const messenger *m, const char *method, const char *url, const char *body,
                          sb_http_done_fn done, void *arg);
 
+/* POSTs a multipart/form-data body (len bytes, content_type with its
+ * boundary) with the page token as bearer, allowed timeout_ms. Returns the
+ * call, or NULL when the host refused it (done not called). */
+sb_http_call *msgr_graph_form(const messenger *m, const char *url, const char *content_type, const char *body,
+                              size_t len, uint32_t timeout_ms, sb_http_done_fn done, void *arg);
+
 /* connect(): checks the token against the Page, then sets the greeting. */
 int msgr_connect(void *instance);
 

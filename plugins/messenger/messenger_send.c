@@ -11,11 +11,22 @@
  * takes one attachment per message). Progress is kept under
  * "s:<idempotency key>" so a retry resumes after the parts already sent,
  * and the first part's mid is the message's external id.
+ *
+ * An attachment goes by its URL when Meta can fetch it (http or https).
+ * A file the help desk holds (its url is the API's relative
+ * /api/v1/attachments/{id}; the host hands over the bytes) is uploaded in
+ * the same Send API call, as multipart/form-data with the file in
+ * filedata. Of Meta's two ways to send a file this one is a single call,
+ * so an attachment stays one part of the reply and the progress record
+ * above needs nothing new; the Attachment Upload API (upload, then send by
+ * attachment_id) would add a second call per file and a state between
+ * the two for a retry to resume from.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "meta_form.h"
 #include "messenger.h"
 
 #define MSGR_DAY_MS (24LL * 3600 * 1000)
@@ -23,13 +34,22 @@
 #define MSGR_HOLD_AUTH_MS (15u * 60 * 1000)    /* re-try after an auth failure */
 #define MSGR_RATE_LIMIT_MS (60u * 1000)        /* Graph throttling: wait a minute */
 #define MSGR_MAX_PARTS 11
+#define MSGR_MAX_UPLOAD ((size_t)25 * 1024 * 1024) /* Meta's limit for an attachment, as the capability says */
+#define MSGR_UPLOAD_MS_PER_MIB 1000u               /* an upload's time on top of request_timeout */
+
+/* One Send API call of a reply: a JSON body, or a form when a file is uploaded. */
+typedef struct msgr_part {
+  char *body;
+  size_t len;
+  char form_type[META_FORM_TYPE_MAX]; /* the form's Content-Type; "" for JSON */
+} msgr_part;
 
 typedef struct msgr_out {
   struct msgr_out *next_out; /* in m->outs */
   int detached;              /* disconnect() completed it: the callback only frees it */
   messenger *m;
   sb_send_op *op; /* NULL for the plugin's own notices */
-  char *bodies[MSGR_MAX_PARTS];
+  msgr_part parts[MSGR_MAX_PARTS];
   size_t n, next;
   char first_mid[256];
   char progress_key[256];          /* "s:<idempotency key>", or "" */
@@ -43,7 +63,7 @@ static void msgr__out_free(msgr_out *o) {
       break;
     }
   }
-  for (size_t i = 0; i < o->n; i++) free(o->bodies[i]);
+  for (size_t i = 0; i < o->n; i++) free(o->parts[i].body);
   free(o->notice_psid);
   free(o->notice_text);
   o->m->sends--;
@@ -202,9 +222,18 @@ void msgr_send_cancel_all(messenger *m) {
 
 static void msgr__post_next(msgr_out *o) {
   messenger *m = o->m;
+  const msgr_part *p = &o->parts[o->next];
   char url[600];
   snprintf(url, sizeof(url), "%s/me/messages", m->base);
-  if (msgr_graph(m, "POST", url, o->bodies[o->next], msgr__posted, o) == NULL) {
+  sb_http_call *call;
+  if (p->form_type[0] != '\0') {
+    uint32_t mib = (uint32_t)(p->len / (1024 * 1024)) + 1;
+    call = msgr_graph_form(m, url, p->form_type, p->body, p->len, m->timeout_ms + mib * MSGR_UPLOAD_MS_PER_MIB,
+                           msgr__posted, o);
+  } else {
+    call = msgr_graph(m, "POST", url, p->body, msgr__posted, o);
+  }
+  if (call == NULL) {
     msgr__finish(o, 1, "the host did not take the Send API request", 0);
   }
 }
@@ -227,11 +256,11 @@ void msgr_send_notice(messenger *m, const char *psid, const char *text, int with
   } else {
     message = json_pack("{s:s}", "text", text);
   }
-  o->bodies[0] =
+  o->parts[0].body =
       message != NULL ? msgr__body(psid, "RESPONSE", NULL, message, NULL, MSGR_METADATA_PREFIX "notice") : NULL;
   o->notice_psid = strdup(psid);
   o->notice_text = strdup(text);
-  if (o->bodies[0] == NULL) {
+  if (o->parts[0].body == NULL) {
     msgr__out_free(o);
     return;
   }
@@ -283,6 +312,84 @@ static int msgr__window(const messenger *m, const sb_outbound_message *msg, cons
   return -1;
 }
 
+/* How an attachment goes out. */
+enum { MSGR_BY_URL = 1, MSGR_BY_UPLOAD = 2 };
+
+/* Decides how attachment i (0-based) goes: its bytes when the host handed
+ * them over (a file the help desk holds), else its URL when Meta can fetch
+ * it. Returns MSGR_BY_*, or 0 with the reason for the agent in why. */
+static int msgr__attachment_route(const sb_attachment *a, size_t i, char *why, size_t whylen) {
+  const char *name = a->filename != NULL ? a->filename : (a->url != NULL ? a->url : "without a name");
+  if (a->data != NULL) {
+    if (a->data_len == 0) {
+      snprintf(why, whylen, "attachment %zu (%.200s) is empty; Messenger does not send empty files", i + 1, name);
+      return 0;
+    }
+    if (a->data_len > MSGR_MAX_UPLOAD) {
+      snprintf(why, whylen, "attachment %zu (%.200s) is %zu bytes; Messenger takes files up to 25 MiB", i + 1, name,
+               a->data_len);
+      return 0;
+    }
+    return MSGR_BY_UPLOAD;
+  }
+  if (a->url != NULL && (strncmp(a->url, "https://", 8) == 0 || strncmp(a->url, "http://", 7) == 0))
+    return MSGR_BY_URL;
+  snprintf(why, whylen,
+           "attachment %zu (%.200s) is neither a URL Meta can fetch nor a file the help desk holds; Messenger "
+           "attachments must be one or the other",
+           i + 1, name);
+  return 0;
+}
+
+/* A JSON value as a form field. Steals v. 0 or -1 (out of memory). */
+static int msgr__json_field(meta_form_part *f, const char *name, json_t *v, char **keep) {
+  *keep = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
+  json_decref(v);
+  if (*keep == NULL) return -1;
+  *f = (meta_form_part){.name = name, .data = *keep, .len = strlen(*keep)};
+  return 0;
+}
+
+/* The Send API call that uploads attachment a as filedata: the fields of a
+ * JSON send (recipient, messaging_type, tag, reply_to; message with our
+ * metadata marker) as form fields, the attachment's payload only
+ * is_reusable. Fills p; returns 0, or -1 when it cannot be built. */
+static int msgr__upload_part(msgr_part *p, const char *psid, const char *type, const char *tag,
+                             const sb_attachment *a, const char *reply_to, const char *marker) {
+  meta_form_part f[6];
+  char *keep[3] = {NULL, NULL, NULL};
+  size_t n = 0;
+  int bad = msgr__json_field(&f[n++], "recipient", json_pack("{s:s}", "id", psid), &keep[0]);
+  bad |= msgr__json_field(&f[n++], "message",
+                          json_pack("{s:{s:s, s:{s:b}}, s:s}", "attachment", "type",
+                                    msgr__attachment_type(a->mime_type), "payload", "is_reusable", 1, "metadata",
+                                    marker),
+                          &keep[1]);
+  f[n++] = (meta_form_part){.name = "messaging_type", .data = type, .len = strlen(type)};
+  if (tag != NULL) f[n++] = (meta_form_part){.name = "tag", .data = tag, .len = strlen(tag)};
+  if (reply_to != NULL && reply_to[0] != '\0')
+    bad |= msgr__json_field(&f[n++], "reply_to", json_pack("{s:s}", "mid", reply_to), &keep[2]);
+  f[n++] = (meta_form_part){.name = "filedata",
+                            .filename = a->filename != NULL && a->filename[0] != '\0' ? a->filename : "attachment",
+                            .content_type = a->mime_type != NULL ? a->mime_type : "application/octet-stream",
+                            .data = a->data,
+                            .len = a->data_len};
+  if (!bad) bad = meta_form_build(f, n, &p->body, &p->len, p->form_type) != SB_OK;
+  for (size_t i = 0; i < 3; i++) free(keep[i]);
+  return bad ? -1 : 0;
+}
+
+/* The part for attachment a: by URL (a JSON send) or uploaded (a form). 0, or -1 when it cannot be built. */
+static int msgr__attachment_part(msgr_part *p, int route, const char *psid, const char *type, const char *tag,
+                                 const sb_attachment *a, const char *reply_to, const char *marker) {
+  if (route == MSGR_BY_UPLOAD) return msgr__upload_part(p, psid, type, tag, a, reply_to, marker);
+  json_t *j = json_pack("{s:{s:s, s:{s:s, s:b}}}", "attachment", "type", msgr__attachment_type(a->mime_type),
+                        "payload", "url", a->url, "is_reusable", 1);
+  p->body = j != NULL ? msgr__body(psid, type, tag, j, reply_to, marker) : NULL;
+  p->len = p->body != NULL ? strlen(p->body) : 0;
+  return p->body != NULL ? 0 : -1;
+}
+
 int msgr_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
   messenger *m = instance;
   char why[400];
@@ -310,9 +417,10 @@ int msgr_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
     m->host->send_fail(op, "Messenger takes at most 10 attachments per reply");
     return SB_OK;
   }
+  int routes[MSGR_MAX_PARTS];
   for (size_t i = 0; i < msg->attachment_count; i++) {
-    if (msg->attachments[i].url == NULL) {
-      m->host->send_fail(op, "Messenger attachments must be given as a URL Meta can fetch");
+    if ((routes[i] = msgr__attachment_route(&msg->attachments[i], i, why, sizeof(why))) == 0) {
+      m->host->send_fail(op, why);
       return SB_OK;
     }
   }
@@ -328,22 +436,21 @@ int msgr_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
   int bad = 0;
   if (msg->text != NULL && msg->text[0] != '\0') {
     json_t *t = json_pack("{s:s}", "text", msg->text);
-    o->bodies[o->n] = t != NULL ? msgr__body(msg->recipient_id, type, tag, t, msg->reply_to_external_id, marker) : NULL;
-    bad |= o->bodies[o->n++] == NULL;
+    msgr_part *p = &o->parts[o->n++];
+    p->body = t != NULL ? msgr__body(msg->recipient_id, type, tag, t, msg->reply_to_external_id, marker) : NULL;
+    p->len = p->body != NULL ? strlen(p->body) : 0;
+    bad |= p->body == NULL;
   }
   for (size_t i = 0; i < msg->attachment_count && !bad; i++) {
-    json_t *a =
-        json_pack("{s:{s:s, s:{s:s, s:b}}}", "attachment", "type", msgr__attachment_type(msg->attachments[i].mime_type),
-                  "payload", "url", msg->attachments[i].url, "is_reusable", 1);
-    o->bodies[o->n] =
-        a != NULL ? msgr__body(msg->recipient_id, type, tag, a, o->n == 0 ? msg->reply_to_external_id : NULL, marker)
-                  : NULL;
-    bad |= o->bodies[o->n++] == NULL;
+    const char *reply_to = o->n == 0 ? msg->reply_to_external_id : NULL;
+    bad |= msgr__attachment_part(&o->parts[o->n++], routes[i], msg->recipient_id, type, tag, &msg->attachments[i],
+                                 reply_to, marker) != 0;
   }
   if (bad || o->n == 0) {
     int empty = o->n == 0;
     msgr__out_free(o);
-    m->host->send_fail(op, empty ? "the reply has no text and no attachment" : "the reply is not valid UTF-8");
+    m->host->send_fail(op, empty ? "the reply has no text and no attachment"
+                                 : "the reply is not valid UTF-8, or an attachment's type is malformed");
     return SB_OK;
   }
   if (msg->idempotency_key != NULL) {

@@ -88,6 +88,23 @@ sb_http_call *wa_graph(const whatsapp *w, const char *method, const char *url, c
   return w->host->http_request(w->channel, &rq, done, arg);
 }
 
+sb_http_call *wa_graph_form(const whatsapp *w, const char *url, const char *content_type, const char *body, size_t len,
+                            uint32_t timeout_ms, sb_http_done_fn done, void *arg) {
+  char auth[1200];
+  snprintf(auth, sizeof(auth), "Bearer %s", w->token);
+  const sb_http_header h[] = {{"Authorization", auth}, {"Content-Type", content_type}};
+  sb_http_client_request rq = {.struct_size = sizeof(rq),
+                               .timeout_ms = timeout_ms,
+                               .method = "POST",
+                               .url = url,
+                               .headers = h,
+                               .header_count = 2,
+                               .body = body,
+                               .body_len = len,
+                               .max_response_bytes = 64 * 1024};
+  return w->host->http_request(w->channel, &rq, done, arg);
+}
+
 void wa_auth_failed(whatsapp *w) {
   if (w->auth_failed) return;
   w->auth_failed = 1;

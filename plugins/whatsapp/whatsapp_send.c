@@ -16,6 +16,13 @@
  * already sent; the first part's wamid is the external id. A part that
  * fails for good after others went out says which went out, so the agent
  * does not send them twice.
+ *
+ * An attachment the help desk holds (the host hands over its bytes) is
+ * uploaded to /{phone-number-id}/media just before its message, which then
+ * names the media id (whatsapp_upload.c decides and builds the form).
+ * Progress counts messages sent, not uploads: a retry after an upload
+ * whose message failed uploads the file again (Meta keeps unused media for
+ * 30 days and the id is not reused), and never sends a part twice.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +36,25 @@
 #define WA_MAX_ATTACHMENTS 10
 #define WA_MAX_PARTS (WA_MAX_ATTACHMENTS + 2) /* the template, the text, the attachments */
 
+#define WA_UPLOAD_MS_PER_MIB 1000u /* an upload's time on top of request_timeout */
+
+/* One message of a reply. An uploaded attachment's has its form and its
+ * message without the media id (pending) until Meta names the media. */
+typedef struct wa_part {
+  char *body; /* the message's JSON; NULL until an upload is done */
+  char *form; /* the /media form (form_len bytes), or NULL */
+  size_t form_len;
+  char form_type[META_FORM_TYPE_MAX];
+  json_t *pending;
+  size_t attachment; /* which attachment (1-based) an upload is, for reasons */
+} wa_part;
+
 typedef struct wa_out {
   struct wa_out *next_out; /* in w->outs */
   int detached;            /* disconnect() completed it: the callback only frees it */
   whatsapp *w;
   sb_send_op *op;
-  char *bodies[WA_MAX_PARTS];
+  wa_part parts[WA_MAX_PARTS];
   const char *kinds[WA_MAX_PARTS]; /* each part's Cloud API type, for reasons */
   size_t n, next;
   char first_id[256];
@@ -48,7 +68,11 @@ static void wa__out_free(wa_out *o) {
       break;
     }
   }
-  for (size_t i = 0; i < o->n; i++) free(o->bodies[i]);
+  for (size_t i = 0; i < o->n; i++) {
+    free(o->parts[i].body);
+    free(o->parts[i].form);
+    json_decref(o->parts[i].pending);
+  }
   o->w->calls--;
   free(o);
 }
@@ -105,6 +129,8 @@ static void wa__finish(wa_out *o, int outcome, const char *text, uint32_t after)
 }
 
 static void wa__post_next(wa_out *o);
+static const char *wa__media_type(const char *mime);
+static void wa__refused(wa_out *o, const sb_http_client_response *res, const char *what);
 
 /* The reason for an agent when WhatsApp wants a template. */
 static void wa__reengage_reason(const whatsapp *w, const char *why, char *out, size_t outlen) {
@@ -149,9 +175,18 @@ static void wa__posted(void *arg, const sb_http_client_response *res) {
     }
     return;
   }
+  wa__refused(o, res, "");
+}
+
+/* Completes o after Meta refused a call (res has an HTTP status other than
+ * 200), as the Cloud API error table says; what prefixes the reason. */
+static void wa__refused(wa_out *o, const sb_http_client_response *res, const char *what) {
+  whatsapp *w = o->w;
+  char graph[META_MAX_REASON * 2 + 100], reason[sizeof(graph) + 100];
   meta_graph_error e;
   meta_parse_error(res->body, res->body_len, &e);
-  meta_reason(res->http_status, &e, reason, sizeof(reason));
+  meta_reason(res->http_status, &e, graph, sizeof(graph));
+  snprintf(reason, sizeof(reason), "%s%s", what, graph);
   switch (meta_classify(META_API_WHATSAPP, res->http_status, &e)) {
   case META_AUTH:
     wa_auth_failed(w);
@@ -183,27 +218,100 @@ void wa_send_cancel_all(whatsapp *w) {
   }
 }
 
+/* The upload of the current part answered: its media id completes the part's message, which goes next. */
+static void wa__uploaded(void *arg, const sb_http_client_response *res) {
+  wa_out *o = arg;
+  if (o->detached) {
+    wa__out_free(o);
+    return;
+  }
+  wa_part *p = &o->parts[o->next];
+  char what[64], reason[META_MAX_REASON + 160];
+  snprintf(what, sizeof(what), "uploading attachment %zu failed: ", p->attachment);
+  if (res->status != SB_OK) {
+    snprintf(reason, sizeof(reason), "%sthe Cloud API did not answer: %s", what,
+             res->status == SB_ECANCELED ? "the channel closed" : (res->error != NULL ? res->error : "no answer"));
+    wa__finish(o, 1, reason, 0);
+    return;
+  }
+  if (res->http_status != 200) {
+    wa__refused(o, res, what);
+    return;
+  }
+  json_t *root = json_loadb(res->body, res->body_len, 0, NULL);
+  const char *id = json_string_value(json_object_get(root, "id"));
+  json_t *media = json_object_get(p->pending, o->kinds[o->next]);
+  if (id != NULL) json_object_set_new(media, "id", json_string(id));
+  json_decref(root);
+  if (id == NULL) {
+    snprintf(reason, sizeof(reason), "%sthe Cloud API answered 200 without the media id", what);
+    wa__finish(o, 1, reason, 0);
+    return;
+  }
+  p->body = json_dumps(p->pending, JSON_COMPACT);
+  free(p->form); /* the bytes went: no need to hold them while the message goes */
+  p->form = NULL;
+  if (p->body == NULL) {
+    wa__finish(o, 1, "out of memory", 0);
+    return;
+  }
+  wa__post_next(o);
+}
+
+/* Posts the current part: its upload when the media is not yet Meta's, else its message. */
 static void wa__post_next(wa_out *o) {
   whatsapp *w = o->w;
+  const wa_part *p = &o->parts[o->next];
   char url[800];
   size_t len = (size_t)snprintf(url, sizeof(url), "%s/", w->base);
   len = meta_urlencode(url, sizeof(url), len, w->phone_number_id);
-  snprintf(url + len, sizeof(url) - len, "/messages");
-  if (wa_graph(w, "POST", url, o->bodies[o->next], 64 * 1024, wa__posted, o) == NULL) {
-    wa__finish(o, 1, "the host did not take the Cloud API request", 0);
+  sb_http_call *call;
+  if (p->body == NULL) {
+    snprintf(url + len, sizeof(url) - len, "/media");
+    uint32_t mib = (uint32_t)(p->form_len / (1024 * 1024)) + 1;
+    call = wa_graph_form(w, url, p->form_type, p->form, p->form_len, w->timeout_ms + mib * WA_UPLOAD_MS_PER_MIB,
+                         wa__uploaded, o);
+  } else {
+    snprintf(url + len, sizeof(url) - len, "/messages");
+    call = wa_graph(w, "POST", url, p->body, 64 * 1024, wa__posted, o);
   }
+  if (call == NULL) wa__finish(o, 1, "the host did not take the Cloud API request", 0);
 }
 
-/* A Cloud API message body of the given type with its object (stolen). */
-static char *wa__body(const char *to, const char *type, json_t *obj, const char *reply_to) {
+/* A Cloud API message of the given type with its object (stolen), or NULL. */
+static json_t *wa__message(const char *to, const char *type, json_t *obj, const char *reply_to) {
   json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:o}", "messaging_product", "whatsapp", "recipient_type", "individual",
                            "to", to, "type", type, type, obj);
-  if (root == NULL) return NULL;
-  if (reply_to != NULL && reply_to[0] != '\0')
+  if (root != NULL && reply_to != NULL && reply_to[0] != '\0')
     json_object_set_new(root, "context", json_pack("{s:s}", "message_id", reply_to));
-  char *s = json_dumps(root, JSON_COMPACT);
+  return root;
+}
+
+/* The same as JSON text (malloc'd), or NULL. */
+static char *wa__body(const char *to, const char *type, json_t *obj, const char *reply_to) {
+  json_t *root = wa__message(to, type, obj, reply_to);
+  char *s = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
   json_decref(root);
   return s;
+}
+
+/* Fills p for attachment a (number i, 0-based) going by route: a message by link, or an upload and the
+ * message that will name its media. Returns 0, or -1 when it cannot be built. */
+static int wa__attachment_part(wa_part *p, const char **kind, int route, const char *upload_type, const char *to,
+                               const sb_attachment *a, size_t i, const char *reply_to) {
+  const char *type = route == WA_BY_UPLOAD ? upload_type : wa__media_type(a->mime_type);
+  json_t *m = route == WA_BY_UPLOAD ? json_object() : json_pack("{s:s}", "link", a->url);
+  if (m != NULL && strcmp(type, "document") == 0 && a->filename != NULL)
+    json_object_set_new(m, "filename", json_string(a->filename));
+  *kind = type;
+  if (route == WA_BY_LINK) {
+    p->body = m != NULL ? wa__body(to, type, m, reply_to) : NULL;
+    return p->body != NULL ? 0 : -1;
+  }
+  p->attachment = i + 1;
+  p->pending = m != NULL ? wa__message(to, type, m, reply_to) : NULL;
+  if (p->pending == NULL) return -1;
+  return wa_upload_form(a, &p->form, &p->form_len, p->form_type) == SB_OK ? 0 : -1;
 }
 
 /* The Cloud API template object for template_json {"name","language","parameters":[...]}; a missing name
@@ -279,9 +387,11 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
     w->host->send_fail(op, "WhatsApp replies take at most 10 attachments");
     return SB_OK;
   }
+  int routes[WA_MAX_ATTACHMENTS];
+  const char *upload_types[WA_MAX_ATTACHMENTS] = {NULL};
   for (size_t i = 0; i < msg->attachment_count; i++) {
-    if (msg->attachments[i].url == NULL) {
-      w->host->send_fail(op, "WhatsApp attachments must be given as a URL Meta can fetch");
+    if ((routes[i] = wa_attachment_route(&msg->attachments[i], i, &upload_types[i], why, sizeof(why))) == 0) {
+      w->host->send_fail(op, why);
       return SB_OK;
     }
   }
@@ -302,30 +412,27 @@ int wa_send(void *instance, const sb_outbound_message *msg, sb_send_op *op) {
       return SB_OK;
     }
     o->kinds[o->n] = "template";
-    o->bodies[o->n] = wa__body(to, "template", t, msg->reply_to_external_id);
-    bad |= o->bodies[o->n++] == NULL;
+    o->parts[o->n].body = wa__body(to, "template", t, msg->reply_to_external_id);
+    bad |= o->parts[o->n++].body == NULL;
   }
   if (msg->text != NULL && msg->text[0] != '\0' && !bad) {
     int preview = strstr(msg->text, "http://") != NULL || strstr(msg->text, "https://") != NULL;
     json_t *t = json_pack("{s:b, s:s}", "preview_url", preview, "body", msg->text);
     o->kinds[o->n] = "text";
-    o->bodies[o->n] = t != NULL ? wa__body(to, "text", t, o->n == 0 ? msg->reply_to_external_id : NULL) : NULL;
-    bad |= o->bodies[o->n++] == NULL;
+    o->parts[o->n].body = t != NULL ? wa__body(to, "text", t, o->n == 0 ? msg->reply_to_external_id : NULL) : NULL;
+    bad |= o->parts[o->n++].body == NULL;
   }
   for (size_t i = 0; i < msg->attachment_count && !bad; i++) {
-    const sb_attachment *a = &msg->attachments[i];
-    const char *type = wa__media_type(a->mime_type);
-    json_t *m = json_pack("{s:s}", "link", a->url);
-    if (m != NULL && strcmp(type, "document") == 0 && a->filename != NULL)
-      json_object_set_new(m, "filename", json_string(a->filename));
-    o->kinds[o->n] = type;
-    o->bodies[o->n] = m != NULL ? wa__body(to, type, m, o->n == 0 ? msg->reply_to_external_id : NULL) : NULL;
-    bad |= o->bodies[o->n++] == NULL;
+    const char *reply_to = o->n == 0 ? msg->reply_to_external_id : NULL;
+    bad |= wa__attachment_part(&o->parts[o->n], &o->kinds[o->n], routes[i], upload_types[i], to, &msg->attachments[i],
+                               i, reply_to) != 0;
+    o->n++;
   }
   if (bad || o->n == 0) {
     int empty = o->n == 0;
     wa__out_free(o);
-    w->host->send_fail(op, empty ? "the reply has no text, template or attachment" : "the reply is not valid UTF-8");
+    w->host->send_fail(op, empty ? "the reply has no text, template or attachment"
+                                 : "the reply is not valid UTF-8, or an attachment's type is malformed");
     return SB_OK;
   }
   if (msg->idempotency_key != NULL) {
