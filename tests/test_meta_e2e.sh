@@ -2,7 +2,8 @@
 # test_meta_e2e.sh — Messenger and WhatsApp through the real daemon against the Graph API double
 # (tests/graph_double_server): verification, signatures, batched and redelivered webhooks with escaped
 # unicode, profiles (and a failing profile lookup), an outbound reply through the outbox, read
-# watermarks, echoes, WhatsApp media (stored and downloaded over the REST API, or its failure recorded)
+# watermarks, echoes, WhatsApp media (stored and downloaded over the REST API, or its failure recorded),
+# agents' uploaded files sent on (Messenger's filedata, WhatsApp's media upload)
 # and statuses, messaging windows, GDPR explicit consent, and every class of Graph error the plugins
 # classify (scripted in the double: failed, retried, rate-limited, auth_failed); checked over HTTP and
 # in the SQLite store. Stops only the processes it starts, by PID.
@@ -106,6 +107,16 @@ api_reply() {
 queue_reply() {
   api_reply "$2" "{\"channel\": \"$1\", \"text\": \"$3\"}"
 }
+# upload FILE TYPE NAME: an agent's upload over the REST API; prints the file's link (/api/v1/attachments/ID).
+upload() {
+  curl -s -H "Authorization: Bearer $AGENT" -H "Content-Type: $2" --data-binary @"$1" \
+    "http://127.0.0.1:$port/api/v1/attachments?filename=$3" | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])'
+}
+# reply_file CHANNEL THREAD TEXT LINK: a reply with text and that stored file; waits until it is sent.
+reply_file() {
+  api_reply "$2" "{\"channel\": \"$1\", \"text\": \"$3\", \"attachments\": [{\"url\": \"$4\"}]}"
+  for _ in $(seq 100); do [ "$(sql "SELECT status FROM messages WHERE text='$3'")" = sent ] && break; sleep 0.1; done
+}
 # post CHANNEL SECRET FILE: the double sends FILE as Meta does (rewritten with \uXXXX escapes and \/,
 # signed with X-Hub-Signature-256); prints the HTTP status.
 post() {
@@ -170,6 +181,17 @@ else
   not_ok "RESPONSE reply" "$(cat "$work/double.log")"
 fi
 
+# An agent's upload goes to Messenger as a file part of the Send API call.
+printf '\211PNG\r\n\032\nfile bytes' >"$work/scan.png"
+reply_file fb "$thread" "Here is the scan" "$(upload "$work/scan.png" image/png scan.png)"
+check "a reply with an uploaded file is sent" "$(sql "SELECT status FROM messages WHERE text='Here is the scan'")" "sent"
+if grep '"path":"/v21.0/me/messages"' "$work/double.log" |
+  grep -q '"name\\":\\"filedata\\",\\"filename\\":\\"scan.png\\",\\"content_type\\":\\"image/png\\",\\"size\\":'"$(stat -c %s "$work/scan.png")"; then
+  ok "the uploaded file reaches Messenger as filedata with its name, type and size"
+else
+  not_ok "Messenger filedata" "$(grep filedata "$work/double.log" | tail -2)"
+fi
+
 cat >"$work/read.json" <<EOF
 {"object":"page","entry":[{"id":"$PAGE","time":$now,"messaging":[
  {"sender":{"id":"$PSID"},"recipient":{"id":"$PAGE"},"delivery":{"mids":["m_sent0002"],"watermark":$((now + 5000))}},
@@ -227,6 +249,20 @@ if grep "\"path\":\"/v21.0/$PAGE/messages\"" "$work/double.log" | grep -q "\"to\
 else
   not_ok "Cloud API to" "$(tail -3 "$work/double.log")"
 fi
+# An agent's upload goes to WhatsApp as media uploaded first, then sent by its id.
+printf '%%PDF-1.4 invoice' >"$work/invoice.pdf"
+reply_file wa "$wthread" "Your invoice" "$(upload "$work/invoice.pdf" application/pdf invoice.pdf)"
+check "a WhatsApp reply with an uploaded file is sent" "$(sql "SELECT status FROM messages WHERE text='Your invoice'")" "sent"
+if grep "\"path\":\"/v21.0/$PAGE/media\"" "$work/double.log" | grep -q 'invoice.pdf'; then
+  ok "the uploaded file is uploaded to the Cloud API's media endpoint"
+else
+  not_ok "WhatsApp media upload" "$(grep '/media' "$work/double.log" | tail -2)"
+fi
+if grep "\"path\":\"/v21.0/$PAGE/messages\"" "$work/double.log" | grep 'document' | grep -q 'invoice.pdf'; then
+  ok "and sent as a document by its media id, with its file name"
+else
+  not_ok "WhatsApp document by id" "$(grep document "$work/double.log" | tail -2)"
+fi
 wa_status() { # wa_status STATUS-OBJECT-MEMBERS
   cat >"$work/wa_status.json" <<EOF
 {"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
@@ -241,7 +277,7 @@ check "a failed status webhook gets 200" "$(wa_status '"status":"failed","errors
 check "131047 fails the reply with re-engagement required" "$(settled "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='Takk, Kari!'" "failed: re-engagement required")" "failed: re-engagement required"
 check "a redelivered WhatsApp batch gets 200" "$(post wa "$WA_SECRET" "$work/wa.json")" "200"
 check "and stores nothing new" "$(sql "SELECT count(*) FROM messages WHERE channel='wa' AND direction='in'")" "2"
-check "not even a second copy of the media" "$(sql "SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.channel = 'wa'")" "1"
+check "not even a second copy of the media" "$(sql "SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.channel = 'wa' AND m.direction = 'in'")" "1"
 # Media the Graph API does not know: the message is still stored, with the
 # failure recorded on it for agents (its metadata), and nothing downloaded.
 cat >"$work/wa_gone.json" <<EOF
@@ -260,7 +296,7 @@ check "agents see the failure over the API" "$(python3 -c '
 import json, sys
 m = [m for m in json.load(open(sys.argv[1]))["messages"] if m["external_id"] == "wamid.E2EGONE"][0]
 print("media_error" in (m["metadata"] or {}))' "$work/gone.json")" "True"
-check "and no content was stored for it" "$(sql "SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.channel = 'wa'")" "1"
+check "and no content was stored for it" "$(sql "SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.channel = 'wa' AND m.direction = 'in'")" "1"
 
 # --- messaging windows through the daemon ----------------------------------------------------
 # A Messenger customer who last wrote 30 hours ago: an agent's reply goes
