@@ -76,6 +76,34 @@ static void api__conversation(api *a, const http_request *req, http_responder *r
   api_submitted(res, store_conversation_get(a->host.st, id, api__conversation_done, res));
 }
 
+/* Answers a conversation change, naming the field a refusal is about. */
+static void api__conversation_patched(void *arg, int status, json_t *result, const char *err) {
+  http_responder *res = arg;
+  if (status == -EINVAL && err != NULL && strstr(err, "is not a user") != NULL)
+    http_respond_error(res, 422, "unprocessable", err, "assignee");
+  else if (status == -EEXIST)
+    http_respond_error(res, 409, "conflict", err != NULL ? err : "the conversation follows its ticket", "status");
+  else
+    api_done_object(arg, status, result, err);
+}
+
+static void api__conversation_patch(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {"status", "assignee", NULL};
+  int64_t id;
+  json_t *b = NULL;
+  if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
+  if (api_check_keys(res, b, keys) == 0 && api_check_type(res, b, "status", JSON_STRING, 0) == 0 &&
+      api_check_type(res, b, "assignee", JSON_STRING, 1) == 0) {
+    const char *want = json_string_value(json_object_get(b, "status"));
+    if (want != NULL && strcmp(want, "open") != 0 && strcmp(want, "closed") != 0)
+      http_respond_error(res, 400, "invalid", "status must be \"open\" or \"closed\"", "status");
+    else
+      api_submitted(res, store_conversation_patch(a->host.st, id, b, api__conversation_patched, res));
+  }
+  json_decref(b);
+}
+
 /* ---- attachment content ---- */
 
 /* The stored type if it looks like one (type/subtype, printable ASCII),
@@ -460,6 +488,7 @@ int api_conversations_register(api *a) {
   int rc = 0;
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations", 0, api__conversations);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations/{id}", 0, api__conversation);
+  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/conversations/{id}", 0, api__conversation_patch);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages", API_UNAUDITED, api__reply);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages/{message_id}/retry", 0, api__retry);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/attachments/{id}", 0, api__attachment);

@@ -209,6 +209,16 @@ int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, 
  * where id names stored content (store_attachment_get) and error says why
  * content that was given is not stored. */
 int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void *arg);
+
+/* Changes a conversation: {status?: "open"|"closed", assignee?: user name or
+ * null}. One with a ticket follows it: its assignee becomes the ticket's
+ * owner (ticket.assigned), and a status is -EEXIST (the ticket's pipeline
+ * decides it). One without is changed directly (thread.updated {thread_id,
+ * status} or {thread_id, user_id}); a closed one gets a new conversation or
+ * is reopened by the next inbound message as the channel's thread policy
+ * says. Result: the conversation as the list has it. -ENOENT, -EINVAL (no
+ * such user, naming assignee). */
+int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, store_json_cb cb, void *arg);
 /* {id, thread_id, pipeline, status, closed, priority, owner, name, properties} */
 int store_ticket_get(store *st, int64_t id, store_json_cb cb, void *arg);
 /* patch: {status?, owner? (name|null), priority?, properties? (merged)}. A

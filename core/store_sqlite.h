@@ -295,6 +295,20 @@ int sq_attachments_prepare(store *st, const char *channel, const router_attachme
 int sq_attachments_insert(store *st, sq_req *r, int64_t message_id, const char *attachments_json,
                           const sq_blob *blobs, size_t n);
 
+/* The conversation's row as the conversations list has it (no messages).
+ * -ENOENT when there is none. */
+int sq_thread_summary(store *st, sq_req *r, int64_t id, json_t **result);
+
+/* The id of the user name (a JSON string) names into *uid; 0 for anything
+ * else (null: nobody). A name that is no user's is -EINVAL saying
+ * "FIELD \"name\" is not a user". */
+int sq_user_named(store *st, sq_req *r, const json_t *name, const char *field, int64_t *uid);
+
+/* Gives a ticket and its conversation to the user owner names (null:
+ * nobody), publishes ticket.assigned and drains the queue. -ENOENT for no
+ * such ticket, -EINVAL for no such user (naming field). */
+int sq_ticket_assign(store *st, sq_req *r, int64_t ticket_id, const json_t *owner, const char *field);
+
 /* Deletes the uploads no reply named within STORE_UPLOAD_TTL_MS of now.
  * Returns 0 or -EIO. */
 int sq_uploads_sweep(store *st, int64_t now_ms);

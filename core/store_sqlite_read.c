@@ -422,14 +422,18 @@ int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, 
   return sq_submit_read_json(st, sq__conversations, filter ? json_deep_copy(filter) : json_object(), cb, arg);
 }
 
-static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
-  int64_t id = json_integer_value(json_object_get(a, "id"));
+int sq_thread_summary(store *st, sq_req *r, int64_t id, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_THREAD_JSON "WHERE t.id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a conversation");
   sqlite3_bind_int64(s, 1, id);
+  return sq__one(st, r, s, "conversation", id, result);
+}
+
+static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
   json_t *thread;
-  if (sq__one(st, r, s, "conversation", id, &thread) < 0) return r->status;
-  s = sq_prep(st, SQ_CHAIN("SELECT last_message_id FROM threads WHERE id = ?1 AND last_message_id IS NOT NULL")
+  if (sq_thread_summary(st, r, id, &thread) < 0) return r->status;
+  sqlite3_stmt *s = sq_prep(st, SQ_CHAIN("SELECT last_message_id FROM threads WHERE id = ?1 AND last_message_id IS NOT NULL")
       "SELECT json_object('id', m.id, 'direction', m.direction, 'channel', m.channel, 'text', m.text,"
       " 'html', m.html, 'subject', m.subject, 'attachments', json(coalesce(m.attachments, '[]')),"
       " 'external_id', m.external_id, 'reply_to', m.reply_to, 'status', m.status, 'error', m.error,"
@@ -476,6 +480,56 @@ int store_ticket_get(store *st, int64_t id, store_json_cb cb, void *arg) {
   return sq_submit_json(st, sq__ticket_get, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
 }
 
+int sq_user_named(store *st, sq_req *r, const json_t *name, const char *field, int64_t *uid) {
+  *uid = 0;
+  if (!json_is_string(name)) return 0;
+  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM users WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a user");
+  sq_bind_text(s, 1, json_string_value(name));
+  if (sqlite3_step(s) == SQLITE_ROW) *uid = sqlite3_column_int64(s, 0);
+  sqlite3_reset(s);
+  if (*uid != 0) return 0;
+  r->status = -EINVAL;
+  snprintf(r->err, sizeof(r->err), "%s \"%s\" is not a user", field, json_string_value(name));
+  return -EINVAL;
+}
+
+/* Gives ticket id to the user named by owner (a JSON string; null: nobody)
+ * and its conversation with it, and offers the queue what that changed. */
+int sq_ticket_assign(store *st, sq_req *r, int64_t id, const json_t *owner, const char *field) {
+  int64_t uid;
+  if (sq_user_named(st, r, owner, field, &uid) < 0) return r->status;
+  sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0 WHERE id = ?1"
+                                " RETURNING thread_id, channel");
+  if (s == NULL) return sq_fail(st, r, "assigning a ticket");
+  sqlite3_bind_int64(s, 1, id);
+  if (uid) sqlite3_bind_int64(s, 2, uid);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "ticket %lld does not exist", (long long)id);
+    return -ENOENT;
+  }
+  int64_t thread = sqlite3_column_int64(s, 0);
+  char channel[128];
+  snprintf(channel, sizeof(channel), "%s", sq_col_text(s, 1));
+  sqlite3_step(s);
+  sqlite3_reset(s);
+  s = sq_prep(st, "UPDATE threads SET assignee_id = ?2 WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "assigning a thread");
+  sqlite3_bind_int64(s, 1, thread);
+  if (uid) sqlite3_bind_int64(s, 2, uid);
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "assigning a thread");
+  const router_channel *ch = sq_channel(st, channel);
+  if (sq_event(st, r, "ticket.assigned", channel, ch ? ch->inbox : NULL,
+               json_pack("{sI sI so}", "ticket_id", (json_int_t)id, "thread_id", (json_int_t)thread,
+                         "user_id", uid ? json_integer(uid) : json_null())) < 0)
+    return -EIO;
+  return sq_drain_queue(st, r) < 0 ? -EIO : 0;
+}
+
 static int sq__ticket_patch(store *st, sq_req *r, json_t *a, json_t **result) {
   int64_t id = json_integer_value(json_object_get(a, "id"));
   json_t *p = json_object_get(a, "patch");
@@ -508,50 +562,7 @@ static int sq__ticket_patch(store *st, sq_req *r, json_t *a, json_t **result) {
     if (rc != SQLITE_DONE) return sq_fail(st, r, "updating a ticket");
   }
   json_t *owner = json_object_get(p, "owner");
-  if (owner != NULL) {
-    int64_t uid = 0;
-    if (json_is_string(owner)) {
-      sqlite3_stmt *s = sq_prep(st, "SELECT id FROM users WHERE name = ?1");
-      if (s == NULL) return sq_fail(st, r, "reading a user");
-      sq_bind_text(s, 1, json_string_value(owner));
-      if (sqlite3_step(s) == SQLITE_ROW) uid = sqlite3_column_int64(s, 0);
-      sqlite3_reset(s);
-      if (uid == 0) {
-        r->status = -EINVAL;
-        snprintf(r->err, sizeof(r->err), "owner \"%s\" is not a user", json_string_value(owner));
-        return -EINVAL;
-      }
-    }
-    sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0 WHERE id = ?1"
-                                  " RETURNING thread_id, channel");
-    if (s == NULL) return sq_fail(st, r, "assigning a ticket");
-    sqlite3_bind_int64(s, 1, id);
-    if (uid) sqlite3_bind_int64(s, 2, uid);
-    if (sqlite3_step(s) != SQLITE_ROW) {
-      sqlite3_reset(s);
-      r->status = -ENOENT;
-      snprintf(r->err, sizeof(r->err), "ticket %lld does not exist", (long long)id);
-      return -ENOENT;
-    }
-    int64_t thread = sqlite3_column_int64(s, 0);
-    char channel[128];
-    snprintf(channel, sizeof(channel), "%s", sq_col_text(s, 1));
-    sqlite3_step(s);
-    sqlite3_reset(s);
-    s = sq_prep(st, "UPDATE threads SET assignee_id = ?2 WHERE id = ?1");
-    if (s == NULL) return sq_fail(st, r, "assigning a thread");
-    sqlite3_bind_int64(s, 1, thread);
-    if (uid) sqlite3_bind_int64(s, 2, uid);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) return sq_fail(st, r, "assigning a thread");
-    const router_channel *ch = sq_channel(st, channel);
-    if (sq_event(st, r, "ticket.assigned", channel, ch ? ch->inbox : NULL,
-                 json_pack("{sI sI so}", "ticket_id", (json_int_t)id, "thread_id", (json_int_t)thread,
-                           "user_id", uid ? json_integer(uid) : json_null())) < 0)
-      return -EIO;
-    if (sq_drain_queue(st, r) < 0) return -EIO;
-  }
+  if (owner != NULL && sq_ticket_assign(st, r, id, owner, "owner") < 0) return r->status;
   return sq__ticket(st, r, id, result);
 }
 

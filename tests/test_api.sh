@@ -687,6 +687,52 @@ call PATCH /api/v1/channels/web "$ADMIN" '{"inbox": "Support", "history": "keep"
 expect "PATCH inbox keeping history" 200 'd["inbox"] == "Support"'
 call GET "/api/v1/conversations/$webconv" "$AGENT"
 expect "kept history stays in the old inbox" 200 'd["inbox"] == "Billing desk"'
+# A conversation without a ticket (a channel that creates none) is closed, reopened and assigned itself.
+call POST /api/v1/channels "$ADMIN" '{"name": "talk", "plugin": "testplugin", "creates_tickets": false, "credentials": {"token": "talk-token"}}'
+expect "a channel that creates no tickets" 201
+wait_state talk connected
+inbound talk t1 zed "no ticket here"
+call GET "/api/v1/conversations?channel=talk" "$AGENT"
+talkconv=$(jv 'd["items"][0]["id"]')
+call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"assignee": "dana"}'
+expect "PATCH assignee gives a ticketless conversation to a user" 200 "d['id'] == $talkconv and d['assignee'] == 'dana' and d['ticket'] is None"
+call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"status": "closed", "assignee": null}'
+expect "PATCH status closes it, and assignee null leaves it to nobody" 200 'd["status"] == "closed" and d["assignee"] is None'
+call GET "/api/v1/conversations?channel=talk&status=closed" "$AGENT"
+expect "the closed conversation lists as closed" 200 "[c['id'] for c in d['items']] == [$talkconv]"
+inbound talk t2 zed "back again"
+sleep 0.3
+call GET "/api/v1/conversations/$talkconv" "$AGENT"
+expect "the contact writing again reopens the closed conversation (closed_thread reopen)" 200 \
+  'd["status"] == "open" and [m["text"] for m in d["messages"]] == ["no ticket here", "back again"]'
+call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"status": "closed"}'
+call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"status": "open"}'
+expect "PATCH status open reopens it" 200 'd["status"] == "open"'
+updates=$(sqlite3 "$work/db.sqlite" "SELECT group_concat(data, ' ') FROM events WHERE type = 'thread.updated'")
+check "each change is a thread.updated event" \
+  $([ "$updates" = "{\"user_id\":1,\"thread_id\":$talkconv} {\"status\":\"closed\",\"thread_id\":$talkconv} {\"user_id\":null,\"thread_id\":$talkconv} {\"status\":\"closed\",\"thread_id\":$talkconv} {\"status\":\"open\",\"thread_id\":$talkconv}" ]; echo $?) "$updates"
+call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"assignee": "nobody"}'
+expect "an assignee who is no user is 422 naming it" 422 'd["error"]["field"] == "assignee"'
+call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"status": "archived"}'
+expect "a status other than open or closed is 400" 400 'd["error"]["field"] == "status"'
+call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"stage": "x"}'
+expect "an unknown key is 400" 400 'd["error"]["field"] == "stage"'
+call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"assignee": 5}'
+expect "an assignee of the wrong type is 400" 400 'd["error"]["field"] == "assignee"'
+call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{bad'
+expect "malformed JSON is 400" 400
+call PATCH /api/v1/conversations/99999 "$AGENT" '{"status": "closed"}'
+expect "PATCH an unknown conversation is 404" 404
+# One with a ticket follows it: its assignee is the ticket's owner, its status the pipeline's.
+call PATCH "/api/v1/conversations/$conv" "$AGENT" '{"status": "closed"}'
+expect "closing a conversation that has a ticket is 409: the ticket's status decides" 409 'd["error"]["field"] == "status"'
+call PATCH "/api/v1/conversations/$conv" "$AGENT" '{"assignee": "dana"}'
+expect "assigning a conversation with a ticket assigns it" 200 'd["assignee"] == "dana" and d["ticket"]["owner"] == "dana"'
+call GET "/api/v1/tickets/$ticket" "$AGENT"
+expect "the ticket's owner is the conversation's assignee" 200 'd["owner"] == "dana"'
+call DELETE "/api/v1/channels/talk?history=delete" "$ADMIN"
+expect "DELETE the ticketless channel" 200
+
 call PATCH /api/v1/channels/web "$ADMIN" '{"history": "sideways"}'
 expect "a bad history value is 400" 400 'd["error"]["field"] == "history"'
 call PATCH /api/v1/channels/web "$ADMIN" '{"credentials": {"token": 5}}'
