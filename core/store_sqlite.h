@@ -301,8 +301,8 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
 int sq_index_open(store *st, char *err, size_t errlen);
 
 /* Writer thread, in its wait for work: how long to wait before catching
- * up by itself (ms), or -1 when there is nothing to catch up. A second
- * after its last request; between its own chunks, a moment (the writer
+ * up by itself (ms), or -1 when there is nothing to catch up. Half a
+ * second after its last request; between its own chunks, a moment (the writer
  * clears st->index_spell whenever it takes requests). */
 int64_t sq_index_idle_wait(store *st);
 

@@ -8,7 +8,7 @@
  * and the writer indexes the messages above it in chunks, each an ordinary
  * request of its own (a few milliseconds, so no group commit waits long
  * behind one): when a search asks (sq_index_then_read, before it reads),
- * and when the writer has had nothing to do for a second
+ * and when the writer has had nothing to do for half a second
  * (sq_index_idle_wait; never while webhooks keep coming). A search takes
  * its candidates from the index up to the watermark and scans the
  * messages above it, in one statement and snapshot, so results are always
@@ -30,9 +30,9 @@
 #include "log.h"
 #include "store_sqlite.h"
 
-/* Messages indexed per catch-up request: about 30 ms of the writer's time
- * on this VM (bench/ingest/README.md), short beside a group commit's
- * usual few, and a hundred requests for 200 000 messages. */
+/* Messages indexed per catch-up request: about 15 ms of the writer's time
+ * on this VM (up to about 100 ms when FTS5 merges its segments meanwhile;
+ * bench/ingest/README.md), and a hundred requests for 200 000 messages. */
 #define SQ_INDEX_CHUNK 2000
 
 /* Catch-up requests a search may make before it reads: a backlog larger
@@ -43,8 +43,10 @@
 
 /* How long the writer must have had no request before it indexes by
  * itself, and the pause between its chunks while it stays idle (a request
- * arriving meanwhile ends the idle spell and restarts the long wait). */
-#define SQ_INDEX_IDLE_MS 1000
+ * arriving meanwhile ends the idle spell and restarts the long wait).
+ * Below a second: the outbox asks the writer for due replies once a
+ * second (outbox.c), and a wait of a second would hardly ever end idle. */
+#define SQ_INDEX_IDLE_MS 500
 #define SQ_INDEX_IDLE_NEXT_MS 2
 
 /* How many of a query's trigrams the candidate filter requires: enough to
