@@ -154,6 +154,21 @@ static const char *const sq__migrations[] = {
      * the token's and user's names as they were then. */
     "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, token TEXT, role TEXT, user TEXT,"
     "  method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL, detail TEXT);",
+    /* 13: the search index of message text and subject (store_sqlite_index.c),
+     * filled lazily by the writer up to a watermark (meta search_indexed:
+     * the highest message id indexed); messages above it are scanned. Only
+     * creates the empty index, so a large database migrates at once.
+     * Contentless (content=''): the index keeps no second copy of the text,
+     * and rows are removed with the 'delete' command, which needs the values
+     * indexed — messages' text and subject never change, and the delete of
+     * a channel's history supplies them. It indexes the text folded by
+     * sb_fold (the search's own case folding), so a candidate set is never
+     * narrower than what sb_contains accepts; detail=none and columnsize=0:
+     * no positions or sizes (about the text's own size instead of 2.7
+     * times), as every candidate is checked by sb_contains anyway. */
+    "CREATE VIRTUAL TABLE search_index USING fts5(text, subject, content='', columnsize=0, detail=none,"
+    "  tokenize='trigram case_sensitive 1');"
+    "INSERT INTO meta(key, value) VALUES('search_indexed', 0);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
@@ -633,14 +648,31 @@ static void sq__writer(void *arg) {
 #endif
   sq_txn t = {0};
   for (;;) {
+    /* With nothing open and messages left to index, the wait is timed: a
+     * writer idle that long indexes a chunk (store_sqlite_index.c). */
+    int64_t idle_ms = t.head == NULL ? sq_index_idle_wait(st) : -1;
+    int idle = 0;
     uv_mutex_lock(&st->mu);
     while (st->q_head == NULL && !(t.head != NULL && (!t.open || sq__syncer_idle(st))) &&
-           !(t.head == NULL && st->stopping))
-      uv_cond_wait(&st->cv, &st->mu);
+           !(t.head == NULL && st->stopping)) {
+      if (idle_ms < 0) {
+        uv_cond_wait(&st->cv, &st->mu);
+      } else if (uv_cond_timedwait(&st->cv, &st->mu, (uint64_t)idle_ms * 1000000) == UV_ETIMEDOUT &&
+                 st->q_head == NULL && !st->stopping && st->sync_error == 0) {
+        idle = 1;
+        break;
+      }
+    }
     sq_req *batch = st->q_head, *last = st->q_tail;
     st->q_head = st->q_tail = NULL;
     int sync_error = st->sync_error;
     uv_mutex_unlock(&st->mu);
+    if (batch != NULL) {
+      st->index_spell = 0;
+    } else if (idle) {
+      batch = last = sq_index_idle_request(st);
+      if (batch == NULL) continue;
+    }
     if (batch == NULL && t.head == NULL) break; /* stopping, and everything is answered */
     if (batch != NULL && sync_error != 0) {
       if (t.head != NULL) sq__commit(st, &t);
@@ -1121,7 +1153,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
     return -EIO;
   }
   if ((rc = sq__migrate(st, err, errlen)) < 0 || (rc = sq__recover(st, err, errlen)) < 0 ||
-      (rc = sq__read_ids(st, err, errlen)) < 0) {
+      (rc = sq__read_ids(st, err, errlen)) < 0 || (rc = sq_index_open(st, err, errlen)) < 0) {
     sq__free(st);
     return rc;
   }

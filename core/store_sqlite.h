@@ -130,6 +130,17 @@ struct store {
    * SQ_INBOUND_BLOCK in store_sqlite_route.c). */
   void *inbound_free;
   unsigned inbound_free_n;
+  /* The search index (store_sqlite_index.c). Writer-owned: messages per
+   * catch-up request, how long the writer waits idle before it catches up
+   * by itself (tests change both under mu before they store anything),
+   * whether the last catch-up left messages above the watermark, and
+   * next_id when one last found none (nothing new since: no idle work). */
+  int index_chunk;
+  int64_t index_idle_ms;
+  int index_more;
+  int64_t index_seen_id;
+  int index_spell;               /* the writer's last request was its own idle catch-up */
+  int index_search_chunks;       /* loop-owned: catch-up requests a search may make */
   /* Tests: called on the syncer after each fdatasync of the WAL. */
   void (*sync_hook)(void *arg, int wal_fd);
   void *sync_hook_arg;
@@ -264,14 +275,51 @@ int sq_assign_ticket(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,
                      const char *channel);
 int sq_drain_queue(store *st, sq_req *r);
 /* Adds the store's SQL functions to a connection: sb_contains(text, q), a
- * substring test that ignores case in every script (the API's search). */
+ * substring test that ignores case in every script (the API's search), and
+ * sb_fold(text), the text as that test compares it (the search index). */
 int sq_register_functions(sqlite3 *db);
+/* Decodes one UTF-8 code point at s (n bytes left) into *cp; returns its
+ * length, or 0 for a byte that does not start a valid sequence. */
+size_t sq_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+/* Writes s (n bytes) in lower case into out, which holds 2 * n + 4 bytes (a
+ * lower-case letter takes at most one byte more than its capital); bytes
+ * that are not valid UTF-8 are kept as they are. Returns the length. The
+ * search's one case folding: sb_contains and the index both use it. */
+size_t sq_fold(const unsigned char *s, size_t n, char *out);
 int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
                          const json_t *props_patch);
 int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *channel,
                       int64_t user_id, const char *text, const char *html,
                       const char *attachments_json, int64_t reply_to, int automatic,
                       int64_t *message_id);
+
+/* The search index (store_sqlite_index.c). */
+
+/* Sets the index's defaults on a new store and, at open, its watermark
+ * back to the newest message if messages above it were deleted (their
+ * ids may be given again). Returns 0 or -EIO with err filled. */
+int sq_index_open(store *st, char *err, size_t errlen);
+
+/* Writer thread, in its wait for work: how long to wait before catching
+ * up by itself (ms), or -1 when there is nothing to catch up. Half a
+ * second after its last request; between its own chunks, a moment (the writer
+ * clears st->index_spell whenever it takes requests). */
+int64_t sq_index_idle_wait(store *st);
+
+/* Writer thread, after waiting idle that long: a catch-up request of its
+ * own to run and commit as any other (freed by its done), or NULL. */
+sq_req *sq_index_idle_request(store *st);
+
+/* Loop thread: runs fn (a read of the conversations list, args owned) on
+ * the reader once the index has caught up, in chunks of its own writer
+ * requests, at most st->index_search_chunks of them (messages left above
+ * the watermark are scanned). Returns 0 or a negative errno (args freed). */
+int sq_index_then_read(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg);
+
+/* The FTS5 query that finds candidates for q in the index: the trigrams of
+ * q as sb_fold folds it, all required; NULL when q is shorter than three
+ * characters or not valid UTF-8 (the search then scans). malloc'd. */
+char *sq_index_match(const char *q);
 
 /* Attachment content (store_sqlite_attach.c). One attachment's bytes, at
  * position in the message's attachments array. */

@@ -221,6 +221,13 @@ int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void
 static int sq__history_delete(store *st, sq_req *r, json_t *a, json_t **result) {
   static const char *const sql[] = {
       "DELETE FROM outbox WHERE message_id IN (SELECT id FROM messages WHERE channel = ?1)",
+      /* the search index's rows of the messages it holds, which its
+       * 'delete' needs given as they were indexed (store_sqlite_index.c) */
+      SQ_CHAIN("SELECT last_message_id FROM threads WHERE channel = ?1 AND last_message_id IS NOT NULL")
+      "INSERT INTO search_index(search_index, rowid, text, subject)"
+      " SELECT 'delete', m.id, sb_fold(m.text), sb_fold(m.subject) FROM chain JOIN messages m ON m.id = chain.id"
+      " WHERE m.id <= (SELECT value FROM meta WHERE key = 'search_indexed')"
+      " AND (m.text IS NOT NULL OR m.subject IS NOT NULL)",
       SQ_CHAIN("SELECT last_message_id FROM threads WHERE channel = ?1 AND last_message_id IS NOT NULL")
       "DELETE FROM messages WHERE id IN chain",
       "DELETE FROM tickets WHERE thread_id IN (SELECT id FROM threads WHERE channel = ?1)",

@@ -59,7 +59,7 @@ static void sq__fold_init(void) { sq__fold_locale = newlocale(LC_CTYPE_MASK, "C.
 
 /* Decodes one UTF-8 code point at s (n bytes left) into *cp; returns its
  * length, or 0 for a byte that does not start a valid sequence. */
-static size_t sq__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+size_t sq_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
   size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
   if (len == 0 || len > n) return 0;
   uint32_t c = len == 1 ? s[0] : s[0] & (0x7F >> len);
@@ -96,10 +96,8 @@ static size_t sq__utf8_encode(uint32_t c, char *out) {
   return 4;
 }
 
-/* Writes s (n bytes) in lower case into out, which holds 2 * n + 4 bytes (a
- * lower-case letter takes at most one byte more than its capital); bytes
- * that are not valid UTF-8 are kept as they are. Returns the length. */
-static size_t sq__fold(const unsigned char *s, size_t n, char *out) {
+/* The search's case folding: store_sqlite.h. */
+size_t sq_fold(const unsigned char *s, size_t n, char *out) {
   pthread_once(&sq__fold_once, sq__fold_init);
   size_t o = 0;
   for (size_t i = 0; i < n;) {
@@ -109,7 +107,7 @@ static size_t sq__fold(const unsigned char *s, size_t n, char *out) {
       continue;
     }
     uint32_t c;
-    size_t l = sq__utf8_decode(s + i, n - i, &c);
+    size_t l = sq_utf8_decode(s + i, n - i, &c);
     if (l == 0) {
       out[o++] = (char)s[i++];
       continue;
@@ -140,7 +138,7 @@ static void sq__contains(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       sqlite3_result_error_nomem(ctx);
       return;
     }
-    q->len = sq__fold(qt, n, q->text);
+    q->len = sq_fold(qt, n, q->text);
   }
   /* the text: on the stack for most messages, the row scan calls this a lot */
   char small[4096], *t = small;
@@ -149,7 +147,7 @@ static void sq__contains(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (text == NULL || (2 * n + 4 > sizeof(small) && (t = malloc(2 * n + 4)) == NULL)) {
     sqlite3_result_error_nomem(ctx);
   } else {
-    size_t len = sq__fold(text, n, t);
+    size_t len = sq_fold(text, n, t);
     sqlite3_result_int(ctx, q->len == 0 || memmem(t, len, q->text, q->len) != NULL);
     if (t != small) free(t);
   }
@@ -158,9 +156,27 @@ static void sq__contains(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (made) sqlite3_set_auxdata(ctx, 1, q, free);
 }
 
+/* sb_fold(text): text as sb_contains compares it (lower case), for the
+ * search index; NULL stays NULL. */
+static void sq__fold_sql(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
+  const unsigned char *text = sqlite3_value_text(argv[0]);
+  size_t n = (size_t)sqlite3_value_bytes(argv[0]);
+  char *t = text != NULL ? sqlite3_malloc64(2 * n + 4) : NULL;
+  if (t == NULL) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, t, (int)sq_fold(text, n, t), sqlite3_free);
+}
+
 int sq_register_functions(sqlite3 *db) {
-  return sqlite3_create_function(db, "sb_contains", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-                                 sq__contains, NULL, NULL);
+  int rc = sqlite3_create_function(db, "sb_contains", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
+                                   NULL, sq__contains, NULL, NULL);
+  if (rc != SQLITE_OK) return rc;
+  return sqlite3_create_function(db, "sb_fold", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                 sq__fold_sql, NULL, NULL);
 }
 
 /* Cursors are the last id of the previous page, as a decimal string. */
@@ -376,21 +392,45 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
   " WHERE id = t.last_message_id), 'created_at', t.created_at)"                \
   " FROM threads t LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN tickets k ON k.id = t.ticket_id "
 
+/* The filters of the conversations list other than q; ?6 is q. */
+#define SQ_CONVERSATIONS_WHERE                                                                     \
+  "WHERE (?1 = 0 OR t.id < ?1) AND (?2 IS NULL OR t.channel = ?2) AND (?3 IS NULL OR t.inbox = ?3)" \
+  " AND (?4 IS NULL OR t.status = ?4)"                                                             \
+  " AND (?5 IS NULL OR (?5 = 'none' AND t.assignee_id IS NULL)"                                   \
+  "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"                              \
+  " AND (?8 IS NULL OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"        \
+  "      JOIN messages m ON m.id = chain.id WHERE m.direction = 'out' AND m.status = 'failed'))"   \
+  " AND (?6 IS NULL OR sb_contains(c.name, ?6) OR sb_contains(c.email, ?6) OR sb_contains(c.phone, ?6)"
+
+/* q found by a scan of every conversation's messages: a term too short for
+ * the index. */
+static const char sq__conversations_scan[] = SQ_THREAD_JSON SQ_CONVERSATIONS_WHERE
+    "      OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"
+    "      JOIN messages m ON m.id = chain.id WHERE sb_contains(m.text, ?6)"
+    "      OR sb_contains(m.subject, ?6)))"
+    " ORDER BY t.id DESC LIMIT ?7";
+
+/* q found through the search index (?9: sq_index_match): its candidates up
+ * to the watermark, each checked against the live row, and a scan of the
+ * messages above it, in one statement, so both see one snapshot
+ * (store_sqlite_index.c). */
+static const char sq__conversations_indexed[] =
+    "WITH hits(thread_id) AS (SELECT m.thread_id FROM search_index f CROSS JOIN messages m ON m.id = f.rowid"
+    "   WHERE search_index MATCH ?9 AND f.rowid <= (SELECT value FROM meta WHERE key = 'search_indexed')"
+    "   AND (sb_contains(m.text, ?6) OR sb_contains(m.subject, ?6))"
+    " UNION SELECT thread_id FROM messages WHERE id > (SELECT value FROM meta WHERE key = 'search_indexed')"
+    "   AND (sb_contains(text, ?6) OR sb_contains(subject, ?6))) "
+    SQ_THREAD_JSON SQ_CONVERSATIONS_WHERE " OR t.id IN hits)"
+    " ORDER BY t.id DESC LIMIT ?7";
+
 static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
-  sqlite3_stmt *s = sq_prep(st, SQ_THREAD_JSON
-      "WHERE (?1 = 0 OR t.id < ?1) AND (?2 IS NULL OR t.channel = ?2) AND (?3 IS NULL OR t.inbox = ?3)"
-      " AND (?4 IS NULL OR t.status = ?4)"
-      " AND (?5 IS NULL OR (?5 = 'none' AND t.assignee_id IS NULL)"
-      "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"
-      " AND (?6 IS NULL OR sb_contains(c.name, ?6) OR sb_contains(c.email, ?6)"
-      "      OR sb_contains(c.phone, ?6)"
-      "      OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"
-      "      JOIN messages m ON m.id = chain.id WHERE sb_contains(m.text, ?6)"
-      "      OR sb_contains(m.subject, ?6)))"
-      " AND (?8 IS NULL OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"
-      "      JOIN messages m ON m.id = chain.id WHERE m.direction = 'out' AND m.status = 'failed'))"
-      " ORDER BY t.id DESC LIMIT ?7");
-  if (s == NULL) return sq_fail(st, r, "listing conversations");
+  char *match = sq_index_match(sq__str(q, "q"));
+  sqlite3_stmt *s = sq_prep(st, match != NULL ? sq__conversations_indexed : sq__conversations_scan);
+  if (s == NULL) {
+    free(match);
+    return sq_fail(st, r, "listing conversations");
+  }
+  if (match != NULL) sqlite3_bind_text(s, 9, match, -1, free);
   const char *assignee = sq__str(q, "assignee");
   if (assignee != NULL && strcmp(assignee, "none") != 0) {
     /* a name that is no user's would silently match nothing */
@@ -419,7 +459,13 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
 }
 
 int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, void *arg) {
-  return sq_submit_read_json(st, sq__conversations, filter ? json_deep_copy(filter) : json_object(), cb, arg);
+  json_t *args = filter ? json_deep_copy(filter) : json_object();
+  char *match = sq_index_match(sq__str(args, "q"));
+  int indexed = match != NULL;
+  free(match);
+  /* a search the index can answer brings it up to date first */
+  return indexed ? sq_index_then_read(st, sq__conversations, args, cb, arg)
+                       : sq_submit_read_json(st, sq__conversations, args, cb, arg);
 }
 
 int sq_thread_summary(store *st, sq_req *r, int64_t id, json_t **result) {
