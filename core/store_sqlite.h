@@ -141,6 +141,8 @@ struct store {
   int64_t index_seen_id;
   int index_spell;               /* the writer's last request was its own idle catch-up */
   int index_search_chunks;       /* loop-owned: catch-up requests a search may make */
+  uint64_t inbound_at_ms;        /* loop-owned: uv_now when an inbound message was last submitted */
+  int64_t index_busy_ms;         /* loop-owned: within this of one, a search makes one catch-up request */
   /* Tests: called on the syncer after each fdatasync of the WAL. */
   void (*sync_hook)(void *arg, int wal_fd);
   void *sync_hook_arg;

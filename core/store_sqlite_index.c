@@ -41,6 +41,12 @@
  * a message costs three times scanning it once. */
 #define SQ_INDEX_SEARCH_CHUNKS 16
 
+/* While messages come in (one was submitted within this long), a search
+ * makes one catch-up request, not SQ_INDEX_SEARCH_CHUNKS: each is writer
+ * time the webhooks' group commits wait behind, and the reader scans what
+ * the index lacks without holding them up. */
+#define SQ_INDEX_BUSY_MS 1000
+
 /* How long the writer must have had no request before it indexes by
  * itself, and the pause between its chunks while it stays idle (a request
  * arriving meanwhile ends the idle spell and restarts the long wait).
@@ -131,6 +137,7 @@ static void sq__index_run(store *st, sq_req *r) {
 static void sq__index_done(store *st, sq_req *r) {
   sq_index_req *x = (sq_index_req *)r;
   if (r->status < 0) log_warn("%s; searching without the newest part of the index", r->err);
+  if (x->read != NULL && (int64_t)(uv_now(st->loop) - st->inbound_at_ms) < st->index_busy_ms) x->chunks_left = 0;
   if (x->read != NULL && r->status == 0 && x->more && x->chunks_left > 0) {
     x->chunks_left--;
     sq_req_init(r);
@@ -193,6 +200,7 @@ int sq_index_open(store *st, char *err, size_t errlen) {
   st->index_chunk = SQ_INDEX_CHUNK;
   st->index_search_chunks = SQ_INDEX_SEARCH_CHUNKS;
   st->index_idle_ms = SQ_INDEX_IDLE_MS;
+  st->index_busy_ms = SQ_INDEX_BUSY_MS;
   /* Ids start again after the newest message at open (sq__read_ids): a
    * watermark above it would hide the messages that take those ids from
    * both the index and the scan. Their old index rows went with them. */

@@ -80,6 +80,7 @@ static void sq__inbound_done(store *st, sq_req *r) {
 
 int store_submit_inbound(store *st, const router_inbound *in, router_inbound_cb cb, void *arg) {
   if (st == NULL || in == NULL || cb == NULL) return -EINVAL;
+  st->inbound_at_ms = uv_now(st->loop);
   char *attach = NULL;
   sq_blob *blobs = NULL;
   size_t n_blobs = 0;

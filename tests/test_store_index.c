@@ -14,6 +14,7 @@ static void tune(fx *f, int chunk, int search_chunks, int64_t idle_ms) {
   f->st->index_chunk = chunk;
   f->st->index_search_chunks = search_chunks;
   f->st->index_idle_ms = idle_ms;
+  f->st->index_busy_ms = 0; /* as if no message had come in lately; see the test of its own */
   uv_mutex_unlock(&f->st->mu);
 }
 
@@ -236,6 +237,34 @@ START_TEST(catch_up_runs_in_chunks_of_their_own_requests) {
 }
 END_TEST
 
+/* While messages come in, a search takes one chunk and scans the rest: the
+ * webhooks' commits do not wait behind a long catch-up. */
+START_TEST(a_search_while_messages_come_in_makes_one_catch_up_request) {
+  fx f;
+  fx_open(&f);
+  tune(&f, 3, 16, -1);
+  f.st->index_busy_ms = 60000;
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  char ext[16], who[16];
+  for (int i = 0; i < 10; i++) {
+    snprintf(ext, sizeof(ext), "e%d", i);
+    snprintf(who, sizeof(who), "k%d", i);
+    fx_in(&f, "demo", ext, who, "a kettle");
+  }
+  store_stats a, b;
+  store_get_stats(f.st, &a);
+  ck_assert_int_eq(found(&f, "kettle"), 10); /* three from the index, seven scanned */
+  store_get_stats(f.st, &b);
+  ck_assert_int_eq(b.requests - a.requests, 1);
+  ck_assert_int_eq(index_rows(&f, "ket"), 3);
+  ck_assert_int_lt(watermark(&f), newest(&f));
+  f.st->index_busy_ms = 0; /* a quiet minute later: the search catches up first */
+  ck_assert_int_eq(found(&f, "kettle"), 10);
+  ck_assert_int_eq(watermark(&f), newest(&f));
+  fx_close(&f);
+}
+END_TEST
+
 /* Runs the loop until the watermark reaches the newest message, or ms pass. */
 static int caught_up_within(fx *f, int ms) {
   for (int waited = 0; waited < ms; waited += 10) {
@@ -298,6 +327,7 @@ int main(void) {
   tcase_add_test(tc, a_merged_contacts_messages_are_found_under_the_contact_kept);
   tcase_add_test(tc, a_restart_keeps_the_watermark_and_the_index);
   tcase_add_test(tc, catch_up_runs_in_chunks_of_their_own_requests);
+  tcase_add_test(tc, a_search_while_messages_come_in_makes_one_catch_up_request);
   tcase_add_test(tc, an_idle_writer_catches_up_by_itself_and_a_busy_one_does_not);
   tcase_add_test(tc, a_schema_12_database_migrates_to_an_empty_index_and_fills_it);
   suite_add_tcase(s, tc);
