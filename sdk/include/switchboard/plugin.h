@@ -306,6 +306,10 @@ typedef struct sb_field {
 #define SB_CAP_READ_RECEIPTS 0x10u       /* emit_status(SB_STATUS_READ) happens */
 #define SB_CAP_START_CONVERSATION 0x20u  /* can message a contact who never wrote */
 #define SB_CAP_TEMPLATES 0x40u           /* send() understands template */
+#define SB_CAP_RECEIVE_ONLY 0x80u        /* since 1.4: the channel only takes messages in (a web
+                                            form); its conversations are answered through
+                                            another channel (its reply_channel), and send()
+                                            is never called */
 
 /* How a reply may start a conversation here with a contact who has none on
  * this channel yet (sb_capabilities.start_by, since 1.3): by the address the
