@@ -134,7 +134,8 @@ static json_t *api__view(api *a, const char *name, const config_channel *cc, con
     const loader_plugin *lp = loader_find(a->host.plugins, json_string_value(json_object_get(spec, "plugin")));
     if (lp != NULL) /* as the daemon runs the channel */
       router_channel_plugin_defaults(&rc, spec, lp->desc.caps.thread_model == SB_THREAD_EXTERNAL,
-                                     lp->desc.caps.start_by == SB_START_BY_EMAIL);
+                                     lp->desc.caps.start_by == SB_START_BY_EMAIL,
+                                     (lp->desc.caps.flags & SB_CAP_RECEIVE_ONLY) != 0);
     rules = router_channel_to_json(&rc);
     router_channel_free(&rc);
   }

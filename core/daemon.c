@@ -249,7 +249,8 @@ static void daemon__open_channel(daemon_host *d, const config *cfg, const config
   const loader_plugin *lp = loader_find(&d->plugins, c->plugin);
   if (lp != NULL)
     router_channel_plugin_defaults(&o->rules, c->spec, lp->desc.caps.thread_model == SB_THREAD_EXTERNAL,
-                                   lp->desc.caps.start_by == SB_START_BY_EMAIL);
+                                   lp->desc.caps.start_by == SB_START_BY_EMAIL,
+                                   (lp->desc.caps.flags & SB_CAP_RECEIVE_ONLY) != 0);
   /* The store runs requests in order: the rules are in before the state is read. */
   if (store_channel_put(d->st, &o->rules, daemon__rules_stored, NULL) != 0 ||
       store_kv_list(d->st, c->name, daemon__opened, o) != 0) {

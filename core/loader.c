@@ -314,14 +314,14 @@ static json_t *loader__caps_json(const sb_capabilities *c) {
                           c->attachment_types != NULL ? types : json_null(), "max_count",
                           (json_int_t)c->max_attachments, "max_bytes", (json_int_t)c->max_attachment_bytes);
   if (c->attachment_types == NULL) json_decref(types);
-  return json_pack("{s:s, s:b, s:o, s:b, s:b, s:b, s:b, s:s?, s:b, s:o}", "thread_model",
+  return json_pack("{s:s, s:b, s:o, s:b, s:b, s:b, s:b, s:s?, s:b, s:b, s:o}", "thread_model",
                    c->thread_model == SB_THREAD_EXTERNAL ? "external" : "per_contact", "rich_text",
                    (c->flags & SB_CAP_RICH_TEXT) != 0, "attachments", att, "reply_to",
                    (c->flags & SB_CAP_REPLY_TO) != 0, "delivery_receipts", (c->flags & SB_CAP_DELIVERY_RECEIPTS) != 0,
                    "read_receipts", (c->flags & SB_CAP_READ_RECEIPTS) != 0, "can_start_conversation",
                    (c->flags & SB_CAP_START_CONVERSATION) != 0, "start_by",
                    c->start_by == SB_START_BY_EMAIL ? "email" : NULL, "templates", (c->flags & SB_CAP_TEMPLATES) != 0,
-                   "window", window);
+                   "receive_only", (c->flags & SB_CAP_RECEIVE_ONLY) != 0, "window", window);
 }
 
 json_t *loader_plugin_json(const loader_plugin *p) {

@@ -54,6 +54,7 @@ void router_channel_free(router_channel *ch) {
   router__free_list(ch->routing.users, ch->routing.n_users);
   router__free_list(ch->routing.teams, ch->routing.n_teams);
   router__free_list(ch->routing.skills, ch->routing.n_skills);
+  free(ch->reply_channel);
   free(ch->ticket.pipeline);
   free(ch->ticket.status);
   free(ch->ticket.priority);
@@ -69,6 +70,7 @@ int router_channel_copy(router_channel *dst, const router_channel *src) {
   *dst = *src;
   dst->name = router__dup(src->name);
   dst->inbox = router__dup(src->inbox);
+  dst->reply_channel = router__dup(src->reply_channel);
   dst->ticket.pipeline = router__dup(src->ticket.pipeline);
   dst->ticket.status = router__dup(src->ticket.status);
   dst->ticket.priority = router__dup(src->ticket.priority);
@@ -302,6 +304,8 @@ int router_channel_from_json(const json_t *obj, router_channel *out, char *err, 
       rc = router__enum(&c, k, v, closed, &out->closed_thread);
     else if (strcmp(k, "creates_tickets") == 0)
       rc = router__bool(&c, k, v, &out->creates_tickets);
+    else if (strcmp(k, "reply_channel") == 0)
+      rc = router__string(&c, k, v, &out->reply_channel);
     else if (strcmp(k, "routing") == 0)
       rc = router__routing(&c, v, out);
     else if (strcmp(k, "ticket") == 0)
@@ -334,6 +338,7 @@ json_t *router_channel_to_json(const router_channel *ch) {
   json_object_set_new(o, "thread_policy", json_string(policies[ch->thread_policy % 3]));
   json_object_set_new(o, "closed_thread", json_string(ch->closed_thread ? "new_thread" : "reopen"));
   json_object_set_new(o, "creates_tickets", json_boolean(ch->creates_tickets));
+  json_object_set_new(o, "reply_channel", router__str_or_null(ch->reply_channel));
   json_object_set_new(o, "routing",
       json_pack("{ss so so sb so}", "mode", modes[ch->routing.mode % 3],
                 "users", router__list_json(ch->routing.users, ch->routing.n_users),
@@ -472,9 +477,10 @@ int router_seed_validate(const json_t *config, char *err, size_t errlen) {
 }
 
 void router_channel_plugin_defaults(router_channel *ch, const json_t *spec, int plugin_thread_ids,
-                                    int plugin_starts_by_email) {
+                                    int plugin_starts_by_email, int plugin_receive_only) {
   if (plugin_thread_ids && json_object_get(spec, "thread_policy") == NULL) ch->thread_policy = ROUTER_THREAD_EXTERNAL;
   ch->start_by_email = plugin_starts_by_email;
+  ch->receive_only = plugin_receive_only;
 }
 
 /* The statuses of the Support pipeline the store creates (store_sqlite.c's

@@ -42,6 +42,10 @@ typedef struct router_channel {
    * but without an identity on the channel (the plugin's
    * sb_capabilities.start_by, set by the host, not by config). */
   int start_by_email;
+  /* The plugin only takes messages in (SB_CAP_RECEIVE_ONLY, set by the
+   * host): replies go through reply_channel, or the channel a reply names. */
+  int receive_only;
+  char *reply_channel; /* config: where replies to this channel's conversations go by default; NULL = here */
   struct {
     int mode; /* enum router_routing_mode */
     char **users;
@@ -81,8 +85,8 @@ void router_channel_free(router_channel *ch);
 int router_channel_copy(router_channel *dst, const router_channel *src);
 
 /* Parses a config channel object into *out (defaults first, then its keys:
- * name, inbox, thread_policy, closed_thread, creates_tickets, routing, ticket,
- * auto_replies; the host's keys plugin, credentials, status, enabled are
+ * name, inbox, thread_policy, closed_thread, creates_tickets, reply_channel, routing,
+ * ticket, auto_replies; the host's keys plugin, credentials, status, enabled are
  * accepted and ignored). Unknown keys or wrong types: returns -EINVAL with a
  * sentence naming the channel and key in err; *out is then freed. */
 int router_channel_from_json(const json_t *channel_obj, router_channel *out, char *err,
@@ -90,9 +94,10 @@ int router_channel_from_json(const json_t *channel_obj, router_channel *out, cha
 
 /* What the channel's plugin implies for rules spec leaves open: a plugin
  * that supplies thread ids (email) threads by them unless the operator
- * chose a thread_policy; start_by_email from the plugin's capabilities. */
+ * chose a thread_policy; start_by_email and receive_only from the plugin's
+ * capabilities. */
 void router_channel_plugin_defaults(router_channel *ch, const json_t *spec, int plugin_thread_ids,
-                                    int plugin_starts_by_email);
+                                    int plugin_starts_by_email, int plugin_receive_only);
 
 /* JSON form of the rules (as read back by the API). New reference or NULL. */
 json_t *router_channel_to_json(const router_channel *ch);

@@ -359,6 +359,15 @@ int sq_user_named(store *st, sq_req *r, const json_t *name, const char *field, i
  * such ticket, -EINVAL for no such user (naming field). */
 int sq_ticket_assign(store *st, sq_req *r, int64_t ticket_id, const json_t *owner, const char *field);
 
+/* The channel (into out) a reply to a conversation of thread_channel goes
+ * through: the one asked for, else thread_channel's reply_channel, else
+ * thread_channel. One that only takes messages in is -EINVAL; on another
+ * channel than the conversation's, the contact needs an identity there or
+ * an email address the channel starts conversations at (-EINVAL saying
+ * why). */
+int sq_reply_channel(store *st, sq_req *r, const char *thread_channel, const char *asked, int64_t contact,
+                     char *out, size_t len);
+
 /* Deletes the uploads no reply named within STORE_UPLOAD_TTL_MS of now.
  * Returns 0 or -EIO. */
 int sq_uploads_sweep(store *st, int64_t now_ms);

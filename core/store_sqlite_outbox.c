@@ -68,6 +68,32 @@ static int sq__start_by_email(store *st, sq_req *r, const char *channel, int64_t
   return 0;
 }
 
+int sq_reply_channel(store *st, sq_req *r, const char *thread_channel, const char *asked, int64_t contact,
+                     char *out, size_t len) {
+  const router_channel *home = sq_channel(st, thread_channel);
+  const char *channel = asked != NULL                                 ? asked
+                        : home != NULL && home->reply_channel != NULL ? home->reply_channel
+                                                                      : thread_channel;
+  const router_channel *via = sq_channel(st, channel);
+  if (via != NULL && via->receive_only) {
+    r->status = -EINVAL;
+    snprintf(r->err, sizeof(r->err),
+             "channel \"%.100s\" only takes messages in: reply through another channel (give \"channel\", or set "
+             "the channel's reply_channel)",
+             channel);
+    return -EINVAL;
+  }
+  snprintf(out, len, "%s", channel);
+  if (strcmp(channel, thread_channel) == 0) return 0;
+  sqlite3_stmt *s = sq_prep(st, "SELECT 1 FROM identities WHERE contact_id = ?1 AND channel = ?2 LIMIT 1");
+  if (s == NULL) return sq_fail(st, r, "checking the contact's channels");
+  sqlite3_bind_int64(s, 1, contact);
+  sq_bind_text(s, 2, channel);
+  int has = sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_reset(s);
+  return has ? 0 : sq__start_by_email(st, r, channel, contact);
+}
+
 static int sq__reply(store *st, sq_req *r, sq_reply *q) {
   sqlite3_stmt *s =
       sq_prep(st, "SELECT channel, contact_id, ticket_id, last_in_id FROM threads WHERE id = ?1");
@@ -79,22 +105,13 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
     snprintf(r->err, sizeof(r->err), "conversation %lld does not exist", (long long)q->thread_id);
     return -ENOENT;
   }
-  char thread_channel[128];
+  char thread_channel[128], channel[128];
   snprintf(thread_channel, sizeof(thread_channel), "%s", sq_col_text(s, 0));
   int64_t contact = sqlite3_column_int64(s, 1);
   int64_t ticket = sqlite3_column_int64(s, 2);
   int64_t last_in = sqlite3_column_int64(s, 3); /* the default reply_to: 0 (NULL) when none */
   sqlite3_reset(s);
-  const char *channel = q->channel ? q->channel : thread_channel;
-  if (strcmp(channel, thread_channel) != 0) {
-    s = sq_prep(st, "SELECT 1 FROM identities WHERE contact_id = ?1 AND channel = ?2 LIMIT 1");
-    if (s == NULL) return sq_fail(st, r, "checking the contact's channels");
-    sqlite3_bind_int64(s, 1, contact);
-    sq_bind_text(s, 2, channel);
-    int has = sqlite3_step(s) == SQLITE_ROW;
-    sqlite3_reset(s);
-    if (!has && sq__start_by_email(st, r, channel, contact) < 0) return r->status;
-  }
+  if (sq_reply_channel(st, r, thread_channel, q->channel, contact, channel, sizeof(channel)) < 0) return r->status;
   int64_t reply_to = 0;
   if (q->reply_to > 0) {
     s = sq_prep(st, "SELECT id FROM messages WHERE id = ?1 AND thread_id = ?2");

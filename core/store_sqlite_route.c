@@ -965,13 +965,22 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   if (sq_event_message(st, r, &ev, echo ? "message.out" : "message.in", chname, ch->inbox) < 0) return -EIO;
 
   int which = router_decide_autoreply(ch, m->flags, new_contact, new_thread, ts);
-  if (which != ROUTER_AUTOREPLY_NONE) {
-    int64_t reply_id;
-    if (sq_queue_outbound(st, r, thread, chname, 0, router_autoreply_text(ch, which), NULL, NULL,
-                          m->message_id, 1, &reply_id) < 0)
-      return -EIO;
+  if (which == ROUTER_AUTOREPLY_NONE) return 0;
+  char via[128];
+  if (sq_reply_channel(st, r, chname, NULL, contact, via, sizeof(via)) < 0) {
+    if (r->status != -EINVAL) return -EIO;
+    /* nowhere to answer (a web form without reply_channel, a contact with no
+     * address): the message is stored all the same, without the reply */
+    log_msg(LOG_LEVEL_DEBUG, chname, NULL, "no automatic reply: %s", r->err);
+    r->status = 0;
+    r->err[0] = '\0';
+    return 0;
   }
-  return 0;
+  int64_t reply_id;
+  return sq_queue_outbound(st, r, thread, via, 0, router_autoreply_text(ch, which), NULL, NULL,
+                           strcmp(via, chname) == 0 ? m->message_id : 0, 1, &reply_id) < 0
+             ? -EIO
+             : 0;
 }
 
 static void sq__inbound_run(store *st, sq_req *r) {

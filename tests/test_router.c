@@ -1005,6 +1005,84 @@ START_TEST(a_reply_starts_an_email_conversation_at_the_contacts_address) {
 }
 END_TEST
 
+/* Puts a channel whose rules are channel's JSON, with the flags the host
+ * sets from the plugin's capabilities. */
+static void put_channel(fx *f, const char *json, int start_by_email, int receive_only) {
+  json_t *o = json_loads(json, 0, NULL);
+  router_channel ch;
+  char err[256];
+  ck_assert_int_eq(router_channel_from_json(o, &ch, err, sizeof(err)), 0);
+  json_decref(o);
+  ch.start_by_email = start_by_email;
+  ch.receive_only = receive_only;
+  fx_wait_t w = {0};
+  json_decref(fx_ok(f, store_channel_put(f->st, &ch, fx_json_cb, &w), &w));
+  router_channel_free(&ch);
+}
+
+/* A channel that only takes messages in (a web form): its conversations
+ * are answered, automatically and by agents, through its reply_channel. */
+START_TEST(a_receive_only_channel_is_answered_through_its_reply_channel) {
+  fx f;
+  fx_open(&f);
+  put_channel(&f, "{\"name\":\"mail\"}", 1, 0);
+  put_channel(&f, "{\"name\":\"form\",\"reply_channel\":\"mail\","
+                  "\"auto_replies\":{\"instant_reply\":\"We have your request.\"}}", 0, 1);
+  put_channel(&f, "{\"name\":\"kiosk\",\"auto_replies\":{\"instant_reply\":\"Thanks!\"}}", 0, 1);
+  router_inbound in = {.channel = "form", .external_id = "sub-1", .text = "my order is late"};
+  in.sender.kind = "email";
+  in.sender.id = "kim@example.org";
+  in.sender.email = "kim@example.org";
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_inbound(f.st, &in, fx_inbound_cb, &w, err, sizeof(err)), 0);
+  fx_wait(&f, &w);
+  ck_assert_int_eq(w.status, 0);
+  int64_t thread = newest_thread(&f);
+  /* the instant reply goes by email, to the address the form gave */
+  fx_wait_t cl = {0};
+  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl), &cl);
+  ck_assert_int_eq(json_array_size(rows), 1);
+  json_t *row = json_array_get(rows, 0);
+  ck_assert_str_eq(json_string_value(json_object_get(row, "channel")), "mail");
+  ck_assert_str_eq(json_string_value(json_object_get(row, "recipient_id")), "kim@example.org");
+  json_decref(rows);
+  /* so does an agent's reply that names no channel */
+  fx_wait_t r = reply_via(&f, thread, NULL);
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  fx_wait_t cl2 = {0};
+  rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl2), &cl2);
+  ck_assert_int_eq(json_array_size(rows), 1);
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "channel")), "mail");
+  json_decref(rows);
+  /* naming the form itself is refused, saying why */
+  r = reply_via(&f, thread, "form");
+  ck_assert_int_eq(r.status, -EINVAL);
+  ck_assert_ptr_nonnull(strstr(r.err, "only takes messages in"));
+
+  /* Without a reply_channel: stored all the same, no automatic reply, and an
+   * agent must name the channel. */
+  router_inbound k = {.channel = "kiosk", .external_id = "sub-2", .text = "hello"};
+  k.sender.kind = "email";
+  k.sender.id = "lee@example.org";
+  k.sender.email = "lee@example.org";
+  fx_wait_t wk = {0};
+  ck_assert_int_eq(router_submit_inbound(f.st, &k, fx_inbound_cb, &wk, err, sizeof(err)), 0);
+  fx_wait(&f, &wk);
+  ck_assert_int_eq(wk.status, 0);
+  ck_assert_int_gt(wk.id, 0);
+  fx_wait_t cl3 = {0};
+  rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl3), &cl3);
+  ck_assert_int_eq(json_array_size(rows), 0);
+  json_decref(rows);
+  int64_t lee = newest_thread(&f);
+  ck_assert_int_eq(reply_via(&f, lee, NULL).status, -EINVAL);
+  r = reply_via(&f, lee, "mail");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(a_known_contact_gets_a_missing_address_but_keeps_the_one_it_has) {
   fx f;
   fx_open(&f);
@@ -1248,6 +1326,7 @@ int main(void) {
   tcase_add_test(tc, reply_with_status_missing_properties_stores_nothing);
   tcase_add_test(tc, reply_can_switch_to_another_channel_of_the_contact);
   tcase_add_test(tc, a_reply_starts_an_email_conversation_at_the_contacts_address);
+  tcase_add_test(tc, a_receive_only_channel_is_answered_through_its_reply_channel);
   tcase_add_test(tc, a_known_contact_gets_a_missing_address_but_keeps_the_one_it_has);
   tcase_add_test(tc, echo_is_stored_as_outbound_without_ticket_or_auto_reply);
   tcase_add_test(tc, reply_to_names_an_earlier_message_of_the_thread);
