@@ -83,36 +83,14 @@ void msgr_kv_put(const messenger *m, const char *prefix, const char *psid, const
  * GET. Returns the call or NULL (done is then not called). */
 sb_http_call *msgr_graph(const messenger *m, const char *method, const char *url, const char *body,
                          sb_http_done_fn done, void *arg) {
-  char auth[1200];
-  snprintf(auth, sizeof(auth), "Bearer %s", m->token);
-  const sb_http_header h[] = {{"Authorization", auth}, {"Content-Type", "application/json"}};
-  sb_http_client_request rq = {.struct_size = sizeof(rq),
-                               .timeout_ms = m->timeout_ms,
-                               .method = method,
-                               .url = url,
-                               .headers = h,
-                               .header_count = body != NULL ? 2 : 1,
-                               .body = body,
-                               .body_len = body != NULL ? strlen(body) : 0,
-                               .max_response_bytes = 256 * 1024};
-  return m->host->http_request(m->channel, &rq, done, arg);
+  return meta_graph_call(m->host, m->channel, m->token, method, url, body != NULL ? "application/json" : NULL, body,
+                         body != NULL ? strlen(body) : 0, m->timeout_ms, 256 * 1024, done, arg);
 }
 
 sb_http_call *msgr_graph_form(const messenger *m, const char *url, const char *content_type, const char *body,
                               size_t len, uint32_t timeout_ms, sb_http_done_fn done, void *arg) {
-  char auth[1200];
-  snprintf(auth, sizeof(auth), "Bearer %s", m->token);
-  const sb_http_header h[] = {{"Authorization", auth}, {"Content-Type", content_type}};
-  sb_http_client_request rq = {.struct_size = sizeof(rq),
-                               .timeout_ms = timeout_ms,
-                               .method = "POST",
-                               .url = url,
-                               .headers = h,
-                               .header_count = 2,
-                               .body = body,
-                               .body_len = len,
-                               .max_response_bytes = 256 * 1024};
-  return m->host->http_request(m->channel, &rq, done, arg);
+  return meta_graph_call(m->host, m->channel, m->token, "POST", url, content_type, body, len, timeout_ms, 256 * 1024,
+                         done, arg);
 }
 
 /* --- lifecycle ------------------------------------------------------------------- */

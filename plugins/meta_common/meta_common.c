@@ -231,3 +231,21 @@ int meta_validate_common(const sb_host *host, const sb_config *cfg, const char *
   }
   return SB_OK;
 }
+
+sb_http_call *meta_graph_call(const sb_host *host, sb_channel *channel, const char *token, const char *method,
+                              const char *url, const char *content_type, const char *body, size_t len,
+                              uint32_t timeout_ms, uint64_t max_response_bytes, sb_http_done_fn done, void *arg) {
+  char auth[1200];
+  snprintf(auth, sizeof(auth), "Bearer %s", token);
+  const sb_http_header h[] = {{"Authorization", auth}, {"Content-Type", content_type}};
+  sb_http_client_request rq = {.struct_size = sizeof(rq),
+                               .timeout_ms = timeout_ms,
+                               .method = method,
+                               .url = url,
+                               .headers = h,
+                               .header_count = content_type != NULL ? 2 : 1,
+                               .body = content_type != NULL ? body : NULL,
+                               .body_len = content_type != NULL ? len : 0,
+                               .max_response_bytes = max_response_bytes};
+  return host->http_request(channel, &rq, done, arg);
+}

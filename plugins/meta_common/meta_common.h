@@ -95,4 +95,11 @@ size_t meta_urlencode(char *buf, size_t cap, size_t len, const char *s);
 /* Reads a header of a client response, case-insensitively; NULL if absent. */
 const char *meta_response_header(const sb_http_client_response *res, const char *name);
 
+/* Starts a Graph API call with token as its bearer: a body of len bytes of
+ * content_type, or none when content_type is NULL (a GET, a DELETE).
+ * Returns the call, or NULL (done is then not called). */
+sb_http_call *meta_graph_call(const sb_host *host, sb_channel *channel, const char *token, const char *method,
+                              const char *url, const char *content_type, const char *body, size_t len,
+                              uint32_t timeout_ms, uint64_t max_response_bytes, sb_http_done_fn done, void *arg);
+
 #endif

@@ -73,36 +73,14 @@ void wa_kv_put(const whatsapp *w, const char *prefix, const char *id, const char
 
 sb_http_call *wa_graph(const whatsapp *w, const char *method, const char *url, const char *body, uint64_t max_bytes,
                        sb_http_done_fn done, void *arg) {
-  char auth[1200];
-  snprintf(auth, sizeof(auth), "Bearer %s", w->token);
-  const sb_http_header h[] = {{"Authorization", auth}, {"Content-Type", "application/json"}};
-  sb_http_client_request rq = {.struct_size = sizeof(rq),
-                               .timeout_ms = w->timeout_ms,
-                               .method = method,
-                               .url = url,
-                               .headers = h,
-                               .header_count = body != NULL ? 2 : 1,
-                               .body = body,
-                               .body_len = body != NULL ? strlen(body) : 0,
-                               .max_response_bytes = max_bytes};
-  return w->host->http_request(w->channel, &rq, done, arg);
+  return meta_graph_call(w->host, w->channel, w->token, method, url, body != NULL ? "application/json" : NULL, body,
+                         body != NULL ? strlen(body) : 0, w->timeout_ms, max_bytes, done, arg);
 }
 
 sb_http_call *wa_graph_form(const whatsapp *w, const char *url, const char *content_type, const char *body, size_t len,
                             uint32_t timeout_ms, sb_http_done_fn done, void *arg) {
-  char auth[1200];
-  snprintf(auth, sizeof(auth), "Bearer %s", w->token);
-  const sb_http_header h[] = {{"Authorization", auth}, {"Content-Type", content_type}};
-  sb_http_client_request rq = {.struct_size = sizeof(rq),
-                               .timeout_ms = timeout_ms,
-                               .method = "POST",
-                               .url = url,
-                               .headers = h,
-                               .header_count = 2,
-                               .body = body,
-                               .body_len = len,
-                               .max_response_bytes = 64 * 1024};
-  return w->host->http_request(w->channel, &rq, done, arg);
+  return meta_graph_call(w->host, w->channel, w->token, "POST", url, content_type, body, len, timeout_ms, 64 * 1024,
+                         done, arg);
 }
 
 void wa_auth_failed(whatsapp *w) {
