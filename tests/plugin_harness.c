@@ -376,3 +376,36 @@ const ph_inbound *ph_find(const char *ext_id) {
   }
   return NULL;
 }
+
+typedef struct ph__post {
+  int done;
+  ph_posted *out;
+} ph__post;
+
+static void ph__posted(void *arg, const httpc_response *res) {
+  ph__post *p = arg;
+  p->done = 1;
+  p->out->code = res->status == 0 ? res->code : 0;
+  snprintf(p->out->body, sizeof(p->out->body), "%.*s", (int)res->body_len, res->body != NULL ? res->body : "");
+}
+
+static void ph__client_closed(void *arg) { *(int *)arg = 1; }
+
+ph_posted ph_post_form(const char *path, const char *token, const char *boundary, const char *body) {
+  httpc *client = NULL;
+  ck_assert_int_eq(httpc_new(&ph_loop, &client), 0);
+  char url[256], type[128], auth[256];
+  snprintf(url, sizeof(url), "%s%s", gd_base(), path);
+  snprintf(type, sizeof(type), "multipart/form-data; boundary=%s", boundary);
+  snprintf(auth, sizeof(auth), "Bearer %s", token);
+  const httpc_header h[] = {{"Authorization", auth}, {"Content-Type", type}};
+  httpc_req rq = {.method = "POST", .url = url, .headers = h, .n_headers = 2, .body = body, .body_len = strlen(body)};
+  ph_posted out = {0};
+  ph__post p = {0, &out};
+  ck_assert_int_eq(httpc_request(client, &rq, ph__posted, &p, NULL), 0);
+  ck_assert(ph_run_until(&p.done, 5000));
+  int closed = 0;
+  httpc_close(client, ph__client_closed, &closed);
+  ph_run_until(&closed, 3000);
+  return out;
+}

@@ -89,6 +89,14 @@ ph_answer *ph_request(const char *method, const char *query, const char *body, c
 
 /* POSTs body signed with app_secret as Meta does; waits for the answer. */
 ph_answer *ph_post_signed(const char *app_secret, const char *body);
+/* POSTs body as multipart/form-data under boundary to the Graph double's path
+ * (after its base URL) with token as the bearer, as a plugin would; the
+ * double's status code and body (cut at 2 KiB). */
+typedef struct ph_posted {
+  long code;
+  char body[2048];
+} ph_posted;
+ph_posted ph_post_form(const char *path, const char *token, const char *boundary, const char *body);
 ph_answer *ph_post_signed_len(const char *app_secret, const char *body, size_t len);
 
 /* Posts, signed: random bytes, token soup of the given vocabulary, and byte

@@ -223,41 +223,11 @@ END_TEST
 
 /* --- the double itself: a form without a required field gets Meta's error envelope ------------- */
 
-typedef struct posted {
-  int done;
-  long code;
-  char body[2048];
-} posted;
-
-static void got(void *arg, const httpc_response *res) {
-  posted *p = arg;
-  p->done = 1;
-  p->code = res->status == 0 ? res->code : 0;
-  snprintf(p->body, sizeof(p->body), "%.*s", (int)res->body_len, res->body != NULL ? res->body : "");
-}
-
-static void closed(void *arg) { *(int *)arg = 1; }
-
 /* POSTs body as a form under boundary b to the double's path; returns the answer. */
-static posted post_form(const char *path, const char *b, const char *body) {
-  httpc *client = NULL;
-  ck_assert_int_eq(httpc_new(&ph_loop, &client), 0);
-  char url[256], type[128];
-  snprintf(url, sizeof(url), "%s%s", gd_base(), path);
-  snprintf(type, sizeof(type), "multipart/form-data; boundary=%s", b);
-  const httpc_header h[] = {{"Authorization", "Bearer " TOKEN}, {"Content-Type", type}};
-  httpc_req rq = {.method = "POST", .url = url, .headers = h, .n_headers = 2, .body = body, .body_len = strlen(body)};
-  posted p = {0};
-  ck_assert_int_eq(httpc_request(client, &rq, got, &p, NULL), 0);
-  ck_assert(ph_run_until(&p.done, 5000));
-  int c = 0;
-  httpc_close(client, closed, &c);
-  ph_run_until(&c, 3000);
-  return p;
-}
+static ph_posted post_form(const char *path, const char *b, const char *body) { return ph_post_form(path, TOKEN, b, body); }
 
 START_TEST(the_double_answers_a_form_without_filedata_or_with_broken_framing_as_meta_does) {
-  posted p = post_form("/me/messages", "XyZ",
+  ph_posted p = post_form("/me/messages", "XyZ",
                        "--XyZ\r\nContent-Disposition: form-data; name=\"recipient\"\r\n\r\n{\"id\":\"" KIM "\"}\r\n"
                        "--XyZ\r\nContent-Disposition: form-data; name=\"messaging_type\"\r\n\r\nRESPONSE\r\n"
                        "--XyZ\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\n"

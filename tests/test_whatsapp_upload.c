@@ -235,39 +235,10 @@ END_TEST
 
 /* --- the double itself ------------------------------------------------------------------------ */
 
-typedef struct posted {
-  int done;
-  long code;
-  char body[2048];
-} posted;
-
-static void got(void *arg, const httpc_response *res) {
-  posted *p = arg;
-  p->done = 1;
-  p->code = res->status == 0 ? res->code : 0;
-  snprintf(p->body, sizeof(p->body), "%.*s", (int)res->body_len, res->body != NULL ? res->body : "");
-}
-
-static void closed(void *arg) { *(int *)arg = 1; }
-
-static posted post_media_form(const char *body) {
-  httpc *client = NULL;
-  ck_assert_int_eq(httpc_new(&ph_loop, &client), 0);
-  char url[256];
-  snprintf(url, sizeof(url), "%s" MEDIA_PATH, gd_base());
-  const httpc_header h[] = {{"Authorization", "Bearer " TOKEN}, {"Content-Type", "multipart/form-data; boundary=B0"}};
-  httpc_req rq = {.method = "POST", .url = url, .headers = h, .n_headers = 2, .body = body, .body_len = strlen(body)};
-  posted p = {0};
-  ck_assert_int_eq(httpc_request(client, &rq, got, &p, NULL), 0);
-  ck_assert(ph_run_until(&p.done, 5000));
-  int c = 0;
-  httpc_close(client, closed, &c);
-  ph_run_until(&c, 3000);
-  return p;
-}
+static ph_posted post_media_form(const char *body) { return ph_post_form(MEDIA_PATH, TOKEN, "B0", body); }
 
 START_TEST(the_double_refuses_a_media_upload_without_a_required_field_as_meta_does) {
-  posted p = post_media_form("--B0\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n"
+  ph_posted p = post_media_form("--B0\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n"
                              "--B0\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nimage/png\r\n--B0--\r\n");
   ck_assert_int_eq(p.code, 400);
   json_t *root = json_loads(p.body, 0, NULL);
