@@ -183,6 +183,23 @@ static void api__attachment(api *a, const http_request *req, http_responder *res
   api_submitted(res, store_attachment_get(a->host.st, id, api__attachment_done, res));
 }
 
+/* POST /api/v1/conversations/{id}/notes: an internal note, for agents only. */
+static void api__note(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {"text", NULL};
+  int64_t id;
+  json_t *b = NULL;
+  if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
+  if (api_check_keys(res, b, keys) == 0 && api_check_type(res, b, "text", JSON_STRING, 0) == 0) {
+    const char *text = json_string_value(json_object_get(b, "text"));
+    if (text == NULL || text[0] == '\0')
+      http_respond_error(res, 400, "invalid", "a note needs text", "text");
+    else
+      api_submitted(res, store_note_add(a->host.st, id, a->caller_user_id, text, api_done_created, res));
+  }
+  json_decref(b);
+}
+
 /* GET /files/{id}?expires=&sig=: a stored file by a link a plugin was given
  * for its customer (sb_host.attachment_link), without a token. A link that
  * is not one, or has expired, is 403, whether or not the file exists. */
@@ -491,6 +508,8 @@ int api_conversations_register(api *a) {
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/conversations/{id}", 0, api__conversation_patch);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages", API_UNAUDITED, api__reply);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages/{message_id}/retry", 0, api__retry);
+  /* unaudited like replies: the conversation keeps them, with their author */
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/notes", API_UNAUDITED, api__note);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/attachments/{id}", 0, api__attachment);
   /* unaudited: the reply that sends the file keeps it in the conversation */
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/attachments", API_UNAUDITED, api__upload);

@@ -36,7 +36,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 13
+#define STORE_SCHEMA_VERSION 14
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -219,6 +219,12 @@ int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void 
  * says. Result: the conversation as the list has it. -ENOENT, -EINVAL (no
  * such user, naming assignee). */
 int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, store_json_cb cb, void *arg);
+
+/* Adds an agent's internal note to a conversation: seen by agents (the
+ * conversation's notes, a note.created event), never by the customer or
+ * any plugin. user_id 0: a token of no user. Result: {id, thread_id, user,
+ * text, created_at}. -ENOENT for no such conversation. */
+int store_note_add(store *st, int64_t thread_id, int64_t user_id, const char *text, store_json_cb cb, void *arg);
 /* {id, thread_id, pipeline, status, closed, priority, owner, name, properties} */
 int store_ticket_get(store *st, int64_t id, store_json_cb cb, void *arg);
 /* patch: {status?, owner? (name|null), priority?, properties? (merged)}. A

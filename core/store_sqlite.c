@@ -169,6 +169,14 @@ static const char *const sq__migrations[] = {
     "CREATE VIRTUAL TABLE search_index USING fts5(text, subject, content='', columnsize=0, detail=none,"
     "  tokenize='trigram case_sensitive 1');"
     "INSERT INTO meta(key, value) VALUES('search_indexed', 0);",
+    /* 14: agents' internal notes on a conversation. A table of their own, not
+     * messages: nothing that reads a conversation's messages for a channel
+     * (a plugin's history, the outbox, reply defaults) can hand a note to a
+     * customer. Ids come from the message sequence, so notes and messages
+     * order by id. */
+    "CREATE TABLE notes(id INTEGER PRIMARY KEY, thread_id INTEGER NOT NULL, user_id INTEGER,"
+    "  text TEXT NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE INDEX notes_thread ON notes(thread_id);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
@@ -876,7 +884,7 @@ static int sq__read_ids(store *st, char *err, size_t errlen) {
   sqlite3_stmt *s = NULL;
   int ok = sqlite3_prepare_v2(st->db,
                               "SELECT max(coalesce((SELECT max(id) FROM events), 0),"
-                              " coalesce((SELECT max(id) FROM messages), 0)),"
+                              " coalesce((SELECT max(id) FROM messages), 0), coalesce((SELECT max(id) FROM notes), 0)),"
                               " (SELECT value FROM meta WHERE key = 'message_events_from')",
                               -1, &s, NULL) == SQLITE_OK &&
            sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 1) == SQLITE_INTEGER;

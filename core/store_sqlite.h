@@ -349,6 +349,9 @@ int sq_attachments_insert(store *st, sq_req *r, int64_t message_id, const char *
  * -ENOENT when there is none. */
 int sq_thread_summary(store *st, sq_req *r, int64_t id, json_t **result);
 
+/* A conversation's internal notes, oldest first, as a JSON array into *out. */
+int sq_thread_notes(store *st, sq_req *r, int64_t thread_id, json_t **out);
+
 /* The id of the user name (a JSON string) names into *uid; 0 for anything
  * else (null: nobody). A name that is no user's is -EINVAL saying
  * "FIELD \"name\" is not a user". */

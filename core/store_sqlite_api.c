@@ -231,6 +231,7 @@ static int sq__history_delete(store *st, sq_req *r, json_t *a, json_t **result) 
       SQ_CHAIN("SELECT last_message_id FROM threads WHERE channel = ?1 AND last_message_id IS NOT NULL")
       "DELETE FROM messages WHERE id IN chain",
       "DELETE FROM tickets WHERE thread_id IN (SELECT id FROM threads WHERE channel = ?1)",
+      "DELETE FROM notes WHERE thread_id IN (SELECT id FROM threads WHERE channel = ?1)",
       "DELETE FROM identities WHERE channel = ?1",
       "DELETE FROM kv WHERE channel = ?1",
   };

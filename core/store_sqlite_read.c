@@ -493,6 +493,12 @@ static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
     return sq_fail(st, r, "reading messages");
   }
   json_object_set_new(thread, "messages", msgs);
+  json_t *notes = NULL;
+  if (sq_thread_notes(st, r, id, &notes) < 0) {
+    json_decref(thread);
+    return -EIO;
+  }
+  json_object_set_new(thread, "notes", notes);
   *result = thread;
   return 0;
 }

@@ -1,5 +1,5 @@
 /* store_sqlite_thread.c — an agent's changes to a conversation itself:
- * closing or reopening it, and giving it to a user. A conversation with a
+ * closing or reopening it, giving it to a user, and internal notes. A conversation with a
  * ticket follows its ticket (its status is the pipeline's; its assignee the
  * ticket's owner); one without — a conversations inbox, a channel with no
  * ticket settings — is changed directly. */
@@ -82,4 +82,74 @@ int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, 
   if (!json_is_object(patch)) return -EINVAL;
   return sq_submit_json(st, sq__conversation_patch,
                         json_pack("{sI sO}", "id", (json_int_t)thread_id, "patch", (json_t *)patch), cb, arg);
+}
+
+/* ---- internal notes ---- */
+
+#define SQ_NOTE_JSON                                                                          \
+  "SELECT json_object('id', n.id, 'thread_id', n.thread_id, 'user', (SELECT name FROM users" \
+  " WHERE id = n.user_id), 'text', n.text, 'created_at', n.created_at) FROM notes n "
+
+static int sq__note_add(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t thread = json_integer_value(json_object_get(a, "thread_id"));
+  int64_t user = json_integer_value(json_object_get(a, "user_id"));
+  sqlite3_stmt *s = sq_prep(st, "SELECT channel FROM threads WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a conversation");
+  sqlite3_bind_int64(s, 1, thread);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "conversation %" PRId64 " does not exist", thread);
+    return -ENOENT;
+  }
+  char channel[128];
+  snprintf(channel, sizeof(channel), "%s", sq_col_text(s, 0));
+  sqlite3_reset(s);
+  /* a token's user deleted since: the note has no author rather than one a later user may get */
+  s = sq_prep(st, "INSERT INTO notes(id, thread_id, user_id, text, created_at)"
+                  " VALUES(?1, ?2, (SELECT id FROM users WHERE id = ?3), ?4, ?5)");
+  if (s == NULL) return sq_fail(st, r, "adding a note");
+  int64_t id = sq_next_id(st);
+  sqlite3_bind_int64(s, 1, id);
+  sqlite3_bind_int64(s, 2, thread);
+  sqlite3_bind_int64(s, 3, user);
+  sq_bind_text(s, 4, json_string_value(json_object_get(a, "text")));
+  sqlite3_bind_int64(s, 5, sq_batch_now(st));
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "adding a note");
+  s = sq_prep(st, SQ_NOTE_JSON "WHERE n.id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a note");
+  sqlite3_bind_int64(s, 1, id);
+  rc = sqlite3_step(s);
+  *result = rc == SQLITE_ROW ? json_loads(sq_col_text(s, 0), 0, NULL) : NULL;
+  sqlite3_reset(s);
+  if (*result == NULL) return sq_fail(st, r, "reading a note");
+  const router_channel *ch = sq_channel(st, channel);
+  return sq_event(st, r, "note.created", channel, ch != NULL ? ch->inbox : NULL, json_incref(*result)) < 0 ? -EIO
+                                                                                                        : 0;
+}
+
+int store_note_add(store *st, int64_t thread_id, int64_t user_id, const char *text, store_json_cb cb, void *arg) {
+  if (text == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__note_add,
+                        json_pack("{sI sI ss}", "thread_id", (json_int_t)thread_id, "user_id", (json_int_t)user_id,
+                                  "text", text),
+                        cb, arg);
+}
+
+int sq_thread_notes(store *st, sq_req *r, int64_t thread_id, json_t **out) {
+  sqlite3_stmt *s = sq_prep(st, SQ_NOTE_JSON "WHERE n.thread_id = ?1 ORDER BY n.id");
+  if (s == NULL) return sq_fail(st, r, "reading notes");
+  sqlite3_bind_int64(s, 1, thread_id);
+  json_t *list = json_array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) json_array_append_new(list, json_loads(sq_col_text(s, 0), 0, NULL));
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(list);
+    return sq_fail(st, r, "reading notes");
+  }
+  *out = list;
+  return 0;
 }

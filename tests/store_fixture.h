@@ -62,9 +62,10 @@ static inline void fx_close(fx *f) {
 
 /* Takes a closed store's database back to schema 9's shape (before the
  * thread chain of migration 10, the threads' identity of 11, the audit
- * log of 12 and the search index of 13), for tests that build an older
- * database and then set its user_version. */
+ * log of 12, the search index of 13 and the notes of 14), for tests that
+ * build an older database and then set its user_version. */
 #define FX_BEFORE_SCHEMA_10                                                            \
+  "DROP TABLE notes;"                                                                  \
   "DROP TABLE search_index; DELETE FROM meta WHERE key = 'search_indexed';"           \
   "DROP TABLE audit;"                                                                  \
   "ALTER TABLE threads DROP COLUMN identity_kind;"                                     \

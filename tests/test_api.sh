@@ -571,6 +571,32 @@ row = sqlite3.connect(sys.argv[1]).execute(
 sys.exit(0 if row == ("erin",) else 1)
 EOF2
 check "the author is stored as the message's user_id" $?
+# --- internal notes: agents only, never the customer ---
+outbox_before=$(sqlite3 "$work/db.sqlite" "SELECT count(*) FROM outbox")
+call POST "/api/v1/conversations/$conv/notes" "$DANA" '{"text": "VIP: refund approved by finance"}'
+expect "an internal note is added with its author" 201 \
+  "d['thread_id'] == $conv and d['user'] == 'dana' and d['text'] == 'VIP: refund approved by finance'"
+note=$(jv 'd["id"]')
+call POST "/api/v1/conversations/$conv/notes" "$AGENT" '{"text": "second look"}'
+expect "a note through a token of nobody has no author" 201 'd["user"] is None'
+call GET "/api/v1/conversations/$conv" "$AGENT"
+expect "the conversation lists its notes, oldest first, apart from its messages" 200 \
+  "[n['text'] for n in d['notes']] == ['VIP: refund approved by finance', 'second look'] and d['notes'][0]['id'] == $note and all(m['text'] != 'second look' for m in d['messages'])"
+check "a note never reaches the outbox" $([ "$(sqlite3 "$work/db.sqlite" "SELECT count(*) FROM outbox")" = "$outbox_before" ]; echo $?)
+check "a note is a note.created event" \
+  $([ "$(sqlite3 "$work/db.sqlite" "SELECT count(*) FROM events WHERE type = 'note.created'")" = 2 ]; echo $?)
+call POST "/api/v1/conversations/$conv/notes" "$AGENT" '{"text": ""}'
+expect "an empty note is 400" 400 'd["error"]["field"] == "text"'
+call POST "/api/v1/conversations/$conv/notes" "$AGENT" '{}'
+expect "a note without text is 400" 400 'd["error"]["field"] == "text"'
+call POST "/api/v1/conversations/$conv/notes" "$AGENT" '{"text": 5}'
+expect "a note whose text is no string is 400" 400 'd["error"]["field"] == "text"'
+call POST "/api/v1/conversations/$conv/notes" "$AGENT" '{"text": "x", "private": true}'
+expect "an unknown key is 400" 400 'd["error"]["field"] == "private"'
+call POST /api/v1/conversations/99999/notes "$AGENT" '{"text": "x"}'
+expect "a note on an unknown conversation is 404" 404
+call POST "/api/v1/conversations/$conv/notes" "" '{"text": "x"}'
+expect "a note needs a token" 401
 call DELETE /api/v1/users/erin "$ADMIN"
 expect "deleting a user revokes their tokens" 200 'd["tokens_revoked"] == 1'
 call GET /api/v1/plugins "$ERIN"

@@ -887,6 +887,60 @@ START_TEST(deleting_a_channels_history_takes_all_of_it_and_nothing_else) {
 }
 END_TEST
 
+/* Internal notes are the agents': a conversation lists them, a plugin's
+ * read of the contact's history never does, and they go with the channel's
+ * history. */
+START_TEST(notes_stay_with_the_agents_and_go_with_the_history) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"}]}");
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_in(&f, "demo", "e1", "kim", "where is my parcel");
+  json_t *l = fx_list(&f, "{\"channel\":\"demo\"}");
+  int64_t thread = fx_int(json_array_get(json_object_get(l, "items"), 0), "id");
+  json_decref(l);
+  fx_wait_t w = {0};
+  json_t *n = fx_ok(&f, store_note_add(f.st, thread, 1, "customer is a reseller", fx_json_cb, &w), &w);
+  ck_assert_str_eq(json_string_value(json_object_get(n, "user")), "ana");
+  int64_t note = fx_int(n, "id");
+  json_decref(n);
+  fx_wait_t missing = {0};
+  ck_assert_int_eq(store_note_add(f.st, 4242, 1, "x", fx_json_cb, &missing), 0);
+  fx_wait(&f, &missing);
+  ck_assert_int_eq(missing.status, -ENOENT);
+  fx_in(&f, "demo", "e2", "kim", "hello?");
+  json_t *c = fx_thread(&f, thread);
+  json_t *notes = json_object_get(c, "notes");
+  ck_assert_int_eq(json_array_size(notes), 1);
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(notes, 0), "text")), "customer is a reseller");
+  /* ids from one sequence: the note sits between the two messages */
+  json_t *msgs = json_object_get(c, "messages");
+  ck_assert_int_lt(fx_int(json_array_get(msgs, 0), "id"), note);
+  ck_assert_int_gt(fx_int(json_array_get(msgs, 1), "id"), note);
+  json_decref(c);
+  json_t *h = hist_read(&f, "kim", 0, 50);
+  ck_assert_int_eq(json_array_size(json_object_get(h, "messages")), 2);
+  ck_assert_str_eq(message_text(h, 0), "where is my parcel");
+  ck_assert_str_eq(message_text(h, 1), "hello?");
+  json_decref(h);
+  fx_wait_t w2 = {0};
+  n = fx_ok(&f, store_note_add(f.st, thread, 0, "asked the courier", fx_json_cb, &w2), &w2);
+  int64_t last = fx_int(n, "id");
+  ck_assert(json_is_null(json_object_get(n, "user")));
+  json_decref(n);
+  fx_reopen(&f); /* the sequence goes on above the newest note after a restart */
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_wait_t w3 = fx_in(&f, "demo", "e3", "kim", "still there?");
+  ck_assert_int_gt(w3.id, last);
+  fx_wait_t d = {0};
+  json_decref(fx_ok(&f, store_channel_history_delete(f.st, "demo", fx_json_cb, &d), &d));
+  fx_close_store(&f);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM notes"), 0);
+  fx_open_store(&f);
+  fx_close(&f);
+}
+END_TEST
+
 static json_t *avail(fx *f, const char *channel) {
   fx_wait_t w = {0};
   return fx_ok(f, store_channel_availability(f->st, channel, fx_json_cb, &w), &w);
@@ -1141,6 +1195,7 @@ int main(void) {
   tcase_add_test(tc, contact_history_merges_the_contacts_conversations);
   tcase_add_test(tc, a_schema_9_database_gets_its_threads_chained);
   tcase_add_test(tc, deleting_a_channels_history_takes_all_of_it_and_nothing_else);
+  tcase_add_test(tc, notes_stay_with_the_agents_and_go_with_the_history);
   tcase_add_test(tc, channel_availability_counts_the_routing_pool);
   tcase_add_test(tc, tokens_of_a_user_author_replies_and_go_with_the_user);
   suite_add_tcase(s, tc);

@@ -303,12 +303,13 @@ START_TEST(a_schema_12_database_migrates_to_an_empty_index_and_fills_it) {
   fx_close_store(&f);
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE search_index; DELETE FROM meta WHERE key = 'search_indexed';"
-                                    "PRAGMA user_version = 12;", NULL, NULL, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE notes; DROP TABLE search_index;"
+                                    "DELETE FROM meta WHERE key = 'search_indexed'; PRAGMA user_version = 12;",
+                                    NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   fx_open_store(&f);
   tune(&f, 2000, 16, -1);
-  ck_assert_int_eq(fx_db_count(&f, "PRAGMA user_version"), 13);
+  ck_assert_int_eq(fx_db_count(&f, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
   ck_assert_int_eq(watermark(&f), 0);
   ck_assert_int_eq(found(&f, "invoice"), 1);
   ck_assert_int_eq(watermark(&f), newest(&f));
