@@ -224,7 +224,8 @@ static int cc__capabilities(conformance_ctx *ctx) {
   const sb_plugin *d = testhost_plugin(th);
   const sb_capabilities *c = &d->caps;
   const uint32_t known = SB_CAP_RICH_TEXT | SB_CAP_ATTACHMENTS | SB_CAP_REPLY_TO | SB_CAP_DELIVERY_RECEIPTS |
-                         SB_CAP_READ_RECEIPTS | SB_CAP_START_CONVERSATION | SB_CAP_TEMPLATES;
+                         SB_CAP_READ_RECEIPTS | SB_CAP_START_CONVERSATION | SB_CAP_TEMPLATES |
+                         SB_CAP_RECEIVE_ONLY;
   const char *why = NULL;
   if (c->flags & ~known) {
     why = "flags has bits no SB_CAP_* names";
