@@ -249,8 +249,9 @@ static void form__mime_warning(gint64 offset, GMimeParserWarning code, const gch
 }
 
 /* True when the body ends its last part properly: a close delimiter
- * "--boundary--" at the start of a line. gmime accepts a truncated body;
- * a form whose last file was cut off must not become a conversation. */
+ * "--boundary--" at the start of a line. gmime reports a truncated body
+ * only as a parser warning; a form whose last file was cut off must never
+ * become a conversation, whatever warnings a gmime version raises. */
 static int form__has_close(const char *body, size_t len, const char *boundary) {
   size_t blen = strlen(boundary);
   for (size_t i = 0; i + blen + 4 <= len; i++) {
