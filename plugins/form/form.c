@@ -215,7 +215,9 @@ static void form__submission_id(const form *f, const form_body *b, const form_fi
   crypto_hash_sha256_state st;
   crypto_hash_sha256_init(&st);
   const char *pieces[] = {x->email_lower, x->subject, x->message};
-  for (size_t i = 0; i < 3; i++) form__hash_piece(&st, pieces[i] != NULL ? pieces[i] : "", pieces[i] ? strlen(pieces[i]) : 0);
+  for (size_t i = 0; i < 3; i++) {
+    form__hash_piece(&st, pieces[i] != NULL ? pieces[i] : "", pieces[i] != NULL ? strlen(pieces[i]) : 0);
+  }
   for (size_t i = 0; i < b->file_count; i++) form__hash_piece(&st, b->files[i].data, b->files[i].len);
   char window[32];
   snprintf(window, sizeof(window), "%lld", (long long)(f->host->now_ms() / FORM_DUP_WINDOW_MS));
@@ -265,7 +267,7 @@ static char *form__metadata(const form *f, const sb_http_request *req, const for
   for (size_t k = 0; k < b->field_count; k++) {
     const char *name = b->fields[k].name;
     if (f->honeypot != NULL && strcmp(name, f->honeypot) == 0) continue;
-    if (f->refuse_unknown == 0 && !form__is_standard(name) && !form__is_listed(f, name)) continue;
+    if (!form__is_standard(name) && !form__is_listed(f, name)) continue; /* ignored (or refused earlier) */
     json_t *prev = json_object_get(fields, name);
     json_t *v = json_string(b->fields[k].value);
     if (prev == NULL) {
