@@ -14,7 +14,7 @@
 /* The keys a channel object may have over the API (credentials apart). */
 static const char *const api__channel_keys[] = {
     "name", "plugin", "inbox", "status", "credentials", "thread_policy", "closed_thread", "creates_tickets",
-    "routing", "ticket", "auto_replies", "history", NULL};
+    "reply_channel", "routing", "ticket", "auto_replies", "history", NULL};
 
 /* One channel request: the store's records are read first, then fn acts. */
 typedef struct api_chreq api_chreq;

@@ -21,7 +21,7 @@ static const char *const config__top_keys[] = {
  * checked in depth by the router's parser. */
 static const char *const config__channel_keys[] = {
     "name", "plugin", "inbox", "status", "credentials", "thread_policy", "closed_thread",
-    "creates_tickets", "routing", "ticket", "auto_replies", NULL,
+    "creates_tickets", "reply_channel", "routing", "ticket", "auto_replies", NULL,
 };
 
 static int config__known(const char *const *keys, const char *key) {

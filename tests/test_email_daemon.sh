@@ -4,7 +4,8 @@
 # switchboard executable with an SQLite store; customer mail sent with swaks
 # must become messages, threads, contacts and identities in the store, the
 # IMAP cursor must survive a restart without storing anything twice, an
-# attachment's content must be downloadable over the REST API, and the
+# attachment's content must be downloadable over the REST API, a web form's
+# conversations must be answered by email through its reply_channel, and the
 # password must never reach the log. Stops only what it starts, by PID.
 set -u
 
@@ -50,7 +51,7 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 imap=$(free_port); lmtp=$(free_port); smtp=$(free_port); http=$(free_port)
 
 mkdir -p "$work/mail" "$work/home" && chown -R dovecot:dovecot "$work/mail" "$work/home"
-printf 'support:{PLAIN}s3cret-mail-pass\ncustomer:{PLAIN}s3cret-mail-pass\nvisitor:{PLAIN}s3cret-mail-pass\n' >"$work/passwd"
+printf 'support:{PLAIN}s3cret-mail-pass\ncustomer:{PLAIN}s3cret-mail-pass\nvisitor:{PLAIN}s3cret-mail-pass\nformer:{PLAIN}s3cret-mail-pass\n' >"$work/passwd"
 cat >"$work/dovecot.conf" <<EOF
 protocols = imap lmtp
 listen = 127.0.0.1
@@ -124,7 +125,7 @@ fi
 export MAIL_TEST_PASSWORD=s3cret-mail-pass
 cat >"$work/switchboard.json" <<EOF
 {"listen": "127.0.0.1:$http", "store": "sqlite:$work/db.sqlite",
- "plugins": {"dirs": ["$PLUGINS"], "allow": ["email", "custom"]},
+ "plugins": {"dirs": ["$PLUGINS"], "allow": ["email", "custom", "form"]},
  "channels": [
    {"name": "support", "plugin": "email", "inbox": "Support",
     "credentials": {"imap_url": "imap://127.0.0.1:$imap/INBOX", "smtp_url": "smtp://127.0.0.1:$smtp",
@@ -132,7 +133,10 @@ cat >"$work/switchboard.json" <<EOF
                     "from_address": "support@example.org", "company_name": "Acme", "poll_interval": "300ms"},
     "auto_replies": {"instant_reply": "Thanks, we received your mail."}},
    {"name": "web", "plugin": "custom", "inbox": "Support",
-    "credentials": {"webhook_url": "http://127.0.0.1:9/unused", "signing_secret": "web-signing-secret"}}
+    "credentials": {"webhook_url": "http://127.0.0.1:9/unused", "signing_secret": "web-signing-secret"}},
+   {"name": "contact", "plugin": "form", "inbox": "Support", "reply_channel": "support",
+    "credentials": {"allowed_origins": ["https://shop.example.com"]},
+    "auto_replies": {"instant_reply": "We have your request."}}
  ]}
 EOF
 
@@ -255,6 +259,29 @@ wait_rows "SELECT status FROM messages WHERE text='cannot go'" sent
 for _ in $(seq 100); do grep -lq 'cannot go' "$work"/mail/customer/new/* 2>/dev/null && break; sleep 0.1; done
 check "a reply's subject is the customer's latest subject, tagged once" 1 \
   "$(grep -l 'cannot go' "$work"/mail/customer/new/* 2>/dev/null | xargs -r grep -ci '^Subject: Re: Order 4471 still missing \[#1\]')"
+
+# A web form only takes messages in: its conversations are answered by email
+# through its reply_channel, automatically and by agents, at the address the
+# form gave.
+got=$(curl -s -o "$work/form.json" -w '%{http_code}' -H 'Origin: https://shop.example.com' -H 'Accept: application/json' \
+  --data-urlencode 'email=Former@example.org' --data-urlencode 'name=Fo Rmer' --data-urlencode 'subject=Broken kettle' \
+  --data-urlencode 'message=It leaks.' "http://127.0.0.1:$http/hooks/contact")
+check "a form submission is taken" 201 "$got"
+fthread=$(db "SELECT thread_id FROM messages WHERE channel='contact' AND text LIKE 'It leaks.%'")
+wait_rows "SELECT status || ' ' || channel FROM messages WHERE thread_id=$fthread AND automatic=1" "sent support"
+check "its instant reply goes by email through the reply_channel" "sent support" \
+  "$(db "SELECT status || ' ' || channel FROM messages WHERE thread_id=$fthread AND automatic=1")"
+for _ in $(seq 100); do grep -lq 'We have your request.' "$work"/mail/former/new/* 2>/dev/null && break; sleep 0.1; done
+check "and reaches the address the form gave" 1 "$(grep -l 'We have your request.' "$work"/mail/former/new/* 2>/dev/null | wc -l)"
+got=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $AGENT" -H 'Content-Type: application/json' \
+  -d '{"text":"A new kettle is on its way."}' "http://127.0.0.1:$http/api/v1/conversations/$fthread/messages")
+check "an agent's reply naming no channel is accepted" 202 "$got"
+wait_rows "SELECT status || ' ' || channel FROM messages WHERE text='A new kettle is on its way.'" "sent support"
+for _ in $(seq 100); do grep -lq 'A new kettle is on its way.' "$work"/mail/former/new/* 2>/dev/null && break; sleep 0.1; done
+check "it goes by email too" 1 "$(grep -l 'A new kettle is on its way.' "$work"/mail/former/new/* 2>/dev/null | wc -l)"
+got=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $AGENT" -H 'Content-Type: application/json' \
+  -d '{"text":"x","channel":"contact"}' "http://127.0.0.1:$http/api/v1/conversations/$fthread/messages")
+check "a reply through the form channel itself is refused" 422 "$got"
 
 if grep -q "s3cret-mail-pass" "$work/daemon.log"; then not_ok "the password never reaches the log"; else ok "the password never reaches the log"; fi
 
