@@ -200,6 +200,62 @@ static void api__note(api *a, const http_request *req, http_responder *res, int 
   json_decref(b);
 }
 
+/* ---- canned responses ---- */
+
+#define API_CANNED_TEXT_MAX 8000
+
+/* A canned response's name: 1-64 of A-Z a-z 0-9 . _ - (it goes in paths). */
+static int api__canned_name_ok(const char *n) {
+  size_t len = n != NULL ? strlen(n) : 0;
+  return len >= 1 && len <= 64 &&
+         strspn(n, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
+}
+
+static void api__canned(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  json_t *f = json_object();
+  if (api_query_into(req, res, "q", f) == 0)
+    api_submitted(res, store_canned_list(a->host.st, json_string_value(json_object_get(f, "q")), api_done_page, res));
+  json_decref(f);
+}
+
+/* POST (create) and PATCH: {name, text} and {text}. */
+static void api__canned_write(api *a, const http_request *req, http_responder *res, int create) {
+  static const char *const create_keys[] = {"name", "text", NULL}, *const patch_keys[] = {"text", NULL};
+  json_t *b = NULL;
+  if (api_body_object(req, res, &b) != 0) return;
+  const char *name = create ? json_string_value(json_object_get(b, "name")) : http_request_param(req, "name");
+  const char *text = json_string_value(json_object_get(b, "text"));
+  if (api_check_keys(res, b, create ? create_keys : patch_keys) != 0 ||
+      (create && api_check_type(res, b, "name", JSON_STRING, 0) != 0) ||
+      api_check_type(res, b, "text", JSON_STRING, 0) != 0) {
+    /* answered */
+  } else if (create && !api__canned_name_ok(name)) {
+    http_respond_error(res, 400, "invalid", "name must be 1 to 64 of A-Z a-z 0-9 . _ -", "name");
+  } else if (text == NULL || text[0] == '\0' || strlen(text) > API_CANNED_TEXT_MAX) {
+    http_respond_error(res, 400, "invalid", "text must be 1 to 8000 bytes", "text");
+  } else {
+    api_submitted(res, store_canned_put(a->host.st, name, text, a->caller_user_id, create,
+                                        create ? api_done_created : api_done_object, res));
+  }
+  json_decref(b);
+}
+
+static void api__canned_create(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  api__canned_write(a, req, res, 1);
+}
+
+static void api__canned_patch(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  api__canned_write(a, req, res, 0);
+}
+
+static void api__canned_delete(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  api_submitted(res, store_canned_delete(a->host.st, http_request_param(req, "name"), api_done_object, res));
+}
+
 /* GET /files/{id}?expires=&sig=: a stored file by a link a plugin was given
  * for its customer (sb_host.attachment_link), without a token. A link that
  * is not one, or has expired, is 403, whether or not the file exists. */
@@ -292,6 +348,8 @@ static void api__reply_done(void *arg, int status, int64_t message_id, const cha
     http_respond_error(res, 422, "missing_properties", err, "ticket_properties");
   } else if (status == -EINVAL && err != NULL && strstr(err, "(attachments[") != NULL) {
     http_respond_error(res, 422, "unprocessable", err, "attachments");
+  } else if (status == -EINVAL && err != NULL && strstr(err, "(canned)") != NULL) {
+    http_respond_error(res, 422, "unprocessable", err, "canned");
   } else {
     api_store_error(res, status, err);
   }
@@ -340,7 +398,7 @@ static int api__attachments(http_responder *res, const json_t *arr, router_attac
 static void api__reply(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
   static const char *const keys[] = {"text",          "html",       "attachments",       "reply_to", "channel",
-                                     "ticket_status", "ticket_properties", "template", NULL};
+                                     "ticket_status", "ticket_properties", "template", "canned", NULL};
   int64_t id;
   json_t *b = NULL;
   router_attachment *at = NULL;
@@ -354,7 +412,8 @@ static void api__reply(api *a, const http_request *req, http_responder *res, int
       api_check_type(res, b, "channel", JSON_STRING, 1) != 0 ||
       api_check_type(res, b, "ticket_status", JSON_STRING, 1) != 0 ||
       api_check_type(res, b, "ticket_properties", JSON_OBJECT, 1) != 0 ||
-      api_check_type(res, b, "template", JSON_OBJECT, 1) != 0)
+      api_check_type(res, b, "template", JSON_OBJECT, 1) != 0 ||
+      api_check_type(res, b, "canned", JSON_STRING, 1) != 0)
     goto out;
   json_t *tmpl = json_object_get(b, "template");
   if (tmpl != NULL && json_is_null(tmpl)) tmpl = NULL;
@@ -388,11 +447,15 @@ static void api__reply(api *a, const http_request *req, http_responder *res, int
                                ? json_object_get(b, "ticket_properties")
                                : NULL,
       .template_json = tmpl_json,
+      .canned = json_string_value(json_object_get(b, "canned")),
   };
   char err[256];
   int rc = router_submit_reply(a->host.st, &r, api__reply_done, res, err, sizeof(err));
   if (rc == -EINVAL) {
-    http_respond_error(res, 400, "invalid", err, r.text == NULL && r.html == NULL ? "text" : NULL);
+    http_respond_error(res, 400, "invalid", err,
+                       r.canned != NULL && r.text != NULL      ? "canned"
+                       : r.text == NULL && r.html == NULL ? "text"
+                                                          : NULL);
   } else if (rc < 0) {
     http_respond_error(res, 503, "unavailable", err, NULL);
   }
@@ -514,6 +577,10 @@ int api_conversations_register(api *a) {
   /* unaudited: the reply that sends the file keeps it in the conversation */
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/attachments", API_UNAUDITED, api__upload);
   if (rc == 0) rc = http_route(a->http, "GET", "/files/{id}", api__file, a);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/canned", 0, api__canned);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/canned", API_ADMIN, api__canned_create);
+  if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/canned/{name}", API_ADMIN, api__canned_patch);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/canned/{name}", API_ADMIN, api__canned_delete);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/tickets/{id}", 0, api__ticket);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/tickets/{id}", 0, api__ticket_patch);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/pipelines", 0, api__pipelines);

@@ -666,9 +666,14 @@ int router_submit_reply(store *st, const router_reply *r, router_reply_cb cb, vo
     return -EINVAL;
   }
   if ((r->text == NULL || r->text[0] == '\0') && (r->html == NULL || r->html[0] == '\0') &&
-      r->n_attachments == 0 && r->template_json == NULL) {
-    snprintf(err, errlen, "a reply to conversation %lld needs text, html, an attachment or a template",
+      r->n_attachments == 0 && r->template_json == NULL && r->canned == NULL) {
+    snprintf(err, errlen,
+             "a reply to conversation %lld needs text, html, an attachment, a template or a canned response",
              (long long)r->thread_id);
+    return -EINVAL;
+  }
+  if (r->canned != NULL && r->text != NULL) {
+    snprintf(err, errlen, "a reply gives text or a canned response, not both");
     return -EINVAL;
   }
   if (r->template_json != NULL) {

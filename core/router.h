@@ -189,6 +189,8 @@ typedef struct router_reply {
   const json_t *ticket_properties; /* optional object merged before the check */
   const char *template_json;   /* optional message template: a JSON object
                                   {"name", "language"?, "parameters"?} */
+  const char *canned;          /* optional canned response's name: its text, filled in,
+                                  is the reply's text (not with text) */
 } router_reply;
 
 /* Fires on the loop after commit; message_id is the queued outbound message. */

@@ -36,7 +36,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 14
+#define STORE_SCHEMA_VERSION 15
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -219,6 +219,21 @@ int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void 
  * says. Result: the conversation as the list has it. -ENOENT, -EINVAL (no
  * such user, naming assignee). */
 int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, store_json_cb cb, void *arg);
+
+/* ---- canned responses (store_sqlite_canned.c) ---- */
+
+/* Canned responses whose name or text holds q (NULL: all), by name:
+ * {items: [{name, text, updated_by, updated_at}], next_cursor: null}. */
+int store_canned_list(store *st, const char *q, store_json_cb cb, void *arg);
+
+/* Creates (create 1: -EEXIST when the name is taken) or replaces the text
+ * of (create 0: -ENOENT when there is none) canned response name, written
+ * by user_id (0: a token of no user). Result: the response. */
+int store_canned_put(store *st, const char *name, const char *text, int64_t user_id, int create, store_json_cb cb,
+                     void *arg);
+
+/* Deletes canned response name: {deleted: name}; -ENOENT when there is none. */
+int store_canned_delete(store *st, const char *name, store_json_cb cb, void *arg);
 
 /* Adds an agent's internal note to a conversation: seen by agents (the
  * conversation's notes, a note.created event), never by the customer or

@@ -177,6 +177,9 @@ static const char *const sq__migrations[] = {
     "CREATE TABLE notes(id INTEGER PRIMARY KEY, thread_id INTEGER NOT NULL, user_id INTEGER,"
     "  text TEXT NOT NULL, created_at INTEGER NOT NULL);"
     "CREATE INDEX notes_thread ON notes(thread_id);",
+    /* 15: canned responses (saved replies) agents insert by name. */
+    "CREATE TABLE canned(name TEXT PRIMARY KEY, text TEXT NOT NULL, updated_by TEXT, updated_at INTEGER NOT NULL)"
+    "  WITHOUT ROWID;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

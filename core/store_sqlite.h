@@ -349,6 +349,12 @@ int sq_attachments_insert(store *st, sq_req *r, int64_t message_id, const char *
  * -ENOENT when there is none. */
 int sq_thread_summary(store *st, sq_req *r, int64_t id, json_t **result);
 
+/* Writer thread, in a reply's transaction: canned response name's text
+ * with the contact's and the author's names filled in, into *out
+ * (malloc'd). -EINVAL saying "... does not exist (canned)" when there is
+ * none. */
+int sq_canned_text(store *st, sq_req *r, const char *name, int64_t contact_id, int64_t user_id, char **out);
+
 /* A conversation's internal notes, oldest first, as a JSON array into *out. */
 int sq_thread_notes(store *st, sq_req *r, int64_t thread_id, json_t **out);
 

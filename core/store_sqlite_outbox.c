@@ -12,7 +12,7 @@
 typedef struct sq_reply {
   sq_req base;
   int64_t thread_id, user_id, reply_to;
-  char *text, *html, *channel, *ticket_status, *attachments, *template_json;
+  char *text, *html, *channel, *ticket_status, *attachments, *template_json, *canned;
   json_t *props;
   router_reply_cb cb;
   void *arg;
@@ -26,6 +26,7 @@ static void sq__reply_free(sq_reply *q) {
   free(q->ticket_status);
   free(q->attachments);
   free(q->template_json);
+  free(q->canned);
   json_decref(q->props);
   free(q);
 }
@@ -148,11 +149,13 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
     author = sqlite3_step(s) == SQLITE_ROW ? q->user_id : 0;
     sqlite3_reset(s);
   }
-  if (sq_queue_outbound(st, r, q->thread_id, channel, author, q->text, q->html, q->attachments, reply_to, 0,
-                        &q->message_id) < 0 ||
-      sq_uploads_claim(st, r, q->attachments, q->message_id) < 0) {
-    return r->status;
-  }
+  /* filled in on every run: a batch re-run runs the request again */
+  char *filled = NULL;
+  if (q->canned != NULL && sq_canned_text(st, r, q->canned, contact, author, &filled) < 0) return r->status;
+  int queued = sq_queue_outbound(st, r, q->thread_id, channel, author, filled != NULL ? filled : q->text, q->html,
+                                 q->attachments, reply_to, 0, &q->message_id);
+  free(filled);
+  if (queued < 0 || sq_uploads_claim(st, r, q->attachments, q->message_id) < 0) return r->status;
   if (q->template_json == NULL) return 0;
   s = sq_prep(st, "UPDATE messages SET template = ?2 WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "storing a template reply");
@@ -187,6 +190,7 @@ int store_submit_reply(store *st, const router_reply *rp, router_reply_cb cb, vo
   q->channel = rp->channel ? strdup(rp->channel) : NULL;
   q->ticket_status = rp->ticket_status ? strdup(rp->ticket_status) : NULL;
   q->template_json = rp->template_json ? strdup(rp->template_json) : NULL;
+  q->canned = rp->canned ? strdup(rp->canned) : NULL;
   q->props = rp->ticket_properties ? json_deep_copy(rp->ticket_properties) : NULL;
   if (rp->n_attachments > 0) {
     json_t *a = json_array();

@@ -597,6 +597,44 @@ call POST /api/v1/conversations/99999/notes "$AGENT" '{"text": "x"}'
 expect "a note on an unknown conversation is 404" 404
 call POST "/api/v1/conversations/$conv/notes" "" '{"text": "x"}'
 expect "a note needs a token" 401
+# --- canned responses: saved replies, filled in with the contact's and agent's names ---
+call POST /api/v1/canned "$AGENT" '{"name": "refunds", "text": "x"}'
+expect "agents cannot write canned responses" 403
+call POST /api/v1/canned "$ADMIN" '{"name": "refunds", "text": "Hi {{contact.first_name}}, refunds take 5 days. {{agent.name}} ({{ticket.id}})"}'
+expect "an admin saves a canned response" 201 'd["name"] == "refunds" and d["updated_by"] is None and "{{agent.name}}" in d["text"]'
+call POST /api/v1/canned "$ADMIN" '{"name": "refunds", "text": "again"}'
+expect "a taken name is 409" 409
+call POST /api/v1/canned "$ADMIN" '{"name": "bad name", "text": "x"}'
+expect "a name with a space is 400" 400 'd["error"]["field"] == "name"'
+call POST /api/v1/canned "$ADMIN" '{"name": "empty", "text": ""}'
+expect "empty text is 400" 400 'd["error"]["field"] == "text"'
+call POST /api/v1/canned "$ADMIN" '{"name": "x", "text": "y", "shared": true}'
+expect "an unknown key is 400" 400 'd["error"]["field"] == "shared"'
+call GET "/api/v1/canned?q=REFUNDS" "$AGENT"
+expect "agents list canned responses, searched by name or text" 200 '[c["name"] for c in d["items"]] == ["refunds"] and d["next_cursor"] is None'
+call GET "/api/v1/canned?q=nothing-like-it" "$AGENT"
+expect "a search finding none is an empty page" 200 'd["items"] == []'
+call GET "/api/v1/conversations/$conv" "$AGENT"
+first=$(jv 'd["contact"]["name"].split(" ")[0]')
+call POST "/api/v1/conversations/$conv/messages" "$DANA" '{"canned": "refunds"}'
+expect "a reply sends a canned response by name" 202
+canned_reply=$(jv 'd["id"]')
+call GET "/api/v1/conversations/$conv" "$AGENT"
+expect "filled in with the contact's first name and the author's name, other placeholders as written" 200 \
+  "[m['text'] for m in d['messages'] if m['id'] == $canned_reply] == ['Hi $first, refunds take 5 days. dana ({{ticket.id}})']"
+call POST "/api/v1/conversations/$conv/messages" "$DANA" '{"canned": "refunds", "text": "and more"}'
+expect "text and a canned response together are 400" 400 'd["error"]["field"] == "canned"'
+call POST "/api/v1/conversations/$conv/messages" "$DANA" '{"canned": "nosuch"}'
+expect "an unknown canned response is 422 naming it" 422 'd["error"]["field"] == "canned"'
+call PATCH /api/v1/canned/refunds "$ADMIN" '{"text": "Refunds take 3 days now."}'
+expect "PATCH replaces its text" 200 'd["text"] == "Refunds take 3 days now."'
+call PATCH /api/v1/canned/nosuch "$ADMIN" '{"text": "x"}'
+expect "PATCH an unknown one is 404" 404
+call DELETE /api/v1/canned/refunds "$ADMIN"
+expect "DELETE removes it" 200 'd["deleted"] == "refunds"'
+call DELETE /api/v1/canned/refunds "$ADMIN"
+expect "DELETE again is 404" 404
+
 call DELETE /api/v1/users/erin "$ADMIN"
 expect "deleting a user revokes their tokens" 200 'd["tokens_revoked"] == 1'
 call GET /api/v1/plugins "$ERIN"

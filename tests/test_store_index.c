@@ -303,7 +303,7 @@ START_TEST(a_schema_12_database_migrates_to_an_empty_index_and_fills_it) {
   fx_close_store(&f);
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE notes; DROP TABLE search_index;"
+  ck_assert_int_eq(sqlite3_exec(db, FX_BACK_TO_SCHEMA_13 "DROP TABLE search_index;"
                                     "DELETE FROM meta WHERE key = 'search_indexed'; PRAGMA user_version = 12;",
                                     NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
