@@ -564,6 +564,14 @@ static void api__contact_merge(api *a, const http_request *req, http_responder *
   json_decref(b);
 }
 
+/* DELETE /api/v1/contacts/{id}: erases the contact and all of theirs (admin). */
+static void api__contact_delete(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  int64_t id;
+  if (api_param_id(req, res, "id", &id) != 0) return;
+  api_submitted(res, store_contact_delete(a->host.st, id, api_done_object, res));
+}
+
 int api_conversations_register(api *a) {
   int rc = 0;
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/conversations", 0, api__conversations);
@@ -587,5 +595,6 @@ int api_conversations_register(api *a) {
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/contacts", 0, api__contacts);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/contacts/{id}", 0, api__contact_patch);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/contacts/{id}/merge", 0, api__contact_merge);
+  if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/contacts/{id}", API_ADMIN, api__contact_delete);
   return rc;
 }

@@ -218,43 +218,101 @@ int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void
 
 /* ---- channel history ---- */
 
+/* Deletes the conversations of the threads matching THREADS (a condition on
+ * threads binding ?1) with all they hold: outbox rows, the search index's
+ * rows (its 'delete' needs the values as indexed: store_sqlite_index.c),
+ * messages (their attachments go by trigger), tickets and notes. The
+ * threads themselves go last (sq__purge). */
+#define SQ_PURGE_STEPS(THREADS)                                                                              \
+  SQ_CHAIN("SELECT last_message_id FROM threads WHERE " THREADS " AND last_message_id IS NOT NULL")        \
+  "DELETE FROM outbox WHERE message_id IN chain",                                                          \
+      SQ_CHAIN("SELECT last_message_id FROM threads WHERE " THREADS " AND last_message_id IS NOT NULL")    \
+      "INSERT INTO search_index(search_index, rowid, text, subject)"                                       \
+      " SELECT 'delete', m.id, sb_fold(m.text), sb_fold(m.subject) FROM chain JOIN messages m ON m.id = chain.id" \
+      " WHERE m.id <= (SELECT value FROM meta WHERE key = 'search_indexed')"                               \
+      " AND (m.text IS NOT NULL OR m.subject IS NOT NULL)",                                                \
+      SQ_CHAIN("SELECT last_message_id FROM threads WHERE " THREADS " AND last_message_id IS NOT NULL")    \
+      "DELETE FROM messages WHERE id IN chain",                                                            \
+      "DELETE FROM tickets WHERE thread_id IN (SELECT id FROM threads WHERE " THREADS ")",                  \
+      "DELETE FROM notes WHERE thread_id IN (SELECT id FROM threads WHERE " THREADS ")"
+
+/* Runs steps (each binding ?1 to key), then deletes the threads matching
+ * threads_sql; *n_threads: how many went. */
+static int sq__purge(store *st, sq_req *r, const char *const *steps, size_t n, const char *threads_sql,
+                     const char *what, sqlite3_stmt *(*bind)(sqlite3_stmt *, const json_t *), const json_t *key,
+                     int64_t *n_threads) {
+  for (size_t i = 0; i < n; i++) {
+    sqlite3_stmt *s = sq_prep(st, steps[i]);
+    if (s == NULL) return sq_fail(st, r, what);
+    if (sq__step(st, r, bind(s, key), what) < 0) return -EIO;
+  }
+  sqlite3_stmt *s = sq_prep(st, threads_sql);
+  if (s == NULL) return sq_fail(st, r, what);
+  if (sq__step(st, r, bind(s, key), what) < 0) return -EIO;
+  *n_threads = sqlite3_changes(st->db);
+  /* The message path caches thread and contact ids that may be gone now. */
+  sq_caches_clear(st);
+  return 0;
+}
+
+static sqlite3_stmt *sq__bind_name(sqlite3_stmt *s, const json_t *key) {
+  sq_bind_text(s, 1, json_string_value(key));
+  return s;
+}
+
+static sqlite3_stmt *sq__bind_id(sqlite3_stmt *s, const json_t *key) {
+  sqlite3_bind_int64(s, 1, json_integer_value(key));
+  return s;
+}
+
 static int sq__history_delete(store *st, sq_req *r, json_t *a, json_t **result) {
-  static const char *const sql[] = {
-      "DELETE FROM outbox WHERE message_id IN (SELECT id FROM messages WHERE channel = ?1)",
-      /* the search index's rows of the messages it holds, which its
-       * 'delete' needs given as they were indexed (store_sqlite_index.c) */
-      SQ_CHAIN("SELECT last_message_id FROM threads WHERE channel = ?1 AND last_message_id IS NOT NULL")
-      "INSERT INTO search_index(search_index, rowid, text, subject)"
-      " SELECT 'delete', m.id, sb_fold(m.text), sb_fold(m.subject) FROM chain JOIN messages m ON m.id = chain.id"
-      " WHERE m.id <= (SELECT value FROM meta WHERE key = 'search_indexed')"
-      " AND (m.text IS NOT NULL OR m.subject IS NOT NULL)",
-      SQ_CHAIN("SELECT last_message_id FROM threads WHERE channel = ?1 AND last_message_id IS NOT NULL")
-      "DELETE FROM messages WHERE id IN chain",
-      "DELETE FROM tickets WHERE thread_id IN (SELECT id FROM threads WHERE channel = ?1)",
-      "DELETE FROM notes WHERE thread_id IN (SELECT id FROM threads WHERE channel = ?1)",
+  static const char *const steps[] = {
+      SQ_PURGE_STEPS("channel = ?1"),
       "DELETE FROM identities WHERE channel = ?1",
       "DELETE FROM kv WHERE channel = ?1",
   };
-  const char *name = sq__str(a, "name");
-  for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-    sqlite3_stmt *s = sq_prep(st, sql[i]);
-    if (s == NULL) return sq_fail(st, r, "deleting a channel's history");
-    sq_bind_text(s, 1, name);
-    if (sq__step(st, r, s, "deleting a channel's history") < 0) return -EIO;
-  }
-  sqlite3_stmt *s = sq_prep(st, "DELETE FROM threads WHERE channel = ?1");
-  if (s == NULL) return sq_fail(st, r, "deleting a channel's history");
-  sq_bind_text(s, 1, name);
-  if (sq__step(st, r, s, "deleting a channel's history") < 0) return -EIO;
-  *result = json_pack("{sI}", "threads", (json_int_t)sqlite3_changes(st->db));
-  /* The message path caches thread and contact ids that may be gone now. */
-  sq_caches_clear(st);
+  int64_t n = 0;
+  if (sq__purge(st, r, steps, sizeof(steps) / sizeof(steps[0]), "DELETE FROM threads WHERE channel = ?1",
+                "deleting a channel's history", sq__bind_name, json_object_get(a, "name"), &n) < 0)
+    return -EIO;
+  *result = json_pack("{sI}", "threads", (json_int_t)n);
   return 0;
 }
 
 int store_channel_history_delete(store *st, const char *name, store_json_cb cb, void *arg) {
   if (name == NULL) return -EINVAL;
   return sq_submit_json(st, sq__history_delete, json_pack("{ss}", "name", name), cb, arg);
+}
+
+/* ---- erasing a contact ---- */
+
+static int sq__contact_delete(store *st, sq_req *r, json_t *a, json_t **result) {
+  static const char *const steps[] = {
+      SQ_PURGE_STEPS("contact_id = ?1"),
+      "DELETE FROM identities WHERE contact_id = ?1",
+      "DELETE FROM contacts WHERE id = ?1",
+  };
+  json_t *id = json_object_get(a, "id");
+  sqlite3_stmt *s = sq_prep(st, "SELECT 1 FROM contacts WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a contact");
+  int found = sqlite3_step(sq__bind_id(s, id)) == SQLITE_ROW;
+  sqlite3_reset(s);
+  if (!found) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "contact %lld does not exist", (long long)json_integer_value(id));
+    return -ENOENT;
+  }
+  int64_t n = 0;
+  if (sq__purge(st, r, steps, sizeof(steps) / sizeof(steps[0]), "DELETE FROM threads WHERE contact_id = ?1",
+                "erasing a contact", sq__bind_id, id, &n) < 0)
+    return -EIO;
+  if (sq_event(st, r, "contact.deleted", NULL, NULL, json_pack("{sO}", "contact_id", id)) < 0) return -EIO;
+  *result = json_pack("{sO sI}", "deleted", id, "conversations", (json_int_t)n);
+  return 0;
+}
+
+int store_contact_delete(store *st, int64_t id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__contact_delete, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
 }
 
 static int sq__history_move(store *st, sq_req *r, json_t *a, json_t **result) {

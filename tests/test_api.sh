@@ -635,6 +635,42 @@ expect "DELETE removes it" 200 'd["deleted"] == "refunds"'
 call DELETE /api/v1/canned/refunds "$ADMIN"
 expect "DELETE again is 404" 404
 
+# --- erasing a contact: everything of theirs goes ---
+printf 'private scan' >"$work/erase.bin"
+curl -s -H "X-Id: erase-1" -H "X-Sender: eraseme" -H "X-Attach: id.png" -H "X-Attach-Type: image/png" \
+  --data-binary @"$work/erase.bin" "$base/hooks/demo/messages" >/dev/null
+inbound demo erase-2 eraseme "my passport number is 12345678"
+call GET "/api/v1/conversations?q=passport" "$AGENT"
+econv=$(jv 'd["items"][0]["id"]')
+econtact=$(jv 'd["items"][0]["contact"]["id"]')
+eticket=$(jv 'd["items"][0]["ticket"]["id"]')
+call GET "/api/v1/conversations/$econv" "$AGENT"
+eatt=$(jv '[a["id"] for m in d["messages"] for a in m["attachments"] if "id" in a][0]')
+call POST "/api/v1/conversations/$econv/notes" "$AGENT" '{"text": "asked for erasure"}'
+call POST "/api/v1/conversations/$econv/messages" "$AGENT" '{"text": "retry"}'
+call DELETE "/api/v1/contacts/$econtact" "$AGENT"
+expect "agents cannot erase contacts" 403
+call DELETE "/api/v1/contacts/$econtact" "$ADMIN"
+expect "an admin erases a contact with their conversations" 200 "d['deleted'] == $econtact and d['conversations'] == 1"
+call GET "/api/v1/conversations/$econv" "$AGENT"
+expect "the conversation is gone" 404
+call GET "/api/v1/tickets/$eticket" "$AGENT"
+expect "its ticket is gone" 404
+call GET "/api/v1/attachments/$eatt" "$AGENT"
+expect "its attachments are gone" 404
+call GET "/api/v1/conversations?q=passport" "$AGENT"
+expect "the search finds nothing of theirs" 200 'd["items"] == []'
+call GET "/api/v1/contacts?q=eraseme" "$AGENT"
+expect "the contact is gone" 200 'd["items"] == []'
+left=$(sqlite3 "$work/db.sqlite" "SELECT (SELECT count(*) FROM messages WHERE thread_id = $econv) || ' ' || (SELECT count(*) FROM notes WHERE thread_id = $econv) || ' ' || (SELECT count(*) FROM identities WHERE contact_id = $econtact) || ' ' || (SELECT count(*) FROM outbox o LEFT JOIN messages m ON m.id = o.message_id WHERE m.id IS NULL)")
+check "no message, note, identity or queued reply of theirs is left" $([ "$left" = "0 0 0 0" ]; echo $?) "$left"
+sqlite3 -cmd '.timeout 5000' "$work/db.sqlite" "INSERT INTO search_index(search_index) VALUES('integrity-check')" 2>"$work/fts.err"
+check "the search index is whole after the erasure" $? "$(cat "$work/fts.err")"
+check "a contact.deleted event says so" \
+  $([ "$(sqlite3 "$work/db.sqlite" "SELECT count(*) FROM events WHERE type = 'contact.deleted'")" = 1 ]; echo $?)
+call DELETE "/api/v1/contacts/$econtact" "$ADMIN"
+expect "erasing them again is 404" 404
+
 call DELETE /api/v1/users/erin "$ADMIN"
 expect "deleting a user revokes their tokens" 200 'd["tokens_revoked"] == 1'
 call GET /api/v1/plugins "$ERIN"
