@@ -23,7 +23,7 @@ static void api__conversations_done(void *arg, int status, json_t *result, const
 
 static void api__conversations(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
-  static const char *const keys[] = {"channel", "inbox", "status", "assignee", "q", "failed", "cursor"};
+  static const char *const keys[] = {"channel", "inbox", "status", "assignee", "q", "failed", "cursor", "contact"};
   json_t *f = json_object();
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
     if (api_query_into(req, res, keys[i], f) != 0) goto out;
@@ -40,6 +40,14 @@ static void api__conversations(api *a, const http_request *req, http_responder *
     goto out;
   }
   if (failed != NULL) json_object_set_new(f, "failed", json_boolean(strcmp(failed, "true") == 0));
+  const char *contact = json_string_value(json_object_get(f, "contact"));
+  if (contact != NULL) {
+    if (strspn(contact, "0123456789") != strlen(contact) || strlen(contact) > 18 || strtoll(contact, NULL, 10) <= 0) {
+      http_respond_error(res, 400, "invalid_query", "contact must be a contact's id", "contact");
+      goto out;
+    }
+    json_object_set_new(f, "contact", json_integer(strtoll(contact, NULL, 10)));
+  }
   api_submitted(res, store_conversations_list(a->host.st, f, api__conversations_done, res));
 out:
   json_decref(f);
@@ -564,6 +572,13 @@ static void api__contact_merge(api *a, const http_request *req, http_responder *
   json_decref(b);
 }
 
+static void api__contact_get(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  int64_t id;
+  if (api_param_id(req, res, "id", &id) != 0) return;
+  api_submitted(res, store_contact_get(a->host.st, id, api_done_object, res));
+}
+
 /* DELETE /api/v1/contacts/{id}: erases the contact and all of theirs (admin). */
 static void api__contact_delete(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
@@ -593,6 +608,7 @@ int api_conversations_register(api *a) {
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/tickets/{id}", 0, api__ticket_patch);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/pipelines", 0, api__pipelines);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/contacts", 0, api__contacts);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/contacts/{id}", 0, api__contact_get);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/contacts/{id}", 0, api__contact_patch);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/contacts/{id}/merge", 0, api__contact_merge);
   if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/contacts/{id}", API_ADMIN, api__contact_delete);

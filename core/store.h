@@ -194,6 +194,9 @@ int store_contact_patch(store *st, int64_t id, const json_t *patch, store_json_c
  * contact.merged. Result: the merged contact. */
 int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_cb cb, void *arg);
 
+/* One contact as the contacts list has it (identities included); -ENOENT. */
+int store_contact_get(store *st, int64_t id, store_json_cb cb, void *arg);
+
 /* Erases a contact and everything of theirs: their identities, their
  * conversations with all messages, attachments, tickets, notes and queued
  * replies, and their rows in the search index (a person's right to be

@@ -322,6 +322,18 @@ static int sq__contact_patch(store *st, sq_req *r, json_t *a, json_t **result) {
   return sq__one(st, r, s, "contact", id, result);
 }
 
+static int sq__contact_get(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  sqlite3_stmt *s = sq_prep(st, SQ_CONTACT_JSON "WHERE c.id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a contact");
+  sqlite3_bind_int64(s, 1, id);
+  return sq__one(st, r, s, "contact", id, result);
+}
+
+int store_contact_get(store *st, int64_t id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__contact_get, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
+}
+
 int store_contact_patch(store *st, int64_t id, const json_t *patch, store_json_cb cb, void *arg) {
   if (!json_is_object(patch)) return -EINVAL;
   return sq_submit_json(st, sq__contact_patch,
@@ -395,7 +407,7 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
 /* The filters of the conversations list other than q; ?6 is q. */
 #define SQ_CONVERSATIONS_WHERE                                                                     \
   "WHERE (?1 = 0 OR t.id < ?1) AND (?2 IS NULL OR t.channel = ?2) AND (?3 IS NULL OR t.inbox = ?3)" \
-  " AND (?4 IS NULL OR t.status = ?4)"                                                             \
+  " AND (?4 IS NULL OR t.status = ?4) AND (?10 IS NULL OR t.contact_id = ?10)"                    \
   " AND (?5 IS NULL OR (?5 = 'none' AND t.assignee_id IS NULL)"                                   \
   "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"                              \
   " AND (?8 IS NULL OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"        \
@@ -455,6 +467,8 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
   sq_bind_text(s, 6, sq__str(q, "q"));
   sqlite3_bind_int64(s, 7, limit);
   if (json_is_true(json_object_get(q, "failed"))) sqlite3_bind_int(s, 8, 1);
+  if (json_is_integer(json_object_get(q, "contact")))
+    sqlite3_bind_int64(s, 10, json_integer_value(json_object_get(q, "contact")));
   return sq__run_page(st, r, s, limit, result);
 }
 

@@ -708,6 +708,15 @@ call POST "/api/v1/contacts/$c1/merge" "$AGENT" '{"contact_id": 99999}'
 expect "merging an unknown contact is 404" 404
 call POST "/api/v1/contacts/$c1/merge" "$AGENT" "{\"contact_id\": $c2}"
 expect "merge two contacts" 200 "d['id'] == $c1 and len(d['identities']) == 2"
+call GET "/api/v1/contacts/$c1" "$AGENT"
+expect "GET one contact, with its identities" 200 "d['id'] == $c1 and d['name'] == 'Kim Lund' and len(d['identities']) == 2"
+call GET /api/v1/contacts/99999 "$AGENT"
+expect "an unknown contact is 404" 404
+call GET "/api/v1/conversations?contact=$c1" "$AGENT"
+expect "the conversations of one contact, the merged one's included" 200 \
+  "len(d['items']) >= 2 and all(c['contact']['id'] == $c1 for c in d['items'])"
+call GET "/api/v1/conversations?contact=kim" "$AGENT"
+expect "a contact filter that is no id is 400" 400 'd["error"]["field"] == "contact"'
 
 # --- channels ------------------------------------------------------------------------
 call GET /api/v1/channels "$AGENT"
