@@ -404,7 +404,9 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
   " WHERE id = t.last_message_id), 'created_at', t.created_at)"                \
   " FROM threads t LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN tickets k ON k.id = t.ticket_id "
 
-/* The filters of the conversations list other than q; ?6 is q. */
+/* The filters of the conversations list, and the part of q that needs no
+ * index: the contact's name, email and phone, and agents' notes (few, read
+ * by their thread); ?6 is q. */
 #define SQ_CONVERSATIONS_WHERE                                                                     \
   "WHERE (?1 = 0 OR t.id < ?1) AND (?2 IS NULL OR t.channel = ?2) AND (?3 IS NULL OR t.inbox = ?3)" \
   " AND (?4 IS NULL OR t.status = ?4) AND (?10 IS NULL OR t.contact_id = ?10)"                    \
@@ -412,7 +414,8 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
   "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"                              \
   " AND (?8 IS NULL OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"        \
   "      JOIN messages m ON m.id = chain.id WHERE m.direction = 'out' AND m.status = 'failed'))"   \
-  " AND (?6 IS NULL OR sb_contains(c.name, ?6) OR sb_contains(c.email, ?6) OR sb_contains(c.phone, ?6)"
+  " AND (?6 IS NULL OR sb_contains(c.name, ?6) OR sb_contains(c.email, ?6) OR sb_contains(c.phone, ?6)"  \
+  "      OR EXISTS (SELECT 1 FROM notes n WHERE n.thread_id = t.id AND sb_contains(n.text, ?6))"
 
 /* q found by a scan of every conversation's messages: a term too short for
  * the index. */

@@ -582,6 +582,8 @@ expect "a note through a token of nobody has no author" 201 'd["user"] is None'
 call GET "/api/v1/conversations/$conv" "$AGENT"
 expect "the conversation lists its notes, oldest first, apart from its messages" 200 \
   "[n['text'] for n in d['notes']] == ['VIP: refund approved by finance', 'second look'] and d['notes'][0]['id'] == $note and all(m['text'] != 'second look' for m in d['messages'])"
+call GET "/api/v1/conversations?q=FINANCE" "$AGENT"
+expect "the search finds a conversation by its notes" 200 "$conv in [c['id'] for c in d['items']]"
 check "a note never reaches the outbox" $([ "$(sqlite3 "$work/db.sqlite" "SELECT count(*) FROM outbox")" = "$outbox_before" ]; echo $?)
 check "a note is a note.created event" \
   $([ "$(sqlite3 "$work/db.sqlite" "SELECT count(*) FROM events WHERE type = 'note.created'")" = 2 ]; echo $?)
