@@ -579,6 +579,22 @@ static void api__contact_get(api *a, const http_request *req, http_responder *re
   api_submitted(res, store_contact_get(a->host.st, id, api_done_object, res));
 }
 
+/* GET /api/v1/contacts/{id}/export (admin): all the help desk holds of a
+ * contact, attachments pointed at their downloads as in a conversation. */
+static void api__contact_exported(void *arg, int status, json_t *result, const char *err) {
+  size_t i;
+  json_t *c;
+  if (status == 0) json_array_foreach(json_object_get(result, "conversations"), i, c) api__attachment_urls(c);
+  api_done_object(arg, status, result, err);
+}
+
+static void api__contact_export(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  int64_t id;
+  if (api_param_id(req, res, "id", &id) != 0) return;
+  api_submitted(res, store_contact_export(a->host.st, id, api__contact_exported, res));
+}
+
 /* DELETE /api/v1/contacts/{id}: erases the contact and all of theirs (admin). */
 static void api__contact_delete(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
@@ -612,5 +628,6 @@ int api_conversations_register(api *a) {
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/contacts/{id}", 0, api__contact_patch);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/contacts/{id}/merge", 0, api__contact_merge);
   if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/contacts/{id}", API_ADMIN, api__contact_delete);
+  if (rc == 0) rc = api_route(a, "GET", "/api/v1/contacts/{id}/export", API_ADMIN, api__contact_export);
   return rc;
 }

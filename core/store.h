@@ -204,6 +204,12 @@ int store_contact_get(store *st, int64_t id, store_json_cb cb, void *arg);
  * event. -ENOENT for no such contact. */
 int store_contact_delete(store *st, int64_t id, store_json_cb cb, void *arg);
 
+/* Everything the help desk holds of a contact, for a person's right of
+ * access: {contact (with identities), conversations: [each with its
+ * messages and notes, oldest first], exported_at}. Attachments are listed
+ * with their download links. Read beside the writer. -ENOENT. */
+int store_contact_export(store *st, int64_t id, store_json_cb cb, void *arg);
+
 /* ---- conversations and tickets ---- */
 
 /* filter: {channel?, inbox?, status? ("open"|"closed"), assignee? (user name or

@@ -355,6 +355,11 @@ int sq_thread_summary(store *st, sq_req *r, int64_t id, json_t **result);
  * none. */
 int sq_canned_text(store *st, sq_req *r, const char *name, int64_t contact_id, int64_t user_id, char **out);
 
+/* One contact (with identities), and one conversation (with its messages
+ * and notes), as the API reads them; -ENOENT when there is none. */
+int sq_contact_json(store *st, sq_req *r, int64_t id, json_t **result);
+int sq_conversation_json(store *st, sq_req *r, int64_t id, json_t **result);
+
 /* A conversation's internal notes, oldest first, as a JSON array into *out. */
 int sq_thread_notes(store *st, sq_req *r, int64_t thread_id, json_t **out);
 

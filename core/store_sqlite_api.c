@@ -315,6 +315,39 @@ int store_contact_delete(store *st, int64_t id, store_json_cb cb, void *arg) {
   return sq_submit_json(st, sq__contact_delete, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
 }
 
+/* ---- exporting a contact ---- */
+
+static int sq__contact_export(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  json_t *contact = NULL;
+  if (sq_contact_json(st, r, id, &contact) < 0) return r->status;
+  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM threads WHERE contact_id = ?1 ORDER BY id");
+  if (s == NULL) {
+    json_decref(contact);
+    return sq_fail(st, r, "reading a contact's conversations");
+  }
+  sqlite3_bind_int64(s, 1, id);
+  json_t *convs = json_array();
+  int rc, failed = 0;
+  while (!failed && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_t *c = NULL;
+    failed = sq_conversation_json(st, r, sqlite3_column_int64(s, 0), &c) < 0;
+    if (!failed) json_array_append_new(convs, c);
+  }
+  sqlite3_reset(s);
+  if (failed || rc != SQLITE_DONE) {
+    json_decref(contact);
+    json_decref(convs);
+    return failed ? -EIO : sq_fail(st, r, "reading a contact's conversations");
+  }
+  *result = json_pack("{so so sI}", "contact", contact, "conversations", convs, "exported_at", (json_int_t)sq_now_ms());
+  return 0;
+}
+
+int store_contact_export(store *st, int64_t id, store_json_cb cb, void *arg) {
+  return sq_submit_read_json(st, sq__contact_export, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
+}
+
 static int sq__history_move(store *st, sq_req *r, json_t *a, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, "UPDATE threads SET inbox = ?2 WHERE channel = ?1");
   if (s == NULL) return sq_fail(st, r, "moving a channel's history");

@@ -322,12 +322,15 @@ static int sq__contact_patch(store *st, sq_req *r, json_t *a, json_t **result) {
   return sq__one(st, r, s, "contact", id, result);
 }
 
-static int sq__contact_get(store *st, sq_req *r, json_t *a, json_t **result) {
-  int64_t id = json_integer_value(json_object_get(a, "id"));
+int sq_contact_json(store *st, sq_req *r, int64_t id, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_CONTACT_JSON "WHERE c.id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a contact");
   sqlite3_bind_int64(s, 1, id);
   return sq__one(st, r, s, "contact", id, result);
+}
+
+static int sq__contact_get(store *st, sq_req *r, json_t *a, json_t **result) {
+  return sq_contact_json(st, r, json_integer_value(json_object_get(a, "id")), result);
 }
 
 int store_contact_get(store *st, int64_t id, store_json_cb cb, void *arg) {
@@ -492,8 +495,7 @@ int sq_thread_summary(store *st, sq_req *r, int64_t id, json_t **result) {
   return sq__one(st, r, s, "conversation", id, result);
 }
 
-static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
-  int64_t id = json_integer_value(json_object_get(a, "id"));
+int sq_conversation_json(store *st, sq_req *r, int64_t id, json_t **result) {
   json_t *thread;
   if (sq_thread_summary(st, r, id, &thread) < 0) return r->status;
   sqlite3_stmt *s = sq_prep(st, SQ_CHAIN("SELECT last_message_id FROM threads WHERE id = ?1 AND last_message_id IS NOT NULL")
@@ -518,6 +520,10 @@ static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
   json_object_set_new(thread, "notes", notes);
   *result = thread;
   return 0;
+}
+
+static int sq__conversation(store *st, sq_req *r, json_t *a, json_t **result) {
+  return sq_conversation_json(st, r, json_integer_value(json_object_get(a, "id")), result);
 }
 
 int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void *arg) {

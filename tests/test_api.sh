@@ -650,6 +650,13 @@ call GET "/api/v1/conversations/$econv" "$AGENT"
 eatt=$(jv '[a["id"] for m in d["messages"] for a in m["attachments"] if "id" in a][0]')
 call POST "/api/v1/conversations/$econv/notes" "$AGENT" '{"text": "asked for erasure"}'
 call POST "/api/v1/conversations/$econv/messages" "$AGENT" '{"text": "retry"}'
+call GET "/api/v1/contacts/$econtact/export" "$AGENT"
+expect "agents cannot export a contact's data" 403
+call GET "/api/v1/contacts/$econtact/export" "$ADMIN"
+expect "an admin exports all of a contact's data: the contact, each conversation with messages, notes and attachment links" 200 \
+  "d['contact']['id'] == $econtact and [c['id'] for c in d['conversations']] == [$econv] and any('passport' in (m['text'] or '') for m in d['conversations'][0]['messages']) and [n['text'] for n in d['conversations'][0]['notes']] == ['asked for erasure'] and any(a.get('url') == '/api/v1/attachments/$eatt' for m in d['conversations'][0]['messages'] for a in m['attachments']) and d['exported_at'] > 0"
+call GET /api/v1/contacts/99999/export "$ADMIN"
+expect "exporting an unknown contact is 404" 404
 call DELETE "/api/v1/contacts/$econtact" "$AGENT"
 expect "agents cannot erase contacts" 403
 call DELETE "/api/v1/contacts/$econtact" "$ADMIN"
