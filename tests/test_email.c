@@ -189,15 +189,16 @@ static void mail_system_stop(void) {
 /* A misbehaving SMTP server for answers OpenSMTPD does not give on cue:
  * "tempfail" answers RCPT with 451, "authfail" offers AUTH and refuses it
  * with 535; in every mode STARTTLS is refused with 454. Serves one session
- * per connection, forever (stopped by PID). */
+ * per connection, forever (stopped by PID); a connection that breaks ends
+ * only itself. */
 static const char fake_smtp_py[] =
     EXIT_WITH_PARENT_PY
     "import socket, sys\n"
     "mode = sys.argv[2]\n"
     "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
     "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(5)\n"
-    "while True:\n"
-    "    c, _ = s.accept(); f = c.makefile('rb')\n"
+    "def serve(c):\n"
+    "    f = c.makefile('rb')\n"
     "    c.sendall(b'220 fake ESMTP\\r\\n')\n"
     "    for line in f:\n"
     "        cmd = line.strip().upper()\n"
@@ -213,7 +214,13 @@ static const char fake_smtp_py[] =
     "            c.sendall(b'221 bye\\r\\n'); break\n"
     "        else:\n"
     "            c.sendall(b'250 ok\\r\\n')\n"
-    "    c.close()\n";
+    "    c.close()\n"
+    /* a client that left at once (the test's probe of the port) must not end
+     * the server: the next client would be reset */
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    try: serve(c)\n"
+    "    except OSError: c.close()\n";
 
 static pid_t fake_smtp_start(const char *mode, int *port) {
   char *script = tu_write_file(mail_dir, "fake_smtp.py", fake_smtp_py);
