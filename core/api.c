@@ -359,6 +359,11 @@ void api_done_page(void *arg, int status, json_t *result, const char *err) {
   api__done(arg, status, result, err, 200, 0);
 }
 
+int64_t api_is_id(const char *s) {
+  size_t n = s != NULL ? strlen(s) : 0;
+  return n > 0 && n <= 18 && strspn(s, "0123456789") == n ? strtoll(s, NULL, 10) : 0;
+}
+
 /* Copies query parameter name (when present) into filter as a string.
  * An empty search (q) is no search; an empty filter would silently filter
  * nothing, so it is refused, and so is a cursor that is not one (the
@@ -370,8 +375,7 @@ int api_query_into(const http_request *req, http_responder *res, const char *nam
   if (n == -ENOENT) return 0;
   const char *why = n < 0 ? "is too long" : NULL;
   if (why == NULL && buf[0] == '\0' && strcmp(name, "q") != 0) why = "is empty: give a value or leave it out";
-  if (why == NULL && strcmp(name, "cursor") == 0 &&
-      (strspn(buf, "0123456789") != strlen(buf) || strlen(buf) > 18 || strtoll(buf, NULL, 10) <= 0))
+  if (why == NULL && strcmp(name, "cursor") == 0 && api_is_id(buf) == 0)
     why = "is not a cursor: give the previous page's next_cursor";
   if (why != NULL) {
     char msg[128];

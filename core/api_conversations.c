@@ -42,11 +42,12 @@ static void api__conversations(api *a, const http_request *req, http_responder *
   if (failed != NULL) json_object_set_new(f, "failed", json_boolean(strcmp(failed, "true") == 0));
   const char *contact = json_string_value(json_object_get(f, "contact"));
   if (contact != NULL) {
-    if (strspn(contact, "0123456789") != strlen(contact) || strlen(contact) > 18 || strtoll(contact, NULL, 10) <= 0) {
+    int64_t cid = api_is_id(contact);
+    if (cid == 0) {
       http_respond_error(res, 400, "invalid_query", "contact must be a contact's id", "contact");
       goto out;
     }
-    json_object_set_new(f, "contact", json_integer(strtoll(contact, NULL, 10)));
+    json_object_set_new(f, "contact", json_integer(cid));
   }
   api_submitted(res, store_conversations_list(a->host.st, f, api__conversations_done, res));
 out:

@@ -62,6 +62,9 @@ int api_check_keys(http_responder *res, const json_t *body, const char *const *k
  * previous page's next_cursor. Returns 0, or -EINVAL after answering 400
  * naming the parameter. */
 int api_query_into(const http_request *req, http_responder *res, const char *name, json_t *filter);
+/* s as a positive decimal id (at most 18 digits, nothing else), or 0. */
+int64_t api_is_id(const char *s);
+
 /* Reads ?limit= (1..500) into filter. Returns 0 or -EINVAL (answered). */
 int api_query_limit(const http_request *req, http_responder *res, json_t *filter);
 
