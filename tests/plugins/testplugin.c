@@ -18,8 +18,9 @@
  *   GET  /now          now_ms
  *
  * send(): text "retry" → send_retry(1500), "fail" → send_fail, "attachment" →
- * send_ok("got N bytes of TYPE as NAME", the first attachment's), "link" →
- * send_ok(a 2-second attachment_link to the first attachment's file), "flaky" →
+ * send_ok("got N bytes of TYPE as NAME", the first attachment's), "link" /
+ * "shortlink" → send_ok(a 10-minute / 1-second attachment_link to the first
+ * attachment's file), "flaky" →
  * send_fail and send_ok(idempotency key) in turn (per instance), "defer" →
  * send_defer(2500) (ABI 1.2), "later" →
  * send_ok from a timer, "http" → POST to the endpoint setting, then
@@ -340,12 +341,14 @@ static int tp_send(void *instance, const sb_outbound_message *msg, sb_send_op *o
     snprintf(ext, sizeof(ext), "got %zu bytes of %s as %s", a != NULL ? a->data_len : 0,
              a != NULL && a->mime_type != NULL ? a->mime_type : "-", a != NULL && a->filename != NULL ? a->filename : "-");
     t->host->send_ok(op, ext);
-  } else if (strcmp(text, "link") == 0) { /* send_ok(a 2-second link to the first attachment's stored file) */
+  } else if (strcmp(text, "link") == 0 || strcmp(text, "shortlink") == 0) {
+    /* send_ok(a link to the first attachment's stored file: 10 minutes, or 1 second) */
     const char *url = msg->attachment_count > 0 ? msg->attachments[0].url : NULL;
     const char *slash = url != NULL ? strrchr(url, '/') : NULL;
     char link[160];
     int n = SB_HOST_HAS(t->host, attachment_link) && slash != NULL
-                ? t->host->attachment_link(t->ch, strtoll(slash + 1, NULL, 10), 2, link, sizeof(link))
+                ? t->host->attachment_link(t->ch, strtoll(slash + 1, NULL, 10), text[0] == 's' ? 1 : 600, link,
+                                           sizeof(link))
                 : SB_ENOTSUP;
     if (n > 0)
       t->host->send_ok(op, link);
