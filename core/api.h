@@ -46,6 +46,7 @@ typedef struct api_host {
   /* The API cannot go on (stored channels cannot be unsealed at start-up):
    * err is one sentence for the operator; the daemon should stop. */
   void (*fatal)(void *ctx, const char *err);
+  struct webhooks *webhooks;  /* the outgoing webhooks' dispatcher (webhooks.h) */
   uint64_t sse_keepalive_ms;  /* comment every so often on idle streams; 0 = 15 s */
   size_t sse_max_pending;     /* a stream whose unsent backlog exceeds this is dropped; 0 = 1 MiB */
 } api_host;

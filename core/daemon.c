@@ -23,6 +23,7 @@
 #include "router.h"
 #include "schema.h"
 #include "store.h"
+#include "webhooks.h"
 
 /* How long a graceful stop may wait for channels to close. */
 #define DAEMON_STOP_BOUND_MS 10000
@@ -35,6 +36,7 @@ typedef struct daemon_host {
   store *st;
   httpc *httpc;
   relay *relay;
+  webhooks *webhooks; /* outgoing */
   http_server *http;
   ingress *ingress;
   health_sources health;
@@ -453,7 +455,7 @@ static void daemon__start_serving(daemon_host *d) {
   api_host api_hooks = {
       .loop = &d->loop, .st = d->st, .plugins = &d->plugins, .ctx = d, .lookup = daemon__lookup,
       .config = daemon__api_config, .channel_open = daemon__api_open, .channel_close = daemon__api_close,
-      .fatal = daemon__api_fatal, .sse_keepalive_ms = (uint64_t)cfg->http_sse_keepalive_ms,
+      .fatal = daemon__api_fatal, .webhooks = d->webhooks, .sse_keepalive_ms = (uint64_t)cfg->http_sse_keepalive_ms,
   };
   if (rc == 0 && api_register(d->http, &api_hooks, &d->api) != 0) {
     snprintf(err, sizeof(err), "the REST API could not be set up: out of memory");
@@ -501,6 +503,8 @@ static void daemon__http_closed(void *arg) {
   d->ingress = NULL;
   api_free(d->api);
   d->api = NULL;
+  webhooks_free(d->webhooks); /* before the client and the store it waits on close */
+  d->webhooks = NULL;
   if (d->httpc != NULL) {
     httpc_close(d->httpc, daemon__httpc_closed, d);
   } else {
@@ -556,6 +560,8 @@ static void daemon__make_store_dir(const char *url) {
   free(copy);
 }
 
+static const char *daemon__secret_key(void *ctx) { return ((daemon_host *)ctx)->cfg->secret_key; }
+
 /* Opens the store and the shared parts. Returns 0, or 1 with the reason
  * already printed. */
 static int daemon__open_core(daemon_host *d) {
@@ -580,6 +586,12 @@ static int daemon__open_core(daemon_host *d) {
   };
   if (relay_start_outbox(d->relay, &ob) != 0) {
     fprintf(stderr, "switchboard: the outbox could not start\n");
+    return 1;
+  }
+  webhooks_config wc = {.secret_key = daemon__secret_key, .ctx = d, .retry_base_ms = ob.base_delay_ms,
+                        .retry_max_ms = ob.max_delay_ms};
+  if (webhooks_new(&d->loop, d->st, d->httpc, &wc, &d->webhooks) != 0) {
+    fprintf(stderr, "switchboard: the outgoing webhooks could not start\n");
     return 1;
   }
   return 0;

@@ -8,6 +8,7 @@
 typedef struct events_sub {
   int token;
   events_fn fn;
+  void (*watch)(void *arg, int64_t newest); /* a watcher (fn NULL): sees only the newest id */
   void *arg;
   int dead;
   char *type; /* only events of this type, or NULL for all */
@@ -18,6 +19,7 @@ struct events_bus {
   size_t n, cap;
   int next_token;
   int publishing;
+  int64_t newest;
 };
 
 events_bus *events_bus_new(void) {
@@ -35,8 +37,8 @@ void events_bus_free(events_bus *bus) {
 
 int events_subscribe(events_bus *bus, events_fn fn, void *arg) { return events_subscribe_type(bus, NULL, fn, arg); }
 
-int events_subscribe_type(events_bus *bus, const char *type, events_fn fn, void *arg) {
-  if (bus == NULL || fn == NULL) return -EINVAL;
+static int events__add(events_bus *bus, const char *type, events_fn fn, void (*watch)(void *, int64_t),
+                       void *arg) {
   char *copy = type != NULL ? strdup(type) : NULL;
   if (type != NULL && copy == NULL) return -ENOMEM;
   if (bus->n == bus->cap) {
@@ -52,10 +54,21 @@ int events_subscribe_type(events_bus *bus, const char *type, events_fn fn, void 
   events_sub *s = &bus->subs[bus->n++];
   s->token = bus->next_token++;
   s->fn = fn;
+  s->watch = watch;
   s->arg = arg;
   s->dead = 0;
   s->type = copy;
   return s->token;
+}
+
+int events_subscribe_type(events_bus *bus, const char *type, events_fn fn, void *arg) {
+  if (bus == NULL || fn == NULL) return -EINVAL;
+  return events__add(bus, type, fn, NULL, arg);
+}
+
+int events_watch(events_bus *bus, void (*fn)(void *arg, int64_t newest), void *arg) {
+  if (bus == NULL || fn == NULL) return -EINVAL;
+  return events__add(bus, NULL, NULL, fn, arg);
 }
 
 /* Removal only marks the slot while a publish walks the array; compaction
@@ -86,12 +99,12 @@ int events_unsubscribe(events_bus *bus, int token) {
 
 size_t events_subscriber_count(const events_bus *bus) {
   size_t n = 0;
-  for (size_t i = 0; bus != NULL && i < bus->n; i++) n += !bus->subs[i].dead;
+  for (size_t i = 0; bus != NULL && i < bus->n; i++) n += !bus->subs[i].dead && bus->subs[i].fn != NULL;
   return n;
 }
 
 static int events__matches(const events_sub *s, const char *type) {
-  return !s->dead && (s->type == NULL || (type != NULL && strcmp(s->type, type) == 0));
+  return !s->dead && s->fn != NULL && (s->type == NULL || (type != NULL && strcmp(s->type, type) == 0));
 }
 
 int events_wants(const events_bus *bus, const char *type) {
@@ -107,6 +120,39 @@ void events_publish(events_bus *bus, const events_event *ev) {
   size_t n = bus->n;
   for (size_t i = 0; i < n; i++)
     if (events__matches(&bus->subs[i], ev->type)) bus->subs[i].fn(bus->subs[i].arg, ev);
+  if (--bus->publishing == 0) events__compact(bus);
+}
+
+/* Every type the store publishes (events.h lists them with their data). */
+static const char *const events__types[] = {
+    "message.in",     "message.out",  "message.status", "thread.reopened", "thread.updated",
+    "ticket.created", "ticket.updated", "ticket.assigned", "ticket.queued", "notification",
+    "contact.merged", "contact.deleted", "user.updated", "user.deleted",   "note.created",
+};
+
+int events_type_known(const char *type) {
+  for (size_t i = 0; type != NULL && i < sizeof(events__types) / sizeof(events__types[0]); i++)
+    if (strcmp(events__types[i], type) == 0) return 1;
+  return 0;
+}
+
+int events_family_known(const char *family, size_t n) {
+  for (size_t i = 0; family != NULL && i < sizeof(events__types) / sizeof(events__types[0]); i++) {
+    const char *dot = strchr(events__types[i], '.');
+    if (dot != NULL && (size_t)(dot - events__types[i]) == n && strncmp(events__types[i], family, n) == 0) return 1;
+  }
+  return 0;
+}
+
+int64_t events_newest(const events_bus *bus) { return bus != NULL ? bus->newest : 0; }
+
+void events_advance(events_bus *bus, int64_t id) {
+  if (bus == NULL || id <= bus->newest) return;
+  bus->newest = id;
+  bus->publishing++;
+  size_t n = bus->n;
+  for (size_t i = 0; i < n; i++)
+    if (!bus->subs[i].dead && bus->subs[i].watch != NULL) bus->subs[i].watch(bus->subs[i].arg, id);
   if (--bus->publishing == 0) events__compact(bus);
 }
 

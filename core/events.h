@@ -12,6 +12,9 @@
  *   message.out     {message_id, thread_id, status:"queued", automatic, preview}
  *   message.status  {message_id, thread_id, status, error, external_id}
  *   thread.reopened {thread_id}
+ *   thread.updated  {thread_id, status} or {thread_id, user_id}  (a conversation without a ticket)
+ *   note.created    the note: {id, thread_id, user, text, created_at}
+ *   contact.deleted {contact_id}
  *   ticket.created  {ticket_id, thread_id, status, name}
  *   ticket.updated  {ticket_id, thread_id, status, closed, previous_status}
  *   ticket.assigned {ticket_id, thread_id, user_id (null = unassigned)}
@@ -25,6 +28,7 @@
 #define SB_CORE_EVENTS_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct events_event {
@@ -66,6 +70,26 @@ size_t events_subscriber_count(const events_bus *bus);
 
 /* Delivers ev to every subscriber in subscription order. */
 void events_publish(events_bus *bus, const events_event *ev);
+
+/* Is type one of the event types above? And is the n-byte family (the part
+ * before the dot, "ticket") one of theirs? */
+int events_type_known(const char *type);
+int events_family_known(const char *family, size_t n);
+
+/* The newest event id the store has made durable (published or not: an
+ * event nobody subscribes to is never built, but its id counts). */
+int64_t events_newest(const events_bus *bus);
+
+/* The store, once events up to id are durable (at open: every event
+ * stored): moves the newest id on and, when it moved, calls every watcher
+ * once. */
+void events_advance(events_bus *bus, int64_t id);
+
+/* Adds a watcher of the newest id: fn(arg, newest) after each move, never
+ * with the events themselves, so watching costs the store nothing per
+ * event (unlike a subscriber, for whom every event is built). Returns a
+ * token for events_unsubscribe, or -ENOMEM. */
+int events_watch(events_bus *bus, void (*fn)(void *arg, int64_t newest), void *arg);
 
 /* Builds the JSON object form of an event ({id, type, channel, inbox, data})
  * as sent over SSE. Returns a new reference, or NULL on out of memory. */

@@ -36,7 +36,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 15
+#define STORE_SCHEMA_VERSION 16
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -272,6 +272,42 @@ int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb
  * inbox, data}]. */
 int store_events_after(store *st, int64_t after_id, const char *channel, const char *inbox,
                        int limit, store_json_cb cb, void *arg);
+
+/* The same with more to say: an upper bound, and whether message events
+ * are wanted (a reader of other events then walks no messages). */
+typedef struct store_events_query {
+  int64_t after;               /* events with a greater id */
+  int64_t up_to;               /* and at most this id (0: no bound) */
+  const char *channel, *inbox; /* only these (NULL: any) */
+  int no_messages;             /* leave message.in and message.out out */
+  int limit;                   /* at most (<= 0: 1000) */
+} store_events_query;
+int store_events_read(store *st, const store_events_query *q, store_json_cb cb, void *arg);
+
+/* ---- outgoing webhooks (store_sqlite_webhooks.c; core/webhooks.c sends) ---- */
+
+/* Every webhook, by id: [{id, url, events (array of patterns), channel,
+ * inbox, description, secret (sealed text, opaque to the store), active,
+ * cursor, failures, last_status, last_error, last_attempt_at,
+ * last_success_at, created_at}]. */
+int store_webhooks_list(store *st, store_json_cb cb, void *arg);
+
+/* One webhook as listed; -ENOENT. */
+int store_webhook_get(store *st, int64_t id, store_json_cb cb, void *arg);
+
+/* Creates (id 0) or changes webhook id from fields: {url, events, channel,
+ * inbox, description, secret, active, cursor} (absent keys keep the stored
+ * value; null clears channel, inbox or description). A new one needs url,
+ * events, secret and cursor. Result: the webhook as listed; -ENOENT. */
+int store_webhook_put(store *st, int64_t id, const json_t *fields, store_json_cb cb, void *arg);
+
+/* Deletes it: {deleted: id}; -ENOENT. */
+int store_webhook_delete(store *st, int64_t id, store_json_cb cb, void *arg);
+
+/* Records a delivery attempt: state {cursor?, failures, last_status
+ * (null: no answer), last_error, last_attempt_at, last_success_at?}.
+ * Result {id}; -ENOENT when it was deleted meanwhile. */
+int store_webhook_progress(store *st, int64_t id, const json_t *state, store_json_cb cb, void *arg);
 
 /* ---- API bearer tokens (store_sqlite_api.c) ---- */
 

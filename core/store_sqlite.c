@@ -180,6 +180,13 @@ static const char *const sq__migrations[] = {
     /* 15: canned responses (saved replies) agents insert by name. */
     "CREATE TABLE canned(name TEXT PRIMARY KEY, text TEXT NOT NULL, updated_by TEXT, updated_at INTEGER NOT NULL)"
     "  WITHOUT ROWID;",
+    /* 16: outgoing webhooks (core/webhooks.c): where each posts the events it
+     * wants, its signing secret sealed as channel credentials are, the last
+     * event it delivered (cursor) and how its last attempts went. */
+    "CREATE TABLE webhooks(id INTEGER PRIMARY KEY, url TEXT NOT NULL, events TEXT NOT NULL, channel TEXT,"
+    "  inbox TEXT, description TEXT, secret TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1,"
+    "  cursor INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_status INTEGER,"
+    "  last_error TEXT, last_attempt_at INTEGER, last_success_at INTEGER, created_at INTEGER NOT NULL);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
@@ -754,8 +761,11 @@ static void sq__syncer(void *arg) {
   }
 }
 
-static void sq__publish(store *st, sq_req *r) {
+/* Publishes r's events; returns the newest id among them (0: none). */
+static int64_t sq__publish(store *st, sq_req *r) {
+  int64_t newest = 0;
   for (sq_event_rec *e = r->events; e != NULL; e = e->next) {
+    if (e->id > newest) newest = e->id;
     if (!events_wants(st->bus, e->type)) continue; /* no JSON for nobody */
     sq_jw w;
     if (e->is_message) sq_jw_message(&w, &e->message);
@@ -765,6 +775,7 @@ static void sq__publish(store *st, sq_req *r) {
     json_decref(data);
   }
   sq__free_events(r);
+  return newest;
 }
 
 static void sq__deliver(store *st) {
@@ -772,12 +783,15 @@ static void sq__deliver(store *st) {
   sq_req *r = st->done_head;
   st->done_head = st->done_tail = NULL;
   uv_mutex_unlock(&st->mu);
+  int64_t newest = 0;
   while (r != NULL) {
     sq_req *next = r->next;
-    sq__publish(st, r);
+    int64_t n = sq__publish(st, r);
+    if (n > newest) newest = n;
     r->done(st, r);
     r = next;
   }
+  events_advance(st->bus, newest);
 }
 
 static void sq__on_async(uv_async_t *h) { sq__deliver(h->data); }
@@ -1168,6 +1182,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
     sq__free(st);
     return rc;
   }
+  events_advance(st->bus, st->next_id - 1); /* what is stored at open is durable */
   if (uv_async_init(loop, &st->async, sq__on_async) != 0) {
     snprintf(err, errlen, "cannot create the store's wakeup handle");
     sq__free(st);

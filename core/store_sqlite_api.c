@@ -1,4 +1,4 @@
-/* store_sqlite_api.c — what the REST API keeps: hashed bearer tokens, channels connected through the API, channel history moves and deletes. */
+/* store_sqlite_api.c — what the REST API keeps: hashed bearer tokens, channels connected through the API, channel history moves and deletes, outgoing webhooks. */
 #include "store_sqlite.h"
 
 #include <errno.h>
@@ -362,4 +362,163 @@ int store_channel_history_move(store *st, const char *name, const char *inbox, s
                                void *arg) {
   if (name == NULL || inbox == NULL) return -EINVAL;
   return sq_submit_json(st, sq__history_move, json_pack("{ss ss}", "name", name, "inbox", inbox), cb, arg);
+}
+
+/* ---- outgoing webhooks ---- */
+
+#define SQ_WEBHOOK_JSON                                                                                      \
+  "SELECT json_object('id', id, 'url', url, 'events', json(events), 'channel', channel, 'inbox', inbox,"     \
+  " 'description', description, 'secret', secret, 'active', json(CASE active WHEN 0 THEN 'false' ELSE 'true' END)," \
+  " 'cursor', cursor, 'failures', failures, 'last_status', last_status, 'last_error', last_error,"            \
+  " 'last_attempt_at', last_attempt_at, 'last_success_at', last_success_at, 'created_at', created_at)"       \
+  " FROM webhooks "
+
+static int sq__no_webhook(sq_req *r, int64_t id) {
+  r->status = -ENOENT;
+  snprintf(r->err, sizeof(r->err), "webhook %lld does not exist", (long long)id);
+  return -ENOENT;
+}
+
+/* Appends every webhook matching the statement's rows to out. */
+static int sq__webhook_rows(store *st, sq_req *r, sqlite3_stmt *s, json_t *out) {
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_t *w = json_loads(sq_col_text(s, 0), 0, NULL);
+    if (w != NULL) json_array_append_new(out, w);
+  }
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE ? 0 : sq_fail(st, r, "reading webhooks");
+}
+
+static int sq__webhooks_list(store *st, sq_req *r, json_t *a, json_t **result) {
+  (void)a;
+  json_t *items = json_array();
+  if (sq__webhook_rows(st, r, sq_prep(st, SQ_WEBHOOK_JSON "ORDER BY id"), items) < 0) {
+    json_decref(items);
+    return -EIO;
+  }
+  *result = items;
+  return 0;
+}
+
+int store_webhooks_list(store *st, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__webhooks_list, NULL, cb, arg);
+}
+
+/* The webhook id as listed into *result, or -ENOENT. */
+static int sq__webhook_one(store *st, sq_req *r, int64_t id, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, SQ_WEBHOOK_JSON "WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a webhook");
+  sqlite3_bind_int64(s, 1, id);
+  json_t *one = json_array();
+  int rc = sq__webhook_rows(st, r, s, one);
+  if (rc == 0 && json_array_size(one) == 0) rc = sq__no_webhook(r, id);
+  if (rc == 0) *result = json_incref(json_array_get(one, 0));
+  json_decref(one);
+  return rc;
+}
+
+static int sq__webhook_get(store *st, sq_req *r, json_t *a, json_t **result) {
+  return sq__webhook_one(st, r, json_integer_value(json_object_get(a, "id")), result);
+}
+
+int store_webhook_get(store *st, int64_t id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__webhook_get, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
+}
+
+/* Binds text field key of f to ?i (NULL for null) and to ?i+1 whether f
+ * has the key at all (an absent one keeps the stored value). */
+static void sq__bind_field(sqlite3_stmt *s, int i, const json_t *f, const char *key) {
+  const json_t *v = json_object_get(f, key);
+  if (json_is_string(v)) sqlite3_bind_text(s, i, json_string_value(v), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(s, i + 1, v != NULL);
+}
+
+static int sq__webhook_put(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  const json_t *f = json_object_get(a, "fields");
+  char *events = json_dumps(json_object_get(f, "events"), JSON_COMPACT);
+  sqlite3_stmt *s = sq_prep(st, id == 0
+      ? "INSERT INTO webhooks(url, events, channel, inbox, description, secret, active, cursor, created_at)"
+        " VALUES(?1, ?3, ?5, ?7, ?9, ?11, coalesce(?13, 1), ?15, ?17)"
+      : "UPDATE webhooks SET url = CASE WHEN ?2 THEN ?1 ELSE url END, events = CASE WHEN ?4 THEN ?3 ELSE events END,"
+        " channel = CASE WHEN ?6 THEN ?5 ELSE channel END, inbox = CASE WHEN ?8 THEN ?7 ELSE inbox END,"
+        " description = CASE WHEN ?10 THEN ?9 ELSE description END,"
+        " secret = CASE WHEN ?12 THEN ?11 ELSE secret END, active = coalesce(?13, active),"
+        " cursor = CASE WHEN ?16 THEN ?15 ELSE cursor END,"
+        " failures = CASE WHEN ?13 = 1 AND active = 0 THEN 0 ELSE failures END WHERE id = ?18");
+  if (s == NULL) {
+    free(events);
+    return sq_fail(st, r, "saving a webhook");
+  }
+  sq__bind_field(s, 1, f, "url");
+  sq_bind_text(s, 3, events);
+  sqlite3_bind_int(s, 4, events != NULL);
+  sq__bind_field(s, 5, f, "channel");
+  sq__bind_field(s, 7, f, "inbox");
+  sq__bind_field(s, 9, f, "description");
+  sq__bind_field(s, 11, f, "secret");
+  const json_t *active = json_object_get(f, "active");
+  if (json_is_boolean(active)) sqlite3_bind_int(s, 13, json_is_true(active));
+  const json_t *cursor = json_object_get(f, "cursor");
+  sqlite3_bind_int64(s, 15, json_integer_value(cursor));
+  sqlite3_bind_int(s, 16, json_is_integer(cursor));
+  sqlite3_bind_int64(s, 17, sq_batch_now(st));
+  sqlite3_bind_int64(s, 18, id);
+  int rc = sq__step(st, r, s, "saving a webhook");
+  free(events);
+  if (rc < 0) return rc;
+  if (id != 0 && sqlite3_changes(st->db) == 0) return sq__webhook_one(st, r, id, result);
+  return sq__webhook_one(st, r, id != 0 ? id : sqlite3_last_insert_rowid(st->db), result);
+}
+
+int store_webhook_put(store *st, int64_t id, const json_t *fields, store_json_cb cb, void *arg) {
+  if (!json_is_object(fields) || id < 0) return -EINVAL;
+  if (id == 0 && (!json_is_string(json_object_get(fields, "url")) || !json_is_array(json_object_get(fields, "events")) ||
+                  !json_is_string(json_object_get(fields, "secret")) ||
+                  !json_is_integer(json_object_get(fields, "cursor"))))
+    return -EINVAL;
+  return sq_submit_json(st, sq__webhook_put, json_pack("{sI sO}", "id", (json_int_t)id, "fields", (json_t *)fields),
+                        cb, arg);
+}
+
+static int sq__webhook_delete(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  sqlite3_stmt *s = sq_prep(st, "DELETE FROM webhooks WHERE id = ?1");
+  if (s != NULL) sqlite3_bind_int64(s, 1, id);
+  if (sq__step(st, r, s, "deleting a webhook") < 0) return -EIO;
+  if (sqlite3_changes(st->db) == 0) return sq__no_webhook(r, id);
+  *result = json_pack("{sI}", "deleted", (json_int_t)id);
+  return 0;
+}
+
+int store_webhook_delete(store *st, int64_t id, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__webhook_delete, json_pack("{sI}", "id", (json_int_t)id), cb, arg);
+}
+
+static int sq__webhook_progress(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  const json_t *p = json_object_get(a, "state");
+  sqlite3_stmt *s = sq_prep(st,
+      "UPDATE webhooks SET cursor = max(cursor, coalesce(?2, cursor)), failures = ?3, last_status = ?4,"
+      " last_error = ?5, last_attempt_at = ?6, last_success_at = coalesce(?7, last_success_at) WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "recording a webhook delivery");
+  sqlite3_bind_int64(s, 1, id);
+  const json_t *v;
+  if (json_is_integer(v = json_object_get(p, "cursor"))) sqlite3_bind_int64(s, 2, json_integer_value(v));
+  sqlite3_bind_int64(s, 3, json_integer_value(json_object_get(p, "failures")));
+  if (json_is_integer(v = json_object_get(p, "last_status"))) sqlite3_bind_int64(s, 4, json_integer_value(v));
+  sq_bind_text(s, 5, json_string_value(json_object_get(p, "last_error")));
+  sqlite3_bind_int64(s, 6, json_integer_value(json_object_get(p, "last_attempt_at")));
+  if (json_is_integer(v = json_object_get(p, "last_success_at"))) sqlite3_bind_int64(s, 7, json_integer_value(v));
+  if (sq__step(st, r, s, "recording a webhook delivery") < 0) return -EIO;
+  if (sqlite3_changes(st->db) == 0) return sq__no_webhook(r, id);
+  *result = json_pack("{sI}", "id", (json_int_t)id);
+  return 0;
+}
+
+int store_webhook_progress(store *st, int64_t id, const json_t *state, store_json_cb cb, void *arg) {
+  if (!json_is_object(state)) return -EINVAL;
+  return sq_submit_json(st, sq__webhook_progress,
+                        json_pack("{sI sO}", "id", (json_int_t)id, "state", (json_t *)state), cb, arg);
 }

@@ -666,24 +666,28 @@ static json_t *sq__event_json(int64_t id, const char *type, const char *channel,
  * is its channel's, as when it was published. */
 static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
   int64_t after = json_integer_value(json_object_get(a, "after"));
+  int64_t up_to = json_integer_value(json_object_get(a, "up_to"));
   const char *channel = sq__str(a, "channel"), *inbox = sq__str(a, "inbox");
   size_t limit = (size_t)json_integer_value(json_object_get(a, "limit"));
   sqlite3_stmt *ev = sq_prep(st,
-      "SELECT id, type, channel, inbox, data FROM events WHERE id > ?1 AND (?2 IS NULL OR channel = ?2)"
+      "SELECT id, type, channel, inbox, data FROM events WHERE id > ?1 AND id <= ?4 AND (?2 IS NULL OR channel = ?2)"
       " AND (?3 IS NULL OR inbox = ?3) ORDER BY id");
   if (ev == NULL) return sq_fail(st, r, "reading events");
   sqlite3_bind_int64(ev, 1, after);
   sq_bind_text(ev, 2, channel);
   sq_bind_text(ev, 3, inbox);
+  sqlite3_bind_int64(ev, 4, up_to > 0 ? up_to : INT64_MAX);
   sqlite3_stmt *ms = sq_prep(st,
       "SELECT id, direction, channel, thread_id, contact_id, text, subject, automatic, flags"
-      " FROM messages WHERE id > ?1 AND (?2 IS NULL OR channel = ?2) ORDER BY id");
+      " FROM messages WHERE id > ?1 AND id <= ?3 AND (?2 IS NULL OR channel = ?2) ORDER BY id");
   if (ms == NULL) {
     sqlite3_reset(ev);
     return sq_fail(st, r, "reading events");
   }
   sqlite3_bind_int64(ms, 1, after >= st->message_events_from ? after : st->message_events_from - 1);
   sq_bind_text(ms, 2, channel);
+  /* Without messages, a bound below the first: the walk reads none. */
+  sqlite3_bind_int64(ms, 3, json_is_true(json_object_get(a, "no_messages")) ? 0 : up_to > 0 ? up_to : INT64_MAX);
   json_t *out = json_array();
   int erc = sqlite3_step(ev), mrc = sqlite3_step(ms);
   while (json_array_size(out) < limit && (erc == SQLITE_ROW || mrc == SQLITE_ROW)) {
@@ -724,12 +728,18 @@ static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
   return 0;
 }
 
+int store_events_read(store *st, const store_events_query *q, store_json_cb cb, void *arg) {
+  return sq_submit_json(st, sq__events_after,
+                        json_pack("{sI sI ss? ss? sb sI}", "after", (json_int_t)q->after, "up_to",
+                                  (json_int_t)q->up_to, "channel", q->channel, "inbox", q->inbox, "no_messages",
+                                  q->no_messages, "limit", (json_int_t)(q->limit > 0 ? q->limit : 1000)),
+                        cb, arg);
+}
+
 int store_events_after(store *st, int64_t after_id, const char *channel, const char *inbox,
                        int limit, store_json_cb cb, void *arg) {
-  return sq_submit_json(st, sq__events_after,
-                        json_pack("{sI ss? ss? sI}", "after", (json_int_t)after_id, "channel", channel,
-                                  "inbox", inbox, "limit", (json_int_t)(limit > 0 ? limit : 1000)),
-                        cb, arg);
+  store_events_query q = {.after = after_id, .channel = channel, .inbox = inbox, .limit = limit};
+  return store_events_read(st, &q, cb, arg);
 }
 
 /* ---- plugin key/value state ---- */

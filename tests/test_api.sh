@@ -16,11 +16,12 @@ CHECK="python3 $SRC/tests/api_check.py"
 work=$(mktemp -d /tmp/sbapi.XXXXXX)
 daemon_pid=
 sse_pid=
+rcv_pid=
 passed=0
 failed=0
 
 cleanup() {
-  for p in $sse_pid $daemon_pid; do
+  for p in $sse_pid $daemon_pid $rcv_pid; do
     if kill -0 "$p" 2>/dev/null; then kill -KILL "$p"; fi
   done
   rm -rf "$work"
@@ -1000,6 +1001,140 @@ check "a slow event stream client does not stall the daemon" $?
 wait_log 'dropping a slow event stream client'
 check "a slow event stream client is dropped" $?
 
+# --- outgoing webhooks: events posted, signed, in order, at least once ---------------------
+python3 "$SRC/tests/webhook_receiver.py" "$work/rcv.port" "$work/rcv.log" "$work/rcv.status" &
+rcv_pid=$!
+for _ in $(seq 50); do [ -s "$work/rcv.port" ] && break; sleep 0.1; done
+rcv=http://127.0.0.1:$(cat "$work/rcv.port")
+# posts [PATH]: the requests the receiver got (at PATH), as a JSON list in $work/posts.json
+posts() {
+  python3 - "$work/rcv.log" "${1:-}" >"$work/posts.json" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])] if __import__("os").path.exists(sys.argv[1]) else []
+print(json.dumps([r for r in rows if not sys.argv[2] or r["path"] == sys.argv[2]]))
+EOF
+}
+# wait_posts PYTHON-CONDITION [PATH]: up to 5 s for the posts p (a list) to satisfy it
+wait_posts() {
+  for _ in $(seq 50); do
+    posts "${2:-}"
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1])); ev=[e for r in p for e in json.loads(r['body'])['events']]; sys.exit(0 if ($1) else 1)" "$work/posts.json" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+call POST /api/v1/webhooks "$AGENT" "{\"url\": \"$rcv/a\"}"
+expect "an agent cannot make a webhook" 403
+call POST /api/v1/webhooks "$ADMIN" '{"url": "ftp://example.com/x"}'
+expect "a webhook URL must be http or https" 422 'd["error"]["field"] == "url"'
+call POST /api/v1/webhooks "$ADMIN" '{"url": "http:///x"}'
+expect "a webhook URL needs a host" 422 'd["error"]["field"] == "url"'
+call POST /api/v1/webhooks "$ADMIN" '{"events": ["*"]}'
+expect "a webhook needs a url" 422 'd["error"]["field"] == "url"'
+call POST /api/v1/webhooks "$ADMIN" "{\"url\": \"$rcv/a\", \"events\": [\"tickets.*\"]}"
+expect "an unknown event family is 422 naming events" 422 'd["error"]["field"] == "events" and "events[0]" in d["error"]["message"]'
+call POST /api/v1/webhooks "$ADMIN" "{\"url\": \"$rcv/a\", \"events\": []}"
+expect "a webhook wants at least one event type" 422 'd["error"]["field"] == "events"'
+call POST /api/v1/webhooks "$ADMIN" "{\"url\": \"$rcv/a\", \"secret\": \"mine\"}"
+expect "a webhook's secret is not chosen by the caller" 400 'd["error"]["field"] == "secret"'
+call POST /api/v1/webhooks "$ADMIN" "{\"url\": \"$rcv/a\", \"active\": \"yes\"}"
+expect "active must be a boolean" 400 'd["error"]["field"] == "active"'
+call POST /api/v1/webhooks "$ADMIN" '{"url": '
+expect "a malformed webhook body is 400" 400
+call POST /api/v1/webhooks "$ADMIN" "{\"url\": \"$rcv/a\", \"events\": [\"message.in\"], \"description\": \"CRM\"}"
+expect "POST a webhook shows its secret once" 201 \
+  'd["secret"].startswith("whsec_") and len(d["secret"]) == 70 and d["active"] is True and d["events"] == ["message.in"] and d["failures"] == 0'
+WH=$(jv 'd["id"]')
+WHSECRET=$(jv 'd["secret"]')
+call POST /api/v1/webhooks "$ADMIN" "{\"url\": \"$rcv/b\", \"events\": [\"*\"], \"channel\": \"nosuch\"}"
+expect "a webhook may watch one channel" 201 'd["channel"] == "nosuch"'
+WHB=$(jv 'd["id"]')
+call GET "/api/v1/webhooks/$WH" "$ADMIN"
+expect "GET a webhook never shows its secret" 200 '"secret" not in d and d["url"].endswith("/a") and d["description"] == "CRM"'
+sqlite3 "$work/db.sqlite" "SELECT secret FROM webhooks" | grep -q "$WHSECRET"
+check "the secret is stored sealed, not in clear" $([ $? -ne 0 ]; echo $?)
+call GET /api/v1/webhooks "$ADMIN"
+expect "webhooks are listed" 200 "[w['id'] for w in d['items']] == [$WH, $WHB] and all('secret' not in w for w in d['items'])"
+call GET /api/v1/webhooks "$AGENT"
+expect "an agent cannot list webhooks" 403
+call GET /api/v1/webhooks/999999 "$ADMIN"
+expect "an unknown webhook is 404" 404
+
+inbound demo wh1 kim "Hook me"
+wait_posts 'any(e["type"] == "message.in" and e["data"]["preview"] == "Hook me" for e in ev)' /a
+check "a new message is posted to the webhook" $? "$(tail -c 600 "$work/rcv.log" 2>/dev/null)"
+python3 - "$work/posts.json" "$WHSECRET" "$WH" <<'EOF'
+import hashlib, hmac, json, sys
+posts, secret, wid = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3])
+for p in posts:
+    sig = dict(kv.split("=", 1) for kv in p["headers"]["X-Switchboard-Signature"].split(","))
+    want = hmac.new(secret.encode(), (sig["t"] + "." + p["body"]).encode(), hashlib.sha256).hexdigest()
+    body = json.loads(p["body"])
+    if sig["v1"] != want or body["webhook"] != wid or p["headers"]["X-Switchboard-Webhook"] != str(wid):
+        sys.exit(1)
+    if p["headers"]["Content-Type"] != "application/json" or any(e["type"] != "message.in" for e in body["events"]):
+        sys.exit(1)
+EOF
+check "each post is signed (HMAC-SHA256 of t.body) and holds only the types asked for" $? "$(head -c 600 "$work/posts.json")"
+posts /b
+check "a webhook of another channel gets nothing" $([ "$(cat "$work/posts.json")" = "[]" ]; echo $?) "$(head -c 300 "$work/posts.json")"
+
+echo "503 1" >"$work/rcv.status"
+inbound demo wh2 kim "Retry me"
+wait_posts 'sum(e["data"]["preview"] == "Retry me" for e in ev) >= 1' /a
+call GET "/api/v1/webhooks/$WH" "$ADMIN"
+for _ in $(seq 20); do [ "$(jv 'd["failures"]')" -ge 1 ] && break; sleep 0.1; call GET "/api/v1/webhooks/$WH" "$ADMIN"; done
+expect "a refused post is counted, with the receiver's status, and retried later" 200 \
+  'd["failures"] >= 1 and d["last_status"] == 503 and "503" in d["last_error"] and d["next_attempt_at"] is not None'
+echo 200 >"$work/rcv.status"
+wait_posts 'sum(e["data"]["preview"] == "Retry me" for e in ev) >= 2' /a
+check "after Retry-After the same events are posted again" $?
+retried_id=$(python3 -c "import json,sys; p=json.load(open(sys.argv[1])); print(max(e['id'] for r in p for e in json.loads(r['body'])['events']))" "$work/posts.json")
+for _ in $(seq 20); do call GET "/api/v1/webhooks/$WH" "$ADMIN"; [ "$(jv 'd["failures"]')" = 0 ] && break; sleep 0.1; done
+expect "a delivered post clears the failures and moves the cursor past its events" 200 \
+  "d['failures'] == 0 and d['last_status'] == 200 and d['last_success_at'] is not None and d['cursor'] >= $retried_id and d['next_attempt_at'] is None"
+[ "$(sqlite3 "$work/db.sqlite" "SELECT cursor >= $retried_id FROM webhooks WHERE id = $WH")" = 1 ]
+check "the cursor is stored" $?
+
+call PATCH "/api/v1/webhooks/$WH" "$ADMIN" '{"active": false}'
+expect "PATCH turns a webhook off" 200 'd["active"] is False'
+inbound demo wh3 kim "Nobody listens"
+sleep 0.5
+call PATCH "/api/v1/webhooks/$WH" "$ADMIN" '{"active": true, "rotate_secret": true}'
+expect "PATCH turns it on with a new secret, shown once" 200 "d['active'] is True and d['secret'].startswith('whsec_') and d['secret'] != '$WHSECRET'"
+WHSECRET2=$(jv 'd["secret"]')
+wait_posts 'any(e["data"]["preview"] == "Nobody listens" for e in ev)' /a
+check "turned on again, it posts what came while it was off" $?
+python3 - "$work/posts.json" "$WHSECRET2" <<'EOF'
+import hashlib, hmac, json, sys
+p = json.load(open(sys.argv[1]))[-1]
+sig = dict(kv.split("=", 1) for kv in p["headers"]["X-Switchboard-Signature"].split(","))
+sys.exit(0 if sig["v1"] == hmac.new(sys.argv[2].encode(), (sig["t"] + "." + p["body"]).encode(), hashlib.sha256).hexdigest() else 1)
+EOF
+check "posts after a rotation are signed with the new secret" $?
+python3 - "$work/posts.json" <<'EOF'
+import json, sys
+ids = [e["id"] for r in json.load(open(sys.argv[1])) for e in json.loads(r["body"])["events"]]
+firsts = []
+for i in ids:
+    if i not in firsts:
+        firsts.append(i)
+sys.exit(0 if firsts == sorted(firsts) else 1)
+EOF
+check "events arrive in id order" $?
+call PATCH "/api/v1/webhooks/$WH" "$ADMIN" '{"events": ["ticket.*", "thread.updated"], "url": "ftp://x"}'
+expect "PATCH checks the url as POST does" 422 'd["error"]["field"] == "url"'
+call PATCH "/api/v1/webhooks/$WH" "$ADMIN" '{"cursor": -1}'
+expect "a negative cursor is 422" 422 'd["error"]["field"] == "cursor"'
+call PATCH /api/v1/webhooks/999999 "$ADMIN" '{"active": true}'
+expect "PATCH of an unknown webhook is 404" 404
+call DELETE "/api/v1/webhooks/$WHB" "$ADMIN"
+expect "DELETE a webhook" 200 "d['deleted'] == $WHB"
+call DELETE "/api/v1/webhooks/$WHB" "$ADMIN"
+expect "DELETE it again is 404" 404
+posts /a
+delivered_before_restart=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$work/posts.json")
+
 # --- reload and stop with a stream open --------------------------------------------------
 kill -HUP "$daemon_pid"
 wait_log 'reloaded: 2 channels kept, 0 closed, 0 started'
@@ -1018,6 +1153,15 @@ sse_pid=
 start_daemon "$work/restart.log"
 wait_log 'channel="web" plugin="testplugin" msg="connected"' "$work/restart.log"
 check "API channels run again after a restart" $?
+wait_log 'ready: ' "$work/restart.log"
+sleep 0.5
+posts /a
+check "after a restart a webhook posts nothing it delivered before" \
+  $([ "$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$work/posts.json")" = "$delivered_before_restart" ]; echo $?) \
+  "$delivered_before_restart before, now: $(tail -c 400 "$work/rcv.log")"
+inbound demo wh4 kim "After the restart"
+wait_posts 'any(e["data"]["preview"] == "After the restart" for e in ev)' /a
+check "after a restart the webhook goes on posting new events" $?
 stop_daemon
 write_config "$cfg" "\"$(python3 -c 'print("77"*32)')\"" "$work/db.sqlite" "$port"
 "$SB" run -c "$cfg" >"$work/wrongkey.log" 2>&1
@@ -1036,10 +1180,12 @@ wait_log "listening on 127.0.0.1:$port2" "$log"
 base=http://127.0.0.1:$port2
 call POST /api/v1/channels "$T2" '{"name": "web", "plugin": "testplugin", "credentials": {"token": "abcdef"}}'
 expect "without secret_key connecting a channel is 409 saying so" 409 'd["error"]["code"] == "secret_key_missing" and "secret_key" in d["error"]["message"]'
+call POST /api/v1/webhooks "$T2" '{"url": "http://127.0.0.1:9/x"}'
+expect "without secret_key making a webhook is 409 saying so" 409 'd["error"]["code"] == "secret_key_missing" and "secret_key" in d["error"]["message"]'
 stop_daemon
 
 # --- secrets and coverage -----------------------------------------------------------------
-if grep -q "$API_SECRET\|$CFG_SECRET\|$ADMIN\|$AGENT\|$T3\|$DANA\|$ERIN" "$work"/*.log; then
+if grep -q "$API_SECRET\|$CFG_SECRET\|$ADMIN\|$AGENT\|$T3\|$DANA\|$ERIN\|$WHSECRET\|$WHSECRET2" "$work"/*.log; then
   not_ok "no secret or token is ever logged"
 else
   ok "no secret or token is ever logged"

@@ -4,6 +4,7 @@
 
 #include "events.h"
 #include "store_fixture.h"
+#include "webhooks.h"
 
 typedef struct seen {
   int n;
@@ -279,6 +280,96 @@ START_TEST(message_events_of_a_schema_7_database_survive_the_upgrade) {
 }
 END_TEST
 
+typedef struct watched {
+  int calls;
+  int64_t newest;
+} watched;
+
+static void watch_newest(void *arg, int64_t newest) {
+  watched *w = arg;
+  w->calls++;
+  w->newest = newest;
+}
+
+/* A watcher sees the newest durable id move, once per move, without the
+ * events: nothing is built for it, so a message event no subscriber wants
+ * stays unbuilt. */
+START_TEST(watchers_see_the_newest_id_and_events_read_bounded) {
+  events_bus *bus = events_bus_new();
+  watched w = {0};
+  int token = events_watch(bus, watch_newest, &w);
+  ck_assert_int_gt(token, 0);
+  ck_assert(!events_wants(bus, "message.in"));
+  ck_assert_uint_eq(events_subscriber_count(bus), 0);
+  events_advance(bus, 5);
+  events_advance(bus, 5);
+  events_advance(bus, 3);
+  ck_assert_int_eq(w.calls, 1);
+  ck_assert_int_eq(events_newest(bus), 5);
+  ck_assert_int_eq(events_unsubscribe(bus, token), 0);
+  events_advance(bus, 9);
+  ck_assert_int_eq(w.calls, 1);
+  events_bus_free(bus);
+
+  fx f;
+  fx_open(&f);
+  watched sw = {0};
+  events_watch(store_events(f.st), watch_newest, &sw);
+  fx_channel(&f, "{\"name\":\"demo\",\"inbox\":\"Support\"}");
+  fx_in(&f, "demo", "e1", "kim", "one");
+  ck_assert_int_ge(sw.calls, 1);
+  int64_t after_one = events_newest(store_events(f.st));
+  ck_assert_int_eq(sw.newest, after_one);
+  fx_in(&f, "demo", "e2", "kim", "two");
+  ck_assert_int_gt(events_newest(store_events(f.st)), after_one);
+  /* Bounded at after_one: the second message is not read. */
+  store_events_query q = {.up_to = after_one};
+  fx_wait_t w1 = {0};
+  json_t *upto = fx_ok(&f, store_events_read(f.st, &q, fx_json_cb, &w1), &w1);
+  size_t i;
+  json_t *e;
+  int msgs = 0;
+  json_array_foreach(upto, i, e) {
+    ck_assert_int_le(fx_int(e, "id"), after_one);
+    msgs += strcmp(json_string_value(json_object_get(e, "type")), "message.in") == 0;
+  }
+  ck_assert_int_eq(msgs, 1);
+  json_decref(upto);
+  /* Without messages: only the other events (the tickets'). */
+  q = (store_events_query){.no_messages = 1};
+  fx_wait_t w2 = {0};
+  json_t *others = fx_ok(&f, store_events_read(f.st, &q, fx_json_cb, &w2), &w2);
+  ck_assert_int_gt(json_array_size(others), 0);
+  json_array_foreach(others, i, e) ck_assert_ptr_null(strstr(json_string_value(json_object_get(e, "type")), "message."));
+  json_decref(others);
+  int64_t newest = events_newest(store_events(f.st));
+  fx_reopen(&f);
+  ck_assert_int_ge(events_newest(store_events(f.st)), newest); /* what is stored at open is durable */
+  fx_close(&f);
+}
+END_TEST
+
+START_TEST(webhook_patterns_name_known_types_and_families) {
+  ck_assert(webhooks_pattern_ok("*"));
+  ck_assert(webhooks_pattern_ok("message.in"));
+  ck_assert(webhooks_pattern_ok("ticket.*"));
+  ck_assert(webhooks_pattern_ok("notification"));
+  ck_assert(webhooks_pattern_ok("contact.deleted"));
+  ck_assert(!webhooks_pattern_ok("tickets.*"));
+  ck_assert(!webhooks_pattern_ok("ticket.closed"));
+  ck_assert(!webhooks_pattern_ok(".*"));
+  ck_assert(!webhooks_pattern_ok("ticket*"));
+  ck_assert(!webhooks_pattern_ok(""));
+  ck_assert(!webhooks_pattern_ok(NULL));
+  char secret[WEBHOOKS_SECRET_LEN + 1], other[WEBHOOKS_SECRET_LEN + 1];
+  ck_assert_int_eq(webhooks_secret_generate(secret), 0);
+  ck_assert_int_eq(webhooks_secret_generate(other), 0);
+  ck_assert_uint_eq(strlen(secret), WEBHOOKS_SECRET_LEN);
+  ck_assert(strncmp(secret, "whsec_", 6) == 0);
+  ck_assert_str_ne(secret, other);
+}
+END_TEST
+
 START_TEST(failed_request_publishes_nothing) {
   fx f;
   fx_open(&f);
@@ -299,6 +390,8 @@ int main(void) {
   tcase_add_test(tc, inbound_publishes_events_after_commit_with_increasing_ids);
   tcase_add_test(tc, events_after_resumes_across_restart_and_filters);
   tcase_add_test(tc, failed_request_publishes_nothing);
+  tcase_add_test(tc, watchers_see_the_newest_id_and_events_read_bounded);
+  tcase_add_test(tc, webhook_patterns_name_known_types_and_families);
   tcase_add_test(tc, message_events_read_back_exactly_as_published);
   tcase_add_test(tc, message_events_of_a_schema_7_database_survive_the_upgrade);
   suite_add_tcase(s, tc);
