@@ -447,7 +447,7 @@ static void daemon__start_serving(daemon_host *d) {
   char err[1024];
   int rc = http_new(&d->loop, &opt, &d->http, err, sizeof(err));
   d->health = (health_sources){.loop = &d->loop, .st = d->st, .relay = d->relay, .http = d->http,
-                               .httpc = d->httpc, .ctx = d, .channels = daemon__channels,
+                               .httpc = d->httpc, .webhooks = d->webhooks, .ctx = d, .channels = daemon__channels,
                                .stopping = daemon__stopping};
   if (rc == 0) rc = health_register(d->http, &d->health);
   if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "webhooks.h"
 
 /* One /healthz or /metrics request waiting for the store. The store's
  * callback always comes (store.h), but possibly long after the deadline has
@@ -259,6 +260,19 @@ static void health__metrics_render(const health_sources *src, http_responder *re
                    "switchboard_http_client_requests_total{outcome=\"cancelled\"} %llu\n",
                    (unsigned long long)cs.completed, (unsigned long long)cs.failed, (unsigned long long)cs.timed_out,
                    (unsigned long long)cs.cancelled);
+  }
+  if (src->webhooks != NULL) {
+    webhooks_stats ws;
+    webhooks_get_stats(src->webhooks, &ws);
+    metrics_family(&t, "switchboard_webhook_posts_total", "counter", "Outgoing webhook posts by result.");
+    metrics_printf(&t,
+                   "switchboard_webhook_posts_total{result=\"delivered\"} %llu\n"
+                   "switchboard_webhook_posts_total{result=\"failed\"} %llu\n",
+                   (unsigned long long)ws.delivered, (unsigned long long)ws.failed);
+    metrics_family(&t, "switchboard_webhook_events_total", "counter", "Events in delivered webhook posts.");
+    metrics_printf(&t, "switchboard_webhook_events_total %llu\n", (unsigned long long)ws.events);
+    metrics_family(&t, "switchboard_webhooks_failing", "gauge", "Outgoing webhooks whose last post failed.");
+    metrics_printf(&t, "switchboard_webhooks_failing %u\n", ws.failing);
   }
   size_t len = 0;
   char *body = metrics_text_take(&t, &len);

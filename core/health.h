@@ -28,6 +28,7 @@ typedef struct health_sources {
   relay *relay;
   http_server *http;
   httpc *httpc;
+  struct webhooks *webhooks; /* outgoing; may be NULL */
   void *ctx;
   sb_channel *const *(*channels)(void *ctx, size_t *count); /* the running channels */
   int (*stopping)(void *ctx);

@@ -31,6 +31,7 @@ typedef struct wh_hook {
   int gone;         /* removed: freed once nothing is under way */
   int64_t reading_to; /* the bound of the read under way */
   int64_t sending_to; /* the cursor once the POST under way succeeds */
+  size_t sending_n;   /* events in it */
   httpc_call *call;
   int64_t next_at;  /* ms since the epoch of the next attempt, 0: none */
   uv_timer_t retry;
@@ -47,6 +48,7 @@ struct webhooks {
   unsigned store_pending; /* store callbacks that point at w */
   int freed;
   uint32_t rng;
+  webhooks_stats stats; /* failing is counted when asked */
 };
 
 static void wh__kick(wh_hook *h);
@@ -208,6 +210,8 @@ static void wh__posted(void *arg, const httpc_response *res) {
   if (res->status == 0 && res->code >= 200 && res->code < 300) {
     h->failures = 0;
     h->cursor = h->sending_to;
+    h->w->stats.delivered++;
+    h->w->stats.events += h->sending_n;
     wh__record(h, json_pack("{sI si sI sn sI sI}", "cursor", (json_int_t)h->cursor, "failures", 0, "last_status",
                             (json_int_t)res->code, "last_error", "last_attempt_at", (json_int_t)now,
                             "last_success_at", (json_int_t)now));
@@ -221,6 +225,7 @@ static void wh__posted(void *arg, const httpc_response *res) {
     snprintf(why, sizeof(why), "the receiver answered HTTP %ld", res->code);
   }
   h->failures++;
+  h->w->stats.failed++;
   log_warn("webhooks: webhook %lld: %s (attempt %d in a row)", (long long)h->id, why, h->failures);
   json_t *state = json_pack("{si ss sI}", "failures", h->failures, "last_error", why, "last_attempt_at",
                             (json_int_t)now);
@@ -232,6 +237,7 @@ static void wh__posted(void *arg, const httpc_response *res) {
 /* Posts the events (a JSON array, stolen) that take the cursor to upto. */
 static void wh__post(wh_hook *h, json_t *events, int64_t upto) {
   webhooks *w = h->w;
+  size_t n_events = json_array_size(events);
   json_t *body = json_pack("{sI so}", "webhook", (json_int_t)h->id, "events", events);
   char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
@@ -273,6 +279,7 @@ static void wh__post(wh_hook *h, json_t *events, int64_t upto) {
                    .n_headers = sizeof(headers) / sizeof(headers[0]), .body = text, .body_len = len,
                    .timeout_ms = w->cfg.timeout_ms, .max_response_bytes = 64 * 1024, .owner = h};
   h->sending_to = upto;
+  h->sending_n = n_events;
   h->busy = 1;
   int rc = httpc_request(w->hc, &req, wh__posted, h, &h->call);
   free(text);
@@ -427,6 +434,13 @@ void webhooks_describe(const webhooks *w, json_t *row) {
     json_object_set_new(row, "last_error",
                         json_string("its secret cannot be unsealed with the configured secret_key: "
                                     "give it a new one (PATCH rotate_secret) or restore the key"));
+}
+
+void webhooks_get_stats(const webhooks *w, webhooks_stats *out) {
+  memset(out, 0, sizeof(*out));
+  if (w == NULL) return;
+  *out = w->stats;
+  for (const wh_hook *h = w->hooks; h != NULL; h = h->next) out->failing += !h->gone && h->failures > 0;
 }
 
 int64_t webhooks_newest(const webhooks *w) { return events_newest(store_events(w->st)); }

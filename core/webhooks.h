@@ -74,6 +74,14 @@ void webhooks_removed(webhooks *w, int64_t id);
  * or null) and, when its secret cannot be unsealed, an error saying so. */
 void webhooks_describe(const webhooks *w, json_t *row);
 
+/* Counters for /metrics. */
+typedef struct webhooks_stats {
+  uint64_t delivered, failed; /* posts answered 2xx / not */
+  uint64_t events;            /* events in delivered posts */
+  unsigned failing;           /* webhooks whose last post failed */
+} webhooks_stats;
+void webhooks_get_stats(const webhooks *w, webhooks_stats *out);
+
 /* The newest event id, for a new webhook's cursor ("from now on"). */
 int64_t webhooks_newest(const webhooks *w);
 

@@ -1095,6 +1095,11 @@ expect "a delivered post clears the failures and moves the cursor past its event
   "d['failures'] == 0 and d['last_status'] == 200 and d['last_success_at'] is not None and d['cursor'] >= $retried_id and d['next_attempt_at'] is None"
 [ "$(sqlite3 "$work/db.sqlite" "SELECT cursor >= $retried_id FROM webhooks WHERE id = $WH")" = 1 ]
 check "the cursor is stored" $?
+curl -s "$base/metrics" >"$work/metrics.txt"
+grep -Eq '^switchboard_webhook_posts_total\{result="failed"\} [1-9]' "$work/metrics.txt" &&
+  grep -Eq '^switchboard_webhook_posts_total\{result="delivered"\} [1-9]' "$work/metrics.txt" &&
+  grep -Eq '^switchboard_webhook_events_total [1-9]' "$work/metrics.txt" && grep -q '^switchboard_webhooks_failing 0$' "$work/metrics.txt"
+check "/metrics counts webhook posts by result and the webhooks failing" $? "$(grep webhook "$work/metrics.txt")"
 
 call PATCH "/api/v1/webhooks/$WH" "$ADMIN" '{"active": false}'
 expect "PATCH turns a webhook off" 200 'd["active"] is False'
