@@ -24,6 +24,8 @@ run: build
 	@mkdir -p data
 	@[ -s data/demo.secret ] || { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > data/demo.secret; \
 	  chmod 600 data/demo.secret; echo "made data/demo.secret (the demo channel's signing secret)"; }
+	@[ -s data/secret.key ] || { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > data/secret.key; \
+	  chmod 600 data/secret.key; echo "made data/secret.key (seals what the API stores: channel credentials, webhook secrets)"; }
 	$(BUILD)/switchboard run -c examples/quickstart.json
 
 test: test-deps
