@@ -143,12 +143,13 @@ static void mail_system_start(void) {
   dovecot_pid = spawn(dargv, log1);
   /* OpenSMTPD keeps one control socket per machine (/var/run/smtpd.sock)
    * and one queue (/var/spool/smtpd): in a private mount namespace with its
-   * own empty /run and queue, ours runs beside any other (a system instance,
+   * own empty /run and /var/spool (the queue made there: a machine whose
+   * package service never ran has none), ours runs beside any other (a system instance,
    * another worktree's tests) and leaves nothing behind. Without unshare it
    * runs plainly and waits for its turn below. */
   char *plain[] = {"/usr/sbin/smtpd", "-d", "-f", conf2, NULL};
   char *private_ns[] = {"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
-                        "mount -t tmpfs tmpfs /run && mount -t tmpfs -o mode=0711 tmpfs /var/spool/smtpd && "
+                        "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/spool && mkdir -m 0711 /var/spool/smtpd && "
                         "exec /usr/sbin/smtpd -d -f \"$0\"",
                         conf2, NULL};
   char **sargv = access("/usr/bin/unshare", X_OK) == 0 ? private_ns : plain;

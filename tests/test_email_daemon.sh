@@ -97,12 +97,13 @@ EOF
 dovecot_pid=$!
 # OpenSMTPD keeps one control socket per machine (/var/run/smtpd.sock) and one
 # queue (/var/spool/smtpd): in a private mount namespace with its own empty /run
-# and queue, ours runs beside any other. Without unshare it runs plainly and
-# waits for its turn.
+# and /var/spool (where it makes its queue: the package's service may never have
+# run, so the machine need not have one), ours runs beside any other. Without
+# unshare it runs plainly and waits for its turn.
 run_smtpd() {
   if [ -x /usr/bin/unshare ]; then
     exec /usr/bin/unshare -m --propagation private /bin/sh -c \
-      'mount -t tmpfs tmpfs /run && mount -t tmpfs -o mode=0711 tmpfs /var/spool/smtpd && exec /usr/sbin/smtpd -d -f "$0"' "$1"
+      'mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/spool && mkdir -m 0711 /var/spool/smtpd && exec /usr/sbin/smtpd -d -f "$0"' "$1"
   fi
   exec /usr/sbin/smtpd -d -f "$1"
 }
