@@ -180,6 +180,21 @@ static const char *const sq__migrations[] = {
     /* 15: canned responses (saved replies) agents insert by name. */
     "CREATE TABLE canned(name TEXT PRIMARY KEY, text TEXT NOT NULL, updated_by TEXT, updated_at INTEGER NOT NULL)"
     "  WITHOUT ROWID;",
+    /* 16: when a conversation was closed (threads.closed_at), set whenever
+     * it or its ticket closes and cleared when it reopens, for reports
+     * (store_sqlite_report.c). One closed before this version gets a
+     * guess: its ticket's last change, else its last message, never before
+     * it was created. The report's ranges read conversations by creation and
+     * by closing, and messages by time; the message index costs every
+     * insert one entry, almost always at its right edge. */
+    "ALTER TABLE threads ADD COLUMN closed_at INTEGER;"
+    "UPDATE threads SET closed_at = max(coalesce(created_at, 0), coalesce("
+    "  (SELECT updated_at FROM tickets WHERE id = threads.ticket_id),"
+    "  (SELECT created_at FROM messages WHERE id = threads.last_message_id), created_at, 0))"
+    "  WHERE status = 'closed';"
+    "CREATE INDEX threads_created ON threads(created_at);"
+    "CREATE INDEX threads_closed ON threads(closed_at) WHERE closed_at IS NOT NULL;"
+    "CREATE INDEX messages_created ON messages(created_at);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
