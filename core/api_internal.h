@@ -40,6 +40,7 @@ int api_route(api *a, const char *method, const char *pattern, int flags, api_ha
 int api_conversations_register(api *a);
 int api_admin_register(api *a);
 int api_channels_register(api *a);
+int api_reports_register(api *a);
 int sse_register(api *a);
 void sse_free(api *a);
 
