@@ -41,6 +41,7 @@ int api_conversations_register(api *a);
 int api_admin_register(api *a);
 int api_channels_register(api *a);
 int api_webhooks_register(api *a);
+int api_reports_register(api *a);
 int sse_register(api *a);
 void sse_free(api *a);
 

@@ -36,7 +36,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 16
+#define STORE_SCHEMA_VERSION 17
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -235,6 +235,21 @@ int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void 
  * says. Result: the conversation as the list has it. -ENOENT, -EINVAL (no
  * such user, naming assignee). */
 int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, store_json_cb cb, void *arg);
+
+/* ---- reports (store_sqlite_report.c) ---- */
+
+/* What operators measure over [from, to) (milliseconds since the epoch):
+ * query {from, to, channel?, inbox?, group_by? ("channel" | "inbox" |
+ * "agent")}. Conversations are counted by their channel and inbox, and
+ * messages by their conversation's. Result: {from, to, channel, inbox,
+ * group_by, conversations: {opened, closed, open}, messages: {inbound,
+ * outbound, automatic, failed}, first_response: {answered, unanswered,
+ * median_seconds, p90_seconds}, resolution: {count, median_seconds,
+ * p90_seconds}} with, under group_by, groups: [{key, the same figures}] by
+ * key ("none": no inbox, or nobody). Times are null when there are none.
+ * Read beside the writer (never in its group commit). -EINVAL for a bad
+ * range or group_by. */
+int store_report(store *st, const json_t *query, store_json_cb cb, void *arg);
 
 /* ---- canned responses (store_sqlite_canned.c) ---- */
 

@@ -187,6 +187,20 @@ static const char *const sq__migrations[] = {
     "  inbox TEXT, description TEXT, secret TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1,"
     "  cursor INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_status INTEGER,"
     "  last_error TEXT, last_attempt_at INTEGER, last_success_at INTEGER, created_at INTEGER NOT NULL);",
+    /* 17: when a conversation was closed (threads.closed_at), set whenever
+     * it or its ticket closes and cleared when it reopens, for reports
+     * (store_sqlite_report.c). One closed before this version gets a
+     * guess: its ticket's last change, else its last message, never before
+     * it was created. The report's ranges read conversations by creation and
+     * by closing; messages it finds by id, which grows with their time (an
+     * index of message times would cost every inbound insert). */
+    "ALTER TABLE threads ADD COLUMN closed_at INTEGER;"
+    "UPDATE threads SET closed_at = max(coalesce(created_at, 0), coalesce("
+    "  (SELECT updated_at FROM tickets WHERE id = threads.ticket_id),"
+    "  (SELECT created_at FROM messages WHERE id = threads.last_message_id), created_at, 0))"
+    "  WHERE status = 'closed';"
+    "CREATE INDEX threads_created ON threads(created_at);"
+    "CREATE INDEX threads_closed ON threads(closed_at) WHERE closed_at IS NOT NULL;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

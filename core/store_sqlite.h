@@ -219,6 +219,24 @@ int sq_event_message(store *st, sq_req *r, const sq_message_event *m, const char
   " JOIN chain c ON m.id = c.id WHERE m.prev_id IS NOT NULL" more ") "
 #define SQ_CHAIN(heads) SQ_CHAIN_WALK(heads, "")
 
+/* How long conversations waited for their first reply, as a common table
+ * expression first_reply(tid, wait): for each thread the SELECT threads
+ * gives (its id, then its last_message_id) that has an inbound message,
+ * the milliseconds from its first inbound message to the first reply an
+ * agent wrote (outbound, not automatic) at or after it; wait is NULL while
+ * there is none. One walk down each thread's chain reads each of its
+ * messages once. */
+#define SQ_FIRST_REPLY(threads)                                                                                  \
+  "WITH RECURSIVE f(tid, head) AS (" threads "),"                                                               \
+  " walk(tid, prev, dir, auto, at) AS (SELECT f.tid, m.prev_id, m.direction, m.automatic, m.created_at"         \
+  "   FROM f JOIN messages m ON m.id = f.head UNION ALL"                                                         \
+  "   SELECT w.tid, m.prev_id, m.direction, m.automatic, m.created_at FROM walk w JOIN messages m ON m.id = w.prev)," \
+  " ms AS (SELECT tid, dir, auto, at,"                                                                           \
+  "   min(CASE WHEN dir = 'in' THEN at END) OVER (PARTITION BY tid) AS first_in FROM walk),"                     \
+  " first_reply(tid, wait) AS (SELECT tid,"                                                                      \
+  "   min(CASE WHEN dir = 'out' AND auto = 0 AND at >= first_in THEN at END) - first_in"                         \
+  "   FROM ms WHERE first_in IS NOT NULL GROUP BY tid) "
+
 /* A small JSON object writer into a fixed buffer for event data. Strings are
  * cut at max bytes (on a UTF-8 boundary); max 0 = no cut. */
 typedef struct sq_jw {
@@ -381,6 +399,12 @@ int sq_ticket_assign(store *st, sq_req *r, int64_t ticket_id, const json_t *owne
  * why). */
 int sq_reply_channel(store *st, sq_req *r, const char *thread_channel, const char *asked, int64_t contact,
                      char *out, size_t len);
+
+/* Reports (store_sqlite_report.c). Sorts v ascending. */
+void sq_sort_i64(int64_t *v, size_t n);
+/* The median of n sorted values (the mean of the middle two when n is
+ * even); n > 0. */
+double sq_median(const int64_t *sorted, size_t n);
 
 /* Deletes the uploads no reply named within STORE_UPLOAD_TTL_MS of now.
  * Returns 0 or -EIO. */

@@ -107,26 +107,13 @@ int store_contact_history(store *st, const char *channel, const char *kind, cons
 #define SQ_REPLY_SAMPLE 200
 #define SQ_REPLY_WINDOW_MS (14LL * 24 * 3600 * 1000)
 
-static int sq__cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
-}
-
 /* The median delay between a conversation's first inbound message and the
  * first reply an agent wrote, over the channel's latest conversations of the
  * last 14 days; -1 when none was answered. */
 static int sq__typical_reply(store *st, sq_req *r, const char *channel, int64_t *out) {
-  /* One walk down each conversation's chain, carrying its thread id. */
-  sqlite3_stmt *s = sq_prep(st,
-      "WITH RECURSIVE f(tid, head) AS (SELECT id, last_message_id FROM threads"
-      "   WHERE channel = ?1 AND created_at >= ?2 ORDER BY id DESC LIMIT ?3),"
-      " walk(tid, id) AS (SELECT tid, head FROM f WHERE head IS NOT NULL UNION ALL"
-      "   SELECT w.tid, m.prev_id FROM walk w JOIN messages m ON m.id = w.id WHERE m.prev_id IS NOT NULL),"
-      " ms AS (SELECT w.tid, m.direction AS dir, m.automatic AS auto, m.created_at AS at,"
-      "   min(CASE WHEN m.direction = 'in' THEN m.created_at END) OVER (PARTITION BY w.tid) AS first_in"
-      "   FROM walk w JOIN messages m ON m.id = w.id)"
-      " SELECT min(CASE WHEN dir = 'out' AND auto = 0 AND at >= first_in THEN at END) - first_in"
-      " FROM ms WHERE first_in IS NOT NULL GROUP BY tid");
+  sqlite3_stmt *s = sq_prep(st, SQ_FIRST_REPLY("SELECT id, last_message_id FROM threads"
+                                               " WHERE channel = ?1 AND created_at >= ?2 ORDER BY id DESC LIMIT ?3")
+                                "SELECT wait FROM first_reply");
   if (s == NULL) return sq_fail(st, r, "measuring reply times");
   sq_bind_text(s, 1, channel);
   sqlite3_bind_int64(s, 2, sq_now_ms() - SQ_REPLY_WINDOW_MS);
@@ -142,8 +129,8 @@ static int sq__typical_reply(store *st, sq_req *r, const char *channel, int64_t 
     *out = -1;
     return 0;
   }
-  qsort(d, n, sizeof(d[0]), sq__cmp_i64);
-  *out = (n % 2 ? d[n / 2] : (d[n / 2 - 1] + d[n / 2]) / 2) / 1000;
+  sq_sort_i64(d, n);
+  *out = (int64_t)sq_median(d, n) / 1000;
   return 0;
 }
 

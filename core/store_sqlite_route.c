@@ -439,11 +439,14 @@ static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *
     sqlite3_reset(s);
   }
   if (rc == 0) {
-    s = sq_prep(st, "UPDATE threads SET status = ?2 WHERE id = ?1");
+    /* closed_at is the first closing: a move between closed statuses keeps it */
+    s = sq_prep(st, "UPDATE threads SET status = ?2,"
+                    " closed_at = CASE WHEN ?2 = 'closed' THEN coalesce(closed_at, ?3) END WHERE id = ?1");
     if (s == NULL) rc = sq_fail(st, r, "updating a thread");
     else {
       sqlite3_bind_int64(s, 1, thread);
       sq_bind_text(s, 2, closed ? "closed" : "open");
+      sqlite3_bind_int64(s, 3, sq_batch_now(st));
       if (sqlite3_step(s) != SQLITE_DONE) rc = sq_fail(st, r, "updating a thread");
     }
   }
@@ -818,7 +821,7 @@ static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t th
     if (owner == 0 && sq_assign_ticket(st, r, ticket, thread, ch->name) < 0) return -EIO;
   } else {
     sq_cache_clear(st->thread_cache);
-    s = sq_prep(st, "UPDATE threads SET status = 'open' WHERE id = ?1");
+    s = sq_prep(st, "UPDATE threads SET status = 'open', closed_at = NULL WHERE id = ?1");
     if (s == NULL) return sq_fail(st, r, "reopening a thread");
     sqlite3_bind_int64(s, 1, thread);
     if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "reopening a thread");

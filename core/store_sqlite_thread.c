@@ -54,10 +54,11 @@ static int sq__conversation_patch(store *st, sq_req *r, json_t *a, json_t **resu
     return -EEXIST;
   }
   if (want != NULL && strcmp(want, status) != 0) {
-    s = sq_prep(st, "UPDATE threads SET status = ?2 WHERE id = ?1");
+    s = sq_prep(st, "UPDATE threads SET status = ?2, closed_at = CASE WHEN ?2 = 'closed' THEN ?3 END WHERE id = ?1");
     if (s == NULL) return sq_fail(st, r, "changing a conversation");
     sqlite3_bind_int64(s, 1, id);
     sq_bind_text(s, 2, want);
+    sqlite3_bind_int64(s, 3, sq_batch_now(st));
     if (sq__thread_set(st, r, id, channel, s, json_pack("{ss}", "status", want)) < 0) return r->status;
     sq_caches_clear(st); /* the writer's thread lookups know only open conversations */
   }

@@ -479,6 +479,33 @@ call GET /api/v1/pipelines "$AGENT"
 expect "pipelines with ordered statuses" 200 \
   '[s["name"] for p in d["items"] if p["name"] == "Billing" for s in p["statuses"]] == ["New", "Solved"]'
 
+# --- reports --------------------------------------------------------------------
+# kim's conversation ($conv) was answered and its ticket is now Solved (closed); lee's is open, unanswered.
+call GET /api/v1/reports "$AGENT"
+expect "a report of the last 7 days counts conversations, messages and waits" 200 \
+  'd["to"] - d["from"] == 7 * 86400000 and d["conversations"] == {"opened": 2, "closed": 1, "open": 1} and d["messages"]["inbound"] >= 3 and d["messages"]["outbound"] >= 1 and d["first_response"]["answered"] == 1 and d["first_response"]["unanswered"] == 1 and d["first_response"]["median_seconds"] is not None and d["resolution"]["count"] == 1 and d["group_by"] is None and "groups" not in d'
+call GET "/api/v1/reports?group_by=channel&inbox=Support" "$ADMIN"
+expect "group_by=channel gives the figures per channel" 200 \
+  '[g["key"] for g in d["groups"]] == ["demo"] and d["groups"][0]["conversations"] == d["conversations"] and d["inbox"] == "Support"'
+call GET "/api/v1/reports?group_by=agent" "$AGENT"
+expect "group_by=agent: nobody was assigned, and the replies were of a token of no user" 200 '[g["key"] for g in d["groups"]] == ["none"]'
+call GET "/api/v1/reports?channel=nope" "$AGENT"
+expect "a channel with nothing gives zeros and null times" 200 \
+  'd["conversations"]["opened"] == 0 and d["first_response"]["median_seconds"] is None and d["resolution"]["p90_seconds"] is None'
+call GET "/api/v1/reports?from=0&to=1000" "$AGENT"
+expect "from and to are milliseconds since the epoch" 200 'd["from"] == 0 and d["to"] == 1000 and d["conversations"]["opened"] == 0'
+call GET /api/v1/reports ""
+expect "a report needs a token" 401
+for bad in "from=yesterday:from" "to=-5:to" "from=1.5:from" "to=:to" "from=2000&to=1000:to" "from=1000&to=1000:to" \
+  "from=0&to=$((367 * 86400000)):from" "group_by=team:group_by"; do
+  call GET "/api/v1/reports?${bad%:*}" "$AGENT"
+  expect "a report with ${bad%:*} is 422 naming ${bad##*:}" 422 "d['error']['field'] == '${bad##*:}'"
+done
+call GET "/api/v1/reports?from=0&to=$((366 * 86400000))" "$AGENT"
+expect "a range of 366 days is allowed" 200
+call GET "/api/v1/reports?inbox=" "$AGENT"
+expect "an empty filter is 400, not no filter" 400 'd["error"]["field"] == "inbox"'
+
 # --- users and teams --------------------------------------------------------------
 call POST /api/v1/users "$ADMIN" '{"name": "bob", "email": "bob@example.com", "skills": ["fr"], "capacity": 3}'
 expect "POST a user is 201" 201 'd["name"] == "bob" and d["capacity"] == 3 and d["seat"] is True'
