@@ -180,6 +180,17 @@ static const char *const sq__migrations[] = {
     /* 15: canned responses (saved replies) agents insert by name. */
     "CREATE TABLE canned(name TEXT PRIMARY KEY, text TEXT NOT NULL, updated_by TEXT, updated_at INTEGER NOT NULL)"
     "  WITHOUT ROWID;",
+    /* 16: labels agents put on conversations, from a set operators keep. A
+     * name is unique without regard to case in any script: folded is the
+     * name as sb_fold folds it (the search's case folding), written with
+     * the name, and is what is unique and what every lookup compares.
+     * thread_labels is read by conversation (its key) and by label (the
+     * list's ?label= filter, a label's count, its delete). */
+    "CREATE TABLE labels(id INTEGER PRIMARY KEY, name TEXT NOT NULL, folded TEXT NOT NULL UNIQUE, color TEXT,"
+    "  description TEXT, created_at INTEGER NOT NULL);"
+    "CREATE TABLE thread_labels(thread_id INTEGER NOT NULL, label_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(thread_id, label_id)) WITHOUT ROWID;"
+    "CREATE INDEX thread_labels_label ON thread_labels(label_id, thread_id);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -60,15 +60,19 @@ static inline void fx_close(fx *f) {
   free(f->dir);
 }
 
+/* Takes a closed store's database back to schema 15's shape: without the
+ * labels of migration 16. */
+#define FX_BACK_TO_SCHEMA_15 "DROP TABLE thread_labels; DROP TABLE labels;"
+
 /* Takes a closed store's database back to schema 13's shape: without the
- * notes of migration 14 and the canned responses of 15. */
-#define FX_BACK_TO_SCHEMA_13 "DROP TABLE canned; DROP TABLE notes;"
+ * notes of migration 14, the canned responses of 15 and the labels of 16. */
+#define FX_BACK_TO_SCHEMA_13 FX_BACK_TO_SCHEMA_15 "DROP TABLE canned; DROP TABLE notes;"
 
 /* Takes a closed store's database back to schema 9's shape (before the
  * thread chain of migration 10, the threads' identity of 11, the audit
- * log of 12, the search index of 13, the notes of 14 and the canned
- * responses of 15), for tests that build an older database and then set its
- * user_version. */
+ * log of 12, the search index of 13, the notes of 14, the canned
+ * responses of 15 and the labels of 16), for tests that build an older
+ * database and then set its user_version. */
 #define FX_BEFORE_SCHEMA_10                                                            \
   FX_BACK_TO_SCHEMA_13                                                                 \
   "DROP TABLE search_index; DELETE FROM meta WHERE key = 'search_indexed';"           \
