@@ -1,8 +1,9 @@
 /* store_sqlite_thread.c — an agent's changes to a conversation itself:
- * closing or reopening it, giving it to a user, its labels and internal notes. A conversation with a
- * ticket follows its ticket (its status is the pipeline's; its assignee the
- * ticket's owner); one without — a conversations inbox, a channel with no
- * ticket settings — is changed directly. */
+ * closing or reopening it, giving it to a user, its labels, and internal
+ * notes. A conversation with a ticket follows its ticket (its status is the
+ * pipeline's; its assignee the ticket's owner); one without — a
+ * conversations inbox, a channel with no ticket settings — is changed
+ * directly. */
 #include "store_sqlite.h"
 
 #include <errno.h>
