@@ -12,6 +12,11 @@ PLUGINS=${SB_TEST_PLUGIN_DIR:?}
 CHAT_PLUGINS=${SB_PLUGIN_BUILD_DIR:?} # the bundled plugins: the chat channel's embed snippet
 SRC=${SB_SOURCE_DIR:?}
 SPEC=$SRC/docs/api/openapi.json
+# A python3 found through a version manager's shim (pyenv) costs a few
+# tenths of a second a call, and this script makes some 800: the shim's
+# cost alone came near its 300 s. The interpreter is resolved once.
+PY=$(python3 -c 'import sys; print(sys.executable)')
+python3() { "$PY" "$@"; }
 CHECK="python3 $SRC/tests/api_check.py"
 work=$(mktemp -d /tmp/sbapi.XXXXXX)
 daemon_pid=
