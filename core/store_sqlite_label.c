@@ -176,8 +176,8 @@ static int sq__label_id(store *st, sq_req *r, const json_t *name, int64_t *id) {
   return -EINVAL;
 }
 
-/* Runs s (binding thread ?1 and label ?2) for every label names names. ids
- * (may be NULL) gets their ids, in order. */
+/* Runs sql (binding the thread as ?1 and the label as ?2) for every label
+ * names holds; ids (may be NULL) gets their ids, in order. */
 static int sq__labels_each(store *st, sq_req *r, int64_t thread_id, const json_t *names, const char *sql,
                            int64_t *ids) {
   size_t i;
