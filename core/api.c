@@ -437,6 +437,7 @@ int api_register(http_server *s, const api_host *host, api **out) {
   if (rc == 0) rc = api_admin_register(a);
   if (rc == 0) rc = api_webhooks_register(a);
   if (rc == 0) rc = api_reports_register(a);
+  if (rc == 0) rc = api_labels_register(a);
   if (rc == 0) rc = sse_register(a);
   if (rc != 0) {
     /* Routes already added point at a; the server is being torn down by the

@@ -23,7 +23,8 @@ static void api__conversations_done(void *arg, int status, json_t *result, const
 
 static void api__conversations(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
-  static const char *const keys[] = {"channel", "inbox", "status", "assignee", "q", "failed", "cursor", "contact"};
+  static const char *const keys[] = {"channel", "inbox", "status", "assignee", "q",
+                                     "failed",  "cursor", "contact", "label"};
   json_t *f = json_object();
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
     if (api_query_into(req, res, keys[i], f) != 0) goto out;
@@ -90,25 +91,63 @@ static void api__conversation_patched(void *arg, int status, json_t *result, con
   http_responder *res = arg;
   if (status == -EINVAL && err != NULL && strstr(err, "is not a user") != NULL)
     http_respond_error(res, 422, "unprocessable", err, "assignee");
+  else if (status == -EINVAL && err != NULL && strstr(err, "(labels)") != NULL)
+    http_respond_error(res, 422, "unprocessable", err, "labels");
   else if (status == -EEXIST)
     http_respond_error(res, 409, "conflict", err != NULL ? err : "the conversation follows its ticket", "status");
   else
     api_done_object(arg, status, result, err);
 }
 
+/* Checks that key, when present, is an array of label names; answers 400
+ * naming it and returns -EINVAL when it is not. */
+static int api__check_labels(http_responder *res, const json_t *body, const char *key) {
+  if (api_check_type(res, body, key, JSON_ARRAY, 0) != 0) return -EINVAL;
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(body, key), i, v) {
+    if (json_is_string(v)) continue;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "\"%s\" must be an array of label names (strings)", key);
+    http_respond_error(res, 400, "invalid_type", msg, key);
+    return -EINVAL;
+  }
+  return 0;
+}
+
 static void api__conversation_patch(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
-  static const char *const keys[] = {"status", "assignee", NULL};
+  static const char *const keys[] = {"status", "assignee", "labels", NULL};
   int64_t id;
   json_t *b = NULL;
   if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
   if (api_check_keys(res, b, keys) == 0 && api_check_type(res, b, "status", JSON_STRING, 0) == 0 &&
-      api_check_type(res, b, "assignee", JSON_STRING, 1) == 0) {
+      api_check_type(res, b, "assignee", JSON_STRING, 1) == 0 && api__check_labels(res, b, "labels") == 0) {
     const char *want = json_string_value(json_object_get(b, "status"));
     if (want != NULL && strcmp(want, "open") != 0 && strcmp(want, "closed") != 0)
       http_respond_error(res, 400, "invalid", "status must be \"open\" or \"closed\"", "status");
     else
       api_submitted(res, store_conversation_patch(a->host.st, id, b, api__conversation_patched, res));
+  }
+  json_decref(b);
+}
+
+/* POST /api/v1/conversations/{id}/labels: {"add": [...], "remove": [...]}
+ * changes only the labels named, so agents changing different labels at
+ * once do not undo each other's change (PATCH's labels replaces them all). */
+static void api__conversation_labels(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  static const char *const keys[] = {"add", "remove", NULL};
+  int64_t id;
+  json_t *b = NULL;
+  if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
+  if (api_check_keys(res, b, keys) == 0 && api__check_labels(res, b, "add") == 0 &&
+      api__check_labels(res, b, "remove") == 0) {
+    json_t *add = json_object_get(b, "add"), *remove = json_object_get(b, "remove");
+    if (add == NULL && remove == NULL)
+      http_respond_error(res, 400, "invalid", "give the labels to add, to remove, or both", "add");
+    else
+      api_submitted(res, store_conversation_labels(a->host.st, id, add, remove, api__conversation_patched, res));
   }
   json_decref(b);
 }
@@ -611,6 +650,7 @@ int api_conversations_register(api *a) {
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/conversations/{id}", 0, api__conversation_patch);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages", API_UNAUDITED, api__reply);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/messages/{message_id}/retry", 0, api__retry);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/labels", 0, api__conversation_labels);
   /* unaudited like replies: the conversation keeps them, with their author */
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/conversations/{id}/notes", API_UNAUDITED, api__note);
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/attachments/{id}", 0, api__attachment);

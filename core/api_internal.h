@@ -39,6 +39,7 @@ int api_route(api *a, const char *method, const char *pattern, int flags, api_ha
 /* Route tables of each file. Return 0 or a negative errno. */
 int api_conversations_register(api *a);
 int api_admin_register(api *a);
+int api_labels_register(api *a);
 int api_channels_register(api *a);
 int api_webhooks_register(api *a);
 int api_reports_register(api *a);

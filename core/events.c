@@ -128,6 +128,7 @@ static const char *const events__types[] = {
     "message.in",     "message.out",  "message.status", "thread.reopened", "thread.updated",
     "ticket.created", "ticket.updated", "ticket.assigned", "ticket.queued", "notification",
     "contact.merged", "contact.deleted", "user.updated", "user.deleted",   "note.created",
+    "thread.labels",  "label.updated",  "label.deleted",
 };
 
 int events_type_known(const char *type) {

@@ -23,6 +23,9 @@
  *   contact.merged  {contact_id, merged_id}
  *   user.updated    the user as in store_users_list
  *   user.deleted    {user_id, name}
+ *   thread.labels   {thread_id, labels: [names]}  (a conversation's labels changed)
+ *   label.updated   the label as in store_labels_list, plus previous_name when renamed
+ *   label.deleted   {name, conversations}  (taken off that many conversations)
  */
 #ifndef SB_CORE_EVENTS_H
 #define SB_CORE_EVENTS_H

@@ -36,7 +36,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 17
+#define STORE_SCHEMA_VERSION 18
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -198,15 +198,15 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
 int store_contact_get(store *st, int64_t id, store_json_cb cb, void *arg);
 
 /* Erases a contact and everything of theirs: their identities, their
- * conversations with all messages, attachments, tickets, notes and queued
- * replies, and their rows in the search index (a person's right to be
+ * conversations with all messages, attachments, tickets, notes, labels and
+ * queued replies, and their rows in the search index (a person's right to be
  * forgotten). Result {deleted: id, conversations: n}; a contact.deleted
  * event. -ENOENT for no such contact. */
 int store_contact_delete(store *st, int64_t id, store_json_cb cb, void *arg);
 
 /* Everything the help desk holds of a contact, for a person's right of
  * access: {contact (with identities), conversations: [each with its
- * messages and notes, oldest first], exported_at}. Attachments are listed
+ * labels, messages and notes, oldest first], exported_at}. Attachments are listed
  * with their download links. Read beside the writer. -ENOENT. */
 int store_contact_export(store *st, int64_t id, store_json_cb cb, void *arg);
 
@@ -214,9 +214,12 @@ int store_contact_export(store *st, int64_t id, store_json_cb cb, void *arg);
 
 /* filter: {channel?, inbox?, status? ("open"|"closed"), assignee? (user name or
  * "none"), q? (keyword in message text or subject, contact name, email or phone),
- * failed? (true: only conversations with a reply whose status is failed), cursor?, limit? (default 50)} ->
+ * failed? (true: only conversations with a reply whose status is failed),
+ * label? (a label's name, any case: the conversations carrying it; none for a
+ * name that is no label's), cursor?, limit? (default 50)} ->
  * {items:[{id, channel, inbox, contact{...}, status, assignee, ticket{id,
- * status, priority, owner}, last_message_at}], next_cursor} newest first.
+ * status, priority, owner}, labels:[names by name], last_message_at}],
+ * next_cursor} newest first.
  * -EINVAL when assignee is neither "none" nor a user's name. */
 int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, void *arg);
 /* The thread as in the list plus messages:[{id, direction, channel, text, html,
@@ -227,13 +230,15 @@ int store_conversations_list(store *st, const json_t *filter, store_json_cb cb, 
 int store_conversation_get(store *st, int64_t thread_id, store_json_cb cb, void *arg);
 
 /* Changes a conversation: {status?: "open"|"closed", assignee?: user name or
- * null}. One with a ticket follows it: its assignee becomes the ticket's
- * owner (ticket.assigned), and a status is -EEXIST (the ticket's pipeline
- * decides it). One without is changed directly (thread.updated {thread_id,
+ * null, labels?: [label names]}. One with a ticket follows it: its assignee
+ * becomes the ticket's owner (ticket.assigned), and a status is -EEXIST (the
+ * ticket's pipeline decides it). One without is changed directly (thread.updated {thread_id,
  * status} or {thread_id, user_id}); a closed one gets a new conversation or
  * is reopened by the next inbound message as the channel's thread policy
- * says. Result: the conversation as the list has it. -ENOENT, -EINVAL (no
- * such user, naming assignee). */
+ * says. labels replaces the conversation's labels, as
+ * store_conversation_labels changes them. Result: the conversation as the
+ * list has it. -ENOENT, -EINVAL (no such user, naming assignee; no such
+ * label, ending "(labels)"). All or nothing. */
 int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, store_json_cb cb, void *arg);
 
 /* ---- reports (store_sqlite_report.c) ---- */
@@ -250,6 +255,37 @@ int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, 
  * Read beside the writer (never in its group commit). -EINVAL for a bad
  * range or group_by. */
 int store_report(store *st, const json_t *query, store_json_cb cb, void *arg);
+
+/* ---- labels (store_sqlite_label.c) ---- */
+
+/* Labels agents put on conversations. A name is unique and looked up
+ * without regard to case in any script ("Billing" and "billing" are one
+ * label); it is kept as first written. The API validates names and colours
+ * before these are called. */
+
+/* Every label by name: {items: [{name, color, description, created_at,
+ * conversations (how many carry it)}], next_cursor: null}. */
+int store_labels_list(store *st, store_json_cb cb, void *arg);
+/* Creates label {name, color?, description?} (copied). Result: the label;
+ * -EEXIST when the name is taken. A label.updated event. */
+int store_label_create(store *st, const json_t *label, store_json_cb cb, void *arg);
+/* Changes label name: patch {name?, color?, description?} (null removes
+ * color and description). A new name keeps the label on its conversations;
+ * -EEXIST when it is another label's. Result: the label; -ENOENT. A
+ * label.updated event (with previous_name when renamed). */
+int store_label_patch(store *st, const char *name, const json_t *patch, store_json_cb cb, void *arg);
+/* Deletes label name and takes it off every conversation. Result
+ * {deleted: name, conversations: n}; -ENOENT. A label.deleted event. */
+int store_label_delete(store *st, const char *name, store_json_cb cb, void *arg);
+/* Adds and removes labels (JSON arrays of names; NULL: none) on one
+ * conversation, leaving its other labels as they are, so that agents
+ * changing different labels at once do not undo each other's change.
+ * Publishes thread.labels {thread_id, labels} when its set changed.
+ * Result: the conversation as the list has it. -ENOENT; -EINVAL for a name
+ * that is no label's, or one both added and removed (the sentence ends
+ * "(labels)"). */
+int store_conversation_labels(store *st, int64_t thread_id, const json_t *add, const json_t *remove,
+                              store_json_cb cb, void *arg);
 
 /* ---- canned responses (store_sqlite_canned.c) ---- */
 
@@ -364,8 +400,9 @@ int store_api_channel_put(store *st, const char *name, const json_t *spec, const
 int store_api_channels_list(store *st, store_json_cb cb, void *arg);
 /* Forgets it; -ENOENT if unknown. Result: {name}. */
 int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void *arg);
-/* Deletes the channel's conversations, messages, tickets, outbox rows and
- * key/value state (DELETE ?history=delete). Result: {threads: n}. */
+/* Deletes the channel's conversations (their messages, tickets, notes and
+ * labels), outbox rows and key/value state (DELETE ?history=delete).
+ * Result: {threads: n}. */
 int store_channel_history_delete(store *st, const char *name, store_json_cb cb, void *arg);
 /* Moves the channel's threads (and their tickets' inbox) to inbox (PATCH
  * inbox with history=move). Result: {threads: n}. */

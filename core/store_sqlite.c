@@ -201,6 +201,17 @@ static const char *const sq__migrations[] = {
     "  WHERE status = 'closed';"
     "CREATE INDEX threads_created ON threads(created_at);"
     "CREATE INDEX threads_closed ON threads(closed_at) WHERE closed_at IS NOT NULL;",
+    /* 18: labels agents put on conversations, from a set operators keep. A
+     * name is unique without regard to case in any script: folded is the
+     * name as sb_fold folds it (the search's case folding), written with
+     * the name, and is what is unique and what every lookup compares.
+     * thread_labels is read by conversation (its key) and by label (the
+     * list's ?label= filter, a label's count, its delete). */
+    "CREATE TABLE labels(id INTEGER PRIMARY KEY, name TEXT NOT NULL, folded TEXT NOT NULL UNIQUE, color TEXT,"
+    "  description TEXT, created_at INTEGER NOT NULL);"
+    "CREATE TABLE thread_labels(thread_id INTEGER NOT NULL, label_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(thread_id, label_id)) WITHOUT ROWID;"
+    "CREATE INDEX thread_labels_label ON thread_labels(label_id, thread_id);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

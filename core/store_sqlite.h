@@ -367,6 +367,20 @@ int sq_attachments_insert(store *st, sq_req *r, int64_t message_id, const char *
  * -ENOENT when there is none. */
 int sq_thread_summary(store *st, sq_req *r, int64_t id, json_t **result);
 
+/* A conversation's label names as a JSON array, in name order (folded, as
+ * labels are compared), for a SELECT: thread is the SQL of its id. */
+#define SQ_THREAD_LABELS(thread)                                                                     \
+  "(SELECT json_group_array(name) FROM (SELECT l.name FROM thread_labels tl JOIN labels l"         \
+  " ON l.id = tl.label_id WHERE tl.thread_id = " thread " ORDER BY l.folded, l.name))"
+
+/* Writer thread: changes thread_id's labels (store_sqlite_label.c). set, a
+ * JSON array of names, replaces them; add and remove change only those
+ * (NULL: none). channel is the conversation's, for the thread.labels event
+ * published when the set changed. -EINVAL for a name that is no label's or
+ * one both added and removed (r->err ends "(labels)"), -EIO. */
+int sq_thread_labels(store *st, sq_req *r, int64_t thread_id, const char *channel, const json_t *set,
+                     const json_t *add, const json_t *remove);
+
 /* Writer thread, in a reply's transaction: canned response name's text
  * with the contact's and the author's names filled in, into *out
  * (malloc'd). -EINVAL saying "... does not exist (canned)" when there is

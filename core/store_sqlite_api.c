@@ -221,8 +221,8 @@ int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void
 /* Deletes the conversations of the threads matching THREADS (a condition on
  * threads binding ?1) with all they hold: outbox rows, the search index's
  * rows (its 'delete' needs the values as indexed: store_sqlite_index.c),
- * messages (their attachments go by trigger), tickets and notes. The
- * threads themselves go last (sq__purge). */
+ * messages (their attachments go by trigger), tickets, notes and labels
+ * (the labels themselves stay). The threads themselves go last (sq__purge). */
 #define SQ_PURGE_STEPS(THREADS)                                                                              \
   SQ_CHAIN("SELECT last_message_id FROM threads WHERE " THREADS " AND last_message_id IS NOT NULL")        \
   "DELETE FROM outbox WHERE message_id IN chain",                                                          \
@@ -234,7 +234,8 @@ int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void
       SQ_CHAIN("SELECT last_message_id FROM threads WHERE " THREADS " AND last_message_id IS NOT NULL")    \
       "DELETE FROM messages WHERE id IN chain",                                                            \
       "DELETE FROM tickets WHERE thread_id IN (SELECT id FROM threads WHERE " THREADS ")",                  \
-      "DELETE FROM notes WHERE thread_id IN (SELECT id FROM threads WHERE " THREADS ")"
+      "DELETE FROM notes WHERE thread_id IN (SELECT id FROM threads WHERE " THREADS ")",                    \
+      "DELETE FROM thread_labels WHERE thread_id IN (SELECT id FROM threads WHERE " THREADS ")"
 
 /* Runs steps (each binding ?1 to key), then deletes the threads matching
  * threads_sql; *n_threads: how many went. */

@@ -403,8 +403,9 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
   " 'status', t.status, 'assignee', (SELECT name FROM users WHERE id = t.assignee_id),"       \
   " 'ticket', CASE WHEN k.id IS NULL THEN NULL ELSE json_object('id', k.id, 'status',"        \
   " k.status, 'priority', k.priority, 'owner', (SELECT name FROM users WHERE id = k.owner_id)," \
-  " 'name', k.name) END, 'last_message_at', (SELECT created_at FROM messages"  \
-  " WHERE id = t.last_message_id), 'created_at', t.created_at)"                \
+  " 'name', k.name) END, 'labels', " SQ_THREAD_LABELS("t.id") ","                             \
+  " 'last_message_at', (SELECT created_at FROM messages WHERE id = t.last_message_id),"       \
+  " 'created_at', t.created_at)"                                                            \
   " FROM threads t LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN tickets k ON k.id = t.ticket_id "
 
 /* The filters of the conversations list, and the part of q that needs no
@@ -413,6 +414,8 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
 #define SQ_CONVERSATIONS_WHERE                                                                     \
   "WHERE (?1 = 0 OR t.id < ?1) AND (?2 IS NULL OR t.channel = ?2) AND (?3 IS NULL OR t.inbox = ?3)" \
   " AND (?4 IS NULL OR t.status = ?4) AND (?10 IS NULL OR t.contact_id = ?10)"                    \
+  " AND (?11 IS NULL OR t.id IN (SELECT tl.thread_id FROM thread_labels tl WHERE tl.label_id ="    \
+  "      (SELECT id FROM labels WHERE folded = sb_fold(?11))))"                                   \
   " AND (?5 IS NULL OR (?5 = 'none' AND t.assignee_id IS NULL)"                                   \
   "      OR t.assignee_id = (SELECT id FROM users WHERE name = ?5))"                              \
   " AND (?8 IS NULL OR EXISTS (" SQ_CHAIN("SELECT t.last_message_id") "SELECT 1 FROM chain"        \
@@ -473,6 +476,7 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
   sq_bind_text(s, 6, sq__str(q, "q"));
   sqlite3_bind_int64(s, 7, limit);
   if (json_is_true(json_object_get(q, "failed"))) sqlite3_bind_int(s, 8, 1);
+  sq_bind_text(s, 11, sq__str(q, "label"));
   if (json_is_integer(json_object_get(q, "contact")))
     sqlite3_bind_int64(s, 10, json_integer_value(json_object_get(q, "contact")));
   return sq__run_page(st, r, s, limit, result);

@@ -1,8 +1,9 @@
 /* store_sqlite_thread.c — an agent's changes to a conversation itself:
- * closing or reopening it, giving it to a user, and internal notes. A conversation with a
- * ticket follows its ticket (its status is the pipeline's; its assignee the
- * ticket's owner); one without — a conversations inbox, a channel with no
- * ticket settings — is changed directly. */
+ * closing or reopening it, giving it to a user, its labels, and internal
+ * notes. A conversation with a ticket follows its ticket (its status is the
+ * pipeline's; its assignee the ticket's owner); one without — a
+ * conversations inbox, a channel with no ticket settings — is changed
+ * directly. */
 #include "store_sqlite.h"
 
 #include <errno.h>
@@ -22,6 +23,23 @@ static int sq__thread_set(store *st, sq_req *r, int64_t id, const char *channel,
   const router_channel *ch = sq_channel(st, channel);
   json_object_set_new(data, "thread_id", json_integer(id));
   return sq_event(st, r, "thread.updated", channel, ch != NULL ? ch->inbox : NULL, data) < 0 ? -EIO : 0;
+}
+
+/* The channel of conversation id into channel (len bytes); -ENOENT saying
+ * so when there is none. */
+static int sq__thread_channel(store *st, sq_req *r, int64_t id, char *channel, size_t len) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT channel FROM threads WHERE id = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a conversation");
+  sqlite3_bind_int64(s, 1, id);
+  if (sqlite3_step(s) != SQLITE_ROW) {
+    sqlite3_reset(s);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "conversation %" PRId64 " does not exist", id);
+    return -ENOENT;
+  }
+  snprintf(channel, len, "%s", sq_col_text(s, 0));
+  sqlite3_reset(s);
+  return 0;
 }
 
 static int sq__conversation_patch(store *st, sq_req *r, json_t *a, json_t **result) {
@@ -76,6 +94,8 @@ static int sq__conversation_patch(store *st, sq_req *r, json_t *a, json_t **resu
                        json_pack("{so}", "user_id", uid != 0 ? json_integer(uid) : json_null())) < 0)
       return r->status;
   }
+  json_t *labels = json_object_get(p, "labels");
+  if (labels != NULL && sq_thread_labels(st, r, id, channel, labels, NULL, NULL) < 0) return r->status;
   return sq_thread_summary(st, r, id, result);
 }
 
@@ -83,6 +103,24 @@ int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, 
   if (!json_is_object(patch)) return -EINVAL;
   return sq_submit_json(st, sq__conversation_patch,
                         json_pack("{sI sO}", "id", (json_int_t)thread_id, "patch", (json_t *)patch), cb, arg);
+}
+
+static int sq__conversation_labels(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  char channel[128];
+  if (sq__thread_channel(st, r, id, channel, sizeof(channel)) < 0 ||
+      sq_thread_labels(st, r, id, channel, NULL, json_object_get(a, "add"), json_object_get(a, "remove")) < 0)
+    return r->status;
+  return sq_thread_summary(st, r, id, result);
+}
+
+int store_conversation_labels(store *st, int64_t thread_id, const json_t *add, const json_t *remove,
+                              store_json_cb cb, void *arg) {
+  if ((add != NULL && !json_is_array(add)) || (remove != NULL && !json_is_array(remove))) return -EINVAL;
+  return sq_submit_json(st, sq__conversation_labels,
+                        json_pack("{sI sO* sO*}", "id", (json_int_t)thread_id, "add", (json_t *)add, "remove",
+                                  (json_t *)remove),
+                        cb, arg);
 }
 
 /* ---- internal notes ---- */
@@ -94,20 +132,10 @@ int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, 
 static int sq__note_add(store *st, sq_req *r, json_t *a, json_t **result) {
   int64_t thread = json_integer_value(json_object_get(a, "thread_id"));
   int64_t user = json_integer_value(json_object_get(a, "user_id"));
-  sqlite3_stmt *s = sq_prep(st, "SELECT channel FROM threads WHERE id = ?1");
-  if (s == NULL) return sq_fail(st, r, "reading a conversation");
-  sqlite3_bind_int64(s, 1, thread);
-  if (sqlite3_step(s) != SQLITE_ROW) {
-    sqlite3_reset(s);
-    r->status = -ENOENT;
-    snprintf(r->err, sizeof(r->err), "conversation %" PRId64 " does not exist", thread);
-    return -ENOENT;
-  }
   char channel[128];
-  snprintf(channel, sizeof(channel), "%s", sq_col_text(s, 0));
-  sqlite3_reset(s);
+  if (sq__thread_channel(st, r, thread, channel, sizeof(channel)) < 0) return r->status;
   /* a token's user deleted since: the note has no author rather than one a later user may get */
-  s = sq_prep(st, "INSERT INTO notes(id, thread_id, user_id, text, created_at)"
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO notes(id, thread_id, user_id, text, created_at)"
                   " VALUES(?1, ?2, (SELECT id FROM users WHERE id = ?3), ?4, ?5)");
   if (s == NULL) return sq_fail(st, r, "adding a note");
   int64_t id = sq_next_id(st);

@@ -61,9 +61,10 @@ static inline void fx_close(fx *f) {
 }
 
 /* Takes a closed store's database back to schema 15's shape: without the
- * outgoing webhooks of migration 16 and the conversations' time of closing
- * (with the report's indexes) of 17. */
+ * outgoing webhooks of migration 16, the conversations' time of closing
+ * (with the report's indexes) of 17 and the labels of 18. */
 #define FX_BACK_TO_SCHEMA_15                                                         \
+  "DROP TABLE thread_labels; DROP TABLE labels;"                                      \
   "DROP TABLE webhooks; DROP INDEX threads_closed; DROP INDEX threads_created;"       \
   "ALTER TABLE threads DROP COLUMN closed_at;"
 
@@ -74,8 +75,9 @@ static inline void fx_close(fx *f) {
 /* Takes a closed store's database back to schema 9's shape (before the
  * thread chain of migration 10, the threads' identity of 11, the audit
  * log of 12, the search index of 13, the notes of 14, the canned
- * responses of 15, the webhooks of 16 and the closing times of 17), for
- * tests that build an older database and then set its user_version. */
+ * responses of 15, the webhooks of 16, the closing times of 17 and the
+ * labels of 18), for tests that build an older database and then set its
+ * user_version. */
 #define FX_BEFORE_SCHEMA_10                                                            \
   FX_BACK_TO_SCHEMA_13                                                                 \
   "DROP TABLE search_index; DELETE FROM meta WHERE key = 'search_indexed';"           \

@@ -355,6 +355,8 @@ START_TEST(webhook_patterns_name_known_types_and_families) {
   ck_assert(webhooks_pattern_ok("ticket.*"));
   ck_assert(webhooks_pattern_ok("notification"));
   ck_assert(webhooks_pattern_ok("contact.deleted"));
+  ck_assert(webhooks_pattern_ok("label.*"));
+  ck_assert(webhooks_pattern_ok("thread.labels"));
   ck_assert(!webhooks_pattern_ok("tickets.*"));
   ck_assert(!webhooks_pattern_ok("ticket.closed"));
   ck_assert(!webhooks_pattern_ok(".*"));
