@@ -3,7 +3,8 @@
 # database. A store made by BIN (migrated to its schema) is filled directly
 # with MESSAGES messages in conversations of five (inbound, automatic reply,
 # an agent's reply, inbound, an agent's reply; every third conversation
-# closed) spread over the last DAYS days, on two channels and twenty agents;
+# closed) spread over the last DAYS days, on two channels and twenty agents,
+# message ids in time order as the daemon gives them;
 # then the daemon starts on it and the report is asked for: the first
 # (cold) one, and the median of five of each of the default range, a
 # group_by=agent and a channel filter. Stops only the daemon it starts.
@@ -58,6 +59,14 @@ for t in range(total // 5):
     closed = t % 3 == 0
     threads.append((tid, channel, ("Support", "Sales")[t % 2], tid, "closed" if closed else "open", agent, created,
                     created + 7500000 if closed else None, prev, last_in))
+# The daemon gives message ids in the order it stores messages, so ids grow
+# with time (the report finds a range's messages by id): renumber by time.
+order = sorted(messages, key=lambda m: (m[8], m[0]))
+first = messages[0][0]
+new_id = {m[0]: first + i for i, m in enumerate(order)}
+remap = lambda i: new_id[i] if i is not None else None
+messages = [(remap(m[0]),) + m[1:9] + (remap(m[9]), m[10]) for m in messages]
+threads = [t[:8] + (remap(t[8]), remap(t[9])) for t in threads]
 c.executemany("INSERT INTO contacts(id, name) VALUES(?, ?)", [(t[0], "contact %d" % t[0]) for t in threads])
 c.executemany("INSERT INTO threads(id, channel, inbox, contact_id, status, assignee_id, created_at, closed_at,"
               " last_message_id, last_in_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", threads)
