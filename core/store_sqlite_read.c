@@ -405,7 +405,7 @@ int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_
   " k.status, 'priority', k.priority, 'owner', (SELECT name FROM users WHERE id = k.owner_id)," \
   " 'name', k.name) END, 'labels', " SQ_THREAD_LABELS("t.id") ","                             \
   " 'last_message_at', (SELECT created_at FROM messages WHERE id = t.last_message_id),"       \
-  " 'created_at', t.created_at)"                                                            \
+  " 'created_at', t.created_at, 'closed_at', t.closed_at)"                                  \
   " FROM threads t LEFT JOIN contacts c ON c.id = t.contact_id LEFT JOIN tickets k ON k.id = t.ticket_id "
 
 /* The filters of the conversations list, and the part of q that needs no

@@ -971,14 +971,15 @@ talkconv=$(jv 'd["items"][0]["id"]')
 call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"assignee": "dana"}'
 expect "PATCH assignee gives a ticketless conversation to a user" 200 "d['id'] == $talkconv and d['assignee'] == 'dana' and d['ticket'] is None"
 call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"status": "closed", "assignee": null}'
-expect "PATCH status closes it, and assignee null leaves it to nobody" 200 'd["status"] == "closed" and d["assignee"] is None'
+expect "PATCH status closes it, and assignee null leaves it to nobody" 200 \
+  'd["status"] == "closed" and d["assignee"] is None and d["closed_at"] >= d["created_at"]'
 call GET "/api/v1/conversations?channel=talk&status=closed" "$AGENT"
 expect "the closed conversation lists as closed" 200 "[c['id'] for c in d['items']] == [$talkconv]"
 inbound talk t2 zed "back again"
 sleep 0.3
 call GET "/api/v1/conversations/$talkconv" "$AGENT"
 expect "the contact writing again reopens the closed conversation (closed_thread reopen)" 200 \
-  'd["status"] == "open" and [m["text"] for m in d["messages"]] == ["no ticket here", "back again"]'
+  'd["status"] == "open" and d["closed_at"] is None and [m["text"] for m in d["messages"]] == ["no ticket here", "back again"]'
 call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"status": "closed"}'
 call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"status": "open"}'
 expect "PATCH status open reopens it" 200 'd["status"] == "open"'
