@@ -5,19 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "clock.h"
 
 #define API_DAY_MS ((int64_t)24 * 3600 * 1000)
 /* Without from, a report covers the week before to. */
 #define API_REPORT_DEFAULT_MS (7 * API_DAY_MS)
 /* The longest range: a year, leap day included. */
 #define API_REPORT_MAX_MS (366 * API_DAY_MS)
-
-static int64_t api__wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Reads ?name= as milliseconds since the epoch (how the API gives every
  * time) into *ms, leaving it when absent. Returns 0, or -EINVAL after
@@ -39,7 +34,7 @@ static int api__report_time(const http_request *req, http_responder *res, const 
 static void api__reports(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
   static const char *const keys[] = {"channel", "inbox", "group_by"};
-  int64_t to = api__wall_ms(), from = -1;
+  int64_t to = sb_wall_ms(), from = -1;
   if (api__report_time(req, res, "to", &to) != 0 || api__report_time(req, res, "from", &from) != 0) return;
   if (from < 0) from = to > API_REPORT_DEFAULT_MS ? to - API_REPORT_DEFAULT_MS : 0;
   if (to <= from) {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "channel_impl.h"
+#include "clock.h"
 #include "filelink.h"
 #include "hmac.h"
 #include "httpc.h"
@@ -27,12 +28,6 @@ static void hostapi__log(sb_channel *ch, int level, const char *fmt, ...) {
   va_start(ap, fmt);
   log_vmsg(level, ch != NULL ? ch->spec.name : NULL, ch != NULL ? ch->plugin->desc.id : NULL, fmt, ap);
   va_end(ap);
-}
-
-static int64_t hostapi__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static const char *hostapi__channel_name(const sb_channel *ch) { return ch != NULL ? ch->spec.name : NULL; }
@@ -699,7 +694,7 @@ static int hostapi__attachment_link(sb_channel *ch, int64_t id, uint32_t ttl_s, 
 static const sb_host hostapi__table = {
     .abi = {SB_MAGIC_HOST, SB_ABI_MAJOR, SB_ABI_MINOR, (uint32_t)sizeof(sb_host), 0},
     .log = hostapi__log,
-    .now_ms = hostapi__now_ms,
+    .now_ms = sb_wall_ms,
     .channel_name = hostapi__channel_name,
     .config_get = schema_config_get,
     .config_count = schema_config_count,

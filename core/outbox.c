@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 struct outbox {
@@ -108,18 +108,14 @@ void outbox_done_retry(outbox_done *d, int64_t retry_after_ms, const char *reaso
   ob->stats.retried++;
   int64_t delay = outbox_backoff_ms(&ob->cfg, d->item.attempt, retry_after_ms, ob__rand(ob));
   /* Wall time, not uv_now: next_at is compared with the clock after a restart. */
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t next = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + delay;
+  int64_t next = sb_wall_ms() + delay;
   ob__finish(d, store_outbox_retry(ob->st, d->item.outbox_id, next, reason, ob__stored, ob));
 }
 
 void outbox_done_defer(outbox_done *d, int64_t defer_ms, const char *reason) {
   if (d == NULL || d->completed++) return;
   d->ob->stats.deferred++;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t next = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + (defer_ms > 0 ? defer_ms : 1000);
+  int64_t next = sb_wall_ms() + (defer_ms > 0 ? defer_ms : 1000);
   ob__finish(d, store_outbox_defer(d->ob->st, d->item.outbox_id, next, reason, ob__stored, d->ob));
 }
 
@@ -134,9 +130,7 @@ static void ob__claimed(void *arg, int status, json_t *rows, const char *err) {
     if (ob->stopping) {
       /* Stopped while claiming: hand the row back instead of sending it. */
       int64_t id = json_integer_value(json_object_get(row, "outbox_id"));
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      if (store_outbox_retry(ob->st, id, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+      if (store_outbox_retry(ob->st, id, sb_wall_ms(),
                              "outbox stopped before sending", ob__stored, ob) == 0)
         ob->inflight++;
       continue;
@@ -183,9 +177,7 @@ static void ob__claim(outbox *ob) {
     ob->again = 1;
     return;
   }
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  int64_t now = sb_wall_ms();
   if (store_outbox_claim(ob->st, now, ob->cfg.batch, ob__claimed, ob) == 0) {
     ob->claiming = 1;
     ob->inflight++;

@@ -217,12 +217,6 @@ static const char *const sq__migrations[] = {
 
 _Static_assert(SQ_NMIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
 
-int64_t sq_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void sq_bind_text(sqlite3_stmt *s, int i, const char *v) {
   if (v == NULL)
     sqlite3_bind_null(s, i);
@@ -575,7 +569,7 @@ static void sq__fail_begin(store *st, sq_req *r) {
  * savepoint each (and so are later ones until the commit), so the failure
  * is isolated. Requests are written to be re-runnable. */
 static void sq__run_more(store *st, sq_txn *t, sq_req *batch, sq_req *last) {
-  st->batch_now = sq_now_ms();
+  st->batch_now = sb_wall_ms();
   int begun = t->open;
   if (t->head == NULL && sq__step_static(st, "BEGIN IMMEDIATE") == 0) {
     t->open = begun = 1;
@@ -907,7 +901,7 @@ static int sq__recover(store *st, char *err, size_t errlen) {
     sqlite3_free(msg);
     return -EIO;
   }
-  if (sq_uploads_sweep(st, sq_now_ms()) < 0) {
+  if (sq_uploads_sweep(st, sb_wall_ms()) < 0) {
     snprintf(err, errlen, "cannot delete the unused uploads in %s: %s", st->path, sqlite3_errmsg(st->db));
     return -EIO;
   }

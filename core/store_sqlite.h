@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "store.h"
 
 #define SQ_STMT_SLOTS 256
@@ -259,8 +260,6 @@ void sq_jw_message(sq_jw *w, const sq_message_event *m);
 /* Writer-owned channel rules by name, or NULL. */
 const router_channel *sq_channel(store *st, const char *name);
 
-/* Milliseconds since the epoch. */
-int64_t sq_now_ms(void);
 
 /* The batch's clock: read once when a batch starts (writer thread), so every
  * row of a batch carries the same commit-time timestamp. */

@@ -52,7 +52,7 @@ static int sq__token_create(store *st, sq_req *r, json_t *a, json_t **result) {
   sq_bind_text(s, 1, sq__str(a, "name"));
   sq_bind_text(s, 2, sq__str(a, "role"));
   sq_bind_text(s, 3, sq__str(a, "hash"));
-  sqlite3_bind_int64(s, 4, sq_now_ms());
+  sqlite3_bind_int64(s, 4, sb_wall_ms());
   if (user_id > 0) sqlite3_bind_int64(s, 5, user_id);
   int rc = sqlite3_step(s);
   int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
@@ -162,7 +162,7 @@ static int sq__api_channel_put(store *st, sq_req *r, json_t *a, json_t **result)
   sq_bind_text(s, 1, sq__str(a, "name"));
   sq_bind_text(s, 2, spec);
   sq_bind_text(s, 3, sq__str(a, "sealed"));
-  sqlite3_bind_int64(s, 4, sq_now_ms());
+  sqlite3_bind_int64(s, 4, sb_wall_ms());
   int rc = sq__step(st, r, s, "saving a channel");
   free(spec);
   if (rc < 0) return rc;
@@ -341,7 +341,7 @@ static int sq__contact_export(store *st, sq_req *r, json_t *a, json_t **result) 
     json_decref(convs);
     return failed ? -EIO : sq_fail(st, r, "reading a contact's conversations");
   }
-  *result = json_pack("{so so sI}", "contact", contact, "conversations", convs, "exported_at", (json_int_t)sq_now_ms());
+  *result = json_pack("{so so sI}", "contact", contact, "conversations", convs, "exported_at", (json_int_t)sb_wall_ms());
   return 0;
 }
 

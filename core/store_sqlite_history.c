@@ -116,7 +116,7 @@ static int sq__typical_reply(store *st, sq_req *r, const char *channel, int64_t 
                                 "SELECT wait FROM first_reply");
   if (s == NULL) return sq_fail(st, r, "measuring reply times");
   sq_bind_text(s, 1, channel);
-  sqlite3_bind_int64(s, 2, sq_now_ms() - SQ_REPLY_WINDOW_MS);
+  sqlite3_bind_int64(s, 2, sb_wall_ms() - SQ_REPLY_WINDOW_MS);
   sqlite3_bind_int(s, 3, SQ_REPLY_SAMPLE);
   int64_t d[SQ_REPLY_SAMPLE];
   size_t n = 0;

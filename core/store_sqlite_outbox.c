@@ -422,7 +422,7 @@ static int sq__outbox_requeue(store *st, sq_req *r, json_t *a, json_t **result) 
    * idempotency key, since the service may have taken an attempt whose answer
    * was lost. One the service accepted and then reported failed needs a new
    * key, or a receiver that deduplicates would drop the resend. */
-  int64_t now = sq_now_ms();
+  int64_t now = sb_wall_ms();
   s = sq_prep(st, "UPDATE outbox SET state = 'pending', attempts = 0, next_at = ?2, last_error = NULL,"
                   " idempotency_key = CASE WHEN ?3 THEN 'switchboard-msg-' || message_id || '-' || ?2"
                   " ELSE idempotency_key END WHERE id = ?1");
@@ -453,7 +453,7 @@ static int sq__outbox_release(store *st, sq_req *r, json_t *a, json_t **result) 
   sq_bind_text(s, 1, json_string_value(json_object_get(a, "channel")));
   sq_bind_text(s, 2, json_string_value(json_object_get(a, "kind")));
   sq_bind_text(s, 3, json_string_value(json_object_get(a, "id")));
-  sqlite3_bind_int64(s, 4, sq_now_ms());
+  sqlite3_bind_int64(s, 4, sb_wall_ms());
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "releasing held replies");
   *result = json_pack("{sI}", "released", (json_int_t)sqlite3_changes(st->db));
   return 0;

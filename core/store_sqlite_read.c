@@ -213,7 +213,7 @@ static int sq__audit_append(store *st, sq_req *r, json_t *a, json_t **result) {
       "INSERT INTO audit(at, token, role, user, method, path, status, detail)"
       " VALUES(?1, ?2, ?7, ?8, ?3, ?4, ?5, ?6) RETURNING id");
   if (s == NULL) return sq_fail(st, r, "writing the audit log");
-  sqlite3_bind_int64(s, 1, sq_now_ms());
+  sqlite3_bind_int64(s, 1, sb_wall_ms());
   sq_bind_text(s, 2, sq__str(a, "token"));
   sq_bind_text(s, 7, sq__str(a, "role"));
   sq_bind_text(s, 8, sq__str(a, "user"));

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "clock.h"
 #include "events.h"
 #include "hmac.h"
 #include "log.h"
@@ -52,12 +53,6 @@ struct webhooks {
 };
 
 static void wh__kick(wh_hook *h);
-
-static int64_t wh__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void wh__maybe_free_all(webhooks *w) {
   if (!w->freed || w->store_pending > 0 || w->hooks != NULL) return;
@@ -183,7 +178,7 @@ static void wh__back_off(wh_hook *h, int64_t retry_after_ms) {
     h->retry.data = h;
     h->timer_open = 1;
   }
-  h->next_at = wh__now_ms() + delay;
+  h->next_at = sb_wall_ms() + delay;
   uv_timer_start(&h->retry, wh__retry_due, (uint64_t)delay, 0);
 }
 
@@ -206,7 +201,7 @@ static void wh__posted(void *arg, const httpc_response *res) {
     wh__maybe_free(h);
     return;
   }
-  int64_t now = wh__now_ms();
+  int64_t now = sb_wall_ms();
   if (res->status == 0 && res->code >= 200 && res->code < 300) {
     h->failures = 0;
     h->cursor = h->sending_to;
@@ -469,7 +464,7 @@ int webhooks_new(uv_loop_t *loop, store *st, httpc *hc, const webhooks_config *c
   if (w->cfg.retry_max_ms <= 0) w->cfg.retry_max_ms = 3600 * 1000;
   if (w->cfg.timeout_ms == 0) w->cfg.timeout_ms = 10000;
   if (w->cfg.batch <= 0) w->cfg.batch = 100;
-  w->rng = (uint32_t)wh__now_ms() | 1u;
+  w->rng = (uint32_t)sb_wall_ms() | 1u;
   w->watch = events_watch(store_events(st), wh__newest, w);
   if (w->watch < 0) {
     free(w);
