@@ -69,6 +69,11 @@ void api_free(api *a);
 /* Token text: "sbt_" + 64 hex digits of fresh randomness. */
 #define API_TOKEN_LEN 68
 
+/* Writes prefix and 64 hex digits of fresh randomness (32 bytes) into out,
+ * NUL-terminated (len: at least strlen(prefix) + 65). Returns 0, -EINVAL
+ * when out is too small, or -EIO when libsodium cannot start. */
+int api_random_secret(const char *prefix, char *out, size_t len);
+
 /* Writes a new random token (NUL-terminated) into out. Returns 0 or -EIO
  * when libsodium cannot start. */
 int api_token_generate(char out[API_TOKEN_LEN + 1]);

@@ -6,15 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-int api_token_generate(char out[API_TOKEN_LEN + 1]) {
+int api_random_secret(const char *prefix, char *out, size_t len) {
+  size_t n = strlen(prefix);
+  if (len < n + 65) return -EINVAL;
   if (sodium_init() < 0) return -EIO;
   unsigned char raw[32];
   randombytes_buf(raw, sizeof(raw));
-  memcpy(out, "sbt_", 4);
-  sodium_bin2hex(out + 4, API_TOKEN_LEN + 1 - 4, raw, sizeof(raw));
+  memcpy(out, prefix, n);
+  sodium_bin2hex(out + n, len - n, raw, sizeof(raw));
   sodium_memzero(raw, sizeof(raw));
   return 0;
 }
+
+int api_token_generate(char out[API_TOKEN_LEN + 1]) { return api_random_secret("sbt_", out, API_TOKEN_LEN + 1); }
 
 /* An unkeyed hash is enough: tokens are 256 random bits, so there is nothing
  * to guess, and rotating secret_key must not invalidate every token. */

@@ -815,6 +815,23 @@ static void sq__deliver(store *st) {
 
 static void sq__on_async(uv_async_t *h) { sq__deliver(h->data); }
 
+int sq_json_rows(store *st, sq_req *r, sqlite3_stmt *s, const char *what, json_t **out) {
+  if (s == NULL) return sq_fail(st, r, what);
+  json_t *rows = json_array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    json_t *o = json_loads(sq_col_text(s, 0), 0, NULL);
+    if (o != NULL) json_array_append_new(rows, o);
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(rows);
+    return sq_fail(st, r, what);
+  }
+  *out = rows;
+  return 0;
+}
+
 void sq_req_init(sq_req *r) {
   r->next = NULL;
   r->run = NULL;

@@ -180,6 +180,11 @@ const char *sq_col_text(sqlite3_stmt *s, int i);
 /* Fills r->status/-err from the connection's last error. Returns -EIO. */
 int sq_fail(store *st, sq_req *r, const char *what);
 
+/* Steps s, whose rows are one JSON object each (column 0, from SQLite's
+ * json_object), into a new array *out, and resets it. Returns 0, or -EIO
+ * with r filled saying what failed (s may be NULL: sq_prep failed). */
+int sq_json_rows(store *st, sq_req *r, sqlite3_stmt *s, const char *what, json_t **out);
+
 /* Persists an event and queues it on r for publishing after commit. data is
  * stolen. Returns 0 or -EIO. */
 int sq_event(store *st, sq_req *r, const char *type, const char *channel, const char *inbox,

@@ -380,26 +380,9 @@ static int sq__no_webhook(sq_req *r, int64_t id) {
   return -ENOENT;
 }
 
-/* Appends every webhook matching the statement's rows to out. */
-static int sq__webhook_rows(store *st, sq_req *r, sqlite3_stmt *s, json_t *out) {
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_t *w = json_loads(sq_col_text(s, 0), 0, NULL);
-    if (w != NULL) json_array_append_new(out, w);
-  }
-  sqlite3_reset(s);
-  return rc == SQLITE_DONE ? 0 : sq_fail(st, r, "reading webhooks");
-}
-
 static int sq__webhooks_list(store *st, sq_req *r, json_t *a, json_t **result) {
   (void)a;
-  json_t *items = json_array();
-  if (sq__webhook_rows(st, r, sq_prep(st, SQ_WEBHOOK_JSON "ORDER BY id"), items) < 0) {
-    json_decref(items);
-    return -EIO;
-  }
-  *result = items;
-  return 0;
+  return sq_json_rows(st, r, sq_prep(st, SQ_WEBHOOK_JSON "ORDER BY id"), "reading webhooks", result);
 }
 
 int store_webhooks_list(store *st, store_json_cb cb, void *arg) {
@@ -409,10 +392,9 @@ int store_webhooks_list(store *st, store_json_cb cb, void *arg) {
 /* The webhook id as listed into *result, or -ENOENT. */
 static int sq__webhook_one(store *st, sq_req *r, int64_t id, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_WEBHOOK_JSON "WHERE id = ?1");
-  if (s == NULL) return sq_fail(st, r, "reading a webhook");
-  sqlite3_bind_int64(s, 1, id);
-  json_t *one = json_array();
-  int rc = sq__webhook_rows(st, r, s, one);
+  if (s != NULL) sqlite3_bind_int64(s, 1, id);
+  json_t *one = NULL;
+  int rc = sq_json_rows(st, r, s, "reading a webhook", &one);
   if (rc == 0 && json_array_size(one) == 0) rc = sq__no_webhook(r, id);
   if (rc == 0) *result = json_incref(json_array_get(one, 0));
   json_decref(one);

@@ -28,16 +28,9 @@ static int sq__canned_one(store *st, sq_req *r, const char *name, json_t **resul
 static int sq__canned_list(store *st, sq_req *r, json_t *a, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_CANNED_JSON "WHERE ?1 IS NULL OR sb_contains(name, ?1) OR sb_contains(text, ?1)"
                                               " ORDER BY name");
-  if (s == NULL) return sq_fail(st, r, "listing canned responses");
-  sq_bind_text(s, 1, json_string_value(json_object_get(a, "q")));
-  json_t *items = json_array();
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) json_array_append_new(items, json_loads(sq_col_text(s, 0), 0, NULL));
-  sqlite3_reset(s);
-  if (rc != SQLITE_DONE) {
-    json_decref(items);
-    return sq_fail(st, r, "listing canned responses");
-  }
+  if (s != NULL) sq_bind_text(s, 1, json_string_value(json_object_get(a, "q")));
+  json_t *items;
+  if (sq_json_rows(st, r, s, "listing canned responses", &items) < 0) return -EIO;
   *result = json_pack("{so s:n}", "items", items, "next_cursor");
   return 0;
 }

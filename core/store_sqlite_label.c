@@ -38,16 +38,9 @@ static int sq__label_one(store *st, sq_req *r, const char *name, json_t **result
 
 static int sq__labels_list(store *st, sq_req *r, json_t *a, json_t **result) {
   (void)a;
-  sqlite3_stmt *s = sq_prep(st, SQ_LABEL_JSON "ORDER BY l.folded, l.name");
-  if (s == NULL) return sq_fail(st, r, "listing labels");
-  json_t *items = json_array();
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) json_array_append_new(items, json_loads(sq_col_text(s, 0), 0, NULL));
-  sqlite3_reset(s);
-  if (rc != SQLITE_DONE) {
-    json_decref(items);
-    return sq_fail(st, r, "listing labels");
-  }
+  json_t *items;
+  if (sq_json_rows(st, r, sq_prep(st, SQ_LABEL_JSON "ORDER BY l.folded, l.name"), "listing labels", &items) < 0)
+    return -EIO;
   *result = json_pack("{so s:n}", "items", items, "next_cursor");
   return 0;
 }

@@ -169,16 +169,6 @@ int store_note_add(store *st, int64_t thread_id, int64_t user_id, const char *te
 
 int sq_thread_notes(store *st, sq_req *r, int64_t thread_id, json_t **out) {
   sqlite3_stmt *s = sq_prep(st, SQ_NOTE_JSON "WHERE n.thread_id = ?1 ORDER BY n.id");
-  if (s == NULL) return sq_fail(st, r, "reading notes");
-  sqlite3_bind_int64(s, 1, thread_id);
-  json_t *list = json_array();
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) json_array_append_new(list, json_loads(sq_col_text(s, 0), 0, NULL));
-  sqlite3_reset(s);
-  if (rc != SQLITE_DONE) {
-    json_decref(list);
-    return sq_fail(st, r, "reading notes");
-  }
-  *out = list;
-  return 0;
+  if (s != NULL) sqlite3_bind_int64(s, 1, thread_id);
+  return sq_json_rows(st, r, s, "reading notes", out);
 }

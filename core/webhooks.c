@@ -126,13 +126,7 @@ int webhooks_pattern_ok(const char *s) {
 }
 
 int webhooks_secret_generate(char out[WEBHOOKS_SECRET_LEN + 1]) {
-  if (sodium_init() < 0) return -EIO;
-  unsigned char raw[32];
-  randombytes_buf(raw, sizeof(raw));
-  memcpy(out, "whsec_", 6);
-  sodium_bin2hex(out + 6, WEBHOOKS_SECRET_LEN + 1 - 6, raw, sizeof(raw));
-  sodium_memzero(raw, sizeof(raw));
-  return 0;
+  return api_random_secret("whsec_", out, WEBHOOKS_SECRET_LEN + 1);
 }
 
 /* ---- recording attempts ---- */
