@@ -194,6 +194,18 @@ static inline fx_wait_t fx_in(fx *f, const char *channel, const char *ext, const
   return fx_submit(f, &in);
 }
 
+/* Stores an agent's reply (user 0: none) on thread and waits; asserts it
+ * was stored and returns its message id. */
+static inline int64_t fx_reply(fx *f, int64_t thread, int64_t user, const char *text) {
+  router_reply r = {.thread_id = thread, .user_id = user, .text = text};
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_reply(f->st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
+  fx_wait(f, &w);
+  ck_assert_msg(w.status == 0, "reply: %s", w.err);
+  return w.id;
+}
+
 /* The conversation holding thread id tid. */
 static inline json_t *fx_thread(fx *f, int64_t tid) {
   fx_wait_t w = {0};

@@ -715,17 +715,6 @@ START_TEST(users_teams_and_channels_are_listed) {
 }
 END_TEST
 
-/* Stores an agent's reply on thread and waits; returns its message id. */
-static int64_t hist_reply(fx *f, int64_t thread, int64_t user, const char *text) {
-  router_reply r = {.thread_id = thread, .user_id = user, .text = text};
-  fx_wait_t w = {0};
-  char err[256];
-  ck_assert_int_eq(router_submit_reply(f->st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
-  fx_wait(f, &w);
-  ck_assert_msg(w.status == 0, "reply: %s", w.err);
-  return w.id;
-}
-
 static json_t *hist_read(fx *f, const char *id, int64_t after, int limit) {
   fx_wait_t w = {0};
   return fx_ok(f, store_contact_history(f->st, "demo", "custom", id, after, limit, fx_json_cb, &w), &w);
@@ -761,7 +750,7 @@ START_TEST(contact_history_reads_back_pages_and_resumes) {
   }
   json_decref(th);
   ck_assert_int_gt(thread, 0);
-  hist_reply(&f, thread, 1, "hello from ana");
+  fx_reply(&f, thread, 1, "hello from ana");
 
   json_t *h = hist_read(&f, "kim", 0, 10);
   ck_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "contact"), "name")), "kim");
@@ -867,7 +856,7 @@ START_TEST(deleting_a_channels_history_takes_all_of_it_and_nothing_else) {
     fx_in(&f, "other", ext, senders[i], "to other");
   }
   json_t *l = fx_list(&f, "{\"channel\":\"demo\"}");
-  hist_reply(&f, fx_int(json_array_get(json_object_get(l, "items"), 0), "id"), 0, "a reply");
+  fx_reply(&f, fx_int(json_array_get(json_object_get(l, "items"), 0), "id"), 0, "a reply");
   json_decref(l);
   l = fx_list(&f, "{\"channel\":\"other\"}");
   int64_t kept = fx_int(json_array_get(json_object_get(l, "items"), 0), "id");
@@ -1067,7 +1056,7 @@ START_TEST(channel_availability_counts_the_routing_pool) {
   json_t *th = fx_list(&f, "{\"channel\":\"named\"}");
   int64_t thread = fx_int(json_array_get(json_object_get(th, "items"), 0), "id");
   json_decref(th);
-  hist_reply(&f, thread, 1, "on it");
+  fx_reply(&f, thread, 1, "on it");
   a = avail(&f, "named");
   ck_assert_int_ge(fx_int(a, "typical_reply_seconds"), 0);
   ck_assert_int_lt(fx_int(a, "typical_reply_seconds"), 60);

@@ -89,16 +89,6 @@ static int64_t thread_of(fx *f, const char *channel, const char *contact) {
   return id;
 }
 
-static int64_t reply(fx *f, int64_t thread, int64_t user, const char *text) {
-  router_reply r = {.thread_id = thread, .user_id = user, .text = text};
-  fx_wait_t w = {0};
-  char err[256];
-  ck_assert_int_eq(router_submit_reply(f->st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
-  fx_wait(f, &w);
-  ck_assert_msg(w.status == 0, "reply: %s", w.err);
-  return w.id;
-}
-
 static void patch_conversation(fx *f, int64_t thread, const char *patch_json) {
   json_t *p = fx_load(patch_json);
   fx_wait_t w = {0};
@@ -147,10 +137,10 @@ static void fill(fx *f) {
   fx_in(f, "chat", "o1", "ola", "another one");
   int64_t ana = user_id(f, "ana"), bo = user_id(f, "bo");
   int64_t kim = thread_of(f, "mail", "kim"), max = thread_of(f, "mail", "max"), ned = thread_of(f, "chat", "ned");
-  reply(f, kim, ana, "ra");
-  int64_t failing = reply(f, kim, ana, "ra2");
-  reply(f, max, bo, "rc");
-  reply(f, ned, ana, "rd");
+  fx_reply(f, kim, ana, "ra");
+  int64_t failing = fx_reply(f, kim, ana, "ra2");
+  fx_reply(f, max, bo, "rc");
+  fx_reply(f, ned, ana, "rd");
   patch_ticket_of(f, kim, "{\"owner\":\"ana\"}");
   patch_ticket_of(f, max, "{\"owner\":\"bo\"}");
   patch_ticket_of(f, max, "{\"status\":\"Closed\"}");
