@@ -132,7 +132,7 @@ static int api__webhook_fields(http_responder *res, const json_t *b, int create)
       return -EINVAL;
     }
     json_array_foreach(events, i, p) {
-      if (!webhooks_pattern_ok(json_string_value(p))) {
+      if (!events_pattern_ok(json_string_value(p))) {
         snprintf(msg, sizeof(msg), "events[%zu] is not an event type, a family such as \"ticket.*\", or \"*\"", i);
         http_respond_error(res, 422, "unprocessable", msg, "events");
         return -EINVAL;

@@ -137,12 +137,28 @@ int events_type_known(const char *type) {
   return 0;
 }
 
-int events_family_known(const char *family, size_t n) {
-  for (size_t i = 0; family != NULL && i < sizeof(events__types) / sizeof(events__types[0]); i++) {
+static int events__family_known(const char *family, size_t n) {
+  for (size_t i = 0; i < sizeof(events__types) / sizeof(events__types[0]); i++) {
     const char *dot = strchr(events__types[i], '.');
     if (dot != NULL && (size_t)(dot - events__types[i]) == n && strncmp(events__types[i], family, n) == 0) return 1;
   }
   return 0;
+}
+
+int events_pattern_ok(const char *p) {
+  if (p == NULL) return 0;
+  if (strcmp(p, "*") == 0) return 1;
+  size_t n = strlen(p);
+  if (n > 2 && strcmp(p + n - 2, ".*") == 0) return events__family_known(p, n - 2);
+  return events_type_known(p);
+}
+
+int events_pattern_match(const char *p, const char *type) {
+  if (p == NULL || type == NULL) return 0;
+  if (strcmp(p, "*") == 0) return 1;
+  size_t n = strlen(p);
+  if (n >= 2 && strcmp(p + n - 2, ".*") == 0) return strncmp(type, p, n - 1) == 0;
+  return strcmp(p, type) == 0;
 }
 
 int64_t events_newest(const events_bus *bus) { return bus != NULL ? bus->newest : 0; }

@@ -74,10 +74,15 @@ size_t events_subscriber_count(const events_bus *bus);
 /* Delivers ev to every subscriber in subscription order. */
 void events_publish(events_bus *bus, const events_event *ev);
 
-/* Is type one of the event types above? And is the n-byte family (the part
- * before the dot, "ticket") one of theirs? */
+/* Is type one of the event types above? */
 int events_type_known(const char *type);
-int events_family_known(const char *family, size_t n);
+
+/* Patterns that pick events by type (webhooks' events, the stream's
+ * ?types=): "*", a known type ("message.in"), or a known type's family
+ * followed by ".*" ("ticket.*"). events_pattern_ok says whether p is one,
+ * events_pattern_match whether it takes type. */
+int events_pattern_ok(const char *p);
+int events_pattern_match(const char *p, const char *type);
 
 /* The newest event id the store has made durable (published or not: an
  * event nobody subscribes to is never built, but its id counts). */

@@ -16,6 +16,8 @@ typedef struct sse_client {
   http_responder *res;
   uv_timer_t keepalive;
   char *channel, *inbox; /* filters, NULL = any */
+  json_t *types;         /* ?types= patterns (events_pattern_ok), NULL = every type */
+  int no_messages;       /* none of them takes a message event: the backlog reads none */
   int token;             /* bus subscription, 0 = none */
   int64_t last_id;       /* the newest event written */
   int catching_up;       /* reading the backlog: live events wait in held */
@@ -32,6 +34,7 @@ struct sse_hub {
 static void sse__maybe_free(sse_client *c) {
   if (!c->ended || !c->timer_closed || c->store_busy) return;
   json_decref(c->held);
+  json_decref(c->types);
   free(c->channel);
   free(c->inbox);
   free(c);
@@ -64,8 +67,18 @@ static void sse__finish(sse_client *c) {
 static void sse__closed(void *arg) { sse__finish(arg); }
 
 /* Writes one event; drops the client when it is gone or too far behind. */
+static int sse__type_wanted(const sse_client *c, const char *type) {
+  if (c->types == NULL) return 1;
+  size_t i;
+  json_t *p;
+  json_array_foreach(c->types, i, p) {
+    if (events_pattern_match(json_string_value(p), type)) return 1;
+  }
+  return 0;
+}
+
 static void sse__write(sse_client *c, const events_event *ev) {
-  if (c->ended || ev->id <= c->last_id) return;
+  if (c->ended || ev->id <= c->last_id || !sse__type_wanted(c, ev->type)) return;
   json_t *j = events_to_json(ev);
   char *data = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
@@ -97,7 +110,7 @@ static int sse__wanted(const sse_client *c, const char *channel, const char *inb
 
 static void sse__event(void *arg, const events_event *ev) {
   sse_client *c = arg;
-  if (!sse__wanted(c, ev->channel, ev->inbox)) return;
+  if (!sse__wanted(c, ev->channel, ev->inbox) || !sse__type_wanted(c, ev->type)) return;
   if (c->catching_up) {
     json_t *j = events_to_json(ev);
     if (j != NULL) json_array_append_new(c->held, j);
@@ -118,6 +131,18 @@ static void sse__write_json(sse_client *c, const json_t *e) {
   if (ev.type != NULL) sse__write(c, &ev);
 }
 
+static void sse__backlog(void *arg, int status, json_t *result, const char *err);
+
+/* Asks for the next page of stored events after c->last_id. */
+static int sse__read_backlog(sse_client *c) {
+  store_events_query q = {.after = c->last_id, .channel = c->channel, .inbox = c->inbox,
+                          .no_messages = c->no_messages, .limit = SSE_PAGE};
+  c->store_busy = 1;
+  int rc = store_events_read(c->a->host.st, &q, sse__backlog, c);
+  if (rc != 0) c->store_busy = 0;
+  return rc;
+}
+
 static void sse__backlog(void *arg, int status, json_t *result, const char *err) {
   sse_client *c = arg;
   c->store_busy = 0;
@@ -136,10 +161,12 @@ static void sse__backlog(void *arg, int status, json_t *result, const char *err)
     sse__write_json(c, e);
     if (c->ended) return;
   }
+  /* Past the page, written or not (?types= may have left all of it out):
+   * the next page starts after it, and held live events it held are sent once. */
+  int64_t page_end = json_integer_value(json_object_get(json_array_get(result, json_array_size(result) - 1), "id"));
+  if (page_end > c->last_id) c->last_id = page_end;
   if (json_array_size(result) == SSE_PAGE) {
-    c->store_busy = 1;
-    if (store_events_after(c->a->host.st, c->last_id, c->channel, c->inbox, SSE_PAGE, sse__backlog, c) == 0) return;
-    c->store_busy = 0;
+    if (sse__read_backlog(c) == 0) return;
   }
   /* Caught up: what arrived meanwhile goes out in order, skipping what the
    * backlog already held. */
@@ -198,6 +225,38 @@ static int sse__filters(const http_request *req, http_responder *res, char **cha
   return 0;
 }
 
+/* Reads ?types= (comma-separated patterns) into *out (NULL when absent).
+ * On a pattern that is none answers 400 naming types and returns -EINVAL. */
+static int sse__types(const http_request *req, http_responder *res, json_t **out) {
+  char *list = NULL;
+  *out = NULL;
+  int rc = sse__filter(req, "types", &list);
+  if (rc == 0 && list != NULL) {
+    json_t *types = json_array();
+    for (char *save = NULL, *p = strtok_r(list, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
+      if (!events_pattern_ok(p)) {
+        rc = -EINVAL;
+        break;
+      }
+      json_array_append_new(types, json_string(p));
+    }
+    if (rc == 0 && json_array_size(types) > 0) {
+      *out = types;
+    } else {
+      json_decref(types);
+      rc = -EINVAL;
+    }
+  }
+  free(list);
+  if (rc == -EINVAL) {
+    http_respond_error(res, 400, "invalid",
+                       "?types= lists event types, families such as ticket.* or *, separated by commas", "types");
+  } else if (rc != 0) {
+    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
+  }
+  return rc;
+}
+
 static void sse__events(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
   const char *last = http_request_header(req, "last-event-id");
@@ -214,15 +273,23 @@ static void sse__events(api *a, const http_request *req, http_responder *res, in
     after = v;
   }
   char *channel = NULL, *inbox = NULL;
-  if (sse__filters(req, res, &channel, &inbox) != 0) return;
+  json_t *types = NULL;
+  if (sse__types(req, res, &types) != 0) return;
+  if (sse__filters(req, res, &channel, &inbox) != 0) {
+    json_decref(types);
+    return;
+  }
   sse_client *c = calloc(1, sizeof(*c));
   if (c == NULL || (c->held = json_array()) == NULL) {
     free(c);
     free(channel);
     free(inbox);
+    json_decref(types);
     http_respond_error(res, 503, "unavailable", "out of memory", NULL);
     return;
   }
+  c->types = types;
+  c->no_messages = types != NULL && !sse__type_wanted(c, "message.in") && !sse__type_wanted(c, "message.out");
   c->a = a;
   c->res = res;
   c->channel = channel;
@@ -251,11 +318,7 @@ static void sse__events(api *a, const http_request *req, http_responder *res, in
   if (after >= 0) {
     c->last_id = after;
     c->catching_up = 1;
-    c->store_busy = 1;
-    if (store_events_after(a->host.st, after, c->channel, c->inbox, SSE_PAGE, sse__backlog, c) != 0) {
-      c->store_busy = 0;
-      sse__finish(c);
-    }
+    if (sse__read_backlog(c) != 0) sse__finish(c);
   }
 }
 

@@ -101,28 +101,13 @@ static wh_hook *wh__find(const webhooks *w, int64_t id) {
 
 /* ---- which events a webhook wants ---- */
 
-static int wh__matches(const char *pattern, const char *type) {
-  if (strcmp(pattern, "*") == 0) return 1;
-  size_t n = strlen(pattern);
-  if (n >= 2 && strcmp(pattern + n - 2, ".*") == 0) return strncmp(type, pattern, n - 1) == 0;
-  return strcmp(pattern, type) == 0;
-}
-
 static int wh__wants(const wh_hook *h, const char *type) {
   size_t i;
   json_t *p;
   json_array_foreach(h->patterns, i, p) {
-    if (type != NULL && wh__matches(json_string_value(p), type)) return 1;
+    if (events_pattern_match(json_string_value(p), type)) return 1;
   }
   return 0;
-}
-
-int webhooks_pattern_ok(const char *s) {
-  if (s == NULL) return 0;
-  if (strcmp(s, "*") == 0) return 1;
-  size_t n = strlen(s);
-  if (n > 2 && strcmp(s + n - 2, ".*") == 0) return events_family_known(s, n - 2);
-  return events_type_known(s);
 }
 
 int webhooks_secret_generate(char out[WEBHOOKS_SECRET_LEN + 1]) {

@@ -52,10 +52,6 @@ int webhooks_new(uv_loop_t *loop, store *st, httpc *hc, const webhooks_config *c
  * before store_close, which fires them). NULL-safe. */
 void webhooks_free(webhooks *w);
 
-/* Is s a pattern a webhook may ask for: "*", a known event type, or a
- * known type's family followed by ".*"? */
-int webhooks_pattern_ok(const char *s);
-
 /* A fresh secret: "whsec_" + 64 hex digits (out holds 71 bytes). -EIO when
  * libsodium cannot start. */
 #define WEBHOOKS_SECRET_LEN 70

@@ -1127,6 +1127,17 @@ code=$(curl -s -o "$work/sse5" -w '%{http_code}' -m 2 -H "Authorization: Bearer 
 python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; sys.exit(0 if e["code"] == "invalid" and e["field"] == "inbox" else 1)' "$work/sse5" 2>/dev/null
 shape=$?
 check "an empty ?inbox= is 400 naming the parameter" $([ "$code" = 400 ] && [ "$shape" -eq 0 ]; echo $?) "status $code: $(head -c 300 "$work/sse5")"
+curl -s -N -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: 0" "$base/api/v1/events?types=ticket.*,note.created&channel=demo" >"$work/sse6"
+python3 - "$work/sse6" <<'EOF'
+import sys
+types = [l[7:].strip() for l in open(sys.argv[1]) if l.startswith("event: ")]
+sys.exit(0 if types and "ticket.created" in types and all(t.startswith("ticket.") or t == "note.created" for t in types) else 1)
+EOF
+check "?types= keeps only the event types and families named, in the replay too" $? "$(grep '^event: ' "$work/sse6" | sort | uniq -c | head)"
+code=$(curl -s -o "$work/sse7" -w '%{http_code}' -m 2 -H "Authorization: Bearer $AGENT" "$base/api/v1/events?types=tickets.*")
+python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; sys.exit(0 if e["field"] == "types" else 1)' "$work/sse7" 2>/dev/null
+shape=$?
+check "an unknown ?types= pattern is 400 naming types" $([ "$code" = 400 ] && [ "$shape" -eq 0 ]; echo $?) "status $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: x" "$base/api/v1/events")
 check "a bad Last-Event-ID is 400" $([ "$code" = 400 ]; echo $?)
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/api/v1/events")

@@ -349,20 +349,26 @@ START_TEST(watchers_see_the_newest_id_and_events_read_bounded) {
 }
 END_TEST
 
-START_TEST(webhook_patterns_name_known_types_and_families) {
-  ck_assert(webhooks_pattern_ok("*"));
-  ck_assert(webhooks_pattern_ok("message.in"));
-  ck_assert(webhooks_pattern_ok("ticket.*"));
-  ck_assert(webhooks_pattern_ok("notification"));
-  ck_assert(webhooks_pattern_ok("contact.deleted"));
-  ck_assert(webhooks_pattern_ok("label.*"));
-  ck_assert(webhooks_pattern_ok("thread.labels"));
-  ck_assert(!webhooks_pattern_ok("tickets.*"));
-  ck_assert(!webhooks_pattern_ok("ticket.closed"));
-  ck_assert(!webhooks_pattern_ok(".*"));
-  ck_assert(!webhooks_pattern_ok("ticket*"));
-  ck_assert(!webhooks_pattern_ok(""));
-  ck_assert(!webhooks_pattern_ok(NULL));
+START_TEST(patterns_name_known_types_and_families) {
+  ck_assert(events_pattern_ok("*"));
+  ck_assert(events_pattern_ok("message.in"));
+  ck_assert(events_pattern_ok("ticket.*"));
+  ck_assert(events_pattern_ok("notification"));
+  ck_assert(events_pattern_ok("contact.deleted"));
+  ck_assert(events_pattern_ok("label.*"));
+  ck_assert(events_pattern_ok("thread.labels"));
+  ck_assert(!events_pattern_ok("tickets.*"));
+  ck_assert(!events_pattern_ok("ticket.closed"));
+  ck_assert(!events_pattern_ok(".*"));
+  ck_assert(!events_pattern_ok("ticket*"));
+  ck_assert(!events_pattern_ok(""));
+  ck_assert(!events_pattern_ok(NULL));
+  ck_assert(events_pattern_match("*", "user.updated"));
+  ck_assert(events_pattern_match("ticket.*", "ticket.created"));
+  ck_assert(!events_pattern_match("ticket.*", "tickets.created"));
+  ck_assert(!events_pattern_match("thread.*", "ticket.created"));
+  ck_assert(events_pattern_match("message.in", "message.in"));
+  ck_assert(!events_pattern_match("message.in", "message.out"));
   char secret[WEBHOOKS_SECRET_LEN + 1], other[WEBHOOKS_SECRET_LEN + 1];
   ck_assert_int_eq(webhooks_secret_generate(secret), 0);
   ck_assert_int_eq(webhooks_secret_generate(other), 0);
@@ -393,7 +399,7 @@ int main(void) {
   tcase_add_test(tc, events_after_resumes_across_restart_and_filters);
   tcase_add_test(tc, failed_request_publishes_nothing);
   tcase_add_test(tc, watchers_see_the_newest_id_and_events_read_bounded);
-  tcase_add_test(tc, webhook_patterns_name_known_types_and_families);
+  tcase_add_test(tc, patterns_name_known_types_and_families);
   tcase_add_test(tc, message_events_read_back_exactly_as_published);
   tcase_add_test(tc, message_events_of_a_schema_7_database_survive_the_upgrade);
   suite_add_tcase(s, tc);
