@@ -161,6 +161,12 @@ static void wh__back_off(wh_hook *h, int64_t retry_after_ms) {
   uv_timer_start(&h->retry, wh__retry_due, (uint64_t)delay, 0);
 }
 
+/* A failure of our own (out of memory, the store): tried again later. */
+static void wh__retry_later(wh_hook *h) {
+  h->failures++;
+  wh__back_off(h, 0);
+}
+
 /* Retry-After in seconds (the HTTP-date form is not honoured), or 0. */
 static int64_t wh__retry_after(const httpc_response *res) {
   for (size_t i = 0; i < res->n_headers; i++) {
@@ -216,8 +222,7 @@ static void wh__post(wh_hook *h, json_t *events, int64_t upto) {
   char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   if (text == NULL) {
-    h->failures++;
-    wh__back_off(h, 0);
+    wh__retry_later(h);
     return;
   }
   size_t len = strlen(text);
@@ -231,8 +236,7 @@ static void wh__post(wh_hook *h, json_t *events, int64_t upto) {
   uint8_t mac[32];
   if (signed_text == NULL) {
     free(text);
-    h->failures++;
-    wh__back_off(h, 0);
+    wh__retry_later(h);
     return;
   }
   memcpy(signed_text, stamp, slen);
@@ -261,9 +265,8 @@ static void wh__post(wh_hook *h, json_t *events, int64_t upto) {
     h->busy = 0;
     h->call = NULL;
     if (rc == -ECANCELED) return; /* the client is closing */
-    h->failures++;
     log_warn("webhooks: webhook %lld: cannot post to its URL (%s)", (long long)h->id, strerror(-rc));
-    wh__back_off(h, 0);
+    wh__retry_later(h);
   }
 }
 
@@ -277,8 +280,7 @@ static void wh__page(void *arg, int status, json_t *result, const char *err) {
   }
   if (status != 0) {
     log_error("webhooks: webhook %lld: reading events failed: %s", (long long)h->id, err ? err : "?");
-    h->failures++;
-    wh__back_off(h, 0);
+    wh__retry_later(h);
     return;
   }
   /* A short page read everything up to the bound. */
