@@ -82,6 +82,7 @@ static int sq__label_patch(store *st, sq_req *r, json_t *a, json_t **result) {
   const char *name = sq__str(a, "name");
   json_t *p = json_object_get(a, "patch");
   const char *rename = sq__str(p, "name");
+  if (json_object_size(p) == 0) return sq__label_one(st, r, name, result); /* nothing to change, no event */
   /* A key given sets its field, null clears it, a key left out keeps it. */
   sqlite3_stmt *s = sq_prep(st, "UPDATE labels SET name = coalesce(?2, name), folded = coalesce(sb_fold(?2), folded),"
                                 " color = CASE WHEN ?5 THEN ?3 ELSE color END,"

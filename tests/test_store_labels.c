@@ -145,6 +145,12 @@ START_TEST(a_label_is_one_whatever_the_case_of_its_name) {
   fx_wait_t missing = {0};
   ck_assert_int_eq(label_patch(&f, "nope", "{\"color\":\"#000000\"}", &missing), -ENOENT);
   ck_assert_ptr_nonnull(strstr(missing.err, "label \"nope\" does not exist"));
+  fx_wait_t unchanged = {0};
+  ck_assert_int_eq(label_patch(&f, "billing", "{}", &unchanged), 0); /* answers the label, announces nothing */
+  ck_assert_str_eq(json_string_value(json_object_get(unchanged.result, "name")), "BILLING");
+  json_decref(unchanged.result);
+  fx_wait_t unchanged_missing = {0};
+  ck_assert_int_eq(label_patch(&f, "nope", "{}", &unchanged_missing), -ENOENT);
   json_t *ev = events_of(&f, "label.updated");
   ck_assert_int_eq(json_array_size(ev), 5); /* three created, two changed */
   json_t *last = json_object_get(json_array_get(ev, 4), "data");
