@@ -254,6 +254,35 @@ static void api__webhook_delete(api *a, const http_request *req, http_responder 
   if (q != NULL) api__whreq_submitted(q, store_webhook_delete(a->host.st, id, api__webhook_deleted, q));
 }
 
+/* POST /api/v1/webhooks/{id}/ping: a signed test post, answered with how
+ * the receiver took it; the webhook's cursor and counts stay as they are. */
+static void api__webhook_pinged(void *arg, const httpc_response *r) {
+  int ok = r->status == 0 && r->code >= 200 && r->code < 300;
+  json_t *error = ok                ? json_null()
+                  : r->status != 0 ? json_string(r->error != NULL && *r->error ? r->error : "the POST failed")
+                                   : json_sprintf("the receiver answered HTTP %ld", r->code);
+  http_respond_json(arg, 200,
+                    json_pack("{sb so so sI}", "delivered", ok, "status",
+                              r->status == 0 ? json_integer(r->code) : json_null(), "error", error, "duration_ms",
+                              (json_int_t)(r->total_us / 1000)));
+}
+
+static void api__webhook_ping(api *a, const http_request *req, http_responder *res, int role) {
+  (void)role;
+  int64_t id;
+  if (api_param_id(req, res, "id", &id) != 0) return;
+  int rc = webhooks_ping(a->host.webhooks, id, api__webhook_pinged, res);
+  if (rc == -ENOENT) {
+    http_respond_error(res, 404, "not_found", "no such webhook", NULL);
+  } else if (rc == -EKEYREJECTED) {
+    http_respond_error(res, 409, "secret_unsealable",
+                       "its secret cannot be unsealed with the configured secret_key: rotate it (PATCH rotate_secret)",
+                       NULL);
+  } else if (rc != 0) {
+    http_respond_error(res, 503, "unavailable", "the test post could not be made", NULL);
+  }
+}
+
 int api_webhooks_register(api *a) {
   int rc = 0;
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/webhooks", API_ADMIN, api__webhooks);
@@ -261,5 +290,6 @@ int api_webhooks_register(api *a) {
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/webhooks/{id}", API_ADMIN, api__webhook_get);
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/webhooks/{id}", API_ADMIN, api__webhook_patch);
   if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/webhooks/{id}", API_ADMIN, api__webhook_delete);
+  if (rc == 0) rc = api_route(a, "POST", "/api/v1/webhooks/{id}/ping", API_ADMIN | API_UNAUDITED, api__webhook_ping);
   return rc;
 }

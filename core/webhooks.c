@@ -214,17 +214,15 @@ static void wh__posted(void *arg, const httpc_response *res) {
   wh__back_off(h, res->status == 0 ? wh__retry_after(res) : 0);
 }
 
-/* Posts the events (a JSON array, stolen) that take the cursor to upto. */
-static void wh__post(wh_hook *h, json_t *events, int64_t upto) {
+/* Posts {"webhook": id, "events": events (stolen)} to h's URL, signed;
+ * cb(arg) gets the answer (owner: the request's owner). Returns 0 or a
+ * negative errno (cb will not be called). */
+static int wh__send(wh_hook *h, json_t *events, void *owner, httpc_done_fn cb, void *arg, httpc_call **call) {
   webhooks *w = h->w;
-  size_t n_events = json_array_size(events);
   json_t *body = json_pack("{sI so}", "webhook", (json_int_t)h->id, "events", events);
   char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
-  if (text == NULL) {
-    wh__retry_later(h);
-    return;
-  }
+  if (text == NULL) return -ENOMEM;
   size_t len = strlen(text);
   char stamp[24], id[24], signature[128];
   snprintf(stamp, sizeof(stamp), "%lld", (long long)time(NULL));
@@ -236,8 +234,7 @@ static void wh__post(wh_hook *h, json_t *events, int64_t upto) {
   uint8_t mac[32];
   if (signed_text == NULL) {
     free(text);
-    wh__retry_later(h);
-    return;
+    return -ENOMEM;
   }
   memcpy(signed_text, stamp, slen);
   signed_text[slen] = '.';
@@ -255,12 +252,18 @@ static void wh__post(wh_hook *h, json_t *events, int64_t upto) {
   };
   httpc_req req = {.method = "POST", .url = h->url, .headers = headers,
                    .n_headers = sizeof(headers) / sizeof(headers[0]), .body = text, .body_len = len,
-                   .timeout_ms = w->cfg.timeout_ms, .max_response_bytes = 64 * 1024, .owner = h};
-  h->sending_to = upto;
-  h->sending_n = n_events;
-  h->busy = 1;
-  int rc = httpc_request(w->hc, &req, wh__posted, h, &h->call);
+                   .timeout_ms = w->cfg.timeout_ms, .max_response_bytes = 64 * 1024, .owner = owner};
+  int rc = httpc_request(w->hc, &req, cb, arg, call);
   free(text);
+  return rc;
+}
+
+/* Posts the events (a JSON array, stolen) that take the cursor to upto. */
+static void wh__post(wh_hook *h, json_t *events, int64_t upto) {
+  h->sending_to = upto;
+  h->sending_n = json_array_size(events);
+  h->busy = 1;
+  int rc = wh__send(h, events, h, wh__posted, h, &h->call);
   if (rc != 0) {
     h->busy = 0;
     h->call = NULL;
@@ -417,6 +420,15 @@ void webhooks_get_stats(const webhooks *w, webhooks_stats *out) {
   if (w == NULL) return;
   *out = w->stats;
   for (const wh_hook *h = w->hooks; h != NULL; h = h->next) out->failing += !h->gone && h->failures > 0;
+}
+
+int webhooks_ping(webhooks *w, int64_t id, httpc_done_fn cb, void *arg) {
+  wh_hook *h = w != NULL ? wh__find(w, id) : NULL;
+  if (h == NULL) return -ENOENT;
+  if (h->secret == NULL) return -EKEYREJECTED;
+  json_t *ping = json_pack("[{sI ss sn sn s{sI}}]", "id", (json_int_t)0, "type", "ping", "channel", "inbox", "data",
+                           "webhook_id", (json_int_t)id);
+  return ping != NULL ? wh__send(h, ping, NULL, cb, arg, NULL) : -ENOMEM;
 }
 
 int64_t webhooks_newest(const webhooks *w) { return events_newest(store_events(w->st)); }

@@ -78,6 +78,15 @@ typedef struct webhooks_stats {
 } webhooks_stats;
 void webhooks_get_stats(const webhooks *w, webhooks_stats *out);
 
+/* Posts a test event to webhook id, signed as its deliveries are:
+ * {"webhook": id, "events": [{"id": 0, "type": "ping", "channel": null,
+ * "inbox": null, "data": {"webhook_id": id}}]}. Its cursor and counts stay
+ * as they are. cb(arg, response) gets the answer, once (with -ECANCELED
+ * when the daemon stops first). Returns 0, -ENOENT (no such webhook),
+ * -EKEYREJECTED (its secret cannot be unsealed) or another negative errno
+ * (cb is then never called). */
+int webhooks_ping(webhooks *w, int64_t id, httpc_done_fn cb, void *arg);
+
 /* The newest event id, for a new webhook's cursor ("from now on"). */
 int64_t webhooks_newest(const webhooks *w);
 

@@ -1248,6 +1248,29 @@ EOF
 check "each post is signed (HMAC-SHA256 of t.body) and holds only the types asked for" $? "$(head -c 600 "$work/posts.json")"
 posts /b
 check "a webhook of another channel gets nothing" $([ "$(cat "$work/posts.json")" = "[]" ]; echo $?) "$(head -c 300 "$work/posts.json")"
+call POST "/api/v1/webhooks/$WHB/ping" "$ADMIN"
+expect "POST ping sends a signed test event and says how the receiver took it" 200 \
+  'd["delivered"] is True and d["status"] == 200 and d["error"] is None and d["duration_ms"] >= 0'
+posts /b
+python3 - "$work/posts.json" "$WHB" <<'EOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+body = json.loads(p[-1]["body"]) if p else {}
+ok = len(p) == 1 and body["webhook"] == int(sys.argv[2]) and [e["type"] for e in body["events"]] == ["ping"]
+sys.exit(0 if ok and p[-1]["headers"]["X-Switchboard-Signature"].startswith("t=") else 1)
+EOF
+check "the receiver gets the ping event, signed" $? "$(head -c 400 "$work/posts.json")"
+echo "500" >"$work/rcv.status"
+call POST "/api/v1/webhooks/$WHB/ping" "$ADMIN"
+expect "a refused ping says so, and counts as no failure" 200 \
+  'd["delivered"] is False and d["status"] == 500 and "500" in d["error"]'
+rm -f "$work/rcv.status"
+call GET "/api/v1/webhooks/$WHB" "$ADMIN"
+expect "a ping moves neither the cursor nor the failures" 200 'd["failures"] == 0 and d["last_attempt_at"] is None'
+call POST "/api/v1/webhooks/$WHB/ping" "$AGENT"
+expect "an agent cannot ping a webhook" 403
+call POST /api/v1/webhooks/999999/ping "$ADMIN"
+expect "pinging an unknown webhook is 404" 404
 
 echo "503 1" >"$work/rcv.status"
 inbound demo wh2 kim "Retry me"
