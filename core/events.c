@@ -161,6 +161,15 @@ int events_pattern_match(const char *p, const char *type) {
   return strcmp(p, type) == 0;
 }
 
+int events_patterns_match(const json_t *patterns, const char *type) {
+  size_t i;
+  json_t *p;
+  json_array_foreach(patterns, i, p) {
+    if (events_pattern_match(json_string_value(p), type)) return 1;
+  }
+  return 0;
+}
+
 int64_t events_newest(const events_bus *bus) { return bus != NULL ? bus->newest : 0; }
 
 void events_advance(events_bus *bus, int64_t id) {

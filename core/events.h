@@ -83,6 +83,8 @@ int events_type_known(const char *type);
  * events_pattern_match whether it takes type. */
 int events_pattern_ok(const char *p);
 int events_pattern_match(const char *p, const char *type);
+/* Whether any pattern of the array (of strings) takes type. */
+int events_patterns_match(const json_t *patterns, const char *type);
 
 /* The newest event id the store has made durable (published or not: an
  * event nobody subscribes to is never built, but its id counts). */

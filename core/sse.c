@@ -68,13 +68,7 @@ static void sse__closed(void *arg) { sse__finish(arg); }
 
 /* Writes one event; drops the client when it is gone or too far behind. */
 static int sse__type_wanted(const sse_client *c, const char *type) {
-  if (c->types == NULL) return 1;
-  size_t i;
-  json_t *p;
-  json_array_foreach(c->types, i, p) {
-    if (events_pattern_match(json_string_value(p), type)) return 1;
-  }
-  return 0;
+  return c->types == NULL || events_patterns_match(c->types, type);
 }
 
 static void sse__write(sse_client *c, const events_event *ev) {

@@ -101,14 +101,7 @@ static wh_hook *wh__find(const webhooks *w, int64_t id) {
 
 /* ---- which events a webhook wants ---- */
 
-static int wh__wants(const wh_hook *h, const char *type) {
-  size_t i;
-  json_t *p;
-  json_array_foreach(h->patterns, i, p) {
-    if (events_pattern_match(json_string_value(p), type)) return 1;
-  }
-  return 0;
-}
+static int wh__wants(const wh_hook *h, const char *type) { return events_patterns_match(h->patterns, type); }
 
 int webhooks_secret_generate(char out[WEBHOOKS_SECRET_LEN + 1]) {
   return api_random_secret("whsec_", out, WEBHOOKS_SECRET_LEN + 1);
