@@ -39,12 +39,13 @@ else
 fi
 
 # start_daemon BIN [LAUNCHER...]: the channel's config in $W/sb.json (the
-# store $W/bench.db, the plugins beside BIN), BIN started on it (under
-# LAUNCHER, e.g. valgrind, if given) as D; returns once it answers /healthz.
+# store $W/bench.db, the plugins beside BIN, and SB_EXTRA: more top-level
+# members, each followed by a comma), BIN started on it (under LAUNCHER,
+# e.g. valgrind, if given) as D; returns once it answers /healthz.
 start_daemon() {
   local bin=$1
   shift
-  echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\",
+  echo "{\"listen\": \"127.0.0.1:$port\", \"store\": \"sqlite:$W/bench.db\", \"log_level\": \"warn\", ${SB_EXTRA:-}
     \"plugins\": {\"dirs\": [\"$(dirname "$bin")/plugins\"], \"allow\": [\"$CHANNEL\"]}, \"channels\": [$channel]}" >"$W/sb.json"
   "$@" "$bin" run -c "$W/sb.json" >"$W/daemon.log" 2>&1 &
   D=$!

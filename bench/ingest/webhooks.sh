@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench/ingest/webhooks.sh — what an outgoing webhook that wants every event
+# costs the webhooks coming in, and whether it keeps up. Rounds alternate a
+# daemon without webhooks and one with a webhook of "*" posting to a local
+# receiver (a Python server that only counts the events it is posted); each
+# round puts the Messenger channel under `wrk -t2 -c64` (the harness's
+# messenger.lua) for DURATION seconds after a 2-second warm-up, then says
+# how long after the load the webhook had posted every event stored.
+#
+# usage: bench/ingest/webhooks.sh   env: DURATION=8 ROUNDS=2 USERS=100
+# Needs build-bench-fb/ (bench/ingest/messenger.sh builds it).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CHANNEL=messenger DURATION=${DURATION:-8} ROUNDS=${ROUNDS:-2}
+export USERS=${USERS:-100}
+PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
+. "$ROOT/bench/ingest/channel.sh"
+bin=$B/switchboard
+R=
+on_cleanup() { if [ -n "$R" ]; then kill "$R" 2>/dev/null || true; wait "$R" 2>/dev/null || true; fi; }
+
+# start_receiver: a fresh receiver as R, its port in $W/rcv.port, its
+# count of events posted and the highest id in $W/rcv.count.
+start_receiver() {
+  rm -f "$W/rcv.port" "$W/rcv.count"
+python3 - "$W/rcv.port" "$W/rcv.count" <<'PY' &
+import http.server, json, os, sys, threading
+port_file, count_file = sys.argv[1:3]
+lock, state = threading.Lock(), {"events": 0, "max": 0}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        events = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["events"]
+        with lock:
+            state["events"] += len(events)
+            state["max"] = max([state["max"]] + [e["id"] for e in events])
+            with open(count_file + ".tmp", "w") as f:
+                f.write("%d %d\n" % (state["events"], state["max"]))
+            os.rename(count_file + ".tmp", count_file)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(port_file, "w").write(str(s.server_address[1]))
+s.serve_forever()
+PY
+  R=$!
+  for _ in $(seq 50); do [ -s "$W/rcv.port" ] && break; sleep 0.1; done
+}
+export SB_EXTRA="\"secret_key\": \"$(python3 -c 'print("4b" * 32)')\","
+
+newest() { sqlite3 "$W/bench.db" "SELECT max((SELECT coalesce(max(id), 0) FROM messages), (SELECT coalesce(max(id), 0) FROM events))"; }
+echo "# $(date -Is) messenger channel, wrk -t2 -c64 -d${DURATION}s; a webhook of \"*\" posting to a local receiver, or none"
+for round in $(seq "$ROUNDS"); do
+  for mode in none webhook; do
+    rm -f "$W"/bench.db*
+    start_daemon "$bin"
+    if [ "$mode" = webhook ]; then
+      start_receiver
+      token=$("$bin" tokens create -c "$W/sb.json" --name "bench$round" --role admin 2>/dev/null)
+      curl -sf -o /dev/null -H "Authorization: Bearer $token" \
+        -d "{\"url\": \"http://127.0.0.1:$(cat "$W/rcv.port")/in\", \"events\": [\"*\"], \"cursor\": 0}" \
+        "http://127.0.0.1:$port/api/v1/webhooks"
+    fi
+    RUN_ID=w$round$RANDOM wrk -t2 -c64 -d2s -s "$script" "$url" >/dev/null
+    cpu0=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$D/stat")
+    out=$(RUN_ID=r$round$RANDOM$RANDOM wrk -t2 -c64 -d"${DURATION}s" --latency -s "$script" "$url")
+    cpu1=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$D/stat")
+    line=$(python3 -c 'import json,os,sys; j=json.loads(sys.argv[1]); print("%6d req/s  p99 %6.2f ms  daemon %.1f µs of CPU/req" % (j["rps"], j["lat_p99_ms"], (int(sys.argv[3]) - int(sys.argv[2])) / os.sysconf("SC_CLK_TCK") * 1e6 / j["requests"]))' \
+      "$(sed -n 's/^WRKJSON //p' <<<"$out")" "$cpu0" "$cpu1")
+    if [ "$mode" = webhook ]; then
+      last=$(newest)
+      start=$(date +%s.%N)
+      delivered=; for _ in $(seq 600); do
+        read -r n max <"$W/rcv.count" 2>/dev/null || { n=0; max=0; }
+        [ "$max" -ge "$last" ] && { delivered=$n; break; }
+        sleep 0.1
+      done
+      lag=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $start))")
+      echo "round $round, a webhook of \"*\": $line  |  every event posted ${lag} s after the load (${delivered:-not all} events, up to id $last)"
+    else
+      echo "round $round, no webhook:     $line"
+    fi
+    kill "$D"; wait "$D" || true; D=
+    on_cleanup; R=
+  done
+done
