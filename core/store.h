@@ -332,6 +332,8 @@ typedef struct store_events_query {
   const char *channel, *inbox; /* only these (NULL: any) */
   int no_messages;             /* leave message.in and message.out out */
   int limit;                   /* at most (<= 0: 1000) */
+  int beside;                  /* read on the reader, beside the writer: needs up_to at or below
+                                * events_newest (committed is not yet durable) */
 } store_events_query;
 int store_events_read(store *st, const store_events_query *q, store_json_cb cb, void *arg);
 

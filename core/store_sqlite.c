@@ -1434,6 +1434,7 @@ static void sq__start_reader(store *st) {
   }
   sqlite3_busy_timeout(rd->db, 5000);
   sqlite3_exec(rd->db, "PRAGMA cache_size = -8192", NULL, NULL, NULL); /* KiB, like the writer's */
+  rd->message_events_from = st->message_events_from; /* fixed at open; the events' reads need it */
   st->reader = rd;
   if (uv_thread_create(&st->reader_thread, sq__reader, st) != 0) {
     log_warn("store: no reader thread for %s; searches run in the writer's transactions", st->path);

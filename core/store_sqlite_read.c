@@ -664,6 +664,28 @@ static json_t *sq__event_json(int64_t id, const char *type, const char *channel,
   return o;
 }
 
+/* The inbox of channel into buf (len bytes) as events carry it, or NULL:
+ * from the channel's rules on the writer, from its record on the reader
+ * (which holds no rules; the record is written with them, so the two agree
+ * for every channel put since start, and the record still names the inbox
+ * of one no longer running). */
+static const char *sq__event_inbox(store *st, const char *channel, char *buf, size_t len) {
+  if (st->channels != NULL) {
+    const router_channel *ch = sq_channel(st, channel);
+    return ch != NULL ? ch->inbox : NULL;
+  }
+  sqlite3_stmt *s = sq_prep(st, "SELECT inbox FROM channels WHERE name = ?1");
+  if (s == NULL) return NULL;
+  sq_bind_text(s, 1, channel);
+  const char *inbox = NULL;
+  if (sqlite3_step(s) == SQLITE_ROW && sq_col_text(s, 0) != NULL) {
+    snprintf(buf, len, "%s", sq_col_text(s, 0));
+    inbox = buf;
+  }
+  sqlite3_reset(s);
+  return inbox;
+}
+
 /* Events after an id, in id order: the rows of events merged with the
  * messages stored since schema 8, each read back as the event it stood for
  * (sq_jw_message, the same code that built it at commit). A message's inbox
@@ -693,6 +715,8 @@ static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
   /* Without messages, a bound below the first: the walk reads none. */
   sqlite3_bind_int64(ms, 3, json_is_true(json_object_get(a, "no_messages")) ? 0 : up_to > 0 ? up_to : INT64_MAX);
   json_t *out = json_array();
+  char last_channel[256] = "", inbox_buf[256];
+  const char *ib = NULL; /* last_channel's inbox */
   int erc = sqlite3_step(ev), mrc = sqlite3_step(ms);
   while (json_array_size(out) < limit && (erc == SQLITE_ROW || mrc == SQLITE_ROW)) {
     if (erc == SQLITE_ROW &&
@@ -703,8 +727,10 @@ static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
       continue;
     }
     const char *chname = sq_col_text(ms, 2);
-    const router_channel *ch = sq_channel(st, chname);
-    const char *ib = ch ? ch->inbox : NULL;
+    if (strcmp(chname, last_channel) != 0) { /* messages come in runs of one channel's */
+      snprintf(last_channel, sizeof(last_channel), "%s", chname);
+      ib = sq__event_inbox(st, chname, inbox_buf, sizeof(inbox_buf));
+    }
     if (inbox == NULL || (ib != NULL && strcmp(ib, inbox) == 0)) {
       int in = strcmp(sq_col_text(ms, 1), "in") == 0;
       uint32_t flags = (uint32_t)sqlite3_column_int64(ms, 8);
@@ -733,7 +759,7 @@ static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
 }
 
 int store_events_read(store *st, const store_events_query *q, store_json_cb cb, void *arg) {
-  return sq_submit_json(st, sq__events_after,
+  return (q->beside ? sq_submit_read_json : sq_submit_json)(st, sq__events_after,
                         json_pack("{sI sI ss? ss? sb sI}", "after", (json_int_t)q->after, "up_to",
                                   (json_int_t)q->up_to, "channel", q->channel, "inbox", q->inbox, "no_messages",
                                   q->no_messages, "limit", (json_int_t)(q->limit > 0 ? q->limit : 1000)),

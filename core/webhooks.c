@@ -306,7 +306,7 @@ static void wh__kick(wh_hook *h) {
   int64_t newest = events_newest(store_events(w->st));
   if (h->cursor >= newest) return;
   store_events_query q = {.after = h->cursor, .up_to = newest, .channel = h->channel, .inbox = h->inbox,
-                          .no_messages = !h->wants_messages, .limit = w->cfg.batch};
+                          .no_messages = !h->wants_messages, .limit = w->cfg.batch, .beside = 1};
   h->reading_to = newest;
   if (store_events_read(w->st, &q, wh__page, h) == 0) {
     h->busy = 1;

@@ -275,6 +275,12 @@ START_TEST(message_events_of_a_schema_7_database_survive_the_upgrade) {
   }
   ck_assert_uint_eq(seen_in, 3);
   ck_assert_int_eq(fx_int(json_array_get(all, json_array_size(all) - 1), "id"), n.id);
+  /* read beside the writer: the same, the old rows once */
+  store_events_query q = {.beside = 1};
+  fx_wait_t wr = {0};
+  json_t *beside = fx_ok(&f, store_events_read(f.st, &q, fx_json_cb, &wr), &wr);
+  ck_assert(json_equal(all, beside));
+  json_decref(beside);
   json_decref(all);
   fx_close(&f);
 }
@@ -342,6 +348,18 @@ START_TEST(watchers_see_the_newest_id_and_events_read_bounded) {
   ck_assert_int_gt(json_array_size(others), 0);
   json_array_foreach(others, i, e) ck_assert_ptr_null(strstr(json_string_value(json_object_get(e, "type")), "message."));
   json_decref(others);
+  /* The same read on the reader, beside the writer, gives the same events,
+   * inboxes of message events included. */
+  store_events_query both = {.up_to = events_newest(store_events(f.st))};
+  fx_wait_t w3 = {0}, w4 = {0};
+  json_t *on_writer = fx_ok(&f, store_events_read(f.st, &both, fx_json_cb, &w3), &w3);
+  both.beside = 1;
+  json_t *on_reader = fx_ok(&f, store_events_read(f.st, &both, fx_json_cb, &w4), &w4);
+  ck_assert_int_gt(json_array_size(on_writer), 2);
+  ck_assert(json_equal(on_writer, on_reader));
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(on_reader, 0), "inbox")), "Support");
+  json_decref(on_writer);
+  json_decref(on_reader);
   int64_t newest = events_newest(store_events(f.st));
   fx_reopen(&f);
   ck_assert_int_ge(events_newest(store_events(f.st)), newest); /* what is stored at open is durable */

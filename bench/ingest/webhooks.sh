@@ -50,6 +50,8 @@ PY
 }
 export SB_EXTRA="\"secret_key\": \"$(python3 -c 'print("4b" * 32)')\","
 
+# CPU ticks of each of the daemon's threads, a "name ticks" line each.
+threads() { for t in /proc/"$D"/task/*; do echo "$(cat "$t/comm") $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "$t/stat")"; done; }
 newest() { sqlite3 "$W/bench.db" "SELECT max((SELECT coalesce(max(id), 0) FROM messages), (SELECT coalesce(max(id), 0) FROM events))"; }
 echo "# $(date -Is) messenger channel, wrk -t2 -c64 -d${DURATION}s; a webhook of \"*\" posting to a local receiver, or none"
 for round in $(seq "$ROUNDS"); do
@@ -64,11 +66,24 @@ for round in $(seq "$ROUNDS"); do
         "http://127.0.0.1:$port/api/v1/webhooks"
     fi
     RUN_ID=w$round$RANDOM wrk -t2 -c64 -d2s -s "$script" "$url" >/dev/null
-    cpu0=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$D/stat")
+    threads >"$W/before"
     out=$(RUN_ID=r$round$RANDOM$RANDOM wrk -t2 -c64 -d"${DURATION}s" --latency -s "$script" "$url")
-    cpu1=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$D/stat")
-    line=$(python3 -c 'import json,os,sys; j=json.loads(sys.argv[1]); print("%6d req/s  p99 %6.2f ms  daemon %.1f µs of CPU/req" % (j["rps"], j["lat_p99_ms"], (int(sys.argv[3]) - int(sys.argv[2])) / os.sysconf("SC_CLK_TCK") * 1e6 / j["requests"]))' \
-      "$(sed -n 's/^WRKJSON //p' <<<"$out")" "$cpu0" "$cpu1")
+    threads >"$W/after"
+    line=$(python3 - "$(sed -n 's/^WRKJSON //p' <<<"$out")" "$W/before" "$W/after" <<'PY'
+import collections, json, os, sys
+j = json.loads(sys.argv[1])
+def load(p):
+    c = collections.Counter()
+    for l in open(p):
+        name, t = l.rsplit(None, 1)
+        c[name] += int(t)
+    return c
+b, a = load(sys.argv[2]), load(sys.argv[3])
+per = {k: (a[k] - b[k]) / os.sysconf("SC_CLK_TCK") * 1e6 / j["requests"] for k in a}
+parts = " ".join("%s %.1f" % (k.replace("switchboard", "loop"), v) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.5)
+print("%6d req/s  p99 %6.2f ms  daemon %.1f µs of CPU/req (%s)" % (j["rps"], j["lat_p99_ms"], sum(per.values()), parts))
+PY
+)
     if [ "$mode" = webhook ]; then
       last=$(newest)
       start=$(date +%s.%N)
