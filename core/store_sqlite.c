@@ -820,8 +820,8 @@ int sq_json_rows(store *st, sq_req *r, sqlite3_stmt *s, const char *what, json_t
   json_t *rows = json_array();
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_t *o = json_loads(sq_col_text(s, 0), 0, NULL);
-    if (o != NULL) json_array_append_new(rows, o);
+    json_t *o = json_loads(sq_col_text(s, 0), JSON_DECODE_ANY, NULL);
+    json_array_append_new(rows, o != NULL ? o : json_null()); /* every row counts: pages are by rows */
   }
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) {
@@ -829,6 +829,20 @@ int sq_json_rows(store *st, sq_req *r, sqlite3_stmt *s, const char *what, json_t
     return sq_fail(st, r, what);
   }
   *out = rows;
+  return 0;
+}
+
+int sq_json_one(store *st, sq_req *r, sqlite3_stmt *s, const char *what, int64_t id, json_t **out) {
+  json_t *rows;
+  if (sq_json_rows(st, r, s, "reading rows", &rows) < 0) return -EIO;
+  if (json_array_size(rows) == 0) {
+    json_decref(rows);
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "%s %lld does not exist", what, (long long)id);
+    return -ENOENT;
+  }
+  *out = json_incref(json_array_get(rows, 0));
+  json_decref(rows);
   return 0;
 }
 

@@ -180,10 +180,14 @@ const char *sq_col_text(sqlite3_stmt *s, int i);
 /* Fills r->status/-err from the connection's last error. Returns -EIO. */
 int sq_fail(store *st, sq_req *r, const char *what);
 
-/* Steps s, whose rows are one JSON object each (column 0, from SQLite's
- * json_object), into a new array *out, and resets it. Returns 0, or -EIO
- * with r filled saying what failed (s may be NULL: sq_prep failed). */
+/* Steps s, whose rows are one JSON value each (column 0, from SQLite's
+ * json_object), into a new array *out (null for a row that does not
+ * parse, so every row counts), and resets it. Returns 0, or -EIO with r
+ * filled saying what failed (s may be NULL: sq_prep failed). */
 int sq_json_rows(store *st, sq_req *r, sqlite3_stmt *s, const char *what, json_t **out);
+/* The first row of s as sq_json_rows reads it into *out; -ENOENT saying
+ * "WHAT ID does not exist" when there is none. */
+int sq_json_one(store *st, sq_req *r, sqlite3_stmt *s, const char *what, int64_t id, json_t **out);
 
 /* Persists an event and queues it on r for publishing after commit. data is
  * stolen. Returns 0 or -EIO. */

@@ -392,13 +392,9 @@ int store_webhooks_list(store *st, store_json_cb cb, void *arg) {
 /* The webhook id as listed into *result, or -ENOENT. */
 static int sq__webhook_one(store *st, sq_req *r, int64_t id, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_WEBHOOK_JSON "WHERE id = ?1");
-  if (s != NULL) sqlite3_bind_int64(s, 1, id);
-  json_t *one = NULL;
-  int rc = sq_json_rows(st, r, s, "reading a webhook", &one);
-  if (rc == 0 && json_array_size(one) == 0) rc = sq__no_webhook(r, id);
-  if (rc == 0) *result = json_incref(json_array_get(one, 0));
-  json_decref(one);
-  return rc;
+  if (s == NULL) return sq_fail(st, r, "reading a webhook");
+  sqlite3_bind_int64(s, 1, id);
+  return sq_json_one(st, r, s, "webhook", id, result);
 }
 
 static int sq__webhook_get(store *st, sq_req *r, json_t *a, json_t **result) {

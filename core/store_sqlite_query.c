@@ -8,23 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Collects the first column (JSON text) of every row into an array. */
-static int sq__rows(store *st, sq_req *r, sqlite3_stmt *s, json_t **out) {
-  json_t *a = json_array();
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_t *row = json_loads(sq_col_text(s, 0), JSON_DECODE_ANY, NULL);
-    json_array_append_new(a, row ? row : json_null());
-  }
-  sqlite3_reset(s);
-  if (rc != SQLITE_DONE) {
-    json_decref(a);
-    return sq_fail(st, r, "reading rows");
-  }
-  *out = a;
-  return 0;
-}
-
 static int sq__invalid(sq_req *r, const char *msg, const char *name) {
   r->status = -EINVAL;
   snprintf(r->err, sizeof(r->err), msg, name ? name : "");
@@ -134,7 +117,7 @@ int store_channel_put(store *st, const router_channel *ch, store_json_cb cb, voi
 static int sq__channels_list(store *st, sq_req *r, json_t *args, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, "SELECT json_object('id', id, 'name', name, 'inbox', inbox,"
                                 " 'status', status, 'rules', json(rules)) FROM channels ORDER BY id");
-  return s ? sq__rows(st, r, s, result) : sq_fail(st, r, "listing channels");
+  return s ? sq_json_rows(st, r, s, "reading rows", result) : sq_fail(st, r, "listing channels");
 }
 
 int store_channels_list(store *st, store_json_cb cb, void *arg) {
@@ -302,7 +285,7 @@ static int sq__user_json(store *st, sq_req *r, int64_t id, json_t **out) {
   if (s == NULL) return sq_fail(st, r, "reading a user");
   sqlite3_bind_int64(s, 1, id);
   json_t *rows = NULL;
-  if (sq__rows(st, r, s, &rows) < 0) return -EIO;
+  if (sq_json_rows(st, r, s, "reading rows", &rows) < 0) return -EIO;
   *out = json_incref(json_array_get(rows, 0));
   json_decref(rows);
   return 0;
@@ -310,7 +293,7 @@ static int sq__user_json(store *st, sq_req *r, int64_t id, json_t **out) {
 
 static int sq__users_list(store *st, sq_req *r, json_t *args, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_USER_JSON "ORDER BY u.id");
-  return s ? sq__rows(st, r, s, result) : sq_fail(st, r, "listing users");
+  return s ? sq_json_rows(st, r, s, "reading rows", result) : sq_fail(st, r, "listing users");
 }
 
 int store_users_list(store *st, store_json_cb cb, void *arg) {
@@ -407,7 +390,7 @@ int store_team_delete(store *st, const char *name, store_json_cb cb, void *arg) 
 
 static int sq__teams_list(store *st, sq_req *r, json_t *args, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_TEAM_JSON "ORDER BY te.id");
-  return s ? sq__rows(st, r, s, result) : sq_fail(st, r, "listing teams");
+  return s ? sq_json_rows(st, r, s, "reading rows", result) : sq_fail(st, r, "listing teams");
 }
 
 int store_teams_list(store *st, store_json_cb cb, void *arg) {
@@ -422,7 +405,7 @@ static int sq__team_put(store *st, sq_req *r, json_t *args, json_t **result) {
   if (s == NULL) return sq_fail(st, r, "reading a team");
   sqlite3_bind_int64(s, 1, id);
   json_t *rows;
-  if (sq__rows(st, r, s, &rows) < 0) return -EIO;
+  if (sq_json_rows(st, r, s, "reading rows", &rows) < 0) return -EIO;
   *result = json_incref(json_array_get(rows, 0));
   json_decref(rows);
   return 0;
@@ -495,7 +478,7 @@ static int sq__pipelines_list(store *st, sq_req *r, json_t *args, json_t **resul
       " json_object('name', s.name, 'closed', json(CASE WHEN s.closed THEN 'true' ELSE 'false' END),"
       " 'required_properties', json(s.required))) FROM (SELECT * FROM statuses"
       " WHERE pipeline_id = p.id ORDER BY position) s)) FROM pipelines p ORDER BY p.id");
-  return s ? sq__rows(st, r, s, result) : sq_fail(st, r, "listing pipelines");
+  return s ? sq_json_rows(st, r, s, "reading rows", result) : sq_fail(st, r, "listing pipelines");
 }
 
 int store_pipelines_list(store *st, store_json_cb cb, void *arg) {

@@ -13,37 +13,6 @@
 
 static const char *sq__str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
-static int sq__rows(store *st, sq_req *r, sqlite3_stmt *s, json_t **out) {
-  json_t *a = json_array();
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    json_t *row = json_loads(sq_col_text(s, 0), JSON_DECODE_ANY, NULL);
-    json_array_append_new(a, row ? row : json_null());
-  }
-  sqlite3_reset(s);
-  if (rc != SQLITE_DONE) {
-    json_decref(a);
-    return sq_fail(st, r, "reading rows");
-  }
-  *out = a;
-  return 0;
-}
-
-static int sq__one(store *st, sq_req *r, sqlite3_stmt *s, const char *what, int64_t id,
-                   json_t **out) {
-  json_t *rows;
-  if (sq__rows(st, r, s, &rows) < 0) return -EIO;
-  if (json_array_size(rows) == 0) {
-    json_decref(rows);
-    r->status = -ENOENT;
-    snprintf(r->err, sizeof(r->err), "%s %lld does not exist", what, (long long)id);
-    return -ENOENT;
-  }
-  *out = json_incref(json_array_get(rows, 0));
-  json_decref(rows);
-  return 0;
-}
-
 static int64_t sq__limit(json_t *q) {
   json_int_t l = json_integer_value(json_object_get(q, "limit"));
   return l <= 0 ? 50 : l > 500 ? 500 : l;
@@ -200,7 +169,7 @@ static void sq__page(json_t *items, int64_t limit, const char *idkey, json_t **r
  * of at most limit items. */
 static int sq__run_page(store *st, sq_req *r, sqlite3_stmt *s, int64_t limit, json_t **result) {
   json_t *items;
-  int rc = sq__rows(st, r, s, &items);
+  int rc = sq_json_rows(st, r, s, "reading rows", &items);
   if (rc < 0) return rc;
   sq__page(items, limit, "id", result);
   return 0;
@@ -319,14 +288,14 @@ static int sq__contact_patch(store *st, sq_req *r, json_t *a, json_t **result) {
   s = sq_prep(st, SQ_CONTACT_JSON "WHERE c.id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a contact");
   sqlite3_bind_int64(s, 1, id);
-  return sq__one(st, r, s, "contact", id, result);
+  return sq_json_one(st, r, s, "contact", id, result);
 }
 
 int sq_contact_json(store *st, sq_req *r, int64_t id, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_CONTACT_JSON "WHERE c.id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a contact");
   sqlite3_bind_int64(s, 1, id);
-  return sq__one(st, r, s, "contact", id, result);
+  return sq_json_one(st, r, s, "contact", id, result);
 }
 
 static int sq__contact_get(store *st, sq_req *r, json_t *a, json_t **result) {
@@ -386,7 +355,7 @@ static int sq__contact_merge(store *st, sq_req *r, json_t *a, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_CONTACT_JSON "WHERE c.id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a contact");
   sqlite3_bind_int64(s, 1, into);
-  return sq__one(st, r, s, "contact", into, result);
+  return sq_json_one(st, r, s, "contact", into, result);
 }
 
 int store_contact_merge(store *st, int64_t into_id, int64_t from_id, store_json_cb cb, void *arg) {
@@ -496,7 +465,7 @@ int sq_thread_summary(store *st, sq_req *r, int64_t id, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_THREAD_JSON "WHERE t.id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a conversation");
   sqlite3_bind_int64(s, 1, id);
-  return sq__one(st, r, s, "conversation", id, result);
+  return sq_json_one(st, r, s, "conversation", id, result);
 }
 
 int sq_conversation_json(store *st, sq_req *r, int64_t id, json_t **result) {
@@ -511,7 +480,7 @@ int sq_conversation_json(store *st, sq_req *r, int64_t id, json_t **result) {
       " 'created_at', m.created_at)"
       " FROM chain JOIN messages m ON m.id = chain.id ORDER BY m.id");
   json_t *msgs = NULL;
-  if (s == NULL || (sqlite3_bind_int64(s, 1, id), sq__rows(st, r, s, &msgs)) < 0) {
+  if (s == NULL || (sqlite3_bind_int64(s, 1, id), sq_json_rows(st, r, s, "reading rows", &msgs)) < 0) {
     json_decref(thread);
     return sq_fail(st, r, "reading messages");
   }
@@ -548,7 +517,7 @@ static int sq__ticket(store *st, sq_req *r, int64_t id, json_t **result) {
   sqlite3_stmt *s = sq_prep(st, SQ_TICKET_JSON "WHERE k.id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a ticket");
   sqlite3_bind_int64(s, 1, id);
-  return sq__one(st, r, s, "ticket", id, result);
+  return sq_json_one(st, r, s, "ticket", id, result);
 }
 
 static int sq__ticket_get(store *st, sq_req *r, json_t *a, json_t **result) {
