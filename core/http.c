@@ -130,6 +130,7 @@ static void on_conn_closed(uv_handle_t *h) {
   /* c->ws is NULL here: a WebSocket forgets its connection when it finishes,
    * which is before libh2o closes the socket */
   h2o_linklist_unlink(&c->link);
+  http__io_forget(c);
   s->stats.active_connections--;
   free(c);
   maybe_finish(s);
@@ -156,6 +157,7 @@ static void on_accept(uv_stream_t *listener, int status) {
   s->stats.active_connections++;
   s->stats.connections_total++;
   c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+  if (http__io_adopt(c) != 0) log_warn("http: reading a new connection could not start; libh2o will start it");
   h2o_accept(&s->accept_ctx, c->sock);
 }
 
@@ -377,6 +379,7 @@ int http_new(uv_loop_t *loop, const http_options *opt, http_server **out, char *
   s->accept_ctx.hosts = s->config.hosts;
   s->accept_ctx.ssl_ctx = s->ssl_ctx;
 
+  http__io_init(s);
   uv_timer_init(loop, &s->deadline);
   uv_timer_init(loop, &s->reaper);
   uv_timer_init(loop, &s->sweeper);
@@ -504,6 +507,7 @@ static void maybe_finish(http_server *s) {
   s->torn_down = 1;
   uv_close((uv_handle_t *)&s->sweeper, NULL);
   uv_close((uv_handle_t *)&s->ws_flusher, NULL);
+  http__io_close(s);
   context_dispose(&s->ctx);
   h2o_config_dispose(&s->config);
   http_tls_free(s->ssl_ctx);

@@ -14,6 +14,14 @@ typedef struct http_conn {
   uint64_t receiving_since; /* loop time the current partial request was first seen, 0 = none */
   h2o_linklist_t link;
   struct http_ws *ws;       /* set once the connection became a WebSocket (http_ws.c) */
+  /* http_io.c: libh2o's read callbacks, whether libh2o wants the socket
+   * read, whether libuv is reading it (through http_io.c's callbacks); a
+   * write the kernel took at once, not yet called back (in srv->written) */
+  uv_alloc_cb h2o_alloc;
+  uv_read_cb h2o_read;
+  unsigned h2o_reading : 1, uv_reading : 1;
+  uv_write_t *written;
+  h2o_linklist_t written_link;
 } http_conn;
 
 typedef struct sb_handler {
@@ -50,6 +58,9 @@ struct http_server {
   h2o_linklist_t ws_flush;   /* http_ws with sends to write, flushed from ws_flusher */
   uv_timer_t ws_flusher;     /* writes what was queued outside libh2o's callbacks */
   uint64_t ws_ping_ms;
+  h2o_linklist_t written;  /* http_conn with a write to call back (http_io.c) */
+  uv_prepare_t io_prepare; /* call them back before the loop waits */
+  uv_check_t io_check;     /* or right after it */
   int closing;
   int torn_down;
   void (*done)(void *arg);
@@ -87,6 +98,17 @@ http_responder *http__responder_new(http_server *s, h2o_req_t *req, size_t plen,
 /* http_close's deadline: tells the handler (abort hooks), answers 503 if
  * nothing was sent, ends a stream. The handler still finishes r. */
 void http__responder_force(http_responder *r);
+
+/* http_io.c. http__io_init readies the server's part before any connection,
+ * http__io_close closes its handles with the server's. http__io_adopt starts
+ * libuv reading an accepted connection before libh2o takes it, so that
+ * libh2o's stops and starts between requests cost no system call: 0, or
+ * libuv's error from uv_read_start (libh2o then reads it the usual way).
+ * http__io_forget drops what is left of a connection being freed. */
+void http__io_init(http_server *s);
+void http__io_close(http_server *s);
+int http__io_adopt(http_conn *c);
+void http__io_forget(http_conn *c);
 
 /* Shuts the connection's socket down under libh2o (http.c). */
 void http__conn_shutdown(http_conn *c, int how);

@@ -875,6 +875,109 @@ START_TEST(pipelined_requests_wait_for_an_async_answer_in_order) {
 }
 END_TEST
 
+/* A connection is read and written without libuv's stop and start between
+ * requests (core/http_io.c). These cover the ways off that path: bytes that
+ * come while the previous request is answered, an end of file meanwhile, and
+ * an answer the socket cannot take at once. */
+
+static void client_sends_before_the_answer(fixture *f) {
+  reader r = {.fd = cl_connect(f->port)};
+  CHECK(f, r.fd >= 0, "connect failed");
+  response res;
+  const char *req = "GET /later HTTP/1.1\r\nHost: t\r\n\r\n";
+  cl_send(r.fd, req, strlen(req));
+  usleep(20 * 1000); /* the first is being answered (50 ms) when the second comes */
+  cl_send(r.fd, req, strlen(req));
+  for (int i = 0; i < 2; i++) {
+    CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 202, "answer %d", i);
+    free(res.body);
+  }
+  /* and the connection goes on as usual, a request at a time */
+  for (int i = 0; i < 3; i++) {
+    cl_send(r.fd, req, strlen(req));
+    CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 202, "later answer %d", i);
+    free(res.body);
+  }
+  close(r.fd);
+  f->ok = 1;
+}
+
+START_TEST(a_request_sent_while_the_previous_is_answered_is_answered_after_it) {
+  fixture f;
+  http_options o = default_opts();
+  fixture_start(&f, &o);
+  fixture_timer(&f);
+  http_route(f.srv, "GET", "/later", h_later, &f);
+  fixture_run(&f, client_sends_before_the_answer);
+  ck_assert_int_eq(f.handled, 5);
+}
+END_TEST
+
+static void client_half_closes(fixture *f) {
+  reader r = {.fd = cl_connect(f->port)};
+  CHECK(f, r.fd >= 0, "connect failed");
+  response res;
+  const char *req = "GET /later HTTP/1.1\r\nHost: t\r\n\r\n";
+  cl_send(r.fd, req, strlen(req));
+  usleep(10 * 1000);
+  shutdown(r.fd, SHUT_WR); /* no more requests; the answer is still wanted */
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 202, "no answer after the half close");
+  free(res.body);
+  CHECK(f, rd_eof_within(&r, 2000), "the server kept the connection open after the client's end");
+  close(r.fd);
+  f->ok = 1;
+}
+
+START_TEST(a_client_that_ends_its_side_during_a_request_gets_the_answer_then_the_close) {
+  fixture f;
+  http_options o = default_opts();
+  fixture_start(&f, &o);
+  fixture_timer(&f);
+  http_route(f.srv, "GET", "/later", h_later, &f);
+  fixture_run(&f, client_half_closes);
+  ck_assert_int_eq(f.handled, 1);
+}
+END_TEST
+
+#define BIG_ANSWER ((size_t)8 << 20)
+
+static void h_big(void *arg, const http_request *req, http_responder *res) {
+  (void)arg, (void)req;
+  char *body = malloc(BIG_ANSWER);
+  ck_assert_ptr_nonnull(body);
+  for (size_t i = 0; i < BIG_ANSWER; i++) body[i] = (char)('a' + (i / 4096) % 26);
+  ck_assert_int_eq(http_respond(res, 200, NULL, 0, body, BIG_ANSWER), 0);
+  free(body);
+}
+
+static void client_big(fixture *f) {
+  reader r = {.fd = cl_connect(f->port)};
+  CHECK(f, r.fd >= 0, "connect failed");
+  response res;
+  const char *req = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n";
+  for (int round = 0; round < 2; round++) {
+    cl_send(r.fd, req, strlen(req));
+    usleep(100 * 1000); /* the socket takes part of it; the rest waits for the client */
+    CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 200, "no answer in round %d", round);
+    CHECK(f, res.body_len == BIG_ANSWER, "%zu bytes in round %d", res.body_len, round);
+    size_t bad = 0;
+    for (size_t i = 0; i < res.body_len; i++) bad += res.body[i] != (char)('a' + (i / 4096) % 26);
+    free(res.body);
+    CHECK(f, bad == 0, "%zu bytes out of place in round %d", bad, round);
+  }
+  close(r.fd);
+  f->ok = 1;
+}
+
+START_TEST(an_answer_larger_than_the_socket_takes_arrives_whole_and_the_connection_goes_on) {
+  fixture f;
+  http_options o = default_opts();
+  fixture_start(&f, &o);
+  http_route(f.srv, "GET", "/big", h_big, &f);
+  fixture_run(&f, client_big);
+}
+END_TEST
+
 /* ---- tests: timeouts and shutdown -------------------------------------- */
 
 static void client_idle_timeout(fixture *f) {
@@ -1397,6 +1500,9 @@ int main(void) {
   tcase_add_test(tc, stream_notices_a_client_that_left);
   tcase_add_test(tc, stream_buffers_writes_made_while_one_is_in_flight);
   tcase_add_test(tc, pipelined_requests_wait_for_an_async_answer_in_order);
+  tcase_add_test(tc, a_request_sent_while_the_previous_is_answered_is_answered_after_it);
+  tcase_add_test(tc, a_client_that_ends_its_side_during_a_request_gets_the_answer_then_the_close);
+  tcase_add_test(tc, an_answer_larger_than_the_socket_takes_arrives_whole_and_the_connection_goes_on);
   tcase_add_test(tc, partial_request_is_closed_after_the_header_timeout_but_idle_is_not);
   tcase_add_test(tc, idle_keepalive_connection_is_closed_after_the_idle_timeout);
   tcase_add_test(tc, close_lets_an_in_flight_request_finish);

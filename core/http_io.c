@@ -1,0 +1,184 @@
+/* http_io.c — reads and writes an HTTP connection without the two epoll_ctl
+ * calls per request that libh2o on Debian 12's libuv would cost.
+ *
+ * libh2o 2.2's HTTP/1 stops reading a connection when a request is complete
+ * and starts again once the response is written (uv_read_stop,
+ * uv_read_start), and writes each response with uv_write. libuv 1.44 forgets
+ * the socket's epoll registration on every stop and makes it again on the
+ * next start (EPOLL_CTL_ADD, failing with EEXIST, then EPOLL_CTL_MOD); and
+ * once a write is done it stops watching for writability it never asked
+ * for, which re-registers the socket once more (EPOLL_CTL_MOD). On this kind
+ * of VM a system call costs about as much as the work around it: beside the
+ * read and the write that do the work, those were half the loop's calls per
+ * webhook (bench/ingest/anatomy.sh, STRACE=1).
+ *
+ * The daemon defines uv_read_start, uv_read_stop and uv_write itself. The
+ * dynamic linker binds libh2o's calls (and any other library's) to these;
+ * every stream that is not an accepted HTTP connection goes straight to
+ * libuv's own. An accepted connection (http__io_adopt) instead:
+ *
+ * - is read by libuv from its accept to its close, through http__io_alloc
+ *   and http__io_read, which pass the bytes to libh2o's callbacks while
+ *   libh2o wants them. When bytes (or the end of the connection) come while
+ *   it does not — a client that pipelines, or one that goes away during a
+ *   request — they stop the reading for real, leaving the bytes in the
+ *   kernel until libh2o reads again, as libuv's stop would have; that
+ *   connection then goes on with libuv's own stop and start.
+ * - is written with uv_try_write first. What the kernel took at once is
+ *   done: its completion is called back from the loop's check or prepare
+ *   phase (before the loop waits again, and before any close of that turn
+ *   completes), with UV_ECANCELED if the connection is closing by then, as
+ *   libuv would; whatever the kernel did not take goes to libuv's uv_write.
+ *
+ * Only the loop thread runs libh2o and touches these connections. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NEXT */
+#endif
+#include "http_internal.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef int (*read_start_fn)(uv_stream_t *, uv_alloc_cb, uv_read_cb);
+typedef int (*read_stop_fn)(uv_stream_t *);
+typedef int (*write_fn)(uv_write_t *, uv_stream_t *, const uv_buf_t[], unsigned int, uv_write_cb);
+
+/* libuv's own functions, found once (the same for every loop and thread). */
+static uv_once_t io__once = UV_ONCE_INIT;
+static read_start_fn io__read_start;
+static read_stop_fn io__read_stop;
+static write_fn io__write;
+
+static void io__resolve(void) {
+  io__read_start = (read_start_fn)dlsym(RTLD_NEXT, "uv_read_start");
+  io__read_stop = (read_stop_fn)dlsym(RTLD_NEXT, "uv_read_stop");
+  io__write = (write_fn)dlsym(RTLD_NEXT, "uv_write");
+  if (io__read_start == NULL || io__read_stop == NULL || io__write == NULL) {
+    fprintf(stderr, "switchboard: libuv's uv_read_start, uv_read_stop or uv_write cannot be found (%s)\n", dlerror());
+    abort();
+  }
+}
+
+static void http__io_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  http_conn *c = (http_conn *)h;
+  if (!c->h2o_reading) {
+    *buf = uv_buf_init(NULL, 0); /* libuv then calls http__io_read with UV_ENOBUFS, reading nothing */
+    return;
+  }
+  c->h2o_alloc(h, suggested, buf);
+}
+
+static void http__io_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  http_conn *c = (http_conn *)s;
+  if (!c->h2o_reading) {
+    c->uv_reading = 0;
+    io__read_stop(s); /* the connection is libuv's to stop and start from now on (read_cb is no longer ours) */
+    return;
+  }
+  if (nread == UV_EOF) c->uv_reading = 0; /* libuv stopped reading at the end of the stream */
+  c->h2o_read(s, nread, buf);
+}
+
+/* The adopted HTTP connection s is, or NULL (any other stream, or one closing). */
+static http_conn *io__conn(uv_stream_t *s) {
+  if (s->read_cb != http__io_read || uv_is_closing((uv_handle_t *)s)) return NULL;
+  return (http_conn *)s;
+}
+
+int http__io_adopt(http_conn *c) {
+  uv_once(&io__once, io__resolve);
+  c->h2o_reading = 0;
+  int rc = io__read_start((uv_stream_t *)&c->tcp, http__io_alloc, http__io_read);
+  c->uv_reading = rc == 0;
+  return rc;
+}
+
+int uv_read_start(uv_stream_t *s, uv_alloc_cb alloc_cb, uv_read_cb read_cb) {
+  uv_once(&io__once, io__resolve);
+  http_conn *c = io__conn(s);
+  if (c == NULL || alloc_cb == NULL || read_cb == NULL) return io__read_start(s, alloc_cb, read_cb);
+  c->h2o_alloc = alloc_cb;
+  c->h2o_read = read_cb;
+  if (!c->uv_reading) {
+    int rc = io__read_start(s, http__io_alloc, http__io_read);
+    if (rc != 0) return rc;
+    c->uv_reading = 1;
+  }
+  c->h2o_reading = 1;
+  return 0;
+}
+
+int uv_read_stop(uv_stream_t *s) {
+  uv_once(&io__once, io__resolve);
+  http_conn *c = io__conn(s);
+  if (c == NULL) return io__read_stop(s);
+  c->h2o_reading = 0;
+  return 0;
+}
+
+/* ---- writes ---------------------------------------------------------------- */
+
+/* Calls back every write done at once, including those the callbacks make. */
+static void io__deliver(http_server *s) {
+  while (!h2o_linklist_is_empty(&s->written)) {
+    http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, written_link, s->written.next);
+    h2o_linklist_unlink(&c->written_link);
+    uv_write_t *req = c->written;
+    c->written = NULL;
+    req->cb(req, uv_is_closing((uv_handle_t *)&c->tcp) ? UV_ECANCELED : 0);
+  }
+  uv_prepare_stop(&s->io_prepare);
+  uv_check_stop(&s->io_check);
+}
+
+static void io__on_check(uv_check_t *h) { io__deliver(h->data); }
+static void io__on_prepare(uv_prepare_t *h) { io__deliver(h->data); }
+
+void http__io_init(http_server *s) {
+  h2o_linklist_init_anchor(&s->written);
+  uv_prepare_init(s->loop, &s->io_prepare);
+  uv_check_init(s->loop, &s->io_check);
+  s->io_prepare.data = s;
+  s->io_check.data = s;
+}
+
+void http__io_close(http_server *s) {
+  uv_close((uv_handle_t *)&s->io_prepare, NULL);
+  uv_close((uv_handle_t *)&s->io_check, NULL);
+}
+
+void http__io_forget(http_conn *c) {
+  /* a write done at once and not yet called back: libh2o freed it with its socket */
+  if (h2o_linklist_is_linked(&c->written_link)) h2o_linklist_unlink(&c->written_link);
+  c->written = NULL;
+}
+
+int uv_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t bufs[], unsigned int nbufs, uv_write_cb cb) {
+  uv_once(&io__once, io__resolve);
+  http_conn *c = io__conn(s);
+  if (c == NULL || cb == NULL || c->written != NULL || s->write_queue_size != 0) return io__write(req, s, bufs, nbufs, cb);
+  int n = uv_try_write(s, bufs, nbufs);
+  if (n < 0) return io__write(req, s, bufs, nbufs, cb); /* UV_EAGAIN, or an error libuv reports its own way */
+  size_t left = (size_t)n;
+  unsigned int i = 0;
+  while (i < nbufs && left >= bufs[i].len) left -= bufs[i++].len;
+  if (i < nbufs) { /* the rest, for libuv to write when the socket takes it (it copies the array) */
+    uv_buf_t small[16], *rest = nbufs - i <= 16 ? small : malloc((nbufs - i) * sizeof(*rest));
+    if (rest == NULL) return UV_ENOMEM;
+    for (unsigned int j = i; j < nbufs; j++) rest[j - i] = bufs[j];
+    rest[0].base += left;
+    rest[0].len -= left;
+    int rc = io__write(req, s, rest, nbufs - i, cb);
+    if (rest != small) free(rest);
+    return rc;
+  }
+  req->type = UV_WRITE;
+  req->handle = s;
+  req->cb = cb;
+  c->written = req;
+  h2o_linklist_insert(&c->srv->written, &c->written_link);
+  uv_check_start(&c->srv->io_check, io__on_check);
+  uv_prepare_start(&c->srv->io_prepare, io__on_prepare);
+  return 0;
+}
