@@ -9,10 +9,11 @@
 # work or I/O, and preemptions); then (STRACE=1, a second short
 # run under strace, which slows it) system calls per request by thread and
 # name; then (PERF=1, a third run under perf) where the loop thread's time
-# goes: the kernel by system call, user space by function; last, the conversations,
+# (or PERF_THREAD's: sb-writer, sb-syncer, ...) goes: the kernel by system
+# call and by the function a sample was in, user space by function; last, the conversations,
 # contacts and messages in the database.
 #
-# usage: bench/ingest/anatomy.sh [BIN]   env: CHANNEL=custom|messenger DURATION=8 STRACE=0 PERF=0
+# usage: bench/ingest/anatomy.sh [BIN]   env: CHANNEL=custom|messenger DURATION=8 STRACE=0 PERF=0 PERF_THREAD=loop
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CHANNEL=${CHANNEL:-messenger} DURATION=${DURATION:-8} STRACE=${STRACE:-0} PERF=${PERF:-0}
@@ -70,20 +71,25 @@ if [ "$STRACE" = 1 ]; then
     END { for (k in c) if (c[k] / n >= 0.01) printf "  %-30s %.2f\n", k, c[k] / n }' "$W/threads.txt" "$W/strace.txt" | sort
 fi
 if [ "$PERF" = 1 ]; then
-  # the loop thread's id is the process id; kernel call chains need no user frames
-  perf record -q -e cpu-clock -F 4000 -g -t "$D" -o "$W/perf.data" -- sleep 4 >/dev/null 2>&1 &
+  thread=${PERF_THREAD:-loop} tid=$D # the loop thread's id is the process id
+  if [ "$thread" != loop ]; then
+    tid=$(for t in /proc/"$D"/task/*; do [ "$(cat "$t/comm")" != "$thread" ] || basename "$t"; done | head -1)
+    [ -n "$tid" ] || { echo "no thread named $thread" >&2; exit 1; }
+  fi
+  perf record -q -e cpu-clock -F 4000 -g -t "$tid" -o "$W/perf.data" -- sleep 4 >/dev/null 2>&1 &
   P=$!
   RUN_ID=p$RANDOM$RANDOM wrk -t2 -c64 -d5s -s "$script" "$url" >/dev/null
   wait "$P" || true
-  echo "the loop thread's time under perf (cpu-clock samples), by where it was:"
+  echo "the $thread thread's time under perf (cpu-clock samples), by where it was:"
   perf script -i "$W/perf.data" -F ip,sym,dso 2>/dev/null | python3 -c '
 import sys, collections, re
-where, user, total = collections.Counter(), collections.Counter(), 0
+where, user, leaf, total = collections.Counter(), collections.Counter(), collections.Counter(), 0
 for sample in sys.stdin.read().split("\n\n"):
     frames = [l.split() + ["?"] for l in sample.strip().splitlines()]
     if not frames: continue
     total += 1
     names = [f[1] for f in frames]
+    if frames[0][0].startswith("ffffffff"): leaf[names[0]] += 1
     if "do_syscall_64" in names:  # the frame it called names the system call
         where["kernel, " + names[names.index("do_syscall_64") - 1]] += 1
     elif frames[0][0].startswith("ffffffff"):
@@ -92,7 +98,9 @@ for sample in sys.stdin.read().split("\n\n"):
         where["user space"] += 1
         user[names[0] if names[0] != "[unknown]" else frames[0][-2]] += 1  # else its library
 for k, v in where.most_common(8): print("  %-36s %4.1f %%" % (k, 100.0 * v / total))
-print("user space by function (share of all the loop time):")
+print("the kernel by the function a sample was in (share of all the thread time):")
+for k, v in leaf.most_common(6): print("  %-36s %4.1f %%" % (k[:36], 100.0 * v / total))
+print("user space by function (share of all the thread time):")
 for k, v in user.most_common(16): print("  %-36s %4.1f %%" % (k[:36], 100.0 * v / total))
 alloc = sum(v for k, v in user.items() if re.match(r"(__libc_|_int_|__GI___libc_)?(malloc|calloc|realloc|free|cfree)\b|malloc_consolidate|unlink_chunk|tcache_", k))
 print("  %-36s %4.1f %%" % ("(glibc malloc and free, in all)", 100.0 * alloc / total))
