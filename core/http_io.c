@@ -1,5 +1,5 @@
-/* http_io.c — reads and writes an HTTP connection without the two epoll_ctl
- * calls per request that libh2o on Debian 12's libuv would cost.
+/* http_io.c — reads and writes an HTTP connection without the three
+ * epoll_ctl calls per request that libh2o on Debian 12's libuv would cost.
  *
  * libh2o 2.2's HTTP/1 stops reading a connection when a request is complete
  * and starts again once the response is written (uv_read_stop,
@@ -17,8 +17,8 @@
  * every stream that is not an accepted HTTP connection goes straight to
  * libuv's own. An accepted connection (http__io_adopt) instead:
  *
- * - is read by libuv from its accept to its close, through http__io_alloc
- *   and http__io_read, which pass the bytes to libh2o's callbacks while
+ * - is read by libuv from its accept to its close, through io__alloc
+ *   and io__read, which pass the bytes to libh2o's callbacks while
  *   libh2o wants them. When bytes (or the end of the connection) come while
  *   it does not — a client that pipelines, or one that goes away during a
  *   request — they stop the reading for real, leaving the bytes in the
@@ -40,6 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Writes of more pieces go to libuv directly (libh2o's responses have 2-3). */
+#define IO_MAX_BUFS 16
+
 typedef int (*read_start_fn)(uv_stream_t *, uv_alloc_cb, uv_read_cb);
 typedef int (*read_stop_fn)(uv_stream_t *);
 typedef int (*write_fn)(uv_write_t *, uv_stream_t *, const uv_buf_t[], unsigned int, uv_write_cb);
@@ -60,16 +63,16 @@ static void io__resolve(void) {
   }
 }
 
-static void http__io_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+static void io__alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   http_conn *c = (http_conn *)h;
   if (!c->h2o_reading) {
-    *buf = uv_buf_init(NULL, 0); /* libuv then calls http__io_read with UV_ENOBUFS, reading nothing */
+    *buf = uv_buf_init(NULL, 0); /* libuv then calls io__read with UV_ENOBUFS, reading nothing */
     return;
   }
   c->h2o_alloc(h, suggested, buf);
 }
 
-static void http__io_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+static void io__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   http_conn *c = (http_conn *)s;
   if (!c->h2o_reading) {
     c->uv_reading = 0;
@@ -82,14 +85,14 @@ static void http__io_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 /* The adopted HTTP connection s is, or NULL (any other stream, or one closing). */
 static http_conn *io__conn(uv_stream_t *s) {
-  if (s->read_cb != http__io_read || uv_is_closing((uv_handle_t *)s)) return NULL;
+  if (s->read_cb != io__read || uv_is_closing((uv_handle_t *)s)) return NULL;
   return (http_conn *)s;
 }
 
 int http__io_adopt(http_conn *c) {
   uv_once(&io__once, io__resolve);
   c->h2o_reading = 0;
-  int rc = io__read_start((uv_stream_t *)&c->tcp, http__io_alloc, http__io_read);
+  int rc = io__read_start((uv_stream_t *)&c->tcp, io__alloc, io__read);
   c->uv_reading = rc == 0;
   return rc;
 }
@@ -101,7 +104,7 @@ int uv_read_start(uv_stream_t *s, uv_alloc_cb alloc_cb, uv_read_cb read_cb) {
   c->h2o_alloc = alloc_cb;
   c->h2o_read = read_cb;
   if (!c->uv_reading) {
-    int rc = io__read_start(s, http__io_alloc, http__io_read);
+    int rc = io__read_start(s, io__alloc, io__read);
     if (rc != 0) return rc;
     c->uv_reading = 1;
   }
@@ -157,21 +160,19 @@ void http__io_forget(http_conn *c) {
 int uv_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t bufs[], unsigned int nbufs, uv_write_cb cb) {
   uv_once(&io__once, io__resolve);
   http_conn *c = io__conn(s);
-  if (c == NULL || cb == NULL || c->written != NULL || s->write_queue_size != 0) return io__write(req, s, bufs, nbufs, cb);
+  if (c == NULL || cb == NULL || c->written != NULL || s->write_queue_size != 0 || nbufs > IO_MAX_BUFS)
+    return io__write(req, s, bufs, nbufs, cb);
   int n = uv_try_write(s, bufs, nbufs);
   if (n < 0) return io__write(req, s, bufs, nbufs, cb); /* UV_EAGAIN, or an error libuv reports its own way */
   size_t left = (size_t)n;
   unsigned int i = 0;
   while (i < nbufs && left >= bufs[i].len) left -= bufs[i++].len;
   if (i < nbufs) { /* the rest, for libuv to write when the socket takes it (it copies the array) */
-    uv_buf_t small[16], *rest = nbufs - i <= 16 ? small : malloc((nbufs - i) * sizeof(*rest));
-    if (rest == NULL) return UV_ENOMEM;
+    uv_buf_t rest[IO_MAX_BUFS];
     for (unsigned int j = i; j < nbufs; j++) rest[j - i] = bufs[j];
     rest[0].base += left;
     rest[0].len -= left;
-    int rc = io__write(req, s, rest, nbufs - i, cb);
-    if (rest != small) free(rest);
-    return rc;
+    return io__write(req, s, rest, nbufs - i, cb);
   }
   req->type = UV_WRITE;
   req->handle = s;
