@@ -663,13 +663,18 @@ static void fixture_timer(fixture *f) {
   f->timer_inited = 1;
 }
 
+/* Serves GET /later (h_later: answered 50 ms after) to client. */
+static void serve_later(fixture *f, client_fn client) {
+  http_options o = default_opts();
+  fixture_start(f, &o);
+  fixture_timer(f);
+  http_route(f->srv, "GET", "/later", h_later, f);
+  fixture_run(f, client);
+}
+
 START_TEST(handler_responds_asynchronously_after_a_timer) {
   fixture f;
-  http_options o = default_opts();
-  fixture_start(&f, &o);
-  fixture_timer(&f);
-  http_route(f.srv, "GET", "/later", h_later, &f);
-  fixture_run(&f, client_async);
+  serve_later(&f, client_async);
   ck_assert_int_eq(f.respond_rc, 0);
 }
 END_TEST
@@ -687,11 +692,7 @@ static void client_disconnects(fixture *f) {
 
 START_TEST(client_gone_before_async_response_is_harmless) {
   fixture f;
-  http_options o = default_opts();
-  fixture_start(&f, &o);
-  fixture_timer(&f);
-  http_route(f.srv, "GET", "/later", h_later, &f);
-  fixture_run(&f, client_disconnects);
+  serve_later(&f, client_disconnects);
   ck_assert_int_eq(f.handled, 1);
   ck_assert_ptr_null(f.held); /* responded (to nobody); ASan checks nothing leaked */
 }
@@ -866,11 +867,7 @@ static void client_pipelined_async(fixture *f) {
 
 START_TEST(pipelined_requests_wait_for_an_async_answer_in_order) {
   fixture f;
-  http_options o = default_opts();
-  fixture_start(&f, &o);
-  fixture_timer(&f);
-  http_route(f.srv, "GET", "/later", h_later, &f);
-  fixture_run(&f, client_pipelined_async);
+  serve_later(&f, client_pipelined_async);
   ck_assert_int_eq(f.handled, 2);
 }
 END_TEST
@@ -904,11 +901,7 @@ static void client_sends_before_the_answer(fixture *f) {
 
 START_TEST(a_request_sent_while_the_previous_is_answered_is_answered_after_it) {
   fixture f;
-  http_options o = default_opts();
-  fixture_start(&f, &o);
-  fixture_timer(&f);
-  http_route(f.srv, "GET", "/later", h_later, &f);
-  fixture_run(&f, client_sends_before_the_answer);
+  serve_later(&f, client_sends_before_the_answer);
   ck_assert_int_eq(f.handled, 5);
 }
 END_TEST
@@ -930,11 +923,7 @@ static void client_half_closes(fixture *f) {
 
 START_TEST(a_client_that_ends_its_side_during_a_request_gets_the_answer_then_the_close) {
   fixture f;
-  http_options o = default_opts();
-  fixture_start(&f, &o);
-  fixture_timer(&f);
-  http_route(f.srv, "GET", "/later", h_later, &f);
-  fixture_run(&f, client_half_closes);
+  serve_later(&f, client_half_closes);
   ck_assert_int_eq(f.handled, 1);
 }
 END_TEST
