@@ -15,10 +15,11 @@
 enum { SQ_BY_NONE, SQ_BY_CHANNEL, SQ_BY_INBOX, SQ_BY_AGENT };
 
 /* The group a row falls in: the conversation's channel or inbox, or the
- * name of user, the agent it counts for; "none" for no inbox or nobody. */
+ * name of user, the agent it counts for; NULL for no inbox or nobody (a
+ * group no inbox or user name can take: "none" could). */
 #define SQ_REPORT_KEY(user)                                                                     \
-  "CASE ?5 WHEN 1 THEN t.channel WHEN 2 THEN coalesce(t.inbox, 'none')"                        \
-  " WHEN 3 THEN coalesce((SELECT name FROM users WHERE id = " user "), 'none') ELSE '' END"
+  "CASE ?5 WHEN 1 THEN t.channel WHEN 2 THEN t.inbox"                                           \
+  " WHEN 3 THEN (SELECT name FROM users WHERE id = " user ") ELSE '' END"
 #define SQ_REPORT_CONVERSATION SQ_REPORT_KEY("t.assignee_id")
 /* Which conversations: ?3 a channel, ?4 an inbox, NULL for any. */
 #define SQ_REPORT_FILTER " AND (?3 IS NULL OR t.channel = ?3) AND (?4 IS NULL OR t.inbox = ?4)"
@@ -83,7 +84,7 @@ static int sq__times_add(sq_times *t, int64_t ms) {
 
 /* The figures of one group (or of all). */
 typedef struct sq_figures {
-  char *key;
+  char *key; /* NULL: no inbox, or nobody */
   int64_t opened, closed, open, inbound, outbound, automatic, failed, unanswered;
   sq_times first_response, resolution;
 } sq_figures;
@@ -94,6 +95,7 @@ typedef struct sq_report {
   sq_figures *groups;
   size_t n, cap;
   json_t *index; /* key -> position in groups */
+  long nobody;   /* position of the NULL key's group, or -1 */
 } sq_report;
 
 static void sq__report_free(sq_report *rp) {
@@ -108,10 +110,12 @@ static void sq__report_free(sq_report *rp) {
   json_decref(rp->index);
 }
 
-/* The group called key, made on first sight; NULL when out of memory. */
+/* The group called key (NULL: nobody's), made on first sight; NULL when
+ * out of memory. */
 static sq_figures *sq__group(sq_report *rp, const char *key) {
-  json_t *at = json_object_get(rp->index, key);
+  json_t *at = key != NULL ? json_object_get(rp->index, key) : NULL;
   if (at != NULL) return &rp->groups[json_integer_value(at)];
+  if (key == NULL && rp->nobody >= 0) return &rp->groups[rp->nobody];
   if (rp->n == rp->cap) {
     size_t cap = rp->cap ? 2 * rp->cap : 8;
     sq_figures *g = realloc(rp->groups, cap * sizeof(*g));
@@ -121,7 +125,10 @@ static sq_figures *sq__group(sq_report *rp, const char *key) {
   }
   sq_figures *g = &rp->groups[rp->n];
   memset(g, 0, sizeof(*g));
-  if ((g->key = strdup(key)) == NULL || json_object_set_new(rp->index, key, json_integer((json_int_t)rp->n)) < 0) {
+  if (key == NULL) {
+    rp->nobody = (long)rp->n;
+  } else if ((g->key = strdup(key)) == NULL ||
+             json_object_set_new(rp->index, key, json_integer((json_int_t)rp->n)) < 0) {
     free(g->key);
     return NULL;
   }
@@ -202,9 +209,8 @@ static int sq__report_read(store *st, sq_req *r, sq_report *rp, int which, json_
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     const char *key = sq_col_text(s, 0);
     /* rows come by key: the group is looked up once per key */
-    if (rp->by != SQ_BY_NONE && (g == NULL || strcmp(g->key, key != NULL ? key : "none") != 0) &&
-        (g = sq__group(rp, key != NULL ? key : "none")) == NULL)
-      break;
+    int same = g != NULL && (g->key == NULL ? key == NULL : key != NULL && strcmp(g->key, key) == 0);
+    if (rp->by != SQ_BY_NONE && !same && (g = sq__group(rp, key)) == NULL) break;
     if (sq__add_row(&rp->total, which, s) < 0 || (g != NULL && sq__add_row(g, which, s) < 0)) break;
   }
   sqlite3_reset(s);
@@ -236,14 +242,17 @@ static json_t *sq__figures_json(sq_figures *f) {
                    sq__seconds(&f->resolution, 0), "p90_seconds", sq__seconds(&f->resolution, 1));
 }
 
+/* By key, nobody's group last. */
 static int sq__cmp_groups(const void *a, const void *b) {
-  return strcmp(((const sq_figures *)a)->key, ((const sq_figures *)b)->key);
+  const char *x = ((const sq_figures *)a)->key, *y = ((const sq_figures *)b)->key;
+  if (x == NULL || y == NULL) return (x == NULL) - (y == NULL);
+  return strcmp(x, y);
 }
 
 static int sq__report(store *st, sq_req *r, json_t *q, json_t **result) {
   static const char *const by_names[] = {[SQ_BY_CHANNEL] = "channel", [SQ_BY_INBOX] = "inbox", [SQ_BY_AGENT] = "agent"};
   const char *by = json_string_value(json_object_get(q, "group_by"));
-  sq_report rp = {.by = SQ_BY_NONE, .index = json_object()};
+  sq_report rp = {.by = SQ_BY_NONE, .index = json_object(), .nobody = -1};
   for (int i = SQ_BY_CHANNEL; by != NULL && i <= SQ_BY_AGENT; i++)
     if (strcmp(by, by_names[i]) == 0) rp.by = i;
   if (by != NULL && rp.by == SQ_BY_NONE) {
@@ -266,7 +275,7 @@ static int sq__report(store *st, sq_req *r, json_t *q, json_t **result) {
       json_t *groups = json_array();
       for (size_t i = 0; i < rp.n; i++) {
         json_t *g = sq__figures_json(&rp.groups[i]);
-        json_object_set_new(g, "key", json_string(rp.groups[i].key));
+        json_object_set_new(g, "key", rp.groups[i].key != NULL ? json_string(rp.groups[i].key) : json_null());
         json_array_append_new(groups, g);
       }
       json_object_set_new(res, "groups", groups);

@@ -69,13 +69,15 @@ static void assert_figures(json_t *r, const int64_t want[14]) {
 }
 
 /* The group called key in a grouped report. */
+/* The group of key; NULL: nobody's (key null). */
 static json_t *group(json_t *r, const char *key) {
   size_t i;
   json_t *g;
   json_array_foreach(json_object_get(r, "groups"), i, g) {
-    if (strcmp(json_string_value(json_object_get(g, "key")), key) == 0) return g;
+    const char *k = json_string_value(json_object_get(g, "key"));
+    if (key == NULL ? json_is_null(json_object_get(g, "key")) : k != NULL && strcmp(k, key) == 0) return g;
   }
-  ck_abort_msg("no group %s", key);
+  ck_abort_msg("no group %s", key != NULL ? key : "(null)");
   return NULL;
 }
 
@@ -208,12 +210,21 @@ START_TEST(a_report_groups_by_channel_inbox_and_agent) {
   json_decref(r);
 
   /* conversations by assignee (inbound messages too), replies by author;
-   * automatic replies and the unassigned are "none" */
+   * automatic replies and the unassigned are nobody's (key null, last) */
   r = report_range(&f, T0, T0 + DAY_MS, "\"group_by\":\"agent\"");
   ck_assert_int_eq(json_array_size(json_object_get(r, "groups")), 3);
   assert_figures(group(r, "ana"), (const int64_t[14]){2, 1, 1, 2, 3, 0, 1, 2, 0, 45, 60, 1, 600, 600});
   assert_figures(group(r, "bo"), (const int64_t[14]){1, 1, 0, 1, 1, 0, 0, 1, 0, 120, 120, 1, 3600, 3600});
-  assert_figures(group(r, "none"), (const int64_t[14]){2, 0, 2, 2, 0, 2, 0, 0, 2, -1, -1, 0, -1, -1});
+  assert_figures(group(r, NULL), (const int64_t[14]){2, 0, 2, 2, 0, 2, 0, 0, 2, -1, -1, 0, -1, -1});
+  ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(r, "groups"), 2), "key")));
+  json_decref(r);
+  /* an agent whose user name is "none" is not nobody: lee's conversation is theirs */
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"},{\"name\":\"bo\"},{\"name\":\"none\"}]}");
+  patch_ticket_of(&f, thread_of(&f, "mail", "lee"), "{\"owner\":\"none\"}");
+  r = report_range(&f, T0, T0 + DAY_MS, "\"group_by\":\"agent\"");
+  ck_assert_int_eq(json_array_size(json_object_get(r, "groups")), 4);
+  assert_figures(group(r, "none"), (const int64_t[14]){1, 0, 1, 1, 0, 0, 0, 0, 1, -1, -1, 0, -1, -1});
+  assert_figures(group(r, NULL), (const int64_t[14]){1, 0, 1, 1, 0, 2, 0, 0, 1, -1, -1, 0, -1, -1});
   json_decref(r);
 
   fx_wait_t w = {0};
@@ -239,7 +250,7 @@ START_TEST(a_report_filters_by_channel_and_inbox) {
   json_decref(r);
   r = report_range(&f, T0, T0 + DAY_MS, "\"inbox\":\"Support\",\"group_by\":\"agent\"");
   assert_figures(r, (const int64_t[14]){3, 1, 2, 3, 3, 0, 1, 2, 1, 90, 120, 1, 3600, 3600});
-  ck_assert_int_eq(json_array_size(json_object_get(r, "groups")), 3); /* ana, bo, lee's none */
+  ck_assert_int_eq(json_array_size(json_object_get(r, "groups")), 3); /* ana, bo, lee's nobody */
   assert_figures(group(r, "ana"), (const int64_t[14]){1, 0, 1, 1, 2, 0, 1, 1, 0, 60, 60, 0, -1, -1});
   json_decref(r);
   r = report_range(&f, T0, T0 + DAY_MS, "\"channel\":\"mail\",\"inbox\":\"Sales\"");
