@@ -25,26 +25,11 @@ static int sq__thread_set(store *st, sq_req *r, int64_t id, const char *channel,
   return sq_event(st, r, "thread.updated", channel, ch != NULL ? ch->inbox : NULL, data) < 0 ? -EIO : 0;
 }
 
-/* The channel of conversation id into channel (len bytes); -ENOENT saying
- * so when there is none. */
-static int sq__thread_channel(store *st, sq_req *r, int64_t id, char *channel, size_t len) {
-  sqlite3_stmt *s = sq_prep(st, "SELECT channel FROM threads WHERE id = ?1");
-  if (s == NULL) return sq_fail(st, r, "reading a conversation");
-  sqlite3_bind_int64(s, 1, id);
-  if (sqlite3_step(s) != SQLITE_ROW) {
-    sqlite3_reset(s);
-    r->status = -ENOENT;
-    snprintf(r->err, sizeof(r->err), "conversation %" PRId64 " does not exist", id);
-    return -ENOENT;
-  }
-  snprintf(channel, len, "%s", sq_col_text(s, 0));
-  sqlite3_reset(s);
-  return 0;
-}
-
-static int sq__conversation_patch(store *st, sq_req *r, json_t *a, json_t **result) {
-  int64_t id = json_integer_value(json_object_get(a, "id"));
-  json_t *p = json_object_get(a, "patch");
+/* Conversation id's channel into channel (len bytes) and, where asked, its
+ * ticket (0 for none) and status (16 bytes); -ENOENT saying so when there
+ * is no such conversation. */
+static int sq__thread_read(store *st, sq_req *r, int64_t id, char *channel, size_t len, int64_t *ticket,
+                           char status[16]) {
   sqlite3_stmt *s = sq_prep(st, "SELECT channel, ticket_id, status FROM threads WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a conversation");
   sqlite3_bind_int64(s, 1, id);
@@ -54,11 +39,20 @@ static int sq__conversation_patch(store *st, sq_req *r, json_t *a, json_t **resu
     snprintf(r->err, sizeof(r->err), "conversation %" PRId64 " does not exist", id);
     return -ENOENT;
   }
-  char channel[128], status[16];
-  snprintf(channel, sizeof(channel), "%s", sq_col_text(s, 0));
-  int64_t ticket = sqlite3_column_int64(s, 1);
-  snprintf(status, sizeof(status), "%s", sq_col_text(s, 2));
+  snprintf(channel, len, "%s", sq_col_text(s, 0));
+  if (ticket != NULL) *ticket = sqlite3_column_int64(s, 1);
+  if (status != NULL) snprintf(status, 16, "%s", sq_col_text(s, 2));
   sqlite3_reset(s);
+  return 0;
+}
+
+static int sq__conversation_patch(store *st, sq_req *r, json_t *a, json_t **result) {
+  int64_t id = json_integer_value(json_object_get(a, "id"));
+  json_t *p = json_object_get(a, "patch");
+  char channel[128], status[16];
+  int64_t ticket;
+  if (sq__thread_read(st, r, id, channel, sizeof(channel), &ticket, status) < 0) return r->status;
+  sqlite3_stmt *s;
   const char *want = json_string_value(json_object_get(p, "status"));
   if (want != NULL && strcmp(want, "open") != 0 && strcmp(want, "closed") != 0) {
     r->status = -EINVAL;
@@ -108,7 +102,7 @@ int store_conversation_patch(store *st, int64_t thread_id, const json_t *patch, 
 static int sq__conversation_labels(store *st, sq_req *r, json_t *a, json_t **result) {
   int64_t id = json_integer_value(json_object_get(a, "id"));
   char channel[128];
-  if (sq__thread_channel(st, r, id, channel, sizeof(channel)) < 0 ||
+  if (sq__thread_read(st, r, id, channel, sizeof(channel), NULL, NULL) < 0 ||
       sq_thread_labels(st, r, id, channel, NULL, json_object_get(a, "add"), json_object_get(a, "remove")) < 0)
     return r->status;
   return sq_thread_summary(st, r, id, result);
@@ -133,7 +127,7 @@ static int sq__note_add(store *st, sq_req *r, json_t *a, json_t **result) {
   int64_t thread = json_integer_value(json_object_get(a, "thread_id"));
   int64_t user = json_integer_value(json_object_get(a, "user_id"));
   char channel[128];
-  if (sq__thread_channel(st, r, thread, channel, sizeof(channel)) < 0) return r->status;
+  if (sq__thread_read(st, r, thread, channel, sizeof(channel), NULL, NULL) < 0) return r->status;
   /* a token's user deleted since: the note has no author rather than one a later user may get */
   sqlite3_stmt *s = sq_prep(st, "INSERT INTO notes(id, thread_id, user_id, text, created_at)"
                   " VALUES(?1, ?2, (SELECT id FROM users WHERE id = ?3), ?4, ?5)");
