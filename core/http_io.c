@@ -25,10 +25,11 @@
  *   kernel until libh2o reads again, as libuv's stop would have; that
  *   connection then goes on with libuv's own stop and start.
  * - is written with uv_try_write first. What the kernel took at once is
- *   done: its completion is called back from the loop's check or prepare
- *   phase (before the loop waits again, and before any close of that turn
- *   completes), with UV_ECANCELED if the connection is closing by then, as
- *   libuv would; whatever the kernel did not take goes to libuv's uv_write.
+ *   done: its completion is called back with status 0 from the loop's check
+ *   or prepare phase (before the loop waits again, and before any close of
+ *   that turn completes; libuv too calls back a write it finished with 0
+ *   when the connection closes first); whatever the kernel did not take
+ *   goes to libuv's uv_write.
  *
  * Only the loop thread runs libh2o and touches these connections. */
 #ifndef _GNU_SOURCE
@@ -129,7 +130,7 @@ static void io__deliver(http_server *s) {
     h2o_linklist_unlink(&c->written_link);
     uv_write_t *req = c->written;
     c->written = NULL;
-    req->cb(req, uv_is_closing((uv_handle_t *)&c->tcp) ? UV_ECANCELED : 0);
+    req->cb(req, 0); /* the bytes went out: 0 even if the connection is closing, as libuv says then */
   }
   uv_prepare_stop(&s->io_prepare);
   uv_check_stop(&s->io_check);
