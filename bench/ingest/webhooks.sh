@@ -7,11 +7,14 @@
 # messenger.lua) for DURATION seconds after a 2-second warm-up, then says
 # how long after the load the webhook had posted every event stored.
 #
-# usage: bench/ingest/webhooks.sh   env: DURATION=8 ROUNDS=2 USERS=100
+# PERF=1: perf records the loop and the reader during the rounds with the
+# webhook and prints where each spent its time, by function.
+#
+# usage: bench/ingest/webhooks.sh   env: DURATION=8 ROUNDS=2 USERS=100 PERF=0
 # Needs build-bench-fb/ (bench/ingest/messenger.sh builds it).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-CHANNEL=messenger DURATION=${DURATION:-8} ROUNDS=${ROUNDS:-2}
+CHANNEL=messenger DURATION=${DURATION:-8} ROUNDS=${ROUNDS:-2} PERF=${PERF:-0}
 export USERS=${USERS:-100}
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/bench-peers}
 . "$ROOT/bench/ingest/channel.sh"
@@ -67,8 +70,18 @@ for round in $(seq "$ROUNDS"); do
     fi
     RUN_ID=w$round$RANDOM wrk -t2 -c64 -d2s -s "$script" "$url" >/dev/null
     threads >"$W/before"
+    if [ "$PERF" = 1 ] && [ "$mode" = webhook ]; then
+      reader=$(for t in /proc/"$D"/task/*; do [ "$(cat "$t/comm")" != sb-reader ] || basename "$t"; done)
+      perf record -q --call-graph dwarf,16384 -e cpu-clock -F 300 -t "$D,$reader" -o "$W/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+      S=$!
+    fi
     out=$(RUN_ID=r$round$RANDOM$RANDOM wrk -t2 -c64 -d"${DURATION}s" --latency -s "$script" "$url")
     threads >"$W/after"
+    if [ -n "$S" ]; then
+      wait "$S" || true; S=
+      perf report -i "$W/perf.data" --children --sort comm,sym --stdio -g none --percent-limit 3 2>/dev/null |
+        grep -v "^#" | grep -v "^$" | grep -v "\[k\]" | head -45 >"$W/perf.txt"
+    fi
     line=$(python3 - "$(sed -n 's/^WRKJSON //p' <<<"$out")" "$W/before" "$W/after" <<'PY'
 import collections, json, os, sys
 j = json.loads(sys.argv[1])
@@ -94,6 +107,7 @@ PY
       done
       lag=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $start))")
       echo "round $round, a webhook of \"*\": $line  |  every event posted ${lag} s after the load (${delivered:-not all} events, up to id $last)"
+      if [ -s "$W/perf.txt" ]; then echo "  where the loop and the reader spent it (share of their samples):"; sed 's/^/  /' "$W/perf.txt"; rm -f "$W/perf.txt"; fi
     else
       echo "round $round, no webhook:     $line"
     fi
