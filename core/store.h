@@ -334,6 +334,8 @@ typedef struct store_events_query {
   int limit;                   /* at most (<= 0: 1000) */
   int beside;                  /* read on the reader, beside the writer: needs up_to at or below
                                 * events_newest (committed is not yet durable) */
+  int as_text;                 /* each event as {id, type, json}: json is its whole JSON text
+                                * ({id, type, channel, inbox, data}), its data not parsed */
 } store_events_query;
 int store_events_read(store *st, const store_events_query *q, store_json_cb cb, void *arg);
 

@@ -624,12 +624,64 @@ int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb
 
 /* One replayed event, shaped by the bus's own events_to_json, as the live
  * stream sends it. */
+/* Appends s (len bytes) to the growing buffer *b (*n used, *cap held);
+ * -1 when out of memory. */
+static int sq__put(char **b, size_t *n, size_t *cap, const char *s, size_t len) {
+  if (*n + len + 1 > *cap) {
+    size_t c = *cap ? *cap : 256;
+    while (c < *n + len + 1) c *= 2;
+    char *nb = realloc(*b, c);
+    if (nb == NULL) return -1;
+    *b = nb;
+    *cap = c;
+  }
+  memcpy(*b + *n, s, len);
+  *n += len;
+  (*b)[*n] = '\0';
+  return 0;
+}
+
+/* Appends v as a JSON string, or null. */
+static int sq__put_str(char **b, size_t *n, size_t *cap, const char *v) {
+  if (v == NULL) return sq__put(b, n, cap, "null", 4);
+  static const char hex[] = "0123456789abcdef";
+  if (sq__put(b, n, cap, "\"", 1) < 0) return -1;
+  size_t run = 0, i = 0;
+  for (; v[i] != '\0'; i++) {
+    unsigned char c = (unsigned char)v[i];
+    if (c != '"' && c != '\\' && c >= 0x20) continue;
+    char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+    size_t elen = 2;
+    if (c < 0x20) esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15], elen = 6;
+    if (sq__put(b, n, cap, v + run, i - run) < 0 || sq__put(b, n, cap, esc, elen) < 0) return -1;
+    run = i + 1;
+  }
+  return sq__put(b, n, cap, v + run, i - run) < 0 || sq__put(b, n, cap, "\"", 1) < 0 ? -1 : 0;
+}
+
+/* One event as read: a JSON object {id, type, channel, inbox, data}; or,
+ * as_text, {id, type, json}, json its whole text in that form with data as
+ * stored (nothing parsed: a webhook splices it into its post). NULL when
+ * out of memory. */
 static json_t *sq__event_json(int64_t id, const char *type, const char *channel, const char *inbox,
-                              const char *data) {
-  json_t *d = data ? json_loads(data, 0, NULL) : NULL;
-  events_event ev = {id, type, channel, inbox, d};
-  json_t *o = events_to_json(&ev);
-  json_decref(d);
+                              const char *data, int as_text) {
+  if (!as_text) {
+    json_t *d = data ? json_loads(data, 0, NULL) : NULL;
+    events_event ev = {id, type, channel, inbox, d};
+    json_t *o = events_to_json(&ev);
+    json_decref(d);
+    return o;
+  }
+  char *b = NULL, head[40];
+  size_t n = 0, cap = 0;
+  int hl = snprintf(head, sizeof(head), "{\"id\":%lld,\"type\":", (long long)id);
+  int bad = sq__put(&b, &n, &cap, head, (size_t)hl) < 0 || sq__put_str(&b, &n, &cap, type) < 0 ||
+            sq__put(&b, &n, &cap, ",\"channel\":", 11) < 0 || sq__put_str(&b, &n, &cap, channel) < 0 ||
+            sq__put(&b, &n, &cap, ",\"inbox\":", 9) < 0 || sq__put_str(&b, &n, &cap, inbox) < 0 ||
+            sq__put(&b, &n, &cap, ",\"data\":", 8) < 0 ||
+            sq__put(&b, &n, &cap, data ? data : "null", data ? strlen(data) : 4) < 0 || sq__put(&b, &n, &cap, "}", 1) < 0;
+  json_t *o = bad ? NULL : json_pack("{sI ss ss#}", "id", (json_int_t)id, "type", type ? type : "", "json", b, (int)n);
+  free(b);
   return o;
 }
 
@@ -664,6 +716,7 @@ static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
   int64_t up_to = json_integer_value(json_object_get(a, "up_to"));
   const char *channel = sq__str(a, "channel"), *inbox = sq__str(a, "inbox");
   size_t limit = (size_t)json_integer_value(json_object_get(a, "limit"));
+  int as_text = json_is_true(json_object_get(a, "as_text"));
   sqlite3_stmt *ev = sq_prep(st,
       "SELECT id, type, channel, inbox, data FROM events WHERE id > ?1 AND id <= ?4 AND (?2 IS NULL OR channel = ?2)"
       " AND (?3 IS NULL OR inbox = ?3) ORDER BY id");
@@ -691,7 +744,7 @@ static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
     if (erc == SQLITE_ROW &&
         (mrc != SQLITE_ROW || sqlite3_column_int64(ev, 0) < sqlite3_column_int64(ms, 0))) {
       json_array_append_new(out, sq__event_json(sqlite3_column_int64(ev, 0), sq_col_text(ev, 1),
-                                                sq_col_text(ev, 2), sq_col_text(ev, 3), sq_col_text(ev, 4)));
+                                                sq_col_text(ev, 2), sq_col_text(ev, 3), sq_col_text(ev, 4), as_text));
       erc = sqlite3_step(ev);
       continue;
     }
@@ -713,7 +766,7 @@ static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
       sq_jw w;
       sq_jw_message(&w, &m);
       json_array_append_new(out, sq__event_json(m.id, in ? "message.in" : "message.out", chname, ib,
-                                                sq_jw_end(&w)));
+                                                sq_jw_end(&w), as_text));
     }
     mrc = sqlite3_step(ms);
   }
@@ -729,9 +782,10 @@ static int sq__events_after(store *st, sq_req *r, json_t *a, json_t **result) {
 
 int store_events_read(store *st, const store_events_query *q, store_json_cb cb, void *arg) {
   return (q->beside ? sq_submit_read_json : sq_submit_json)(st, sq__events_after,
-                        json_pack("{sI sI ss? ss? sb sI}", "after", (json_int_t)q->after, "up_to",
+                        json_pack("{sI sI ss? ss? sb sI sb}", "after", (json_int_t)q->after, "up_to",
                                   (json_int_t)q->up_to, "channel", q->channel, "inbox", q->inbox, "no_messages",
-                                  q->no_messages, "limit", (json_int_t)(q->limit > 0 ? q->limit : 1000)),
+                                  q->no_messages, "limit", (json_int_t)(q->limit > 0 ? q->limit : 1000),
+                                  "as_text", q->as_text),
                         cb, arg);
 }
 

@@ -207,16 +207,46 @@ static void wh__posted(void *arg, const httpc_response *res) {
   wh__back_off(h, res->status == 0 ? wh__retry_after(res) : 0);
 }
 
+/* The text of {"webhook": id, "events": [...]}: an event read as text (its
+ * "json", store_events_query.as_text) goes in as it is, any other is
+ * written out. Malloc'd; NULL when out of memory. */
+static char *wh__body(int64_t id, const json_t *events, size_t *len) {
+  size_t n = json_array_size(events), total = 48;
+  char **dumped = calloc(n + 1, sizeof(*dumped)); /* the events not read as text, written out */
+  char *text = NULL;
+  if (dumped == NULL) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *e = json_array_get(events, i);
+    const char *t = json_string_value(json_object_get(e, "json"));
+    if (t == NULL && (t = dumped[i] = json_dumps(e, JSON_COMPACT)) == NULL) goto out;
+    total += strlen(t) + 1;
+  }
+  if ((text = malloc(total)) == NULL) goto out;
+  size_t at = (size_t)snprintf(text, total, "{\"webhook\":%lld,\"events\":[", (long long)id);
+  for (size_t i = 0; i < n; i++) {
+    const char *t = dumped[i] != NULL ? dumped[i] : json_string_value(json_object_get(json_array_get(events, i), "json"));
+    size_t l = strlen(t);
+    if (i > 0) text[at++] = ',';
+    memcpy(text + at, t, l);
+    at += l;
+  }
+  memcpy(text + at, "]}", 3);
+  *len = at + 2;
+out:
+  for (size_t i = 0; i < n; i++) free(dumped[i]);
+  free(dumped);
+  return text;
+}
+
 /* Posts {"webhook": id, "events": events (stolen)} to h's URL, signed;
  * cb(arg) gets the answer (owner: the request's owner). Returns 0 or a
  * negative errno (cb will not be called). */
 static int wh__send(wh_hook *h, json_t *events, void *owner, httpc_done_fn cb, void *arg, httpc_call **call) {
   webhooks *w = h->w;
-  json_t *body = json_pack("{sI so}", "webhook", (json_int_t)h->id, "events", events);
-  char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-  json_decref(body);
+  size_t len = 0;
+  char *text = wh__body(h->id, events, &len);
+  json_decref(events);
   if (text == NULL) return -ENOMEM;
-  size_t len = strlen(text);
   char stamp[24], id[24], signature[128];
   snprintf(stamp, sizeof(stamp), "%lld", (long long)time(NULL));
   snprintf(id, sizeof(id), "%lld", (long long)h->id);
@@ -306,7 +336,8 @@ static void wh__kick(wh_hook *h) {
   int64_t newest = events_newest(store_events(w->st));
   if (h->cursor >= newest) return;
   store_events_query q = {.after = h->cursor, .up_to = newest, .channel = h->channel, .inbox = h->inbox,
-                          .no_messages = !h->wants_messages, .limit = w->cfg.batch, .beside = 1};
+                          .no_messages = !h->wants_messages, .limit = w->cfg.batch, .beside = 1,
+                          .as_text = 1};
   h->reading_to = newest;
   if (store_events_read(w->st, &q, wh__page, h) == 0) {
     h->busy = 1;

@@ -358,6 +358,33 @@ START_TEST(watchers_see_the_newest_id_and_events_read_bounded) {
   ck_assert_int_gt(json_array_size(on_writer), 2);
   ck_assert(json_equal(on_writer, on_reader));
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(on_reader, 0), "inbox")), "Support");
+  /* As text (what a webhook splices into its post): each event's whole
+   * JSON, the same event once parsed, with its id and type beside it. */
+  fx_in(&f, "demo", "e3", "kim", "a \"quoted\"\tline\nand more \u00e9");
+  fx_channel(&f, "{\"name\":\"other\",\"inbox\":\"Sales \\\"EU\\\"\\t\\\\ \\u00e9\"}");
+  fx_in(&f, "other", "e4", "lee", "hello");
+  both.up_to = events_newest(store_events(f.st));
+  fx_wait_t w5 = {0}, w6 = {0};
+  json_decref(on_reader);
+  on_reader = fx_ok(&f, store_events_read(f.st, &both, fx_json_cb, &w5), &w5);
+  both.as_text = 1;
+  json_t *as_text = fx_ok(&f, store_events_read(f.st, &both, fx_json_cb, &w6), &w6);
+  ck_assert_uint_eq(json_array_size(as_text), json_array_size(on_reader));
+  int escaped = 0; /* events of the inbox whose name needs escaping */
+  json_array_foreach(on_reader, i, e) {
+    const char *ib = json_string_value(json_object_get(e, "inbox"));
+    escaped += ib != NULL && strcmp(ib, "Sales \"EU\"\t\\ \u00e9") == 0;
+  }
+  ck_assert_int_gt(escaped, 0);
+  json_array_foreach(as_text, i, e) {
+    json_t *parsed = json_loads(json_string_value(json_object_get(e, "json")), 0, NULL);
+    ck_assert_msg(json_equal(parsed, json_array_get(on_reader, i)), "event %zu: %s", i,
+                  json_string_value(json_object_get(e, "json")));
+    ck_assert_int_eq(fx_int(e, "id"), fx_int(parsed, "id"));
+    ck_assert_str_eq(json_string_value(json_object_get(e, "type")), json_string_value(json_object_get(parsed, "type")));
+    json_decref(parsed);
+  }
+  json_decref(as_text);
   json_decref(on_writer);
   json_decref(on_reader);
   int64_t newest = events_newest(store_events(f.st));
