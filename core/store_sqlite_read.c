@@ -680,7 +680,12 @@ static json_t *sq__event_json(int64_t id, const char *type, const char *channel,
             sq__put(&b, &n, &cap, ",\"inbox\":", 9) < 0 || sq__put_str(&b, &n, &cap, inbox) < 0 ||
             sq__put(&b, &n, &cap, ",\"data\":", 8) < 0 ||
             sq__put(&b, &n, &cap, data ? data : "null", data ? strlen(data) : 4) < 0 || sq__put(&b, &n, &cap, "}", 1) < 0;
-  json_t *o = bad ? NULL : json_pack("{sI ss ss#}", "id", (json_int_t)id, "type", type ? type : "", "json", b, (int)n);
+  json_t *o = bad ? NULL : json_pack("{sI ss}", "id", (json_int_t)id, "type", type ? type : "");
+  /* the text is JSON this store wrote (valid UTF-8): not checked again */
+  if (o != NULL && json_object_set_new(o, "json", json_stringn_nocheck(b, n)) < 0) {
+    json_decref(o);
+    o = NULL;
+  }
   free(b);
   return o;
 }
