@@ -622,8 +622,6 @@ int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb
 
 /* ---- events ---- */
 
-/* One replayed event, shaped by the bus's own events_to_json, as the live
- * stream sends it. */
 /* Appends s (len bytes) to the growing buffer *b (*n used, *cap held);
  * -1 when out of memory. */
 static int sq__put(char **b, size_t *n, size_t *cap, const char *s, size_t len) {
@@ -659,7 +657,8 @@ static int sq__put_str(char **b, size_t *n, size_t *cap, const char *v) {
   return sq__put(b, n, cap, v + run, i - run) < 0 || sq__put(b, n, cap, "\"", 1) < 0 ? -1 : 0;
 }
 
-/* One event as read: a JSON object {id, type, channel, inbox, data}; or,
+/* One replayed event, shaped by the bus's own events_to_json, as the live
+ * stream sends it: a JSON object {id, type, channel, inbox, data}; or,
  * as_text, {id, type, json}, json its whole text in that form with data as
  * stored (nothing parsed: a webhook splices it into its post). NULL when
  * out of memory. */
