@@ -41,31 +41,39 @@ typedef struct msgr_batch {
   int waiting;     /* a profile lookup or a download is in flight */
   int profiled;    /* events[next]'s profile is known (or could not be looked up) */
   json_t *profile; /* the looked-up profile for events[next], or NULL */
+  int att_transient; /* att_error's failure may pass (no answer, 5xx, 429) */
   /* events[next]'s attachments downloaded so far (CDN URLs expire) */
   size_t fetched;
+  /* Not zeroed when the batch is made (most webhooks have no attachment,
+   * and these are most of its size): att_error is set to "" and a slot of
+   * files is cleared by msgr__file_slot when fetched first counts it. */
+  char att_error[META_MAX_REASON + 96]; /* the first failed download's reason, or "" */
   struct {
     char *data;
     size_t len;
     char mime[128]; /* the download's Content-Type, "" when none */
   } files[MSGR_MAX_ATTACHMENTS];
-  char att_error[META_MAX_REASON + 96]; /* the first failed download's reason, or "" */
-  int att_transient;                    /* and it may pass (no answer, 5xx, 429) */
   msgr_event events[]; /* in the batch's allocation */
 } msgr_batch;
 
 static void msgr__step(msgr_batch *b);
+
+/* Counts the next of events[next]'s attachments as fetched and returns its
+ * slot, cleared (empty: no data, no type). */
+static size_t msgr__file_slot(msgr_batch *b) {
+  size_t i = b->fetched++;
+  b->files[i].data = NULL;
+  b->files[i].len = 0;
+  b->files[i].mime[0] = '\0';
+  return i;
+}
 
 /* Forgets what was gathered for events[next]: its profile and downloads. */
 static void msgr__event_reset(msgr_batch *b) {
   json_decref(b->profile);
   b->profile = NULL;
   b->profiled = 0;
-  for (size_t i = 0; i < b->fetched; i++) {
-    free(b->files[i].data);
-    b->files[i].data = NULL;
-    b->files[i].len = 0;
-    b->files[i].mime[0] = '\0';
-  }
+  for (size_t i = 0; i < b->fetched; i++) free(b->files[i].data);
   b->fetched = 0;
   b->att_error[0] = '\0';
   b->att_transient = 0;
@@ -477,7 +485,7 @@ static void msgr__downloaded(void *arg, const sb_http_client_response *res) {
     msgr__maybe_finish(b);
     return;
   }
-  size_t i = b->fetched++; /* files[i] is empty: msgr__event_reset cleared it */
+  size_t i = msgr__file_slot(b);
   if (res->status == SB_OK && res->http_status == 200 && (b->files[i].data = malloc(res->body_len + 1)) != NULL) {
     memcpy(b->files[i].data, res->body, res->body_len);
     b->files[i].len = res->body_len;
@@ -525,7 +533,7 @@ static int msgr__download_next(msgr_batch *b, const cJSON *msg) {
     b->waiting = 1;
     if (m->host->http_request(m->channel, &rq, msgr__downloaded, b) != NULL) return 1;
     b->waiting = 0;
-    b->fetched++; /* left empty */
+    msgr__file_slot(b); /* left empty */
     if (b->att_error[0] == '\0')
       snprintf(b->att_error, sizeof(b->att_error), "attachment %zu could not be downloaded: the host did not take it",
                b->fetched);
@@ -620,12 +628,14 @@ static int msgr__webhook(messenger *m, const sb_http_request *req, sb_responder 
   size_t total = 0;
   const cJSON *en;
   cJSON_ArrayForEach(en, entries) total += wj_size(wj_get(en, "messaging")) + wj_size(wj_get(en, "standby"));
-  msgr_batch *b = calloc(1, sizeof(*b) + total * sizeof(b->events[0]));
+  msgr_batch *b = malloc(sizeof(*b) + total * sizeof(b->events[0]));
   if (b == NULL) {
     wj_free(root);
     meta_answer(m->host, r, 503, "out of memory; deliver it again");
     return SB_OK;
   }
+  memset(b, 0, offsetof(msgr_batch, att_error));
+  b->att_error[0] = '\0';
   cJSON_ArrayForEach(en, entries) {
     const char *page = wj_get_string(en, "id");
     if (page != NULL && strcmp(page, m->page_id) != 0) {
