@@ -47,6 +47,10 @@ static int api__user_valid(http_responder *res, const json_t *b, int need_name) 
     http_respond_error(res, 400, "missing_field", "a user needs a \"name\"", "name");
     return -EINVAL;
   }
+  if (need_name && !router_user_name_valid(name)) {
+    http_respond_error(res, 400, "invalid", "\"name\" " ROUTER_USER_NAME_RULE, "name");
+    return -EINVAL;
+  }
   if (json_integer_value(json_object_get(b, "capacity")) < 0) {
     http_respond_error(res, 400, "invalid", "\"capacity\" must be 0 (unlimited) or more", "capacity");
     return -EINVAL;

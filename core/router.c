@@ -432,6 +432,8 @@ int router_avatar_url_valid(const char *url) {
   return ok;
 }
 
+int router_user_name_valid(const char *name) { return strcmp(name, "none") != 0; }
+
 int router_seed_validate(const json_t *config, char *err, size_t errlen) {
   static const char *const pkeys[] = {"name", "statuses", NULL};
   static const char *const skeys[] = {"name", "closed", "required_properties", NULL};
@@ -460,6 +462,8 @@ int router_seed_validate(const json_t *config, char *err, size_t errlen) {
       const char *avatar = l == 1 ? json_string_value(json_object_get(o, "avatar_url")) : NULL;
       if (avatar != NULL && !router_avatar_url_valid(avatar))
         return router__seed_bad(err, errlen, "users", i, "avatar_url", ROUTER_AVATAR_URL_RULE);
+      if (l == 1 && !router_user_name_valid(json_string_value(json_object_get(o, "name"))))
+        return router__seed_bad(err, errlen, "users", i, "name", ROUTER_USER_NAME_RULE);
       if (l != 0) continue;
       json_t *sts = json_object_get(o, "statuses");
       if (json_array_size(sts) == 0)

@@ -124,6 +124,12 @@ int router_channel_check_ticket(const router_channel *ch, const json_t *config, 
 #define ROUTER_AVATAR_URL_RULE "must be an absolute http or https URL such as https://example.com/ana.png"
 int router_avatar_url_valid(const char *url);
 
+/* "none" is not a user's name: the conversations list's ?assignee=none
+ * means the unassigned, and could not name a user so called. Config and
+ * POST /api/v1/users refuse it; ROUTER_USER_NAME_RULE says so in words. */
+#define ROUTER_USER_NAME_RULE "must not be \"none\" (?assignee=none means unassigned)"
+int router_user_name_valid(const char *name);
+
 /* ---- inbound message (the host glue converts the plugin ABI struct) ---- */
 
 #define ROUTER_IN_AUTOMATIC 0x1u    /* sent by a machine (auto-responder) */

@@ -1246,6 +1246,14 @@ START_TEST(seed_validation_names_entry_and_key) {
   ck_assert_int_eq(router_seed_validate(o, err, sizeof(err)), -EINVAL);
   ck_assert_ptr_nonnull(strstr(err, "users[1]: key \"avatar_url\" must be an absolute http or https URL"));
   json_decref(o);
+  /* ?assignee=none means the unassigned: no user may be called so */
+  o = fx_load("{\"users\":[{\"name\":\"ana\"},{\"name\":\"none\"}]}");
+  ck_assert_int_eq(router_seed_validate(o, err, sizeof(err)), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "users[1]: key \"name\" must not be \"none\""));
+  json_decref(o);
+  o = fx_load("{\"users\":[{\"name\":\"None\"},{\"name\":\"nonet\"}]}");
+  ck_assert_int_eq(router_seed_validate(o, err, sizeof(err)), 0);
+  json_decref(o);
 }
 END_TEST
 
