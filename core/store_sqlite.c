@@ -423,6 +423,12 @@ static void sq__jw_raw(sq_jw *w, const char *s, size_t len) {
   w->n += len;
 }
 
+/* sq__jw_raw as sq_json_escape's sink (an overflow is marked in w). */
+static int sq__jw_put(void *w, const char *s, size_t len) {
+  sq__jw_raw(w, s, len);
+  return 0;
+}
+
 static void sq__jw_key(sq_jw *w, const char *key) {
   sq__jw_raw(w, w->n == 0 ? "{\"" : ",\"", 2);
   sq__jw_raw(w, key, strlen(key));
@@ -453,24 +459,25 @@ void sq_jw_str(sq_jw *w, const char *key, const char *v, size_t max) {
    * case, 6 bytes each, still fits the buffer), so a long text is not
    * measured to its end. */
   size_t len = sq__cut(v, max > 0 && max < 500 ? max : 500);
-  static const char hex[] = "0123456789abcdef";
   sq__jw_raw(w, "\"", 1);
-  size_t run = 0; /* start of the bytes not yet copied: copied in runs, not one by one */
+  sq_json_escape(v, len, sq__jw_put, w);
+  sq__jw_raw(w, "\"", 1);
+}
+
+int sq_json_escape(const char *v, size_t len, int (*put)(void *sink, const char *s, size_t n), void *sink) {
+  static const char hex[] = "0123456789abcdef";
+  size_t run = 0; /* start of the bytes not yet put: put in runs, not one by one */
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)v[i];
     if (c != '"' && c != '\\' && c >= 0x20) continue;
-    sq__jw_raw(w, v + run, i - run);
+    char esc[6] = {'\\', (char)c, '0', '0', hex[c >> 4], hex[c & 15]}; /* \" \\ or \u00XX */
+    if (c < 0x20) esc[1] = 'u';
+    int rc = put(sink, v + run, i - run);
+    if (rc == 0) rc = put(sink, esc, c < 0x20 ? 6 : 2);
+    if (rc != 0) return rc;
     run = i + 1;
-    if (c == '"' || c == '\\') {
-      char esc[2] = {'\\', (char)c};
-      sq__jw_raw(w, esc, 2);
-    } else {
-      char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      sq__jw_raw(w, esc, 6);
-    }
   }
-  sq__jw_raw(w, v + run, len - run);
-  sq__jw_raw(w, "\"", 1);
+  return put(sink, v + run, len - run);
 }
 
 void sq_jw_init(sq_jw *w) {

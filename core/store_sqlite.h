@@ -263,6 +263,11 @@ void sq_jw_bool(sq_jw *w, const char *key, int v);
 /* Closes the object and returns its text. */
 const char *sq_jw_end(sq_jw *w);
 
+/* Writes v's len bytes as the inside of a JSON string (quotes and
+ * backslashes escaped, control bytes as \u00XX) through put, in runs;
+ * returns put's first non-zero result, or 0. */
+int sq_json_escape(const char *v, size_t len, int (*put)(void *sink, const char *s, size_t n), void *sink);
+
 /* Starts w and writes the event's members (then sq_jw_end). */
 void sq_jw_message(sq_jw *w, const sq_message_event *m);
 

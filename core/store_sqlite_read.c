@@ -622,39 +622,33 @@ int store_ticket_patch(store *st, int64_t id, const json_t *patch, store_json_cb
 
 /* ---- events ---- */
 
-/* Appends s (len bytes) to the growing buffer *b (*n used, *cap held);
- * -1 when out of memory. */
-static int sq__put(char **b, size_t *n, size_t *cap, const char *s, size_t len) {
-  if (*n + len + 1 > *cap) {
-    size_t c = *cap ? *cap : 256;
-    while (c < *n + len + 1) c *= 2;
-    char *nb = realloc(*b, c);
+/* A growing text buffer (b: n bytes used, NUL-terminated, cap held). */
+typedef struct sq_text {
+  char *b;
+  size_t n, cap;
+} sq_text;
+
+/* Appends s (len bytes) to the sq_text t; -1 when out of memory. */
+static int sq__put(void *t, const char *s, size_t len) {
+  sq_text *x = t;
+  if (x->n + len + 1 > x->cap) {
+    size_t c = x->cap ? x->cap : 256;
+    while (c < x->n + len + 1) c *= 2;
+    char *nb = realloc(x->b, c);
     if (nb == NULL) return -1;
-    *b = nb;
-    *cap = c;
+    x->b = nb;
+    x->cap = c;
   }
-  memcpy(*b + *n, s, len);
-  *n += len;
-  (*b)[*n] = '\0';
+  memcpy(x->b + x->n, s, len);
+  x->n += len;
+  x->b[x->n] = '\0';
   return 0;
 }
 
 /* Appends v as a JSON string, or null. */
-static int sq__put_str(char **b, size_t *n, size_t *cap, const char *v) {
-  if (v == NULL) return sq__put(b, n, cap, "null", 4);
-  static const char hex[] = "0123456789abcdef";
-  if (sq__put(b, n, cap, "\"", 1) < 0) return -1;
-  size_t run = 0, i = 0;
-  for (; v[i] != '\0'; i++) {
-    unsigned char c = (unsigned char)v[i];
-    if (c != '"' && c != '\\' && c >= 0x20) continue;
-    char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
-    size_t elen = 2;
-    if (c < 0x20) esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15], elen = 6;
-    if (sq__put(b, n, cap, v + run, i - run) < 0 || sq__put(b, n, cap, esc, elen) < 0) return -1;
-    run = i + 1;
-  }
-  return sq__put(b, n, cap, v + run, i - run) < 0 || sq__put(b, n, cap, "\"", 1) < 0 ? -1 : 0;
+static int sq__put_str(sq_text *t, const char *v) {
+  if (v == NULL) return sq__put(t, "null", 4);
+  return sq__put(t, "\"", 1) < 0 || sq_json_escape(v, strlen(v), sq__put, t) < 0 || sq__put(t, "\"", 1) < 0 ? -1 : 0;
 }
 
 /* One replayed event, shaped by the bus's own events_to_json, as the live
@@ -671,21 +665,20 @@ static json_t *sq__event_json(int64_t id, const char *type, const char *channel,
     json_decref(d);
     return o;
   }
-  char *b = NULL, head[40];
-  size_t n = 0, cap = 0;
+  sq_text t = {0};
+  char head[40];
   int hl = snprintf(head, sizeof(head), "{\"id\":%lld,\"type\":", (long long)id);
-  int bad = sq__put(&b, &n, &cap, head, (size_t)hl) < 0 || sq__put_str(&b, &n, &cap, type) < 0 ||
-            sq__put(&b, &n, &cap, ",\"channel\":", 11) < 0 || sq__put_str(&b, &n, &cap, channel) < 0 ||
-            sq__put(&b, &n, &cap, ",\"inbox\":", 9) < 0 || sq__put_str(&b, &n, &cap, inbox) < 0 ||
-            sq__put(&b, &n, &cap, ",\"data\":", 8) < 0 ||
-            sq__put(&b, &n, &cap, data ? data : "null", data ? strlen(data) : 4) < 0 || sq__put(&b, &n, &cap, "}", 1) < 0;
+  int bad = sq__put(&t, head, (size_t)hl) < 0 || sq__put_str(&t, type) < 0 || sq__put(&t, ",\"channel\":", 11) < 0 ||
+            sq__put_str(&t, channel) < 0 || sq__put(&t, ",\"inbox\":", 9) < 0 || sq__put_str(&t, inbox) < 0 ||
+            sq__put(&t, ",\"data\":", 8) < 0 || sq__put(&t, data ? data : "null", data ? strlen(data) : 4) < 0 ||
+            sq__put(&t, "}", 1) < 0;
   json_t *o = bad ? NULL : json_pack("{sI ss}", "id", (json_int_t)id, "type", type ? type : "");
   /* the text is JSON this store wrote (valid UTF-8): not checked again */
-  if (o != NULL && json_object_set_new(o, "json", json_stringn_nocheck(b, n)) < 0) {
+  if (o != NULL && json_object_set_new(o, "json", json_stringn_nocheck(t.b, t.n)) < 0) {
     json_decref(o);
     o = NULL;
   }
-  free(b);
+  free(t.b);
   return o;
 }
 

@@ -175,6 +175,9 @@ START_TEST(message_events_read_back_exactly_as_published) {
   fx_wait(&f, &w);
   ck_assert_int_eq(w.status, 0);
   fx_in(&f, "demo", "e1", "kim", "a redelivery publishes nothing");
+  /* a preview's quotes, backslashes and control bytes are escaped */
+  const char *odd = "say \"hi\" \\ to\n\tall\x01 ok";
+  fx_wait_t ow = fx_in(&f, "demo", "e5", "kim", odd);
   /* a preview is cut at 200 bytes, never inside a UTF-8 sequence: here an
    * é would straddle the cut, so 199 bytes remain */
   char longer[400];
@@ -184,7 +187,7 @@ START_TEST(message_events_read_back_exactly_as_published) {
 
   /* what was published: the new conversation's ticket, messages in, the
    * instant reply, the echo and the agent's reply, ids only increasing */
-  int types = 0;
+  int types = 0, odd_seen = 0;
   size_t i;
   json_t *e;
   json_array_foreach(live, i, e) {
@@ -193,6 +196,10 @@ START_TEST(message_events_read_back_exactly_as_published) {
     if (strcmp(type, "message.in") == 0) types |= 1;
     if (strcmp(type, "message.out") == 0) types |= 2;
     if (strcmp(type, "ticket.created") == 0) types |= 4;
+    if (strcmp(type, "message.in") == 0 && fx_int(json_object_get(e, "data"), "message_id") == ow.id) {
+      ck_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "data"), "preview")), odd);
+      odd_seen++;
+    }
     if (strcmp(type, "message.in") == 0 && fx_int(e, "id") == a.id) {
       json_t *d = json_object_get(e, "data");
       ck_assert_int_eq(fx_int(d, "message_id"), a.id);
@@ -201,6 +208,7 @@ START_TEST(message_events_read_back_exactly_as_published) {
     }
   }
   ck_assert_int_eq(types, 7);
+  ck_assert_int_eq(odd_seen, 1);
 
   json_t *last = json_array_get(live, json_array_size(live) - 1);
   ck_assert_int_eq(fx_int(last, "id"), lw.id);
