@@ -24,6 +24,10 @@
 #                 syncer: the one that commits a group flushes it itself
 #                 while the other takes the connection over, so no thread
 #                 is woken between a commit and its flush
+#   nockpt        no checkpoint cycles (the WAL only grows; bounds raised
+#                 to 4 and 8 GiB): what the checkpoints cost the flushes
+#   early_write   the writer starts the WAL's write-back right after each
+#                 COMMIT (sync_file_range), before the syncer wakes to flush
 #
 # usage: bench/ingest/experiment.sh NAME
 # env:   CHANNEL=custom|messenger (default messenger), DURATION=5, ROUNDS=4,
