@@ -888,8 +888,8 @@ static void sq__on_prepare(uv_prepare_t *h) { sq__hand_over(h->data); }
 
 /* ---- open and close ---- */
 
-static void sq__start_reader(store *st);
-static void sq__stop_reader(store *st);
+static void sq__start_readers(store *st);
+static void sq__stop_readers(store *st);
 
 static int sq__migrate(store *st, char *err, size_t errlen) {
   sqlite3_stmt *s = NULL;
@@ -1271,7 +1271,7 @@ int store_open(uv_loop_t *loop, const char *url, store **out, char *err, size_t 
     return -EIO;
   }
   st->thread_started = 1;
-  sq__start_reader(st);
+  sq__start_readers(st);
   *out = st;
   return 0;
 }
@@ -1286,7 +1286,7 @@ void store_close(store *st) {
   uv_mutex_unlock(&st->mu);
   if (st->thread_started) uv_thread_join(&st->thread);
   st->thread_started = 0;
-  sq__stop_reader(st);
+  sq__stop_readers(st);
   sq__stop_syncer(st);
   if (st->ckpt_started) {
     uv_thread_join(&st->ckpt_thread);
@@ -1403,7 +1403,7 @@ int sq_submit_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, voi
 }
 
 int sq_submit_read_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb, void *arg) {
-  if (st == NULL || st->reader == NULL) return sq_submit_json(st, fn, args, cb, arg);
+  if (st == NULL || st->n_readers == 0) return sq_submit_json(st, fn, args, cb, arg);
   if (fn == NULL || st->stopping) {
     json_decref(args);
     return fn == NULL ? -EINVAL : -ESHUTDOWN;
@@ -1417,68 +1417,93 @@ int sq_submit_read_json(store *st, sq_json_fn fn, json_t *args, store_json_cb cb
   return 0;
 }
 
-/* Runs reads on the reader's connection, one at a time, each in its own
- * read transaction, and hands them to the loop as the writer does. */
+/* One reader: takes one read at a time from the shared queue (so that the
+ * next waits for a free reader, not for this one), runs it on its own
+ * connection in a read transaction of its own, and hands it to the loop as
+ * the writer does. */
+typedef struct sq_reader_arg {
+  store *st;
+  store *rd;
+} sq_reader_arg;
+
 static void sq__reader(void *arg) {
-  store *st = arg;
+  sq_reader_arg a = *(sq_reader_arg *)arg;
+  free(arg);
+  store *st = a.st;
   pthread_setname_np(pthread_self(), "sb-reader");
+  uv_mutex_lock(&st->mu);
   for (;;) {
-    uv_mutex_lock(&st->mu);
     while (st->r_head == NULL && !st->stopping) uv_cond_wait(&st->reader_cv, &st->mu);
-    sq_req *batch = st->r_head;
-    st->r_head = st->r_tail = NULL;
+    sq_req *r = st->r_head;
+    if (r == NULL) break; /* stopping, and every read is answered */
+    st->r_head = r->next;
+    if (st->r_head == NULL) st->r_tail = NULL;
     uv_mutex_unlock(&st->mu);
-    if (batch == NULL) break; /* stopping, and every read is answered */
-    for (sq_req *r = batch, *next; r != NULL; r = next) {
-      next = r->next;
-      r->next = NULL;
-      r->run(st->reader, r);
-      uv_mutex_lock(&st->mu);
-      sq__append(&st->done_head, &st->done_tail, r, r);
-      uv_mutex_unlock(&st->mu);
-      uv_async_send(&st->async);
-    }
+    r->next = NULL;
+    r->run(a.rd, r);
+    uv_mutex_lock(&st->mu);
+    sq__append(&st->done_head, &st->done_tail, r, r);
+    uv_mutex_unlock(&st->mu);
+    uv_async_send(&st->async);
+    uv_mutex_lock(&st->mu);
   }
+  uv_mutex_unlock(&st->mu);
 }
 
-/* Opens the reader's connection and starts its thread; without them reads
- * go to the writer as before (logged). */
-static void sq__start_reader(store *st) {
+static void sq__close_reader(store *rd) {
+  for (size_t i = 0; i < SQ_STMT_SLOTS; i++)
+    if (rd->stmts[i].stmt != NULL) sqlite3_finalize(rd->stmts[i].stmt);
+  sqlite3_close(rd->db);
+  free(rd);
+}
+
+/* Opens one read connection and starts its thread; 0 or -1 (logged, with
+ * nothing left open). */
+static int sq__start_one_reader(store *st) {
   store *rd = calloc(1, sizeof(*rd));
-  if (rd == NULL || sqlite3_open_v2(st->path, &rd->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+  sq_reader_arg *a = malloc(sizeof(*a));
+  if (rd == NULL || a == NULL ||
+      sqlite3_open_v2(st->path, &rd->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
       sq_register_functions(rd->db) != SQLITE_OK) {
-    log_warn("store: no read connection for %s (%s); searches run in the writer's transactions", st->path,
+    log_warn("store: no read connection for %s (%s)", st->path,
              rd != NULL && rd->db != NULL ? sqlite3_errmsg(rd->db) : "out of memory");
     if (rd != NULL) sqlite3_close(rd->db);
     free(rd);
-    return;
+    free(a);
+    return -1;
   }
   sqlite3_busy_timeout(rd->db, 5000);
   sqlite3_exec(rd->db, "PRAGMA cache_size = -8192", NULL, NULL, NULL); /* KiB, like the writer's */
   rd->message_events_from = st->message_events_from; /* fixed at open; the events' reads need it */
-  st->reader = rd;
-  if (uv_thread_create(&st->reader_thread, sq__reader, st) != 0) {
-    log_warn("store: no reader thread for %s; searches run in the writer's transactions", st->path);
-    st->reader = NULL;
-    sqlite3_close(rd->db);
-    free(rd);
-    return;
+  *a = (sq_reader_arg){st, rd};
+  if (uv_thread_create(&st->reader_threads[st->n_readers], sq__reader, a) != 0) {
+    log_warn("store: no reader thread for %s", st->path);
+    free(a);
+    sq__close_reader(rd);
+    return -1;
   }
-  st->reader_started = 1;
+  st->readers[st->n_readers++] = rd;
+  return 0;
 }
 
-/* Stops the reader once it has answered what it holds (st->stopping is
- * set), and closes its connection. */
-static void sq__stop_reader(store *st) {
-  if (!st->reader_started) return;
+/* Starts up to SQ_READERS readers; without any, reads go to the writer
+ * (logged), with fewer they share what there is. */
+static void sq__start_readers(store *st) {
+  while (st->n_readers < SQ_READERS && sq__start_one_reader(st) == 0) {
+  }
+  if (st->n_readers == 0) log_warn("store: searches run in the writer's transactions");
+}
+
+/* Stops the readers once they have answered what is queued (st->stopping
+ * is set), and closes their connections. */
+static void sq__stop_readers(store *st) {
   uv_mutex_lock(&st->mu);
-  uv_cond_signal(&st->reader_cv);
+  uv_cond_broadcast(&st->reader_cv);
   uv_mutex_unlock(&st->mu);
-  uv_thread_join(&st->reader_thread);
-  st->reader_started = 0;
-  for (size_t i = 0; i < SQ_STMT_SLOTS; i++)
-    if (st->reader->stmts[i].stmt != NULL) sqlite3_finalize(st->reader->stmts[i].stmt);
-  sqlite3_close(st->reader->db);
-  free(st->reader);
-  st->reader = NULL;
+  for (size_t i = 0; i < st->n_readers; i++) {
+    uv_thread_join(&st->reader_threads[i]);
+    sq__close_reader(st->readers[i]);
+    st->readers[i] = NULL;
+  }
+  st->n_readers = 0;
 }

@@ -8,6 +8,9 @@
 #include "store.h"
 
 #define SQ_STMT_SLOTS 256
+/* Read-only connections and threads for the API's reads (two: a long
+ * report or export beside a search, on a machine of two cores). */
+#define SQ_READERS 2
 
 typedef struct sq_req sq_req;
 typedef struct sq_cache sq_cache;
@@ -102,17 +105,20 @@ struct store {
   enum { SQ_CKPT_IDLE, SQ_CKPT_COPYING, SQ_CKPT_FINISH } ckpt_phase;
   int wal_frames;                /* under mu: frames in the WAL after the last commit */
   sqlite3 *ckpt_db;
-  /* The reader: a read-only connection and a thread of their own for the
-   * API's scans (sq_submit_read_json), so that a search never runs inside
-   * the writer's group commit, where it held every webhook behind it
-   * (bench/ingest/search.sh). reader is a store holding only that
-   * connection and its statement cache, which the query functions take as
-   * their st; NULL when it could not be opened (reads then go to the writer). */
-  struct store *reader;
-  uv_thread_t reader_thread;
+  /* The readers: SQ_READERS read-only connections, each with a thread of
+   * its own, for the API's scans (sq_submit_read_json), so that a search
+   * never runs inside the writer's group commit, where it held every
+   * webhook behind it (bench/ingest/search.sh), and a long read (a report,
+   * an export) does not hold a search behind it either: each reader takes
+   * one request at a time from the shared queue. readers[i] is a store
+   * holding only its connection and statement cache, which the query
+   * functions take as their st; n_readers is 0 when none could be opened
+   * (reads then go to the writer). */
+  struct store *readers[SQ_READERS];
+  uv_thread_t reader_threads[SQ_READERS];
+  size_t n_readers;              /* started (the loop's: set at open, cleared at close) */
   uv_cond_t reader_cv;           /* under mu */
-  sq_req *r_head, *r_tail;       /* under mu: waiting for the reader */
-  int reader_started;
+  sq_req *r_head, *r_tail;       /* under mu: waiting for a reader */
   /* The syncer: the writer commits with synchronous=NORMAL (its COMMIT
    * writes the WAL but does not fsync it) and goes on with the next batch,
    * while this thread makes every batch committed since its last pass

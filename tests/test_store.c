@@ -1069,6 +1069,55 @@ START_TEST(channel_availability_counts_the_routing_pool) {
 }
 END_TEST
 
+/* A read that holds its reader until the test lets it go (the long report
+ * or export), and one that answers at once (the search). */
+static volatile int slow_read_go, slow_read_running;
+
+static int slow_read(store *st, sq_req *r, json_t *args, json_t **result) {
+  (void)r, (void)args;
+  slow_read_running = 1;
+  for (int i = 0; i < 10000 && !slow_read_go; i++) usleep(1000);
+  sqlite3_stmt *s = sq_prep(st, "SELECT count(*) FROM messages");
+  ck_assert_ptr_nonnull(s);
+  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+  *result = json_integer(sqlite3_column_int64(s, 0));
+  sqlite3_reset(s);
+  return 0;
+}
+
+static int quick_read(store *st, sq_req *r, json_t *args, json_t **result) {
+  (void)r, (void)args;
+  sqlite3_stmt *s = sq_prep(st, "SELECT count(*) FROM threads");
+  ck_assert_ptr_nonnull(s);
+  ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+  *result = json_integer(sqlite3_column_int64(s, 0));
+  sqlite3_reset(s);
+  return 0;
+}
+
+START_TEST(a_long_read_does_not_hold_the_next_read) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\",\"inbox\":\"Support\"}");
+  fx_in(&f, "demo", "m1", "kim", "hello");
+  slow_read_go = 0;
+  slow_read_running = 0;
+  fx_wait_t slow = {0}, quick = {0};
+  ck_assert_int_eq(sq_submit_read_json(f.st, slow_read, NULL, fx_json_cb, &slow), 0);
+  while (!slow_read_running) usleep(1000);
+  /* the slow read holds one reader; the next read takes the other */
+  json_t *n = fx_ok(&f, sq_submit_read_json(f.st, quick_read, NULL, fx_json_cb, &quick), &quick);
+  ck_assert_int_eq(json_integer_value(n), 1);
+  ck_assert(!slow.done);
+  json_decref(n);
+  slow_read_go = 1;
+  n = fx_ok(&f, 0, &slow);
+  ck_assert_int_eq(json_integer_value(n), 1);
+  json_decref(n);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
   fx f;
   fx_open(&f);
@@ -1187,6 +1236,7 @@ int main(void) {
   tcase_add_test(tc, notes_stay_with_the_agents_and_go_with_the_history);
   tcase_add_test(tc, channel_availability_counts_the_routing_pool);
   tcase_add_test(tc, tokens_of_a_user_author_replies_and_go_with_the_user);
+  tcase_add_test(tc, a_long_read_does_not_hold_the_next_read);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -71,7 +71,7 @@ for round in $(seq "$ROUNDS"); do
     RUN_ID=w$round$RANDOM wrk -t2 -c64 -d2s -s "$script" "$url" >/dev/null
     threads >"$W/before"
     if [ "$PERF" = 1 ] && [ "$mode" = webhook ]; then
-      reader=$(for t in /proc/"$D"/task/*; do [ "$(cat "$t/comm")" != sb-reader ] || basename "$t"; done)
+      reader=$(for t in /proc/"$D"/task/*; do [ "$(cat "$t/comm")" != sb-reader ] || basename "$t"; done | paste -sd,)
       perf record -q --call-graph dwarf,16384 -e cpu-clock -F 300 -t "$D,$reader" -o "$W/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
       S=$!
     fi
