@@ -212,6 +212,11 @@ static const char *const sq__migrations[] = {
     "CREATE TABLE thread_labels(thread_id INTEGER NOT NULL, label_id INTEGER NOT NULL,"
     "  PRIMARY KEY(thread_id, label_id)) WITHOUT ROWID;"
     "CREATE INDEX thread_labels_label ON thread_labels(label_id, thread_id);",
+    /* 19: the name of a reply's or note's author, kept when the user is
+     * deleted (user_id is then cleared: ids can be reused). NULL while the
+     * author is a user, so a message costs nothing more. */
+    "ALTER TABLE messages ADD COLUMN author TEXT;"
+    "ALTER TABLE notes ADD COLUMN author TEXT;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -240,7 +240,7 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
        * timestamp): what messaging windows count from */
       " (SELECT max(t2.last_in_at) FROM threads t2"
       "  WHERE t2.contact_id = t.contact_id AND t2.channel = o.channel),"
-      " u.name, u.email,"
+      " coalesce(u.name, m.author), u.email,"
       /* the reply's subject, else the conversation's latest inbound one */
       " coalesce(m.subject, t.last_subject),"
       " (SELECT name FROM contacts c WHERE c.id = t.contact_id), m.template, u.avatar_url"

@@ -334,8 +334,10 @@ static int sq__user_delete(store *st, sq_req *r, json_t *args, json_t **result) 
       /* A token acting for someone who is gone would act for nobody, or, once
        * the id is reused, for the next user: revoke it. */
       "DELETE FROM tokens WHERE user_id = ?1",
-      /* Ids can be reused: keep the replies, without an author. */
-      "UPDATE messages SET user_id = NULL WHERE user_id = ?1",
+      /* Ids can be reused: the replies and notes keep their author's name,
+       * not the id a later user may get. */
+      "UPDATE messages SET author = (SELECT name FROM users WHERE id = ?1), user_id = NULL WHERE user_id = ?1",
+      "UPDATE notes SET author = (SELECT name FROM users WHERE id = ?1), user_id = NULL WHERE user_id = ?1",
       "DELETE FROM users WHERE id = ?1",
   };
   int64_t requeued = 0, revoked = 0;

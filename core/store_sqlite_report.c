@@ -15,12 +15,12 @@
 enum { SQ_BY_NONE, SQ_BY_CHANNEL, SQ_BY_INBOX, SQ_BY_AGENT };
 
 /* The group a row falls in: the conversation's channel or inbox, or the
- * name of user, the agent it counts for; NULL for no inbox or nobody (a
- * group no inbox or user name can take: "none" could). */
-#define SQ_REPORT_KEY(user)                                                                     \
-  "CASE ?5 WHEN 1 THEN t.channel WHEN 2 THEN t.inbox"                                           \
-  " WHEN 3 THEN (SELECT name FROM users WHERE id = " user ") ELSE '' END"
-#define SQ_REPORT_CONVERSATION SQ_REPORT_KEY("t.assignee_id")
+ * agent it counts for (name, an SQL expression); NULL for no inbox or
+ * nobody (a group no inbox or user name can take: "none" could). */
+#define SQ_REPORT_KEY(name)                                                                     \
+  "CASE ?5 WHEN 1 THEN t.channel WHEN 2 THEN t.inbox WHEN 3 THEN " name " ELSE '' END"
+#define SQ_USER_NAME(id) "(SELECT name FROM users WHERE id = " id ")"
+#define SQ_REPORT_CONVERSATION SQ_REPORT_KEY(SQ_USER_NAME("t.assignee_id"))
 /* Which conversations: ?3 a channel, ?4 an inbox, NULL for any. */
 #define SQ_REPORT_FILTER " AND (?3 IS NULL OR t.channel = ?3) AND (?4 IS NULL OR t.inbox = ?4)"
 
@@ -38,7 +38,8 @@ static const char *const sq__report_sql[SQ_NSTATEMENTS] = {
     /* an inbound message counts for its conversation's assignee, a reply
      * for its author; ?1 and ?2 are message ids here (sq__message_id_at),
      * so the range is read by the messages' own key */
-    [SQ_MESSAGES] = "SELECT " SQ_REPORT_KEY("CASE WHEN m.direction = 'in' THEN t.assignee_id ELSE m.user_id END") ","
+    [SQ_MESSAGES] = "SELECT " SQ_REPORT_KEY("CASE WHEN m.direction = 'in' THEN " SQ_USER_NAME("t.assignee_id")
+                                            " ELSE coalesce(" SQ_USER_NAME("m.user_id") ", m.author) END") ","
                     " sum(m.direction = 'in'), sum(m.direction = 'out' AND m.automatic = 0),"
                     " sum(m.direction = 'out' AND m.automatic <> 0), sum(m.direction = 'out' AND m.status = 'failed')"
                     " FROM messages m CROSS JOIN threads t ON t.id = m.thread_id"

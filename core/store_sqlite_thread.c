@@ -120,8 +120,8 @@ int store_conversation_labels(store *st, int64_t thread_id, const json_t *add, c
 /* ---- internal notes ---- */
 
 #define SQ_NOTE_JSON                                                                          \
-  "SELECT json_object('id', n.id, 'thread_id', n.thread_id, 'user', (SELECT name FROM users" \
-  " WHERE id = n.user_id), 'text', n.text, 'created_at', n.created_at) FROM notes n "
+  "SELECT json_object('id', n.id, 'thread_id', n.thread_id, 'user', coalesce((SELECT name FROM users" \
+  " WHERE id = n.user_id), n.author), 'text', n.text, 'created_at', n.created_at) FROM notes n "
 
 static int sq__note_add(store *st, sq_req *r, json_t *a, json_t **result) {
   int64_t thread = json_integer_value(json_object_get(a, "thread_id"));

@@ -62,8 +62,10 @@ static inline void fx_close(fx *f) {
 
 /* Takes a closed store's database back to schema 15's shape: without the
  * outgoing webhooks of migration 16, the conversations' time of closing
- * (with the report's indexes) of 17 and the labels of 18. */
+ * (with the report's indexes) of 17, the labels of 18 and the kept author
+ * names of 19. */
 #define FX_BACK_TO_SCHEMA_15                                                         \
+  "ALTER TABLE messages DROP COLUMN author; ALTER TABLE notes DROP COLUMN author;"     \
   "DROP TABLE thread_labels; DROP TABLE labels;"                                      \
   "DROP TABLE webhooks; DROP INDEX threads_closed; DROP INDEX threads_created;"       \
   "ALTER TABLE threads DROP COLUMN closed_at;"
@@ -75,8 +77,8 @@ static inline void fx_close(fx *f) {
 /* Takes a closed store's database back to schema 9's shape (before the
  * thread chain of migration 10, the threads' identity of 11, the audit
  * log of 12, the search index of 13, the notes of 14, the canned
- * responses of 15, the webhooks of 16, the closing times of 17 and the
- * labels of 18), for tests that build an older database and then set its
+ * responses of 15, the webhooks of 16, the closing times of 17, the
+ * labels of 18 and the author names of 19), for tests that build an older database and then set its
  * user_version. */
 #define FX_BEFORE_SCHEMA_10                                                            \
   FX_BACK_TO_SCHEMA_13                                                                 \

@@ -843,7 +843,7 @@ expect "deleting a user revokes their tokens" 200 'd["tokens_revoked"] == 1'
 call GET /api/v1/plugins "$ERIN"
 expect "a deleted user's token is 401 at once" 401
 call GET "/api/v1/conversations/$conv" "$AGENT"
-expect "a deleted user's replies stay, without an author" 200 "[m for m in d['messages'] if m['id'] == $erin_reply][0]['user'] is None"
+expect "a deleted user's replies stay, with their author's name" 200 "[m for m in d['messages'] if m['id'] == $erin_reply][0]['user'] == 'erin'"
 
 # --- contacts -----------------------------------------------------------------------
 call GET /api/v1/contacts "$AGENT"

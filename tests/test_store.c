@@ -790,6 +790,15 @@ START_TEST(contact_history_reads_back_pages_and_resumes) {
   ck_assert_str_eq(message_text(h, 0), "two");
   ck_assert(json_is_true(json_object_get(h, "more")));
   json_decref(h);
+
+  /* Ana deleted: her reply keeps her name as its author, not her picture */
+  fx_wait_t wd = {0};
+  json_decref(fx_ok(&f, store_user_delete(f.st, "ana", fx_json_cb, &wd), &wd));
+  h = hist_read(&f, "kim", 0, 10);
+  out = json_array_get(json_object_get(h, "messages"), 2);
+  ck_assert_str_eq(json_string_value(json_object_get(out, "author")), "ana");
+  ck_assert(json_is_null(json_object_get(out, "author_avatar_url")));
+  json_decref(h);
   fx_close(&f);
 }
 END_TEST
@@ -1174,10 +1183,12 @@ START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(conv, "messages"), 1), "user")),
                    "ana");
   json_decref(conv);
+  fx_wait_t nw = {0};
+  json_decref(fx_ok(&f, store_note_add(f.st, thread, ana, "Ana's note", fx_json_cb, &nw), &nw));
 
-  /* Deleting the user revokes their token and unauthors their reply, and a
-   * reply still on its way is stored without an author, even when the next
-   * user gets the same id. */
+  /* Deleting the user revokes their token; their reply and note keep their
+   * name (not their id), and a reply still on its way is stored without an
+   * author, even when the next user gets the same id. */
   fx_wait_t d = {0}, g1 = {0}, g2 = {0}, nu = {0};
   json_t *del = fx_ok(&f, store_user_delete(f.st, "ana", fx_json_cb, &d), &d);
   ck_assert_int_eq(fx_int(del, "tokens_revoked"), 1);
@@ -1193,12 +1204,16 @@ START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
   ck_assert_int_eq(late.status, 0);
   patch = fx_load("{\"name\":\"bo\"}");
   user = fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &nu), &nu);
-  json_decref(user);
   json_decref(patch);
+  ck_assert_int_eq(fx_int(user, "id"), ana); /* the id is reused */
+  json_decref(user);
   conv = fx_thread(&f, thread);
   ck_assert_int_eq(json_array_size(json_object_get(conv, "messages")), 3);
-  ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(conv, "messages"), 1), "user")));
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(conv, "messages"), 1), "user")),
+                   "ana");
   ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(conv, "messages"), 2), "user")));
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(conv, "notes"), 0), "user")),
+                   "ana");
   json_decref(conv);
   fx_close(&f);
 }

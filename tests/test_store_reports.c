@@ -231,6 +231,14 @@ START_TEST(a_report_groups_by_channel_inbox_and_agent) {
   assert_figures(group(r, "none"), (const int64_t[14]){1, 0, 1, 1, 0, 0, 0, 0, 1, -1, -1, 0, -1, -1});
   assert_figures(group(r, NULL), (const int64_t[14]){1, 0, 1, 1, 0, 2, 0, 0, 1, -1, -1, 0, -1, -1});
   json_decref(r);
+  /* a deleted agent's replies still count for them, by the name they had
+   * (their conversation, unassigned by the delete, is nobody's now) */
+  fx_wait_t dw = {0};
+  json_decref(fx_ok(&f, store_user_delete(f.st, "bo", fx_json_cb, &dw), &dw));
+  r = report_range(&f, T0, T0 + DAY_MS, "\"group_by\":\"agent\"");
+  ck_assert_int_eq(fig(group(r, "bo"), "messages.outbound"), 1);
+  ck_assert_int_eq(fig(group(r, "bo"), "conversations.opened"), 0);
+  json_decref(r);
 
   fx_wait_t w = {0};
   json_t *q = fx_load("{\"from\":0,\"to\":1,\"group_by\":\"team\"}");
