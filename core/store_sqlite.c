@@ -1448,9 +1448,7 @@ static void sq__reader(void *arg) {
     r->run(a.rd, r);
     uv_mutex_lock(&st->mu);
     sq__append(&st->done_head, &st->done_tail, r, r);
-    uv_mutex_unlock(&st->mu);
     uv_async_send(&st->async);
-    uv_mutex_lock(&st->mu);
   }
   uv_mutex_unlock(&st->mu);
 }

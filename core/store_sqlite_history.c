@@ -17,7 +17,7 @@
                 " AND last_message_id IS NOT NULL", walk)                                    \
   "SELECT json_object('id', m.id, 'external_id', m.external_id, 'direction', m.direction,"   \
   " 'status', m.status, 'text', m.text, 'html', m.html, 'attachments', json(m.attachments)," \
-  " 'author', coalesce(u.name, m.author), 'author_avatar_url', u.avatar_url,"                                     \
+  " 'author', coalesce(u.name, m.author), 'author_avatar_url', u.avatar_url,"               \
   " 'automatic', json(CASE WHEN m.automatic THEN 'true' ELSE 'false' END),"                  \
   " 'created_at', m.created_at)"                                                            \
   " FROM chain JOIN messages m ON m.id = chain.id LEFT JOIN users u ON u.id = m.user_id "
