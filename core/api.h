@@ -59,6 +59,12 @@ int api_register(http_server *s, const api_host *host, api **out);
  * (a config reload must leave it alone). */
 int api_channel_owned(const api *a, const char *name);
 
+/* Called once a config reload is applied: a channel the new config names
+ * is the config's from now on, and one connected through the API that the
+ * old config had taken over (a config channel of the same name) runs again
+ * from what the API stored, as after a restart. Asynchronous. */
+void api_channels_reloaded(api *a);
+
 /* True when that channel is also on (its webhooks are expected). */
 int api_channel_on(const api *a, const char *name);
 

@@ -585,6 +585,38 @@ static void api__channel_delete(api *a, const http_request *req, http_responder 
 
 /* ---- start-up: run the channels stored by earlier API calls ---- */
 
+/* Starts the stored channel e (a store_api_channels_list item): unseals
+ * its credentials under cfg's key and opens it. A key that cannot unseal
+ * them is fatal at start-up (the daemon stops, naming the channel) and an
+ * error logged after a reload; returns -1 then, else 0. */
+static int api__open_stored(api *a, const config *cfg, const json_t *e, int at_start) {
+  const char *name = json_string_value(json_object_get(e, "name"));
+  json_t *cred = NULL;
+  int rc = api_unseal(cfg->secret_key, json_string_value(json_object_get(e, "sealed")), &cred);
+  if (rc != 0) {
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "channel \"%s\" was connected through the API and its credentials cannot be unsealed: %s", name,
+             rc == -EINVAL ? "the config has no valid secret_key (64 hex digits)"
+                           : "secret_key is not the key they were sealed with");
+    if (at_start)
+      a->host.fatal(a->host.ctx, msg);
+    else
+      log_msg(LOG_LEVEL_ERROR, name, NULL, "channel not started: %s", msg);
+    return -1;
+  }
+  json_t *spec = json_deep_copy(json_object_get(e, "spec"));
+  json_object_set_new(spec, "credentials", cred);
+  char why[512];
+  if (a->host.channel_open(a->host.ctx, spec, why, sizeof(why)) == 0) {
+    json_object_set_new(a->owned, name, json_boolean(api__spec_on(spec)));
+  } else {
+    log_msg(LOG_LEVEL_ERROR, name, NULL, "channel not started: %s", why);
+  }
+  json_decref(spec);
+  return 0;
+}
+
 static void api__stored_loaded(void *arg, int status, json_t *result, const char *err) {
   api *a = arg;
   a->loading = 0;
@@ -606,27 +638,45 @@ static void api__stored_loaded(void *arg, int status, json_t *result, const char
                name);
       continue;
     }
-    json_t *cred = NULL;
-    int rc = api_unseal(cfg->secret_key, json_string_value(json_object_get(e, "sealed")), &cred);
-    if (rc != 0) {
-      char msg[256];
-      snprintf(msg, sizeof(msg),
-               "channel \"%s\" was connected through the API and its credentials cannot be unsealed: %s", name,
-               rc == -EINVAL ? "the config has no valid secret_key (64 hex digits)"
-                             : "secret_key is not the key they were sealed with");
-      a->host.fatal(a->host.ctx, msg);
-      return;
-    }
-    json_t *spec = json_deep_copy(json_object_get(e, "spec"));
-    json_object_set_new(spec, "credentials", cred);
-    char why[512];
-    if (a->host.channel_open(a->host.ctx, spec, why, sizeof(why)) == 0) {
-      json_object_set_new(a->owned, name, json_boolean(api__spec_on(spec)));
-    } else {
-      log_msg(LOG_LEVEL_ERROR, name, NULL, "channel not started: %s", why);
-    }
-    json_decref(spec);
+    if (api__open_stored(a, cfg, e, 1) != 0) return;
   }
+}
+
+/* After a reload: a stored channel the config now names is the config's
+ * (its own waits, as at start-up); one the config named and no longer does
+ * runs again as it was connected through the API. */
+static void api__stored_reloaded(void *arg, int status, json_t *result, const char *err) {
+  api *a = arg;
+  a->loading = 0;
+  if (a->freed) {
+    api_free(a);
+    return;
+  }
+  if (status != 0) {
+    log_error("api: the channels connected through the API could not be read after the reload: %s",
+              err ? err : "");
+    return;
+  }
+  const config *cfg = a->host.config(a->host.ctx);
+  size_t i;
+  json_t *e;
+  json_array_foreach(result, i, e) {
+    const char *name = json_string_value(json_object_get(e, "name"));
+    if (config_find_channel(cfg, name) != NULL) {
+      if (json_object_get(a->owned, name) != NULL)
+        log_warn("api: channel \"%s\" is now in the config file, which wins over the one connected through the API",
+                 name);
+      json_object_del(a->owned, name);
+    } else if (json_object_get(a->owned, name) == NULL) {
+      log_msg(LOG_LEVEL_INFO, name, NULL, "no longer in the config file: the channel connected through the API runs again");
+      api__open_stored(a, cfg, e, 0);
+    }
+  }
+}
+
+void api_channels_reloaded(api *a) {
+  if (a == NULL || a->host.channel_open == NULL || a->loading) return;
+  a->loading = store_api_channels_list(a->host.st, api__stored_reloaded, a) == 0;
 }
 
 int api_channels_register(api *a) {

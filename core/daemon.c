@@ -351,7 +351,10 @@ static void daemon__reload(daemon_host *d) {
   for (size_t i = d->channel_count; i-- > 0;) {
     sb_channel *ch = d->channels[i];
     const config_channel *c = config_find_channel(next, channel_name(ch));
-    if (c == NULL && api_channel_owned(d->api, channel_name(ch))) {
+    /* a channel connected through the API runs on, unless what runs under
+     * its name is the old config's (which had won over it) */
+    if (c == NULL && api_channel_owned(d->api, channel_name(ch)) &&
+        config_find_channel(d->cfg, channel_name(ch)) == NULL) {
       kept++;
     } else if (c == NULL || !c->enabled || daemon__changed(next, ch, c)) {
       json_array_append_new(closed, json_string(channel_name(ch)));
@@ -372,6 +375,7 @@ static void daemon__reload(daemon_host *d) {
   log_info("reloaded: %zu channels kept, %zu closed, %zu started", kept, json_array_size(closed),
            json_array_size(started));
   daemon__audit_reload(d, kept, closed, started);
+  api_channels_reloaded(d->api); /* an API channel the old config had taken over runs again */
 }
 
 static sb_channel *const *daemon__channels(void *ctx, size_t *count) {

@@ -1332,6 +1332,40 @@ call DELETE "/api/v1/webhooks/$WHB" "$ADMIN"
 expect "DELETE a webhook" 200 "d['deleted'] == $WHB"
 call DELETE "/api/v1/webhooks/$WHB" "$ADMIN"
 expect "DELETE it again is 404" 404
+# A config channel named as a running API channel takes its place at a
+# reload; dropped from the config again, the API's runs again (as after a
+# restart). Which one runs shows in the inbox new conversations get.
+call GET /api/v1/channels/web "$AGENT"
+web_inbox=$(jv 'd["inbox"]')
+cp "$cfg" "$work/cfg.orig"
+python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["channels"].append({"name": "web", "plugin": "testplugin", "inbox": "FromConfig", "credentials": {"token": "config-web"}})
+json.dump(c, open(sys.argv[1], "w"))' "$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'is now in the config file, which wins over the one connected through the API'
+check "a reload's config channel wins over the API channel of its name" $? "$(grep -i web "$log" | tail -3)"
+wait_state web connected
+inbound web rl1 rhea "to the config's web"
+call GET "/api/v1/conversations?channel=web&inbox=FromConfig" "$AGENT"
+expect "the config's channel takes the webhooks" 200 'len(d["items"]) == 1'
+call GET /api/v1/channels/web "$AGENT"
+expect "the channel shows as the config's" 200 'd["source"] == "config" and d["inbox"] == "FromConfig"'
+call GET "/api/v1/conversations?channel=web&inbox=$web_inbox" "$AGENT"
+before=$(jv 'len(d["items"])')
+cp "$work/cfg.orig" "$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'no longer in the config file: the channel connected through the API runs again'
+check "dropped from the config, the API channel runs again" $? "$(grep -i web "$log" | tail -3)"
+wait_state web connected
+inbound web rl2 sol "to the API's web again"
+call GET "/api/v1/conversations?channel=web&inbox=$web_inbox" "$AGENT"
+expect "the API's channel takes the webhooks again" 200 "len(d['items']) == $before + 1"
+call GET /api/v1/channels/web "$AGENT"
+expect "the channel shows as the API's again" 200 "d['source'] == 'api' and d['inbox'] == '$web_inbox'"
+wait_posts 'any(e["data"].get("preview") == "to the API'"'"'s web again" for e in ev)' /a
+check "the webhook posted what the channels took meanwhile" $?
 posts /a
 delivered_before_restart=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$work/posts.json")
 
