@@ -457,6 +457,7 @@ void api_free(api *a) {
     return;
   }
   json_decref(a->owned);
+  json_decref(a->yielded);
   for (size_t i = 0; i < a->nroutes; i++) free(a->routes[i]);
   free(a->routes);
   free(a->cache);

@@ -636,6 +636,7 @@ static void api__stored_loaded(void *arg, int status, json_t *result, const char
     if (config_find_channel(cfg, name) != NULL) {
       log_warn("api: channel \"%s\" is in the config file and was also connected through the API; the config wins",
                name);
+      json_object_set_new(a->yielded, name, json_true());
       continue;
     }
     if (api__open_stored(a, cfg, e, 1) != 0) return;
@@ -643,8 +644,9 @@ static void api__stored_loaded(void *arg, int status, json_t *result, const char
 }
 
 /* After a reload: a stored channel the config now names is the config's
- * (its own waits, as at start-up); one the config named and no longer does
- * runs again as it was connected through the API. */
+ * (its own waits, as at start-up); one that gave way to the config and that
+ * the config no longer names runs again as it was connected through the
+ * API. */
 static void api__stored_reloaded(void *arg, int status, json_t *result, const char *err) {
   api *a = arg;
   a->loading = 0;
@@ -667,7 +669,9 @@ static void api__stored_reloaded(void *arg, int status, json_t *result, const ch
         log_warn("api: channel \"%s\" is now in the config file, which wins over the one connected through the API",
                  name);
       json_object_del(a->owned, name);
-    } else if (json_object_get(a->owned, name) == NULL) {
+      json_object_set_new(a->yielded, name, json_true());
+    } else if (json_object_get(a->yielded, name) != NULL) {
+      json_object_del(a->yielded, name);
       log_msg(LOG_LEVEL_INFO, name, NULL, "no longer in the config file: the channel connected through the API runs again");
       api__open_stored(a, cfg, e, 0);
     }
@@ -681,7 +685,8 @@ void api_channels_reloaded(api *a) {
 
 int api_channels_register(api *a) {
   a->owned = json_object();
-  if (a->owned == NULL) return -ENOMEM;
+  a->yielded = json_object();
+  if (a->owned == NULL || a->yielded == NULL) return -ENOMEM;
   int rc = 0;
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/channels", 0, api__channels);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/channels", API_ADMIN, api__channel_create);

@@ -15,6 +15,7 @@ struct api {
   size_t ncache;
   sse_hub *sse;
   json_t *owned; /* names of running API channels: {name: true} */
+  json_t *yielded; /* stored API channels a config channel of their name wins over: {name: true} */
   int loading;   /* the stored API channels are being read (start-up, or after a reload) */
   int freed;     /* api_free came while loading: the load's callback frees */
   /* The user whose token the request being handled carries (0 = a token of
