@@ -1397,6 +1397,25 @@ inbound demo wh4 kim "After the restart"
 wait_posts 'any(e["data"]["preview"] == "After the restart" for e in ev)' /a
 check "after a restart the webhook goes on posting new events" $?
 stop_daemon
+# The same at start-up: the config's channel wins, and a reload that drops
+# it starts the API's.
+python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["channels"].append({"name": "web", "plugin": "testplugin", "inbox": "FromConfig", "credentials": {"token": "config-web"}})
+json.dump(c, open(sys.argv[1], "w"))' "$cfg"
+start_daemon "$work/restart2.log"
+wait_log 'is in the config file and was also connected through the API; the config wins' "$work/restart2.log"
+check "at start-up a config channel wins over the API channel of its name" $? "$(tail -3 "$work/restart2.log")"
+wait_log 'ready: ' "$work/restart2.log"
+cp "$work/cfg.orig" "$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'no longer in the config file: the channel connected through the API runs again' "$work/restart2.log"
+check "a reload that drops it starts the API's" $? "$(tail -3 "$work/restart2.log")"
+wait_state web connected
+call GET /api/v1/channels/web "$AGENT"
+expect "the channel is the API's again" 200 "d['source'] == 'api' and d['inbox'] == '$web_inbox'"
+stop_daemon
 write_config "$cfg" "\"$(python3 -c 'print("77"*32)')\"" "$work/db.sqlite" "$port"
 "$SB" run -c "$cfg" >"$work/wrongkey.log" 2>&1
 rc=$?
