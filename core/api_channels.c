@@ -583,7 +583,7 @@ static void api__channel_delete(api *a, const http_request *req, http_responder 
   api__with_channels(a, req, res, NULL, api__delete_fn);
 }
 
-/* ---- start-up: run the channels stored by earlier API calls ---- */
+/* ---- start-up and reload: run the channels stored by earlier API calls ---- */
 
 /* Starts the stored channel e (a store_api_channels_list item): unseals
  * its credentials under cfg's key and opens it. A key that cannot unseal
@@ -617,8 +617,14 @@ static int api__open_stored(api *a, const config *cfg, const json_t *e, int at_s
   return 0;
 }
 
-static void api__stored_loaded(void *arg, int status, json_t *result, const char *err) {
+/* The stored channels, read at start-up (a->loading API_LOAD_START) or after
+ * a reload (API_LOAD_RELOAD). One the config names is the config's (it
+ * wins; the stored one waits, remembered in a->yielded). At start-up every
+ * other one starts; after a reload, one that had given way to the config
+ * and that the config no longer names starts again, as after a restart. */
+static void api__stored_read(void *arg, int status, json_t *result, const char *err) {
   api *a = arg;
+  int at_start = a->loading == API_LOAD_START;
   a->loading = 0;
   if (a->freed) {
     api_free(a);
@@ -634,42 +640,13 @@ static void api__stored_loaded(void *arg, int status, json_t *result, const char
   json_array_foreach(result, i, e) {
     const char *name = json_string_value(json_object_get(e, "name"));
     if (config_find_channel(cfg, name) != NULL) {
-      log_warn("api: channel \"%s\" is in the config file and was also connected through the API; the config wins",
-               name);
-      json_object_set_new(a->yielded, name, json_true());
-      continue;
-    }
-    if (api__open_stored(a, cfg, e, 1) != 0) return;
-  }
-}
-
-/* After a reload: a stored channel the config now names is the config's
- * (its own waits, as at start-up); one that gave way to the config and that
- * the config no longer names runs again as it was connected through the
- * API. */
-static void api__stored_reloaded(void *arg, int status, json_t *result, const char *err) {
-  api *a = arg;
-  a->loading = 0;
-  if (a->freed) {
-    api_free(a);
-    return;
-  }
-  if (status != 0) {
-    log_error("api: the channels connected through the API could not be read after the reload: %s",
-              err ? err : "");
-    return;
-  }
-  const config *cfg = a->host.config(a->host.ctx);
-  size_t i;
-  json_t *e;
-  json_array_foreach(result, i, e) {
-    const char *name = json_string_value(json_object_get(e, "name"));
-    if (config_find_channel(cfg, name) != NULL) {
-      if (json_object_get(a->owned, name) != NULL)
-        log_warn("api: channel \"%s\" is now in the config file, which wins over the one connected through the API",
+      if (at_start || json_object_get(a->owned, name) != NULL)
+        log_warn("api: channel \"%s\" is in the config file and was also connected through the API; the config wins",
                  name);
       json_object_del(a->owned, name);
       json_object_set_new(a->yielded, name, json_true());
+    } else if (at_start) {
+      if (api__open_stored(a, cfg, e, 1) != 0) return;
     } else if (json_object_get(a->yielded, name) != NULL) {
       json_object_del(a->yielded, name);
       log_msg(LOG_LEVEL_INFO, name, NULL, "no longer in the config file: the channel connected through the API runs again");
@@ -680,7 +657,7 @@ static void api__stored_reloaded(void *arg, int status, json_t *result, const ch
 
 void api_channels_reloaded(api *a) {
   if (a == NULL || a->host.channel_open == NULL || a->loading) return;
-  a->loading = store_api_channels_list(a->host.st, api__stored_reloaded, a) == 0;
+  if (store_api_channels_list(a->host.st, api__stored_read, a) == 0) a->loading = API_LOAD_RELOAD;
 }
 
 int api_channels_register(api *a) {
@@ -694,8 +671,8 @@ int api_channels_register(api *a) {
   if (rc == 0) rc = api_route(a, "PATCH", "/api/v1/channels/{name}", API_ADMIN, api__channel_patch);
   if (rc == 0) rc = api_route(a, "DELETE", "/api/v1/channels/{name}", API_ADMIN, api__channel_delete);
   if (rc == 0 && a->host.channel_open != NULL) {
-    rc = store_api_channels_list(a->host.st, api__stored_loaded, a);
-    a->loading = rc == 0;
+    rc = store_api_channels_list(a->host.st, api__stored_read, a);
+    a->loading = rc == 0 ? API_LOAD_START : 0;
   }
   return rc;
 }

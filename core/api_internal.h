@@ -6,6 +6,8 @@
 
 typedef struct sse_hub sse_hub;
 
+enum { API_LOAD_START = 1, API_LOAD_RELOAD };
+
 struct api {
   api_host host;
   http_server *http;
@@ -16,7 +18,7 @@ struct api {
   sse_hub *sse;
   json_t *owned; /* names of running API channels: {name: true} */
   json_t *yielded; /* stored API channels a config channel of their name wins over: {name: true} */
-  int loading;   /* the stored API channels are being read (start-up, or after a reload) */
+  int loading;   /* 0, or why the stored API channels are being read: API_LOAD_START, API_LOAD_RELOAD */
   int freed;     /* api_free came while loading: the load's callback frees */
   /* The user whose token the request being handled carries (0 = a token of
    * no user). Set only while a handler runs synchronously: read it on entry,

@@ -1344,7 +1344,7 @@ c = json.load(open(sys.argv[1]))
 c["channels"].append({"name": "web", "plugin": "testplugin", "inbox": "FromConfig", "credentials": {"token": "config-web"}})
 json.dump(c, open(sys.argv[1], "w"))' "$cfg"
 kill -HUP "$daemon_pid"
-wait_log 'is now in the config file, which wins over the one connected through the API'
+wait_log 'is in the config file and was also connected through the API; the config wins'
 check "a reload's config channel wins over the API channel of its name" $? "$(grep -i web "$log" | tail -3)"
 wait_state web connected
 inbound web rl1 rhea "to the config's web"
