@@ -1332,17 +1332,20 @@ call DELETE "/api/v1/webhooks/$WHB" "$ADMIN"
 expect "DELETE a webhook" 200 "d['deleted'] == $WHB"
 call DELETE "/api/v1/webhooks/$WHB" "$ADMIN"
 expect "DELETE it again is 404" 404
+config_with_web() { # adds a config channel named as the API channel "web" to $cfg
+  python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["channels"].append({"name": "web", "plugin": "testplugin", "inbox": "FromConfig", "credentials": {"token": "config-web"}})
+json.dump(c, open(sys.argv[1], "w"))' "$cfg"
+}
 # A config channel named as a running API channel takes its place at a
 # reload; dropped from the config again, the API's runs again (as after a
 # restart). Which one runs shows in the inbox new conversations get.
 call GET /api/v1/channels/web "$AGENT"
 web_inbox=$(jv 'd["inbox"]')
 cp "$cfg" "$work/cfg.orig"
-python3 -c '
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["channels"].append({"name": "web", "plugin": "testplugin", "inbox": "FromConfig", "credentials": {"token": "config-web"}})
-json.dump(c, open(sys.argv[1], "w"))' "$cfg"
+config_with_web
 kill -HUP "$daemon_pid"
 wait_log 'is in the config file and was also connected through the API; the config wins'
 check "a reload's config channel wins over the API channel of its name" $? "$(grep -i web "$log" | tail -3)"
@@ -1399,11 +1402,7 @@ check "after a restart the webhook goes on posting new events" $?
 stop_daemon
 # The same at start-up: the config's channel wins, and a reload that drops
 # it starts the API's.
-python3 -c '
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["channels"].append({"name": "web", "plugin": "testplugin", "inbox": "FromConfig", "credentials": {"token": "config-web"}})
-json.dump(c, open(sys.argv[1], "w"))' "$cfg"
+config_with_web
 start_daemon "$work/restart2.log"
 wait_log 'is in the config file and was also connected through the API; the config wins' "$work/restart2.log"
 check "at start-up a config channel wins over the API channel of its name" $? "$(tail -3 "$work/restart2.log")"
