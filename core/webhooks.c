@@ -212,29 +212,32 @@ static void wh__posted(void *arg, const httpc_response *res) {
  * written out. Malloc'd; NULL when out of memory. */
 static char *wh__body(int64_t id, const json_t *events, size_t *len) {
   size_t n = json_array_size(events), total = 48;
-  char **dumped = calloc(n + 1, sizeof(*dumped)); /* the events not read as text, written out */
+  struct {
+    const char *text;
+    size_t len;
+    char *dumped; /* an event not read as text, written out */
+  } *ev = calloc(n + 1, sizeof(*ev));
   char *text = NULL;
-  if (dumped == NULL) return NULL;
+  if (ev == NULL) return NULL;
   for (size_t i = 0; i < n; i++) {
     const json_t *e = json_array_get(events, i);
-    const char *t = json_string_value(json_object_get(e, "json"));
-    if (t == NULL && (t = dumped[i] = json_dumps(e, JSON_COMPACT)) == NULL) goto out;
-    total += strlen(t) + 1;
+    ev[i].text = json_string_value(json_object_get(e, "json"));
+    if (ev[i].text == NULL && (ev[i].text = ev[i].dumped = json_dumps(e, JSON_COMPACT)) == NULL) goto out;
+    ev[i].len = strlen(ev[i].text);
+    total += ev[i].len + 1;
   }
   if ((text = malloc(total)) == NULL) goto out;
   size_t at = (size_t)snprintf(text, total, "{\"webhook\":%lld,\"events\":[", (long long)id);
   for (size_t i = 0; i < n; i++) {
-    const char *t = dumped[i] != NULL ? dumped[i] : json_string_value(json_object_get(json_array_get(events, i), "json"));
-    size_t l = strlen(t);
     if (i > 0) text[at++] = ',';
-    memcpy(text + at, t, l);
-    at += l;
+    memcpy(text + at, ev[i].text, ev[i].len);
+    at += ev[i].len;
   }
   memcpy(text + at, "]}", 3);
   *len = at + 2;
 out:
-  for (size_t i = 0; i < n; i++) free(dumped[i]);
-  free(dumped);
+  for (size_t i = 0; i < n; i++) free(ev[i].dumped);
+  free(ev);
   return text;
 }
 
