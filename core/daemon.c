@@ -614,6 +614,11 @@ int daemon_run(const daemon_options *opt) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  /* libuv's thread pool, made at its first use, is 4 threads unless this
+   * says otherwise; a mail transfer holds one for as long as its server
+   * keeps it (httpc.c), so the daemon asks for more. An operator's own
+   * setting stands. */
+  setenv("UV_THREADPOOL_SIZE", "16", 0);
   uv_loop_init(&d->loop);
   uv_signal_init(&d->loop, &d->sigint);
   uv_signal_init(&d->loop, &d->sigterm);

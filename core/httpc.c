@@ -67,8 +67,12 @@ struct httpc_call {
   uint64_t seq; /* order of creation, so cancel_owner skips calls it caused */
   enum call_state state;
   bool is_http;
-  bool too_big;
+  bool too_big;            /* the body passed max_body */
+  bool headers_too_big;    /* the headers passed HTTPC_MAX_HEADER_BYTES */
+  int sock_error;          /* a socket of it could not be watched (libuv error); failed after the action */
   bool on_worker;          /* runs via uv_queue_work, not on the multi */
+  bool waiting;            /* a worker call waiting for a free worker (max_workers) */
+  uint64_t deadline_ns;    /* start_ns + the whole transfer's timeout */
   bool worker_active;      /* queued or running: the worker owns easy and buffers */
   atomic_bool abort_work;  /* tells the worker's progress callback to stop */
   CURLcode worker_rc;
@@ -104,11 +108,16 @@ struct httpc {
   bool closing;
   int pending_closes; /* uv handles whose close callback has not run yet */
   int workers;        /* worker calls whose after-work callback has not run yet */
+  int max_workers;    /* at most this many at once; the pool keeps the rest for others */
+  uv_timer_t wait_timer; /* the earliest deadline of the calls waiting for a worker */
+  int sock_failures;  /* pending calls with sock_error set */
   void (*close_done)(void *arg);
   void *close_arg;
 };
 
 static void worker_abort(httpc_call *call);
+static void start_waiting(httpc *c);
+static void on_wait_timer(uv_timer_t *t);
 
 /* ---- lists ---------------------------------------------------------------- */
 
@@ -189,6 +198,7 @@ static void complete_call(httpc_call *call, int status, const char *error) {
   bool worker_busy = call->worker_active;
   call->state = worker_busy ? CALL_ORPHANED : CALL_COMPLETING;
   call_unlink(c, call);
+  if (call->sock_error != 0) c->sock_failures--;
   if (worker_busy) worker_abort(call);
   if (!call->on_worker) curl_multi_remove_handle(c->multi, call->easy);
 
@@ -206,8 +216,9 @@ static void complete_call(httpc_call *call, int status, const char *error) {
       .total_us = (uv_hrtime() - call->start_ns) / 1000u,
       .owner = call->owner,
   };
-  if (!worker_busy) {
-    st->bytes_received += call->body_len;
+  if (!worker_busy) st->bytes_received += call->body_len;
+  /* A cancelled call reports nothing of what had arrived (httpc.h). */
+  if (!worker_busy && status != -ECANCELED) {
     if (call->easy != NULL) curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &code);
     else code = call->worker_code;
     res.code = code;
@@ -231,7 +242,7 @@ static int map_curl_error(httpc_call *call, CURLcode rc) {
   case CURLE_OK: return 0;
   case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
   case CURLE_FILESIZE_EXCEEDED: return -EFBIG;
-  case CURLE_WRITE_ERROR: return call->too_big ? -EFBIG : -EIO;
+  case CURLE_WRITE_ERROR: return call->too_big || call->headers_too_big ? -EFBIG : -EIO;
   case CURLE_COULDNT_CONNECT: return os_errno_or(call, -ECONNREFUSED);
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY: return -EHOSTUNREACH;
@@ -253,7 +264,9 @@ static int map_curl_error(httpc_call *call, CURLcode rc) {
 static void complete_with_result(httpc_call *call, CURLcode rc) {
   int status = map_curl_error(call, rc);
   char error[CURL_ERROR_SIZE + 320];
-  if (status == -EFBIG)
+  if (status == -EFBIG && call->headers_too_big)
+    snprintf(error, sizeof(error), "response headers exceed the limit of %u bytes", HTTPC_MAX_HEADER_BYTES);
+  else if (status == -EFBIG)
     snprintf(error, sizeof(error), "response exceeds the limit of %zu bytes", call->max_body);
   else if (status != 0 && call->server_refusal[0] != '\0')
     snprintf(error, sizeof(error), "%s (the server said: %s)",
@@ -263,9 +276,27 @@ static void complete_with_result(httpc_call *call, CURLcode rc) {
   complete_call(call, status, error);
 }
 
-/* Runs the callbacks of every transfer curl reports finished. Stops when the
- * client starts closing (a callback called httpc_close: the multi is gone). */
+/* Fails the calls socket_cb could not watch a socket for. Each callback may
+ * start, cancel or close anything, so the search starts over after each. */
+static void fail_unwatched(httpc *c) {
+  while (!c->closing && c->sock_failures > 0) {
+    httpc_call *call = c->calls;
+    while (call != NULL && call->sock_error == 0) call = call->next;
+    if (call == NULL) { /* cannot happen: the count follows the flags */
+      c->sock_failures = 0;
+      return;
+    }
+    char error[128];
+    snprintf(error, sizeof(error), "cannot watch the transfer's socket: %s", uv_strerror(call->sock_error));
+    complete_call(call, -EIO, error);
+  }
+}
+
+/* Runs the callbacks of every transfer curl reports finished, and fails
+ * those whose socket could not be watched. Stops when the client starts
+ * closing (a callback called httpc_close: the multi is gone). */
 static void check_finished(httpc *c) {
+  fail_unwatched(c);
   CURLMsg *msg;
   int left;
   while (!c->closing && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
@@ -282,6 +313,14 @@ static void check_finished(httpc *c) {
 
 /* ---- loop side ------------------------------------------------------------ */
 
+/* Lets curl act on fd (or on its timeouts), then completes what finished. */
+static void act(httpc *c, curl_socket_t fd, int flags) {
+  int running;
+  CURLMcode rc = curl_multi_socket_action(c->multi, fd, flags, &running);
+  if (rc != CURLM_OK) log_error("httpc: curl could not act on its transfers: %s", curl_multi_strerror(rc));
+  check_finished(c);
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   httpc_sock *s = h->data;
   httpc *c = s->c;
@@ -290,20 +329,33 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & (UV_READABLE | UV_DISCONNECT)) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  int running;
-  curl_multi_socket_action(c->multi, s->fd, flags, &running);
-  check_finished(c); /* s may be closing by now; do not touch it */
+  act(c, s->fd, flags); /* s may be closing by now; do not touch it */
 }
 
 static void on_timer(uv_timer_t *t) {
   httpc *c = t->data;
   if (c->closing) return;
-  int running;
-  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  check_finished(c);
+  act(c, CURL_SOCKET_TIMEOUT, 0);
 }
 
 /* ---- curl side (no curl_multi_socket_action in here) ---------------------- */
+
+/* A socket of easy's transfer cannot be watched (libuv's error rc: the fd
+ * already watched by another handle, epoll out of room or memory). Marks
+ * the call to fail once curl's action returns (act), and answers curl 0:
+ * -1 would mark the whole multi handle dead, and every later transfer with
+ * it, until a restart. */
+static int sock_unwatchable(httpc *c, CURL *easy, curl_socket_t fd, int rc) {
+  log_error("httpc: cannot watch socket %d: %s", (int)fd, uv_strerror(rc));
+  char *priv = NULL;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+  httpc_call *call = (httpc_call *)priv;
+  if (call != NULL && call->state == CALL_PENDING && call->sock_error == 0) {
+    call->sock_error = rc;
+    c->sock_failures++;
+  }
+  return 0;
+}
 
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   httpc *c = userp;
@@ -317,12 +369,11 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   }
   if (s == NULL) {
     s = calloc(1, sizeof(*s));
-    if (s == NULL) return -1;
+    if (s == NULL) return sock_unwatchable(c, easy, fd, UV_ENOMEM);
     int rc = uv_poll_init_socket(c->loop, &s->poll, fd);
     if (rc != 0) {
-      log_error("httpc: cannot watch socket %d: %s", (int)fd, uv_strerror(rc));
       free(s);
-      return -1;
+      return sock_unwatchable(c, easy, fd, rc);
     }
     s->fd = fd;
     s->c = c;
@@ -336,11 +387,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) events |= UV_READABLE;
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) events |= UV_WRITABLE;
   int rc = uv_poll_start(&s->poll, events, on_poll);
-  if (rc != 0) {
-    log_error("httpc: cannot poll socket %d: %s", (int)fd, uv_strerror(rc));
-    return -1;
-  }
-  return 0;
+  return rc != 0 ? sock_unwatchable(c, easy, fd, rc) : 0;
 }
 
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
@@ -413,7 +460,7 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *userp) {
   if (!call->is_http) return n;
   call->hdr_bytes += n;
   if (call->hdr_bytes > HTTPC_MAX_HEADER_BYTES) {
-    call->too_big = true;
+    call->headers_too_big = true;
     return 0;
   }
   if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
@@ -537,10 +584,90 @@ static void worker_done(uv_work_t *w, int status) {
   } else {
     free_call(call); /* cancelled earlier; its callback has run */
   }
-  if (c->closing && c->pending_closes == 0 && c->workers == 0) finish_close(c);
+  if (c->closing) {
+    if (c->pending_closes == 0 && c->workers == 0) finish_close(c);
+    return;
+  }
+  start_waiting(c);
+}
+
+/* Puts call on the thread pool. Returns 0 or a libuv error. */
+static int worker_launch(httpc *c, httpc_call *call) {
+  call->work.data = call;
+  int rc = uv_queue_work(c->loop, &call->work, worker_run, worker_done);
+  if (rc != 0) return rc;
+  c->workers++;
+  call->worker_active = true;
+  call->waiting = false;
+  return 0;
+}
+
+/* The waiting call created first, or NULL. */
+static httpc_call *first_waiting(httpc *c) {
+  httpc_call *first = NULL;
+  for (httpc_call *call = c->calls; call != NULL; call = call->next)
+    if (call->waiting && (first == NULL || call->seq < first->seq)) first = call;
+  return first;
+}
+
+/* Arms the wait timer for the earliest deadline among waiting calls. */
+static void arm_wait_timer(httpc *c) {
+  uint64_t earliest = UINT64_MAX;
+  for (httpc_call *call = c->calls; call != NULL; call = call->next)
+    if (call->waiting && call->deadline_ns < earliest) earliest = call->deadline_ns;
+  if (earliest == UINT64_MAX) {
+    uv_timer_stop(&c->wait_timer);
+    return;
+  }
+  uint64_t now = uv_hrtime();
+  uint64_t ms = earliest > now ? (earliest - now + 999999u) / 1000000u : 0;
+  uv_timer_start(&c->wait_timer, on_wait_timer, ms, 0);
+}
+
+/* Fails the waiting calls whose whole timeout has passed. Each callback may
+ * start, cancel or close anything, so the search starts over after each. */
+static void expire_waiting(httpc *c) {
+  for (;;) {
+    if (c->closing) return;
+    uint64_t now = uv_hrtime();
+    httpc_call *late = NULL;
+    for (httpc_call *call = c->calls; call != NULL && late == NULL; call = call->next)
+      if (call->waiting && call->deadline_ns <= now) late = call;
+    if (late == NULL) break;
+    complete_call(late, -ETIMEDOUT, "timed out waiting for a free mail worker");
+  }
+  arm_wait_timer(c);
+}
+
+static void on_wait_timer(uv_timer_t *t) { expire_waiting(t->data); }
+
+/* Starts waiting calls, oldest first, while workers are free. The transfer
+ * gets what is left of its whole timeout. */
+static void start_waiting(httpc *c) {
+  expire_waiting(c);
+  httpc_call *call;
+  while (!c->closing && c->workers < c->max_workers && (call = first_waiting(c)) != NULL) {
+    uint64_t now = uv_hrtime();
+    long left_ms = call->deadline_ns > now ? (long)((call->deadline_ns - now + 999999u) / 1000000u) : 1;
+    curl_easy_setopt(call->easy, CURLOPT_TIMEOUT_MS, left_ms);
+    if (worker_launch(c, call) != 0) complete_call(call, -EIO, "cannot start a mail worker");
+  }
+  if (!c->closing) arm_wait_timer(c);
 }
 
 /* ---- public API ----------------------------------------------------------- */
+
+/* Mail transfers block a thread of libuv's pool each, for as long as a
+ * server keeps them (their timeout): they may take all of it but two
+ * threads, which stay free for plugins' queue_work. The pool's size is
+ * libuv's: UV_THREADPOOL_SIZE, or 4 (the daemon sets a larger one). */
+static int max_workers(void) {
+  const char *env = getenv("UV_THREADPOOL_SIZE");
+  long pool = env != NULL ? strtol(env, NULL, 10) : 4;
+  if (pool < 1) pool = 1;
+  if (pool > 1024) pool = 1024;
+  return pool > 3 ? (int)pool - 2 : 1;
+}
 
 int httpc_new(uv_loop_t *loop, httpc **out) {
   if (loop == NULL || out == NULL) return -EINVAL;
@@ -560,6 +687,9 @@ int httpc_new(uv_loop_t *loop, httpc **out) {
   }
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
+  uv_timer_init(loop, &c->wait_timer);
+  c->wait_timer.data = c;
+  c->max_workers = max_workers();
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -752,6 +882,11 @@ static int setup_easy(httpc *c, httpc_call *call, const httpc_req *req) {
   curl_easy_setopt(e, CURLOPT_URL, req->url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,imap,imaps,smtp,smtps");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  /* Removing a transfer whose name is still being resolved (a cancel, a
+   * timeout, a close) would otherwise wait for the resolver thread, and a
+   * lookup can hang for many seconds: the whole loop with it. With this,
+   * curl leaves the thread to finish on its own. */
+  curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)call);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
@@ -814,15 +949,16 @@ int httpc_request(httpc *c, const httpc_req *req, httpc_done_fn cb, void *arg,
   call->start_ns = uv_hrtime();
   call->seq = c->next_seq++;
   call->state = CALL_PENDING;
-  if (call->on_worker) {
-    call->work.data = call;
-    rc = uv_queue_work(c->loop, &call->work, worker_run, worker_done);
+  call->deadline_ns =
+      call->start_ns + (uint64_t)(req->timeout_ms ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS) * 1000000u;
+  if (call->on_worker && c->workers >= c->max_workers) {
+    call->waiting = true; /* started by start_waiting when a worker ends */
+  } else if (call->on_worker) {
+    rc = worker_launch(c, call);
     if (rc != 0) {
       free_call(call);
       return rc == UV_ENOMEM ? -ENOMEM : -EIO;
     }
-    c->workers++;
-    call->worker_active = true;
   } else {
     /* May call timer_cb (and so arm the timer) but never a user callback. */
     CURLMcode mrc = curl_multi_add_handle(c->multi, call->easy);
@@ -833,6 +969,7 @@ int httpc_request(httpc *c, const httpc_req *req, httpc_done_fn cb, void *arg,
     }
   }
   call_link(c, call);
+  if (call->waiting) arm_wait_timer(c);
   c->stats.started++;
   c->stats.in_flight++;
   if (out_call != NULL) *out_call = call;
@@ -843,7 +980,7 @@ void httpc_cancel(httpc_call *call) {
   if (call == NULL || call->state != CALL_PENDING) return;
   /* A worker call not started yet is dropped from the queue; one running
    * stops at its next progress check. Either way worker_done frees it. */
-  if (call->on_worker) uv_cancel((uv_req_t *)&call->work);
+  if (call->worker_active) uv_cancel((uv_req_t *)&call->work);
   complete_call(call, -ECANCELED, "cancelled");
 }
 
@@ -887,6 +1024,7 @@ void httpc_close(httpc *c, void (*done)(void *arg), void *arg) {
   curl_multi_cleanup(c->multi);
   c->multi = NULL;
   while (c->socks != NULL) sock_release(c, c->socks);
-  c->pending_closes++;
+  c->pending_closes += 2;
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&c->wait_timer, on_handle_closed);
 }

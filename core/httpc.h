@@ -18,6 +18,9 @@
  * pool, one connection each (no reuse), because libcurl blocks while it
  * waits for the answer to the end of an upload and for LOGOUT/QUIT; the
  * contract (one callback on the loop thread, cancel, close) is the same.
+ * They take at most all but two of the pool's threads (UV_THREADPOOL_SIZE,
+ * else 4; at least one): more wait, oldest first, and their timeout_ms
+ * counts the wait (-ETIMEDOUT "timed out waiting for a free mail worker").
  * A failed SMTP transfer's error ends with the server's own refusal line
  * ("... (the server said: 550 5.1.1 no such user)").
  *

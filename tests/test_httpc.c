@@ -5,7 +5,11 @@
 #include "httpc.h"
 #include "testutil.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,8 +20,9 @@
 /* ---- a minimal HTTP/1.1 server ---------------------------------------------
  * Paths: /echo (method, X-Test header and body echoed back), /status/N,
  * /hang (never answers), /big/N (N bytes with Content-Length),
- * /stream/N (N bytes without Content-Length, then close). Keep-alive
- * otherwise. */
+ * /stream/N (N bytes without Content-Length, then close), /partial (headers
+ * and 10 of 100 bytes, then nothing), /fat-headers (300 KiB of headers).
+ * Keep-alive otherwise. */
 
 typedef struct conn {
   uv_tcp_t tcp;
@@ -140,6 +145,21 @@ static void handle(conn *cn, const char *method, const char *path, const char *h
     conn_send(cn, out, strlen(out), false);
   } else if (strcmp(path, "/hang") == 0) {
     /* never answers */
+  } else if (strcmp(path, "/partial") == 0) {
+    char *out = strdup("HTTP/1.1 200 OK\r\nX-Partial: yes\r\nContent-Length: 100\r\n\r\n0123456789");
+    conn_send(cn, out, strlen(out), false);
+  } else if (strcmp(path, "/fat-headers") == 0) {
+    size_t line = 1024, lines = 300;
+    char *out = malloc(64 + lines * line), *p = out;
+    p += sprintf(p, "HTTP/1.1 200 OK\r\n");
+    for (size_t i = 0; i < lines; i++) {
+      p += sprintf(p, "X-Pad-%04zu: ", i);
+      memset(p, 'h', line - 15);
+      p += line - 15;
+      p += sprintf(p, "\r\n");
+    }
+    p += sprintf(p, "Content-Length: 0\r\n\r\n");
+    conn_send(cn, out, (size_t)(p - out), false);
   } else if (strncmp(path, "/big/", 5) == 0) {
     size_t n = (size_t)atol(path + 5);
     char *b = malloc(n + 1);
@@ -353,6 +373,7 @@ typedef struct {
   uint64_t total_us;
   void *owner;
   int index;
+  size_t n_headers;
 } result;
 
 static const char *res_header(const httpc_response *res, const char *name) {
@@ -379,6 +400,7 @@ static void record(result *r, const httpc_response *res) {
   snprintf(r->error, sizeof(r->error), "%s", res->error);
   r->total_us = res->total_us;
   r->owner = res->owner;
+  r->n_headers = res->n_headers;
 }
 
 static void on_done(void *arg, const httpc_response *res) { record(arg, res); }
@@ -405,6 +427,13 @@ static void run_until(const int *counter, int target, uint64_t max_ms) {
   while (*counter < target && !guard_fired) uv_run(&loop, UV_RUN_ONCE);
   uv_timer_stop(&guard);
   ck_assert_msg(*counter >= target, "timed out waiting: %d of %d", *counter, target);
+}
+
+/* Runs the loop for ms. */
+static void run_for(uint64_t ms) {
+  guard_fired = false;
+  uv_timer_start(&guard, on_guard, ms, 0);
+  while (!guard_fired) uv_run(&loop, UV_RUN_ONCE);
 }
 
 static int closed_count;
@@ -952,7 +981,155 @@ START_TEST(bad_input_is_refused_with_einval) {
 }
 END_TEST
 
+/* Name lookups of SLOW_NAME take two seconds (curl's resolver thread calls
+ * this, the executable's definition, before libc's). */
+#define SLOW_NAME "slow-lookup.test"
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res) {
+  if (node != NULL && strcmp(node, SLOW_NAME) == 0) {
+    usleep(2000 * 1000);
+    return EAI_NONAME;
+  }
+  int (*next)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+  *(void **)&next = dlsym(RTLD_NEXT, "getaddrinfo");
+  return next(node, service, hints, res);
+}
+
+START_TEST(a_slow_name_lookup_neither_outlasts_the_timeout_nor_holds_a_cancel) {
+  result timed = {0}, cancelled = {0};
+  httpc_req t = {.url = "http://" SLOW_NAME "/", .timeout_ms = 300};
+  uint64_t t0 = uv_hrtime();
+  start(&t, &timed);
+  run_until(&timed.calls, 1, 5000);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000u;
+  ck_assert_int_eq(timed.status, -ETIMEDOUT);
+  ck_assert_msg(ms < 1500, "the timeout of 300 ms came after %llu ms", (unsigned long long)ms);
+
+  httpc_req c = {.url = "http://" SLOW_NAME "/"};
+  httpc_call *call = start(&c, &cancelled);
+  uv_run(&loop, UV_RUN_NOWAIT); /* the lookup is under way */
+  t0 = uv_hrtime();
+  httpc_cancel(call);
+  ms = (uv_hrtime() - t0) / 1000000u;
+  ck_assert_int_eq(cancelled.status, -ECANCELED);
+  ck_assert_msg(ms < 500, "httpc_cancel took %llu ms", (unsigned long long)ms);
+  free(timed.body);
+  free(cancelled.body);
+}
+END_TEST
+
+static void on_foreign(uv_poll_t *h, int status, int events) {}
+
+START_TEST(a_socket_that_cannot_be_watched_fails_its_call_not_the_client) {
+  /* A handle left watching a closed fd (a plugin breaking watch_fd's rule):
+   * the next socket gets that number, and libuv refuses to watch it twice. */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  uv_poll_t foreign;
+  ck_assert_int_eq(uv_poll_init_socket(&loop, &foreign, fd), 0);
+  ck_assert_int_eq(uv_poll_start(&foreign, UV_READABLE, on_foreign), 0);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  close(fd);
+  result refused = {0}, after = {0};
+  httpc_req req = {.url = url("/echo"), .timeout_ms = 3000};
+  start(&req, &refused);
+  run_until(&refused.calls, 1, 5000);
+  ck_assert_int_eq(refused.status, -EIO);
+  ck_assert_msg(strstr(refused.error, "cannot watch") != NULL, "error: %s", refused.error);
+  uv_poll_stop(&foreign);
+  uv_close((uv_handle_t *)&foreign, NULL);
+  /* the client goes on */
+  start(&req, &after);
+  run_until(&after.calls, 1, 5000);
+  ck_assert_msg(after.status == 0, "status %d: %s", after.status, after.error);
+  ck_assert_int_eq(after.code, 200);
+  free(refused.body);
+  free(after.body);
+}
+END_TEST
+
+START_TEST(a_cancelled_call_reports_nothing_of_a_partial_response) {
+  result r = {0};
+  httpc_req req = {.url = url("/partial")};
+  httpc_call *call = start(&req, &r);
+  run_until(&srv.requests, 1, 5000);
+  run_for(200); /* the head and 10 bytes arrive */
+  ck_assert_int_eq(r.calls, 0);
+  httpc_cancel(call);
+  ck_assert_int_eq(r.status, -ECANCELED);
+  ck_assert_int_eq(r.code, 0);
+  ck_assert_uint_eq(r.body_len, 0);
+  ck_assert_str_eq(r.echo_method, "");
+  ck_assert_int_eq(r.n_headers, 0);
+  free(r.body);
+}
+END_TEST
+
+START_TEST(headers_over_their_limit_say_so) {
+  result r = {0};
+  httpc_req req = {.url = url("/fat-headers")};
+  start(&req, &r);
+  run_until(&r.calls, 1, 5000);
+  ck_assert_int_eq(r.status, -EFBIG);
+  ck_assert_msg(strstr(r.error, "headers exceed the limit of 262144 bytes") != NULL, "error: %s", r.error);
+  free(r.body);
+}
+END_TEST
+
+/* Mail URL of a server that never greets: the HTTP side waits for a request. */
+static const char *silent_mail_url(char *buf, size_t cap) {
+  snprintf(buf, cap, "imap://127.0.0.1:%d/", srv.port);
+  return buf;
+}
+
+static void work_noop(uv_work_t *w) {}
+static int work_done;
+static void on_work_done(uv_work_t *w, int status) { work_done++; }
+
+START_TEST(mail_transfers_leave_pool_threads_free_and_wait_within_their_timeout) {
+  /* A pool of 4 (main): two mail transfers at once. */
+  char silent[64], imap[64];
+  silent_mail_url(silent, sizeof(silent));
+  snprintf(imap, sizeof(imap), "imap://127.0.0.1:%d/", srv.imap_port);
+  httpc_req hang = {.url = silent, .timeout_ms = 20000};
+  httpc_req late = {.url = silent, .timeout_ms = 400};
+  httpc_req queued = {.url = imap, .username = "agent", .password = "s3cret", .custom_request = "EXAMINE INBOX",
+                      .timeout_ms = 10000};
+  result h1 = {0}, h2 = {0}, l = {0}, q = {0};
+  httpc_call *first = start(&hang, &h1);
+  httpc_call *second = start(&hang, &h2);
+  uint64_t t0 = uv_hrtime();
+  start(&late, &l);
+  start(&queued, &q);
+  /* the pool still runs other work at once */
+  uv_work_t w;
+  work_done = 0;
+  ck_assert_int_eq(uv_queue_work(&loop, &w, work_noop, on_work_done), 0);
+  run_until(&work_done, 1, 300);
+  /* the transfer waiting with a short timeout ends at it, not after the others */
+  run_until(&l.calls, 1, 3000);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000u;
+  ck_assert_int_eq(l.status, -ETIMEDOUT);
+  ck_assert_msg(strstr(l.error, "waiting for a free mail worker") != NULL, "error: %s", l.error);
+  ck_assert_msg(ms >= 350 && ms < 1500, "timed out after %llu ms", (unsigned long long)ms);
+  ck_assert_int_eq(q.calls, 0);
+  ck_assert_str_eq(srv.imap_command, "");
+  /* a worker freed: the one still waiting runs */
+  httpc_cancel(first);
+  run_until(&q.calls, 1, 5000);
+  ck_assert_msg(q.status == 0, "status %d: %s", q.status, q.error);
+  ck_assert_str_eq(srv.imap_command, "EXAMINE INBOX");
+  ck_assert_int_eq(h2.calls, 0);
+  httpc_cancel(second);
+  free(h1.body);
+  free(h2.body);
+  free(l.body);
+  free(q.body);
+}
+END_TEST
+
 int main(void) {
+  /* libuv's pool as it is by default, whatever the environment says */
+  setenv("UV_THREADPOOL_SIZE", "4", 1);
   /* the test server is local; an inherited proxy must not get in the way */
   unsetenv("http_proxy");
   unsetenv("HTTP_PROXY");
@@ -985,6 +1162,11 @@ int main(void) {
   tcase_add_test(tc, only_the_final_responses_headers_are_returned);
   tcase_add_test(tc, cancel_owner_spares_calls_started_by_its_callbacks);
   tcase_add_test(tc, bad_input_is_refused_with_einval);
+  tcase_add_test(tc, a_slow_name_lookup_neither_outlasts_the_timeout_nor_holds_a_cancel);
+  tcase_add_test(tc, a_socket_that_cannot_be_watched_fails_its_call_not_the_client);
+  tcase_add_test(tc, a_cancelled_call_reports_nothing_of_a_partial_response);
+  tcase_add_test(tc, headers_over_their_limit_say_so);
+  tcase_add_test(tc, mail_transfers_leave_pool_threads_free_and_wait_within_their_timeout);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -422,7 +422,7 @@ typedef void (*sb_http_done_fn)(void *arg, const sb_http_client_response *respon
 typedef struct sb_mail_request {
   uint32_t struct_size;
   uint32_t tls;                /* SB_MAIL_TLS_* */
-  uint32_t timeout_ms;         /* whole transfer; 0 = the host's default (30 s) */
+  uint32_t timeout_ms;         /* whole transfer, a wait for a free thread included; 0 = the host's default (30 s) */
   uint32_t reserved;           /* zero */
   const char *url;
   const char *username;        /* login, or NULL for none */
