@@ -324,6 +324,11 @@ static int api__body_types(http_responder *res, const json_t *b) {
       api_check_type(res, b, "credentials", JSON_OBJECT, 0) != 0 ||
       api_check_type(res, b, "history", JSON_STRING, 0) != 0)
     return -EINVAL;
+  const char *inbox = json_string_value(json_object_get(b, "inbox"));
+  if (inbox != NULL && inbox[0] == '\0') { /* as config_load refuses it */
+    http_respond_error(res, 400, "invalid", "\"inbox\" must be a non-empty string", "inbox");
+    return -EINVAL;
+  }
   const char *status = json_string_value(json_object_get(b, "status"));
   if (status != NULL && strcmp(status, "on") != 0 && strcmp(status, "off") != 0) {
     http_respond_error(res, 400, "invalid", "\"status\" must be \"on\" or \"off\"", "status");

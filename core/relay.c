@@ -334,6 +334,14 @@ static void relay__send_now(relay *r, const outbox_item *item, outbox_done *done
     outbox_done_defer(done, 60 * 1000, reason); /* a hold: it must not use up attempts */
     return;
   }
+  const loader_plugin *plugin = channel_plugin(ch);
+  if (item->template_json != NULL && !(plugin->desc.caps.flags & SB_CAP_TEMPLATES)) {
+    snprintf(reason, sizeof(reason), "channel \"%s\" (plugin %s) sends no templates", item->channel,
+             plugin->desc.id);
+    relay__free_data(data, n_atts);
+    outbox_done_fail(done, reason);
+    return;
+  }
   relay_send *s = calloc(1, sizeof(*s));
   if (s == NULL) {
     relay__free_data(data, n_atts);

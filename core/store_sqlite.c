@@ -217,6 +217,48 @@ static const char *const sq__migrations[] = {
      * author is a user, so a message costs nothing more. */
     "ALTER TABLE messages ADD COLUMN author TEXT;"
     "ALTER TABLE notes ADD COLUMN author TEXT;",
+    /* 20: conversations, tickets, contacts and users never get a deleted
+     * one's id again (AUTOINCREMENT): SQLite otherwise gives the largest id
+     * there was, once deleted (a channel's history, a merged contact, a
+     * user), to the next row, and links, events and webhook receivers that
+     * know the old one would name another customer's conversation. Each
+     * table is rebuilt (SQLite cannot add the keyword), its rows and
+     * indexes as they were. */
+    "CREATE TABLE threads_new(id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, inbox TEXT,"
+    "  contact_id INTEGER NOT NULL, external_id TEXT, status TEXT NOT NULL DEFAULT 'open',"
+    "  assignee_id INTEGER, ticket_id INTEGER, created_at INTEGER, last_message_id INTEGER, last_in_id INTEGER,"
+    "  last_in_at INTEGER, last_subject TEXT, identity_kind TEXT, identity_value TEXT, closed_at INTEGER);"
+    "INSERT INTO threads_new SELECT id, channel, inbox, contact_id, external_id, status, assignee_id, ticket_id,"
+    "  created_at, last_message_id, last_in_id, last_in_at, last_subject, identity_kind, identity_value, closed_at"
+    "  FROM threads;"
+    "DROP TABLE threads;"
+    "ALTER TABLE threads_new RENAME TO threads;"
+    "CREATE INDEX threads_external ON threads(channel, external_id) WHERE external_id IS NOT NULL;"
+    "CREATE INDEX threads_contact ON threads(contact_id, channel);"
+    "CREATE INDEX threads_created ON threads(created_at);"
+    "CREATE INDEX threads_closed ON threads(closed_at) WHERE closed_at IS NOT NULL;"
+    "CREATE TABLE tickets_new(id INTEGER PRIMARY KEY AUTOINCREMENT, thread_id INTEGER NOT NULL,"
+    "  channel TEXT NOT NULL, pipeline_id INTEGER NOT NULL, status TEXT NOT NULL,"
+    "  closed INTEGER NOT NULL DEFAULT 0, priority TEXT, owner_id INTEGER, name TEXT,"
+    "  properties TEXT NOT NULL DEFAULT '{}', queued INTEGER NOT NULL DEFAULT 0, created_at INTEGER, updated_at INTEGER);"
+    "INSERT INTO tickets_new SELECT id, thread_id, channel, pipeline_id, status, closed, priority, owner_id, name,"
+    "  properties, queued, created_at, updated_at FROM tickets;"
+    "DROP TABLE tickets;"
+    "ALTER TABLE tickets_new RENAME TO tickets;"
+    "CREATE INDEX tickets_owner_open ON tickets(owner_id) WHERE closed = 0;"
+    "CREATE INDEX tickets_queued ON tickets(id) WHERE queued = 1;"
+    "CREATE TABLE contacts_new(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, email TEXT, phone TEXT,"
+    "  avatar_url TEXT, owner_id INTEGER, created_at INTEGER);"
+    "INSERT INTO contacts_new SELECT id, name, email, phone, avatar_url, owner_id, created_at FROM contacts;"
+    "DROP TABLE contacts;"
+    "ALTER TABLE contacts_new RENAME TO contacts;"
+    "CREATE TABLE users_new(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, email TEXT,"
+    "  seat INTEGER NOT NULL DEFAULT 1, available INTEGER NOT NULL DEFAULT 1, skills TEXT NOT NULL DEFAULT '[]',"
+    "  capacity INTEGER NOT NULL DEFAULT 0, last_assigned INTEGER NOT NULL DEFAULT 0, avatar_url TEXT);"
+    "INSERT INTO users_new SELECT id, name, email, seat, available, skills, capacity, last_assigned, avatar_url"
+    "  FROM users;"
+    "DROP TABLE users;"
+    "ALTER TABLE users_new RENAME TO users;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

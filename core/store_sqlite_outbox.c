@@ -76,7 +76,14 @@ int sq_reply_channel(store *st, sq_req *r, const char *thread_channel, const cha
                         : home != NULL && home->reply_channel != NULL ? home->reply_channel
                                                                       : thread_channel;
   const router_channel *via = sq_channel(st, channel);
-  if (via != NULL && via->receive_only) {
+  if (via == NULL) {
+    r->status = -EINVAL;
+    snprintf(r->err, sizeof(r->err),
+             "channel \"%.100s\" does not exist (any more): reply through another channel (give \"channel\")",
+             channel);
+    return -EINVAL;
+  }
+  if (via->receive_only) {
     r->status = -EINVAL;
     snprintf(r->err, sizeof(r->err),
              "channel \"%.100s\" only takes messages in: reply through another channel (give \"channel\", or set "
@@ -324,6 +331,17 @@ static int sq__message_status(store *st, sq_req *r, int64_t message_id, const ch
                             "external_id", external_id));
 }
 
+/* Gives a held (deferred) message its reason as error, when that changes. */
+static int sq__hold_reason(store *st, sq_req *r, int64_t message_id, const char *reason) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT 1 FROM messages WHERE id = ?1 AND status = 'queued' AND error IS NOT ?2");
+  if (s == NULL) return sq_fail(st, r, "reading a message's error");
+  sqlite3_bind_int64(s, 1, message_id);
+  sq_bind_text(s, 2, reason);
+  int changed = sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_reset(s);
+  return changed ? sq__message_status(st, r, message_id, "queued", reason, NULL) : 0;
+}
+
 static int sq__outbox_result(store *st, sq_req *r, json_t *args, json_t **result) {
   int64_t id = json_integer_value(json_object_get(args, "id"));
   const char *kind = json_string_value(json_object_get(args, "kind"));
@@ -353,7 +371,9 @@ static int sq__outbox_result(store *st, sq_req *r, json_t *args, json_t **result
   sqlite3_step(s);
   sqlite3_reset(s);
   *result = json_pack("{sI}", "message_id", (json_int_t)mid);
-  if (deferred) return 0;
+  /* Held: still queued, with why, so an agent sees it; the event only when
+   * the reason changes, not at every hold. */
+  if (deferred) return sq__hold_reason(st, r, mid, reason);
   /* Still queued, with the last attempt's error for agents to see. */
   if (strcmp(kind, "retry") == 0) return sq__message_status(st, r, mid, "queued", reason, NULL);
   if (strcmp(kind, "sent") == 0) return sq__message_status(st, r, mid, "sent", NULL, ext);

@@ -547,10 +547,11 @@ int sq_user_named(store *st, sq_req *r, const json_t *name, const char *field, i
 int sq_ticket_assign(store *st, sq_req *r, int64_t id, const json_t *owner, const char *field) {
   int64_t uid;
   if (sq_user_named(st, r, owner, field, &uid) < 0) return r->status;
-  sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0 WHERE id = ?1"
+  sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0, updated_at = ?3 WHERE id = ?1"
                                 " RETURNING thread_id, channel");
   if (s == NULL) return sq_fail(st, r, "assigning a ticket");
   sqlite3_bind_int64(s, 1, id);
+  sqlite3_bind_int64(s, 3, sq_batch_now(st));
   if (uid) sqlite3_bind_int64(s, 2, uid);
   if (sqlite3_step(s) != SQLITE_ROW) {
     sqlite3_reset(s);
@@ -601,9 +602,10 @@ static int sq__ticket_patch(store *st, sq_req *r, json_t *a, json_t **result) {
       sq_ticket_set_status(st, r, id, sq__str(p, "status"), props) < 0)
     return r->status;
   if (json_object_get(p, "priority")) {
-    sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET priority = ?2 WHERE id = ?1");
+    sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET priority = ?2, updated_at = ?3 WHERE id = ?1");
     if (s == NULL) return sq_fail(st, r, "updating a ticket");
     sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 3, sq_batch_now(st));
     sq_bind_text(s, 2, sq__str(p, "priority"));
     int rc = sqlite3_step(s);
     sqlite3_reset(s);

@@ -307,6 +307,9 @@ call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "x", "html":
 expect "a reply with html and attachments (optional fields null as the schema allows) is queued" 202
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"attachments": [{"url": "https://example.com/c.txt", "size": "12"}]}'
 expect "an attachment field of the wrong type is 400" 400 'd["error"]["field"] == "attachments"'
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "typo", "attachments": [{"url": "https://example.com/y.pdf", "file_name": "y.pdf"}]}'
+expect "an unknown attachment field is 400 naming it" 400 \
+  'd["error"]["code"] == "unknown_field" and d["error"]["field"] == "attachments.file_name"'
 
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": '
 expect "malformed JSON is 400" 400 'd["error"]["code"] == "invalid_json"'
@@ -330,6 +333,9 @@ tmpl_id=$(jv 'd["id"]')
 stored_tmpl=$(sqlite3 "$work/db.sqlite" "SELECT template FROM messages WHERE id = $tmpl_id")
 check "the template is stored with the reply, for the channel's plugin" \
   $([ "$stored_tmpl" = '{"name":"order_update","language":"en","parameters":["Kim"]}' ]; echo $?) "$stored_tmpl"
+wait_reply "$conv" "$tmpl_id" failed
+expect "a template through a channel without templates fails with why, not sent empty" 200 \
+  "[m for m in d['messages'] if m['id'] == $tmpl_id][0]['error'] == 'channel \"demo\" (plugin testplugin) sends no templates'"
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "done", "ticket_status": "Solved"}'
 expect "a reply setting a status that needs properties is 422 naming them" 422 '"resolution" in d["error"]["message"]'
 big=$(python3 -c 'print("{\"text\": \"" + "x" * 70000 + "\"}")')
@@ -464,8 +470,14 @@ expect "an attachment needs a token" 401
 # --- tickets and pipelines -----------------------------------------------------
 call GET "/api/v1/tickets/$ticket" "$AGENT"
 expect "a ticket" 200 'd["pipeline"] == "Billing" and d["status"] == "New"'
+before=$(jv 'd["updated_at"]')
+sleep 0.01
 call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"priority": "high"}'
-expect "PATCH priority" 200 'd["priority"] == "high"'
+expect "PATCH priority, which updates updated_at" 200 "d['priority'] == 'high' and d['updated_at'] > $before"
+before=$(jv 'd["updated_at"]')
+sleep 0.01
+call PATCH "/api/v1/tickets/$ticket" "$AGENT" "{\"owner\": $(jv 'json.dumps(d["owner"])')}"
+expect "PATCH owner updates updated_at" 200 "d['updated_at'] > $before"
 call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"status": "Solved"}'
 expect "a status needing missing properties is 422 naming them" 422 '"resolution" in d["error"]["message"]'
 call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"status": "Solved", "properties": {"resolution": "refunded"}}'
@@ -953,6 +965,16 @@ expect "PATCH status off" 200 'd["status"] == "off"'
 sleep 0.3
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Id: w2' --data-binary x "$base/hooks/web/messages")
 check "a channel turned off takes no webhooks" $([ "$code" = 404 ]; echo $?) "status $code"
+call POST "/api/v1/conversations/$webconv/messages" "$AGENT" '{"text": "while you were off"}'
+expect "a reply through a channel turned off is queued" 202
+held=$(jv 'd["id"]')
+for _ in $(seq 1 30); do
+  call GET "/api/v1/conversations/$webconv" "$AGENT"
+  [ "$(jv "[m['error'] for m in d['messages'] if m['id'] == $held][0]")" != None ] && break
+  sleep 0.1
+done
+expect "it waits, queued, saying why" 200 \
+  "[(m['status'], m['error']) for m in d['messages'] if m['id'] == $held][0] == ('queued', 'channel \"web\" is not running')"
 call PATCH /api/v1/channels/web "$ADMIN" '{"status": "on"}'
 expect "PATCH status back on" 200 'd["status"] == "on"'
 call PATCH /api/v1/channels/web "$ADMIN" '{"inbox": "Billing desk", "history": "move"}'
@@ -1046,6 +1068,18 @@ curl -s "$base/healthz" >"$work/health"
 python3 -c 'import json,sys; c=[x["name"] for x in json.load(open(sys.argv[1]))["channels"]]; sys.exit(0 if c.count("web") == 1 and "blink" not in c else 1)' "$work/health"
 check "rapid edits leave one instance per channel and none of a deleted one" $? "$(cat "$work/health")"
 
+call POST /api/v1/channels "$ADMIN" '{"name": "gone", "plugin": "testplugin", "inbox": "", "credentials": {"token": "gone-token"}}'
+expect "an empty inbox is refused, as in the config" 400 'd["error"]["field"] == "inbox"'
+call POST /api/v1/channels "$ADMIN" '{"name": "gone", "plugin": "testplugin", "credentials": {"token": "gone-token"}}'
+expect "connect a channel to delete keeping its history" 201
+wait_state gone connected
+inbound gone g1 gil "soon orphaned"
+call GET "/api/v1/conversations?channel=gone" "$AGENT"
+goneconv=$(jv 'd["items"][0]["id"]')
+call DELETE "/api/v1/channels/gone?history=keep" "$ADMIN"
+expect "DELETE with history=keep" 200
+call POST "/api/v1/conversations/$goneconv/messages" "$AGENT" '{"text": "anyone there?"}'
+expect "a reply through a deleted channel is 422, not queued for ever" 422 '"\"gone\" does not exist" in d["error"]["message"]'
 call POST /api/v1/channels "$ADMIN" '{"name": "temp", "plugin": "testplugin", "credentials": {"token": "temp-token-1"}}'
 expect "connect a second API channel" 201
 sleep 0.3

@@ -1188,7 +1188,7 @@ START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
 
   /* Deleting the user revokes their token; their reply and note keep their
    * name (not their id), and a reply still on its way is stored without an
-   * author, even when the next user gets the same id. */
+   * author; the next user never gets the same id. */
   fx_wait_t d = {0}, g1 = {0}, g2 = {0}, nu = {0};
   json_t *del = fx_ok(&f, store_user_delete(f.st, "ana", fx_json_cb, &d), &d);
   ck_assert_int_eq(fx_int(del, "tokens_revoked"), 1);
@@ -1205,7 +1205,7 @@ START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
   patch = fx_load("{\"name\":\"bo\"}");
   user = fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &nu), &nu);
   json_decref(patch);
-  ck_assert_int_eq(fx_int(user, "id"), ana); /* the id is reused */
+  ck_assert_int_gt(fx_int(user, "id"), ana); /* the id is never given again */
   json_decref(user);
   conv = fx_thread(&f, thread);
   ck_assert_int_eq(json_array_size(json_object_get(conv, "messages")), 3);
@@ -1215,6 +1215,40 @@ START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(conv, "notes"), 0), "user")),
                    "ana");
   json_decref(conv);
+  fx_close(&f);
+}
+END_TEST
+
+/* A deleted conversation's, ticket's and contact's ids are never given to
+ * new ones, after a restart either: links and events naming the old ones
+ * must not lead to another customer. */
+START_TEST(deleted_ids_are_never_given_again) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_in(&f, "demo", "a1", "kim", "first");
+  json_t *l = fx_list(&f, "{\"channel\":\"demo\"}");
+  json_t *old = json_incref(json_array_get(json_object_get(l, "items"), 0));
+  json_decref(l);
+  fx_wait_t d = {0};
+  json_decref(fx_ok(&f, store_channel_history_delete(f.st, "demo", fx_json_cb, &d), &d));
+  /* the contact goes too: a merge deletes the one merged away */
+  fx_close_store(&f);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM threads"), 0);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM identities; DELETE FROM contacts", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  fx_open_store(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_in(&f, "demo", "a2", "lee", "second");
+  l = fx_list(&f, "{\"channel\":\"demo\"}");
+  json_t *now = json_array_get(json_object_get(l, "items"), 0);
+  ck_assert_int_gt(fx_int(now, "id"), fx_int(old, "id"));
+  ck_assert_int_gt(fx_int(json_object_get(now, "ticket"), "id"), fx_int(json_object_get(old, "ticket"), "id"));
+  ck_assert_int_gt(fx_int(json_object_get(now, "contact"), "id"), fx_int(json_object_get(old, "contact"), "id"));
+  json_decref(l);
+  json_decref(old);
   fx_close(&f);
 }
 END_TEST
@@ -1252,6 +1286,7 @@ int main(void) {
   tcase_add_test(tc, channel_availability_counts_the_routing_pool);
   tcase_add_test(tc, tokens_of_a_user_author_replies_and_go_with_the_user);
   tcase_add_test(tc, a_long_read_does_not_hold_the_next_read);
+  tcase_add_test(tc, deleted_ids_are_never_given_again);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
