@@ -140,10 +140,14 @@ static json_t *api__view(api *a, const char *name, const config_channel *cc, con
     router_channel_free(&rc);
   }
   const char *inbox = json_string_value(json_object_get(spec, "inbox"));
+  /* An API channel started and not yet running is on its way (its rules
+   * with the store first), not stopped. */
+  const char *state = ch != NULL                         ? channel_state_name(channel_state(ch))
+                      : stored && api_channel_on(a, name) ? "connecting"
+                                                          : "stopped";
   return json_pack("{s:O? s:s s:s? s:s s:s s:s s:s s:s? s:o? s:o?}", "id", json_object_get(rec, "id"), "name", name,
                    "plugin", json_string_value(json_object_get(spec, "plugin")), "inbox", inbox ? inbox : "Support",
-                   "status", status, "source", stored ? "api" : "config", "state",
-                   ch != NULL ? channel_state_name(channel_state(ch)) : "stopped", "state_reason",
+                   "status", status, "source", stored ? "api" : "config", "state", state, "state_reason",
                    reason != NULL && reason[0] != '\0' ? reason : NULL, "rules", rules, "embed",
                    api__embed(a, name, spec, ch, stored ? NULL : cc, stored));
 }

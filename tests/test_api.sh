@@ -1071,7 +1071,8 @@ check "rapid edits leave one instance per channel and none of a deleted one" $? 
 call POST /api/v1/channels "$ADMIN" '{"name": "gone", "plugin": "testplugin", "inbox": "", "credentials": {"token": "gone-token"}}'
 expect "an empty inbox is refused, as in the config" 400 'd["error"]["field"] == "inbox"'
 call POST /api/v1/channels "$ADMIN" '{"name": "gone", "plugin": "testplugin", "credentials": {"token": "gone-token"}}'
-expect "connect a channel to delete keeping its history" 201
+expect "connect a channel to delete keeping its history; it answers as on its way, not stopped" 201 \
+  'd["state"] in ("connecting", "connected")'
 wait_state gone connected
 inbound gone g1 gil "soon orphaned"
 call GET "/api/v1/conversations?channel=gone" "$AGENT"
