@@ -340,6 +340,44 @@ int store_attachment_put(store *st, const char *mime_type, const char *filename,
   return rc;
 }
 
+int sq_uploads_describe(store *st, sq_req *r, char **attachments_json) {
+  json_t *arr = *attachments_json != NULL ? json_loads(*attachments_json, 0, NULL) : NULL;
+  int changed = 0, rc = 0;
+  size_t i;
+  json_t *at;
+  json_array_foreach(arr, i, at) {
+    int64_t id = store_attachment_link_id(json_string_value(json_object_get(at, "url")));
+    if (id == 0) continue;
+    sqlite3_stmt *s = sq_prep(st, "SELECT mime_type, filename, size FROM attachments WHERE id = ?1");
+    if (s == NULL) {
+      rc = sq_fail(st, r, "reading an attachment");
+      break;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    if (sqlite3_step(s) == SQLITE_ROW) { /* none: sq_uploads_claim says so */
+      static const char *const keys[] = {"mime_type", "filename"};
+      for (int k = 0; k < 2; k++) {
+        if (!json_is_null(json_object_get(at, keys[k])) && json_object_get(at, keys[k]) != NULL) continue;
+        if (sq_col_text(s, k) == NULL) continue;
+        json_object_set_new(at, keys[k], json_string(sq_col_text(s, k)));
+        changed = 1;
+      }
+      if (!json_is_integer(json_object_get(at, "size")) && sqlite3_column_type(s, 2) == SQLITE_INTEGER) {
+        json_object_set_new(at, "size", json_integer(sqlite3_column_int64(s, 2)));
+        changed = 1;
+      }
+    }
+    sqlite3_reset(s);
+  }
+  char *out = changed ? json_dumps(arr, JSON_COMPACT) : NULL;
+  json_decref(arr);
+  if (out != NULL) {
+    free(*attachments_json);
+    *attachments_json = out;
+  }
+  return rc;
+}
+
 int sq_uploads_claim(store *st, sq_req *r, const char *attachments_json, int64_t message_id) {
   json_t *arr = attachments_json != NULL ? json_loads(attachments_json, 0, NULL) : NULL;
   size_t i;

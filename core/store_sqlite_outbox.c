@@ -156,6 +156,7 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
     author = sqlite3_step(s) == SQLITE_ROW ? q->user_id : 0;
     sqlite3_reset(s);
   }
+  if (sq_uploads_describe(st, r, &q->attachments) < 0) return r->status;
   /* filled in on every run: a batch re-run runs the request again */
   char *filled = NULL;
   if (q->canned != NULL && sq_canned_text(st, r, q->canned, contact, author, &filled) < 0) return r->status;
@@ -203,9 +204,10 @@ int store_submit_reply(store *st, const router_reply *rp, router_reply_cb cb, vo
     json_t *a = json_array();
     for (size_t i = 0; i < rp->n_attachments; i++) {
       const router_attachment *at = &rp->attachments[i];
-      json_array_append_new(a, json_pack("{ss? ss? ss? ss? sI}", "url", at->url, "mime_type",
+      json_array_append_new(a, json_pack("{ss? ss? ss? ss? so}", "url", at->url, "mime_type",
                                          at->mime_type, "filename", at->filename, "content_id",
-                                         at->content_id, "size", (json_int_t)at->size));
+                                         at->content_id, "size",
+                                         at->size > 0 ? json_integer((json_int_t)at->size) : json_null()));
     }
     q->attachments = json_dumps(a, JSON_COMPACT);
     json_decref(a);

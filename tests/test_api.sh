@@ -305,6 +305,10 @@ check "the failed reply is sent again, with its idempotency key" \
   "status $status: $body"
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "x", "html": "<b>x</b>", "attachments": [{"url": "https://example.com/a.png", "mime_type": "image/png", "filename": "a.png", "size": 12}, {"url": "https://example.com/b.txt", "mime_type": null, "filename": null, "size": null}]}'
 expect "a reply with html and attachments (optional fields null as the schema allows) is queued" 202
+sized=$(jv 'd["id"]')
+call GET "/api/v1/conversations/$conv" "$AGENT"
+expect "an attachment's size is listed as given, null when not" 200 \
+  "[a['size'] for a in [m for m in d['messages'] if m['id'] == $sized][0]['attachments']] == [12, None]"
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"attachments": [{"url": "https://example.com/c.txt", "size": "12"}]}'
 expect "an attachment field of the wrong type is 400" 400 'd["error"]["field"] == "attachments"'
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "typo", "attachments": [{"url": "https://example.com/y.pdf", "file_name": "y.pdf"}]}'
@@ -401,6 +405,8 @@ wait_reply "$conv" "$up_reply" sent
 check "the plugin gets the upload's bytes, type and name" \
   $([ "$(jv "[m for m in d['messages'] if m['id'] == $up_reply][0]['external_id']")" = "got $(stat -c %s "$work/up.png") bytes of image/png as $upname" ]; echo $?) \
   "status $status: $(jv "[m for m in d['messages'] if m['id'] == $up_reply][0]")"
+expect "the conversation lists the upload with the type, name and size the channel was given" 200 \
+  "[(a['mime_type'], a['filename'], a['size']) for a in [m for m in d['messages'] if m['id'] == $up_reply][0]['attachments']] == [('image/png', '$upname', $(stat -c %s "$work/up.png"))]"
 owner=$(sqlite3 "$work/db.sqlite" "SELECT message_id || ',' || position FROM attachments WHERE id = $upid")
 check "the reply's message owns the upload (it goes with the message's history)" \
   $([ "$owner" = "$up_reply,0" ]; echo $?) "$owner"
