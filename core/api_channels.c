@@ -293,14 +293,15 @@ static int api__spec_valid(api *a, http_responder *res, const json_t *spec) {
   json_t *rules_only = json_deep_copy(spec);
   json_object_del(rules_only, "history");
   router_channel rc;
-  int bad = router_channel_from_json(rules_only, &rc, err, sizeof(err));
+  char key[96];
+  int bad = router_channel_from_json_key(rules_only, &rc, err, sizeof(err), key, sizeof(key));
   json_decref(rules_only);
   if (bad == 0) {
     bad = router_channel_check_ticket(&rc, a->host.config(a->host.ctx)->root, err, sizeof(err));
     router_channel_free(&rc);
   }
   if (bad != 0) {
-    http_respond_error(res, 422, "invalid_channel", err, NULL);
+    http_respond_error(res, 422, "invalid_channel", err, key[0] != '\0' ? key : NULL);
     return -EINVAL;
   }
   const char *status = json_string_value(json_object_get(spec, "status"));

@@ -98,10 +98,13 @@ typedef struct router__ctx {
   const char *channel;
   char *err;
   size_t errlen;
+  char *key; /* the offending key, or NULL */
+  size_t keylen;
 } router__ctx;
 
 static int router__bad(router__ctx *c, const char *key, const char *what) {
   snprintf(c->err, c->errlen, "channel \"%s\": key \"%s\" %s", c->channel, key, what);
+  if (c->key != NULL) snprintf(c->key, c->keylen, "%s", key);
   return -EINVAL;
 }
 
@@ -275,11 +278,17 @@ static int router__autoreplies(router__ctx *c, json_t *o, router_channel *ch) {
 }
 
 int router_channel_from_json(const json_t *obj, router_channel *out, char *err, size_t errlen) {
+  return router_channel_from_json_key(obj, out, err, errlen, NULL, 0);
+}
+
+int router_channel_from_json_key(const json_t *obj, router_channel *out, char *err, size_t errlen, char *key,
+                                 size_t keylen) {
   static const char *const policies[] = {"per_contact", "external", "always_new", NULL};
   static const char *const closed[] = {"reopen", "new_thread", NULL};
+  if (key != NULL && keylen > 0) key[0] = '\0';
   if (out == NULL) return -EINVAL;
   const char *name = json_string_value(json_object_get(obj, "name"));
-  router__ctx c = {name ? name : "?", err, errlen};
+  router__ctx c = {name ? name : "?", err, errlen, key, keylen};
   if (!json_is_object(obj)) {
     snprintf(err, errlen, "a channel must be a JSON object");
     return -EINVAL;

@@ -91,6 +91,10 @@ int router_channel_copy(router_channel *dst, const router_channel *src);
  * sentence naming the channel and key in err; *out is then freed. */
 int router_channel_from_json(const json_t *channel_obj, router_channel *out, char *err,
                              size_t errlen);
+/* The same, also naming the key (as "routing.users") in key when one is at
+ * fault ("" otherwise). */
+int router_channel_from_json_key(const json_t *channel_obj, router_channel *out, char *err, size_t errlen,
+                                 char *key, size_t keylen);
 
 /* What the channel's plugin implies for rules spec leaves open: a plugin
  * that supplies thread ids (email) threads by them unless the operator

@@ -958,7 +958,9 @@ expect "a bad channel name is 400" 400 'd["error"]["field"] == "name"'
 call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": "x"}'
 expect "credentials of the wrong type are 400" 400 'd["error"]["field"] == "credentials"'
 call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {"token": "abcdef"}, "thread_policy": "sometimes"}'
-expect "invalid rules are 422" 422
+expect "invalid rules are 422, naming the key" 422 'd["error"]["field"] == "thread_policy"'
+call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {"token": "abcdef"}, "routing": {"mode": "users_and_teams", "users": "ana"}}'
+expect "a rule of the wrong type is 422 naming the key" 422 'd["error"]["field"] == "routing.users"'
 call PATCH /api/v1/channels/demo "$ADMIN" '{"status": "off"}'
 expect "a config channel cannot be edited over the API" 409 'd["error"]["code"] == "config_channel"'
 
