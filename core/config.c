@@ -196,6 +196,12 @@ static int config__http(config *cfg, const json_t *http, char *err, size_t errle
         return -EINVAL;
       }
       cfg->http_body_limit = (size_t)json_integer_value(v);
+    } else if (strcmp(key, "sse_max_pending") == 0) {
+      if (!json_is_integer(v) || json_integer_value(v) < 4096) {
+        snprintf(err, errlen, "%s: \"http.sse_max_pending\" must be a number of bytes, at least 4096", cfg->path);
+        return -EINVAL;
+      }
+      cfg->http_sse_max_pending = (size_t)json_integer_value(v);
     } else if (strcmp(key, "header_timeout") == 0 || strcmp(key, "idle_timeout") == 0 ||
                strcmp(key, "sse_keepalive") == 0 || strcmp(key, "websocket_ping") == 0) {
       int64_t ms;
@@ -216,7 +222,7 @@ static int config__http(config *cfg, const json_t *http, char *err, size_t errle
       if (p == NULL) return -ENOMEM;
       *(strcmp(key, "tls_cert") == 0 ? &cfg->tls_cert : &cfg->tls_key) = p;
     } else {
-      snprintf(err, errlen, "%s: unknown key \"http.%.64s\" (expected body_limit, header_timeout, idle_timeout, sse_keepalive, websocket_ping, tls_cert, tls_key)",
+      snprintf(err, errlen, "%s: unknown key \"http.%.64s\" (expected body_limit, header_timeout, idle_timeout, sse_keepalive, sse_max_pending, websocket_ping, tls_cert, tls_key)",
                cfg->path, key);
       return -EINVAL;
     }

@@ -37,6 +37,7 @@ typedef struct config {
   size_t http_body_limit;
   int64_t http_header_timeout_ms;
   int64_t http_idle_timeout_ms;
+  size_t http_sse_max_pending;   /* "http.sse_max_pending": unsent bytes before a live stream is dropped; 0 = 1 MiB */
   int64_t http_sse_keepalive_ms; /* "http.sse_keepalive": comment on idle event streams; 0 = 15 s */
   int64_t http_websocket_ping_ms; /* "http.websocket_ping": ping a quiet WebSocket; 0 = 30 s */
   const char *tls_cert;

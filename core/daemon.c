@@ -460,6 +460,7 @@ static void daemon__start_serving(daemon_host *d) {
       .loop = &d->loop, .st = d->st, .plugins = &d->plugins, .ctx = d, .lookup = daemon__lookup,
       .config = daemon__api_config, .channel_open = daemon__api_open, .channel_close = daemon__api_close,
       .fatal = daemon__api_fatal, .webhooks = d->webhooks, .sse_keepalive_ms = (uint64_t)cfg->http_sse_keepalive_ms,
+      .sse_max_pending = cfg->http_sse_max_pending,
   };
   if (rc == 0 && api_register(d->http, &api_hooks, &d->api) != 0) {
     snprintf(err, sizeof(err), "the REST API could not be set up: out of memory");

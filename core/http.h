@@ -161,7 +161,9 @@ int http_responder_alive(const http_responder *r);
 /* Starts a streamed (chunked) response. on_close (may be NULL) is called once
  * if the client goes away or the server closes before http_stream_end.
  * Returns 0, -EPIPE if the client is already gone, -EALREADY if a response
- * was started. The responder stays held until http_stream_end. */
+ * was started, -ECANCELED for a HEAD request (its status line and headers
+ * are sent, and nothing is streamed). The responder stays held until
+ * http_stream_end. */
 int http_stream_start(http_responder *r, int status, const http_header *headers, size_t nheaders,
                       void (*on_close)(void *arg), void *arg);
 

@@ -244,6 +244,13 @@ int http_stream_start(http_responder *r, int status, const http_header *headers,
   if (r == NULL || r->released) return -EINVAL;
   if (r->started) return -EALREADY;
   if (r->req == NULL) return -EPIPE;
+  if (h2o_memis(r->req->input.method.base, r->req->input.method.len, H2O_STRLIT("HEAD"))) {
+    /* the head alone: a HEAD has no body, so there is nothing to stream */
+    r->busy++;
+    send_full(r, status, headers, nheaders, NULL, 0);
+    r->busy--;
+    return -ECANCELED;
+  }
   r->on_close = on_close;
   r->close_arg = arg;
   r->streaming = 1;

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static void route_free(http_route_entry *r) {
   free(r->method);
@@ -120,7 +119,7 @@ const http_route_entry *http_routes_match(const http_routes *t, const char *meth
   *ncaps = 0;
   for (size_t i = 0; i < t->n; i++) {
     const http_route_entry *r = &t->v[i];
-    int method_ok = r->method == NULL || (strlen(r->method) == mlen && strncasecmp(r->method, method, mlen) == 0);
+    int method_ok = r->method == NULL || (strlen(r->method) == mlen && strncmp(r->method, method, mlen) == 0);
     if (!method_ok && *path_matched) continue;
     http_capture tmp[HTTP_MAX_PARAMS];
     size_t n = 0;
@@ -141,7 +140,7 @@ static int routes_have(const http_routes *t, const char *method, const char *pat
   for (size_t i = 0; i < t->n; i++) {
     http_capture tmp[HTTP_MAX_PARAMS];
     size_t n = 0;
-    if (t->v[i].method != NULL && strcasecmp(t->v[i].method, method) == 0 && match_path(&t->v[i], path, plen, tmp, &n))
+    if (t->v[i].method != NULL && strcmp(t->v[i].method, method) == 0 && match_path(&t->v[i], path, plen, tmp, &n))
       return 1;
   }
   return 0;
@@ -160,10 +159,10 @@ void http_routes_allowed(const http_routes *t, const char *path, size_t plen, ch
     if (r->method == NULL || !match_path(r, path, plen, tmp, &n)) continue;
     int seen = 0;
     for (size_t j = 0; j < i && !seen; j++)
-      seen = t->v[j].method != NULL && strcasecmp(t->v[j].method, r->method) == 0 &&
+      seen = t->v[j].method != NULL && strcmp(t->v[j].method, r->method) == 0 &&
              match_path(&t->v[j], path, plen, tmp, &n);
     if (seen) continue;
-    const char *head = !head_routed && strcasecmp(r->method, "GET") == 0 ? ", HEAD" : "";
+    const char *head = !head_routed && strcmp(r->method, "GET") == 0 ? ", HEAD" : "";
     int w = snprintf(buf + used, buflen - used, "%s%s%s", used > 0 ? ", " : "", r->method, head);
     if (w < 0 || (size_t)w >= buflen - used) return;
     used += (size_t)w;

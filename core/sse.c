@@ -23,6 +23,8 @@ typedef struct sse_client {
   int catching_up;       /* reading the backlog: live events wait in held */
   json_t *held;          /* live events that arrived while catching up */
   int store_busy;        /* a store_events_after is in flight */
+  int paced;             /* the backlog waits for the client to take what it has (the timer polls) */
+  uint64_t every;        /* the keep-alive period */
   int ended;             /* http_stream_end was called */
   int timer_closed;
 } sse_client;
@@ -90,7 +92,8 @@ static void sse__write(sse_client *c, const events_event *ev) {
   size_t limit = c->a->host.sse_max_pending ? c->a->host.sse_max_pending : 1024 * 1024;
   if (rc != 0) {
     sse__finish(c);
-  } else if (http_stream_pending(c->res) > limit) {
+  } else if (!c->catching_up && http_stream_pending(c->res) > limit) {
+    /* (catching up, the backlog is paced instead: sse__backlog) */
     log_warn("api: dropping a slow event stream client (%zu bytes unsent)", http_stream_pending(c->res));
     sse__finish(c);
   }
@@ -126,6 +129,14 @@ static void sse__write_json(sse_client *c, const json_t *e) {
 }
 
 static void sse__backlog(void *arg, int status, json_t *result, const char *err);
+static void sse__tick(uv_timer_t *t);
+
+/* How much unsent a client may have before the next page of its backlog is
+ * read: a quarter of what gets it dropped, so a client reading steadily,
+ * however slowly, is paced, not dropped. */
+static size_t sse__pace_limit(const sse_client *c) {
+  return (c->a->host.sse_max_pending ? c->a->host.sse_max_pending : 1024 * 1024) / 4;
+}
 
 /* Asks for the next page of stored events after c->last_id. */
 static int sse__read_backlog(sse_client *c) {
@@ -160,6 +171,11 @@ static void sse__backlog(void *arg, int status, json_t *result, const char *err)
   int64_t page_end = json_integer_value(json_object_get(json_array_get(result, json_array_size(result) - 1), "id"));
   if (page_end > c->last_id) c->last_id = page_end;
   if (json_array_size(result) == SSE_PAGE) {
+    if (http_stream_pending(c->res) > sse__pace_limit(c)) {
+      c->paced = 1; /* sse__tick reads on once the client has taken it */
+      uv_timer_start(&c->keepalive, sse__tick, 20, 20);
+      return;
+    }
     if (sse__read_backlog(c) == 0) return;
   }
   /* Caught up: what arrived meanwhile goes out in order, skipping what the
@@ -175,6 +191,13 @@ static void sse__backlog(void *arg, int status, json_t *result, const char *err)
 static void sse__tick(uv_timer_t *t) {
   sse_client *c = t->data;
   if (c->ended) return;
+  if (c->paced) {
+    if (http_stream_pending(c->res) > sse__pace_limit(c)) return;
+    c->paced = 0;
+    uv_timer_start(&c->keepalive, sse__tick, c->every, c->every);
+    if (sse__read_backlog(c) != 0) sse__finish(c);
+    return;
+  }
   if (http_stream_write(c->res, ": keep-alive\n\n", 14) != 0) sse__finish(c);
 }
 
@@ -260,7 +283,8 @@ static void sse__events(api *a, const http_request *req, http_responder *res, in
   if (last != NULL && last[0] != '\0') {
     char *end = NULL;
     long long v = strtoll(last, &end, 10);
-    if (*end != '\0' || v < 0) {
+    while (*end == ' ' || *end == '\t') end++; /* a header value's own spaces */
+    if (end == last || *end != '\0' || v < 0) {
       http_respond_error(res, 400, "invalid", "Last-Event-ID must be an event id (a whole number)", "Last-Event-ID");
       return;
     }
@@ -307,10 +331,14 @@ static void sse__events(api *a, const http_request *req, http_responder *res, in
   }
   /* An opening comment makes proxies and clients see the stream at once. */
   http_stream_write(res, ": switchboard events\n\n", 22);
-  uint64_t every = a->host.sse_keepalive_ms ? a->host.sse_keepalive_ms : 15000;
-  uv_timer_start(&c->keepalive, sse__tick, every, every);
+  c->every = a->host.sse_keepalive_ms ? a->host.sse_keepalive_ms : 15000;
+  uv_timer_start(&c->keepalive, sse__tick, c->every, c->every);
   if (after >= 0) {
-    c->last_id = after;
+    /* An id past the newest (another database's, one restored from an
+     * older backup) resumes from now: waiting for ids to pass it would
+     * hold back every event until they did. */
+    int64_t newest = events_newest(store_events(a->host.st));
+    c->last_id = after > newest ? newest : after;
     c->catching_up = 1;
     if (sse__read_backlog(c) != 0) sse__finish(c);
   }

@@ -51,7 +51,7 @@ write_config() { # write_config FILE SECRET_KEY_JSON|none STORE PORT
   [ "$2" != none ] && key="\"secret_key\": $2,"
   cat >"$1" <<EOF
 {"listen": "127.0.0.1:$4", "store": "sqlite:$3", $key
- "http": {"sse_keepalive": "300ms", "body_limit": 65536}, "attachments": {"max_bytes": 40000},
+ "http": {"sse_keepalive": "300ms", "body_limit": 65536, "sse_max_pending": 8192}, "attachments": {"max_bytes": 40000},
  "plugins": {"dirs": ["$PLUGINS", "$CHAT_PLUGINS"], "allow": ["testplugin", "chat"]},
  "pipelines": [{"name": "Billing", "statuses": [{"name": "New"},
    {"name": "Solved", "closed": true, "required_properties": ["resolution"]}]}],
@@ -1157,6 +1157,36 @@ after, live = int(sys.argv[2]), int(sys.argv[3])
 sys.exit(0 if ids and ids == sorted(set(ids)) and ids[0] > after and live in ids else 1)
 EOF
 check "Last-Event-ID resumes with the stored events after it, in order, none twice" $? "$(head -c 600 "$work/sse2")"
+# HEAD answers the head alone: nothing streams, and the next request on the
+# connection is answered.
+python3 - "$port" "$AGENT" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall((f"HEAD /api/v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {sys.argv[2]}\r\n\r\n"
+           "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").encode())
+s.settimeout(3)
+data = b""
+try:
+    while data.count(b"HTTP/1.1 200") < 2 or b'"status"' not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except socket.timeout:
+    pass
+sys.exit(0 if data.count(b"HTTP/1.1 200") == 2 and b"switchboard events" not in data else 1)
+EOF
+check "HEAD /api/v1/events answers the head alone, and the connection goes on" $?
+curl -s -N -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: $resume " "$base/api/v1/events?channel=demo" >"$work/sse2b"
+grep -q '^id: ' "$work/sse2b"
+check "Last-Event-ID with a trailing space is taken" $? "$(head -c 200 "$work/sse2b")"
+curl -s -N -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: 99999999" "$base/api/v1/events" >"$work/sse-future" &
+future_pid=$!
+sleep 0.5
+inbound demo m-future kim "after a future id"
+wait $future_pid
+grep -q '^id: ' "$work/sse-future"
+check "a Last-Event-ID past the newest event goes live, not silent" $? "$(head -c 300 "$work/sse-future")"
 curl -s -N -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: 0" "$base/api/v1/events?channel=demo" >"$work/sse-demo"
 curl -s -N -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: 0" "$base/api/v1/events?channel=web" >"$work/sse-web"
 grep -q '^event: thread.labels' "$work/sse-demo" && ! grep -q '^event: thread.labels' "$work/sse-web"

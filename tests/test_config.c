@@ -141,12 +141,13 @@ END_TEST
 START_TEST(outbox_and_http_settings_are_read_and_checked) {
   config *cfg;
   ck_assert_int_eq(load("{\"outbox\":{\"retry_base\":\"2s\",\"retry_max\":\"10m\",\"max_attempts\":5},"
-                        "\"http\":{\"body_limit\":4096,\"idle_timeout\":\"30s\"}}", &cfg), 0);
+                        "\"http\":{\"body_limit\":4096,\"idle_timeout\":\"30s\",\"sse_max_pending\":65536}}", &cfg), 0);
   ck_assert_int_eq(cfg->outbox_retry_base_ms, 2000);
   ck_assert_int_eq(cfg->outbox_retry_max_ms, 600000);
   ck_assert_int_eq(cfg->outbox_max_attempts, 5);
   ck_assert_uint_eq(cfg->http_body_limit, 4096);
   ck_assert_int_eq(cfg->http_idle_timeout_ms, 30000);
+  ck_assert_uint_eq(cfg->http_sse_max_pending, 65536);
   config_free(cfg);
   ck_assert_int_lt(load("{\"outbox\":{\"max_attempts\":0}}", NULL), 0);
   ck_assert_ptr_nonnull(strstr(err, "\"outbox.max_attempts\" must be a number from 1 to 100"));
@@ -157,6 +158,8 @@ START_TEST(outbox_and_http_settings_are_read_and_checked) {
   ck_assert_int_lt(load("{\"http\":{\"tls_cert\":\"a.pem\"}}", NULL), 0);
   ck_assert_ptr_nonnull(strstr(err, "go together"));
   ck_assert_int_lt(load("{\"http\":{\"body_limit\":10}}", NULL), 0);
+  ck_assert_int_lt(load("{\"http\":{\"sse_max_pending\":100}}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "\"http.sse_max_pending\" must be a number of bytes, at least 4096"));
 }
 END_TEST
 

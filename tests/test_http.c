@@ -577,7 +577,16 @@ static void client_malformed(fixture *f) {
   free(res.body);
   close(r.fd);
 
-  /* broken chunked encoding */
+  /* methods are case-sensitive: "get" is not GET */
+  r.fd = cl_connect(f->port);
+  r.len = 0;
+  req = "get /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+  cl_send(r.fd, req, strlen(req));
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 405, "lower-case method: %d", res.status);
+  free(res.body);
+  close(r.fd);
+
+    /* broken chunked encoding */
   r.fd = cl_connect(f->port);
   r.len = 0;
   req = "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n";
