@@ -636,10 +636,13 @@ static void expire_waiting(httpc *c) {
     if (late == NULL) break;
     complete_call(late, -ETIMEDOUT, "timed out waiting for a free mail worker");
   }
-  arm_wait_timer(c);
 }
 
-static void on_wait_timer(uv_timer_t *t) { expire_waiting(t->data); }
+static void on_wait_timer(uv_timer_t *t) {
+  httpc *c = t->data;
+  expire_waiting(c);
+  if (!c->closing) arm_wait_timer(c);
+}
 
 /* Starts waiting calls, oldest first, while workers are free. The transfer
  * gets what is left of its whole timeout. */

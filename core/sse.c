@@ -68,6 +68,11 @@ static void sse__finish(sse_client *c) {
 
 static void sse__closed(void *arg) { sse__finish(arg); }
 
+/* Unsent bytes past which a live client is dropped (http.sse_max_pending). */
+static size_t sse__max_pending(const sse_client *c) {
+  return c->a->host.sse_max_pending ? c->a->host.sse_max_pending : 1024 * 1024;
+}
+
 /* Writes one event; drops the client when it is gone or too far behind. */
 static int sse__type_wanted(const sse_client *c, const char *type) {
   return c->types == NULL || events_patterns_match(c->types, type);
@@ -89,10 +94,9 @@ static void sse__write(sse_client *c, const events_event *ev) {
   free(frame);
   free(data);
   c->last_id = ev->id;
-  size_t limit = c->a->host.sse_max_pending ? c->a->host.sse_max_pending : 1024 * 1024;
   if (rc != 0) {
     sse__finish(c);
-  } else if (!c->catching_up && http_stream_pending(c->res) > limit) {
+  } else if (!c->catching_up && http_stream_pending(c->res) > sse__max_pending(c)) {
     /* (catching up, the backlog is paced instead: sse__backlog) */
     log_warn("api: dropping a slow event stream client (%zu bytes unsent)", http_stream_pending(c->res));
     sse__finish(c);
@@ -132,11 +136,9 @@ static void sse__backlog(void *arg, int status, json_t *result, const char *err)
 static void sse__tick(uv_timer_t *t);
 
 /* How much unsent a client may have before the next page of its backlog is
- * read: a quarter of what gets it dropped, so a client reading steadily,
- * however slowly, is paced, not dropped. */
-static size_t sse__pace_limit(const sse_client *c) {
-  return (c->a->host.sse_max_pending ? c->a->host.sse_max_pending : 1024 * 1024) / 4;
-}
+ * read: a quarter of what gets a live client dropped, so a client reading
+ * steadily, however slowly, is paced, not dropped. */
+static size_t sse__pace_limit(const sse_client *c) { return sse__max_pending(c) / 4; }
 
 /* Asks for the next page of stored events after c->last_id. */
 static int sse__read_backlog(sse_client *c) {

@@ -357,7 +357,7 @@ int sq_uploads_describe(store *st, sq_req *r, char **attachments_json) {
     if (sqlite3_step(s) == SQLITE_ROW) { /* none: sq_uploads_claim says so */
       static const char *const keys[] = {"mime_type", "filename"};
       for (int k = 0; k < 2; k++) {
-        if (!json_is_null(json_object_get(at, keys[k])) && json_object_get(at, keys[k]) != NULL) continue;
+        if (json_is_string(json_object_get(at, keys[k]))) continue; /* given */
         if (sq_col_text(s, k) == NULL) continue;
         json_object_set_new(at, keys[k], json_string(sq_col_text(s, k)));
         changed = 1;
