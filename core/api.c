@@ -310,8 +310,9 @@ int api_check_keys(http_responder *res, const json_t *body, const char *const *k
 int api_param_id(const http_request *req, http_responder *res, const char *name, int64_t *id) {
   const char *s = http_request_param(req, name);
   char *end = NULL;
-  long long v = s != NULL ? strtoll(s, &end, 10) : 0;
-  if (s == NULL || s[0] == '\0' || *end != '\0' || v <= 0) {
+  /* an id as the API writes it: digits, no sign, no leading zero */
+  long long v = s != NULL && s[0] >= '1' && s[0] <= '9' ? strtoll(s, &end, 10) : 0;
+  if (v <= 0 || *end != '\0') {
     char msg[128];
     snprintf(msg, sizeof(msg), "there is nothing with id \"%.64s\"", s ? s : "");
     http_respond_error(res, 404, "not_found", msg, NULL);

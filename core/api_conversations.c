@@ -601,6 +601,11 @@ static void api__contact_patch(api *a, const http_request *req, http_responder *
   if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
   int ok = api_check_keys(res, b, keys) == 0;
   for (size_t i = 0; ok && keys[i] != NULL; i++) ok = api_check_type(res, b, keys[i], JSON_STRING, 1) == 0;
+  const char *avatar = json_string_value(json_object_get(b, "avatar_url"));
+  if (ok && avatar != NULL && !router_avatar_url_valid(avatar)) { /* as a user's: agents' screens show it */
+    http_respond_error(res, 400, "invalid", "\"avatar_url\" " ROUTER_AVATAR_URL_RULE, "avatar_url");
+    ok = 0;
+  }
   if (ok) api_submitted(res, store_contact_patch(a->host.st, id, b, api_done_object, res));
   json_decref(b);
 }

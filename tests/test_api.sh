@@ -268,6 +268,10 @@ call GET /api/v1/conversations/99999 "$AGENT"
 expect "an unknown conversation is 404" 404 'd["error"]["code"] == "not_found"'
 call GET /api/v1/conversations/abc "$AGENT"
 expect "a non-numeric id is 404" 404
+call GET "/api/v1/conversations/%2B$conv" "$AGENT"
+expect "an id with a sign is 404 (ids are written one way)" 404
+call GET "/api/v1/conversations/0$conv" "$AGENT"
+expect "an id with a leading zero is 404" 404
 
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"We are on it\", \"reply_to\": $inmsg}"
 expect "a reply is queued with 202" 202 'd["status"] == "queued" and isinstance(d["id"], int)'
@@ -872,6 +876,8 @@ call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"name": "Kim Lund", "email": "kim@e
 expect "PATCH a contact" 200 'd["name"] == "Kim Lund" and d["email"] == "kim@example.com"'
 call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"email": 7}'
 expect "a wrong type on a contact is 400" 400 'd["error"]["field"] == "email"'
+call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"avatar_url": "javascript:alert(1)"}'
+expect "a contact's avatar_url is an http(s) URL, as a user's" 400 'd["error"]["field"] == "avatar_url"'
 call PATCH /api/v1/contacts/99999 "$AGENT" '{"name": "x"}'
 expect "PATCH an unknown contact is 404" 404
 call PATCH /api/v1/contacts/99999 "$AGENT" '{"owner": "nobody"}'
