@@ -148,6 +148,7 @@ static int daemon__add_channel(daemon_host *d, sb_channel *ch) {
   if (grown == NULL) return -ENOMEM;
   d->channels = grown;
   d->channels[d->channel_count++] = ch;
+  relay_channel_running(d->relay, channel_name(ch));
   return 0;
 }
 

@@ -246,6 +246,11 @@ static void relay__released(void *arg, int status, json_t *result, const char *e
   if (status != 0) log_warn("held replies not released: %s", err != NULL ? err : "");
 }
 
+void relay_channel_running(relay *r, const char *name) {
+  if (store_outbox_release_held(r->st, name, relay__released, NULL) != 0)
+    log_warn("held replies of channel \"%s\" not released: the store refused", name);
+}
+
 static int relay__send_release(void *ctx, sb_channel *ch, uint32_t kind, const char *id) {
   relay *r = ctx;
   int rc = store_outbox_release(r->st, channel_name(ch), relay__kind(kind), id, relay__released, NULL);

@@ -34,6 +34,10 @@ void relay_on_destroyed(relay *r, void (*fn)(void *ctx, sb_channel *ch), void *c
  * or a negative code. */
 int relay_start_outbox(relay *r, const outbox_config *cfg);
 
+/* The channel called name runs (again): the replies held while it did not
+ * go now, not at their next offer (up to a minute later). */
+void relay_channel_running(relay *r, const char *name);
+
 /* Stops the outbox (replies still open are completed as retries first). */
 void relay_stop_outbox(relay *r);
 

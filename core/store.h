@@ -36,7 +36,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 20
+#define STORE_SCHEMA_VERSION 21
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -482,6 +482,11 @@ int store_outbox_requeue(store *st, int64_t thread_id, int64_t message_id, store
  * {released: n}. */
 int store_outbox_release(store *st, const char *channel, const char *kind, const char *id,
                          store_json_cb cb, void *arg);
+
+/* Makes every held (deferred) pending row of channel due now: the channel
+ * runs again. Rows backing off after a failure keep their time. Result:
+ * {released: n}. */
+int store_outbox_release_held(store *st, const char *channel, store_json_cb cb, void *arg);
 
 /* How many outbox rows wait (pending), are being sent (sending) and were
  * dead-lettered (dead). Result: {pending, sending, dead}. For metrics. */

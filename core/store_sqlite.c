@@ -259,6 +259,11 @@ static const char *const sq__migrations[] = {
     "  FROM users;"
     "DROP TABLE users;"
     "ALTER TABLE users_new RENAME TO users;",
+    /* 21: a send held (deferred: its channel not running, or the plugin's
+     * send_defer) is marked, so a channel that starts running can release
+     * its held sends at once (store_outbox_release_held) without touching
+     * those backing off after a failure. */
+    "ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

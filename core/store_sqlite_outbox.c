@@ -351,7 +351,7 @@ static int sq__outbox_result(store *st, sq_req *r, json_t *args, json_t **result
   const char *ext = json_string_value(json_object_get(args, "external_id"));
   int deferred = strcmp(kind, "defer") == 0; /* the claim's attempt does not count */
   sqlite3_stmt *s = sq_prep(st, "UPDATE outbox SET state = ?2, next_at = coalesce(?3, next_at),"
-                                " last_error = ?4, attempts = max(attempts - ?5, 0) WHERE id = ?1"
+                                " last_error = ?4, attempts = max(attempts - ?5, 0), held = ?5 WHERE id = ?1"
                                 " RETURNING message_id");
   if (s == NULL) return sq_fail(st, r, "recording a send result");
   sqlite3_bind_int64(s, 1, id);
@@ -479,6 +479,22 @@ static int sq__outbox_release(store *st, sq_req *r, json_t *a, json_t **result) 
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "releasing held replies");
   *result = json_pack("{sI}", "released", (json_int_t)sqlite3_changes(st->db));
   return 0;
+}
+
+static int sq__outbox_release_held(store *st, sq_req *r, json_t *a, json_t **result) {
+  sqlite3_stmt *s = sq_prep(st, "UPDATE outbox SET next_at = ?2 WHERE state = 'pending' AND channel = ?1"
+                                " AND held = 1 AND next_at > ?2");
+  if (s == NULL) return sq_fail(st, r, "releasing held replies");
+  sq_bind_text(s, 1, json_string_value(json_object_get(a, "channel")));
+  sqlite3_bind_int64(s, 2, sb_wall_ms());
+  if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "releasing held replies");
+  *result = json_pack("{sI}", "released", (json_int_t)sqlite3_changes(st->db));
+  return 0;
+}
+
+int store_outbox_release_held(store *st, const char *channel, store_json_cb cb, void *arg) {
+  if (channel == NULL) return -EINVAL;
+  return sq_submit_json(st, sq__outbox_release_held, json_pack("{ss}", "channel", channel), cb, arg);
 }
 
 int store_outbox_release(store *st, const char *channel, const char *kind, const char *id,

@@ -991,6 +991,9 @@ expect "it waits, queued, saying why" 200 \
   "[(m['status'], m['error']) for m in d['messages'] if m['id'] == $held][0] == ('queued', 'channel \"web\" is not running')"
 call PATCH /api/v1/channels/web "$ADMIN" '{"status": "on"}'
 expect "PATCH status back on" 200 'd["status"] == "on"'
+wait_reply "$webconv" "$held" sent
+check "the reply held while it was off goes as the channel runs again, not a minute later" \
+  $([ "$status" = sent ]; echo $?) "status $status"
 call PATCH /api/v1/channels/web "$ADMIN" '{"inbox": "Billing desk", "history": "move"}'
 expect "PATCH inbox with history moved" 200 'd["inbox"] == "Billing desk"'
 call GET "/api/v1/conversations/$webconv" "$AGENT"
