@@ -292,15 +292,21 @@ int api_check_type(http_responder *res, const json_t *body, const char *key, int
 }
 
 int api_check_keys(http_responder *res, const json_t *body, const char *const *keys) {
+  return api_check_keys_in(res, body, keys, NULL);
+}
+
+int api_check_keys_in(http_responder *res, const json_t *obj, const char *const *keys, const char *parent) {
   const char *k;
   json_t *v;
-  json_object_foreach((json_t *)body, k, v) {
+  json_object_foreach((json_t *)obj, k, v) {
     size_t i = 0;
     while (keys[i] != NULL && strcmp(keys[i], k) != 0) i++;
     if (keys[i] == NULL) {
-      char msg[160];
-      snprintf(msg, sizeof(msg), "unknown field \"%.64s\"", k);
-      http_respond_error(res, 400, "unknown_field", msg, k);
+      char msg[192], field[160];
+      snprintf(msg, sizeof(msg), "unknown field \"%.64s\"%s%.64s", k, parent != NULL ? " in " : "",
+               parent != NULL ? parent : "");
+      snprintf(field, sizeof(field), "%.64s%s%.64s", parent != NULL ? parent : "", parent != NULL ? "." : "", k);
+      http_respond_error(res, 400, "unknown_field", msg, field);
       return -EINVAL;
     }
   }

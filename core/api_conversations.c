@@ -434,18 +434,10 @@ static int api__attachments(http_responder *res, const json_t *arr, router_attac
                          "attachments");
       return -EINVAL;
     }
-    const char *k;
-    json_t *v;
-    json_object_foreach(e, k, v) {
-      if (strcmp(k, "url") != 0 && strcmp(k, "mime_type") != 0 && strcmp(k, "filename") != 0 &&
-          strcmp(k, "size") != 0) {
-        char msg[160], field[96];
-        snprintf(msg, sizeof(msg), "unknown field \"%.64s\" in an attachment", k);
-        snprintf(field, sizeof(field), "attachments.%.64s", k);
-        free(at);
-        http_respond_error(res, 400, "unknown_field", msg, field);
-        return -EINVAL;
-      }
+    static const char *const keys[] = {"url", "mime_type", "filename", "size", NULL};
+    if (api_check_keys_in(res, e, keys, "attachments") != 0) {
+      free(at);
+      return -EINVAL;
     }
     at[i].url = json_string_value(url);
     at[i].mime_type = json_string_value(json_object_get(e, "mime_type"));

@@ -63,6 +63,10 @@ int api_check_type(http_responder *res, const json_t *body, const char *key, int
  * first unknown one. Returns 0 or -EINVAL (res finished). */
 int api_check_keys(http_responder *res, const json_t *body, const char *const *keys);
 
+/* The same for an object nested in the body under parent ("attachments"):
+ * the error's field is "parent.key". */
+int api_check_keys_in(http_responder *res, const json_t *obj, const char *const *keys, const char *parent);
+
 /* Copies query parameter name (when present) into filter as a string: an
  * empty one is refused (an empty q is no search), and a cursor must be a
  * previous page's next_cursor. Returns 0, or -EINVAL after answering 400
