@@ -58,6 +58,7 @@ struct http_server {
   h2o_linklist_t ws_flush;   /* http_ws with sends to write, flushed from ws_flusher */
   uv_timer_t ws_flusher;     /* writes what was queued outside libh2o's callbacks */
   uint64_t ws_ping_ms;
+  h2o_linklist_t io_link;  /* in http_io.c's list of servers */
   h2o_linklist_t written;  /* http_conn with a write to call back (http_io.c) */
   uv_prepare_t io_prepare; /* call them back before the loop waits */
   uv_check_t io_check;     /* or right after it */

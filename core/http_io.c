@@ -31,6 +31,22 @@
  *   when the connection closes first); whatever the kernel did not take
  *   goes to libuv's uv_write.
  *
+ * It also defines picohttpparser's phr_parse_request, which libh2o parses
+ * each request head with (also through the dynamic linker). The daemon's
+ * calls libh2o's, then
+ *
+ * - refuses a head whose body framing is ambiguous (RFC 9112, 6.1-6.3 and
+ *   5.2): Content-Length given twice with different values, Content-Length
+ *   beside Transfer-Encoding, Transfer-Encoding twice, or a header folded
+ *   onto the next line. libh2o would take the first length, or the last
+ *   Transfer-Encoding, and drop the others where no handler sees them; a
+ *   proxy in front that chose otherwise would see a request end somewhere
+ *   else (request smuggling). The head is reported malformed, and libh2o
+ *   answers its plain 400 and closes the connection.
+ * - counts that 400 (for any malformed or over-long head) in the server's
+ *   responses, since libh2o writes it straight to the socket, past the
+ *   filter that counts the others (http.c).
+ *
  * Only the loop thread runs libh2o and touches these connections. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RTLD_NEXT */
@@ -40,6 +56,19 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
+
+/* picohttpparser's header, as libh2o 2.2 was built with it (Debian ships no
+ * picohttpparser.h). */
+struct phr_header {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len);
 
 /* Writes of more pieces go to libuv directly (libh2o's responses have 2-3). */
 #define IO_MAX_BUFS 16
@@ -47,19 +76,27 @@
 typedef int (*read_start_fn)(uv_stream_t *, uv_alloc_cb, uv_read_cb);
 typedef int (*read_stop_fn)(uv_stream_t *);
 typedef int (*write_fn)(uv_write_t *, uv_stream_t *, const uv_buf_t[], unsigned int, uv_write_cb);
+typedef int (*parse_request_fn)(const char *, size_t, const char **, size_t *, const char **, size_t *, int *,
+                                struct phr_header *, size_t *, size_t);
 
 /* libuv's own functions, found once (the same for every loop and thread). */
 static uv_once_t io__once = UV_ONCE_INIT;
 static read_start_fn io__read_start;
 static read_stop_fn io__read_stop;
 static write_fn io__write;
+static parse_request_fn io__parse_request;
+
+/* The servers with connections (http__io_init to http__io_close). */
+static h2o_linklist_t io__servers = {&io__servers, &io__servers};
 
 static void io__resolve(void) {
   io__read_start = (read_start_fn)dlsym(RTLD_NEXT, "uv_read_start");
   io__read_stop = (read_stop_fn)dlsym(RTLD_NEXT, "uv_read_stop");
   io__write = (write_fn)dlsym(RTLD_NEXT, "uv_write");
-  if (io__read_start == NULL || io__read_stop == NULL || io__write == NULL) {
-    fprintf(stderr, "switchboard: libuv's uv_read_start, uv_read_stop or uv_write cannot be found (%s)\n", dlerror());
+  io__parse_request = (parse_request_fn)dlsym(RTLD_NEXT, "phr_parse_request");
+  if (io__read_start == NULL || io__read_stop == NULL || io__write == NULL || io__parse_request == NULL) {
+    fprintf(stderr, "switchboard: libuv's uv_read_start, uv_read_stop or uv_write, or libh2o's phr_parse_request, "
+                    "cannot be found (%s)\n", dlerror());
     abort();
   }
 }
@@ -140,6 +177,7 @@ static void io__on_check(uv_check_t *h) { io__deliver(h->data); }
 static void io__on_prepare(uv_prepare_t *h) { io__deliver(h->data); }
 
 void http__io_init(http_server *s) {
+  h2o_linklist_insert(&io__servers, &s->io_link);
   h2o_linklist_init_anchor(&s->written);
   uv_prepare_init(s->loop, &s->io_prepare);
   uv_check_init(s->loop, &s->io_check);
@@ -148,6 +186,7 @@ void http__io_init(http_server *s) {
 }
 
 void http__io_close(http_server *s) {
+  h2o_linklist_unlink(&s->io_link);
   uv_close((uv_handle_t *)&s->io_prepare, NULL);
   uv_close((uv_handle_t *)&s->io_check, NULL);
 }
@@ -183,4 +222,63 @@ int uv_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t bufs[], unsigned in
   uv_check_start(&c->srv->io_check, io__on_check);
   uv_prepare_start(&c->srv->io_prepare, io__on_prepare);
   return 0;
+}
+
+/* ---- request heads ----------------------------------------------------------- */
+
+static int io__named(const struct phr_header *h, const char *name) {
+  return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+/* 1 when the head's headers leave the body's length in doubt (above). */
+static int io__framing_ambiguous(const struct phr_header *h, size_t n) {
+  const struct phr_header *length = NULL;
+  int encodings = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (h[i].name_len == 0) return 1; /* obs-fold: the line before continues here */
+    if (io__named(&h[i], "transfer-encoding")) {
+      encodings++;
+    } else if (io__named(&h[i], "content-length")) {
+      if (length != NULL && (h[i].value_len != length->value_len || memcmp(h[i].value, length->value, h[i].value_len) != 0))
+        return 1;
+      length = &h[i];
+    }
+  }
+  return encodings > 1 || (encodings == 1 && length != NULL);
+}
+
+/* libh2o's own 400 for the head in buf: counted with the server's responses. */
+static void io__count_bad_request(const char *buf) {
+  for (h2o_linklist_t *n = io__servers.next; n != &io__servers; n = n->next) {
+    http_server *s = H2O_STRUCT_FROM_MEMBER(http_server, io_link, n);
+    for (h2o_linklist_t *m = s->conns.next; m != &s->conns; m = m->next) {
+      http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, link, m);
+      if (c->sock != NULL && c->sock->input->bytes == buf) {
+        s->stats.responses_by_class[4]++;
+        return;
+      }
+    }
+  }
+}
+
+/* What libh2o 2.2 does with a head it cannot parse: closes the connection
+ * without a word when all it got was up to four bytes of CR and LF, and
+ * otherwise answers 400; and it answers 400 when a head is still
+ * incomplete at H2O_MAX_REQLEN bytes. */
+static int io__answers_bad_request(const char *buf, size_t len, int rc) {
+  if (rc == -2) return len == H2O_MAX_REQLEN;
+  if (len > 4) return 1;
+  for (size_t i = 0; i < len; i++)
+    if (buf[i] != '\r' && buf[i] != '\n') return 1;
+  return 0;
+}
+
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
+                      size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
+                      size_t last_len) {
+  uv_once(&io__once, io__resolve);
+  int rc = io__parse_request(buf, len, method, method_len, path, path_len, minor_version, headers, num_headers, last_len);
+  if (rc > 0 && io__framing_ambiguous(headers, *num_headers)) rc = -1;
+  if (rc < 0 && io__answers_bad_request(buf, len, rc)) io__count_bad_request(buf);
+  return rc;
 }

@@ -42,6 +42,7 @@ struct fixture {
   uv_timer_t timer;
   int timer_inited;
   int ticks;
+  http_stats stats; /* the server's counters as the client finished */
   /* filled by the client thread */
   int ok;
   char note[8192];
@@ -61,7 +62,9 @@ static void on_client_done(uv_async_t *a) {
   fixture *f = a->data;
   uv_close((uv_handle_t *)a, NULL);
   if (f->timer_inited) uv_close((uv_handle_t *)&f->timer, NULL);
-  if (!f->close_early) http_close(f->srv, on_closed, f);
+  if (f->close_early) return;
+  http_get_stats(f->srv, &f->stats);
+  http_close(f->srv, on_closed, f);
 }
 
 static void *client_main(void *arg) {
@@ -445,13 +448,6 @@ START_TEST(webhooks_for_a_channel_about_to_run_get_503_not_404) {
 }
 END_TEST
 
-static http_stats g_stats;
-static void snapshot_stats_then_close(uv_async_t *a) {
-  fixture *f = a->data;
-  http_get_stats(f->srv, &g_stats);
-  on_client_done(a);
-}
-
 static void client_two_requests(fixture *f) {
   reader r = {.fd = cl_connect(f->port)};
   CHECK(f, r.fd >= 0, "connect failed");
@@ -478,18 +474,9 @@ START_TEST(keepalive_serves_two_requests_on_one_connection) {
   /* the loop thread keeps a spare request buffer for each busy connection */
   ck_assert_uint_ge(h2o_socket_buffer_prototype.allocator.max, 256);
   http_route(f.srv, "GET", "/healthz", h_health, &f);
-  f.client = client_two_requests;
-  /* same as fixture_run, but read the counters before closing */
-  uv_async_init(&f.loop, &f.client_done, snapshot_stats_then_close);
-  f.client_done.data = &f;
-  pthread_t t;
-  pthread_create(&t, NULL, client_main, &f);
-  uv_run(&f.loop, UV_RUN_DEFAULT);
-  pthread_join(t, NULL);
-  ck_assert_int_eq(uv_loop_close(&f.loop), 0);
-  ck_assert_msg(f.ok, "client: %s", f.note);
-  ck_assert_uint_eq(g_stats.connections_total, 1);
-  ck_assert_uint_eq(g_stats.responses_by_class[2], 2);
+  fixture_run(&f, client_two_requests);
+  ck_assert_uint_eq(f.stats.connections_total, 1);
+  ck_assert_uint_eq(f.stats.responses_by_class[2], 2);
 }
 END_TEST
 
@@ -540,17 +527,9 @@ START_TEST(body_over_the_limit_gets_413_json_error) {
   o.body_limit = 1024;
   fixture_start(&f, &o);
   http_route(f.srv, NULL, "/hooks/{channel}/*", h_echo, &f);
-  f.client = client_too_large;
-  uv_async_init(&f.loop, &f.client_done, snapshot_stats_then_close);
-  f.client_done.data = &f;
-  pthread_t t;
-  pthread_create(&t, NULL, client_main, &f);
-  uv_run(&f.loop, UV_RUN_DEFAULT);
-  pthread_join(t, NULL);
-  ck_assert_int_eq(uv_loop_close(&f.loop), 0);
-  ck_assert_msg(f.ok, "client: %s", f.note);
-  ck_assert_uint_eq(g_stats.responses_413, 2);
-  ck_assert_uint_eq(g_stats.responses_by_class[4], 2);
+  fixture_run(&f, client_too_large);
+  ck_assert_uint_eq(f.stats.responses_413, 2);
+  ck_assert_uint_eq(f.stats.responses_by_class[4], 2);
 }
 END_TEST
 
@@ -629,6 +608,66 @@ START_TEST(malformed_requests_get_400_and_do_not_hurt_the_server) {
   http_route(f.srv, NULL, "/hooks/{channel}/*", h_echo, &f);
   http_route(f.srv, "GET", "/healthz", h_health, &f);
   fixture_run(&f, client_malformed);
+}
+END_TEST
+
+/* One request on its own connection: its status (0 when the connection
+ * ended with no answer), and whether the server then closed it. */
+static int one_shot(fixture *f, const char *req, char *body, size_t cap, int *closed) {
+  reader r = {.fd = cl_connect(f->port)};
+  if (r.fd < 0) return -1;
+  cl_send(r.fd, req, strlen(req));
+  response res = {0};
+  int status = rd_response(&r, &res, NULL, NULL) == 0 ? res.status : 0;
+  if (body != NULL) snprintf(body, cap, "%s", res.body != NULL ? res.body : "");
+  free(res.body);
+  *closed = rd_eof_within(&r, 2000);
+  close(r.fd);
+  return status;
+}
+
+static void client_framing(fixture *f) {
+  static const struct {
+    const char *what, *req;
+  } refused[] = {
+      {"two different lengths", "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                                "content-length: 11\r\n\r\nhello world"},
+      {"a length beside chunked", "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+      {"chunked beside a length", "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nTRANSFER-ENCODING: chunked\r\n"
+                                  "Content-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+      {"two transfer codings", "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "Transfer-Encoding: identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+      {"a folded header", "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nX-Test: a\r\n Content-Length: 5\r\n"
+                          "Content-Length: 0\r\n\r\nhello"},
+      {"a request line that is not HTTP", "HELLO THERE\r\n\r\n"},
+  };
+  char body[512];
+  int closed = 0;
+  for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+    int status = one_shot(f, refused[i].req, NULL, 0, &closed);
+    CHECK(f, status == 400 && closed, "%s: %d, closed %d", refused[i].what, status, closed);
+  }
+  /* the same length twice says one thing: served */
+  int status = one_shot(f,
+                        "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n"
+                        "Connection: close\r\n\r\nhello",
+                        body, sizeof(body), &closed);
+  CHECK(f, status == 200 && strstr(body, "\"body\":\"hello\"") != NULL, "same length twice: %d %s", status, body);
+  /* a blank line alone is closed without an answer */
+  status = one_shot(f, "\r\n\r\n", NULL, 0, &closed);
+  CHECK(f, status == 0 && closed, "blank lines: %d", status);
+  f->ok = 1;
+}
+
+START_TEST(ambiguous_body_framing_is_refused_and_every_400_is_counted) {
+  fixture f;
+  http_options o = default_opts();
+  fixture_start(&f, &o);
+  http_route(f.srv, NULL, "/hooks/{channel}/*", h_echo, &f);
+  fixture_run(&f, client_framing);
+  ck_assert_uint_eq(f.stats.responses_by_class[4], 6);
+  ck_assert_uint_eq(f.stats.responses_by_class[2], 1);
 }
 END_TEST
 
@@ -1488,6 +1527,7 @@ int main(void) {
   TCase *tc = tcase_create("server");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, routes_capture_params_and_answer_404_405_on_one_keepalive_connection);
+  tcase_add_test(tc, ambiguous_body_framing_is_refused_and_every_400_is_counted);
   tcase_add_test(tc, webhooks_for_a_channel_about_to_run_get_503_not_404);
   tcase_add_test(tc, keepalive_serves_two_requests_on_one_connection);
   tcase_add_test(tc, body_over_the_limit_gets_413_json_error);
