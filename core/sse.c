@@ -9,6 +9,9 @@
 #include "log.h"
 
 #define SSE_PAGE 500
+/* Live events a client catching up holds at most; past that it lets them go
+ * and reads them from the store (they are all there: sse__event). */
+#define SSE_HELD_MAX (2 * SSE_PAGE)
 
 typedef struct sse_client {
   struct sse_client *prev, *next;
@@ -22,6 +25,7 @@ typedef struct sse_client {
   int64_t last_id;       /* the newest event written */
   int catching_up;       /* reading the backlog: live events wait in held */
   json_t *held;          /* live events that arrived while catching up */
+  int held_dropped;      /* held passed SSE_HELD_MAX during this backlog read and was let go */
   int store_busy;        /* a store_events_after is in flight */
   int paced;             /* the backlog waits for the client to take what it has (the timer polls) */
   uint64_t every;        /* the keep-alive period */
@@ -113,8 +117,18 @@ static void sse__event(void *arg, const events_event *ev) {
   sse_client *c = arg;
   if (!sse__wanted(c, ev->channel, ev->inbox) || !sse__type_wanted(c, ev->type)) return;
   if (c->catching_up) {
+    /* A live event is one the store committed: a backlog read asked for
+     * after it finds it. So held keeps only what came during the read in
+     * flight; past the bound it lets that go too, and the catch-up reads
+     * the store once more before it goes live. */
+    if (json_array_size(c->held) >= SSE_HELD_MAX) {
+      if (!c->held_dropped) log_debug("api: an event stream catching up reads the live events it could not hold from the store");
+      json_array_clear(c->held);
+      c->held_dropped = 1;
+    }
     json_t *j = events_to_json(ev);
     if (j != NULL) json_array_append_new(c->held, j);
+    else c->held_dropped = 1; /* out of memory: the store has it */
     return;
   }
   sse__write(c, ev);
@@ -145,6 +159,8 @@ static int sse__read_backlog(sse_client *c) {
   store_events_query q = {.after = c->last_id, .channel = c->channel, .inbox = c->inbox,
                           .no_messages = c->no_messages, .limit = SSE_PAGE};
   c->store_busy = 1;
+  json_array_clear(c->held); /* this read finds what is held, and what was let go */
+  c->held_dropped = 0;
   int rc = store_events_read(c->a->host.st, &q, sse__backlog, c);
   if (rc != 0) c->store_busy = 0;
   return rc;
@@ -172,16 +188,17 @@ static void sse__backlog(void *arg, int status, json_t *result, const char *err)
    * the next page starts after it, and held live events it held are sent once. */
   int64_t page_end = json_integer_value(json_object_get(json_array_get(result, json_array_size(result) - 1), "id"));
   if (page_end > c->last_id) c->last_id = page_end;
-  if (json_array_size(result) == SSE_PAGE) {
-    if (http_stream_pending(c->res) > sse__pace_limit(c)) {
-      c->paced = 1; /* sse__tick reads on once the client has taken it */
-      uv_timer_start(&c->keepalive, sse__tick, 20, 20);
-      return;
-    }
-    if (sse__read_backlog(c) == 0) return;
+  /* The next page once the client has taken most of this one (sse__tick
+   * reads on then; what came live meanwhile the store has too), or at once
+   * while the store may have more: a full page, or live events let go. */
+  if (http_stream_pending(c->res) > sse__pace_limit(c)) {
+    c->paced = 1;
+    uv_timer_start(&c->keepalive, sse__tick, 20, 20);
+    return;
   }
-  /* Caught up: what arrived meanwhile goes out in order, skipping what the
-   * backlog already held. */
+  if ((json_array_size(result) == SSE_PAGE || c->held_dropped) && sse__read_backlog(c) == 0) return;
+  /* Caught up: what arrived during the last read goes out in order,
+   * skipping what that read already found. */
   c->catching_up = 0;
   json_array_foreach(c->held, i, e) {
     sse__write_json(c, e);
