@@ -186,7 +186,25 @@ static int sq__team_id(store *st, sq_req *r, const char *name, int64_t *id) {
   return rc == SQLITE_DONE ? 0 : sq_fail(st, r, "saving a team");
 }
 
-static int sq__user_upsert(store *st, sq_req *r, json_t *u, int64_t *out_id) {
+/* The id of an existing team, or 422's -EINVAL naming user and team. */
+static int sq__existing_team_id(store *st, sq_req *r, const char *user, const char *name, int64_t *id) {
+  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM teams WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "saving a user's teams");
+  sq_bind_text(s, 1, name);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) *id = sqlite3_column_int64(s, 0);
+  sqlite3_reset(s);
+  if (rc == SQLITE_ROW) return 0;
+  if (rc != SQLITE_DONE) return sq_fail(st, r, "saving a user's teams");
+  r->status = -EINVAL;
+  snprintf(r->err, sizeof(r->err), "user \"%s\": team \"%s\" does not exist", user, name);
+  return -EINVAL;
+}
+
+/* Creates or updates user u. Its teams are created as named when
+ * create_teams is set (the config's users), and must exist otherwise (the
+ * API's, as a team's users must). */
+static int sq__user_upsert(store *st, sq_req *r, json_t *u, int create_teams, int64_t *out_id) {
   const char *name = sq__str(u, "name");
   if (name == NULL) return sq__invalid(r, "a user needs a name%s", "");
   json_t *skills = json_object_get(u, "skills");
@@ -227,7 +245,9 @@ static int sq__user_upsert(store *st, sq_req *r, json_t *u, int64_t *out_id) {
     size_t i;
     json_array_foreach(teams, i, v) {
       int64_t team;
-      if (sq__team_id(st, r, json_string_value(v), &team) < 0) return -EIO;
+      int trc = create_teams ? sq__team_id(st, r, json_string_value(v), &team)
+                             : sq__existing_team_id(st, r, name, json_string_value(v), &team);
+      if (trc < 0) return trc;
       s = sq_prep(st, "INSERT OR IGNORE INTO team_members(team_id, user_id) VALUES(?1, ?2)");
       if (s == NULL) return sq_fail(st, r, "saving a user's teams");
       sqlite3_bind_int64(s, 1, team);
@@ -302,7 +322,7 @@ int store_users_list(store *st, store_json_cb cb, void *arg) {
 
 static int sq__user_put(store *st, sq_req *r, json_t *args, json_t **result) {
   int64_t id;
-  if (sq__user_upsert(st, r, args, &id) < 0) return r->status;
+  if (sq__user_upsert(st, r, args, 0, &id) < 0) return r->status;
   /* Availability, a seat or capacity may have changed: give waiting tickets a chance. */
   if (sq_drain_queue(st, r) < 0 || sq__user_json(st, r, id, result) < 0) return -EIO;
   return sq_event(st, r, "user.updated", NULL, NULL, json_incref(*result));
@@ -460,7 +480,7 @@ static int sq__seed(store *st, sq_req *r, json_t *cfg, json_t **result) {
   json_t *o;
   int64_t id;
   json_array_foreach(json_object_get(cfg, "pipelines"), i, o) if (sq__pipeline_upsert(st, r, o) < 0) return -EIO;
-  json_array_foreach(json_object_get(cfg, "users"), i, o) if (sq__user_upsert(st, r, o, &id) < 0) return r->status;
+  json_array_foreach(json_object_get(cfg, "users"), i, o) if (sq__user_upsert(st, r, o, 1, &id) < 0) return r->status;
   json_array_foreach(json_object_get(cfg, "teams"), i, o) if (sq__team_upsert(st, r, o, &id) < 0) return r->status;
   if (sq_drain_queue(st, r) < 0) return -EIO;
   *result = json_pack("{sI sI sI}", "pipelines", (json_int_t)json_array_size(json_object_get(cfg, "pipelines")),

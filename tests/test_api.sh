@@ -558,6 +558,14 @@ call POST /api/v1/teams "$ADMIN" '{"name": "billing", "users": ["bob"]}'
 expect "POST a team is 201" 201 'd["users"] == ["bob"]'
 call POST /api/v1/teams "$ADMIN" '{"name": "ghosts", "users": ["nobody"]}'
 expect "a team member who is not a user is 422" 422
+call POST /api/v1/users "$ADMIN" '{"name": "erin", "teams": ["billing", "nowhere"]}'
+expect "a user's team that does not exist is 422 naming it, and nothing is saved" 422 '"nowhere" in d["error"]["message"]'
+call GET /api/v1/teams "$AGENT"
+expect "... no team was made for it" 200 'not any(t["name"] == "nowhere" for t in d["items"])'
+call PATCH /api/v1/users/bob "$ADMIN" '{"teams": ["nowhere"]}'
+expect "... nor in a PATCH, which keeps the user's teams" 422 '"nowhere" in d["error"]["message"]'
+call GET /api/v1/users "$AGENT"
+expect "... and no user erin was made" 200 'not any(u["name"] == "erin" for u in d["items"]) and [u["teams"] for u in d["items"] if u["name"] == "bob"] == [["billing"]]'
 call PATCH /api/v1/teams/billing "$ADMIN" '{"users": []}'
 expect "PATCH a team" 200 'd["users"] == []'
 call PATCH /api/v1/teams/nope "$ADMIN" '{"users": []}'
