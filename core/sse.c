@@ -24,7 +24,7 @@ typedef struct sse_client {
   int token;             /* bus subscription, 0 = none */
   int64_t last_id;       /* the newest event written */
   int catching_up;       /* reading the backlog: live events wait in held */
-  json_t *held;          /* live events that arrived while catching up */
+  json_t *held;          /* live events that came during the backlog read in flight */
   int held_dropped;      /* held passed SSE_HELD_MAX during this backlog read and was let go */
   int store_busy;        /* a store_events_after is in flight */
   int paced;             /* the backlog waits for the client to take what it has (the timer polls) */
@@ -122,7 +122,8 @@ static void sse__event(void *arg, const events_event *ev) {
      * flight; past the bound it lets that go too, and the catch-up reads
      * the store once more before it goes live. */
     if (json_array_size(c->held) >= SSE_HELD_MAX) {
-      if (!c->held_dropped) log_debug("api: an event stream catching up reads the live events it could not hold from the store");
+      if (!c->held_dropped)
+        log_debug("api: an event stream catching up reads the live events it could not hold from the store");
       json_array_clear(c->held);
       c->held_dropped = 1;
     }
