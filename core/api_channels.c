@@ -146,7 +146,7 @@ static json_t *api__view(api *a, const char *name, const config_channel *cc, con
                       : stored && api_channel_on(a, name) ? "connecting"
                                                           : "stopped";
   return json_pack("{s:O? s:s s:s? s:s s:s s:s s:s s:s? s:o? s:o?}", "id", json_object_get(rec, "id"), "name", name,
-                   "plugin", json_string_value(json_object_get(spec, "plugin")), "inbox", inbox ? inbox : "Support",
+                   "plugin", json_string_value(json_object_get(spec, "plugin")), "inbox", inbox ? inbox : ROUTER_DEFAULT_INBOX,
                    "status", status, "source", stored ? "api" : "config", "state", state, "state_reason",
                    reason != NULL && reason[0] != '\0' ? reason : NULL, "rules", rules, "embed",
                    api__embed(a, name, spec, ch, stored ? NULL : cc, stored));
@@ -489,7 +489,7 @@ static void api__patch_fn(api_chreq *q) {
   }
   json_t *spec = json_deep_copy(json_object_get(stored, "spec"));
   const char *old_inbox = json_string_value(json_object_get(spec, "inbox"));
-  char *old = strdup(old_inbox ? old_inbox : "Support");
+  char *old = strdup(old_inbox ? old_inbox : ROUTER_DEFAULT_INBOX);
   json_t *cred = NULL;
   int new_credentials = json_object_get(q->body, "credentials") != NULL;
   if (!new_credentials) {

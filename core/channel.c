@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "router.h"
 #include "schema.h"
 
 #define CHANNEL_BACKOFF_MIN_MS 1000
@@ -60,7 +61,7 @@ static int channel__own_spec(sb_channel *ch, const config_channel *spec) {
   ch->spec.name = json_string_value(json_object_get(ch->spec_json, "name"));
   ch->spec.plugin = json_string_value(json_object_get(ch->spec_json, "plugin"));
   const json_t *inbox = json_object_get(ch->spec_json, "inbox");
-  ch->spec.inbox = inbox != NULL ? json_string_value(inbox) : "Support";
+  ch->spec.inbox = inbox != NULL ? json_string_value(inbox) : ROUTER_DEFAULT_INBOX;
   ch->spec.credentials = json_object_get(ch->spec_json, "credentials");
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "router.h"
 #include "schema.h"
 
 static const char *const config__top_keys[] = {
@@ -339,7 +340,7 @@ static int config__channels(config *cfg, const json_t *channels, char *err, size
       snprintf(err, errlen, "channel \"%s\": \"inbox\" must be a non-empty string", ch->name);
       return -EINVAL;
     }
-    ch->inbox = inbox != NULL ? json_string_value(inbox) : "Support";
+    ch->inbox = inbox != NULL ? json_string_value(inbox) : ROUTER_DEFAULT_INBOX;
     const json_t *status = json_object_get(c, "status");
     ch->enabled = 1;
     if (status != NULL) {
@@ -387,12 +388,14 @@ static int config__parse(config *cfg, const char *listen_override, const char *s
              cfg->listen);
     return -EINVAL;
   }
-  const json_t *store = json_object_get(root, "store");
-  if (store != NULL && !json_is_string(store)) {
+  const json_t *store_url = json_object_get(root, "store");
+  if (store_url != NULL && !json_is_string(store_url)) {
     snprintf(err, errlen, "%s: \"store\" must be a string: \"sqlite:PATH\"", cfg->path);
     return -EINVAL;
   }
-  const char *s = store_override ? store_override : store ? json_string_value(store) : "sqlite:./data/switchboard.db";
+  const char *s = store_override ? store_override
+                  : store_url    ? json_string_value(store_url)
+                                 : "sqlite:./data/switchboard.db";
   if (strncmp(s, "sqlite:", 7) == 0) {
     /* A relative database path in the file is relative to the file. */
     const char *p = s + 7;

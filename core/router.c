@@ -325,6 +325,7 @@ int router_channel_from_json_key(const json_t *obj, router_channel *out, char *e
       rc = router__bad(&c, k, "is not a known channel key");
     if (rc < 0) break;
   }
+  if (rc == 0 && out->inbox == NULL && (out->inbox = strdup(ROUTER_DEFAULT_INBOX)) == NULL) rc = -ENOMEM;
   if (rc == -ENOMEM) snprintf(err, errlen, "out of memory reading channel \"%s\"", c.channel);
   if (rc < 0) router_channel_free(out);
   return rc;

@@ -30,6 +30,9 @@ enum router_routing_mode {
   ROUTER_ROUTING_CONTACT_OWNER = 2
 };
 
+/* The inbox of a channel that names none. */
+#define ROUTER_DEFAULT_INBOX "Support"
+
 /* One channel's routing rules and defaults. Strings and arrays are owned by
  * the struct (router_channel_free). */
 typedef struct router_channel {

@@ -264,6 +264,15 @@ static const char *const sq__migrations[] = {
      * its held sends at once (store_outbox_release_held) without touching
      * those backing off after a failure. */
     "ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0;",
+    /* 22: a channel that named no inbox fed "Support" by its documentation,
+     * but its conversations and events were stored with none, so inbox
+     * filters and reports missed them. They were Support's: a channel that
+     * names an inbox gives it to all of them, and so does one that names
+     * none now. (An event of a channel deleted meanwhile keeps none: that
+     * channel's inbox is not known any more.) */
+    "UPDATE channels SET inbox = 'Support' WHERE inbox IS NULL OR inbox = '';"
+    "UPDATE threads SET inbox = 'Support' WHERE inbox IS NULL OR inbox = '';"
+    "UPDATE events SET inbox = 'Support' WHERE inbox IS NULL AND channel IN (SELECT name FROM channels);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -1015,7 +1015,9 @@ call POST /api/v1/channels "$ADMIN" '{"name": "talk", "plugin": "testplugin", "c
 expect "a channel that creates no tickets" 201
 wait_state talk connected
 inbound talk t1 zed "no ticket here"
-call GET "/api/v1/conversations?channel=talk" "$AGENT"
+call GET "/api/v1/conversations?channel=talk&inbox=Support" "$AGENT"
+expect "a channel that names no inbox feeds Support, its conversations too" 200 \
+  'len(d["items"]) == 1 and d["items"][0]["inbox"] == "Support"'
 talkconv=$(jv 'd["items"][0]["id"]')
 call PATCH "/api/v1/conversations/$talkconv" "$AGENT" '{"assignee": "dana"}'
 expect "PATCH assignee gives a ticketless conversation to a user" 200 "d['id'] == $talkconv and d['assignee'] == 'dana' and d['ticket'] is None"

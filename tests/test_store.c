@@ -1253,6 +1253,35 @@ START_TEST(deleted_ids_are_never_given_again) {
 }
 END_TEST
 
+/* A channel that names no inbox feeds Support, and schema 22 puts there
+ * what such a channel stored with none before. */
+START_TEST(a_channel_without_an_inbox_feeds_support) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_in(&f, "demo", "a1", "kim", "first");
+  json_t *l = fx_list(&f, "{\"inbox\":\"Support\"}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 1);
+  json_decref(l);
+  fx_close_store(&f);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM events WHERE channel = 'demo' AND inbox IS NOT 'Support'"), 0);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db,
+                                "UPDATE channels SET inbox = NULL; UPDATE threads SET inbox = NULL;"
+                                "UPDATE events SET inbox = NULL; PRAGMA user_version = 21;",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  fx_open_store(&f);
+  fx_close_store(&f);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM threads WHERE inbox = 'Support'"), 1);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM channels WHERE inbox = 'Support'"), 1);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM events WHERE channel = 'demo' AND inbox IS NOT 'Support'"), 0);
+  fx_close(&f);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("store");
   TCase *tc = tcase_create("store");
@@ -1287,6 +1316,7 @@ int main(void) {
   tcase_add_test(tc, tokens_of_a_user_author_replies_and_go_with_the_user);
   tcase_add_test(tc, a_long_read_does_not_hold_the_next_read);
   tcase_add_test(tc, deleted_ids_are_never_given_again);
+  tcase_add_test(tc, a_channel_without_an_inbox_feeds_support);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
