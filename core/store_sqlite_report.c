@@ -272,7 +272,7 @@ static int sq__report(store *st, sq_req *r, json_t *q, json_t **result) {
       json_object_set(res, echo[i], v != NULL ? v : json_null());
     }
     if (rp.by != SQ_BY_NONE) {
-      qsort(rp.groups, rp.n, sizeof(rp.groups[0]), sq__cmp_groups);
+      if (rp.n > 1) qsort(rp.groups, rp.n, sizeof(rp.groups[0]), sq__cmp_groups); /* groups is NULL when none */
       json_t *groups = json_array();
       for (size_t i = 0; i < rp.n; i++) {
         json_t *g = sq__figures_json(&rp.groups[i]);

@@ -519,6 +519,8 @@ expect "group_by=agent: nobody was assigned, and the replies were of a token of 
 call GET "/api/v1/reports?channel=nope" "$AGENT"
 expect "a channel with nothing gives zeros and null times" 200 \
   'd["conversations"]["opened"] == 0 and d["first_response"]["median_seconds"] is None and d["resolution"]["p90_seconds"] is None'
+call GET "/api/v1/reports?channel=nope&group_by=channel" "$AGENT"
+expect "grouped with nothing to group: no groups" 200 'd["groups"] == []'
 call GET "/api/v1/reports?from=0&to=1000" "$AGENT"
 expect "from and to are milliseconds since the epoch" 200 'd["from"] == 0 and d["to"] == 1000 and d["conversations"]["opened"] == 0'
 call GET /api/v1/reports ""

@@ -269,6 +269,11 @@ START_TEST(a_report_filters_by_channel_and_inbox) {
   r = report_range(&f, T0, T0 + DAY_MS, "\"channel\":\"mail\",\"inbox\":\"Sales\"");
   assert_figures(r, (const int64_t[14]){0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, 0, -1, -1});
   json_decref(r);
+  /* grouped, with nothing to group: no groups (it sorted none through a NULL array) */
+  r = report_range(&f, T0, T0 + DAY_MS, "\"channel\":\"nope\",\"group_by\":\"channel\"");
+  ck_assert(json_is_array(json_object_get(r, "groups")));
+  ck_assert_int_eq(json_array_size(json_object_get(r, "groups")), 0);
+  json_decref(r);
   /* read beside the writer: the writer runs no request for it */
   store_stats before, after;
   store_get_stats(f.st, &before);
