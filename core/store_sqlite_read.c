@@ -154,24 +154,23 @@ static int64_t sq__cursor(json_t *q) {
   return c ? strtoll(c, NULL, 10) : 0;
 }
 
-static void sq__page(json_t *items, int64_t limit, const char *idkey, json_t **result) {
-  json_t *next = json_null();
-  if ((int64_t)json_array_size(items) == limit) {
-    char buf[32];
-    json_t *last = json_array_get(items, json_array_size(items) - 1);
-    snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(json_object_get(last, idkey)));
-    next = json_string(buf);
-  }
-  *result = json_pack("{so so}", "items", items, "next_cursor", next);
-}
-
-/* Runs s, whose rows are one JSON text each (ordered by id), into a page
- * of at most limit items. */
+/* Runs s, whose rows are one JSON text each (ordered by id) and which was
+ * bound to read limit + 1 of them, into a page of at most limit items. The
+ * row past the page tells whether there is a next one: next_cursor is null
+ * on the last page, even a full one. */
 static int sq__run_page(store *st, sq_req *r, sqlite3_stmt *s, int64_t limit, json_t **result) {
   json_t *items;
   int rc = sq_json_rows(st, r, s, "reading rows", &items);
   if (rc < 0) return rc;
-  sq__page(items, limit, "id", result);
+  json_t *next = json_null();
+  if ((int64_t)json_array_size(items) > limit) {
+    json_array_remove(items, (size_t)limit);
+    json_t *last = json_array_get(items, (size_t)limit - 1);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(json_object_get(last, "id")));
+    next = json_string(buf);
+  }
+  *result = json_pack("{so so}", "items", items, "next_cursor", next);
   return 0;
 }
 
@@ -217,7 +216,7 @@ static int sq__audit_list(store *st, sq_req *r, json_t *q, json_t **result) {
   if (s == NULL) return sq_fail(st, r, "reading the audit log");
   int64_t limit = sq__limit(q);
   sqlite3_bind_int64(s, 1, sq__cursor(q));
-  sqlite3_bind_int64(s, 2, limit);
+  sqlite3_bind_int64(s, 2, limit + 1);
   return sq__run_page(st, r, s, limit, result);
 }
 
@@ -242,7 +241,7 @@ static int sq__contacts_list(store *st, sq_req *r, json_t *q, json_t **result) {
   int64_t limit = sq__limit(q);
   sqlite3_bind_int64(s, 1, sq__cursor(q));
   sq_bind_text(s, 2, sq__str(q, "q"));
-  sqlite3_bind_int64(s, 3, limit);
+  sqlite3_bind_int64(s, 3, limit + 1);
   return sq__run_page(st, r, s, limit, result);
 }
 
@@ -443,7 +442,7 @@ static int sq__conversations(store *st, sq_req *r, json_t *q, json_t **result) {
   sq_bind_text(s, 4, sq__str(q, "status"));
   sq_bind_text(s, 5, sq__str(q, "assignee"));
   sq_bind_text(s, 6, sq__str(q, "q"));
-  sqlite3_bind_int64(s, 7, limit);
+  sqlite3_bind_int64(s, 7, limit + 1);
   if (json_is_true(json_object_get(q, "failed"))) sqlite3_bind_int(s, 8, 1);
   sq_bind_text(s, 11, sq__str(q, "label"));
   if (json_is_integer(json_object_get(q, "contact")))

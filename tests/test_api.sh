@@ -235,7 +235,8 @@ call GET "/api/v1/conversations?limit=1" "$AGENT"
 expect "limit=1 gives a next_cursor" 200 'len(d["items"]) == 1 and d["next_cursor"] is not None'
 cursor=$(jv 'd["next_cursor"]')
 call GET "/api/v1/conversations?limit=1&cursor=$cursor" "$AGENT"
-expect "the cursor gives the next page" 200 "d['items'][0]['id'] == $conv"
+expect "the cursor gives the next page, the last one: no next_cursor though it is full" 200 \
+  "d['items'][0]['id'] == $conv and d['next_cursor'] is None"
 call GET "/api/v1/conversations?status=pending" "$AGENT"
 expect "a bad status filter is 400" 400 'd["error"]["field"] == "status"'
 call GET "/api/v1/conversations?limit=0" "$AGENT"

@@ -601,6 +601,15 @@ START_TEST(conversation_list_filters_and_paginates) {
                    fx_int(json_array_get(json_object_get(l, "items"), 1), "id"));
   json_decref(l);
   json_decref(l2);
+  /* a page that holds the rest exactly is the last: no cursor to an empty one */
+  l = fx_list(&f, "{\"channel\":\"demo\",\"limit\":5}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 5);
+  ck_assert(json_is_null(json_object_get(l, "next_cursor")));
+  json_decref(l);
+  l = fx_list(&f, "{\"channel\":\"demo\",\"limit\":4}");
+  ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 4);
+  ck_assert(json_is_string(json_object_get(l, "next_cursor")));
+  json_decref(l);
   l = fx_list(&f, "{\"inbox\":\"Sales\"}");
   ck_assert_int_eq(json_array_size(json_object_get(l, "items")), 1);
   json_decref(l);
