@@ -316,9 +316,11 @@ int api_check_keys_in(http_responder *res, const json_t *obj, const char *const 
 int api_param_id(const http_request *req, http_responder *res, const char *name, int64_t *id) {
   const char *s = http_request_param(req, name);
   char *end = NULL;
-  /* an id as the API writes it: digits, no sign, no leading zero */
+  /* an id as the API writes it: digits, no sign, no leading zero, and no
+   * more than a 64-bit id holds (strtoll would give its largest instead) */
+  errno = 0;
   long long v = s != NULL && s[0] >= '1' && s[0] <= '9' ? strtoll(s, &end, 10) : 0;
-  if (v <= 0 || *end != '\0') {
+  if (v <= 0 || *end != '\0' || errno == ERANGE) {
     char msg[128];
     snprintf(msg, sizeof(msg), "there is nothing with id \"%.64s\"", s ? s : "");
     http_respond_error(res, 404, "not_found", msg, NULL);
@@ -381,6 +383,8 @@ int api_query_into(const http_request *req, http_responder *res, const char *nam
   int n = http_request_query(req, name, buf, sizeof(buf));
   if (n == -ENOENT) return 0;
   const char *why = n < 0 ? "is too long" : NULL;
+  json_t *value = why == NULL && (size_t)n == strlen(buf) ? json_string(buf) : NULL;
+  if (why == NULL && value == NULL) why = "must be UTF-8 text without NUL bytes";
   if (why == NULL && buf[0] == '\0' && strcmp(name, "q") != 0) why = "is empty: give a value or leave it out";
   if (why == NULL && strcmp(name, "cursor") == 0 && api_is_id(buf) == 0)
     why = "is not a cursor: give the previous page's next_cursor";
@@ -388,9 +392,11 @@ int api_query_into(const http_request *req, http_responder *res, const char *nam
     char msg[128];
     snprintf(msg, sizeof(msg), "?%s= %s", name, why);
     http_respond_error(res, 400, "invalid_query", msg, name);
+    json_decref(value);
     return -EINVAL;
   }
-  if (buf[0] != '\0') json_object_set_new(filter, name, json_string(buf));
+  if (buf[0] != '\0') json_object_set_new(filter, name, value);
+  else json_decref(value);
   return 0;
 }
 

@@ -468,6 +468,12 @@ static void api__reply(api *a, const http_request *req, http_responder *res, int
       api_check_type(res, b, "template", JSON_OBJECT, 1) != 0 ||
       api_check_type(res, b, "canned", JSON_STRING, 1) != 0)
     goto out;
+  if (json_is_integer(json_object_get(b, "reply_to")) && json_integer_value(json_object_get(b, "reply_to")) < 1) {
+    /* 0 would mean the default, the latest inbound message: not what was given */
+    http_respond_error(res, 400, "invalid", "\"reply_to\" is a message id (a positive number), or null for the latest "
+                       "inbound message", "reply_to");
+    goto out;
+  }
   json_t *tmpl = json_object_get(b, "template");
   if (tmpl != NULL && json_is_null(tmpl)) tmpl = NULL;
   if (tmpl != NULL) {

@@ -237,6 +237,12 @@ cursor=$(jv 'd["next_cursor"]')
 call GET "/api/v1/conversations?limit=1&cursor=$cursor" "$AGENT"
 expect "the cursor gives the next page, the last one: no next_cursor though it is full" 200 \
   "d['items'][0]['id'] == $conv and d['next_cursor'] is None"
+call GET "/api/v1/conversations?q=%FFzzzz" "$AGENT"
+expect "a search that is not UTF-8 is 400, not every conversation" 400 'd["error"]["field"] == "q"'
+call GET "/api/v1/conversations?q=a%00b" "$AGENT"
+expect "a search with a NUL byte is 400, not a shorter search" 400 'd["error"]["field"] == "q"'
+call GET "/api/v1/contacts?q=zz%FFzz" "$AGENT"
+expect "... the contacts' search too" 400 'd["error"]["field"] == "q"'
 call GET "/api/v1/conversations?status=pending" "$AGENT"
 expect "a bad status filter is 400" 400 'd["error"]["field"] == "status"'
 call GET "/api/v1/conversations?limit=0" "$AGENT"
@@ -273,7 +279,13 @@ call GET "/api/v1/conversations/%2B$conv" "$AGENT"
 expect "an id with a sign is 404 (ids are written one way)" 404
 call GET "/api/v1/conversations/0$conv" "$AGENT"
 expect "an id with a leading zero is 404" 404
+call GET "/api/v1/conversations/99999999999999999999" "$AGENT"
+expect "an id past 64 bits is 404 naming it, not the largest id" 404 '"99999999999999999999" in d["error"]["message"]'
 
+for bad in 0 -1; do
+  call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"to nothing\", \"reply_to\": $bad}"
+  expect "reply_to $bad is 400, not the latest inbound message" 400 'd["error"]["field"] == "reply_to"'
+done
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"We are on it\", \"reply_to\": $inmsg}"
 expect "a reply is queued with 202" 202 'd["status"] == "queued" and isinstance(d["id"], int)'
 reply=$(jv 'd["id"]')
