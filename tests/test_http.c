@@ -565,6 +565,17 @@ static void client_malformed(fixture *f) {
   free(res.body);
   close(r.fd);
 
+  /* an expectation the server does not meet: 417, with its reason phrase */
+  r.fd = cl_connect(f->port);
+  r.len = 0;
+  req = "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nExpect: bogus\r\nContent-Length: 2\r\n\r\nhi";
+  cl_send(r.fd, req, strlen(req));
+  CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 417, "unknown Expect: %d", res.status);
+  const char *line417 = "HTTP/1.1 417 Expectation Failed\r\n";
+  CHECK(f, strncmp(res.head, line417, strlen(line417)) == 0, "417's status line: %.40s", res.head);
+  free(res.body);
+  close(r.fd);
+
     /* broken chunked encoding */
   r.fd = cl_connect(f->port);
   r.len = 0;
