@@ -97,4 +97,7 @@ int api_seal(const char *key_hex, const json_t *credentials, char **out);
  * text is damaged. */
 int api_unseal(const char *key_hex, const char *sealed, json_t **out);
 
+/* Why api_unseal failed with rc, for an operator. */
+const char *api_unseal_problem(int rc);
+
 #endif

@@ -607,8 +607,7 @@ static int api__open_stored(api *a, const config *cfg, const json_t *e, int at_s
     char msg[256];
     snprintf(msg, sizeof(msg),
              "channel \"%s\" was connected through the API and its credentials cannot be unsealed: %s", name,
-             rc == -EINVAL ? "the config has no valid secret_key (64 hex digits)"
-                           : "secret_key is not the key they were sealed with");
+             api_unseal_problem(rc));
     if (at_start)
       a->host.fatal(a->host.ctx, msg);
     else

@@ -66,6 +66,12 @@ int api_seal(const char *key_hex, const json_t *credentials, char **out) {
   return rc;
 }
 
+const char *api_unseal_problem(int rc) {
+  return rc == -EINVAL   ? "the config has no valid secret_key (64 hex digits)"
+         : rc == -ENOMEM ? "out of memory"
+                         : "secret_key is not the key they were sealed with";
+}
+
 int api_unseal(const char *key_hex, const char *sealed, json_t **out) {
   unsigned char key[crypto_secretbox_KEYBYTES];
   *out = NULL;

@@ -90,6 +90,30 @@ static int daemon__validate_channels(const config *cfg, const loader *plugins, c
   return 0;
 }
 
+/* Checks that the channels stored by the API that start with this config
+ * (those the config does not name) can be unsealed under its secret_key,
+ * as start-up would, before anything starts: `check` then finds a wrong or
+ * missing key, and `run` stops before it listens. */
+static int daemon__check_sealed(const config *cfg, char *err, size_t errlen) {
+  json_t *stored = NULL;
+  int rc = store_api_channels_peek(cfg->store, &stored, err, errlen);
+  size_t i;
+  json_t *e;
+  json_array_foreach(stored, i, e) {
+    const char *name = json_string_value(json_object_get(e, "name"));
+    if (rc != 0 || config_find_channel(cfg, name) != NULL) continue;
+    json_t *cred = NULL;
+    int u = api_unseal(cfg->secret_key, json_string_value(json_object_get(e, "sealed")), &cred);
+    json_decref(cred);
+    if (u == 0) continue;
+    snprintf(err, errlen, "channel \"%s\" was connected through the API and its credentials cannot be unsealed: %s",
+             name, api_unseal_problem(u));
+    rc = -EINVAL;
+  }
+  json_decref(stored);
+  return rc;
+}
+
 int daemon_prepare(const daemon_options *opt, config **cfg, loader *plugins, char *err, size_t errlen) {
   memset(plugins, 0, sizeof(*plugins));
   int rc = config_load(opt->config_path, opt->listen, opt->store, cfg, err, errlen);
@@ -101,6 +125,7 @@ int daemon_prepare(const daemon_options *opt, config **cfg, loader *plugins, cha
   /* The certificate and key are read now, so that check finds a bad pair
    * as start-up would, before anything starts. */
   if (rc == 0 && (*cfg)->tls_cert != NULL) rc = http_tls_check((*cfg)->tls_cert, (*cfg)->tls_key, err, errlen);
+  if (rc == 0) rc = daemon__check_sealed(*cfg, err, errlen);
   if (rc != 0) {
     if (rc == -ENOMEM) snprintf(err, errlen, "out of memory while loading plugins");
     loader_unload(plugins);

@@ -402,6 +402,11 @@ int store_api_channel_put(store *st, const char *name, const json_t *spec, const
                           store_json_cb cb, void *arg);
 /* [{name, spec, sealed}] in creation order. */
 int store_api_channels_list(store *st, store_json_cb cb, void *arg);
+/* The same list read straight from the database of a store URL, read-only
+ * and without opening the store (no claim, no migration), for checks before
+ * start-up: *out is [] when there is no database yet, or none of schema
+ * with such channels. Returns 0, or -EIO with err filled. */
+int store_api_channels_peek(const char *url, json_t **out, char *err, size_t errlen);
 /* Forgets it; -ENOENT if unknown. Result: {name}. */
 int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void *arg);
 /* Deletes the channel's conversations (their messages, tickets, notes and

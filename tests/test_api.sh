@@ -1573,8 +1573,13 @@ stop_daemon
 write_config "$cfg" "\"$(python3 -c 'print("77"*32)')\"" "$work/db.sqlite" "$port"
 "$SB" run -c "$cfg" >"$work/wrongkey.log" 2>&1
 rc=$?
-[ $rc -eq 1 ] && grep -q 'channel "web" was connected through the API and its credentials cannot be unsealed: secret_key is not the key they were sealed with' "$work/wrongkey.log"
-check "a wrong secret_key with sealed channels stops start-up with a clear error" $? "status $rc: $(tail -3 "$work/wrongkey.log")"
+[ $rc -eq 2 ] && grep -q 'channel "web" was connected through the API and its credentials cannot be unsealed: secret_key is not the key they were sealed with' "$work/wrongkey.log" &&
+  ! grep -q 'listening' "$work/wrongkey.log"
+check "a wrong secret_key with sealed channels stops start-up with a clear error, before it listens" $? "status $rc: $(tail -3 "$work/wrongkey.log")"
+"$SB" check -c "$cfg" >"$work/wrongkey-check.log" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q 'channel "web" was connected through the API and its credentials cannot be unsealed' "$work/wrongkey-check.log"
+check "check finds the wrong secret_key too" $? "status $rc: $(cat "$work/wrongkey-check.log")"
 
 # --- no secret_key: connecting over the API is refused ------------------------------------
 port2=$(free_port)
