@@ -251,6 +251,8 @@ static void api__note(api *a, const http_request *req, http_responder *res, int 
 /* ---- canned responses ---- */
 
 #define API_CANNED_TEXT_MAX 8000
+/* A reply's attachment link (signed CDN links run long). */
+#define API_ATTACHMENT_URL_MAX 8192
 
 /* A canned response's name: 1-64 of A-Z a-z 0-9 . _ - (it goes in paths). */
 static int api__canned_name_ok(const char *n) {
@@ -437,6 +439,21 @@ static int api__attachments(http_responder *res, const json_t *arr, router_attac
     static const char *const keys[] = {"url", "mime_type", "filename", "size", NULL};
     if (api_check_keys_in(res, e, keys, "attachments") != 0) {
       free(at);
+      return -EINVAL;
+    }
+    /* content the help desk holds, or a link the plugin can hand on */
+    const char *bad = NULL, *why = NULL;
+    if (store_attachment_link_id(json_string_value(url)) == 0 &&
+        !router_http_url_valid(json_string_value(url), API_ATTACHMENT_URL_MAX))
+      bad = "url", why = "an attachment's url is a stored file's /api/v1/attachments/{id} or an absolute http or "
+                         "https URL";
+    else if (json_integer_value(size) < 0)
+      bad = "size", why = "an attachment's size is a number of bytes, 0 or more";
+    if (bad != NULL) {
+      free(at);
+      char field[48];
+      snprintf(field, sizeof(field), "attachments[%zu].%s", i, bad);
+      http_respond_error(res, 400, "invalid", why, field);
       return -EINVAL;
     }
     at[i].url = json_string_value(url);

@@ -423,8 +423,10 @@ static int router__check_fields(const char *list, size_t i, json_t *o, const cha
   return 0;
 }
 
-int router_avatar_url_valid(const char *url) {
-  if (url == NULL || url[0] == '\0' || strlen(url) > ROUTER_AVATAR_URL_MAX) return 0;
+int router_avatar_url_valid(const char *url) { return router_http_url_valid(url, ROUTER_AVATAR_URL_MAX); }
+
+int router_http_url_valid(const char *url, size_t max) {
+  if (url == NULL || url[0] == '\0' || strlen(url) > max) return 0;
   for (const unsigned char *p = (const unsigned char *)url; *p != '\0'; p++) {
     if (*p <= 0x20 || *p == 0x7f) return 0; /* curl would accept some; a client may not */
   }

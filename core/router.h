@@ -124,9 +124,13 @@ int router_seed_validate(const json_t *config, char *err, size_t errlen);
  * may also come from the API: an unknown one routes the ticket as usual.) */
 int router_channel_check_ticket(const router_channel *ch, const json_t *config, char *err, size_t errlen);
 
-/* A user's avatar_url: an absolute http:// or https:// URL with a host, no
- * whitespace, at most ROUTER_AVATAR_URL_MAX bytes. Returns 1 when valid.
- * ROUTER_AVATAR_URL_RULE says so in words, for error sentences. */
+/* An absolute http:// or https:// URL with a host, no whitespace, at most
+ * max bytes. Returns 1 when valid. */
+int router_http_url_valid(const char *url, size_t max);
+
+/* A user's or contact's avatar_url: router_http_url_valid within
+ * ROUTER_AVATAR_URL_MAX bytes. ROUTER_AVATAR_URL_RULE says so in words, for
+ * error sentences. */
 #define ROUTER_AVATAR_URL_MAX 2048
 #define ROUTER_AVATAR_URL_RULE "must be an absolute http or https URL such as https://example.com/ana.png"
 int router_avatar_url_valid(const char *url);

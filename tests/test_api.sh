@@ -340,6 +340,12 @@ call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": 5}'
 expect "a wrong type is 400 naming the field" 400 'd["error"]["field"] == "text"'
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"attachments": [{"mime_type": "x"}]}'
 expect "an attachment without url is 400" 400 'd["error"]["field"] == "attachments"'
+for u in "" "file:///etc/passwd" "/api/v1/attachments/0" "/api/v1/attachments/abc" "https:///nohost"; do
+  call POST "/api/v1/conversations/$conv/messages" "$AGENT" "{\"text\": \"x\", \"attachments\": [{\"url\": \"https://example.com/a.png\"}, {\"url\": \"$u\"}]}"
+  expect "an attachment url that is neither stored content nor an http(s) link is 400: '$u'" 400 'd["error"]["field"] == "attachments[1].url"'
+done
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "x", "attachments": [{"url": "https://example.com/a.png", "size": -1}]}'
+expect "a negative attachment size is 400" 400 'd["error"]["field"] == "attachments[0].size"'
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"txt": "typo"}'
 expect "an unknown field is 400 naming it" 400 'd["error"]["field"] == "txt"'
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{}'
