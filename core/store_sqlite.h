@@ -443,15 +443,16 @@ double sq_median(const int64_t *sorted, size_t n);
  * Returns 0 or -EIO. */
 int sq_uploads_sweep(store *st, int64_t now_ms);
 
+/* Fills in a reply's attachments that name stored content (a link to
+ * /api/v1/attachments/ID): its id, and what they leave out — mime_type,
+ * filename, size — from that content, so the conversation shows what the
+ * channel was given. Replaces *attachments_json (malloc'd) when it changes
+ * anything. */
+int sq_uploads_describe(store *st, sq_req *r, char **attachments_json);
 /* Writer thread, in a reply's transaction: checks that every stored file
  * the reply's attachments (JSON array) link to exists, and gives the
  * uploads among them to message_id. Returns 0, or -EINVAL naming the
  * missing one, or -EIO (r filled). */
-/* Fills in what a reply's attachments that name stored content (a link to
- * /api/v1/attachments/ID) leave out — mime_type, filename, size — from that
- * content, so the conversation shows what the channel was given. Replaces
- * *attachments_json (malloc'd) when it changes anything. */
-int sq_uploads_describe(store *st, sq_req *r, char **attachments_json);
 int sq_uploads_claim(store *st, sq_req *r, const char *attachments_json, int64_t message_id);
 
 #endif

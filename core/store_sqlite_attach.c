@@ -355,6 +355,8 @@ int sq_uploads_describe(store *st, sq_req *r, char **attachments_json) {
     }
     sqlite3_bind_int64(s, 1, id);
     if (sqlite3_step(s) == SQLITE_ROW) { /* none: sq_uploads_claim says so */
+      json_object_set_new(at, "id", json_integer(id)); /* as a held inbound attachment lists it */
+      changed = 1;
       static const char *const keys[] = {"mime_type", "filename"};
       for (int k = 0; k < 2; k++) {
         if (json_is_string(json_object_get(at, keys[k]))) continue; /* given */

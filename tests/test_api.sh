@@ -428,8 +428,8 @@ wait_reply "$conv" "$up_reply" sent
 check "the plugin gets the upload's bytes, type and name" \
   $([ "$(jv "[m for m in d['messages'] if m['id'] == $up_reply][0]['external_id']")" = "got $(stat -c %s "$work/up.png") bytes of image/png as $upname" ]; echo $?) \
   "status $status: $(jv "[m for m in d['messages'] if m['id'] == $up_reply][0]")"
-expect "the conversation lists the upload with the type, name and size the channel was given" 200 \
-  "[(a['mime_type'], a['filename'], a['size']) for a in [m for m in d['messages'] if m['id'] == $up_reply][0]['attachments']] == [('image/png', '$upname', $(stat -c %s "$work/up.png"))]"
+expect "the conversation lists the upload with its id and the type, name and size the channel was given" 200 \
+  "[(a['id'], a['mime_type'], a['filename'], a['size']) for a in [m for m in d['messages'] if m['id'] == $up_reply][0]['attachments']] == [($upid, 'image/png', '$upname', $(stat -c %s "$work/up.png"))]"
 owner=$(sqlite3 "$work/db.sqlite" "SELECT message_id || ',' || position FROM attachments WHERE id = $upid")
 check "the reply's message owns the upload (it goes with the message's history)" \
   $([ "$owner" = "$up_reply,0" ]; echo $?) "$owner"
