@@ -298,6 +298,7 @@ static int api__spec_valid(api *a, http_responder *res, const json_t *spec) {
   json_decref(rules_only);
   if (bad == 0) {
     bad = router_channel_check_ticket(&rc, a->host.config(a->host.ctx)->root, err, sizeof(err));
+    if (bad != 0) snprintf(key, sizeof(key), "ticket");
     router_channel_free(&rc);
   }
   if (bad != 0) {

@@ -528,9 +528,10 @@ static void api__reply(api *a, const http_request *req, http_responder *res, int
   char err[256];
   int rc = router_submit_reply(a->host.st, &r, api__reply_done, res, err, sizeof(err));
   if (rc == -EINVAL) {
+    int no_text = (r.text == NULL || r.text[0] == '\0') && (r.html == NULL || r.html[0] == '\0');
     http_respond_error(res, 400, "invalid", err,
-                       r.canned != NULL && r.text != NULL      ? "canned"
-                       : r.text == NULL && r.html == NULL ? "text"
+                       r.canned != NULL && r.text != NULL ? "canned"
+                       : no_text                          ? "text"
                                                           : NULL);
   } else if (rc < 0) {
     http_respond_error(res, 503, "unavailable", err, NULL);

@@ -349,7 +349,9 @@ expect "a negative attachment size is 400" 400 'd["error"]["field"] == "attachme
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"txt": "typo"}'
 expect "an unknown field is 400 naming it" 400 'd["error"]["field"] == "txt"'
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{}'
-expect "a reply without text is 400" 400
+expect "a reply without text is 400 naming text" 400 'd["error"]["field"] == "text"'
+call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"text": "", "html": null}'
+expect "... so is one with empty text" 400 'd["error"]["field"] == "text"'
 call POST /api/v1/conversations/99999/messages "$AGENT" '{"text": "hi"}'
 expect "a reply to an unknown conversation is 404" 404
 call POST "/api/v1/conversations/$conv/messages" "$AGENT" '{"template": {"language": "en"}}'
@@ -986,6 +988,8 @@ call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "chat", "credenti
 expect "so are references among a list's values" 400 'd["error"]["field"] == "credentials" and "hours" in d["error"]["message"]'
 call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {"token": "abcdef", "tags": [{"env": "HOME"}]}}'
 expect "whatever the plugin" 400 'd["error"]["field"] == "credentials"'
+call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {"token": "abcdef"}, "ticket": {"pipeline": "Nope"}}'
+expect "a ticket pipeline that does not exist is 422 naming ticket" 422 'd["error"]["code"] == "invalid_channel" and d["error"]["field"] == "ticket"'
 call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "nosuch", "credentials": {}}'
 expect "an unknown plugin is 422" 422 'd["error"]["field"] == "plugin"'
 call POST /api/v1/channels "$ADMIN" '{"name": "bad name", "plugin": "testplugin"}'
