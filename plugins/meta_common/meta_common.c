@@ -13,9 +13,17 @@ void meta_answer(const sb_host *host, sb_responder *r, int status, const char *e
   if (error == NULL) {
     memcpy(body, "{\"ok\":true}", sizeof("{\"ok\":true}")); /* every acknowledged webhook: no snprintf */
   } else {
-    json_t *o = json_pack("{s:s}", "error", error);
+    /* the shape of the host's errors and the custom channel's (API.md) */
+    const char *code = status == 400   ? "invalid"
+                       : status == 401 ? "unauthorized"
+                       : status == 403 ? "forbidden"
+                       : status == 405 ? "method_not_allowed"
+                       : status == 413 ? "payload_too_large"
+                       : status == 503 ? "unavailable"
+                                       : "error";
+    json_t *o = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", error);
     char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-    snprintf(body, sizeof(body), "%s", s != NULL ? s : "{\"error\":\"refused\"}");
+    snprintf(body, sizeof(body), "%s", s != NULL ? s : "{\"error\":{\"code\":\"error\",\"message\":\"refused\"}}");
     free(s);
     json_decref(o);
   }

@@ -49,7 +49,9 @@ void meta_send_hold(const sb_host *host, sb_send_op *op, uint32_t hold_ms, const
 int meta_check_signature(const sb_host *host, const sb_http_request *req, const char *app_secret, char *why,
                          size_t whylen);
 
-/* Answers r with a small JSON body {"error":"..."} or {"ok":true}. */
+/* Answers r with a small JSON body: {"ok":true} when error is NULL, else
+ * {"error":{"code","message": error}} with a code for the status, as the
+ * host's own errors are. */
 void meta_answer(const sb_host *host, sb_responder *r, int status, const char *error);
 
 /* A Graph API error envelope: {"error":{"message","type","code",
