@@ -84,6 +84,9 @@ static uv_once_t io__once = UV_ONCE_INIT;
 static read_start_fn io__read_start;
 static read_stop_fn io__read_stop;
 static write_fn io__write;
+/* libh2o's, found at the first request head: a program without libh2o
+ * (one that only uses libuv) never calls it. */
+static uv_once_t io__parse_once = UV_ONCE_INIT;
 static parse_request_fn io__parse_request;
 
 /* The servers with connections (http__io_init to http__io_close). */
@@ -93,10 +96,16 @@ static void io__resolve(void) {
   io__read_start = (read_start_fn)dlsym(RTLD_NEXT, "uv_read_start");
   io__read_stop = (read_stop_fn)dlsym(RTLD_NEXT, "uv_read_stop");
   io__write = (write_fn)dlsym(RTLD_NEXT, "uv_write");
+  if (io__read_start == NULL || io__read_stop == NULL || io__write == NULL) {
+    fprintf(stderr, "switchboard: libuv's uv_read_start, uv_read_stop or uv_write cannot be found (%s)\n", dlerror());
+    abort();
+  }
+}
+
+static void io__resolve_parse(void) {
   io__parse_request = (parse_request_fn)dlsym(RTLD_NEXT, "phr_parse_request");
-  if (io__read_start == NULL || io__read_stop == NULL || io__write == NULL || io__parse_request == NULL) {
-    fprintf(stderr, "switchboard: libuv's uv_read_start, uv_read_stop or uv_write, or libh2o's phr_parse_request, "
-                    "cannot be found (%s)\n", dlerror());
+  if (io__parse_request == NULL) {
+    fprintf(stderr, "switchboard: libh2o's phr_parse_request cannot be found (%s)\n", dlerror());
     abort();
   }
 }
@@ -276,7 +285,7 @@ static int io__answers_bad_request(const char *buf, size_t len, int rc) {
 int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path,
                       size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
                       size_t last_len) {
-  uv_once(&io__once, io__resolve);
+  uv_once(&io__parse_once, io__resolve_parse);
   int rc = io__parse_request(buf, len, method, method_len, path, path_len, minor_version, headers, num_headers, last_len);
   if (rc > 0 && io__framing_ambiguous(headers, *num_headers)) rc = -1;
   if (rc < 0 && io__answers_bad_request(buf, len, rc)) io__count_bad_request(buf);
