@@ -101,14 +101,16 @@ static int daemon__check_sealed(const config *cfg, char *err, size_t errlen) {
   json_t *e;
   json_array_foreach(stored, i, e) {
     const char *name = json_string_value(json_object_get(e, "name"));
-    if (rc != 0 || config_find_channel(cfg, name) != NULL) continue;
+    if (config_find_channel(cfg, name) != NULL) continue;
     json_t *cred = NULL;
     int u = api_unseal(cfg->secret_key, json_string_value(json_object_get(e, "sealed")), &cred);
     json_decref(cred);
-    if (u == 0) continue;
-    snprintf(err, errlen, "channel \"%s\" was connected through the API and its credentials cannot be unsealed: %s",
-             name, api_unseal_problem(u));
-    rc = -EINVAL;
+    if (u != 0) {
+      snprintf(err, errlen, "channel \"%s\" was connected through the API and its credentials cannot be unsealed: %s",
+               name, api_unseal_problem(u));
+      rc = -EINVAL;
+      break;
+    }
   }
   json_decref(stored);
   return rc;

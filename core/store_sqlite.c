@@ -1373,15 +1373,10 @@ int store_api_channels_peek(const char *url, json_t **out, char *err, size_t err
   int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_busy_timeout(db, 5000);
-    rc = sqlite3_prepare_v2(db, "SELECT name, spec, sealed FROM api_channels ORDER BY created_at, name", -1, &s, NULL);
+    rc = sqlite3_prepare_v2(db, SQ_API_CHANNELS_SELECT, -1, &s, NULL);
+    if (rc == SQLITE_OK) rc = sq_api_channel_rows(s, items);
     /* a schema before the table: no such channels */
-    if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(db), "no such table") != NULL) rc = SQLITE_DONE;
-    while (s != NULL && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-      json_t *spec = json_loads((const char *)sqlite3_column_text(s, 1), 0, NULL);
-      json_array_append_new(items, json_pack("{ss so* ss?}", "name", (const char *)sqlite3_column_text(s, 0), "spec",
-                                             spec ? spec : json_object(), "sealed",
-                                             (const char *)sqlite3_column_text(s, 2)));
-    }
+    else if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(db), "no such table") != NULL) rc = SQLITE_DONE;
   }
   if (rc != SQLITE_DONE) snprintf(err, errlen, "cannot read the channels stored in %s: %s", path, sqlite3_errmsg(db));
   sqlite3_finalize(s);

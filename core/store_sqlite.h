@@ -183,6 +183,13 @@ void sq_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Column text or NULL. */
 const char *sq_col_text(sqlite3_stmt *s, int i);
 
+/* The channels connected through the API, and their rows as
+ * store_api_channels_list gives them: appends each row of s (a statement of
+ * SQ_API_CHANNELS_SELECT) to items; returns sqlite3_step's last code,
+ * SQLITE_DONE when all went. */
+#define SQ_API_CHANNELS_SELECT "SELECT name, spec, sealed FROM api_channels ORDER BY created_at, name"
+int sq_api_channel_rows(sqlite3_stmt *s, json_t *items);
+
 /* Fills r->status/-err from the connection's last error. Returns -EIO. */
 int sq_fail(store *st, sq_req *r, const char *what);
 

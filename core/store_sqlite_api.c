@@ -177,17 +177,22 @@ int store_api_channel_put(store *st, const char *name, const json_t *spec, const
                         json_pack("{ss sO ss?}", "name", name, "spec", (json_t *)spec, "sealed", sealed), cb, arg);
 }
 
-static int sq__api_channels_list(store *st, sq_req *r, json_t *a, json_t **result) {
-  (void)a;
-  sqlite3_stmt *s = sq_prep(st, "SELECT name, spec, sealed FROM api_channels ORDER BY created_at, name");
-  if (s == NULL) return sq_fail(st, r, "listing channels");
-  json_t *items = json_array();
+int sq_api_channel_rows(sqlite3_stmt *s, json_t *items) {
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     json_t *spec = json_loads(sq_col_text(s, 1), 0, NULL);
     json_array_append_new(items, json_pack("{ss so* ss?}", "name", sq_col_text(s, 0), "spec",
                                            spec ? spec : json_object(), "sealed", sq_col_text(s, 2)));
   }
+  return rc;
+}
+
+static int sq__api_channels_list(store *st, sq_req *r, json_t *a, json_t **result) {
+  (void)a;
+  sqlite3_stmt *s = sq_prep(st, SQ_API_CHANNELS_SELECT);
+  if (s == NULL) return sq_fail(st, r, "listing channels");
+  json_t *items = json_array();
+  int rc = sq_api_channel_rows(s, items);
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) {
     json_decref(items);
