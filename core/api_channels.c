@@ -146,8 +146,8 @@ static json_t *api__view(api *a, const char *name, const config_channel *cc, con
                       : stored && api_channel_on(a, name) ? "connecting"
                                                           : "stopped";
   return json_pack("{s:O? s:s s:s? s:s s:s s:s s:s s:s? s:o? s:o?}", "id", json_object_get(rec, "id"), "name", name,
-                   "plugin", json_string_value(json_object_get(spec, "plugin")), "inbox", inbox ? inbox : ROUTER_DEFAULT_INBOX,
-                   "status", status, "source", stored ? "api" : "config", "state", state, "state_reason",
+                   "plugin", json_string_value(json_object_get(spec, "plugin")), "inbox",
+                   inbox ? inbox : ROUTER_DEFAULT_INBOX, "status", status, "source", stored ? "api" : "config", "state", state, "state_reason",
                    reason != NULL && reason[0] != '\0' ? reason : NULL, "rules", rules, "embed",
                    api__embed(a, name, spec, ch, stored ? NULL : cc, stored));
 }
