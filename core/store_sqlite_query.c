@@ -67,22 +67,25 @@ static void sq__chan_run(store *st, sq_req *r) {
     return;
   }
   /* Copied, not moved: a batch may run this request twice (see sq__run_batch). */
-  for (size_t i = 0; i < st->n_channels; i++) {
-    if (strcmp(st->channels[i].name, copy.name) == 0) {
-      router_channel_free(&st->channels[i]);
-      st->channels[i] = copy;
+  size_t i = 0;
+  while (i < st->n_channels && strcmp(st->channels[i].name, copy.name) != 0) i++;
+  if (i < st->n_channels) {
+    router_channel_free(&st->channels[i]);
+    st->channels[i] = copy;
+  } else {
+    router_channel *v = realloc(st->channels, (st->n_channels + 1) * sizeof(*v));
+    if (v == NULL) {
+      router_channel_free(&copy);
+      r->status = -ENOMEM;
+      snprintf(r->err, sizeof(r->err), "out of memory adding channel \"%s\"", c->ch.name);
       return;
     }
+    st->channels = v;
+    st->channels[st->n_channels++] = copy;
   }
-  router_channel *v = realloc(st->channels, (st->n_channels + 1) * sizeof(*v));
-  if (v == NULL) {
-    router_channel_free(&copy);
-    r->status = -ENOMEM;
-    snprintf(r->err, sizeof(r->err), "out of memory adding channel \"%s\"", c->ch.name);
-    return;
-  }
-  st->channels = v;
-  st->channels[st->n_channels++] = copy;
+  /* Its waiting tickets (from before a restart, or under old rules) are
+   * offered again under these rules. */
+  sq_drain_queue(st, r);
 }
 
 static void sq__chan_done(store *st, sq_req *r) {

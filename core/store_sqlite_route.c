@@ -226,6 +226,16 @@ static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id
   sqlite3_stmt *s;
   if (ch == NULL || ch->routing.mode == ROUTER_ROUTING_NONE) {
     if (!quiet) return 0;
+    if (ch == NULL) {
+      /* A channel the store has but that has not started yet (the drain at
+       * start-up, before its rules come): its tickets keep waiting for them. */
+      s = sq_prep(st, "SELECT 1 FROM channels WHERE name = ?1");
+      if (s == NULL) return sq_fail(st, r, "finding a ticket's channel");
+      sq_bind_text(s, 1, channel);
+      int known = sqlite3_step(s) == SQLITE_ROW;
+      sqlite3_reset(s);
+      if (known) return 0;
+    }
     /* Drained from the queue of a channel that no longer routes (deleted,
      * or its routing turned off): it leaves the queue, so it cannot hold up
      * the tickets behind it. */

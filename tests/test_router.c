@@ -624,6 +624,32 @@ START_TEST(nobody_available_queues_until_someone_becomes_available) {
 }
 END_TEST
 
+/* A restart seeds the users (and drains the queue) before the channels'
+ * rules come back: the waiting ticket keeps waiting for them, and is offered
+ * again as its channel returns. */
+START_TEST(a_waiting_ticket_still_waits_after_a_restart) {
+  fx f;
+  fx_open(&f);
+  const char *demo = "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}";
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":false}]}");
+  fx_channel(&f, demo);
+  fx_in(&f, "demo", "e1", "k1", "hi");
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM tickets WHERE queued = 1"), 1);
+  fx_reopen(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":false}]}"); /* drains, before demo's rules */
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM tickets WHERE queued = 1"), 1);
+  fx_channel(&f, demo);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM tickets WHERE queued = 1"), 1);
+  fx_reopen(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":true}]}"); /* ana came back while it was down */
+  fx_channel(&f, demo);
+  char buf[64];
+  ck_assert_str_eq(owner_of(&f, newest_thread(&f), buf, sizeof(buf)), "ana");
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM tickets WHERE queued = 1"), 0);
+  fx_close(&f);
+}
+END_TEST
+
 /* More tickets than a drain reads at once wait for a team nobody is in; one
  * behind them, of another channel, is taken as soon as its user can. */
 START_TEST(a_ticket_behind_many_that_nobody_can_take_is_still_assigned) {
@@ -1325,6 +1351,7 @@ int main(void) {
   tcase_add_test(tc, least_load_then_round_robin);
   tcase_add_test(tc, full_capacity_queues_until_capacity_frees);
   tcase_add_test(tc, nobody_available_queues_until_someone_becomes_available);
+  tcase_add_test(tc, a_waiting_ticket_still_waits_after_a_restart);
   tcase_add_test(tc, a_ticket_behind_many_that_nobody_can_take_is_still_assigned);
   tcase_add_test(tc, contact_owner_unavailable_leaves_unassigned_and_notifies);
   tcase_add_test(tc, merge_moves_identities_and_threads);
