@@ -164,8 +164,10 @@ static void api__run(api_rt *rt, const http_request *req, http_responder *res, c
   }
   if (rt->audited) api__audit(rt, req, res, who);
   rt->a->caller_user_id = who->user_id;
+  rt->a->caller_token_hash = who->hash;
   rt->fn(rt->a, req, res, who->role);
   rt->a->caller_user_id = 0;
+  rt->a->caller_token_hash = NULL;
 }
 
 static void api__token_found(void *arg, int status, json_t *result, const char *err) {

@@ -177,6 +177,7 @@ static void api__revoked(void *arg, int status, json_t *result, const char *err)
   /* Forget every verified token, including any lookup that finished while
    * the delete was queued, so a revoked one stops working at once. */
   v->a->ncache = 0;
+  if (status == 0) sse_recheck_tokens(v->a);
   api_done_object(v->res, status, result, err);
   free(v);
 }

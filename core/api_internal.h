@@ -24,6 +24,7 @@ struct api {
    * no user). Set only while a handler runs synchronously: read it on entry,
    * never from a callback. */
   int64_t caller_user_id;
+  const char *caller_token_hash; /* the hash of that token, likewise */
 };
 
 enum api_role { API_ROLE_AGENT = 1, API_ROLE_ADMIN = 2 };
@@ -48,6 +49,9 @@ int api_webhooks_register(api *a);
 int api_reports_register(api *a);
 int sse_register(api *a);
 void sse_free(api *a);
+/* A token was revoked: every open event stream checks its own again now,
+ * and ends if it is gone (each also checks at every keep-alive). */
+void sse_recheck_tokens(api *a);
 
 /* Parses the body as a JSON object into *out (new reference). On failure
  * answers 400 and returns -EINVAL (res is then finished). */

@@ -27,6 +27,8 @@ typedef struct sse_client {
   json_t *held;          /* live events that came during the backlog read in flight */
   int held_dropped;      /* held passed SSE_HELD_MAX during this backlog read and was let go */
   int store_busy;        /* a store_events_after is in flight */
+  char token_hash[65];   /* the caller's token, checked again at each keep-alive: a revoked one ends the stream */
+  int token_busy;        /* a store_token_find for it is in flight */
   int paced;             /* the backlog waits for the client to take what it has (the timer polls) */
   uint64_t every;        /* the keep-alive period */
   int ended;             /* http_stream_end was called */
@@ -38,7 +40,7 @@ struct sse_hub {
 };
 
 static void sse__maybe_free(sse_client *c) {
-  if (!c->ended || !c->timer_closed || c->store_busy) return;
+  if (!c->ended || !c->timer_closed || c->store_busy || c->token_busy) return;
   json_decref(c->held);
   json_decref(c->types);
   free(c->channel);
@@ -208,6 +210,32 @@ static void sse__backlog(void *arg, int status, json_t *result, const char *err)
   json_array_clear(c->held);
 }
 
+static void sse__token_checked(void *arg, int status, json_t *result, const char *err) {
+  (void)result;
+  (void)err;
+  sse_client *c = arg;
+  c->token_busy = 0;
+  if (c->ended) {
+    sse__maybe_free(c);
+    return;
+  }
+  if (status == -ENOENT) { /* revoked (its user deleted, say); a store error leaves the stream be */
+    log_info("api: ending an event stream: its token was revoked");
+    sse__finish(c);
+  }
+}
+
+/* Asks the store whether the stream's token is still there. */
+static void sse__check_token(sse_client *c) {
+  if (c->ended || c->token_busy || c->a == NULL) return;
+  c->token_busy = 1;
+  if (store_token_find(c->a->host.st, c->token_hash, sse__token_checked, c) != 0) c->token_busy = 0;
+}
+
+void sse_recheck_tokens(api *a) {
+  for (sse_client *c = a->sse != NULL ? a->sse->head : NULL; c != NULL; c = c->next) sse__check_token(c);
+}
+
 static void sse__tick(uv_timer_t *t) {
   sse_client *c = t->data;
   if (c->ended) return;
@@ -218,7 +246,11 @@ static void sse__tick(uv_timer_t *t) {
     if (sse__read_backlog(c) != 0) sse__finish(c);
     return;
   }
-  if (http_stream_write(c->res, ": keep-alive\n\n", 14) != 0) sse__finish(c);
+  if (http_stream_write(c->res, ": keep-alive\n\n", 14) != 0) {
+    sse__finish(c);
+    return;
+  }
+  sse__check_token(c);
 }
 
 /* Reads filter ?name= into *out (malloc'd; NULL when absent). Any length
@@ -327,6 +359,7 @@ static void sse__events(api *a, const http_request *req, http_responder *res, in
     return;
   }
   c->types = types;
+  snprintf(c->token_hash, sizeof(c->token_hash), "%s", a->caller_token_hash != NULL ? a->caller_token_hash : "");
   c->no_messages = types != NULL && !sse__type_wanted(c, "message.in") && !sse__type_wanted(c, "message.out");
   c->a = a;
   c->res = res;

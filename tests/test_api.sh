@@ -207,10 +207,18 @@ call GET /api/v1/tokens "$ADMIN"
 expect "tokens list without secrets or hashes, with their user" 200 'len(d["items"]) == 4 and all(set(t) == {"id", "name", "role", "created_at", "user"} for t in d["items"]) and [t["user"] for t in d["items"]] == [None, None, "dana", None]'
 call GET /api/v1/plugins "$T3"
 expect "the new token works" 200
+curl -s -N -m 10 -H "Authorization: Bearer $T3" "$base/api/v1/events" >"$work/sse-revoked" &
+sse_pid=$!
+sleep 0.5
 call DELETE "/api/v1/tokens/$T3ID" "$ADMIN"
 expect "DELETE revokes a token" 200 'd["name"] == "script"'
 call GET /api/v1/plugins "$T3"
 expect "a revoked token is 401 at once" 401
+for _ in $(seq 1 30); do kill -0 "$sse_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$sse_pid" 2>/dev/null
+check "an event stream of a revoked token ends" $([ $? -ne 0 ]; echo $?) "$(head -c 200 "$work/sse-revoked")"
+kill "$sse_pid" 2>/dev/null
+wait "$sse_pid" 2>/dev/null
 call DELETE "/api/v1/tokens/$T3ID" "$ADMIN"
 expect "revoking it again is 404" 404
 
