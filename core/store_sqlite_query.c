@@ -363,17 +363,41 @@ static int sq__user_delete(store *st, sq_req *r, json_t *args, json_t **result) 
       "UPDATE notes SET author = (SELECT name FROM users WHERE id = ?1), user_id = NULL WHERE user_id = ?1",
       "DELETE FROM users WHERE id = ?1",
   };
+  /* The open tickets about to lose their owner, for their events. */
+  s = sq_prep(st, "SELECT json_object('id', id, 'thread', thread_id, 'channel', channel) FROM tickets"
+                  " WHERE owner_id = ?1 AND closed = 0 ORDER BY id");
+  if (s == NULL) return sq_fail(st, r, "deleting a user");
+  sqlite3_bind_int64(s, 1, id);
+  json_t *freed = NULL;
+  if (sq_json_rows(st, r, s, "deleting a user", &freed) < 0) return -EIO;
   int64_t requeued = 0, revoked = 0;
+  int rc = 0;
   for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
     s = sq_prep(st, steps[i]);
-    if (s == NULL) return sq_fail(st, r, "deleting a user");
-    sqlite3_bind_int64(s, 1, id);
-    if (sq__step_done(st, r, s, "deleting a user") < 0) return -EIO;
+    if (s == NULL) rc = sq_fail(st, r, "deleting a user");
+    else sqlite3_bind_int64(s, 1, id), rc = sq__step_done(st, r, s, "deleting a user");
+    if (rc < 0) break;
     if (i == 3) requeued = sqlite3_changes(st->db);
     if (i == 5) revoked = sqlite3_changes(st->db);
   }
-  /* The freed tickets go to whoever their channel's rules pick now. */
-  if (sq_drain_queue(st, r) < 0) return -EIO;
+  /* Each freed ticket is unassigned and waits, as the events say; then it
+   * goes to whoever its channel's rules pick now (ticket.assigned again). */
+  size_t k;
+  json_t *t;
+  json_array_foreach(freed, k, t) {
+    if (rc < 0) break;
+    const char *channel = json_string_value(json_object_get(t, "channel"));
+    const router_channel *ch = sq_channel(st, channel);
+    json_int_t tid = json_integer_value(json_object_get(t, "id"));
+    json_int_t thread = json_integer_value(json_object_get(t, "thread"));
+    rc = sq_event(st, r, "ticket.assigned", channel, ch ? ch->inbox : NULL,
+                  json_pack("{sI sI sn}", "ticket_id", tid, "thread_id", thread, "user_id"));
+    if (rc == 0)
+      rc = sq_event(st, r, "ticket.queued", channel, ch ? ch->inbox : NULL,
+                    json_pack("{sI sI}", "ticket_id", tid, "thread_id", thread));
+  }
+  json_decref(freed);
+  if (rc < 0 || sq_drain_queue(st, r) < 0) return -EIO;
   *result = json_pack("{ss sI sI}", "name", name, "requeued", (json_int_t)requeued, "tokens_revoked",
                       (json_int_t)revoked);
   return sq_event(st, r, "user.deleted", NULL, NULL, json_pack("{sI ss}", "user_id", (json_int_t)id, "name", name));

@@ -727,6 +727,33 @@ START_TEST(contact_owner_unavailable_leaves_unassigned_and_notifies) {
 }
 END_TEST
 
+/* The tickets a deleted user owned are unassigned and wait, and the event
+ * stream says so (then ticket.assigned again when someone takes them). */
+START_TEST(deleting_a_user_says_their_tickets_are_unassigned_and_wait) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"}]}");
+  fx_channel(&f, "{\"name\":\"demo\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
+  fx_in(&f, "demo", "e1", "k1", "hi");
+  evlog log = {json_array()};
+  int token = events_subscribe(store_events(f.st), on_event, &log);
+  fx_wait_t w = {0};
+  json_decref(fx_ok(&f, store_user_delete(f.st, "ana", fx_json_cb, &w), &w));
+  const char *want[] = {"ticket.assigned", "ticket.queued", "user.deleted"};
+  ck_assert_int_eq(json_array_size(log.events), 3);
+  for (size_t i = 0; i < 3; i++)
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(log.events, i), "type")), want[i]);
+  json_t *data = json_object_get(json_array_get(log.events, 0), "data");
+  ck_assert(json_is_null(json_object_get(data, "user_id")));
+  ck_assert_int_eq(fx_int(data, "thread_id"), newest_thread(&f));
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(log.events, 0), "inbox")), "Support");
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM tickets WHERE queued = 1 AND owner_id IS NULL"), 1);
+  events_unsubscribe(store_events(f.st), token);
+  json_decref(log.events);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(merge_moves_identities_and_threads) {
   fx f;
   fx_open(&f);
@@ -1352,6 +1379,7 @@ int main(void) {
   tcase_add_test(tc, full_capacity_queues_until_capacity_frees);
   tcase_add_test(tc, nobody_available_queues_until_someone_becomes_available);
   tcase_add_test(tc, a_waiting_ticket_still_waits_after_a_restart);
+  tcase_add_test(tc, deleting_a_user_says_their_tickets_are_unassigned_and_wait);
   tcase_add_test(tc, a_ticket_behind_many_that_nobody_can_take_is_still_assigned);
   tcase_add_test(tc, contact_owner_unavailable_leaves_unassigned_and_notifies);
   tcase_add_test(tc, merge_moves_identities_and_threads);
