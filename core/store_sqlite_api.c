@@ -226,8 +226,10 @@ int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void
 /* Deletes the conversations of the threads matching THREADS (a condition on
  * threads binding ?1) with all they hold: outbox rows, the search index's
  * rows (its 'delete' needs the values as indexed: store_sqlite_index.c),
- * messages (their attachments go by trigger), tickets, notes and labels
- * (the labels themselves stay). The threads themselves go last (sq__purge). */
+ * messages (their attachments go by trigger), the events that tell of them
+ * or their tickets (a note's text, a ticket's name: an event stream could
+ * replay them), tickets, notes and labels (the labels themselves stay).
+ * The threads themselves go last (sq__purge). */
 #define SQ_PURGE_STEPS(THREADS)                                                                              \
   SQ_CHAIN("SELECT last_message_id FROM threads WHERE " THREADS " AND last_message_id IS NOT NULL")        \
   "DELETE FROM outbox WHERE message_id IN chain",                                                          \
@@ -238,6 +240,9 @@ int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void
       " AND (m.text IS NOT NULL OR m.subject IS NOT NULL)",                                                \
       SQ_CHAIN("SELECT last_message_id FROM threads WHERE " THREADS " AND last_message_id IS NOT NULL")    \
       "DELETE FROM messages WHERE id IN chain",                                                            \
+      "DELETE FROM events WHERE json_extract(data, '$.thread_id') IN (SELECT id FROM threads WHERE " THREADS ")" \
+      " OR json_extract(data, '$.ticket_id') IN (SELECT t.id FROM tickets t WHERE t.thread_id IN"          \
+      " (SELECT id FROM threads WHERE " THREADS "))",                                                      \
       "DELETE FROM tickets WHERE thread_id IN (SELECT id FROM threads WHERE " THREADS ")",                  \
       "DELETE FROM notes WHERE thread_id IN (SELECT id FROM threads WHERE " THREADS ")",                    \
       "DELETE FROM thread_labels WHERE thread_id IN (SELECT id FROM threads WHERE " THREADS ")"
@@ -295,6 +300,8 @@ int store_channel_history_delete(store *st, const char *name, store_json_cb cb, 
 static int sq__contact_delete(store *st, sq_req *r, json_t *a, json_t **result) {
   static const char *const steps[] = {
       SQ_PURGE_STEPS("contact_id = ?1"),
+      /* a merge's event names them too */
+      "DELETE FROM events WHERE json_extract(data, '$.contact_id') = ?1 OR json_extract(data, '$.merged_id') = ?1",
       "DELETE FROM identities WHERE contact_id = ?1",
       "DELETE FROM contacts WHERE id = ?1",
   };

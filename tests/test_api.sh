@@ -896,6 +896,8 @@ sqlite3 -cmd '.timeout 5000' "$work/db.sqlite" "INSERT INTO search_index(search_
 check "the search index is whole after the erasure" $? "$(cat "$work/fts.err")"
 check "a contact.deleted event says so" \
   $([ "$(sqlite3 "$work/db.sqlite" "SELECT count(*) FROM events WHERE type = 'contact.deleted'")" = 1 ]; echo $?)
+leftev=$(sqlite3 "$work/db.sqlite" "SELECT count(*) FROM events WHERE data LIKE '%asked for erasure%' OR data LIKE '%eraseme%' OR json_extract(data, '$.thread_id') = $econv OR json_extract(data, '$.ticket_id') = $eticket")
+check "no event that told of them is left to replay (the note's text, the ticket's name)" $([ "$leftev" = 0 ]; echo $?) "$leftev"
 call DELETE "/api/v1/contacts/$econtact" "$ADMIN"
 expect "erasing them again is 404" 404
 
