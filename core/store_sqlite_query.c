@@ -500,15 +500,38 @@ static int sq__pipeline_upsert(store *st, sq_req *r, json_t *p) {
   return 0;
 }
 
+/* user.updated for each user in after (store_users_list's rows) that is new
+ * or not as in before: what the config's users and teams changed. */
+static int sq__users_changed(store *st, sq_req *r, json_t *before, json_t *after) {
+  size_t i, j;
+  json_t *u, *v;
+  json_array_foreach(after, i, u) {
+    int same = 0;
+    json_array_foreach(before, j, v) {
+      if (json_integer_value(json_object_get(v, "id")) != json_integer_value(json_object_get(u, "id"))) continue;
+      same = json_equal(u, v);
+      break;
+    }
+    if (!same && sq_event(st, r, "user.updated", NULL, NULL, json_incref(u)) < 0) return -EIO;
+  }
+  return 0;
+}
+
 static int sq__seed(store *st, sq_req *r, json_t *cfg, json_t **result) {
   char err[256];
   if (router_seed_validate(cfg, err, sizeof(err)) < 0) return sq__invalid(r, "%s", err);
   size_t i;
-  json_t *o;
+  json_t *o, *before = NULL, *after = NULL;
   int64_t id;
   json_array_foreach(json_object_get(cfg, "pipelines"), i, o) if (sq__pipeline_upsert(st, r, o) < 0) return -EIO;
-  json_array_foreach(json_object_get(cfg, "users"), i, o) if (sq__user_upsert(st, r, o, 1, &id) < 0) return r->status;
-  json_array_foreach(json_object_get(cfg, "teams"), i, o) if (sq__team_upsert(st, r, o, &id) < 0) return r->status;
+  if (sq__users_list(st, r, NULL, &before) < 0) return -EIO;
+  int rc = 0;
+  json_array_foreach(json_object_get(cfg, "users"), i, o) if (rc == 0) rc = sq__user_upsert(st, r, o, 1, &id);
+  json_array_foreach(json_object_get(cfg, "teams"), i, o) if (rc == 0) rc = sq__team_upsert(st, r, o, &id);
+  if (rc == 0) rc = sq__users_list(st, r, NULL, &after) < 0 ? -EIO : sq__users_changed(st, r, before, after);
+  json_decref(before);
+  json_decref(after);
+  if (rc < 0) return r->status < 0 ? r->status : -EIO;
   if (sq_drain_queue(st, r) < 0) return -EIO;
   *result = json_pack("{sI sI sI}", "pipelines", (json_int_t)json_array_size(json_object_get(cfg, "pipelines")),
                       "users", (json_int_t)json_array_size(json_object_get(cfg, "users")),

@@ -754,6 +754,32 @@ START_TEST(deleting_a_user_says_their_tickets_are_unassigned_and_wait) {
 }
 END_TEST
 
+/* The config's users, seeded at start-up and reload, say what changed as the
+ * API's writes do: user.updated for a new or changed user, nothing else. */
+START_TEST(seeding_users_announces_the_changed_ones) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"},{\"name\":\"bo\"}]}");
+  evlog log = {json_array()};
+  int token = events_subscribe(store_events(f.st), on_event, &log);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"},{\"name\":\"bo\"}]}"); /* unchanged */
+  ck_assert_int_eq(json_array_size(log.events), 0);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\",\"available\":false},{\"name\":\"bo\"},{\"name\":\"cy\"}],"
+              "\"teams\":[{\"name\":\"l2\",\"users\":[\"bo\"]}]}");
+  const char *want[] = {"ana", "bo", "cy"}; /* away; joined l2; new */
+  ck_assert_int_eq(json_array_size(log.events), 3);
+  for (size_t i = 0; i < 3; i++) {
+    json_t *e = json_array_get(log.events, i);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "type")), "user.updated");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "data"), "name")), want[i]);
+  }
+  ck_assert(json_is_false(json_object_get(json_object_get(json_array_get(log.events, 0), "data"), "available")));
+  events_unsubscribe(store_events(f.st), token);
+  json_decref(log.events);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(merge_moves_identities_and_threads) {
   fx f;
   fx_open(&f);
@@ -1380,6 +1406,7 @@ int main(void) {
   tcase_add_test(tc, nobody_available_queues_until_someone_becomes_available);
   tcase_add_test(tc, a_waiting_ticket_still_waits_after_a_restart);
   tcase_add_test(tc, deleting_a_user_says_their_tickets_are_unassigned_and_wait);
+  tcase_add_test(tc, seeding_users_announces_the_changed_ones);
   tcase_add_test(tc, a_ticket_behind_many_that_nobody_can_take_is_still_assigned);
   tcase_add_test(tc, contact_owner_unavailable_leaves_unassigned_and_notifies);
   tcase_add_test(tc, merge_moves_identities_and_threads);
