@@ -228,7 +228,9 @@ typedef struct http_ws_handlers {
 
 /* 1 when the request is a WebSocket handshake (GET, Upgrade: websocket and a
  * Sec-WebSocket-Key), -EINVAL when it tries to be one with a malformed key,
- * 0 otherwise (also for a released responder). */
+ * -EPROTO with another Sec-WebSocket-Version than 13 (or none) or over
+ * HTTP/1.0 (answer 426 with Sec-WebSocket-Version: 13), 0 otherwise (also
+ * for a released responder). */
 int http_ws_is_handshake(const http_responder *r);
 
 /* Makes the WebSocket-to-be of a handshake, not yet accepted: sends and a

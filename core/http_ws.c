@@ -53,7 +53,11 @@ int http_ws_is_handshake(const http_responder *r) {
   if (r == NULL || r->released || r->started || r->req == NULL || r->req->version >= 0x200) return 0;
   const char *key = NULL;
   if (h2o_is_websocket_handshake(r->req, &key) != 0) return -EINVAL;
-  return key != NULL ? 1 : 0;
+  if (key == NULL) return 0;
+  /* RFC 6455 4.2.1: HTTP/1.1 or later, and version 13 (the only one) */
+  const char *version = http_request_header(&r->view, "sec-websocket-version");
+  if (r->req->version < 0x101 || version == NULL || strcmp(version, "13") != 0) return -EPROTO;
+  return 1;
 }
 
 http_ws *http_ws_prepare(http_responder *r) {

@@ -118,6 +118,13 @@ static const http_ws_handlers ingress__ws_handlers = {ingress__ws_message, ingre
 /* A WebSocket handshake for a plugin with ws_open: its verdict decides
  * between 101 and an HTTP refusal. */
 static void ingress__websocket(ingress *in, sb_channel *ch, const sb_http_request *r, http_responder *res, int hs) {
+  if (hs == -EPROTO) {
+    static const char body[] = "{\"error\":{\"code\":\"upgrade_required\",\"message\":\"the WebSocket needs "
+                               "Sec-WebSocket-Version: 13 (RFC 6455), over HTTP/1.1\"}}";
+    http_header h[] = {{"Content-Type", "application/json", 0}, {"Sec-WebSocket-Version", "13", 0}};
+    http_respond(res, 426, h, 2, body, sizeof(body) - 1);
+    return;
+  }
   if (hs < 0) {
     http_respond_error(res, 400, "bad_request", "the WebSocket handshake's Sec-WebSocket-Key is malformed", NULL);
     return;

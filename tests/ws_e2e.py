@@ -195,6 +195,13 @@ try:
     status, _ = http_get("/hooks/chat", {"Upgrade": "websocket", "Connection": "Upgrade",
                                          "Sec-WebSocket-Key": "short", "Origin": "http://allowed.test"})
     check("a malformed Sec-WebSocket-Key is 400", status == 400, status)
+    for version in ("8", None):
+        headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                   "Origin": "http://allowed.test"}
+        if version is not None:
+            headers["Sec-WebSocket-Version"] = version
+        status, _ = http_get("/hooks/chat", headers)
+        check("Sec-WebSocket-Version %s is 426 (RFC 6455 has 13 only)" % version, status == 426, status)
     check("refusals were not counted as open", metric("switchboard_websockets_open", "chat") == 0)
 
     # -- closes ------------------------------------------------------------
