@@ -207,6 +207,12 @@ int sq_json_one(store *st, sq_req *r, sqlite3_stmt *s, const char *what, int64_t
 int sq_event(store *st, sq_req *r, const char *type, const char *channel, const char *inbox,
              json_t *data);
 
+/* A ticket's ticket.assigned (user_id 0: unassigned, null in the event) and
+ * ticket.queued events, in its channel's inbox. Return 0 or -EIO. */
+int sq_event_ticket_assigned(store *st, sq_req *r, const char *channel, int64_t ticket_id, int64_t thread_id,
+                             int64_t user_id);
+int sq_event_ticket_queued(store *st, sq_req *r, const char *channel, int64_t ticket_id, int64_t thread_id);
+
 /* Same with the data already as JSON text (the hot path avoids jansson). */
 int sq_event_text(store *st, sq_req *r, const char *type, const char *channel,
                   const char *inbox, const char *data);

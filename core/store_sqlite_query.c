@@ -374,9 +374,12 @@ static int sq__user_delete(store *st, sq_req *r, json_t *args, json_t **result) 
   int rc = 0;
   for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
     s = sq_prep(st, steps[i]);
-    if (s == NULL) rc = sq_fail(st, r, "deleting a user");
-    else sqlite3_bind_int64(s, 1, id), rc = sq__step_done(st, r, s, "deleting a user");
-    if (rc < 0) break;
+    if (s == NULL) {
+      rc = sq_fail(st, r, "deleting a user");
+      break;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    if ((rc = sq__step_done(st, r, s, "deleting a user")) < 0) break;
     if (i == 3) requeued = sqlite3_changes(st->db);
     if (i == 5) revoked = sqlite3_changes(st->db);
   }
@@ -387,14 +390,9 @@ static int sq__user_delete(store *st, sq_req *r, json_t *args, json_t **result) 
   json_array_foreach(freed, k, t) {
     if (rc < 0) break;
     const char *channel = json_string_value(json_object_get(t, "channel"));
-    const router_channel *ch = sq_channel(st, channel);
-    json_int_t tid = json_integer_value(json_object_get(t, "id"));
-    json_int_t thread = json_integer_value(json_object_get(t, "thread"));
-    rc = sq_event(st, r, "ticket.assigned", channel, ch ? ch->inbox : NULL,
-                  json_pack("{sI sI sn}", "ticket_id", tid, "thread_id", thread, "user_id"));
-    if (rc == 0)
-      rc = sq_event(st, r, "ticket.queued", channel, ch ? ch->inbox : NULL,
-                    json_pack("{sI sI}", "ticket_id", tid, "thread_id", thread));
+    int64_t tid = json_integer_value(json_object_get(t, "id")), thread = json_integer_value(json_object_get(t, "thread"));
+    rc = sq_event_ticket_assigned(st, r, channel, tid, thread, 0);
+    if (rc == 0) rc = sq_event_ticket_queued(st, r, channel, tid, thread);
   }
   json_decref(freed);
   if (rc < 0 || sq_drain_queue(st, r) < 0) return -EIO;

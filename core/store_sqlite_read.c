@@ -570,11 +570,7 @@ int sq_ticket_assign(store *st, sq_req *r, int64_t id, const json_t *owner, cons
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) return sq_fail(st, r, "assigning a thread");
-  const router_channel *ch = sq_channel(st, channel);
-  if (sq_event(st, r, "ticket.assigned", channel, ch ? ch->inbox : NULL,
-               json_pack("{sI sI so}", "ticket_id", (json_int_t)id, "thread_id", (json_int_t)thread,
-                         "user_id", uid ? json_integer(uid) : json_null())) < 0)
-    return -EIO;
+  if (sq_event_ticket_assigned(st, r, channel, id, thread, uid) < 0) return -EIO;
   return sq_drain_queue(st, r) < 0 ? -EIO : 0;
 }
 

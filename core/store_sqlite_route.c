@@ -210,6 +210,20 @@ static size_t sq__required_skills(store *st, const router_channel *ch, int64_t t
   return n;
 }
 
+int sq_event_ticket_assigned(store *st, sq_req *r, const char *channel, int64_t ticket_id, int64_t thread_id,
+                             int64_t user_id) {
+  const router_channel *ch = sq_channel(st, channel);
+  return sq_event(st, r, "ticket.assigned", channel, ch != NULL ? ch->inbox : NULL,
+                  json_pack("{sI sI so}", "ticket_id", (json_int_t)ticket_id, "thread_id", (json_int_t)thread_id,
+                            "user_id", user_id != 0 ? json_integer(user_id) : json_null()));
+}
+
+int sq_event_ticket_queued(store *st, sq_req *r, const char *channel, int64_t ticket_id, int64_t thread_id) {
+  const router_channel *ch = sq_channel(st, channel);
+  return sq_event(st, r, "ticket.queued", channel, ch != NULL ? ch->inbox : NULL,
+                  json_pack("{sI sI}", "ticket_id", (json_int_t)ticket_id, "thread_id", (json_int_t)thread_id));
+}
+
 #define SQ_CANDIDATE_COLS                                                                   \
   "SELECT u.id, u.seat, u.available, u.skills, u.capacity,"                                \
   " (SELECT count(*) FROM tickets t WHERE t.owner_id = u.id AND t.closed = 0),"            \
@@ -298,9 +312,7 @@ static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id
                            (json_int_t)ticket_id, "reason",
                            "a ticket of a contact you own arrived while you are unavailable")) < 0)
       return -EIO;
-    return sq_event(st, r, "ticket.queued", channel, ch->inbox,
-                    json_pack("{sI sI}", "ticket_id", (json_int_t)ticket_id, "thread_id",
-                              (json_int_t)thread_id));
+    return sq_event_ticket_queued(st, r, channel, ticket_id, thread_id);
   }
   int64_t now = sq_batch_now(st);
   s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0, updated_at = ?3 WHERE id = ?1");
@@ -319,11 +331,7 @@ static int sq__assign(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id
   sqlite3_bind_int64(s, 1, user);
   sqlite3_bind_int64(s, 2, ++st->assign_seq);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "recording an assignment");
-  if (sq_event(st, r, "ticket.assigned", channel, ch->inbox,
-               json_pack("{sI sI sI}", "ticket_id", (json_int_t)ticket_id, "thread_id",
-                         (json_int_t)thread_id, "user_id", (json_int_t)user)) < 0)
-    return -EIO;
-  return 1;
+  return sq_event_ticket_assigned(st, r, channel, ticket_id, thread_id, user) < 0 ? -EIO : 1;
 }
 
 int sq_assign_ticket(store *st, sq_req *r, int64_t ticket_id, int64_t thread_id,

@@ -482,6 +482,19 @@ END_TEST
 
 /* ---- tests: body limit -------------------------------------------------- */
 
+/* Sends a chunked POST of n chunks of 512 bytes of body (at least 512 of
+ * them), ended with the last chunk when last is set. */
+static void send_chunked(int fd, const char *body, int n, int last) {
+  const char *head = "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  cl_send(fd, head, strlen(head));
+  for (int i = 0; i < n; i++) {
+    cl_send(fd, "200\r\n", 5);
+    cl_send(fd, body, 512);
+    cl_send(fd, "\r\n", 2);
+  }
+  if (last) cl_send(fd, "0\r\n\r\n", 5);
+}
+
 static void client_too_large(fixture *f) {
   response res;
   reader r = {.fd = cl_connect(f->port)};
@@ -521,14 +534,7 @@ static void client_too_large(fixture *f) {
   /* chunked, exactly the limit: accepted, as with a length */
   r.fd = cl_connect(f->port);
   r.len = 0;
-  head = "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
-  cl_send(r.fd, head, strlen(head));
-  for (int i = 0; i < 2; i++) {
-    cl_send(r.fd, "200\r\n", 5);
-    cl_send(r.fd, body, 512);
-    cl_send(r.fd, "\r\n", 2);
-  }
-  cl_send(r.fd, "0\r\n\r\n", 5);
+  send_chunked(r.fd, body, 2, 1);
   CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 200, "chunked at the limit: %d", res.status);
   free(res.body);
   close(r.fd);
@@ -536,13 +542,7 @@ static void client_too_large(fixture *f) {
   /* chunked bodies are held to the same limit */
   r.fd = cl_connect(f->port);
   r.len = 0;
-  head = "POST /hooks/demo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
-  cl_send(r.fd, head, strlen(head));
-  for (int i = 0; i < 3; i++) {
-    cl_send(r.fd, "200\r\n", 5);
-    cl_send(r.fd, body, 512);
-    cl_send(r.fd, "\r\n", 2);
-  }
+  send_chunked(r.fd, body, 3, 0);
   CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 413, "chunked over limit: %d", res.status);
   free(res.body);
   close(r.fd);
