@@ -344,11 +344,65 @@ static int sq__hold_reason(store *st, sq_req *r, int64_t message_id, const char 
   return changed ? sq__message_status(st, r, message_id, "queued", reason, NULL) : 0;
 }
 
+/* Why a send through channel must end: "" while the channel exists, else
+ * that it was deleted (over the API, while the send was held or in flight).
+ * Returns -1 on a store error. */
+static int sq__channel_gone(store *st, const char *channel, char *why, size_t len) {
+  why[0] = '\0';
+  sqlite3_stmt *s = sq_prep(st, "SELECT 1 FROM channels WHERE name = ?1");
+  if (s == NULL) return -1;
+  sq_bind_text(s, 1, channel);
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc == SQLITE_DONE) snprintf(why, len, "channel \"%s\" was deleted", channel);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int sq_outbox_fail_channel(store *st, sq_req *r, const char *channel) {
+  char why[192];
+  if (sq__channel_gone(st, channel, why, sizeof(why)) < 0) return sq_fail(st, r, "finding a channel's replies");
+  if (why[0] == '\0') return 0;
+  sqlite3_stmt *s = sq_prep(st, "UPDATE outbox SET state = 'failed', last_error = ?2, held = 0"
+                                " WHERE channel = ?1 AND state = 'pending' RETURNING message_id");
+  if (s == NULL) return sq_fail(st, r, "failing a deleted channel's replies");
+  sq_bind_text(s, 1, channel);
+  sq_bind_text(s, 2, why);
+  json_t *ids = json_array();
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) json_array_append_new(ids, json_integer(sqlite3_column_int64(s, 0)));
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) {
+    json_decref(ids);
+    return sq_fail(st, r, "failing a deleted channel's replies");
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(ids, i, v) {
+    if ((rc = sq__message_status(st, r, json_integer_value(v), "failed", why, NULL)) < 0) break;
+  }
+  json_decref(ids);
+  return rc < 0 ? rc : 0;
+}
+
 static int sq__outbox_result(store *st, sq_req *r, json_t *args, json_t **result) {
   int64_t id = json_integer_value(json_object_get(args, "id"));
   const char *kind = json_string_value(json_object_get(args, "kind"));
   const char *reason = json_string_value(json_object_get(args, "reason"));
   const char *ext = json_string_value(json_object_get(args, "external_id"));
+  char gone[192] = "";
+  /* A send to try again later through a channel deleted meanwhile fails
+   * now: nothing would ever send it. */
+  if (strcmp(kind, "retry") == 0 || strcmp(kind, "defer") == 0) {
+    sqlite3_stmt *s = sq_prep(st, "SELECT channel FROM outbox WHERE id = ?1");
+    if (s == NULL) return sq_fail(st, r, "recording a send result");
+    sqlite3_bind_int64(s, 1, id);
+    char channel[128] = "";
+    if (sqlite3_step(s) == SQLITE_ROW) snprintf(channel, sizeof(channel), "%s", sq_col_text(s, 0));
+    sqlite3_reset(s);
+    if (channel[0] != '\0' && sq__channel_gone(st, channel, gone, sizeof(gone)) < 0)
+      return sq_fail(st, r, "recording a send result");
+    if (gone[0] != '\0') kind = "failed", reason = gone;
+  }
   int deferred = strcmp(kind, "defer") == 0; /* the claim's attempt does not count */
   sqlite3_stmt *s = sq_prep(st, "UPDATE outbox SET state = ?2, next_at = coalesce(?3, next_at),"
                                 " last_error = ?4, attempts = max(attempts - ?5, 0), held = ?5 WHERE id = ?1"

@@ -167,6 +167,9 @@ static int sq__channel_delete(store *st, sq_req *r, json_t *args, json_t **resul
     snprintf(r->err, sizeof(r->err), "channel \"%s\" does not exist", name);
     return -ENOENT;
   }
+  /* Its held replies fail now rather than wait for a channel that will not
+   * come back; one in flight fails when its result comes (sq__outbox_result). */
+  if (sq_outbox_fail_channel(st, r, name) < 0) return -EIO;
   *result = json_pack("{ss}", "name", name);
   return 0;
 }

@@ -646,24 +646,15 @@ call POST /api/v1/tokens "$ADMIN" '{"name": "nobodys", "role": "agent", "user": 
 expect "a token of nobody (user null)" 201 'd["user"] is None'
 call GET /api/v1/tokens "$ADMIN"
 expect "tokens list shows whose they are" 200 '{t["name"]: t["user"] for t in d["items"]}["erin-laptop"] == "erin"'
-# wait_reply ID: polls the conversation until the reply is sent; leaves it in $work/body
-wait_reply() {
-  for _ in $(seq 1 50); do
-    call GET "/api/v1/conversations/$conv" "$AGENT"
-    [ "$(jv "[m['status'] for m in d['messages'] if m['id'] == $1][0]")" = sent ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 call POST "/api/v1/conversations/$conv/messages" "$ERIN" '{"text": "Erin here"}'
 expect "a reply through a user's token is queued" 202
 erin_reply=$(jv 'd["id"]')
-wait_reply "$erin_reply"
+wait_reply "$conv" "$erin_reply" sent
 expect "the reply made with a user's token carries the user as author" 200 "[m for m in d['messages'] if m['id'] == $erin_reply][0]['user'] == 'erin'"
 expect "replies made with a token of nobody have no author" 200 "[m for m in d['messages'] if m['id'] == $reply][0]['user'] is None"
 call POST "/api/v1/conversations/$conv/messages" "$DANA" '{"text": "Dana here"}'
 dana_reply=$(jv 'd["id"]')
-wait_reply "$dana_reply"
+wait_reply "$conv" "$dana_reply" sent
 expect "a reply through a CLI-made token of a config user carries that user" 200 "[m for m in d['messages'] if m['id'] == $dana_reply][0]['user'] == 'dana'"
 python3 - "$work/db.sqlite" "$erin_reply" <<'EOF2'
 import sqlite3, sys
@@ -1138,9 +1129,27 @@ expect "connect a channel to delete keeping its history; it answers as on its wa
 wait_state gone connected
 inbound gone g1 gil "soon orphaned"
 call GET "/api/v1/conversations?channel=gone" "$AGENT"
+expect "the channel to delete has its conversation" 200 'len(d["items"]) == 1'
 goneconv=$(jv 'd["items"][0]["id"]')
+call PATCH /api/v1/channels/gone "$ADMIN" '{"status": "off"}'
+expect "turn it off before deleting it" 200 'd["status"] == "off"'
+call POST "/api/v1/conversations/$goneconv/messages" "$AGENT" '{"text": "held, then orphaned"}'
+expect "a reply through it while off is queued" 202
+orphan=$(jv 'd["id"]')
+for _ in $(seq 1 30); do
+  call GET "/api/v1/conversations/$goneconv" "$AGENT"
+  [ "$(jv "[m['error'] for m in d['messages'] if m['id'] == $orphan][0]")" != None ] && break
+  sleep 0.1
+done
+expect "it is held, saying why" 200 \
+  "[(m['status'], m['error']) for m in d['messages'] if m['id'] == $orphan][0] == ('queued', 'channel \"gone\" is not running')"
 call DELETE "/api/v1/channels/gone?history=keep" "$ADMIN"
 expect "DELETE with history=keep" 200
+wait_reply "$goneconv" "$orphan" failed
+expect "a reply held for a channel that is then deleted fails, naming why, rather than wait for ever" 200 \
+  "[(m['status'], m['error']) for m in d['messages'] if m['id'] == $orphan][0] == ('failed', 'channel \"gone\" was deleted')"
+check "its outbox row is failed, so outbox_depth does not count it as pending" \
+  $([ "$(sqlite3 "$work/db.sqlite" "SELECT state FROM outbox WHERE message_id = $orphan")" = failed ]; echo $?)
 call POST "/api/v1/conversations/$goneconv/messages" "$AGENT" '{"text": "anyone there?"}'
 expect "a reply through a deleted channel is 422, not queued for ever" 422 '"\"gone\" does not exist" in d["error"]["message"]'
 call POST /api/v1/channels "$ADMIN" '{"name": "temp", "plugin": "testplugin", "credentials": {"token": "temp-token-1"}}'
