@@ -29,6 +29,14 @@ typedef struct ws_early {
   char data[];
 } ws_early;
 
+/* Where the peer's byte stream is in its frames (see ws_scan). */
+typedef struct ws_scan {
+  uint8_t head[14];    /* the frame header being read */
+  size_t have;         /* bytes of it so far */
+  uint64_t skip;       /* payload bytes still to pass */
+  const char *problem; /* the frame to fail the connection at, NULL = none */
+} ws_scan;
+
 struct http_ws {
   http_server *srv;
   http_responder *r;          /* until accepted */
@@ -46,6 +54,8 @@ struct http_ws {
   int error_code;             /* a protocol failure the host closed for, 0 = none */
   int in_callback;            /* inside on_message: libh2o's proceed is on the stack */
   uint64_t last_rx, last_ping, close_deadline;
+  wslay_event_recv_callback h2o_recv; /* libh2o's, which ws_recv wraps */
+  ws_scan scan;
   char remote_addr[64];
 };
 
@@ -129,6 +139,60 @@ static void ws_fail(http_ws *ws, int code, const char *reason) {
   wslay_event_shutdown_read(ws->conn->ws_ctx);
 }
 
+/* wslay 1.1 meets some broken frames by ending the read with an error, and
+ * libh2o then drops the TCP connection without the close frame RFC 6455
+ * 7.1.7 asks for: a control frame that is fragmented or over 125 bytes, and
+ * a length not in its shortest form. A close frame of one byte (no whole
+ * code) it answers as a clean close. ws_scan follows the frame headers in
+ * the bytes read and returns how many of them come before such a frame
+ * (all of them when there is none), setting sc->problem. */
+static size_t ws_scan_bytes(ws_scan *sc, const uint8_t *p, size_t n) {
+  size_t i = 0, start = 0; /* start: where the current frame began in p */
+  while (i < n && sc->problem == NULL) {
+    if (sc->skip > 0) {
+      size_t k = n - i < sc->skip ? n - i : (size_t)sc->skip;
+      i += k;
+      sc->skip -= k;
+      continue;
+    }
+    if (sc->have == 0) start = i;
+    sc->head[sc->have++] = p[i++];
+    if (sc->have < 2) continue;
+    unsigned opcode = sc->head[0] & 0x0fu, len7 = sc->head[1] & 0x7fu;
+    size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0, need = 2 + ext + (sc->head[1] & 0x80u ? 4 : 0);
+    if (sc->have == 2) {
+      if (opcode >= 8 && (!(sc->head[0] & 0x80u) || len7 > 125))
+        sc->problem = "a control frame is fragmented or over 125 bytes";
+      else if (opcode == WSLAY_CONNECTION_CLOSE && len7 == 1)
+        sc->problem = "a close frame of one byte";
+    }
+    if (sc->problem != NULL || sc->have < need) continue;
+    uint64_t len = len7;
+    if (ext > 0) {
+      len = 0;
+      for (size_t k = 0; k < ext; k++) len = len << 8 | sc->head[2 + k];
+      if ((ext == 2 && len < 126) || (ext == 8 && (len < 65536 || len >> 63)))
+        sc->problem = "a frame length not in its shortest form";
+    }
+    sc->have = 0;
+    sc->skip = len;
+  }
+  return sc->problem == NULL ? n : start; /* start stays 0 when the frame began in an earlier read */
+}
+
+/* Fails the connection with 1002 at the first frame ws_scan_bytes refuses;
+ * the bytes before it are handed on (they may hold whole messages). */
+static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user) {
+  h2o_websocket_conn_t *conn = user;
+  http_ws *ws = conn->data;
+  ssize_t n = ws->scan.problem == NULL ? ws->h2o_recv(ctx, buf, len, flags, user) : 0;
+  size_t ok = n > 0 ? ws_scan_bytes(&ws->scan, buf, (size_t)n) : 0;
+  if (ws->scan.problem == NULL || ok > 0) return ws->scan.problem == NULL ? n : (ssize_t)ok;
+  if (ws->error_code == 0) ws_fail(ws, WSLAY_CODE_PROTOCOL_ERROR, ws->scan.problem);
+  wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+  return -1;
+}
+
 static void on_ws_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg) {
   http_ws *ws = conn->data;
   if (arg == NULL) {
@@ -198,6 +262,10 @@ int http_ws_accept(http_ws *ws, const http_ws_handlers *h, void *arg) {
   s->stats.responses_by_class[1]++;
   ws->conn = h2o_upgrade_to_websocket(req, key, ws, on_ws_msg);
   wslay_event_config_set_max_recv_msg_length(ws->conn->ws_ctx, s->body_limit);
+  struct wslay_event_callbacks cb = ws->conn->ws_callbacks;
+  ws->h2o_recv = cb.recv_callback;
+  cb.recv_callback = ws_recv;
+  wslay_event_config_set_callbacks(ws->conn->ws_ctx, &cb);
   for (ws_early *e = ws->early_head; e != NULL; e = e->next) ws_queue(ws, e->opcode, e->data, e->len);
   ws_early_free(ws);
   if (ws->close_code != 0) ws_queue_close(ws);

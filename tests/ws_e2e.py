@@ -13,6 +13,7 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -278,6 +279,41 @@ try:
     ws.close()
     ws.recv()
     ws.wait_closed()
+
+    # -- frames wslay alone would drop the connection for, without a close ---
+    def broken(name, send):
+        w = WebSocket(port, "/hooks/chat")
+        w.recv()
+        send(w)
+        try:
+            msg = w.recv()
+        except (Closed, ConnectionResetError) as e:
+            msg = ("no close frame", str(e))
+        check(name + " is closed with 1002", msg[0] == CLOSE and msg[1][0] == 1002, msg)
+        check("... and the connection ends", w.wait_closed())
+
+    def masked(opcode_byte, payload, length_bytes):
+        key = os.urandom(4)
+        return bytes([opcode_byte]) + length_bytes + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+    before = len(closed_lines(None, 1002))
+    broken("a ping over 125 bytes", lambda w: w.send_frame(PING, b"p" * 126))
+    broken("a fragmented ping", lambda w: w.send_frame(PING, b"p", fin=False))
+    broken("a close frame of one byte", lambda w: w.send_frame(CLOSE, b"\x03"))
+    broken("a length not in its shortest form",
+           lambda w: w.sock.sendall(masked(0x81, b"short", bytes([0x80 | 126, 0, 5]))))
+    broken("a 64-bit length under 65536", lambda w: w.sock.sendall(masked(0x82, b"x", bytes([0x80 | 127]) + struct.pack("!Q", 1))))
+
+    def split_header(w):
+        w.send_text("first")  # a whole message before the broken frame, in an earlier read
+        check("a message before a broken frame is still taken", w.recv() == (TEXT, "first"))
+        w.sock.sendall(bytes([0x89]))
+        time.sleep(0.2)
+        w.sock.sendall(bytes([0x80 | 126]) + struct.pack("!H", 200))
+
+    broken("a control frame whose header comes in two reads", split_header)
+    check("ws_closed reports 1002 for each", wait_for(lambda: len(closed_lines(None, 1002)) == before + 6),
+          closed_lines(None, 1002))
 
     # -- a reload that removes the channel ------------------------------------
     a = WebSocket(port, "/hooks/chat")
