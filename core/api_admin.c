@@ -9,15 +9,6 @@
 
 #include "router.h"
 
-/* A write waiting for the list that tells whether the name exists. */
-typedef struct api_write {
-  api *a;
-  http_responder *res;
-  json_t *body; /* owned; carries "name" */
-  int create;   /* POST: the name must be new; PATCH: it must exist */
-  int team;
-} api_write;
-
 /* Checks that key, when present, is an array of strings; answers 400. */
 static int api__strings(http_responder *res, const json_t *b, const char *key) {
   json_t *v = json_object_get(b, key);
@@ -76,34 +67,12 @@ static int api__team_valid(http_responder *res, const json_t *b, int need_name) 
   return 0;
 }
 
-static void api__write_listed(void *arg, int status, json_t *result, const char *err) {
-  api_write *w = arg;
-  const char *name = json_string_value(json_object_get(w->body, "name"));
-  const char *what = w->team ? "team" : "user";
-  if (status != 0) {
-    api_store_error(w->res, status, err);
-    goto out;
-  }
-  int exists = 0;
-  size_t i;
-  json_t *e;
-  json_array_foreach(result, i, e) exists |= strcmp(json_string_value(json_object_get(e, "name")), name) == 0;
-  char msg[192];
-  if (w->create && exists) {
-    snprintf(msg, sizeof(msg), "a %s named \"%.64s\" already exists; PATCH it instead", what, name);
-    http_respond_error(w->res, 409, "conflict", msg, "name");
-  } else if (!w->create && !exists) {
-    snprintf(msg, sizeof(msg), "%s \"%.64s\" does not exist", what, name);
-    http_respond_error(w->res, 404, "not_found", msg, NULL);
-  } else {
-    store_json_cb cb = w->create ? api_done_created : api_done_object;
-    int rc = w->team ? store_team_upsert(w->a->host.st, w->body, cb, w->res)
-                     : store_user_upsert(w->a->host.st, w->body, cb, w->res);
-    api_submitted(w->res, rc);
-  }
-out:
-  json_decref(w->body);
-  free(w);
+/* A taken name is 409 naming the field; the rest as any store answer. */
+static void api__created(void *arg, int status, json_t *result, const char *err) {
+  if (status == -EEXIST)
+    http_respond_error(arg, 409, "conflict", err, "name");
+  else
+    api_done_created(arg, status, result, err);
 }
 
 /* Starts a create (POST) or patch (PATCH /{name}) of a user or team. */
@@ -125,18 +94,14 @@ static void api__write(api *a, const http_request *req, http_responder *res, int
     }
     json_object_set_new(b, "name", json_string(name));
   }
-  api_write *w = malloc(sizeof(*w));
-  if (w == NULL) {
-    json_decref(b);
-    http_respond_error(res, 503, "unavailable", "out of memory", NULL);
-    return;
-  }
-  *w = (api_write){a, res, b, create, team};
-  int rc = team ? store_teams_list(a->host.st, api__write_listed, w) : store_users_list(a->host.st, api__write_listed, w);
-  if (api_submitted(res, rc) < 0) {
-    json_decref(b);
-    free(w);
-  }
+  /* The store checks the name in the write's own transaction: a check
+   * before it could race a DELETE (the PATCH would bring the name back) or
+   * another POST (both would answer 201). */
+  int must = create ? STORE_UPSERT_NEW : STORE_UPSERT_EXISTING;
+  store_json_cb cb = create ? api__created : api_done_object;
+  api_submitted(res, team ? store_team_upsert(a->host.st, b, must, cb, res)
+                          : store_user_upsert(a->host.st, b, must, cb, res));
+  json_decref(b);
 }
 
 static void api__users(api *a, const http_request *req, http_responder *res, int role) {

@@ -302,7 +302,10 @@ static int sse__types(const http_request *req, http_responder *res, json_t **out
   int rc = sse__filter(req, "types", &list);
   if (rc == 0 && list != NULL) {
     json_t *types = json_array();
-    for (char *save = NULL, *p = strtok_r(list, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
+    /* every item counts: "a,,b" or a trailing comma is an empty pattern, refused */
+    for (char *p = list, *next; p != NULL; p = next) {
+      next = strchr(p, ',');
+      if (next != NULL) *next++ = '\0';
       if (!events_pattern_ok(p)) {
         rc = -EINVAL;
         break;

@@ -36,7 +36,7 @@
 typedef struct store store;
 
 /* Schema version this binary writes; a database with a higher one is refused. */
-#define STORE_SCHEMA_VERSION 22
+#define STORE_SCHEMA_VERSION 23
 
 typedef void (*store_json_cb)(void *arg, int status, json_t *result, const char *err);
 
@@ -164,12 +164,17 @@ int store_pipelines_list(store *st, store_json_cb cb, void *arg);
 /* [{id, name, email, avatar_url, seat, available, skills, capacity,
  * open_tickets, teams}] */
 int store_users_list(store *st, store_json_cb cb, void *arg);
+/* What a user or team write needs of its name, checked in its own
+ * transaction (a check before it could race a delete or another create):
+ * ANY creates or updates, NEW refuses a taken name (-EEXIST), EXISTING an
+ * unknown one (-ENOENT). */
+enum { STORE_UPSERT_ANY, STORE_UPSERT_NEW, STORE_UPSERT_EXISTING };
 /* Creates or patches the user named user.name (keys as in users_list; an
- * absent key keeps the stored value, avatar_url null removes it; validate
+ * absent key keeps the stored value, email or avatar_url null removes it; validate
  * avatar_url first with router_avatar_url_valid). A user becoming available,
  * getting a seat or more capacity takes queued tickets in the same
  * transaction. Result: the user. */
-int store_user_upsert(store *st, const json_t *user, store_json_cb cb, void *arg);
+int store_user_upsert(store *st, const json_t *user, int must, store_json_cb cb, void *arg);
 /* Deletes the user: leaves their teams; their open tickets lose the owner and
  * are routed again by their channel's rules (or queued); their API tokens are
  * deleted (revoked), so nobody acts in a deleted user's name. Their replies
@@ -178,8 +183,9 @@ int store_user_upsert(store *st, const json_t *user, store_json_cb cb, void *arg
 int store_user_delete(store *st, const char *name, store_json_cb cb, void *arg);
 /* [{id, name, users:[names]}] */
 int store_teams_list(store *st, store_json_cb cb, void *arg);
-/* Creates or replaces team.name's member list (team.users). Result: the team. */
-int store_team_upsert(store *st, const json_t *team, store_json_cb cb, void *arg);
+/* Creates or replaces team.name's member list (team.users); must as for
+ * users. Result: the team. */
+int store_team_upsert(store *st, const json_t *team, int must, store_json_cb cb, void *arg);
 /* Deletes the team (its users stay). -ENOENT if unknown. Result: {name}. */
 int store_team_delete(store *st, const char *name, store_json_cb cb, void *arg);
 

@@ -273,6 +273,24 @@ static const char *const sq__migrations[] = {
     "UPDATE channels SET inbox = 'Support' WHERE inbox IS NULL OR inbox = '';"
     "UPDATE threads SET inbox = 'Support' WHERE inbox IS NULL OR inbox = '';"
     "UPDATE events SET inbox = 'Support' WHERE inbox IS NULL AND channel IN (SELECT name FROM channels);",
+    /* 23: tokens and webhooks, the other rows the API names by number
+     * (DELETE /tokens/{id}, /webhooks/{id}), never get a deleted one's id
+     * again either, as schema 20 did for four tables: a client revoking or
+     * deleting by an id it kept must not reach a newer one. */
+    "CREATE TABLE tokens_new(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,"
+    "  hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, user_id INTEGER);"
+    "INSERT INTO tokens_new SELECT id, name, role, hash, created_at, user_id FROM tokens;"
+    "DROP TABLE tokens;"
+    "ALTER TABLE tokens_new RENAME TO tokens;"
+    "CREATE INDEX tokens_user ON tokens(user_id) WHERE user_id IS NOT NULL;"
+    "CREATE TABLE webhooks_new(id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL, events TEXT NOT NULL,"
+    "  channel TEXT, inbox TEXT, description TEXT, secret TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1,"
+    "  cursor INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_status INTEGER,"
+    "  last_error TEXT, last_attempt_at INTEGER, last_success_at INTEGER, created_at INTEGER NOT NULL);"
+    "INSERT INTO webhooks_new SELECT id, url, events, channel, inbox, description, secret, active, cursor,"
+    "  failures, last_status, last_error, last_attempt_at, last_success_at, created_at FROM webhooks;"
+    "DROP TABLE webhooks;"
+    "ALTER TABLE webhooks_new RENAME TO webhooks;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 
@@ -1019,7 +1037,8 @@ static int sq__read_ids(store *st, char *err, size_t errlen) {
   sqlite3_stmt *s = NULL;
   int ok = sqlite3_prepare_v2(st->db,
                               "SELECT max(coalesce((SELECT max(id) FROM events), 0),"
-                              " coalesce((SELECT max(id) FROM messages), 0), coalesce((SELECT max(id) FROM notes), 0)),"
+                              " coalesce((SELECT max(id) FROM messages), 0), coalesce((SELECT max(id) FROM notes), 0),"
+                              " coalesce((SELECT value FROM meta WHERE key = 'ids_given'), 0)),"
                               " (SELECT value FROM meta WHERE key = 'message_events_from')",
                               -1, &s, NULL) == SQLITE_OK &&
            sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 1) == SQLITE_INTEGER;

@@ -252,12 +252,21 @@ int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void
 static int sq__purge(store *st, sq_req *r, const char *const *steps, size_t n, const char *threads_sql,
                      const char *what, sqlite3_stmt *(*bind)(sqlite3_stmt *, const json_t *), const json_t *key,
                      int64_t *n_threads) {
+  /* The newest messages, notes and events may go, and the sequence starts
+   * again after the largest id stored (sq__read_ids): keep the largest
+   * given, so a restart never hands out an id a reply's idempotency key, a
+   * webhook's cursor or a stream's Last-Event-ID already knows. */
+  sqlite3_stmt *s = sq_prep(st, "INSERT INTO meta(key, value) VALUES('ids_given', ?1)"
+                                " ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)");
+  if (s == NULL) return sq_fail(st, r, what);
+  sqlite3_bind_int64(s, 1, st->next_id - 1);
+  if (sq__step(st, r, s, what) < 0) return -EIO;
   for (size_t i = 0; i < n; i++) {
-    sqlite3_stmt *s = sq_prep(st, steps[i]);
+    s = sq_prep(st, steps[i]);
     if (s == NULL) return sq_fail(st, r, what);
     if (sq__step(st, r, bind(s, key), what) < 0) return -EIO;
   }
-  sqlite3_stmt *s = sq_prep(st, threads_sql);
+  s = sq_prep(st, threads_sql);
   if (s == NULL) return sq_fail(st, r, what);
   if (sq__step(st, r, bind(s, key), what) < 0) return -EIO;
   *n_threads = sqlite3_changes(st->db);

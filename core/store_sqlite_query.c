@@ -215,11 +215,11 @@ static int sq__user_upsert(store *st, sq_req *r, json_t *u, int create_teams, in
   if (name == NULL) return sq__invalid(r, "a user needs a name%s", "");
   json_t *skills = json_object_get(u, "skills");
   char *skills_text = skills ? json_dumps(skills, JSON_COMPACT) : NULL;
-  /* avatar_url: an absent key (?8 = 0) keeps the stored one, null clears it. */
+  /* email and avatar_url: an absent key (?9, ?8 = 0) keeps the stored one, null clears it. */
   sqlite3_stmt *s = sq_prep(st,
       "INSERT INTO users(name, email, seat, available, skills, capacity, avatar_url)"
       " VALUES(?1, ?2, coalesce(?3, 1), coalesce(?4, 1), coalesce(?5, '[]'), coalesce(?6, 0), ?7)"
-      " ON CONFLICT(name) DO UPDATE SET email = coalesce(?2, email), seat = coalesce(?3, seat),"
+      " ON CONFLICT(name) DO UPDATE SET email = CASE WHEN ?9 THEN ?2 ELSE email END, seat = coalesce(?3, seat),"
       " available = coalesce(?4, available), skills = coalesce(?5, skills),"
       " capacity = coalesce(?6, capacity), avatar_url = CASE WHEN ?8 THEN ?7 ELSE avatar_url END"
       " RETURNING id");
@@ -236,6 +236,7 @@ static int sq__user_upsert(store *st, sq_req *r, json_t *u, int create_teams, in
   if (json_is_integer(v = json_object_get(u, "capacity"))) sqlite3_bind_int64(s, 6, json_integer_value(v));
   sq_bind_text(s, 7, sq__str(u, "avatar_url"));
   sqlite3_bind_int(s, 8, json_object_get(u, "avatar_url") != NULL);
+  sqlite3_bind_int(s, 9, json_object_get(u, "email") != NULL);
   int64_t id = 0;
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) id = sqlite3_column_int64(s, 0), rc = sqlite3_step(s);
@@ -326,17 +327,43 @@ int store_users_list(store *st, store_json_cb cb, void *arg) {
   return sq_submit_json(st, sq__users_list, NULL, cb, arg);
 }
 
+/* Refuses a write of the user or team named name by what it must find (a
+ * STORE_UPSERT_ value): -EEXIST or -ENOENT with a sentence, else 0. */
+static int sq__upsert_must(store *st, sq_req *r, int team, const char *name, int must) {
+  if (must == STORE_UPSERT_ANY || name == NULL) return 0;
+  sqlite3_stmt *s = team ? sq_prep(st, "SELECT 1 FROM teams WHERE name = ?1")
+                         : sq_prep(st, "SELECT 1 FROM users WHERE name = ?1");
+  if (s == NULL) return sq_fail(st, r, "reading a name");
+  sq_bind_text(s, 1, name);
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_fail(st, r, "reading a name");
+  const char *what = team ? "team" : "user";
+  if (must == STORE_UPSERT_NEW && rc == SQLITE_ROW) {
+    r->status = -EEXIST;
+    snprintf(r->err, sizeof(r->err), "a %s named \"%.64s\" already exists; PATCH it instead", what, name);
+  } else if (must == STORE_UPSERT_EXISTING && rc == SQLITE_DONE) {
+    r->status = -ENOENT;
+    snprintf(r->err, sizeof(r->err), "%s \"%.64s\" does not exist", what, name);
+  }
+  return r->status;
+}
+
 static int sq__user_put(store *st, sq_req *r, json_t *args, json_t **result) {
   int64_t id;
-  if (sq__user_upsert(st, r, args, 0, &id) < 0) return r->status;
+  json_t *user = json_object_get(args, "user");
+  if (sq__upsert_must(st, r, 0, sq__str(user, "name"), (int)json_integer_value(json_object_get(args, "must"))) < 0 ||
+      sq__user_upsert(st, r, user, 0, &id) < 0)
+    return r->status;
   /* Availability, a seat or capacity may have changed: give waiting tickets a chance. */
   if (sq_drain_queue(st, r) < 0 || sq__user_json(st, r, id, result) < 0) return -EIO;
   return sq_event(st, r, "user.updated", NULL, NULL, json_incref(*result));
 }
 
-int store_user_upsert(store *st, const json_t *user, store_json_cb cb, void *arg) {
+int store_user_upsert(store *st, const json_t *user, int must, store_json_cb cb, void *arg) {
   if (!json_is_object(user)) return -EINVAL;
-  return sq_submit_json(st, sq__user_put, json_deep_copy(user), cb, arg);
+  return sq_submit_json(st, sq__user_put, json_pack("{so sI}", "user", json_deep_copy(user), "must", (json_int_t)must),
+                        cb, arg);
 }
 
 static int sq__user_delete(store *st, sq_req *r, json_t *args, json_t **result) {
@@ -449,7 +476,10 @@ int store_teams_list(store *st, store_json_cb cb, void *arg) {
 
 static int sq__team_put(store *st, sq_req *r, json_t *args, json_t **result) {
   int64_t id;
-  if (sq__team_upsert(st, r, args, &id) < 0) return r->status;
+  json_t *team = json_object_get(args, "team");
+  if (sq__upsert_must(st, r, 1, sq__str(team, "name"), (int)json_integer_value(json_object_get(args, "must"))) < 0 ||
+      sq__team_upsert(st, r, team, &id) < 0)
+    return r->status;
   if (sq_drain_queue(st, r) < 0) return -EIO;
   sqlite3_stmt *s = sq_prep(st, SQ_TEAM_JSON "WHERE te.id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a team");
@@ -461,9 +491,10 @@ static int sq__team_put(store *st, sq_req *r, json_t *args, json_t **result) {
   return 0;
 }
 
-int store_team_upsert(store *st, const json_t *team, store_json_cb cb, void *arg) {
+int store_team_upsert(store *st, const json_t *team, int must, store_json_cb cb, void *arg) {
   if (!json_is_object(team)) return -EINVAL;
-  return sq_submit_json(st, sq__team_put, json_deep_copy(team), cb, arg);
+  return sq_submit_json(st, sq__team_put, json_pack("{so sI}", "team", json_deep_copy(team), "must", (json_int_t)must),
+                        cb, arg);
 }
 
 static int sq__pipeline_upsert(store *st, sq_req *r, json_t *p) {

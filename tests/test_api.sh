@@ -615,6 +615,38 @@ call DELETE /api/v1/users/temp-user "$ADMIN"
 expect "DELETE a user" 200 'd["name"] == "temp-user" and d["requeued"] == 0 and d["tokens_revoked"] == 0'
 call DELETE /api/v1/users/temp-user "$ADMIN"
 expect "DELETE an unknown user is 404" 404
+# A PATCH racing a DELETE never brings the name back, and of two POSTs of
+# one name only one is 201: the store checks the name in the write itself.
+revived=0 created=
+for i in 1 2 3 4 5 6; do
+  for kind in users teams; do
+    curl -s -o /dev/null -X POST -H "Authorization: Bearer $ADMIN" --data-binary "{\"name\": \"race-$i\"}" "$base/api/v1/$kind"
+    patch='{"available": false}'
+    [ "$kind" = teams ] && patch='{"users": []}'
+    curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $ADMIN" --data-binary "$patch" "$base/api/v1/$kind/race-$i" &
+    p1=$!
+    curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $ADMIN" "$base/api/v1/$kind/race-$i" &
+    p2=$!
+    wait $p1 $p2
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H "Authorization: Bearer $ADMIN" --data-binary "$patch" "$base/api/v1/$kind/race-$i")" = 404 ] ||
+      revived=$((revived + 1))
+    pids=
+    for _ in 1 2; do
+      curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $ADMIN" --data-binary "{\"name\": \"twin-$i\"}" "$base/api/v1/$kind" >>"$work/twins-$kind-$i" &
+      pids="$pids $!"
+    done
+    wait $pids
+    created="$created $(sort "$work/twins-$kind-$i" | tr '\n' ' ')"
+    curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $ADMIN" "$base/api/v1/$kind/twin-$i"
+  done
+done
+check "a PATCH racing a DELETE of a user or team never brings it back" $([ "$revived" = 0 ]; echo $?) "$revived revived"
+check "two POSTs of one name: one 201, one 409" \
+  $([ "$(echo $created | tr ' ' '\n' | grep -c '^201$')" = 12 ] && [ "$(echo $created | tr ' ' '\n' | grep -c '^409$')" = 12 ]; echo $?) "$created"
+call PATCH /api/v1/users/bob "$ADMIN" '{"email": null}'
+expect "PATCH email null removes a user's email" 200 'd["email"] is None and d["capacity"] == 3'
+call PATCH /api/v1/users/bob "$ADMIN" '{"email": "bob@example.com"}'
+expect "... and PATCH sets it again" 200 'd["email"] == "bob@example.com"'
 
 # --- avatars -----------------------------------------------------------------------
 for bad in '"ftp://cdn.example.com/e.png"' '"cdn.example.com/e.png"' '"https://cdn.example.com/a b.png"' '"https://"' '"javascript:alert(1)"'; do
@@ -1276,6 +1308,10 @@ code=$(curl -s -o "$work/sse7" -w '%{http_code}' -m 2 -H "Authorization: Bearer 
 python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; sys.exit(0 if e["field"] == "types" else 1)' "$work/sse7" 2>/dev/null
 shape=$?
 check "an unknown ?types= pattern is 400 naming types" $([ "$code" = 400 ] && [ "$shape" -eq 0 ]; echo $?) "status $code"
+for list in 'ticket.*,,note.created' 'ticket.*,' ',ticket.*'; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -H "Authorization: Bearer $AGENT" "$base/api/v1/events?types=$list")
+  check "?types=$list (an empty item) is 400" $([ "$code" = 400 ]; echo $?) "status $code"
+done
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -H "Authorization: Bearer $AGENT" -H "Last-Event-ID: x" "$base/api/v1/events")
 check "a bad Last-Event-ID is 400" $([ "$code" = 400 ]; echo $?)
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/api/v1/events")

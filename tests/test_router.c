@@ -503,12 +503,12 @@ START_TEST(ticket_skills_property_adds_required_skills) {
   char buf[64];
   json_t *u = fx_load("{\"name\":\"ana\",\"available\":true}");
   fx_wait_t w2 = {0};
-  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w2), &w2));
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, STORE_UPSERT_ANY, fx_json_cb, &w2), &w2));
   json_decref(u);
   ck_assert_str_eq(owner_of(&f, t, buf, sizeof(buf)), "");
   u = fx_load("{\"name\":\"cy\",\"available\":true}");
   fx_wait_t w3 = {0};
-  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w3), &w3));
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, STORE_UPSERT_ANY, fx_json_cb, &w3), &w3));
   json_decref(u);
   ck_assert_str_eq(owner_of(&f, t, buf, sizeof(buf)), "cy");
   fx_close(&f);
@@ -527,7 +527,7 @@ START_TEST(deleting_a_user_routes_their_open_tickets_again) {
   ck_assert_str_eq(owner_of(&f, t, buf, sizeof(buf)), "ana");
   json_t *u = fx_load("{\"name\":\"cy\",\"available\":true}");
   fx_wait_t w = {0}, w2 = {0}, w3 = {0}, w4 = {0};
-  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w), &w));
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, STORE_UPSERT_ANY, fx_json_cb, &w), &w));
   json_decref(u);
   json_t *r = fx_ok(&f, store_user_delete(f.st, "ana", fx_json_cb, &w2), &w2);
   ck_assert_int_eq(fx_int(r, "requeued"), 1);
@@ -599,7 +599,7 @@ START_TEST(full_capacity_queues_until_capacity_frees) {
   ck_assert_str_eq(owner_of(&f, third, buf, sizeof(buf)), "");
   json_t *u = fx_load("{\"name\":\"ana\",\"capacity\":2}");
   fx_wait_t w = {0};
-  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w), &w));
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, STORE_UPSERT_ANY, fx_json_cb, &w), &w));
   json_decref(u);
   ck_assert_str_eq(owner_of(&f, third, buf, sizeof(buf)), "ana");
   fx_close(&f);
@@ -616,7 +616,7 @@ START_TEST(nobody_available_queues_until_someone_becomes_available) {
   ck_assert_str_eq(owner_of(&f, newest_thread(&f), buf, sizeof(buf)), "");
   json_t *u = fx_load("{\"name\":\"ana\",\"available\":true}");
   fx_wait_t w = {0};
-  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w), &w));
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, STORE_UPSERT_ANY, fx_json_cb, &w), &w));
   json_decref(u);
   ck_assert_str_eq(owner_of(&f, newest_thread(&f), buf, sizeof(buf)), "ana");
   ck_assert_int_eq(count_items(&f, "{\"assignee\":\"ana\"}"), 1);
@@ -669,7 +669,7 @@ START_TEST(a_ticket_behind_many_that_nobody_can_take_is_still_assigned) {
   ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM tickets WHERE queued = 1"), 1101);
   json_t *u = fx_load("{\"name\":\"ana\",\"available\":true}");
   fx_wait_t w = {0};
-  json_decref(fx_ok(&f, store_user_upsert(f.st, u, fx_json_cb, &w), &w));
+  json_decref(fx_ok(&f, store_user_upsert(f.st, u, STORE_UPSERT_ANY, fx_json_cb, &w), &w));
   json_decref(u);
   char buf[64];
   ck_assert_str_eq(owner_of(&f, mine, buf, sizeof(buf)), "ana");
@@ -719,7 +719,7 @@ START_TEST(contact_owner_unavailable_leaves_unassigned_and_notifies) {
   ck_assert(has_event(&log, "notification"));
   patch = fx_load("{\"name\":\"ana\",\"available\":true}");
   fx_wait_t w3 = {0};
-  json_decref(fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &w3), &w3));
+  json_decref(fx_ok(&f, store_user_upsert(f.st, patch, STORE_UPSERT_ANY, fx_json_cb, &w3), &w3));
   json_decref(patch);
   ck_assert_str_eq(owner_of(&f, newest_thread(&f), buf, sizeof(buf)), "ana");
   json_decref(log.events);

@@ -716,7 +716,7 @@ START_TEST(users_teams_and_channels_are_listed) {
   fx_run(&f, store_channel_delete(f.st, "demo", fx_json_cb, &w6), &w6);
   ck_assert_int_eq(w6.status, -ENOENT);
   json_t *bad = fx_load("{\"name\":\"l3\",\"users\":[\"ghost\"]}");
-  fx_run(&f, store_team_upsert(f.st, bad, fx_json_cb, &w4), &w4);
+  fx_run(&f, store_team_upsert(f.st, bad, STORE_UPSERT_ANY, fx_json_cb, &w4), &w4);
   ck_assert_int_eq(w4.status, -EINVAL);
   ck_assert_ptr_nonnull(strstr(w4.err, "user \"ghost\" does not exist"));
   json_decref(bad);
@@ -1167,12 +1167,12 @@ START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
   /* an absent avatar_url keeps it, null removes it */
   fx_wait_t u1 = {0}, u2 = {0};
   json_t *patch = fx_load("{\"name\":\"ana\",\"capacity\":2}");
-  json_t *user = fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &u1), &u1);
+  json_t *user = fx_ok(&f, store_user_upsert(f.st, patch, STORE_UPSERT_ANY, fx_json_cb, &u1), &u1);
   ck_assert_str_eq(json_string_value(json_object_get(user, "avatar_url")), "https://cdn.example.com/ana.png");
   json_decref(user);
   json_decref(patch);
   patch = fx_load("{\"name\":\"ana\",\"avatar_url\":null}");
-  user = fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &u2), &u2);
+  user = fx_ok(&f, store_user_upsert(f.st, patch, STORE_UPSERT_ANY, fx_json_cb, &u2), &u2);
   ck_assert(json_is_null(json_object_get(user, "avatar_url")));
   json_decref(user);
   json_decref(patch);
@@ -1212,7 +1212,7 @@ START_TEST(tokens_of_a_user_author_replies_and_go_with_the_user) {
   fx_wait(&f, &late);
   ck_assert_int_eq(late.status, 0);
   patch = fx_load("{\"name\":\"bo\"}");
-  user = fx_ok(&f, store_user_upsert(f.st, patch, fx_json_cb, &nu), &nu);
+  user = fx_ok(&f, store_user_upsert(f.st, patch, STORE_UPSERT_ANY, fx_json_cb, &nu), &nu);
   json_decref(patch);
   ck_assert_int_gt(fx_int(user, "id"), ana); /* the id is never given again */
   json_decref(user);
@@ -1240,10 +1240,16 @@ START_TEST(deleted_ids_are_never_given_again) {
   json_t *old = json_incref(json_array_get(json_object_get(l, "items"), 0));
   json_decref(l);
   fx_wait_t d = {0};
+  fx_close_store(&f);
+  int64_t last_message = fx_db_count(&f, "SELECT max(id) FROM messages");
+  int64_t last_event = fx_db_count(&f, "SELECT max(id) FROM events");
+  ck_assert_int_gt(last_message, 0);
+  fx_open_store(&f);
   json_decref(fx_ok(&f, store_channel_history_delete(f.st, "demo", fx_json_cb, &d), &d));
   /* the contact goes too: a merge deletes the one merged away */
   fx_close_store(&f);
   ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM threads"), 0);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM messages"), 0);
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
   ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM identities; DELETE FROM contacts", NULL, NULL, NULL), SQLITE_OK);
@@ -1258,6 +1264,64 @@ START_TEST(deleted_ids_are_never_given_again) {
   ck_assert_int_gt(fx_int(json_object_get(now, "contact"), "id"), fx_int(json_object_get(old, "contact"), "id"));
   json_decref(l);
   json_decref(old);
+  /* nor a message's or an event's, though the newest of them were deleted:
+   * a reply's idempotency key and a webhook's cursor name them */
+  fx_close_store(&f);
+  ck_assert_int_gt(fx_db_count(&f, "SELECT min(id) FROM messages"), last_message);
+  ck_assert_int_gt(fx_db_count(&f, "SELECT min(id) FROM events WHERE json_extract(data, '$.thread_id') IS NOT NULL"), last_event);
+  fx_close(&f);
+}
+END_TEST
+
+/* Nor are a revoked token's and a deleted webhook's (schema 23), and the
+ * upgrade to 23 keeps the rows and ids there were. */
+START_TEST(deleted_token_and_webhook_ids_are_never_given_again) {
+  fx f;
+  fx_open(&f);
+  fx_close_store(&f);
+  /* the tables as schema 22 had them, each with a row */
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
+  ck_assert_int_eq(
+      sqlite3_exec(db,
+                   "DROP TABLE tokens; DROP TABLE webhooks;"
+                   "CREATE TABLE tokens(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,"
+                   " hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, user_id INTEGER);"
+                   "CREATE INDEX tokens_user ON tokens(user_id) WHERE user_id IS NOT NULL;"
+                   "CREATE TABLE webhooks(id INTEGER PRIMARY KEY, url TEXT NOT NULL, events TEXT NOT NULL, channel TEXT,"
+                   " inbox TEXT, description TEXT, secret TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1,"
+                   " cursor INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, last_status INTEGER,"
+                   " last_error TEXT, last_attempt_at INTEGER, last_success_at INTEGER, created_at INTEGER NOT NULL);"
+                   "INSERT INTO tokens(id, name, role, hash, created_at) VALUES(7, 'old', 'admin', 'h7', 1);"
+                   "INSERT INTO webhooks(id, url, events, secret, cursor, created_at)"
+                   " VALUES(4, 'http://127.0.0.1:9/old', '[\"*\"]', 's', 12, 1);"
+                   "PRAGMA user_version = 22;",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  sqlite3_close(db);
+  fx_open_store(&f);
+  fx_wait_t w1 = {0}, w2 = {0}, w3 = {0}, w4 = {0}, w5 = {0}, w6 = {0}, w7 = {0};
+  json_t *t = fx_ok(&f, store_token_find(f.st, "h7", fx_json_cb, &w1), &w1);
+  ck_assert_int_eq(fx_int(t, "id"), 7);
+  json_decref(t);
+  json_t *h = fx_ok(&f, store_webhook_get(f.st, 4, fx_json_cb, &w2), &w2);
+  ck_assert_int_eq(fx_int(h, "cursor"), 12);
+  json_decref(h);
+  json_decref(fx_ok(&f, store_token_delete(f.st, 7, fx_json_cb, &w3), &w3));
+  json_decref(fx_ok(&f, store_webhook_delete(f.st, 4, fx_json_cb, &w4), &w4));
+  fx_close_store(&f);
+  fx_open_store(&f);
+  t = fx_ok(&f, store_token_create(f.st, "new", "agent", NULL, "h8", fx_json_cb, &w5), &w5);
+  ck_assert_int_gt(fx_int(t, "id"), 7);
+  json_decref(t);
+  json_t *fields = json_pack("{ss s[s] ss sI}", "url", "http://127.0.0.1:9/new", "events", "*", "secret", "s2",
+                             "cursor", (json_int_t)0);
+  h = fx_ok(&f, store_webhook_put(f.st, 0, fields, fx_json_cb, &w6), &w6);
+  ck_assert_int_gt(fx_int(h, "id"), 4);
+  json_decref(h);
+  json_decref(fields);
+  fx_run(&f, store_webhook_get(f.st, 4, fx_json_cb, &w7), &w7);
+  ck_assert_int_eq(w7.status, -ENOENT);
   fx_close(&f);
 }
 END_TEST
@@ -1325,6 +1389,7 @@ int main(void) {
   tcase_add_test(tc, tokens_of_a_user_author_replies_and_go_with_the_user);
   tcase_add_test(tc, a_long_read_does_not_hold_the_next_read);
   tcase_add_test(tc, deleted_ids_are_never_given_again);
+  tcase_add_test(tc, deleted_token_and_webhook_ids_are_never_given_again);
   tcase_add_test(tc, a_channel_without_an_inbox_feeds_support);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
