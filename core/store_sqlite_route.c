@@ -691,10 +691,10 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
  * A key that does not fit comes out truncated and is then never cached
  * (callers check strlen(key) < len - 1). Hand-rolled: snprintf showed up in
  * the benchmark profile. */
-static void sq__key(char *out, size_t len, const char *a, const char *b, const char *c) {
-  const char *parts[3] = {a, b, c ? c : ""};
+static void sq__key(char *out, size_t len, const char *a, const char *b, const char *c, const char *d) {
+  const char *parts[4] = {a, b, c ? c : "", d};
   size_t n = 0;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4 && parts[i] != NULL; i++) {
     size_t l = strlen(parts[i]);
     if (i > 0 && n + 1 < len) out[n++] = '\x1f';
     if (l > len - 1 - n) l = len - 1 - n;
@@ -707,7 +707,7 @@ static void sq__key(char *out, size_t len, const char *a, const char *b, const c
 /* Looks the sender up without side effects: *contact = 0 if unknown. */
 static int sq__lookup_contact(store *st, sq_req *r, sq_inbound *m, int64_t *contact) {
   char key[512];
-  sq__key(key, sizeof(key), m->s[IN_CHANNEL], m->s[IN_KIND], m->s[IN_SID]);
+  sq__key(key, sizeof(key), m->s[IN_CHANNEL], m->s[IN_KIND], m->s[IN_SID], NULL);
   if (strlen(key) < sizeof(key) - 1 && sq_cache_get(st->contact_cache, key, contact, NULL)) return 0;
   sqlite3_stmt *s = sq_prep(st, "SELECT contact_id FROM identities"
                                 " WHERE channel = ?1 AND kind = ?2 AND value = ?3");
@@ -747,19 +747,21 @@ static int sq__create_contact(store *st, sq_req *r, sq_inbound *m, int64_t now, 
 }
 
 /* The thread cache key for this message under the channel's policy, or ""
- * when the policy looks nothing up. */
+ * when the policy looks nothing up. A contact's thread is the one of the
+ * address the message came from (its identity): after a merge a contact
+ * may have two on a channel, each with its own conversation. */
 static void sq__thread_key(const router_channel *ch, sq_inbound *m, int64_t contact, char *key,
                            size_t len) {
   char cid[24], *p = cid + sizeof(cid) - 1;
   key[0] = '\0';
   if (ch->thread_policy == ROUTER_THREAD_ALWAYS_NEW) return;
   if (ch->thread_policy == ROUTER_THREAD_EXTERNAL && m->s[IN_THREAD] != NULL) {
-    sq__key(key, len, "x", m->s[IN_CHANNEL], m->s[IN_THREAD]);
+    sq__key(key, len, "x", m->s[IN_CHANNEL], m->s[IN_THREAD], NULL);
   } else {
     *p = '\0';
     uint64_t v = (uint64_t)contact;
     do *--p = (char)('0' + v % 10); while ((v /= 10) != 0);
-    sq__key(key, len, "c", p, m->s[IN_CHANNEL]);
+    sq__key(key, len, p, m->s[IN_CHANNEL], m->s[IN_KIND], m->s[IN_SID]);
   }
   if (strlen(key) >= len - 1) key[0] = '\0'; /* too long to cache: always ask SQLite */
 }
@@ -785,11 +787,15 @@ static int sq__find_thread(store *st, sq_req *r, const router_channel *ch, sq_in
     sq_bind_text(s, 2, m->s[IN_THREAD]);
   } else {
     if (contact == 0) return 0;
+    /* a thread of no identity (started by an agent) is any address's */
     s = sq_prep(st, "SELECT id, (status = 'closed') + 2 * (ticket_id IS NOT NULL) FROM threads"
-                    " WHERE contact_id = ?1 AND channel = ?2 ORDER BY id DESC LIMIT 1");
+                    " WHERE contact_id = ?1 AND channel = ?2 AND (identity_value IS NULL"
+                    " OR (identity_kind = ?3 AND identity_value = ?4)) ORDER BY id DESC LIMIT 1");
     if (s == NULL) return sq_fail(st, r, "finding a thread");
     sqlite3_bind_int64(s, 1, contact);
     sq_bind_text(s, 2, m->s[IN_CHANNEL]);
+    sq_bind_text(s, 3, m->s[IN_KIND]);
+    sq_bind_text(s, 4, m->s[IN_SID]);
   }
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {

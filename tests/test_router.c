@@ -834,6 +834,19 @@ START_TEST(after_a_merge_replies_go_back_to_the_address_a_conversation_came_from
   json_decref(c);
   fx_wait_t wm = {0};
   json_decref(fx_ok(&f, store_contact_merge(f.st, a, b, fx_json_cb, &wm), &wm));
+  /* each address writing again goes on in its own conversation, the one
+   * that answers it, whichever is newer */
+  fx_in(&f, "demo", "e3", "a-kim", "first again");
+  fx_in(&f, "demo", "e4", "b-kim", "second again");
+  ck_assert_int_eq(newest_thread(&f), second);
+  for (int i = 0; i < 2; i++) {
+    json_t *t = fx_thread(&f, i == 0 ? first : second);
+    json_t *msgs = json_object_get(t, "messages");
+    ck_assert_int_eq(json_array_size(msgs), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 1), "text")),
+                     i == 0 ? "first again" : "second again");
+    json_decref(t);
+  }
   const int64_t threads[] = {second, first};
   for (int i = 0; i < 2; i++) {
     router_reply r = {.thread_id = threads[i], .text = "answer"};
