@@ -272,7 +272,9 @@ static int sq__purge(store *st, sq_req *r, const char *const *steps, size_t n, c
   *n_threads = sqlite3_changes(st->db);
   /* The message path caches thread and contact ids that may be gone now. */
   sq_caches_clear(st);
-  return 0;
+  /* Open tickets that went may have freed an agent's capacity: the waiting
+   * ones are offered again, as when a ticket closes. */
+  return sq_drain_queue(st, r) < 0 ? -EIO : 0;
 }
 
 static sqlite3_stmt *sq__bind_name(sqlite3_stmt *s, const json_t *key) {

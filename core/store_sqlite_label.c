@@ -83,12 +83,17 @@ static int sq__label_patch(store *st, sq_req *r, json_t *a, json_t **result) {
   json_t *p = json_object_get(a, "patch");
   const char *rename = sq__str(p, "name");
   if (json_object_size(p) == 0) return sq__label_one(st, r, name, result); /* nothing to change, no event */
+  json_t *previous = NULL; /* as stored (the path may differ in case): a rename's previous_name */
+  if (rename != NULL && sq__label_one(st, r, name, &previous) < 0) return r->status;
   /* A key given sets its field, null clears it, a key left out keeps it. */
   sqlite3_stmt *s = sq_prep(st, "UPDATE labels SET name = coalesce(?2, name), folded = coalesce(sb_fold(?2), folded),"
                                 " color = CASE WHEN ?5 THEN ?3 ELSE color END,"
                                 " description = CASE WHEN ?6 THEN ?4 ELSE description END"
                                 " WHERE folded = sb_fold(?1) RETURNING name");
-  if (s == NULL) return sq_fail(st, r, "changing a label");
+  if (s == NULL) {
+    json_decref(previous);
+    return sq_fail(st, r, "changing a label");
+  }
   sq_bind_text(s, 1, name);
   sq_bind_text(s, 2, rename);
   sq_bind_text(s, 3, sq__str(p, "color"));
@@ -99,12 +104,19 @@ static int sq__label_patch(store *st, sq_req *r, json_t *a, json_t **result) {
   int found = rc == SQLITE_ROW;
   if (found) rc = sqlite3_step(s);
   sqlite3_reset(s);
-  if ((rc & 0xff) == SQLITE_CONSTRAINT) return sq__label_taken(r, rename); /* folded is another label's */
-  if (rc != SQLITE_DONE) return sq_fail(st, r, "changing a label");
-  if (!found) return sq__label_missing(r, name);
-  if (sq__label_one(st, r, rename != NULL ? rename : name, result) < 0) return r->status;
+  if ((rc & 0xff) == SQLITE_CONSTRAINT)
+    rc = sq__label_taken(r, rename); /* folded is another label's */
+  else if (rc != SQLITE_DONE)
+    rc = sq_fail(st, r, "changing a label");
+  else
+    rc = found ? sq__label_one(st, r, rename != NULL ? rename : name, result) : sq__label_missing(r, name);
+  if (rc < 0) {
+    json_decref(previous);
+    return rc;
+  }
   json_t *data = json_deep_copy(*result);
-  if (rename != NULL) json_object_set_new(data, "previous_name", json_string(name));
+  if (previous != NULL) json_object_set(data, "previous_name", json_object_get(previous, "name"));
+  json_decref(previous);
   return sq_event(st, r, "label.updated", NULL, NULL, data);
 }
 

@@ -602,6 +602,33 @@ START_TEST(full_capacity_queues_until_capacity_frees) {
   json_decref(fx_ok(&f, store_user_upsert(f.st, u, STORE_UPSERT_ANY, fx_json_cb, &w), &w));
   json_decref(u);
   ck_assert_str_eq(owner_of(&f, third, buf, sizeof(buf)), "ana");
+  /* erasing the contact of one of hers frees her for the next waiting one */
+  fx_in(&f, "demo", "e4", "k4", "hi");
+  int64_t fourth = newest_thread(&f);
+  ck_assert_str_eq(owner_of(&f, fourth, buf, sizeof(buf)), "");
+  json_t *t = fx_thread(&f, third);
+  int64_t contact = fx_int(json_object_get(t, "contact"), "id");
+  json_decref(t);
+  fx_wait_t we = {0};
+  json_decref(fx_ok(&f, store_contact_delete(f.st, contact, fx_json_cb, &we), &we));
+  ck_assert_str_eq(owner_of(&f, fourth, buf, sizeof(buf)), "ana");
+  /* and so does deleting a channel's history */
+  fx_channel(&f, "{\"name\":\"side\",\"routing\":{\"mode\":\"users_and_teams\",\"users\":[\"ana\"]}}");
+  fx_in(&f, "demo", "e5", "k5", "hi");
+  int64_t fifth = newest_thread(&f);
+  ck_assert_str_eq(owner_of(&f, fifth, buf, sizeof(buf)), "");
+  close_ticket(&f, fourth);
+  ck_assert_str_eq(owner_of(&f, fifth, buf, sizeof(buf)), "ana");
+  close_ticket(&f, second); /* she has the fifth, and room for the sixth */
+  fx_in(&f, "side", "s1", "k6", "hi");
+  int64_t sixth = newest_thread(&f);
+  ck_assert_str_eq(owner_of(&f, sixth, buf, sizeof(buf)), "ana");
+  fx_in(&f, "demo", "e6", "k7", "hi");
+  int64_t seventh = newest_thread(&f);
+  ck_assert_str_eq(owner_of(&f, seventh, buf, sizeof(buf)), "");
+  fx_wait_t wh = {0};
+  json_decref(fx_ok(&f, store_channel_history_delete(f.st, "side", fx_json_cb, &wh), &wh));
+  ck_assert_str_eq(owner_of(&f, seventh, buf, sizeof(buf)), "ana");
   fx_close(&f);
 }
 END_TEST
