@@ -390,6 +390,27 @@ START_TEST(a_filled_honeypot_looks_like_success_and_stores_nothing) {
   ck_assert_int_eq(r->status, 201);
   ck_assert_uint_eq(testhost_inbound_count(th), 0);
   ck_assert(testhost_log_find(th, "honeypot"));
+  /* Its id is the one a person's would get, and a resend is a duplicate, as
+   * a person's is: with a key, and by content. */
+  const char *keyed = "{\"email\":\"bot@spam.example\",\"website\":\"x\",\"submission_id\":\"bot-key-0001\"}";
+  const char *plain = "{\"email\":\"bot@spam.example\",\"message\":\"buy more\",\"website\":\"x\"}";
+  for (int i = 0; i < 2; i++) {
+    const char *bodies[] = {keyed, plain};
+    const testhost_reply *r1 = post("application/json", bodies[i], SITE);
+    ck_assert_msg(r1->status == 201, "%d %s", r1->status, r1->body);
+    json_t *first = reply_json(r1);
+    json_t *again = reply_json(post("application/json", bodies[i], SITE));
+    const char *id = json_string_value(json_object_get(first, "id"));
+    ck_assert_ptr_nonnull(id);
+    ck_assert_msg(strncmp(id, i == 0 ? "key:bot-key-0001" : "hash:", i == 0 ? 17 : 5) == 0, "id %s", id);
+    ck_assert(i == 0 || strlen(id) == 5 + 32);
+    ck_assert_msg(json_is_false(json_object_get(first, "duplicate")), "%d: %s", i, r1->body);
+    ck_assert_str_eq(json_string_value(json_object_get(again, "id")), id);
+    ck_assert(json_is_true(json_object_get(again, "duplicate")));
+    json_decref(first);
+    json_decref(again);
+  }
+  ck_assert_uint_eq(testhost_inbound_count(th), 0);
   /* Left empty, it is a person. */
   ck_assert_int_eq(post(URLENC, "email=kim%40example.com&message=hi&website=", SITE)->status, 303);
   ck_assert_uint_eq(testhost_inbound_count(th), 1);
@@ -494,6 +515,29 @@ START_TEST(the_rate_table_counts_addresses_apart) {
     ck_assert_int_eq(form_rate_take(slots, 8, addr, t + 2000 + i, 1), 0);
   }
   ck_assert_int_eq(form_rate_take(slots, 8, "10.0.0.3", t + 61000, 0), 0); /* 0: no limit */
+}
+END_TEST
+
+/* The table forgets an address only when it is full, and then the longest
+ * idle one: other addresses, however their hashes fall, never make it
+ * forget one still within its minute while there is room. */
+START_TEST(the_rate_table_forgets_the_longest_idle_only_when_full) {
+  form_rate_slot slots[8];
+  memset(slots, 0, sizeof(slots));
+  int64_t t = 1000000;
+  ck_assert_int_eq(form_rate_take(slots, 8, "198.51.100.7", t, 1), 0);
+  for (int i = 0; i < 7; i++) {
+    char addr[32];
+    snprintf(addr, sizeof(addr), "192.0.2.%d", i);
+    ck_assert_int_eq(form_rate_take(slots, 8, addr, t + 100 + i, 1), 0);
+  }
+  ck_assert_int_gt(form_rate_take(slots, 8, "198.51.100.7", t + 200, 1), 0); /* still counted: the table had room */
+  /* full now: a new address takes the longest idle's slot (192.0.2.0), not the busy one's */
+  ck_assert_int_eq(form_rate_take(slots, 8, "203.0.113.1", t + 300, 1), 0);
+  ck_assert_int_gt(form_rate_take(slots, 8, "198.51.100.7", t + 400, 1), 0);
+  ck_assert_int_eq(form_rate_take(slots, 8, "192.0.2.0", t + 500, 1), 0); /* forgotten, so counted afresh */
+  /* an address whose minute is over is forgotten before any idle one */
+  ck_assert_int_eq(form_rate_take(slots, 8, "198.51.100.7", t + 60400, 1), 0);
 }
 END_TEST
 
@@ -644,6 +688,7 @@ int main(void) {
   tcase_add_test(tc, without_a_secret_signed_posts_are_refused);
   tcase_add_test(tc, too_many_submissions_from_one_address_get_429);
   tcase_add_test(tc, the_rate_table_counts_addresses_apart);
+  tcase_add_test(tc, the_rate_table_forgets_the_longest_idle_only_when_full);
   tcase_add_test(tc, a_redirect_url_and_readable_error_pages_for_people);
   tcase_add_test(tc, the_thank_you_and_hosted_form_pages);
   tcase_add_test(tc, malformed_multipart_is_400_not_a_crash);

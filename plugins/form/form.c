@@ -361,6 +361,25 @@ static int form__emit(form *f, const sb_http_request *req, const form_body *b, c
   return rc;
 }
 
+/* The id a trapped submission is answered with: the one a person's would
+ * get (its key, else the hash of its fields, taken as they came: nothing
+ * is checked for a bot), so the answer tells nothing, resends included. */
+static void form__trapped_id(const form *f, const sb_http_request *req, const form_body *b, char *out, size_t len) {
+  form_fields x;
+  memset(&x, 0, sizeof(x));
+  const char **outs[] = {&x.subject, &x.message, &x.key}, *names[] = {"subject", "message", "submission_id"};
+  for (size_t i = 0; i < 3; i++) {
+    const char *v = form_body_get(b, names[i]);
+    *outs[i] = v != NULL && v[strspn(v, " \t\r\n")] != '\0' ? v : NULL; /* blank is absent, as form__standard has it */
+  }
+  if (x.key == NULL) x.key = f->host->http_header(req, "Idempotency-Key");
+  if (x.key != NULL && !form_key_valid(x.key)) x.key = NULL;
+  const char *email = form_body_get(b, "email");
+  for (size_t i = 0; email != NULL && email[i] != '\0' && i + 1 < sizeof(x.email_lower); i++)
+    x.email_lower[i] = email[i] >= 'A' && email[i] <= 'Z' ? (char)(email[i] - 'A' + 'a') : email[i];
+  form__submission_id(f, b, &x, out, len);
+}
+
 int form_submit(form *f, const sb_http_request *req, const form_body *b, const form_reply_to *to, sb_responder *r,
                 form_problem *p) {
   form_fields x;
@@ -372,12 +391,14 @@ int form_submit(form *f, const sb_http_request *req, const form_body *b, const f
   if (trap != NULL && trap[strspn(trap, " \t\r\n")] != '\0') {
     f->host->log(f->channel, SB_LOG_DEBUG, "dropped a submission from %s: the honeypot field %s was filled",
                  req->remote_addr != NULL ? req->remote_addr : "?", f->honeypot);
-    uint8_t raw[8];
-    randombytes_buf(raw, sizeof(raw));
-    char hex[17];
-    sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
-    snprintf(submission_id, sizeof(submission_id), "hash:%s%s", hex, hex);
-    form_http_success(f, r, to, submission_id, 0);
+    form__trapped_id(f, req, b, submission_id, sizeof(submission_id));
+    int seen = 0;
+    for (size_t i = 0; i < FORM_TRAPPED && !seen; i++) seen = strcmp(f->trapped[i], submission_id) == 0;
+    if (!seen) {
+      snprintf(f->trapped[f->trapped_next], sizeof(f->trapped[0]), "%s", submission_id);
+      f->trapped_next = (f->trapped_next + 1) % FORM_TRAPPED;
+    }
+    form_http_success(f, r, to, submission_id, seen);
     return 0;
   }
   if (form__read(f, req, b, &x, p) != 0) return -1;

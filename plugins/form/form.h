@@ -24,6 +24,7 @@
 #define FORM_MAX_ATTACHMENTS_CAP 20
 #define FORM_RATE_SLOTS 1024                 /* remote addresses the rate limit remembers */
 #define FORM_DUP_WINDOW_MS (10 * 60 * 1000)  /* the hash of a submission is unique per 10 minutes */
+#define FORM_TRAPPED 128                     /* honeypot ids remembered, to answer their resends as duplicates */
 
 typedef struct form_link {
   struct form_link *prev, *next;
@@ -33,6 +34,7 @@ typedef struct form_link {
 typedef struct form_rate_slot {
   char addr[48];
   int64_t start_ms; /* when its minute began; 0: free */
+  int64_t last_ms;  /* its latest request, for forgetting the longest idle */
   uint32_t count;
 } form_rate_slot;
 
@@ -53,6 +55,8 @@ typedef struct form {
   int closing;
   form_link pending; /* form_pending waiting for their commit */
   form_rate_slot rate[FORM_RATE_SLOTS];
+  char trapped[FORM_TRAPPED][80]; /* ids answered to filled honeypots, a ring */
+  size_t trapped_next;
 } form;
 
 /* How the submitter wants the answer. */

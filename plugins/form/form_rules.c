@@ -2,6 +2,7 @@
  * origins, labels and the per-address rate table. */
 #include "form.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -74,36 +75,36 @@ void form_label(const char *name, char *out, size_t outlen) {
   if (n > 0 && out[0] >= 'a' && out[0] <= 'z') out[0] = (char)(out[0] - 'a' + 'A');
 }
 
-/* FNV-1a: spreads addresses over the table; not a defence, a lookup. */
-static size_t form__hash(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s != '\0'; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return (size_t)h;
+/* How soon slot c may be given to another address at now_ms: a free slot
+ * or one whose minute is over holds nothing worth keeping, then the longest
+ * idle goes first. */
+static int64_t form__rate_keep(const form_rate_slot *c, int64_t now_ms) {
+  if (c->start_ms == 0 || now_ms - c->start_ms >= 60000 || now_ms < c->start_ms) return INT64_MIN;
+  return c->last_ms;
 }
-
-#define FORM_RATE_PROBE 16 /* slots looked at per address */
 
 int form_rate_take(form_rate_slot *slots, size_t n, const char *addr, int64_t now_ms, int64_t per_minute) {
   if (per_minute <= 0 || n == 0) return 0;
   if (addr == NULL) addr = "";
   /* A fixed minute per address, starting at its first request: simple to
-   * explain in a Retry-After, and enough against a script posting a form. */
-  size_t start = form__hash(addr) % n, victim = start;
-  form_rate_slot *s = NULL;
-  for (size_t k = 0; k < FORM_RATE_PROBE && k < n; k++) {
-    form_rate_slot *c = &slots[(start + k) % n];
-    if (c->start_ms != 0 && strcmp(c->addr, addr) == 0) {
-      s = c;
-      break;
-    }
-    if (c->start_ms < slots[victim].start_ms) victim = (start + k) % n;
+   * explain in a Retry-After, and enough against a script posting a form.
+   * The table is read whole: forms are not posted often enough for that to
+   * cost, and a hashed probe window let a handful of colliding addresses
+   * push an address out long before the table was full. */
+  form_rate_slot *s = NULL, *victim = &slots[0];
+  for (size_t k = 0; k < n && s == NULL; k++) {
+    if (slots[k].start_ms != 0 && strcmp(slots[k].addr, addr) == 0)
+      s = &slots[k];
+    else if (form__rate_keep(&slots[k], now_ms) < form__rate_keep(victim, now_ms))
+      victim = &slots[k];
   }
   if (s == NULL || now_ms - s->start_ms >= 60000 || now_ms < s->start_ms) {
-    if (s == NULL) s = &slots[victim];
+    if (s == NULL) s = victim;
     snprintf(s->addr, sizeof(s->addr), "%s", addr);
     s->start_ms = now_ms > 0 ? now_ms : 1;
     s->count = 0;
   }
+  s->last_ms = now_ms;
   if ((int64_t)s->count >= per_minute) {
     int64_t wait = (s->start_ms + 60000 - now_ms + 999) / 1000;
     return wait > 0 ? (int)wait : 1;
