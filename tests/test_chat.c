@@ -266,6 +266,9 @@ START_TEST(tokens_are_checked_and_limits_kept) {
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"a\",\"text\":\"far too long\"}")->status,
                    413);
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"a b\",\"text\":\"hi\"}")->status, 400);
+  const testhost_reply *typed = call("POST", "/messages", SITE, token, "{\"client_id\":\"a\",\"text\":5}");
+  ck_assert_int_eq(typed->status, 400); /* a text that is no string is malformed, not too large */
+  ck_assert_ptr_nonnull(strstr(typed->body, "\"invalid\""));
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"a\"}")->status, 400);
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"a\",\"text\":\"1\"}")->status, 0);
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"b\",\"text\":\"2\"}")->status, 0);

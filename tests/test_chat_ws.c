@@ -217,6 +217,7 @@ START_TEST(a_visitor_holds_at_most_eight_sockets) {
 END_TEST
 
 START_TEST(a_reply_reaches_every_socket_with_the_agents_name_and_avatar) {
+  testhost_set(th, "heading_avatar_url", "https://cdn.example.com/acme.png");
   start();
   const testhost_ws *a = open_ws(SITE, NULL), *b = open_ws(SITE, NULL);
   sb_attachment file = {.url = "/api/v1/attachments/77", .mime_type = "application/pdf", .filename = "scan.pdf",
@@ -247,11 +248,21 @@ START_TEST(a_reply_reaches_every_socket_with_the_agents_name_and_avatar) {
   testhost_send(th, &auto_reply);
   json_t *f = frame_at(a, 1);
   ck_assert_str_eq(str(json_object_get(f, "author"), "name"), "Acme");
+  ck_assert_str_eq(str(json_object_get(f, "author"), "avatar_url"), "https://cdn.example.com/acme.png");
   ck_assert(json_is_true(json_object_get(f, "automatic")));
+  json_decref(f);
+  /* so does one without an agent (a script's), picture and all, as history shows it */
+  sb_outbound_message script = {.message_id = "44", .idempotency_key = "44", .attempt = 1, .recipient_id = visitor,
+                                .text = "Your order shipped."};
+  testhost_send(th, &script);
+  f = frame_at(a, 2);
+  ck_assert_str_eq(str(json_object_get(f, "author"), "name"), "Acme");
+  ck_assert_str_eq(str(json_object_get(f, "author"), "avatar_url"), "https://cdn.example.com/acme.png");
+  ck_assert(json_is_false(json_object_get(f, "automatic")));
   json_decref(f);
   /* another visitor's sockets get nothing */
   ck_assert_int_eq(testhost_send_text(th, "v-someone-else", "not for you")->outcome, TESTHOST_SEND_OK);
-  ck_assert_uint_eq(a->sent_count, 2);
+  ck_assert_uint_eq(a->sent_count, 3);
 }
 END_TEST
 

@@ -238,13 +238,14 @@ static void chat__stored(void *arg, int status, const char *message_id, int dupl
   free(in);
 }
 
-/* Reads an optional short string member; -1 when present but not a string
- * of at most max bytes. */
+/* Reads an optional short string member; -1 when present but not a
+ * string, -2 when longer than max bytes. */
 static int chat__opt_string(const json_t *o, const char *key, size_t max, const char **out) {
   const json_t *v = json_object_get(o, key);
   *out = NULL;
   if (v == NULL || json_is_null(v)) return 0;
-  if (!json_is_string(v) || json_string_length(v) > max) return -1;
+  if (!json_is_string(v)) return -1;
+  if (json_string_length(v) > max) return -2;
   *out = json_string_length(v) > 0 ? json_string_value(v) : NULL;
   return 0;
 }
@@ -256,7 +257,9 @@ int chat_take_message(chat *c, chat_visitor *v, const json_t *frame, chat_conn *
   if (!chat__client_id_valid(client_id)) {
     return chat__refuse(why, 400, "invalid", "client_id must be 1-64 letters, digits, '-' or '_'");
   }
-  if (chat__opt_string(frame, "text", (size_t)c->max_text_bytes, &text) != 0) {
+  int text_rc = chat__opt_string(frame, "text", (size_t)c->max_text_bytes, &text);
+  if (text_rc == -1) return chat__refuse(why, 400, "invalid", "text must be a string");
+  if (text_rc != 0) {
     return chat__refuse(why, 413, "too_large", "text must be a string of at most %lld bytes",
                         (long long)c->max_text_bytes);
   }
@@ -393,6 +396,18 @@ static void chat__visitor_links(const chat *c, json_t *atts) {
   }
 }
 
+/* A reply's author as the visitor sees it, live and in history alike: its
+ * agent, or without one (automatic, or sent by a script) the heading's name
+ * and picture; null when there is neither. */
+static json_t *chat__author(const chat *c, const char *agent_name, const char *agent_avatar_url) {
+  const char *name = agent_name, *avatar = agent_avatar_url;
+  if (name == NULL) {
+    name = c->host->config_get(c->config, "heading_name");
+    avatar = c->host->config_get(c->config, "heading_avatar_url");
+  }
+  return name != NULL ? json_pack("{s:s, s:s?}", "name", name, "avatar_url", avatar) : json_null();
+}
+
 /* One history message as the widget reads it. */
 static json_t *chat__history_message(const chat *c, const sb_history_message *m) {
   json_t *o = json_pack("{s:s, s:s, s:s?, s:I, s:b}", "id", m->message_id, "direction",
@@ -403,13 +418,7 @@ static json_t *chat__history_message(const chat *c, const sb_history_message *m)
     const char *colon = strrchr(m->external_id, ':');
     if (colon != NULL) json_object_set_new(o, "client_id", json_string(colon + 1));
   }
-  if (m->direction == SB_DIRECTION_OUT) { /* no agent (automatic, or sent by a script): the heading's name */
-    const char *name = m->author_name != NULL ? m->author_name : c->host->config_get(c->config, "heading_name");
-    const char *avatar = m->author_name != NULL ? m->author_avatar_url
-                                                : c->host->config_get(c->config, "heading_avatar_url");
-    json_object_set_new(o, "author",
-                        name != NULL ? json_pack("{s:s, s:s?}", "name", name, "avatar_url", avatar) : json_null());
-  }
+  if (m->direction == SB_DIRECTION_OUT) json_object_set_new(o, "author", chat__author(c, m->author_name, m->author_avatar_url));
   json_t *atts = m->attachments_json != NULL ? json_loads(m->attachments_json, 0, NULL) : NULL;
   if (json_is_array(atts)) chat__visitor_links(c, atts);
   json_object_set_new(o, "attachments", json_is_array(atts) ? atts : json_array());
@@ -596,10 +605,7 @@ int chat_send(void *instance, const sb_outbound_message *m, sb_send_op *op) {
     c->host->send_fail(op, "the message has no id or no recipient");
     return SB_OK;
   }
-  const char *heading_name = c->host->config_get(c->config, "heading_name");
   int automatic = (m->flags & SB_OUT_AUTOMATIC) != 0;
-  const char *author = automatic || m->agent_name == NULL ? heading_name : m->agent_name;
-  const char *avatar = automatic ? c->host->config_get(c->config, "heading_avatar_url") : m->agent_avatar_url;
   json_t *atts = json_array();
   for (size_t i = 0; i < m->attachment_count; i++) {
     const sb_attachment *a = &m->attachments[i];
@@ -614,8 +620,7 @@ int chat_send(void *instance, const sb_outbound_message *m, sb_send_op *op) {
     c->host->send_fail(op, "the reply could not be written as JSON (its text is not valid UTF-8)");
     return SB_OK;
   }
-  json_object_set_new(frame, "author",
-                      author != NULL ? json_pack("{s:s, s:s?}", "name", author, "avatar_url", avatar) : json_null());
+  json_object_set_new(frame, "author", chat__author(c, automatic ? NULL : m->agent_name, m->agent_avatar_url));
   chat__broadcast(c, m->recipient_id, frame, NULL);
   json_decref(frame);
   c->host->send_ok(op, m->message_id);
