@@ -16,7 +16,8 @@
  *   note.created    the note: {id, thread_id, user, text, created_at}
  *   contact.deleted {contact_id}
  *   ticket.created  {ticket_id, thread_id, status, name}
- *   ticket.updated  {ticket_id, thread_id, status, closed, previous_status}
+ *   ticket.updated  {ticket_id, thread_id, status, closed, previous_status, priority}  (a change of
+ *                   status, properties or priority; status == previous_status when it did not move)
  *   ticket.assigned {ticket_id, thread_id, user_id (null = unassigned)}
  *   ticket.queued   {ticket_id, thread_id}  (nobody eligible; assigned later)
  *   notification    {user_id, ticket_id, reason}  (e.g. contact owner unavailable)

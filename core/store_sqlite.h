@@ -344,6 +344,9 @@ size_t sq_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 size_t sq_fold(const unsigned char *s, size_t n, char *out);
 int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
                          const json_t *props_patch);
+/* Announces a change of a ticket's other fields (its priority):
+ * ticket.updated with its status unchanged; 0 or -ENOENT/-EIO. */
+int sq_ticket_changed(store *st, sq_req *r, int64_t ticket_id);
 int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *channel,
                       int64_t user_id, const char *text, const char *html,
                       const char *attachments_json, int64_t reply_to, int automatic,

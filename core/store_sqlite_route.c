@@ -396,7 +396,7 @@ int sq_drain_queue(store *st, sq_req *r) {
  * properties are missing. */
 static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *status, const json_t *props_patch,
                            int check_required) {
-  sqlite3_stmt *s = sq_prep(st, "SELECT pipeline_id, properties, status, closed, thread_id, channel"
+  sqlite3_stmt *s = sq_prep(st, "SELECT pipeline_id, properties, status, closed, thread_id, channel, priority"
                                 " FROM tickets WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a ticket");
   sqlite3_bind_int64(s, 1, ticket_id);
@@ -412,6 +412,7 @@ static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *
   int was_closed = sqlite3_column_int(s, 3);
   int64_t thread = sqlite3_column_int64(s, 4);
   char *channel = strdup(sq_col_text(s, 5));
+  char *priority = sq_col_text(s, 6) != NULL ? strdup(sq_col_text(s, 6)) : NULL;
   sqlite3_reset(s);
   if (!json_is_object(props)) {
     json_decref(props);
@@ -471,21 +472,26 @@ static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *
   if (rc == 0) {
     const router_channel *ch = sq_channel(st, channel);
     rc = sq_event(st, r, "ticket.updated", channel, ch ? ch->inbox : NULL,
-                  json_pack("{sI sI ss sb ss}", "ticket_id", (json_int_t)ticket_id, "thread_id",
+                  json_pack("{sI sI ss sb ss ss?}", "ticket_id", (json_int_t)ticket_id, "thread_id",
                             (json_int_t)thread, "status", target, "closed", closed,
-                            "previous_status", old_status));
+                            "previous_status", old_status, "priority", priority));
   }
   if (closed != was_closed) sq_cache_clear(st->thread_cache); /* cached open/closed flags */
   if (rc == 0 && closed && !was_closed) rc = sq_drain_queue(st, r);
   free(ptext);
   free(old_status);
   free(channel);
+  free(priority);
   return rc;
 }
 
 int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
                          const json_t *props_patch) {
   return sq__ticket_move(st, r, ticket_id, status, props_patch, 1);
+}
+
+int sq_ticket_changed(store *st, sq_req *r, int64_t ticket_id) {
+  return sq__ticket_move(st, r, ticket_id, NULL, NULL, 0);
 }
 
 /* Finds where a new ticket starts: the pipeline's id and the status (the

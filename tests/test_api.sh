@@ -513,6 +513,9 @@ before=$(jv 'd["updated_at"]')
 sleep 0.01
 call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"priority": "high"}'
 expect "PATCH priority, which updates updated_at" 200 "d['priority'] == 'high' and d['updated_at'] > $before"
+ev=$(sqlite3 "$work/db.sqlite" "SELECT data FROM events WHERE type = 'ticket.updated' ORDER BY id DESC LIMIT 1")
+python3 -c 'import json,sys; e=json.loads(sys.argv[1]); sys.exit(0 if e["ticket_id"] == int(sys.argv[2]) and e["priority"] == "high" and e["status"] == e["previous_status"] == "New" else 1)' "$ev" "$ticket"
+check "a priority change alone is a ticket.updated, its status unchanged" $? "$ev"
 before=$(jv 'd["updated_at"]')
 sleep 0.01
 call PATCH "/api/v1/tickets/$ticket" "$AGENT" "{\"owner\": $(jv 'json.dumps(d["owner"])')}"
