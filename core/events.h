@@ -22,9 +22,12 @@
  *   ticket.queued   {ticket_id, thread_id}  (nobody eligible; assigned later)
  *   notification    {user_id, ticket_id, reason}  (e.g. contact owner unavailable)
  *   contact.merged  {contact_id, merged_id}
- *   user.updated    the user as in store_users_list (written over the API, or new or changed
- *                   by the config's users and teams at start-up or reload)
- *   user.deleted    {user_id, name}
+ *   user.updated    the user as in store_users_list (written over the API, its teams changed by a
+ *                   team's write, or new or changed by the config's users and teams at start-up
+ *                   or reload)
+ *   user.deleted    {user_id, name}  (their open tickets each get ticket.assigned null and are
+ *                   offered again; their other conversations and closed tickets are left
+ *                   without an assignee, which this event stands for)
  *   thread.labels   {thread_id, labels: [names]}  (a conversation's labels changed)
  *   label.updated   the label as in store_labels_list, plus previous_name when renamed
  *   label.deleted   {name, conversations}  (taken off that many conversations)

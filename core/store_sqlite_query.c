@@ -436,8 +436,31 @@ int store_user_delete(store *st, const char *name, store_json_cb cb, void *arg) 
   return sq_submit_json(st, sq__user_delete, json_pack("{ss}", "name", name), cb, arg);
 }
 
-static int sq__team_delete(store *st, sq_req *r, json_t *args, json_t **result) {
-  const char *name = sq__str(args, "name");
+/* After a change that ran with result rc (0: done), user.updated for each
+ * user now listed who is new or not as in before (store_users_list's rows,
+ * taken before the change; consumed): what the config's users and teams, or
+ * a team's write, changed. Returns rc, or -EIO. */
+static int sq__users_announce(store *st, sq_req *r, json_t *before, int rc) {
+  json_t *after = NULL;
+  if (rc == 0 && sq__users_list(st, r, NULL, &after) < 0) rc = -EIO;
+  size_t i, j;
+  json_t *u, *v;
+  json_array_foreach(after, i, u) {
+    if (rc < 0) break;
+    int same = 0;
+    json_array_foreach(before, j, v) {
+      if (json_integer_value(json_object_get(v, "id")) != json_integer_value(json_object_get(u, "id"))) continue;
+      same = json_equal(u, v);
+      break;
+    }
+    if (!same && sq_event(st, r, "user.updated", NULL, NULL, json_incref(u)) < 0) rc = -EIO;
+  }
+  json_decref(before);
+  json_decref(after);
+  return rc;
+}
+
+static int sq__team_remove(store *st, sq_req *r, const char *name) {
   sqlite3_stmt *s = sq_prep(st, "DELETE FROM team_members WHERE team_id = (SELECT id FROM teams WHERE name = ?1)");
   if (s == NULL) return sq_fail(st, r, "deleting a team");
   sq_bind_text(s, 1, name);
@@ -451,6 +474,15 @@ static int sq__team_delete(store *st, sq_req *r, json_t *args, json_t **result) 
     snprintf(r->err, sizeof(r->err), "team \"%s\" does not exist", name);
     return -ENOENT;
   }
+  return 0;
+}
+
+static int sq__team_delete(store *st, sq_req *r, json_t *args, json_t **result) {
+  const char *name = sq__str(args, "name");
+  json_t *before = NULL; /* its members' teams change: user.updated */
+  if (sq__users_list(st, r, NULL, &before) < 0) return -EIO;
+  int rc = sq__users_announce(st, r, before, sq__team_remove(st, r, name));
+  if (rc < 0) return rc;
   *result = json_pack("{ss}", "name", name);
   return 0;
 }
@@ -476,10 +508,13 @@ int store_teams_list(store *st, store_json_cb cb, void *arg) {
 
 static int sq__team_put(store *st, sq_req *r, json_t *args, json_t **result) {
   int64_t id;
-  json_t *team = json_object_get(args, "team");
-  if (sq__upsert_must(st, r, 1, sq__str(team, "name"), (int)json_integer_value(json_object_get(args, "must"))) < 0 ||
-      sq__team_upsert(st, r, team, &id) < 0)
+  json_t *team = json_object_get(args, "team"), *before = NULL;
+  if (sq__upsert_must(st, r, 1, sq__str(team, "name"), (int)json_integer_value(json_object_get(args, "must"))) < 0)
     return r->status;
+  /* the members it gains or loses have other teams now: user.updated */
+  if (sq__users_list(st, r, NULL, &before) < 0) return -EIO;
+  int rc = sq__users_announce(st, r, before, sq__team_upsert(st, r, team, &id) < 0 ? r->status : 0);
+  if (rc < 0) return rc;
   if (sq_drain_queue(st, r) < 0) return -EIO;
   sqlite3_stmt *s = sq_prep(st, SQ_TEAM_JSON "WHERE te.id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a team");
@@ -532,38 +567,18 @@ static int sq__pipeline_upsert(store *st, sq_req *r, json_t *p) {
   return 0;
 }
 
-/* user.updated for each user in after (store_users_list's rows) that is new
- * or not as in before: what the config's users and teams changed. */
-static int sq__users_changed(store *st, sq_req *r, json_t *before, json_t *after) {
-  size_t i, j;
-  json_t *u, *v;
-  json_array_foreach(after, i, u) {
-    int same = 0;
-    json_array_foreach(before, j, v) {
-      if (json_integer_value(json_object_get(v, "id")) != json_integer_value(json_object_get(u, "id"))) continue;
-      same = json_equal(u, v);
-      break;
-    }
-    if (!same && sq_event(st, r, "user.updated", NULL, NULL, json_incref(u)) < 0) return -EIO;
-  }
-  return 0;
-}
-
 static int sq__seed(store *st, sq_req *r, json_t *cfg, json_t **result) {
   char err[256];
   if (router_seed_validate(cfg, err, sizeof(err)) < 0) return sq__invalid(r, "%s", err);
   size_t i;
-  json_t *o, *before = NULL, *after = NULL;
+  json_t *o, *before = NULL;
   int64_t id;
   json_array_foreach(json_object_get(cfg, "pipelines"), i, o) if (sq__pipeline_upsert(st, r, o) < 0) return -EIO;
   if (sq__users_list(st, r, NULL, &before) < 0) return -EIO;
   int rc = 0;
   json_array_foreach(json_object_get(cfg, "users"), i, o) if (rc == 0) rc = sq__user_upsert(st, r, o, 1, &id);
   json_array_foreach(json_object_get(cfg, "teams"), i, o) if (rc == 0) rc = sq__team_upsert(st, r, o, &id);
-  if (rc == 0) rc = sq__users_list(st, r, NULL, &after) < 0 ? -EIO : sq__users_changed(st, r, before, after);
-  json_decref(before);
-  json_decref(after);
-  if (rc < 0) return r->status < 0 ? r->status : -EIO;
+  if (sq__users_announce(st, r, before, rc) < 0) return r->status < 0 ? r->status : -EIO;
   if (sq_drain_queue(st, r) < 0) return -EIO;
   *result = json_pack("{sI sI sI}", "pipelines", (json_int_t)json_array_size(json_object_get(cfg, "pipelines")),
                       "users", (json_int_t)json_array_size(json_object_get(cfg, "users")),

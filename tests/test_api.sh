@@ -590,6 +590,9 @@ call GET /api/v1/users "$AGENT"
 expect "users list, config users with their avatar" 200 '[u["name"] for u in d["items"]] == ["dana", "bob"] and d["items"][0]["avatar_url"] == "https://cdn.example.com/dana.png" and d["items"][1]["avatar_url"] is None'
 call POST /api/v1/teams "$ADMIN" '{"name": "billing", "users": ["bob"]}'
 expect "POST a team is 201" 201 'd["users"] == ["bob"]'
+ev=$(sqlite3 "$work/db.sqlite" "SELECT data FROM events WHERE type = 'user.updated' ORDER BY id DESC LIMIT 1")
+python3 -c 'import json,sys; u=json.loads(sys.argv[1]); sys.exit(0 if u["name"] == "bob" and u["teams"] == ["billing"] else 1)' "$ev"
+check "a team's new member gets user.updated with the team" $? "$ev"
 call POST /api/v1/teams "$ADMIN" '{"name": "ghosts", "users": ["nobody"]}'
 expect "a team member who is not a user is 422" 422
 call POST /api/v1/users "$ADMIN" '{"name": "erin", "teams": ["billing", "nowhere"]}'
@@ -602,6 +605,9 @@ call GET /api/v1/users "$AGENT"
 expect "... and no user erin was made" 200 'not any(u["name"] == "erin" for u in d["items"]) and [u["teams"] for u in d["items"] if u["name"] == "bob"] == [["billing"]]'
 call PATCH /api/v1/teams/billing "$ADMIN" '{"users": []}'
 expect "PATCH a team" 200 'd["users"] == []'
+ev=$(sqlite3 "$work/db.sqlite" "SELECT data FROM events WHERE type = 'user.updated' ORDER BY id DESC LIMIT 1")
+python3 -c 'import json,sys; u=json.loads(sys.argv[1]); sys.exit(0 if u["name"] == "bob" and u["teams"] == [] else 1)' "$ev"
+check "... and the member it loses one without it" $? "$ev"
 call PATCH /api/v1/teams/nope "$ADMIN" '{"users": []}'
 expect "PATCH an unknown team is 404" 404
 call GET /api/v1/teams "$AGENT"

@@ -48,7 +48,7 @@ static const testhost_reply *call(const char *method, const char *target, const 
                                   const char *body) {
   sb_http_header h[3];
   size_t n = 0;
-  char auth[512];
+  char auth[600]; /* "Bearer " and a token of up to 512 bytes */
   if (origin != NULL) h[n++] = (sb_http_header){"Origin", origin};
   if (token != NULL) {
     snprintf(auth, sizeof(auth), "Bearer %s", token);
