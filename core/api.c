@@ -357,6 +357,17 @@ static void api__done(void *arg, int status, json_t *result, const char *err, in
 void api_done_object(void *arg, int status, json_t *result, const char *err) {
   api__done(arg, status, result, err, 200, 0);
 }
+
+void api_done_hinted(http_responder *res, int status, json_t *result, const char *err, int code,
+                     const api_field_hint *hints) {
+  for (size_t i = 0; status == -EINVAL && err != NULL && hints[i].phrase != NULL; i++) {
+    if (strstr(err, hints[i].phrase) != NULL) {
+      http_respond_error(res, 422, "unprocessable", err, hints[i].field);
+      return;
+    }
+  }
+  api__done(res, status, result, err, code, 0);
+}
 void api_done_created(void *arg, int status, json_t *result, const char *err) {
   api__done(arg, status, result, err, 201, 0);
 }

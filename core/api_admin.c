@@ -67,12 +67,20 @@ static int api__team_valid(http_responder *res, const json_t *b, int need_name) 
   return 0;
 }
 
-/* A taken name is 409 naming the field; the rest as any store answer. */
-static void api__created(void *arg, int status, json_t *result, const char *err) {
+/* A user's unknown team, or a team's unknown member, is 422 naming the
+ * list; a taken name is 409 naming it. */
+static void api__written(http_responder *res, int status, json_t *result, const char *err, int code) {
+  static const api_field_hint hints[] = {{"\": team \"", "teams"}, {"\": user \"", "users"}, {NULL, NULL}};
   if (status == -EEXIST)
-    http_respond_error(arg, 409, "conflict", err, "name");
+    http_respond_error(res, 409, "conflict", err, "name");
   else
-    api_done_created(arg, status, result, err);
+    api_done_hinted(res, status, result, err, code, hints);
+}
+static void api__created(void *arg, int status, json_t *result, const char *err) {
+  api__written(arg, status, result, err, 201);
+}
+static void api__patched(void *arg, int status, json_t *result, const char *err) {
+  api__written(arg, status, result, err, 200);
 }
 
 /* Starts a create (POST) or patch (PATCH /{name}) of a user or team. */
@@ -98,7 +106,7 @@ static void api__write(api *a, const http_request *req, http_responder *res, int
    * before it could race a DELETE (the PATCH would bring the name back) or
    * another POST (both would answer 201). */
   int must = create ? STORE_UPSERT_NEW : STORE_UPSERT_EXISTING;
-  store_json_cb cb = create ? api__created : api_done_object;
+  store_json_cb cb = create ? api__created : api__patched;
   api_submitted(res, team ? store_team_upsert(a->host.st, b, must, cb, res)
                           : store_user_upsert(a->host.st, b, must, cb, res));
   json_decref(b);

@@ -88,15 +88,11 @@ static void api__conversation(api *a, const http_request *req, http_responder *r
 
 /* Answers a conversation change, naming the field a refusal is about. */
 static void api__conversation_patched(void *arg, int status, json_t *result, const char *err) {
-  http_responder *res = arg;
-  if (status == -EINVAL && err != NULL && strstr(err, "is not a user") != NULL)
-    http_respond_error(res, 422, "unprocessable", err, "assignee");
-  else if (status == -EINVAL && err != NULL && strstr(err, "(labels)") != NULL)
-    http_respond_error(res, 422, "unprocessable", err, "labels");
-  else if (status == -EEXIST)
-    http_respond_error(res, 409, "conflict", err != NULL ? err : "the conversation follows its ticket", "status");
+  static const api_field_hint hints[] = {{"is not a user", "assignee"}, {"(labels)", "labels"}, {NULL, NULL}};
+  if (status == -EEXIST)
+    http_respond_error(arg, 409, "conflict", err != NULL ? err : "the conversation follows its ticket", "status");
   else
-    api_done_object(arg, status, result, err);
+    api_done_hinted(arg, status, result, err, 200, hints);
 }
 
 /* Checks that key, when present, is an array of label names; answers 400
@@ -574,7 +570,13 @@ static void api__ticket_patched(void *arg, int status, json_t *result, const cha
     http_respond_error(res, 422, "missing_properties", err, "properties");
     return;
   }
-  api_done_object(arg, status, result, err);
+  static const api_field_hint hints[] = {{"is not a user", "owner"}, {"has no status", "status"}, {NULL, NULL}};
+  api_done_hinted(res, status, result, err, 200, hints);
+}
+
+static void api__contact_patched(void *arg, int status, json_t *result, const char *err) {
+  static const api_field_hint hints[] = {{"is not a user", "owner"}, {NULL, NULL}};
+  api_done_hinted(arg, status, result, err, 200, hints);
 }
 
 static void api__ticket_patch(api *a, const http_request *req, http_responder *res, int role) {
@@ -622,7 +624,7 @@ static void api__contact_patch(api *a, const http_request *req, http_responder *
     http_respond_error(res, 400, "invalid", "\"avatar_url\" " ROUTER_AVATAR_URL_RULE, "avatar_url");
     ok = 0;
   }
-  if (ok) api_submitted(res, store_contact_patch(a->host.st, id, b, api_done_object, res));
+  if (ok) api_submitted(res, store_contact_patch(a->host.st, id, b, api__contact_patched, res));
   json_decref(b);
 }
 

@@ -92,6 +92,14 @@ void api_store_error(http_responder *res, int status, const char *err);
 /* Store callbacks whose arg is the responder: answer 200 with the result,
  * as a list page ({items, next_cursor: null}) or already a page. */
 void api_done_object(void *arg, int status, json_t *result, const char *err);
+/* A phrase of a store refusal's sentence and the request field it is about. */
+typedef struct api_field_hint {
+  const char *phrase, *field;
+} api_field_hint;
+/* Answers like api_done_object (code 200) or api_done_created (201), but a
+ * 422 whose sentence holds one of hints' phrases (NULL-ended) names its field. */
+void api_done_hinted(http_responder *res, int status, json_t *result, const char *err, int code,
+                     const api_field_hint *hints);
 void api_done_created(void *arg, int status, json_t *result, const char *err);
 void api_done_accepted(void *arg, int status, json_t *result, const char *err);
 void api_done_list(void *arg, int status, json_t *result, const char *err);

@@ -527,7 +527,9 @@ expect "with the property the status is set" 200 'd["status"] == "Solved" and d[
 call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"priority": 3}'
 expect "a wrong type on a ticket is 400 naming the field" 400 'd["error"]["field"] == "priority"'
 call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"owner": "nobody"}'
-expect "an owner who is not a user is 422" 422
+expect "an owner who is not a user is 422 naming owner" 422 'd["error"]["field"] == "owner"'
+call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"status": "Limbo"}'
+expect "a status its pipeline has not is 422 naming status" 422 'd["error"]["field"] == "status"'
 call PATCH /api/v1/tickets/99999 "$AGENT" '{"priority": "low"}'
 expect "an unknown ticket is 404" 404
 call PATCH /api/v1/tickets/99999 "$AGENT" '{"owner": "nobody"}'
@@ -594,9 +596,9 @@ ev=$(sqlite3 "$work/db.sqlite" "SELECT data FROM events WHERE type = 'user.updat
 python3 -c 'import json,sys; u=json.loads(sys.argv[1]); sys.exit(0 if u["name"] == "bob" and u["teams"] == ["billing"] else 1)' "$ev"
 check "a team's new member gets user.updated with the team" $? "$ev"
 call POST /api/v1/teams "$ADMIN" '{"name": "ghosts", "users": ["nobody"]}'
-expect "a team member who is not a user is 422" 422
+expect "a team member who is not a user is 422 naming users" 422 'd["error"]["field"] == "users"'
 call POST /api/v1/users "$ADMIN" '{"name": "erin", "teams": ["billing", "nowhere"]}'
-expect "a user's team that does not exist is 422 naming it, and nothing is saved" 422 '"nowhere" in d["error"]["message"]'
+expect "a user's team that does not exist is 422 naming it, and nothing is saved" 422 '"nowhere" in d["error"]["message"] and d["error"]["field"] == "teams"'
 call GET /api/v1/teams "$AGENT"
 expect "... no team was made for it" 200 'not any(t["name"] == "nowhere" for t in d["items"])'
 call PATCH /api/v1/users/bob "$ADMIN" '{"teams": ["nowhere"]}'
@@ -955,6 +957,8 @@ call PATCH /api/v1/contacts/99999 "$AGENT" '{"name": "x"}'
 expect "PATCH an unknown contact is 404" 404
 call PATCH /api/v1/contacts/99999 "$AGENT" '{"owner": "nobody"}'
 expect "PATCH an unknown contact is 404 before its owner is looked at" 404
+call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"owner": "nobody"}'
+expect "a contact owner who is not a user is 422 naming owner" 422 'd["error"]["field"] == "owner"'
 call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"phone": "+4712345678"}'
 call PATCH "/api/v1/contacts/$c1" "$AGENT" '{"phone": null}'
 expect "null clears a contact's field, a key left out keeps its own" 200 'd["phone"] is None and d["email"] == "kim@example.com" and d["name"] == "Kim Lund"'
