@@ -337,6 +337,13 @@ START_TEST(a_verified_user_is_that_users_contact) {
   ck_assert_str_eq(in->sender.id, "user-42");
   ck_assert_str_eq(in->sender.email, "kim@example.com");
   testhost_commit_all(th);
+  /* their token alone brings them back, verified, as a visitor's does */
+  char again[600];
+  snprintf(again, sizeof(again), "{\"token\":\"%s\"}", token);
+  j = reply_json(call("POST", "/session", SITE, NULL, again));
+  ck_assert(json_is_true(json_object_get(j, "verified")));
+  ck_assert_str_eq(json_string_value(json_object_get(j, "visitor_id")), "user-42");
+  json_decref(j);
 
   snprintf(body, sizeof(body), "{\"user_id\":\"user-43\",\"user_hash\":\"%s\"}", hex);
   ck_assert_int_eq(call("POST", "/session", SITE, NULL, body)->status, 403);

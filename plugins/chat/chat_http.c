@@ -79,7 +79,8 @@ static json_t *chat__body(const sb_http_request *req) {
 }
 
 /* POST /session: who the visitor is, as a signed token, and the widget's
- * settings. A valid token is kept; user_id + user_hash (verified identity)
+ * settings. A valid token is kept (a verified user's too, while the channel
+ * still has verified identity); user_id + user_hash (verified identity)
  * gives a user token; anything else a new anonymous visitor. */
 static void chat__session(chat *c, const sb_http_request *req, sb_responder *r, const char *origin) {
   json_t *body = chat__body(req);
@@ -107,7 +108,8 @@ static void chat__session(chat *c, const sb_http_request *req, sb_responder *r, 
     }
     who = CHAT_WHO_USER;
     snprintf(id, sizeof(id), "%s", user_id);
-  } else if (given == NULL || chat_token_read(c, given, &who, id) != 0 || who != CHAT_WHO_VISITOR) {
+  } else if (given == NULL || chat_token_read(c, given, &who, id) != 0 ||
+             (who == CHAT_WHO_USER && c->identity_secret == NULL)) {
     uint8_t raw[16];
     if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
       chat_http_error(c, r, 503, origin, "unavailable", "no randomness for a visitor id; try again");
