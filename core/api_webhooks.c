@@ -96,7 +96,7 @@ static void api__whreq_submitted(api_whreq *q, int rc) {
 
 /* Checks the fields a POST or PATCH may carry; answers and returns -EINVAL
  * on the first wrong one. */
-static int api__webhook_fields(http_responder *res, const json_t *b, int create) {
+static int api__webhook_fields(api *a, http_responder *res, const json_t *b, int create) {
   static const char *const create_keys[] = {"url", "events", "channel", "inbox", "description", "active", "cursor",
                                             NULL};
   static const char *const patch_keys[] = {"url",    "events", "channel",       "inbox", "description",
@@ -152,9 +152,15 @@ static int api__webhook_fields(http_responder *res, const json_t *b, int create)
     http_respond_error(res, 422, "unprocessable", "description must be at most 256 bytes", "description");
     return -EINVAL;
   }
-  if (json_integer_value(json_object_get(b, "cursor")) < 0) {
-    http_respond_error(res, 422, "unprocessable", "cursor must be an event id (0: from the oldest event kept)",
-                       "cursor");
+  json_int_t cursor = json_integer_value(json_object_get(b, "cursor"));
+  int64_t newest = webhooks_newest(a->host.webhooks);
+  if (cursor < 0 || cursor > newest) {
+    /* past the newest, the webhook would wait, silently, for events it may
+     * never see (ids to come are not promised to any number) */
+    char msg[160];
+    snprintf(msg, sizeof(msg), "cursor must be an event id from 0 (the oldest event kept) to %lld (the newest)",
+             (long long)newest);
+    http_respond_error(res, 422, "unprocessable", msg, "cursor");
     return -EINVAL;
   }
   return 0;
@@ -205,7 +211,7 @@ static void api__webhook_create(api *a, const http_request *req, http_responder 
   json_t *b = NULL;
   if (api_body_object(req, res, &b) != 0) return;
   api_whreq *q = NULL;
-  if (api__webhook_fields(res, b, 1) == 0 && (q = api__whreq(a, res, 201)) != NULL) {
+  if (api__webhook_fields(a, res, b, 1) == 0 && (q = api__whreq(a, res, 201)) != NULL) {
     if (json_object_get(b, "events") == NULL) json_object_set_new(b, "events", json_pack("[s]", "*"));
     if (json_object_get(b, "cursor") == NULL) json_object_set_new(b, "cursor", json_integer(webhooks_newest(a->host.webhooks)));
     if (api__webhook_secret(q, b) != 0) {
@@ -223,7 +229,7 @@ static void api__webhook_patch(api *a, const http_request *req, http_responder *
   json_t *b = NULL;
   if (api_param_id(req, res, "id", &id) != 0 || api_body_object(req, res, &b) != 0) return;
   api_whreq *q = NULL;
-  if (api__webhook_fields(res, b, 0) == 0 && (q = api__whreq(a, res, 200)) != NULL) {
+  if (api__webhook_fields(a, res, b, 0) == 0 && (q = api__whreq(a, res, 200)) != NULL) {
     int rotate = json_is_true(json_object_get(b, "rotate_secret"));
     json_object_del(b, "rotate_secret");
     if (rotate && api__webhook_secret(q, b) != 0) {

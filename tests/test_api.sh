@@ -1559,6 +1559,8 @@ call PATCH "/api/v1/webhooks/$WH" "$ADMIN" '{"events": ["ticket.*", "thread.upda
 expect "PATCH checks the url as POST does" 422 'd["error"]["field"] == "url"'
 call PATCH "/api/v1/webhooks/$WH" "$ADMIN" '{"cursor": -1}'
 expect "a negative cursor is 422" 422 'd["error"]["field"] == "cursor"'
+call PATCH "/api/v1/webhooks/$WH" "$ADMIN" '{"cursor": 999999999}'
+expect "a cursor past the newest event is 422 naming the newest" 422 'd["error"]["field"] == "cursor" and "(the newest)" in d["error"]["message"]'
 call PATCH /api/v1/webhooks/999999 "$ADMIN" '{"active": true}'
 expect "PATCH of an unknown webhook is 404" 404
 call DELETE "/api/v1/webhooks/$WHB" "$ADMIN"
