@@ -36,15 +36,22 @@ static chat_visitor *chat__visitor_find(chat *c, const char *id) {
   return NULL;
 }
 
-chat_visitor *chat_visitor_get(chat *c, char who, const char *id) {
+/* The visitor record of who/id, or NULL when there is none now. */
+static chat_visitor *chat__visitor_of(chat *c, char who, const char *id) {
   for (chat_link *l = c->visitors.next; l != &c->visitors; l = l->next) {
     chat_visitor *v = (chat_visitor *)l;
-    if (v->who == who && strcmp(v->id, id) == 0) {
-      v->last_seen_ms = c->host->now_ms();
-      return v;
-    }
+    if (v->who == who && strcmp(v->id, id) == 0) return v;
   }
-  chat_visitor *v = calloc(1, sizeof(*v));
+  return NULL;
+}
+
+chat_visitor *chat_visitor_get(chat *c, char who, const char *id) {
+  chat_visitor *v = chat__visitor_of(c, who, id);
+  if (v != NULL) {
+    v->last_seen_ms = c->host->now_ms();
+    return v;
+  }
+  v = calloc(1, sizeof(*v));
   if (v == NULL) return NULL;
   v->who = who;
   snprintf(v->id, sizeof(v->id), "%s", id);
@@ -210,6 +217,11 @@ static void chat__stored(void *arg, int status, const char *message_id, int dupl
   chat_inbound *in = arg;
   chat *c = in->c;
   json_t *ack = NULL;
+  /* A resend of what is stored, or a message the store could not take (the
+   * widget sends it again), gives its rate token back: a flaky network must
+   * not use up a visitor's messages. */
+  chat_visitor *sender = duplicate || status != SB_OK ? chat__visitor_of(c, in->who, in->id) : NULL;
+  if (sender != NULL) chat_bucket_give(&sender->bucket, c->rate_per_minute);
   if (status == SB_OK && message_id != NULL) {
     ack = json_pack("{s:s, s:s, s:s, s:b}", "type", "ack", "client_id", in->client_id, "id", message_id, "duplicate",
                     duplicate);

@@ -171,6 +171,12 @@ int chat_bucket_take(chat_bucket *b, int64_t now_ms, int64_t per_minute) {
   return 1;
 }
 
+void chat_bucket_give(chat_bucket *b, int64_t per_minute) {
+  if (per_minute <= 0 || b->last_ms == 0) return;
+  b->tokens += 1.0;
+  if (b->tokens > (double)per_minute) b->tokens = (double)per_minute;
+}
+
 /* --- office hours ------------------------------------------------------------------ */
 
 static const char *const chat__days[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};

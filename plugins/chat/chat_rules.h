@@ -77,6 +77,8 @@ typedef struct chat_bucket {
 /* Takes one token at now_ms; returns 1 when there was one, 0 when the
  * caller is over the rate. per_minute <= 0 means no limit. */
 int chat_bucket_take(chat_bucket *b, int64_t now_ms, int64_t per_minute);
+/* Gives one token back (a message that did not count), up to the bucket's size. */
+void chat_bucket_give(chat_bucket *b, int64_t per_minute);
 
 /* --- office hours -------------------------------------------------------------- */
 
