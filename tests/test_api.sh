@@ -169,6 +169,13 @@ wait_reply() { # wait_reply CONV ID STATUS: up to 5 s for message ID to have STA
     sleep 0.1
   done
 }
+wait_error() { # wait_error CONV ID: up to 3 s for message ID to carry an error (the body is the conversation)
+  for _ in $(seq 1 30); do
+    call GET "/api/v1/conversations/$1" "$AGENT"
+    [ "$(jv "[m['error'] for m in d['messages'] if m['id'] == $2][0]")" != None ] && return
+    sleep 0.1
+  done
+}
 wait_state() { # wait_state CHANNEL STATE: up to 3 s for GET /api/v1/channels/CHANNEL to show it (the body is its last answer)
   for _ in $(seq 1 30); do
     call GET "/api/v1/channels/$1" "$AGENT"
@@ -1061,11 +1068,7 @@ check "a channel turned off takes no webhooks" $([ "$code" = 404 ]; echo $?) "st
 call POST "/api/v1/conversations/$webconv/messages" "$AGENT" '{"text": "while you were off"}'
 expect "a reply through a channel turned off is queued" 202
 held=$(jv 'd["id"]')
-for _ in $(seq 1 30); do
-  call GET "/api/v1/conversations/$webconv" "$AGENT"
-  [ "$(jv "[m['error'] for m in d['messages'] if m['id'] == $held][0]")" != None ] && break
-  sleep 0.1
-done
+wait_error "$webconv" "$held"
 expect "it waits, queued, saying why" 200 \
   "[(m['status'], m['error']) for m in d['messages'] if m['id'] == $held][0] == ('queued', 'channel \"web\" is not running')"
 call PATCH /api/v1/channels/web "$ADMIN" '{"status": "on"}'
@@ -1181,11 +1184,7 @@ expect "turn it off before deleting it" 200 'd["status"] == "off"'
 call POST "/api/v1/conversations/$goneconv/messages" "$AGENT" '{"text": "held, then orphaned"}'
 expect "a reply through it while off is queued" 202
 orphan=$(jv 'd["id"]')
-for _ in $(seq 1 30); do
-  call GET "/api/v1/conversations/$goneconv" "$AGENT"
-  [ "$(jv "[m['error'] for m in d['messages'] if m['id'] == $orphan][0]")" != None ] && break
-  sleep 0.1
-done
+wait_error "$goneconv" "$orphan"
 expect "it is held, saying why" 200 \
   "[(m['status'], m['error']) for m in d['messages'] if m['id'] == $orphan][0] == ('queued', 'channel \"gone\" is not running')"
 call DELETE "/api/v1/channels/gone?history=keep" "$ADMIN"
