@@ -291,6 +291,12 @@ static const char *const sq__migrations[] = {
     "  failures, last_status, last_error, last_attempt_at, last_success_at, created_at FROM webhooks;"
     "DROP TABLE webhooks;"
     "ALTER TABLE webhooks_new RENAME TO webhooks;",
+    /* 24: an inbound message's created_at is when it was stored, as the
+     * writer's other times are, so ids and times grow together; the time
+     * the service gave (a timestamp, which a redelivery hours late or a
+     * clock that runs fast puts anywhere) is sent_at, NULL without one.
+     * Messages stored before keep the service's time as created_at. */
+    "ALTER TABLE messages ADD COLUMN sent_at INTEGER;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

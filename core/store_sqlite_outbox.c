@@ -618,7 +618,7 @@ static int sq__watermark(store *st, sq_req *r, json_t *args, json_t **result) {
                " FROM identities WHERE channel = ?1 AND kind = ?2 AND value = ?3)"
                " AND t.last_message_id IS NOT NULL")
       "SELECT m.id FROM chain JOIN messages m ON m.id = chain.id"
-      " WHERE m.channel = ?1 AND m.direction = 'out' AND m.created_at <= ?4"
+      " WHERE m.channel = ?1 AND m.direction = 'out' AND coalesce(m.sent_at, m.created_at) <= ?4"
       " AND m.status IN ('sent', 'delivered') AND " SQ_RANK("m.status") " < " SQ_RANK("?5")
       " ORDER BY m.id");
   if (s == NULL) return sq_fail(st, r, "applying a delivery watermark");

@@ -476,7 +476,7 @@ int sq_conversation_json(store *st, sq_req *r, int64_t id, json_t **result) {
       " 'external_id', m.external_id, 'reply_to', m.reply_to, 'status', m.status, 'error', m.error,"
       " 'automatic', json(CASE WHEN m.automatic THEN 'true' ELSE 'false' END),"
       " 'user', coalesce((SELECT name FROM users WHERE id = m.user_id), m.author), 'metadata', json(m.metadata),"
-      " 'created_at', m.created_at)"
+      " 'created_at', m.created_at, 'sent_at', m.sent_at)"
       " FROM chain JOIN messages m ON m.id = chain.id ORDER BY m.id");
   json_t *msgs = NULL;
   if (s == NULL || (sqlite3_bind_int64(s, 1, id), sq_json_rows(st, r, s, "reading rows", &msgs)) < 0) {

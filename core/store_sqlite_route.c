@@ -938,15 +938,15 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   s = m->s[IN_REPLY_TO] != NULL
           ? sq_prep_bound(st, "INSERT OR IGNORE INTO messages(id, thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at, metadata, prev_id) VALUES(?16, ?1, ?2, ?3, ?4,"
+                        " flags, created_at, metadata, prev_id, sent_at) VALUES(?16, ?1, ?2, ?3, ?4,"
                         " (SELECT id FROM messages WHERE channel = ?2 AND external_id = ?5),"
                         " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-                        " (SELECT last_message_id FROM threads WHERE id = ?1))")
+                        " (SELECT last_message_id FROM threads WHERE id = ?1), ?17)")
           : sq_prep_bound(st, "INSERT OR IGNORE INTO messages(id, thread_id, channel, direction, external_id,"
                         " reply_to, contact_id, text, html, subject, attachments, status, automatic,"
-                        " flags, created_at, metadata, prev_id) VALUES(?16, ?1, ?2, ?3, ?4, ?5,"
+                        " flags, created_at, metadata, prev_id, sent_at) VALUES(?16, ?1, ?2, ?3, ?4, ?5,"
                         " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-                        " (SELECT last_message_id FROM threads WHERE id = ?1))");
+                        " (SELECT last_message_id FROM threads WHERE id = ?1), ?17)");
   if (s == NULL) return sq_fail(st, r, "storing a message");
   sqlite3_bind_int64(s, 1, thread);
   sq__bind(s, 2, m, IN_CHANNEL);
@@ -962,8 +962,13 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
   sqlite3_bind_int(s, 12, (m->flags & ROUTER_IN_AUTOMATIC) != 0);
   sqlite3_bind_int(s, 13, (int)(m->flags | (new_contact ? SQ_MSG_NEW_CONTACT : 0) |
                                  (new_thread ? SQ_MSG_NEW_THREAD : 0)));
-  sqlite3_bind_int64(s, 14, ts);
+  /* created_at is when it was stored, so message ids and times grow
+   * together (reports find a time range by id: store_sqlite_report.c); the
+   * time the service gave, which a redelivery or a clock may put anywhere,
+   * is sent_at. */
+  sqlite3_bind_int64(s, 14, now);
   sq__bind(s, 15, m, IN_META);
+  if (m->ts > 0) sqlite3_bind_int64(s, 17, m->ts);
   int64_t id = sq_next_id(st);
   sqlite3_bind_int64(s, 16, id);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a message");

@@ -63,10 +63,11 @@ static inline void fx_close(fx *f) {
 /* Takes a closed store's database back to schema 15's shape: without the
  * outgoing webhooks of migration 16, the conversations' time of closing
  * (with the report's indexes) of 17, the labels of 18, the kept author
- * names of 19 and the held sends' mark of 21 (20's AUTOINCREMENT tables
- * need no undoing: once 16 to 19 are back, migration 20 rebuilds them again). */
+ * names of 19, the held sends' mark of 21 and the messages' sent_at of 24
+ * (20's and 23's AUTOINCREMENT tables need no undoing: once 16 to 19 are
+ * back, migrations 20 and 23 rebuild them again). */
 #define FX_BACK_TO_SCHEMA_15                                                         \
-  "ALTER TABLE outbox DROP COLUMN held;"                                              \
+  "ALTER TABLE outbox DROP COLUMN held; ALTER TABLE messages DROP COLUMN sent_at;"    \
   "ALTER TABLE messages DROP COLUMN author; ALTER TABLE notes DROP COLUMN author;"     \
   "DROP TABLE thread_labels; DROP TABLE labels;"                                      \
   "DROP TABLE webhooks; DROP INDEX threads_closed; DROP INDEX threads_created;"       \
@@ -80,7 +81,7 @@ static inline void fx_close(fx *f) {
  * thread chain of migration 10, the threads' identity of 11, the audit
  * log of 12, the search index of 13, the notes of 14, the canned
  * responses of 15, the webhooks of 16, the closing times of 17, the
- * labels of 18, the author names of 19 and the held sends of 21), for tests that build an older database and then set its
+ * labels of 18, the author names of 19, the held sends of 21 and the sent_at of 24), for tests that build an older database and then set its
  * user_version. */
 #define FX_BEFORE_SCHEMA_10                                                            \
   FX_BACK_TO_SCHEMA_13                                                                 \

@@ -190,6 +190,47 @@ START_TEST(a_report_counts_and_times_what_happened_in_its_range) {
 }
 END_TEST
 
+/* A message counts by when the help desk stored it, whatever time its
+ * service gave (a redelivery days late, a clock an hour fast): that time is
+ * the message's sent_at. */
+START_TEST(a_report_counts_messages_by_when_they_were_stored) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"}]}");
+  fx_channel(&f, "{\"name\":\"mail\"}");
+  int64_t now = (int64_t)time(NULL) * 1000;
+  const int64_t given[3] = {0, now - 3 * DAY_MS, now + 3600 * 1000};
+  const char *who[3] = {"kim", "lee", "max"};
+  for (int i = 0; i < 3; i++) {
+    char ext[8];
+    snprintf(ext, sizeof(ext), "e%d", i);
+    router_inbound in = {.channel = "mail", .external_id = ext, .text = "hello", .timestamp_ms = given[i]};
+    in.sender.kind = "custom";
+    in.sender.id = who[i];
+    in.sender.name = who[i];
+    fx_submit(&f, &in);
+  }
+  int64_t fast = thread_of(&f, "mail", "max");
+  fx_reply(&f, fast, user_id(&f, "ana"), "on it");
+  json_t *r = report_range(&f, now - 60000, now + 60000, "");
+  ck_assert_int_eq(fig(r, "messages.inbound"), 3);
+  ck_assert_int_eq(fig(r, "first_response.answered"), 1); /* the reply came after it, whatever max's clock said */
+  json_decref(r);
+  r = report_range(&f, now - 4 * DAY_MS, now - 2 * DAY_MS, "");
+  ck_assert_int_eq(fig(r, "messages.inbound"), 0);
+  json_decref(r);
+  json_t *c = fx_thread(&f, thread_of(&f, "mail", "lee"));
+  json_t *m = json_array_get(json_object_get(c, "messages"), 0);
+  ck_assert_int_eq(fx_int(m, "sent_at"), given[1]);
+  ck_assert_int_ge(fx_int(m, "created_at"), now - 60000);
+  json_decref(c);
+  c = fx_thread(&f, thread_of(&f, "mail", "kim"));
+  ck_assert(json_is_null(json_object_get(json_array_get(json_object_get(c, "messages"), 0), "sent_at")));
+  json_decref(c);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(a_report_groups_by_channel_inbox_and_agent) {
   fx f;
   fx_open(&f);
@@ -379,6 +420,7 @@ int main(void) {
   TCase *tc = tcase_create("reports");
   tcase_add_test(tc, a_report_counts_and_times_what_happened_in_its_range);
   tcase_add_test(tc, a_report_groups_by_channel_inbox_and_agent);
+  tcase_add_test(tc, a_report_counts_messages_by_when_they_were_stored);
   tcase_add_test(tc, a_report_filters_by_channel_and_inbox);
   tcase_add_test(tc, closing_sets_the_time_of_closing_and_reopening_clears_it);
   tcase_add_test(tc, upgrading_gives_closed_conversations_a_time_of_closing);
