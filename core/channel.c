@@ -38,6 +38,7 @@ int channel_validate(const loader_plugin *plugin, const config_channel *spec, co
   if (plugin->desc.validate != NULL) {
     char perr[512] = "";
     rc = plugin->desc.validate(hostapi_table(), cfg, perr, sizeof(perr));
+    perr[sizeof(perr) - 1] = '\0'; /* a plugin may fill it without ending it */
     if (rc != 0) {
       snprintf(err, errlen, "channel \"%s\": %s", spec->name, perr[0] ? perr : "the plugin rejects its settings");
       schema_config_free(cfg);
@@ -112,6 +113,7 @@ int channel_create(const channel_env *env, const loader_plugin *plugin, const co
   }
   char perr[512] = "";
   rc = plugin->desc.create(hostapi_table(), ch, ch->config, &ch->instance, perr, sizeof(perr));
+  perr[sizeof(perr) - 1] = '\0';
   if (rc != 0) {
     snprintf(err, errlen, "channel \"%s\": plugin \"%s\" could not create it: %s (code %d)", spec->name,
              plugin->desc.id, perr[0] ? perr : "no reason given", rc);

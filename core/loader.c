@@ -115,6 +115,7 @@ int loader_open_file(const char *path, const sb_host *host, loader_plugin *out, 
   const sb_plugin *d = NULL;
   char perr[256] = "";
   int rc = entry(host, &d, perr, sizeof(perr));
+  perr[sizeof(perr) - 1] = '\0'; /* a plugin may fill it without ending it */
   if (rc == SB_EVERSION) {
     snprintf(err, errlen,
              "plugin \"%s\" (file %s) does not run under this host's plugin ABI %d.%d%s%s: rebuild it against this "
@@ -218,7 +219,7 @@ static int loader__scan(loader *l, const sb_host *host, const char *dir,
     if ((names[n] = strdup(e->d_name)) != NULL) n++;
   }
   closedir(d);
-  qsort(names, n, sizeof(*names), loader__name_cmp);
+  if (n > 1) qsort(names, n, sizeof(*names), loader__name_cmp); /* names is NULL when the folder has none */
   int rc = 0;
   for (size_t i = 0; i < n; i++) {
     char path[4096], id[64], reason[8400];

@@ -46,7 +46,7 @@ START_TEST(good_plugin_loads_despite_broken_neighbours) {
   ck_assert_str_eq(p->desc.name, "Test plugin");
   ck_assert_ptr_nonnull(p->desc.create);
   ck_assert_uint_eq(l.count, 2); /* testplugin and wsecho */
-  ck_assert_uint_eq(l.refusal_count, 14);
+  ck_assert_uint_eq(l.refusal_count, 15);
 }
 END_TEST
 
@@ -76,6 +76,11 @@ END_TEST
 
 START_TEST(failing_entry_is_refused_with_its_reason) {
   ck_assert_refused("entry_fails.so", "\"entry_fails\"", "this build needs a licence file");
+}
+END_TEST
+
+START_TEST(an_entry_reason_without_its_end_is_cut_not_overrun) {
+  ck_assert_refused("entry_unended.so", "\"entry_unended\"", "xxxxxxxx");
 }
 END_TEST
 
@@ -194,6 +199,19 @@ START_TEST(missing_directory_is_a_refusal_not_a_failure) {
 }
 END_TEST
 
+START_TEST(a_folder_without_plugins_loads_none) {
+  char *dir = tu_tmpdir();
+  loader none = {0};
+  const char *dirs[] = {dir};
+  ck_assert_int_eq(loader_load(&none, hostapi_table(), dirs, 1, NULL, NULL, NULL), 0);
+  ck_assert_uint_eq(none.count, 0);
+  ck_assert_uint_eq(none.refusal_count, 0);
+  loader_unload(&none);
+  tu_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(header_example_loads) {
   loader ex = {0};
   const char *dirs[] = {SB_TEST_PLUGIN_DIR "/example"};
@@ -228,6 +246,8 @@ int main(void) {
   tcase_add_test(tc, not_a_shared_object_is_refused_with_dlerror);
   tcase_add_test(tc, missing_entry_symbol_is_refused);
   tcase_add_test(tc, failing_entry_is_refused_with_its_reason);
+  tcase_add_test(tc, an_entry_reason_without_its_end_is_cut_not_overrun);
+  tcase_add_test(tc, a_folder_without_plugins_loads_none);
   tcase_add_test(tc, an_entry_refusing_this_host_is_refused_naming_both_versions);
   tcase_add_test(tc, wrong_magic_is_refused);
   tcase_add_test(tc, other_major_is_refused_naming_both_versions);

@@ -6,6 +6,7 @@
 #include <switchboard/plugin.h>
 
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -89,6 +90,9 @@ static const struct {
 SB_EXPORT int sb_plugin_entry(const sb_host *host, const sb_plugin **out, char *err, size_t errlen) {
 #if defined(BROKEN_ENTRY_FAILS)
   snprintf(err, errlen, "this build needs a licence file");
+  return SB_EINVAL;
+#elif defined(BROKEN_ENTRY_UNENDED) /* fills the whole buffer and never ends the string */
+  memset(err, 'x', errlen);
   return SB_EINVAL;
 #elif defined(BROKEN_ENTRY_VERSION) /* as the template's entry answers a host it cannot run under */
   snprintf(err, errlen, "plugin entry_version was built for plugin ABI %d.%d", SB_ABI_MAJOR, SB_ABI_MINOR + 7);
