@@ -36,6 +36,16 @@ static int readable(const char *what, const char *path, char *err, size_t errlen
   return -EINVAL;
 }
 
+/* OpenSSL's pass phrase callback: there is none to give (its default asks
+ * on the terminal, which would block the daemon); notes that one was asked. */
+static int no_pass_phrase(char *buf, int size, int rwflag, void *asked) {
+  (void)buf;
+  (void)size;
+  (void)rwflag;
+  *(int *)asked = 1;
+  return 0;
+}
+
 int http_tls_load(const char *cert_file, const char *key_file, void **out, char *err, size_t errlen) {
   *out = NULL;
   if (cert_file == NULL || key_file == NULL) {
@@ -52,6 +62,9 @@ int http_tls_load(const char *cert_file, const char *key_file, void **out, char 
     return -ENOMEM;
   }
   char why[256];
+  int asked = 0;
+  SSL_CTX_set_default_passwd_cb(ctx, no_pass_phrase);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
   if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
     last_error(why, sizeof(why));
     snprintf(err, errlen, "TLS certificate file %s could not be loaded (%s); give a PEM certificate chain", cert_file,
@@ -60,6 +73,12 @@ int http_tls_load(const char *cert_file, const char *key_file, void **out, char 
     return -EINVAL;
   }
   int loaded = SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) == 1;
+  if (!loaded && asked) {
+    snprintf(err, errlen, "TLS key file %s is encrypted (it asks for a pass phrase); give an unencrypted PEM private key",
+             key_file);
+    SSL_CTX_free(ctx);
+    return -EINVAL;
+  }
   if (!loaded || SSL_CTX_check_private_key(ctx) != 1) {
     if (last_error(why, sizeof(why)) || loaded) {
       snprintf(err, errlen, "TLS key file %s does not match certificate %s (%s)", key_file, cert_file, why);

@@ -1468,6 +1468,17 @@ START_TEST(tls_check_accepts_a_matching_pair_and_names_the_file_it_refuses) {
 
   ck_assert_int_eq(http_tls_check(cert, NULL, err, sizeof(err)), -EINVAL);
   ck_assert_msg(strstr(err, "key") != NULL, "%s", err);
+
+  /* an encrypted key is refused by name, never by asking for its pass
+   * phrase on the terminal (stdin closed here: a prompt would read EOF, or
+   * block a daemon on a terminal) */
+  char cmd[2048], *out = NULL, locked[600];
+  snprintf(locked, sizeof(locked), "%s/locked.pem", dir);
+  snprintf(cmd, sizeof(cmd), "openssl pkey -in %s -aes256 -passout pass:secret -out %s", key, locked);
+  ck_assert_msg(tu_run(cmd, &out) == 0, "openssl: %s", out);
+  free(out);
+  ck_assert_int_eq(http_tls_check(cert, locked, err, sizeof(err)), -EINVAL);
+  ck_assert_msg(strstr(err, locked) != NULL && strstr(err, "encrypted") != NULL, "%s", err);
   free(garbage);
   tu_rmtree(dir);
   free(dir);
