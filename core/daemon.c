@@ -318,10 +318,10 @@ static json_t *daemon__section_at_start(const config *cfg, const char *section) 
 }
 
 /* Warns of the changed settings a reload does not apply: the server (but
- * for a renewed TLS pair), store, outbox and attachment limit are set up
- * once, at start. */
+ * for a renewed TLS pair), store, outbox, attachment limit and the plugins
+ * (loaded, vetted and allowed once) are set up at start. */
 static void daemon__warn_restart_only(const config *was, const config *now) {
-  static const char *const sections[] = {"http", "outbox", "attachments"};
+  static const char *const sections[] = {"http", "outbox", "attachments", "plugins"};
   char changed[160] = "";
   size_t n = 0;
   if (strcmp(now->listen, was->listen) != 0) n += (size_t)snprintf(changed + n, sizeof(changed) - n, ", listen");
@@ -357,6 +357,38 @@ static void daemon__audit_reload(daemon_host *d, size_t kept, json_t *closed, js
   json_decref(detail);
 }
 
+/* A reload keeps the running secret_key: the credentials and webhook
+ * secrets stored through the API are sealed under it, and those stored
+ * after a change would be under another, so no key could start the store
+ * again. A new key is for a restart, whose check finds what it cannot
+ * unseal. -EINVAL with the sentence. */
+static int daemon__same_key(const config *was, const config *now, char *err, size_t errlen) {
+  const char *a = was->secret_key, *b = now->secret_key;
+  if ((a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0)) return 0;
+  snprintf(err, errlen,
+           "secret_key changed, which a reload does not do: what the API stored is sealed under the running key; "
+           "restart with the new one (switchboard check -c FILE tells whether it unseals the store)");
+  return -EINVAL;
+}
+
+/* The plugins load once, at start: a changed plugins section is for a
+ * restart, and a reload that needs what it would load (a channel of a
+ * plugin not loaded) is refused saying so. */
+static int daemon__same_plugins(const config *was, const config *now, const loader *plugins, char *err,
+                                size_t errlen) {
+  if (json_equal(json_object_get(was->root, "plugins"), json_object_get(now->root, "plugins"))) return 0;
+  for (size_t i = 0; i < now->channel_count; i++) {
+    const config_channel *c = &now->channels[i];
+    if (!c->enabled || loader_find(plugins, c->plugin) != NULL) continue;
+    snprintf(err, errlen,
+             "channel \"%s\" needs plugin \"%s\", which is not loaded: plugins load at start, so a change to "
+             "the plugins section takes effect after a restart",
+             c->name, c->plugin);
+    return -EINVAL;
+  }
+  return 0;
+}
+
 static void daemon__reload(daemon_host *d) {
   log_info("reloading %s", d->cfg->path);
   config *next = NULL;
@@ -364,6 +396,8 @@ static void daemon__reload(daemon_host *d) {
   /* A server serving TLS loads the pair again, renewed or not (the last
    * check: nothing else has changed if it fails). */
   if (config_load(d->cfg->path, d->opt.listen, d->opt.store, &next, err, sizeof(err)) != 0 ||
+      daemon__same_key(d->cfg, next, err, sizeof(err)) != 0 ||
+      daemon__same_plugins(d->cfg, next, &d->plugins, err, sizeof(err)) != 0 ||
       daemon__validate_channels(next, &d->plugins, err, sizeof(err)) != 0 ||
       (d->http != NULL && d->cfg->tls_cert != NULL && next->tls_cert != NULL &&
        http_reload_tls(d->http, next->tls_cert, next->tls_key, err, sizeof(err)) != 0)) {

@@ -126,6 +126,24 @@ grep -q 'take effect after a restart' "$work/daemon.log" && not_ok "reloads that
 sed -i 's/^{"listen"/{"http": {"body_limit": 4096}, "outbox": {"max_attempts": 3}, "listen"/' "$cfg"
 kill -HUP "$daemon_pid"
 wait_log 'changes to http, outbox take effect after a restart' && ok "a reload names the start-up settings it does not apply" || not_ok "reload warns of http/outbox" "$(cat "$work/daemon.log")"
+cp "$cfg" "$work/kept.json"
+sed -i 's/^{"http"/{"secret_key": "'"$(printf '5a%.0s' $(seq 32))"'", "http"/' "$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'reload refused, still running the previous config: secret_key changed' &&
+  ok "a reload that changes secret_key is refused (what the API stored is sealed under the running key)" ||
+  not_ok "reload refuses a new secret_key" "$(tail -3 "$work/daemon.log")"
+cp "$work/kept.json" "$cfg"
+sed -i 's/"allow": \["testplugin"\]/"allow": ["testplugin", "wsecho"]/' "$cfg"
+sed -i 's/^ \]}$/ , {"name": "echo", "plugin": "wsecho", "credentials": {}}\n ]}/' "$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'wsecho.{1,2}, which is not loaded: plugins load at start' &&
+  ok "a reload needing a plugin the changed plugins section allows is refused, saying plugins load at start" ||
+  not_ok "reload refuses a plugin not loaded" "$(tail -3 "$work/daemon.log"; cat "$cfg")"
+cp "$work/kept.json" "$cfg"
+sed -i 's/"allow": \["testplugin"\]/"allow": ["testplugin", "wsecho"]/' "$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'changes to plugins take effect after a restart' && ok "a reload names a changed plugins section as for a restart" ||
+  not_ok "reload warns of plugins" "$(tail -3 "$work/daemon.log")"
 
 echo '{"channels": [ {"name": "x"' >"$cfg"
 kill -HUP "$daemon_pid"
