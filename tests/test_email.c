@@ -9,6 +9,8 @@
 #include "httpc.h"
 #include "loader.h"
 #include "log.h"
+
+#include <fcntl.h>
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -241,15 +243,28 @@ static pid_t fake_smtp_start(const char *mode, int *port) {
  * on the same port. */
 static const char imap_proxy_py[] =
     EXIT_WITH_PARENT_PY
-    "import socket, sys\n"
+    "import re, socket, sys\n"
+    "refuse = sys.argv[3].encode() if len(sys.argv) > 3 else None  # a UID whose FETCH is answered NO, or 'first'\n"
     "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
     "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(5)\n"
-    "def pipe(a, b):\n"
+    "def pipe(a, b, client):\n"
+    "    global refuse\n"
+    "    buf = b''\n"
     "    try:\n"
     "        while True:\n"
     "            d = a.recv(65536)\n"
     "            if not d: break\n"
-    "            b.sendall(d)\n"
+    "            if not client or refuse is None:\n"
+    "                b.sendall(d); continue\n"
+    "            buf += d\n"
+    "            while b'\\r\\n' in buf:\n"
+    "                line, buf = buf.split(b'\\r\\n', 1)\n"
+    "                m = re.match(rb'(\\S+) UID FETCH (\\d+)', line)\n"
+    "                if m and refuse == b'first': refuse = m.group(2)\n"
+    "                if m and m.group(2) == refuse:\n"
+    "                    a.sendall(m.group(1) + b' NO [SERVERBUG] the message cannot be read\\r\\n')\n"
+    "                else:\n"
+    "                    b.sendall(line + b'\\r\\n')\n"
     "    except OSError: pass\n"
     "    for x in (a, b):\n"
     "        try: x.shutdown(socket.SHUT_RDWR)\n"
@@ -257,23 +272,27 @@ static const char imap_proxy_py[] =
     "while True:\n"
     "    c, _ = s.accept()\n"
     "    u = socket.create_connection(('127.0.0.1', int(sys.argv[2])))\n"
-    "    threading.Thread(target=pipe, args=(c, u), daemon=True).start()\n"
-    "    threading.Thread(target=pipe, args=(u, c), daemon=True).start()\n";
+    "    threading.Thread(target=pipe, args=(c, u, True), daemon=True).start()\n"
+    "    threading.Thread(target=pipe, args=(u, c, False), daemon=True).start()\n";
 
-/* Starts the IMAP proxy on *port (a free one when 0). */
-static pid_t imap_proxy_start(int *port) {
+/* Starts the IMAP proxy on *port (a free one when 0); refuse_uid, when not
+ * NULL, is a UID whose FETCH it answers NO, as a server that cannot read
+ * that message does ("first": the first UID fetched). */
+static pid_t imap_proxy_start_refusing(int *port, const char *refuse_uid) {
   char *script = tu_write_file(mail_dir, "imap_proxy.py", imap_proxy_py);
   char portbuf[16], to[16], log[1024];
   if (*port == 0) *port = free_port();
   snprintf(portbuf, sizeof(portbuf), "%d", *port);
   snprintf(to, sizeof(to), "%d", imap_port);
   snprintf(log, sizeof(log), "%s/imap_proxy.log", mail_dir);
-  char *argv[] = {"/usr/bin/python3", script, portbuf, to, NULL};
+  char *argv[] = {"/usr/bin/python3", script, portbuf, to, (char *)refuse_uid, NULL};
   pid_t pid = spawn(argv, log);
   free(script);
   ck_assert_msg(wait_port(*port), "the IMAP proxy did not start");
   return pid;
 }
+
+static pid_t imap_proxy_start(int *port) { return imap_proxy_start_refusing(port, NULL); }
 
 /* Sends a raw RFC 5322 message by SMTP with swaks. */
 static void swaks_send(const char *from, const char *to, const char *raw) {
@@ -883,6 +902,42 @@ START_TEST(an_imap_outage_after_connecting_disconnects_until_a_poll_succeeds) {
 }
 END_TEST
 
+/* A mail the server will not serve (its FETCH is answered NO) is tried a
+ * few times, then skipped with an error in the log: the mail behind it is
+ * read, not held up for good. */
+START_TEST(a_mail_the_server_cannot_serve_does_not_hold_up_the_next) {
+  swaks_send(CUSTOMER, "support@example.org",
+             "From: customer@example.com\r\nTo: support@example.org\r\nSubject: unreadable\r\n"
+             "Message-ID: <unreadable-1@example.com>\r\n\r\nfirst\r\n");
+  char *got = imap_wait_for("support", "unreadable-1@example.com");
+  ck_assert_ptr_nonnull(got);
+  free(got);
+  swaks_send(CUSTOMER, "support@example.org",
+             "From: customer@example.com\r\nTo: support@example.org\r\nSubject: readable\r\n"
+             "Message-ID: <readable-1@example.com>\r\n\r\nsecond\r\n");
+  int port = 0;
+  pid_t proxy = imap_proxy_start_refusing(&port, "first");
+  char extra[160], logfile[1024];
+  snprintf(extra, sizeof(extra), "\"imap_url\":\"imap://127.0.0.1:%d/INBOX\"", port);
+  snprintf(logfile, sizeof(logfile), "%s/skip.log", mail_dir);
+  int fd = open(logfile, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  ck_assert_int_ge(fd, 0);
+  log_set_fd(fd);
+  open_channel("secret", extra);
+  rec *r = wait_inbound(1);
+  log_set_fd(2);
+  close(fd);
+  ck_assert_str_eq(r->ext_id, "readable-1@example.com");
+  char *logged = NULL, cmd[1100];
+  snprintf(cmd, sizeof(cmd), "cat %s", logfile);
+  tu_run(cmd, &logged);
+  ck_assert_msg(logged != NULL && strstr(logged, "could not be fetched 3 times in a row") != NULL,
+                "no error logged for the skipped mail: %s", logged ? logged : "");
+  free(logged);
+  stop(&proxy);
+}
+END_TEST
+
 START_TEST(a_refused_login_sets_auth_failed) {
   open_channel("wrong", "");
   want_state = SB_STATE_AUTH_FAILED;
@@ -1208,6 +1263,7 @@ int main(void) {
   tcase_add_test(tc, tls_required_without_starttls_is_a_config_error);
   tcase_add_test(tc, an_unreachable_server_is_a_transient_disconnect);
   tcase_add_test(tc, an_imap_outage_after_connecting_disconnects_until_a_poll_succeeds);
+  tcase_add_test(tc, a_mail_the_server_cannot_serve_does_not_hold_up_the_next);
   tcase_add_test(tc, a_refused_login_sets_auth_failed);
   tcase_add_test(tc, a_message_that_starts_a_conversation_gets_a_new_tag);
   tcase_add_test(tc, after_read_moves_stored_mail_to_a_folder);

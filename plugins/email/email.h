@@ -157,6 +157,8 @@ typedef struct email {
   uint64_t uidvalidity;
   uint64_t *uids;       /* UIDs found by the last search, ascending */
   size_t n_uids, next_uid;
+  uint64_t failing_uid; /* the UID whose fetch the server refused last, and how often in a row */
+  int failing_count;
   uint64_t polls;       /* completed poll cycles, for tests and logs */
 } email;
 

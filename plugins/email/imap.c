@@ -16,6 +16,7 @@
 #include "email.h"
 
 #define EMAIL_FETCH_PER_POLL 50
+#define EMAIL_FETCH_TRIES 3 /* a mail the server refuses this often in a row is skipped */
 
 static void poll_step(email *e);
 static void poll_done(email *e, int ok);
@@ -195,9 +196,35 @@ static void emit(email *e, const sb_mail_response *r, int headers_only) {
   }
 }
 
+/* A fetch the server refused (it answered, but not with the mail: a file it
+ * cannot read, a UID gone meanwhile). The same UID refused
+ * EMAIL_FETCH_TRIES times in a row is skipped, logged as an error naming
+ * it, so one mail the server cannot serve does not hold up every mail
+ * after it; else the cycle ends as any failure does and the next tries
+ * again. Timeouts and unreachable servers never count: they say nothing of
+ * the mail. */
+static void fetch_refused(email *e, const sb_mail_response *r, const char *what) {
+  uint64_t uid = e->uids[e->next_uid - 1];
+  if (r->status == SB_EIO) {
+    if (e->failing_uid != uid) e->failing_uid = uid, e->failing_count = 0;
+    if (++e->failing_count >= EMAIL_FETCH_TRIES) {
+      e->host->log(e->channel, SB_LOG_ERROR,
+                   "mail UID %" PRIu64 " could not be fetched %d times in a row (%s); skipped, so the mail after it "
+                   "is read: look for it in the mailbox",
+                   uid, e->failing_count, r->error != NULL && r->error[0] != '\0' ? r->error : "no reason given");
+      e->failing_uid = 0;
+      e->failing_count = 0;
+      kv_put_u64(e, "last_uid", uid);
+      poll_step(e);
+      return;
+    }
+  }
+  transient(e, r, what);
+}
+
 static void fetched_headers(email *e, const sb_mail_response *r) {
   if (r->status != SB_OK) {
-    transient(e, r, "header fetch");
+    fetch_refused(e, r, "header fetch");
     return;
   }
   emit(e, r, 1);
@@ -215,7 +242,7 @@ static void fetched(email *e, const sb_mail_response *r) {
     return;
   }
   if (r->status != SB_OK) {
-    transient(e, r, "fetch");
+    fetch_refused(e, r, "fetch");
     return;
   }
   emit(e, r, 0);
