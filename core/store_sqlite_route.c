@@ -631,11 +631,16 @@ static int sq__create_ticket(store *st, sq_req *r, const router_channel *ch, int
  * replies and the outbox read of the thread's inbound side. Called only
  * once the insert took effect, in the same transaction. */
 static int sq__thread_append(store *st, sq_req *r, int64_t thread, int64_t message_id, int inbound,
-                             int64_t ts, const char *subject) {
+                             int automatic, int64_t ts, const char *subject) {
+  /* An automatic inbound message (a bounce, an out-of-office) is not what
+   * a reply answers: the thread's latest inbound message and subject stay
+   * the contact's own, unless there is none yet. */
   sqlite3_stmt *s =
-      inbound ? sq_prep(st, "UPDATE threads SET last_message_id = ?2, last_in_id = ?2,"
+      inbound ? sq_prep(st, "UPDATE threads SET last_message_id = ?2,"
+                            " last_in_id = CASE WHEN ?5 AND last_in_id IS NOT NULL THEN last_in_id ELSE ?2 END,"
                             " last_in_at = max(coalesce(last_in_at, ?3), ?3),"
-                            " last_subject = coalesce(?4, last_subject) WHERE id = ?1")
+                            " last_subject = CASE WHEN ?5 AND last_subject IS NOT NULL THEN last_subject"
+                            " ELSE coalesce(?4, last_subject) END WHERE id = ?1")
               : sq_prep(st, "UPDATE threads SET last_message_id = ?2 WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "linking a message to its thread");
   sqlite3_bind_int64(s, 1, thread);
@@ -643,6 +648,7 @@ static int sq__thread_append(store *st, sq_req *r, int64_t thread, int64_t messa
   if (inbound) {
     sqlite3_bind_int64(s, 3, ts);
     sq_bind_text(s, 4, subject);
+    sqlite3_bind_int(s, 5, automatic);
   }
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "linking a message to its thread");
   return 0;
@@ -673,7 +679,7 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   sqlite3_bind_int(s, 8, automatic);
   sqlite3_bind_int64(s, 9, now);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a reply");
-  if (sq__thread_append(st, r, thread_id, mid, 0, 0, NULL) < 0) return -EIO;
+  if (sq__thread_append(st, r, thread_id, mid, 0, 0, 0, NULL) < 0) return -EIO;
   char key[64];
   /* Stable per message, so a send retried after a crash carries the same key. */
   snprintf(key, sizeof(key), "switchboard-msg-%lld", (long long)mid);
@@ -979,7 +985,8 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
     return 0;
   }
   m->message_id = id;
-  if (sq__thread_append(st, r, thread, id, !echo, ts, m->s[IN_SUBJECT]) < 0) return -EIO;
+  if (sq__thread_append(st, r, thread, id, !echo, (m->flags & ROUTER_IN_AUTOMATIC) != 0, ts, m->s[IN_SUBJECT]) < 0)
+    return -EIO;
   /* A known contact who now gives an address they had not (a chat visitor
    * asked for their email while nobody was there) gets it filled in; what
    * the contact already has is never overwritten. */

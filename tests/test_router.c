@@ -896,6 +896,41 @@ START_TEST(after_a_merge_replies_go_back_to_the_address_a_conversation_came_from
 }
 END_TEST
 
+/* A bounce or an out-of-office in a conversation is not what the next reply
+ * answers: it keeps the contact's own latest message and subject. */
+START_TEST(a_reply_answers_the_contacts_own_mail_not_an_automatic_one) {
+  fx f;
+  fx_open(&f);
+  fx_channel(&f, DEMO);
+  router_inbound mine = {.channel = "demo", .external_id = "own-1", .text = "where is my order",
+                         .subject = "Order 5"};
+  mine.sender.kind = "custom";
+  mine.sender.id = "kim";
+  fx_submit(&f, &mine);
+  int64_t thread = newest_thread(&f);
+  router_inbound bounce = {.channel = "demo", .external_id = "auto-1", .text = "I am away",
+                           .subject = "Automatic reply: Order 5", .flags = ROUTER_IN_AUTOMATIC};
+  bounce.sender.kind = "custom";
+  bounce.sender.id = "kim";
+  fx_submit(&f, &bounce);
+  ck_assert_int_eq(newest_thread(&f), thread);
+  router_reply r = {.thread_id = thread, .text = "on its way"};
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
+  fx_wait(&f, &w);
+  ck_assert_msg(w.status == 0, "%s", w.err);
+  fx_wait_t cl = {0};
+  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl), &cl);
+  ck_assert_int_eq(json_array_size(rows), 1);
+  json_t *row = json_array_get(rows, 0);
+  ck_assert_str_eq(json_string_value(json_object_get(row, "subject")), "Order 5");
+  ck_assert_str_eq(json_string_value(json_object_get(row, "reply_to_external_id")), "own-1");
+  json_decref(rows);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(instant_reply_goes_to_outbox_marked_automatic_but_not_for_automatic_mail) {
   fx f;
   fx_open(&f);
@@ -1451,6 +1486,7 @@ int main(void) {
   tcase_add_test(tc, contact_owner_unavailable_leaves_unassigned_and_notifies);
   tcase_add_test(tc, merge_moves_identities_and_threads);
   tcase_add_test(tc, instant_reply_goes_to_outbox_marked_automatic_but_not_for_automatic_mail);
+  tcase_add_test(tc, a_reply_answers_the_contacts_own_mail_not_an_automatic_one);
   tcase_add_test(tc, greeting_and_away_decisions);
   tcase_add_test(tc, reply_is_stored_with_outbox_row_answering_latest_inbound);
   tcase_add_test(tc, reply_with_status_missing_properties_stores_nothing);
