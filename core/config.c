@@ -1,5 +1,6 @@
 /* config.c — loading and checking the daemon's JSON config file. */
 #include "config.h"
+#include "listen_addr.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -386,6 +387,12 @@ static int config__parse(config *cfg, const char *listen_override, const char *s
   if (strrchr(cfg->listen, ':') == NULL) {
     snprintf(err, errlen, "%s: listen address \"%s\" needs a port, such as \"127.0.0.1:8080\"", cfg->path,
              cfg->listen);
+    return -EINVAL;
+  }
+  struct sockaddr_storage ss;
+  char why[256];
+  if (listen_parse(cfg->listen, &ss, why, sizeof(why)) != 0) { /* as the server will read it: check finds it */
+    snprintf(err, errlen, "%s: %s", cfg->path, why);
     return -EINVAL;
   }
   const json_t *store_url = json_object_get(root, "store");

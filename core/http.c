@@ -1,6 +1,7 @@
 /* http.c — the HTTP/1.1 server: libh2o on the host's libuv loop, accepting, routing, counters, shutdown. */
 #include "http_internal.h"
 #include "http_tls.h"
+#include "listen_addr.h"
 #include "log.h"
 
 #include <errno.h>
@@ -224,48 +225,6 @@ static void on_sweep(uv_timer_t *t) {
 
 /* ---- server life -------------------------------------------------------- */
 
-static int parse_listen(const char *addr, struct sockaddr_storage *ss, char *err, size_t errlen) {
-  if (addr == NULL || *addr == '\0') {
-    snprintf(err, errlen, "the listen address is empty; give HOST:PORT, e.g. 127.0.0.1:8080");
-    return -EINVAL;
-  }
-  char host[128];
-  const char *port_s;
-  int v6 = 0;
-  if (addr[0] == '[') {
-    const char *close = strchr(addr, ']');
-    if (close == NULL || close[1] != ':' || (size_t)(close - addr - 1) >= sizeof(host)) goto bad;
-    memcpy(host, addr + 1, (size_t)(close - addr - 1));
-    host[close - addr - 1] = '\0';
-    port_s = close + 2;
-    v6 = 1;
-  } else {
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) goto bad;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    port_s = colon + 1;
-    if (strchr(host, ':') != NULL) goto bad;
-  }
-  char *end = NULL;
-  errno = 0;
-  long port = strtol(port_s, &end, 10);
-  if (*port_s == '\0' || end == NULL || *end != '\0' || errno != 0 || port < 0 || port > 65535) goto bad;
-  memset(ss, 0, sizeof(*ss));
-  if (v6) {
-    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) != 0) goto bad;
-  } else {
-    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
-    if (*host == '\0' || strcmp(host, "*") == 0) snprintf(host, sizeof(host), "0.0.0.0");
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) != 0) goto bad;
-  }
-  return 0;
-bad:
-  snprintf(err, errlen, "listen address \"%s\" is not HOST:PORT or [IPV6]:PORT with a numeric address and a port 0-65535",
-           addr);
-  return -EINVAL;
-}
-
 /* Opens, binds and listens synchronously so every failure is reported before
  * any loop handle exists. Returns the fd or a negative errno. */
 static int open_listener(const struct sockaddr_storage *ss, const char *addr, char *err, size_t errlen) {
@@ -316,7 +275,7 @@ int http_new(uv_loop_t *loop, const http_options *opt, http_server **out, char *
    * process with SIGPIPE instead of failing the write with EPIPE */
   signal(SIGPIPE, SIG_IGN);
   struct sockaddr_storage ss;
-  int rc = parse_listen(opt->listen, &ss, err, errlen);
+  int rc = listen_parse(opt->listen, &ss, err, errlen);
   if (rc != 0) return rc;
   if ((opt->tls_cert_file == NULL) != (opt->tls_key_file == NULL)) {
     snprintf(err, errlen, "TLS needs both a certificate file and a key file; only the %s was given",

@@ -50,6 +50,10 @@ expect "run with an unknown option" 2 'unknown or needs a value' "$SB" run -c "$
 expect "bad --log-level" 2 'must be error, warn, info or debug' "$SB" run -c "$cfg" --log-level loud
 expect "check a valid config" 0 'valid \(1 plugins loaded, 1 channels\)' "$SB" check -c "$cfg"
 expect "check a missing file" 2 'cannot read the config file' "$SB" check -c "$work/missing.json"
+for bad in 127.0.0.1:99999 999.1.1.1:8080 127.0.0.1:http; do
+  expect "check refuses the listen address $bad, as the server would" 2 "listen address \"$bad\" is not HOST:PORT" \
+    "$SB" check -c "$cfg" --listen "$bad"
+done
 
 echo '{"listen": "127.0.0.1:1",
   "store" "x"}' >"$work/syntax.json"
