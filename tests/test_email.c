@@ -973,6 +973,22 @@ START_TEST(a_message_that_starts_a_conversation_gets_a_new_tag) {
   ck_assert_msg(strstr(got, "<b>ready</b>") != NULL, "%s", got);
   free(got);
 
+  /* A reply with HTML only gets a text part made from it, not an empty one. */
+  send_rec h;
+  memset(&h, 0, sizeof(h));
+  h.base.complete = send_complete;
+  sb_outbound_message hm = {.message_id = "hd-3", .idempotency_key = "idem-3", .attempt = 1,
+                            .recipient_id = "customer@example.com", .subject = "Styled",
+                            .html = "<p>Only <b>HTML</b> here</p>", .agent_name = "Ana Berg"};
+  ck_assert_int_eq(channel_send(ch, &hm, &h.base), 0);
+  current_send = &h;
+  ck_assert(run_until_fn(send_done, 20000));
+  ck_assert_msg(h.outcome == CHANNEL_SEND_OK, "outcome %d: %s", h.outcome, h.text);
+  got = imap_wait_for("customer", h.text);
+  ck_assert_ptr_nonnull(got);
+  ck_assert_msg(strstr(got, "text/plain") != NULL && strstr(got, "Only HTML here") != NULL, "%s", got);
+  free(got);
+
   /* The customer's answer finds the conversation by References. */
   char raw[1024];
   snprintf(raw, sizeof(raw),

@@ -65,6 +65,10 @@ size_t email_quote_start(const char *text, size_t len);
 
 /* Builds the metadata_json object for a parsed mail (malloc'd). */
 char *email_metadata_json(const email_parsed *p);
+/* Plain text of an HTML body (tags and what is inside <style>, <script>,
+ * <head> dropped, line breaks at block ends, a few entities decoded): for
+ * a mail or a reply that has HTML only. malloc'd UTF-8. */
+char *email_html_to_text(const char *html);
 
 /* --- thread.c: keys in the channel's key/value store ------------------- */
 

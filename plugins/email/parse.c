@@ -376,7 +376,7 @@ static void split_quote(email_parsed *p) {
  * dropped (and what is inside <style>, <script> and <head>), line breaks at
  * <br>, </p>, </div>, </li>, </tr>, a few entities decoded, blank runs
  * folded. Returns malloc'd UTF-8. */
-static char *html_to_text(const char *html) {
+char *email_html_to_text(const char *html) {
   GString *out = g_string_new(NULL);
   const char *skip_until = NULL;
   for (const char *s = html; *s != '\0';) {
@@ -545,7 +545,7 @@ int email_parse(const char *raw, size_t len, uint64_t max_att_bytes, email_parse
     out->from_addr = strdup("unknown@invalid");
     warn(&c, "no readable From address");
   }
-  if (out->text == NULL && out->html != NULL) out->text = html_to_text(out->html);
+  if (out->text == NULL && out->html != NULL) out->text = email_html_to_text(out->html);
   split_quote(out);
   if (out->message_id == NULL || out->from_addr == NULL) {
     email_parsed_free(out);

@@ -146,7 +146,11 @@ int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *
     g_mime_object_set_header(o, "X-Auto-Response-Suppress", "All", NULL);
   }
   char *sig = email_signature_expand(cfg->signature, msg->agent_name);
-  GString *plain = g_string_new(msg->text != NULL ? msg->text : "");
+  /* A reply with HTML only gets its text part from the HTML, not an empty one
+   * a plain-text mail program would show. */
+  char *from_html = msg->text == NULL && msg->html != NULL ? email_html_to_text(msg->html) : NULL;
+  GString *plain = g_string_new(msg->text != NULL ? msg->text : from_html != NULL ? from_html : "");
+  free(from_html);
   GString *html = g_string_new(NULL);
   if (msg->html != NULL)
     g_string_append(html, msg->html);
