@@ -34,6 +34,9 @@ typedef struct api_host {
   void *ctx;
   /* The running channel called name, or NULL. */
   sb_channel *(*lookup)(void *ctx, const char *name);
+  /* Optional: {name: {plugin, reason}} of the channels that are on but
+   * could not be created (their plugin refused them). */
+  const json_t *(*not_started)(void *ctx);
   /* The config in force (it changes on reload). */
   const config *(*config)(void *ctx);
   /* Starts a channel connected through the API from its full channel object

@@ -127,6 +127,10 @@ static json_t *api__view(api *a, const char *name, const config_channel *cc, con
   if (status == NULL) status = "on";
   sb_channel *ch = a->host.lookup(a->host.ctx, name);
   const char *reason = ch != NULL ? channel_state_reason(ch) : NULL;
+  /* on, but its plugin refused it when it was created */
+  const json_t *refused = ch == NULL && a->host.not_started != NULL
+                              ? json_object_get(a->host.not_started(a->host.ctx), name) : NULL;
+  if (refused != NULL) reason = json_string_value(json_object_get(refused, "reason"));
   json_t *rules = NULL;
   router_channel rc;
   char err[256];
@@ -143,6 +147,7 @@ static json_t *api__view(api *a, const char *name, const config_channel *cc, con
   /* An API channel started and not yet running is on its way (its rules
    * with the store first), not stopped. */
   const char *state = ch != NULL                         ? channel_state_name(channel_state(ch))
+                      : refused != NULL                   ? "config_error"
                       : stored && api_channel_on(a, name) ? "connecting"
                                                           : "stopped";
   return json_pack("{s:O? s:s s:s? s:s s:s s:s s:s s:s? s:o? s:o?}", "id", json_object_get(rec, "id"), "name", name,

@@ -43,6 +43,7 @@ typedef struct daemon_host {
   api *api;
   sb_channel **channels;
   size_t channel_count;
+  json_t *not_started;       /* {name: {plugin, reason}}: channels on but not created (NULL: none yet) */
   unsigned opening_channels; /* being put in the store and created */
   unsigned closing_channels;
   int ready;                 /* start-up finished: HTTP is serving */
@@ -240,6 +241,10 @@ static void daemon__opened(void *arg, int status, json_t *result, const char *st
   } else if (channel_create(relay_env(d->relay), p, &view, o->base_dir, json_object_get(result, "items"), &ch, err,
                             sizeof(err)) != 0) {
     log_msg(LOG_LEVEL_ERROR, name, plugin_id, "%s", err);
+    /* on, but its plugin refused it: /healthz and /metrics say so until a
+     * reload or an API edit opens it again */
+    if (d->not_started == NULL) d->not_started = json_object();
+    json_object_set_new(d->not_started, name, json_pack("{ss ss}", "plugin", plugin_id, "reason", err));
   } else if (daemon__add_channel(d, ch) != 0) {
     log_msg(LOG_LEVEL_ERROR, name, plugin_id, "channel not started: out of memory");
     daemon__close_channel(d, ch);
@@ -256,6 +261,7 @@ static void daemon__rules_stored(void *arg, int status, json_t *result, const ch
 
 /* Starts opening one channel: its rules to the store, then its state back. */
 static void daemon__open_channel(daemon_host *d, const config *cfg, const config_channel *c) {
+  json_object_del(d->not_started, c->name); /* tried again now */
   if (!c->enabled) {
     log_msg(LOG_LEVEL_INFO, c->name, c->plugin, "channel is off");
     return;
@@ -446,6 +452,19 @@ static sb_channel *const *daemon__channels(void *ctx, size_t *count) {
   return d->channels;
 }
 
+/* The channels that are on but could not be created, as health shows them;
+ * those no longer configured (a reload dropped them, the API deleted or
+ * turned them off) are forgotten first. */
+static const json_t *daemon__not_started(void *ctx) {
+  daemon_host *d = ctx;
+  const char *name;
+  json_t *v, *tmp;
+  json_object_foreach_safe(d->not_started, tmp, name, v) {
+    if (!daemon__pending(d, name) || daemon__lookup(d, name) != NULL) json_object_del(d->not_started, name);
+  }
+  return d->not_started;
+}
+
 static int daemon__stopping(void *ctx) { return ((daemon_host *)ctx)->stopping; }
 
 static void daemon__stop(daemon_host *d, const char *why);
@@ -513,13 +532,13 @@ static void daemon__start_serving(daemon_host *d) {
   char err[1024];
   int rc = http_new(&d->loop, &opt, &d->http, err, sizeof(err));
   d->health = (health_sources){.loop = &d->loop, .st = d->st, .relay = d->relay, .http = d->http,
-                               .httpc = d->httpc, .webhooks = d->webhooks, .ctx = d, .channels = daemon__channels,
+                               .httpc = d->httpc, .webhooks = d->webhooks, .ctx = d, .channels = daemon__channels, .not_started = daemon__not_started,
                                .stopping = daemon__stopping};
   if (rc == 0) rc = health_register(d->http, &d->health);
   if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
   if (rc == 0) ingress_on_pending(d->ingress, daemon__pending);
   api_host api_hooks = {
-      .loop = &d->loop, .st = d->st, .plugins = &d->plugins, .ctx = d, .lookup = daemon__lookup,
+      .loop = &d->loop, .st = d->st, .plugins = &d->plugins, .ctx = d, .lookup = daemon__lookup, .not_started = daemon__not_started,
       .config = daemon__api_config, .channel_open = daemon__api_open, .channel_close = daemon__api_close,
       .fatal = daemon__api_fatal, .webhooks = d->webhooks, .sse_keepalive_ms = (uint64_t)cfg->http_sse_keepalive_ms,
       .sse_max_pending = cfg->http_sse_max_pending,
@@ -711,6 +730,7 @@ int daemon_run(const daemon_options *opt) {
   }
   store_release(d->store_claim);
   free(d->channels);
+  json_decref(d->not_started);
   loader_unload(&d->plugins);
   config_free(d->cfg);
   free(d);

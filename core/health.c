@@ -119,6 +119,14 @@ static void health__checked(const health_sources *src, http_responder *res, int 
                                               channel_state_name(channel_state(ch)), "reason",
                                               reason[0] != '\0' ? reason : NULL));
   }
+  const char *name;
+  json_t *v;
+  const json_t *failed = src->not_started != NULL ? src->not_started(src->ctx) : NULL;
+  json_object_foreach((json_t *)failed, name, v) {
+    json_array_append_new(channels, json_pack("{s:s, s:O, s:s, s:O}", "name", name, "plugin",
+                                              json_object_get(v, "plugin"), "state", "config_error", "reason",
+                                              json_object_get(v, "reason")));
+  }
   int stopping = src->stopping(src->ctx);
   int ok = status == 0 && !stopping;
   http_respond_json(res, ok ? 200 : 503,
@@ -133,7 +141,7 @@ static void health__healthz(void *arg, const http_request *req, http_responder *
   health__probe(arg, res, health__checked, store_pipelines_list);
 }
 
-static void health__channel_metrics(metrics_text *t, sb_channel *const *list, size_t n) {
+static void health__channel_metrics(metrics_text *t, sb_channel *const *list, size_t n, const json_t *failed) {
   static const struct {
     const char *name, *type, *help;
     size_t offset;
@@ -185,6 +193,14 @@ static void health__channel_metrics(metrics_text *t, sb_channel *const *list, si
                    metrics_label(channel_plugin(list[i])->desc.id, plugin, sizeof(plugin)),
                    channel_state_name(channel_state(list[i])));
   }
+  const char *failed_name;
+  json_t *v;
+  json_object_foreach((json_t *)failed, failed_name, v) {
+    char plugin[96];
+    metrics_printf(t, "switchboard_channel_state{channel=\"%s\",plugin=\"%s\",state=\"config_error\"} 1\n",
+                   metrics_label(failed_name, name, sizeof(name)),
+                   metrics_label(json_string_value(json_object_get(v, "plugin")), plugin, sizeof(plugin)));
+  }
 }
 
 static void health__metrics_render(const health_sources *src, http_responder *res, int status, json_t *counts,
@@ -197,7 +213,7 @@ static void health__metrics_render(const health_sources *src, http_responder *re
   metrics_printf(&t, "switchboard_up %d\n", status == 0);
   size_t n = 0;
   sb_channel *const *list = src->channels(src->ctx, &n);
-  health__channel_metrics(&t, list, n);
+  health__channel_metrics(&t, list, n, src->not_started != NULL ? src->not_started(src->ctx) : NULL);
   if (status == 0) {
     metrics_family(&t, "switchboard_outbox_depth", "gauge", "Outbox rows by state.");
     const char *state;

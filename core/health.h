@@ -31,6 +31,9 @@ typedef struct health_sources {
   struct webhooks *webhooks; /* outgoing; may be NULL */
   void *ctx;
   sb_channel *const *(*channels)(void *ctx, size_t *count); /* the running channels */
+  /* Optional: {name: {plugin, reason}} of channels that are on but could
+   * not be created (their plugin refused them): shown as config_error. */
+  const json_t *(*not_started)(void *ctx);
   int (*stopping)(void *ctx);
 } health_sources;
 

@@ -1169,6 +1169,22 @@ curl -s "$base/healthz" >"$work/health"
 python3 -c 'import json,sys; c=[x["name"] for x in json.load(open(sys.argv[1]))["channels"]]; sys.exit(0 if c.count("web") == 1 and "blink" not in c else 1)' "$work/health"
 check "rapid edits leave one instance per channel and none of a deleted one" $? "$(cat "$work/health")"
 
+call POST /api/v1/channels "$ADMIN" '{"name": "balky", "plugin": "testplugin", "credentials": {"token": "refuse-create"}}'
+expect "a channel whose plugin will refuse to create it is stored" 201
+wait_state balky config_error
+expect "... and shows config_error with the plugin's reason, not stopped or connecting" 200 \
+  'd["state"] == "config_error" and "does not know this account" in d["state_reason"]'
+curl -s "$base/healthz" >"$work/health"
+python3 -c 'import json,sys; c=[x for x in json.load(open(sys.argv[1]))["channels"] if x["name"] == "balky"]; sys.exit(0 if len(c) == 1 and c[0]["state"] == "config_error" and "does not know" in c[0]["reason"] else 1)' "$work/health"
+check "/healthz lists it as config_error with the reason" $? "$(cat "$work/health")"
+curl -s "$base/metrics" | grep -q 'switchboard_channel_state{channel="balky",plugin="testplugin",state="config_error"} 1'
+check "/metrics gives its state" $?
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Id: b1' --data-binary x "$base/hooks/balky/messages")
+check "its webhooks are 503, to be delivered again once it is fixed" $([ "$code" = 503 ]; echo $?) "status $code"
+call DELETE "/api/v1/channels/balky?history=delete" "$ADMIN"
+curl -s "$base/healthz" >"$work/health"
+python3 -c 'import json,sys; sys.exit(0 if not any(x["name"] == "balky" for x in json.load(open(sys.argv[1]))["channels"]) else 1)' "$work/health"
+check "deleted, it is gone from /healthz" $? "$(cat "$work/health")"
 call POST /api/v1/channels "$ADMIN" '{"name": "gone", "plugin": "testplugin", "inbox": "", "credentials": {"token": "gone-token"}}'
 expect "an empty inbox is refused, as in the config" 400 'd["error"]["field"] == "inbox"'
 call POST /api/v1/channels "$ADMIN" '{"name": "gone", "plugin": "testplugin", "credentials": {"token": "gone-token"}}'

@@ -91,6 +91,11 @@ static int tp_validate(const sb_host *host, const sb_config *cfg, char *err, siz
 
 static int tp_create(const sb_host *host, sb_channel *ch, const sb_config *cfg, void **instance, char *err,
                      size_t errlen) {
+  const char *token = host->config_get(cfg, "token");
+  if (token != NULL && strcmp(token, "refuse-create") == 0) { /* a plugin that refuses what validate let by */
+    snprintf(err, errlen, "the service does not know this account");
+    return SB_EINVAL;
+  }
   tp *t = calloc(1, sizeof(*t));
   if (t == NULL) {
     snprintf(err, errlen, "out of memory");
