@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sb_utf8.h"
 #include "schema.h"
 
 /* The smallest descriptor a 1.x plugin can have: everything up to destroy. */
@@ -84,6 +85,30 @@ static int loader__vet(const char *path, const sb_plugin *d, char *err, size_t e
   if (d->caps.start_by > SB_START_BY_EMAIL) {
     snprintf(err, errlen, "plugin \"%s\" (file %s) declares unknown start_by %u", id, path, (unsigned)d->caps.start_by);
     return -EINVAL;
+  }
+  /* Every text a plugin gives is shown as JSON (plugins list --json, the
+   * API), which holds UTF-8 only: one that is not would make the plugin
+   * vanish from those lists while it runs. */
+  const char *texts[] = {d->name, d->publisher, d->version, d->description, d->logo_url};
+  const char *what[] = {"name", "publisher", "version", "description", "logo_url"};
+  for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+    if (texts[i] != NULL && !sb_utf8_valid(texts[i], strlen(texts[i]))) {
+      snprintf(err, errlen, "plugin \"%s\" (file %s) gives a %s that is not UTF-8", id, path, what[i]);
+      return -EINVAL;
+    }
+  }
+  for (size_t i = 0; d->credentials != NULL && i <= 256 && d->credentials[i].key != NULL; i++) {
+    const sb_field *f = &d->credentials[i];
+    const char *field_texts[] = {f->default_value, f->label, f->description};
+    int bad = 0;
+    for (size_t k = 0; k < 3; k++) bad |= field_texts[k] != NULL && !sb_utf8_valid(field_texts[k], strlen(field_texts[k]));
+    for (size_t k = 0; f->enum_values != NULL && f->enum_values[k] != NULL && k < 256; k++)
+      bad |= !sb_utf8_valid(f->enum_values[k], strlen(f->enum_values[k]));
+    if (bad) {
+      snprintf(err, errlen, "plugin \"%s\" (file %s): credential \"%.64s\" has a text that is not UTF-8", id, path,
+               sb_utf8_valid(f->key, strlen(f->key)) ? f->key : "?");
+      return -EINVAL;
+    }
   }
   char label[4200];
   snprintf(label, sizeof(label), "\"%s\" (file %s)", id, path);

@@ -46,7 +46,7 @@ START_TEST(good_plugin_loads_despite_broken_neighbours) {
   ck_assert_str_eq(p->desc.name, "Test plugin");
   ck_assert_ptr_nonnull(p->desc.create);
   ck_assert_uint_eq(l.count, 2); /* testplugin and wsecho */
-  ck_assert_uint_eq(l.refusal_count, 15);
+  ck_assert_uint_eq(l.refusal_count, 16);
 }
 END_TEST
 
@@ -81,6 +81,11 @@ END_TEST
 
 START_TEST(an_entry_reason_without_its_end_is_cut_not_overrun) {
   ck_assert_refused("entry_unended.so", "\"entry_unended\"", "xxxxxxxx");
+}
+END_TEST
+
+START_TEST(a_description_that_is_not_utf8_is_refused) {
+  ck_assert_refused("not_utf8.so", "\"not_utf8\"", "description that is not UTF-8");
 }
 END_TEST
 
@@ -248,6 +253,7 @@ int main(void) {
   tcase_add_test(tc, failing_entry_is_refused_with_its_reason);
   tcase_add_test(tc, an_entry_reason_without_its_end_is_cut_not_overrun);
   tcase_add_test(tc, a_folder_without_plugins_loads_none);
+  tcase_add_test(tc, a_description_that_is_not_utf8_is_refused);
   tcase_add_test(tc, an_entry_refusing_this_host_is_refused_naming_both_versions);
   tcase_add_test(tc, wrong_magic_is_refused);
   tcase_add_test(tc, other_major_is_refused_naming_both_versions);

@@ -68,6 +68,9 @@ static const struct {
     .id = BROKEN_ID,
     .name = "Broken",
     .version = "0.0.1",
+#if defined(BROKEN_NOT_UTF8)
+    .description = "caf\xe9 latin-1", /* not UTF-8: no JSON list could show it */
+#endif
     .credentials = br_schema,
 #if !defined(BROKEN_NO_CREATE)
     .create = br_create,
