@@ -139,6 +139,11 @@ static void filter_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
 static void on_conn_closed(uv_handle_t *h) {
   http_conn *c = (http_conn *)h;
   http_server *s = c->srv;
+  if (c->abandoned) { /* let go at the stop (on_abandon); the server is kept for it */
+    h2o_linklist_unlink(&c->link);
+    free(c);
+    return;
+  }
   /* c->ws is NULL here: a WebSocket forgets its connection when it finishes,
    * which is before libh2o closes the socket */
   h2o_linklist_unlink(&c->link);
@@ -294,6 +299,7 @@ int http_new(uv_loop_t *loop, const http_options *opt, http_server **out, char *
   uint64_t header_ms = or_default(opt->header_timeout_ms, HTTP_DEFAULT_HEADER_TIMEOUT_MS);
   uint64_t idle_ms = or_default(opt->idle_timeout_ms, HTTP_DEFAULT_IDLE_TIMEOUT_MS);
   h2o_linklist_init_anchor(&s->conns);
+  h2o_linklist_init_anchor(&s->abandoned_conns);
   h2o_linklist_init_anchor(&s->responders);
   h2o_linklist_init_anchor(&s->websockets);
   h2o_linklist_init_anchor(&s->ws_flush);
@@ -419,6 +425,28 @@ static http_responder *next_unforced(http_server *s) {
   return NULL;
 }
 
+/* The last resort of a stop: connections that libh2o did not close after
+ * their sockets were shut down (seen with TLS) would hold the stop for
+ * good. They are let go: no longer counted, their reads stopped, and at
+ * the end (reap_last) neither they nor libh2o's timers keep the loop
+ * alive; the server's memory stays with them until the process ends. */
+static void on_abandon(uv_timer_t *t) {
+  http_server *s = t->data;
+  size_t n = 0;
+  while (!h2o_linklist_is_empty(&s->conns)) {
+    http_conn *c = H2O_STRUCT_FROM_MEMBER(http_conn, link, s->conns.next);
+    h2o_linklist_unlink(&c->link);
+    h2o_linklist_insert(&s->abandoned_conns, &c->link);
+    http__io_abandon(c);
+    c->abandoned = 1;
+    s->stats.active_connections--;
+    n++;
+  }
+  s->abandoned += n;
+  if (n > 0) log_warn("http: %zu connections did not close after the stop's deadline; stopping without them", n);
+  maybe_finish(s);
+}
+
 static void on_deadline(uv_timer_t *t) {
   http_server *s = t->data;
   http_responder *r;
@@ -426,6 +454,7 @@ static void on_deadline(uv_timer_t *t) {
   /* what still cannot finish (a client that does not read, a WebSocket
    * peer that did not answer the close) fails its read or write */
   shutdown_all(s, SHUT_RDWR, 1);
+  if (!s->torn_down) uv_timer_start(&s->deadline, on_abandon, HTTP_ABANDON_MS, 0);
 }
 
 /* Disposes the libh2o context like h2o_context_dispose() does, minus its
@@ -459,11 +488,25 @@ static void context_dispose(h2o_context_t *ctx) {
   if (ctx->_timestamp_cache.value != NULL) h2o_mem_release_shared(ctx->_timestamp_cache.value);
 }
 
+/* uv_walk: libh2o's timers of this server's context (their data points
+ * into it) no longer keep the loop alive. */
+static void unref_context_timer(uv_handle_t *h, void *arg) {
+  http_server *s = arg;
+  const char *d = h->data, *lo = (const char *)&s->ctx, *hi = lo + sizeof(s->ctx);
+  if (h->type == UV_TIMER && d >= lo && d < hi) uv_unref(h);
+}
+
 static void reap_last(uv_handle_t *h) {
   http_server *s = h->data;
   void (*done)(void *) = s->done;
   void *arg = s->done_arg;
-  free(s);
+  if (s->abandoned == 0) {
+    free(s);
+  } else { /* kept: the abandoned connections and libh2o's context still point here */
+    for (h2o_linklist_t *n = s->abandoned_conns.next; n != &s->abandoned_conns; n = n->next)
+      uv_unref((uv_handle_t *)&H2O_STRUCT_FROM_MEMBER(http_conn, link, n)->tcp);
+    uv_walk(s->loop, unref_context_timer, s);
+  }
   if (done != NULL) done(arg);
 }
 
@@ -481,11 +524,18 @@ static void maybe_finish(http_server *s) {
   uv_close((uv_handle_t *)&s->sweeper, NULL);
   uv_close((uv_handle_t *)&s->ws_flusher, NULL);
   http__io_close(s);
-  context_dispose(&s->ctx);
-  h2o_config_dispose(&s->config);
-  http_tls_free(s->ssl_ctx);
-  s->ssl_ctx = NULL;
-  http_routes_free(&s->routes);
+  /* An abandoned connection (on_abandon) still has libh2o's timers and
+   * context: those are left to the process's end, which comes next. */
+  if (s->abandoned == 0) {
+    context_dispose(&s->ctx);
+    h2o_config_dispose(&s->config);
+    http_tls_free(s->ssl_ctx);
+    s->ssl_ctx = NULL;
+    http_routes_free(&s->routes);
+  } else { /* but its message queue, whose wakeup would keep the loop alive */
+    h2o_multithread_unregister_receiver(s->ctx.queue, &s->ctx.receivers.hostinfo_getaddr);
+    h2o_multithread_destroy_queue(s->ctx.queue);
+  }
   uv_close((uv_handle_t *)&s->deadline, reap_first);
 }
 

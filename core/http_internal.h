@@ -7,6 +7,10 @@
 
 #include <h2o.h>
 
+/* After the stop's deadline shut every socket down, how long libh2o has to
+ * close them before the server lets the rest go. */
+#define HTTP_ABANDON_MS 2000
+
 typedef struct http_conn {
   uv_tcp_t tcp; /* first: libh2o's close callback hands back this handle */
   http_server *srv;
@@ -14,6 +18,7 @@ typedef struct http_conn {
   uint64_t receiving_since; /* loop time the current partial request was first seen, 0 = none */
   h2o_linklist_t link;
   struct http_ws *ws;       /* set once the connection became a WebSocket (http_ws.c) */
+  int abandoned;            /* let go at the stop (on_abandon): in srv->abandoned_conns */
   /* http_io.c: libh2o's read callbacks, whether libh2o wants the socket
    * read, whether libuv is reading it (through http_io.c's callbacks); a
    * write the kernel took at once, not yet called back (in srv->written) */
@@ -50,7 +55,7 @@ struct http_server {
   http_stats stats;
   h2o_linklist_t conns;      /* http_conn */
   h2o_linklist_t responders; /* http_responder whose request is alive */
-  uv_timer_t deadline;       /* http_close: bound for in-flight requests */
+  uv_timer_t deadline;       /* http_close: bound for in-flight requests, then for closing (on_abandon) */
   uv_timer_t reaper;         /* teardown: second close generation */
   uv_timer_t sweeper;        /* header timeout: cuts off requests that arrive too slowly */
   uint64_t header_timeout_ms;
@@ -64,6 +69,8 @@ struct http_server {
   uv_check_t io_check;     /* or right after it */
   int closing;
   int torn_down;
+  size_t abandoned;          /* connections let go at the stop (on_abandon), in abandoned_conns */
+  h2o_linklist_t abandoned_conns;
   void (*done)(void *arg);
   void *done_arg;
 };
@@ -99,6 +106,10 @@ http_responder *http__responder_new(http_server *s, h2o_req_t *req, size_t plen,
 /* http_close's deadline: tells the handler (abort hooks), answers 503 if
  * nothing was sent, ends a stream. The handler still finishes r. */
 void http__responder_force(http_responder *r);
+
+/* Lets go of c at the stop (on_abandon): stops libuv reading it and forgets
+ * its writes, so it neither calls libh2o back nor keeps the loop alive. */
+void http__io_abandon(http_conn *c);
 
 /* http_io.c. http__io_init readies the server's part before any connection,
  * http__io_close closes its handles with the server's. http__io_adopt starts

@@ -200,6 +200,13 @@ void http__io_close(http_server *s) {
   uv_close((uv_handle_t *)&s->io_check, NULL);
 }
 
+void http__io_abandon(http_conn *c) {
+  if (c->uv_reading) io__read_stop((uv_stream_t *)&c->tcp); /* nothing keeps the loop alive for it */
+  c->uv_reading = 0;
+  c->h2o_reading = 0;
+  http__io_forget(c);
+}
+
 void http__io_forget(http_conn *c) {
   /* a write done at once and not yet called back: libh2o freed it with its socket */
   if (h2o_linklist_is_linked(&c->written_link)) h2o_linklist_unlink(&c->written_link);
