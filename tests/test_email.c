@@ -244,25 +244,30 @@ static pid_t fake_smtp_start(const char *mode, int *port) {
 static const char imap_proxy_py[] =
     EXIT_WITH_PARENT_PY
     "import re, socket, sys\n"
-    "refuse = sys.argv[3].encode() if len(sys.argv) > 3 else None  # a UID whose FETCH is answered NO, or 'first'\n"
+    "refuse = sys.argv[3].encode() if len(sys.argv) > 3 and sys.argv[3] else None  # a UID whose FETCH is answered NO, or 'first'\n"
+    "moves = int(sys.argv[4]) if len(sys.argv) > 4 else 0  # how many UID MOVEs to answer NO first\n"
     "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
     "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(5)\n"
     "def pipe(a, b, client):\n"
-    "    global refuse\n"
+    "    global refuse, moves\n"
     "    buf = b''\n"
     "    try:\n"
     "        while True:\n"
     "            d = a.recv(65536)\n"
     "            if not d: break\n"
-    "            if not client or refuse is None:\n"
+    "            if not client or (refuse is None and moves == 0):\n"
     "                b.sendall(d); continue\n"
     "            buf += d\n"
     "            while b'\\r\\n' in buf:\n"
     "                line, buf = buf.split(b'\\r\\n', 1)\n"
     "                m = re.match(rb'(\\S+) UID FETCH (\\d+)', line)\n"
     "                if m and refuse == b'first': refuse = m.group(2)\n"
+    "                mv = re.match(rb'(\\S+) UID MOVE ', line)\n"
     "                if m and m.group(2) == refuse:\n"
     "                    a.sendall(m.group(1) + b' NO [SERVERBUG] the message cannot be read\\r\\n')\n"
+    "                elif mv and moves > 0:\n"
+    "                    moves -= 1\n"
+    "                    a.sendall(mv.group(1) + b' NO [SERVERBUG] the move failed\\r\\n')\n"
     "                else:\n"
     "                    b.sendall(line + b'\\r\\n')\n"
     "    except OSError: pass\n"
@@ -277,22 +282,24 @@ static const char imap_proxy_py[] =
 
 /* Starts the IMAP proxy on *port (a free one when 0); refuse_uid, when not
  * NULL, is a UID whose FETCH it answers NO, as a server that cannot read
- * that message does ("first": the first UID fetched). */
-static pid_t imap_proxy_start_refusing(int *port, const char *refuse_uid) {
+ * that message does ("first": the first UID fetched); refuse_moves, when
+ * not NULL, how many UID MOVE commands it answers NO before it lets them by. */
+static pid_t imap_proxy_start_refusing(int *port, const char *refuse_uid, const char *refuse_moves) {
   char *script = tu_write_file(mail_dir, "imap_proxy.py", imap_proxy_py);
   char portbuf[16], to[16], log[1024];
   if (*port == 0) *port = free_port();
   snprintf(portbuf, sizeof(portbuf), "%d", *port);
   snprintf(to, sizeof(to), "%d", imap_port);
   snprintf(log, sizeof(log), "%s/imap_proxy.log", mail_dir);
-  char *argv[] = {"/usr/bin/python3", script, portbuf, to, (char *)refuse_uid, NULL};
+  char *argv[] = {"/usr/bin/python3", script, portbuf, to, (char *)(refuse_uid != NULL ? refuse_uid : ""),
+                  (char *)refuse_moves, NULL};
   pid_t pid = spawn(argv, log);
   free(script);
   ck_assert_msg(wait_port(*port), "the IMAP proxy did not start");
   return pid;
 }
 
-static pid_t imap_proxy_start(int *port) { return imap_proxy_start_refusing(port, NULL); }
+static pid_t imap_proxy_start(int *port) { return imap_proxy_start_refusing(port, NULL, NULL); }
 
 /* Sends a raw RFC 5322 message by SMTP with swaks. */
 static void swaks_send(const char *from, const char *to, const char *raw) {
@@ -916,7 +923,7 @@ START_TEST(a_mail_the_server_cannot_serve_does_not_hold_up_the_next) {
              "From: customer@example.com\r\nTo: support@example.org\r\nSubject: readable\r\n"
              "Message-ID: <readable-1@example.com>\r\n\r\nsecond\r\n");
   int port = 0;
-  pid_t proxy = imap_proxy_start_refusing(&port, "first");
+  pid_t proxy = imap_proxy_start_refusing(&port, "first", NULL);
   char extra[160], logfile[1024];
   snprintf(extra, sizeof(extra), "\"imap_url\":\"imap://127.0.0.1:%d/INBOX\"", port);
   snprintf(logfile, sizeof(logfile), "%s/skip.log", mail_dir);
@@ -1022,9 +1029,42 @@ START_TEST(after_read_moves_stored_mail_to_a_folder) {
            imap_port);
   out = NULL;
   ck_assert_int_eq(tu_run(cmd, &out), 0);
-  ck_assert_msg(strstr(out, "* SEARCH 1") != NULL, "Done: %s", out);
+  ck_assert_msg(strncmp(out, "* SEARCH ", 9) == 0 && out[9] >= '1' && out[9] <= '9', "Done: %s", out); /* found */
   free(out);
   ck_assert_int_eq(fe.n_in, 1);
+}
+END_TEST
+
+/* A move that fails is tried again: the mail is read again (stored once)
+ * and moved at the next poll. */
+START_TEST(a_failed_move_is_tried_again) {
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "curl -s --user support:secret 'imap://127.0.0.1:%d/' -X 'CREATE Done' >/dev/null", imap_port);
+  tu_run(cmd, NULL);
+  int port = 0;
+  pid_t proxy = imap_proxy_start_refusing(&port, NULL, "1");
+  char extra[200];
+  snprintf(extra, sizeof(extra), "\"imap_url\":\"imap://127.0.0.1:%d/INBOX\",\"after_read\":\"move:Done\"", port);
+  open_channel("secret", extra);
+  swaks_send(CUSTOMER, "support@example.org",
+             "From: customer@example.com\r\nTo: support@example.org\r\nSubject: move me again\r\n"
+             "Message-ID: <move-2@example.com>\r\n\r\nhello\r\n");
+  wait_inbound(1);
+  char *out = NULL;
+  snprintf(cmd, sizeof(cmd), "curl -s --user support:secret 'imap://127.0.0.1:%d/Done' -X 'SEARCH HEADER Message-ID move-2'",
+           imap_port);
+  for (int i = 0; i < 50; i++) { /* the next polls read it again and move it */
+    free(out);
+    out = NULL;
+    ck_assert_int_eq(tu_run(cmd, &out), 0);
+    if (strstr(out, "* SEARCH ") != NULL && strcmp(out, "* SEARCH\r\n") != 0) break;
+    want_in = 99;
+    run_until_fn(have_in, 200);
+  }
+  ck_assert_msg(strcmp(out, "* SEARCH\r\n") != 0 && strstr(out, "* SEARCH ") != NULL, "Done: %s", out);
+  free(out);
+  for (int i = 0; i < fe.n_in; i++) ck_assert_str_eq(fe.in[i].ext_id, "move-2@example.com"); /* the same mail, read again */
+  stop(&proxy);
 }
 END_TEST
 
@@ -1280,6 +1320,7 @@ int main(void) {
   tcase_add_test(tc, an_unreachable_server_is_a_transient_disconnect);
   tcase_add_test(tc, an_imap_outage_after_connecting_disconnects_until_a_poll_succeeds);
   tcase_add_test(tc, a_mail_the_server_cannot_serve_does_not_hold_up_the_next);
+  tcase_add_test(tc, a_failed_move_is_tried_again);
   tcase_add_test(tc, a_refused_login_sets_auth_failed);
   tcase_add_test(tc, a_message_that_starts_a_conversation_gets_a_new_tag);
   tcase_add_test(tc, after_read_moves_stored_mail_to_a_folder);

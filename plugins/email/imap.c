@@ -155,9 +155,30 @@ static void transient(email *e, const sb_mail_response *r, const char *what) {
   poll_lost(e, reason);
 }
 
+/* The move of a stored mail (after_read move:FOLDER) is done, or failed:
+ * then the mail is read again from the next poll on (the help desk knows
+ * it: a duplicate, stored once) and the move tried again, at most
+ * EMAIL_FETCH_TRIES times in a row, after which it is left where it is,
+ * logged as an error, so that it cannot hold up the mail behind it. */
 static void after_read_done(email *e, const sb_mail_response *r) {
-  if (r->status != SB_OK)
-    e->host->log(e->channel, SB_LOG_WARN, "IMAP after-read action failed: %s", r->error != NULL ? r->error : "?");
+  if (r->status != SB_OK) {
+    uint64_t uid = e->uids[e->next_uid - 1];
+    const char *why = r->error != NULL && r->error[0] != '\0' ? r->error : "no reason given";
+    if (e->failing_uid != uid) e->failing_uid = uid, e->failing_count = 0;
+    if (++e->failing_count < EMAIL_FETCH_TRIES) {
+      e->host->log(e->channel, SB_LOG_WARN, "moving mail UID %" PRIu64 " to \"%s\" failed (%s); it is read and moved again",
+                   uid, e->move_to, why);
+      kv_put_u64(e, "last_uid", uid - 1);
+      e->next_uid = e->n_uids; /* this cycle ends here */
+      poll_done(e, 1);
+      return;
+    }
+    e->host->log(e->channel, SB_LOG_ERROR,
+                 "moving mail UID %" PRIu64 " to \"%s\" failed %d times in a row (%s); it stays where it is", uid,
+                 e->move_to, e->failing_count, why);
+    e->failing_uid = 0;
+    e->failing_count = 0;
+  }
   poll_step(e);
 }
 
