@@ -193,8 +193,10 @@ static int config__http(config *cfg, const json_t *http, char *err, size_t errle
   json_t *v;
   json_object_foreach((json_t *)http, key, v) {
     if (strcmp(key, "body_limit") == 0) {
-      if (!json_is_integer(v) || json_integer_value(v) < 1024) {
-        snprintf(err, errlen, "%s: \"http.body_limit\" must be a number of bytes, at least 1024", cfg->path);
+      /* bodies are held in memory whole: a limit past 1 GiB is a typo */
+      if (!json_is_integer(v) || json_integer_value(v) < 1024 || json_integer_value(v) > (json_int_t)1 << 30) {
+        snprintf(err, errlen, "%s: \"http.body_limit\" must be a number of bytes from 1024 to 1073741824 (1 GiB)",
+                 cfg->path);
         return -EINVAL;
       }
       cfg->http_body_limit = (size_t)json_integer_value(v);
@@ -263,6 +265,13 @@ static int config__outbox(config *cfg, const json_t *outbox, char *err, size_t e
                cfg->path, key);
       return -EINVAL;
     }
+  }
+  int64_t base = cfg->outbox_retry_base_ms > 0 ? cfg->outbox_retry_base_ms : 1000,
+          max = cfg->outbox_retry_max_ms > 0 ? cfg->outbox_retry_max_ms : 3600 * 1000;
+  if (base > max) {
+    snprintf(err, errlen, "%s: \"outbox.retry_base\" (%lld ms) must not be longer than \"outbox.retry_max\" (%lld ms)",
+             cfg->path, (long long)base, (long long)max);
+    return -EINVAL;
   }
   return 0;
 }

@@ -158,6 +158,10 @@ START_TEST(outbox_and_http_settings_are_read_and_checked) {
   ck_assert_int_lt(load("{\"http\":{\"tls_cert\":\"a.pem\"}}", NULL), 0);
   ck_assert_ptr_nonnull(strstr(err, "go together"));
   ck_assert_int_lt(load("{\"http\":{\"body_limit\":10}}", NULL), 0);
+  ck_assert_int_lt(load("{\"http\":{\"body_limit\":1000000000000000}}", NULL), 0);
+  ck_assert_ptr_nonnull(strstr(err, "from 1024 to 1073741824"));
+  ck_assert_int_lt(load("{\"outbox\":{\"retry_base\":\"2h\"}}", NULL), 0); /* past the default cap of 1h */
+  ck_assert_ptr_nonnull(strstr(err, "must not be longer than \"outbox.retry_max\""));
   ck_assert_int_lt(load("{\"http\":{\"sse_max_pending\":100}}", NULL), 0);
   ck_assert_ptr_nonnull(strstr(err, "\"http.sse_max_pending\" must be a number of bytes, at least 4096"));
 }
