@@ -532,14 +532,14 @@ static void daemon__start_serving(daemon_host *d) {
   char err[1024];
   int rc = http_new(&d->loop, &opt, &d->http, err, sizeof(err));
   d->health = (health_sources){.loop = &d->loop, .st = d->st, .relay = d->relay, .http = d->http,
-                               .httpc = d->httpc, .webhooks = d->webhooks, .ctx = d, .channels = daemon__channels, .not_started = daemon__not_started,
-                               .stopping = daemon__stopping};
+                               .httpc = d->httpc, .webhooks = d->webhooks, .ctx = d, .channels = daemon__channels,
+                               .not_started = daemon__not_started, .stopping = daemon__stopping};
   if (rc == 0) rc = health_register(d->http, &d->health);
   if (rc == 0) rc = ingress_new(d->http, daemon__lookup, d, &d->ingress);
   if (rc == 0) ingress_on_pending(d->ingress, daemon__pending);
   api_host api_hooks = {
-      .loop = &d->loop, .st = d->st, .plugins = &d->plugins, .ctx = d, .lookup = daemon__lookup, .not_started = daemon__not_started,
-      .config = daemon__api_config, .channel_open = daemon__api_open, .channel_close = daemon__api_close,
+      .loop = &d->loop, .st = d->st, .plugins = &d->plugins, .ctx = d, .lookup = daemon__lookup,
+      .not_started = daemon__not_started, .config = daemon__api_config, .channel_open = daemon__api_open, .channel_close = daemon__api_close,
       .fatal = daemon__api_fatal, .webhooks = d->webhooks, .sse_keepalive_ms = (uint64_t)cfg->http_sse_keepalive_ms,
       .sse_max_pending = cfg->http_sse_max_pending,
   };

@@ -430,7 +430,8 @@ static json_t *chat__history_message(const chat *c, const sb_history_message *m)
     const char *colon = strrchr(m->external_id, ':');
     if (colon != NULL) json_object_set_new(o, "client_id", json_string(colon + 1));
   }
-  if (m->direction == SB_DIRECTION_OUT) json_object_set_new(o, "author", chat__author(c, m->author_name, m->author_avatar_url));
+  if (m->direction == SB_DIRECTION_OUT)
+    json_object_set_new(o, "author", chat__author(c, m->author_name, m->author_avatar_url));
   json_t *atts = m->attachments_json != NULL ? json_loads(m->attachments_json, 0, NULL) : NULL;
   if (json_is_array(atts)) chat__visitor_links(c, atts);
   json_object_set_new(o, "attachments", json_is_array(atts) ? atts : json_array());

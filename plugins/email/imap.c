@@ -166,8 +166,9 @@ static void after_read_done(email *e, const sb_mail_response *r) {
     const char *why = r->error != NULL && r->error[0] != '\0' ? r->error : "no reason given";
     if (e->failing_uid != uid) e->failing_uid = uid, e->failing_count = 0;
     if (++e->failing_count < EMAIL_FETCH_TRIES) {
-      e->host->log(e->channel, SB_LOG_WARN, "moving mail UID %" PRIu64 " to \"%s\" failed (%s); it is read and moved again",
-                   uid, e->move_to, why);
+      e->host->log(e->channel, SB_LOG_WARN,
+                   "moving mail UID %" PRIu64 " to \"%s\" failed (%s); it is read and moved again", uid, e->move_to,
+                   why);
       kv_put_u64(e, "last_uid", uid - 1);
       e->next_uid = e->n_uids; /* this cycle ends here */
       poll_done(e, 1);
