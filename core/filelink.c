@@ -40,8 +40,10 @@ int filelink_sign(int64_t id, uint32_t ttl_s, int64_t now_s, char *buf, size_t l
 }
 
 int filelink_valid(int64_t id, const char *expires, const char *sig, int64_t now_s) {
+  /* expires exactly as the link was made: digits, no leading zero (a link
+   * edited into another spelling of the same time is an edited link) */
   if (expires == NULL || sig == NULL || strlen(sig) != 64 || expires[0] == '\0' || strlen(expires) > 18 ||
-      strspn(expires, "0123456789") != strlen(expires))
+      strspn(expires, "0123456789") != strlen(expires) || (expires[0] == '0' && expires[1] != '\0'))
     return 0;
   int64_t e = strtoll(expires, NULL, 10);
   if (e < now_s) return 0;

@@ -95,6 +95,7 @@ START_TEST(file_links_are_for_one_file_until_they_expire) {
   ck_assert(!filelink_valid(42, "1060", sig, 1061)); /* then no more */
   ck_assert(!filelink_valid(43, "1060", sig, 1000)); /* another file */
   ck_assert(!filelink_valid(42, "1061", sig, 1000)); /* a longer life */
+  ck_assert(!filelink_valid(42, "01060", sig, 1000)); /* the same time spelled otherwise: an edited link */
   ck_assert(!filelink_valid(42, "+1060", sig, 1000));
   ck_assert(!filelink_valid(42, "1060", "00", 1000));
   char bad[65];
