@@ -79,6 +79,14 @@ START_TEST(quote_start_finds_the_history_markers) {
   ck_assert_uint_eq(email_quote_start(b, strlen(b)), 4);
   const char *c = "no history here\nat all";
   ck_assert_uint_eq(email_quote_start(c, strlen(c)), strlen(c));
+  /* Gmail wraps a long one: "wrote:" ends the next line */
+  const char *d = "Still waiting.\r\n\r\nOn Mon, 23 Nov 2026 at 21:08, Ana at Acme <\r\nsupport@example.org> wrote:\r\n"
+                  "> old\r\n";
+  ck_assert_uint_eq(email_quote_start(d, strlen(d)), 18);
+  /* a sentence that starts with "On " and a next line that does not end
+   * with "wrote:" is no history */
+  const char *e = "On Monday I ordered\ntwo boxes.\n";
+  ck_assert_uint_eq(email_quote_start(e, strlen(e)), strlen(e));
 }
 END_TEST
 

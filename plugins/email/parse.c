@@ -341,21 +341,36 @@ static void read_inline_forward(email_parsed *p, const char *subject) {
   }
 }
 
+/* Whether the line s (t bytes, trailing blanks gone) ends with "wrote:". */
+static int ends_wrote(const char *s, size_t t) { return t >= 6 && strncmp(s + t - 6, "wrote:", 6) == 0; }
+
+/* The length of the line at s (of at most len bytes) without its line end
+ * and trailing blanks, into *t; returns the full line's length. */
+static size_t line_at(const char *s, size_t len, size_t *t) {
+  const char *nl = memchr(s, '\n', len);
+  size_t ll = nl != NULL ? (size_t)(nl - s) : len;
+  *t = ll;
+  while (*t > 0 && (s[*t - 1] == '\r' || s[*t - 1] == ' ')) (*t)--;
+  return ll;
+}
+
 size_t email_quote_start(const char *text, size_t len) {
   size_t line = 0;
   while (line < len) {
     const char *s = text + line;
-    const char *nl = memchr(s, '\n', len - line);
-    size_t ll = nl != NULL ? (size_t)(nl - s) : len - line;
-    size_t t = ll;
-    while (t > 0 && (s[t - 1] == '\r' || s[t - 1] == ' ')) t--;
+    size_t t, ll = line_at(s, len - line, &t);
+    int has_nl = line + ll < len;
     if (s[0] == '>') return line;
-    if (t >= 6 && strncmp(s + t - 6, "wrote:", 6) == 0 && (strncmp(s, "On ", 3) == 0 || strncmp(s, "Le ", 3) == 0 ||
-                                                          strncmp(s, "Am ", 3) == 0 || strncmp(s, "Den ", 4) == 0)) {
-      return line;
+    int opens = strncmp(s, "On ", 3) == 0 || strncmp(s, "Le ", 3) == 0 || strncmp(s, "Am ", 3) == 0 ||
+                strncmp(s, "Den ", 4) == 0;
+    if (opens && ends_wrote(s, t)) return line;
+    if (opens && has_nl) { /* "On ... <" wrapped, "addr> wrote:" on the next line, as Gmail wraps it */
+      size_t t2;
+      line_at(s + ll + 1, len - line - ll - 1, &t2);
+      if (t2 > 0 && s[ll + 1] != '>' && ends_wrote(s + ll + 1, t2)) return line;
     }
     if (t >= 26 && strncmp(s, "-----Original Message-----", 26) == 0) return line;
-    if (nl == NULL) break;
+    if (!has_nl) break;
     line += ll + 1;
   }
   return len;
