@@ -958,14 +958,15 @@ START_TEST(a_message_that_starts_a_conversation_gets_a_new_tag) {
   send_rec s;
   memset(&s, 0, sizeof(s));
   s.base.complete = send_complete;
-  sb_attachment att[2] = {{.url = "https://files.example/manual.pdf", .mime_type = "application/pdf",
+  sb_attachment att[3] = {{.url = "https://files.example/manual.pdf", .mime_type = "application/pdf",
                            .filename = "manual.pdf"},
                           {.mime_type = "text/csv", .filename = "order.csv", .data = "sku,qty\n4471,1\n",
-                           .data_len = 15}};
+                           .data_len = 15},
+                          {.mime_type = "text/plain", .filename = "empty.txt", .data = "", .data_len = 0}};
   sb_outbound_message m = {.message_id = "hd-2", .idempotency_key = "idem-2", .attempt = 1,
                            .recipient_id = "Customer@Example.com", .subject = "Your order is ready",
                            .text = "Your order is ready.", .html = "<p>Your order is <b>ready</b>.</p>",
-                           .attachments = att, .attachment_count = 2, .agent_name = "Ana Berg"};
+                           .attachments = att, .attachment_count = 3, .agent_name = "Ana Berg"};
   ck_assert_int_eq(channel_send(ch, &m, &s.base), 0);
   current_send = &s;
   ck_assert(run_until_fn(send_done, 20000));
@@ -976,6 +977,7 @@ START_TEST(a_message_that_starts_a_conversation_gets_a_new_tag) {
   ck_assert_msg(strstr(got, "From: Acme <support@example.org>") != NULL, "%s", got);
   ck_assert_msg(strstr(got, "In-Reply-To") == NULL, "a first message answers nothing:\n%s", got);
   ck_assert_msg(strstr(got, "multipart/mixed") != NULL && strstr(got, "filename=order.csv") != NULL, "%s", got);
+  ck_assert_msg(strstr(got, "filename=empty.txt") != NULL, "an empty file is still attached: %s", got);
   ck_assert_msg(strstr(got, "https://files.example/manual.pdf") != NULL, "%s", got);
   ck_assert_msg(strstr(got, "<b>ready</b>") != NULL, "%s", got);
   free(got);

@@ -204,7 +204,7 @@ int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *
   GMimeMultipart *mixed = NULL;
   for (size_t i = 0; i < msg->attachment_count; i++) {
     const sb_attachment *a = &msg->attachments[i];
-    if (a->data == NULL || a->data_len == 0) continue;
+    if (a->data == NULL) continue; /* a link, listed above; an empty file still goes, as an empty part */
     if (mixed == NULL) {
       mixed = g_mime_multipart_new_with_subtype("mixed");
       g_mime_multipart_add(mixed, GMIME_OBJECT(alt));
