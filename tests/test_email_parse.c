@@ -100,6 +100,12 @@ START_TEST(a_mail_without_message_id_gets_a_stable_hash) {
   email_parsed_free(&p);
   parse(raw);
   ck_assert_str_eq(p.message_id, first);
+  ck_assert(!(p.flags & SB_IN_NO_AUTOREPLY));
+  /* without a From there is nobody to answer automatically */
+  email_parsed_free(&p);
+  parse("To: s@example.org\r\nSubject: x\r\nMessage-ID: <nofrom@e>\r\n\r\nbody\r\n");
+  ck_assert_str_eq(p.from_addr, "unknown@invalid");
+  ck_assert(p.flags & SB_IN_NO_AUTOREPLY);
 }
 END_TEST
 
