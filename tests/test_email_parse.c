@@ -106,6 +106,7 @@ START_TEST(a_mail_without_message_id_gets_a_stable_hash) {
   parse("To: s@example.org\r\nSubject: x\r\nMessage-ID: <nofrom@e>\r\n\r\nbody\r\n");
   ck_assert_str_eq(p.from_addr, "unknown@invalid");
   ck_assert(p.flags & SB_IN_NO_AUTOREPLY);
+  ck_assert_str_eq(p.loop_reason, "no From");
 }
 END_TEST
 

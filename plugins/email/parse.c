@@ -558,7 +558,7 @@ int email_parse(const char *raw, size_t len, uint64_t max_att_bytes, email_parse
   }
   if (out->from_addr == NULL) {
     out->from_addr = strdup("unknown@invalid");
-    out->flags |= SB_IN_NO_AUTOREPLY; /* no address to answer: no instant reply to unknown@invalid */
+    set_loop(out, SB_IN_NO_AUTOREPLY, "no From"); /* no address to answer: no instant reply to unknown@invalid */
     warn(&c, "no readable From address");
   }
   if (out->text == NULL && out->html != NULL) out->text = email_html_to_text(out->html);
