@@ -82,6 +82,10 @@ START_TEST(receipts_over_http_are_watermarks_for_the_visitor) {
   const testhost_reply *r = call("POST", "/messages", SITE, token, "{\"type\":\"seen\",\"status\":\"read\"}");
   ck_assert_int_eq(r->status, 200);
   ck_assert_str_eq(r->body, "{\"type\":\"seen\"}");
+  /* a status that is neither is refused, not taken as delivered */
+  const testhost_reply *bad = call("POST", "/messages", SITE, token, "{\"type\":\"seen\",\"status\":\"opened\"}");
+  ck_assert_int_eq(bad->status, 400);
+  ck_assert_ptr_nonnull(strstr(bad->body, "delivered or read"));
   ck_assert_uint_eq(testhost_status_count(th), 1);
   const sb_status_update *u = testhost_status_at(th, 0);
   ck_assert_uint_eq(u->status, SB_STATUS_READ);

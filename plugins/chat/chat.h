@@ -144,6 +144,8 @@ typedef struct chat_refusal {
 int chat_take_message(chat *c, chat_visitor *v, const json_t *frame, chat_conn *conn, sb_responder *r,
                       const char *origin, chat_refusal *why);
 
+/* Whether a seen frame names a status it may: "delivered" or "read". */
+int chat_seen_valid(const json_t *frame);
 /* A "seen" frame ({"status": "delivered"|"read"}): every reply to the
  * visitor so far is delivered or read. Callers keep it to one a second. */
 void chat_seen(chat *c, const chat_visitor *v, const json_t *frame);

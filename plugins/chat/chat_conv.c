@@ -535,6 +535,11 @@ int chat_ws_open(void *instance, const sb_http_request *req, sb_ws *ws, void **o
   return SB_OK;
 }
 
+int chat_seen_valid(const json_t *frame) {
+  const char *status = json_string_value(json_object_get(frame, "status"));
+  return status != NULL && (strcmp(status, "read") == 0 || strcmp(status, "delivered") == 0);
+}
+
 void chat_seen(chat *c, const chat_visitor *v, const json_t *frame) {
   const char *status = json_string_value(json_object_get(frame, "status"));
   sb_status_update u = {.struct_size = sizeof(u)};
@@ -578,6 +583,8 @@ void chat_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const
                          chat__error_frame(json_string_value(json_object_get(frame, "client_id")), why.code,
                                            why.message));
     }
+  } else if (strcmp(type, "seen") == 0 && !chat_seen_valid(frame)) {
+    chat__ws_send_json(c, ws, chat__error_frame(NULL, "invalid", "a seen frame's status is delivered or read"));
   } else if (strcmp(type, "seen") == 0) {
     int64_t now = c->host->now_ms();
     if (now - cn->last_receipt_ms >= CHAT_MIN_FRAME_GAP_MS) { /* each receipt is a store write */

@@ -161,6 +161,9 @@ static void chat__messages(chat *c, const sb_http_request *req, sb_responder *r,
   } else if (v == NULL) {
     chat_http_error(c, r, 503, origin, "unavailable", "out of memory");
   } else if (json_is_string(json_object_get(frame, "type")) &&
+             strcmp(json_string_value(json_object_get(frame, "type")), "seen") == 0 && !chat_seen_valid(frame)) {
+    chat_http_error(c, r, 400, origin, "invalid", "a seen frame's status is delivered or read");
+  } else if (json_is_string(json_object_get(frame, "type")) &&
              strcmp(json_string_value(json_object_get(frame, "type")), "seen") == 0) {
     int64_t now = c->host->now_ms(); /* each receipt is a store write: one a second, the rest dropped */
     if (now - v->last_receipt_ms >= CHAT_MIN_FRAME_GAP_MS) {
