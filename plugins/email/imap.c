@@ -155,6 +155,17 @@ static void transient(email *e, const sb_mail_response *r, const char *what) {
   poll_lost(e, reason);
 }
 
+/* Counts one more refusal for the current UID (a fetch or a move the
+ * server would not do); returns how many in a row, and starts over (for
+ * the next UID to fail) once that reaches EMAIL_FETCH_TRIES. */
+static int refused_in_a_row(email *e) {
+  uint64_t uid = e->uids[e->next_uid - 1];
+  if (e->failing_uid != uid) e->failing_uid = uid, e->failing_count = 0;
+  int n = ++e->failing_count;
+  if (n >= EMAIL_FETCH_TRIES) e->failing_uid = 0, e->failing_count = 0;
+  return n;
+}
+
 /* The move of a stored mail (after_read move:FOLDER) is done, or failed:
  * then the mail is read again from the next poll on (the help desk knows
  * it: a duplicate, stored once) and the move tried again, at most
@@ -164,8 +175,8 @@ static void after_read_done(email *e, const sb_mail_response *r) {
   if (r->status != SB_OK) {
     uint64_t uid = e->uids[e->next_uid - 1];
     const char *why = r->error != NULL && r->error[0] != '\0' ? r->error : "no reason given";
-    if (e->failing_uid != uid) e->failing_uid = uid, e->failing_count = 0;
-    if (++e->failing_count < EMAIL_FETCH_TRIES) {
+    int n = refused_in_a_row(e);
+    if (n < EMAIL_FETCH_TRIES) {
       e->host->log(e->channel, SB_LOG_WARN,
                    "moving mail UID %" PRIu64 " to \"%s\" failed (%s); it is read and moved again", uid, e->move_to,
                    why);
@@ -176,9 +187,7 @@ static void after_read_done(email *e, const sb_mail_response *r) {
     }
     e->host->log(e->channel, SB_LOG_ERROR,
                  "moving mail UID %" PRIu64 " to \"%s\" failed %d times in a row (%s); it stays where it is", uid,
-                 e->move_to, e->failing_count, why);
-    e->failing_uid = 0;
-    e->failing_count = 0;
+                 e->move_to, n, why);
   }
   poll_step(e);
 }
@@ -227,19 +236,15 @@ static void emit(email *e, const sb_mail_response *r, int headers_only) {
  * the mail. */
 static void fetch_refused(email *e, const sb_mail_response *r, const char *what) {
   uint64_t uid = e->uids[e->next_uid - 1];
-  if (r->status == SB_EIO) {
-    if (e->failing_uid != uid) e->failing_uid = uid, e->failing_count = 0;
-    if (++e->failing_count >= EMAIL_FETCH_TRIES) {
-      e->host->log(e->channel, SB_LOG_ERROR,
-                   "mail UID %" PRIu64 " could not be fetched %d times in a row (%s); skipped, so the mail after it "
-                   "is read: look for it in the mailbox",
-                   uid, e->failing_count, r->error != NULL && r->error[0] != '\0' ? r->error : "no reason given");
-      e->failing_uid = 0;
-      e->failing_count = 0;
-      kv_put_u64(e, "last_uid", uid);
-      poll_step(e);
-      return;
-    }
+  int n = r->status == SB_EIO ? refused_in_a_row(e) : 0;
+  if (n >= EMAIL_FETCH_TRIES) {
+    e->host->log(e->channel, SB_LOG_ERROR,
+                 "mail UID %" PRIu64 " could not be fetched %d times in a row (%s); skipped, so the mail after it "
+                 "is read: look for it in the mailbox",
+                 uid, n, r->error != NULL && r->error[0] != '\0' ? r->error : "no reason given");
+    kv_put_u64(e, "last_uid", uid);
+    poll_step(e);
+    return;
   }
   transient(e, r, what);
 }
