@@ -322,8 +322,8 @@ void sq_caches_clear(store *st);
  * its statuses change, and with sq_caches_clear. */
 void sq_ticket_starts_clear(store *st);
 
-/* Fails the pending sends of channel when it no longer exists (deleted over
- * the API), with message.status events; 0 or -EIO. */
+/* Fails the pending sends of channel, whose row the caller has just
+ * deleted (over the API), with message.status events; 0 or -EIO. */
 int sq_outbox_fail_channel(store *st, sq_req *r, const char *channel);
 
 /* Shared steps of the message path (store_sqlite_route.c). */
