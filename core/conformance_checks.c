@@ -166,25 +166,12 @@ static int cc__file_name(conformance_ctx *ctx) {
   return ok ? CONFORMANCE_PASS : CONFORMANCE_FAIL;
 }
 
-/* A semantic version: N.N.N with an optional -pre or +build. */
-static int cc__semver(const char *v) {
-  int parts = 0;
-  const char *p = v;
-  while (parts < 3) {
-    if (*p < '0' || *p > '9') return 0;
-    while (*p >= '0' && *p <= '9') p++;
-    parts++;
-    if (parts < 3 && *p++ != '.') return 0;
-  }
-  return *p == '\0' || *p == '-' || *p == '+';
-}
-
 static int cc__metadata(conformance_ctx *ctx) {
   testhost *th;
   if (cc__open(ctx, &th) != CONFORMANCE_PASS) return CONFORMANCE_FAIL;
   const sb_plugin *d = testhost_plugin(th);
   int rc;
-  if (!cc__semver(d->version)) {
+  if (!loader_version_semantic(d->version)) {
     rc = cc__say(ctx, CONFORMANCE_FAIL, "version \"%.40s\" is not a semantic version such as 1.2.0", d->version);
   } else if (d->logo_url != NULL && strstr(d->logo_url, "://") == NULL) {
     rc = cc__say(ctx, CONFORMANCE_FAIL, "logo_url \"%.80s\" is not an absolute URL", d->logo_url);

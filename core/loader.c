@@ -27,6 +27,17 @@ int loader_id_valid(const char *id) {
   return 1;
 }
 
+int loader_version_semantic(const char *v) {
+  if (v == NULL) return 0;
+  const char *p = v;
+  for (int parts = 0; parts < 3; parts++) {
+    if (parts > 0 && *p++ != '.') return 0;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9') p++;
+  }
+  return *p == '\0' || *p == '-' || *p == '+';
+}
+
 /* The id a file claims by its name: "dir/custom.so" → "custom". */
 static void loader__file_id(const char *path, char *out, size_t outlen) {
   const char *base = strrchr(path, '/');

@@ -55,6 +55,10 @@ void loader_unload(loader *l);
 /* True when id is 1-32 of [a-z0-9_] starting with a letter. */
 int loader_id_valid(const char *id);
 
+/* True when v is a semantic version: N.N.N, then nothing or a -pre or
+ * +build part. */
+int loader_version_semantic(const char *v);
+
 #include <jansson.h>
 
 /* The plugin as the CLI and the API show it: {id, name, publisher, version,

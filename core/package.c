@@ -396,11 +396,34 @@ static json_t *pkg__check(const pkg *p, const char *path, char *const *trusted, 
   json_t *m = json_loadb((const char *)p->files[0].data, p->files[0].len, JSON_REJECT_DUPLICATES, NULL);
   json_t *files = json_object_get(m, "files");
   const char *id = json_string_value(json_object_get(m, "id"));
+  const char *version = json_string_value(json_object_get(m, "version"));
+  const char *abi = json_string_value(json_object_get(m, "abi"));
+  int major = -1, end = -1;
+  unsigned minor = 0;
+  if (abi != NULL && strspn(abi, "0123456789.") == strlen(abi)) sscanf(abi, "%d.%u%n", &major, &minor, &end);
+  int ok = 0;
   if (!json_is_object(m) || json_integer_value(json_object_get(m, "format")) != PKG_FORMAT || id == NULL ||
-      !loader_id_valid(id) || !json_is_string(json_object_get(m, "version")) || !json_is_array(files) ||
-      json_array_size(files) != p->n - 2) {
-    snprintf(err, errlen, "%s: the manifest is not one this switchboard reads (format %d, id, version, files)", path,
-             PKG_FORMAT);
+      !loader_id_valid(id) || version == NULL || abi == NULL || !json_is_array(files)) {
+    snprintf(err, errlen, "%s: the manifest is not one this switchboard reads (format %d, id, version, abi, files)",
+             path, PKG_FORMAT);
+  } else if (!loader_version_semantic(version)) {
+    snprintf(err, errlen, "%s: the manifest's version \"%.40s\" is not a semantic version such as 1.2.0", path,
+             version);
+  } else if (end < 0 || (size_t)end != strlen(abi) || major != SB_ABI_MAJOR || minor > SB_ABI_MINOR) {
+    snprintf(err, errlen, "%s: the plugin is built for ABI %.20s; this switchboard runs ABI %d.0 to %d.%d%s", path,
+             abi, SB_ABI_MAJOR, SB_ABI_MAJOR, SB_ABI_MINOR,
+             major == SB_ABI_MAJOR && minor > SB_ABI_MINOR ? " (upgrade switchboard)" : "");
+  } else if (json_array_size(files) < p->n - 2) {
+    snprintf(err, errlen, "%s: entry %zu, %s, is not in the manifest", path, json_array_size(files) + 3,
+             p->files[json_array_size(files) + 2].name);
+  } else if (json_array_size(files) > p->n - 2) {
+    const char *listed = json_string_value(json_object_get(json_array_get(files, p->n - 2), "path"));
+    snprintf(err, errlen, "%s: the manifest lists %s, which the package does not hold", path,
+             listed != NULL ? listed : "an entry without a path");
+  } else {
+    ok = 1;
+  }
+  if (!ok) {
     json_decref(m);
     return NULL;
   }
@@ -558,6 +581,12 @@ static int pkg__pack(int argc, char **argv) {
   } else if (strcmp(base, so) != 0) {
     fprintf(stderr, "switchboard plugins pack: %s declares id \"%s\"; the file must be named %s\n", so_path, id, so);
     rc = PKG_REFUSED;
+  } else if (!loader_version_semantic(json_string_value(json_object_get(m, "version")))) {
+    fprintf(stderr,
+            "switchboard plugins pack: %s declares version \"%.40s\", not a semantic version such as 1.2.0 "
+            "(switchboard plugins check %s)\n",
+            so_path, json_string_value(json_object_get(m, "version")), so_path);
+    rc = PKG_REFUSED;
   }
   /* the entries after the manifest and its signature: the plugin, then the --add files */
   json_t *files = json_array();
@@ -672,10 +701,12 @@ static int pkg__load_check(const char *cmd, const pkg *p, const json_t *m) {
     fprintf(stderr, "switchboard plugins %s: the packaged plugin does not load here: %s\n", cmd, err);
     rc = PKG_REFUSED;
   } else if (!json_equal(json_object_get(d, "id"), json_object_get(m, "id")) ||
-             !json_equal(json_object_get(d, "version"), json_object_get(m, "version"))) {
-    fprintf(stderr, "switchboard plugins %s: the packaged plugin is %s %s, not the manifest's %s %s\n", cmd,
-            json_string_value(json_object_get(d, "id")), json_string_value(json_object_get(d, "version")),
-            json_string_value(json_object_get(m, "id")), json_string_value(json_object_get(m, "version")));
+             !json_equal(json_object_get(d, "version"), json_object_get(m, "version")) ||
+             !json_equal(json_object_get(d, "abi"), json_object_get(m, "abi"))) {
+    fprintf(stderr, "switchboard plugins %s: the packaged plugin is %s %s (ABI %s), not the manifest's %s %s (ABI %s)\n",
+            cmd, json_string_value(json_object_get(d, "id")), json_string_value(json_object_get(d, "version")),
+            json_string_value(json_object_get(d, "abi")), json_string_value(json_object_get(m, "id")),
+            json_string_value(json_object_get(m, "version")), json_string_value(json_object_get(m, "abi")));
     rc = PKG_REFUSED;
   }
   json_decref(d);

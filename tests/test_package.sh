@@ -35,6 +35,8 @@ cp "$PLUGINS/testplugin.so" other.so
 expect "a plugin file not named after its id is not packed" 2 'declares id "testplugin"; the file must be named testplugin.so' \
   "$SB" plugins pack other.so --key acme.key
 expect "a file the daemon would refuse is not packed" 2 'wrong magic' "$SB" plugins pack "$PLUGINS/bad_magic.so" --key acme.key
+expect "a plugin whose version is not semantic is not packed" 2 'declares version "banana", not a semantic version' \
+  "$SB" plugins pack "$PLUGINS/misbehaving/odd_version.so" --key acme.key
 expect "pack needs a key" 2 'give one plugin file and --key' "$SB" plugins pack "$PLUGINS/testplugin.so"
 expect "a key file that is not a key is refused" 2 'is not a signing key' "$SB" plugins pack "$PLUGINS/testplugin.so" --key README.md
 expect "a file cannot be added under the manifest's name" 2 'cannot go into a package' \
@@ -51,13 +53,27 @@ expect "--trust must be a key" 2 'neither 64 hexadecimal digits nor a .pub file'
   "$SB" plugins verify testplugin-1.0.0.sbpkg --trust 1234
 expect "a missing package is a runtime failure" 1 'cannot read nope.sbpkg' "$SB" plugins verify nope.sbpkg --trust acme.pub
 
-# Rewrites the package: python3 EDIT makes out.sbpkg from the entries (name, bytes) in `e`.
+# Rewrites the package: python3 EDIT makes out.sbpkg from the entries (name, bytes) in `e`;
+# resign(F) has F change the manifest (a dict), which acme.key then signs again (openssl's Ed25519).
 tamper() {
   python3 - testplugin-1.0.0.sbpkg out.sbpkg "$1" <<'PY'
-import io, sys, tarfile
+import base64, io, json, subprocess, sys, tarfile
 src, dst, edit = sys.argv[1:4]
 with tarfile.open(src, "r:gz") as t:
     e = [(m.name, t.extractfile(m).read()) for m in t.getmembers()]
+def resign(change):
+    m = json.loads(e[0][1])
+    change(m)
+    e[0] = ("manifest.json", json.dumps(m).encode())
+    seed = bytes.fromhex(open("acme.key").read().strip())[:32]  # libsodium's secret key: seed, then public key
+    der = bytes.fromhex("302e020100300506032b657004220420") + seed
+    with open("resign.pem", "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n" % base64.b64encode(der).decode())
+    with open("resign.json", "wb") as f:
+        f.write(e[0][1])
+    sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", "resign.pem", "-in", "resign.json"],
+                         check=True, capture_output=True).stdout
+    e[1] = ("manifest.sig", json.dumps({"public_key": open("acme.pub").read().strip(), "signature": sig.hex()}).encode())
 exec(edit)
 with tarfile.open(dst, "w:gz") as t:
     for name, data in e:
@@ -76,7 +92,20 @@ tampered "a plugin changed after signing is refused" 2 'testplugin.so does not m
   'e[2] = (e[2][0], e[2][1][:-1] + bytes([e[2][1][-1] ^ 1]))'
 tampered "a manifest changed after signing is refused" 2 'the signature does not match the manifest' \
   'e[0] = (e[0][0], e[0][1].replace(b"1.0.0", b"9.9.9"))'
-tampered "an entry the manifest does not list is refused" 2 'not one this switchboard reads' 'e.append(("extra.so", b"x"))'
+tampered "an entry the manifest does not list is refused, by name" 2 'entry 5, extra.so, is not in the manifest' \
+  'e.append(("extra.so", b"x"))'
+tampered "a listed file the package lacks is refused, by name" 2 'the manifest lists README.md, which the package does not hold' \
+  'del e[3]'
+tampered "a manifest signed again by its key verifies (the test's signing is sound)" 0 '\(trusted\)' \
+  'resign(lambda m: None)'
+tampered "a signed manifest whose version is not semantic is refused" 2 'version "banana" is not a semantic version' \
+  'resign(lambda m: m.update(version="banana"))'
+tampered "a package built for another major ABI is refused" 2 'built for ABI 2\.0; this switchboard runs ABI 1\.0 to 1\.' \
+  'resign(lambda m: m.update(abi="2.0"))'
+tampered "a package built for a newer minor ABI is refused" 2 'built for ABI 1\.99; .*(upgrade switchboard)' \
+  'resign(lambda m: m.update(abi="1.99"))'
+tampered "a manifest without its ABI is refused" 2 'not one this switchboard reads' \
+  'resign(lambda m: m.pop("abi"))'
 tampered "a path that climbs out of the package is refused" 2 'not a plain file with a plain name' \
   'e[3] = ("../README.md", e[3][1])'
 tampered "the manifest and its signature come first" 2 'must start with manifest.json and manifest.sig' \
@@ -102,6 +131,10 @@ check "the installed file is the packaged plugin" 'cmp -s plugins/testplugin.so 
 expect "the daemon's loader finds the installed plugin" 0 'testplugin +1\.0\.0' "$SB" plugins list -c trusting.json
 expect "installing again replaces the file" 0 'replacing the file there' \
   "$SB" plugins install testplugin-1.0.0.sbpkg -c trusting.json
+tamper 'resign(lambda m: m.update(abi="1.0"))'
+expect "install refuses a plugin whose real ABI is not its manifest's" 2 \
+  'the packaged plugin is testplugin 1\.0\.0 \(ABI 1\.[0-9]+\), not the manifest.s testplugin 1\.0\.0 \(ABI 1\.0\)' \
+  "$SB" plugins install out.sbpkg -c trusting.json
 expect "verify -c trusts the config's keys" 0 '\(trusted\)' "$SB" plugins verify -c trusting.json testplugin-1.0.0.sbpkg
 
 # plugins.require_signed: the loader takes only files a trusted package installed, as they were signed

@@ -67,7 +67,11 @@ static const struct {
 #endif
     .id = BROKEN_ID,
     .name = "Broken",
+#if defined(BROKEN_ODD_VERSION)
+    .version = "banana", /* loads; `plugins check` and `plugins pack` refuse it */
+#else
     .version = "0.0.1",
+#endif
 #if defined(BROKEN_NOT_UTF8)
     .description = "caf\xe9 latin-1", /* not UTF-8: no JSON list could show it */
 #endif
