@@ -1,6 +1,7 @@
 /* cli.c — the command line: run, check, plugins list|schema|check|new, tokens create, --version, --help. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -218,6 +219,14 @@ static int cli__load_plugins(const cli_opts *o, const char *command, loader *plu
                : CLI_RUNTIME;
   }
   static const char *const default_dirs[] = {SB_DEFAULT_PLUGIN_DIR};
+  for (size_t i = 0; i < o->dir_count; i++) {
+    DIR *d = opendir(o->dirs[i]); /* a folder named on the command line must be there; a config's may be missing */
+    if (d == NULL) {
+      fprintf(stderr, "switchboard plugins %s: --dir %s cannot be read: %s\n", command, o->dirs[i], strerror(errno));
+      return CLI_USAGE;
+    }
+    closedir(d);
+  }
   const char *const *dirs = o->dir_count > 0 ? o->dirs : default_dirs;
   size_t n = o->dir_count > 0 ? o->dir_count : 1;
   return loader_load(plugins, hostapi_table(), dirs, n, NULL, NULL, NULL) == 0 ? 0 : CLI_RUNTIME;

@@ -89,6 +89,8 @@ expect "channel of a plugin not allowed" 2 'plugin "testplugin" is not in plugin
 
 expect "plugins list from dirs shows refusals" 0 'refused: .*no_create.so\) lacks the required hook create' \
   "$SB" plugins list --dir "$PLUGINS"
+expect "a --dir that cannot be read is a usage error, named" 2 '--dir /nonexistent/plugins cannot be read: No such file' \
+  "$SB" plugins list --dir "$PLUGINS" --dir /nonexistent/plugins
 expect "plugins list --json" 0 '"id": "testplugin"' "$SB" plugins list --dir "$PLUGINS" --json
 expect "plugins list with a config loads only allowed" 0 'testplugin' "$SB" plugins list -c "$cfg"
 if "$SB" plugins list -c "$cfg" 2>&1 | grep -q refused; then not_ok "allowed-only list opens nothing else"; else ok "allowed-only list opens nothing else"; fi
