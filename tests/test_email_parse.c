@@ -252,6 +252,17 @@ START_TEST(a_reply_is_a_threaded_mail_and_ids_cannot_inject_headers) {
   ck_assert_ptr_null(strstr(out, "Auto-Submitted"));
   free(out);
   free(id);
+  /* a mail without a Message-ID is known by a stand-in, which no reply cites */
+  ck_assert_int_eq(email_build_reply(&cfg, &m, "", NULL, "hash-0123456789abcdef0123456789abcdef", NULL,
+                                     1763800000000, &out, &len, &id),
+                   0);
+  ck_assert_msg(strstr(out, "In-Reply-To") == NULL && strstr(out, "hash-") == NULL, "a stand-in cited:\n%s", out);
+  free(out);
+  free(id);
+  ck_assert(email_message_id_citable("a.b@example.com"));
+  ck_assert(!email_message_id_citable("hash-0123456789abcdef0123456789abcdef"));
+  ck_assert(!email_message_id_citable("a b@example.com"));
+  ck_assert(!email_message_id_citable(NULL));
 }
 END_TEST
 

@@ -63,6 +63,11 @@ void email_parsed_free(email_parsed *p);
  * byte offset where the history starts (len when there is none). */
 size_t email_quote_start(const char *text, size_t len);
 
+/* 1 when id (without <>) is a Message-ID another mail can name in
+ * In-Reply-To and References: it has an @ and no space, bracket or line
+ * break. The "hash-..." stand-in of a mail that had none is not one. */
+int email_message_id_citable(const char *id);
+
 /* Builds the metadata_json object for a parsed mail (malloc'd). */
 char *email_metadata_json(const email_parsed *p);
 /* Plain text of an HTML body (tags and what is inside <style>, <script>,

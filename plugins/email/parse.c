@@ -463,6 +463,10 @@ char *email_html_to_text(const char *html) {
   return r;
 }
 
+int email_message_id_citable(const char *id) {
+  return id != NULL && strchr(id, '@') != NULL && strpbrk(id, " \t<>\r\n") == NULL && strlen(id) <= 900;
+}
+
 static char *hash_id(const char *raw, size_t len) {
   /* The header block is what identifies a mail without a Message-ID. */
   size_t hl = len;

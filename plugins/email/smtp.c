@@ -132,8 +132,9 @@ int email_build_reply(const email_outbound_cfg *cfg, const sb_outbound_message *
   g_mime_message_set_date(m, dt);
   g_date_time_unref(dt);
   /* Ids come from mail and from the help desk: never let one carry a line
-   * break (a header of its own) or brackets into the header. */
-  if (in_reply_to != NULL && strpbrk(in_reply_to, " \t\r\n<>") != NULL) in_reply_to = NULL;
+   * break (a header of its own) or brackets into the header, nor answer a
+   * mail's stand-in id (it had no Message-ID). */
+  if (!email_message_id_citable(in_reply_to)) in_reply_to = NULL;
   if (references != NULL && strpbrk(references, "\r\n") != NULL) references = NULL;
   if (in_reply_to != NULL && in_reply_to[0] != '\0') {
     char *v = g_strdup_printf("<%s>", in_reply_to);

@@ -156,7 +156,7 @@ const char *email_thread_refs(email_threads *t, const char *thread) {
 }
 
 void email_thread_add_ref(email_threads *t, const char *thread, const char *message_id) {
-  if (message_id == NULL || strpbrk(message_id, " <>\r\n") != NULL || strlen(message_id) > 900) return;
+  if (!email_message_id_citable(message_id)) return;
   char key[96], word[1000];
   snprintf(key, sizeof(key), "refs:%s", thread);
   snprintf(word, sizeof(word), "<%s>", message_id);
