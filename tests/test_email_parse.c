@@ -90,6 +90,16 @@ START_TEST(quote_start_finds_the_history_markers) {
 }
 END_TEST
 
+START_TEST(text_is_stored_with_lf_line_ends) {
+  parse("From: kim@example.com\r\nSubject: x\r\nMessage-ID: <lf@e>\r\n\r\n"
+        "line one\r\nline two\rline three\r\n\r\nOn Mon, 1 Jan 2026, Acme wrote:\r\n> quoted\r\n");
+  ck_assert_str_eq(p.text, "line one\nline two\nline three");
+  ck_assert_ptr_nonnull(p.quoted);
+  ck_assert_ptr_null(strchr(p.quoted, '\r'));
+  email_parsed_free(&p);
+}
+END_TEST
+
 START_TEST(a_mail_without_message_id_gets_a_stable_hash) {
   const char *raw = "From: kim@example.com\r\nSubject: x\r\nDate: Mon, 1 Jan 2026 10:00:00 +0000\r\n\r\nbody\r\n";
   parse(raw);
@@ -286,6 +296,7 @@ int main(void) {
   tcase_add_test(tc, outlook_forward_is_found_and_outlook_quote_is_cut);
   tcase_add_test(tc, quote_start_finds_the_history_markers);
   tcase_add_test(tc, a_mail_without_message_id_gets_a_stable_hash);
+  tcase_add_test(tc, text_is_stored_with_lf_line_ends);
   tcase_add_test(tc, attachments_over_the_limit_are_listed_without_data);
   tcase_add_test(tc, a_bounce_names_the_bounced_message_and_why);
   tcase_add_test(tc, anything_parses_without_a_crash);

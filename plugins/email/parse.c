@@ -467,6 +467,22 @@ int email_message_id_citable(const char *id) {
   return id != NULL && strchr(id, '@') != NULL && strpbrk(id, " \t<>\r\n") == NULL && strlen(id) <= 900;
 }
 
+/* Line ends as \n, as every other channel's text has them: CRLF (mail's
+ * own) and a lone CR both become LF, in place. */
+static void lf_only(char *s) {
+  if (s == NULL) return;
+  char *w = s;
+  for (const char *r = s; *r != '\0'; r++) {
+    if (*r == '\r') {
+      *w++ = '\n';
+      if (r[1] == '\n') r++;
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+}
+
 static char *hash_id(const char *raw, size_t len) {
   /* The header block is what identifies a mail without a Message-ID. */
   size_t hl = len;
@@ -566,6 +582,7 @@ int email_parse(const char *raw, size_t len, uint64_t max_att_bytes, email_parse
     warn(&c, "no readable From address");
   }
   if (out->text == NULL && out->html != NULL) out->text = email_html_to_text(out->html);
+  lf_only(out->text);
   split_quote(out);
   if (out->message_id == NULL || out->from_addr == NULL) {
     email_parsed_free(out);
