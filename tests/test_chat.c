@@ -298,6 +298,9 @@ START_TEST(tokens_are_checked_and_limits_kept) {
   const testhost_reply *typed = call("POST", "/messages", SITE, token, "{\"client_id\":\"a\",\"text\":5}");
   ck_assert_int_eq(typed->status, 400); /* a text that is no string is malformed, not too large */
   ck_assert_ptr_nonnull(strstr(typed->body, "\"invalid\""));
+  const testhost_reply *nul = call("POST", "/messages", SITE, token, "{\"client_id\":\"a\",\"text\":\"a\\u0000b\"}");
+  ck_assert_int_eq(nul->status, 400);
+  ck_assert_msg(strstr(nul->body, "no text may hold") != NULL, "%s", nul->body);
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"a\"}")->status, 400);
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"a\",\"text\":\"1\"}")->status, 0);
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"b\",\"text\":\"2\"}")->status, 0);

@@ -201,6 +201,11 @@ START_TEST(bad_frames_get_errors_and_limits_hold) {
   f = frame_at(ws, 3);
   ck_assert_str_eq(str(f, "type"), "pong");
   json_decref(f);
+  say(ws, "{\"type\":\"message\",\"client_id\":\"n\",\"text\":\"a\\u0000b\"}");
+  f = frame_at(ws, 4); /* valid JSON, but a NUL no text may hold: said so, not "not a JSON object" */
+  ck_assert_str_eq(str(f, "code"), "invalid");
+  ck_assert_ptr_nonnull(strstr(str(f, "message"), "\\u0000, which no text may hold"));
+  json_decref(f);
   testhost_commit_all(th);
   ck_assert_int_eq(testhost_ws_message(th, ws, SB_WS_BINARY, "\x01\x02", 2), 0);
   ck_assert_int_eq(ws->close_code, SB_WS_CLOSE_POLICY);

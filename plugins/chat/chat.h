@@ -161,6 +161,11 @@ int chat_read_history(chat *c, char who, const char *id, const char *after, chat
  * an out-of-memory 503). */
 void chat_http_json(const chat *c, sb_responder *r, int status, const char *origin, json_t *body);
 
+/* A request body or WebSocket frame as a JSON object (a new reference),
+ * or NULL with *why saying what is wrong with it: a string holding \u0000,
+ * which no text may hold, or not a JSON object at all. */
+json_t *chat_json_object(const char *data, size_t len, size_t flags, const char **why);
+
 /* Answers r with {"error":{"code","message"}} (CORS for origin). */
 void chat_http_error(const chat *c, sb_responder *r, int status, const char *origin, const char *code,
                      const char *message);

@@ -559,11 +559,12 @@ void chat_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const
     c->host->ws_close(ws, SB_WS_CLOSE_POLICY, "text frames only");
     return;
   }
-  json_t *frame = json_loadb(data, len, 0, NULL);
+  const char *bad = NULL;
+  json_t *frame = chat_json_object(data, len, 0, &bad);
   const char *type = json_string_value(json_object_get(frame, "type"));
   chat_refusal why;
   if (type == NULL) {
-    chat__ws_send_json(c, ws, chat__error_frame(NULL, "invalid", "every frame is a JSON object with a type"));
+    chat__ws_send_json(c, ws, chat__error_frame(NULL, "invalid", bad != NULL ? bad : "every frame is a JSON object with a type"));
   } else if (strcmp(type, "ping") == 0) {
     chat__ws_send_json(c, ws, json_pack("{s:s}", "type", "pong"));
   } else if (strcmp(type, "hello") == 0) {

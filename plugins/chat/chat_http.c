@@ -67,14 +67,24 @@ static json_t *chat__widget(const chat *c) {
   return w;
 }
 
-/* The body as a JSON object (an empty body is {}); NULL when it is not one. */
-static json_t *chat__body(const sb_http_request *req) {
+json_t *chat_json_object(const char *data, size_t len, size_t flags, const char **why) {
+  json_error_t e;
+  json_t *o = json_loadb(data, len, flags, &e);
+  if (json_is_object(o)) return o;
+  *why = o == NULL && json_error_code(&e) == json_error_null_character ? "a string holds \\u0000, which no text may hold"
+                                                                         : NULL;
+  json_decref(o);
+  return NULL;
+}
+
+/* The body as a JSON object (an empty body is {}); NULL when it is not one,
+ * with *why saying why. */
+static json_t *chat__body(const sb_http_request *req, const char **why) {
+  *why = "the body must be a JSON object";
   if (req->body_len == 0) return json_object();
-  json_t *o = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
-  if (!json_is_object(o)) {
-    json_decref(o);
-    return NULL;
-  }
+  const char *nul = NULL;
+  json_t *o = chat_json_object(req->body, req->body_len, JSON_REJECT_DUPLICATES, &nul);
+  if (nul != NULL) *why = nul;
   return o;
 }
 
@@ -83,9 +93,10 @@ static json_t *chat__body(const sb_http_request *req) {
  * still has verified identity); user_id + user_hash (verified identity)
  * gives a user token; anything else a new anonymous visitor. */
 static void chat__session(chat *c, const sb_http_request *req, sb_responder *r, const char *origin) {
-  json_t *body = chat__body(req);
+  const char *why;
+  json_t *body = chat__body(req, &why);
   if (body == NULL) {
-    chat_http_error(c, r, 400, origin, "invalid", "the body must be a JSON object");
+    chat_http_error(c, r, 400, origin, "invalid", why);
     return;
   }
   const char *given = json_string_value(json_object_get(body, "token"));
@@ -154,10 +165,11 @@ static void chat__messages(chat *c, const sb_http_request *req, sb_responder *r,
     }
     return;
   }
-  json_t *frame = chat__body(req);
+  const char *bad;
+  json_t *frame = chat__body(req, &bad);
   chat_visitor *v = frame != NULL ? chat_visitor_get(c, who, id) : NULL;
   if (frame == NULL) {
-    chat_http_error(c, r, 400, origin, "invalid", "the body must be a JSON object");
+    chat_http_error(c, r, 400, origin, "invalid", bad);
   } else if (v == NULL) {
     chat_http_error(c, r, 503, origin, "unavailable", "out of memory");
   } else if (json_is_string(json_object_get(frame, "type")) &&
