@@ -974,7 +974,10 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
    * is sent_at. */
   sqlite3_bind_int64(s, 14, now);
   sq__bind(s, 15, m, IN_META);
-  if (m->ts > 0) sqlite3_bind_int64(s, 17, m->ts);
+  if (m->ts > 0) /* the statement keeps its bindings (sq_prep_bound): bind ?17 both ways */
+    sqlite3_bind_int64(s, 17, m->ts);
+  else
+    sqlite3_bind_null(s, 17);
   int64_t id = sq_next_id(st);
   sqlite3_bind_int64(s, 16, id);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "storing a message");
