@@ -908,7 +908,8 @@ static void record_send(sb_send_op *self, int outcome, const char *text, uint32_
 
 static const sb_attachment reply_attachments[] = {
     {.url = "https://files.example.com/r.pdf", .mime_type = "application/pdf", .filename = "r.pdf", .size = 99},
-    {.mime_type = "text/plain", .filename = "hi.txt", .data = "hi!", .data_len = 3},
+    /* one the help desk holds comes as the host gives it: its API path and the bytes */
+    {.url = "/api/v1/attachments/5", .mime_type = "text/plain", .filename = "hi.txt", .data = "hi!", .data_len = 3},
 };
 
 /* Starts one send of a reply to user-42; the caller runs the loop. */

@@ -703,7 +703,9 @@ static char *custom__outbound_body(const sb_outbound_message *m) {
       json_t *o = json_object();
       bad |= o == NULL || json_array_append_new(atts, o) != 0;
       if (bad) break;
-      bad |= custom__set_string(o, "url", a->url) != 0;
+      /* a file the help desk holds has its API path, which the integration
+       * cannot fetch: it goes as "url": null with the bytes in "data" */
+      bad |= custom__set_string(o, "url", a->data == NULL ? a->url : NULL) != 0;
       bad |= custom__set_string(o, "mime_type", a->mime_type) != 0;
       bad |= custom__set_string(o, "filename", a->filename) != 0;
       bad |= json_object_set_new(o, "size", a->size > 0 ? json_integer((json_int_t)a->size) : json_null()) != 0;
