@@ -78,6 +78,12 @@ START_TEST(verification_get_echoes_the_challenge_only_for_the_right_token) {
   ck_assert_int_eq(a->status, 400);
   a = ph_request("GET", "hub.mode=unsubscribe&hub.verify_token=vt-42&hub.challenge=1", NULL, NULL);
   ck_assert_int_eq(a->status, 403);
+  ck_assert_ptr_nonnull(strstr(a->body, "hub.mode must be subscribe"));
+  /* a decoded NUL does not end the token or the mode early */
+  a = ph_request("GET", "hub.mode=subscribe&hub.verify_token=vt-42%00anything&hub.challenge=1", NULL, NULL);
+  ck_assert_int_eq(a->status, 403);
+  a = ph_request("GET", "hub.mode=subscribe%00junk&hub.verify_token=vt-42&hub.challenge=1", NULL, NULL);
+  ck_assert_int_eq(a->status, 403);
 }
 END_TEST
 

@@ -33,24 +33,29 @@ void meta_answer(const sb_host *host, sb_responder *r, int status, const char *e
 int meta_answer_verification(const sb_host *host, const sb_http_request *req, sb_responder *r,
                              const char *verify_token) {
   char mode[32], token[512], challenge[512];
-  if (host->http_query(req, "hub.mode", mode, sizeof(mode)) < 0 ||
-      host->http_query(req, "hub.verify_token", token, sizeof(token)) < 0 ||
-      host->http_query(req, "hub.challenge", challenge, sizeof(challenge)) < 0) {
+  int ml = host->http_query(req, "hub.mode", mode, sizeof(mode));
+  int tl = host->http_query(req, "hub.verify_token", token, sizeof(token));
+  if (ml < 0 || tl < 0 || host->http_query(req, "hub.challenge", challenge, sizeof(challenge)) < 0) {
     meta_answer(host, r, 400, "hub.mode, hub.verify_token and hub.challenge are required");
     return SB_OK;
   }
-  size_t tl = strlen(token), vl = verify_token != NULL ? strlen(verify_token) : 0;
-  /* Compare fixed-size copies so the time taken does not reveal the length. */
+  size_t vl = verify_token != NULL ? strlen(verify_token) : 0;
+  /* Compare fixed-size copies so the time taken does not reveal the length;
+   * the lengths are the decoded ones, so a %00 cannot end a value early. */
   char a[512] = {0}, b[512] = {0};
-  memcpy(a, token, tl);
+  memcpy(a, token, (size_t)tl);
   if (vl < sizeof(b)) memcpy(b, verify_token, vl);
-  int same = vl > 0 && vl < sizeof(b) && tl == vl && host->equal_ct(a, b, sizeof(a));
+  int same = vl > 0 && vl < sizeof(b) && (size_t)tl == vl && host->equal_ct(a, b, sizeof(a));
   /* Meta's challenge is a number; only plain tokens are echoed back into a response. */
   if (challenge[0] == '\0' || strspn(challenge, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-.") != strlen(challenge)) {
     meta_answer(host, r, 400, "hub.challenge must be the number Meta sends");
     return SB_OK;
   }
-  if (strcmp(mode, "subscribe") != 0 || !same) {
+  if ((size_t)ml != strlen(mode) || strcmp(mode, "subscribe") != 0) {
+    meta_answer(host, r, 403, "hub.mode must be subscribe");
+    return SB_OK;
+  }
+  if (!same) {
     meta_answer(host, r, 403, "the verify token does not match this channel's verify_token");
     return SB_OK;
   }
