@@ -276,11 +276,21 @@ START_TEST(attachments_stickers_fallbacks_and_postbacks_are_recorded) {
            "\"mid\":\"m_pb\",\"title\":\"Talk to sales\",\"payload\":\"SALES\"}},"
            "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
            "\"},\"timestamp\":%lld,\"postback\":{"
-           "\"title\":\"Old style\",\"payload\":\"OLD\"}}]",
+           "\"title\":\"Old style\",\"payload\":\"OLD\"}},"
+           "{\"sender\":{\"id\":\"" KIM "\"},\"recipient\":{\"id\":\"" PAGE
+           "\"},\"timestamp\":%lld,\"message\":{\"mid\":\"m_loc\",\"attachments\":[{\"type\":\"location\","
+           "\"title\":\"Pinned\",\"url\":\"https://l.facebook.com/x\",\"payload\":{\"coordinates\":"
+           "{\"lat\":59.9,\"long\":10.7}}}]}}]",
            (long long)t, p, p, p, p, (long long)t + 1, p, (long long)t + 2, p, (long long)t + 3, (long long)t + 4,
-           (long long)t + 5);
+           (long long)t + 5, (long long)t + 6);
   ck_assert_int_eq(post_events(events)->status, 200);
-  ck_assert_int_eq(phe.in_count, 6);
+  ck_assert_int_eq(phe.in_count, 7);
+  const ph_inbound *loc = ph_find("m_loc"); /* a place: its title, URL and coordinates, as the guide says */
+  ck_assert_str_eq(loc->text, "(location)");
+  ck_assert_msg(strstr(loc->meta, "\"location_title\":\"Pinned\"") != NULL &&
+                    strstr(loc->meta, "\"location_url\":\"https://l.facebook.com/x\"") != NULL &&
+                    strstr(loc->meta, "\"lat\":59.") != NULL,
+                "%s", loc->meta);
   const ph_inbound *in = ph_find("m_att");
   ck_assert_uint_eq(in->attachment_count, 4);
   char url[128];

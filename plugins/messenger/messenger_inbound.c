@@ -160,16 +160,14 @@ static size_t msgr__attachments(const cJSON *msg, sb_attachment *a, json_t **met
       else
         msgr__meta_set(meta, "sticker", json_true());
     }
-    if (strcmp(type, "fallback") == 0) {
-      const char *title = wj_get_string(it, "title");
+    int fallback = strcmp(type, "fallback") == 0, location = strcmp(type, "location") == 0;
+    if (fallback || location) { /* a shared link or place, not a file: its title and URL, either level */
+      const char *title = wj_get_string(it, "title"), *link = url != NULL ? url : wj_get_string(it, "url");
       if (title == NULL) title = wj_get_string(payload, "title");
-      if (title != NULL) msgr__meta_set(meta, "fallback_title", json_string(title));
-      if (url != NULL) msgr__meta_set(meta, "fallback_url", json_string(url));
-      continue; /* a shared link, not a file */
-    }
-    if (strcmp(type, "location") == 0) {
+      if (title != NULL) msgr__meta_set(meta, fallback ? "fallback_title" : "location_title", json_string(title));
+      if (link != NULL) msgr__meta_set(meta, fallback ? "fallback_url" : "location_url", json_string(link));
       const cJSON *coords = wj_get(payload, "coordinates");
-      if (coords != NULL) msgr__meta_set(meta, "location", wj_to_jansson(coords));
+      if (location && coords != NULL) msgr__meta_set(meta, "location", wj_to_jansson(coords));
       continue;
     }
     if (msgr__file_url(it) == NULL) continue;
