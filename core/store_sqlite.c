@@ -297,6 +297,14 @@ static const char *const sq__migrations[] = {
      * clock that runs fast puts anywhere) is sent_at, NULL without one.
      * Messages stored before keep the service's time as created_at. */
     "ALTER TABLE messages ADD COLUMN sent_at INTEGER;",
+    /* 25: a conversation's replies through one channel go out in the order
+     * they were queued: a send is claimed only when no earlier one of its
+     * conversation and channel waits (pending, backing off or held) or is
+     * on its way. The outbox keeps its message's conversation for that,
+     * and the waiting rows have an index of their own. */
+    "ALTER TABLE outbox ADD COLUMN thread_id INTEGER;"
+    "UPDATE outbox SET thread_id = (SELECT thread_id FROM messages WHERE messages.id = outbox.message_id);"
+    "CREATE INDEX outbox_waiting ON outbox(thread_id, channel, id) WHERE state IN ('pending', 'sending');",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

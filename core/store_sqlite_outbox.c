@@ -255,7 +255,12 @@ static int sq__claim(store *st, sq_req *r, json_t *args, json_t **result) {
       " (SELECT name FROM contacts c WHERE c.id = t.contact_id), m.template, u.avatar_url"
       " FROM outbox o JOIN messages m ON m.id = o.message_id JOIN threads t ON t.id = m.thread_id"
       " LEFT JOIN users u ON u.id = m.user_id"
-      " WHERE o.state = 'pending' AND o.next_at <= ?1 ORDER BY o.next_at, o.id LIMIT ?2");
+      " WHERE o.state = 'pending' AND o.next_at <= ?1"
+      /* in order within a conversation and channel: not while an earlier
+       * reply there waits or is on its way (schema 25) */
+      " AND NOT EXISTS (SELECT 1 FROM outbox w WHERE w.thread_id = o.thread_id AND w.channel = o.channel"
+      "  AND w.state IN ('pending', 'sending') AND w.id < o.id)"
+      " ORDER BY o.next_at, o.id LIMIT ?2");
   if (s == NULL) return sq_fail(st, r, "claiming outbox rows");
   sqlite3_bind_int64(s, 1, json_integer_value(json_object_get(args, "now")));
   sqlite3_bind_int64(s, 2, json_integer_value(json_object_get(args, "limit")));

@@ -683,13 +683,14 @@ int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *chann
   char key[64];
   /* Stable per message, so a send retried after a crash carries the same key. */
   snprintf(key, sizeof(key), "switchboard-msg-%lld", (long long)mid);
-  s = sq_prep(st, "INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at)"
-                  " VALUES(?1, ?2, ?3, 'pending', ?4)");
+  s = sq_prep(st, "INSERT INTO outbox(message_id, channel, idempotency_key, state, next_at, thread_id)"
+                  " VALUES(?1, ?2, ?3, 'pending', ?4, ?5)");
   if (s == NULL) return sq_fail(st, r, "queueing a reply");
   sqlite3_bind_int64(s, 1, mid);
   sq_bind_text(s, 2, channel);
   sq_bind_text(s, 3, key);
   sqlite3_bind_int64(s, 4, now);
+  sqlite3_bind_int64(s, 5, thread_id);
   if (sqlite3_step(s) != SQLITE_DONE) return sq_fail(st, r, "queueing a reply");
   *message_id = mid;
   const router_channel *ch = sq_channel(st, channel);

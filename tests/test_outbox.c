@@ -189,6 +189,64 @@ START_TEST(claimed_reply_carries_last_message_time_agent_subject_and_contact) {
 }
 END_TEST
 
+/* The outbox row of message id. */
+static int64_t outbox_of(fx *f, int64_t id) {
+  char sql[96];
+  snprintf(sql, sizeof(sql), "SELECT id FROM outbox WHERE message_id = %lld", (long long)id);
+  return fx_db_count(f, sql);
+}
+
+/* The message ids of the outbox rows claimable at now, in claim order (claiming them). */
+static size_t claim_ids(fx *f, int64_t now, int64_t *ids, size_t max) {
+  fx_wait_t c = {0};
+  json_t *rows = fx_ok(f, store_outbox_claim(f->st, now, 10, fx_json_cb, &c), &c);
+  size_t n = json_array_size(rows);
+  for (size_t i = 0; i < n && i < max; i++) ids[i] = fx_int(json_array_get(rows, i), "message_id");
+  json_decref(rows);
+  return n;
+}
+
+START_TEST(a_conversations_replies_go_in_the_order_they_were_queued) {
+  fx f;
+  fx_open(&f);
+  int64_t thread;
+  int64_t a = setup_reply(&f, &thread);
+  router_reply r = {.thread_id = thread, .text = "and one more thing"};
+  fx_wait_t w = {0};
+  char err[256];
+  ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &w, err, sizeof(err)), 0);
+  fx_wait(&f, &w);
+  int64_t b = w.id;
+  fx_in(&f, "demo", "in-2", "lee", "hello too"); /* another conversation, with a reply of its own */
+  json_t *l = fx_list(&f, "{}");
+  int64_t other = fx_int(json_array_get(json_object_get(l, "items"), 0), "id");
+  json_decref(l);
+  ck_assert_int_ne(other, thread);
+  router_reply rc = {.thread_id = other, .text = "hi Lee"};
+  fx_wait_t wc = {0};
+  ck_assert_int_eq(router_submit_reply(f.st, &rc, fx_reply_cb, &wc, err, sizeof(err)), 0);
+  fx_wait(&f, &wc);
+  int64_t ids[10];
+  /* the first reply of each conversation; the second waits behind the first */
+  ck_assert_uint_eq(claim_ids(&f, INT64_MAX / 2, ids, 10), 2);
+  ck_assert(ids[0] == a || ids[1] == a);
+  ck_assert(ids[0] == wc.id || ids[1] == wc.id);
+  /* the first backs off after a failure: the second still waits, though due */
+  fx_wait_t rw = {0};
+  json_decref(fx_ok(&f, store_outbox_retry(f.st, outbox_of(&f, a), INT64_MAX / 4, "rate limited", fx_json_cb, &rw), &rw));
+  ck_assert_uint_eq(claim_ids(&f, INT64_MAX / 8, ids, 10), 0);
+  /* once it goes, and is sent, the second follows */
+  ck_assert_uint_eq(claim_ids(&f, INT64_MAX / 2, ids, 10), 1);
+  ck_assert_int_eq(ids[0], a);
+  ck_assert_uint_eq(claim_ids(&f, INT64_MAX / 2, ids, 10), 0);
+  fx_wait_t sw = {0};
+  json_decref(fx_ok(&f, store_outbox_sent(f.st, outbox_of(&f, a), "out-a", fx_json_cb, &sw), &sw));
+  ck_assert_uint_eq(claim_ids(&f, INT64_MAX / 2, ids, 10), 1);
+  ck_assert_int_eq(ids[0], b);
+  fx_close(&f);
+}
+END_TEST
+
 START_TEST(retries_with_the_same_key_then_dead_letters) {
   fx f;
   fx_open(&f);
@@ -451,6 +509,7 @@ int main(void) {
   tcase_add_test(tc, sent_reply_stores_external_id_and_emits_status);
   tcase_add_test(tc, claimed_reply_carries_last_message_time_agent_subject_and_contact);
   tcase_add_test(tc, retries_with_the_same_key_then_dead_letters);
+  tcase_add_test(tc, a_conversations_replies_go_in_the_order_they_were_queued);
   tcase_add_test(tc, deferred_sends_never_use_up_attempts);
   tcase_add_test(tc, permanent_failure_marks_message_failed_with_reason);
   tcase_add_test(tc, pending_reply_is_sent_after_restart);

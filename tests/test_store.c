@@ -1295,7 +1295,7 @@ START_TEST(deleted_token_and_webhook_ids_are_never_given_again) {
                    "INSERT INTO tokens(id, name, role, hash, created_at) VALUES(7, 'old', 'admin', 'h7', 1);"
                    "INSERT INTO webhooks(id, url, events, secret, cursor, created_at)"
                    " VALUES(4, 'http://127.0.0.1:9/old', '[\"*\"]', 's', 12, 1);"
-                   "ALTER TABLE messages DROP COLUMN sent_at; PRAGMA user_version = 22;",
+                   "ALTER TABLE messages DROP COLUMN sent_at;" FX_BACK_TO_SCHEMA_24 "PRAGMA user_version = 22;",
                    NULL, NULL, NULL),
       SQLITE_OK);
   sqlite3_close(db);
@@ -1343,7 +1343,7 @@ START_TEST(a_channel_without_an_inbox_feeds_support) {
   ck_assert_int_eq(sqlite3_exec(db,
                                 "UPDATE channels SET inbox = NULL; UPDATE threads SET inbox = NULL;"
                                 "UPDATE events SET inbox = NULL; ALTER TABLE messages DROP COLUMN sent_at;"
-                                " PRAGMA user_version = 21;",
+                                FX_BACK_TO_SCHEMA_24 " PRAGMA user_version = 21;",
                                 NULL, NULL, NULL),
                    SQLITE_OK);
   sqlite3_close(db);
