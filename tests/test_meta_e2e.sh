@@ -476,8 +476,10 @@ rate_paused() {
   settled "SELECT o.state || ' ' || o.attempts || ' ' || (o.next_at - CAST(strftime('%s', 'now') AS INTEGER) * 1000 > 30000)
            FROM messages m JOIN outbox o ON o.message_id = m.id WHERE m.text='$1'" "pending 1 1"
 }
+# A reply left waiting on a rate limit goes in a conversation of its own: the
+# replies after it in its conversation wait behind it (in order).
 script /me/messages 400 613 0
-queue_reply fb "$thread" "Throttled reply"
+queue_reply fb "$othread" "Throttled reply"
 check "Messenger 613 (rate limit) is retried after a pause, not failed" "$(rate_paused "Throttled reply")" "pending 1 1"
 script /me/messages 400 2 0
 queue_reply fb "$thread" "Unavailable service reply"
@@ -492,7 +494,16 @@ queue_reply wa "$wthread" "WhatsApp too late"
 check "WhatsApp 131047 answered at once fails with re-engagement required" \
   "$(settled "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='WhatsApp too late'" "failed: re-engagement required")" "failed: re-engagement required"
 script "/$PAGE/messages" 400 131056 0
-queue_reply wa "$wthread" "WhatsApp pair limit"
+cat >"$work/wa_pair.json" <<EOF
+{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
+ "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
+ "contacts":[{"profile":{"name":"Per"},"wa_id":"4790000009"}],
+ "messages":[{"from":"4790000009","id":"wamid.E2EPAIR","timestamp":"$ts","type":"text","text":{"body":"Hei"}}]},
+ "field":"messages"}]}]}
+EOF
+check "a message from another WhatsApp customer gets 200" "$(post wa "$WA_SECRET" "$work/wa_pair.json")" "200"
+pthread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2EPAIR'")
+queue_reply wa "$pthread" "WhatsApp pair limit"
 check "WhatsApp 131056 (pair rate limit) is retried after a pause, not failed" "$(rate_paused "WhatsApp pair limit")" "pending 1 1"
 script "/$PAGE/messages" 500 1 0
 queue_reply wa "$wthread" "WhatsApp unknown error"

@@ -97,7 +97,6 @@ static const char *msgr__attachment_type(const char *mime) {
 
 static void msgr__post_next(msgr_out *o);
 
-/* Completes an agent's send, or logs a notice's outcome. */
 static void msgr__notice_recorded(void *arg, int status, const char *message_id, int duplicate) {
   (void)arg;
   (void)status;
@@ -121,6 +120,10 @@ static void msgr__record_notice(messenger *m, const msgr_out *o, const char *mid
   }
 }
 
+/* Completes an agent's send, or logs a notice's outcome: 0 ok (text is the
+ * first part's mid), 1 retry after `after` ms, 2 failed for good, 3 held
+ * (deferred, released when the channel runs again; the parts sent stay
+ * recorded for the resume). */
 static void msgr__finish(msgr_out *o, int outcome, const char *text, uint32_t after) {
   messenger *m = o->m;
   if (o->op == NULL) {
@@ -133,6 +136,8 @@ static void msgr__finish(msgr_out *o, int outcome, const char *text, uint32_t af
     m->host->send_ok(o->op, text);
   } else if (outcome == 1) {
     m->host->send_retry(o->op, after, text);
+  } else if (outcome == 3) { /* held: released, in order, when the channel runs again */
+    meta_send_hold(m->host, o->op, after, text);
   } else {
     if (o->progress_key[0] != '\0') m->host->kv_delete(m->channel, o->progress_key, NULL, NULL);
     m->host->send_fail(o->op, text);
@@ -185,7 +190,7 @@ static void msgr__posted(void *arg, const sb_http_client_response *res) {
     m->auth_failed = 1;
     m->host->set_state(m->channel, SB_STATE_AUTH_FAILED,
                        "Meta refused the page access token (Graph error 190); update page_access_token");
-    msgr__finish(o, 1, "held: Meta refused the page access token; the operator must update it", MSGR_HOLD_AUTH_MS);
+    msgr__finish(o, 3, "held: Meta refused the page access token; the operator must update it", MSGR_HOLD_AUTH_MS);
     return;
   case META_RETRY: {
     uint32_t after = res->http_status == 429 || e.code == 4 || e.code == 613 || e.code == 17 || e.code == 32

@@ -106,7 +106,8 @@ static void wa__describe(const wa_out *o, size_t from, size_t to, char *out, siz
     snprintf(out, outlen, "%s, %s and %s", item[0], item[1], item[2]);
 }
 
-/* Completes the send: 0 ok (text is the external id), 1 retry, 2 failed for good. A failure after some
+/* Completes the send: 0 ok (text is the external id), 1 retry, 2 failed for good, 3 held (deferred,
+ * released when the channel runs again; the parts sent stay recorded). A failure after some
  * parts went out says which, since the host can only mark the whole reply failed. */
 static void wa__finish(wa_out *o, int outcome, const char *text, uint32_t after) {
   whatsapp *w = o->w;
@@ -118,11 +119,14 @@ static void wa__finish(wa_out *o, int outcome, const char *text, uint32_t after)
     snprintf(partial, sizeof(partial), "%s went out, but not %s: %s", sent, rest, text);
     text = partial;
   }
-  if (outcome != 1 && o->progress_key[0] != '\0') w->host->kv_delete(w->channel, o->progress_key, NULL, NULL);
+  if (outcome != 1 && outcome != 3 && o->progress_key[0] != '\0')
+    w->host->kv_delete(w->channel, o->progress_key, NULL, NULL);
   if (outcome == 0)
     w->host->send_ok(o->op, text);
   else if (outcome == 1)
     w->host->send_retry(o->op, after, text);
+  else if (outcome == 3) /* held: released, in order, when the channel runs again */
+    meta_send_hold(w->host, o->op, after, text);
   else
     w->host->send_fail(o->op, text);
   wa__out_free(o);
@@ -190,7 +194,7 @@ static void wa__refused(wa_out *o, const sb_http_client_response *res, const cha
   switch (meta_classify(META_API_WHATSAPP, res->http_status, &e)) {
   case META_AUTH:
     wa_auth_failed(w);
-    wa__finish(o, 1, "held: Meta refused the WhatsApp access token; the operator must update it", WA_HOLD_AUTH_MS);
+    wa__finish(o, 3, "held: Meta refused the WhatsApp access token; the operator must update it", WA_HOLD_AUTH_MS);
     return;
   case META_REENGAGE: {
     char why[sizeof(reason) + 200];
