@@ -18,6 +18,7 @@ struct msgr_batch;
 
 #define MSGR_PROFILE_CACHE 256
 #define MSGR_MAX_ATTACHMENTS 10 /* a message's attachments kept (the capability) */
+#define MSGR_WINDOW_MS (24LL * 3600 * 1000) /* automatic messages never leave it (the capability's window) */
 
 /* One User Profile API answer (or miss) kept in memory. */
 typedef struct msgr_profile {

@@ -196,8 +196,12 @@ static int msgr__is_keyword(const messenger *m, const char *text) {
 
 /* Consent bookkeeping for one customer event: records consent given by
  * the postback or the keyword, and asks (explicit) or informs (implicit)
- * once. Also sends the plugin's instant reply once. */
-static void msgr__consent_and_greet(messenger *m, const char *psid, const char *text, const char *payload) {
+ * once. Also sends the plugin's instant reply once. Both are automatic
+ * messages, which never leave the 24-hour window: for an event written
+ * longer ago (a late delivery) they wait for the person's next message. */
+static void msgr__consent_and_greet(messenger *m, const char *psid, const char *text, const char *payload,
+                                    int64_t written_ms) {
+  int in_window = written_ms <= 0 || m->host->now_ms() - written_ms < MSGR_WINDOW_MS;
   if (m->consent_mode != MSGR_CONSENT_OFF && msgr_kv_int(m, "c:", psid) == 0) {
     int given = m->consent_mode == MSGR_CONSENT_IMPLICIT ||
                 (payload != NULL && strcmp(payload, MSGR_CONSENT_PAYLOAD) == 0) || msgr__is_keyword(m, text);
@@ -210,12 +214,12 @@ static void msgr__consent_and_greet(messenger *m, const char *psid, const char *
       /* Replies held for this consent go now rather than at the hold's end. */
       if (SB_HOST_HAS(m->host, send_release)) m->host->send_release(m->channel, SB_IDENTITY_PSID, psid);
     }
-    if (msgr_kv_int(m, "q:", psid) == 0 && !(given && m->consent_mode == MSGR_CONSENT_EXPLICIT)) {
+    if (in_window && msgr_kv_int(m, "q:", psid) == 0 && !(given && m->consent_mode == MSGR_CONSENT_EXPLICIT)) {
       msgr_kv_put(m, "q:", psid, "1");
       msgr_send_notice(m, psid, m->consent_text, m->consent_mode == MSGR_CONSENT_EXPLICIT);
     }
   }
-  if (m->instant_reply != NULL && m->instant_reply[0] != '\0' && msgr_kv_int(m, "g:", psid) == 0) {
+  if (in_window && m->instant_reply != NULL && m->instant_reply[0] != '\0' && msgr_kv_int(m, "g:", psid) == 0) {
     msgr_kv_put(m, "g:", psid, "1");
     msgr_send_notice(m, psid, m->instant_reply, 0);
   }
@@ -325,7 +329,7 @@ static int msgr__emit(msgr_batch *b, const msgr_event *e, const json_t *profile)
       if (rc != SB_EINVAL && rc != SB_EFBIG) b->failed = 1;
       rc = 1;
     }
-    if (!echo && !e->standby) msgr__consent_and_greet(m, in.sender.id, in.text, payload);
+    if (!echo && !e->standby) msgr__consent_and_greet(m, in.sender.id, in.text, payload, in.timestamp_ms);
   }
   free(meta_text);
   json_decref(meta);
