@@ -425,6 +425,23 @@ START_TEST(media_replies_go_by_link_and_documents_keep_their_filename) {
   ck_assert_str_eq(json_string_value(json_object_get(json_object_get(b, "image"), "link")),
                    "https://files.example/p.jpg");
   json_decref(b);
+  /* The image's own statuses: its failure is the reply's (the agent must
+   * know the picture never arrived); its delivery is the text's to tell. */
+  int first = 0;
+  ck_assert_int_eq(sscanf(s->text, "wamid.HBgL%d", &first), 1);
+  char image_id[32], members[1200];
+  snprintf(image_id, sizeof(image_id), "wamid.HBgL%04d", first + 2); /* the double numbers its answers */
+  snprintf(members, sizeof(members),
+           ",\"statuses\":[{\"id\":\"%s\",\"status\":\"delivered\",\"timestamp\":\"1763800001\",\"recipient_id\":\"" CUSTOMER
+           "\"},{\"id\":\"%s\",\"status\":\"failed\",\"timestamp\":\"1763800002\",\"recipient_id\":\"" CUSTOMER
+           "\",\"errors\":[{\"code\":131053,\"title\":\"Media upload error\"}]}]",
+           image_id, image_id);
+  ck_assert_int_eq(post_value(members)->status, 200);
+  ck_assert_int_eq(phe.st_count, 1);
+  ck_assert_uint_eq(phe.st[0].status, SB_STATUS_FAILED);
+  ck_assert_str_eq(phe.st[0].ext_id, s->text);
+  ck_assert_msg(strstr(phe.st[0].error, "later part") != NULL && strstr(phe.st[0].error, "131053") != NULL, "%s",
+                phe.st[0].error);
 }
 END_TEST
 

@@ -71,6 +71,35 @@ void wa_kv_put(const whatsapp *w, const char *prefix, const char *id, const char
   }
 }
 
+void wa_part_remember(const whatsapp *w, const char *part_id, const char *first_id) {
+  /* A ring of the keys kept: its slot's old key is forgotten first. */
+  int64_t pos = wa_kv_int(w, "partpos", "") % WA_PARTS_KEPT;
+  char slot[32], key[256], next[32];
+  snprintf(slot, sizeof(slot), "%lld", (long long)pos);
+  size_t len = 0;
+  char ring[48];
+  snprintf(ring, sizeof(ring), "partring:%s", slot);
+  const char *old = w->host->kv_get(w->channel, ring, &len);
+  if (old != NULL) {
+    snprintf(key, sizeof(key), "%.*s", (int)len, old);
+    w->host->kv_delete(w->channel, key, NULL, NULL);
+  }
+  snprintf(key, sizeof(key), "part:%s", part_id);
+  wa_kv_put(w, "part:", part_id, first_id);
+  wa_kv_put(w, "partring:", slot, key);
+  snprintf(next, sizeof(next), "%lld", (long long)(pos + 1));
+  wa_kv_put(w, "partpos", "", next);
+}
+
+int wa_part_of(const whatsapp *w, const char *part_id, char *out, size_t outlen) {
+  char key[256];
+  snprintf(key, sizeof(key), "part:%s", part_id);
+  size_t len = 0;
+  const char *v = w->host->kv_get(w->channel, key, &len);
+  if (v != NULL) snprintf(out, outlen, "%.*s", (int)len, v);
+  return v != NULL;
+}
+
 sb_http_call *wa_graph(const whatsapp *w, const char *method, const char *url, const char *body, uint64_t max_bytes,
                        sb_http_done_fn done, void *arg) {
   return meta_graph_call(w->host, w->channel, w->token, method, url, body != NULL ? "application/json" : NULL, body,
@@ -105,6 +134,14 @@ static void wa__status(whatsapp *w, const cJSON *st) {
   const char *id = wj_get_string(st, "id");
   const char *s = wj_get_string(st, "status");
   if (id == NULL || s == NULL) return;
+  /* A later part of a reply (an attachment after its text): only its
+   * failure is the reply's news; its sent/delivered/read are the first
+   * part's to tell. */
+  char first[256] = "";
+  if (wa_part_of(w, id, first, sizeof(first))) {
+    if (strcmp(s, "failed") != 0) return;
+    id = first;
+  }
   sb_status_update u = {.struct_size = sizeof(u), .external_id = id, .timestamp_ms = wa__ts(wj_get(st, "timestamp"))};
   char reason[META_MAX_REASON * 2 + 64];
   if (strcmp(s, "sent") == 0)
@@ -132,8 +169,9 @@ static void wa__status(whatsapp *w, const cJSON *st) {
                w->template_name != NULL ? " (e.g. " : "", w->template_name != NULL ? w->template_name : "",
                w->template_name != NULL ? ")" : "");
     } else {
-      snprintf(reason, sizeof(reason), "WhatsApp error %ld: %s%s%s", code, title != NULL ? title : "failed",
-               details != NULL ? " — " : "", details != NULL ? details : "");
+      snprintf(reason, sizeof(reason), "%sWhatsApp error %ld: %s%s%s",
+               first[0] != '\0' ? "a later part of the reply (an attachment) did not reach the customer: " : "", code,
+               title != NULL ? title : "failed", details != NULL ? " — " : "", details != NULL ? details : "");
     }
     u.error = reason;
   }

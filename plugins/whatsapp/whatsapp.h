@@ -35,6 +35,13 @@ int64_t wa_kv_int(const whatsapp *w, const char *prefix, const char *id);
 
 /* Sets prefix+id to value (not waiting for durability); logs a failure. */
 void wa_kv_put(const whatsapp *w, const char *prefix, const char *id, const char *value);
+/* A reply's later part (its own wamid) → the reply's first wamid, its
+ * external id: kept for the last WA_PARTS_KEPT parts, so a failed status
+ * of a later part reaches the reply. wa_part_of writes the first wamid
+ * into out and returns 1, or returns 0 for a wamid that is no later part. */
+#define WA_PARTS_KEPT 1000
+void wa_part_remember(const whatsapp *w, const char *part_id, const char *first_id);
+int wa_part_of(const whatsapp *w, const char *part_id, char *out, size_t outlen);
 
 /* Starts a Graph call with the access token as bearer; body NULL: no body.
  * max_bytes 0: the host's default. Returns the call, or NULL when the host

@@ -165,7 +165,10 @@ static void wa__posted(void *arg, const sb_http_client_response *res) {
       wa__finish(o, 1, "the Cloud API answered 200 without messages[0].id", 0);
       return;
     }
-    if (o->first_id[0] == '\0') snprintf(o->first_id, sizeof(o->first_id), "%s", id);
+    if (o->first_id[0] == '\0')
+      snprintf(o->first_id, sizeof(o->first_id), "%s", id);
+    else
+      wa_part_remember(w, id, o->first_id);
     json_decref(root);
     if (++o->next < o->n) {
       if (o->progress_key[0] != '\0') {
