@@ -677,6 +677,21 @@ START_TEST(attachments_go_as_separate_parts_and_a_retry_resumes_after_the_sent_o
   ck_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "payload"), "url")),
                    "https://files.example/p.png");
   json_decref(b);
+  /* Refused for good after the text went: the reason says so, and a retry
+   * the agent asks for (the same key) sends only the rest. */
+  m.idempotency_key = "k-partial";
+  m.attempt = 1;
+  gd_script_raw("/me/messages", 200, "{\"recipient_id\":\"" KIM "\",\"message_id\":\"m_text\"}");
+  gd_script_error("/me/messages", 400, 100, 0, "Invalid parameter");
+  s = ph_send(&m);
+  ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
+  ck_assert_msg(strstr(s->text, "1 of the reply's 3 messages went out (the first as m_text), but not the rest") == s->text,
+                "%s", s->text);
+  int before = gd_count_path("/me/messages");
+  s = ph_send(&m);
+  ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
+  ck_assert_str_eq(s->text, "m_text");
+  ck_assert_int_eq(gd_count_path("/me/messages"), before + 2); /* the two attachments, not the text again */
 }
 END_TEST
 

@@ -560,11 +560,15 @@ START_TEST(a_part_refused_for_good_after_others_went_out_names_what_went_out) {
   ck_assert_int_eq(s->outcome, CHANNEL_SEND_FAIL);
   ck_assert_msg(strstr(s->text, "the template went out, but not the text: re-engagement required") == s->text, "%s",
                 s->text);
-  /* The failure ended the reply: a new attempt starts over rather than resuming. */
+  /* A retry the agent asks for (the same key) sends only what did not go: the text. */
   m.attempt = 2;
   s = ph_send(&m);
   ck_assert_msg(s->outcome == CHANNEL_SEND_OK, "%s", s->text);
-  ck_assert_int_eq(gd_count_path("/messages"), 4);
+  ck_assert_str_eq(s->text, "wamid.TPL");
+  ck_assert_int_eq(gd_count_path("/messages"), 3);
+  json_t *b;
+  ck_assert_str_eq(sent_type(1, 0, &b), "text");
+  json_decref(b);
 }
 END_TEST
 

@@ -122,8 +122,8 @@ static void msgr__record_notice(messenger *m, const msgr_out *o, const char *mid
 
 /* Completes an agent's send, or logs a notice's outcome: 0 ok (text is the
  * first part's mid), 1 retry after `after` ms, 2 failed for good, 3 held
- * (deferred, released when the channel runs again; the parts sent stay
- * recorded for the resume). */
+ * (deferred, released when the channel runs again). The parts sent stay
+ * recorded for the resume unless the reply went whole or none of it did. */
 static void msgr__finish(msgr_out *o, int outcome, const char *text, uint32_t after) {
   messenger *m = o->m;
   if (o->op == NULL) {
@@ -138,6 +138,13 @@ static void msgr__finish(msgr_out *o, int outcome, const char *text, uint32_t af
     m->host->send_retry(o->op, after, text);
   } else if (outcome == 3) { /* held: released, in order, when the channel runs again */
     meta_send_hold(m->host, o->op, after, text);
+  } else if (o->next > 0) {
+    /* Some parts went out: say so, and keep the progress, so a retry the
+     * agent asks for (the same key) sends only the parts that did not. */
+    char partial[1200];
+    snprintf(partial, sizeof(partial), "%zu of the reply's %zu messages went out (the first as %s), but not the rest: %s",
+             o->next, o->n, o->first_mid, text);
+    m->host->send_fail(o->op, partial);
   } else {
     if (o->progress_key[0] != '\0') m->host->kv_delete(m->channel, o->progress_key, NULL, NULL);
     m->host->send_fail(o->op, text);

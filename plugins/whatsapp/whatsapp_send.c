@@ -119,7 +119,9 @@ static void wa__finish(wa_out *o, int outcome, const char *text, uint32_t after)
     snprintf(partial, sizeof(partial), "%s went out, but not %s: %s", sent, rest, text);
     text = partial;
   }
-  if (outcome != 1 && outcome != 3 && o->progress_key[0] != '\0')
+  /* The parts sent stay recorded for the resume (a retry, or one the agent
+   * asks for after a failure: the same key) unless all or none went. */
+  if ((outcome == 0 || (outcome == 2 && o->next == 0)) && o->progress_key[0] != '\0')
     w->host->kv_delete(w->channel, o->progress_key, NULL, NULL);
   if (outcome == 0)
     w->host->send_ok(o->op, text);
