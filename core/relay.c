@@ -73,9 +73,13 @@ static void relay__stored(void *arg, int status, int64_t message_id, int duplica
   } else {
     in->r->stats.inbound_failed++;
     cc->inbound_failed++;
-    log_error("an inbound message was not stored: %s", err != NULL ? err : "unknown error");
+    if (status == -EEXIST)
+      log_msg(LOG_LEVEL_WARN, channel_name(in->ch), NULL, "an inbound message was refused: %s", err != NULL ? err : "");
+    else
+      log_error("an inbound message was not stored: %s", err != NULL ? err : "unknown error");
   }
-  in->done(in->arg, status == 0 ? SB_OK : SB_EIO, status == 0 ? id : NULL, duplicate);
+  /* -EEXIST: its id is a reply's (sq__original); anything else, trouble */
+  in->done(in->arg, status == 0 ? SB_OK : status == -EEXIST ? SB_EEXIST : SB_EIO, status == 0 ? id : NULL, duplicate);
   free(in);
 }
 

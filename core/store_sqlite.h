@@ -342,11 +342,13 @@ size_t sq_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
  * that are not valid UTF-8 are kept as they are. Returns the length. The
  * search's one case folding: sb_contains and the index both use it. */
 size_t sq_fold(const unsigned char *s, size_t n, char *out);
-int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
-                         const json_t *props_patch);
-/* Announces a change of a ticket's other fields (its priority):
- * ticket.updated with its status unchanged; 0 or -ENOENT/-EIO. */
-int sq_ticket_changed(store *st, sq_req *r, int64_t ticket_id);
+/* Moves a ticket to status (NULL: keeps it) with props_patch (NULL: none)
+ * merged into its properties, refusing a status or properties change that
+ * leaves a required property missing, and publishes ticket.updated when
+ * anything changed (priority_changed: its priority, set before). 0, or
+ * -ENOENT/-EINVAL/-EIO with r filled. */
+int sq_ticket_update(store *st, sq_req *r, int64_t ticket_id, const char *status, const json_t *props_patch,
+                     int priority_changed);
 int sq_queue_outbound(store *st, sq_req *r, int64_t thread_id, const char *channel,
                       int64_t user_id, const char *text, const char *html,
                       const char *attachments_json, int64_t reply_to, int automatic,

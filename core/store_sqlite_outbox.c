@@ -143,7 +143,7 @@ static int sq__reply(store *st, sq_req *r, sq_reply *q) {
       snprintf(r->err, sizeof(r->err), "conversation %lld has no ticket to update", (long long)q->thread_id);
       return -EINVAL;
     }
-    if (sq_ticket_set_status(st, r, ticket, q->ticket_status, q->props) < 0) return r->status;
+    if (sq_ticket_update(st, r, ticket, q->ticket_status, q->props, 0) < 0) return r->status;
   }
   /* The author's token was checked before the user was deleted (they are
    * deleted with it): store the reply without an author rather than under an

@@ -593,10 +593,12 @@ static int sq__ticket_patch(store *st, sq_req *r, json_t *a, json_t **result) {
     snprintf(r->err, sizeof(r->err), "ticket %lld does not exist", (long long)id);
     return -ENOENT;
   }
-  /* The priority first, so the one ticket.updated carries it. */
-  int priority = json_object_get(p, "priority") != NULL;
-  if (priority) {
-    sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET priority = ?2, updated_at = ?3 WHERE id = ?1");
+  /* The priority first, so the one ticket.updated carries it; one given as
+   * it is changes nothing. */
+  int priority = 0;
+  if (json_object_get(p, "priority") != NULL) {
+    sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET priority = ?2, updated_at = ?3 WHERE id = ?1"
+                                  " AND priority IS NOT ?2");
     if (s == NULL) return sq_fail(st, r, "updating a ticket");
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 3, sq_batch_now(st));
@@ -604,12 +606,11 @@ static int sq__ticket_patch(store *st, sq_req *r, json_t *a, json_t **result) {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return sq_fail(st, r, "updating a ticket");
+    priority = sqlite3_changes(st->db) > 0;
   }
-  if (sq__str(p, "status") || props) {
-    if (sq_ticket_set_status(st, r, id, sq__str(p, "status"), props) < 0) return r->status;
-  } else if (priority && sq_ticket_changed(st, r, id) < 0) {
+  if ((sq__str(p, "status") || props || priority) &&
+      sq_ticket_update(st, r, id, sq__str(p, "status"), props, priority) < 0)
     return r->status;
-  }
   json_t *owner = json_object_get(p, "owner");
   if (owner != NULL && sq_ticket_assign(st, r, id, owner, "owner") < 0) return r->status;
   return sq__ticket(st, r, id, result);

@@ -393,9 +393,11 @@ int sq_drain_queue(store *st, sq_req *r) {
 
 /* Moves a ticket to status (NULL: keeps it) with props_patch merged into
  * its properties; check_required refuses a status whose required
- * properties are missing. */
+ * properties are missing. Nothing changes, and no ticket.updated is
+ * published, when the status and properties stay as they were, unless
+ * changed says another field (the priority) did. */
 static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *status, const json_t *props_patch,
-                           int check_required) {
+                           int check_required, int changed) {
   sqlite3_stmt *s = sq_prep(st, "SELECT pipeline_id, properties, status, closed, thread_id, channel, priority"
                                 " FROM tickets WHERE id = ?1");
   if (s == NULL) return sq_fail(st, r, "reading a ticket");
@@ -418,6 +420,7 @@ static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *
     json_decref(props);
     props = json_object();
   }
+  json_t *before = json_deep_copy(props);
   if (props_patch != NULL) json_object_update((json_t *)props, (json_t *)props_patch);
   const char *target = status ? status : old_status;
   int rc = 0, closed = was_closed;
@@ -442,7 +445,16 @@ static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *
     sqlite3_reset(s);
   }
   char *ptext = rc == 0 ? json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  changed |= strcmp(target, old_status) != 0 || !json_equal(before, props);
+  json_decref(before);
   json_decref(props);
+  if (rc == 0 && !changed) { /* as it was: nothing to write, nothing to announce */
+    free(ptext);
+    free(old_status);
+    free(channel);
+    free(priority);
+    return 0;
+  }
   if (rc == 0) {
     s = sq_prep(st, "UPDATE tickets SET status = ?2, closed = ?3, properties = ?4, updated_at = ?5,"
                     " queued = CASE WHEN ?3 THEN 0 ELSE queued END WHERE id = ?1");
@@ -485,13 +497,10 @@ static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *
   return rc;
 }
 
-int sq_ticket_set_status(store *st, sq_req *r, int64_t ticket_id, const char *status,
-                         const json_t *props_patch) {
-  return sq__ticket_move(st, r, ticket_id, status, props_patch, 1);
-}
-
-int sq_ticket_changed(store *st, sq_req *r, int64_t ticket_id) {
-  return sq__ticket_move(st, r, ticket_id, NULL, NULL, 0);
+int sq_ticket_update(store *st, sq_req *r, int64_t ticket_id, const char *status, const json_t *props_patch,
+                     int priority_changed) {
+  return sq__ticket_move(st, r, ticket_id, status, props_patch, status != NULL || props_patch != NULL,
+                         priority_changed);
 }
 
 /* Finds where a new ticket starts: the pipeline's id and the status (the
@@ -821,17 +830,31 @@ static int sq__find_thread(store *st, sq_req *r, const router_channel *ch, sq_in
   return 0;
 }
 
+/* Finds the message m repeats (the same external id on its channel): a
+ * duplicate, answered with the original's id. A customer's message whose
+ * id is the one the service gave a reply of ours is no repeat of it (an
+ * echo of that reply would be): refused with -EEXIST, never answered with
+ * the reply's id as if stored. */
 static int sq__original(store *st, sq_req *r, sq_inbound *m) {
-  sqlite3_stmt *s = sq_prep(st, "SELECT id FROM messages WHERE channel = ?1 AND external_id = ?2");
+  sqlite3_stmt *s = sq_prep(st, "SELECT id, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = messages.id)"
+                                " FROM messages WHERE channel = ?1 AND external_id = ?2");
   if (s == NULL) return sq_fail(st, r, "checking for a duplicate");
   sq_bind_text(s, 1, m->s[IN_CHANNEL]);
   sq_bind_text(s, 2, m->s[IN_EXT]);
+  int rc = 0;
   if (sqlite3_step(s) == SQLITE_ROW) {
-    m->message_id = sqlite3_column_int64(s, 0);
-    m->duplicate = 1;
+    if (sqlite3_column_int(s, 1) && !(m->flags & ROUTER_IN_ECHO)) {
+      r->status = rc = -EEXIST;
+      snprintf(r->err, sizeof(r->err),
+               "id \"%.80s\" is the one the service gave reply %lld; a customer's message needs its own",
+               m->s[IN_EXT], (long long)sqlite3_column_int64(s, 0));
+    } else {
+      m->message_id = sqlite3_column_int64(s, 0);
+      m->duplicate = 1;
+    }
   }
   sqlite3_reset(s);
-  return 0;
+  return rc;
 }
 
 static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t thread) {
@@ -852,7 +875,7 @@ static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t th
     char status[128] = "";
     if (sqlite3_step(s) == SQLITE_ROW) snprintf(status, sizeof(status), "%s", sq_col_text(s, 0));
     sqlite3_reset(s);
-    if (status[0] && sq__ticket_move(st, r, ticket, status, NULL, 0) < 0) return r->status;
+    if (status[0] && sq__ticket_move(st, r, ticket, status, NULL, 0, 0) < 0) return r->status;
     int64_t owner = 0;
     if (sq__ticket_owner(st, r, ticket, &owner) < 0) return -EIO;
     if (owner == 0 && sq_assign_ticket(st, r, ticket, thread, ch->name) < 0) return -EIO;
@@ -899,7 +922,7 @@ static int sq__route(store *st, sq_req *r, sq_inbound *m) {
                     !(state & SQ_THREAD_HAS_TICKET);
   int checked = 0;
   if (contact == 0 || action != ROUTER_USE_THREAD || late_ticket) {
-    if (sq__original(st, r, m) < 0) return -EIO;
+    if (sq__original(st, r, m) < 0) return r->status;
     if (m->duplicate) return 0;
     checked = 1;
   }

@@ -96,6 +96,10 @@ check "a delivery receipt → 200" '[[ "$out" == 200* ]]' "$out"
 wait_for '[ "$(sql "select status from messages where external_id = '"'ext-1'"'")" = delivered ]'
 check "the reply is marked delivered" '[ "$(sql "select status from messages where external_id = '"'ext-1'"'")" = delivered ]'
 
+out=$(post "$base/demo/messages" '{"id": "ext-1", "sender": {"id": "user-43"}, "text": "Another customer"}')
+check "a message whose id is the one the integration gave our reply → 409 naming it, not a duplicate's 200" \
+  '[[ "$out" == 409* ]] && grep -q "\"code\": *\"conflict\"" <<<"$out" && grep -q "\"field\": *\"id\"" <<<"$out"' "$out"
+check "and nothing is stored for it" '[ "$(sql "select count(*) from messages where text = '"'Another customer'"'")" = 0 ]'
 out=$(post "$base/demo/messages" '{"id": "ext-msg-2", "sender": {"id": "user-42"}, "text": "Still there?"}')
 check "a second message from the contact → 200" '[[ "$out" == 200* ]]' "$out"
 sleep 1.5
@@ -144,7 +148,7 @@ m_in=$(metric 'switchboard_inbound_messages_total{channel="demo"}')
 m_dup=$(metric 'switchboard_inbound_duplicates_total{channel="demo"}')
 m_sig=$(metric 'switchboard_webhook_signature_failures_total{channel="demo"}')
 m_sends="$(metric 'switchboard_outbound_messages_total{channel="slow",result="retry"}') $(metric 'switchboard_outbound_messages_total{channel="slow",result="sent"}') $(metric 'switchboard_outbound_messages_total{channel="refusing",result="failed"}')"
-check "metrics count inbound messages per channel" '[ "$m_in" = 4 ]' "$m_in"
+check "metrics count inbound messages per channel (the conflicting one too: handed to the router)" '[ "$m_in" = 5 ]' "$m_in"
 check "metrics count redeliveries" '[ "$m_dup" = 1 ]' "$m_dup"
 check "metrics count signature failures" '[ "$m_sig" = 2 ]' "$m_sig"
 check "metrics count sends by result" '[ "$m_sends" = "1 1 1" ]' "$m_sends"

@@ -562,6 +562,10 @@ static void custom__stored(void *arg, int status, const char *message_id, int du
       custom_problem p;
       if (status == SB_EINVAL) {
         custom__problem(&p, 400, "invalid", NULL, "the help desk refused the message");
+      } else if (status == SB_EEXIST) {
+        custom__problem(&p, 409, "conflict", "id",
+                        "this id is the one your service gave a reply of ours; give each message you send us an "
+                        "id of its own");
       } else {
         custom__problem(&p, 503, "unavailable", NULL, "the message could not be stored (code %d); deliver it again",
                         status);

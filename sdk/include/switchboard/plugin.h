@@ -519,7 +519,10 @@ typedef struct sb_inbound_message {
 } sb_inbound_message;
 
 /* Called on the loop thread once the message is durably stored (status
- * SB_OK), or could not be (negative status; message_id NULL). duplicate is 1
+ * SB_OK), or could not be (negative status; message_id NULL: SB_EEXIST
+ * when its external_id is the one the service gave a reply of the help
+ * desk and the message is no echo of it, which a retry cannot mend;
+ * anything else is trouble a redelivery may get past). duplicate is 1
  * when external_id was already stored: message_id is then the original's and
  * nothing new was stored. message_id is valid during the call only. It always
  * runs before destroy(): the host waits for pending commits when a channel
