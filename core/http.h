@@ -139,7 +139,8 @@ int http_respond(http_responder *r, int status, const http_header *headers, size
 int http_respond_json(http_responder *r, int status, json_t *body);
 
 /* Sends {"error": {"code", "message", "field"}} (field omitted when NULL)
- * and releases the responder. Returns as http_respond. */
+ * and releases the responder; a 503 carries Retry-After: 5. Returns as
+ * http_respond. */
 int http_respond_error(http_responder *r, int status, const char *code, const char *message,
                        const char *field);
 

@@ -426,6 +426,7 @@ static void client_ingress(fixture *f) {
   cl_send(r.fd, req, strlen(req));
   CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 503, "a channel about to run: %d", res.status);
   CHECK(f, strstr(res.body, "deliver it again") != NULL, "body %s", res.body);
+  CHECK(f, strcasestr(res.head, "retry-after: 5") != NULL, "a 503 says when to come back: %s", res.head);
   free(res.body);
   CHECK(f, rd_response(&r, &res, NULL, NULL) == 0 && res.status == 404, "no such channel: %d", res.status);
   free(res.body);
