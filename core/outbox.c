@@ -92,8 +92,8 @@ void outbox_done_fail(outbox_done *d, const char *reason) {
                                   0, ob__stored, d->ob));
 }
 
-void outbox_done_retry(outbox_done *d, int64_t retry_after_ms, const char *reason) {
-  if (d == NULL || d->completed++) return;
+int outbox_done_retry(outbox_done *d, int64_t retry_after_ms, const char *reason) {
+  if (d == NULL || d->completed++) return 0;
   outbox *ob = d->ob;
   if (d->item.attempt >= ob->cfg.max_attempts) {
     char why[256];
@@ -103,13 +103,14 @@ void outbox_done_retry(outbox_done *d, int64_t retry_after_ms, const char *reaso
     log_warn("outbox: message %lld on channel %s dead-lettered: %s", (long long)d->item.message_id,
              d->item.channel, why);
     ob__finish(d, store_outbox_fail(ob->st, d->item.outbox_id, why, 1, ob__stored, ob));
-    return;
+    return 1;
   }
   ob->stats.retried++;
   int64_t delay = outbox_backoff_ms(&ob->cfg, d->item.attempt, retry_after_ms, ob__rand(ob));
   /* Wall time, not uv_now: next_at is compared with the clock after a restart. */
   int64_t next = sb_wall_ms() + delay;
   ob__finish(d, store_outbox_retry(ob->st, d->item.outbox_id, next, reason, ob__stored, ob));
+  return 0;
 }
 
 void outbox_done_defer(outbox_done *d, int64_t defer_ms, const char *reason) {

@@ -288,9 +288,14 @@ static void relay__send_complete(sb_send_op *op, int outcome, const char *text, 
     outbox_done_ok(s->done, text);
     break;
   case CHANNEL_SEND_RETRY:
-    r->stats.sends_retry++;
-    cc->retried++;
-    outbox_done_retry(s->done, retry_after_ms, text != NULL ? text : "the channel asked to retry");
+    /* the last attempt's retry is a dead letter: counted as failed, as it ends */
+    if (outbox_done_retry(s->done, retry_after_ms, text != NULL ? text : "the channel asked to retry")) {
+      r->stats.sends_failed++;
+      cc->failed++;
+    } else {
+      r->stats.sends_retry++;
+      cc->retried++;
+    }
     break;
   case CHANNEL_SEND_DEFER:
     r->stats.sends_held++;
