@@ -145,7 +145,47 @@ START_TEST(a_bounce_names_the_bounced_message_and_why) {
   ck_assert_uint_eq(p.flags & SB_IN_BOUNCE, SB_IN_BOUNCE);
   ck_assert_str_eq(p.bounce_of, "reply-9@example.org");
   ck_assert_str_eq(p.bounce_reason, "bounced: smtp; 552 mailbox full (status 5.2.2)");
+  ck_assert(p.bounce_failed);
   ck_assert_ptr_null(p.fwd_addr); /* the returned mail is not a forward */
+}
+END_TEST
+
+/* A delivery report: ACTION, STATUS and a folded Diagnostic-Code. */
+static void parse_report(const char *action, const char *status) {
+  char raw[2048];
+  snprintf(raw, sizeof(raw),
+           "From: MAILER-DAEMON@mx.example\r\nSubject: report\r\nMessage-ID: <dsn2@mx>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n"
+           "--B\r\nContent-Type: text/plain\r\n\r\nreport\r\n"
+           "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n%s"
+           "Status: %s\r\nDiagnostic-Code: smtp; 550 5.1.1 <lena@example.com>: Recipient address\r\n"
+           "    rejected: User unknown\r\n\r\n"
+           "--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <reply-10@example.org>\r\n\r\n--B--\r\n",
+           action, status);
+  parse(raw);
+}
+
+START_TEST(only_a_report_of_failure_is_a_bounce) {
+  parse_report("Action: failed\r\n", "5.1.1");
+  ck_assert(p.bounce_failed);
+  /* a folded field is read whole */
+  ck_assert_str_eq(p.bounce_reason,
+                   "bounced: smtp; 550 5.1.1 <lena@example.com>: Recipient address rejected: User unknown (status 5.1.1)");
+  email_parsed_free(&p);
+  parse_report("Action: delayed\r\n", "4.4.1");
+  ck_assert(!p.bounce_failed); /* the sender's server is still trying */
+  ck_assert_str_eq(p.bounce_of, "reply-10@example.org");
+  ck_assert_int_eq(strncmp(p.bounce_reason, "delayed: ", 9), 0);
+  ck_assert_uint_eq(p.flags & SB_IN_NO_AUTOREPLY, SB_IN_NO_AUTOREPLY);
+  email_parsed_free(&p);
+  parse_report("Action: delivered\r\n", "2.0.0");
+  ck_assert(!p.bounce_failed);
+  email_parsed_free(&p);
+  parse_report("", "4.4.1"); /* no Action: the status class decides */
+  ck_assert(!p.bounce_failed);
+  email_parsed_free(&p);
+  parse_report("", "5.1.1");
+  ck_assert(p.bounce_failed);
 }
 END_TEST
 
@@ -299,6 +339,7 @@ int main(void) {
   tcase_add_test(tc, text_is_stored_with_lf_line_ends);
   tcase_add_test(tc, attachments_over_the_limit_are_listed_without_data);
   tcase_add_test(tc, a_bounce_names_the_bounced_message_and_why);
+  tcase_add_test(tc, only_a_report_of_failure_is_a_bounce);
   tcase_add_test(tc, anything_parses_without_a_crash);
   tcase_add_test(tc, imap_answers_are_read);
   tcase_add_test(tc, an_html_only_mail_gets_a_plain_text_too);

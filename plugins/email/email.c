@@ -261,13 +261,17 @@ int email_inbound(email *e, const char *raw, size_t len, int headers_only, void 
   } else {
     email_thread_pick(&e->threads, &p, addr, thread, sizeof(thread), &how);
   }
-  email_thread_add_participant(&e->threads, thread, addr);
-  if (use_fwd) email_thread_add_participant(&e->threads, thread, p.from_addr);
+  /* A delivery report is about the conversation, not part of it: its
+   * sender (a mailer daemon) takes no part and replies cite none of it. */
+  if (!(p.flags & SB_IN_BOUNCE)) {
+    email_thread_add_participant(&e->threads, thread, addr);
+    if (use_fwd) email_thread_add_participant(&e->threads, thread, p.from_addr);
+    email_thread_add_ref(&e->threads, thread, p.message_id);
+    email_thread_set_subject(&e->threads, thread, p.subject);
+  }
   email_thread_remember(&e->threads, p.message_id, thread);
-  email_thread_add_ref(&e->threads, thread, p.message_id);
-  email_thread_set_subject(&e->threads, thread, p.subject);
   e->host->log(e->channel, SB_LOG_DEBUG, "mail %s from %s: thread %s (%s)", p.message_id, addr, thread, how);
-  if (p.bounce_of != NULL) {
+  if (p.bounce_of != NULL && p.bounce_failed) {
     sb_status_update u = {.struct_size = sizeof(u)};
     u.status = SB_STATUS_FAILED;
     u.external_id = p.bounce_of;

@@ -40,6 +40,8 @@ typedef struct email_parsed {
   char *loop_reason; /* why NO_AUTOREPLY/AUTOMATIC was set, or NULL */
   char *bounce_of;   /* a bounce: the Message-ID it reports on (without <>) */
   char *bounce_reason;
+  int bounce_failed; /* the report says delivery failed (Action: failed, or a 5.x.x status): not a
+                        delay or a success report */
   char *fwd_addr;    /* a forward: the original sender, or NULL */
   char *fwd_name;
   char *fwd_how;     /* "rfc822", "gmail", "outlook", "apple", "resent" */

@@ -225,11 +225,24 @@ static const char *find_field(const char *s, const char *end, const char *field)
   return NULL;
 }
 
+/* A field's value from v to its end, continuation lines (folded, RFC 5322
+ * and 3464) joined with one space. */
 static char *field_value(const char *v, const char *end) {
-  while (v < end && (*v == ' ' || *v == '\t')) v++;
-  const char *e = v;
-  while (e < end && *e != '\r' && *e != '\n') e++;
-  return utf8_copy(v, (gssize)(e - v));
+  GString *out = g_string_new(NULL);
+  for (;;) {
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    const char *e = v;
+    while (e < end && *e != '\r' && *e != '\n') e++;
+    if (out->len > 0 && e > v) g_string_append_c(out, ' ');
+    g_string_append_len(out, v, e - v);
+    if (e < end && *e == '\r') e++;
+    if (e < end && *e == '\n') e++;
+    if (e >= end || (*e != ' ' && *e != '\t')) break; /* the next line is no continuation */
+    v = e;
+  }
+  char *r = utf8_copy(out->str, (gssize)out->len);
+  g_string_free(out, TRUE);
+  return r;
 }
 
 /* A delivery-status report: the Message-ID it reports on and why. */
@@ -255,11 +268,27 @@ static void read_bounce(parse_ctx *c, const char *raw, size_t len) {
   const char *st = find_field(body, end, "Status:");
   char *dv = d != NULL ? field_value(d, end) : NULL;
   char *sv = st != NULL ? field_value(st, end) : NULL;
+  /* Only a failure fails the reply: a report may say a delivery is delayed
+   * (4.x.x, the sender's server still trying) or done (2.x.x). Any
+   * recipient's Action: failed is a failure; without Actions, the status
+   * class decides; with neither, it is taken as a bounce. */
+  int failed = 0, other = 0;
+  for (const char *a = find_field(body, end, "Action:"); a != NULL; a = find_field(a, end, "Action:")) {
+    char *av = field_value(a, end);
+    if (av != NULL && strncasecmp(av, "failed", 6) == 0)
+      failed = 1;
+    else
+      other = 1;
+    free(av);
+  }
+  if (!failed && !other) failed = sv == NULL || (sv[0] != '2' && sv[0] != '4');
+  p->bounce_failed = failed;
+  const char *what = failed ? "bounced" : sv != NULL && sv[0] == '4' ? "delayed" : "delivery report";
   size_t n = (dv ? strlen(dv) : 0) + (sv ? strlen(sv) : 0) + 64;
   p->bounce_reason = malloc(n);
   if (p->bounce_reason != NULL) {
-    snprintf(p->bounce_reason, n, "bounced: %s%s%s%s", dv ? dv : "delivery failed", sv ? " (status " : "",
-             sv ? sv : "", sv ? ")" : "");
+    snprintf(p->bounce_reason, n, "%s: %s%s%s%s", what, dv ? dv : failed ? "delivery failed" : "no diagnostic",
+             sv ? " (status " : "", sv ? sv : "", sv ? ")" : "");
   }
   free(dv);
   free(sv);
