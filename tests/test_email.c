@@ -856,6 +856,29 @@ START_TEST(a_mail_too_large_to_fetch_is_stored_from_its_headers) {
   ck_assert_msg(strstr(r->meta, "fetch limit") != NULL, "meta: %s", r->meta);
   r = wait_inbound(2); /* the mailbox does not stall behind it */
   ck_assert_str_eq(r->ext_id, "small-1@example.com");
+  /* A header block alone over the limit (thousands of trace lines): stored
+   * from the fields that matter, and the mailbox goes on. */
+  raw = malloc(big + 1024);
+  at = 0;
+  static const char trace[] = "X-Trace: relay.example.net 192.0.2.1 spam-score=0.0 checked-by=filter.example.org ok\r\n";
+  while (at + sizeof(trace) < big) {
+    memcpy(raw + at, trace, sizeof(trace) - 1);
+    at += sizeof(trace) - 1;
+  }
+  snprintf(raw + at, 1024,
+           "From: Kim <customer@example.com>\r\nTo: support@example.org\r\nSubject: many hops\r\n"
+           "Message-ID: <hops-1@example.com>\r\n\r\nshort body\r\n");
+  swaks_send(CUSTOMER, "support@example.org", raw);
+  free(raw);
+  swaks_send(CUSTOMER, "support@example.org",
+             "From: customer@example.com\r\nTo: support@example.org\r\nSubject: small\r\n"
+             "Message-ID: <small-2@example.com>\r\n\r\nafter the hops\r\n");
+  r = wait_inbound(3);
+  ck_assert_str_eq(r->ext_id, "hops-1@example.com");
+  ck_assert_str_eq(r->subject, "many hops");
+  ck_assert_str_eq(r->sender, CUSTOMER);
+  r = wait_inbound(4);
+  ck_assert_str_eq(r->ext_id, "small-2@example.com");
 }
 END_TEST
 

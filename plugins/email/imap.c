@@ -228,7 +228,8 @@ static void emit(email *e, const sb_mail_response *r, int headers_only) {
 }
 
 /* A fetch the server refused (it answered, but not with the mail: a file it
- * cannot read, a UID gone meanwhile). The same UID refused
+ * cannot read, a UID gone meanwhile), or whose answer, even its header
+ * fields alone, is over the fetch limit. The same UID refused
  * EMAIL_FETCH_TRIES times in a row is skipped, logged as an error naming
  * it, so one mail the server cannot serve does not hold up every mail
  * after it; else the cycle ends as any failure does and the next tries
@@ -236,7 +237,7 @@ static void emit(email *e, const sb_mail_response *r, int headers_only) {
  * the mail. */
 static void fetch_refused(email *e, const sb_mail_response *r, const char *what) {
   uint64_t uid = e->uids[e->next_uid - 1];
-  int n = r->status == SB_EIO ? refused_in_a_row(e) : 0;
+  int n = r->status == SB_EIO || r->status == SB_EFBIG ? refused_in_a_row(e) : 0;
   if (n >= EMAIL_FETCH_TRIES) {
     e->host->log(e->channel, SB_LOG_ERROR,
                  "mail UID %" PRIu64 " could not be fetched %d times in a row (%s); skipped, so the mail after it "
@@ -249,7 +250,33 @@ static void fetch_refused(email *e, const sb_mail_response *r, const char *what)
   transient(e, r, what);
 }
 
+/* The header fields a mail is stored by (sender, recipients, ids, thread,
+ * loop signals), for a mail whose whole header block is over the limit. */
+#define EMAIL_HEADER_FIELDS                                                                                        \
+  "HEADER.FIELDS%20(FROM%20SENDER%20REPLY-TO%20TO%20CC%20SUBJECT%20DATE%20MESSAGE-ID%20IN-REPLY-TO%20REFERENCES" \
+  "%20RESENT-FROM%20RETURN-PATH%20AUTO-SUBMITTED%20PRECEDENCE%20LIST-ID%20LIST-UNSUBSCRIBE"                       \
+  "%20X-AUTO-RESPONSE-SUPPRESS%20X-AUTOREPLY%20X-AUTORESPOND%20MIME-VERSION)"
+
+static void fetched_header_fields(email *e, const sb_mail_response *r) {
+  if (r->status != SB_OK) {
+    fetch_refused(e, r, "header fields fetch");
+    return;
+  }
+  emit(e, r, 1);
+}
+
 static void fetched_headers(email *e, const sb_mail_response *r) {
+  if (r->status == SB_EFBIG) {
+    /* Even its header block is over the limit (thousands of trace
+     * lines): the fields it is stored by, which are small. */
+    char suffix[512];
+    snprintf(suffix, sizeof(suffix), "/;UID=%" PRIu64 "/;SECTION=%s", e->uids[e->next_uid - 1], EMAIL_HEADER_FIELDS);
+    char *url = mailbox_url(e, suffix);
+    int rc = url != NULL ? imap_run(e, url, NULL, fetched_header_fields) : SB_ENOMEM;
+    free(url);
+    if (rc != SB_OK) poll_done(e, 0);
+    return;
+  }
   if (r->status != SB_OK) {
     fetch_refused(e, r, "header fetch");
     return;
