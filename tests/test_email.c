@@ -727,6 +727,13 @@ START_TEST(a_conversation_threads_across_mail_in_and_replies_out) {
     ck_assert_str_eq(fe.in[seen + i].ext_id, fe.in[i].ext_id);
     ck_assert_str_eq(fe.in[seen + i].thread, fe.in[i].thread);
   }
+
+  /* A mail without a readable From is the contact unknown@invalid: a reply
+   * there fails at once, saying why, rather than going to nowhere. */
+  send_rec nobody;
+  reply(&nobody, "unknown@invalid", thread, NULL, "who are you?", 0);
+  ck_assert_int_eq(nobody.outcome, CHANNEL_SEND_FAIL);
+  ck_assert_msg(strstr(nobody.text, "no readable From") != NULL, "%s", nobody.text);
 }
 END_TEST
 

@@ -372,6 +372,14 @@ static int email_send_now(email *e, const sb_outbound_message *msg, sb_send_op *
     e->host->send_fail(op, "the recipient is not an email address");
     return SB_OK;
   }
+  /* .invalid never resolves (RFC 2606): unknown@invalid stands for a mail
+   * without a readable From, whose sender nobody can answer. */
+  size_t rl = strlen(msg->recipient_id);
+  if ((rl >= 8 && strcasecmp(msg->recipient_id + rl - 8, "@invalid") == 0) ||
+      (rl >= 8 && strcasecmp(msg->recipient_id + rl - 8, ".invalid") == 0)) {
+    e->host->send_fail(op, "the customer's mail had no readable From address: there is nobody to answer by email");
+    return SB_OK;
+  }
   send_op *s = calloc(1, sizeof(*s));
   if (s == NULL) return SB_ENOMEM;
   s->e = e;
