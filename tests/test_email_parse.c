@@ -90,6 +90,22 @@ START_TEST(quote_start_finds_the_history_markers) {
 }
 END_TEST
 
+START_TEST(padded_base64_words_side_by_side_decode_whole) {
+  /* as Python's email package folds a long name: a padded word, then more */
+  parse("From: =?utf-8?b?SsO8cmdlbiBNw7xsbGVyLUzDvGRlbnNjaGVpZHQgdm9uIHVuZCB6dSBHcm/Dn2I=?=\r\n"
+        " =?utf-8?b?w7x0dGVs?= <jml@example.com>\r\n"
+        "Subject: =?UTF-8?B?w6l0w6k=?= =?UTF-8?B?IGNoYXVk?=\r\nMessage-ID: <pad@e>\r\n\r\nbody\r\n");
+  ck_assert_str_eq(p.subject, "\xc3\xa9t\xc3\xa9 chaud");
+  ck_assert_str_eq(p.from_name, "J\xc3\xbcrgen M\xc3\xbcller-L\xc3\xbc" "denscheidt von und zu Gro\xc3\x9f" "b\xc3\xbcttel");
+  ck_assert_str_eq(p.from_addr, "jml@example.com");
+  email_parsed_free(&p);
+  /* unpadded words, and words of two charsets, are left to gmime as they are */
+  parse("From: a@example.com\r\nSubject: =?UTF-8?B?w6l0w6k=?= =?ISO-8859-1?Q?caf=E9?=\r\nMessage-ID: <pad2@e>\r\n\r\nx\r\n");
+  ck_assert_str_eq(p.subject, "\xc3\xa9t\xc3\xa9" "caf\xc3\xa9");
+  email_parsed_free(&p);
+}
+END_TEST
+
 START_TEST(text_is_stored_with_lf_line_ends) {
   parse("From: kim@example.com\r\nSubject: x\r\nMessage-ID: <lf@e>\r\n\r\n"
         "line one\r\nline two\rline three\r\n\r\nOn Mon, 1 Jan 2026, Acme wrote:\r\n> quoted\r\n");
@@ -337,6 +353,7 @@ int main(void) {
   tcase_add_test(tc, quote_start_finds_the_history_markers);
   tcase_add_test(tc, a_mail_without_message_id_gets_a_stable_hash);
   tcase_add_test(tc, text_is_stored_with_lf_line_ends);
+  tcase_add_test(tc, padded_base64_words_side_by_side_decode_whole);
   tcase_add_test(tc, attachments_over_the_limit_are_listed_without_data);
   tcase_add_test(tc, a_bounce_names_the_bounced_message_and_why);
   tcase_add_test(tc, only_a_report_of_failure_is_a_bounce);

@@ -528,13 +528,94 @@ static char *hash_id(const char *raw, size_t len) {
   return id;
 }
 
+/* An RFC 2047 encoded word at s (before end): its charset, encoding
+ * letter and payload; 0 when s does not start one. */
+typedef struct ew {
+  const char *charset, *payload, *end; /* end: just after "?=" */
+  size_t charset_len, payload_len;
+  char enc;
+} ew;
+
+static int ew_read(const char *s, const char *end, ew *w) {
+  if (end - s < 8 || s[0] != '=' || s[1] != '?') return 0;
+  const char *cs = s + 2, *q = memchr(cs, '?', (size_t)(end - cs));
+  if (q == NULL || q == cs || end - q < 4 || q[2] != '?') return 0;
+  const char *pl = q + 3, *stop = pl;
+  while (stop + 1 < end && !(stop[0] == '?' && stop[1] == '=') && stop[0] != '\r' && stop[0] != '\n') stop++;
+  if (stop + 1 >= end || stop[0] != '?') return 0;
+  *w = (ew){cs, pl, stop + 2, (size_t)(q - cs), (size_t)(stop - pl), (char)g_ascii_toupper(q[1])};
+  return 1;
+}
+
+/* gmime joins adjacent encoded words of one charset before decoding them
+ * (so that a character split between two words decodes whole), which
+ * breaks on a base64 word padded with '=': "=?UTF-8?B?w6l0w6k=?=
+ * =?UTF-8?B?IGNoYXVk?=" (as Python's email package writes a long name)
+ * read as "été". Such a run in the header block is written as one word of
+ * the same bytes before gmime reads it. Returns the rewritten message
+ * (its length in *out_len), or NULL when no run needs it. */
+static char *join_padded_words(const char *raw, size_t len, size_t *out_len) {
+  const char *end = raw + len, *hend = end;
+  for (const char *q = raw; q + 1 < end; q++) {
+    if (q[0] == '\n' && (q[1] == '\n' || (q[1] == '\r' && q + 2 < end && q[2] == '\n'))) {
+      hend = q + 1;
+      break;
+    }
+  }
+  GString *out = NULL;
+  const char *copied = raw;
+  for (const char *p = raw; p < hend;) {
+    ew first, w;
+    if (!ew_read(p, hend, &first) || first.enc != 'B') {
+      p++;
+      continue;
+    }
+    GByteArray *bytes = g_byte_array_new();
+    int words = 0, padded = 0, prev_padded = 0;
+    const char *run_end = first.end;
+    for (const char *q = p; ew_read(q, hend, &w) && w.enc == 'B' && w.charset_len == first.charset_len &&
+                            g_ascii_strncasecmp(w.charset, first.charset, first.charset_len) == 0;) {
+      char *b64 = g_strndup(w.payload, w.payload_len);
+      gsize n = 0;
+      guchar *dec = g_base64_decode(b64, &n);
+      g_byte_array_append(bytes, dec, (guint)n);
+      g_free(dec);
+      g_free(b64);
+      padded |= prev_padded; /* a word before this one ended in padding */
+      prev_padded = w.payload_len > 0 && w.payload[w.payload_len - 1] == '=';
+      words++;
+      run_end = w.end;
+      q = w.end;
+      while (q < hend && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) q++;
+    }
+    if (words > 1 && padded) {
+      if (out == NULL) out = g_string_sized_new(len + 16);
+      g_string_append_len(out, copied, p - copied);
+      gchar *b64 = g_base64_encode(bytes->data, bytes->len);
+      g_string_append_printf(out, "=?%.*s?B?%s?=", (int)first.charset_len, first.charset, b64);
+      g_free(b64);
+      copied = run_end;
+    }
+    g_byte_array_unref(bytes);
+    p = run_end;
+  }
+  if (out == NULL) return NULL;
+  g_string_append_len(out, copied, end - copied);
+  *out_len = out->len;
+  return g_string_free(out, FALSE);
+}
+
 int email_parse(const char *raw, size_t len, uint64_t max_att_bytes, email_parsed *out) {
   memset(out, 0, sizeof(*out));
   if (raw == NULL) len = 0;
   parse_ctx c = {.p = out, .max_att = max_att_bytes};
   GMimeParserOptions *opts = g_mime_parser_options_new();
   g_mime_parser_options_set_warning_callback(opts, parser_warning, &c);
-  GMimeStream *stream = g_mime_stream_mem_new_with_buffer(raw != NULL ? raw : "", len);
+  size_t joined_len = 0;
+  char *joined = raw != NULL ? join_padded_words(raw, len, &joined_len) : NULL;
+  GMimeStream *stream = joined != NULL ? g_mime_stream_mem_new_with_buffer(joined, joined_len)
+                                       : g_mime_stream_mem_new_with_buffer(raw != NULL ? raw : "", len);
+  g_free(joined);
   GMimeParser *parser = g_mime_parser_new_with_stream(stream);
   GMimeMessage *msg = g_mime_parser_construct_message(parser, opts);
   g_object_unref(parser);
