@@ -660,6 +660,10 @@ START_TEST(settings_are_refused_by_name) {
   testhost_set(th, "fields", "order_number");
   char err[512];
   ck_assert_msg(testhost_validate(th, err, sizeof(err)) == 0, "%s", err);
+  /* a field listed twice (its text would be written twice) */
+  testhost_set(th, "fields", "order_number");
+  ck_assert_int_ne(testhost_validate(th, err, sizeof(err)), 0);
+  ck_assert_msg(strstr(err, "\"fields\" value 2 repeats") != NULL, "%s", err);
 }
 END_TEST
 

@@ -233,12 +233,8 @@ static void form__submission_id(const form *f, const form_body *b, const form_fi
  * field that was filled, in the order the operator listed them. Returns a
  * malloc'd string or NULL. */
 static char *form__text(const form *f, const form_body *b, const form_fields *x) {
-  size_t cap = (x->message != NULL ? strlen(x->message) : 0) + 2, len = 0;
-  for (size_t k = 0; k < b->field_count; k++) cap += strlen(b->fields[k].name) + strlen(b->fields[k].value) + 8;
-  char *out = malloc(cap);
-  if (out == NULL) return NULL;
-  out[0] = '\0';
-  if (x->message != NULL) len += (size_t)snprintf(out, cap, "%s", x->message);
+  form_buf out = {0};
+  if (x->message != NULL) form_buf_puts(&out, x->message);
   size_t n = f->host->config_count(f->config, "fields");
   int first = 1;
   for (size_t i = 0; i < n; i++) {
@@ -250,14 +246,20 @@ static char *form__text(const form *f, const form_body *b, const form_fields *x)
       if (strcmp(b->fields[k].name, name) != 0 || b->fields[k].value[0] == '\0') continue;
       /* A repeated input (checkboxes) continues its line. */
       if (sep[0] == ':') {
-        len += (size_t)snprintf(out + len, cap - len, "%s%s", len > 0 ? (first ? "\n\n" : "\n") : "", label);
+        form_buf_puts(&out, out.len > 0 ? (first ? "\n\n" : "\n") : "");
+        form_buf_puts(&out, label);
         first = 0;
       }
-      len += (size_t)snprintf(out + len, cap - len, "%s%s", sep, b->fields[k].value);
+      form_buf_puts(&out, sep);
+      form_buf_puts(&out, b->fields[k].value);
       sep = ", ";
     }
   }
-  return out;
+  if (out.failed) {
+    free(out.s);
+    return NULL;
+  }
+  return out.s != NULL ? out.s : strdup("");
 }
 
 /* metadata_json: every field as given, the files, where it came from. */
@@ -433,6 +435,10 @@ static int form__validate(const sb_host *host, const sb_config *cfg, char *err, 
                        "setting \"%s\" value %zu must be an input name of 1-64 letters, digits, _ . or - that is "
                        "not one of the standard fields (email, name, phone, subject, message, submission_id, page)",
                        "fields", i);
+    }
+    for (size_t k = 0; k < i; k++) {
+      if (strcmp(host->config_get_at(cfg, "fields", k), name) == 0)
+        return form__bad(err, errlen, "setting \"%s\" value %zu repeats an earlier value", "fields", i);
     }
   }
   n = host->config_count(cfg, "attachment_types");

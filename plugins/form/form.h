@@ -103,6 +103,16 @@ void form_http_problem(const form *f, sb_responder *r, const form_reply_to *to, 
 
 /* --- form_rules.c ------------------------------------------------------------------- */
 
+/* A growing string; on allocation failure it stays as it was, failed set
+ * (the caller answers 503 or gives up). */
+typedef struct form_buf {
+  char *s;
+  size_t len, cap;
+  int failed;
+} form_buf;
+void form_buf_put(form_buf *b, const char *s, size_t n);
+void form_buf_puts(form_buf *b, const char *s);
+
 /* True for an address with exactly one @, something on both sides, no
  * spaces or control characters, at most 254 bytes. */
 int form_email_valid(const char *s);

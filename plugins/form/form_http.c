@@ -38,52 +38,25 @@ static void form__json(const form *f, sb_responder *r, int status, const form_re
   f->host->respond(r, status, h, n, body, strlen(body));
 }
 
-/* A growing string for the HTML pages; on allocation failure it stays NULL
- * and the page is answered 503. */
-typedef struct form_buf {
-  char *s;
-  size_t len, cap;
-  int failed;
-} form_buf;
-
-static void form__put(form_buf *b, const char *s, size_t n) {
-  if (b->failed) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = (b->cap > 0 ? b->cap * 2 : 1024) + n;
-    char *t = realloc(b->s, cap);
-    if (t == NULL) {
-      b->failed = 1;
-      return;
-    }
-    b->s = t;
-    b->cap = cap;
-  }
-  memcpy(b->s + b->len, s, n);
-  b->len += n;
-  b->s[b->len] = '\0';
-}
-
-static void form__puts(form_buf *b, const char *s) { form__put(b, s, strlen(s)); }
-
 /* Appends text escaped for HTML text and quoted attribute values. */
 static void form__esc(form_buf *b, const char *s) {
   for (; s != NULL && *s != '\0'; s++) {
     switch (*s) {
-    case '&': form__puts(b, "&amp;"); break;
-    case '<': form__puts(b, "&lt;"); break;
-    case '>': form__puts(b, "&gt;"); break;
-    case '"': form__puts(b, "&quot;"); break;
-    case '\'': form__puts(b, "&#39;"); break;
-    default: form__put(b, s, 1);
+    case '&': form_buf_puts(b, "&amp;"); break;
+    case '<': form_buf_puts(b, "&lt;"); break;
+    case '>': form_buf_puts(b, "&gt;"); break;
+    case '"': form_buf_puts(b, "&quot;"); break;
+    case '\'': form_buf_puts(b, "&#39;"); break;
+    default: form_buf_put(b, s, 1);
     }
   }
 }
 
 static void form__page_head(form_buf *b, const char *title) {
-  form__puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+  form_buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
   form__esc(b, title);
-  form__puts(b, "</title><style>body{font-family:system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;"
+  form_buf_puts(b, "</title><style>body{font-family:system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;"
                 "line-height:1.5}label{display:block;margin-top:1em}input,textarea{width:100%;box-sizing:border-box;"
                 "padding:.4em;font:inherit}button{margin-top:1.5em;padding:.5em 1.5em;font:inherit}"
                 ".hp{position:absolute;left:-10000px}</style></head>\n<body>\n");
@@ -132,9 +105,9 @@ void form_http_problem(const form *f, sb_responder *r, const form_reply_to *to, 
     /* A person pressed submit on a plain form: a page they can read. */
     form_buf b = {0};
     form__page_head(&b, "The form was not sent");
-    form__puts(&b, "<h1>The form was not sent</h1>\n<p>");
+    form_buf_puts(&b, "<h1>The form was not sent</h1>\n<p>");
     form__esc(&b, p->message);
-    form__puts(&b, ".</p>\n<p>Go back, correct it and send it again.</p>\n</body></html>\n");
+    form_buf_puts(&b, ".</p>\n<p>Go back, correct it and send it again.</p>\n</body></html>\n");
     form__html(f, r, p->status, &b, ra);
     return;
   }
@@ -316,29 +289,29 @@ static void form__preflight(const form *f, const sb_http_request *req, sb_respon
 static void form__thanks(const form *f, sb_responder *r) {
   form_buf b = {0};
   form__page_head(&b, "Thank you");
-  form__puts(&b, "<h1>Thank you</h1>\n<p>");
+  form_buf_puts(&b, "<h1>Thank you</h1>\n<p>");
   form__esc(&b, f->host->config_get(f->config, "thanks_message"));
-  form__puts(&b, "</p>\n</body></html>\n");
+  form_buf_puts(&b, "</p>\n</body></html>\n");
   form__html(f, r, 200, &b, NULL);
 }
 
 /* One labelled input of the hosted form. */
 static void form__input(form_buf *b, const char *name, const char *label, const char *type, int required) {
-  form__puts(b, "<label>");
+  form_buf_puts(b, "<label>");
   form__esc(b, label);
-  form__puts(b, required ? " *" : "");
+  form_buf_puts(b, required ? " *" : "");
   if (strcmp(type, "textarea") == 0) {
-    form__puts(b, "<textarea rows=\"6\" name=\"");
+    form_buf_puts(b, "<textarea rows=\"6\" name=\"");
     form__esc(b, name);
-    form__puts(b, required ? "\" required></textarea>" : "\"></textarea>");
+    form_buf_puts(b, required ? "\" required></textarea>" : "\"></textarea>");
   } else {
-    form__puts(b, "<input type=\"");
+    form_buf_puts(b, "<input type=\"");
     form__esc(b, type);
-    form__puts(b, "\" name=\"");
+    form_buf_puts(b, "\" name=\"");
     form__esc(b, name);
-    form__puts(b, required ? "\" required>" : "\">");
+    form_buf_puts(b, required ? "\" required>" : "\">");
   }
-  form__puts(b, "</label>\n");
+  form_buf_puts(b, "</label>\n");
 }
 
 /* GET /form: a plain page with the channel's fields, posting to the channel
@@ -352,14 +325,14 @@ static void form__hosted(const form *f, const sb_http_request *req, sb_responder
   sodium_bin2hex(key, sizeof(key), raw, sizeof(raw)); /* one submission per page load */
   form_buf b = {0};
   form__page_head(&b, title != NULL ? title : "Contact us");
-  form__puts(&b, "<h1>");
+  form_buf_puts(&b, "<h1>");
   form__esc(&b, title != NULL ? title : "Contact us");
-  form__puts(&b, "</h1>\n<form method=\"post\" action=\"");
+  form_buf_puts(&b, "</h1>\n<form method=\"post\" action=\"");
   form__esc(&b, base);
-  form__puts(&b, f->limits.max_files > 0 ? "\" enctype=\"multipart/form-data\">\n" : "\">\n");
-  form__puts(&b, "<input type=\"hidden\" name=\"submission_id\" value=\"");
+  form_buf_puts(&b, f->limits.max_files > 0 ? "\" enctype=\"multipart/form-data\">\n" : "\">\n");
+  form_buf_puts(&b, "<input type=\"hidden\" name=\"submission_id\" value=\"");
   form__esc(&b, key);
-  form__puts(&b, "\">\n");
+  form_buf_puts(&b, "\">\n");
   form__input(&b, "name", "Name", "text", 0);
   form__input(&b, "email", "Email", "email", 1);
   form__input(&b, "phone", "Phone", "tel", 0);
@@ -374,11 +347,11 @@ static void form__hosted(const form *f, const sb_http_request *req, sb_responder
   form__input(&b, "message", "Message", "textarea", f->message_required);
   if (f->limits.max_files > 0) form__input(&b, "attachment", "Attachment", "file", 0);
   if (f->honeypot != NULL) {
-    form__puts(&b, "<div class=\"hp\" aria-hidden=\"true\"><label>Leave this empty<input type=\"text\" name=\"");
+    form_buf_puts(&b, "<div class=\"hp\" aria-hidden=\"true\"><label>Leave this empty<input type=\"text\" name=\"");
     form__esc(&b, f->honeypot);
-    form__puts(&b, "\" tabindex=\"-1\" autocomplete=\"off\"></label></div>\n");
+    form_buf_puts(&b, "\" tabindex=\"-1\" autocomplete=\"off\"></label></div>\n");
   }
-  form__puts(&b, "<button type=\"submit\">Send</button>\n</form>\n</body></html>\n");
+  form_buf_puts(&b, "<button type=\"submit\">Send</button>\n</form>\n</body></html>\n");
   form__html(f, r, 200, &b, NULL);
 }
 
