@@ -379,6 +379,18 @@ START_TEST(a_verified_user_is_that_users_contact) {
 
   snprintf(body, sizeof(body), "{\"user_id\":\"user-43\",\"user_hash\":\"%s\"}", hex);
   ck_assert_int_eq(call("POST", "/session", SITE, NULL, body)->status, 403);
+
+  /* a user id shaped like an anonymous visitor's would share that visitor's
+   * sockets (and replies): refused, though signed */
+  static const char lookalike[] = "v0123456789abcdef0123456789abcdef";
+  crypto_auth_hmacsha256_init(&st, (const unsigned char *)IDENTITY_SECRET, strlen(IDENTITY_SECRET));
+  crypto_auth_hmacsha256_update(&st, (const unsigned char *)lookalike, strlen(lookalike));
+  crypto_auth_hmacsha256_final(&st, mac);
+  sodium_bin2hex(hex, sizeof(hex), mac, sizeof(mac));
+  snprintf(body, sizeof(body), "{\"user_id\":\"%s\",\"user_hash\":\"%s\"}", lookalike, hex);
+  const testhost_reply *shaped = call("POST", "/session", SITE, NULL, body);
+  ck_assert_int_eq(shaped->status, 400);
+  ck_assert_ptr_nonnull(strstr(shaped->body, "anonymous visitor"));
 }
 END_TEST
 

@@ -52,6 +52,15 @@ START_TEST(a_token_names_its_visitor_and_only_under_its_key) {
 }
 END_TEST
 
+START_TEST(a_visitor_id_has_its_own_shape) {
+  ck_assert(chat_visitor_id_shape("v0123456789abcdef0123456789abcdef"));
+  ck_assert(!chat_visitor_id_shape("v0123456789ABCDEF0123456789abcdef"));
+  ck_assert(!chat_visitor_id_shape("v0123"));
+  ck_assert(!chat_visitor_id_shape("user-42"));
+  ck_assert(!chat_visitor_id_shape(NULL));
+}
+END_TEST
+
 START_TEST(a_verified_identity_is_the_hmac_of_the_user_id) {
   const char *secret = "identity-secret-0123456789";
   uint8_t mac[32];
@@ -236,6 +245,7 @@ int main(void) {
   TCase *tc = tcase_create("chat_rules");
   tcase_add_test(tc, a_token_names_its_visitor_and_only_under_its_key);
   tcase_add_test(tc, a_verified_identity_is_the_hmac_of_the_user_id);
+  tcase_add_test(tc, a_visitor_id_has_its_own_shape);
   tcase_add_test(tc, origins_are_matched_exactly_or_by_the_help_desks_own_host);
   tcase_add_test(tc, colours_are_hex);
   tcase_add_test(tc, the_rate_bucket_allows_a_burst_then_refills);

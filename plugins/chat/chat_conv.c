@@ -28,15 +28,9 @@
 #define CHAT_VISITOR_IDLE_MS (10 * 60 * 1000) /* a visitor without sockets is forgotten after this */
 #define CHAT_FILE_LINK_TTL_S 86400u /* a file link in a reply or history frame works this long */
 
-static chat_visitor *chat__visitor_find(chat *c, const char *id) {
-  for (chat_link *l = c->visitors.next; l != &c->visitors; l = l->next) {
-    chat_visitor *v = (chat_visitor *)l;
-    if (strcmp(v->id, id) == 0) return v;
-  }
-  return NULL;
-}
-
-/* The visitor record of who/id, or NULL when there is none now. */
+/* The visitor record of who/id, or NULL when there is none now: an
+ * anonymous visitor and a verified user may have the same id, and are two
+ * people. */
 static chat_visitor *chat__visitor_of(chat *c, char who, const char *id) {
   for (chat_link *l = c->visitors.next; l != &c->visitors; l = l->next) {
     chat_visitor *v = (chat_visitor *)l;
@@ -104,10 +98,10 @@ static void chat__ws_send_json(chat *c, sb_ws *ws, json_t *obj) {
   free(text);
 }
 
-/* Sends obj (borrowed) to every open socket of the visitor with this id,
- * except skip. */
-static void chat__broadcast(chat *c, const char *id, const json_t *obj, const chat_conn *skip) {
-  chat_visitor *v = chat__visitor_find(c, id);
+/* Sends obj (borrowed) to every open socket of the visitor who/id, except
+ * skip. */
+static void chat__broadcast(chat *c, char who, const char *id, const json_t *obj, const chat_conn *skip) {
+  chat_visitor *v = chat__visitor_of(c, who, id);
   if (v == NULL) return;
   for (chat_link *k = v->conns.next; k != &v->conns; k = k->next) {
     chat_conn *cn = (chat_conn *)k;
@@ -227,7 +221,7 @@ static void chat__stored(void *arg, int status, const char *message_id, int dupl
                     duplicate);
     if (!duplicate && in->echo != NULL) {
       json_object_set_new(in->echo, "id", json_string(message_id));
-      chat__broadcast(c, in->id, in->echo, in->conn);
+      chat__broadcast(c, in->who, in->id, in->echo, in->conn);
     }
   }
   if (in->conn != NULL) {
@@ -642,7 +636,9 @@ int chat_send(void *instance, const sb_outbound_message *m, sb_send_op *op) {
     return SB_OK;
   }
   json_object_set_new(frame, "author", chat__author(c, automatic ? NULL : m->agent_name, m->agent_avatar_url));
-  chat__broadcast(c, m->recipient_id, frame, NULL);
+  /* the id's shape tells whose it is: a user's never looks like a visitor's */
+  chat__broadcast(c, chat_visitor_id_shape(m->recipient_id) ? CHAT_WHO_VISITOR : CHAT_WHO_USER, m->recipient_id,
+                  frame, NULL);
   json_decref(frame);
   c->host->send_ok(op, m->message_id);
   return SB_OK;

@@ -117,6 +117,12 @@ static void chat__session(chat *c, const sb_http_request *req, sb_responder *r, 
       json_decref(body);
       return;
     }
+    if (chat_visitor_id_shape(user_id)) { /* it would be taken for an anonymous visitor's id */
+      chat_http_error(c, r, 400, origin, "invalid",
+                      "user_id must not look like an anonymous visitor's id (v and 32 hex digits)");
+      json_decref(body);
+      return;
+    }
     who = CHAT_WHO_USER;
     snprintf(id, sizeof(id), "%s", user_id);
   } else if (given == NULL || chat_token_read(c, given, &who, id) != 0 ||

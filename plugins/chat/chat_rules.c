@@ -155,6 +155,11 @@ int chat_origin_allowed(const char *origin, const char *const *allowed, size_t n
   return 0;
 }
 
+int chat_visitor_id_shape(const char *id) {
+  if (id == NULL || id[0] != 'v' || strlen(id) != 33) return 0;
+  return strspn(id + 1, "0123456789abcdef") == 32;
+}
+
 /* --- rate limits ------------------------------------------------------------------ */
 
 int chat_bucket_take(chat_bucket *b, int64_t now_ms, int64_t per_minute) {

@@ -60,6 +60,11 @@ int chat_color_valid(const char *s);
  * after the host, or the wildcard "*". */
 int chat_origin_valid(const char *s);
 
+/* True for an anonymous visitor's id: "v" and 32 lower-case hex digits.
+ * A verified user's id may not have this shape, so that the two never
+ * share an id (and a visitor's sockets). */
+int chat_visitor_id_shape(const char *id);
+
 /* Whether a browser page at origin may use the widget. allowed lists exact
  * origins (compared case-insensitively) or "*"; with none listed only the
  * help desk's own origin, i.e. an origin whose host[:port] is host_header.
