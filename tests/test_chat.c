@@ -391,6 +391,20 @@ START_TEST(a_verified_user_is_that_users_contact) {
   const testhost_reply *shaped = call("POST", "/session", SITE, NULL, body);
   ck_assert_int_eq(shaped->status, 400);
   ck_assert_ptr_nonnull(strstr(shaped->body, "anonymous visitor"));
+
+  /* A new identity_secret ends the tokens made under the old one... */
+  testhost_destroy(th);
+  testhost_unset(th, "identity_secret");
+  testhost_set(th, "identity_secret", "another-identity-secret-0123456789");
+  start();
+  ck_assert_int_eq(call("GET", "/messages", SITE, token, NULL)->status, 401);
+  /* ...and with verified identity off, no user token holds anywhere. */
+  testhost_destroy(th);
+  testhost_unset(th, "identity_secret");
+  start();
+  ck_assert_int_eq(call("GET", "/messages", SITE, token, NULL)->status, 401);
+  ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"u2\",\"text\":\"still me?\"}")->status,
+                   401);
 }
 END_TEST
 

@@ -321,6 +321,9 @@ static int chat__connect(void *instance) {
     c->host->set_state(c->channel, SB_STATE_DISCONNECTED, "could not make the key that signs visitor tokens");
     return SB_OK;
   }
+  if (c->identity_secret != NULL)
+    c->host->hmac_sha256(c->token_key, sizeof(c->token_key), c->identity_secret, strlen(c->identity_secret),
+                         c->user_key);
   if (c->mode == CHAT_MODE_HOURS && !c->tz_ready) {
     chat_tzload *t = calloc(1, sizeof(*t));
     const char *name = c->host->config_get(c->config, "timezone");

@@ -91,8 +91,12 @@ struct chat {
   int64_t max_text_bytes;
   int64_t max_attachment_bytes;
 
-  /* the key that signs visitor tokens (from kv, or made at connect) */
+  /* the key that signs visitor tokens (from kv, or made at connect), and
+   * the one that signs verified users' tokens: derived from it and the
+   * identity_secret, so a new secret ends every user token made under the
+   * old one */
   uint8_t token_key[32];
+  uint8_t user_key[32];
   int have_key;
 
   /* time zone (hours mode), loaded off the loop at connect */
@@ -127,6 +131,8 @@ void chat_visitors_prune(chat *c, int force);
 
 /* Reads a token (from a query, a header or a body) into who/id; 0 or -1. */
 int chat_token_read(const chat *c, const char *token, char *who, char *id);
+/* Signs a token for who/id into out (CHAT_TOKEN_LEN + 1); 0 or -1. */
+int chat_token_sign(const chat *c, char who, const char *id, char *out, size_t outlen);
 
 /* The identity kind of a visitor on this channel (SB_IDENTITY_*). */
 uint32_t chat_identity_kind(char who);

@@ -76,9 +76,17 @@ void chat_visitors_prune(chat *c, int force) {
 uint32_t chat_identity_kind(char who) { return who == CHAT_WHO_USER ? SB_IDENTITY_CUSTOM : SB_IDENTITY_VISITOR; }
 
 int chat_token_read(const chat *c, const char *token, char *who, char *id) {
-  if (!c->have_key) return -1;
-  return chat_token_check(c->host->hmac_sha256, c->host->equal_ct, c->token_key, sizeof(c->token_key), token, who,
-                          id, CHAT_MAX_ID + 1);
+  if (!c->have_key || token == NULL) return -1;
+  int user = token[0] == CHAT_WHO_USER;
+  if (user && c->identity_secret == NULL) return -1; /* verified identity is off: no user token holds */
+  return chat_token_check(c->host->hmac_sha256, c->host->equal_ct, user ? c->user_key : c->token_key, 32, token,
+                          who, id, CHAT_MAX_ID + 1);
+}
+
+int chat_token_sign(const chat *c, char who, const char *id, char *out, size_t outlen) {
+  if (who == CHAT_WHO_USER && c->identity_secret == NULL) return -1;
+  return chat_token_make(c->host->hmac_sha256, who == CHAT_WHO_USER ? c->user_key : c->token_key, 32, who, id, out,
+                         outlen);
 }
 
 /* --- frames out --------------------------------------------------------------------- */

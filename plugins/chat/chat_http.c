@@ -125,8 +125,7 @@ static void chat__session(chat *c, const sb_http_request *req, sb_responder *r, 
     }
     who = CHAT_WHO_USER;
     snprintf(id, sizeof(id), "%s", user_id);
-  } else if (given == NULL || chat_token_read(c, given, &who, id) != 0 ||
-             (who == CHAT_WHO_USER && c->identity_secret == NULL)) {
+  } else if (given == NULL || chat_token_read(c, given, &who, id) != 0) {
     uint8_t raw[16];
     if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
       chat_http_error(c, r, 503, origin, "unavailable", "no randomness for a visitor id; try again");
@@ -138,8 +137,7 @@ static void chat__session(chat *c, const sb_http_request *req, sb_responder *r, 
     for (size_t i = 0; i < sizeof(raw); i++) snprintf(id + 1 + 2 * i, 3, "%02x", raw[i]);
   }
   json_decref(body);
-  if (chat_token_make(c->host->hmac_sha256, c->token_key, sizeof(c->token_key), who, id, token, sizeof(token)) !=
-      0) {
+  if (chat_token_sign(c, who, id, token, sizeof(token)) != 0) {
     chat_http_error(c, r, 500, origin, "internal", "could not sign the visitor's token");
     return;
   }
