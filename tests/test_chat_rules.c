@@ -87,6 +87,9 @@ START_TEST(origins_are_matched_exactly_or_by_the_help_desks_own_host) {
   ck_assert(!chat_origin_allowed("https://www.example.com.evil.test", list, 2, NULL));
   ck_assert(!chat_origin_allowed(NULL, list, 2, NULL));
   ck_assert(!chat_origin_allowed("null", list, 2, NULL));
+  /* the help desk's own pages (the demo page) are allowed beside the listed sites */
+  ck_assert(chat_origin_allowed("http://help.example.org:8080", list, 2, "help.example.org:8080"));
+  ck_assert(!chat_origin_allowed("https://evil.example.com", list, 2, "help.example.org:8080"));
   const char *const any[] = {"*"};
   ck_assert(chat_origin_allowed("https://anything.test", any, 1, NULL));
   /* none listed: only the help desk's own origin */

@@ -66,9 +66,9 @@ int chat_origin_valid(const char *s);
 int chat_visitor_id_shape(const char *id);
 
 /* Whether a browser page at origin may use the widget. allowed lists exact
- * origins (compared case-insensitively) or "*"; with none listed only the
- * help desk's own origin, i.e. an origin whose host[:port] is host_header.
- * A NULL or empty origin is never allowed. */
+ * origins (compared case-insensitively) or "*"; the help desk's own
+ * origin (whose host[:port] is host_header, as for the demo page) is
+ * allowed too, listed or not. A NULL or empty origin is never allowed. */
 int chat_origin_allowed(const char *origin, const char *const *allowed, size_t n, const char *host_header);
 
 /* --- rate limits -------------------------------------------------------------- */
