@@ -359,10 +359,19 @@ START_TEST(an_identical_resend_within_ten_minutes_is_a_duplicate) {
   ck_assert_str_eq(testhost_inbound(th, 2)->external_id, first);
   post("application/json", "{\"email\":\"kim@example.com\",\"subject\":\"s\",\"message\":\"Other\"}", SITE);
   ck_assert_str_ne(testhost_inbound(th, 3)->external_id, first);
+  /* So does anything else kept of it: a phone number, a listed field. */
+  post("application/json",
+       "{\"email\":\"kim@example.com\",\"subject\":\"s\",\"message\":\"Double click\",\"phone\":\"+47 1\"}", SITE);
+  ck_assert_str_ne(testhost_inbound(th, 4)->external_id, first);
+  post("application/json",
+       "{\"email\":\"kim@example.com\",\"subject\":\"s\",\"message\":\"Double click\",\"order_number\":\"2\"}",
+       SITE);
+  ck_assert_str_ne(testhost_inbound(th, 5)->external_id, first);
+  ck_assert_str_ne(testhost_inbound(th, 5)->external_id, testhost_inbound(th, 4)->external_id);
   /* In the next window the same text is a new conversation. */
   testhost_advance(th, FORM_DUP_WINDOW_MS);
   post("application/json", body, SITE);
-  ck_assert_str_ne(testhost_inbound(th, 4)->external_id, first);
+  ck_assert_str_ne(testhost_inbound(th, 6)->external_id, first);
 }
 END_TEST
 

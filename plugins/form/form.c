@@ -205,8 +205,10 @@ static void form__hash_piece(crypto_hash_sha256_state *st, const char *s, size_t
 }
 
 /* The submission's external id: "key:<idempotency key>", or without one
- * "hash:<hex>" over (email, subject, message, files' bytes) and the current
- * 10-minute window, so an identical resend soon after is a duplicate. */
+ * "hash:<hex>" over everything kept of it (email, name, phone, subject,
+ * message, the listed fields in the order posted, files' bytes) and the
+ * current 10-minute window, so an identical resend soon after is a
+ * duplicate and a submission that differs in anything is not. */
 static void form__submission_id(const form *f, const form_body *b, const form_fields *x, char *out, size_t outlen) {
   if (x->key != NULL) {
     snprintf(out, outlen, "key:%s", x->key);
@@ -214,9 +216,14 @@ static void form__submission_id(const form *f, const form_body *b, const form_fi
   }
   crypto_hash_sha256_state st;
   crypto_hash_sha256_init(&st);
-  const char *pieces[] = {x->email_lower, x->subject, x->message};
-  for (size_t i = 0; i < 3; i++) {
+  const char *pieces[] = {x->email_lower, x->name, x->phone, x->subject, x->message};
+  for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
     form__hash_piece(&st, pieces[i] != NULL ? pieces[i] : "", pieces[i] != NULL ? strlen(pieces[i]) : 0);
+  }
+  for (size_t i = 0; i < b->field_count; i++) {
+    if (!form__is_listed(f, b->fields[i].name)) continue;
+    form__hash_piece(&st, b->fields[i].name, strlen(b->fields[i].name));
+    form__hash_piece(&st, b->fields[i].value, strlen(b->fields[i].value));
   }
   for (size_t i = 0; i < b->file_count; i++) form__hash_piece(&st, b->files[i].data, b->files[i].len);
   char window[32];
