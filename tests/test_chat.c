@@ -302,6 +302,13 @@ START_TEST(tokens_are_checked_and_limits_kept) {
   ck_assert_int_eq(nul->status, 400);
   ck_assert_msg(strstr(nul->body, "no text may hold") != NULL, "%s", nul->body);
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"a\"}")->status, 400);
+  /* an email the agents would answer must be an address, as a web form's is */
+  static const char *const bad_emails[] = {"@", "a@", "x@y@z", "kim example.com"};
+  for (size_t i = 0; i < sizeof(bad_emails) / sizeof(bad_emails[0]); i++) {
+    char frame[200];
+    snprintf(frame, sizeof(frame), "{\"client_id\":\"e%zu\",\"text\":\"hi\",\"email\":\"%s\"}", i, bad_emails[i]);
+    ck_assert_msg(call("POST", "/messages", SITE, token, frame)->status == 400, "%s taken", bad_emails[i]);
+  }
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"a\",\"text\":\"1\"}")->status, 0);
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"b\",\"text\":\"2\"}")->status, 0);
   const testhost_reply *r = call("POST", "/messages", SITE, token, "{\"client_id\":\"c\",\"text\":\"3\"}");

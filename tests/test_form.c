@@ -246,7 +246,7 @@ START_TEST(bad_addresses_are_refused) {
     free(body);
     json_decref(o);
   }
-  ck_assert_int_eq(form_email_valid("kim+tag@sub.example.co"), 1);
+  ck_assert_int_eq(sb_email_address_valid("kim+tag@sub.example.co"), 1);
   ck_assert_uint_eq(testhost_inbound_count(th), 0);
 }
 END_TEST

@@ -18,6 +18,8 @@
  */
 #include "chat.h"
 
+#include "email_address.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,7 +283,7 @@ int chat_take_message(chat *c, chat_visitor *v, const json_t *frame, chat_conn *
       chat__opt_string(frame, "page", 1000, &page) != 0) {
     return chat__refuse(why, 400, "invalid", "name, email and page must be short strings");
   }
-  if (email != NULL && (strchr(email, '@') == NULL || strpbrk(email, " <>\"\r\n") != NULL)) {
+  if (email != NULL && (!sb_email_address_valid(email) || strpbrk(email, "<>\"") != NULL)) {
     return chat__refuse(why, 400, "invalid", "email must be an email address");
   }
   const json_t *atts = json_object_get(frame, "attachments");

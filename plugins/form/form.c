@@ -153,7 +153,7 @@ static int form__read(const form *f, const sb_http_request *req, const form_body
     return -1;
   }
   if (x->email == NULL) return form_problem_set(p, 400, "required", "email", "email is required");
-  if (!form_email_valid(x->email)) {
+  if (!sb_email_address_valid(x->email)) {
     return form_problem_set(p, 400, "invalid", "email", "email must be an address such as kim@example.com");
   }
   if (x->message == NULL && f->message_required) {

@@ -14,6 +14,7 @@
 
 #include <switchboard/plugin.h>
 
+#include "email_address.h"
 #include "form_parse.h"
 
 #define FORM_VERSION "1.0.0"
@@ -112,10 +113,6 @@ typedef struct form_buf {
 } form_buf;
 void form_buf_put(form_buf *b, const char *s, size_t n);
 void form_buf_puts(form_buf *b, const char *s);
-
-/* True for an address with exactly one @, something on both sides, no
- * spaces or control characters, at most 254 bytes. */
-int form_email_valid(const char *s);
 
 /* True for an idempotency key: 8-64 of [A-Za-z0-9_-]. */
 int form_key_valid(const char *s);

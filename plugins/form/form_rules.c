@@ -8,23 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-int form_email_valid(const char *s) {
-  if (s == NULL) return 0;
-  size_t n = strlen(s), ats = 0, at = 0;
-  if (n < 3 || n > 254) return 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c <= 0x20 || c == 0x7f) return 0; /* spaces and controls */
-    if (c == '@') {
-      ats++;
-      at = i;
-    }
-  }
-  /* Loose on purpose: one @ with something on both sides. Whether the
-   * mailbox exists shows when the answer is sent. */
-  return ats == 1 && at > 0 && at < n - 1;
-}
-
 int form_key_valid(const char *s) {
   if (s == NULL) return 0;
   size_t n = strlen(s);
