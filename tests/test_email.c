@@ -1137,7 +1137,8 @@ END_TEST
 START_TEST(linked_attachments_of_a_reply_go_as_mime_parts) {
   char dir[] = "/tmp/sbmailatt.XXXXXX", cmd[1024], *out = NULL;
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  snprintf(cmd, sizeof(cmd), "printf 'INVOICE-4471-CONTENT' > %s/invoice.pdf", dir);
+  snprintf(cmd, sizeof(cmd), "printf 'INVOICE-4471-CONTENT' > %s/invoice.pdf && printf 'notes' > '%s/my notes.txt'", dir,
+           dir);
   ck_assert_int_eq(tu_run(cmd, NULL), 0);
   /* a plain HTTP server on a free port, stopped by its PID at the end */
   snprintf(cmd, sizeof(cmd),
@@ -1159,12 +1160,15 @@ START_TEST(linked_attachments_of_a_reply_go_as_mime_parts) {
   }
   ck_assert_int_gt(port, 0);
   open_channel("secret", "");
-  char url1[200], url2[200];
+  char url1[200], url2[200], url3[200];
   snprintf(url1, sizeof(url1), "http://127.0.0.1:%d/invoice.pdf", port);
   snprintf(url2, sizeof(url2), "http://127.0.0.1:%d/gone.png", port);
-  sb_attachment atts[2] = {{.url = url1, .mime_type = "application/pdf"}, {.url = url2, .filename = "gone.png"}};
+  snprintf(url3, sizeof(url3), "http://127.0.0.1:%d/my%%20notes.txt", port); /* named as the URL decodes */
+  sb_attachment atts[3] = {{.url = url1, .mime_type = "application/pdf"},
+                           {.url = url2, .filename = "gone.png"},
+                           {.url = url3, .mime_type = "text/plain"}};
   send_rec s;
-  reply_with(&s, CUSTOMER, "mail-att", NULL, "Your invoice is attached.", 0, atts, 2);
+  reply_with(&s, CUSTOMER, "mail-att", NULL, "Your invoice is attached.", 0, atts, 3);
   kill(pid, SIGTERM);
   ck_assert_msg(s.outcome == CHANNEL_SEND_OK, "send: %d %s", s.outcome, s.text);
   char *got = imap_wait_for("customer", s.text);
@@ -1174,6 +1178,7 @@ START_TEST(linked_attachments_of_a_reply_go_as_mime_parts) {
                 "no invoice part:\n%s", got);
   ck_assert_msg(strstr(got, "SU5WT0lDRS00NDcxLUNPTlRFTlQ=") != NULL, "the invoice's bytes are not in the mail:\n%s", got);
   ck_assert_msg(strstr(got, url2) != NULL, "the missing file is not linked:\n%s", got);
+  ck_assert_msg(strstr(got, "filename=\"my notes.txt\"") != NULL, "the decoded name is not the part's:\n%s", got);
   free(got);
   snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
   tu_run(cmd, NULL);

@@ -488,10 +488,16 @@ static char *url_file_name(const char *url) {
   const char *last = p;
   for (size_t i = 0; i < end; i++)
     if (p[i] == '/') last = p + i + 1;
-  size_t n = (size_t)(p + end - last);
-  for (size_t i = 0; i < n; i++)
-    if (!(g_ascii_isalnum(last[i]) || last[i] == '.' || last[i] == '_' || last[i] == '-')) return NULL;
-  return n > 0 && n < 200 && last[0] != '.' ? strndup(last, n) : NULL;
+  /* percent-decoded ("my%20file.txt" is "my file.txt"); a name that
+   * decodes to a path, a control character or text that is not UTF-8 is
+   * none (the part goes as "attachment") */
+  char *name = g_uri_unescape_segment(last, p + end, "/\\");
+  int ok = name != NULL && name[0] != '\0' && name[0] != '.' && strlen(name) < 200 &&
+           g_utf8_validate(name, -1, NULL);
+  for (const char *c = name; ok && *c != '\0'; c++) ok = (unsigned char)*c >= 0x20 && *c != 0x7f;
+  char *out = ok ? strdup(name) : NULL;
+  g_free(name);
+  return out;
 }
 
 /* The response's Content-Type without its parameters (malloc'd), or NULL. */
