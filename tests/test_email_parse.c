@@ -248,6 +248,16 @@ START_TEST(an_html_only_mail_gets_a_plain_text_too) {
              "<p>the <b>lamp</b> &amp; cable<br>are broken.</p><script>x()</script></body></html>\r\n");
   ck_assert_ptr_nonnull(p.html);
   ck_assert_str_eq(p.text, "Hello there,\nthe lamp & cable\nare broken.");
+  /* entities as mail programs write them, links with their address, table
+   * cells apart, a block right after text on its own line */
+  char *t = email_html_to_text(
+      "<p>Price: 5 &lt; 6 &euro; &#8364; &#x20AC; &quot;x&quot; don&#8217;t &mdash; "
+      "<a href=\"https://x.example/track?a=1&amp;b=2\">track</a> "
+      "<a href='https://same.example'>https://same.example</a></p>"
+      "<table><tr><td>Item</td><td>Qty</td></tr></table>line1<br>line2<div>div3</div>&bogus; &#0;");
+  ck_assert_str_eq(t, "Price: 5 < 6 \u20ac \u20ac \u20ac \"x\" don\u2019t \u2014 track (https://x.example/track?a=1&b=2) "
+                      "https://same.example\nItem Qty\n\nline1\nline2\ndiv3\n&bogus; &#0;");
+  free(t);
 }
 END_TEST
 

@@ -420,9 +420,81 @@ static void split_quote(email_parsed *p) {
  * dropped (and what is inside <style>, <script> and <head>), line breaks at
  * <br>, </p>, </div>, </li>, </tr>, a few entities decoded, blank runs
  * folded. Returns malloc'd UTF-8. */
+/* The value of attribute name in the tag [tag, gt), or NULL (malloc'd;
+ * &amp; decoded, as links carry it). */
+static char *html_attr(const char *tag, const char *gt, const char *name) {
+  size_t nl = strlen(name);
+  for (const char *a = tag; a + nl < gt; a++) {
+    if ((a[-1] != ' ' && a[-1] != '\t' && a[-1] != '\n' && a[-1] != '\r') || g_ascii_strncasecmp(a, name, nl) != 0)
+      continue;
+    const char *v = a + nl;
+    while (v < gt && (*v == ' ' || *v == '\t')) v++;
+    if (v >= gt || *v != '=') continue;
+    v++;
+    while (v < gt && (*v == ' ' || *v == '\t')) v++;
+    char q = v < gt && (*v == '"' || *v == '\'') ? *v++ : 0;
+    const char *e = v;
+    while (e < gt && (q ? *e != q : (*e != ' ' && *e != '\t'))) e++;
+    GString *out = g_string_new(NULL);
+    for (const char *c = v; c < e; c++) {
+      if (strncmp(c, "&amp;", 5) == 0 && c + 5 <= e) {
+        g_string_append_c(out, '&');
+        c += 4;
+      } else {
+        g_string_append_c(out, *c);
+      }
+    }
+    return g_string_free(out, FALSE);
+  }
+  return NULL;
+}
+
+/* Appends the character an entity at s names and returns its length, or 0
+ * when s starts none this knows: numeric ones, and the named ones mail
+ * programs write. */
+static size_t html_entity(const char *s, GString *out) {
+  static const struct {
+    const char *name, *text;
+  } named[] = {{"nbsp", " "},       {"amp", "&"},          {"lt", "<"},          {"gt", ">"},
+               {"quot", "\""},      {"apos", "'"},         {"euro", "\u20ac"},   {"pound", "\u00a3"},
+               {"yen", "\u00a5"},    {"cent", "\u00a2"},    {"copy", "\u00a9"},   {"reg", "\u00ae"},
+               {"trade", "\u2122"},  {"mdash", "\u2014"},   {"ndash", "\u2013"},  {"hellip", "\u2026"},
+               {"lsquo", "\u2018"},  {"rsquo", "\u2019"},   {"ldquo", "\u201c"},  {"rdquo", "\u201d"},
+               {"laquo", "\u00ab"},  {"raquo", "\u00bb"},   {"bull", "\u2022"},   {"middot", "\u00b7"},
+               {"deg", "\u00b0"},    {"times", "\u00d7"},   {"shy", ""},          {"auml", "\u00e4"},
+               {"ouml", "\u00f6"},   {"uuml", "\u00fc"},    {"Auml", "\u00c4"},   {"Ouml", "\u00d6"},
+               {"Uuml", "\u00dc"},   {"szlig", "\u00df"},   {"eacute", "\u00e9"}, {"egrave", "\u00e8"},
+               {"aacute", "\u00e1"}, {"agrave", "\u00e0"},  {"oacute", "\u00f3"}, {"iacute", "\u00ed"},
+               {"uacute", "\u00fa"}, {"ntilde", "\u00f1"},  {"ccedil", "\u00e7"}, {"aring", "\u00e5"},
+               {"Aring", "\u00c5"},  {"oslash", "\u00f8"},  {"Oslash", "\u00d8"}, {"aelig", "\u00e6"},
+               {"AElig", "\u00c6"},  {"Eacute", "\u00c9"}};
+  const char *semi = strchr(s, ';');
+  if (s[0] != '&' || semi == NULL || semi - s > 10 || semi == s + 1) return 0;
+  if (s[1] == '#') {
+    char *end;
+    unsigned long cp = s[2] == 'x' || s[2] == 'X' ? strtoul(s + 3, &end, 16) : strtoul(s + 2, &end, 10);
+    if (end != semi || cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    char buf[8];
+    g_string_append_len(out, buf, g_unichar_to_utf8((gunichar)cp, buf));
+    return (size_t)(semi - s) + 1;
+  }
+  for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+    size_t n = strlen(named[i].name);
+    if ((size_t)(semi - s - 1) == n && strncmp(s + 1, named[i].name, n) == 0) {
+      g_string_append(out, named[i].text);
+      return n + 2;
+    }
+  }
+  return 0;
+}
+
 char *email_html_to_text(const char *html) {
+  static const char *const blocks[] = {"p",  "div", "li", "tr", "h1", "h2", "h3", "h4",   "h5",
+                                       "h6", "ul",  "ol", "table", "blockquote", "pre", "hr", "section"};
   GString *out = g_string_new(NULL);
   const char *skip_until = NULL;
+  char *href = NULL;       /* the link being written, shown after its text when that differs */
+  size_t link_start = 0;
   for (const char *s = html; *s != '\0';) {
     if (skip_until != NULL) {
       const char *e = strcasestr(s, skip_until);
@@ -432,31 +504,47 @@ char *email_html_to_text(const char *html) {
       continue;
     }
     if (*s == '<') {
-      if (strncasecmp(s, "<style", 6) == 0) skip_until = "</style>";
-      else if (strncasecmp(s, "<script", 7) == 0) skip_until = "</script>";
-      else if (strncasecmp(s, "<head", 5) == 0) skip_until = "</head>";
-      else if (strncasecmp(s, "<br", 3) == 0 || strncasecmp(s, "</p", 3) == 0 || strncasecmp(s, "</div", 5) == 0 ||
-               strncasecmp(s, "</li", 4) == 0 || strncasecmp(s, "</tr", 4) == 0 || strncasecmp(s, "</h", 3) == 0)
-        g_string_append_c(out, '\n');
       const char *gt = strchr(s, '>');
       if (gt == NULL) break;
+      const char *t = s + 1;
+      int closing = *t == '/';
+      if (closing) t++;
+      char name[16] = "";
+      size_t tl = 0;
+      while (g_ascii_isalnum(t[tl]) && tl + 1 < sizeof(name)) {
+        name[tl] = g_ascii_tolower(t[tl]);
+        tl++;
+      }
+      int block = 0;
+      for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) block |= strcmp(name, blocks[i]) == 0;
+      if (!closing && strcmp(name, "style") == 0) {
+        skip_until = "</style>";
+      } else if (!closing && strcmp(name, "script") == 0) {
+        skip_until = "</script>";
+      } else if (!closing && strcmp(name, "head") == 0) {
+        skip_until = "</head>";
+      } else if (strcmp(name, "br") == 0 || (block && (closing || (out->len > 0 && out->str[out->len - 1] != '\n')))) {
+        g_string_append_c(out, '\n'); /* a line break, a block's end, or a block right after text */
+      } else if (closing && (strcmp(name, "td") == 0 || strcmp(name, "th") == 0)) {
+        g_string_append_c(out, ' '); /* table cells side by side */
+      } else if (!closing && strcmp(name, "a") == 0) {
+        g_free(href);
+        href = html_attr(t + tl, gt, "href");
+        link_start = out->len;
+      } else if (closing && strcmp(name, "a") == 0 && href != NULL) {
+        int web = g_str_has_prefix(href, "http://") || g_str_has_prefix(href, "https://");
+        if (web && strcmp(out->str + link_start, href) != 0) g_string_append_printf(out, " (%s)", href);
+        g_free(href);
+        href = NULL;
+      }
       s = gt + 1;
       continue;
     }
-    static const struct {
-      const char *entity, *text;
-    } entities[] = {{"&nbsp;", " "}, {"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&#39;", "'"}};
-    int done = 0;
-    for (size_t i = 0; i < sizeof(entities) / sizeof(entities[0]) && *s == '&'; i++) {
-      size_t n = strlen(entities[i].entity);
-      if (strncasecmp(s, entities[i].entity, n) == 0) {
-        g_string_append(out, entities[i].text);
-        s += n;
-        done = 1;
-        break;
-      }
+    size_t n = *s == '&' ? html_entity(s, out) : 0;
+    if (n > 0) {
+      s += n;
+      continue;
     }
-    if (done) continue;
     if (*s == '\r' || *s == '\n' || *s == '\t') {
       if (out->len > 0 && out->str[out->len - 1] != ' ' && out->str[out->len - 1] != '\n') g_string_append_c(out, ' ');
       s++;
@@ -468,6 +556,7 @@ char *email_html_to_text(const char *html) {
     }
     g_string_append_c(out, *s++);
   }
+  g_free(href);
   /* Trim, and fold three or more newlines into two. */
   GString *folded = g_string_new(NULL);
   int nl = 0;
