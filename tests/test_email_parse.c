@@ -87,6 +87,15 @@ START_TEST(quote_start_finds_the_history_markers) {
    * with "wrote:" is no history */
   const char *e = "On Monday I ordered\ntwo boxes.\n";
   ck_assert_uint_eq(email_quote_start(e, strlen(e)), strlen(e));
+  /* an answer written below the quote, or between its lines, is the
+   * message: only a quote the mail ends with is history */
+  const char *f = "> Please send the serial number.\r\n\r\nThe serial is SN-998877.\r\n";
+  ck_assert_uint_eq(email_quote_start(f, strlen(f)), strlen(f));
+  const char *g = "Hi,\nOn Mon, 1 Jan 2026, Ana wrote:\n> What is your order number?\nIt is 4471.\n"
+                  "> And your address?\nMain street 5.\n";
+  ck_assert_uint_eq(email_quote_start(g, strlen(g)), strlen(g));
+  const char *h = "Thanks!\n\nOn Mon, 1 Jan 2026, Ana wrote:\n> q\n>\n> more\n\n";
+  ck_assert_uint_eq(email_quote_start(h, strlen(h)), 9);
 }
 END_TEST
 

@@ -61,8 +61,9 @@ void email_mime_init(void);
 int email_parse(const char *raw, size_t len, uint64_t max_att_bytes, email_parsed *out);
 void email_parsed_free(email_parsed *p);
 
-/* Splits plain text into the new text and the quoted history: returns the
- * byte offset where the history starts (len when there is none). */
+/* Splits plain text into the new text and the quoted history the mail
+ * ends with: returns the byte offset where the history starts (len when
+ * there is none, or when new text follows the quote). */
 size_t email_quote_start(const char *text, size_t len);
 
 /* 1 when id (without <>) is a Message-ID another mail can name in

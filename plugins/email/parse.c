@@ -384,25 +384,38 @@ static size_t line_at(const char *s, size_t len, size_t *t) {
 }
 
 size_t email_quote_start(const char *text, size_t len) {
-  size_t line = 0;
+  /* The history is the quote the mail ends with: an attribution ("On ...
+   * wrote:", maybe wrapped over two lines) or '>' lines, with nothing but
+   * blank lines after them. A quote with new text after it (an answer
+   * written below, or between, the quoted lines) is part of the message.
+   * Outlook's "-----Original Message-----" starts history whatever
+   * follows it (the old mail, unquoted). */
+  size_t line = 0, cut = len;
+  int skip_next = 0;
   while (line < len) {
     const char *s = text + line;
     size_t t, ll = line_at(s, len - line, &t);
     int has_nl = line + ll < len;
-    if (s[0] == '>') return line;
+    if (t >= 26 && strncmp(s, "-----Original Message-----", 26) == 0) return cut < len ? cut : line;
     int opens = strncmp(s, "On ", 3) == 0 || strncmp(s, "Le ", 3) == 0 || strncmp(s, "Am ", 3) == 0 ||
                 strncmp(s, "Den ", 4) == 0;
-    if (opens && ends_wrote(s, t)) return line;
-    if (opens && has_nl) { /* "On ... <" wrapped, "addr> wrote:" on the next line, as Gmail wraps it */
+    int quoted = skip_next || s[0] == '>' || (opens && ends_wrote(s, t));
+    skip_next = 0;
+    if (!quoted && opens && has_nl) { /* "On ... <" wrapped, "addr> wrote:" on the next line, as Gmail wraps it */
       size_t t2;
       line_at(s + ll + 1, len - line - ll - 1, &t2);
-      if (t2 > 0 && s[ll + 1] != '>' && ends_wrote(s + ll + 1, t2)) return line;
+      if (t2 > 0 && s[ll + 1] != '>' && ends_wrote(s + ll + 1, t2)) quoted = skip_next = 1;
     }
-    if (t >= 26 && strncmp(s, "-----Original Message-----", 26) == 0) return line;
+    int blank = 1;
+    for (size_t i = 0; i < t; i++) blank &= s[i] == ' ' || s[i] == '\t' || s[i] == '\r';
+    if (quoted && cut == len)
+      cut = line;
+    else if (!quoted && !blank)
+      cut = len; /* new text after a quote: the quote was no trailing history */
     if (!has_nl) break;
     line += ll + 1;
   }
-  return len;
+  return cut;
 }
 
 static void split_quote(email_parsed *p) {
@@ -416,10 +429,6 @@ static void split_quote(email_parsed *p) {
   p->text[keep] = '\0';
 }
 
-/* Plain text of an HTML body, for mails that have no text part: tags
- * dropped (and what is inside <style>, <script> and <head>), line breaks at
- * <br>, </p>, </div>, </li>, </tr>, a few entities decoded, blank runs
- * folded. Returns malloc'd UTF-8. */
 /* The value of attribute name in the tag [tag, gt), or NULL (malloc'd;
  * &amp; decoded, as links carry it). */
 static char *html_attr(const char *tag, const char *gt, const char *name) {
@@ -488,6 +497,11 @@ static size_t html_entity(const char *s, GString *out) {
   return 0;
 }
 
+/* Plain text of an HTML body, for mails that have no text part: tags
+ * dropped (and what is inside <style>, <script> and <head>), line breaks at
+ * <br> and around blocks, table cells spaced, entities decoded, an http(s)
+ * link's address after its text, blank runs folded. Returns malloc'd
+ * UTF-8. */
 char *email_html_to_text(const char *html) {
   static const char *const blocks[] = {"p",  "div", "li", "tr", "h1", "h2", "h3", "h4",   "h5",
                                        "h6", "ul",  "ol", "table", "blockquote", "pre", "hr", "section"};
