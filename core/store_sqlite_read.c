@@ -546,8 +546,16 @@ int sq_user_named(store *st, sq_req *r, const json_t *name, const char *field, i
 int sq_ticket_assign(store *st, sq_req *r, int64_t id, const json_t *owner, const char *field) {
   int64_t uid;
   if (sq_user_named(st, r, owner, field, &uid) < 0) return r->status;
-  sqlite3_stmt *s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0, updated_at = ?3 WHERE id = ?1"
-                                " RETURNING thread_id, channel");
+  /* the owner it has already: nothing changes, nothing is announced */
+  sqlite3_stmt *s = sq_prep(st, "SELECT 1 FROM tickets WHERE id = ?1 AND owner_id = ?2");
+  if (s == NULL) return sq_fail(st, r, "assigning a ticket");
+  sqlite3_bind_int64(s, 1, id);
+  sqlite3_bind_int64(s, 2, uid);
+  int same = uid != 0 && sqlite3_step(s) == SQLITE_ROW;
+  sqlite3_reset(s);
+  if (same) return 0;
+  s = sq_prep(st, "UPDATE tickets SET owner_id = ?2, queued = 0, updated_at = ?3 WHERE id = ?1"
+                  " RETURNING thread_id, channel");
   if (s == NULL) return sq_fail(st, r, "assigning a ticket");
   sqlite3_bind_int64(s, 1, id);
   sqlite3_bind_int64(s, 3, sq_batch_now(st));

@@ -523,6 +523,14 @@ expect "PATCH priority, which updates updated_at" 200 "d['priority'] == 'high' a
 ev=$(sqlite3 "$work/db.sqlite" "SELECT data FROM events WHERE type = 'ticket.updated' ORDER BY id DESC LIMIT 1")
 python3 -c 'import json,sys; e=json.loads(sys.argv[1]); sys.exit(0 if e["ticket_id"] == int(sys.argv[2]) and e["priority"] == "high" and e["status"] == e["previous_status"] == "New" else 1)' "$ev" "$ticket"
 check "a priority change alone is a ticket.updated, its status unchanged" $? "$ev"
+# A PATCH that changes nothing (the priority, status and properties it has) is answered, but is no change:
+# updated_at stays, and no ticket.updated is published.
+events() { sqlite3 "$work/db.sqlite" "SELECT count(*) FROM events WHERE type IN ('ticket.updated', 'ticket.assigned')"; }
+n_events=$(events)
+same_at=$(jv 'd["updated_at"]')
+call PATCH "/api/v1/tickets/$ticket" "$AGENT" '{"priority": "high", "status": "New", "properties": {}}'
+expect "a PATCH with what the ticket has already is 200, not an update" 200 "d['updated_at'] == $same_at"
+check "and publishes no event" "$([ "$(events)" = "$n_events" ]; echo $?)" "$(events) vs $n_events"
 before=$(jv 'd["updated_at"]')
 sleep 0.01
 call PATCH "/api/v1/tickets/$ticket" "$AGENT" "{\"owner\": $(jv 'json.dumps(d["owner"])')}"

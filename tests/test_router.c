@@ -322,6 +322,33 @@ START_TEST(status_requiring_properties_is_refused_naming_them) {
 }
 END_TEST
 
+/* A PATCH with what the ticket has already (its owner, status, priority,
+ * properties) changes nothing and announces nothing. */
+START_TEST(a_patch_that_changes_nothing_announces_nothing) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"users\":[{\"name\":\"ana\"}]}");
+  fx_channel(&f, "{\"name\":\"demo\"}");
+  fx_in(&f, "demo", "a", "kim", "hello");
+  json_t *k = ticket_of(&f, newest_thread(&f));
+  int64_t id = fx_int(k, "id");
+  char same[200];
+  snprintf(same, sizeof(same), "{\"owner\":\"ana\",\"priority\":\"high\",\"status\":\"%s\"}",
+           json_string_value(json_object_get(k, "status")));
+  json_decref(k);
+  for (int i = 0; i < 2; i++) {
+    json_t *patch = fx_load(same);
+    fx_wait_t w = {0};
+    json_decref(fx_ok(&f, store_ticket_patch(f.st, id, patch, fx_json_cb, &w), &w));
+    json_decref(patch);
+  }
+  /* the first PATCH assigned and updated it once each; the second, nothing */
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM events WHERE type = 'ticket.assigned' AND json_extract(data, '$.user_id') IS NOT NULL"), 1);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM events WHERE type = 'ticket.updated'"), 1);
+  fx_close(&f);
+}
+END_TEST
+
 /* A pipeline whose first open status needs properties: a new ticket starts
  * there, and so does a reopened one, though agents could not set it. */
 static const char *STRICT =
@@ -1462,6 +1489,7 @@ int main(void) {
   tcase_add_test(tc, channel_without_tickets_creates_none);
   tcase_add_test(tc, default_pipeline_support_has_ordered_statuses);
   tcase_add_test(tc, status_requiring_properties_is_refused_naming_them);
+  tcase_add_test(tc, a_patch_that_changes_nothing_announces_nothing);
   tcase_add_test(tc, assignment_skips_away_and_seatless_users);
   tcase_add_test(tc, available_only_false_includes_away_users);
   tcase_add_test(tc, assignment_requires_every_skill);
