@@ -305,6 +305,11 @@ static const char *const sq__migrations[] = {
     "ALTER TABLE outbox ADD COLUMN thread_id INTEGER;"
     "UPDATE outbox SET thread_id = (SELECT thread_id FROM messages WHERE messages.id = outbox.message_id);"
     "CREATE INDEX outbox_waiting ON outbox(thread_id, channel, id) WHERE state IN ('pending', 'sending');",
+    /* 26: a status dropped from a pipeline in the config is retired: no
+     * longer listed or settable, and no new or reopened ticket starts in
+     * it; tickets that are in it keep it. (A status row stays, as tickets
+     * name it; the config bringing it back brings it back.) */
+    "ALTER TABLE statuses ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -564,7 +564,22 @@ static int sq__pipeline_upsert(store *st, sq_req *r, json_t *p) {
     free(req_text);
     if (rc < 0) return rc;
   }
-  return 0;
+  /* the statuses the config no longer lists are retired (schema 26) */
+  json_t *names = json_array();
+  json_array_foreach(json_object_get(p, "statuses"), i, status) json_array_append(names, json_object_get(status, "name"));
+  char *names_text = json_dumps(names, JSON_COMPACT);
+  json_decref(names);
+  s = sq_prep(st, "UPDATE statuses SET retired = (name NOT IN (SELECT value FROM json_each(?2)))"
+                  " WHERE pipeline_id = ?1 AND retired IS NOT (name NOT IN (SELECT value FROM json_each(?2)))");
+  if (s == NULL || names_text == NULL) {
+    free(names_text);
+    return s == NULL ? sq_fail(st, r, "retiring pipeline statuses") : -ENOMEM;
+  }
+  sqlite3_bind_int64(s, 1, id);
+  sq_bind_text(s, 2, names_text);
+  rc = sq__step_done(st, r, s, "retiring pipeline statuses");
+  free(names_text);
+  return rc;
 }
 
 static int sq__seed(store *st, sq_req *r, json_t *cfg, json_t **result) {
@@ -596,7 +611,7 @@ static int sq__pipelines_list(store *st, sq_req *r, json_t *args, json_t **resul
       "SELECT json_object('id', p.id, 'name', p.name, 'statuses', (SELECT json_group_array("
       " json_object('name', s.name, 'closed', json(CASE WHEN s.closed THEN 'true' ELSE 'false' END),"
       " 'required_properties', json(s.required))) FROM (SELECT * FROM statuses"
-      " WHERE pipeline_id = p.id ORDER BY position) s)) FROM pipelines p ORDER BY p.id");
+      " WHERE pipeline_id = p.id AND NOT retired ORDER BY position) s)) FROM pipelines p ORDER BY p.id");
   return s ? sq_json_rows(st, r, s, "reading rows", result) : sq_fail(st, r, "listing pipelines");
 }
 

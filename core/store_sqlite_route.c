@@ -424,15 +424,17 @@ static int sq__ticket_move(store *st, sq_req *r, int64_t ticket_id, const char *
   if (props_patch != NULL) json_object_update((json_t *)props, (json_t *)props_patch);
   const char *target = status ? status : old_status;
   int rc = 0, closed = was_closed;
-  s = sq_prep(st, "SELECT closed, required FROM statuses WHERE pipeline_id = ?1 AND name = ?2");
+  s = sq_prep(st, "SELECT closed, required, retired FROM statuses WHERE pipeline_id = ?1 AND name = ?2");
   if (s == NULL) rc = sq_fail(st, r, "reading a pipeline status");
   if (rc == 0) {
     sqlite3_bind_int64(s, 1, pipeline);
     sq_bind_text(s, 2, target);
-    if (sqlite3_step(s) != SQLITE_ROW) {
+    int found = sqlite3_step(s) == SQLITE_ROW;
+    if (!found || (sqlite3_column_int(s, 2) && strcmp(target, old_status) != 0)) {
+      /* a retired status stays for the tickets in it, but none moves there */
       r->status = rc = -EINVAL;
-      snprintf(r->err, sizeof(r->err), "ticket %lld: its pipeline has no status \"%s\"",
-               (long long)ticket_id, target);
+      snprintf(r->err, sizeof(r->err), "ticket %lld: its pipeline has no status \"%s\"%s", (long long)ticket_id,
+               target, found ? " any more (it was taken out of the config)" : "");
     } else {
       closed = sqlite3_column_int(s, 0);
       char missing[160];
@@ -521,7 +523,7 @@ static int sq__ticket_start(store *st, sq_req *r, const char *chname, const char
   }
   sqlite3_stmt *s = sq_prep(st,
       "SELECT p.id, s.name FROM pipelines p JOIN statuses s ON s.pipeline_id = p.id"
-      " WHERE p.name = ?1 AND (?2 IS NULL AND s.closed = 0 OR s.name = ?2)"
+      " WHERE p.name = ?1 AND NOT s.retired AND (?2 IS NULL AND s.closed = 0 OR s.name = ?2)"
       " ORDER BY s.position LIMIT 1");
   if (s == NULL) return sq_fail(st, r, "finding the ticket pipeline");
   sq_bind_text(s, 1, pname);
@@ -869,7 +871,7 @@ static int sq__reopen(store *st, sq_req *r, const router_channel *ch, int64_t th
      * customer writing again. The owner keeps it; one without an owner
      * (closed unassigned, or its owner deleted) is routed again. */
     s = sq_prep(st, "SELECT s.name FROM tickets t JOIN statuses s ON s.pipeline_id = t.pipeline_id"
-                    " WHERE t.id = ?1 AND s.closed = 0 ORDER BY s.position LIMIT 1");
+                    " WHERE t.id = ?1 AND s.closed = 0 AND NOT s.retired ORDER BY s.position LIMIT 1");
     if (s == NULL) return sq_fail(st, r, "reopening a ticket");
     sqlite3_bind_int64(s, 1, ticket);
     char status[128] = "";

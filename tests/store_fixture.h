@@ -66,7 +66,8 @@ static inline void fx_close(fx *f) {
  * names of 19, the held sends' mark of 21 and the messages' sent_at of 24
  * (20's and 23's AUTOINCREMENT tables need no undoing: once 16 to 19 are
  * back, migrations 20 and 23 rebuild them again). */
-#define FX_BACK_TO_SCHEMA_24 "DROP INDEX outbox_waiting; ALTER TABLE outbox DROP COLUMN thread_id;"
+#define FX_BACK_TO_SCHEMA_24                                                                  \
+  "ALTER TABLE statuses DROP COLUMN retired; DROP INDEX outbox_waiting; ALTER TABLE outbox DROP COLUMN thread_id;"
 #define FX_BACK_TO_SCHEMA_15                                                         \
   FX_BACK_TO_SCHEMA_24 "ALTER TABLE outbox DROP COLUMN held; ALTER TABLE messages DROP COLUMN sent_at;"    \
   "ALTER TABLE messages DROP COLUMN author; ALTER TABLE notes DROP COLUMN author;"     \

@@ -322,6 +322,59 @@ START_TEST(status_requiring_properties_is_refused_naming_them) {
 }
 END_TEST
 
+/* PATCHes a ticket; returns the store's status (the error in err). */
+static int patch_ticket(fx *f, int64_t id, const char *json, char *err, size_t errlen) {
+  json_t *patch = fx_load(json);
+  fx_wait_t w = {0};
+  fx_run(f, store_ticket_patch(f->st, id, patch, fx_json_cb, &w), &w);
+  json_decref(patch);
+  json_decref(w.result);
+  snprintf(err, errlen, "%s", w.err);
+  return w.status;
+}
+
+/* A status the config no longer lists is retired: not listed, not
+ * settable, never a new ticket's; a ticket in it keeps it. */
+START_TEST(a_status_taken_out_of_the_config_is_retired) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"pipelines\":[{\"name\":\"Ops\",\"statuses\":[{\"name\":\"Open\"},{\"name\":\"Pending\"},"
+              "{\"name\":\"Done\",\"closed\":true}]}]}");
+  fx_channel(&f, "{\"name\":\"demo\",\"ticket\":{\"pipeline\":\"Ops\"}}");
+  fx_in(&f, "demo", "a", "kim", "one");
+  int64_t t1 = newest_thread(&f);
+  json_t *k = ticket_of(&f, t1);
+  int64_t id1 = fx_int(k, "id");
+  json_decref(k);
+  char err[256];
+  ck_assert_int_eq(patch_ticket(&f, id1, "{\"status\":\"Pending\"}", err, sizeof(err)), 0);
+  fx_in(&f, "demo", "b", "lee", "two");
+  k = ticket_of(&f, newest_thread(&f));
+  int64_t id2 = fx_int(k, "id");
+  json_decref(k);
+  /* the config drops Pending */
+  fx_seed(&f, "{\"pipelines\":[{\"name\":\"Ops\",\"statuses\":[{\"name\":\"Open\"},{\"name\":\"Done\",\"closed\":true}]}]}");
+  fx_wait_t w = {0};
+  json_t *p = fx_ok(&f, store_pipelines_list(f.st, fx_json_cb, &w), &w);
+  char *text = json_dumps(p, JSON_COMPACT);
+  ck_assert_msg(strstr(text, "Pending") == NULL && strstr(text, "\"Done\"") != NULL, "%s", text);
+  free(text);
+  json_decref(p);
+  ck_assert_int_eq(patch_ticket(&f, id2, "{\"status\":\"Pending\"}", err, sizeof(err)), -EINVAL);
+  ck_assert_msg(strstr(err, "has no status \"Pending\" any more") != NULL, "%s", err);
+  k = ticket_of(&f, t1); /* the ticket in it keeps it, and may be edited */
+  ck_assert_str_eq(json_string_value(json_object_get(k, "status")), "Pending");
+  json_decref(k);
+  ck_assert_int_eq(patch_ticket(&f, id1, "{\"priority\":\"high\",\"properties\":{\"x\":\"1\"}}", err, sizeof(err)), 0);
+  ck_assert_int_eq(patch_ticket(&f, id1, "{\"status\":\"Done\"}", err, sizeof(err)), 0);
+  /* brought back, it is a status again */
+  fx_seed(&f, "{\"pipelines\":[{\"name\":\"Ops\",\"statuses\":[{\"name\":\"Open\"},{\"name\":\"Pending\"},"
+              "{\"name\":\"Done\",\"closed\":true}]}]}");
+  ck_assert_int_eq(patch_ticket(&f, id2, "{\"status\":\"Pending\"}", err, sizeof(err)), 0);
+  fx_close(&f);
+}
+END_TEST
+
 /* A PATCH with what the ticket has already (its owner, status, priority,
  * properties) changes nothing and announces nothing. */
 START_TEST(a_patch_that_changes_nothing_announces_nothing) {
@@ -1490,6 +1543,7 @@ int main(void) {
   tcase_add_test(tc, default_pipeline_support_has_ordered_statuses);
   tcase_add_test(tc, status_requiring_properties_is_refused_naming_them);
   tcase_add_test(tc, a_patch_that_changes_nothing_announces_nothing);
+  tcase_add_test(tc, a_status_taken_out_of_the_config_is_retired);
   tcase_add_test(tc, assignment_skips_away_and_seatless_users);
   tcase_add_test(tc, available_only_false_includes_away_users);
   tcase_add_test(tc, assignment_requires_every_skill);
