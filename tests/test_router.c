@@ -322,8 +322,9 @@ START_TEST(status_requiring_properties_is_refused_naming_them) {
 }
 END_TEST
 
-/* PATCHes a ticket; returns the store's status (the error in err). */
-static int patch_ticket(fx *f, int64_t id, const char *json, char *err, size_t errlen) {
+/* PATCHes ticket id, which may be refused: returns the store's status (the
+ * error in err). */
+static int try_patch(fx *f, int64_t id, const char *json, char *err, size_t errlen) {
   json_t *patch = fx_load(json);
   fx_wait_t w = {0};
   fx_run(f, store_ticket_patch(f->st, id, patch, fx_json_cb, &w), &w);
@@ -347,7 +348,7 @@ START_TEST(a_status_taken_out_of_the_config_is_retired) {
   int64_t id1 = fx_int(k, "id");
   json_decref(k);
   char err[256];
-  ck_assert_int_eq(patch_ticket(&f, id1, "{\"status\":\"Pending\"}", err, sizeof(err)), 0);
+  ck_assert_int_eq(try_patch(&f, id1, "{\"status\":\"Pending\"}", err, sizeof(err)), 0);
   fx_in(&f, "demo", "b", "lee", "two");
   k = ticket_of(&f, newest_thread(&f));
   int64_t id2 = fx_int(k, "id");
@@ -360,17 +361,17 @@ START_TEST(a_status_taken_out_of_the_config_is_retired) {
   ck_assert_msg(strstr(text, "Pending") == NULL && strstr(text, "\"Done\"") != NULL, "%s", text);
   free(text);
   json_decref(p);
-  ck_assert_int_eq(patch_ticket(&f, id2, "{\"status\":\"Pending\"}", err, sizeof(err)), -EINVAL);
+  ck_assert_int_eq(try_patch(&f, id2, "{\"status\":\"Pending\"}", err, sizeof(err)), -EINVAL);
   ck_assert_msg(strstr(err, "has no status \"Pending\" any more") != NULL, "%s", err);
   k = ticket_of(&f, t1); /* the ticket in it keeps it, and may be edited */
   ck_assert_str_eq(json_string_value(json_object_get(k, "status")), "Pending");
   json_decref(k);
-  ck_assert_int_eq(patch_ticket(&f, id1, "{\"priority\":\"high\",\"properties\":{\"x\":\"1\"}}", err, sizeof(err)), 0);
-  ck_assert_int_eq(patch_ticket(&f, id1, "{\"status\":\"Done\"}", err, sizeof(err)), 0);
+  ck_assert_int_eq(try_patch(&f, id1, "{\"priority\":\"high\",\"properties\":{\"x\":\"1\"}}", err, sizeof(err)), 0);
+  ck_assert_int_eq(try_patch(&f, id1, "{\"status\":\"Done\"}", err, sizeof(err)), 0);
   /* brought back, it is a status again */
   fx_seed(&f, "{\"pipelines\":[{\"name\":\"Ops\",\"statuses\":[{\"name\":\"Open\"},{\"name\":\"Pending\"},"
               "{\"name\":\"Done\",\"closed\":true}]}]}");
-  ck_assert_int_eq(patch_ticket(&f, id2, "{\"status\":\"Pending\"}", err, sizeof(err)), 0);
+  ck_assert_int_eq(try_patch(&f, id2, "{\"status\":\"Pending\"}", err, sizeof(err)), 0);
   fx_close(&f);
 }
 END_TEST
