@@ -327,6 +327,49 @@ static int api__spec_valid(api *a, http_responder *res, const json_t *spec) {
   return 0;
 }
 
+/* Checks spec's reply_channel: a channel of the config or of the API (in
+ * q's list), whose plugin sends. Answers 422 naming reply_channel and
+ * returns -EINVAL when it is not. */
+static int api__reply_channel_valid(const api_chreq *q, const json_t *spec) {
+  const char *via = json_string_value(json_object_get(spec, "reply_channel"));
+  const char *self = json_string_value(json_object_get(spec, "name"));
+  if (via == NULL) return 0;
+  const config_channel *cc = config_find_channel(q->a->host.config(q->a->host.ctx), via);
+  const json_t *stored = cc == NULL ? api__find(q->stored, via) : NULL;
+  const char *plugin = cc != NULL                              ? cc->plugin
+                       : stored != NULL                        ? json_string_value(json_object_get(json_object_get(stored, "spec"), "plugin"))
+                       : self != NULL && strcmp(via, self) == 0 ? json_string_value(json_object_get(spec, "plugin"))
+                                                                : NULL;
+  const loader_plugin *p = plugin != NULL ? loader_find(q->a->host.plugins, plugin) : NULL;
+  char msg[200];
+  if (plugin == NULL)
+    snprintf(msg, sizeof(msg), "there is no channel \"%.64s\" to reply through", via);
+  else if (p != NULL && (p->desc.caps.flags & SB_CAP_RECEIVE_ONLY) != 0)
+    snprintf(msg, sizeof(msg), "channel \"%.64s\" only takes messages in: it cannot send replies", via);
+  else
+    return 0;
+  http_respond_error(q->res, 422, "invalid_channel", msg, "reply_channel");
+  return -EINVAL;
+}
+
+/* The channel (of the config or the API, other than name itself) whose
+ * reply_channel is name, or NULL. */
+static const char *api__replied_through(const api_chreq *q, const char *name) {
+  const config *cfg = q->a->host.config(q->a->host.ctx);
+  for (size_t i = 0; i < cfg->channel_count; i++) {
+    const char *via = json_string_value(json_object_get(cfg->channels[i].spec, "reply_channel"));
+    if (via != NULL && strcmp(via, name) == 0 && strcmp(cfg->channels[i].name, name) != 0) return cfg->channels[i].name;
+  }
+  size_t i;
+  json_t *e;
+  json_array_foreach(q->stored, i, e) {
+    const char *n = json_string_value(json_object_get(e, "name"));
+    const char *via = json_string_value(json_object_get(json_object_get(e, "spec"), "reply_channel"));
+    if (via != NULL && n != NULL && strcmp(via, name) == 0 && strcmp(n, name) != 0) return n;
+  }
+  return NULL;
+}
+
 /* Type checks of a POST or PATCH body; answers 400. */
 static int api__body_types(http_responder *res, const json_t *b) {
   if (api_check_keys(res, b, api__channel_keys) != 0 || api_check_type(res, b, "name", JSON_STRING, 0) != 0 ||
@@ -442,7 +485,7 @@ static void api__create_fn(api_chreq *q) {
   json_t *spec = json_deep_copy(b);
   if (json_object_get(spec, "credentials") == NULL) json_object_set_new(spec, "credentials", json_object());
   if (json_object_get(spec, "status") == NULL) json_object_set_new(spec, "status", json_string("on"));
-  if (api__spec_valid(a, q->res, spec) != 0) {
+  if (api__spec_valid(a, q->res, spec) != 0 || api__reply_channel_valid(q, spec) != 0) {
     json_decref(spec);
     api__chreq_free(q);
     return;
@@ -519,7 +562,7 @@ static void api__patch_fn(api_chreq *q) {
     goto fail;
   }
   if (inbox != NULL && strcmp(inbox, old) != 0 && history != NULL && strcmp(history, "move") == 0) move = inbox;
-  if (api__spec_valid(a, q->res, spec) != 0) goto fail;
+  if (api__spec_valid(a, q->res, spec) != 0 || api__reply_channel_valid(q, spec) != 0) goto fail;
   api__save(q, spec, 200, move, new_credentials);
   free(old);
   return;
@@ -577,6 +620,14 @@ static void api__delete_fn(api_chreq *q) {
   const config_channel *cc;
   const json_t *stored;
   if (api__lookup(q, &cc, &stored) != 0 || api__config_owned(q, cc)) {
+    api__chreq_free(q);
+    return;
+  }
+  const char *through = api__replied_through(q, q->name);
+  if (through != NULL) { /* it would leave that channel's replies nowhere to go */
+    char msg[200];
+    snprintf(msg, sizeof(msg), "channel \"%.64s\" replies through this one (reply_channel): change that first", through);
+    http_respond_error(q->res, 409, "conflict", msg, NULL);
     api__chreq_free(q);
     return;
   }

@@ -66,6 +66,47 @@ typedef struct daemon_opening {
 
 static int daemon__allowed(const void *ctx, const char *id) { return config_plugin_allowed(ctx, id); }
 
+/* The plugin of channel name: a config channel's, or one connected through
+ * the API (stored, peeked from the store as start-up reads it), or NULL. */
+static const char *daemon__channel_plugin(const config *cfg, const json_t *stored, const char *name) {
+  const config_channel *c = config_find_channel(cfg, name);
+  if (c != NULL) return c->plugin;
+  size_t i;
+  json_t *e;
+  json_array_foreach(stored, i, e) {
+    if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+      return json_string_value(json_object_get(json_object_get(e, "spec"), "plugin"));
+  }
+  return NULL;
+}
+
+/* Checks that each config channel's reply_channel names a channel (of the
+ * config, or connected through the API) whose plugin sends. */
+static int daemon__check_reply_channels(const config *cfg, const loader *plugins, char *err, size_t errlen) {
+  json_t *stored = NULL;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < cfg->channel_count; i++) {
+    const config_channel *c = &cfg->channels[i];
+    const char *via = json_string_value(json_object_get(c->spec, "reply_channel"));
+    if (via == NULL) continue;
+    if (stored == NULL && config_find_channel(cfg, via) == NULL &&
+        (rc = store_api_channels_peek(cfg->store, &stored, err, errlen)) != 0)
+      break;
+    const char *plugin = daemon__channel_plugin(cfg, stored, via);
+    const loader_plugin *p = plugin != NULL ? loader_find(plugins, plugin) : NULL;
+    if (plugin == NULL) {
+      snprintf(err, errlen, "channel \"%s\": key \"reply_channel\": there is no channel \"%s\"", c->name, via);
+      rc = -EINVAL;
+    } else if (p != NULL && (p->desc.caps.flags & SB_CAP_RECEIVE_ONLY) != 0) {
+      snprintf(err, errlen, "channel \"%s\": key \"reply_channel\": channel \"%s\" only takes messages in", c->name,
+               via);
+      rc = -EINVAL;
+    }
+  }
+  json_decref(stored);
+  return rc;
+}
+
 /* Checks the routing config and that every channel's plugin is loaded and
  * its credentials and rules valid. */
 static int daemon__validate_channels(const config *cfg, const loader *plugins, char *err, size_t errlen) {
@@ -88,7 +129,7 @@ static int daemon__validate_channels(const config *cfg, const loader *plugins, c
     if (rc != 0) return rc;
     if ((rc = channel_validate(p, c, cfg->base_dir, NULL, err, errlen)) != 0) return rc;
   }
-  return 0;
+  return daemon__check_reply_channels(cfg, plugins, err, errlen);
 }
 
 /* Checks that the channels stored by the API that start with this config

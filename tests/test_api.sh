@@ -1061,6 +1061,14 @@ call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "cr
 expect "invalid rules are 422, naming the key" 422 'd["error"]["field"] == "thread_policy"'
 call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {"token": "abcdef"}, "routing": {"mode": "users_and_teams", "users": "ana"}}'
 expect "a rule of the wrong type is 422 naming the key" 422 'd["error"]["field"] == "routing.users"'
+call POST /api/v1/channels "$ADMIN" '{"name": "bad", "plugin": "testplugin", "credentials": {"token": "abcdef"}, "reply_channel": "nope"}'
+expect "a reply_channel that names no channel is 422 naming it" 422 'd["error"]["field"] == "reply_channel"'
+call POST /api/v1/channels "$ADMIN" '{"name": "via", "plugin": "testplugin", "credentials": {"token": "abcdef"}, "reply_channel": "web"}'
+expect "a reply_channel naming an API channel is taken" 201 'd["rules"]["reply_channel"] == "web"'
+call DELETE /api/v1/channels/web "$ADMIN"
+expect "a channel another replies through is not deleted (409 naming it)" 409 '"via" in d["error"]["message"]'
+call DELETE /api/v1/channels/via "$ADMIN"
+expect "DELETE the channel replying through it" 200
 call PATCH /api/v1/channels/demo "$ADMIN" '{"status": "off"}'
 expect "a config channel cannot be edited over the API" 409 'd["error"]["code"] == "config_channel"'
 

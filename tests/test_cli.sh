@@ -41,6 +41,11 @@ write_config "$cfg" '["a"]' ''
 expect "--version names the ABI" 0 'switchboard [0-9.]+ \(plugin ABI 1\.[0-9]+\)' "$SB" --version
 expect "--help lists commands" 0 'plugins schema ID' "$SB" --help
 expect "no command is a usage error" 2 'Usage' "$SB"
+write_config "$work/reply.json" '["a"]' ', {"name": "second", "plugin": "testplugin", "credentials": {"token": "another-token"}, "reply_channel": "nope"}'
+expect "check refuses a reply_channel that names no channel" 2 'channel "second": key "reply_channel": there is no channel "nope"' \
+  "$SB" check -c "$work/reply.json"
+sed -i 's/"reply_channel": "nope"/"reply_channel": "demo"/' "$work/reply.json"
+expect "a reply_channel naming a channel of the config is fine" 0 '' "$SB" check -c "$work/reply.json"
 expect "unknown command is a usage error" 2 'unknown command "frobnicate"' "$SB" frobnicate
 for c in run check plugins; do
   expect "$c --help" 0 'Usage: switchboard '"$c" "$SB" "$c" --help
