@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 static int sq__invalid(sq_req *r, const char *msg, const char *name) {
   r->status = -EINVAL;
   snprintf(r->err, sizeof(r->err), msg, name ? name : "");
@@ -266,7 +268,11 @@ static int sq__user_upsert(store *st, sq_req *r, json_t *u, int create_teams, in
   return 0;
 }
 
-static int sq__team_upsert(store *st, sq_req *r, json_t *t, int64_t *out_id) {
+/* Saves team t with its members. A member who is no user is refused
+ * (-EINVAL naming them), or with lenient (the config's teams, seeded
+ * whole) left out with a warning, so one stale name does not keep the
+ * config's pipelines, users and teams from the store. */
+static int sq__team_upsert(store *st, sq_req *r, json_t *t, int lenient, int64_t *out_id) {
   const char *name = sq__str(t, "name");
   if (name == NULL) return sq__invalid(r, "a team needs a name%s", "");
   int64_t id;
@@ -280,18 +286,28 @@ static int sq__team_upsert(store *st, sq_req *r, json_t *t, int64_t *out_id) {
     size_t i;
     json_t *v;
     json_array_foreach(users, i, v) {
+      s = sq_prep(st, "SELECT 1 FROM users WHERE name = ?1");
+      if (s == NULL) return sq_fail(st, r, "saving a team");
+      sq_bind_text(s, 1, json_string_value(v));
+      int known = sqlite3_step(s) == SQLITE_ROW;
+      sqlite3_reset(s);
+      if (!known && lenient) {
+        log_warn("config team \"%s\": user \"%s\" does not exist; left out of the team", name,
+                 json_string_value(v) ? json_string_value(v) : "?");
+        continue;
+      }
+      if (!known) {
+        r->status = -EINVAL;
+        snprintf(r->err, sizeof(r->err), "team \"%s\": user \"%s\" does not exist", name,
+                 json_string_value(v) ? json_string_value(v) : "?");
+        return -EINVAL;
+      }
       s = sq_prep(st, "INSERT OR IGNORE INTO team_members(team_id, user_id)"
                       " SELECT ?1, id FROM users WHERE name = ?2");
       if (s == NULL) return sq_fail(st, r, "saving a team");
       sqlite3_bind_int64(s, 1, id);
       sq_bind_text(s, 2, json_string_value(v));
       if (sq__step_done(st, r, s, "saving a team") < 0) return -EIO;
-      if (sqlite3_changes(st->db) == 0) {
-        r->status = -EINVAL;
-        snprintf(r->err, sizeof(r->err), "team \"%s\": user \"%s\" does not exist", name,
-                 json_string_value(v) ? json_string_value(v) : "?");
-        return -EINVAL;
-      }
     }
   }
   *out_id = id;
@@ -513,7 +529,7 @@ static int sq__team_put(store *st, sq_req *r, json_t *args, json_t **result) {
     return r->status;
   /* the members it gains or loses have other teams now: user.updated */
   if (sq__users_list(st, r, NULL, &before) < 0) return -EIO;
-  int rc = sq__users_announce(st, r, before, sq__team_upsert(st, r, team, &id) < 0 ? r->status : 0);
+  int rc = sq__users_announce(st, r, before, sq__team_upsert(st, r, team, 0, &id) < 0 ? r->status : 0);
   if (rc < 0) return rc;
   if (sq_drain_queue(st, r) < 0) return -EIO;
   sqlite3_stmt *s = sq_prep(st, SQ_TEAM_JSON "WHERE te.id = ?1");
@@ -592,7 +608,7 @@ static int sq__seed(store *st, sq_req *r, json_t *cfg, json_t **result) {
   if (sq__users_list(st, r, NULL, &before) < 0) return -EIO;
   int rc = 0;
   json_array_foreach(json_object_get(cfg, "users"), i, o) if (rc == 0) rc = sq__user_upsert(st, r, o, 1, &id);
-  json_array_foreach(json_object_get(cfg, "teams"), i, o) if (rc == 0) rc = sq__team_upsert(st, r, o, &id);
+  json_array_foreach(json_object_get(cfg, "teams"), i, o) if (rc == 0) rc = sq__team_upsert(st, r, o, 1, &id);
   if (sq__users_announce(st, r, before, rc) < 0) return r->status < 0 ? r->status : -EIO;
   if (sq_drain_queue(st, r) < 0) return -EIO;
   *result = json_pack("{sI sI sI}", "pipelines", (json_int_t)json_array_size(json_object_get(cfg, "pipelines")),

@@ -322,6 +322,22 @@ START_TEST(status_requiring_properties_is_refused_naming_them) {
 }
 END_TEST
 
+/* One stale name in a config team (someone since removed) leaves that
+ * member out, not the config's pipelines, users and teams all. */
+START_TEST(a_config_team_member_who_is_no_user_is_left_out) {
+  fx f;
+  fx_open(&f);
+  fx_seed(&f, "{\"pipelines\":[{\"name\":\"Sales\",\"statuses\":[{\"name\":\"Lead\"}]}],"
+              "\"users\":[{\"name\":\"ana\"}],\"teams\":[{\"name\":\"t3\",\"users\":[\"ghost\",\"ana\",\"ana\"]}]}");
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM pipelines WHERE name = 'Sales'"), 1);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM team_members m JOIN teams t ON t.id = m.team_id"
+                                   " JOIN users u ON u.id = m.user_id WHERE t.name = 't3' AND u.name = 'ana'"),
+                   1);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM team_members"), 1);
+  fx_close(&f);
+}
+END_TEST
+
 /* PATCHes ticket id, which may be refused: returns the store's status (the
  * error in err). */
 static int try_patch(fx *f, int64_t id, const char *json, char *err, size_t errlen) {
@@ -1545,6 +1561,7 @@ int main(void) {
   tcase_add_test(tc, status_requiring_properties_is_refused_naming_them);
   tcase_add_test(tc, a_patch_that_changes_nothing_announces_nothing);
   tcase_add_test(tc, a_status_taken_out_of_the_config_is_retired);
+  tcase_add_test(tc, a_config_team_member_who_is_no_user_is_left_out);
   tcase_add_test(tc, assignment_skips_away_and_seatless_users);
   tcase_add_test(tc, available_only_false_includes_away_users);
   tcase_add_test(tc, assignment_requires_every_skill);
