@@ -420,7 +420,10 @@ static int daemon__same_key(const config *was, const config *now, char *err, siz
 
 /* The plugins load once, at start: a changed plugins section is for a
  * restart, and a reload that needs what it would load (a channel of a
- * plugin not loaded) is refused saying so. */
+ * plugin not loaded) is refused saying so. So is one whose plugins section
+ * the next start could not run its channels with (a plugin taken out of
+ * plugins.allow, a folder that is not there): the section is loaded on
+ * trial, as check loads it, and let go. */
 static int daemon__same_plugins(const config *was, const config *now, const loader *plugins, char *err,
                                 size_t errlen) {
   if (json_equal(json_object_get(was->root, "plugins"), json_object_get(now->root, "plugins"))) return 0;
@@ -431,6 +434,18 @@ static int daemon__same_plugins(const config *was, const config *now, const load
              "channel \"%s\" needs plugin \"%s\", which is not loaded: plugins load at start, so a change to "
              "the plugins section takes effect after a restart",
              c->name, c->plugin);
+    return -EINVAL;
+  }
+  loader trial;
+  memset(&trial, 0, sizeof(trial));
+  char why[900] = "";
+  int rc = loader_load(&trial, hostapi_table(), now->plugin_dirs, now->plugin_dir_count, daemon__allowed, package_vet,
+                       now);
+  if (rc == 0) rc = daemon__validate_channels(now, &trial, why, sizeof(why));
+  loader_unload(&trial);
+  if (rc != 0) {
+    snprintf(err, errlen, "the next start could not run this config's channels with its plugins section: %s",
+             why[0] ? why : "out of memory while loading plugins");
     return -EINVAL;
   }
   return 0;
@@ -447,7 +462,10 @@ static void daemon__reload(daemon_host *d) {
       daemon__same_plugins(d->cfg, next, &d->plugins, err, sizeof(err)) != 0 ||
       daemon__validate_channels(next, &d->plugins, err, sizeof(err)) != 0 ||
       (d->http != NULL && d->cfg->tls_cert != NULL && next->tls_cert != NULL &&
-       http_reload_tls(d->http, next->tls_cert, next->tls_key, err, sizeof(err)) != 0)) {
+       http_reload_tls(d->http, next->tls_cert, next->tls_key, err, sizeof(err)) != 0) ||
+      /* a pair this server does not serve yet (a restart's): checked as check does */
+      ((d->http == NULL || d->cfg->tls_cert == NULL) && next->tls_cert != NULL &&
+       http_tls_check(next->tls_cert, next->tls_key, err, sizeof(err)) != 0)) {
     log_error("reload refused, still running the previous config: %s", err);
     config_free(next);
     return;

@@ -155,6 +155,18 @@ sed -i 's/"allow": \["testplugin"\]/"allow": ["testplugin", "wsecho"]/' "$cfg"
 kill -HUP "$daemon_pid"
 wait_log 'changes to plugins take effect after a restart' && ok "a reload names a changed plugins section as for a restart" ||
   not_ok "reload warns of plugins" "$(tail -3 "$work/daemon.log")"
+cp "$work/kept.json" "$cfg"
+sed -i 's/"allow": \["testplugin"\]/"allow": ["wsecho"]/' "$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'reload refused, still running the previous config: the next start could not run .*testplugin.{1,2} is not in plugins.allow' &&
+  ok "a reload whose plugins section would not start its channels is refused (check refuses it too)" ||
+  not_ok "reload refuses plugins.allow without a channel's plugin" "$(tail -3 "$work/daemon.log")"
+cp "$work/kept.json" "$cfg"
+sed -i 's/{"body_limit": 4096}/{"body_limit": 4096, "tls_cert": "nope.pem", "tls_key": "nope.key"}/' "$cfg"
+kill -HUP "$daemon_pid"
+wait_log 'reload refused, still running the previous config: .*nope' &&
+  ok "a reload naming a TLS pair that cannot be read is refused, though TLS waits for a restart" ||
+  not_ok "reload refuses an unreadable TLS pair" "$(tail -3 "$work/daemon.log"; cat "$cfg")"
 
 echo '{"channels": [ {"name": "x"' >"$cfg"
 kill -HUP "$daemon_pid"
