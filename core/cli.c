@@ -195,6 +195,12 @@ static int cli__check(int argc, char **argv) {
     fprintf(stderr, "switchboard check: %s\n", err);
     return CLI_USAGE;
   }
+  if (daemon_check_webhooks(cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "switchboard check: %s\n", err);
+    loader_unload(&plugins);
+    config_free(cfg);
+    return CLI_USAGE;
+  }
   printf("%s: valid (%zu plugins loaded, %zu channels)\n", o.config, plugins.count, cfg->channel_count);
   loader_unload(&plugins);
   config_free(cfg);

@@ -158,6 +158,28 @@ static int daemon__check_sealed(const config *cfg, char *err, size_t errlen) {
   return rc;
 }
 
+int daemon_check_webhooks(const config *cfg, char *err, size_t errlen) {
+  json_t *stored = NULL;
+  int rc = store_webhook_secrets_peek(cfg->store, &stored, err, errlen);
+  size_t i;
+  json_t *e;
+  json_array_foreach(stored, i, e) {
+    json_t *secret = NULL;
+    int u = api_unseal(cfg->secret_key, json_string_value(json_object_get(e, "secret")), &secret);
+    json_decref(secret);
+    if (u != 0) {
+      snprintf(err, errlen,
+               "webhook %lld's secret cannot be unsealed: %s (the daemon runs, but does not deliver it until it is "
+               "rotated or deleted)",
+               (long long)json_integer_value(json_object_get(e, "id")), api_unseal_problem(u));
+      rc = -EINVAL;
+      break;
+    }
+  }
+  json_decref(stored);
+  return rc;
+}
+
 int daemon_prepare(const daemon_options *opt, config **cfg, loader *plugins, char *err, size_t errlen) {
   memset(plugins, 0, sizeof(*plugins));
   int rc = config_load(opt->config_path, opt->listen, opt->store, cfg, err, errlen);

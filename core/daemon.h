@@ -21,6 +21,11 @@ typedef struct daemon_options {
  * (config_free, loader_unload); on failure nothing is left to free. */
 int daemon_prepare(const daemon_options *opt, config **cfg, loader *plugins, char *err, size_t errlen);
 
+/* Checks that the webhooks stored through the API can have their secrets
+ * unsealed under cfg's secret_key (`check` tells; the daemon runs without
+ * delivering those it cannot). Returns 0, or -EINVAL/-EIO with err. */
+int daemon_check_webhooks(const config *cfg, char *err, size_t errlen);
+
 /* Runs the daemon until SIGINT/SIGTERM. Returns the process exit status:
  * 0 after a graceful stop, 1 on a runtime failure, 2 for an invalid config. */
 int daemon_run(const daemon_options *opt);

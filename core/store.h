@@ -413,6 +413,8 @@ int store_api_channels_list(store *st, store_json_cb cb, void *arg);
  * start-up: *out is [] when there is no database yet, or none of schema
  * with such channels. Returns 0, or -EIO with err filled. */
 int store_api_channels_peek(const char *url, json_t **out, char *err, size_t errlen);
+/* The webhooks' sealed secrets, [{id, secret}], read as the above. */
+int store_webhook_secrets_peek(const char *url, json_t **out, char *err, size_t errlen);
 /* Forgets it; -ENOENT if unknown. Result: {name}. */
 int store_api_channel_delete(store *st, const char *name, store_json_cb cb, void *arg);
 /* Deletes the channel's conversations (their messages, tickets, notes and

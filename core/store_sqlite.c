@@ -1397,7 +1397,11 @@ void store_close(store *st) {
   sq__close_handles(st);
 }
 
-int store_api_channels_peek(const char *url, json_t **out, char *err, size_t errlen) {
+/* Reads rows of sql from the database of a store URL, read-only and
+ * without opening the store, into *out (rows adds each); [] without a
+ * database, or of a schema before the table. */
+static int sq__peek(const char *url, const char *sql, int (*rows)(sqlite3_stmt *, json_t *), const char *what,
+                    json_t **out, char *err, size_t errlen) {
   *out = NULL;
   const char *path = sq__url_path(url, err, errlen);
   if (path == NULL) return -EIO;
@@ -1411,12 +1415,12 @@ int store_api_channels_peek(const char *url, json_t **out, char *err, size_t err
   int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_busy_timeout(db, 5000);
-    rc = sqlite3_prepare_v2(db, SQ_API_CHANNELS_SELECT, -1, &s, NULL);
-    if (rc == SQLITE_OK) rc = sq_api_channel_rows(s, items);
-    /* a schema before the table: no such channels */
+    rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK) rc = rows(s, items);
+    /* a schema before the table: no such rows */
     else if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(db), "no such table") != NULL) rc = SQLITE_DONE;
   }
-  if (rc != SQLITE_DONE) snprintf(err, errlen, "cannot read the channels stored in %s: %s", path, sqlite3_errmsg(db));
+  if (rc != SQLITE_DONE) snprintf(err, errlen, "cannot read the %s stored in %s: %s", what, path, sqlite3_errmsg(db));
   sqlite3_finalize(s);
   sqlite3_close(db);
   if (rc != SQLITE_DONE) {
@@ -1425,6 +1429,23 @@ int store_api_channels_peek(const char *url, json_t **out, char *err, size_t err
   }
   *out = items;
   return 0;
+}
+
+int store_api_channels_peek(const char *url, json_t **out, char *err, size_t errlen) {
+  return sq__peek(url, SQ_API_CHANNELS_SELECT, sq_api_channel_rows, "channels", out, err, errlen);
+}
+
+static int sq__webhook_secret_rows(sqlite3_stmt *s, json_t *items) {
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    json_array_append_new(items, json_pack("{sI ss}", "id", (json_int_t)sqlite3_column_int64(s, 0), "secret",
+                                           (const char *)sqlite3_column_text(s, 1)));
+  return rc;
+}
+
+int store_webhook_secrets_peek(const char *url, json_t **out, char *err, size_t errlen) {
+  return sq__peek(url, "SELECT id, secret FROM webhooks ORDER BY id", sq__webhook_secret_rows, "webhooks", out, err,
+                  errlen);
 }
 
 int store_claim(const char *url, int *claim, char *err, size_t errlen) {

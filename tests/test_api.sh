@@ -1691,6 +1691,14 @@ check "a wrong secret_key with sealed channels stops start-up with a clear error
 rc=$?
 [ $rc -eq 2 ] && grep -q 'channel "web" was connected through the API and its credentials cannot be unsealed' "$work/wrongkey-check.log"
 check "check finds the wrong secret_key too" $? "status $rc: $(cat "$work/wrongkey-check.log")"
+# without the API channels, what the wrong key cannot unseal is the webhooks' secrets: check says so too
+sqlite3 "$work/db.sqlite" "DELETE FROM api_channels"
+[ "$(sqlite3 "$work/db.sqlite" "SELECT count(*) FROM webhooks")" -gt 0 ] || sqlite3 "$work/db.sqlite" \
+  "INSERT INTO webhooks(url, events, secret, created_at) VALUES('http://127.0.0.1:9/x', '[\"*\"]', 'v1:AAAA', 1)"
+"$SB" check -c "$cfg" >"$work/wrongkey-hooks.log" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "webhook [0-9]*'s secret cannot be unsealed" "$work/wrongkey-hooks.log"
+check "check finds webhook secrets the key cannot unseal" $? "status $rc: $(cat "$work/wrongkey-hooks.log")"
 
 # --- no secret_key: connecting over the API is refused ------------------------------------
 port2=$(free_port)
