@@ -41,6 +41,7 @@ int channel_validate(const loader_plugin *plugin, const config_channel *spec, co
     perr[sizeof(perr) - 1] = '\0'; /* a plugin may fill it without ending it */
     if (rc != 0) {
       snprintf(err, errlen, "channel \"%s\": %s", spec->name, perr[0] ? perr : "the plugin rejects its settings");
+      log_redact(err, errlen); /* a plugin may quote the value it refuses: never a secret's */
       schema_config_free(cfg);
       return -EINVAL;
     }

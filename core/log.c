@@ -109,6 +109,10 @@ static void log__redact(char *buf, size_t cap) {
   pthread_mutex_unlock(&log__secrets_lock);
 }
 
+void log_redact(char *buf, size_t cap) {
+  if (buf != NULL && cap > 0) log__redact(buf, cap);
+}
+
 /* Appends a logfmt value, quoting it and escaping quotes, backslashes and
  * control characters so one event stays on one line. */
 static size_t log__append_value(char *buf, size_t len, size_t cap, const char *v) {

@@ -10,6 +10,7 @@
 #define SB_CORE_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* Same numeric values as SB_LOG_* in the plugin ABI. */
 enum log_level {
@@ -35,6 +36,10 @@ void log_set_fd(int fd);
  * Thread-safe. log_clear_secrets() forgets them all (used on shutdown). */
 void log_add_secret(const char *value);
 void log_clear_secrets(void);
+/* Replaces every registered secret in buf (NUL-terminated, cap bytes) with
+ * [redacted], as every log line is: for text that leaves the daemon by
+ * another way (a send's failure reason shown to agents, an API error). */
+void log_redact(char *buf, size_t cap);
 
 /* Writes one line. channel and plugin may be NULL. Thread-safe. */
 void log_msg(int level, const char *channel, const char *plugin, const char *fmt, ...)

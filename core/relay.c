@@ -279,6 +279,14 @@ static void relay__send_unlink(relay_send *s) {
 static void relay__send_complete(sb_send_op *op, int outcome, const char *text, uint32_t retry_after_ms) {
   relay_send *s = (relay_send *)op;
   relay *r = s->r;
+  /* A reason is shown to agents and in events: a service that echoes a
+   * credential back in its error must not publish it (as the log does not). */
+  char why[2048];
+  if (outcome != CHANNEL_SEND_OK && text != NULL) {
+    snprintf(why, sizeof(why), "%s", text);
+    log_redact(why, sizeof(why));
+    text = why;
+  }
   channel_counters *cc = channel_counters_of(s->ch);
   metrics_observe(&r->stats.send_latency, (double)(uv_hrtime() - s->started_ns) / 1e9);
   switch (outcome) {

@@ -12,7 +12,8 @@ offers `sign` and `post` helpers for sending signed requests to the daemon.
 How it answers depends on the request path's last segment: ".../ok" → 200
 {"id": "ext-N"}; ".../429" → 429 with Retry-After: 1 on the first request to
 that path, then 200; ".../500" → 500 first, then 200; ".../400" → 400
-{"error": "unknown recipient"} always.
+{"error": "unknown recipient"} always; ".../leaky" → 400 with an error that
+quotes the signing secret (as a careless service might).
   integration_double.py post  --secret S URL BODY      # prints "STATUS BODY"
 """
 import argparse
@@ -61,6 +62,8 @@ def serve(args):
                 self.reply(500, {"error": "oops"})
             elif mode == "400":
                 self.reply(400, {"error": "unknown recipient"})
+            elif mode == "leaky":
+                self.reply(400, {"error": "refused: your key %s is wrong" % args.secret})
             else:
                 self.reply(200, {"id": "ext-%d" % counter["n"]})
 

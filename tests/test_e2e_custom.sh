@@ -40,7 +40,8 @@ channel() { # channel NAME PATH-MODE REPLY
   echo " \"channels\": ["
   echo "  $(channel demo ok 'Thanks, we got your message.'),"
   echo "  $(channel slow 429 'Queued for you.'),"
-  echo "  $(channel refusing 400 'Never arrives.')"
+  echo "  $(channel refusing 400 'Never arrives.'),"
+  echo "  $(channel leaky leaky 'Never arrives either.')"
   echo " ]}"
 } >"$work/sb.json"
 AGENT=$("$SB" tokens create -c "$work/sb.json" --name e2e --role agent 2>"$work/token.err")
@@ -141,6 +142,12 @@ wait_for '[ "$(out_status refusing)" = failed ]'
 check "a 400 fails the reply with the integration's error text" \
   '[ "$(sql "select status || '"'/'"' || error from messages where direction = '"'out'"' and channel = '"'refusing'"'")" = "failed/unknown recipient" ]' \
   "$(sql "select * from messages where channel = 'refusing'")"
+
+post "$base/leaky/messages" '{"id": "l1", "sender": {"id": "u-leak"}, "text": "hi"}' >/dev/null
+wait_for '[ "$(out_status leaky)" = failed ]'
+check "a service's error quoting the signing secret is stored with the secret redacted" \
+  '[ "$(sql "select error from messages where direction = '"'out'"' and channel = '"'leaky'"'")" = "refused: your key [redacted] is wrong" ]' \
+  "$(sql "select error from messages where channel = 'leaky'")"
 
 metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
 metric() { awk -v k="$1" '$1 == k {print $2}' <<<"$metrics"; }
