@@ -484,6 +484,7 @@ void api_free(api *a) {
   }
   json_decref(a->owned);
   json_decref(a->yielded);
+  json_decref(a->changing);
   for (size_t i = 0; i < a->nroutes; i++) free(a->routes[i]);
   free(a->routes);
   free(a->cache);

@@ -28,9 +28,12 @@ struct api_chreq {
   char history[16]; /* ?history= */
   json_t *records;  /* store_channels_list result (owned) */
   json_t *stored;   /* store_api_channels_list result (owned) */
+  char *changing;   /* the channel this request changes (in a->changing), or NULL */
 };
 
 static void api__chreq_free(api_chreq *q) {
+  if (q->changing != NULL) json_object_del(q->a->changing, q->changing);
+  free(q->changing);
   json_decref(q->body);
   json_decref(q->records);
   json_decref(q->stored);
@@ -180,15 +183,34 @@ static void api__records_listed(void *arg, int status, json_t *result, const cha
 }
 
 /* Reads the channel records, then calls fn(q); fn must finish q->res and free q. */
-static void api__with_channels(api *a, const http_request *req, http_responder *res, json_t *body, api_chreq_fn fn) {
+/* Reads the channel lists, then runs fn. A change (changes: a POST, PATCH
+ * or DELETE) holds its channel's name until it is answered: another
+ * change of that channel meanwhile is 409, so two edits never interleave
+ * (a DELETE racing a PATCH left a deleted channel running). */
+static void api__with_channels(api *a, const http_request *req, http_responder *res, json_t *body, api_chreq_fn fn,
+                               int changes) {
   api_chreq *q = calloc(1, sizeof(*q));
   const char *name = http_request_param(req, "name");
-  if (q == NULL || (name != NULL && (q->name = strdup(name)) == NULL)) {
+  const char *target = name != NULL ? name : json_string_value(json_object_get(body, "name"));
+  if (q == NULL || (name != NULL && (q->name = strdup(name)) == NULL) ||
+      (changes && target != NULL && (q->changing = strdup(target)) == NULL)) {
+    if (q != NULL) free(q->name);
     free(q);
     json_decref(body);
     http_respond_error(res, 503, "unavailable", "out of memory", NULL);
     return;
   }
+  if (q->changing != NULL && json_object_get(a->changing, q->changing) != NULL) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "channel \"%.64s\" is being changed by another request: try again", q->changing);
+    free(q->changing);
+    free(q->name);
+    free(q);
+    json_decref(body);
+    http_respond_error(res, 409, "conflict", msg, NULL);
+    return;
+  }
+  if (q->changing != NULL) json_object_set_new(a->changing, q->changing, json_true());
   q->a = a;
   q->res = res;
   q->fn = fn;
@@ -236,12 +258,12 @@ static void api__get_fn(api_chreq *q) {
 
 static void api__channels(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
-  api__with_channels(a, req, res, NULL, api__list_fn);
+  api__with_channels(a, req, res, NULL, api__list_fn, 0);
 }
 
 static void api__channel(api *a, const http_request *req, http_responder *res, int role) {
   (void)role;
-  api__with_channels(a, req, res, NULL, api__get_fn);
+  api__with_channels(a, req, res, NULL, api__get_fn, 0);
 }
 
 /* ---- validation shared by POST and PATCH ---- */
@@ -512,7 +534,7 @@ static void api__channel_create(api *a, const http_request *req, http_responder 
   } else if (json_object_get(b, "history") != NULL) {
     http_respond_error(res, 400, "unknown_field", "\"history\" is for PATCH and DELETE", "history");
   } else {
-    api__with_channels(a, req, res, b, api__create_fn);
+    api__with_channels(a, req, res, b, api__create_fn, 1);
     return;
   }
   json_decref(b);
@@ -588,7 +610,7 @@ static void api__channel_patch(api *a, const http_request *req, http_responder *
     http_respond_error(res, 400, "invalid", "a channel's plugin cannot change; delete it and connect a new one",
                        "plugin");
   } else {
-    api__with_channels(a, req, res, b, api__patch_fn);
+    api__with_channels(a, req, res, b, api__patch_fn, 1);
     return;
   }
   json_decref(b);
@@ -647,7 +669,7 @@ static void api__channel_delete(api *a, const http_request *req, http_responder 
     http_respond_error(res, 400, "invalid_query", "history must be keep or delete", "history");
     return;
   }
-  api__with_channels(a, req, res, NULL, api__delete_fn);
+  api__with_channels(a, req, res, NULL, api__delete_fn, 1);
 }
 
 /* ---- start-up and reload: run the channels stored by earlier API calls ---- */
@@ -729,7 +751,8 @@ void api_channels_reloaded(api *a) {
 int api_channels_register(api *a) {
   a->owned = json_object();
   a->yielded = json_object();
-  if (a->owned == NULL || a->yielded == NULL) return -ENOMEM;
+  a->changing = json_object();
+  if (a->owned == NULL || a->yielded == NULL || a->changing == NULL) return -ENOMEM;
   int rc = 0;
   if (rc == 0) rc = api_route(a, "GET", "/api/v1/channels", 0, api__channels);
   if (rc == 0) rc = api_route(a, "POST", "/api/v1/channels", API_ADMIN, api__channel_create);

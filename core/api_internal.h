@@ -18,6 +18,7 @@ struct api {
   sse_hub *sse;
   json_t *owned; /* names of running API channels: {name: true} */
   json_t *yielded; /* stored API channels a config channel of their name wins over: {name: true} */
+  json_t *changing; /* channels a POST, PATCH or DELETE is changing now: {name: true} */
   int loading;   /* 0, or why the stored API channels are being read: API_LOAD_START, API_LOAD_RELOAD */
   int freed;     /* api_free came while loading: the load's callback frees */
   /* The user whose token the request being handled carries (0 = a token of

@@ -1069,6 +1069,26 @@ call DELETE /api/v1/channels/web "$ADMIN"
 expect "a channel another replies through is not deleted (409 naming it)" 409 '"via" in d["error"]["message"]'
 call DELETE /api/v1/channels/via "$ADMIN"
 expect "DELETE the channel replying through it" 200
+# A DELETE racing a PATCH of one channel: they never interleave (the second, while the first is under way,
+# is 409), so a channel deleted is never left running.
+consistent=0
+for i in 1 2 3 4 5; do
+  call POST /api/v1/channels "$ADMIN" "{\"name\": \"race$i\", \"plugin\": \"testplugin\", \"credentials\": {\"token\": \"abcdef\"}}"
+  curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $ADMIN" "$base/api/v1/channels/race$i" >"$work/race.del" &
+  del_pid=$!
+  curl -s -o /dev/null -w '%{http_code}' -X PATCH -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+    --data-binary '{"inbox": "Zed"}' "$base/api/v1/channels/race$i" >"$work/race.patch"
+  wait "$del_pid"
+  sleep 0.3
+  got=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN" "$base/api/v1/channels/race$i")
+  running=$(curl -s "$base/healthz" | python3 -c "import json,sys; print(sum(1 for c in json.load(sys.stdin)['channels'] if c['name'] == 'race$i'))")
+  # deleted (404) and not running, or there (200, because the PATCH came second and recreated... never) and running
+  if [ "$(cat "$work/race.del")" = 200 ] && [ "$got" = 404 ] && [ "$running" = 0 ]; then consistent=$((consistent + 1))
+  elif [ "$(cat "$work/race.del")" = 409 ] && [ "$got" = 200 ] && [ "$running" = 1 ]; then consistent=$((consistent + 1))
+    call DELETE "/api/v1/channels/race$i" "$ADMIN"
+  else echo "# race $i: delete $(cat "$work/race.del"), patch $(cat "$work/race.patch"), get $got, running $running"; fi
+done
+check "a DELETE and a PATCH of one channel at once never leave a deleted channel running" "$([ $consistent = 5 ]; echo $?)" "$consistent of 5"
 call PATCH /api/v1/channels/demo "$ADMIN" '{"status": "off"}'
 expect "a config channel cannot be edited over the API" 409 'd["error"]["code"] == "config_channel"'
 
