@@ -302,6 +302,11 @@ START_TEST(tokens_are_checked_and_limits_kept) {
   ck_assert_int_eq(nul->status, 400);
   ck_assert_msg(strstr(nul->body, "no text may hold") != NULL, "%s", nul->body);
   ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"a\"}")->status, 400);
+  /* an "after" that is no message id is 400, however long (not "no after", not a store error) */
+  static const char *const bad_after[] = {"/messages?after=99999999999999999999", "/messages?after=abc",
+                                          "/messages?after=1234567890123456789012345678901234567890"};
+  for (size_t i = 0; i < sizeof(bad_after) / sizeof(bad_after[0]); i++)
+    ck_assert_msg(call("GET", bad_after[i], SITE, token, NULL)->status == 400, "%s", bad_after[i]);
   /* an email the agents would answer must be an address, as a web form's is */
   static const char *const bad_emails[] = {"@", "a@", "x@y@z", "kim example.com"};
   for (size_t i = 0; i < sizeof(bad_emails) / sizeof(bad_emails[0]); i++) {

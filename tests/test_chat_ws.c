@@ -206,6 +206,10 @@ START_TEST(bad_frames_get_errors_and_limits_hold) {
   ck_assert_str_eq(str(f, "code"), "invalid");
   ck_assert_ptr_nonnull(strstr(str(f, "message"), "\\u0000, which no text may hold"));
   json_decref(f);
+  say(ws, "{\"type\":\"hello\",\"after\":123}"); /* a number is no message id (they are strings) */
+  f = frame_at(ws, 5);
+  ck_assert_str_eq(str(f, "code"), "invalid");
+  json_decref(f);
   testhost_commit_all(th);
   ck_assert_int_eq(testhost_ws_message(th, ws, SB_WS_BINARY, "\x01\x02", 2), 0);
   ck_assert_int_eq(ws->close_code, SB_WS_CLOSE_POLICY);

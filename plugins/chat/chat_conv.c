@@ -485,7 +485,10 @@ int chat_read_history(chat *c, char who, const char *id, const char *after, chat
     }
     return 0;
   }
-  if (after != NULL && (after[0] == '\0' || strspn(after, "0123456789") != strlen(after) || strlen(after) > 20)) {
+  /* a message id: digits, and no more than a 64-bit id holds (9223372036854775807) */
+  size_t al = after != NULL ? strlen(after) : 0;
+  if (after != NULL && (al == 0 || strspn(after, "0123456789") != al || al > 19 ||
+                        (al == 19 && strcmp(after, "9223372036854775807") > 0))) {
     return chat__refuse(why, 400, "invalid", "after must be a message id");
   }
   chat_historyq *q = calloc(1, sizeof(*q));
@@ -572,9 +575,12 @@ void chat_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const
   } else if (strcmp(type, "ping") == 0) {
     chat__ws_send_json(c, ws, json_pack("{s:s}", "type", "pong"));
   } else if (strcmp(type, "hello") == 0) {
-    const char *after = json_string_value(json_object_get(frame, "after"));
+    const json_t *given = json_object_get(frame, "after");
+    const char *after = json_string_value(given);
     int64_t now = c->host->now_ms();
-    if (now - cn->last_read_ms < CHAT_MIN_FRAME_GAP_MS) { /* each read is a store query */
+    if (given != NULL && !json_is_null(given) && after == NULL) {
+      chat__ws_send_json(c, ws, chat__error_frame(NULL, "invalid", "after must be a message id (a string) or null"));
+    } else if (now - cn->last_read_ms < CHAT_MIN_FRAME_GAP_MS) { /* each read is a store query */
       chat__ws_send_json(c, ws, chat__error_frame(NULL, "rate_limited", "one history read a second"));
     } else {
       cn->last_read_ms = now;

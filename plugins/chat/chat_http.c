@@ -162,8 +162,12 @@ static void chat__messages(chat *c, const sb_http_request *req, sb_responder *r,
     return;
   }
   if (strcmp(req->method, "GET") == 0) {
-    char after[32];
+    char after[32] = "";
     int has_after = c->host->http_query(req, "after", after, sizeof(after)) >= 0;
+    if (!has_after && (strncmp(req->query, "after=", 6) == 0 || strstr(req->query, "&after=") != NULL)) {
+      has_after = 1; /* given, but longer than any message id: refused as one, not read as none */
+      snprintf(after, sizeof(after), "x");
+    }
     if (chat_read_history(c, who, id, has_after ? after : NULL, NULL, r, origin, &why) != 0) {
       chat_http_error(c, r, why.status, origin, why.code, why.message);
     }
