@@ -182,11 +182,11 @@ static void api__records_listed(void *arg, int status, json_t *result, const cha
   if (api_submitted(q->res, store_api_channels_list(q->a->host.st, api__stored_listed, q)) < 0) api__chreq_free(q);
 }
 
-/* Reads the channel records, then calls fn(q); fn must finish q->res and free q. */
-/* Reads the channel lists, then runs fn. A change (changes: a POST, PATCH
- * or DELETE) holds its channel's name until it is answered: another
- * change of that channel meanwhile is 409, so two edits never interleave
- * (a DELETE racing a PATCH left a deleted channel running). */
+/* Reads the channel records, then calls fn(q); fn must finish q->res and
+ * free q. A change (changes: a POST, PATCH or DELETE) holds its channel's
+ * name until it is answered: another change of that channel meanwhile is
+ * 409, so two edits never interleave (a DELETE racing a PATCH left a
+ * deleted channel running). */
 static void api__with_channels(api *a, const http_request *req, http_responder *res, json_t *body, api_chreq_fn fn,
                                int changes) {
   api_chreq *q = calloc(1, sizeof(*q));

@@ -193,7 +193,8 @@ int http_respond_error(http_responder *r, int status, const char *code, const ch
   static const http_header unavailable[] = {{"content-type", "application/json", 0}, {"retry-after", "5", 0}};
   size_t len = 0;
   char *s = http__error_body(code, message, field, &len);
-  int rc = status == 503 ? http_respond(r, status, unavailable, 2, s, len) : http_respond(r, status, json_ctype, 1, s, len);
+  int rc = status == 503 ? http_respond(r, status, unavailable, 2, s, len)
+                          : http_respond(r, status, json_ctype, 1, s, len);
   free(s);
   return rc;
 }

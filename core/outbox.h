@@ -51,9 +51,8 @@ typedef void (*outbox_send_fn)(void *ctx, const outbox_item *item, outbox_done *
 void outbox_done_ok(outbox_done *done, const char *external_id);
 /* Transient failure: retried after max(backoff, retry_after_ms) unless this
  * was the last allowed attempt, in which case the row is dead-lettered and
- * the message failed with the reason. */
-/* Returns 1 when the send used its last attempt and was dead-lettered
- * (failed) instead, else 0. */
+ * the message failed with the reason. Returns 1 when it was dead-lettered,
+ * else 0. */
 int outbox_done_retry(outbox_done *done, int64_t retry_after_ms, const char *reason);
 /* Permanent failure: the message is failed with the reason (shown to agents). */
 void outbox_done_fail(outbox_done *done, const char *reason);
