@@ -34,7 +34,9 @@ int listen_parse(const char *addr, struct sockaddr_storage *ss, char *err, size_
   char *end = NULL;
   errno = 0;
   long port = strtol(port_s, &end, 10);
-  if (*port_s == '\0' || end == NULL || *end != '\0' || errno != 0 || port < 0 || port > 65535) goto bad;
+  if (*port_s == '\0' || strspn(port_s, "0123456789") != strlen(port_s) || end == NULL || *end != '\0' ||
+      errno != 0 || port < 0 || port > 65535)
+    goto bad; /* digits only: strtol would take "+80" or " 80" */
   memset(ss, 0, sizeof(*ss));
   if (v6) {
     if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) != 0) goto bad;

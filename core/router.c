@@ -444,7 +444,7 @@ int router_http_url_valid(const char *url, size_t max) {
   return ok;
 }
 
-int router_user_name_valid(const char *name) { return strcmp(name, "none") != 0; }
+int router_user_name_valid(const char *name) { return name != NULL && name[0] != '\0' && strcmp(name, "none") != 0; }
 
 int router_seed_validate(const json_t *config, char *err, size_t errlen) {
   static const char *const pkeys[] = {"name", "statuses", NULL};
@@ -486,6 +486,10 @@ int router_seed_validate(const json_t *config, char *err, size_t errlen) {
         char list[64];
         snprintf(list, sizeof(list), "pipelines[%zu].statuses", i);
         if ((rc = router__check_fields(list, j, s, skeys, "sbS", err, errlen)) < 0) return rc;
+        for (size_t k = 0; k < j; k++) { /* one status, one name: a repeat would be merged silently */
+          if (json_equal(json_object_get(json_array_get(sts, k), "name"), json_object_get(s, "name")))
+            return router__seed_bad(err, errlen, list, j, "name", "repeats an earlier status's name");
+        }
       }
     }
   }

@@ -138,7 +138,7 @@ int router_avatar_url_valid(const char *url);
 /* "none" is not a user's name: the conversations list's ?assignee=none
  * means the unassigned, and could not name a user so called. Config and
  * POST /api/v1/users refuse it; ROUTER_USER_NAME_RULE says so in words. */
-#define ROUTER_USER_NAME_RULE "must not be \"none\" (?assignee=none means unassigned)"
+#define ROUTER_USER_NAME_RULE "must be a name other than \"none\" (?assignee=none means unassigned)"
 int router_user_name_valid(const char *name);
 
 /* ---- inbound message (the host glue converts the plugin ABI struct) ---- */

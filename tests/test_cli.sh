@@ -59,6 +59,8 @@ for bad in 127.0.0.1:99999 999.1.1.1:8080 127.0.0.1:http; do
   expect "check refuses the listen address $bad, as the server would" 2 "listen address \"$bad\" is not HOST:PORT" \
     "$SB" check -c "$cfg" --listen "$bad"
 done
+expect "a port is digits only (strtol would take +80)" 2 'listen address "127.0.0.1:\+80" is not HOST:PORT' \
+  "$SB" check -c "$cfg" --listen "127.0.0.1:+80"
 
 echo '{"listen": "127.0.0.1:1",
   "store" "x"}' >"$work/syntax.json"

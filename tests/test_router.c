@@ -1491,7 +1491,16 @@ START_TEST(seed_validation_names_entry_and_key) {
   /* ?assignee=none means the unassigned: no user may be called so */
   o = fx_load("{\"users\":[{\"name\":\"ana\"},{\"name\":\"none\"}]}");
   ck_assert_int_eq(router_seed_validate(o, err, sizeof(err)), -EINVAL);
-  ck_assert_ptr_nonnull(strstr(err, "users[1]: key \"name\" must not be \"none\""));
+  ck_assert_ptr_nonnull(strstr(err, "users[1]: key \"name\" must be a name other than \"none\""));
+  json_decref(o);
+  o = fx_load("{\"users\":[{\"name\":\"\"}]}"); /* nor be nameless */
+  ck_assert_int_eq(router_seed_validate(o, err, sizeof(err)), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "users[0]: key \"name\""));
+  json_decref(o);
+  /* a status named twice in one pipeline would be merged silently */
+  o = fx_load("{\"pipelines\":[{\"name\":\"P\",\"statuses\":[{\"name\":\"A\"},{\"name\":\"B\"},{\"name\":\"A\"}]}]}");
+  ck_assert_int_eq(router_seed_validate(o, err, sizeof(err)), -EINVAL);
+  ck_assert_msg(strstr(err, "pipelines[0].statuses[2]: key \"name\" repeats") != NULL, "%s", err);
   json_decref(o);
   o = fx_load("{\"users\":[{\"name\":\"None\"},{\"name\":\"nonet\"}]}");
   ck_assert_int_eq(router_seed_validate(o, err, sizeof(err)), 0);
