@@ -307,6 +307,10 @@ START_TEST(tokens_are_checked_and_limits_kept) {
                                           "/messages?after=1234567890123456789012345678901234567890"};
   for (size_t i = 0; i < sizeof(bad_after) / sizeof(bad_after[0]); i++)
     ck_assert_msg(call("GET", bad_after[i], SITE, token, NULL)->status == 400, "%s", bad_after[i]);
+  /* blanks alone are no text; a WebSocket's frame types are no message over HTTP */
+  ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"client_id\":\"w\",\"text\":\" \\n \"}")->status, 400);
+  ck_assert_int_eq(call("POST", "/messages", SITE, token, "{\"type\":\"typing\",\"client_id\":\"t\",\"text\":\"x\"}")->status,
+                   400);
   /* an email the agents would answer must be an address, as a web form's is */
   static const char *const bad_emails[] = {"@", "a@", "x@y@z", "kim example.com"};
   for (size_t i = 0; i < sizeof(bad_emails) / sizeof(bad_emails[0]); i++) {

@@ -294,6 +294,8 @@ int chat_take_message(chat *c, chat_visitor *v, const json_t *frame, chat_conn *
   if (natt > CHAT_MAX_ATTACHMENTS) {
     return chat__refuse(why, 400, "invalid", "at most %d attachments a message", CHAT_MAX_ATTACHMENTS);
   }
+  /* only blanks is no text either: an empty line for agents to read */
+  if (text != NULL && strspn(text, " \t\r\n") == strlen(text)) text = NULL;
   if (text == NULL && natt == 0) return chat__refuse(why, 400, "invalid", "a message needs text or an attachment");
   if (!chat_bucket_take(&v->bucket, c->host->now_ms(), c->rate_per_minute)) {
     return chat__refuse(why, 429, "rate_limited", "too many messages; wait a moment and send it again");

@@ -191,6 +191,11 @@ static void chat__messages(chat *c, const sb_http_request *req, sb_responder *r,
       chat_seen(c, v, frame);
     }
     chat_http_json(c, r, 200, origin, json_pack("{s:s}", "type", "seen"));
+  } else if (json_object_get(frame, "type") != NULL && !(json_is_string(json_object_get(frame, "type")) &&
+                                                          strcmp(json_string_value(json_object_get(frame, "type")),
+                                                                 "message") == 0)) {
+    /* a frame of another type (typing, hello) is a WebSocket's: never a message */
+    chat_http_error(c, r, 400, origin, "invalid", "POST /messages takes a message or a seen frame");
   } else if (chat_take_message(c, v, frame, NULL, r, origin, &why) != 0) {
     chat_http_error(c, r, why.status, origin, why.code, why.message);
   }
