@@ -173,6 +173,12 @@ static inline void fx_seed(fx *f, const char *json) {
   json_decref(o);
 }
 
+/* Claims every due outbox row, as the outbox would (at most 10). */
+static inline json_t *fx_claim(fx *f) {
+  fx_wait_t w = {0};
+  return fx_ok(f, store_outbox_claim(f->st, INT64_MAX / 2, 10, fx_json_cb, &w), &w);
+}
+
 static inline json_t *fx_load(const char *json) {
   json_t *o = json_loads(json, 0, NULL);
   ck_assert_ptr_nonnull(o);

@@ -973,8 +973,7 @@ START_TEST(after_a_merge_replies_go_back_to_the_address_a_conversation_came_from
   }
   fx_reply(&f, second, 0, "answer");
   fx_reply(&f, first, 0, "answer");
-  fx_wait_t cl = {0};
-  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl), &cl);
+  json_t *rows = fx_claim(&f);
   ck_assert_int_eq(json_array_size(rows), 2);
   for (size_t i = 0; i < 2; i++) {
     json_t *row = json_array_get(rows, i);
@@ -1005,8 +1004,7 @@ START_TEST(a_reply_answers_the_contacts_own_mail_not_an_automatic_one) {
   fx_submit(&f, &bounce);
   ck_assert_int_eq(newest_thread(&f), thread);
   fx_reply(&f, thread, 0, "on its way");
-  fx_wait_t cl = {0};
-  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl), &cl);
+  json_t *rows = fx_claim(&f);
   ck_assert_int_eq(json_array_size(rows), 1);
   json_t *row = json_array_get(rows, 0);
   ck_assert_str_eq(json_string_value(json_object_get(row, "subject")), "Order 5");
@@ -1092,8 +1090,7 @@ START_TEST(reply_is_stored_with_outbox_row_answering_latest_inbound) {
   ck_assert_int_eq(fx_int(out, "reply_to"), second.id);
   ck_assert_str_eq(json_string_value(json_object_get(out, "status")), "queued");
   json_decref(th);
-  fx_wait_t c = {0};
-  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &c), &c);
+  json_t *rows = fx_claim(&f);
   ck_assert_int_eq(json_array_size(rows), 1);
   ck_assert_int_eq(fx_int(json_array_get(rows, 0), "message_id"), w.id);
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "reply_to_external_id")), "e2");
@@ -1158,8 +1155,7 @@ START_TEST(reply_can_switch_to_another_channel_of_the_contact) {
   ck_assert_int_eq(router_submit_reply(f.st, &r, fx_reply_cb, &w2, err, sizeof(err)), 0);
   fx_wait(&f, &w2);
   ck_assert_msg(w2.status == 0, "%s", w2.err);
-  fx_wait_t cl = {0};
-  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl), &cl);
+  json_t *rows = fx_claim(&f);
   json_t *row = json_array_get(rows, 0);
   ck_assert_str_eq(json_string_value(json_object_get(row, "channel")), "mail");
   ck_assert_str_eq(json_string_value(json_object_get(row, "recipient_id")), "kim-mail");
@@ -1207,8 +1203,7 @@ START_TEST(a_reply_starts_an_email_conversation_at_the_contacts_address) {
   int64_t kim = newest_thread(&f);
   fx_wait_t w = reply_via(&f, kim, "mail");
   ck_assert_msg(w.status == 0, "%s", w.err);
-  fx_wait_t cl = {0};
-  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl), &cl);
+  json_t *rows = fx_claim(&f);
   json_t *row = json_array_get(rows, 0);
   ck_assert_str_eq(json_string_value(json_object_get(row, "channel")), "mail");
   ck_assert_str_eq(json_string_value(json_object_get(row, "recipient_kind")), "email");
@@ -1279,8 +1274,7 @@ START_TEST(a_receive_only_channel_is_answered_through_its_reply_channel) {
   ck_assert_int_eq(w.status, 0);
   int64_t thread = newest_thread(&f);
   /* the instant reply goes by email, to the address the form gave */
-  fx_wait_t cl = {0};
-  json_t *rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl), &cl);
+  json_t *rows = fx_claim(&f);
   ck_assert_int_eq(json_array_size(rows), 1);
   json_t *row = json_array_get(rows, 0);
   ck_assert_str_eq(json_string_value(json_object_get(row, "channel")), "mail");
@@ -1292,8 +1286,7 @@ START_TEST(a_receive_only_channel_is_answered_through_its_reply_channel) {
   /* so does an agent's reply that names no channel */
   fx_wait_t r = reply_via(&f, thread, NULL);
   ck_assert_msg(r.status == 0, "%s", r.err);
-  fx_wait_t cl2 = {0};
-  rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl2), &cl2);
+  rows = fx_claim(&f);
   ck_assert_int_eq(json_array_size(rows), 1);
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "channel")), "mail");
   json_decref(rows);
@@ -1313,8 +1306,7 @@ START_TEST(a_receive_only_channel_is_answered_through_its_reply_channel) {
   fx_wait(&f, &wk);
   ck_assert_int_eq(wk.status, 0);
   ck_assert_int_gt(wk.id, 0);
-  fx_wait_t cl3 = {0};
-  rows = fx_ok(&f, store_outbox_claim(f.st, INT64_MAX / 2, 10, fx_json_cb, &cl3), &cl3);
+  rows = fx_claim(&f);
   ck_assert_int_eq(json_array_size(rows), 0);
   json_decref(rows);
   int64_t lee = newest_thread(&f);
