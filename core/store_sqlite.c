@@ -310,6 +310,15 @@ static const char *const sq__migrations[] = {
      * it; tickets that are in it keep it. (A status row stays, as tickets
      * name it; the config bringing it back brings it back.) */
     "ALTER TABLE statuses ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;",
+    /* 27: the search's case folding makes a word-final sigma (ς) a sigma
+     * (σ), as Unicode's case folding does, and the long s (ſ) an s: the
+     * index, which holds folded text, is emptied and filled again by the
+     * writer's idle catch-up (messages above the watermark are scanned
+     * meanwhile, so search stays whole), and the labels' folded names are
+     * folded again (a name that would now clash keeps its old one). */
+    "INSERT INTO search_index(search_index) VALUES('delete-all');"
+    "UPDATE meta SET value = 0 WHERE key = 'search_indexed';"
+    "UPDATE OR IGNORE labels SET folded = sb_fold(name);",
 };
 #define SQ_NMIGRATIONS ((int)(sizeof(sq__migrations) / sizeof(sq__migrations[0])) - 1)
 

@@ -82,8 +82,12 @@ size_t sq_fold(const unsigned char *s, size_t n, char *out) {
       continue;
     }
     i += l;
-    o += sq__utf8_encode(sq__fold_locale != (locale_t)0 ? (uint32_t)towlower_l((wint_t)c, sq__fold_locale) : c,
-                         out + o);
+    uint32_t f = sq__fold_locale != (locale_t)0 ? (uint32_t)towlower_l((wint_t)c, sq__fold_locale) : c;
+    /* letters with two lower-case forms: the word-final sigma is a sigma,
+     * the long s an s (schema 27 rebuilt the index folded so) */
+    if (f == 0x03c2) f = 0x03c3;
+    else if (f == 0x017f) f = 's';
+    o += sq__utf8_encode(f, out + o);
   }
   return o;
 }

@@ -84,6 +84,10 @@ START_TEST(the_index_ignores_case_as_the_scan_does_in_every_script) {
   ck_assert_int_eq(found(&f, "ПРИШЁЛ"), 1);
   ck_assert_int_eq(found(&f, "\"QUOTED\""), 1); /* FTS5's quotes are the query's own */
   ck_assert_int_eq(found(&f, "ärgerlich"), 0);
+  /* a word-final sigma is a sigma, as in the capitals; the long s an s */
+  fx_in(&f, "demo", "e3", "eli", "\xce\x9b\xce\x8c\xce\x93\xce\x9f\xce\xa3 and Wa\xc5\xbf\xc5\xbf" "er"); /* ΛΌΓΟΣ, Waſſer */
+  ck_assert_int_eq(found(&f, "\xce\xbb\xcf\x8c\xce\xb3\xce\xbf\xcf\x82"), 1); /* λόγος */
+  ck_assert_int_eq(found(&f, "WASSER"), 1);
   fx_close(&f);
   /* what the index is asked: every trigram of q as folded, each quoted */
   char *m = sq_index_match("ÄrG\"x");

@@ -392,6 +392,26 @@ START_TEST(a_schema_15_database_gets_labels) {
 }
 END_TEST
 
+/* Migration 27 folds the labels' names again: a word-final sigma is now a
+ * sigma, so a label named with one is found by its name in capitals. */
+START_TEST(migration_27_folds_label_names_again) {
+  fx f;
+  fx_open(&f);
+  ck_assert_int_eq(label_create(&f, "{\"name\":\"\xce\xbb\xcf\x8c\xce\xb3\xce\xbf\xcf\x82\"}"), 0); /* λόγος */
+  fx_close_store(&f);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(f.url + 7, &db), SQLITE_OK);
+  /* as schema 26 folded it: the final sigma kept */
+  ck_assert_int_eq(sqlite3_exec(db, "UPDATE labels SET folded = '\xce\xbb\xcf\x8c\xce\xb3\xce\xbf\xcf\x82';"
+                                    "PRAGMA user_version = 26;", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  fx_open_store(&f);
+  ck_assert_int_eq(fx_db_count(&f, "SELECT count(*) FROM labels WHERE folded = '\xce\xbb\xcf\x8c\xce\xb3\xce\xbf\xcf\x83'"),
+                   1); /* λόγοσ */
+  fx_close(&f);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("store_labels");
   TCase *tc = tcase_create("store_labels");
@@ -402,6 +422,7 @@ int main(void) {
   tcase_add_test(tc, deleting_a_label_takes_it_off_every_conversation);
   tcase_add_test(tc, labels_go_with_an_erased_contact_and_a_deleted_history);
   tcase_add_test(tc, a_schema_15_database_gets_labels);
+  tcase_add_test(tc, migration_27_folds_label_names_again);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
