@@ -210,6 +210,10 @@ START_TEST(bad_frames_get_errors_and_limits_hold) {
   f = frame_at(ws, 5);
   ck_assert_str_eq(str(f, "code"), "invalid");
   json_decref(f);
+  say(ws, "{\"type\":\"message\",\"client_id\":\"d\",\"text\":\"a\",\"text\":\"b\"}"); /* which text? refused, as over HTTP */
+  f = frame_at(ws, 6);
+  ck_assert_str_eq(str(f, "code"), "invalid");
+  json_decref(f);
   testhost_commit_all(th);
   ck_assert_int_eq(testhost_ws_message(th, ws, SB_WS_BINARY, "\x01\x02", 2), 0);
   ck_assert_int_eq(ws->close_code, SB_WS_CLOSE_POLICY);

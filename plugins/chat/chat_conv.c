@@ -569,7 +569,7 @@ void chat_ws_message(void *instance, sb_ws *ws, void *conn, uint32_t kind, const
     return;
   }
   const char *bad = NULL;
-  json_t *frame = chat_json_object(data, len, 0, &bad);
+  json_t *frame = chat_json_object(data, len, JSON_REJECT_DUPLICATES, &bad); /* as over HTTP */
   const char *type = json_string_value(json_object_get(frame, "type"));
   chat_refusal why;
   if (type == NULL) {
