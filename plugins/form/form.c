@@ -240,8 +240,8 @@ static void form__submission_id(const form *f, const form_body *b, const form_fi
  * field that was filled, in the order the operator listed them. Returns a
  * malloc'd string or NULL. */
 static char *form__text(const form *f, const form_body *b, const form_fields *x) {
-  form_buf out = {0};
-  if (x->message != NULL) form_buf_puts(&out, x->message);
+  sb_buf out = {0};
+  if (x->message != NULL) sb_buf_puts(&out, x->message);
   size_t n = f->host->config_count(f->config, "fields");
   int first = 1;
   for (size_t i = 0; i < n; i++) {
@@ -253,12 +253,12 @@ static char *form__text(const form *f, const form_body *b, const form_fields *x)
       if (strcmp(b->fields[k].name, name) != 0 || b->fields[k].value[0] == '\0') continue;
       /* A repeated input (checkboxes) continues its line. */
       if (sep[0] == ':') {
-        form_buf_puts(&out, out.len > 0 ? (first ? "\n\n" : "\n") : "");
-        form_buf_puts(&out, label);
+        sb_buf_puts(&out, out.len > 0 ? (first ? "\n\n" : "\n") : "");
+        sb_buf_puts(&out, label);
         first = 0;
       }
-      form_buf_puts(&out, sep);
-      form_buf_puts(&out, b->fields[k].value);
+      sb_buf_puts(&out, sep);
+      sb_buf_puts(&out, b->fields[k].value);
       sep = ", ";
     }
   }

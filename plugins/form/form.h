@@ -15,6 +15,7 @@
 #include <switchboard/plugin.h>
 
 #include "email_address.h"
+#include "sb_buf.h"
 #include "form_parse.h"
 
 #define FORM_VERSION "1.0.0"
@@ -103,16 +104,6 @@ void form_http_problem(const form *f, sb_responder *r, const form_reply_to *to, 
                        int retry_after_s);
 
 /* --- form_rules.c ------------------------------------------------------------------- */
-
-/* A growing string; on allocation failure it stays as it was, failed set
- * (the caller answers 503 or gives up). */
-typedef struct form_buf {
-  char *s;
-  size_t len, cap;
-  int failed;
-} form_buf;
-void form_buf_put(form_buf *b, const char *s, size_t n);
-void form_buf_puts(form_buf *b, const char *s);
 
 /* True for an idempotency key: 8-64 of [A-Za-z0-9_-]. */
 int form_key_valid(const char *s);

@@ -39,31 +39,31 @@ static void form__json(const form *f, sb_responder *r, int status, const form_re
 }
 
 /* Appends text escaped for HTML text and quoted attribute values. */
-static void form__esc(form_buf *b, const char *s) {
+static void form__esc(sb_buf *b, const char *s) {
   for (; s != NULL && *s != '\0'; s++) {
     switch (*s) {
-    case '&': form_buf_puts(b, "&amp;"); break;
-    case '<': form_buf_puts(b, "&lt;"); break;
-    case '>': form_buf_puts(b, "&gt;"); break;
-    case '"': form_buf_puts(b, "&quot;"); break;
-    case '\'': form_buf_puts(b, "&#39;"); break;
-    default: form_buf_put(b, s, 1);
+    case '&': sb_buf_puts(b, "&amp;"); break;
+    case '<': sb_buf_puts(b, "&lt;"); break;
+    case '>': sb_buf_puts(b, "&gt;"); break;
+    case '"': sb_buf_puts(b, "&quot;"); break;
+    case '\'': sb_buf_puts(b, "&#39;"); break;
+    default: sb_buf_put(b, s, 1);
     }
   }
 }
 
-static void form__page_head(form_buf *b, const char *title) {
-  form_buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+static void form__page_head(sb_buf *b, const char *title) {
+  sb_buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
   form__esc(b, title);
-  form_buf_puts(b, "</title><style>body{font-family:system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;"
+  sb_buf_puts(b, "</title><style>body{font-family:system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;"
                 "line-height:1.5}label{display:block;margin-top:1em}input,textarea{width:100%;box-sizing:border-box;"
                 "padding:.4em;font:inherit}button{margin-top:1.5em;padding:.5em 1.5em;font:inherit}"
                 ".hp{position:absolute;left:-10000px}</style></head>\n<body>\n");
 }
 
 /* Answers an HTML page (status, body in b) with headers that keep it inert. */
-static void form__html(const form *f, sb_responder *r, int status, form_buf *b, const char *retry_after) {
+static void form__html(const form *f, sb_responder *r, int status, sb_buf *b, const char *retry_after) {
   sb_http_header h[] = {{"Content-Type", "text/html; charset=utf-8"},
                         {"Cache-Control", "no-store"},
                         {"X-Content-Type-Options", "nosniff"},
@@ -103,11 +103,11 @@ void form_http_problem(const form *f, sb_responder *r, const form_reply_to *to, 
   const char *ra = retry_after_s > 0 && (p->status == 429 || p->status == 503) ? retry : NULL;
   if (to != NULL && to->html) {
     /* A person pressed submit on a plain form: a page they can read. */
-    form_buf b = {0};
+    sb_buf b = {0};
     form__page_head(&b, "The form was not sent");
-    form_buf_puts(&b, "<h1>The form was not sent</h1>\n<p>");
+    sb_buf_puts(&b, "<h1>The form was not sent</h1>\n<p>");
     form__esc(&b, p->message);
-    form_buf_puts(&b, ".</p>\n<p>Go back, correct it and send it again.</p>\n</body></html>\n");
+    sb_buf_puts(&b, ".</p>\n<p>Go back, correct it and send it again.</p>\n</body></html>\n");
     form__html(f, r, p->status, &b, ra);
     return;
   }
@@ -287,31 +287,31 @@ static void form__preflight(const form *f, const sb_http_request *req, sb_respon
 }
 
 static void form__thanks(const form *f, sb_responder *r) {
-  form_buf b = {0};
+  sb_buf b = {0};
   form__page_head(&b, "Thank you");
-  form_buf_puts(&b, "<h1>Thank you</h1>\n<p>");
+  sb_buf_puts(&b, "<h1>Thank you</h1>\n<p>");
   form__esc(&b, f->host->config_get(f->config, "thanks_message"));
-  form_buf_puts(&b, "</p>\n</body></html>\n");
+  sb_buf_puts(&b, "</p>\n</body></html>\n");
   form__html(f, r, 200, &b, NULL);
 }
 
 /* One labelled input of the hosted form. */
-static void form__input(form_buf *b, const char *name, const char *label, const char *type, int required) {
-  form_buf_puts(b, "<label>");
+static void form__input(sb_buf *b, const char *name, const char *label, const char *type, int required) {
+  sb_buf_puts(b, "<label>");
   form__esc(b, label);
-  form_buf_puts(b, required ? " *" : "");
+  sb_buf_puts(b, required ? " *" : "");
   if (strcmp(type, "textarea") == 0) {
-    form_buf_puts(b, "<textarea rows=\"6\" name=\"");
+    sb_buf_puts(b, "<textarea rows=\"6\" name=\"");
     form__esc(b, name);
-    form_buf_puts(b, required ? "\" required></textarea>" : "\"></textarea>");
+    sb_buf_puts(b, required ? "\" required></textarea>" : "\"></textarea>");
   } else {
-    form_buf_puts(b, "<input type=\"");
+    sb_buf_puts(b, "<input type=\"");
     form__esc(b, type);
-    form_buf_puts(b, "\" name=\"");
+    sb_buf_puts(b, "\" name=\"");
     form__esc(b, name);
-    form_buf_puts(b, required ? "\" required>" : "\">");
+    sb_buf_puts(b, required ? "\" required>" : "\">");
   }
-  form_buf_puts(b, "</label>\n");
+  sb_buf_puts(b, "</label>\n");
 }
 
 /* GET /form: a plain page with the channel's fields, posting to the channel
@@ -323,16 +323,16 @@ static void form__hosted(const form *f, const sb_http_request *req, sb_responder
   form__base(req, base, sizeof(base));
   randombytes_buf(raw, sizeof(raw));
   sodium_bin2hex(key, sizeof(key), raw, sizeof(raw)); /* one submission per page load */
-  form_buf b = {0};
+  sb_buf b = {0};
   form__page_head(&b, title != NULL ? title : "Contact us");
-  form_buf_puts(&b, "<h1>");
+  sb_buf_puts(&b, "<h1>");
   form__esc(&b, title != NULL ? title : "Contact us");
-  form_buf_puts(&b, "</h1>\n<form method=\"post\" action=\"");
+  sb_buf_puts(&b, "</h1>\n<form method=\"post\" action=\"");
   form__esc(&b, base);
-  form_buf_puts(&b, f->limits.max_files > 0 ? "\" enctype=\"multipart/form-data\">\n" : "\">\n");
-  form_buf_puts(&b, "<input type=\"hidden\" name=\"submission_id\" value=\"");
+  sb_buf_puts(&b, f->limits.max_files > 0 ? "\" enctype=\"multipart/form-data\">\n" : "\">\n");
+  sb_buf_puts(&b, "<input type=\"hidden\" name=\"submission_id\" value=\"");
   form__esc(&b, key);
-  form_buf_puts(&b, "\">\n");
+  sb_buf_puts(&b, "\">\n");
   form__input(&b, "name", "Name", "text", 0);
   form__input(&b, "email", "Email", "email", 1);
   form__input(&b, "phone", "Phone", "tel", 0);
@@ -347,11 +347,11 @@ static void form__hosted(const form *f, const sb_http_request *req, sb_responder
   form__input(&b, "message", "Message", "textarea", f->message_required);
   if (f->limits.max_files > 0) form__input(&b, "attachment", "Attachment", "file", 0);
   if (f->honeypot != NULL) {
-    form_buf_puts(&b, "<div class=\"hp\" aria-hidden=\"true\"><label>Leave this empty<input type=\"text\" name=\"");
+    sb_buf_puts(&b, "<div class=\"hp\" aria-hidden=\"true\"><label>Leave this empty<input type=\"text\" name=\"");
     form__esc(&b, f->honeypot);
-    form_buf_puts(&b, "\" tabindex=\"-1\" autocomplete=\"off\"></label></div>\n");
+    sb_buf_puts(&b, "\" tabindex=\"-1\" autocomplete=\"off\"></label></div>\n");
   }
-  form_buf_puts(&b, "<button type=\"submit\">Send</button>\n</form>\n</body></html>\n");
+  sb_buf_puts(&b, "<button type=\"submit\">Send</button>\n</form>\n</body></html>\n");
   form__html(f, r, 200, &b, NULL);
 }
 

@@ -4,7 +4,6 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -96,22 +95,3 @@ int form_rate_take(form_rate_slot *slots, size_t n, const char *addr, int64_t no
   s->count++;
   return 0;
 }
-
-void form_buf_put(form_buf *b, const char *s, size_t n) {
-  if (b->failed) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = (b->cap > 0 ? b->cap * 2 : 1024) + n;
-    char *t = realloc(b->s, cap);
-    if (t == NULL) {
-      b->failed = 1;
-      return;
-    }
-    b->s = t;
-    b->cap = cap;
-  }
-  memcpy(b->s + b->len, s, n);
-  b->len += n;
-  b->s[b->len] = '\0';
-}
-
-void form_buf_puts(form_buf *b, const char *s) { form_buf_put(b, s, strlen(s)); }

@@ -8,53 +8,28 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "sb_buf.h"
+
 #define META_FORM_PREFIX "SwitchboardFormBoundary"
 #define META_FORM_RANDOM 32 /* characters after the prefix: 190 bits */
 #define META_FORM_TRIES 16
 
-/* A growing output buffer; failed latches the first allocation failure. */
-typedef struct meta__buf {
-  char *p;
-  size_t len, cap;
-  int failed;
-} meta__buf;
-
-static void meta__put(meta__buf *b, const char *s, size_t n) {
-  if (b->failed) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap != 0 ? b->cap : 1024;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
-      b->failed = 1;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  if (n > 0) memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void meta__puts(meta__buf *b, const char *s) { meta__put(b, s, strlen(s)); }
-
 /* A quoted header parameter, '"' CR and LF percent-encoded as the HTML
  * standard's form encoding writes them: the value can neither close the
  * quotes nor start a header line of its own. */
-static void meta__quoted(meta__buf *b, const char *s) {
-  meta__put(b, "\"", 1);
+static void meta__quoted(sb_buf *b, const char *s) {
+  sb_buf_put(b, "\"", 1);
   for (; *s != '\0'; s++) {
     if (*s == '"')
-      meta__put(b, "%22", 3);
+      sb_buf_put(b, "%22", 3);
     else if (*s == '\r')
-      meta__put(b, "%0D", 3);
+      sb_buf_put(b, "%0D", 3);
     else if (*s == '\n')
-      meta__put(b, "%0A", 3);
+      sb_buf_put(b, "%0A", 3);
     else
-      meta__put(b, s, 1);
+      sb_buf_put(b, s, 1);
   }
-  meta__put(b, "\"", 1);
+  sb_buf_put(b, "\"", 1);
 }
 
 /* Fills out with a boundary of letters and digits. The random bytes make a
@@ -102,22 +77,22 @@ static int meta__valid_type(const char *t) {
   return 1;
 }
 
-static void meta__part(meta__buf *b, const char *boundary, const meta_form_part *p) {
-  meta__puts(b, "--");
-  meta__puts(b, boundary);
-  meta__puts(b, "\r\nContent-Disposition: form-data; name=");
+static void meta__part(sb_buf *b, const char *boundary, const meta_form_part *p) {
+  sb_buf_puts(b, "--");
+  sb_buf_puts(b, boundary);
+  sb_buf_puts(b, "\r\nContent-Disposition: form-data; name=");
   meta__quoted(b, p->name);
   if (p->filename != NULL) {
-    meta__puts(b, "; filename=");
+    sb_buf_puts(b, "; filename=");
     meta__quoted(b, p->filename);
   }
   if (p->content_type != NULL) {
-    meta__puts(b, "\r\nContent-Type: ");
-    meta__puts(b, p->content_type);
+    sb_buf_puts(b, "\r\nContent-Type: ");
+    sb_buf_puts(b, p->content_type);
   }
-  meta__puts(b, "\r\n\r\n");
-  meta__put(b, p->data != NULL ? p->data : "", p->len);
-  meta__puts(b, "\r\n");
+  sb_buf_puts(b, "\r\n\r\n");
+  sb_buf_put(b, p->data != NULL ? p->data : "", p->len);
+  sb_buf_puts(b, "\r\n");
 }
 
 int meta_form_build(const meta_form_part *parts, size_t n, char **body, size_t *body_len,
@@ -135,17 +110,17 @@ int meta_form_build(const meta_form_part *parts, size_t n, char **body, size_t *
     if (try == META_FORM_TRIES) return SB_EINVAL; /* only a broken random source gets here */
     meta__boundary(boundary, sizeof(boundary), try++);
   } while (!meta__boundary_free(parts, n, boundary));
-  meta__buf b = {0};
+  sb_buf b = {0};
   for (size_t i = 0; i < n; i++) meta__part(&b, boundary, &parts[i]);
-  meta__puts(&b, "--");
-  meta__puts(&b, boundary);
-  meta__puts(&b, "--\r\n");
+  sb_buf_puts(&b, "--");
+  sb_buf_puts(&b, boundary);
+  sb_buf_puts(&b, "--\r\n");
   if (b.failed) {
-    free(b.p);
+    free(b.s);
     return SB_ENOMEM;
   }
   snprintf(content_type, META_FORM_TYPE_MAX, "multipart/form-data; boundary=%s", boundary);
-  *body = b.p;
+  *body = b.s;
   *body_len = b.len;
   return SB_OK;
 }
