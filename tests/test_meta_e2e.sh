@@ -321,13 +321,17 @@ fi
 # A WhatsApp customer who last wrote 30 hours ago: free text fails at once, a
 # template (the reply's template) goes out.
 WA_ID2=4790000002
-cat >"$work/wa_old.json" <<EOF
+# wa_text FILE NAME WA_ID WAMID TIMESTAMP BODY: a WhatsApp text message from a customer, as Meta sends it.
+wa_text() {
+  cat >"$1" <<EOF
 {"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
  "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
- "contacts":[{"profile":{"name":"Ola"},"wa_id":"$WA_ID2"}],
- "messages":[{"from":"$WA_ID2","id":"wamid.E2EOLD","timestamp":"$((old / 1000))","type":"text","text":{"body":"Hallo?"}}]},
+ "contacts":[{"profile":{"name":"$2"},"wa_id":"$3"}],
+ "messages":[{"from":"$3","id":"$4","timestamp":"$5","type":"text","text":{"body":"$6"}}]},
  "field":"messages"}]}]}
 EOF
+}
+wa_text "$work/wa_old.json" Ola "$WA_ID2" wamid.E2EOLD "$((old / 1000))" "Hallo?"
 check "an old WhatsApp message gets 200" "$(post wa "$WA_SECRET" "$work/wa_old.json")" "200"
 wothread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2EOLD'")
 queue_reply wa "$wothread" "Free text too late"
@@ -494,13 +498,7 @@ queue_reply wa "$wthread" "WhatsApp too late"
 check "WhatsApp 131047 answered at once fails with re-engagement required" \
   "$(settled "SELECT status || ': ' || substr(error, 1, 22) FROM messages WHERE text='WhatsApp too late'" "failed: re-engagement required")" "failed: re-engagement required"
 script "/$PAGE/messages" 400 131056 0
-cat >"$work/wa_pair.json" <<EOF
-{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{
- "messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"$PAGE"},
- "contacts":[{"profile":{"name":"Per"},"wa_id":"4790000009"}],
- "messages":[{"from":"4790000009","id":"wamid.E2EPAIR","timestamp":"$ts","type":"text","text":{"body":"Hei"}}]},
- "field":"messages"}]}]}
-EOF
+wa_text "$work/wa_pair.json" Per 4790000009 wamid.E2EPAIR "$ts" Hei
 check "a message from another WhatsApp customer gets 200" "$(post wa "$WA_SECRET" "$work/wa_pair.json")" "200"
 pthread=$(sql "SELECT thread_id FROM messages WHERE external_id='wamid.E2EPAIR'")
 queue_reply wa "$pthread" "WhatsApp pair limit"
